@@ -1,0 +1,96 @@
+# wxkf — one Makefile. `make` builds build/wxkf; `make test` runs everything.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PORT    ?= 8080
+CC      ?= cc
+PKGS     = fcgi hiredis libpq expat jansson libcurl libcrypto
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla -Wformat=2
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) -D_POSIX_C_SOURCE=200809L \
+             -D_DEFAULT_SOURCE -Ilib $(PKG_CFLAGS) \
+             -DWXKF_VERSION=\"$(VERSION)\"
+SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all \
+          -fno-omit-frame-pointer
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+LIB_SRC  := $(wildcard lib/*.c)
+FCGI_SRC := $(wildcard fcgi/*.c)
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+HDRS     := $(wildcard lib/*.h fcgi/*.h test/unit/*.h)
+
+REL = build/rel
+SANB = build/san
+
+.PHONY: all san deps check it test run stop bench install clean fuzz
+all: $(REL)/wxkf
+
+# --- objects (release and sanitizer builds share the rules) ---------------
+$(REL)/%.o: %.c $(HDRS) | deps-checked
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(SANB)/%.o: %.c $(HDRS) | deps-checked
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
+
+$(REL)/libwxkf.a: $(LIB_SRC:%.c=$(REL)/%.o)
+	ar rcs $@ $^
+$(SANB)/libwxkf.a: $(LIB_SRC:%.c=$(SANB)/%.o)
+	ar rcs $@ $^
+
+$(REL)/wxkf: $(FCGI_SRC:%.c=$(REL)/%.o) $(REL)/libwxkf.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+$(SANB)/wxkf: $(FCGI_SRC:%.c=$(SANB)/%.o) $(SANB)/libwxkf.a
+	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS)
+
+$(SANB)/test_%: $(SANB)/test/unit/test_%.o $(SANB)/test/unit/testutil.o $(SANB)/libwxkf.a
+	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+
+san: $(SANB)/wxkf
+
+# `deps-checked` only verifies the toolchain is there; `make deps` installs.
+.PHONY: deps-checked
+deps-checked:
+	@pkg-config --exists $(PKGS) cmocka || { \
+	  echo "missing libraries: run 'make deps' (or 'make test' / 'make run')"; exit 1; }
+
+deps:
+	@sh scripts/deps.sh
+
+# --- tests -----------------------------------------------------------------
+UNIT_BINS := $(patsubst test/unit/test_%.c,$(SANB)/test_%,$(UNIT_SRC))
+
+check: $(UNIT_BINS)
+	@set -e; cd test/unit && for t in $(UNIT_BINS); do \
+	  echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 ../../$$t; done
+
+it: $(SANB)/wxkf
+	WXKF_BIN=$(CURDIR)/$(SANB)/wxkf /usr/bin/python3 -m pytest -q test/it
+
+test: deps
+	$(MAKE) all san
+	$(MAKE) check
+	$(MAKE) it
+
+# --- the stack -----------------------------------------------------------
+run: deps
+	$(MAKE) all
+	PORT=$(PORT) sh scripts/run.sh start
+
+stop:
+	sh scripts/run.sh stop
+
+install: $(REL)/wxkf
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/wxkf/sql \
+	  $(DESTDIR)$(PREFIX)/share/wxkf/nginx $(DESTDIR)$(PREFIX)/share/doc/wxkf
+	install -m 0755 $(REL)/wxkf $(DESTDIR)$(PREFIX)/bin/wxkf
+	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/wxkf/sql/
+	install -m 0644 nginx/*.conf* $(DESTDIR)$(PREFIX)/share/wxkf/nginx/
+	install -m 0644 docs/wxkf.conf.sample $(DESTDIR)$(PREFIX)/share/doc/wxkf/
+
+clean:
+	rm -rf build

@@ -1,0 +1,53 @@
+/* fcgi: the wxkf program's FastCGI side — the worker process (accept
+ * loop, request I/O, response helpers) and the route table. Only lib/
+ * headers and this one are included by fcgi/ files. */
+#ifndef FCGI_WXKF_H
+#define FCGI_WXKF_H
+
+#include <fcgiapp.h>
+
+#include "callback.h"
+#include "config.h"
+#include "http.h"
+#include "kf.h"
+#include "log.h"
+#include "store.h"
+
+/* Everything a worker process keeps between requests. */
+struct app {
+    struct config cfg;
+    struct log log;
+    struct store store;
+    struct callback cb;
+};
+
+struct fcgi_req {
+    FCGX_Request *fx;
+    struct app *app;
+    struct log log;             /* carries the request id */
+    struct kf_str method, path, rid;
+    struct http_query query;
+    struct kf_buf body;
+    int status;                 /* set by the responder, for the log */
+};
+
+/* Borrowed: valid until the request ends; empty if absent. */
+struct kf_str fcgi_param(const struct fcgi_req *r, const char *name);
+/* Reads the body into r->body, at most max bytes (KF_ETOOBIG past it,
+ * from CONTENT_LENGTH before reading anything). */
+KF_WUR int fcgi_read_body(struct fcgi_req *r, size_t max);
+
+/* Writes a complete response. extra_headers: "Name: value\r\n"... or NULL. */
+void fcgi_respond(struct fcgi_req *r, int status, const char *content_type,
+                  const char *extra_headers, struct kf_str body);
+/* {"error":{"code":..,"message":..}} with status. */
+void fcgi_error(struct fcgi_req *r, int status, const char *code,
+                const char *message, const char *extra_headers);
+
+/* Dispatches one request through the route table (routes.c). */
+void routes_dispatch(struct fcgi_req *r);
+
+/* `wxkf fcgi -c FILE`: runs the accept loop on fd 0 until SIGTERM. */
+int worker_main(const char *conf_path);
+
+#endif

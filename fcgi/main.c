@@ -1,0 +1,118 @@
+/* main: the wxkf program — subcommand dispatch, like git. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fcgi.h"
+
+#include "banned.h"
+
+static const char usage[] =
+    "usage: wxkf <command> -c FILE\n"
+    "\n"
+    "commands:\n"
+    "  fcgi    -c FILE   FastCGI worker; the listen socket is fd 0 "
+    "(spawn-fcgi)\n"
+    "  check   -c FILE   validate the config and reach Redis\n"
+    "  config  -c FILE   print the effective configuration (secrets hidden)\n"
+    "  version           print the version\n"
+    "\n"
+    "Every config key can be overridden by WXKF_<SECTION>_<KEY>.\n";
+
+static const char *conf_arg(int argc, char **argv)
+{
+    int i;
+
+    for (i = 2; i + 1 < argc; i++)
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static int wants_help(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    return 0;
+}
+
+static int load(struct config *cfg, const char *path)
+{
+    struct config_err err;
+
+    config_init(cfg);
+    if (config_load(cfg, path, &err) < 0) {
+        fprintf(stderr, "wxkf: config: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_config(const char *path)
+{
+    struct config cfg;
+    struct kf_buf out;
+    int rc = load(&cfg, path);
+
+    kf_buf_init(&out, 1 << 20);
+    if (rc == 0 && config_dump(&cfg, &out) == 0)
+        fputs(out.p ? out.p : "", stdout);
+    kf_buf_release(&out);
+    config_release(&cfg);
+    return rc;
+}
+
+static int cmd_check(const char *path)
+{
+    struct config cfg;
+    struct store st;
+    int rc = load(&cfg, path);
+
+    if (rc == 0) {
+        printf("config: ok (%s)\n", path);
+        rc = store_init(&st, cfg.redis.url, cfg.wechat.app_id,
+                        cfg.redis.connect_timeout_ms,
+                        cfg.redis.io_timeout_ms) < 0;
+        if (rc == 0) {
+            rc = store_ping(&st) < 0;
+            printf("redis: %s (%s)\n", rc ? "UNREACHABLE" : "ok",
+                   cfg.redis.url);
+        } else {
+            printf("redis: bad url %s\n", cfg.redis.url);
+        }
+        store_release(&st);
+    }
+    config_release(&cfg);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "";
+    const char *path = conf_arg(argc, argv);
+
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("wxkf %s\n", WXKF_VERSION);
+        return 0;
+    }
+    if (!*cmd || wants_help(argc, argv) || strcmp(cmd, "help") == 0) {
+        fputs(usage, *cmd ? stdout : stderr);
+        return *cmd ? 0 : 2;
+    }
+    if (strcmp(cmd, "fcgi") && strcmp(cmd, "check") &&
+        strcmp(cmd, "config")) {
+        fprintf(stderr, "wxkf: unknown command '%s'\n\n%s", cmd, usage);
+        return 2;
+    }
+    if (!path) {
+        fprintf(stderr, "wxkf %s: -c FILE is required\n", cmd);
+        return 2;
+    }
+    if (strcmp(cmd, "fcgi") == 0)
+        return worker_main(path);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(path);
+    return cmd_config(path);
+}

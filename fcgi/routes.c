@@ -1,0 +1,146 @@
+/* routes: the one table of HTTP routes and their thin handlers. Each
+ * handler maps HTTP to lib/ and back: read params and body under limits,
+ * call a lib verb, map its rc to a status, log once. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fcgi.h"
+
+#include "banned.h"
+
+enum { M_GET = 1, M_POST = 2, M_HEAD = 4 };
+
+struct route {
+    int methods;
+    const char *path;
+    void (*handler)(struct fcgi_req *r);
+};
+
+static void reply_rc(struct fcgi_req *r, int rc)
+{
+    struct http_error e = http_error_for(rc);
+
+    fcgi_error(r, e.status, e.code, e.message, NULL);
+}
+
+static void log_callback(struct fcgi_req *r, const char *ev, int rc,
+                         const struct callback_res *res)
+{
+    if (rc == 0)
+        log_info(&r->log, "wechat", ev,
+                 "status=%d openid=%s msgtype=%s event=%s enc=%d dup=%d",
+                 r->status, res->openid, res->msgtype, res->event,
+                 res->encrypted, res->duplicate);
+    else
+        log_warn(&r->log, "wechat", ev, "status=%d err=%s openid=%s",
+                 r->status, http_error_for(rc).code,
+                 res->openid[0] ? res->openid : "-");
+}
+
+static void h_wechat_get(struct fcgi_req *r)
+{
+    struct callback_req req = { &r->query, { "", 0 }, r->rid,
+                                (int64_t)time(NULL) };
+    struct callback_res res;
+    int rc;
+
+    callback_res_init(&res);
+    rc = callback_verify(&r->app->cb, &req, &res);
+    if (rc == 0)
+        fcgi_respond(r, 200, res.content_type, NULL, kf_buf_str(&res.body));
+    else
+        reply_rc(r, rc);
+    log_callback(r, "verify", rc, &res);
+    callback_res_release(&res);
+}
+
+static void h_wechat_post(struct fcgi_req *r)
+{
+    struct callback_req req = { &r->query, { "", 0 }, r->rid,
+                                (int64_t)time(NULL) };
+    struct callback_res res;
+    int rc;
+
+    callback_res_init(&res);
+    rc = fcgi_read_body(r, (size_t)r->app->cfg.http.max_body);
+    req.body = kf_buf_str(&r->body);
+    if (rc == 0)
+        rc = callback_handle(&r->app->cb, &req, &res);
+    if (rc == 0)
+        fcgi_respond(r, 200, res.content_type, NULL, kf_buf_str(&res.body));
+    else
+        reply_rc(r, rc);
+    log_callback(r, "push", rc, &res);
+    callback_res_release(&res);
+}
+
+static void h_healthz(struct fcgi_req *r)
+{
+    fcgi_respond(r, 200, "text/plain; charset=utf-8", NULL, KF_STR("ok\n"));
+}
+
+static void h_readyz(struct fcgi_req *r)
+{
+    int rc = store_ping(&r->app->store);
+
+    if (rc == 0)
+        fcgi_respond(r, 200, "text/plain; charset=utf-8", NULL,
+                     KF_STR("ready\n"));
+    else
+        fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
+                   NULL);
+}
+
+static const struct route routes[] = {
+    { M_GET | M_HEAD, "/wechat", h_wechat_get },
+    { M_POST, "/wechat", h_wechat_post },
+    { M_GET | M_HEAD, "/healthz", h_healthz },
+    { M_GET | M_HEAD, "/readyz", h_readyz },
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+static int method_bit(struct kf_str m)
+{
+    if (kf_str_eq_c(m, "GET"))
+        return M_GET;
+    if (kf_str_eq_c(m, "POST"))
+        return M_POST;
+    if (kf_str_eq_c(m, "HEAD"))
+        return M_HEAD;
+    return 0;
+}
+
+static void not_allowed(struct fcgi_req *r, int allowed)
+{
+    char hdr[64];
+
+    snprintf(hdr, sizeof(hdr), "Allow: %s%s%s\r\n",
+             allowed & M_GET ? "GET, HEAD" : "",
+             (allowed & M_GET) && (allowed & M_POST) ? ", " : "",
+             allowed & M_POST ? "POST" : "");
+    fcgi_error(r, 405, "method_not_allowed", "method not allowed", hdr);
+    log_info(&r->log, "http", "method_not_allowed", "status=405");
+}
+
+void routes_dispatch(struct fcgi_req *r)
+{
+    int bit = method_bit(r->method), allowed = 0;
+    size_t i;
+
+    for (i = 0; i < NROUTES; i++) {
+        if (!kf_str_eq_c(r->path, routes[i].path))
+            continue;
+        if (routes[i].methods & bit) {
+            routes[i].handler(r);
+            return;
+        }
+        allowed |= routes[i].methods;
+    }
+    if (allowed) {
+        not_allowed(r, allowed);
+        return;
+    }
+    fcgi_error(r, 404, "not_found", "no such route", NULL);
+    log_info(&r->log, "http", "not_found", "status=404");
+}

@@ -1,0 +1,205 @@
+/* worker: `wxkf fcgi` — one FastCGI worker process. fd 0 is the listen
+ * socket handed over by spawn-fcgi; requests are served one at a time;
+ * SIGTERM/SIGINT finish the current request and exit. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fcgi.h"
+
+#include "banned.h"
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    stopping = 1;
+    FCGX_ShutdownPending();
+}
+
+struct kf_str fcgi_param(const struct fcgi_req *r, const char *name)
+{
+    return kf_str_c(FCGX_GetParam(name, r->fx->envp));
+}
+
+int fcgi_read_body(struct fcgi_req *r, size_t max)
+{
+    struct kf_str cl = fcgi_param(r, "CONTENT_LENGTH");
+    uint64_t want = 0;
+    char chunk[8192];
+    int n;
+
+    if (cl.len && (kf_parse_u64(cl, &want) < 0 || want > max))
+        return KF_ETOOBIG;
+    kf_buf_init(&r->body, max);
+    if (cl.len && want == 0)
+        return 0;
+    while ((n = FCGX_GetStr(chunk, sizeof(chunk), r->fx->in)) > 0) {
+        int rc = kf_buf_append(&r->body, chunk, (size_t)n);
+
+        if (rc < 0)
+            return rc;
+    }
+    if (cl.len && r->body.len != want)
+        return KF_EPARSE;     /* client went away mid-body */
+    return 0;
+}
+
+void fcgi_respond(struct fcgi_req *r, int status, const char *content_type,
+                  const char *extra_headers, struct kf_str body)
+{
+    r->status = status;
+    FCGX_FPrintF(r->fx->out,
+                 "Status: %d %s\r\nContent-Type: %s\r\n"
+                 "Content-Length: %zu\r\nX-Request-Id: %.*s\r\n"
+                 "X-Content-Type-Options: nosniff\r\n%s\r\n",
+                 status, http_reason(status), content_type, body.len,
+                 (int)r->rid.len, r->rid.p, extra_headers ? extra_headers : "");
+    if (body.len && !kf_str_eq_c(r->method, "HEAD"))
+        FCGX_PutStr(body.p, (int)body.len, r->fx->out);
+}
+
+void fcgi_error(struct fcgi_req *r, int status, const char *code,
+                const char *message, const char *extra_headers)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
+                     code, message);
+
+    fcgi_respond(r, status, "application/json", extra_headers,
+                 (struct kf_str){ body, n < 0 ? 0
+                                  : (size_t)n < sizeof(body) ? (size_t)n
+                                  : sizeof(body) - 1 });
+}
+
+/* The request path without the query string. */
+static struct kf_str request_path(const struct fcgi_req *r)
+{
+    struct kf_str p = fcgi_param(r, "DOCUMENT_URI");
+    const char *q;
+
+    if (p.len)
+        return p;
+    p = fcgi_param(r, "REQUEST_URI");
+    q = memchr(p.p, '?', p.len);
+    if (q)
+        p.len = (size_t)(q - p.p);
+    return p;
+}
+
+static void serve(struct app *app, FCGX_Request *fx)
+{
+    struct fcgi_req r;
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    r.fx = fx;
+    r.app = app;
+    r.rid = fcgi_param(&r, "REQUEST_ID");
+    log_for_request(&r.log, &app->log, r.rid);
+    r.rid = kf_str_c(r.log.rid);      /* sanitized copy for headers */
+    r.method = fcgi_param(&r, "REQUEST_METHOD");
+    r.path = request_path(&r);
+    http_query_init(&r.query);
+    kf_buf_init(&r.body, 0);
+    rc = http_query_parse(&r.query, fcgi_param(&r, "QUERY_STRING"));
+    if (rc < 0) {
+        fcgi_error(&r, 400, "bad_query", "malformed or oversized query",
+                   NULL);
+        log_info(&r.log, "http", "bad_query", "status=400");
+    } else {
+        routes_dispatch(&r);
+    }
+    http_query_release(&r.query);
+    kf_buf_release(&r.body);
+}
+
+static int app_open(struct app *app, const char *conf_path)
+{
+    struct config_err err;
+    int rc;
+
+    memset(app, 0, sizeof(*app));
+    config_init(&app->cfg);
+    rc = config_load(&app->cfg, conf_path, &err);
+    if (rc < 0) {
+        fprintf(stderr, "wxkf: config: %s\n", err.msg);
+        return rc;
+    }
+    if (log_open(&app->log, app->cfg.log.file, app->cfg.log.level) < 0) {
+        fprintf(stderr, "wxkf: cannot open log file %s: %s\n",
+                app->cfg.log.file, strerror(errno));
+        return KF_EIO;
+    }
+    rc = store_init(&app->store, app->cfg.redis.url, app->cfg.wechat.app_id,
+                    app->cfg.redis.connect_timeout_ms,
+                    app->cfg.redis.io_timeout_ms);
+    if (rc < 0) {
+        log_error(&app->log, "config", "bad_redis_url", "err=%s",
+                  kf_strerror(rc));
+        return rc;
+    }
+    rc = callback_init(&app->cb, &app->cfg, &app->store);
+    if (rc < 0)
+        log_error(&app->log, "config", "bad_aes_key", "err=%s",
+                  kf_strerror(rc));
+    return rc;
+}
+
+static void app_close(struct app *app)
+{
+    callback_release(&app->cb);
+    store_release(&app->store);
+    log_close(&app->log);
+    config_release(&app->cfg);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);     /* no SA_RESTART: accept returns */
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+int worker_main(const char *conf_path)
+{
+    struct app app;
+    FCGX_Request fx;
+    unsigned long served = 0;
+    int rc;
+
+    rc = app_open(&app, conf_path);
+    if (rc < 0) {
+        app_close(&app);
+        return 1;
+    }
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&fx, 0, 0) != 0) {
+        log_error(&app.log, "fcgi", "init_failed", NULL);
+        app_close(&app);
+        return 1;
+    }
+    install_signals();
+    if (store_connect(&app.store) < 0)
+        log_warn(&app.log, "store", "redis_down", "at=startup");
+    log_info(&app.log, "fcgi", "worker_start", "version=%s", WXKF_VERSION);
+    while (!stopping && FCGX_Accept_r(&fx) >= 0) {
+        serve(&app, &fx);
+        FCGX_Finish_r(&fx);
+        served++;
+    }
+    log_info(&app.log, "fcgi", "worker_stop", "served=%lu", served);
+    FCGX_Free(&fx, 1);
+    app_close(&app);
+    return 0;
+}

@@ -1,0 +1,61 @@
+/* callback: WeChat's callback to our server URL, end to end — URL
+ * verification (GET) and message/event pushes (POST) in plaintext,
+ * compatible and safe mode: signature and timestamp checks, decryption
+ * with the current or previous EncodingAESKey, XML parsing, the passive
+ * reply, the one Redis round trip that deduplicates and records the push,
+ * and encryption of the reply. */
+#ifndef CALLBACK_H
+#define CALLBACK_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "http.h"
+#include "kf.h"
+#include "store.h"
+#include "wx_crypto.h"
+
+#define CALLBACK_ECHOSTR_MAX 512
+
+struct callback {
+    const struct config *cfg;     /* borrowed; outlives the callback */
+    struct store *store;          /* borrowed */
+    struct wx_crypto crypto[2];   /* current, previous EncodingAESKey */
+    int ncrypto;
+};
+
+struct callback_req {
+    const struct http_query *query;   /* borrowed */
+    struct kf_str body;               /* borrowed */
+    struct kf_str rid;                /* request id */
+    int64_t now;                      /* unix seconds */
+};
+
+/* What happened, for the log line and the response. Views into the
+ * request or static strings; valid until the request ends. */
+struct callback_res {
+    struct kf_buf body;               /* the response body */
+    const char *content_type;
+    int encrypted, duplicate;
+    char openid[65], msgtype[24], event[32];
+};
+
+/* cfg must already be validated (config_load). A bad EncodingAESKey ->
+ * KF_EAESKEY. */
+KF_WUR int callback_init(struct callback *cb, const struct config *cfg,
+                         struct store *store);
+void callback_release(struct callback *cb);        /* safe twice */
+
+void callback_res_init(struct callback_res *res);
+void callback_res_release(struct callback_res *res);
+
+/* GET: checks signature and timestamp; res->body = echostr. */
+KF_WUR int callback_verify(struct callback *cb,
+                           const struct callback_req *req,
+                           struct callback_res *res);
+/* POST: the whole push. On 0 res->body holds the reply to send. */
+KF_WUR int callback_handle(struct callback *cb,
+                           const struct callback_req *req,
+                           struct callback_res *res);
+
+#endif

@@ -1,0 +1,380 @@
+/* config: table-driven INI + environment configuration. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "banned.h"
+
+enum ctype { C_STR, C_LONG, C_ENUM };
+
+struct centry {
+    const char *section, *key;
+    enum ctype type;
+    size_t off;
+    const char *def;
+    long min, max;      /* C_LONG: value bounds; C_STR: length bounds */
+    const char *choices; /* C_ENUM: "a|b|c" */
+    int secret;
+};
+
+#define S(sec, k, def, lo, hi) \
+    { #sec, #k, C_STR, offsetof(struct config, sec.k), def, lo, hi, NULL, 0 }
+#define SECRET(sec, k, def, lo, hi) \
+    { #sec, #k, C_STR, offsetof(struct config, sec.k), def, lo, hi, NULL, 1 }
+#define L(sec, k, def, lo, hi) \
+    { #sec, #k, C_LONG, offsetof(struct config, sec.k), #def, lo, hi, NULL, 0 }
+#define E(sec, k, def, choices) \
+    { #sec, #k, C_ENUM, offsetof(struct config, sec.k), def, 0, 0, choices, 0 }
+
+static const struct centry table[] = {
+    S(wechat, app_id, "", 0, 64),
+    SECRET(wechat, app_secret, "", 0, 128),
+    SECRET(wechat, token, "", 0, 32),
+    SECRET(wechat, encoding_aes_key, "", 0, 43),
+    SECRET(wechat, encoding_aes_key_prev, "", 0, 43),
+    S(wechat, original_id, "", 0, 64),
+    E(wechat, mode, "workspace", "workspace|wechat_kf"),
+    S(wechat, api_base, "https://api.weixin.qq.com", 1, 256),
+    L(wechat, timestamp_window, 300, 0, 86400),
+    L(wechat, dedupe_ttl, 600, 30, 86400),
+    S(redis, url, "redis://127.0.0.1:6379/0", 1, 512),
+    L(redis, connect_timeout_ms, 500, 10, 60000),
+    L(redis, io_timeout_ms, 1000, 10, 60000),
+    S(postgres, dsn, "dbname=wxkf", 1, 1024),
+    L(http, max_body, 65536, 1024, 1048576),
+    E(log, level, "info", "error|warn|info|debug"),
+    S(log, file, "", 0, 1024),
+    E(routing, policy, "round_robin", "round_robin|weighted|least_busy"),
+    L(routing, default_capacity, 5, 1, 10000),
+    L(session, idle_timeout, 1800, 60, 604800),
+    L(presence, heartbeat_ttl, 90, 10, 3600),
+    L(ratelimit, wechat_api_per_min, 600, 1, 1000000),
+    S(texts, welcome, "", 0, 2000),
+    S(texts, no_agent, "", 0, 2000),
+    S(texts, queued, "", 0, 2000),
+    S(api, admin_token_sha256, "", 0, 64),
+};
+#define NTABLE (sizeof(table) / sizeof(table[0]))
+
+static char **str_at(struct config *c, const struct centry *e)
+{
+    return (char **)(void *)((char *)c + e->off);
+}
+
+static long *long_at(struct config *c, const struct centry *e)
+{
+    return (long *)(void *)((char *)c + e->off);
+}
+
+static const char *const *cstr_at(const struct config *c,
+                                  const struct centry *e)
+{
+    return (const char *const *)(const void *)((const char *)c + e->off);
+}
+
+static const long *clong_at(const struct config *c, const struct centry *e)
+{
+    return (const long *)(const void *)((const char *)c + e->off);
+}
+
+static int choice_ok(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    const char *p = choices;
+
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+
+        if (len == n && memcmp(p, v, n) == 0)
+            return 1;
+        p += len + (bar != NULL);
+    }
+    return 0;
+}
+
+/* Sets one entry from text; on error writes the reason to why. */
+static int set_value(struct config *c, const struct centry *e, const char *v,
+                     char *why, size_t whylen)
+{
+    if (e->type == C_LONG) {
+        char *end;
+        long n;
+
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno || end == v || *end || n < e->min || n > e->max) {
+            snprintf(why, whylen, "%s.%s must be an integer in %ld..%ld",
+                     e->section, e->key, e->min, e->max);
+            return KF_ECONFIG;
+        }
+        *long_at(c, e) = n;
+        return 0;
+    }
+    if (e->type == C_ENUM && !choice_ok(e->choices, v)) {
+        snprintf(why, whylen, "%s.%s must be one of %s", e->section, e->key,
+                 e->choices);
+        return KF_ECONFIG;
+    }
+    if (e->type == C_STR &&
+        (strlen(v) < (size_t)e->min || strlen(v) > (size_t)e->max)) {
+        snprintf(why, whylen, "%s.%s must be %ld..%ld bytes long", e->section,
+                 e->key, e->min, e->max);
+        return KF_ECONFIG;
+    }
+    {
+        char *dup = strdup(v);
+
+        if (!dup)
+            return KF_ENOMEM;
+        free(*str_at(c, e));
+        *str_at(c, e) = dup;
+    }
+    return 0;
+}
+
+void config_init(struct config *c)
+{
+    size_t i;
+
+    memset(c, 0, sizeof(*c));
+    for (i = 0; i < NTABLE; i++) {
+        char why[8];
+
+        /* Defaults are in-bounds by construction; an allocation failure
+         * leaves the field NULL, which config_load reports. */
+        if (set_value(c, &table[i], table[i].def, why, sizeof(why)) < 0)
+            continue;
+    }
+}
+
+void config_release(struct config *c)
+{
+    size_t i;
+
+    for (i = 0; i < NTABLE; i++)
+        if (table[i].type != C_LONG) {
+            free(*str_at(c, &table[i]));
+            *str_at(c, &table[i]) = NULL;
+        }
+}
+
+static const struct centry *find(const char *section, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < NTABLE; i++)
+        if (strcmp(table[i].section, section) == 0 &&
+            strcmp(table[i].key, key) == 0)
+            return &table[i];
+    return NULL;
+}
+
+static char *trim(char *s)
+{
+    char *end;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
+                       end[-1] == '\r' || end[-1] == '\n'))
+        *--end = '\0';
+    return s;
+}
+
+static int known_section(const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < NTABLE; i++)
+        if (strcmp(table[i].section, s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Parses one line; *section is updated on "[name]". */
+static int parse_line(struct config *c, char *line, char *section,
+                      size_t seclen, char *why, size_t whylen)
+{
+    char *s = trim(line), *eq, *key, *val;
+    const struct centry *e;
+
+    if (*s == '\0' || *s == '#' || *s == ';')
+        return 0;
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+
+        if (!close || close[1] != '\0' || (size_t)(close - s - 1) >= seclen) {
+            snprintf(why, whylen, "bad section header");
+            return KF_ECONFIG;
+        }
+        *close = '\0';
+        snprintf(section, seclen, "%s", trim(s + 1));
+        if (!known_section(section)) {
+            snprintf(why, whylen, "unknown section [%s]", section);
+            return KF_ECONFIG;
+        }
+        return 0;
+    }
+    eq = strchr(s, '=');
+    if (!eq) {
+        snprintf(why, whylen, "expected key = value");
+        return KF_ECONFIG;
+    }
+    *eq = '\0';
+    key = trim(s);
+    val = trim(eq + 1);
+    if (!*section) {
+        snprintf(why, whylen, "key %s outside any [section]", key);
+        return KF_ECONFIG;
+    }
+    e = find(section, key);
+    if (!e) {
+        snprintf(why, whylen, "unknown key %s in [%s]", key, section);
+        return KF_ECONFIG;
+    }
+    return set_value(c, e, val, why, whylen);
+}
+
+static int load_file(struct config *c, const char *path,
+                     struct config_err *err)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096], section[64] = "", why[256];
+    int lineno = 0, rc = 0;
+
+    if (!f) {
+        snprintf(err->msg, sizeof(err->msg), "%s: %s", path, strerror(errno));
+        return KF_ECONFIG;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err->msg, sizeof(err->msg), "%s:%d: line too long",
+                     path, lineno);
+            rc = KF_ECONFIG;
+            break;
+        }
+        rc = parse_line(c, line, section, sizeof(section), why, sizeof(why));
+        if (rc < 0) {
+            snprintf(err->msg, sizeof(err->msg), "%s:%d: %s", path, lineno,
+                     why);
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static int load_env(struct config *c, struct config_err *err)
+{
+    size_t i;
+
+    for (i = 0; i < NTABLE; i++) {
+        char name[96], why[256], *p;
+        const char *v;
+        int rc;
+
+        snprintf(name, sizeof(name), "WXKF_%s_%s", table[i].section,
+                 table[i].key);
+        for (p = name; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        v = getenv(name);
+        if (!v)
+            continue;
+        rc = set_value(c, &table[i], v, why, sizeof(why));
+        if (rc < 0) {
+            snprintf(err->msg, sizeof(err->msg), "%s: %s", name, why);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int all_of(const char *s, const char *set)
+{
+    return s[strspn(s, set)] == '\0';
+}
+
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+static int validate(const struct config *c, struct config_err *err)
+{
+    const char *why = NULL;
+    size_t i;
+
+    for (i = 0; i < NTABLE; i++)
+        if (table[i].type != C_LONG && !*cstr_at(c, &table[i]))
+            return KF_ENOMEM;
+    if (strlen(c->wechat.app_id) < 3 || strncmp(c->wechat.app_id, "wx", 2) ||
+        !all_of(c->wechat.app_id, ALNUM))
+        why = "wechat.app_id must be the AppID (wx followed by letters/digits)";
+    else if (strlen(c->wechat.token) < 3 || !all_of(c->wechat.token, ALNUM))
+        why = "wechat.token must be 3..32 letters or digits";
+    else if (*c->wechat.encoding_aes_key &&
+             (strlen(c->wechat.encoding_aes_key) != 43 ||
+              !all_of(c->wechat.encoding_aes_key, ALNUM)))
+        why = "wechat.encoding_aes_key must be 43 letters or digits";
+    else if (*c->wechat.encoding_aes_key_prev &&
+             (strlen(c->wechat.encoding_aes_key_prev) != 43 ||
+              !all_of(c->wechat.encoding_aes_key_prev, ALNUM)))
+        why = "wechat.encoding_aes_key_prev must be 43 letters or digits";
+    else if (*c->wechat.encoding_aes_key_prev && !*c->wechat.encoding_aes_key)
+        why = "wechat.encoding_aes_key_prev needs wechat.encoding_aes_key";
+    else if (*c->wechat.original_id &&
+             (strncmp(c->wechat.original_id, "gh_", 3) ||
+              !all_of(c->wechat.original_id + 3, ALNUM "_")))
+        why = "wechat.original_id must look like gh_xxxxxxxxxxxx";
+    else if (*c->api.admin_token_sha256 &&
+             (strlen(c->api.admin_token_sha256) != 64 ||
+              !all_of(c->api.admin_token_sha256, "0123456789abcdef")))
+        why = "api.admin_token_sha256 must be 64 lowercase hex digits";
+    if (why) {
+        snprintf(err->msg, sizeof(err->msg), "%s", why);
+        return KF_ECONFIG;
+    }
+    return 0;
+}
+
+int config_load(struct config *c, const char *path, struct config_err *err)
+{
+    int rc = 0;
+
+    err->msg[0] = '\0';
+    if (path)
+        rc = load_file(c, path, err);
+    if (rc == 0)
+        rc = load_env(c, err);
+    if (rc == 0)
+        rc = validate(c, err);
+    if (rc == KF_ENOMEM && !err->msg[0])
+        snprintf(err->msg, sizeof(err->msg), "out of memory");
+    return rc;
+}
+
+int config_dump(const struct config *c, struct kf_buf *out)
+{
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < NTABLE && rc == 0; i++) {
+        const struct centry *e = &table[i];
+
+        if (e->type == C_LONG)
+            rc = kf_buf_printf(out, "%s.%s = %ld\n", e->section, e->key,
+                               *clong_at(c, e));
+        else if (e->secret)
+            rc = kf_buf_printf(out, "%s.%s = %s\n", e->section, e->key,
+                               **cstr_at(c, e) ? "(set)" : "");
+        else
+            rc = kf_buf_printf(out, "%s.%s = %s\n", e->section, e->key,
+                               *cstr_at(c, e));
+    }
+    return rc;
+}

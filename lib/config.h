@@ -1,0 +1,66 @@
+/* config: the wxkf configuration — an INI file (`key = value`, [sections],
+ * `#`/`;` comments) plus WXKF_<SECTION>_<KEY> environment overrides,
+ * described by one table (name, type, offset, default, bounds) and
+ * validated at load time with file:line errors. */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include "kf.h"
+
+struct config {
+    struct {
+        char *app_id, *app_secret, *token, *encoding_aes_key,
+            *encoding_aes_key_prev, *original_id, *mode, *api_base;
+        long timestamp_window, dedupe_ttl;
+    } wechat;
+    struct {
+        char *url;
+        long connect_timeout_ms, io_timeout_ms;
+    } redis;
+    struct {
+        char *dsn;
+    } postgres;
+    struct {
+        long max_body;
+    } http;
+    struct {
+        char *level, *file;
+    } log;
+    struct {
+        char *policy;
+        long default_capacity;
+    } routing;
+    struct {
+        long idle_timeout;
+    } session;
+    struct {
+        long heartbeat_ttl;
+    } presence;
+    struct {
+        long wechat_api_per_min;
+    } ratelimit;
+    struct {
+        char *welcome, *no_agent, *queued;
+    } texts;
+    struct {
+        char *admin_token_sha256;
+    } api;
+};
+
+struct config_err {
+    char msg[512];
+};
+
+/* Fills every field with its default. Never fails; pair with release. */
+void config_init(struct config *c);
+/* Reads path (NULL = defaults only), then the environment, then validates.
+ * On error err->msg says where ("FILE:LINE: ..." or "WXKF_X_Y: ..."). */
+KF_WUR int config_load(struct config *c, const char *path,
+                       struct config_err *err);
+void config_release(struct config *c);            /* safe twice */
+
+/* Writes "section.key = value" lines of the effective configuration to
+ * out, with secrets (app_secret, token, AES keys) shown as "(set)". */
+KF_WUR int config_dump(const struct config *c, struct kf_buf *out);
+
+#endif

@@ -1,0 +1,160 @@
+/* kf: error strings, byte views and capped buffers. */
+#include "kf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "banned.h"
+
+const char *kf_strerror(int rc)
+{
+    switch (rc) {
+    case KF_OK:
+        return "ok";
+#define X(name, code, msg) \
+    case KF_##name:        \
+        return msg;
+        KF_ERRORS(X)
+#undef X
+    }
+    return "unknown error";
+}
+
+struct kf_str kf_str_c(const char *s)
+{
+    return (struct kf_str){ s ? s : "", s ? strlen(s) : 0 };
+}
+
+int kf_str_eq(struct kf_str a, struct kf_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+int kf_str_eq_c(struct kf_str a, const char *b)
+{
+    return kf_str_eq(a, kf_str_c(b));
+}
+
+void kf_buf_init(struct kf_buf *b, size_t max)
+{
+    b->p = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+static int grow(struct kf_buf *b, size_t extra)
+{
+    size_t need, cap;
+    char *p;
+
+    if (extra > b->max || b->len > b->max - extra)
+        return KF_ETOOBIG;
+    need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    p = realloc(b->p, cap);
+    if (!p)
+        return KF_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int kf_buf_append(struct kf_buf *b, const void *p, size_t n)
+{
+    int rc = grow(b, n);
+
+    if (rc < 0)
+        return rc;
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int kf_buf_append_str(struct kf_buf *b, struct kf_str s)
+{
+    return kf_buf_append(b, s.p, s.len);
+}
+
+int kf_buf_append_c(struct kf_buf *b, const char *s)
+{
+    return kf_buf_append(b, s, strlen(s));
+}
+
+int kf_buf_printf(struct kf_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n, rc;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return KF_EINVAL;
+    rc = grow(b, (size_t)n);
+    if (rc < 0)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void kf_buf_reset(struct kf_buf *b)
+{
+    b->len = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+void kf_buf_release(struct kf_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+char *kf_buf_detach(struct kf_buf *b, size_t *len)
+{
+    char *p = b->p;
+
+    if (len)
+        *len = b->len;
+    b->p = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return p;
+}
+
+int kf_parse_u64(struct kf_str s, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (s.len == 0 || s.len > 20)
+        return KF_EPARSE;
+    for (i = 0; i < s.len; i++) {
+        unsigned d;
+
+        if (s.p[i] < '0' || s.p[i] > '9')
+            return KF_EPARSE;
+        d = (unsigned)(s.p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return KF_EPARSE;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,341 @@
+/* store: Redis connection, backoff and scripts. */
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+
+#include "banned.h"
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+#define MAX_ARGS 64
+
+/* KEYS[1] dedupe key, KEYS[2] events stream.
+ * ARGV[1] ttl seconds, ARGV[2] reply, ARGV[3..] stream field/value pairs.
+ * Returns {1, stored reply} for a duplicate, {0, reply, entry id} else. */
+static const char ingest_lua[] =
+    "local prev = redis.call('GET', KEYS[1])\n"
+    "if prev then return {1, prev} end\n"
+    "local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n"
+    "redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])\n"
+    "return {0, ARGV[2], id}\n";
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sha1_hex(const char *s, char out[41])
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    size_t i;
+
+    SHA1((const unsigned char *)s, strlen(s), md);
+    for (i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static int copy_field(char *dst, size_t n, const char *p, size_t len)
+{
+    if (len >= n)
+        return KF_ECONFIG;
+    memcpy(dst, p, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+static int parse_tcp(struct store *s, const char *u)
+{
+    const char *at = strchr(u, '@'), *slash, *colon;
+    char *end;
+
+    if (at) {
+        if (*u != ':' ||
+            copy_field(s->password, sizeof(s->password), u + 1,
+                       (size_t)(at - u - 1)) < 0)
+            return KF_ECONFIG;
+        u = at + 1;
+    }
+    slash = strchr(u, '/');
+    colon = memchr(u, ':', slash ? (size_t)(slash - u) : strlen(u));
+    if (copy_field(s->host, sizeof(s->host), u,
+                   colon ? (size_t)(colon - u)
+                         : slash ? (size_t)(slash - u) : strlen(u)) < 0 ||
+        !*s->host)
+        return KF_ECONFIG;
+    s->port = 6379;
+    if (colon) {
+        long p = strtol(colon + 1, &end, 10);
+
+        if (end == colon + 1 || p < 1 || p > 65535 ||
+            (*end && *end != '/'))
+            return KF_ECONFIG;
+        s->port = (int)p;
+    }
+    if (slash && slash[1]) {
+        long db = strtol(slash + 1, &end, 10);
+
+        if (*end || db < 0 || db > 15)
+            return KF_ECONFIG;
+        s->db = (int)db;
+    }
+    return 0;
+}
+
+static int parse_unix(struct store *s, const char *u)
+{
+    const char *q = strchr(u, '?');
+    char *end;
+
+    while (u[0] == '/' && u[1] == '/')   /* unix:///path -> /path */
+        u++;
+    if (copy_field(s->unix_path, sizeof(s->unix_path), u,
+                   q ? (size_t)(q - u) : strlen(u)) < 0 ||
+        s->unix_path[0] != '/')
+        return KF_ECONFIG;
+    if (q) {
+        long db;
+
+        if (strncmp(q, "?db=", 4))
+            return KF_ECONFIG;
+        db = strtol(q + 4, &end, 10);
+        if (*end || end == q + 4 || db < 0 || db > 15)
+            return KF_ECONFIG;
+        s->db = (int)db;
+    }
+    return 0;
+}
+
+int store_init(struct store *s, const char *url, const char *app_id,
+               long connect_timeout_ms, long io_timeout_ms)
+{
+    int n;
+
+    memset(s, 0, sizeof(*s));
+    s->connect_timeout_ms = connect_timeout_ms;
+    s->io_timeout_ms = io_timeout_ms;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    n = snprintf(s->prefix, sizeof(s->prefix), "wxkf:{%s}:", app_id);
+    if (n < 0 || (size_t)n >= sizeof(s->prefix))
+        return KF_ECONFIG;
+    sha1_hex(ingest_lua, s->ingest_sha);
+    if (strncmp(url, "redis://", 8) == 0)
+        return parse_tcp(s, url + 8);
+    if (strncmp(url, "unix:", 5) == 0)
+        return parse_unix(s, url + 5);
+    return KF_ECONFIG;
+}
+
+static void drop(struct store *s)
+{
+    if (s->rc)
+        redisFree(s->rc);
+    s->rc = NULL;
+}
+
+void store_release(struct store *s)
+{
+    drop(s);
+}
+
+static struct timeval tv_ms(long ms)
+{
+    return (struct timeval){ ms / 1000, (ms % 1000) * 1000 };
+}
+
+/* Runs a setup command on a fresh connection; 0 if it answered OK. */
+static int setup_cmd(struct store *s, int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(s->rc, argc, argv, NULL);
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+
+    if (r)
+        freeReplyObject(r);
+    return ok ? 0 : KF_EBACKEND;
+}
+
+static int open_conn(struct store *s)
+{
+    struct timeval ct = tv_ms(s->connect_timeout_ms);
+    char db[8];
+
+    if (*s->unix_path)
+        s->rc = redisConnectUnixWithTimeout(s->unix_path, ct);
+    else
+        s->rc = redisConnectWithTimeout(s->host, s->port, ct);
+    if (!s->rc || s->rc->err ||
+        redisSetTimeout(s->rc, tv_ms(s->io_timeout_ms)) != REDIS_OK)
+        return KF_EBACKEND;
+    if (*s->password) {
+        const char *argv[] = { "AUTH", s->password };
+
+        if (setup_cmd(s, 2, argv) < 0)
+            return KF_EBACKEND;
+    }
+    if (s->db) {
+        const char *argv[] = { "SELECT", db };
+
+        snprintf(db, sizeof(db), "%d", s->db);
+        if (setup_cmd(s, 2, argv) < 0)
+            return KF_EBACKEND;
+    }
+    return 0;
+}
+
+int store_connect(struct store *s)
+{
+    int64_t now;
+
+    if (s->rc)
+        return 0;
+    now = now_ms();
+    if (now < s->next_try_ms)
+        return KF_EBACKEND;
+    if (open_conn(s) < 0) {
+        drop(s);
+        s->next_try_ms = now + s->backoff_ms;
+        s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS
+                            ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+        return KF_EBACKEND;
+    }
+    if (s->connected_once)
+        s->reconnects++;
+    s->connected_once = 1;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    s->next_try_ms = 0;
+    return 0;
+}
+
+/* Sends one command. A broken connection is dropped and, because every
+ * command we send is idempotent, retried once on a fresh one at once.
+ * On success *out is new; caller frees with freeReplyObject(). */
+static int command(struct store *s, int argc, const char **argv,
+                   const size_t *lens, redisReply **out)
+{
+    int attempt;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        if (attempt == 1)
+            s->next_try_ms = 0;
+        if (store_connect(s) < 0)
+            return KF_EBACKEND;
+        *out = redisCommandArgv(s->rc, argc, argv, lens);
+        if (*out)
+            return 0;
+        drop(s);
+    }
+    return KF_EBACKEND;
+}
+
+int store_ping(struct store *s)
+{
+    const char *argv[] = { "PING" };
+    redisReply *r = NULL;
+    int rc = command(s, 1, argv, NULL, &r);
+
+    if (rc == 0 && r->type == REDIS_REPLY_ERROR)
+        rc = KF_EBACKEND;
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+int store_key(const struct store *s, const char *suffix, struct kf_buf *out)
+{
+    int rc = kf_buf_append_c(out, s->prefix);
+
+    return rc < 0 ? rc : kf_buf_append_c(out, suffix);
+}
+
+static int is_noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && r->str &&
+           strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* EVALSHA, falling back to EVAL (which also caches the script) when the
+ * server does not know it, e.g. after a restart or failover. */
+static int eval(struct store *s, const char *sha, const char *src,
+                int argc, const char **argv, size_t *lens, redisReply **out)
+{
+    int rc;
+
+    argv[0] = "EVALSHA";
+    argv[1] = sha;
+    lens[0] = 7;
+    lens[1] = 40;
+    rc = command(s, argc, argv, lens, out);
+    if (rc == 0 && is_noscript(*out)) {
+        freeReplyObject(*out);
+        *out = NULL;
+        argv[0] = "EVAL";
+        argv[1] = src;
+        lens[0] = 4;
+        lens[1] = strlen(src);
+        rc = command(s, argc, argv, lens, out);
+    }
+    return rc;
+}
+
+int store_ingest(struct store *s, struct kf_str dedupe_key, long ttl_s,
+                 struct kf_str reply, const struct store_field *fields,
+                 size_t nfields, struct kf_buf *reply_out, int *dup)
+{
+    const char *argv[MAX_ARGS];
+    size_t lens[MAX_ARGS], i, argc = 0;
+    struct kf_buf dkey, skey;
+    char ttl[24];
+    redisReply *r = NULL;
+    int rc;
+
+    if (6 + 2 * nfields > MAX_ARGS || nfields == 0)
+        return KF_EINVAL;
+    kf_buf_init(&dkey, 1024);
+    kf_buf_init(&skey, 256);
+    rc = store_key(s, "dedupe:", &dkey);
+    if (rc == 0)
+        rc = kf_buf_append_str(&dkey, dedupe_key);
+    if (rc == 0)
+        rc = store_key(s, "events", &skey);
+    if (rc < 0)
+        goto out;
+    snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
+    argc = 2;                                   /* EVALSHA sha: filled by eval */
+    argv[argc] = "2", lens[argc++] = 1;
+    argv[argc] = dkey.p, lens[argc++] = dkey.len;
+    argv[argc] = skey.p, lens[argc++] = skey.len;
+    argv[argc] = ttl, lens[argc++] = strlen(ttl);
+    argv[argc] = reply.p, lens[argc++] = reply.len;
+    for (i = 0; i < nfields; i++) {
+        argv[argc] = fields[i].name.p, lens[argc++] = fields[i].name.len;
+        argv[argc] = fields[i].value.p, lens[argc++] = fields[i].value.len;
+    }
+    rc = eval(s, s->ingest_sha, ingest_lua, (int)argc, argv, lens, &r);
+    if (rc < 0)
+        goto out;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->type != REDIS_REPLY_STRING) {
+        rc = KF_EBACKEND;     /* e.g. OOM or a READONLY replica */
+        goto out;
+    }
+    *dup = r->element[0]->integer == 1;
+    kf_buf_reset(reply_out);
+    rc = kf_buf_append(reply_out, r->element[1]->str, r->element[1]->len);
+out:
+    if (r)
+        freeReplyObject(r);
+    kf_buf_release(&dkey);
+    kf_buf_release(&skey);
+    return rc;
+}
