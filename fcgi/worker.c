@@ -52,13 +52,21 @@ int fcgi_read_body(struct fcgi_req *r, size_t max)
 void fcgi_respond(struct fcgi_req *r, int status, const char *content_type,
                   const char *extra_headers, struct kf_str body)
 {
-    r->status = status;
-    FCGX_FPrintF(r->fx->out,
+    char head[1024];
+    int n;
+
+    /* libfcgi's own printf knows neither %zu nor %.*s: format here. */
+    n = snprintf(head, sizeof(head),
                  "Status: %d %s\r\nContent-Type: %s\r\n"
                  "Content-Length: %zu\r\nX-Request-Id: %.*s\r\n"
                  "X-Content-Type-Options: nosniff\r\n%s\r\n",
                  status, http_reason(status), content_type, body.len,
-                 (int)r->rid.len, r->rid.p, extra_headers ? extra_headers : "");
+                 (int)r->rid.len, r->rid.p,
+                 extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof(head))
+        return;
+    r->status = status;
+    FCGX_PutStr(head, n, r->fx->out);
     if (body.len && !kf_str_eq_c(r->method, "HEAD"))
         FCGX_PutStr(body.p, (int)body.len, r->fx->out);
 }
