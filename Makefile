@@ -27,6 +27,7 @@ REL = build/rel
 SANB = build/san
 
 .PHONY: all san deps check it test run stop bench install clean fuzz
+.SECONDARY:
 all: $(REL)/wxkf
 
 # --- objects (release and sanitizer builds share the rules) ---------------
@@ -47,7 +48,8 @@ $(REL)/wxkf: $(FCGI_SRC:%.c=$(REL)/%.o) $(REL)/libwxkf.a
 $(SANB)/wxkf: $(FCGI_SRC:%.c=$(SANB)/%.o) $(SANB)/libwxkf.a
 	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS)
 
-$(SANB)/test_%: $(SANB)/test/unit/test_%.o $(SANB)/test/unit/testutil.o $(SANB)/libwxkf.a
+$(SANB)/test_%: $(SANB)/test/unit/test_%.o $(SANB)/test/unit/testutil.o \
+		$(SANB)/test/unit/tu_redis.o $(SANB)/libwxkf.a
 	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
 san: $(SANB)/wxkf

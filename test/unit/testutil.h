@@ -31,4 +31,22 @@ void tu_tsv_load(struct tu_tsv *t, const char *path);
 size_t tu_tsv_col(const struct tu_tsv *t, const char *name);
 void tu_tsv_release(struct tu_tsv *t);
 
+
+/* tu_redis.c: a private redis-server for tests that need a real one (store, callback):
+ * started on a free loopback port with its data in a temp dir, stopped by
+ * pid. Fails the test if it cannot start within 5 s. */
+struct tu_redis {
+    int port;
+    int pid;
+    char dir[64];
+};
+void tu_redis_start(struct tu_redis *r);
+void tu_redis_start_on(struct tu_redis *r, int port);  /* a given port */
+void tu_redis_stop(struct tu_redis *r);
+void tu_sleep_ms(long ms);
+/* Runs one redis command (argv, NULL-terminated) and returns its reply as
+ * a string: integers as decimal, bulk/status as is, nil as "(nil)".
+ * Caller frees. */
+char *tu_redis_cmd(const struct tu_redis *r, const char *const *argv);
+
 #endif
