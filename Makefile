@@ -38,9 +38,21 @@ $(SANB)/%.o: %.c $(HDRS) | deps-checked
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
 
-$(REL)/libwxkf.a: $(LIB_SRC:%.c=$(REL)/%.o)
+# The migrations in sql/ are embedded in the binary.
+SQL_SRC := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
+build/gen/migrations.c: $(SQL_SRC) scripts/embed_sql.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed_sql.sh $@ $(SQL_SRC)
+$(REL)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(SANB)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
+
+$(REL)/libwxkf.a: $(LIB_SRC:%.c=$(REL)/%.o) $(REL)/gen/migrations.o
 	ar rcs $@ $^
-$(SANB)/libwxkf.a: $(LIB_SRC:%.c=$(SANB)/%.o)
+$(SANB)/libwxkf.a: $(LIB_SRC:%.c=$(SANB)/%.o) $(SANB)/gen/migrations.o
 	ar rcs $@ $^
 
 $(REL)/wxkf: $(FCGI_SRC:%.c=$(REL)/%.o) $(REL)/libwxkf.a

@@ -2,7 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "fcgi.h"
+#include "migrate.h"
 
 #include "banned.h"
 
@@ -12,7 +15,8 @@ static const char usage[] =
     "commands:\n"
     "  fcgi    -c FILE   FastCGI worker; the listen socket is fd 0 "
     "(spawn-fcgi)\n"
-    "  check   -c FILE   validate the config and reach Redis\n"
+    "  migrate -c FILE   apply the PostgreSQL migrations (idempotent)\n"
+    "  check   -c FILE   validate the config and reach Redis and PostgreSQL\n"
     "  config  -c FILE   print the effective configuration (secrets hidden)\n"
     "  version           print the version\n"
     "\n"
@@ -83,9 +87,35 @@ static int cmd_check(const char *path)
             printf("redis: bad url %s\n", cfg.redis.url);
         }
         store_release(&st);
+        if (PQping(cfg.postgres.dsn) == PQPING_OK) {
+            printf("postgres: ok\n");
+        } else {
+            printf("postgres: UNREACHABLE\n");
+            rc = 1;
+        }
     }
     config_release(&cfg);
     return rc ? 1 : 0;
+}
+
+static int cmd_migrate(const char *path)
+{
+    struct config cfg;
+    struct migrate_result res;
+    int rc = load(&cfg, path);
+
+    if (rc == 0) {
+        rc = migrate_run(cfg.postgres.dsn, &res) < 0;
+        if (rc)
+            fprintf(stderr, "wxkf migrate: %s\n", res.error);
+        else if (res.applied)
+            printf("migrate: schema %d -> %d (%d applied)\n", res.from,
+                   res.to, res.applied);
+        else
+            printf("migrate: schema %d is up to date\n", res.to);
+    }
+    config_release(&cfg);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -102,7 +132,7 @@ int main(int argc, char **argv)
         return *cmd ? 0 : 2;
     }
     if (strcmp(cmd, "fcgi") && strcmp(cmd, "check") &&
-        strcmp(cmd, "config")) {
+        strcmp(cmd, "config") && strcmp(cmd, "migrate")) {
         fprintf(stderr, "wxkf: unknown command '%s'\n\n%s", cmd, usage);
         return 2;
     }
@@ -114,5 +144,7 @@ int main(int argc, char **argv)
         return worker_main(path);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(path);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(path);
     return cmd_config(path);
 }

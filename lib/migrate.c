@@ -1,0 +1,130 @@
+/* migrate: versioned, transactional schema migrations. */
+#include "migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "banned.h"
+
+/* Any constant: serialises concurrent `wxkf migrate` runs. */
+#define LOCK_KEY "7305418221"
+
+static int exec_ok(PGconn *db, const char *sql, struct migrate_result *res,
+                   const char *what)
+{
+    PGresult *r = PQexec(db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+
+    if (!ok)
+        snprintf(res->error, sizeof(res->error), "%s: %s", what,
+                 PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? 0 : KF_EIO;
+}
+
+static int current_version(PGconn *db, struct migrate_result *res)
+{
+    PGresult *r = PQexec(db, "SELECT coalesce(max(version), 0) "
+                             "FROM wxkf_schema");
+    int v = -1;
+
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        v = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        snprintf(res->error, sizeof(res->error), "reading wxkf_schema: %s",
+                 PQresultErrorMessage(r));
+    PQclear(r);
+    return v;
+}
+
+static int record(PGconn *db, const struct migration *m,
+                  struct migrate_result *res)
+{
+    char ver[16];
+    const char *params[2] = { ver, m->name };
+    PGresult *r;
+    int ok;
+
+    snprintf(ver, sizeof(ver), "%d", m->version);
+    r = PQexecParams(db, "INSERT INTO wxkf_schema (version, name) "
+                         "VALUES ($1, $2)", 2, NULL, params, NULL, NULL, 0);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        snprintf(res->error, sizeof(res->error), "recording %s: %s",
+                 m->name, PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? 0 : KF_EIO;
+}
+
+static int apply_all(PGconn *db, struct migrate_result *res)
+{
+    int latest = migrate_count ? migrate_all[migrate_count - 1].version : 0;
+    size_t i;
+    int rc;
+
+    rc = exec_ok(db, "SELECT pg_advisory_xact_lock(" LOCK_KEY ")", res,
+                 "lock");
+    if (rc == 0)
+        rc = exec_ok(db, "CREATE TABLE IF NOT EXISTS wxkf_schema ("
+                         " version integer PRIMARY KEY,"
+                         " name text NOT NULL,"
+                         " applied_at timestamptz NOT NULL DEFAULT now())",
+                     res, "creating wxkf_schema");
+    if (rc < 0)
+        return rc;
+    res->from = res->to = current_version(db, res);
+    if (res->from < 0)
+        return KF_EIO;
+    if (res->from > latest) {
+        snprintf(res->error, sizeof(res->error),
+                 "database schema version %d is newer than this wxkf "
+                 "(knows up to %d): upgrade wxkf", res->from, latest);
+        return KF_ECONFIG;
+    }
+    for (i = 0; i < migrate_count; i++) {
+        const struct migration *m = &migrate_all[i];
+
+        if (m->version <= res->from)
+            continue;
+        rc = exec_ok(db, m->sql, res, m->name);
+        if (rc == 0)
+            rc = record(db, m, res);
+        if (rc < 0)
+            return rc;
+        res->to = m->version;
+        res->applied++;
+    }
+    return 0;
+}
+
+int migrate_run(const char *dsn, struct migrate_result *res)
+{
+    PGconn *db;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    db = PQconnectdb(dsn);
+    if (PQstatus(db) != CONNECTION_OK) {
+        snprintf(res->error, sizeof(res->error), "connect: %s",
+                 PQerrorMessage(db));
+        PQfinish(db);
+        return KF_EBACKEND;
+    }
+    rc = exec_ok(db, "SET client_min_messages = warning", res, "setup");
+    if (rc == 0)
+        rc = exec_ok(db, "BEGIN", res, "begin");
+    if (rc == 0)
+        rc = apply_all(db, res);
+    if (rc == 0)
+        rc = exec_ok(db, "COMMIT", res, "commit");
+    else
+        PQclear(PQexec(db, "ROLLBACK"));
+    if (rc < 0)
+        res->applied = 0;
+    PQfinish(db);
+    return rc;
+}
