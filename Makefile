@@ -23,6 +23,8 @@ FCGI_SRC := $(wildcard fcgi/*.c)
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 HDRS     := $(wildcard lib/*.h fcgi/*.h test/unit/*.h)
 
+# V=1 shows full commands.
+Q = $(if $(V),,@)
 REL = build/rel
 SANB = build/san
 
@@ -33,36 +35,46 @@ all: $(REL)/wxkf
 # --- objects (release and sanitizer builds share the rules) ---------------
 $(REL)/%.o: %.c $(HDRS) | deps-checked
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 $(SANB)/%.o: %.c $(HDRS) | deps-checked
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
 
 # The migrations in sql/ are embedded in the binary.
 SQL_SRC := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 build/gen/migrations.c: $(SQL_SRC) scripts/embed_sql.sh
 	@mkdir -p $(dir $@)
-	sh scripts/embed_sql.sh $@ $(SQL_SRC)
+	@echo "  GEN     $@"
+	$(Q)sh scripts/embed_sql.sh $@ $(SQL_SRC)
 $(REL)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 $(SANB)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
 
 $(REL)/libwxkf.a: $(LIB_SRC:%.c=$(REL)/%.o) $(REL)/gen/migrations.o
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
 $(SANB)/libwxkf.a: $(LIB_SRC:%.c=$(SANB)/%.o) $(SANB)/gen/migrations.o
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
 
 $(REL)/wxkf: $(FCGI_SRC:%.c=$(REL)/%.o) $(REL)/libwxkf.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
 $(SANB)/wxkf: $(FCGI_SRC:%.c=$(SANB)/%.o) $(SANB)/libwxkf.a
-	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS)
 
 $(SANB)/test_%: $(SANB)/test/unit/test_%.o $(SANB)/test/unit/testutil.o \
 		$(SANB)/test/unit/tu_redis.o $(SANB)/libwxkf.a
-	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
 san: $(SANB)/wxkf
 

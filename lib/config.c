@@ -20,24 +20,67 @@ struct centry {
     long min, max;      /* C_LONG: value bounds; C_STR: length bounds */
     const char *choices; /* C_ENUM: "a|b|c" */
     int secret;
+    /* Format of a non-empty value: NULL if fine, else what is wrong. */
+    const char *(*check)(const char *v);
 };
 
+static int all_of(const char *s, const char *set)
+{
+    return s[strspn(s, set)] == '\0';
+}
+
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+static const char *check_app_id(const char *v)
+{
+    return strncmp(v, "wx", 2) || strlen(v) < 3 || !all_of(v, ALNUM)
+               ? "must be the AppID (wx followed by letters/digits)" : NULL;
+}
+
+static const char *check_token(const char *v)
+{
+    return strlen(v) < 3 || !all_of(v, ALNUM)
+               ? "must be 3..32 letters or digits" : NULL;
+}
+
+static const char *check_aes_key(const char *v)
+{
+    return strlen(v) != 43 || !all_of(v, ALNUM)
+               ? "must be 43 letters or digits" : NULL;
+}
+
+static const char *check_original_id(const char *v)
+{
+    return strncmp(v, "gh_", 3) || !v[3] || !all_of(v + 3, ALNUM "_")
+               ? "must look like gh_xxxxxxxxxxxx" : NULL;
+}
+
+static const char *check_sha256(const char *v)
+{
+    return strlen(v) != 64 || !all_of(v, "0123456789abcdef")
+               ? "must be 64 lowercase hex digits" : NULL;
+}
+
 #define S(sec, k, def, lo, hi) \
-    { #sec, #k, C_STR, offsetof(struct config, sec.k), def, lo, hi, NULL, 0 }
-#define SECRET(sec, k, def, lo, hi) \
-    { #sec, #k, C_STR, offsetof(struct config, sec.k), def, lo, hi, NULL, 1 }
+    { #sec, #k, C_STR, offsetof(struct config, sec.k), def, lo, hi, NULL, 0, \
+      NULL }
+#define CHECKED(sec, k, secret, hi, fn) \
+    { #sec, #k, C_STR, offsetof(struct config, sec.k), "", 0, hi, NULL, \
+      secret, fn }
 #define L(sec, k, def, lo, hi) \
-    { #sec, #k, C_LONG, offsetof(struct config, sec.k), #def, lo, hi, NULL, 0 }
+    { #sec, #k, C_LONG, offsetof(struct config, sec.k), #def, lo, hi, NULL, \
+      0, NULL }
 #define E(sec, k, def, choices) \
-    { #sec, #k, C_ENUM, offsetof(struct config, sec.k), def, 0, 0, choices, 0 }
+    { #sec, #k, C_ENUM, offsetof(struct config, sec.k), def, 0, 0, choices, \
+      0, NULL }
 
 static const struct centry table[] = {
-    S(wechat, app_id, "", 0, 64),
-    SECRET(wechat, app_secret, "", 0, 128),
-    SECRET(wechat, token, "", 0, 32),
-    SECRET(wechat, encoding_aes_key, "", 0, 43),
-    SECRET(wechat, encoding_aes_key_prev, "", 0, 43),
-    S(wechat, original_id, "", 0, 64),
+    CHECKED(wechat, app_id, 0, 64, check_app_id),
+    CHECKED(wechat, app_secret, 1, 128, NULL),
+    CHECKED(wechat, token, 1, 32, check_token),
+    CHECKED(wechat, encoding_aes_key, 1, 43, check_aes_key),
+    CHECKED(wechat, encoding_aes_key_prev, 1, 43, check_aes_key),
+    CHECKED(wechat, original_id, 0, 64, check_original_id),
     E(wechat, mode, "workspace", "workspace|wechat_kf"),
     S(wechat, api_base, "https://api.weixin.qq.com", 1, 256),
     L(wechat, timestamp_window, 300, 0, 86400),
@@ -57,7 +100,7 @@ static const struct centry table[] = {
     S(texts, welcome, "", 0, 2000),
     S(texts, no_agent, "", 0, 2000),
     S(texts, queued, "", 0, 2000),
-    S(api, admin_token_sha256, "", 0, 64),
+    CHECKED(api, admin_token_sha256, 0, 64, check_sha256),
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 
@@ -119,6 +162,10 @@ static int set_value(struct config *c, const struct centry *e, const char *v,
     if (e->type == C_ENUM && !choice_ok(e->choices, v)) {
         snprintf(why, whylen, "%s.%s must be one of %s", e->section, e->key,
                  e->choices);
+        return KF_ECONFIG;
+    }
+    if (e->type == C_STR && e->check && *v && e->check(v)) {
+        snprintf(why, whylen, "%s.%s %s", e->section, e->key, e->check(v));
         return KF_ECONFIG;
     }
     if (e->type == C_STR &&
@@ -200,7 +247,8 @@ static int known_section(const char *s)
 
 /* Parses one line; *section is updated on "[name]". */
 static int parse_line(struct config *c, char *line, char *section,
-                      size_t seclen, char *why, size_t whylen)
+                      size_t seclen, const struct centry **set, char *why,
+                      size_t whylen)
 {
     char *s = trim(line), *eq, *key, *val;
     const struct centry *e;
@@ -239,10 +287,18 @@ static int parse_line(struct config *c, char *line, char *section,
         snprintf(why, whylen, "unknown key %s in [%s]", key, section);
         return KF_ECONFIG;
     }
+    *set = e;
     return set_value(c, e, val, why, whylen);
 }
 
-static int load_file(struct config *c, const char *path,
+/* Where each entry was last set (a file line, or the environment), so an
+ * error found after loading can still point at its source. */
+struct origin {
+    const char *file;
+    int line[sizeof(table) / sizeof(table[0])];   /* -1: environment */
+};
+
+static int load_file(struct config *c, const char *path, struct origin *o,
                      struct config_err *err)
 {
     FILE *f = fopen(path, "r");
@@ -254,6 +310,8 @@ static int load_file(struct config *c, const char *path,
         return KF_ECONFIG;
     }
     while (fgets(line, sizeof(line), f)) {
+        const struct centry *e = NULL;
+
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
             snprintf(err->msg, sizeof(err->msg), "%s:%d: line too long",
@@ -261,30 +319,40 @@ static int load_file(struct config *c, const char *path,
             rc = KF_ECONFIG;
             break;
         }
-        rc = parse_line(c, line, section, sizeof(section), why, sizeof(why));
+        rc = parse_line(c, line, section, sizeof(section), &e, why,
+                        sizeof(why));
         if (rc < 0) {
             snprintf(err->msg, sizeof(err->msg), "%s:%d: %s", path, lineno,
                      why);
             break;
         }
+        if (e)
+            o->line[e - table] = lineno;
     }
     fclose(f);
     return rc;
 }
 
-static int load_env(struct config *c, struct config_err *err)
+static void env_name(const struct centry *e, char *name, size_t n)
+{
+    char *p;
+
+    snprintf(name, n, "WXKF_%s_%s", e->section, e->key);
+    for (p = name; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
+static int load_env(struct config *c, struct origin *o,
+                    struct config_err *err)
 {
     size_t i;
 
     for (i = 0; i < NTABLE; i++) {
-        char name[96], why[256], *p;
+        char name[96], why[256];
         const char *v;
         int rc;
 
-        snprintf(name, sizeof(name), "WXKF_%s_%s", table[i].section,
-                 table[i].key);
-        for (p = name; *p; p++)
-            *p = (char)toupper((unsigned char)*p);
+        env_name(&table[i], name, sizeof(name));
         v = getenv(name);
         if (!v)
             continue;
@@ -293,66 +361,60 @@ static int load_env(struct config *c, struct config_err *err)
             snprintf(err->msg, sizeof(err->msg), "%s: %s", name, why);
             return rc;
         }
+        o->line[i] = -1;
     }
     return 0;
 }
 
-static int all_of(const char *s, const char *set)
+/* Checks that need several keys, or keys that are required. */
+static int validate(const struct config *c, const struct origin *o,
+                    struct config_err *err)
 {
-    return s[strspn(s, set)] == '\0';
-}
-
-#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-static int validate(const struct config *c, struct config_err *err)
-{
+    const struct centry *e = NULL;
     const char *why = NULL;
+    char at[300];
     size_t i;
 
     for (i = 0; i < NTABLE; i++)
         if (table[i].type != C_LONG && !*cstr_at(c, &table[i]))
             return KF_ENOMEM;
-    if (strlen(c->wechat.app_id) < 3 || strncmp(c->wechat.app_id, "wx", 2) ||
-        !all_of(c->wechat.app_id, ALNUM))
-        why = "wechat.app_id must be the AppID (wx followed by letters/digits)";
-    else if (strlen(c->wechat.token) < 3 || !all_of(c->wechat.token, ALNUM))
-        why = "wechat.token must be 3..32 letters or digits";
-    else if (*c->wechat.encoding_aes_key &&
-             (strlen(c->wechat.encoding_aes_key) != 43 ||
-              !all_of(c->wechat.encoding_aes_key, ALNUM)))
-        why = "wechat.encoding_aes_key must be 43 letters or digits";
-    else if (*c->wechat.encoding_aes_key_prev &&
-             (strlen(c->wechat.encoding_aes_key_prev) != 43 ||
-              !all_of(c->wechat.encoding_aes_key_prev, ALNUM)))
-        why = "wechat.encoding_aes_key_prev must be 43 letters or digits";
+    if (!*c->wechat.app_id)
+        e = find("wechat", "app_id"),
+        why = "is required (the Official Account's AppID)";
+    else if (!*c->wechat.token)
+        e = find("wechat", "token"),
+        why = "is required (the Token set on the platform)";
     else if (*c->wechat.encoding_aes_key_prev && !*c->wechat.encoding_aes_key)
-        why = "wechat.encoding_aes_key_prev needs wechat.encoding_aes_key";
-    else if (*c->wechat.original_id &&
-             (strncmp(c->wechat.original_id, "gh_", 3) ||
-              !all_of(c->wechat.original_id + 3, ALNUM "_")))
-        why = "wechat.original_id must look like gh_xxxxxxxxxxxx";
-    else if (*c->api.admin_token_sha256 &&
-             (strlen(c->api.admin_token_sha256) != 64 ||
-              !all_of(c->api.admin_token_sha256, "0123456789abcdef")))
-        why = "api.admin_token_sha256 must be 64 lowercase hex digits";
-    if (why) {
-        snprintf(err->msg, sizeof(err->msg), "%s", why);
-        return KF_ECONFIG;
+        e = find("wechat", "encoding_aes_key_prev"),
+        why = "needs wechat.encoding_aes_key";
+    if (!why)
+        return 0;
+    if (o->line[e - table] > 0) {
+        snprintf(at, sizeof(at), "%s:%d", o->file, o->line[e - table]);
+    } else if (o->line[e - table] < 0) {
+        env_name(e, at, sizeof(at));
+    } else {
+        snprintf(at, sizeof(at), "%s", o->file ? o->file : "config");
     }
-    return 0;
+    snprintf(err->msg, sizeof(err->msg), "%s: %s.%s %s", at, e->section,
+             e->key, why);
+    return KF_ECONFIG;
 }
 
 int config_load(struct config *c, const char *path, struct config_err *err)
 {
+    struct origin origin;
     int rc = 0;
 
+    memset(&origin, 0, sizeof(origin));
+    origin.file = path;
     err->msg[0] = '\0';
     if (path)
-        rc = load_file(c, path, err);
+        rc = load_file(c, path, &origin, err);
     if (rc == 0)
-        rc = load_env(c, err);
+        rc = load_env(c, &origin, err);
     if (rc == 0)
-        rc = validate(c, err);
+        rc = validate(c, &origin, err);
     if (rc == KF_ENOMEM && !err->msg[0])
         snprintf(err->msg, sizeof(err->msg), "out of memory");
     return rc;

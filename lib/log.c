@@ -54,8 +54,11 @@ static int safe_char(unsigned char c, int rid)
 
 static const char *copy_safe(char *out, size_t n, struct kf_str s, int rid)
 {
-    size_t i, m = s.len < n - 1 ? s.len : n - 1;
+    size_t i, m;
 
+    if (n == 0)
+        return out;
+    m = s.len < n - 1 ? s.len : n - 1;
     for (i = 0; i < m; i++)
         out[i] = safe_char((unsigned char)s.p[i], rid) ? s.p[i] : '?';
     out[m] = '\0';

@@ -1,0 +1,638 @@
+/* Unit tests for config: defaults, the sample file, WXKF_* environment
+ * overrides, file:line errors (fixtures in test/data/config/), comments and
+ * CRLF, config_dump's secret hiding and release. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "kf.h"
+
+#define CONF(name) "../data/config/" name
+#define SAMPLE "../../docs/wxkf.conf.sample"
+
+extern char **environ;
+
+/* --- environment: every test starts without WXKF_* and restores what it
+ * set in its teardown, even when an assertion fails. ------------------- */
+
+struct saved_env {
+    char name[64];
+    char *old;      /* NULL: was unset */
+};
+static struct saved_env saved[16];
+static size_t nsaved;
+
+static void env_set(const char *name, const char *value)
+{
+    const char *old = getenv(name);
+
+    assert_true(nsaved < sizeof(saved) / sizeof(saved[0]));
+    snprintf(saved[nsaved].name, sizeof(saved[nsaved].name), "%s", name);
+    saved[nsaved].old = old ? strdup(old) : NULL;
+    nsaved++;
+    assert_int_equal(setenv(name, value, 1), 0);
+}
+
+static int env_restore(void **state)
+{
+    (void)state;
+    while (nsaved > 0) {
+        struct saved_env *s = &saved[--nsaved];
+
+        if (s->old)
+            setenv(s->name, s->old, 1);
+        else
+            unsetenv(s->name);
+        free(s->old);
+        s->old = NULL;
+    }
+    return 0;
+}
+
+/* Runs once: drop any WXKF_* the shell exported so results are hermetic. */
+static int clear_wxkf_env(void **state)
+{
+    int again = 1;
+
+    (void)state;
+    while (again) {
+        char **e;
+
+        again = 0;
+        for (e = environ; *e; e++)
+            if (strncmp(*e, "WXKF_", 5) == 0) {
+                char name[128];
+                size_t n = strcspn(*e, "=");
+
+                if (n >= sizeof(name))
+                    return -1;
+                memcpy(name, *e, n);
+                name[n] = '\0';
+                unsetenv(name);
+                again = 1;
+                break;
+            }
+    }
+    return 0;
+}
+
+/* --- helpers ----------------------------------------------------------- */
+
+/* 1 if msg starts with "path:line: " (line 0: any line number >= 1). */
+static int has_location(const char *msg, const char *path, int line)
+{
+    size_t n = strlen(path), digits;
+
+    if (strncmp(msg, path, n) != 0 || msg[n] != ':')
+        return 0;
+    msg += n + 1;
+    digits = strspn(msg, "0123456789");
+    if (digits == 0 || msg[0] == '0' || strncmp(msg + digits, ": ", 2) != 0)
+        return 0;
+    return line == 0 || strtol(msg, NULL, 10) == line;
+}
+
+/* Loads path and checks it fails with KF_ECONFIG and a message containing
+ * needle that starts with "path:line: ". Releases before asserting so a
+ * failing case reports no leak. */
+static void expect_file_error(const char *path, int line, const char *needle)
+{
+    struct config c;
+    struct config_err err;
+    int rc;
+
+    config_init(&c);
+    rc = config_load(&c, path, &err);
+    config_release(&c);
+    assert_int_equal(rc, KF_ECONFIG);
+    if (!strstr(err.msg, needle))
+        fail_msg("error \"%s\" does not mention \"%s\"", err.msg, needle);
+    if (!has_location(err.msg, path, line)) {
+        char want[16];
+
+        snprintf(want, sizeof(want), line ? "%d" : "<any>", line);
+        fail_msg("error \"%s\" does not start with \"%s:%s: \"", err.msg,
+                 path, want);
+    }
+}
+
+/* Loads with path (may be NULL) and the current environment, expecting an
+ * error that starts with "var: " and contains needle. */
+static void expect_env_error(const char *path, const char *var,
+                             const char *needle)
+{
+    struct config c;
+    struct config_err err;
+    char where[128];
+    int rc;
+
+    config_init(&c);
+    rc = config_load(&c, path, &err);
+    config_release(&c);
+    snprintf(where, sizeof(where), "%s: ", var);
+    assert_int_equal(rc, KF_ECONFIG);
+    if (strncmp(err.msg, where, strlen(where)) != 0)
+        fail_msg("error \"%s\" does not start with \"%s\"", err.msg, where);
+    if (!strstr(err.msg, needle))
+        fail_msg("error \"%s\" does not mention \"%s\"", err.msg, needle);
+}
+
+static void load_ok(struct config *c, const char *path)
+{
+    struct config_err err;
+    int rc;
+
+    config_init(c);
+    rc = config_load(c, path, &err);
+    if (rc != 0) {
+        config_release(c);
+        fail_msg("config_load(%s) = %d: %s", path ? path : "NULL", rc,
+                 err.msg);
+    }
+}
+
+/* Path of a new temp file holding text; caller unlinks. */
+static void write_temp(char *path, size_t n, const char *text)
+{
+    FILE *f;
+    int fd;
+
+    snprintf(path, n, "/tmp/wxkf_test_config_XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* --- defaults and the sample ------------------------------------------- */
+
+static void test_config_init_fills_documented_defaults(void **state)
+{
+    struct config c;
+
+    (void)state;
+    config_init(&c);
+    assert_int_equal(c.wechat.timestamp_window, 300);
+    assert_int_equal(c.wechat.dedupe_ttl, 600);
+    assert_int_equal(c.http.max_body, 65536);
+    assert_string_equal(c.routing.policy, "round_robin");
+    assert_int_equal(c.session.idle_timeout, 1800);
+    assert_int_equal(c.presence.heartbeat_ttl, 90);
+    assert_int_equal(c.ratelimit.wechat_api_per_min, 600);
+    assert_string_equal(c.wechat.mode, "workspace");
+    assert_string_equal(c.wechat.api_base, "https://api.weixin.qq.com");
+    assert_string_equal(c.log.level, "info");
+    assert_string_equal(c.log.file, "");
+    assert_string_equal(c.wechat.app_id, "");
+    assert_string_equal(c.wechat.encoding_aes_key, "");
+    assert_int_equal(c.routing.default_capacity, 5);
+    assert_int_equal(c.redis.connect_timeout_ms, 500);
+    assert_int_equal(c.redis.io_timeout_ms, 1000);
+    config_release(&c);
+}
+
+static void test_config_defaults_survive_load_without_file(void **state)
+{
+    struct config c;
+
+    (void)state;
+    env_set("WXKF_WECHAT_APP_ID", "wx0123456789abcdef");
+    env_set("WXKF_WECHAT_TOKEN", "EnvToken");
+    load_ok(&c, NULL);
+    assert_string_equal(c.wechat.app_id, "wx0123456789abcdef");
+    assert_string_equal(c.wechat.token, "EnvToken");
+    assert_int_equal(c.wechat.timestamp_window, 300);
+    assert_int_equal(c.wechat.dedupe_ttl, 600);
+    assert_int_equal(c.http.max_body, 65536);
+    assert_string_equal(c.routing.policy, "round_robin");
+    assert_int_equal(c.session.idle_timeout, 1800);
+    assert_int_equal(c.presence.heartbeat_ttl, 90);
+    assert_int_equal(c.ratelimit.wechat_api_per_min, 600);
+    config_release(&c);
+}
+
+static void test_config_without_app_id_is_rejected(void **state)
+{
+    struct config c;
+    struct config_err err;
+    int rc;
+
+    (void)state;
+    config_init(&c);
+    rc = config_load(&c, NULL, &err);
+    config_release(&c);
+    assert_int_equal(rc, KF_ECONFIG);
+    assert_non_null(strstr(err.msg, "wechat.app_id"));
+}
+
+static void test_config_sample_file_loads(void **state)
+{
+    struct config c;
+
+    (void)state;
+    load_ok(&c, SAMPLE);
+    assert_string_equal(c.wechat.app_id, "wx0123456789abcdef");
+    assert_string_equal(c.wechat.token, "ChangeMeToken");
+    assert_string_equal(c.wechat.app_secret, "");
+    assert_string_equal(c.wechat.mode, "workspace");
+    assert_string_equal(c.postgres.dsn,
+                        "host=127.0.0.1 port=5432 dbname=wxkf user=wxkf");
+    assert_string_equal(c.redis.url, "redis://127.0.0.1:6379/0");
+    assert_int_equal(c.wechat.timestamp_window, 300);
+    assert_int_equal(c.http.max_body, 65536);
+    assert_string_equal(c.texts.welcome, "");
+    assert_non_null(strstr(c.texts.queued, "{n}"));
+    assert_true(strlen(c.texts.no_agent) > 0);
+    config_release(&c);
+}
+
+static void test_config_missing_file_error_names_the_path(void **state)
+{
+    struct config c;
+    struct config_err err;
+    int rc;
+
+    (void)state;
+    config_init(&c);
+    rc = config_load(&c, CONF("does_not_exist.conf"), &err);
+    config_release(&c);
+    assert_int_equal(rc, KF_ECONFIG);
+    assert_non_null(strstr(err.msg, CONF("does_not_exist.conf")));
+}
+
+/* --- environment overrides --------------------------------------------- */
+
+static void test_config_env_overrides_beat_the_file(void **state)
+{
+    struct config c;
+
+    (void)state;
+    env_set("WXKF_WECHAT_TOKEN", "FromEnv42");
+    env_set("WXKF_HTTP_MAX_BODY", "2048");
+    env_set("WXKF_ROUTING_POLICY", "least_busy");
+    env_set("WXKF_TEXTS_WELCOME", "hi there");
+    load_ok(&c, SAMPLE);
+    assert_string_equal(c.wechat.token, "FromEnv42");
+    assert_int_equal(c.http.max_body, 2048);
+    assert_string_equal(c.routing.policy, "least_busy");
+    assert_string_equal(c.texts.welcome, "hi there");
+    /* Untouched keys still come from the file. */
+    assert_string_equal(c.wechat.app_id, "wx0123456789abcdef");
+    config_release(&c);
+}
+
+static void test_config_env_integer_bounds_are_inclusive(void **state)
+{
+    struct config c;
+
+    (void)state;
+    env_set("WXKF_HTTP_MAX_BODY", "1024");
+    env_set("WXKF_WECHAT_TIMESTAMP_WINDOW", "0");
+    load_ok(&c, SAMPLE);
+    assert_int_equal(c.http.max_body, 1024);
+    assert_int_equal(c.wechat.timestamp_window, 0);
+    config_release(&c);
+    env_restore(NULL);
+
+    env_set("WXKF_HTTP_MAX_BODY", "1048576");
+    env_set("WXKF_WECHAT_TIMESTAMP_WINDOW", "86400");
+    load_ok(&c, SAMPLE);
+    assert_int_equal(c.http.max_body, 1048576);
+    assert_int_equal(c.wechat.timestamp_window, 86400);
+    config_release(&c);
+    env_restore(NULL);
+
+    env_set("WXKF_HTTP_MAX_BODY", "1023");
+    expect_env_error(SAMPLE, "WXKF_HTTP_MAX_BODY", "http.max_body");
+    env_restore(NULL);
+    env_set("WXKF_HTTP_MAX_BODY", "1048577");
+    expect_env_error(SAMPLE, "WXKF_HTTP_MAX_BODY", "http.max_body");
+}
+
+static void test_config_invalid_env_integer_names_the_variable(void **state)
+{
+    (void)state;
+    env_set("WXKF_HTTP_MAX_BODY", "lots");
+    expect_env_error(SAMPLE, "WXKF_HTTP_MAX_BODY", "http.max_body");
+}
+
+static void test_config_invalid_env_enum_names_the_variable(void **state)
+{
+    (void)state;
+    env_set("WXKF_WECHAT_MODE", "foo");
+    expect_env_error(SAMPLE, "WXKF_WECHAT_MODE", "workspace|wechat_kf");
+}
+
+static void test_config_invalid_env_app_id_names_the_variable(void **state)
+{
+    (void)state;
+    env_set("WXKF_WECHAT_APP_ID", "not-an-appid");
+    expect_env_error(SAMPLE, "WXKF_WECHAT_APP_ID", "app_id");
+}
+
+/* --- file:line errors -------------------------------------------------- */
+
+static void test_config_rejects_unknown_key_with_file_and_line(void **state)
+{
+    (void)state;
+    expect_file_error(CONF("unknown_key.conf"), 3, "colour");
+}
+
+static void test_config_rejects_unknown_section_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("unknown_section.conf"), 6, "nosuch");
+}
+
+static void test_config_rejects_bad_section_header_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("bad_section_header.conf"), 1, "section");
+}
+
+static void test_config_rejects_key_outside_section_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("key_outside_section.conf"), 3, "token");
+}
+
+static void test_config_rejects_missing_equals_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("missing_equals.conf"), 3, "=");
+}
+
+static void test_config_rejects_out_of_range_integer_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("out_of_range.conf"), 5, "http.max_body");
+}
+
+static void test_config_rejects_non_integer_with_file_and_line(void **state)
+{
+    (void)state;
+    expect_file_error(CONF("not_integer.conf"), 4, "wechat.timestamp_window");
+}
+
+static void test_config_rejects_bad_enum_with_file_and_line(void **state)
+{
+    (void)state;
+    expect_file_error(CONF("bad_enum.conf"), 4, "wechat.mode");
+}
+
+static void test_config_rejects_over_long_value_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("value_too_long.conf"), 3, "wechat.token");
+}
+
+static void test_config_rejects_over_long_line_with_file_and_line(
+    void **state)
+{
+    char path[64], *text = malloc(6000);
+    size_t n;
+
+    (void)state;
+    assert_non_null(text);
+    n = (size_t)snprintf(text, 6000, "[wechat]\napp_id = wx0123456789abcdef"
+                                     "\ntoken = abc\n[texts]\nwelcome = ");
+    memset(text + n, 'x', 5000);
+    memcpy(text + n + 5000, "\n", 2);
+    write_temp(path, sizeof(path), text);
+    free(text);
+    expect_file_error(path, 5, "too long");
+    unlink(path);
+}
+
+static void test_config_rejects_bad_app_id_with_file_and_line(void **state)
+{
+    (void)state;
+    expect_file_error(CONF("bad_app_id.conf"), 3, "wechat.app_id");
+}
+
+static void test_config_rejects_too_short_token_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("token_too_short.conf"), 4, "wechat.token");
+}
+
+static void test_config_rejects_non_alnum_token_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("token_not_alnum.conf"), 3, "wechat.token");
+}
+
+static void test_config_rejects_aes_key_of_wrong_length_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("aes_key_wrong_length.conf"), 5,
+                      "wechat.encoding_aes_key");
+}
+
+static void test_config_rejects_prev_key_without_current_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    /* Cross-field: the line of either key will do. */
+    expect_file_error(CONF("prev_key_without_current.conf"), 0,
+                      "wechat.encoding_aes_key_prev");
+}
+
+static void test_config_rejects_bad_original_id_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("bad_original_id.conf"), 4, "wechat.original_id");
+}
+
+static void test_config_rejects_bad_admin_token_sha256_with_file_and_line(
+    void **state)
+{
+    (void)state;
+    expect_file_error(CONF("bad_admin_token.conf"), 5,
+                      "api.admin_token_sha256");
+}
+
+/* --- accepted syntax --------------------------------------------------- */
+
+static void test_config_accepts_comments_blank_lines_and_crlf(void **state)
+{
+    struct config c;
+
+    (void)state;
+    load_ok(&c, CONF("comments_crlf.conf"));
+    assert_string_equal(c.wechat.app_id, "wx0123456789abcdef");
+    assert_string_equal(c.wechat.token, "CrlfToken");
+    assert_string_equal(c.wechat.mode, "wechat_kf");
+    assert_int_equal(c.http.max_body, 2048);
+    assert_string_equal(c.texts.welcome, "hello world");
+    config_release(&c);
+}
+
+static void test_config_later_duplicate_key_wins(void **state)
+{
+    struct config c;
+
+    (void)state;
+    load_ok(&c, CONF("duplicate_key.conf"));
+    assert_string_equal(c.wechat.token, "second");
+    assert_int_equal(c.http.max_body, 2048);
+    config_release(&c);
+}
+
+/* --- dump and release -------------------------------------------------- */
+
+#define SECRET_APP "S3cretAppSecretValue"
+#define SECRET_AES "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+#define SECRET_PREV "GFEDCBA9876543210zyxwvutsrqponmlkjihgfedcba"
+
+static void test_config_dump_hides_secrets(void **state)
+{
+    struct config c;
+    struct kf_buf out;
+    int rc;
+
+    (void)state;
+    env_set("WXKF_WECHAT_APP_SECRET", SECRET_APP);
+    env_set("WXKF_WECHAT_ENCODING_AES_KEY", SECRET_AES);
+    env_set("WXKF_WECHAT_ENCODING_AES_KEY_PREV", SECRET_PREV);
+    load_ok(&c, SAMPLE);
+    kf_buf_init(&out, 1 << 16);
+    rc = config_dump(&c, &out);
+    config_release(&c);
+    assert_int_equal(rc, 0);
+    assert_non_null(out.p);
+    assert_non_null(strstr(out.p, "wechat.app_secret = (set)\n"));
+    assert_non_null(strstr(out.p, "wechat.token = (set)\n"));
+    assert_non_null(strstr(out.p, "wechat.encoding_aes_key = (set)\n"));
+    assert_non_null(strstr(out.p, "wechat.encoding_aes_key_prev = (set)\n"));
+    assert_null(strstr(out.p, "ChangeMeToken"));
+    assert_null(strstr(out.p, SECRET_APP));
+    assert_null(strstr(out.p, "S3cret"));
+    assert_null(strstr(out.p, SECRET_AES));
+    assert_null(strstr(out.p, "abcdefghij"));
+    assert_null(strstr(out.p, SECRET_PREV));
+    assert_null(strstr(out.p, "GFEDCBA"));
+    kf_buf_release(&out);
+}
+
+static void test_config_dump_shows_non_secret_values(void **state)
+{
+    struct config c;
+    struct kf_buf out;
+    int rc;
+
+    (void)state;
+    env_set("WXKF_PRESENCE_HEARTBEAT_TTL", "45");
+    load_ok(&c, SAMPLE);
+    kf_buf_init(&out, 1 << 16);
+    rc = config_dump(&c, &out);
+    config_release(&c);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out.p, "wechat.app_id = wx0123456789abcdef\n"));
+    assert_non_null(strstr(out.p, "wechat.mode = workspace\n"));
+    assert_non_null(strstr(out.p, "wechat.timestamp_window = 300\n"));
+    assert_non_null(strstr(out.p, "http.max_body = 65536\n"));
+    assert_non_null(strstr(out.p, "routing.policy = round_robin\n"));
+    assert_non_null(strstr(out.p, "presence.heartbeat_ttl = 45\n"));
+    assert_non_null(strstr(out.p, "postgres.dsn = host=127.0.0.1 port=5432 "
+                                  "dbname=wxkf user=wxkf\n"));
+    /* An unset secret is shown as empty, not as "(set)". */
+    assert_non_null(strstr(out.p, "wechat.app_secret = \n"));
+    assert_int_equal(out.p[out.len - 1], '\n');
+    kf_buf_release(&out);
+}
+
+static void test_config_dump_reports_a_full_buffer(void **state)
+{
+    struct config c;
+    struct kf_buf out;
+    int rc;
+
+    (void)state;
+    load_ok(&c, SAMPLE);
+    kf_buf_init(&out, 40);
+    rc = config_dump(&c, &out);
+    config_release(&c);
+    assert_int_equal(rc, KF_ETOOBIG);
+    assert_true(out.len <= 40);
+    kf_buf_release(&out);
+}
+
+static void test_config_release_twice_is_safe(void **state)
+{
+    struct config c;
+
+    (void)state;
+    load_ok(&c, SAMPLE);
+    config_release(&c);
+    assert_null(c.wechat.app_id);
+    assert_null(c.wechat.token);
+    assert_null(c.texts.no_agent);
+    config_release(&c);
+    assert_null(c.routing.policy);
+}
+
+#define ENV_TEST(f) cmocka_unit_test_teardown(f, env_restore)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        ENV_TEST(test_config_init_fills_documented_defaults),
+        ENV_TEST(test_config_defaults_survive_load_without_file),
+        ENV_TEST(test_config_without_app_id_is_rejected),
+        ENV_TEST(test_config_sample_file_loads),
+        ENV_TEST(test_config_missing_file_error_names_the_path),
+        ENV_TEST(test_config_env_overrides_beat_the_file),
+        ENV_TEST(test_config_env_integer_bounds_are_inclusive),
+        ENV_TEST(test_config_invalid_env_integer_names_the_variable),
+        ENV_TEST(test_config_invalid_env_enum_names_the_variable),
+        ENV_TEST(test_config_invalid_env_app_id_names_the_variable),
+        ENV_TEST(test_config_rejects_unknown_key_with_file_and_line),
+        ENV_TEST(test_config_rejects_unknown_section_with_file_and_line),
+        ENV_TEST(test_config_rejects_bad_section_header_with_file_and_line),
+        ENV_TEST(test_config_rejects_key_outside_section_with_file_and_line),
+        ENV_TEST(test_config_rejects_missing_equals_with_file_and_line),
+        ENV_TEST(test_config_rejects_out_of_range_integer_with_file_and_line),
+        ENV_TEST(test_config_rejects_non_integer_with_file_and_line),
+        ENV_TEST(test_config_rejects_bad_enum_with_file_and_line),
+        ENV_TEST(test_config_rejects_over_long_value_with_file_and_line),
+        ENV_TEST(test_config_rejects_over_long_line_with_file_and_line),
+        ENV_TEST(test_config_rejects_bad_app_id_with_file_and_line),
+        ENV_TEST(test_config_rejects_too_short_token_with_file_and_line),
+        ENV_TEST(test_config_rejects_non_alnum_token_with_file_and_line),
+        ENV_TEST(
+            test_config_rejects_aes_key_of_wrong_length_with_file_and_line),
+        ENV_TEST(
+            test_config_rejects_prev_key_without_current_with_file_and_line),
+        ENV_TEST(test_config_rejects_bad_original_id_with_file_and_line),
+        ENV_TEST(
+            test_config_rejects_bad_admin_token_sha256_with_file_and_line),
+        ENV_TEST(test_config_accepts_comments_blank_lines_and_crlf),
+        ENV_TEST(test_config_later_duplicate_key_wins),
+        ENV_TEST(test_config_dump_hides_secrets),
+        ENV_TEST(test_config_dump_shows_non_secret_values),
+        ENV_TEST(test_config_dump_reports_a_full_buffer),
+        ENV_TEST(test_config_release_twice_is_safe),
+    };
+
+    return cmocka_run_group_tests(tests, clear_wxkf_env, NULL);
+}
