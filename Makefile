@@ -95,7 +95,7 @@ check: $(UNIT_BINS)
 	  echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 ../../$$t; done
 
 it: $(SANB)/wxkf
-	WXKF_BIN=$(CURDIR)/$(SANB)/wxkf /usr/bin/python3 -m pytest -q test/it
+	WXKF_BIN=$(CURDIR)/$(SANB)/wxkf /usr/bin/python3 -m pytest -q test/sim test/it
 
 test: deps
 	$(MAKE) all san

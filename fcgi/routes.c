@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-fe.h>
+
 #include "fcgi.h"
 
 #include "banned.h"
@@ -80,16 +82,18 @@ static void h_healthz(struct fcgi_req *r)
     fcgi_respond(r, 200, "text/plain; charset=utf-8", NULL, KF_STR("ok\n"));
 }
 
+/* Ready when both Redis and PostgreSQL answer. */
 static void h_readyz(struct fcgi_req *r)
 {
-    int rc = store_ping(&r->app->store);
-
-    if (rc == 0)
-        fcgi_respond(r, 200, "text/plain; charset=utf-8", NULL,
-                     KF_STR("ready\n"));
-    else
+    if (store_ping(&r->app->store) < 0)
         fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
                    NULL);
+    else if (PQping(r->app->cfg.postgres.dsn) != PQPING_OK)
+        fcgi_error(r, 503, "backend_unavailable",
+                   "postgresql is unreachable", NULL);
+    else
+        fcgi_respond(r, 200, "text/plain; charset=utf-8", NULL,
+                     KF_STR("ready\n"));
 }
 
 static const struct route routes[] = {

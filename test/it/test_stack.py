@@ -1,0 +1,72 @@
+"""The stack as an operator sees it: liveness and readiness, the schema
+migrated by `wxkf migrate`, and workers supervised by multiwatch (a worker
+killed with SIGKILL is replaced and no request fails for it)."""
+
+import os
+import signal
+import subprocess
+
+import psycopg2
+
+from conftest import wait_until, wxkf_bin
+
+
+def test_healthz_answers_ok(stack):
+    r = stack_get(stack, '/healthz')
+    assert r.status_code == 200
+    assert r.text == 'ok\n'
+    assert r.headers.get('X-Request-Id')
+
+
+def test_readyz_is_ready_with_redis_and_postgres_up(stack):
+    r = stack_get(stack, '/readyz')
+    assert r.status_code == 200, r.text
+
+
+def test_migrations_are_applied_once(stack):
+    db = psycopg2.connect(host='127.0.0.1', port=stack.pg_port,
+                          dbname='wxkf', user='wxkf')
+    try:
+        with db.cursor() as c:
+            c.execute('SELECT version, name FROM wxkf_schema ORDER BY 1')
+            rows = c.fetchall()
+            c.execute("SELECT to_regclass('public.agents') IS NOT NULL")
+            has_agents = c.fetchone()[0]
+    finally:
+        db.close()
+    assert rows and rows[0] == (1, '0001_agents')
+    assert has_agents
+    # A second run changes nothing and says so.
+    out = subprocess.run([wxkf_bin(), 'migrate', '-c', stack.conf],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert 'up to date' in out.stdout
+
+
+def test_check_reaches_redis_and_postgres(stack):
+    out = subprocess.run([wxkf_bin(), 'check', '-c', stack.conf],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'redis: ok' in out.stdout and 'postgres: ok' in out.stdout
+
+
+def test_killed_worker_is_replaced_and_service_continues(stack):
+    before = stack.worker_pids()
+    assert len(before) == stack.workers
+    victim = before[0]
+    os.kill(victim, signal.SIGKILL)
+    after = wait_until(
+        lambda: (lambda p: p if len(p) == stack.workers and victim not in p
+                 else None)(stack.worker_pids()),
+        timeout=10, what='multiwatch to replace the killed worker')
+    assert victim not in after
+    # Every callback after the replacement is served.
+    wx = stack.user()
+    for i in range(20):
+        r = wx.send_text('after kill %d' % i)
+        assert r.status_code == 200 and r.text == 'success'
+
+
+def stack_get(stack, path):
+    import requests
+    return requests.get(stack.base + path, timeout=10)
