@@ -60,7 +60,18 @@ static int decode(struct kf_str src, char *dst, size_t *len)
     return 0;
 }
 
+static int parse(struct http_query *q, struct kf_str qs);
+
 int http_query_parse(struct http_query *q, struct kf_str qs)
+{
+    int rc = parse(q, qs);
+
+    if (rc < 0)
+        q->n = 0;     /* nothing half-parsed is visible */
+    return rc;
+}
+
+static int parse(struct http_query *q, struct kf_str qs)
 {
     size_t pos = 0, out = 0;
     int rc;

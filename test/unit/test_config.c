@@ -269,6 +269,24 @@ static void test_config_missing_file_error_names_the_path(void **state)
     assert_non_null(strstr(err.msg, CONF("does_not_exist.conf")));
 }
 
+static void test_config_missing_token_error_names_the_file(void **state)
+{
+    struct config c;
+    struct config_err err;
+    const char *path = CONF("missing_token.conf");
+    int rc;
+
+    (void)state;
+    config_init(&c);
+    rc = config_load(&c, path, &err);
+    config_release(&c);
+    assert_int_equal(rc, KF_ECONFIG);
+    if (strncmp(err.msg, path, strlen(path)) != 0 ||
+        !strstr(err.msg, "wechat.token"))
+        fail_msg("error \"%s\" should name %s and wechat.token", err.msg,
+                 path);
+}
+
 /* --- environment overrides --------------------------------------------- */
 
 static void test_config_env_overrides_beat_the_file(void **state)
@@ -337,6 +355,21 @@ static void test_config_invalid_env_app_id_names_the_variable(void **state)
     (void)state;
     env_set("WXKF_WECHAT_APP_ID", "not-an-appid");
     expect_env_error(SAMPLE, "WXKF_WECHAT_APP_ID", "app_id");
+}
+
+static void test_config_empty_env_token_names_the_variable(void **state)
+{
+    (void)state;
+    env_set("WXKF_WECHAT_TOKEN", "");
+    expect_env_error(SAMPLE, "WXKF_WECHAT_TOKEN", "wechat.token");
+}
+
+static void test_config_rejects_original_id_with_nothing_after_gh(
+    void **state)
+{
+    (void)state;
+    env_set("WXKF_WECHAT_ORIGINAL_ID", "gh_");
+    expect_env_error(SAMPLE, "WXKF_WECHAT_ORIGINAL_ID", "wechat.original_id");
 }
 
 /* --- file:line errors -------------------------------------------------- */
@@ -601,11 +634,14 @@ int main(void)
         ENV_TEST(test_config_without_app_id_is_rejected),
         ENV_TEST(test_config_sample_file_loads),
         ENV_TEST(test_config_missing_file_error_names_the_path),
+        ENV_TEST(test_config_missing_token_error_names_the_file),
         ENV_TEST(test_config_env_overrides_beat_the_file),
         ENV_TEST(test_config_env_integer_bounds_are_inclusive),
         ENV_TEST(test_config_invalid_env_integer_names_the_variable),
         ENV_TEST(test_config_invalid_env_enum_names_the_variable),
         ENV_TEST(test_config_invalid_env_app_id_names_the_variable),
+        ENV_TEST(test_config_empty_env_token_names_the_variable),
+        ENV_TEST(test_config_rejects_original_id_with_nothing_after_gh),
         ENV_TEST(test_config_rejects_unknown_key_with_file_and_line),
         ENV_TEST(test_config_rejects_unknown_section_with_file_and_line),
         ENV_TEST(test_config_rejects_bad_section_header_with_file_and_line),
