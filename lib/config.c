@@ -431,8 +431,10 @@ int config_dump(const struct config *c, struct kf_buf *out)
         if (e->type == C_LONG)
             rc = kf_buf_printf(out, "%s.%s = %ld\n", e->section, e->key,
                                *clong_at(c, e));
-        else if (e->type == C_STR && (strstr(*cstr_at(c, e), "password") ||
-                                      strchr(*cstr_at(c, e), '@')))
+        else if ((e->off == offsetof(struct config, redis.url) &&
+                  strchr(*cstr_at(c, e), '@')) ||
+                 (e->off == offsetof(struct config, postgres.dsn) &&
+                  strstr(*cstr_at(c, e), "password")))
             rc = kf_buf_printf(out, "%s.%s = (set, holds a password)\n",
                                e->section, e->key);
         else if (e->secret)
