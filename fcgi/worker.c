@@ -1,6 +1,6 @@
 /* worker: `wxkf fcgi` — one FastCGI worker process. fd 0 is the listen
  * socket handed over by spawn-fcgi; requests are served one at a time;
- * SIGTERM/SIGINT finish the current request and exit. */
+ * SIGTERM, SIGINT, SIGQUIT and SIGUSR1 finish the current request and exit. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -174,8 +174,14 @@ static void install_signals(void)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_term;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);     /* no SA_RESTART: accept returns */
+    /* Graceful stop: finish the current request, then exit. multiwatch
+     * 1.0.0 delivers SIGQUIT to its children even with `-s TERM`, and its
+     * default is SIGUSR1, so all of them mean the same here. No
+     * SA_RESTART: a blocked accept returns. */
+    sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 }

@@ -1,0 +1,445 @@
+"""Black-box suite: a private nginx + wxkf workers + Redis + PostgreSQL stack
+on loopback, driven over HTTP by the WeChat simulator in test/sim.
+
+Run by `make it`:
+    WXKF_BIN=<abs path of build/san/wxkf> /usr/bin/python3 -m pytest -q test/it
+
+The stack is started by scripts/stack.sh in a fresh directory under /tmp with
+free ports, and always stopped again. WXKF_KEEP_STACK=1 keeps the directory
+(logs, data) after the run; it is kept anyway when something failed.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import redis as redis_lib
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
+SIM = os.path.join(REPO, 'test', 'sim')
+VECTORS = os.path.join(REPO, 'test', 'vectors')
+if SIM not in sys.path:
+    sys.path.insert(0, SIM)
+
+import wechat_crypto as wc  # noqa: E402
+from wxuser import WxUser  # noqa: E402
+
+STACK_SH = os.path.join(REPO, 'scripts', 'stack.sh')
+
+# Fixed test identity (the config the worker gets).
+TOKEN = 'wxkfItToken2024'
+APP_ID = 'wx5e0c2b7d9a4f1e36'
+ORIGINAL_ID = 'gh_7c1e9a2b4d6f'
+# 43 chars, non-canonical last character (like most real keys).
+AES_KEY = 'Qm9vdHN0cmFwS2V5Rm9yV3hrZkl0U3VpdGVUZXN0czA'
+WELCOME = '欢迎关注 <b>&]]>'
+MAX_BODY = 32768            # worker limit in the test config
+NGINX_MAX_BODY = '64k'      # nginx limit (stack.sh MAX_BODY)
+
+SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer',
+                     'runtime error:')
+START_TIMEOUT = 180         # initdb + pg start + redis + nginx + workers
+STOP_TIMEOUT = 60
+READY_TIMEOUT = 30
+
+ACTIVE_STACKS = []          # for failure reports
+
+
+def wxkf_bin():
+    path = os.environ.get('WXKF_BIN') or os.path.join(REPO, 'build', 'san',
+                                                      'wxkf')
+    return os.path.abspath(path)
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (bound together, then
+    released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(('127.0.0.1', 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def tail(path, lines=40):
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            data = f.read().decode('utf-8', 'replace')
+    except OSError as e:
+        return '(%s)' % e
+    return '\n'.join(data.splitlines()[-lines:])
+
+
+def wait_until(fn, timeout, interval=0.1, what='condition'):
+    """Poll fn() until it returns a truthy value; bounded in time and
+    count. Returns the value; raises AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    for _ in range(int(timeout / interval) + 2):
+        try:
+            last = fn()
+        except Exception as e:     # noqa: BLE001 - report the last error
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    raise AssertionError('timed out after %ss waiting for %s (last: %r)'
+                         % (timeout, what, last))
+
+
+def child_pids(ppid):
+    """Pids whose parent is ppid (from /proc)."""
+    out = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ... ; comm may contain spaces/parens
+        rest = stat[stat.rfind(')') + 2:].split()
+        if len(rest) > 1 and int(rest[1]) == ppid and rest[0] != 'Z':
+            out.append(int(name))
+    return sorted(out)
+
+
+def random_openid(prefix='oIT'):
+    alphabet = string.ascii_letters + string.digits
+    return prefix + ''.join(random.choice(alphabet) for _ in range(28 - len(
+        prefix)))
+
+
+class Stack:
+    """One private stack, driven through scripts/stack.sh."""
+
+    def __init__(self, name, workers=2, skip_pg=False, welcome=WELCOME):
+        self.dir = tempfile.mkdtemp(prefix='wxkf-it-%s-' % name, dir='/tmp')
+        os.chmod(self.dir, 0o755)   # postgres must traverse it
+        self.port, self.redis_port, self.pg_port = free_ports(3)
+        self.workers = workers
+        self.skip_pg = skip_pg
+        self.token = TOKEN
+        self.app_id = APP_ID
+        self.original_id = ORIGINAL_ID
+        self.aes_key = AES_KEY
+        self.welcome = welcome
+        self.max_body = MAX_BODY
+        self.conf = os.path.join(self.dir, 'wxkf.conf')
+        self.log_file = os.path.join(self.dir, 'logs', 'wxkf.log')
+        self.base = 'http://127.0.0.1:%d' % self.port
+        self.url = self.base + '/wechat'
+        self.stream = 'wxkf:{%s}:events' % self.app_id
+        self.dedupe_prefix = 'wxkf:{%s}:dedupe:' % self.app_id
+        self.redis = redis_lib.Redis(host='127.0.0.1', port=self.redis_port,
+                                     decode_responses=True,
+                                     socket_timeout=5,
+                                     socket_connect_timeout=2)
+        self.failed = False
+        self.started = False
+        self._write_conf()
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def _write_conf(self):
+        api_port = free_ports(1)[0]   # nothing listens: no traffic leaves
+        text = '\n'.join([
+            '# generated by test/it/conftest.py',
+            '[wechat]',
+            'app_id = %s' % self.app_id,
+            'app_secret =',
+            'token = %s' % self.token,
+            'encoding_aes_key = %s' % self.aes_key,
+            'encoding_aes_key_prev =',
+            'original_id = %s' % self.original_id,
+            'mode = workspace',
+            'api_base = http://127.0.0.1:%d' % api_port,
+            'timestamp_window = 300',
+            'dedupe_ttl = 600',
+            '',
+            '[redis]',
+            'url = redis://127.0.0.1:%d/0' % self.redis_port,
+            'connect_timeout_ms = 500',
+            'io_timeout_ms = 1000',
+            '',
+            '[postgres]',
+            'dsn = host=127.0.0.1 port=%d dbname=wxkf user=wxkf'
+            % self.pg_port,
+            '',
+            '[http]',
+            'max_body = %d' % self.max_body,
+            '',
+            '[log]',
+            'level = info',
+            'file = %s' % self.log_file,
+            '',
+            '[texts]',
+            'welcome = %s' % self.welcome,
+            '',
+        ])
+        with open(self.conf, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.chmod(self.conf, 0o644)
+
+    def env(self):
+        e = dict(os.environ)
+        e.update({
+            'STACK_DIR': self.dir,
+            'WXKF_BIN': wxkf_bin(),
+            'WXKF_CONF': self.conf,
+            'PORT': str(self.port),
+            'REDIS_PORT': str(self.redis_port),
+            'PG_PORT': str(self.pg_port),
+            'WORKERS': str(self.workers),
+            'PG_FSYNC': 'off',
+            'MAX_BODY': NGINX_MAX_BODY,
+        })
+        if self.skip_pg:
+            e['SKIP_PG'] = '1'
+        else:
+            e.pop('SKIP_PG', None)
+        return e
+
+    def script(self, action, timeout):
+        try:
+            return subprocess.run(['bash', STACK_SH, action], env=self.env(),
+                                  cwd=REPO, stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(
+                e.cmd, 124, e.stdout or '', (e.stderr or '') +
+                '\n(timed out after %ss)' % timeout)
+
+    def start(self):
+        if not os.path.isfile(STACK_SH):
+            raise RuntimeError('%s does not exist' % STACK_SH)
+        if not os.access(wxkf_bin(), os.X_OK):
+            raise RuntimeError('WXKF_BIN %s is not an executable (make san)'
+                               % wxkf_bin())
+        self.started = True
+        r = self.script('start', START_TIMEOUT)
+        if r.returncode != 0:
+            self.failed = True
+            raise RuntimeError('stack.sh start failed (rc %d)\n%s\n%s\n%s'
+                               % (r.returncode, r.stdout[-4000:],
+                                  r.stderr[-4000:], self.log_tails()))
+        self.wait_ready()
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        u = self.user()
+
+        def ready():
+            try:
+                r = u.verify('ready')
+            except requests.RequestException:
+                return False
+            return r.status_code not in (502, 503, 504)
+        try:
+            wait_until(ready, timeout, 0.2, 'the stack to answer')
+            wait_until(lambda: self.redis.ping(), timeout, 0.2, 'redis')
+        except AssertionError as e:
+            self.failed = True
+            raise RuntimeError('%s\n%s' % (e, self.log_tails())) from None
+
+    def stop(self):
+        if not self.started:
+            return None
+        r = self.script('stop', STOP_TIMEOUT)
+        try:
+            self.redis.close()
+        except Exception:       # noqa: BLE001
+            pass
+        return r
+
+    def cleanup(self):
+        if self.failed or os.environ.get('WXKF_KEEP_STACK'):
+            sys.stderr.write('\nwxkf stack kept in %s\n' % self.dir)
+            return
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- inspection ----------------------------------------------------------
+
+    def log_files(self):
+        out = []
+        pg = os.path.join(self.dir, 'pg')
+        for root, _dirs, files in os.walk(self.dir):
+            if root == pg or root.startswith(pg + os.sep):
+                continue        # PostgreSQL's own files
+            for f in files:
+                if f.endswith('.log') or f == 'wxkf.log':
+                    out.append(os.path.join(root, f))
+        return sorted(out)
+
+    def log_tails(self, lines=40):
+        parts = []
+        names = [self.log_file, os.path.join(self.dir, 'logs',
+                                             'nginx-error.log')]
+        names += [p for p in self.log_files() if p not in names and
+                  'error' in os.path.basename(p)]
+        for p in names:
+            if os.path.exists(p):
+                parts.append('--- tail of %s ---\n%s' % (p, tail(p, lines)))
+        return '\n'.join(parts) or '(no logs under %s)' % self.dir
+
+    def sanitizer_reports(self):
+        hits = []
+        for p in self.log_files():
+            try:
+                with open(p, encoding='utf-8', errors='replace') as f:
+                    for line in f:
+                        if any(m in line for m in SANITIZER_MARKERS):
+                            hits.append('%s: %s' % (p, line.rstrip()))
+            except OSError:
+                continue
+        return hits
+
+    def multiwatch_pid(self):
+        with open(os.path.join(self.dir, 'run', 'multiwatch.pid')) as f:
+            return int(f.read().strip())
+
+    def worker_pids(self):
+        return child_pids(self.multiwatch_pid())
+
+    def user(self, openid=None, mode='plain', **kw):
+        return WxUser(self.url, self.token, self.app_id, self.aes_key,
+                      original_id=self.original_id,
+                      openid=openid or random_openid(), mode=mode, **kw)
+
+    def xlen(self):
+        return self.redis.xlen(self.stream)
+
+    def entries(self):
+        """All stream entries as (id, fields dict)."""
+        return self.redis.xrange(self.stream, '-', '+')
+
+    def entries_for(self, key):
+        return [f for _id, f in self.entries() if f.get('key') == key]
+
+    def dedupe_keys(self):
+        return sorted(self.redis.scan_iter(match=self.dedupe_prefix + '*',
+                                           count=1000))
+
+    def snapshot(self):
+        return {'xlen': self.xlen(), 'dedupe': len(self.dedupe_keys()),
+                'workers': self.worker_pids()}
+
+
+def _sigterm_to_interrupt(signum, frame):
+    raise KeyboardInterrupt('SIGTERM')
+
+
+def pytest_configure(config):
+    # Let finalizers (stack stop) run when the suite is terminated.
+    try:
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    except ValueError:
+        pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for st in list(ACTIVE_STACKS):
+            st.failed = True
+            rep.sections.append(('wxkf stack logs (%s)' % st.dir,
+                                 st.log_tails(30)))
+
+
+def run_stack(name, **kw):
+    """Generator body shared by the stack fixtures: start, yield, always
+    stop, then fail if a sanitizer reported anything."""
+    st = Stack(name, **kw)
+    ACTIVE_STACKS.append(st)
+    try:
+        st.start()
+        yield st
+    finally:
+        ACTIVE_STACKS.remove(st)
+        r = st.stop()
+        if r is not None and r.returncode != 0:
+            sys.stderr.write('stack.sh stop rc %d: %s %s\n'
+                             % (r.returncode, r.stdout[-2000:],
+                                r.stderr[-2000:]))
+        hits = st.sanitizer_reports() if st.started else []
+        if hits:
+            st.failed = True
+        st.cleanup()
+    assert not hits, 'sanitizer reports in the worker log:\n' + \
+        '\n'.join(hits[:20])
+
+
+@pytest.fixture(scope='session')
+def stack():
+    yield from run_stack('main')
+
+
+@pytest.fixture
+def wx(stack):
+    """A fresh simulated user (unique openid) in plain mode."""
+    return stack.user()
+
+
+@pytest.fixture
+def nothing_stored(stack):
+    """For bad-input tests: asserts afterwards that the stream and the
+    dedupe keys are unchanged and the workers are the same processes."""
+    before = stack.snapshot()
+    yield before
+    after = stack.snapshot()
+    assert after['xlen'] == before['xlen'], 'a stream entry was added'
+    assert after['dedupe'] == before['dedupe'], 'a dedupe key was added'
+    assert after['workers'] == before['workers'], \
+        'worker processes changed (crash?): %s -> %s' % (before['workers'],
+                                                         after['workers'])
+
+
+def assert_error(resp, status, code=None, codes=None):
+    """A JSON error response {"error":{"code","message"}}."""
+    assert resp.status_code == status, (resp.status_code, resp.text[:500])
+    ctype = resp.headers.get('Content-Type', '')
+    assert ctype.startswith('application/json'), ctype
+    assert resp.headers.get('X-Request-Id'), 'no X-Request-Id'
+    body = resp.json()
+    err = body.get('error')
+    assert isinstance(err, dict), body
+    assert isinstance(err.get('message'), str) and err['message'], body
+    if code is not None:
+        assert err.get('code') == code, body
+    if codes is not None:
+        assert err.get('code') in codes, body
+    return err
+
+
+def load_index():
+    with open(os.path.join(VECTORS, 'inbound', 'index.json'),
+              encoding='utf-8') as f:
+        return json.load(f)
+
+
+__all__ = ['wc', 'WxUser', 'Stack', 'assert_error', 'wait_until',
+           'load_index', 'VECTORS', 'run_stack']
