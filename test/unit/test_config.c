@@ -249,7 +249,8 @@ static void test_config_sample_file_loads(void **state)
     assert_string_equal(c.redis.url, "redis://127.0.0.1:6379/0");
     assert_int_equal(c.wechat.timestamp_window, 300);
     assert_int_equal(c.http.max_body, 65536);
-    assert_string_equal(c.texts.welcome, "");
+    assert_string_equal(c.texts.welcome,
+                        "欢迎关注！有问题请直接留言，客服会尽快回复您。");
     assert_non_null(strstr(c.texts.queued, "{n}"));
     assert_true(strlen(c.texts.no_agent) > 0);
     config_release(&c);
