@@ -70,3 +70,37 @@ def test_killed_worker_is_replaced_and_service_continues(stack):
 def stack_get(stack, path):
     import requests
     return requests.get(stack.base + path, timeout=10)
+
+
+def _command_calls(r):
+    """Calls per Redis command (INFO commandstats), without INFO itself."""
+    stats = r.info('commandstats')
+    return {k: v['calls'] for k, v in stats.items() if k != 'cmdstat_info'}
+
+
+def test_each_callback_is_one_redis_round_trip(stack):
+    """The callback path makes exactly one Redis call per push (the ingest
+    script), retries included: N pushes -> N calls in total, nothing else."""
+    wx = stack.user()
+    wx.send_text('warm up')          # both workers may need to connect
+    wx2 = stack.user()
+    wx2.send_text('warm up')
+    n = 40
+    before = _command_calls(stack.redis)
+    for i in range(n // 2):
+        r = wx.send_text('round trip %d' % i, msgid=str(880000000 + i))
+        assert r.status_code == 200
+        r = wx.send_text('round trip %d' % i, msgid=str(880000000 + i))
+        assert r.status_code == 200    # a retry: same single call
+    after = _command_calls(stack.redis)
+    delta = {k: after.get(k, 0) - before.get(k, 0)
+             for k in set(after) | set(before)}
+    delta = {k: v for k, v in delta.items() if v}
+    # Redis counts the commands a script runs too: one GET per push, and an
+    # XADD + SET only for the first delivery of each message.
+    calls = delta.get('cmdstat_evalsha', 0) + delta.get('cmdstat_eval', 0)
+    assert calls == n, delta
+    assert set(delta) <= {'cmdstat_evalsha', 'cmdstat_eval', 'cmdstat_get',
+                          'cmdstat_xadd', 'cmdstat_set'}, delta
+    assert delta.get('cmdstat_get') == n, delta
+    assert delta.get('cmdstat_xadd') == delta.get('cmdstat_set') == n // 2
