@@ -2,9 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "fcgi.h"
+#include "pg.h"
 #include "migrate.h"
 
 #include "banned.h"
@@ -87,7 +86,7 @@ static int cmd_check(const char *path)
             printf("redis: bad url %s\n", cfg.redis.url);
         }
         store_release(&st);
-        if (PQping(cfg.postgres.dsn) == PQPING_OK) {
+        if (pg_ping(cfg.postgres.dsn) == 0) {
             printf("postgres: ok\n");
         } else {
             printf("postgres: UNREACHABLE\n");

@@ -5,9 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <libpq-fe.h>
-
 #include "fcgi.h"
+#include "pg.h"
 
 #include "banned.h"
 
@@ -88,7 +87,7 @@ static void h_readyz(struct fcgi_req *r)
     if (store_ping(&r->app->store) < 0)
         fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
                    NULL);
-    else if (PQping(r->app->cfg.postgres.dsn) != PQPING_OK)
+    else if (pg_ping(r->app->cfg.postgres.dsn) < 0)
         fcgi_error(r, 503, "backend_unavailable",
                    "postgresql is unreachable", NULL);
     else
