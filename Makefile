@@ -57,10 +57,25 @@ $(SANB)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
 
-$(REL)/libwxkf.a: $(LIB_SRC:%.c=$(REL)/%.o) $(REL)/gen/migrations.o
+# So are the routing scripts in lib/lua/ (prelude.lua + each script).
+LUA_SRC := $(filter-out lib/lua/prelude.lua,$(sort $(wildcard lib/lua/*.lua)))
+build/gen/lua.c: lib/lua/prelude.lua $(LUA_SRC) scripts/embed_lua.sh
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q)sh scripts/embed_lua.sh $@ lib/lua/prelude.lua $(LUA_SRC)
+$(REL)/gen/lua.o: build/gen/lua.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(SANB)/gen/lua.o: build/gen/lua.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
+
+$(REL)/libwxkf.a: $(LIB_SRC:%.c=$(REL)/%.o) $(REL)/gen/migrations.o $(REL)/gen/lua.o
 	@echo "  AR      $@"
 	$(Q)ar rcs $@ $^
-$(SANB)/libwxkf.a: $(LIB_SRC:%.c=$(SANB)/%.o) $(SANB)/gen/migrations.o
+$(SANB)/libwxkf.a: $(LIB_SRC:%.c=$(SANB)/%.o) $(SANB)/gen/migrations.o $(SANB)/gen/lua.o
 	@echo "  AR      $@"
 	$(Q)ar rcs $@ $^
 

@@ -12,7 +12,7 @@
 
 enum { M_GET = 1, M_POST = 2, M_HEAD = 4 };
 
-struct route {
+struct http_route {
     int methods;
     const char *path;
     void (*handler)(struct fcgi_req *r);
@@ -30,9 +30,11 @@ static void log_callback(struct fcgi_req *r, const char *ev, int rc,
 {
     if (rc == 0)
         log_info(&r->log, "wechat", ev,
-                 "status=%d openid=%s msgtype=%s event=%s enc=%d dup=%d",
+                 "status=%d openid=%s msgtype=%s event=%s enc=%d dup=%d "
+                 "route=%s",
                  r->status, res->openid, res->msgtype, res->event,
-                 res->encrypted, res->duplicate);
+                 res->encrypted, res->duplicate,
+                 res->decision[0] ? res->decision : "-");
     else
         log_warn(&r->log, "wechat", ev, "status=%d err=%s openid=%s",
                  r->status, http_error_for(rc).code,
@@ -95,7 +97,7 @@ static void h_readyz(struct fcgi_req *r)
                      KF_STR("ready\n"));
 }
 
-static const struct route routes[] = {
+static const struct http_route routes[] = {
     { M_GET | M_HEAD, "/wechat", h_wechat_get },
     { M_POST, "/wechat", h_wechat_post },
     { M_GET | M_HEAD, "/healthz", h_healthz },

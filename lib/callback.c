@@ -28,6 +28,9 @@ int callback_init(struct callback *cb, const struct config *cfg,
     memset(cb, 0, sizeof(*cb));
     cb->cfg = cfg;
     cb->store = store;
+    rc = route_init(&cb->route, store, cfg);
+    if (rc < 0)
+        return rc;
     for (i = 0; i < 2 && keys[i] && *keys[i]; i++) {
         rc = wx_crypto_init(&cb->crypto[i], kf_str_c(keys[i]),
                             kf_str_c(cfg->wechat.app_id));
@@ -155,23 +158,66 @@ static int validate(const struct callback *cb, const struct wx_msg *m)
     return 0;
 }
 
-/* The passive reply we would give on a first delivery (pre-encryption). */
-static int build_reply(const struct callback *cb, const struct wx_msg *m,
-                       int64_t now, struct kf_buf *out)
+/* Replaces every "{n}" in tpl with n. */
+static int fill(const char *tpl, struct kf_str n, struct kf_buf *out)
 {
-    struct wx_reply r;
+    const char *p;
+    int rc = 0;
 
+    while (rc == 0 && (p = strstr(tpl, "{n}")) != NULL) {
+        rc = kf_buf_append(out, tpl, (size_t)(p - tpl));
+        if (rc == 0)
+            rc = kf_buf_append_str(out, n);
+        tpl = p + 3;
+    }
+    return rc < 0 ? rc : kf_buf_append_c(out, tpl);
+}
+
+/* The passive reply for a routing decision (the same one for a retry):
+ * a text for welcome / queued / offline, transfer_customer_service to the
+ * chosen agent in wechat_kf mode, else "success". */
+static int build_reply(const struct callback *cb, const struct wx_msg *m,
+                       struct kf_str decision, int64_t now,
+                       struct kf_buf *out)
+{
+    const struct config *c = cb->cfg;
+    const char *colon = memchr(decision.p, ':', decision.len);
+    struct kf_str kind = decision, arg = { "", 0 };
+    struct kf_buf text;
+    struct wx_reply r;
+    int rc = 0;
+
+    if (colon) {
+        kind.len = (size_t)(colon - decision.p);
+        arg = (struct kf_str){ colon + 1,
+                               decision.len - kind.len - 1 };
+    }
+    kf_buf_init(&text, REPLY_MAX);
     memset(&r, 0, sizeof(r));
     r.type = WX_REPLY_SUCCESS;
-    if (m->type == WX_MSG_EVENT && m->event == WX_EV_SUBSCRIBE &&
-        *cb->cfg->texts.welcome) {
-        r.type = WX_REPLY_TEXT;
-        r.content = kf_str_c(cb->cfg->texts.welcome);
-    }
     r.to_user = m->from_user;
     r.from_user = m->to_user;
     r.create_time = (uint64_t)now;
-    return wx_reply_build(&r, out);
+    if (kf_str_eq_c(kind, "welcome") && *c->texts.welcome) {
+        r.type = WX_REPLY_TEXT;
+        r.content = kf_str_c(c->texts.welcome);
+    } else if (kf_str_eq_c(kind, "queued") && *c->texts.queued) {
+        rc = fill(c->texts.queued, arg, &text);
+        r.type = WX_REPLY_TEXT;
+        r.content = kf_buf_str(&text);
+    } else if (kf_str_eq_c(kind, "offline") && *c->texts.no_agent) {
+        rc = fill(c->texts.no_agent, arg, &text);
+        r.type = WX_REPLY_TEXT;
+        r.content = kf_buf_str(&text);
+    } else if ((kf_str_eq_c(kind, "assigned") ||
+                kf_str_eq_c(kind, "sticky")) && cb->route.wechat_kf) {
+        r.type = WX_REPLY_TRANSFER;
+        r.kf_account = arg;
+    }
+    if (rc == 0)
+        rc = wx_reply_build(&r, out);
+    kf_buf_release(&text);
+    return rc;
 }
 
 static int payload_json(const struct wx_msg *m, struct kf_buf *out)
@@ -212,13 +258,13 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Dedupe + record + remembered reply, in one Redis round trip. */
+/* Dedupe + routing + record, in one Redis round trip. */
 static int record(struct callback *cb, const struct callback_req *req,
-                  const struct wx_msg *m, struct kf_str reply,
-                  struct kf_buf *stored, int *dup)
+                  const struct wx_msg *m, struct kf_buf *decision, int *dup)
 {
     struct kf_buf key, payload;
     char ctime[24], msgid[24], recv[24];
+    struct route_ingest in;
     int rc;
 
     kf_buf_init(&key, 512);
@@ -243,9 +289,21 @@ static int record(struct callback *cb, const struct callback_req *req,
             { KF_STR("payload"), kf_buf_str(&payload) },
         };
 
-        rc = store_ingest(cb->store, kf_buf_str(&key),
-                          cb->cfg->wechat.dedupe_ttl, reply, f,
-                          sizeof(f) / sizeof(f[0]), stored, dup);
+        memset(&in, 0, sizeof(in));
+        in.dedupe_key = kf_buf_str(&key);
+        in.openid = m->from_user;
+        route_classify(&cb->route, m, &in.action, &in.group);
+        in.base_decision = m->type == WX_MSG_EVENT &&
+                                   m->event == WX_EV_SUBSCRIBE &&
+                                   *cb->cfg->texts.welcome
+                               ? "welcome" : "none";
+        in.kf1 = m->event == WX_EV_KF_SWITCH_SESSION ? m->from_kf_account
+                                                     : m->kf_account;
+        in.kf2 = m->to_kf_account;
+        in.fields = f;
+        in.nfields = sizeof(f) / sizeof(f[0]);
+        in.now_ms = wall_ms();
+        rc = route_ingest(&cb->route, &in, decision, dup);
     }
     kf_buf_release(&key);
     kf_buf_release(&payload);
@@ -307,11 +365,12 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
 {
     struct kf_str etype = param(req, "encrypt_type");
     struct wx_msg *env = NULL, *m = NULL;
-    struct kf_buf plain, reply;
+    struct kf_buf plain, reply, decision;
     int rc, key = 0;
 
     kf_buf_init(&plain, WX_XML_MAX);
     kf_buf_init(&reply, REPLY_MAX);
+    kf_buf_init(&decision, 256);
     rc = check_signature(cb, req);
     if (rc < 0)
         goto out;
@@ -338,23 +397,38 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     if (rc < 0)
         goto out;
     describe(res, m);
-    rc = build_reply(cb, m, req->now, &reply);
-    if (rc == 0)
-        rc = record(cb, req, m, kf_buf_str(&reply), &res->body,
-                    &res->duplicate);
-    if (rc < 0 || is_success(kf_buf_str(&res->body)))
-        goto out;
-    res->content_type = "text/xml; charset=utf-8";
-    if (res->encrypted) {
-        kf_buf_reset(&reply);
-        rc = kf_buf_append_str(&reply, kf_buf_str(&res->body));
-        if (rc == 0)
-            rc = seal(cb, key, req, kf_buf_str(&reply), &res->body);
+    rc = record(cb, req, m, &decision, &res->duplicate);
+    if (rc == 0) {
+        /* "decision|time": the reply of a retry is the first one's */
+        const char *bar = memchr(decision.p, '|', decision.len);
+        struct kf_str d = kf_buf_str(&decision), t = { "", 0 };
+        uint64_t when = (uint64_t)req->now;
+
+        if (bar) {
+            d.len = (size_t)(bar - decision.p);
+            t = (struct kf_str){ bar + 1, decision.len - d.len - 1 };
+            if (kf_parse_u64(t, &when) < 0)
+                when = (uint64_t)req->now;
+        }
+        snprintf(res->decision, sizeof(res->decision), "%.*s", (int)d.len,
+                 d.p);
+        rc = build_reply(cb, m, d, (int64_t)when, &reply);
     }
+    if (rc < 0)
+        goto out;
+    if (is_success(kf_buf_str(&reply)))
+        rc = kf_buf_append_c(&res->body, "success");
+    else if (res->encrypted)
+        rc = seal(cb, key, req, kf_buf_str(&reply), &res->body);
+    else
+        rc = kf_buf_append_str(&res->body, kf_buf_str(&reply));
+    if (rc == 0 && !is_success(kf_buf_str(&res->body)))
+        res->content_type = "text/xml; charset=utf-8";
 out:
     wx_xml_msg_free(env);
     wx_xml_msg_free(m);
     kf_buf_release(&plain);
     kf_buf_release(&reply);
+    kf_buf_release(&decision);
     return rc;
 }

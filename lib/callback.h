@@ -12,6 +12,7 @@
 #include "config.h"
 #include "http.h"
 #include "kf.h"
+#include "route.h"
 #include "store.h"
 #include "wx_crypto.h"
 
@@ -20,6 +21,7 @@
 struct callback {
     const struct config *cfg;     /* borrowed; outlives the callback */
     struct store *store;          /* borrowed */
+    struct route route;
     struct wx_crypto crypto[2];   /* current, previous EncodingAESKey */
     int ncrypto;
 };
@@ -38,6 +40,7 @@ struct callback_res {
     const char *content_type;
     int encrypted, duplicate;
     char openid[65], msgtype[24], event[32];
+    char decision[64];            /* routing outcome, see route_ingest */
 };
 
 /* cfg must already be validated (config_load). A bad EncodingAESKey ->

@@ -55,6 +55,55 @@ static const char *check_original_id(const char *v)
                ? "must look like gh_xxxxxxxxxxxx" : NULL;
 }
 
+/* "key:value,key:value". For menu_groups and keyword_groups the keys are
+ * EventKeys or keywords (no ',' or ':') and the values group names
+ * [a-z0-9_-]{1,32}; for group_policies (policies = 1) the keys are group
+ * names and the values policy names. */
+static const char *check_pairs(const char *v, int policies)
+{
+    const char *p = v;
+
+    while (*p) {
+        const char *colon = strchr(p, ':'), *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        size_t klen, vlen;
+
+        if (!colon || colon > end)
+            return "must be a list of key:value pairs separated by ','";
+        klen = (size_t)(colon - p);
+        vlen = (size_t)(end - colon - 1);
+        if (klen == 0 || klen > 64)
+            return "has an empty or over-long key";
+        if (policies && (klen > 32 ||
+                         strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_-")
+                             < klen))
+            return "names a group that is not [a-z0-9_-]{1,32}";
+        if (policies) {
+            if (!((vlen == 11 && !strncmp(colon + 1, "round_robin", 11)) ||
+                  (vlen == 8 && !strncmp(colon + 1, "weighted", 8)) ||
+                  (vlen == 10 && !strncmp(colon + 1, "least_busy", 10))))
+                return "names a policy other than round_robin, weighted, "
+                       "least_busy";
+        } else if (vlen == 0 || vlen > 32 ||
+                   strspn(colon + 1, "abcdefghijklmnopqrstuvwxyz0123456789_-")
+                       < vlen) {
+            return "names a group that is not [a-z0-9_-]{1,32}";
+        }
+        p = comma ? comma + 1 : end;
+    }
+    return NULL;
+}
+
+static const char *check_group_pairs(const char *v)
+{
+    return check_pairs(v, 0);
+}
+
+static const char *check_policy_pairs(const char *v)
+{
+    return check_pairs(v, 1);
+}
+
 static const char *check_sha256(const char *v)
 {
     return strlen(v) != 64 || !all_of(v, "0123456789abcdef")
@@ -94,12 +143,20 @@ static const struct centry table[] = {
     S(log, file, "", 0, 1024),
     E(routing, policy, "round_robin", "round_robin|weighted|least_busy"),
     L(routing, default_capacity, 5, 1, 10000),
+    CHECKED(routing, group_policies, 0, 2048, check_policy_pairs),
+    CHECKED(routing, menu_groups, 0, 4096, check_group_pairs),
+    CHECKED(routing, keyword_groups, 0, 4096, check_group_pairs),
+    L(routing, queue_timeout, 600, 0, 604800),
+    L(routing, first_reply_timeout, 0, 0, 86400),
     L(session, idle_timeout, 1800, 60, 604800),
     L(presence, heartbeat_ttl, 90, 10, 3600),
     L(ratelimit, wechat_api_per_min, 600, 1, 1000000),
     S(texts, welcome, "", 0, 2000),
-    S(texts, no_agent, "", 0, 2000),
-    S(texts, queued, "", 0, 2000),
+    S(texts, no_agent, "当前无客服在线，您的留言我们已收到，客服上线后会尽快回复您。",
+      0, 2000),
+    S(texts, queued, "您前面还有 {n} 位用户在等待，请稍候。", 0, 2000),
+    S(texts, leave_message,
+      "客服暂时无法接入，请留言，我们会尽快回复您。", 0, 2000),
     CHECKED(api, admin_token_sha256, 0, 64, check_sha256),
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))

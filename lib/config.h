@@ -29,6 +29,8 @@ struct config {
     struct {
         char *policy;
         long default_capacity;
+        char *group_policies, *menu_groups, *keyword_groups;
+        long queue_timeout, first_reply_timeout;
     } routing;
     struct {
         long idle_timeout;
@@ -40,7 +42,7 @@ struct config {
         long wechat_api_per_min;
     } ratelimit;
     struct {
-        char *welcome, *no_agent, *queued;
+        char *welcome, *no_agent, *queued, *leave_message;
     } texts;
     struct {
         char *admin_token_sha256;

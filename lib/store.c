@@ -17,22 +17,20 @@
 #define BACKOFF_MAX_MS 2000
 #define MAX_ARGS 64
 
-/* KEYS[1] dedupe key, KEYS[2] events stream.
- * ARGV[1] ttl seconds, ARGV[2] reply, ARGV[3..] stream field/value pairs.
- * Returns {1, stored reply} for a duplicate, {0, reply, entry id} else. */
-static const char ingest_lua[] =
-    "local prev = redis.call('GET', KEYS[1])\n"
-    "if prev then return {1, prev} end\n"
-    "local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n"
-    "redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])\n"
-    "return {0, ARGV[2], id}\n";
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sha1_hex(const char *s, char out[41]);
+
+void store_script_init(struct store_script *sc, const char *src)
+{
+    sc->src = src;
+    sha1_hex(src, sc->sha);
 }
 
 static void sha1_hex(const char *s, char out[41])
@@ -128,7 +126,6 @@ int store_init(struct store *s, const char *url, const char *app_id,
     n = snprintf(s->prefix, sizeof(s->prefix), "wxkf:{%s}:", app_id);
     if (n < 0 || (size_t)n >= sizeof(s->prefix))
         return KF_ECONFIG;
-    sha1_hex(ingest_lua, s->ingest_sha);
     if (strncmp(url, "redis://", 8) == 0)
         return parse_tcp(s, url + 8);
     if (strncmp(url, "unix:", 5) == 0)
@@ -265,13 +262,16 @@ static int is_noscript(const redisReply *r)
 
 /* EVALSHA, falling back to EVAL (which also caches the script) when the
  * server does not know it, e.g. after a restart or failover. */
-static int eval(struct store *s, const char *sha, const char *src,
-                int argc, const char **argv, size_t *lens, redisReply **out)
+int store_eval(struct store *s, const struct store_script *sc, int argc,
+               const char **argv, size_t *lens, struct redisReply **out)
 {
     int rc;
 
+    *out = NULL;
+    if (argc < 3)
+        return KF_EINVAL;
     argv[0] = "EVALSHA";
-    argv[1] = sha;
+    argv[1] = sc->sha;
     lens[0] = 7;
     lens[1] = 40;
     rc = command(s, argc, argv, lens, out);
@@ -279,63 +279,16 @@ static int eval(struct store *s, const char *sha, const char *src,
         freeReplyObject(*out);
         *out = NULL;
         argv[0] = "EVAL";
-        argv[1] = src;
+        argv[1] = sc->src;
         lens[0] = 4;
-        lens[1] = strlen(src);
+        lens[1] = strlen(sc->src);
         rc = command(s, argc, argv, lens, out);
     }
-    return rc;
-}
-
-int store_ingest(struct store *s, struct kf_str dedupe_key, long ttl_s,
-                 struct kf_str reply, const struct store_field *fields,
-                 size_t nfields, struct kf_buf *reply_out, int *dup)
-{
-    const char *argv[MAX_ARGS];
-    size_t lens[MAX_ARGS], i, argc = 0;
-    struct kf_buf dkey, skey;
-    char ttl[24];
-    redisReply *r = NULL;
-    int rc;
-
-    if (6 + 2 * nfields > MAX_ARGS || nfields == 0)
-        return KF_EINVAL;
-    kf_buf_init(&dkey, 1024);
-    kf_buf_init(&skey, 256);
-    rc = store_key(s, "dedupe:", &dkey);
-    if (rc == 0)
-        rc = kf_buf_append_str(&dkey, dedupe_key);
-    if (rc == 0)
-        rc = store_key(s, "events", &skey);
-    if (rc < 0)
-        goto out;
-    snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
-    argc = 2;                                   /* EVALSHA sha: filled by eval */
-    argv[argc] = "2", lens[argc++] = 1;
-    argv[argc] = dkey.p, lens[argc++] = dkey.len;
-    argv[argc] = skey.p, lens[argc++] = skey.len;
-    argv[argc] = ttl, lens[argc++] = strlen(ttl);
-    argv[argc] = reply.p, lens[argc++] = reply.len;
-    for (i = 0; i < nfields; i++) {
-        argv[argc] = fields[i].name.p, lens[argc++] = fields[i].name.len;
-        argv[argc] = fields[i].value.p, lens[argc++] = fields[i].value.len;
+    if (rc == 0 && (*out)->type == REDIS_REPLY_ERROR) {
+        /* e.g. OOM, READONLY on a replica, a script error */
+        freeReplyObject(*out);
+        *out = NULL;
+        rc = KF_EBACKEND;
     }
-    rc = eval(s, s->ingest_sha, ingest_lua, (int)argc, argv, lens, &r);
-    if (rc < 0)
-        goto out;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER ||
-        r->element[1]->type != REDIS_REPLY_STRING) {
-        rc = KF_EBACKEND;     /* e.g. OOM or a READONLY replica */
-        goto out;
-    }
-    *dup = r->element[0]->integer == 1;
-    kf_buf_reset(reply_out);
-    rc = kf_buf_append(reply_out, r->element[1]->str, r->element[1]->len);
-out:
-    if (r)
-        freeReplyObject(r);
-    kf_buf_release(&dkey);
-    kf_buf_release(&skey);
     return rc;
 }

@@ -22,7 +22,6 @@ struct store {
     int64_t next_try_ms;      /* no connect attempt before this (backoff) */
     long backoff_ms;
     char prefix[96];          /* "wxkf:{APPID}:" */
-    char ingest_sha[41];
     unsigned long reconnects; /* successful connects after the first */
     int connected_once;
 };
@@ -46,15 +45,22 @@ struct store_field {
     struct kf_str name, value;
 };
 
-/* One round trip: if dedupe_key (a suffix under prefix + "dedupe:") was
- * seen within ttl_s, *dup = 1 and reply_out gets the reply stored then;
- * otherwise the fields are appended to the events stream, reply is stored
- * under the dedupe key for ttl_s, *dup = 0 and reply_out gets reply.
- * Redis unreachable -> KF_EBACKEND (nothing was stored, or the caller's
- * retry will be deduplicated). */
-KF_WUR int store_ingest(struct store *s, struct kf_str dedupe_key,
-                        long ttl_s, struct kf_str reply,
-                        const struct store_field *fields, size_t nfields,
-                        struct kf_buf *reply_out, int *dup);
+/* A Lua script: its source and SHA-1 (for EVALSHA). src is borrowed and
+ * must outlive the script (the embedded scripts are static). */
+struct store_script {
+    const char *src;
+    char sha[41];
+};
+void store_script_init(struct store_script *sc, const char *src);
+
+struct redisReply;
+/* Runs sc: argv[0] and argv[1] (and lens[0..1]) are filled here
+ * (EVALSHA sha, or EVAL src after a NOSCRIPT); the caller fills
+ * argv[2..] = numkeys, keys..., args... One round trip normally, two the
+ * first time a server sees the script. A Redis error reply is KF_EBACKEND.
+ * On success *out is new; the caller frees it with freeReplyObject(). */
+KF_WUR int store_eval(struct store *s, const struct store_script *sc,
+                      int argc, const char **argv, size_t *lens,
+                      struct redisReply **out);
 
 #endif

@@ -135,7 +135,8 @@ def random_openid(prefix='oIT'):
 class Stack:
     """One private stack, driven through scripts/stack.sh."""
 
-    def __init__(self, name, workers=2, skip_pg=False, welcome=WELCOME):
+    def __init__(self, name, workers=2, skip_pg=False, welcome=WELCOME,
+                 extra=None):
         self.dir = tempfile.mkdtemp(prefix='wxkf-it-%s-' % name, dir='/tmp')
         os.chmod(self.dir, 0o755)   # postgres must traverse it
         self.port, self.redis_port, self.pg_port = free_ports(3)
@@ -146,6 +147,13 @@ class Stack:
         self.original_id = ORIGINAL_ID
         self.aes_key = AES_KEY
         self.welcome = welcome
+        # Extra config, {section: {key: value}}, overriding the defaults
+        # below. The default stack answers "success" whatever routing
+        # decides (empty no_agent/queued texts), so the callback tests see
+        # the protocol, not the routing.
+        self.extra = {'texts': {'no_agent': '', 'queued': ''}}
+        for sec, kv in (extra or {}).items():
+            self.extra.setdefault(sec, {}).update(kv)
         self.max_body = MAX_BODY
         self.conf = os.path.join(self.dir, 'wxkf.conf')
         self.log_file = os.path.join(self.dir, 'logs', 'wxkf.log')
@@ -199,6 +207,18 @@ class Stack:
             'welcome = %s' % self.welcome,
             '',
         ])
+        lines = text.split('\n')
+        for sec, kv in self.extra.items():
+            start = lines.index('[%s]' % sec) if '[%s]' % sec in lines \
+                else None
+            if start is None:
+                lines += ['[%s]' % sec]
+                start = len(lines) - 1
+            for k, v in kv.items():
+                lines = [ln for i, ln in enumerate(lines)
+                         if not (i > start and ln.startswith(k + ' ='))]
+                lines.insert(start + 1, '%s = %s' % (k, v))
+        text = '\n'.join(lines) + '\n'
         with open(self.conf, 'w', encoding='utf-8') as f:
             f.write(text)
         os.chmod(self.conf, 0o644)
@@ -330,6 +350,10 @@ class Stack:
 
     def xlen(self):
         return self.redis.xlen(self.stream)
+
+    def msg_count(self):
+        """Messages recorded (msg_in entries; routing adds other events)."""
+        return sum(1 for _id, f in self.entries() if f.get('type') == 'msg_in')
 
     def entries(self):
         """All stream entries as (id, fields dict)."""

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <hiredis/hiredis.h>
+
 #include "store.h"
 #include "testutil.h"
 
@@ -113,17 +115,29 @@ static int teardown(void **st)
     return 0;
 }
 
-static int ingest(struct fixture *f, const char *key, const char *reply,
-                  const char *payload, struct kf_buf *out, int *dup)
-{
-    const struct store_field fields[] = {
-        { KF_STR("type"), KF_STR("msg_in") },
-        { KF_STR("key"), kf_str_c(key) },
-        { KF_STR("payload"), kf_str_c(payload) },
-    };
+/* A small idempotent script: counts calls and echoes its argument. */
+static const char counter_lua[] =
+    "redis.call('INCR', KEYS[1] .. 'calls') return ARGV[1]";
 
-    return store_ingest(&f->s, kf_str_c(key), 600, kf_str_c(reply), fields,
-                        3, out, dup);
+static int call(struct fixture *f, const char *arg, struct kf_buf *out)
+{
+    static struct store_script sc;
+    const char *argv[8];
+    size_t lens[8];
+    struct redisReply *r = NULL;
+    int rc;
+
+    store_script_init(&sc, counter_lua);
+    argv[2] = "1", lens[2] = 1;
+    argv[3] = f->s.prefix, lens[3] = strlen(f->s.prefix);
+    argv[4] = arg, lens[4] = strlen(arg);
+    rc = store_eval(&f->s, &sc, 5, argv, lens, &r);
+    if (rc == 0) {
+        kf_buf_reset(out);
+        rc = kf_buf_append(out, r->str, r->len);
+        freeReplyObject(r);
+    }
+    return rc;
 }
 
 static char *cmd(struct fixture *f, const char *a, const char *b,
@@ -143,64 +157,17 @@ static void expect(struct fixture *f, const char *want, const char *a,
     free(got);
 }
 
-static void test_store_ingest_records_once_and_replays_first_reply(void **st)
+static void test_store_eval_runs_a_script_by_sha(void **st)
 {
     struct fixture *f = *st;
     struct kf_buf out;
-    int dup = -1;
 
-    kf_buf_init(&out, 4096);
-    assert_int_equal(ingest(f, "msgid:1", "<xml>first</xml>", "{\"a\":1}",
-                            &out, &dup), 0);
-    assert_int_equal(dup, 0);
-    assert_string_equal(out.p, "<xml>first</xml>");
-    /* A retry proposes another reply but must get the first one back. */
-    assert_int_equal(ingest(f, "msgid:1", "success", "{\"a\":2}", &out,
-                            &dup), 0);
-    assert_int_equal(dup, 1);
-    assert_string_equal(out.p, "<xml>first</xml>");
-    expect(f, "1", "XLEN", STREAM, NULL);
-    expect(f, "<xml>first</xml>", "GET", "wxkf:{" APPID "}:dedupe:msgid:1",
-           NULL);
-    assert_int_equal(ingest(f, "msgid:2", "success", "{}", &out, &dup), 0);
-    assert_int_equal(dup, 0);
-    expect(f, "2", "XLEN", STREAM, NULL);
-    kf_buf_release(&out);
-}
-
-static void test_store_dedupe_key_expires_after_ttl(void **st)
-{
-    struct fixture *f = *st;
-    struct kf_buf out;
-    char *ttl;
-    int dup;
-
-    kf_buf_init(&out, 4096);
-    assert_int_equal(ingest(f, "msgid:9", "success", "{}", &out, &dup), 0);
-    ttl = cmd(f, "TTL", "wxkf:{" APPID "}:dedupe:msgid:9", NULL);
-    assert_in_range(strtol(ttl, NULL, 10), 590, 600);
-    free(ttl);
-    kf_buf_release(&out);
-}
-
-static void test_store_stream_entry_holds_binary_safe_fields(void **st)
-{
-    struct fixture *f = *st;
-    static const char payload[] = "{\"Content\":\"a\\\"b ' ; DROP -- \\r\\n"
-                                  "\xf0\x9f\x98\x80\"}";
-    struct kf_buf out;
-    char *got;
-    int dup;
-    const char *argv[] = { "EVAL",
-                           "local e = redis.call('XRANGE', KEYS[1], '-', '+')"
-                           " return e[1][2][6]",
-                           "1", STREAM, NULL };
-
-    kf_buf_init(&out, 4096);
-    assert_int_equal(ingest(f, "msgid:7", "success", payload, &out, &dup), 0);
-    got = tu_redis_cmd(&f->redis, argv);
-    assert_string_equal(got, payload);
-    free(got);
+    kf_buf_init(&out, 256);
+    assert_int_equal(call(f, "hello", &out), 0);
+    assert_string_equal(out.p, "hello");
+    assert_int_equal(call(f, "again", &out), 0);
+    assert_string_equal(out.p, "again");
+    expect(f, "2", "GET", "wxkf:{" APPID "}:calls", NULL);
     kf_buf_release(&out);
 }
 
@@ -208,40 +175,52 @@ static void test_store_reloads_script_after_script_flush(void **st)
 {
     struct fixture *f = *st;
     struct kf_buf out;
-    int dup;
 
-    kf_buf_init(&out, 4096);
-    assert_int_equal(ingest(f, "msgid:3", "success", "{}", &out, &dup), 0);
+    kf_buf_init(&out, 256);
+    assert_int_equal(call(f, "a", &out), 0);
     expect(f, "OK", "SCRIPT", "FLUSH", NULL);
-    assert_int_equal(ingest(f, "msgid:4", "success", "{}", &out, &dup), 0);
-    assert_int_equal(dup, 0);
-    expect(f, "2", "XLEN", STREAM, NULL);
+    assert_int_equal(call(f, "b", &out), 0);
+    assert_string_equal(out.p, "b");
+    expect(f, "2", "GET", "wxkf:{" APPID "}:calls", NULL);
     kf_buf_release(&out);
+}
+
+static void test_store_eval_maps_a_script_error_to_backend(void **st)
+{
+    struct fixture *f = *st;
+    struct store_script sc;
+    const char *argv[4];
+    size_t lens[4];
+    struct redisReply *r = (struct redisReply *)1;
+
+    store_script_init(&sc, "return redis.error_reply('boom')");
+    argv[2] = "0", lens[2] = 1;
+    assert_int_equal(store_eval(&f->s, &sc, 3, argv, lens, &r), KF_EBACKEND);
+    assert_null(r);
 }
 
 static void test_store_reports_backend_down_and_recovers(void **st)
 {
     struct fixture *f = *st;
     struct kf_buf out;
-    int dup, port = f->redis.port, i, rc = -1;
+    int port = f->redis.port, i, rc = -1;
 
-    kf_buf_init(&out, 4096);
+    kf_buf_init(&out, 256);
     assert_int_equal(store_ping(&f->s), 0);
     tu_redis_stop(&f->redis);
-    assert_int_equal(ingest(f, "msgid:5", "success", "{}", &out, &dup),
-                     KF_EBACKEND);
+    assert_int_equal(call(f, "x", &out), KF_EBACKEND);
     /* Backing off: the next attempt fails without touching the network. */
     assert_true(f->s.next_try_ms > 0);
     assert_int_equal(store_connect(&f->s), KF_EBACKEND);
     /* Same port again, as after a Redis restart. */
     tu_redis_start_on(&f->redis, port);
     for (i = 0; i < 100 && rc != 0; i++) {        /* bounded: ~5 s */
-        rc = ingest(f, "msgid:5", "success", "{}", &out, &dup);
+        rc = call(f, "y", &out);
         if (rc != 0)
             tu_sleep_ms(50);
     }
     assert_int_equal(rc, 0);
-    assert_int_equal(dup, 0);
+    assert_string_equal(out.p, "y");
     assert_true(f->s.reconnects >= 1);
     kf_buf_release(&out);
 }
@@ -253,16 +232,12 @@ int main(void)
         cmocka_unit_test(test_store_parses_unix_url),
         cmocka_unit_test(test_store_rejects_bad_urls),
         cmocka_unit_test(test_store_keys_share_the_account_hash_tag),
-        cmocka_unit_test_setup_teardown(
-            test_store_ingest_records_once_and_replays_first_reply, setup,
-            teardown),
-        cmocka_unit_test_setup_teardown(
-            test_store_dedupe_key_expires_after_ttl, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_store_stream_entry_holds_binary_safe_fields, setup,
-            teardown),
+        cmocka_unit_test_setup_teardown(test_store_eval_runs_a_script_by_sha,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_reloads_script_after_script_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_eval_maps_a_script_error_to_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_reports_backend_down_and_recovers, setup, teardown),
     };

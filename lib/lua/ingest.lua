@@ -1,0 +1,91 @@
+-- ingest: the whole callback in ONE round trip — dedupe, session lookup,
+-- routing, the msg_in event, and the decision remembered for retries.
+-- ARGV: 1 dedupe key (full name), 2 ttl s, 3 now ms, 4 openid,
+--       5 action: record | route | kf_create | kf_close | kf_switch,
+--       6 requested group ('' = none), 7 cfg, 8 base decision (none|welcome),
+--       9 kf account (kf_create/kf_close: KfAccount; kf_switch: From),
+--       10 kf account (kf_switch: To), 11.. msg_in field/value pairs.
+-- Returns {dup (0|1), decision '|' reply time (unix s)}. decision: none |
+-- welcome | assigned:<a> | sticky:<a> | queued:<position> |
+-- offline:<position>. The time makes a retry's reply identical.
+local dkey = ARGV[1]
+local prev = redis.call('GET', dkey)
+if prev then return { 1, prev } end
+
+local now, o, action = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local cfg = parse_cfg(ARGV[7])
+local decision, agent = ARGV[8], ''
+
+local function known(a)
+    return a ~= '' and redis.call('SISMEMBER', P .. 'agents', a) == 1
+end
+
+local function place(r, v)
+    if r == 'assigned' then agent = v end
+    decision = r .. ':' .. v
+end
+
+if action == 'route' then
+    local s = session(o)
+    if s and s.state == 'active' then
+        local st = redis.call('HGET', akey(s.agent), 'status')
+        if st == 'online' or st == 'paused' then
+            redis.call('HSET', skey(o), 'last_ms', now)
+            redis.call('ZADD', P .. 'deadline', now + cfg.idle, o)
+            agent = s.agent
+            decision = 'sticky:' .. s.agent
+        else
+            detach(o, s)
+            place(route(o, s.group or '_all', now, cfg, s.agent,
+                        'agent_offline', true))
+        end
+    elseif s and s.state == 'waiting' then
+        redis.call('HSET', skey(o), 'last_ms', now)
+        decision = (anyone_online() and 'queued:' or 'offline:') ..
+                   position(o, s.group or '_all')
+    else
+        local g = ARGV[6]
+        if g == '' or redis.call('SCARD', P .. 'group:' .. g) == 0 then
+            g = '_all'
+        end
+        place(route(o, g, now, cfg, nil, 'new_session', false))
+    end
+elseif action == 'kf_create' and known(ARGV[9]) then
+    -- WeChat's own tool: an agent accepted the user (wechat_kf mode).
+    local s, a = session(o), ARGV[9]
+    if not (s and s.state == 'active' and s.agent == a) then
+        if s then detach(o, s) end
+        local c = { acct = a, load = load_of(a), cap = capacity(a, cfg) }
+        assign(o, (s and s.group) or '_all', c, now, cfg,
+               explain((s and s.group) or '_all', 'wechat_kf', { c }, a,
+                       'kf_create_session'), 'kf_create_session')
+        if s and s.state == 'active' then drain_for(s.agent, now, cfg) end
+    end
+    agent = a
+elseif action == 'kf_close' then
+    close(o, 'agent', now, cfg, ARGV[9])
+elseif action == 'kf_switch' and known(ARGV[10]) then
+    local s, to = session(o), ARGV[10]
+    if s then detach(o, s) end
+    local c = { acct = to, load = load_of(to), cap = capacity(to, cfg) }
+    assign(o, (s and s.group) or '_all', c, now, cfg,
+           explain((s and s.group) or '_all', 'wechat_kf', { c }, to,
+                   'kf_switch_session'), 'kf_switch_session', 'transfer')
+    if s and s.state == 'active' and s.agent ~= to then
+        drain_for(s.agent, now, cfg)
+    end
+    agent = to
+end
+
+local fields = {}
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+fields[#fields + 1] = 'decision'
+fields[#fields + 1] = decision
+fields[#fields + 1] = 'agent'
+fields[#fields + 1] = agent
+fields[#fields + 1] = 'session'
+fields[#fields + 1] = redis.call('HGET', skey(o), 'id') or ''
+emit(fields)
+local stored = decision .. '|' .. math.floor(now / 1000)
+redis.call('SET', dkey, stored, 'EX', tonumber(ARGV[2]))
+return { 0, stored }

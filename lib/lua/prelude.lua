@@ -1,0 +1,304 @@
+-- prelude: shared by every routing script (prepended at build time).
+-- KEYS[1] is the account prefix "wxkf:{APPID}:" — every key a script
+-- touches starts with it, so all of them live in one Redis Cluster slot.
+-- Times are milliseconds passed in by the caller (ARGV), so a script is
+-- deterministic and testable.
+local P = KEYS[1]
+
+-- cfg: "key=value;key=value" from the worker's configuration.
+local function parse_cfg(s)
+    local c = { policy = 'round_robin', cap = 5, idle = 1800000, frt = 0,
+                queue = 600000, gp = {} }
+    for k, v in string.gmatch(s or '', '([%w_]+)=([^;]*)') do
+        if k == 'gp' then
+            for g, p in string.gmatch(v, '([%w_%-]+):([%w_]+)') do c.gp[g] = p end
+        elseif k == 'policy' then c.policy = v
+        else c[k] = tonumber(v) or 0 end
+    end
+    return c
+end
+
+local function emit(fields)
+    redis.call('XADD', P .. 'events', '*', unpack(fields))
+end
+
+local function akey(a) return P .. 'agent:' .. a end
+local function skey(o) return P .. 'sess:' .. o end
+
+local function capacity(a, cfg)
+    local c = tonumber(redis.call('HGET', akey(a), 'capacity') or '')
+    if not c or c < 1 then return cfg.cap end
+    return c
+end
+
+local function load_of(a) return redis.call('SCARD', P .. 'load:' .. a) end
+
+local function groups_of(a)
+    local out = { '_all' }
+    local s = redis.call('HGET', akey(a), 'groups') or ''
+    for g in string.gmatch(s, '[^,]+') do out[#out + 1] = g end
+    return out
+end
+
+-- Online members of group g (sorted, so every worker sees the same order)
+-- that have a free slot and are not `exclude`.
+local function candidates(g, cfg, exclude)
+    local members
+    if g == '_all' then
+        members = redis.call('SMEMBERS', P .. 'online')
+    else
+        members = redis.call('SINTER', P .. 'group:' .. g, P .. 'online')
+    end
+    table.sort(members)
+    local out = {}
+    for _, a in ipairs(members) do
+        if a ~= exclude then
+            local cap, l = capacity(a, cfg), load_of(a)
+            if l < cap then out[#out + 1] = { acct = a, load = l, cap = cap } end
+        end
+    end
+    return out
+end
+
+local function pick_round_robin(g, cands)
+    local n = redis.call('INCR', P .. 'rr:' .. g)
+    return cands[((n - 1) % #cands) + 1]
+end
+
+-- nginx's smooth weighted round robin over the eligible agents.
+local function pick_weighted(g, cands)
+    local key, total, best = P .. 'swrr:' .. g, 0, nil
+    for _, c in ipairs(cands) do
+        local w = tonumber(redis.call('HGET', akey(c.acct), 'weight') or '') or 1
+        c.weight = w
+        c.cw = (tonumber(redis.call('HGET', key, c.acct) or '') or 0) + w
+        total = total + w
+        if not best or c.cw > best.cw then best = c end
+    end
+    for _, c in ipairs(cands) do
+        redis.call('HSET', key, c.acct, c == best and c.cw - total or c.cw)
+    end
+    return best
+end
+
+-- Lowest load/capacity (compared as cross products, no floats); ties go
+-- to the agent whose last assignment is oldest (idle longest).
+local function pick_least_busy(cands)
+    local best
+    for _, c in ipairs(cands) do
+        c.last = tonumber(redis.call('HGET', akey(c.acct), 'last_assign_ms')
+                          or '') or 0
+        if not best then
+            best = c
+        else
+            local l, r = c.load * best.cap, best.load * c.cap
+            if l < r or (l == r and c.last < best.last) then best = c end
+        end
+    end
+    return best
+end
+
+local function policy_for(g, cfg)
+    return cfg.gp[g] or cfg.policy
+end
+
+local function pick(g, cands, cfg)
+    local p = policy_for(g, cfg)
+    if p == 'weighted' then return pick_weighted(g, cands), p end
+    if p == 'least_busy' then return pick_least_busy(cands), p end
+    return pick_round_robin(g, cands), p
+end
+
+local function explain(g, policy, cands, chosen, reason)
+    local list = {}
+    for i, c in ipairs(cands) do
+        list[i] = { agent = c.acct, load = c.load, capacity = c.cap }
+    end
+    return cjson.encode({ group = g, policy = policy, candidates = list,
+                          chosen = chosen, reason = reason })
+end
+
+local function session_id(o)
+    local id = redis.call('HGET', skey(o), 'id')
+    if id then return id end
+    id = tostring(redis.call('INCR', P .. 'sessid'))
+    redis.call('HSET', skey(o), 'id', id)
+    return id
+end
+
+-- Makes o's session active with agent c. The caller has removed o from
+-- any previous agent's load and from the queue.
+local function assign(o, g, c, now, cfg, why, reason, evtype)
+    local a = c.acct
+    local sid = session_id(o)
+    redis.call('SADD', P .. 'load:' .. a, o)
+    redis.call('HSET', skey(o), 'state', 'active', 'agent', a, 'group', g,
+               'assigned_ms', now, 'last_ms', now, 'answered', '0', 'why', why)
+    redis.call('HSETNX', skey(o), 'opened_ms', now)
+    redis.call('ZADD', P .. 'deadline', now + cfg.idle, o)
+    if cfg.frt > 0 then
+        redis.call('ZADD', P .. 'frt', now + cfg.frt, o)
+    else
+        redis.call('ZREM', P .. 'frt', o)
+    end
+    redis.call('HSET', akey(a), 'last_assign_ms', now)
+    redis.call('HINCRBY', P .. 'share', a, 1)
+    emit({ 'type', evtype or 'assign', 'openid', o, 'session', sid,
+           'agent', a, 'group', g, 'reason', reason, 'why', why,
+           'ts_ms', tostring(now) })
+    return a
+end
+
+-- Is any agent online or paused (i.e. holding a heartbeat)?
+local function anyone_online()
+    return redis.call('ZCARD', P .. 'hb') > 0
+end
+
+-- Puts o at the back (or, for a session that was already being served,
+-- the front) of group g's queue. Returns the position (1 = next).
+local function enqueue(o, g, now, cfg, reason, front)
+    local q = P .. 'queue:' .. g
+    local sid = session_id(o)
+    redis.call('HSET', skey(o), 'state', 'waiting', 'agent', '', 'group', g,
+               'queued_ms', now, 'last_ms', now)
+    redis.call('HSETNX', skey(o), 'opened_ms', now)
+    local pos
+    if front then
+        redis.call('LPUSH', q, o)
+        pos = 1
+    else
+        pos = redis.call('RPUSH', q, o)
+    end
+    redis.call('SADD', P .. 'queues', g)
+    if cfg.queue > 0 then
+        redis.call('ZADD', P .. 'qdeadline', now + cfg.queue, o)
+    end
+    emit({ 'type', 'queue', 'openid', o, 'session', sid, 'group', g,
+           'reason', reason, 'position', tostring(pos),
+           'ts_ms', tostring(now) })
+    return pos
+end
+
+-- Routes o (new, or moved off an agent) inside group g. Returns
+-- 'assigned', agent  or  'queued'|'offline', position.
+local function route(o, g, now, cfg, exclude, reason, front)
+    local cands = candidates(g, cfg, exclude)
+    if #cands > 0 then
+        local c, p = pick(g, cands, cfg)
+        local why = explain(g, p, cands, c.acct, reason)
+        return 'assigned', assign(o, g, c, now, cfg, why, reason,
+                                  exclude and 'reassign' or 'assign')
+    end
+    local online = anyone_online()
+    local pos = enqueue(o, g, now, cfg,
+                        online and 'all_busy' or 'no_agent_online', front)
+    redis.call('HSET', skey(o), 'why',
+               explain(g, policy_for(g, cfg), cands, '', online and
+                       'all_busy' or 'no_agent_online'))
+    return online and 'queued' or 'offline', pos
+end
+
+-- Position of o in its group's queue (1-based), or 0.
+local function position(o, g)
+    local q = redis.call('LRANGE', P .. 'queue:' .. g, 0, -1)
+    for i, v in ipairs(q) do if v == o then return i end end
+    return 0
+end
+
+-- Assigns waiting users of group g in arrival order while someone in g has
+-- a free slot. Bounded per call.
+local function drain(g, now, cfg, limit)
+    local q, n = P .. 'queue:' .. g, 0
+    while n < (limit or 100) do
+        local o = redis.call('LINDEX', q, 0)
+        if not o then
+            redis.call('SREM', P .. 'queues', g)
+            break
+        end
+        local cands = candidates(g, cfg, nil)
+        if #cands == 0 then break end
+        redis.call('LPOP', q)
+        redis.call('ZREM', P .. 'qdeadline', o)
+        local c, p = pick(g, cands, cfg)
+        assign(o, g, c, now, cfg, explain(g, p, cands, c.acct, 'dequeued'),
+               'dequeued')
+        n = n + 1
+    end
+    return n
+end
+
+local function drain_for(a, now, cfg)
+    local n = 0
+    for _, g in ipairs(groups_of(a)) do n = n + drain(g, now, cfg) end
+    return n
+end
+
+-- Takes o off its agent (active) or out of its queue (waiting).
+local function detach(o, s)
+    if s.state == 'active' and s.agent and s.agent ~= '' then
+        redis.call('SREM', P .. 'load:' .. s.agent, o)
+    elseif s.state == 'waiting' then
+        redis.call('LREM', P .. 'queue:' .. (s.group or '_all'), 0, o)
+        redis.call('ZREM', P .. 'qdeadline', o)
+    end
+    redis.call('ZREM', P .. 'deadline', o)
+    redis.call('ZREM', P .. 'frt', o)
+end
+
+local function session(o)
+    local h = redis.call('HGETALL', skey(o))
+    if #h == 0 then return nil end
+    local s = {}
+    for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
+    return s
+end
+
+-- Closes o's session; frees the slot and lets the queue move.
+local function close(o, reason, now, cfg, by)
+    local s = session(o)
+    if not s then return false end
+    detach(o, s)
+    redis.call('DEL', skey(o))
+    emit({ 'type', 'close', 'openid', o, 'session', s.id or '',
+           'agent', s.agent or '', 'group', s.group or '', 'reason', reason,
+           'by', by or '', 'ts_ms', tostring(now) })
+    if s.state == 'active' and s.agent and s.agent ~= '' then
+        drain_for(s.agent, now, cfg)
+    end
+    return true
+end
+
+-- Moves every active session of agent a elsewhere (a is going offline).
+local function evacuate(a, now, cfg, reason)
+    local users = redis.call('SMEMBERS', P .. 'load:' .. a)
+    table.sort(users)
+    for _, o in ipairs(users) do
+        local s = session(o)
+        detach(o, s or { state = 'active', agent = a })
+        if s then route(o, s.group or '_all', now, cfg, a, reason, true) end
+    end
+    return #users
+end
+
+local function set_status(a, status, now, cfg, reason)
+    local prev = redis.call('HGET', akey(a), 'status') or 'offline'
+    redis.call('HSET', akey(a), 'status', status, 'status_ms', now)
+    local moved = 0
+    if status == 'online' then
+        redis.call('SADD', P .. 'online', a)
+        redis.call('ZADD', P .. 'hb', now, a)
+    elseif status == 'paused' then
+        redis.call('SREM', P .. 'online', a)
+        redis.call('ZADD', P .. 'hb', now, a)
+    else
+        redis.call('SREM', P .. 'online', a)
+        redis.call('ZREM', P .. 'hb', a)
+    end
+    if prev ~= status then
+        emit({ 'type', 'presence', 'agent', a, 'status', status,
+               'prev', prev, 'reason', reason, 'ts_ms', tostring(now) })
+    end
+    if status == 'offline' then moved = evacuate(a, now, cfg, reason) end
+    if status == 'online' then moved = drain_for(a, now, cfg) end
+    return prev, moved
+end

@@ -1,0 +1,111 @@
+/* route: routing, presence and sessions — the C side of the Lua scripts in
+ * lib/lua/ (embedded at build time). It owns the script arguments (the
+ * routing configuration as one compact string), the group rules (menu
+ * EventKey and keyword -> group) and the decoding of script replies. The
+ * decisions themselves are made atomically inside Redis; see
+ * docs/routing.md. */
+#ifndef ROUTE_H
+#define ROUTE_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "kf.h"
+#include "store.h"
+#include "wx_xml.h"
+
+#define ROUTE_RULES_MAX 64
+#define ROUTE_NAME_MAX 65
+
+struct route_rule {
+    char key[ROUTE_NAME_MAX];     /* EventKey or keyword */
+    char group[33];
+};
+
+struct route {
+    struct store *store;          /* borrowed */
+    char cfg[2560];               /* "policy=..;cap=..;..." for the scripts */
+    struct route_rule menu[ROUTE_RULES_MAX], keyword[ROUTE_RULES_MAX];
+    int nmenu, nkeyword;
+    long dedupe_ttl;
+    int wechat_kf;                /* mode = wechat_kf */
+    struct store_script ingest, presence, session, sweep, read;
+};
+
+/* cfg must outlive r. Bad rules -> KF_ECONFIG (config_load validates the
+ * same syntax, so this only fails on programming errors). */
+KF_WUR int route_init(struct route *r, struct store *st,
+                      const struct config *cfg);
+
+enum route_action {
+    ROUTE_RECORD,       /* record only (most events) */
+    ROUTE_ROUTE,        /* a user message or a routing menu click */
+    ROUTE_KF_CREATE,
+    ROUTE_KF_CLOSE,
+    ROUTE_KF_SWITCH
+};
+
+/* What a callback asks of routing: the action, and the group a rule
+ * sends the user to ("" = none) — both derived from the message. */
+void route_classify(const struct route *r, const struct wx_msg *m,
+                    enum route_action *action, const char **group);
+
+struct route_ingest {
+    struct kf_str dedupe_key;     /* suffix under P "dedupe:" */
+    struct kf_str openid;
+    enum route_action action;
+    const char *group;
+    const char *base_decision;    /* "none" or "welcome" */
+    struct kf_str kf1, kf2;       /* KfAccount / From, To (kf events) */
+    const struct store_field *fields;  /* the msg_in event */
+    size_t nfields;
+    int64_t now_ms;
+};
+
+/* The callback's one Redis round trip. decision gets "none", "welcome",
+ * "assigned:<agent>", "sticky:<agent>", "queued:<n>" or "offline:<n>";
+ * *dup = 1 when this is a retry (decision is the first delivery's). */
+KF_WUR int route_ingest(struct route *r, const struct route_ingest *in,
+                        struct kf_buf *decision, int *dup);
+
+/* Presence. op: "online", "paused", "offline", "heartbeat". status (>= 16
+ * bytes) gets the status after the call; *moved counts sessions moved off
+ * (offline) or waiting users assigned (online). Unknown agent ->
+ * KF_ENOTFOUND; bad op -> KF_EINVAL. */
+KF_WUR int route_presence(struct route *r, const char *agent,
+                          const char *op, const char *reason, int64_t now_ms,
+                          char *status, size_t status_len, long *moved);
+
+/* An action on a session. op: "close", "transfer_agent",
+ * "transfer_group", "answered". by = the acting agent, or "" for an
+ * admin. On a refusal returns KF_EINVAL (or KF_ENOTFOUND for no session)
+ * and copies the script's code (no_session, not_yours, unknown_agent,
+ * agent_offline, agent_full, same_agent, unknown_group) to err. On
+ * success result gets e.g. "closed", "assigned:<agent>",
+ * "queued:<n>". */
+KF_WUR int route_session(struct route *r, const char *op, struct kf_str openid,
+                         const char *by, const char *target, int64_t now_ms,
+                         char *result, size_t result_len, char *err,
+                         size_t err_len);
+
+struct route_sweep_counts {
+    long agents_lost, sessions_expired, first_reply_reroutes,
+        queue_timeouts, dequeued;
+};
+
+/* One bounded pass of the periodic work (heartbeat loss, idle expiry,
+ * first-reply timeouts, queue timeouts, queue draining). */
+KF_WUR int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
+                       long limit, struct route_sweep_counts *out);
+
+/* Views. On success *out is a new reference; the caller json_decref()s.
+ * agent_sessions: array of session objects; session: an object, or NULL
+ * (and KF_ENOTFOUND) when the user has no session. */
+KF_WUR int route_agent_sessions(struct route *r, const char *agent,
+                                json_t **out);
+KF_WUR int route_session_view(struct route *r, struct kf_str openid,
+                              json_t **out);
+
+#endif
