@@ -44,7 +44,7 @@ static void log_callback(struct fcgi_req *r, const char *ev, int rc,
 static void h_wechat_get(struct fcgi_req *r)
 {
     struct callback_req req = { &r->query, { "", 0 }, r->rid,
-                                (int64_t)time(NULL) };
+                                (int64_t)time(NULL), 0 };
     struct callback_res res;
     int rc;
 
@@ -60,11 +60,14 @@ static void h_wechat_get(struct fcgi_req *r)
 
 static void h_wechat_post(struct fcgi_req *r)
 {
-    struct callback_req req = { &r->query, { "", 0 }, r->rid,
-                                (int64_t)time(NULL) };
+    struct callback_req req = { &r->query, { "", 0 }, r->rid, 0, 0 };
     struct callback_res res;
+    struct timespec ts;
     int rc;
 
+    clock_gettime(CLOCK_REALTIME, &ts);
+    req.now = (int64_t)ts.tv_sec;
+    req.now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     callback_res_init(&res);
     rc = fcgi_read_body(r, (size_t)r->app->cfg.http.max_body);
     req.body = kf_buf_str(&r->body);

@@ -302,7 +302,7 @@ static int record(struct callback *cb, const struct callback_req *req,
         in.kf2 = m->to_kf_account;
         in.fields = f;
         in.nfields = sizeof(f) / sizeof(f[0]);
-        in.now_ms = wall_ms();
+        in.now_ms = req->now_ms ? req->now_ms : wall_ms();
         rc = route_ingest(&cb->route, &in, decision, dup);
     }
     kf_buf_release(&key);

@@ -31,6 +31,7 @@ struct callback_req {
     struct kf_str body;               /* borrowed */
     struct kf_str rid;                /* request id */
     int64_t now;                      /* unix seconds */
+    int64_t now_ms;                   /* the same instant in ms (0: now) */
 };
 
 /* What happened, for the log line and the response. Views into the

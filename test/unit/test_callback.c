@@ -121,6 +121,7 @@ static int push(struct fixture *f, const char *qs, const char *body,
     req.body = kf_str_c(body);
     req.rid = KF_STR("test-rid");
     req.now = now;
+    req.now_ms = now * 1000;
     rc = callback_handle(&f->cb, &req, res);
     http_query_release(&q);
     return rc;
@@ -514,8 +515,9 @@ static void test_callback_trusts_only_the_decrypted_copy_in_compat_mode(
     json_t *all = tu_read_json(VEC("safe_mode.json")), *v;
     struct callback_res res;
     const char *argv[] = { "EVAL",
-                           "return redis.call('XRANGE', KEYS[1], '-', '+')"
-                           "[1][2][20]", "1", STREAM, NULL };
+                           "for _, e in ipairs(redis.call('XRANGE', KEYS[1],"
+                           " '-', '+')) do if e[2][2] == 'msg_in' then"
+                           " return e[2][20] end end", "1", STREAM, NULL };
     char *payload, *qs, *body, *p;
     size_t i;
 
@@ -582,7 +584,7 @@ static void test_callback_verifies_the_server_url(void **st)
                  t.rows[i][tu_tsv_col(&t, "nonce")], echo);
         http_query_init(&q);
         assert_int_equal(http_query_parse(&q, kf_str_c(qs)), 0);
-        req = (struct callback_req){ &q, { "", 0 }, KF_STR("r"), 0 };
+        req = (struct callback_req){ &q, { "", 0 }, KF_STR("r"), 0, 0 };
         callback_res_init(&res);
         assert_int_equal(callback_verify(&f->cb, &req, &res), 0);
         assert_string_equal(res.body.p, echo);
