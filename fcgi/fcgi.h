@@ -5,6 +5,7 @@
 #define FCGI_WXKF_H
 
 #include <fcgiapp.h>
+#include <jansson.h>
 
 #include "callback.h"
 #include "config.h"
@@ -26,6 +27,7 @@ struct fcgi_req {
     struct app *app;
     struct log log;             /* carries the request id */
     struct kf_str method, path, rid;
+    struct kf_str param;        /* the '*' segment of the matched route */
     struct http_query query;
     struct kf_buf body;
     int status;                 /* set by the responder, for the log */
@@ -44,10 +46,26 @@ void fcgi_respond(struct fcgi_req *r, int status, const char *content_type,
 void fcgi_error(struct fcgi_req *r, int status, const char *code,
                 const char *message, const char *extra_headers);
 
+/* JSON response (takes ownership of body, even on error). */
+void fcgi_json(struct fcgi_req *r, int status, json_t *body);
+
+/* The REST API handlers (api.c). */
+void api_me_status(struct fcgi_req *r);
+void api_me_heartbeat(struct fcgi_req *r);
+void api_me_sessions(struct fcgi_req *r);
+void api_session_view(struct fcgi_req *r);
+void api_session_close(struct fcgi_req *r);
+void api_session_transfer(struct fcgi_req *r);
+void api_stats(struct fcgi_req *r);
+
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);
 
 /* `wxkf fcgi -c FILE`: runs the accept loop on fd 0 until SIGTERM. */
 int worker_main(const char *conf_path);
+
+/* `wxkf agent add|list|update|remove|token|sync -c FILE ...` (agent_cmd.c):
+ * argv is main's. Returns the exit status: 0, 1 failed, 2 usage. */
+int cmd_agent(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const char usage[] =
     "  migrate -c FILE   apply the PostgreSQL migrations (idempotent)\n"
     "  check   -c FILE   validate the config and reach Redis and PostgreSQL\n"
     "  config  -c FILE   print the effective configuration (secrets hidden)\n"
+    "  agent   add|list|update|remove|token|sync -c FILE ...\n"
+    "                    manage agents (wxkf agent --help)\n"
     "  version           print the version\n"
     "\n"
     "Every config key can be overridden by WXKF_<SECTION>_<KEY>.\n";
@@ -126,6 +128,8 @@ int main(int argc, char **argv)
         printf("wxkf %s\n", WXKF_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "agent") == 0)
+        return cmd_agent(argc, argv);  /* its own options and --help */
     if (!*cmd || wants_help(argc, argv) || strcmp(cmd, "help") == 0) {
         fputs(usage, *cmd ? stdout : stderr);
         return *cmd ? 0 : 2;

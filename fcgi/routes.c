@@ -100,11 +100,19 @@ static void h_readyz(struct fcgi_req *r)
                      KF_STR("ready\n"));
 }
 
+/* '*' matches one path segment (an OpenID: 1..64 of [A-Za-z0-9_-]). */
 static const struct http_route routes[] = {
     { M_GET | M_HEAD, "/wechat", h_wechat_get },
     { M_POST, "/wechat", h_wechat_post },
     { M_GET | M_HEAD, "/healthz", h_healthz },
     { M_GET | M_HEAD, "/readyz", h_readyz },
+    { M_POST, "/api/v1/me/status", api_me_status },
+    { M_POST, "/api/v1/me/heartbeat", api_me_heartbeat },
+    { M_GET, "/api/v1/me/sessions", api_me_sessions },
+    { M_GET, "/api/v1/sessions/*", api_session_view },
+    { M_POST, "/api/v1/sessions/*/close", api_session_close },
+    { M_POST, "/api/v1/sessions/*/transfer", api_session_transfer },
+    { M_GET, "/api/v1/stats", api_stats },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -131,13 +139,44 @@ static void not_allowed(struct fcgi_req *r, int allowed)
     log_info(&r->log, "http", "method_not_allowed", "status=405");
 }
 
+static int segment_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+/* Matches path against pattern; the '*' segment goes to *param. */
+static int match(const char *pattern, struct kf_str path,
+                 struct kf_str *param)
+{
+    size_t i = 0;
+
+    for (; *pattern; pattern++) {
+        if (*pattern == '*') {
+            size_t start = i;
+
+            while (i < path.len && segment_char(path.p[i]))
+                i++;
+            if (i == start || i - start > 64 ||
+                (i < path.len && path.p[i] != '/'))
+                return 0;
+            *param = (struct kf_str){ path.p + start, i - start };
+            continue;
+        }
+        if (i >= path.len || path.p[i] != *pattern)
+            return 0;
+        i++;
+    }
+    return i == path.len;
+}
+
 void routes_dispatch(struct fcgi_req *r)
 {
     int bit = method_bit(r->method), allowed = 0;
     size_t i;
 
     for (i = 0; i < NROUTES; i++) {
-        if (!kf_str_eq_c(r->path, routes[i].path))
+        if (!match(routes[i].path, r->path, &r->param))
             continue;
         if (routes[i].methods & bit) {
             routes[i].handler(r);

@@ -33,7 +33,9 @@ int fcgi_read_body(struct fcgi_req *r, size_t max)
     char chunk[8192];
     int n;
 
-    if (cl.len && (kf_parse_u64(cl, &want) < 0 || want > max))
+    if (cl.len && kf_parse_u64(cl, &want) < 0)
+        return KF_EPARSE;
+    if (want > max)
         return KF_ETOOBIG;
     kf_buf_init(&r->body, max);
     if (cl.len && want == 0)
@@ -83,6 +85,20 @@ void fcgi_error(struct fcgi_req *r, int status, const char *code,
                  (struct kf_str){ body, n < 0 ? 0
                                   : (size_t)n < sizeof(body) ? (size_t)n
                                   : sizeof(body) - 1 });
+}
+
+void fcgi_json(struct fcgi_req *r, int status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII)
+                   : NULL;
+
+    json_decref(body);
+    if (!s) {
+        fcgi_error(r, 500, "internal_error", "internal error", NULL);
+        return;
+    }
+    fcgi_respond(r, status, "application/json", NULL, kf_str_c(s));
+    free(s);
 }
 
 /* The request path without the query string. */

@@ -15,7 +15,7 @@
 #include "banned.h"
 
 #define OPENID_MAX 64
-#define PAYLOAD_MAX (WX_XML_MAX + 4096)
+#define PAYLOAD_MAX (2 * WX_XML_MAX + 4096)   /* JSON escaping doubles */
 #define REPLY_MAX (16 * 1024)
 
 int callback_init(struct callback *cb, const struct config *cfg,
@@ -151,7 +151,10 @@ static int validate(const struct callback *cb, const struct wx_msg *m)
 
     if (m->msgtype.len == 0 || m->to_user.len == 0 || m->create_time == 0)
         return KF_EPARSE;
-    if (!valid_openid(m->from_user))
+    /* Bounded here so the dedupe key, the reply and its encryption always
+     * fit: nothing can fail after the push is recorded. */
+    if (!valid_openid(m->from_user) || m->to_user.len > OPENID_MAX ||
+        m->msgtype.len > 32 || m->event_name.len > 64)
         return KF_EINVAL;
     if (*gh && !kf_str_eq_c(m->to_user, gh))
         return KF_EACCOUNT;
@@ -233,10 +236,14 @@ static int payload_json(const struct wx_msg *m, struct kf_buf *out)
         char name[128];
         json_t *v;
 
-        if (m->fields[i].name.len >= sizeof(name))
-            continue;
+        if (m->fields[i].name.len >= sizeof(name)) {
+            rc = KF_EINVAL;          /* no WeChat element is that long */
+            break;
+        }
         memcpy(name, m->fields[i].name.p, m->fields[i].name.len);
         name[m->fields[i].name.len] = '\0';
+        if (json_object_get(o, name))
+            continue;                /* the first one wins, as in wx_xml */
         v = json_stringn(m->fields[i].value.p, m->fields[i].value.len);
         if (!v || json_object_set_new(o, name, v) < 0)
             rc = KF_ENOMEM;

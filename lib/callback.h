@@ -34,8 +34,7 @@ struct callback_req {
     int64_t now_ms;                   /* the same instant in ms (0: now) */
 };
 
-/* What happened, for the log line and the response. Views into the
- * request or static strings; valid until the request ends. */
+/* What happened, for the log line and the response (copies). */
 struct callback_res {
     struct kf_buf body;               /* the response body */
     const char *content_type;
@@ -45,7 +44,7 @@ struct callback_res {
 };
 
 /* cfg must already be validated (config_load). A bad EncodingAESKey ->
- * KF_EAESKEY. */
+ * KF_EAESKEY; bad routing rules -> KF_ECONFIG. */
 KF_WUR int callback_init(struct callback *cb, const struct config *cfg,
                          struct store *store);
 void callback_release(struct callback *cb);        /* safe twice */

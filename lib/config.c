@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wx_reply.h"
+
 #include "banned.h"
 
 enum ctype { C_STR, C_LONG, C_ENUM };
@@ -104,6 +106,13 @@ static const char *check_policy_pairs(const char *v)
     return check_pairs(v, 1);
 }
 
+static const char *check_text(const char *v)
+{
+    return wx_reply_text_ok(kf_str_c(v)) < 0
+               ? "must be UTF-8 text without control characters "
+                 "(is the file saved as UTF-8?)" : NULL;
+}
+
 static const char *check_sha256(const char *v)
 {
     return strlen(v) != 64 || !all_of(v, "0123456789abcdef")
@@ -124,7 +133,7 @@ static const char *check_sha256(const char *v)
       0, NULL }
 
 static const struct centry table[] = {
-    CHECKED(wechat, app_id, 0, 64, check_app_id),
+    CHECKED(wechat, app_id, 0, 32, check_app_id),
     CHECKED(wechat, app_secret, 1, 128, NULL),
     CHECKED(wechat, token, 1, 32, check_token),
     CHECKED(wechat, encoding_aes_key, 1, 43, check_aes_key),
@@ -151,12 +160,15 @@ static const struct centry table[] = {
     L(session, idle_timeout, 1800, 60, 604800),
     L(presence, heartbeat_ttl, 90, 10, 3600),
     L(ratelimit, wechat_api_per_min, 600, 1, 1000000),
-    S(texts, welcome, "", 0, 2000),
-    S(texts, no_agent, "当前无客服在线，您的留言我们已收到，客服上线后会尽快回复您。",
-      0, 2000),
-    S(texts, queued, "您前面还有 {n} 位用户在等待，请稍候。", 0, 2000),
-    S(texts, leave_message,
-      "客服暂时无法接入，请留言，我们会尽快回复您。", 0, 2000),
+    { "texts", "welcome", C_STR, offsetof(struct config, texts.welcome), "",
+      0, 2000, NULL, 0, check_text },
+    { "texts", "no_agent", C_STR, offsetof(struct config, texts.no_agent),
+      "当前无客服在线，您的留言我们已收到，客服上线后会尽快回复您。", 0, 2000, NULL, 0, check_text },
+    { "texts", "queued", C_STR, offsetof(struct config, texts.queued),
+      "您前面还有 {n} 位用户在等待，请稍候。", 0, 2000, NULL, 0, check_text },
+    { "texts", "leave_message", C_STR,
+      offsetof(struct config, texts.leave_message),
+      "客服暂时无法接入，请留言，我们会尽快回复您。", 0, 2000, NULL, 0, check_text },
     CHECKED(api, admin_token_sha256, 0, 64, check_sha256),
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))

@@ -7,5 +7,10 @@
 
 int pg_ping(const char *dsn)
 {
-    return PQping(dsn) == PQPING_OK ? 0 : KF_EBACKEND;
+    /* dsn is expanded first; connect_timeout after it bounds the wait
+     * (a server that never accepts must not hold a worker). */
+    const char *const keys[] = { "dbname", "connect_timeout", NULL };
+    const char *const vals[] = { dsn, "2", NULL };
+
+    return PQpingParams(keys, vals, 1) == PQPING_OK ? 0 : KF_EBACKEND;
 }

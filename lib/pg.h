@@ -6,8 +6,8 @@
 
 #include "kf.h"
 
-/* 0 if a server at dsn accepts connections, else KF_EBACKEND. Does not
- * authenticate or keep a connection (libpq's PQping). */
+/* 0 if a server at dsn accepts connections, else KF_EBACKEND, within 2 s.
+ * Does not authenticate or keep a connection (libpq's PQpingParams). */
 KF_WUR int pg_ping(const char *dsn);
 
 #endif

@@ -395,3 +395,91 @@ int route_session_view(struct route *r, struct kf_str openid, json_t **out)
     freeReplyObject(rep);
     return rc == 0 && !*out ? KF_ENOMEM : rc;
 }
+
+int route_token_agent(struct route *r, const char *token_sha256_hex,
+                      char *account, size_t account_len, char *status,
+                      size_t status_len)
+{
+    const char *args[] = { "token", token_sha256_hex };
+    redisReply *rep = NULL;
+    int rc = run(r, &r->read, args, 2, &rep);
+
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+        copy_elem(rep, 0, account, account_len);
+        copy_elem(rep, 1, status, status_len);
+    } else {
+        rc = KF_ENOTFOUND;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Adds "load:<a>" style counters into obj[<a>][<what>]. */
+static int stats_entry(json_t *agents, json_t *queues, const char *name,
+                       const redisReply *v)
+{
+    const char *colon = strchr(name, ':');
+    char what[16];
+    json_t *a;
+
+    if (!colon || (size_t)(colon - name) >= sizeof(what))
+        return 0;
+    snprintf(what, sizeof(what), "%.*s", (int)(colon - name), name);
+    if (strcmp(what, "queue") == 0)
+        return json_object_set_new(queues, colon + 1,
+                                   json_integer(strtoll(v->str, NULL, 10)));
+    a = json_object_get(agents, colon + 1);
+    if (!a) {
+        a = json_object();
+        if (!a || json_object_set_new(agents, colon + 1, a) < 0)
+            return -1;
+    }
+    if (strcmp(what, "status") == 0)
+        return json_object_set_new(a, what, json_stringn(v->str, v->len));
+    return json_object_set_new(a, what,
+                               json_integer(strtoll(v->str, NULL, 10)));
+}
+
+int route_stats(struct route *r, json_t **out)
+{
+    const char *args[] = { "stats", "" };
+    redisReply *rep = NULL;
+    json_t *o = json_object(), *agents = json_object(),
+           *queues = json_object();
+    size_t i;
+    int rc = run(r, &r->read, args, 2, &rep);
+
+    *out = NULL;
+    if (rc == 0 && (!o || !agents || !queues))
+        rc = KF_ENOMEM;
+    for (i = 0; rc == 0 && rep->type == REDIS_REPLY_ARRAY &&
+                i + 1 < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+        char name[128];
+
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            k->len >= sizeof(name))
+            continue;
+        snprintf(name, sizeof(name), "%.*s", (int)k->len, k->str);
+        if (!strchr(name, ':'))
+            rc = json_object_set_new(o, name,
+                                     json_integer(strtoll(v->str, NULL, 10)))
+                     ? KF_ENOMEM : 0;
+        else if (stats_entry(agents, queues, name, v) < 0)
+            rc = KF_ENOMEM;
+    }
+    if (rep)
+        freeReplyObject(rep);
+    if (rc == 0 && (json_object_set(o, "agent_stats", agents) < 0 ||
+                    json_object_set(o, "queues", queues) < 0))
+        rc = KF_ENOMEM;
+    json_decref(agents);
+    json_decref(queues);
+    if (rc < 0)
+        json_decref(o);
+    else
+        *out = o;
+    return rc;
+}

@@ -108,4 +108,15 @@ KF_WUR int route_agent_sessions(struct route *r, const char *agent,
 KF_WUR int route_session_view(struct route *r, struct kf_str openid,
                               json_t **out);
 
+/* The agent an API token hash belongs to: account (>= 48 bytes) and its
+ * status (>= 16 bytes). Unknown or removed -> KF_ENOTFOUND. */
+KF_WUR int route_token_agent(struct route *r, const char *token_sha256_hex,
+                             char *account, size_t account_len,
+                             char *status, size_t status_len);
+
+/* Live routing figures: agents, online, paused, sessions_active, waiting,
+ * and per agent its status, load and share of assigned sessions, per group
+ * its queue length. On success *out is new; the caller json_decref()s. */
+KF_WUR int route_stats(struct route *r, json_t **out);
+
 #endif

@@ -189,20 +189,23 @@ static int open_conn(struct store *s)
     return 0;
 }
 
+/* After a failure: no new attempt before the backoff has passed. */
+static void back_off(struct store *s)
+{
+    drop(s);
+    s->next_try_ms = now_ms() + s->backoff_ms;
+    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS
+                        ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
 int store_connect(struct store *s)
 {
-    int64_t now;
-
     if (s->rc)
         return 0;
-    now = now_ms();
-    if (now < s->next_try_ms)
+    if (now_ms() < s->next_try_ms)
         return KF_EBACKEND;
     if (open_conn(s) < 0) {
-        drop(s);
-        s->next_try_ms = now + s->backoff_ms;
-        s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS
-                            ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+        back_off(s);
         return KF_EBACKEND;
     }
     if (s->connected_once)
@@ -231,6 +234,9 @@ static int command(struct store *s, int argc, const char **argv,
             return 0;
         drop(s);
     }
+    /* A server that accepts connections but does not answer (stopped,
+     * overloaded) must not cost every request two I/O timeouts. */
+    back_off(s);
     return KF_EBACKEND;
 }
 

@@ -37,7 +37,7 @@ void store_release(struct store *s);              /* safe twice */
 KF_WUR int store_connect(struct store *s);
 KF_WUR int store_ping(struct store *s);
 
-/* The stream every worker appends events to: prefix + "events". */
+/* Appends prefix + suffix (a full key name of this account) to out. */
 KF_WUR int store_key(const struct store *s, const char *suffix,
                      struct kf_buf *out);
 

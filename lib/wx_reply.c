@@ -60,6 +60,13 @@ static size_t xml_char_len(const unsigned char *s, size_t n)
     return len;
 }
 
+static int check_text(struct kf_str s);
+
+int wx_reply_text_ok(struct kf_str s)
+{
+    return check_text(s);
+}
+
 static int check_text(struct kf_str s)
 {
     const unsigned char *p = (const unsigned char *)s.p;

@@ -61,4 +61,8 @@ KF_WUR int wx_reply_envelope(struct kf_str encrypt, struct kf_str msg_signature,
                              uint64_t timestamp, struct kf_str nonce,
                              struct kf_buf *out);
 
+/* 0 if s is valid UTF-8 made only of XML 1.0 characters (what every
+ * string written into a reply must be), else KF_EINVAL. */
+KF_WUR int wx_reply_text_ok(struct kf_str s);
+
 #endif

@@ -398,7 +398,7 @@ static int check_required(const struct wx_msg *m, struct wx_xml_err *err)
     }
     if (m->from_user.len > WX_XML_MAX_OPENID) {
         set_err(err, 0, 0, "FromUserName longer than WX_XML_MAX_OPENID");
-        return KF_ETOOBIG;
+        return KF_EINVAL;
     }
     return 0;
 }

@@ -32,7 +32,7 @@
  *  - A body with a non-empty Encrypt is an envelope (safe or compatible
  *    mode) and needs nothing else. Any other body must carry non-empty
  *    MsgType, ToUserName, FromUserName and CreateTime, else KF_EPARSE;
- *    a FromUserName longer than WX_XML_MAX_OPENID is KF_ETOOBIG.
+ *    a FromUserName longer than WX_XML_MAX_OPENID is KF_EINVAL.
  *  - MsgType and Event are compared case-insensitively (ASCII). An unknown
  *    MsgType is WX_MSG_UNKNOWN, not an error. event is WX_EV_NONE unless
  *    type is WX_MSG_EVENT; then a missing or unrecognised Event is

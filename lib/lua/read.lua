@@ -1,7 +1,11 @@
 -- read: views for the API (no writes).
--- ARGV: 1 op: agent_sessions | session, 2 agent or openid.
--- agent_sessions -> flat list of session hashes (each as {field, value...})
+-- ARGV: 1 op: agent_sessions | session | token | stats, 2 agent, openid or
+-- token hash.
+-- agent_sessions -> list of session hashes (each as {field, value...})
 -- session -> the session hash as {field, value...} plus position.
+-- token -> {account, status} or {} for an unknown token.
+-- stats -> {field, value...}: agents, online, paused, sessions_active,
+--          waiting, then share:<agent> and load:<agent> per agent.
 local op, x = ARGV[1], ARGV[2]
 if op == 'agent_sessions' then
     local users = redis.call('SMEMBERS', P .. 'load:' .. x)
@@ -25,5 +29,42 @@ elseif op == 'session' then
     h[#h + 1] = 'openid'
     h[#h + 1] = x
     return h
+end
+elseif op == 'token' then
+    local a = redis.call('GET', P .. 'token:' .. x)
+    if not a or redis.call('SISMEMBER', P .. 'agents', a) == 0 then
+        return {}
+    end
+    return { a, redis.call('HGET', akey(a), 'status') or 'offline' }
+elseif op == 'stats' then
+    local agents = redis.call('SMEMBERS', P .. 'agents')
+    table.sort(agents)
+    local online, paused, active = 0, 0, 0
+    local out = {}
+    for _, a in ipairs(agents) do
+        local st = redis.call('HGET', akey(a), 'status') or 'offline'
+        if st == 'online' then online = online + 1 end
+        if st == 'paused' then paused = paused + 1 end
+        local l = load_of(a)
+        active = active + l
+        out[#out + 1] = 'load:' .. a
+        out[#out + 1] = tostring(l)
+        out[#out + 1] = 'share:' .. a
+        out[#out + 1] = redis.call('HGET', P .. 'share', a) or '0'
+        out[#out + 1] = 'status:' .. a
+        out[#out + 1] = st
+    end
+    local waiting = 0
+    for _, g in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
+        local n = redis.call('LLEN', P .. 'queue:' .. g)
+        waiting = waiting + n
+        out[#out + 1] = 'queue:' .. g
+        out[#out + 1] = tostring(n)
+    end
+    local head = { 'agents', tostring(#agents), 'online', tostring(online),
+                   'paused', tostring(paused), 'sessions_active',
+                   tostring(active), 'waiting', tostring(waiting) }
+    for _, v in ipairs(out) do head[#head + 1] = v end
+    return head
 end
 return redis.error_reply('bad op')

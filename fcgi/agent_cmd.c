@@ -1,0 +1,623 @@
+/* agent_cmd: `wxkf agent add|list|update|remove|token|sync -c FILE ...`,
+ * the operator's edge of lib/agent — parses options, calls the lib verbs,
+ * prints results (tokens once, never hashes) and reports one error line.
+ * Exit status: 0 done, 1 failed, 2 usage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "agent.h"
+#include "fcgi.h"
+
+#include "banned.h"
+
+#define MAX_GROUP_ARGS 64
+
+static const char agent_usage[] =
+    "usage: wxkf agent <command> -c FILE [options]\n"
+    "\n"
+    "  add    --account A --nick N [--weight W] [--capacity C] [--group G]...\n"
+    "         prints {\"account\":A,\"token\":T}: the token is shown once\n"
+    "  update --account A [--nick N] [--weight W] [--capacity C]\n"
+    "         [--group G]... | [--no-groups]\n"
+    "         any --group replaces the group list; --no-groups clears it\n"
+    "  remove --account A   (refused while the agent has sessions or is not\n"
+    "         offline)\n"
+    "  token  --account A   issue a new token (printed once), revoke the old\n"
+    "  list   [--json]      every agent, with its status from Redis\n"
+    "  sync                 rebuild the Redis mirror from PostgreSQL\n"
+    "\n"
+    "account: [A-Za-z0-9_]{1,10}, optionally @[A-Za-z0-9_-]{1,30}; nick: 1-64\n"
+    "characters; weight 1..100 (default 1); capacity 1..10000, 0 = "
+    "[routing]\n"
+    "default_capacity; group: [a-z0-9_-]{1,32}, at most 16.\n";
+
+enum {
+    O_CONF = 1, O_ACCOUNT = 2, O_NICK = 4, O_WEIGHT = 8, O_CAPACITY = 16,
+    O_GROUP = 32, O_NO_GROUPS = 64, O_JSON = 128,
+};
+
+struct opts {
+    const char *conf, *account, *nick, *weight, *capacity;
+    const char *groups[MAX_GROUP_ARGS];
+    int ngroups;
+    unsigned seen;
+};
+
+struct subcmd {
+    const char *name;
+    unsigned allowed, required;
+    int (*run)(const struct opts *o, const struct config *cfg);
+};
+
+static int say(const char *msg)
+{
+    fprintf(stderr, "wxkf agent: %s\n", msg);
+    return 1;
+}
+
+/* One line, like every error; the full text is behind --help. */
+static int usage_error(const char *what, const char *arg)
+{
+    fprintf(stderr, "wxkf agent: %s%s%s (see wxkf agent --help)\n", what,
+            arg ? " " : "", arg ? arg : "");
+    return 2;
+}
+
+/* --------------------------------------------------------------- options */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+    int takes_value;
+} optdefs[] = {
+    { "-c", O_CONF, 1 },           { "--config", O_CONF, 1 },
+    { "--account", O_ACCOUNT, 1 }, { "--nick", O_NICK, 1 },
+    { "--weight", O_WEIGHT, 1 },   { "--capacity", O_CAPACITY, 1 },
+    { "--group", O_GROUP, 1 },     { "--no-groups", O_NO_GROUPS, 0 },
+    { "--json", O_JSON, 0 },
+};
+
+static int store_opt(struct opts *o, const char *name, unsigned bit,
+                     const char *v)
+{
+    const char **slot = bit == O_CONF ? &o->conf
+                        : bit == O_ACCOUNT ? &o->account
+                        : bit == O_NICK ? &o->nick
+                        : bit == O_WEIGHT ? &o->weight
+                        : bit == O_CAPACITY ? &o->capacity : NULL;
+
+    if (bit == O_GROUP) {
+        if (o->ngroups >= MAX_GROUP_ARGS)
+            return usage_error("too many --group options", NULL);
+        o->groups[o->ngroups++] = v;
+    } else if (o->seen & bit && bit != O_NO_GROUPS && bit != O_JSON) {
+        return usage_error("option given twice:", name);
+    } else if (slot) {
+        *slot = v;
+    }
+    o->seen |= bit;
+    return 0;
+}
+
+/* argv[2..]: the first word is the command, the rest options ("--x v" or
+ * "--x=v"). Returns 0, or 2 after printing a usage error. */
+static int parse(int argc, char **argv, const char **cmd, struct opts *o)
+{
+    int i, rc;
+    size_t d;
+
+    memset(o, 0, sizeof(*o));
+    *cmd = NULL;
+    for (i = 2; i < argc; i++) {
+        const char *a = argv[i], *eq = strchr(a, '='), *v = NULL;
+        size_t n = eq && a[0] == '-' && a[1] == '-' ? (size_t)(eq - a)
+                                                     : strlen(a);
+
+        if (a[0] != '-' || !a[1]) {
+            if (*cmd)
+                return usage_error("unexpected argument:", a);
+            *cmd = a;
+            continue;
+        }
+        for (d = 0; d < sizeof(optdefs) / sizeof(optdefs[0]); d++)
+            if (strlen(optdefs[d].name) == n &&
+                strncmp(optdefs[d].name, a, n) == 0)
+                break;
+        if (d == sizeof(optdefs) / sizeof(optdefs[0]))
+            return usage_error("unknown option", a);
+        if (optdefs[d].takes_value) {
+            if (n < strlen(a))
+                v = a + n + 1;
+            else if (i + 1 < argc)
+                v = argv[++i];
+            else
+                return usage_error("missing value for", a);
+        } else if (n < strlen(a)) {
+            return usage_error("takes no value:", a);
+        }
+        rc = store_opt(o, optdefs[d].name, optdefs[d].bit, v);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A decimal integer in [lo, hi], else KF_EINVAL naming the field. */
+static int parse_num(const char *s, const char *field, long lo, long hi,
+                     int *out, struct agent_err *err)
+{
+    char *end;
+    long v;
+
+    if (s[0] < '0' || s[0] > '9')
+        goto bad;
+    v = strtol(s, &end, 10);
+    if (*end || v < lo || v > hi)
+        goto bad;
+    *out = (int)v;
+    return 0;
+bad:
+    snprintf(err->msg, sizeof(err->msg), "%s: must be %ld..%ld", field,
+             lo, hi);
+    return KF_EINVAL;
+}
+
+/* The record from the options (only those given are set). */
+static int fill(const struct opts *o, struct agent *a, struct agent_err *err)
+{
+    int i, rc;
+
+    agent_init(a);
+    rc = agent_set_account(a, o->account, err);
+    if (rc == 0 && o->nick)
+        rc = agent_set_nick(a, o->nick, err);
+    if (rc == 0 && o->weight)
+        rc = parse_num(o->weight, "weight", 1, 100, &a->weight, err);
+    if (rc == 0 && o->capacity)
+        rc = parse_num(o->capacity, "capacity", 0, 10000, &a->capacity,
+                       err);
+    for (i = 0; rc == 0 && i < o->ngroups; i++)
+        rc = agent_add_group(a, o->groups[i], err);
+    return rc;
+}
+
+/* ------------------------------------------------------------ connections */
+
+struct conns {
+    struct pg_conn *db;
+    struct store st;
+    int st_ok;
+};
+
+static int connect_all(const struct config *cfg, struct conns *c,
+                       struct agent_err *err)
+{
+    memset(c, 0, sizeof(*c));
+    if (store_init(&c->st, cfg->redis.url, cfg->wechat.app_id,
+                   cfg->redis.connect_timeout_ms,
+                   cfg->redis.io_timeout_ms) < 0) {
+        snprintf(err->msg, sizeof(err->msg), "[redis] url is invalid");
+        return KF_ECONFIG;
+    }
+    c->st_ok = 1;
+    return agent_db_open(cfg->postgres.dsn, &c->db, err);
+}
+
+static void disconnect_all(struct conns *c)
+{
+    agent_db_close(c->db);
+    c->db = NULL;
+    if (c->st_ok)
+        store_release(&c->st);
+    c->st_ok = 0;
+}
+
+/* ---------------------------------------------------------------- output */
+
+/* Prints j as one compact line and frees it (KF_ENOMEM if j is NULL). */
+static int print_json(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    int rc = s ? 0 : KF_ENOMEM;
+
+    if (s) {
+        puts(s);
+        fflush(stdout);
+        free(s);
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int print_token(const char *account, char *token)
+{
+    int rc = print_json(json_pack("{s:s, s:s}", "account", account,
+                                  "token", token));
+
+    explicit_bzero(token, AGENT_TOKEN_SIZE);
+    return rc;
+}
+
+/* The public part of a record (never tokens or their hashes). */
+static json_t *agent_json(const struct agent *a, const char *status)
+{
+    json_t *j = json_object(), *g = json_array();
+    int i;
+
+    for (i = 0; g && i < a->ngroups; i++)
+        json_array_append_new(g, json_string(a->groups[i]));
+    if (!j || !g) {
+        json_decref(j);
+        json_decref(g);
+        return NULL;
+    }
+    json_object_set_new(j, "account", json_string(a->account));
+    json_object_set_new(j, "nick", json_string(a->nick));
+    json_object_set_new(j, "weight", json_integer(a->weight));
+    json_object_set_new(j, "capacity", a->capacity
+                                           ? json_integer(a->capacity)
+                                           : json_null());
+    json_object_set_new(j, "groups", g);
+    if (status)
+        json_object_set_new(j, "status", *status ? json_string(status)
+                                                 : json_null());
+    return j;
+}
+
+/* Characters (not bytes) of a valid UTF-8 string, for column widths. */
+static int width(const char *s)
+{
+    int n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static void cell(const char *s, int w, const char *sep)
+{
+    fputs(s, stdout);
+    printf("%*s%s", w - width(s), "", sep);
+}
+
+struct row_text {
+    char weight[16], capacity[16], groups[AGENT_MAX_GROUPS * 33 + 2];
+    const char *status;
+};
+
+static void row_text(const struct agent *a, const char *status,
+                     struct row_text *t)
+{
+    size_t n = 0;
+    int i;
+
+    snprintf(t->weight, sizeof(t->weight), "%d", a->weight);
+    if (a->capacity)
+        snprintf(t->capacity, sizeof(t->capacity), "%d", a->capacity);
+    else
+        snprintf(t->capacity, sizeof(t->capacity), "default");
+    t->groups[0] = '\0';
+    for (i = 0; i < a->ngroups; i++)
+        n += (size_t)snprintf(t->groups + n, sizeof(t->groups) - n, "%s%s",
+                              i ? "," : "", a->groups[i]);
+    if (!a->ngroups)
+        snprintf(t->groups, sizeof(t->groups), "-");
+    t->status = *status ? status : "unknown";
+}
+
+/* The six cells of one row; they point into t and a. */
+static void row_cells(const struct agent *a, const char *status,
+                      struct row_text *t, const char *c[6])
+{
+    row_text(a, status, t);
+    c[0] = a->account;
+    c[1] = a->nick;
+    c[2] = t->weight;
+    c[3] = t->capacity;
+    c[4] = t->groups;
+    c[5] = t->status;
+}
+
+static void print_row(const char *const c[6], const int w[6])
+{
+    int i;
+
+    for (i = 0; i < 5; i++)
+        cell(c[i], w[i], "  ");
+    cell(c[5], 0, "\n");
+}
+
+static void print_table(const struct agent_list *l, char (*status)[16])
+{
+    static const char *const head[6] = { "ACCOUNT", "NICK", "WEIGHT",
+                                         "CAPACITY", "GROUPS", "STATUS" };
+    const char *c[6];
+    struct row_text t;
+    int w[6], i;
+    size_t r;
+
+    for (i = 0; i < 6; i++)
+        w[i] = width(head[i]);
+    for (r = 0; r < l->len; r++) {
+        row_cells(&l->v[r], status[r], &t, c);
+        for (i = 0; i < 6; i++)
+            if (width(c[i]) > w[i])
+                w[i] = width(c[i]);
+    }
+    print_row(head, w);
+    for (r = 0; r < l->len; r++) {
+        row_cells(&l->v[r], status[r], &t, c);
+        print_row(c, w);
+    }
+}
+
+/* -------------------------------------------------------------- commands */
+
+/* The common tail: reports err (and the stale-mirror case) once. */
+static int done(int rc, const struct agent_err *err)
+{
+    if (rc == 0)
+        return 0;
+    return say(err->msg[0] ? err->msg : kf_strerror(rc));
+}
+
+static int run_add(const struct opts *o, const struct config *cfg)
+{
+    char token[AGENT_TOKEN_SIZE];
+    struct agent_err err = { "", 0 };
+    struct agent a;
+    struct conns c;
+    int rc = fill(o, &a, &err);
+
+    if (rc == 0)
+        rc = agent_validate(&a, &err);
+    if (rc < 0)
+        return done(rc, &err);
+    rc = connect_all(cfg, &c, &err);
+    if (rc == 0) {
+        rc = agent_add(c.db, &c.st, &a, token, &err);
+        /* The row exists once PostgreSQL took it: show the token even if
+         * the mirror is stale, or it would be lost. */
+        if ((rc == 0 || err.mirror_stale) &&
+            print_token(a.account, token) < 0 && rc == 0)
+            rc = KF_ENOMEM;
+    }
+    disconnect_all(&c);
+    return done(rc, &err);
+}
+
+static int run_update(const struct opts *o, const struct config *cfg)
+{
+    struct agent_err err = { "", 0 };
+    struct agent v, out;
+    unsigned set = 0;
+    struct conns c;
+    int rc = fill(o, &v, &err);
+
+    if (o->seen & O_NICK)
+        set |= AGENT_SET_NICK;
+    if (o->seen & O_WEIGHT)
+        set |= AGENT_SET_WEIGHT;
+    if (o->seen & O_CAPACITY)
+        set |= AGENT_SET_CAPACITY;
+    if (o->seen & (O_GROUP | O_NO_GROUPS))
+        set |= AGENT_SET_GROUPS;
+    if (rc < 0)
+        return done(rc, &err);
+    rc = connect_all(cfg, &c, &err);
+    if (rc == 0)
+        rc = agent_update(c.db, &c.st, &v, set, &out, &err);
+    if ((rc == 0 || err.mirror_stale) &&
+        print_json(agent_json(&out, NULL)) < 0 && rc == 0)
+        rc = KF_ENOMEM;
+    disconnect_all(&c);
+    return done(rc, &err);
+}
+
+static int run_remove(const struct opts *o, const struct config *cfg)
+{
+    struct agent_err err = { "", 0 };
+    struct conns c;
+    int rc = agent_check_account(o->account, &err);
+
+    if (rc < 0)
+        return done(rc, &err);
+    rc = connect_all(cfg, &c, &err);
+    if (rc == 0)
+        rc = agent_remove(c.db, &c.st, o->account, &err);
+    disconnect_all(&c);
+    return done(rc, &err);
+}
+
+static int run_token(const struct opts *o, const struct config *cfg)
+{
+    char token[AGENT_TOKEN_SIZE];
+    struct agent_err err = { "", 0 };
+    struct conns c;
+    int rc = agent_check_account(o->account, &err);
+
+    if (rc < 0)
+        return done(rc, &err);
+    rc = connect_all(cfg, &c, &err);
+    if (rc == 0) {
+        rc = agent_rotate_token(c.db, &c.st, o->account, token, &err);
+        if ((rc == 0 || err.mirror_stale) &&
+            print_token(o->account, token) < 0 && rc == 0)
+            rc = KF_ENOMEM;
+    }
+    disconnect_all(&c);
+    return done(rc, &err);
+}
+
+/* Each agent's status from Redis ("" when unknown). */
+static void statuses(struct store *st, const struct agent_list *l,
+                     char (*status)[16])
+{
+    struct agent_err err;
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < l->len; i++) {
+        status[i][0] = '\0';
+        if (rc != KF_EBACKEND)     /* once down, do not wait again */
+            rc = agent_mirror_status(st, l->v[i].account, status[i], &err);
+        if (rc == KF_ENOTFOUND)
+            snprintf(status[i], 16, "unmirrored");
+    }
+    if (rc == KF_EBACKEND)
+        say("warning: Redis unreachable; status unknown");
+}
+
+static json_t *list_json(const struct agent_list *l, char (*status)[16])
+{
+    json_t *arr = json_array();
+    size_t i;
+
+    for (i = 0; arr && i < l->len; i++)
+        if (json_array_append_new(arr, agent_json(&l->v[i], status[i]))) {
+            json_decref(arr);
+            return NULL;
+        }
+    return arr;
+}
+
+static int run_list(const struct opts *o, const struct config *cfg)
+{
+    struct agent_err err = { "", 0 };
+    char (*status)[16] = NULL;
+    struct agent_list l;
+    struct conns c;
+    int rc;
+
+    agent_list_init(&l);
+    rc = connect_all(cfg, &c, &err);
+    if (rc == 0)
+        rc = agent_db_list(c.db, &l, &err);
+    if (rc == 0 && !(status = calloc(l.len + 1, sizeof(*status))))
+        rc = KF_ENOMEM;
+    if (rc == 0) {
+        statuses(&c.st, &l, status);
+        if (o->seen & O_JSON)
+            rc = print_json(list_json(&l, status));
+        else
+            print_table(&l, status);
+    }
+    free(status);
+    agent_list_release(&l);
+    disconnect_all(&c);
+    return done(rc, &err);
+}
+
+static int run_sync(const struct opts *o, const struct config *cfg)
+{
+    struct agent_err err = { "", 0 };
+    struct agent_sync_stats st;
+    struct conns c;
+    int rc;
+
+    (void)o;
+    rc = connect_all(cfg, &c, &err);
+    if (rc == 0)
+        rc = agent_mirror_sync_all(&c.st, c.db, &st, &err);
+    if (rc == 0)
+        printf("sync: %zu mirrored, %zu removed, %zu kept (sessions or "
+               "not offline), %zu stale keys swept\n", st.mirrored,
+               st.removed, st.kept, st.swept);
+    disconnect_all(&c);
+    return done(rc, &err);
+}
+
+static const struct subcmd subcmds[] = {
+    { "add", O_CONF | O_ACCOUNT | O_NICK | O_WEIGHT | O_CAPACITY | O_GROUP,
+      O_CONF | O_ACCOUNT | O_NICK, run_add },
+    { "update", O_CONF | O_ACCOUNT | O_NICK | O_WEIGHT | O_CAPACITY |
+                    O_GROUP | O_NO_GROUPS,
+      O_CONF | O_ACCOUNT, run_update },
+    { "remove", O_CONF | O_ACCOUNT, O_CONF | O_ACCOUNT, run_remove },
+    { "token", O_CONF | O_ACCOUNT, O_CONF | O_ACCOUNT, run_token },
+    { "list", O_CONF | O_JSON, O_CONF, run_list },
+    { "sync", O_CONF, O_CONF, run_sync },
+};
+
+static const char *opt_name(unsigned bit)
+{
+    size_t d;
+
+    for (d = 1; d < sizeof(optdefs) / sizeof(optdefs[0]); d++)
+        if (optdefs[d].bit == bit)
+            return optdefs[d].name;
+    return "-c";
+}
+
+/* Options the command does not take, or lacks, are usage errors. */
+static int check_opts(const struct subcmd *sc, const struct opts *o)
+{
+    unsigned bit;
+
+    for (bit = 1; bit <= O_JSON; bit <<= 1) {
+        if ((o->seen & bit) && !(sc->allowed & bit))
+            return usage_error("option not taken by this command:",
+                               opt_name(bit));
+        if ((sc->required & bit) && !(o->seen & bit))
+            return usage_error("missing", bit == O_CONF ? "-c FILE"
+                                                        : opt_name(bit));
+    }
+    if ((o->seen & O_GROUP) && (o->seen & O_NO_GROUPS))
+        return usage_error("--group and --no-groups exclude each other",
+                           NULL);
+    if (sc->run == run_update &&
+        !(o->seen & (O_NICK | O_WEIGHT | O_CAPACITY | O_GROUP |
+                     O_NO_GROUPS)))
+        return usage_error("nothing to update", NULL);
+    return 0;
+}
+
+static int wants_help(int argc, char **argv)
+{
+    int i;
+
+    for (i = 2; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    return 0;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+    struct config_err cerr;
+    struct config cfg;
+    const char *cmd;
+    struct opts o;
+    size_t i;
+    int rc;
+
+    if (wants_help(argc, argv)) {
+        fputs(agent_usage, stdout);
+        return 0;
+    }
+    rc = parse(argc, argv, &cmd, &o);
+    if (rc)
+        return rc;
+    if (!cmd)
+        return usage_error("missing command", NULL);
+    for (i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++)
+        if (strcmp(subcmds[i].name, cmd) == 0)
+            break;
+    if (i == sizeof(subcmds) / sizeof(subcmds[0]))
+        return usage_error("unknown command", cmd);
+    rc = check_opts(&subcmds[i], &o);
+    if (rc)
+        return rc;
+    config_init(&cfg);
+    if (config_load(&cfg, o.conf, &cerr) < 0) {
+        fprintf(stderr, "wxkf agent: config: %s\n", cerr.msg);
+        config_release(&cfg);
+        return 1;
+    }
+    rc = subcmds[i].run(&o, &cfg);
+    config_release(&cfg);
+    return rc;
+}
