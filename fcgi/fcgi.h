@@ -61,8 +61,16 @@ void api_stats(struct fcgi_req *r);
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);
 
+/* Loads the config and opens the log, the Redis store and the callback
+ * (routing) state. On failure it has said why (stderr or the log); call
+ * app_close() either way. */
+int app_open(struct app *app, const char *conf_path);
+void app_close(struct app *app);
+
 /* `wxkf fcgi -c FILE`: runs the accept loop on fd 0 until SIGTERM. */
 int worker_main(const char *conf_path);
+/* `wxkf jobs -c FILE`: the sweeper loop until SIGTERM (jobs.c). */
+int jobs_main(const char *conf_path);
 
 /* `wxkf agent add|list|update|remove|token|sync -c FILE ...` (agent_cmd.c):
  * argv is main's. Returns the exit status: 0, 1 failed, 2 usage. */

@@ -14,6 +14,7 @@ static const char usage[] =
     "commands:\n"
     "  fcgi    -c FILE   FastCGI worker; the listen socket is fd 0 "
     "(spawn-fcgi)\n"
+    "  jobs    -c FILE   background daemon: session expiry, heartbeats, queues\n"
     "  migrate -c FILE   apply the PostgreSQL migrations (idempotent)\n"
     "  check   -c FILE   validate the config and reach Redis and PostgreSQL\n"
     "  config  -c FILE   print the effective configuration (secrets hidden)\n"
@@ -135,7 +136,8 @@ int main(int argc, char **argv)
         return *cmd ? 0 : 2;
     }
     if (strcmp(cmd, "fcgi") && strcmp(cmd, "check") &&
-        strcmp(cmd, "config") && strcmp(cmd, "migrate")) {
+        strcmp(cmd, "config") && strcmp(cmd, "migrate") &&
+        strcmp(cmd, "jobs")) {
         fprintf(stderr, "wxkf: unknown command '%s'\n\n%s", cmd, usage);
         return 2;
     }
@@ -145,6 +147,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "fcgi") == 0)
         return worker_main(path);
+    if (strcmp(cmd, "jobs") == 0)
+        return jobs_main(path);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(path);
     if (strcmp(cmd, "migrate") == 0)

@@ -143,7 +143,7 @@ static void serve(struct app *app, FCGX_Request *fx)
     kf_buf_release(&r.body);
 }
 
-static int app_open(struct app *app, const char *conf_path)
+int app_open(struct app *app, const char *conf_path)
 {
     struct config_err err;
     int rc;
@@ -175,7 +175,7 @@ static int app_open(struct app *app, const char *conf_path)
     return rc;
 }
 
-static void app_close(struct app *app)
+void app_close(struct app *app)
 {
     callback_release(&app->cb);
     store_release(&app->store);

@@ -918,7 +918,8 @@ out:
     return rc;
 }
 
-/* The stored token key may be deleted: it names a hash being replaced. */
+/* The stored token key is to be deleted: it names a hash, and nw (NULL
+ * on removal) is not that hash. */
 static int drop_old_token(const struct mirror_state *m, const char *nw)
 {
     return m->token.len == 64 && is_hash(m->token.p) &&
@@ -946,7 +947,8 @@ static int put_once(struct store *s, const struct agent *ag,
                     int *done, struct agent_err *err)
 {
     char weight[16], cap[16], nkeys[16];
-    int i, rc, nk = 4 + ag->ngroups, drop = drop_old_token(m, token_hash);
+    int i, rc, nk = 4 + ag->ngroups;
+    int drop = token_hash && drop_old_token(m, token_hash);
     struct kf_buf groups;
     struct rargs a;
     long long v = 0;

@@ -76,6 +76,8 @@ NGX_DIR=$STACK_DIR/nginx
 SOCK=$RUN/wxkf.sock
 REDIS_PID=$RUN/redis.pid
 MW_PID=$RUN/multiwatch.pid
+JOBS_PID=$RUN/jobs.pid
+JOBS_LOG=$STACK_DIR/logs/jobs.log
 NGX_PID=$RUN/nginx.pid
 PG_PID=$PG_DATA/postmaster.pid
 WXKF_LOG=$LOGS/wxkf.log
@@ -576,6 +578,43 @@ keep_running_ports() {
     fi
 }
 
+# `wxkf jobs`: the sweeper (session expiry, heartbeats, queues). NO_JOBS=1
+# leaves it out (a test that drives sweeps itself).
+start_jobs() {
+    local pid
+    if [ "${NO_JOBS:-0}" = 1 ]; then
+        say "jobs: not started (NO_JOBS=1)"
+        return 0
+    fi
+    if pid=$(pid_of "$JOBS_PID" wxkf); then
+        say "jobs: already running (pid $pid)"
+        return 0
+    fi
+    env -u WXKF_BIN -u WXKF_CONF setsid "$WXKF_BIN" jobs -c "$WXKF_CONF" \
+        >>"$JOBS_LOG" 2>&1 </dev/null &
+    echo $! >"$JOBS_PID"
+    sleep 0.2
+    if ! pid=$(pid_of "$JOBS_PID" wxkf); then
+        show_log "$JOBS_LOG"
+        die "jobs: wxkf jobs exited at once"
+    fi
+    say "jobs: started (pid $pid)"
+}
+
+stop_jobs() {
+    local pid
+    if ! pid=$(pid_of "$JOBS_PID" wxkf); then
+        say "jobs: not running"
+        rm -f "$JOBS_PID"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_until 10 gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait_until 3 gone "$pid" || true
+    rm -f "$JOBS_PID"
+    say "jobs: stopped (pid $pid)"
+}
+
 do_start() {
     [ -n "${WXKF_BIN:-}" ] || die "WXKF_BIN is required"
     [ -n "${WXKF_CONF:-}" ] || die "WXKF_CONF is required"
@@ -617,6 +656,7 @@ do_start() {
     start_pg
     migrate
     start_workers
+    start_jobs
     start_nginx
     probe_chain
     say "up: http://127.0.0.1:$PORT/  (logs in $LOGS)"
@@ -629,6 +669,7 @@ do_stop() {
     fi
     # Front to back: no new requests, then workers, then their stores.
     stop_nginx
+    stop_jobs
     stop_workers
     stop_redis
     stop_pg
@@ -652,6 +693,8 @@ do_status() {
     if pid=$(pid_of "$MW_PID" multiwatch); then
         line workers up "multiwatch pid $pid, workers: $(children "$pid")"
     else line workers down ""; all=1; fi
+    if pid=$(pid_of "$JOBS_PID" wxkf); then line jobs up "pid $pid"
+    else line jobs down ""; fi
     if pid=$(pid_of "$NGX_PID" nginx); then line nginx up "pid $pid http://127.0.0.1:$port/"
     else line nginx down ""; all=1; fi
     return $all
