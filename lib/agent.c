@@ -375,7 +375,11 @@ static int first_line(const char *m)
 int agent_db_open(const char *dsn, struct pg_conn **out,
                   struct agent_err *err)
 {
-    PGconn *db = PQconnectdb(dsn);
+    /* Left to right, later wins: a connect_timeout in dsn overrides ours,
+     * which keeps a blackholed server from hanging a command for ever. */
+    static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+    const char *vals[] = { "10", dsn, NULL };
+    PGconn *db = PQconnectdbParams(keys, vals, 1);
     const char *m;
 
     *out = NULL;
@@ -439,6 +443,58 @@ static int pq_simple(PGconn *db, const char *sql, struct agent_err *err)
     return rc;
 }
 
+/* Any constant: the advisory lock class of agent writes (with a hash of
+ * the account as the second key). */
+#define LOCK_CLASS "2004380513"
+
+/* BEGIN, then the account's advisory lock: every writer of one agent
+ * (add, update, token, remove, sync) holds it from its SQL until after its
+ * Redis script, so the mirror sees the writes in PostgreSQL's order and a
+ * sync never undoes a newer write. Rolled back on failure. */
+static int begin_locked(PGconn *db, const char *account,
+                        struct agent_err *err)
+{
+    const char *params[1] = { account };
+    PGresult *r;
+    int rc = pq_simple(db, "BEGIN", err);
+
+    if (rc < 0)
+        return rc;
+    rc = pq_run(db, "SELECT pg_advisory_xact_lock(" LOCK_CLASS
+                    ", hashtext($1))", 1, params, &r, err);
+    PQclear(r);
+    if (rc < 0)
+        pq_simple(db, "ROLLBACK", NULL);
+    return rc;
+}
+
+static void rollback(PGconn *db)
+{
+    pq_simple(db, "ROLLBACK", NULL);
+}
+
+/* COMMIT after the mirror step returned mrc (its reason in err): a failed
+ * COMMIT means nothing was saved; a failed mirror after a good COMMIT
+ * means the mirror is stale. */
+static int commit_after_mirror(PGconn *db, int mrc, struct agent_err *err)
+{
+    char why[sizeof(err->msg)];
+    int rc;
+
+    memcpy(why, err->msg, sizeof(why));
+    rc = pq_simple(db, "COMMIT", err);
+    if (rc < 0) {
+        memcpy(why, err->msg, sizeof(why));
+        return fail(err, rc, "%.160s; nothing was saved%s", why,
+                    mrc == 0 ? " (`wxkf agent sync` resets the mirror)"
+                             : "");
+    }
+    if (mrc == 0)
+        return 0;
+    memcpy(err->msg, why, sizeof(why));
+    return stale(err, mrc);
+}
+
 static int parse_int(const char *s, int *out)
 {
     char *end;
@@ -489,9 +545,13 @@ static int row_get(PGresult *r, int i, struct agent *a,
         (*h && !is_hash(h)))
         return fail(err, KF_EPARSE, "a stored agent row is malformed");
     rc = agent_validate(a, err);
-    if (rc < 0)
-        return fail(err, KF_EPARSE, "stored agent %.48s is invalid",
-                    a->account);
+    if (rc < 0) {
+        char why[sizeof(err->msg)];
+
+        memcpy(why, err->msg, sizeof(why));
+        return fail(err, KF_EPARSE, "stored agent %.48s is invalid (%.120s)",
+                    a->account, why);
+    }
     memcpy(hash, h, strlen(h) + 1);
     return 0;
 }
@@ -820,6 +880,8 @@ static int rrun(struct store *s, struct rargs *a, redisReply **out,
     *out = NULL;
     if (a->rc < 0)
         return fail(err, a->rc, "Redis: command too large");
+    if (!s->rc)
+        return fail(err, KF_EBACKEND, "Redis unreachable");
     for (i = 0; i < a->argc; i++)
         a->argv[i] = a->buf.p + a->off[i];
     *out = redisCommandArgv(s->rc, a->argc, a->argv, a->len);
@@ -1145,27 +1207,38 @@ static int in_list(const struct agent_list *l, const char *account)
     return 0;
 }
 
-/* 1 if the row exists now (it may have been added since the list). */
-static int db_has(struct pg_conn *db, const char *account, int *has,
-                  struct agent_err *err)
+/* One agent, under its lock: the row as PostgreSQL has it now is put
+ * into Redis; without a row the Redis agent is removed when it has no
+ * sessions and is offline, else kept (counted). */
+static int sync_one(struct sync *y, const char *account)
 {
     const char *params[1] = { account };
-    PGresult *r;
-    int rc = pq_run(db, "SELECT 1 FROM agents WHERE account = $1", 1,
-                    params, &r, err);
+    char hash[AGENT_HASH_SIZE];
+    struct agent a;
+    int rc = begin_locked(y->db, account, y->err);
 
-    if (rc == 0)
-        *has = PQntuples(r) > 0;
-    PQclear(r);
+    if (rc < 0)
+        return rc;
+    rc = one_row(y->db, "SELECT " ROW_COLS " FROM agents "
+                        "WHERE account = $1", 1, params, &a, hash, y->err);
+    if (rc == 0) {
+        rc = agent_mirror_put(y->s, &a, hash[0] ? hash : NULL, y->err);
+        y->st->mirrored += rc == 0;
+    } else if (rc == KF_ENOTFOUND) {
+        rc = agent_mirror_remove(y->s, account, y->err);
+        if (rc == 0)
+            y->st->removed++;
+        else if (rc == KF_EINVAL)
+            y->st->kept++, rc = 0;
+    }
+    rollback(y->db);               /* it only read and held the lock */
     return rc;
 }
 
-/* An agent Redis has and the list has not: removed when it has no
- * sessions and is offline (and PostgreSQL still has no row), else kept. */
+/* An agent Redis has and the list has not (p is untrusted). */
 static int drop_unknown(struct sync *y, const char *p, size_t len)
 {
     char acct[48];
-    int rc, has = 0;
 
     if (len >= sizeof(acct) || memchr(p, '\0', len))
         return 0;
@@ -1173,15 +1246,7 @@ static int drop_unknown(struct sync *y, const char *p, size_t len)
     acct[len] = '\0';
     if (agent_check_account(acct, NULL) < 0 || in_list(y->l, acct))
         return 0;
-    rc = db_has(y->db, acct, &has, y->err);
-    if (rc < 0 || has)
-        return rc;
-    rc = agent_mirror_remove(y->s, acct, y->err);
-    if (rc == 0)
-        y->st->removed++;
-    else if (rc == KF_EINVAL)
-        y->st->kept++, rc = 0;
-    return rc;
+    return sync_one(y, acct);
 }
 
 static int drop_unknown_members(struct sync *y)
@@ -1372,12 +1437,8 @@ int agent_mirror_sync_all(struct store *s, struct pg_conn *db,
     rc = agent_db_list(db, &l, err);
     if (rc == 0)
         rc = rconnect(s, err);
-    for (i = 0; rc == 0 && i < l.len; i++) {
-        rc = agent_mirror_put(s, &l.v[i], l.token_sha256[i][0]
-                                              ? l.token_sha256[i] : NULL,
-                              err);
-        st->mirrored += rc == 0;
-    }
+    for (i = 0; rc == 0 && i < l.len; i++)
+        rc = sync_one(&y, l.v[i].account);
     if (rc == 0)
         rc = drop_unknown_members(&y);
     if (rc == 0)
@@ -1391,6 +1452,12 @@ int agent_mirror_sync_all(struct store *s, struct pg_conn *db,
 }
 
 /* ------------------------------------------------------------ both stores */
+
+static void wipe(char token[AGENT_TOKEN_SIZE])
+{
+    OPENSSL_cleanse(token, AGENT_TOKEN_SIZE);
+    token[0] = '\0';
+}
 
 int agent_add(struct pg_conn *db, struct store *s, const struct agent *a,
               char token[AGENT_TOKEN_SIZE], struct agent_err *err)
@@ -1407,14 +1474,21 @@ int agent_add(struct pg_conn *db, struct store *s, const struct agent *a,
     if (rc == 0 && agent_token_new(token, hash) < 0)
         rc = fail(err, KF_ECRYPTO, "token: OpenSSL failed");
     if (rc == 0)
-        rc = agent_db_add(db, a, hash, err);
+        rc = begin_locked(db, a->account, err);
     if (rc < 0) {
-        OPENSSL_cleanse(token, AGENT_TOKEN_SIZE);
-        token[0] = '\0';
+        wipe(token);
         return rc;
     }
-    rc = agent_mirror_put(s, a, hash, err);
-    return rc < 0 ? stale(err, rc) : 0;
+    rc = agent_db_add(db, a, hash, err);
+    if (rc < 0) {
+        rollback(db);
+        wipe(token);
+        return rc;
+    }
+    rc = commit_after_mirror(db, agent_mirror_put(s, a, hash, err), err);
+    if (rc < 0 && !err->mirror_stale)
+        wipe(token);               /* not saved: the token is worthless */
+    return rc;
 }
 
 int agent_update(struct pg_conn *db, struct store *s, const struct agent *v,
@@ -1427,11 +1501,20 @@ int agent_update(struct pg_conn *db, struct store *s, const struct agent *v,
     if (!err)
         err = &own;
     err_reset(err);
-    rc = agent_db_update(db, v, set, out, hash, err);
+    rc = check_patch(v, set, err);
+    if (rc == 0)
+        rc = begin_locked(db, v->account, err);
     if (rc < 0)
         return rc;
-    rc = agent_mirror_put(s, out, hash[0] ? hash : NULL, err);
-    return rc < 0 ? stale(err, rc) : 0;
+    rc = agent_db_update(db, v, set, out, hash, err);
+    if (rc < 0) {
+        rollback(db);
+        return rc;
+    }
+    return commit_after_mirror(db, agent_mirror_put(s, out, hash[0] ? hash
+                                                                   : NULL,
+                                                    err),
+                               err);
 }
 
 int agent_rotate_token(struct pg_conn *db, struct store *s,
@@ -1451,14 +1534,21 @@ int agent_rotate_token(struct pg_conn *db, struct store *s,
     if (rc == 0 && agent_token_new(token, hash) < 0)
         rc = fail(err, KF_ECRYPTO, "token: OpenSSL failed");
     if (rc == 0)
-        rc = agent_db_rotate_token(db, account, hash, &row, err);
+        rc = begin_locked(db, account, err);
     if (rc < 0) {
-        OPENSSL_cleanse(token, AGENT_TOKEN_SIZE);
-        token[0] = '\0';
+        wipe(token);
         return rc;
     }
-    rc = agent_mirror_put(s, &row, hash, err);
-    return rc < 0 ? stale(err, rc) : 0;
+    rc = agent_db_rotate_token(db, account, hash, &row, err);
+    if (rc < 0) {
+        rollback(db);
+        wipe(token);
+        return rc;
+    }
+    rc = commit_after_mirror(db, agent_mirror_put(s, &row, hash, err), err);
+    if (rc < 0 && !err->mirror_stale)
+        wipe(token);
+    return rc;
 }
 
 int agent_remove(struct pg_conn *db, struct store *s, const char *account,
@@ -1473,7 +1563,7 @@ int agent_remove(struct pg_conn *db, struct store *s, const char *account,
     err_reset(err);
     rc = agent_check_account(account, err);
     if (rc == 0)
-        rc = pq_simple(db, "BEGIN", err);
+        rc = begin_locked(db, account, err);
     if (rc < 0)
         return rc;
     rc = agent_db_remove(db, account, err);
@@ -1485,7 +1575,7 @@ int agent_remove(struct pg_conn *db, struct store *s, const char *account,
         }
     }
     if (rc < 0) {
-        pq_simple(db, "ROLLBACK", NULL);
+        rollback(db);
         return rc;
     }
     rc = pq_simple(db, "COMMIT", err);

@@ -141,20 +141,26 @@ struct agent_sync_stats {
     size_t swept;        /* stale token keys and group memberships removed */
 };
 
-/* Re-mirrors every agent from PostgreSQL, removes Redis-only agents that
- * have no sessions and are offline, and sweeps token keys and group
- * memberships that no agent hash backs. Used by `wxkf agent sync` and
- * `wxkf jobs` at start. */
+/* Re-mirrors every agent from PostgreSQL (each under its lock, see
+ * below), removes Redis-only agents that have no sessions and are
+ * offline, and sweeps token keys and group memberships that no agent hash
+ * backs. Used by `wxkf agent sync` and `wxkf jobs`. db must not be in a
+ * transaction. */
 KF_WUR int agent_mirror_sync_all(struct store *s, struct pg_conn *db,
                                  struct agent_sync_stats *st,
                                  struct agent_err *err);
 
 /* --- both stores: PostgreSQL first, then the mirror --------------------
- * When PostgreSQL succeeded but Redis failed these return KF_EBACKEND with
- * err->mirror_stale = 1 and a message saying `wxkf agent sync` repairs
- * it; the out-params are filled as on success. */
+ * Each is one transaction on db (which must not be in one already): the
+ * SQL, then the Redis script, then COMMIT, holding an advisory lock on the
+ * account throughout so the writes of one agent (and agent_mirror_sync_all)
+ * reach Redis in the order PostgreSQL took them. When Redis fails they
+ * still commit and return KF_EBACKEND with err->mirror_stale = 1 and a
+ * message saying `wxkf agent sync` repairs it; the out-params are filled
+ * as on success. err may be NULL. */
 
-/* Validates, inserts, mirrors; token gets the new token (show it once). */
+/* Validates, inserts, mirrors; token gets the new token (show it once;
+ * on an error without mirror_stale it is wiped: nothing was saved). */
 KF_WUR int agent_add(struct pg_conn *db, struct store *s,
                      const struct agent *a, char token[AGENT_TOKEN_SIZE],
                      struct agent_err *err);
@@ -162,14 +168,15 @@ KF_WUR int agent_add(struct pg_conn *db, struct store *s,
 KF_WUR int agent_update(struct pg_conn *db, struct store *s,
                         const struct agent *v, unsigned set,
                         struct agent *out, struct agent_err *err);
-/* Issues a new token (into token) and revokes the old one in both. */
+/* Issues a new token (into token) and revokes the old one in both. On
+ * an error without mirror_stale, token is wiped (nothing was saved). */
 KF_WUR int agent_rotate_token(struct pg_conn *db, struct store *s,
                               const char *account,
                               char token[AGENT_TOKEN_SIZE],
                               struct agent_err *err);
-/* In one PostgreSQL transaction: DELETE, then agent_mirror_remove; if the
- * mirror refuses (sessions, online) or Redis is unreachable the DELETE is
- * rolled back, so an agent with live sessions is never half removed. */
+/* DELETE, then agent_mirror_remove; if the mirror refuses (sessions,
+ * online) or Redis is unreachable the DELETE is rolled back, so an agent
+ * with live sessions is never half removed. */
 KF_WUR int agent_remove(struct pg_conn *db, struct store *s,
                         const char *account, struct agent_err *err);
 

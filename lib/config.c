@@ -157,7 +157,7 @@ static const struct centry table[] = {
     CHECKED(routing, keyword_groups, 0, 4096, check_group_pairs),
     L(routing, queue_timeout, 600, 0, 604800),
     L(routing, first_reply_timeout, 0, 0, 86400),
-    L(session, idle_timeout, 1800, 60, 604800),
+    L(session, idle_timeout, 1800, 5, 604800),
     L(presence, heartbeat_ttl, 90, 10, 3600),
     L(ratelimit, wechat_api_per_min, 600, 1, 1000000),
     { "texts", "welcome", C_STR, offsetof(struct config, texts.welcome), "",

@@ -269,7 +269,7 @@ int route_session(struct route *r, const char *op, struct kf_str openid,
                   const char *by, const char *target, int64_t now_ms,
                   char *result, size_t result_len, char *err, size_t err_len)
 {
-    char now[24], o[72], a[40], b[40];
+    char now[24], o[72], a[64], b[64];
     const char *args[] = { now, r->cfg, op, o, by, target ? target : "" };
     redisReply *rep = NULL;
     int rc;

@@ -64,9 +64,12 @@ struct route_ingest {
     int64_t now_ms;
 };
 
-/* The callback's one Redis round trip. decision gets "none", "welcome",
- * "assigned:<agent>", "sticky:<agent>", "queued:<n>" or "offline:<n>";
- * *dup = 1 when this is a retry (decision is the first delivery's). */
+/* The callback's one Redis round trip. decision gets "<d>|<unix s>": d is
+ * "none", "welcome", "assigned:<agent>", "sticky:<agent>", "queued:<n>" or
+ * "offline:<n>" and the time is when it was first decided (the reply's
+ * CreateTime); *dup = 1 when this is a retry (it is the first delivery's).
+ * "offline" means no agent is online or paused; with only paused agents
+ * the user is "queued" (they are at work and will take users again). */
 KF_WUR int route_ingest(struct route *r, const struct route_ingest *in,
                         struct kf_buf *decision, int *dup);
 
@@ -82,7 +85,7 @@ KF_WUR int route_presence(struct route *r, const char *agent,
  * "transfer_group", "answered". by = the acting agent, or "" for an
  * admin. On a refusal returns KF_EINVAL (or KF_ENOTFOUND for no session)
  * and copies the script's code (no_session, not_yours, unknown_agent,
- * agent_offline, agent_full, same_agent, unknown_group) to err. On
+ * agent_offline, agent_full, same_agent, unknown_group, not_active) to err. On
  * success result gets e.g. "closed", "assigned:<agent>",
  * "queued:<n>". */
 KF_WUR int route_session(struct route *r, const char *op, struct kf_str openid,

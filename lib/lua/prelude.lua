@@ -114,8 +114,13 @@ local function explain(g, policy, cands, chosen, reason)
     for i, c in ipairs(cands) do
         list[i] = { agent = c.acct, load = c.load, capacity = c.cap }
     end
-    return cjson.encode({ group = g, policy = policy, candidates = list,
-                          chosen = chosen, reason = reason })
+    local s = cjson.encode({ group = g, policy = policy, candidates = list,
+                             chosen = chosen, reason = reason })
+    -- Redis's cjson writes an empty Lua table as an object; it is a list.
+    if #list == 0 then
+        s = string.gsub(s, '"candidates":{}', '"candidates":[]')
+    end
+    return s
 end
 
 local function session_id(o)
@@ -268,16 +273,40 @@ local function close(o, reason, now, cfg, by)
     return true
 end
 
--- Moves every active session of agent a elsewhere (a is going offline).
+-- Moves every active session of agent a elsewhere (a is going offline),
+-- oldest assignment first; those nobody can take go to the FRONT of their
+-- queue, still oldest first (they were being served already).
 local function evacuate(a, now, cfg, reason)
-    local users = redis.call('SMEMBERS', P .. 'load:' .. a)
-    table.sort(users)
-    for _, o in ipairs(users) do
+    local list = {}
+    for _, o in ipairs(redis.call('SMEMBERS', P .. 'load:' .. a)) do
         local s = session(o)
         detach(o, s or { state = 'active', agent = a })
-        if s then route(o, s.group or '_all', now, cfg, a, reason, true) end
+        if s then
+            list[#list + 1] = { o = o, s = s,
+                                t = tonumber(s.assigned_ms or '') or 0 }
+        end
     end
-    return #users
+    table.sort(list, function(x, y)
+        if x.t ~= y.t then return x.t < y.t end
+        return x.o < y.o
+    end)
+    local waiting = {}
+    for _, e in ipairs(list) do
+        local g = e.s.group or '_all'
+        local cands = candidates(g, cfg, a)
+        if #cands > 0 then
+            local c, p = pick(g, cands, cfg)
+            assign(e.o, g, c, now, cfg, explain(g, p, cands, c.acct, reason),
+                   reason, 'reassign')
+        else
+            waiting[#waiting + 1] = e
+        end
+    end
+    for i = #waiting, 1, -1 do
+        local e = waiting[i]
+        route(e.o, e.s.group or '_all', now, cfg, a, reason, true)
+    end
+    return #list
 end
 
 local function set_status(a, status, now, cfg, reason)
@@ -298,7 +327,12 @@ local function set_status(a, status, now, cfg, reason)
         emit({ 'type', 'presence', 'agent', a, 'status', status,
                'prev', prev, 'reason', reason, 'ts_ms', tostring(now) })
     end
-    if status == 'offline' then moved = evacuate(a, now, cfg, reason) end
+    if status == 'offline' then
+        -- why the users move: the agent left (by request), or its
+        -- heartbeat was lost
+        moved = evacuate(a, now, cfg, reason == 'heartbeat_lost' and
+                         'heartbeat_lost' or 'agent_offline')
+    end
     if status == 'online' then moved = drain_for(a, now, cfg) end
     return prev, moved
 end

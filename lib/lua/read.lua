@@ -29,7 +29,6 @@ elseif op == 'session' then
     h[#h + 1] = 'openid'
     h[#h + 1] = x
     return h
-end
 elseif op == 'token' then
     local a = redis.call('GET', P .. 'token:' .. x)
     if not a or redis.call('SISMEMBER', P .. 'agents', a) == 0 then

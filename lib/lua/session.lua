@@ -48,8 +48,10 @@ elseif op == 'transfer_group' then
     end
     detach(o, s)
     local exclude = s.state == 'active' and s.agent or nil
-    local r, v = route(o, target, now, cfg, exclude, 'transfer', false)
+    -- The freed slot goes to the queue first, so the user is not handed
+    -- straight back to the agent who transferred them.
     if exclude then drain_for(exclude, now, cfg) end
+    local r, v = route(o, target, now, cfg, exclude, 'transfer', false)
     return { 'ok', r, tostring(v) }
 end
 return { 'err', 'bad_op' }

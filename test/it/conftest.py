@@ -9,6 +9,7 @@ free ports, and always stopped again. WXKF_KEEP_STACK=1 keeps the directory
 (logs, data) after the run; it is kept anyway when something failed.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -151,7 +152,13 @@ class Stack:
         # below. The default stack answers "success" whatever routing
         # decides (empty no_agent/queued texts), so the callback tests see
         # the protocol, not the routing.
-        self.extra = {'texts': {'no_agent': '', 'queued': ''}}
+        # An admin token for the REST API (only its SHA-256 is configured).
+        self.admin_token = 'adm_' + ''.join(
+            random.choice(string.ascii_letters + string.digits)
+            for _ in range(40))
+        self.extra = {'texts': {'no_agent': '', 'queued': ''},
+                      'api': {'admin_token_sha256': hashlib.sha256(
+                          self.admin_token.encode()).hexdigest()}}
         for sec, kv in (extra or {}).items():
             self.extra.setdefault(sec, {}).update(kv)
         self.max_body = MAX_BODY

@@ -1,0 +1,1686 @@
+/* Tests of lib/route and the routing scripts (lib/lua/) against a private
+ * redis-server: the three policies, groups, capacity, stickiness, the FIFO
+ * queues, sessions and their timeouts, transfers, presence, the `why` of
+ * every decision and the wechat_kf session events. Time is passed in
+ * explicitly (now_ms), so every scenario is deterministic. After each
+ * scenario the Redis state is checked against the data model's
+ * invariants (load = active sessions, load <= capacity, queues hold
+ * exactly the waiting users). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "route.h"
+#include "store.h"
+#include "testutil.h"
+#include "wx_xml.h"
+
+#define APPID "wx62dd79ea990faa89"
+#define PFX "wxkf:{" APPID "}:"
+#define T0 INT64_C(1700000000000)
+#define SEC INT64_C(1000)
+#define HB_LONG 86400              /* a heartbeat ttl no sweep reaches */
+#define RING 16
+#ifndef SOAK_SEEDS
+#define SOAK_SEEDS 3
+#endif
+
+static struct tu_redis srv;        /* one redis-server for the whole file */
+
+struct fixture {
+    struct config cfg;
+    struct store store;
+    struct route route;
+    long seq;                      /* dedupe keys */
+    char ring[RING][2048];         /* copies of replies, freed at once */
+    int ri;
+    char res[128], err[64];        /* route_session's result / refusal */
+};
+
+/* --- plumbing ------------------------------------------------------------ */
+
+static void set(char **field, const char *v)
+{
+    free(*field);
+    *field = strdup(v);
+    assert_non_null(*field);
+}
+
+/* Copies s (malloc'd) into a ring slot and frees it, so no assertion
+ * can leak it. */
+static const char *keep(struct fixture *f, char *s)
+{
+    char *out = f->ring[f->ri++ % RING];
+
+    snprintf(out, sizeof(f->ring[0]), "%s", s);
+    free(s);
+    return out;
+}
+
+static const char *cmdv(struct fixture *f, const char *const *argv)
+{
+    return keep(f, tu_redis_cmd(&srv, argv));
+}
+
+#define CMD(f, ...) cmdv((f), (const char *const[]){ __VA_ARGS__, NULL })
+#define CMDL(f, ...) strtol(CMD(f, __VA_ARGS__), NULL, 10)
+
+/* PFX + a + b in a ring slot. */
+static const char *key(struct fixture *f, const char *a, const char *b)
+{
+    char *out = f->ring[f->ri++ % RING];
+
+    snprintf(out, sizeof(f->ring[0]), PFX "%s%s", a, b);
+    return out;
+}
+
+static void reinit(struct fixture *f)
+{
+    assert_int_equal(route_init(&f->route, &f->store, &f->cfg), 0);
+}
+
+/* Policy, default capacity and group policies, then route_init. */
+static void configure(struct fixture *f, const char *policy, long cap,
+                      const char *gp)
+{
+    set(&f->cfg.routing.policy, policy);
+    f->cfg.routing.default_capacity = cap;
+    set(&f->cfg.routing.group_policies, gp);
+    reinit(f);
+}
+
+static int group_setup(void **st)
+{
+    (void)st;
+    tu_redis_start(&srv);
+    return 0;
+}
+
+static int group_teardown(void **st)
+{
+    (void)st;
+    tu_redis_stop(&srv);
+    return 0;
+}
+
+static int setup(void **st)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char url[64];
+
+    assert_non_null(f);
+    CMD(f, "FLUSHALL");
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", srv.port);
+    config_init(&f->cfg);
+    set(&f->cfg.wechat.app_id, APPID);
+    set(&f->cfg.redis.url, url);
+    assert_int_equal(store_init(&f->store, url, APPID, 500, 2000), 0);
+    configure(f, "round_robin", 5, "");
+    *st = f;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    struct fixture *f = *st;
+
+    store_release(&f->store);
+    config_release(&f->cfg);
+    free(f);
+    return 0;
+}
+
+/* An agent: weight, capacity (0 = none, i.e. the default) and groups
+ * (comma list), in the hash and in the group sets. */
+static void add_agent(struct fixture *f, const char *a, int weight, int cap,
+                      const char *groups)
+{
+    char w[16], c[16], g[128], *save = NULL, *tok;
+
+    snprintf(w, sizeof(w), "%d", weight);
+    snprintf(c, sizeof(c), "%d", cap);
+    CMD(f, "HSET", key(f, "agent:", a), "nick", a, "weight", w, "groups",
+        groups);
+    if (cap > 0)
+        CMD(f, "HSET", key(f, "agent:", a), "capacity", c);
+    CMD(f, "SADD", PFX "agents", a);
+    snprintf(g, sizeof(g), "%s", groups);
+    for (tok = strtok_r(g, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        CMD(f, "SADD", key(f, "group:", tok), a);
+}
+
+/* A status change (the status after it is op) or a heartbeat; returns
+ * the sessions moved or assigned. */
+static long presence(struct fixture *f, const char *a, const char *op,
+                     int64_t now)
+{
+    char status[16];
+    long moved = -1;
+
+    assert_int_equal(route_presence(&f->route, a, op, "request", now, status,
+                                    sizeof(status), &moved), 0);
+    if (strcmp(op, "heartbeat") != 0)
+        assert_string_equal(status, op);
+    return moved;
+}
+
+/* One callback's routing call; returns the decision without "|time". */
+static const char *ingest_full(struct fixture *f, enum route_action action,
+                               const char *openid, const char *group,
+                               const char *kf1, const char *kf2,
+                               const char *dkey, int64_t now, int *dup)
+{
+    struct store_field fields[] = { { KF_STR("type"), KF_STR("msg_in") },
+                                    { KF_STR("openid"), kf_str_c(openid) },
+                                    { KF_STR("msgtype"), KF_STR("text") } };
+    struct route_ingest in;
+    struct kf_buf d;
+    char k[32], *out = f->ring[f->ri++ % RING];
+    const char *bar;
+    int rc, dummy;
+
+    if (!dkey) {
+        snprintf(k, sizeof(k), "m%ld", ++f->seq);
+        dkey = k;
+    }
+    memset(&in, 0, sizeof(in));
+    in.dedupe_key = kf_str_c(dkey);
+    in.openid = kf_str_c(openid);
+    in.action = action;
+    in.group = group;
+    in.base_decision = "none";
+    in.kf1 = kf_str_c(kf1);
+    in.kf2 = kf_str_c(kf2);
+    in.fields = fields;
+    in.nfields = 3;
+    in.now_ms = now;
+    kf_buf_init(&d, 256);
+    rc = route_ingest(&f->route, &in, &d, dup ? dup : &dummy);
+    snprintf(out, sizeof(f->ring[0]), "%.*s", (int)d.len, d.p ? d.p : "");
+    kf_buf_release(&d);
+    assert_int_equal(rc, 0);
+    bar = strchr(out, '|');
+    assert_non_null(bar);
+    out[bar - out] = '\0';
+    return out;
+}
+
+/* A user's message (ROUTE_ROUTE), optionally for a group. */
+static const char *msg(struct fixture *f, const char *openid,
+                       const char *group, int64_t now)
+{
+    return ingest_full(f, ROUTE_ROUTE, openid, group, "", "", NULL, now,
+                       NULL);
+}
+
+/* A wechat_kf session event. */
+static const char *kf_event(struct fixture *f, enum route_action action,
+                            const char *openid, const char *kf1,
+                            const char *kf2, int64_t now)
+{
+    return ingest_full(f, action, openid, "", kf1, kf2, NULL, now, NULL);
+}
+
+static int sess_op(struct fixture *f, const char *op, const char *openid,
+                   const char *by, const char *target, int64_t now)
+{
+    f->res[0] = f->err[0] = '\0';
+    return route_session(&f->route, op, kf_str_c(openid), by, target, now,
+                         f->res, sizeof(f->res), f->err, sizeof(f->err));
+}
+
+static struct route_sweep_counts sweep(struct fixture *f, int64_t now,
+                                       long hb_ttl_s)
+{
+    struct route_sweep_counts c;
+
+    memset(&c, 0xff, sizeof(c));
+    assert_int_equal(route_sweep(&f->route, now, hb_ttl_s, 100, &c), 0);
+    return c;
+}
+
+/* --- views of the Redis state -------------------------------------------- */
+
+static const char *sfield(struct fixture *f, const char *openid,
+                          const char *field)
+{
+    return CMD(f, "HGET", key(f, "sess:", openid), field);
+}
+
+static long load(struct fixture *f, const char *a)
+{
+    return CMDL(f, "SCARD", key(f, "load:", a));
+}
+
+/* A list as "x,y,z". */
+static const char *queue(struct fixture *f, const char *g)
+{
+    return CMD(f, "EVAL",
+               "return table.concat(redis.call('LRANGE', KEYS[1], 0, -1),"
+               " ',')", "1", key(f, "queue:", g));
+}
+
+/* The field of the n-th (1-based) event of a type (for openid, or any
+ * when ""), "(none)" when there is none; n = 0 counts them. */
+static const char *ev(struct fixture *f, const char *type,
+                      const char *openid, int n, const char *field)
+{
+    char nb[16];
+
+    snprintf(nb, sizeof(nb), "%d", n);
+    return CMD(f, "EVAL",
+               "local n = 0\n"
+               "for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+'))"
+               " do\n"
+               "  local o = {}\n"
+               "  for i = 1, #e[2], 2 do o[e[2][i]] = e[2][i + 1] end\n"
+               "  if o.type == ARGV[1] and (ARGV[2] == '' or"
+               "      o.openid == ARGV[2]) then\n"
+               "    n = n + 1\n"
+               "    if n == tonumber(ARGV[3]) then"
+               "      return o[ARGV[4]] or '(none)' end\n"
+               "  end\n"
+               "end\n"
+               "if ARGV[3] == '0' then return n end\n"
+               "return '(none)'",
+               "1", PFX "events", type, openid, nb, field);
+}
+
+static long ev_count(struct fixture *f, const char *type, const char *openid)
+{
+    return strtol(ev(f, type, openid, 0, "type"), NULL, 10);
+}
+
+/* A `why` (JSON text) summarised as
+ * "policy=..;group=..;chosen=..;reason=..;candidates=a:load/cap,...". */
+static const char *why_text(struct fixture *f, const char *json)
+{
+    return CMD(f, "EVAL",
+               "local w = cjson.decode(ARGV[1])\n"
+               "local c = {}\n"
+               "for _, x in ipairs(w.candidates or {}) do\n"
+               "  c[#c + 1] = x.agent .. ':' .. x.load .. '/' .. x.capacity\n"
+               "end\n"
+               "return 'policy=' .. tostring(w.policy) .. ';group=' ..\n"
+               "  tostring(w.group) .. ';chosen=' .. tostring(w.chosen) ..\n"
+               "  ';reason=' .. tostring(w.reason) .. ';candidates=' ..\n"
+               "  table.concat(c, ',')",
+               "0", json);
+}
+
+static const char *why(struct fixture *f, const char *openid)
+{
+    return why_text(f, sfield(f, openid, "why"));
+}
+
+/* The data model's invariants; "ok" or what is wrong. */
+static const char *check_state(struct fixture *f)
+{
+    char cap[24];
+
+    snprintf(cap, sizeof(cap), "%ld", f->cfg.routing.default_capacity);
+    return CMD(f, "EVAL",
+        "local P, defcap = KEYS[1], tonumber(ARGV[1])\n"
+        "local active = {}\n"
+        "for _, k in ipairs(redis.call('KEYS', P .. 'sess:*')) do\n"
+        "  local o = string.sub(k, #P + 6)\n"
+        "  local st = redis.call('HGET', k, 'state')\n"
+        "  local a = redis.call('HGET', k, 'agent') or ''\n"
+        "  local g = redis.call('HGET', k, 'group') or '_all'\n"
+        "  if st == 'active' then\n"
+        "    active[a] = (active[a] or 0) + 1\n"
+        "    if redis.call('SISMEMBER', P .. 'load:' .. a, o) == 0 then\n"
+        "      return o .. ' active with ' .. a .. ' but not in its load'\n"
+        "    end\n"
+        "    if not redis.call('ZSCORE', P .. 'deadline', o) then\n"
+        "      return o .. ' active without an idle deadline'\n"
+        "    end\n"
+        "  elseif st == 'waiting' then\n"
+        "    if not redis.call('LPOS', P .. 'queue:' .. g, o) then\n"
+        "      return o .. ' waiting but not in queue ' .. g\n"
+        "    end\n"
+        "    if redis.call('ZSCORE', P .. 'deadline', o) then\n"
+        "      return o .. ' waiting with an idle deadline'\n"
+        "    end\n"
+        "  else\n"
+        "    return o .. ' in state ' .. tostring(st)\n"
+        "  end\n"
+        "end\n"
+        "for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents')) do\n"
+        "  local l = redis.call('SCARD', P .. 'load:' .. a)\n"
+        "  if l ~= (active[a] or 0) then\n"
+        "    return 'load of ' .. a .. ' is ' .. l .. ' but it has ' ..\n"
+        "           (active[a] or 0) .. ' active sessions'\n"
+        "  end\n"
+        "  local c = tonumber(redis.call('HGET', P .. 'agent:' .. a,\n"
+        "                                'capacity') or '')\n"
+        "  if not c or c < 1 then c = defcap end\n"
+        "  if l > c then\n"
+        "    return 'load of ' .. a .. ' is ' .. l .. ' > capacity ' .. c\n"
+        "  end\n"
+        "end\n"
+        "for _, k in ipairs(redis.call('KEYS', P .. 'queue:*')) do\n"
+        "  local g, seen = string.sub(k, #P + 7), {}\n"
+        "  for _, o in ipairs(redis.call('LRANGE', k, 0, -1)) do\n"
+        "    if seen[o] then return o .. ' twice in queue ' .. g end\n"
+        "    seen[o] = true\n"
+        "    local s = redis.call('HMGET', P .. 'sess:' .. o, 'state',\n"
+        "                         'group')\n"
+        "    if s[1] ~= 'waiting' or (s[2] or '_all') ~= g then\n"
+        "      return o .. ' in queue ' .. g .. ' but ' .. tostring(s[1]) ..\n"
+        "             ' in group ' .. tostring(s[2])\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "return 'ok'",
+        "1", PFX, cap);
+}
+
+#define assert_invariants(f) assert_string_equal(check_state(f), "ok")
+
+/* "assigned:anna" -> index of "anna" in names (fails if not assigned). */
+static int assigned_index(const char *decision, const char *const *names,
+                          int n)
+{
+    int i;
+
+    if (strncmp(decision, "assigned:", 9) != 0)
+        fail_msg("not assigned: %s", decision);
+    for (i = 0; i < n; i++)
+        if (strcmp(decision + 9, names[i]) == 0)
+            return i;
+    fail_msg("assigned to an unknown agent: %s", decision);
+    return -1;
+}
+
+static void user_name(char *out, size_t n, int i)
+{
+    snprintf(out, n, "oUser%03d", i);
+}
+
+/* --- classification ------------------------------------------------------ */
+
+static void classify(struct fixture *f, enum wx_msgtype type,
+                     enum wx_event event, const char *content,
+                     const char *event_key, enum route_action want_action,
+                     const char *want_group)
+{
+    struct wx_msg m;
+    enum route_action action = ROUTE_KF_SWITCH;
+    const char *group = NULL;
+
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    m.event = event;
+    m.content = kf_str_c(content);
+    m.event_key = kf_str_c(event_key);
+    route_classify(&f->route, &m, &action, &group);
+    assert_int_equal(action, want_action);
+    assert_non_null(group);
+    assert_string_equal(group, want_group);
+}
+
+static void test_route_classify_sends_keywords_and_menu_keys_to_groups(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    set(&f->cfg.routing.menu_groups, "MENU_SALES:sales,MENU_VIP:vip");
+    set(&f->cfg.routing.keyword_groups, "refund:aftersales,发票:billing");
+    reinit(f);
+    classify(f, WX_MSG_TEXT, WX_EV_NONE, "I want a refund please", "",
+             ROUTE_ROUTE, "aftersales");
+    classify(f, WX_MSG_TEXT, WX_EV_NONE, "请开发票", "", ROUTE_ROUTE,
+             "billing");
+    classify(f, WX_MSG_TEXT, WX_EV_NONE, "hello", "", ROUTE_ROUTE, "");
+    classify(f, WX_MSG_IMAGE, WX_EV_NONE, "", "", ROUTE_ROUTE, "");
+    classify(f, WX_MSG_EVENT, WX_EV_CLICK, "", "MENU_VIP", ROUTE_ROUTE,
+             "vip");
+    classify(f, WX_MSG_EVENT, WX_EV_CLICK, "", "MENU_OTHER", ROUTE_RECORD,
+             "");
+}
+
+static void test_route_classify_records_events_and_maps_kf_events(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    classify(f, WX_MSG_EVENT, WX_EV_SUBSCRIBE, "", "", ROUTE_RECORD, "");
+    classify(f, WX_MSG_EVENT, WX_EV_VIEW, "", "", ROUTE_RECORD, "");
+    classify(f, WX_MSG_UNKNOWN, WX_EV_NONE, "", "", ROUTE_RECORD, "");
+    classify(f, WX_MSG_EVENT, WX_EV_KF_CREATE_SESSION, "", "",
+             ROUTE_KF_CREATE, "");
+    classify(f, WX_MSG_EVENT, WX_EV_KF_CLOSE_SESSION, "", "", ROUTE_KF_CLOSE,
+             "");
+    classify(f, WX_MSG_EVENT, WX_EV_KF_SWITCH_SESSION, "", "",
+             ROUTE_KF_SWITCH, "");
+}
+
+/* --- policies ------------------------------------------------------------ */
+
+static void test_route_round_robin_keeps_counts_within_one_of_each_other(
+    void **st)
+{
+    static const char *const names[] = { "anna", "bob", "carl" };
+    struct fixture *f = *st;
+    int counts[3] = { 0, 0, 0 }, i, j;
+
+    for (i = 0; i < 3; i++) {
+        add_agent(f, names[i], 1, 100, "");
+        presence(f, names[i], "online", T0);
+    }
+    for (i = 1; i <= 20; i++) {
+        char u[32];
+        int lo = 1000, hi = 0;
+
+        user_name(u, sizeof(u), i);
+        counts[assigned_index(msg(f, u, "", T0 + i), names, 3)]++;
+        for (j = 0; j < 3; j++) {
+            lo = counts[j] < lo ? counts[j] : lo;
+            hi = counts[j] > hi ? counts[j] : hi;
+        }
+        assert_true(hi - lo <= 1);
+    }
+    assert_int_equal(load(f, "anna") + load(f, "bob") + load(f, "carl"), 20);
+    assert_invariants(f);
+}
+
+static void test_route_weighted_gives_each_agent_k_times_its_weight(
+    void **st)
+{
+    static const char *const names[] = { "anna", "bob", "carl" };
+    static const int w[] = { 3, 2, 1 };
+    struct fixture *f = *st;
+    int counts[3] = { 0, 0, 0 }, i, j;
+
+    configure(f, "weighted", 5, "");
+    for (i = 0; i < 3; i++) {
+        add_agent(f, names[i], w[i], 100, "");
+        presence(f, names[i], "online", T0);
+    }
+    for (i = 1; i <= 4 * 6; i++) {
+        char u[32];
+
+        user_name(u, sizeof(u), i);
+        counts[assigned_index(msg(f, u, "", T0 + i), names, 3)]++;
+        if (i % 6 == 0)
+            for (j = 0; j < 3; j++)
+                assert_int_equal(counts[j], (i / 6) * w[j]);
+    }
+    assert_invariants(f);
+}
+
+static void test_route_weighted_5_1_1_follows_nginx_smooth_sequence(
+    void **st)
+{
+    static const char *const names[] = { "anna", "bob", "carl" };
+    static const int w[] = { 5, 1, 1 };
+    struct fixture *f = *st;
+    char seq[32];
+    int i;
+
+    configure(f, "weighted", 5, "");
+    for (i = 0; i < 3; i++) {
+        add_agent(f, names[i], w[i], 100, "");
+        presence(f, names[i], "online", T0);
+    }
+    for (i = 0; i < 14; i++) {
+        char u[32];
+
+        user_name(u, sizeof(u), i);
+        seq[i] = "abc"[assigned_index(msg(f, u, "", T0 + i), names, 3)];
+    }
+    seq[14] = '\0';
+    assert_string_equal(seq, "aabacaa" "aabacaa");
+    assert_invariants(f);
+}
+
+static void test_route_least_busy_picks_the_lowest_load_over_capacity(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    configure(f, "least_busy", 5, "");
+    add_agent(f, "anna", 1, 2, "");
+    add_agent(f, "bob", 1, 4, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oSeed1", "anna", "", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oSeed2", "bob", "", T0 + 1);
+    /* anna 1/2 vs bob 1/4: bob, although he was assigned last */
+    assert_string_equal(msg(f, "oU1", "", T0 + 2), "assigned:bob");
+    /* anna 1/2 vs bob 2/4: a tie, anna has waited longer */
+    assert_string_equal(msg(f, "oU2", "", T0 + 3), "assigned:anna");
+    /* anna is full */
+    assert_string_equal(msg(f, "oU3", "", T0 + 4), "assigned:bob");
+    assert_int_equal(load(f, "anna"), 2);
+    assert_int_equal(load(f, "bob"), 3);
+    assert_invariants(f);
+}
+
+static void test_route_least_busy_breaks_ties_toward_the_longest_idle(
+    void **st)
+{
+    struct fixture *f = *st;
+    char t[24];
+
+    configure(f, "least_busy", 5, "");
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    add_agent(f, "carl", 1, 0, "");
+    snprintf(t, sizeof(t), "%lld", (long long)(T0 - 100));
+    CMD(f, "HSET", key(f, "agent:", "anna"), "last_assign_ms", t);
+    snprintf(t, sizeof(t), "%lld", (long long)(T0 - 300));
+    CMD(f, "HSET", key(f, "agent:", "bob"), "last_assign_ms", t);
+    snprintf(t, sizeof(t), "%lld", (long long)(T0 - 200));
+    CMD(f, "HSET", key(f, "agent:", "carl"), "last_assign_ms", t);
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    presence(f, "carl", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:bob");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "assigned:carl");
+    assert_string_equal(msg(f, "oU3", "", T0 + 3), "assigned:anna");
+    /* all at 1/5 now: bob's last assignment is the oldest */
+    assert_string_equal(msg(f, "oU4", "", T0 + 4), "assigned:bob");
+    assert_invariants(f);
+}
+
+/* --- groups -------------------------------------------------------------- */
+
+static void test_route_group_users_go_only_to_group_members(void **st)
+{
+    struct fixture *f = *st;
+    char u[32];
+    int i;
+
+    add_agent(f, "anna", 1, 0, "sales");
+    add_agent(f, "bob", 1, 0, "");
+    add_agent(f, "carl", 1, 0, "sales,vip");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    presence(f, "carl", "online", T0);
+    for (i = 0; i < 4; i++) {
+        user_name(u, sizeof(u), i);
+        assert_string_equal(msg(f, u, "sales", T0 + i),
+                            i % 2 ? "assigned:carl" : "assigned:anna");
+        assert_string_equal(sfield(f, u, "group"), "sales");
+    }
+    assert_int_equal(load(f, "bob"), 0);
+    assert_invariants(f);
+}
+
+static void test_route_unknown_group_falls_back_to_every_agent(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "nosuch", T0), "assigned:anna");
+    assert_string_equal(sfield(f, "oU1", "group"), "_all");
+    assert_invariants(f);
+}
+
+static void test_route_group_policy_overrides_the_default_inside_the_group(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    configure(f, "round_robin", 5, "vip:least_busy");
+    add_agent(f, "anna", 1, 0, "vip");
+    add_agent(f, "bob", 1, 0, "vip");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oSeed1", "anna", "", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oSeed2", "anna", "", T0);
+    /* round robin would start with anna; least busy picks bob twice */
+    assert_string_equal(msg(f, "oV1", "vip", T0 + 1), "assigned:bob");
+    assert_string_equal(msg(f, "oV2", "vip", T0 + 2), "assigned:bob");
+    assert_non_null(strstr(why(f, "oV1"), "policy=least_busy;group=vip;"));
+    /* outside the group the default still rules */
+    assert_string_equal(msg(f, "oU1", "", T0 + 3), "assigned:anna");
+    assert_non_null(strstr(why(f, "oU1"), "policy=round_robin;group=_all;"));
+    assert_invariants(f);
+}
+
+/* --- capacity ------------------------------------------------------------ */
+
+static void test_route_default_capacity_applies_and_extra_users_queue(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    configure(f, "round_robin", 2, "");
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "assigned:anna");
+    assert_string_equal(msg(f, "oU3", "", T0 + 3), "queued:1");
+    assert_string_equal(sfield(f, "oU3", "state"), "waiting");
+    assert_int_equal(load(f, "anna"), 2);
+    assert_invariants(f);
+}
+
+static void test_route_agent_capacity_is_never_exceeded(void **st)
+{
+    static const char *const expect[] = {
+        "assigned:anna", "assigned:bob", "assigned:bob", "assigned:bob",
+        "queued:1", "queued:2", "queued:3",
+    };
+    struct fixture *f = *st;
+    char u[32];
+    int i;
+
+    add_agent(f, "anna", 1, 1, "");
+    add_agent(f, "bob", 1, 3, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    for (i = 0; i < 7; i++) {
+        user_name(u, sizeof(u), i);
+        assert_string_equal(msg(f, u, "", T0 + i), expect[i]);
+    }
+    assert_int_equal(load(f, "anna"), 1);
+    assert_int_equal(load(f, "bob"), 3);
+    assert_invariants(f);
+}
+
+/* --- stickiness ---------------------------------------------------------- */
+
+static void test_route_active_user_sticks_to_the_same_agent(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(msg(f, "oU1", "", T0 + 2), "sticky:anna");
+    assert_string_equal(msg(f, "oU1", "sales", T0 + 3), "sticky:anna");
+    assert_int_equal(load(f, "anna"), 1);
+    assert_int_equal(load(f, "bob"), 0);
+    assert_invariants(f);
+}
+
+static void test_route_sticky_holds_while_the_agent_is_paused(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    presence(f, "bob", "online", T0 + 2);
+    presence(f, "anna", "paused", T0 + 3);
+    assert_string_equal(msg(f, "oU1", "", T0 + 4), "sticky:anna");
+    assert_string_equal(msg(f, "oU2", "", T0 + 5), "assigned:bob");
+    assert_string_equal(msg(f, "oU3", "", T0 + 6), "assigned:bob");
+    assert_invariants(f);
+}
+
+static void test_route_offline_agent_hands_its_users_to_another(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    presence(f, "bob", "online", T0 + 2);
+    assert_int_equal(presence(f, "anna", "offline", T0 + 3), 1);
+    assert_string_equal(sfield(f, "oU1", "agent"), "bob");
+    assert_string_equal(msg(f, "oU1", "", T0 + 4), "sticky:bob");
+    assert_int_equal(load(f, "anna"), 0);
+    assert_invariants(f);
+}
+
+/* --- queues -------------------------------------------------------------- */
+
+static void test_route_queue_positions_count_from_one_in_arrival_order(
+    void **st)
+{
+    struct fixture *f = *st;
+    json_t *v = NULL;
+    long pos;
+
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:1");
+    assert_string_equal(msg(f, "oU3", "", T0 + 3), "queued:2");
+    assert_string_equal(msg(f, "oU4", "", T0 + 4), "queued:3");
+    /* a waiting user who writes again learns the same position */
+    assert_string_equal(msg(f, "oU3", "", T0 + 5), "queued:2");
+    assert_string_equal(queue(f, "_all"), "oU2,oU3,oU4");
+    assert_int_equal(route_session_view(&f->route, KF_STR("oU3"), &v), 0);
+    pos = (long)json_integer_value(json_object_get(v, "position"));
+    json_decref(v);
+    assert_int_equal(pos, 2);
+    assert_invariants(f);
+}
+
+static void test_route_closing_a_session_assigns_the_oldest_waiting_user(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0 + 1);
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:1");
+    assert_string_equal(msg(f, "oU3", "", T0 + 3), "queued:2");
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 4), 0);
+    assert_string_equal(f->res, "closed");
+    assert_string_equal(sfield(f, "oU2", "state"), "active");
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_string_equal(msg(f, "oU3", "", T0 + 5), "queued:1");
+    assert_string_equal(ev(f, "assign", "oU2", 1, "reason"), "dequeued");
+    assert_invariants(f);
+}
+
+static void test_route_agent_coming_online_takes_waiting_users_in_order(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 1, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0 + 1);
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:1");
+    assert_string_equal(msg(f, "oU3", "", T0 + 3), "queued:2");
+    assert_int_equal(presence(f, "bob", "online", T0 + 4), 2);
+    assert_string_equal(sfield(f, "oU2", "agent"), "bob");
+    assert_string_equal(sfield(f, "oU3", "agent"), "bob");
+    assert_string_equal(ev(f, "assign", "", 2, "openid"), "oU2");
+    assert_string_equal(ev(f, "assign", "", 3, "openid"), "oU3");
+    assert_string_equal(queue(f, "_all"), "");
+    assert_invariants(f);
+}
+
+static void test_route_unpausing_an_agent_assigns_the_waiting_users(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "paused", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "queued:1");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:2");
+    assert_int_equal(presence(f, "anna", "online", T0 + 3), 2);
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_int_equal(load(f, "anna"), 2);
+    assert_invariants(f);
+}
+
+static void test_route_group_queue_drains_only_to_group_members(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "sales");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "sales", T0 + 1), "queued:1");
+    assert_string_equal(queue(f, "sales"), "oU1");
+    presence(f, "bob", "online", T0 + 2);
+    assert_string_equal(sfield(f, "oU1", "state"), "waiting");
+    assert_int_equal(presence(f, "anna", "online", T0 + 3), 1);
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_invariants(f);
+}
+
+static void test_route_no_agent_online_answers_offline_and_keeps_the_user(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "offline:1");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "offline:2");
+    assert_string_equal(msg(f, "oU1", "", T0 + 3), "offline:1");
+    assert_string_equal(sfield(f, "oU1", "state"), "waiting");
+    assert_non_null(strstr(why(f, "oU1"), "reason=no_agent_online"));
+    assert_int_equal(ev_count(f, "msg_in", "oU1"), 2);
+    assert_string_equal(ev(f, "msg_in", "oU1", 1, "decision"), "offline:1");
+    assert_int_equal(presence(f, "anna", "online", T0 + 4), 2);
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_invariants(f);
+}
+
+static void test_route_retry_gets_the_first_decision_and_records_once(
+    void **st)
+{
+    struct fixture *f = *st;
+    int dup = -1;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(ingest_full(f, ROUTE_ROUTE, "oU1", "", "", "", "k1",
+                                    T0 + 1, &dup), "assigned:anna");
+    assert_int_equal(dup, 0);
+    assert_string_equal(ingest_full(f, ROUTE_ROUTE, "oU1", "", "", "", "k1",
+                                    T0 + 2, &dup), "assigned:anna");
+    assert_int_equal(dup, 1);
+    assert_int_equal(ev_count(f, "msg_in", "oU1"), 1);
+    assert_int_equal(load(f, "anna"), 1);
+    assert_invariants(f);
+}
+
+/* --- sessions ------------------------------------------------------------ */
+
+static void test_route_session_goes_waiting_active_closed_with_a_reason(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    msg(f, "oU1", "", T0 + 1);
+    assert_string_equal(sfield(f, "oU1", "state"), "waiting");
+    presence(f, "anna", "online", T0 + 2);
+    assert_string_equal(sfield(f, "oU1", "state"), "active");
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 3), 0);
+    assert_string_equal(CMD(f, "EXISTS", key(f, "sess:", "oU1")), "0");
+    assert_string_equal(ev(f, "close", "oU1", 1, "reason"), "agent");
+    assert_string_equal(ev(f, "close", "oU1", 1, "by"), "anna");
+    assert_string_equal(ev(f, "close", "oU1", 1, "agent"), "anna");
+    assert_int_equal(load(f, "anna"), 0);
+    /* the next message opens a new session */
+    assert_string_equal(msg(f, "oU1", "", T0 + 4), "assigned:anna");
+    assert_string_not_equal(ev(f, "close", "oU1", 1, "session"),
+                            sfield(f, "oU1", "id"));
+    assert_invariants(f);
+}
+
+static void test_route_admin_close_is_recorded_with_reason_admin(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0 + 1);
+    assert_int_equal(sess_op(f, "close", "oU1", "", "", T0 + 2), 0);
+    assert_string_equal(ev(f, "close", "oU1", 1, "reason"), "admin");
+    assert_int_equal(load(f, "anna"), 0);
+    assert_invariants(f);
+}
+
+static void test_route_each_message_pushes_the_idle_deadline(void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    f->cfg.session.idle_timeout = 60;
+    reinit(f);
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0), "assigned:anna");
+    assert_string_equal(msg(f, "oU1", "", T0 + 30 * SEC), "sticky:anna");
+    c = sweep(f, T0 + 61 * SEC, HB_LONG);
+    assert_int_equal(c.sessions_expired, 0);
+    assert_string_equal(sfield(f, "oU1", "state"), "active");
+    c = sweep(f, T0 + 90 * SEC, HB_LONG);
+    assert_int_equal(c.sessions_expired, 1);
+    assert_string_equal(CMD(f, "EXISTS", key(f, "sess:", "oU1")), "0");
+    assert_string_equal(ev(f, "close", "oU1", 1, "reason"), "idle_timeout");
+    assert_int_equal(load(f, "anna"), 0);
+    assert_string_equal(CMD(f, "ZCARD", PFX "deadline"), "0");
+    assert_invariants(f);
+}
+
+static void test_route_idle_expiry_frees_the_slot_for_the_next_user(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    f->cfg.session.idle_timeout = 60;
+    reinit(f);
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0);
+    assert_string_equal(msg(f, "oU2", "", T0 + 1), "queued:1");
+    c = sweep(f, T0 + 60 * SEC, HB_LONG);
+    assert_int_equal(c.sessions_expired, 1);
+    assert_string_equal(sfield(f, "oU2", "state"), "active");
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_int_equal(load(f, "anna"), 1);
+    assert_invariants(f);
+}
+
+static void test_route_views_list_an_agents_sessions_and_one_session(
+    void **st)
+{
+    struct fixture *f = *st;
+    json_t *a = NULL, *s = NULL;
+    char first[32] = "", agent[32] = "", policy[32] = "";
+    size_t n;
+    int answered = -1;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU2", "", T0 + 1);
+    msg(f, "oU1", "", T0 + 2);
+    assert_int_equal(route_agent_sessions(&f->route, "anna", &a), 0);
+    n = json_array_size(a);
+    snprintf(first, sizeof(first), "%s",
+             json_string_value(json_object_get(json_array_get(a, 0),
+                                               "openid")));
+    json_decref(a);
+    assert_int_equal(n, 2);
+    assert_string_equal(first, "oU1");
+    assert_int_equal(route_session_view(&f->route, KF_STR("oU1"), &s), 0);
+    snprintf(agent, sizeof(agent), "%s",
+             json_string_value(json_object_get(s, "agent")));
+    snprintf(policy, sizeof(policy), "%s",
+             json_string_value(json_object_get(
+                 json_object_get(s, "why"), "policy")));
+    answered = json_is_false(json_object_get(s, "answered"));
+    json_decref(s);
+    assert_string_equal(agent, "anna");
+    assert_string_equal(policy, "round_robin");
+    assert_int_equal(answered, 1);
+    assert_int_equal(route_session_view(&f->route, KF_STR("oNobody"), &s),
+                     KF_ENOTFOUND);
+    assert_null(s);
+    assert_invariants(f);
+}
+
+/* --- transfer ------------------------------------------------------------ */
+
+static void test_route_transfer_to_an_agent_moves_the_load_and_emits(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "anna", "bob",
+                             T0 + 2), 0);
+    assert_string_equal(f->res, "assigned:bob");
+    assert_int_equal(load(f, "anna"), 0);
+    assert_int_equal(load(f, "bob"), 1);
+    assert_string_equal(sfield(f, "oU1", "agent"), "bob");
+    assert_string_equal(ev(f, "transfer", "oU1", 1, "agent"), "bob");
+    assert_string_equal(why(f, "oU1"),
+                        "policy=transfer;group=_all;chosen=bob;"
+                        "reason=transfer;candidates=bob:0/5");
+    assert_string_equal(msg(f, "oU1", "", T0 + 3), "sticky:bob");
+    assert_invariants(f);
+}
+
+static void test_route_transfer_frees_a_slot_the_queue_takes_at_once(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 1, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "paused", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:1");
+    /* a paused agent may still be handed a user explicitly */
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "", "bob", T0 + 3),
+                     0);
+    assert_string_equal(sfield(f, "oU1", "agent"), "bob");
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_string_equal(queue(f, "_all"), "");
+    assert_invariants(f);
+}
+
+static void test_route_transfer_to_a_group_routes_inside_that_group(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "carl", 1, 0, "sales");
+    presence(f, "anna", "online", T0);
+    presence(f, "carl", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_int_equal(sess_op(f, "transfer_group", "oU1", "anna", "sales",
+                             T0 + 2), 0);
+    assert_string_equal(f->res, "assigned:carl");
+    assert_string_equal(sfield(f, "oU1", "agent"), "carl");
+    assert_string_equal(sfield(f, "oU1", "group"), "sales");
+    assert_string_equal(ev(f, "reassign", "oU1", 1, "reason"), "transfer");
+    assert_non_null(strstr(why(f, "oU1"), "reason=transfer"));
+    assert_int_equal(load(f, "anna"), 0);
+    assert_invariants(f);
+}
+
+static void test_route_transfer_to_a_group_reply_matches_the_session(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    /* anna is the only member of sales: moving her user to sales leaves
+     * nobody else to take him. */
+    add_agent(f, "anna", 1, 0, "sales");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_int_equal(sess_op(f, "transfer_group", "oU1", "anna", "sales",
+                             T0 + 2), 0);
+    if (strncmp(f->res, "queued:", 7) == 0) {
+        if (strcmp(sfield(f, "oU1", "state"), "waiting") != 0)
+            fail_msg("reply %s but the session is %s with %s (%s)", f->res,
+                     sfield(f, "oU1", "state"), sfield(f, "oU1", "agent"),
+                     ev(f, "assign", "oU1", 2, "reason"));
+        assert_string_equal(queue(f, "sales"), "oU1");
+    } else {
+        assert_string_equal(f->res, "assigned:anna");
+        assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    }
+    assert_invariants(f);
+}
+
+static void test_route_refusals_name_their_reason_and_change_nothing(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "sales");
+    add_agent(f, "bob", 1, 1, "");
+    add_agent(f, "carl", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oU1", "anna", "", T0 + 1);
+    kf_event(f, ROUTE_KF_CREATE, "oU2", "bob", "", T0 + 2);
+
+    assert_int_equal(sess_op(f, "close", "oNobody", "anna", "", T0 + 3),
+                     KF_ENOTFOUND);
+    assert_string_equal(f->err, "no_session");
+    assert_int_equal(sess_op(f, "close", "oU1", "bob", "", T0 + 3),
+                     KF_EINVAL);
+    assert_string_equal(f->err, "not_yours");
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "bob", "carl",
+                             T0 + 3), KF_EINVAL);
+    assert_string_equal(f->err, "not_yours");
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "anna", "dave",
+                             T0 + 3), KF_EINVAL);
+    assert_string_equal(f->err, "unknown_agent");
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "anna", "anna",
+                             T0 + 3), KF_EINVAL);
+    assert_string_equal(f->err, "same_agent");
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "anna", "carl",
+                             T0 + 3), KF_EINVAL);
+    assert_string_equal(f->err, "agent_offline");
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "anna", "bob",
+                             T0 + 3), KF_EINVAL);
+    assert_string_equal(f->err, "agent_full");
+    assert_int_equal(sess_op(f, "transfer_group", "oU1", "anna", "nosuch",
+                             T0 + 3), KF_EINVAL);
+    assert_string_equal(f->err, "unknown_group");
+    assert_int_equal(sess_op(f, "reopen", "oU1", "anna", "", T0 + 3),
+                     KF_EINVAL);
+    assert_string_equal(f->err, "bad_op");
+
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_string_equal(sfield(f, "oU1", "state"), "active");
+    assert_int_equal(load(f, "anna"), 1);
+    assert_int_equal(load(f, "bob"), 1);
+    assert_int_equal(ev_count(f, "transfer", ""), 0);
+    assert_int_equal(ev_count(f, "close", ""), 0);
+    assert_invariants(f);
+}
+
+/* --- timeouts ------------------------------------------------------------ */
+
+static void test_route_queue_timeout_removes_the_user_asking_for_a_message(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    f->cfg.routing.queue_timeout = 60;
+    reinit(f);
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0);
+    assert_string_equal(msg(f, "oU2", "", T0 + 1), "queued:1");
+    c = sweep(f, T0 + 60 * SEC, HB_LONG);
+    assert_int_equal(c.queue_timeouts, 0);
+    c = sweep(f, T0 + 1 + 60 * SEC, HB_LONG);
+    assert_int_equal(c.queue_timeouts, 1);
+    assert_string_equal(CMD(f, "EXISTS", key(f, "sess:", "oU2")), "0");
+    assert_string_equal(queue(f, "_all"), "");
+    assert_string_equal(ev(f, "close", "oU2", 1, "reason"), "queue_timeout");
+    assert_string_equal(ev(f, "close", "oU2", 1, "notify"), "leave_message");
+    assert_string_equal(sfield(f, "oU1", "state"), "active");
+    assert_invariants(f);
+}
+
+static void test_route_first_reply_timeout_moves_the_user_to_another_agent(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    f->cfg.routing.first_reply_timeout = 30;
+    reinit(f);
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0), "assigned:anna");
+    c = sweep(f, T0 + 29 * SEC, HB_LONG);
+    assert_int_equal(c.first_reply_reroutes, 0);
+    c = sweep(f, T0 + 30 * SEC, HB_LONG);
+    assert_int_equal(c.first_reply_reroutes, 1);
+    assert_string_equal(sfield(f, "oU1", "agent"), "bob");
+    assert_int_equal(load(f, "anna"), 0);
+    assert_string_equal(ev(f, "reassign", "oU1", 1, "reason"),
+                        "first_reply_timeout");
+    assert_string_equal(why(f, "oU1"),
+                        "policy=round_robin;group=_all;chosen=bob;"
+                        "reason=first_reply_timeout;candidates=bob:0/5");
+    assert_invariants(f);
+}
+
+static void test_route_answered_stops_the_first_reply_timeout(void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    f->cfg.routing.first_reply_timeout = 30;
+    reinit(f);
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0), "assigned:anna");
+    assert_int_equal(sess_op(f, "answered", "oU1", "anna", "", T0 + 10 * SEC),
+                     0);
+    assert_string_equal(sfield(f, "oU1", "answered"), "1");
+    c = sweep(f, T0 + 60 * SEC, HB_LONG);
+    assert_int_equal(c.first_reply_reroutes, 0);
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_int_equal(ev_count(f, "reassign", "oU1"), 0);
+    assert_invariants(f);
+}
+
+static void test_route_first_reply_timeout_with_nobody_else_keeps_the_user(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    f->cfg.routing.first_reply_timeout = 30;
+    reinit(f);
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0);
+    c = sweep(f, T0 + 30 * SEC, HB_LONG);
+    assert_int_equal(c.first_reply_reroutes, 0);
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_string_equal(ev(f, "first_reply_late", "oU1", 1, "reason"),
+                        "no_other_agent");
+    assert_invariants(f);
+}
+
+/* --- presence ------------------------------------------------------------ */
+
+static void test_route_presence_refuses_unknown_agents_and_bad_ops(
+    void **st)
+{
+    struct fixture *f = *st;
+    char status[16];
+    long moved = 0;
+
+    add_agent(f, "anna", 1, 0, "");
+    assert_int_equal(route_presence(&f->route, "dave", "online", "request",
+                                    T0, status, sizeof(status), &moved),
+                     KF_ENOTFOUND);
+    assert_int_equal(route_presence(&f->route, "anna", "away", "request",
+                                    T0, status, sizeof(status), &moved),
+                     KF_EINVAL);
+    assert_string_equal(CMD(f, "HGET", key(f, "agent:", "anna"), "status"),
+                        "(nil)");
+    assert_invariants(f);
+}
+
+static void test_route_heartbeat_keeps_an_agent_online_until_the_ttl(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "anna", "heartbeat", T0 + 20 * SEC);
+    c = sweep(f, T0 + 45 * SEC, 30);
+    assert_int_equal(c.agents_lost, 0);
+    assert_string_equal(CMD(f, "HGET", key(f, "agent:", "anna"), "status"),
+                        "online");
+    c = sweep(f, T0 + 51 * SEC, 30);
+    assert_int_equal(c.agents_lost, 1);
+    assert_string_equal(CMD(f, "HGET", key(f, "agent:", "anna"), "status"),
+                        "offline");
+    assert_string_equal(CMD(f, "SISMEMBER", PFX "online", "anna"), "0");
+    assert_string_equal(ev(f, "presence", "", 2, "reason"), "heartbeat_lost");
+    assert_invariants(f);
+}
+
+static void test_route_paused_agent_takes_no_new_users_but_keeps_alive(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "paused", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:bob");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "assigned:bob");
+    presence(f, "anna", "heartbeat", T0 + 25 * SEC);
+    presence(f, "bob", "heartbeat", T0 + 25 * SEC);
+    c = sweep(f, T0 + 40 * SEC, 30);
+    assert_int_equal(c.agents_lost, 0);
+    assert_string_equal(CMD(f, "HGET", key(f, "agent:", "anna"), "status"),
+                        "paused");
+    assert_invariants(f);
+}
+
+static void test_route_lost_agents_users_are_rerouted_to_free_agents(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts c;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oU1", "anna", "", T0 + 1);
+    kf_event(f, ROUTE_KF_CREATE, "oU2", "anna", "", T0 + 2);
+    presence(f, "bob", "heartbeat", T0 + 40 * SEC);
+    c = sweep(f, T0 + 45 * SEC, 30);
+    assert_int_equal(c.agents_lost, 1);
+    assert_string_equal(sfield(f, "oU1", "agent"), "bob");
+    assert_string_equal(sfield(f, "oU2", "agent"), "bob");
+    assert_int_equal(load(f, "anna"), 0);
+    assert_int_equal(load(f, "bob"), 2);
+    assert_string_equal(ev(f, "reassign", "oU1", 1, "reason"),
+                        "heartbeat_lost");
+    assert_non_null(strstr(why(f, "oU2"), "reason=heartbeat_lost"));
+    assert_invariants(f);
+}
+
+static void test_route_lost_agents_users_queue_ahead_of_waiting_users(
+    void **st)
+{
+    struct fixture *f = *st;
+    const char *q;
+
+    add_agent(f, "anna", 1, 2, "");
+    add_agent(f, "bob", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oU1", "anna", "", T0 + 1);
+    kf_event(f, ROUTE_KF_CREATE, "oU2", "anna", "", T0 + 2);
+    kf_event(f, ROUTE_KF_CREATE, "oU3", "bob", "", T0 + 3);
+    assert_string_equal(msg(f, "oW1", "", T0 + 4), "queued:1");
+    presence(f, "bob", "heartbeat", T0 + 40 * SEC);
+    assert_int_equal(sweep(f, T0 + 45 * SEC, 30).agents_lost, 1);
+    q = queue(f, "_all");
+    assert_true(strcmp(q, "oU1,oU2,oW1") == 0 ||
+                strcmp(q, "oU2,oU1,oW1") == 0);
+    assert_string_equal(sfield(f, "oU1", "state"), "waiting");
+    assert_string_equal(msg(f, "oW1", "", T0 + 46 * SEC), "queued:3");
+    assert_int_equal(load(f, "anna"), 0);
+    assert_invariants(f);
+}
+
+static void test_route_lost_agents_users_keep_their_arrival_order(void **st)
+{
+    struct fixture *f = *st;
+
+    /* oA came first, oB second; both go back to the front, oA first. */
+    add_agent(f, "anna", 1, 2, "");
+    add_agent(f, "bob", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oA", "anna", "", T0 + 1);
+    kf_event(f, ROUTE_KF_CREATE, "oB", "anna", "", T0 + 2);
+    kf_event(f, ROUTE_KF_CREATE, "oU3", "bob", "", T0 + 3);
+    assert_string_equal(msg(f, "oW1", "", T0 + 4), "queued:1");
+    assert_int_equal(presence(f, "anna", "offline", T0 + 5), 2);
+    assert_string_equal(queue(f, "_all"), "oA,oB,oW1");
+    assert_invariants(f);
+}
+
+/* --- explanations -------------------------------------------------------- */
+
+static void test_route_why_and_the_assign_event_explain_the_decision(
+    void **st)
+{
+    struct fixture *f = *st;
+    char w[1024];
+
+    configure(f, "least_busy", 5, "");
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 3, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oSeed", "anna", "", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:bob");
+    assert_string_equal(why(f, "oU1"),
+                        "policy=least_busy;group=_all;chosen=bob;"
+                        "reason=new_session;candidates=anna:1/5,bob:0/3");
+    snprintf(w, sizeof(w), "%s", sfield(f, "oU1", "why"));
+    assert_string_equal(ev(f, "assign", "oU1", 1, "why"), w);
+    assert_string_equal(ev(f, "assign", "oU1", 1, "reason"), "new_session");
+    assert_string_equal(ev(f, "assign", "oU1", 1, "agent"), "bob");
+    assert_invariants(f);
+}
+
+static void test_route_why_of_a_queued_user_lists_candidates_as_an_array(
+    void **st)
+{
+    struct fixture *f = *st;
+    const char *w;
+
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0);
+    assert_string_equal(msg(f, "oU2", "", T0 + 1), "queued:1");
+    assert_string_equal(why(f, "oU2"),
+                        "policy=round_robin;group=_all;chosen=;"
+                        "reason=all_busy;candidates=");
+    w = sfield(f, "oU2", "why");
+    if (!strstr(w, "\"candidates\":[]"))
+        fail_msg("why of a queued user: %s", w);
+    assert_invariants(f);
+}
+
+/* --- wechat_kf session events -------------------------------------------- */
+
+static void test_route_kf_create_gives_a_waiting_user_to_the_accepting_agent(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "paused", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "queued:1");
+    assert_string_equal(kf_event(f, ROUTE_KF_CREATE, "oU1", "anna", "",
+                                 T0 + 2), "none");
+    assert_string_equal(sfield(f, "oU1", "state"), "active");
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_string_equal(queue(f, "_all"), "");
+    assert_string_equal(CMD(f, "ZSCORE", PFX "qdeadline", "oU1"), "(nil)");
+    assert_int_equal(load(f, "anna"), 1);
+    assert_invariants(f);
+}
+
+static void test_route_kf_create_by_another_agent_moves_the_load(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 1, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:1");
+    kf_event(f, ROUTE_KF_CREATE, "oU1", "bob", "", T0 + 3);
+    assert_string_equal(sfield(f, "oU1", "agent"), "bob");
+    assert_int_equal(load(f, "bob"), 1);
+    /* anna's freed slot goes to the waiting user */
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_invariants(f);
+}
+
+static void test_route_kf_switch_moves_the_session_between_agents(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oU1", "anna", "", T0 + 1);
+    kf_event(f, ROUTE_KF_SWITCH, "oU1", "anna", "bob", T0 + 2);
+    assert_string_equal(sfield(f, "oU1", "agent"), "bob");
+    assert_int_equal(load(f, "anna"), 0);
+    assert_int_equal(load(f, "bob"), 1);
+    assert_string_equal(ev(f, "transfer", "oU1", 1, "reason"),
+                        "kf_switch_session");
+    assert_invariants(f);
+}
+
+static void test_route_kf_close_closes_the_session_and_drains_the_queue(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oU1", "anna", "", T0 + 1);
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:1");
+    kf_event(f, ROUTE_KF_CLOSE, "oU1", "anna", "", T0 + 3);
+    assert_string_equal(CMD(f, "EXISTS", key(f, "sess:", "oU1")), "0");
+    assert_string_equal(ev(f, "close", "oU1", 1, "reason"), "agent");
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_int_equal(load(f, "anna"), 1);
+    assert_invariants(f);
+}
+
+static void test_route_kf_events_naming_unknown_agents_change_nothing(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oU1", "anna", "", T0 + 1);
+    kf_event(f, ROUTE_KF_CREATE, "oU2", "ghost", "", T0 + 2);
+    kf_event(f, ROUTE_KF_SWITCH, "oU1", "anna", "ghost", T0 + 3);
+    assert_string_equal(CMD(f, "EXISTS", key(f, "sess:", "oU2")), "0");
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_int_equal(load(f, "anna"), 1);
+    assert_string_equal(CMD(f, "EXISTS", key(f, "load:", "ghost")), "0");
+    assert_invariants(f);
+}
+
+static void test_route_transfer_result_names_a_full_length_agent_account(
+    void **st)
+{
+    /* kf_account allows 10 + 1 + 30 = 41 characters */
+    static const char longest[] = "abcdefghij@abcdefghijklmnopqrstuvwxyz0123";
+    struct fixture *f = *st;
+    char expect[64];
+
+    assert_int_equal(strlen(longest), 41);
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, longest, 1, 0, "");
+    presence(f, "anna", "online", T0);
+    kf_event(f, ROUTE_KF_CREATE, "oU1", "anna", "", T0 + 1);
+    presence(f, longest, "online", T0 + 2);
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "anna", longest,
+                             T0 + 3), 0);
+    assert_string_equal(sfield(f, "oU1", "agent"), longest);
+    snprintf(expect, sizeof(expect), "assigned:%s", longest);
+    assert_string_equal(f->res, expect);
+    assert_invariants(f);
+}
+
+/* A small deterministic generator for the soak test. */
+static unsigned long rnd(unsigned long *x)
+{
+    *x = *x * 6364136223846793005UL + 1442695040888963407UL;
+    return (*x >> 33) % 1000003UL;
+}
+
+/* Random operations from one seed; the invariants after every step.
+ * Returns the number of events of each kind in counts (assign, queue,
+ * close, transfer, reassign). */
+static void soak(struct fixture *f, unsigned long seed, long counts[5])
+{
+    static const char *const agents[] = { "anna", "bob", "carl", "dora" };
+    static const char *const groups[] = { "", "sales", "vip", "nosuch" };
+    static const char *const ops[] = { "online", "online", "online",
+                                       "paused", "offline", "heartbeat" };
+    static const char *const kinds[] = { "assign", "queue", "close",
+                                         "transfer", "reassign" };
+    unsigned long x = seed;
+    int64_t now = T0;
+    int step, i;
+
+    CMD(f, "FLUSHALL");
+    f->cfg.routing.queue_timeout = 120;
+    f->cfg.routing.first_reply_timeout = 20;
+    f->cfg.session.idle_timeout = 60;
+    configure(f, "round_robin", 4, "sales:weighted,vip:least_busy");
+    add_agent(f, "anna", 3, 0, "sales");
+    add_agent(f, "bob", 1, 6, "sales,vip");
+    add_agent(f, "carl", 2, 2, "vip");
+    add_agent(f, "dora", 1, 0, "");
+    for (i = 0; i < 4; i++)
+        presence(f, agents[i], "online", now);
+    for (step = 0; step < 500; step++) {
+        const char *a = agents[rnd(&x) % 4], *b = agents[rnd(&x) % 4];
+        const char *state;
+        char u[32], what[160];
+        int r = (int)(rnd(&x) % 100), rc;
+
+        user_name(u, sizeof(u), (int)(rnd(&x) % 20));
+        now += (int64_t)(rnd(&x) % 4000);
+        if (r < 45) {
+            snprintf(what, sizeof(what), "msg %s", u);
+            msg(f, u, groups[rnd(&x) % 4], now);
+        } else if (r < 55) {
+            snprintf(what, sizeof(what), "presence %s %s", a,
+                     ops[rnd(&x) % 6]);
+            presence(f, a, strchr(what + 9, ' ') + 1, now);
+        } else if (r < 63) {
+            snprintf(what, sizeof(what), "close %s", u);
+            rc = sess_op(f, "close", u, "", "", now);
+            assert_true(rc == 0 || rc == KF_ENOTFOUND);
+        } else if (r < 71) {
+            snprintf(what, sizeof(what), "transfer %s to %s", u, b);
+            rc = sess_op(f, "transfer_agent", u, "", b, now);
+            assert_true(rc == 0 || rc == KF_ENOTFOUND || rc == KF_EINVAL);
+        } else if (r < 78) {
+            const char *g = rnd(&x) % 2 ? "sales" : "vip";
+
+            snprintf(what, sizeof(what), "transfer %s to group %s", u, g);
+            rc = sess_op(f, "transfer_group", u, "", g, now);
+            assert_true(rc == 0 || rc == KF_ENOTFOUND);
+        } else if (r < 84) {
+            snprintf(what, sizeof(what), "answered %s", u);
+            rc = sess_op(f, "answered", u, "", "", now);
+            assert_true(rc == 0 || rc == KF_ENOTFOUND || rc == KF_EINVAL);
+        } else if (r < 88) {
+            snprintf(what, sizeof(what), "kf_close %s", u);
+            kf_event(f, ROUTE_KF_CLOSE, u, sfield(f, u, "agent"), "", now);
+        } else {
+            snprintf(what, sizeof(what), "sweep");
+            for (i = 0; i < 4; i++)
+                if (rnd(&x) % 8)
+                    presence(f, agents[i], "heartbeat", now);
+            sweep(f, now, 30);
+        }
+        state = check_state(f);
+        if (strcmp(state, "ok") != 0)
+            fail_msg("seed %lu step %d (%s): %s", seed, step, what, state);
+    }
+    for (i = 0; i < 5; i++)
+        counts[i] = ev_count(f, kinds[i], "");
+}
+
+static void test_route_random_operations_keep_load_equal_to_active_sessions(
+    void **st)
+{
+    struct fixture *f = *st;
+    long counts[5] = { 0, 0, 0, 0, 0 }, c[5];
+    unsigned long seed;
+    int i;
+
+    for (seed = 1; seed <= SOAK_SEEDS; seed++) {
+        soak(f, seed * 7919, c);
+        for (i = 0; i < 5; i++)
+            counts[i] += c[i];
+    }
+    /* the walk did reach every kind of move */
+    assert_true(counts[0] >= 50);          /* assign */
+    assert_true(counts[1] >= 20);          /* queue */
+    assert_true(counts[2] >= 20);          /* close */
+    assert_true(counts[3] >= 1);           /* transfer */
+    assert_true(counts[4] >= 10);          /* reassign */
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_route_classify_sends_keywords_and_menu_keys_to_groups),
+        T(test_route_classify_records_events_and_maps_kf_events),
+        T(test_route_round_robin_keeps_counts_within_one_of_each_other),
+        T(test_route_weighted_gives_each_agent_k_times_its_weight),
+        T(test_route_weighted_5_1_1_follows_nginx_smooth_sequence),
+        T(test_route_least_busy_picks_the_lowest_load_over_capacity),
+        T(test_route_least_busy_breaks_ties_toward_the_longest_idle),
+        T(test_route_group_users_go_only_to_group_members),
+        T(test_route_unknown_group_falls_back_to_every_agent),
+        T(test_route_group_policy_overrides_the_default_inside_the_group),
+        T(test_route_default_capacity_applies_and_extra_users_queue),
+        T(test_route_agent_capacity_is_never_exceeded),
+        T(test_route_active_user_sticks_to_the_same_agent),
+        T(test_route_sticky_holds_while_the_agent_is_paused),
+        T(test_route_offline_agent_hands_its_users_to_another),
+        T(test_route_queue_positions_count_from_one_in_arrival_order),
+        T(test_route_closing_a_session_assigns_the_oldest_waiting_user),
+        T(test_route_agent_coming_online_takes_waiting_users_in_order),
+        T(test_route_unpausing_an_agent_assigns_the_waiting_users),
+        T(test_route_group_queue_drains_only_to_group_members),
+        T(test_route_no_agent_online_answers_offline_and_keeps_the_user),
+        T(test_route_retry_gets_the_first_decision_and_records_once),
+        T(test_route_session_goes_waiting_active_closed_with_a_reason),
+        T(test_route_admin_close_is_recorded_with_reason_admin),
+        T(test_route_each_message_pushes_the_idle_deadline),
+        T(test_route_idle_expiry_frees_the_slot_for_the_next_user),
+        T(test_route_views_list_an_agents_sessions_and_one_session),
+        T(test_route_transfer_to_an_agent_moves_the_load_and_emits),
+        T(test_route_transfer_frees_a_slot_the_queue_takes_at_once),
+        T(test_route_transfer_to_a_group_routes_inside_that_group),
+        T(test_route_transfer_to_a_group_reply_matches_the_session),
+        T(test_route_refusals_name_their_reason_and_change_nothing),
+        T(test_route_queue_timeout_removes_the_user_asking_for_a_message),
+        T(test_route_first_reply_timeout_moves_the_user_to_another_agent),
+        T(test_route_answered_stops_the_first_reply_timeout),
+        T(test_route_first_reply_timeout_with_nobody_else_keeps_the_user),
+        T(test_route_presence_refuses_unknown_agents_and_bad_ops),
+        T(test_route_heartbeat_keeps_an_agent_online_until_the_ttl),
+        T(test_route_paused_agent_takes_no_new_users_but_keeps_alive),
+        T(test_route_lost_agents_users_are_rerouted_to_free_agents),
+        T(test_route_lost_agents_users_queue_ahead_of_waiting_users),
+        T(test_route_lost_agents_users_keep_their_arrival_order),
+        T(test_route_why_and_the_assign_event_explain_the_decision),
+        T(test_route_why_of_a_queued_user_lists_candidates_as_an_array),
+        T(test_route_kf_create_gives_a_waiting_user_to_the_accepting_agent),
+        T(test_route_kf_create_by_another_agent_moves_the_load),
+        T(test_route_kf_switch_moves_the_session_between_agents),
+        T(test_route_kf_close_closes_the_session_and_drains_the_queue),
+        T(test_route_kf_events_naming_unknown_agents_change_nothing),
+        T(test_route_transfer_result_names_a_full_length_agent_account),
+        T(test_route_random_operations_keep_load_equal_to_active_sessions),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
