@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "callback.h"
+#include "route.h"
 #include "testutil.h"
 #include "wx_sign.h"
 #include "wx_xml.h"
@@ -560,6 +561,107 @@ static void test_callback_answers_backend_unavailable_when_redis_is_down(
     free(body);
 }
 
+static char *text_xml(const char *openid, const char *msgid,
+                      const char *content)
+{
+    char *b = malloc(1024);
+
+    assert_non_null(b);
+    snprintf(b, 1024,
+             "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
+             "<FromUserName><![CDATA[%s]]></FromUserName>"
+             "<CreateTime>1716300500</CreateTime><MsgType><![CDATA[text]]>"
+             "</MsgType><Content><![CDATA[%s]]></Content>"
+             "<MsgId>%s</MsgId></xml>", openid, content, msgid);
+    return b;
+}
+
+static void add_online_agent(struct fixture *f, const char *acct)
+{
+    const char *hset[] = { "HSET", NULL, "weight", "1", "capacity", "3",
+                           "groups", "", NULL };
+    const char *sadd[] = { "SADD", "wxkf:{" APPID "}:agents", acct, NULL };
+    char key[128], status[16];
+    long moved;
+
+    snprintf(key, sizeof(key), "wxkf:{" APPID "}:agent:%s", acct);
+    hset[1] = key;
+    free(tu_redis_cmd(&f->redis, hset));
+    free(tu_redis_cmd(&f->redis, sadd));
+    assert_int_equal(route_presence(&f->cb.route, acct, "online", "test",
+                                    1716300400000LL, status, sizeof(status),
+                                    &moved), 0);
+}
+
+static void test_callback_transfers_to_the_chosen_kf_account_in_wechat_kf_mode(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct callback_res res;
+    struct wx_msg *m = NULL;
+    struct kf_str kf;
+    char qs[256], *body = text_xml("oKfUser_1", "9001", "hello");
+
+    set(&f->cfg.wechat.mode, "wechat_kf");
+    ready(f);
+    add_online_agent(f, "kf01@shop_wx");
+    signed_qs(qs, sizeof(qs), "1716300500", "5");
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, body, 1716300500, &res), 0);
+    assert_string_equal(res.decision, "assigned:kf01@shop_wx");
+    assert_int_equal(wx_xml_parse(kf_buf_str(&res.body), &m, NULL), 0);
+    assert_true(kf_str_eq_c(m->msgtype, "transfer_customer_service"));
+    assert_int_equal(wx_xml_field(m, "TransInfo", &kf), 0);
+    assert_true(kf_str_eq_c(kf, "kf01@shop_wx"));
+    assert_true(kf_str_eq_c(m->to_user, "oKfUser_1"));
+    wx_xml_msg_free(m);
+    callback_res_release(&res);
+    free(body);
+}
+
+static void test_callback_answers_the_queue_position_in_safe_mode(void **st)
+{
+    struct fixture *f = *st;
+    struct callback_res res;
+    struct kf_buf enc;
+    struct wx_msg *m;
+    char qs[512], env[2048], *xml;
+    int i;
+
+    set(&f->cfg.texts.queued, "您前面还有 {n} 位");
+    ready(f);
+    add_online_agent(f, "solo");
+    kf_buf_init(&enc, 65536);
+    for (i = 0; i < 5; i++) {        /* capacity 3: users 4 and 5 wait */
+        char openid[32], msgid[16];
+
+        snprintf(openid, sizeof(openid), "oQueue_%d", i);
+        snprintf(msgid, sizeof(msgid), "%d", 7700 + i);
+        xml = text_xml(openid, msgid, "排队");
+        assert_int_equal(wx_crypto_encrypt(&f->cb.crypto[0], kf_str_c(xml),
+                                           NULL, &enc), 0);
+        snprintf(env, sizeof(env),
+                 "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
+                 "<Encrypt><![CDATA[%s]]></Encrypt></xml>", enc.p);
+        signed_aes_qs(qs, sizeof(qs), "1716300500", "9", enc.p);
+        callback_res_init(&res);
+        assert_int_equal(push(f, qs, env, 1716300500, &res), 0);
+        if (i < 3) {
+            assert_string_equal(res.body.p, "success");
+        } else {
+            char want[64];
+
+            m = open_envelope(f, res.body.p);
+            snprintf(want, sizeof(want), "您前面还有 %d 位", i - 2);
+            assert_true(kf_str_eq_c(m->content, want));
+            wx_xml_msg_free(m);
+        }
+        callback_res_release(&res);
+        free(xml);
+    }
+    kf_buf_release(&enc);
+}
+
 static void test_callback_verifies_the_server_url(void **st)
 {
     struct fixture *f = *st;
@@ -619,6 +721,8 @@ int main(void)
         T(test_callback_trusts_only_the_decrypted_copy_in_compat_mode),
         T(test_callback_answers_backend_unavailable_when_redis_is_down),
         T(test_callback_verifies_the_server_url),
+        T(test_callback_transfers_to_the_chosen_kf_account_in_wechat_kf_mode),
+        T(test_callback_answers_the_queue_position_in_safe_mode),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
