@@ -102,6 +102,19 @@ static int store_opt(struct opts *o, const char *name, unsigned bit,
     return 0;
 }
 
+/* "--weight -c FILE" is a missing value, not a weight of "-c". */
+static int is_option(const char *a)
+{
+    size_t d;
+
+    for (d = 0; d < sizeof(optdefs) / sizeof(optdefs[0]); d++)
+        if (strcmp(optdefs[d].name, a) == 0 ||
+            (strncmp(optdefs[d].name, a, strlen(optdefs[d].name)) == 0 &&
+             a[strlen(optdefs[d].name)] == '=' && optdefs[d].takes_value))
+            return 1;
+    return 0;
+}
+
 /* argv[2..]: the first word is the command, the rest options ("--x v" or
  * "--x=v"). Returns 0, or 2 after printing a usage error. */
 static int parse(int argc, char **argv, const char **cmd, struct opts *o)
@@ -131,7 +144,7 @@ static int parse(int argc, char **argv, const char **cmd, struct opts *o)
         if (optdefs[d].takes_value) {
             if (n < strlen(a))
                 v = a + n + 1;
-            else if (i + 1 < argc)
+            else if (i + 1 < argc && !is_option(argv[i + 1]))
                 v = argv[++i];
             else
                 return usage_error("missing value for", a);
@@ -267,20 +280,45 @@ static json_t *agent_json(const struct agent *a, const char *status)
     return j;
 }
 
-/* Characters (not bytes) of a valid UTF-8 string, for column widths. */
+/* Terminal columns of code point c: 2 for East Asian wide and fullwidth
+ * characters (most nicks here are Chinese), else 1. */
+static int columns(unsigned long c)
+{
+    return (c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf) ||
+                   (c >= 0xac00 && c <= 0xd7a3) ||
+                   (c >= 0xf900 && c <= 0xfaff) ||
+                   (c >= 0xfe30 && c <= 0xfe4f) ||
+                   (c >= 0xff00 && c <= 0xff60) ||
+                   (c >= 0xffe0 && c <= 0xffe6) ||
+                   (c >= 0x1f300 && c <= 0x1f64f) ||
+                   (c >= 0x1f900 && c <= 0x1f9ff) ||
+                   (c >= 0x20000 && c <= 0x3fffd)
+               ? 2 : 1;
+}
+
+/* Display width of a valid UTF-8 string (checked by lib/agent). */
 static int width(const char *s)
 {
-    int n = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned long c;
+    int n = 0, more;
 
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
+    while (*p) {
+        more = *p >= 0xf0 ? 3 : *p >= 0xe0 ? 2 : *p >= 0xc0 ? 1 : 0;
+        c = more ? *p & (0x3f >> more) : *p;
+        for (p++; more && (*p & 0xc0) == 0x80; more--, p++)
+            c = c << 6 | (*p & 0x3f);
+        n += columns(c);
+    }
     return n;
 }
 
 static void cell(const char *s, int w, const char *sep)
 {
+    int pad = w - width(s);
+
     fputs(s, stdout);
-    printf("%*s%s", w - width(s), "", sep);
+    printf("%*s%s", pad > 0 ? pad : 0, "", sep);
 }
 
 struct row_text {
