@@ -10,8 +10,10 @@
 struct config {
     struct {
         char *app_id, *app_secret, *token, *encoding_aes_key,
-            *encoding_aes_key_prev, *original_id, *mode, *api_base;
-        long timestamp_window, dedupe_ttl;
+            *encoding_aes_key_prev, *original_id, *mode, *api_base,
+            *token_endpoint, *ca_file;
+        long timestamp_window, dedupe_ttl, api_timeout_ms,
+            api_connect_timeout_ms, api_retries;
     } wechat;
     struct {
         char *url;
@@ -39,7 +41,7 @@ struct config {
         long heartbeat_ttl;
     } presence;
     struct {
-        long wechat_api_per_min;
+        long wechat_api_per_min, send_per_day, token_per_day;
     } ratelimit;
     struct {
         char *welcome, *no_agent, *queued, *leave_message;

@@ -28,7 +28,9 @@
     X(ENOTFOUND, -17, "not found")                                      \
     X(ECRYPTO, -18, "crypto library failure")                           \
     X(EACCOUNT, -19, "message addressed to another account")            \
-    X(ENOKEY, -20, "encryption is not configured")
+    X(ENOKEY, -20, "encryption is not configured")                      \
+    X(ELIMIT, -21, "rate limit or budget reached")                      \
+    X(EWECHAT, -22, "WeChat refused the request")
 
 enum kf_err {
     KF_OK = 0,
