@@ -1,0 +1,116 @@
+/* wx_api: the client for WeChat's HTTP API (libcurl). It owns the one
+ * reused curl handle of the process (keep-alive, connect and total
+ * timeouts, TLS verified), the access token shared by all processes
+ * through Redis (refreshed by one process at a time under a short lock,
+ * before it expires; a call answered 40001/42001/40014 refreshes once and
+ * retries once), the Redis token bucket that keeps every process together
+ * under [ratelimit] wechat_api_per_min, the daily budgets (custom/send and
+ * token fetches), the retry policy (transient: network, HTTP 5xx, errcode
+ * -1 and 45009 back off exponentially with jitter; permanent errors return
+ * at once) and the wrappers for the customer-service APIs. */
+#ifndef WX_API_H
+#define WX_API_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "kf.h"
+#include "store.h"
+
+struct wx_api;
+
+/* The outcome of one API call (after retries). */
+struct wx_api_result {
+    int http_status;        /* of the last attempt; 0 = no HTTP answer */
+    long errcode;           /* WeChat's errcode (0 = success) */
+    char errmsg[256];       /* WeChat's errmsg, or what went wrong */
+    int transient;          /* 1: worth retrying later (network, 5xx, -1,
+                               45009, rate limit), 0: permanent */
+    int attempts;           /* HTTP requests made */
+    json_t *body;           /* the parsed JSON answer (owned), or NULL */
+};
+
+void wx_api_result_init(struct wx_api_result *r);
+void wx_api_result_release(struct wx_api_result *r);   /* safe twice */
+
+/* Creates the client. cfg and st are borrowed and must outlive it. On
+ * success *out is new; free with wx_api_free(). */
+KF_WUR int wx_api_new(const struct config *cfg, struct store *st,
+                      struct wx_api **out);
+void wx_api_free(struct wx_api *a);                     /* NULL ok */
+
+/* One call: method "GET" or "POST", path like "/cgi-bin/message/custom/
+ * send", extra query (already escaped, without access_token) or NULL,
+ * JSON body (borrowed) or NULL. Returns 0 on success (errcode absent or
+ * 0), KF_EWECHAT for a permanent WeChat error (res->errcode set),
+ * KF_ELIMIT when the rate limit or a daily budget refuses the call (no
+ * request made), KF_EBACKEND when transient failures outlasted the
+ * retries. */
+KF_WUR int wx_api_call(struct wx_api *a, const char *method, const char *path,
+                       const char *query, json_t *body,
+                       struct wx_api_result *res);
+
+/* message/custom/send: {"touser","msgtype",msgtype: payload,
+ * "customservice":{"kf_account"}} (kf_account NULL or "" = none).
+ * payload is borrowed. Counts against the daily send budget. */
+KF_WUR int wx_api_send(struct wx_api *a, const char *touser,
+                       const char *kf_account, const char *msgtype,
+                       json_t *payload, struct wx_api_result *res);
+/* message/custom/typing: command "Typing" or "CancelTyping". */
+KF_WUR int wx_api_typing(struct wx_api *a, const char *touser,
+                         const char *command, struct wx_api_result *res);
+/* media/upload?type=: multipart field "media" with the bytes. media_id
+ * (>= 128 bytes) gets the new id. */
+KF_WUR int wx_api_media_upload(struct wx_api *a, const char *type,
+                               const char *filename, const void *data,
+                               size_t len, char *media_id,
+                               size_t media_id_len,
+                               struct wx_api_result *res);
+/* media/get: the bytes (capped by out's max) and the Content-Type. */
+KF_WUR int wx_api_media_get(struct wx_api *a, const char *media_id,
+                            struct kf_buf *out, char *content_type,
+                            size_t ct_len, struct wx_api_result *res);
+
+/* kfaccount add/update (nickname) and del; inviteworker. */
+KF_WUR int wx_api_kf_add(struct wx_api *a, const char *kf_account,
+                         const char *nickname, struct wx_api_result *res);
+KF_WUR int wx_api_kf_update(struct wx_api *a, const char *kf_account,
+                            const char *nickname, struct wx_api_result *res);
+KF_WUR int wx_api_kf_del(struct wx_api *a, const char *kf_account,
+                         struct wx_api_result *res);
+KF_WUR int wx_api_kf_invite(struct wx_api *a, const char *kf_account,
+                            const char *invite_wx, struct wx_api_result *res);
+/* The list calls leave WeChat's JSON in res->body. */
+KF_WUR int wx_api_kf_list(struct wx_api *a, struct wx_api_result *res);
+KF_WUR int wx_api_kf_online_list(struct wx_api *a,
+                                 struct wx_api_result *res);
+/* kfsession create/close, getsession (by openid), getsessionlist (by
+ * kf_account), getwaitcase. */
+KF_WUR int wx_api_session_create(struct wx_api *a, const char *kf_account,
+                                 const char *openid,
+                                 struct wx_api_result *res);
+KF_WUR int wx_api_session_close(struct wx_api *a, const char *kf_account,
+                                const char *openid,
+                                struct wx_api_result *res);
+KF_WUR int wx_api_session_get(struct wx_api *a, const char *openid,
+                              struct wx_api_result *res);
+KF_WUR int wx_api_session_list(struct wx_api *a, const char *kf_account,
+                               struct wx_api_result *res);
+KF_WUR int wx_api_session_waitcase(struct wx_api *a,
+                                   struct wx_api_result *res);
+/* msgrecord/getmsglist over [start, end] (≤ 24 h), from msgid, number
+ * ≤ 10000. */
+KF_WUR int wx_api_msg_records(struct wx_api *a, long start, long end,
+                              long msgid, long number,
+                              struct wx_api_result *res);
+
+/* A human message for a WeChat errcode (e.g. 45015 -> "outside the
+ * 48-hour customer-service window or the user unfollowed"); NULL if
+ * unknown. And whether a code is transient (-1, 45009) or one that a
+ * token refresh fixes (40001, 40014, 42001). */
+const char *wx_api_errcode_text(long errcode);
+int wx_api_errcode_transient(long errcode);
+
+#endif
