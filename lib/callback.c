@@ -300,6 +300,7 @@ static int record(struct callback *cb, const struct callback_req *req,
         in.dedupe_key = kf_buf_str(&key);
         in.openid = m->from_user;
         route_classify(&cb->route, m, &in.action, &in.group);
+        in.window = route_window(m);
         in.base_decision = m->type == WX_MSG_EVENT &&
                                    m->event == WX_EV_SUBSCRIBE &&
                                    *cb->cfg->texts.welcome

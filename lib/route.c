@@ -47,6 +47,7 @@ int route_init(struct route *r, struct store *st, const struct config *cfg)
     r->store = st;
     r->dedupe_ttl = cfg->wechat.dedupe_ttl;
     r->wechat_kf = strcmp(cfg->wechat.mode, "wechat_kf") == 0;
+    r->leave_message = cfg->texts.leave_message;
     n = snprintf(r->cfg, sizeof(r->cfg),
                  "policy=%s;cap=%ld;idle=%ld;frt=%ld;queue=%ld;gp=%s",
                  cfg->routing.policy, cfg->routing.default_capacity,
@@ -131,6 +132,15 @@ void route_classify(const struct route *r, const struct wx_msg *m,
     }
 }
 
+const char *route_window(const struct wx_msg *m)
+{
+    if (m->type == WX_MSG_EVENT)
+        return m->event == WX_EV_CLICK || m->event == WX_EV_SUBSCRIBE ||
+                       m->event == WX_EV_SCAN
+                   ? "evt" : "";
+    return m->type == WX_MSG_UNKNOWN ? "" : "msg";
+}
+
 static const char *action_name(enum route_action a)
 {
     static const char *const names[] = { "record", "route", "kf_create",
@@ -153,7 +163,7 @@ int route_ingest(struct route *r, const struct route_ingest *in,
     redisReply *rep = NULL;
     int argc = 2, rc;
 
-    if (in->nfields > (MAX_ARGV - 14) / 2)
+    if (in->nfields > (MAX_ARGV - 15) / 2)
         return KF_EINVAL;
     kf_buf_init(&dkey, 1024);
     rc = store_key(r->store, "dedupe:", &dkey);
@@ -175,6 +185,7 @@ int route_ingest(struct route *r, const struct route_ingest *in,
     ARGC(in->base_decision);
     ARG(in->kf1.p, in->kf1.len);
     ARG(in->kf2.p, in->kf2.len);
+    ARGC(in->window ? in->window : "");
     for (i = 0; i < in->nfields; i++) {
         ARG(in->fields[i].name.p, in->fields[i].name.len);
         ARG(in->fields[i].value.p, in->fields[i].value.len);
@@ -296,7 +307,7 @@ int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
                 long limit, struct route_sweep_counts *out)
 {
     char now[24], ttl[24], lim[24], v[24];
-    const char *args[] = { now, r->cfg, ttl, lim };
+    const char *args[] = { now, r->cfg, ttl, lim, r->leave_message };
     long *dst[] = { &out->agents_lost, &out->sessions_expired,
                     &out->first_reply_reroutes, &out->queue_timeouts,
                     &out->dequeued };
@@ -307,7 +318,7 @@ int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(ttl, sizeof(ttl), "%ld", heartbeat_ttl_s * 1000);
     snprintf(lim, sizeof(lim), "%ld", limit);
-    rc = run(r, &r->sweep, args, 4, &rep);
+    rc = run(r, &r->sweep, args, 5, &rep);
     if (rc < 0)
         return rc;
     for (i = 0; i < 5; i++) {
@@ -482,4 +493,76 @@ int route_stats(struct route *r, json_t **out)
     else
         *out = o;
     return rc;
+}
+
+static int valid_stream_id(const char *s)
+{
+    size_t i, dash = 0;
+
+    if (!*s || strlen(s) > 40)
+        return 0;
+    for (i = 0; s[i]; i++) {
+        if (s[i] == '-')
+            dash++;
+        else if (s[i] < '0' || s[i] > '9')
+            return 0;
+    }
+    return dash <= 1;
+}
+
+int route_inbox(struct route *r, const char *agent, const char *after,
+                long limit, json_t **out, char *next, size_t next_len)
+{
+    char lim[24];
+    const char *args[] = { "inbox", agent, (after && *after) ? after : "0",
+                           lim };
+    redisReply *rep = NULL;
+    json_t *a;
+    size_t i, j;
+    int rc;
+
+    *out = NULL;
+    if (!valid_stream_id(args[2]))
+        return KF_EINVAL;
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    snprintf(next, next_len, "%s", args[2]);
+    rc = run(r, &r->read, args, 4, &rep);
+    if (rc < 0)
+        return rc;
+    a = json_array();
+    for (i = 0; a && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const redisReply *e = rep->element[i], *f;
+        json_t *o;
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            continue;
+        f = e->element[1];
+        o = json_object();
+        if (!o)
+            break;
+        json_object_set_new(o, "id", json_stringn(e->element[0]->str,
+                                                  e->element[0]->len));
+        for (j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements;
+             j += 2) {
+            char name[64];
+
+            if (f->element[j]->len >= sizeof(name))
+                continue;
+            snprintf(name, sizeof(name), "%.*s", (int)f->element[j]->len,
+                     f->element[j]->str);
+            json_object_set_new(o, name,
+                                strcmp(name, "why") == 0
+                                    ? json_loadb(f->element[j + 1]->str,
+                                                 f->element[j + 1]->len, 0,
+                                                 NULL)
+                                    : json_stringn(f->element[j + 1]->str,
+                                                   f->element[j + 1]->len));
+        }
+        json_array_append_new(a, o);
+        snprintf(next, next_len, "%.*s", (int)e->element[0]->len,
+                 e->element[0]->str);
+    }
+    freeReplyObject(rep);
+    *out = a;
+    return a ? 0 : KF_ENOMEM;
 }

@@ -31,6 +31,7 @@ struct route {
     int nmenu, nkeyword;
     long dedupe_ttl;
     int wechat_kf;                /* mode = wechat_kf */
+    const char *leave_message;    /* [texts], borrowed */
     struct store_script ingest, presence, session, sweep, read;
 };
 
@@ -51,6 +52,9 @@ enum route_action {
  * sends the user to ("" = none) — both derived from the message. */
 void route_classify(const struct route *r, const struct wx_msg *m,
                     enum route_action *action, const char **group);
+/* The customer-service window a message opens: "msg" for a user message
+ * (48 h), "evt" for a menu click, subscribe or scan (1 min), else "". */
+const char *route_window(const struct wx_msg *m);
 
 struct route_ingest {
     struct kf_str dedupe_key;     /* suffix under P "dedupe:" */
@@ -58,6 +62,7 @@ struct route_ingest {
     enum route_action action;
     const char *group;
     const char *base_decision;    /* "none" or "welcome" */
+    const char *window;           /* "msg", "evt" or "" (route_classify) */
     struct kf_str kf1, kf2;       /* KfAccount / From, To (kf events) */
     const struct store_field *fields;  /* the msg_in event */
     size_t nfields;
@@ -102,6 +107,13 @@ struct route_sweep_counts {
  * first-reply timeouts, queue timeouts, queue draining). */
 KF_WUR int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
                        long limit, struct route_sweep_counts *out);
+
+/* An agent's feed: entries of P inbox:<agent> after the cursor `after`
+ * (a stream id; "" or "0" = from the start), at most limit. *out is a new
+ * array of {"id": ..., fields...}; next (>= 32 bytes) gets the cursor to
+ * pass next time (unchanged when nothing is new). */
+KF_WUR int route_inbox(struct route *r, const char *agent, const char *after,
+                       long limit, json_t **out, char *next, size_t next_len);
 
 /* Views. On success *out is a new reference; the caller json_decref()s.
  * agent_sessions: array of session objects; session: an object, or NULL

@@ -4,7 +4,9 @@
 --       5 action: record | route | kf_create | kf_close | kf_switch,
 --       6 requested group ('' = none), 7 cfg, 8 base decision (none|welcome),
 --       9 kf account (kf_create/kf_close: KfAccount; kf_switch: From),
---       10 kf account (kf_switch: To), 11.. msg_in field/value pairs.
+--       10 kf account (kf_switch: To), 11 window: msg (a user message:
+--       48 h to answer) | evt (click/subscribe/scan: 1 min) | '',
+--       12.. msg_in field/value pairs.
 -- Returns {dup (0|1), decision '|' reply time (unix s)}. decision: none |
 -- welcome | assigned:<a> | sticky:<a> | queued:<position> |
 -- offline:<position>. The time makes a retry's reply identical.
@@ -77,8 +79,19 @@ elseif action == 'kf_switch' and known(ARGV[10]) then
     agent = to
 end
 
+-- The customer-service window this opens (see outbound.lua). An event
+-- never shortens a message's longer window.
+local wk, wkey = ARGV[11], P .. 'win:' .. o
+if wk == 'msg' or (wk == 'evt' and
+                   redis.call('HGET', wkey, 'kind') ~= 'msg') then
+    redis.call('HSET', wkey, 'last_ms', now, 'kind', wk, 'sent', 0)
+    redis.call('PEXPIRE', wkey, 49 * 3600 * 1000)
+elseif wk == 'evt' then
+    redis.call('HSET', wkey, 'last_evt_ms', now)
+end
+
 local fields = {}
-for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
 fields[#fields + 1] = 'decision'
 fields[#fields + 1] = decision
 fields[#fields + 1] = 'agent'
@@ -86,6 +99,7 @@ fields[#fields + 1] = agent
 fields[#fields + 1] = 'session'
 fields[#fields + 1] = redis.call('HGET', skey(o), 'id') or ''
 emit(fields)
+inbox(agent, fields)
 local stored = decision .. '|' .. math.floor(now / 1000)
 redis.call('SET', dkey, stored, 'EX', tonumber(ARGV[2]))
 return { 0, stored }

@@ -22,6 +22,15 @@ local function emit(fields)
     redis.call('XADD', P .. 'events', '*', unpack(fields))
 end
 
+-- An agent's own feed (GET /api/v1/me/events): what concerns them, in
+-- order, the newest 10,000 kept.
+local function inbox(a, fields)
+    if a and a ~= '' then
+        redis.call('XADD', P .. 'inbox:' .. a, 'MAXLEN', '~', 10000, '*',
+                   unpack(fields))
+    end
+end
+
 local function akey(a) return P .. 'agent:' .. a end
 local function skey(o) return P .. 'sess:' .. o end
 
@@ -148,9 +157,11 @@ local function assign(o, g, c, now, cfg, why, reason, evtype)
     end
     redis.call('HSET', akey(a), 'last_assign_ms', now)
     redis.call('HINCRBY', P .. 'share', a, 1)
-    emit({ 'type', evtype or 'assign', 'openid', o, 'session', sid,
-           'agent', a, 'group', g, 'reason', reason, 'why', why,
-           'ts_ms', tostring(now) })
+    local ev = { 'type', evtype or 'assign', 'openid', o, 'session', sid,
+                 'agent', a, 'group', g, 'reason', reason, 'why', why,
+                 'ts_ms', tostring(now) }
+    emit(ev)
+    inbox(a, ev)
     return a
 end
 
@@ -264,9 +275,11 @@ local function close(o, reason, now, cfg, by)
     if not s then return false end
     detach(o, s)
     redis.call('DEL', skey(o))
-    emit({ 'type', 'close', 'openid', o, 'session', s.id or '',
-           'agent', s.agent or '', 'group', s.group or '', 'reason', reason,
-           'by', by or '', 'ts_ms', tostring(now) })
+    local ev = { 'type', 'close', 'openid', o, 'session', s.id or '',
+                 'agent', s.agent or '', 'group', s.group or '',
+                 'reason', reason, 'by', by or '', 'ts_ms', tostring(now) }
+    emit(ev)
+    inbox(s.agent, ev)
     if s.state == 'active' and s.agent and s.agent ~= '' then
         drain_for(s.agent, now, cfg)
     end

@@ -29,6 +29,11 @@ elseif op == 'session' then
     h[#h + 1] = 'openid'
     h[#h + 1] = x
     return h
+elseif op == 'inbox' then
+    local after = ARGV[3]
+    if after == '' then after = '0' end
+    return redis.call('XRANGE', P .. 'inbox:' .. x, '(' .. after, '+',
+                      'COUNT', tonumber(ARGV[4]))
 elseif op == 'token' then
     local a = redis.call('GET', P .. 'token:' .. x)
     if not a or redis.call('SISMEMBER', P .. 'agents', a) == 0 then

@@ -1,5 +1,7 @@
 -- sweep: the periodic work of `wxkf jobs`, bounded per call.
--- ARGV: 1 now ms, 2 cfg, 3 heartbeat ttl ms, 4 limit per kind.
+-- ARGV: 1 now ms, 2 cfg, 3 heartbeat ttl ms, 4 limit per kind,
+--       5 the leave-a-message text sent to a user whose wait timed out
+--       ('' = none; it goes to the outbox, see outbound.lua).
 -- Returns {agents_lost, sessions_expired, first_reply_reroutes,
 --          queue_timeouts, dequeued}.
 local now, ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[3]),
@@ -54,6 +56,18 @@ for _, o in ipairs(redis.call('ZRANGEBYSCORE', P .. 'qdeadline', '-inf', now,
         emit({ 'type', 'close', 'openid', o, 'session', s.id or '',
                'agent', '', 'group', s.group or '', 'reason', 'queue_timeout',
                'notify', 'leave_message', 'ts_ms', tostring(now) })
+        if ARGV[5] and ARGV[5] ~= '' then
+            local id = 'sys_' .. redis.call('INCR', P .. 'outbox_seq')
+            redis.call('HSET', P .. 'outbox:' .. id, 'openid', o, 'agent', '',
+                       'msgtype', 'text', 'payload',
+                       cjson.encode({ content = ARGV[5] }), 'attempts', 0,
+                       'created_ms', now)
+            redis.call('ZADD', P .. 'outbox', now, id)
+            redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
+            emit({ 'type', 'msg_out', 'id', id, 'openid', o, 'agent', '',
+                   'by', 'wxkf', 'msgtype', 'text', 'session', s.id or '',
+                   'ts_ms', tostring(now) })
+        end
         timeouts = timeouts + 1
     end
 end

@@ -1,0 +1,98 @@
+-- outbound: messages from agents (and from wxkf itself) to users, through
+-- WeChat's customer-service API. WeChat lets an account answer a user
+-- only inside windows the user opens: a message opens 48 h with `msg`
+-- sends; a menu click, a subscribe or a QR scan opens 1 min with `evt`
+-- sends (P win:<openid>, written by ingest). The window is checked and a
+-- send reserved here, before WeChat is called; a refused send gives the
+-- reservation back.
+-- ARGV: 1 now ms, 2 cfg, 3 op, then per op:
+--   reserve  4 openid, 5 by (agent; '' = admin or wxkf), 6 id, 7 msgtype,
+--            8 window ms, 9 quota after a message, 10 quota after an event
+--            -> {'ok', agent of the session ('' if none), sends left}
+--   status   4 openid, 5 agent, 6 id, 7 sent|queued|failed, 8 errcode,
+--            9 errmsg, 10 refund (1 = give the reserved send back)
+--   enqueue  4 id, 5 openid, 6 agent, 7 msgtype, 8 payload JSON, 9 due ms
+--   due      4 limit, 5 lease ms -> {{id, openid, agent, msgtype, payload,
+--            attempts}, ...} (each leased: not due again before the lease)
+--   retry    4 id, 5 next due ms
+--   done     4 id
+local now, op = tonumber(ARGV[1]), ARGV[3]
+local cfg = parse_cfg(ARGV[2])
+
+if op == 'reserve' then
+    local o, by, id, mt = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+    local s = session(o)
+    if by ~= '' and (not s or s.agent ~= by) then
+        return { 'err', s and 'not_yours' or 'no_session' }
+    end
+    local w = redis.call('HMGET', P .. 'win:' .. o, 'last_ms', 'kind', 'sent')
+    local last, kind, sent = tonumber(w[1]), w[2], tonumber(w[3]) or 0
+    local span, quota = tonumber(ARGV[8]), tonumber(ARGV[9])
+    if kind and kind ~= 'msg' then
+        span, quota = 60000, tonumber(ARGV[10])
+    end
+    if not last or now - last > span then
+        return { 'err', 'outside_48h_window' }
+    end
+    if sent >= quota then return { 'err', 'quota_exhausted' } end
+    redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
+    local agent = (s and s.agent) or ''
+    if s and s.state == 'active' then
+        -- the agent answered: stop the first-reply clock, push the
+        -- idle deadline back
+        redis.call('HSET', skey(o), 'answered', '1', 'last_ms', now)
+        redis.call('ZREM', P .. 'frt', o)
+        redis.call('ZADD', P .. 'deadline', now + cfg.idle, o)
+    end
+    local ev = { 'type', 'msg_out', 'id', id, 'openid', o, 'agent', agent,
+                 'by', by, 'msgtype', mt, 'session',
+                 (s and s.id) or '', 'ts_ms', tostring(now) }
+    emit(ev)
+    inbox(agent, ev)
+    return { 'ok', agent, quota - sent - 1 }
+elseif op == 'status' then
+    local o, a, id, st = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+    if ARGV[10] == '1' then
+        local left = tonumber(redis.call('HGET', P .. 'win:' .. o, 'sent')
+                              or '0')
+        if left > 0 then redis.call('HINCRBY', P .. 'win:' .. o, 'sent', -1) end
+    end
+    local ev = { 'type', 'delivery', 'id', id, 'openid', o, 'agent', a,
+                 'status', st, 'errcode', ARGV[8], 'errmsg', ARGV[9],
+                 'ts_ms', tostring(now) }
+    emit(ev)
+    inbox(a, ev)
+    return { 'ok' }
+elseif op == 'enqueue' then
+    local id = ARGV[4]
+    redis.call('HSET', P .. 'outbox:' .. id, 'openid', ARGV[5], 'agent',
+               ARGV[6], 'msgtype', ARGV[7], 'payload', ARGV[8],
+               'attempts', 0, 'created_ms', now)
+    redis.call('ZADD', P .. 'outbox', tonumber(ARGV[9]), id)
+    return { 'ok' }
+elseif op == 'due' then
+    local out = {}
+    local ids = redis.call('ZRANGEBYSCORE', P .. 'outbox', '-inf', now,
+                           'LIMIT', 0, tonumber(ARGV[4]))
+    for _, id in ipairs(ids) do
+        local h = redis.call('HMGET', P .. 'outbox:' .. id, 'openid', 'agent',
+                             'msgtype', 'payload', 'attempts')
+        if h[1] then
+            redis.call('ZADD', P .. 'outbox', now + tonumber(ARGV[5]), id)
+            local n = redis.call('HINCRBY', P .. 'outbox:' .. id,
+                                 'attempts', 1)
+            out[#out + 1] = { id, h[1], h[2] or '', h[3], h[4], tostring(n) }
+        else
+            redis.call('ZREM', P .. 'outbox', id)
+        end
+    end
+    return out
+elseif op == 'retry' then
+    redis.call('ZADD', P .. 'outbox', tonumber(ARGV[5]), ARGV[4])
+    return { 'ok' }
+elseif op == 'done' then
+    redis.call('ZREM', P .. 'outbox', ARGV[4])
+    redis.call('DEL', P .. 'outbox:' .. ARGV[4])
+    return { 'ok' }
+end
+return { 'err', 'bad_op' }

@@ -1,0 +1,329 @@
+/* outbound: replies to users, their reservation and their retries. */
+#include "outbound.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/rand.h>
+
+#include "banned.h"
+
+extern const char route_lua_outbound[];
+
+#define WINDOW_MS (48LL * 3600 * 1000)
+#define QUOTA_AFTER_MSG "5"     /* protocol §8: 5 sends per user message */
+#define QUOTA_AFTER_EVT "3"     /* 3 within a minute of a click/scan/... */
+#define LEASE_MS "30000"
+#define TEXT_MAX 2048           /* bytes of a text message */
+
+void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
+                   const struct config *cfg)
+{
+    ob->route = r;
+    ob->api = api;
+    ob->cfg = cfg;
+    store_script_init(&ob->script, route_lua_outbound);
+}
+
+static void refuse(struct outbound_result *res, const char *code,
+                   const char *message)
+{
+    snprintf(res->code, sizeof(res->code), "%s", code);
+    snprintf(res->message, sizeof(res->message), "%s", message);
+}
+
+static int str_member(json_t *o, const char *name, size_t max)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+
+    return s && *s && strlen(s) <= max;
+}
+
+/* The message types an agent may send, and what each needs. */
+static int validate(json_t *msg, const char **type, json_t **payload,
+                    struct outbound_result *res)
+{
+    static const char *const types[] = {
+        "text", "image", "voice", "video", "music", "news", "mpnews",
+        "msgmenu", "miniprogrampage",
+    };
+    const char *t = json_string_value(json_object_get(msg, "msgtype"));
+    size_t i;
+
+    for (i = 0; t && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(t, types[i]) == 0)
+            break;
+    if (!t || i == sizeof(types) / sizeof(types[0])) {
+        refuse(res, "invalid_field", "field msgtype must be one of text, "
+               "image, voice, video, music, news, mpnews, msgmenu, "
+               "miniprogrampage");
+        return KF_EINVAL;
+    }
+    *type = t;
+    *payload = json_object_get(msg, t);
+    if (!json_is_object(*payload)) {
+        refuse(res, "invalid_field", "the message needs an object named "
+               "after its msgtype");
+        return KF_EINVAL;
+    }
+    if (strcmp(t, "text") == 0 && !str_member(*payload, "content", TEXT_MAX)) {
+        refuse(res, "invalid_field", "field text.content must be a string "
+               "of 1..2048 bytes");
+        return KF_EINVAL;
+    }
+    if ((!strcmp(t, "image") || !strcmp(t, "voice") || !strcmp(t, "mpnews") ||
+         !strcmp(t, "video")) && !str_member(*payload, "media_id", 128)) {
+        refuse(res, "invalid_field", "field media_id must be a string");
+        return KF_EINVAL;
+    }
+    return 0;
+}
+
+static void new_id(char *id, size_t n)
+{
+    unsigned char r[16];
+    size_t i;
+
+    if (RAND_bytes(r, sizeof(r)) != 1)
+        memset(r, 0, sizeof(r));
+    snprintf(id, n, "m_");
+    for (i = 0; i < sizeof(r) && 2 + 2 * i + 2 < n; i++)
+        snprintf(id + 2 + 2 * i, 3, "%02x", r[i]);
+}
+
+/* Runs the script with args (argv[0..1] filled by store_eval). */
+static int run(struct outbound *ob, const char *const *args, size_t nargs,
+               redisReply **rep)
+{
+    const char *argv[20];
+    size_t lens[20], i;
+    int argc = 2;
+
+    if (nargs + 4 > 20)
+        return KF_EINVAL;
+    argv[argc] = "1", lens[argc++] = 1;
+    argv[argc] = ob->route->store->prefix;
+    lens[argc++] = strlen(ob->route->store->prefix);
+    for (i = 0; i < nargs; i++, argc++) {
+        argv[argc] = args[i];
+        lens[argc] = strlen(args[i]);
+    }
+    return store_eval(ob->route->store, &ob->script, argc, argv, lens, rep);
+}
+
+static const char *elem(const redisReply *r, size_t i)
+{
+    if (r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+        r->element[i]->type != REDIS_REPLY_STRING)
+        return "";
+    return r->element[i]->str;
+}
+
+static int status_event(struct outbound *ob, int64_t now, const char *openid,
+                        const char *agent, const char *id, const char *st,
+                        const struct wx_api_result *w, int refund)
+{
+    char n[24], ec[24];
+    const char *args[] = { n, ob->route->cfg, "status", openid, agent, id,
+                           st, ec, w ? w->errmsg : "", refund ? "1" : "0" };
+    redisReply *rep = NULL;
+    int rc;
+
+    snprintf(n, sizeof(n), "%lld", (long long)now);
+    snprintf(ec, sizeof(ec), "%ld", w ? w->errcode : 0);
+    rc = run(ob, args, 10, &rep);
+    if (rep)
+        freeReplyObject(rep);
+    return rc;
+}
+
+static int enqueue(struct outbound *ob, int64_t now, const char *id,
+                   const char *openid, const char *agent, const char *type,
+                   json_t *payload)
+{
+    char n[24], due[24], *json = json_dumps(payload, JSON_COMPACT);
+    const char *args[] = { n, ob->route->cfg, "enqueue", id, openid, agent,
+                           type, json ? json : "{}", due };
+    redisReply *rep = NULL;
+    int rc;
+
+    if (!json)
+        return KF_ENOMEM;
+    snprintf(n, sizeof(n), "%lld", (long long)now);
+    snprintf(due, sizeof(due), "%lld", (long long)now + 1000);
+    rc = run(ob, args, 9, &rep);
+    if (rep)
+        freeReplyObject(rep);
+    free(json);
+    return rc;
+}
+
+static int reserve(struct outbound *ob, const char *by, const char *openid,
+                   const char *id, const char *type, int64_t now,
+                   char *agent, size_t agent_len,
+                   struct outbound_result *res)
+{
+    char n[24], win[24];
+    const char *args[] = { n, ob->route->cfg, "reserve", openid, by, id,
+                           type, win, QUOTA_AFTER_MSG, QUOTA_AFTER_EVT };
+    redisReply *rep = NULL;
+    int rc;
+
+    snprintf(n, sizeof(n), "%lld", (long long)now);
+    snprintf(win, sizeof(win), "%lld", WINDOW_MS);
+    rc = run(ob, args, 10, &rep);
+    if (rc < 0)
+        return rc;
+    if (strcmp(elem(rep, 0), "ok") != 0) {
+        const char *code = elem(rep, 1);
+
+        refuse(res, code,
+               !strcmp(code, "outside_48h_window")
+                   ? "the user has not written within the customer-service "
+                     "window (48 h after a message)"
+               : !strcmp(code, "quota_exhausted")
+                   ? "no sends left until the user writes again"
+               : !strcmp(code, "not_yours")
+                   ? "the session is another agent's"
+                   : "this user has no session with you");
+        rc = KF_EINVAL;
+    } else {
+        snprintf(agent, agent_len, "%s", elem(rep, 1));
+        res->left = rep->element[2]->type == REDIS_REPLY_INTEGER
+                        ? (long)rep->element[2]->integer : 0;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int outbound_send(struct outbound *ob, const char *by, struct kf_str openid,
+                  json_t *msg, int64_t now_ms, struct outbound_result *res)
+{
+    struct wx_api_result w;
+    char o[72], agent[64] = "";
+    const char *type = NULL;
+    json_t *payload = NULL;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    if (openid.len == 0 || openid.len >= sizeof(o))
+        return KF_EINVAL;
+    snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
+    rc = validate(msg, &type, &payload, res);
+    if (rc < 0)
+        return rc;
+    new_id(res->id, sizeof(res->id));
+    rc = reserve(ob, by, o, res->id, type, now_ms, agent, sizeof(agent), res);
+    if (rc < 0)
+        return rc;
+    wx_api_result_init(&w);
+    rc = wx_api_send(ob->api, o, agent, type, payload, &w);
+    if (rc == 0) {
+        snprintf(res->status, sizeof(res->status), "sent");
+        rc = status_event(ob, now_ms, o, agent, res->id, "sent", &w, 0);
+    } else if (rc == KF_EWECHAT) {
+        snprintf(res->status, sizeof(res->status), "failed");
+        res->errcode = w.errcode;
+        snprintf(res->message, sizeof(res->message), "%s",
+                 wx_api_errcode_text(w.errcode) ? wx_api_errcode_text(
+                                                      w.errcode)
+                                                : w.errmsg);
+        if (status_event(ob, now_ms, o, agent, res->id, "failed", &w, 1) < 0)
+            rc = KF_EBACKEND;
+    } else {
+        /* transient (network, 5xx, rate limit): the outbox retries it */
+        snprintf(res->status, sizeof(res->status), "queued");
+        rc = enqueue(ob, now_ms, res->id, o, agent, type, payload);
+        if (rc == 0)
+            rc = status_event(ob, now_ms, o, agent, res->id, "queued", &w, 0);
+    }
+    wx_api_result_release(&w);
+    return rc;
+}
+
+static int retry_later(struct outbound *ob, int64_t now, const char *id,
+                       long attempts)
+{
+    long backoff = 1000L << (attempts < 8 ? attempts : 8);   /* ≤ 256 s */
+    char n[24], due[24];
+    const char *args[] = { n, ob->route->cfg, "retry", id, due };
+    redisReply *rep = NULL;
+    int rc;
+
+    snprintf(n, sizeof(n), "%lld", (long long)now);
+    snprintf(due, sizeof(due), "%lld",
+             (long long)(now + backoff + rand() % 1000));
+    rc = run(ob, args, 5, &rep);
+    if (rep)
+        freeReplyObject(rep);
+    return rc;
+}
+
+static int finish(struct outbound *ob, int64_t now, const char *id)
+{
+    char n[24];
+    const char *args[] = { n, ob->route->cfg, "done", id };
+    redisReply *rep = NULL;
+    int rc;
+
+    snprintf(n, sizeof(n), "%lld", (long long)now);
+    rc = run(ob, args, 4, &rep);
+    if (rep)
+        freeReplyObject(rep);
+    return rc;
+}
+
+/* One outbox entry: id, openid, agent, msgtype, payload, attempts. */
+static int deliver(struct outbound *ob, int64_t now, const redisReply *e,
+                   struct outbound_counts *c)
+{
+    const char *id = elem(e, 0), *o = elem(e, 1), *agent = elem(e, 2),
+               *type = elem(e, 3);
+    long attempts = strtol(elem(e, 5), NULL, 10);
+    json_t *payload = json_loads(elem(e, 4), 0, NULL);
+    struct wx_api_result w;
+    int rc;
+
+    if (!payload)
+        return finish(ob, now, id);        /* cannot happen: we wrote it */
+    wx_api_result_init(&w);
+    rc = wx_api_send(ob->api, o, agent, type, payload, &w);
+    json_decref(payload);
+    if (rc == 0) {
+        c->sent++;
+        rc = status_event(ob, now, o, agent, id, "sent", &w, 0);
+    } else if (rc == KF_EWECHAT || attempts >= OUTBOUND_MAX_ATTEMPTS) {
+        c->failed++;
+        rc = status_event(ob, now, o, agent, id, "failed", &w, 1);
+    } else {
+        c->retried++;
+        rc = retry_later(ob, now, id, attempts);
+        wx_api_result_release(&w);
+        return rc;
+    }
+    wx_api_result_release(&w);
+    return rc < 0 ? rc : finish(ob, now, id);
+}
+
+int outbound_deliver_due(struct outbound *ob, int64_t now_ms, long limit,
+                         struct outbound_counts *c)
+{
+    char n[24], lim[24];
+    const char *args[] = { n, ob->route->cfg, "due", lim, LEASE_MS };
+    redisReply *rep = NULL;
+    size_t i;
+    int rc;
+
+    snprintf(n, sizeof(n), "%lld", (long long)now_ms);
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    rc = run(ob, args, 5, &rep);
+    if (rc < 0)
+        return rc;
+    for (i = 0; rc == 0 && rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
+         i++)
+        rc = deliver(ob, now_ms, rep->element[i], c);
+    freeReplyObject(rep);
+    return rc;
+}
