@@ -12,9 +12,14 @@
 #   PG_FSYNC       on (default) | off
 #   SIMULATOR_CMD  hook: a command that runs the WeChat simulator in the
 #                  foreground (it gets SIM_PORT in its environment). Empty (the
-#                  default): no simulator is started. When set, it is started
-#                  in the background with its pid in var/run/simulator.pid and
-#                  stopped by `stop`.
+#                  default): in sandbox mode (no app_secret in the config, or
+#                  api_base on 127.0.0.1/localhost) the bundled simulator
+#                  test/sim/wechat_api_sim.py is started with the config's
+#                  credentials and --callback http://127.0.0.1:$PORT/wechat;
+#                  with real credentials nothing is started. "none": never
+#                  start one. Either way it runs in the background with its pid
+#                  in var/run/simulator.pid, logs to var/logs/simulator.log and
+#                  is stopped by `stop`.
 #
 # Files: var/wxkf.conf (sandbox config, generated only if missing; edit freely),
 #        var/admin.token (0600, issued together with the config),
@@ -147,20 +152,82 @@ sim_alive() {
     [ -r "$SIM_PID" ] && p=$(cat "$SIM_PID") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null
 }
 
+# conf_val KEY: a [wechat] key, the WXKF_WECHAT_KEY environment first.
+conf_val() {
+    env_name=WXKF_WECHAT_$(printf '%s' "$1" | tr '[:lower:]' '[:upper:]')
+    eval "env_val=\${$env_name-}"
+    if [ -n "$env_val" ]; then printf '%s\n' "$env_val"; else conf_get wechat "$1"; fi
+}
+
+# wait_simulator PORT: until it listens (bounded), or it died.
+wait_simulator() {
+    i=0
+    while [ $i -lt 50 ]; do
+        sim_alive || return 1
+        port_busy "$1" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    sim_alive
+}
+
 start_simulator() {
-    if [ -z "$SIMULATOR_CMD" ]; then
-        say "simulator: not started (no SIMULATOR_CMD; the sandbox config expects it on 127.0.0.1:$SIM_PORT)"
+    if [ "$SIMULATOR_CMD" = none ]; then
+        say "simulator: not started (SIMULATOR_CMD=none)"
         return 0
     fi
     if sim_alive; then
         say "simulator: already running (pid $(cat "$SIM_PID"))"
         return 0
     fi
-    SIM_PORT=$SIM_PORT nohup sh -c "exec $SIMULATOR_CMD" </dev/null >>"$VAR/logs/simulator.log" 2>&1 &
-    echo $! >"$SIM_PID"
-    sleep 0.5
-    sim_alive || { tail -n 20 "$VAR/logs/simulator.log" >&2 || true; die "simulator: exited at once"; }
-    say "simulator: started (pid $(cat "$SIM_PID"), log var/logs/simulator.log)"
+    sim_port=$SIM_PORT
+    if [ -n "$SIMULATOR_CMD" ]; then
+        SIM_PORT=$SIM_PORT nohup sh -c "exec $SIMULATOR_CMD" </dev/null >>"$VAR/logs/simulator.log" 2>&1 &
+        echo $! >"$SIM_PID"
+    else
+        api_base=$(conf_val api_base)
+        app_secret=$(conf_val app_secret)
+        case $api_base in
+            http://127.0.0.1:[0-9]*|http://localhost:[0-9]*)
+                p=$(printf '%s' "$api_base" | sed -n 's|^http://[^:/]*:\([0-9][0-9]*\).*|\1|p')
+                if [ -n "$p" ] && [ "$p" != "$SIM_PORT" ]; then
+                    say "simulator: api_base $api_base names port $p; using it (not SIM_PORT=$SIM_PORT)"
+                    sim_port=$p
+                fi
+                ;;
+            http://127.0.0.1*|http://localhost*) sim_port=80 ;;
+            *)
+                if [ -n "$app_secret" ]; then
+                    say "simulator: not started (real WeChat credentials; api_base = $api_base)"
+                    return 0
+                fi
+                say "simulator: note: no app_secret but api_base = $api_base; the simulator on 127.0.0.1:$SIM_PORT is not what the workers call"
+                ;;
+        esac
+        [ -x /usr/bin/python3 ] || { say "simulator: not started (/usr/bin/python3 missing)"; return 0; }
+        # The nginx port the stack really listens on (it may predate $PORT).
+        cb_port=$(sed -n 's/^PORT=//p' "$VAR/run/stack.env" 2>/dev/null || true)
+        [ -n "$cb_port" ] || cb_port=$PORT
+        [ -n "$app_secret" ] || say "simulator: the config has no app_secret: the simulator picks a random one (token fetches will fail)"
+        nohup /usr/bin/python3 "$REPO/test/sim/wechat_api_sim.py" \
+            --port "$sim_port" \
+            --appid "$(conf_val app_id)" \
+            --secret "$app_secret" \
+            --callback "http://127.0.0.1:$cb_port/wechat" \
+            --token "$(conf_val token)" \
+            --aes-key "$(conf_val encoding_aes_key)" \
+            --original-id "$(conf_val original_id)" \
+            </dev/null >>"$VAR/logs/simulator.log" 2>&1 &
+        echo $! >"$SIM_PID"
+    fi
+    wait_simulator "$sim_port" || {
+        tail -n 20 "$VAR/logs/simulator.log" >&2 || true
+        rm -f "$SIM_PID"
+        die "simulator: exited at once (port $sim_port busy?)"
+    }
+    say "simulator: started on 127.0.0.1:$sim_port (pid $(cat "$SIM_PID"), log var/logs/simulator.log)"
+    say "simulator: a user message: curl -s -XPOST http://127.0.0.1:$sim_port/_sim/users/oSandboxUser1/send -d '{\"type\":\"text\",\"content\":\"hi\"}'"
+    say "simulator: what was sent: curl -s http://127.0.0.1:$sim_port/_sim/sent (API calls: /_sim/calls)"
 }
 
 stop_simulator() {
