@@ -292,3 +292,102 @@ void api_stats(struct fcgi_req *r)
     else
         fcgi_json(r, 200, s);
 }
+
+/* GET /api/v1/me/events?after=CURSOR&limit=N: the agent's feed (new
+ * messages, assignments, transfers, closes, delivery status) after the
+ * cursor, oldest first; `next` is the cursor for the next poll, so a
+ * client polling every second or two misses nothing and sees nothing
+ * twice. */
+void api_me_events(struct fcgi_req *r)
+{
+    struct auth who;
+    struct kf_str after, lim;
+    char cursor[48], next[48];
+    long limit = 100;
+    json_t *list = NULL;
+    int rc;
+
+    if (authenticate(r, &who, 0) || need_agent(r, &who))
+        return;
+    http_query_get(&r->query, "after", &after);
+    if (http_query_get(&r->query, "limit", &lim)) {
+        uint64_t v;
+
+        if (kf_parse_u64(lim, &v) < 0 || v < 1 || v > 500) {
+            fcgi_error(r, 400, "invalid_field",
+                       "limit must be a number in 1..500", NULL);
+            return;
+        }
+        limit = (long)v;
+    }
+    if (after.len >= sizeof(cursor)) {
+        fcgi_error(r, 400, "invalid_field", "after is not a cursor", NULL);
+        return;
+    }
+    snprintf(cursor, sizeof(cursor), "%.*s", (int)after.len, after.p);
+    rc = route_inbox(rt(r), who.account, cursor, limit, &list, next,
+                     sizeof(next));
+    if (rc == KF_EINVAL) {
+        fcgi_error(r, 400, "invalid_field", "after is not a cursor", NULL);
+    } else if (rc < 0) {
+        backend_down(r);
+    } else {
+        fcgi_json(r, 200, json_pack("{s:o,s:s}", "events", list, "next",
+                                    next));
+    }
+}
+
+/* POST /api/v1/sessions/{openid}/messages: an agent answers a user
+ * through WeChat's customer-service API, as its kf_account. */
+void api_session_send(struct fcgi_req *r)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } map[] = {
+        { "outside_48h_window", 409 }, { "quota_exhausted", 409 },
+        { "not_yours", 403 }, { "no_session", 404 },
+        { "invalid_field", 400 },
+    };
+    struct outbound_result res;
+    struct auth who;
+    json_t *body;
+    size_t i;
+    int rc;
+
+    if (authenticate(r, &who, 0))
+        return;
+    body = json_body(r);
+    if (!body)
+        return;
+    rc = outbound_send(&r->app->outbound,
+                       who.role == AUTH_AGENT ? who.account : "", r->param,
+                       body, now_ms(), &res);
+    json_decref(body);
+    if (rc == KF_EINVAL && res.code[0]) {
+        for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+            if (strcmp(res.code, map[i].code) == 0)
+                break;
+        fcgi_error(r, i < sizeof(map) / sizeof(map[0]) ? map[i].status : 400,
+                   res.code, res.message, NULL);
+    } else if (rc == KF_EWECHAT) {
+        const char *code = res.errcode == 45015 ? "outside_48h_window"
+                           : res.errcode == 45047 ? "quota_exhausted"
+                                                  : "wechat_refused";
+        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code", code,
+                              "message", res.message, "errcode",
+                              (json_int_t)res.errcode, "id", res.id);
+
+        fcgi_json(r, res.errcode == 45015 || res.errcode == 45047 ? 409 : 502,
+                  e);
+    } else if (rc < 0) {
+        backend_down(r);
+    } else {
+        fcgi_json(r, strcmp(res.status, "sent") == 0 ? 200 : 202,
+                  json_pack("{s:s,s:s,s:I}", "id", res.id, "status",
+                            res.status, "left", (json_int_t)res.left));
+    }
+    log_info(&r->log, "api", "send", "status=%d result=%s code=%s errcode=%ld",
+             r->status, res.status[0] ? res.status : "-",
+             res.code[0] ? res.code : "-", res.errcode);
+}

@@ -12,7 +12,9 @@
 #include "http.h"
 #include "kf.h"
 #include "log.h"
+#include "outbound.h"
 #include "store.h"
+#include "wx_api.h"
 
 /* Everything a worker process keeps between requests. */
 struct app {
@@ -20,6 +22,8 @@ struct app {
     struct log log;
     struct store store;
     struct callback cb;
+    struct wx_api *api;         /* WeChat's API (one curl handle) */
+    struct outbound outbound;
 };
 
 struct fcgi_req {
@@ -57,6 +61,8 @@ void api_session_view(struct fcgi_req *r);
 void api_session_close(struct fcgi_req *r);
 void api_session_transfer(struct fcgi_req *r);
 void api_stats(struct fcgi_req *r);
+void api_me_events(struct fcgi_req *r);
+void api_session_send(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);

@@ -1,6 +1,8 @@
 /* jobs: `wxkf jobs` — the background daemon. Every second it runs one
  * bounded routing sweep (heartbeat loss, idle expiry, first-reply and
- * queue timeouts, queue draining); at start and every ten minutes it
+ * queue timeouts, queue draining) and sends what is due in the outbox
+ * (agent replies that failed transiently, leave-a-message texts); at
+ * start and every ten minutes it
  * re-mirrors the agents from PostgreSQL into Redis. Several may run at
  * once: each sweep is one atomic script. SIGTERM/SIGINT stop it between
  * passes. */
@@ -84,6 +86,21 @@ static void sweep(struct app *app, struct log *log)
                  c.queue_timeouts, c.dequeued);
 }
 
+/* Sends what is due in the outbox (retries, leave-a-message texts). */
+static void deliver(struct app *app, struct log *log)
+{
+    struct outbound_counts c;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    rc = outbound_deliver_due(&app->outbound, wall_ms(), 50, &c);
+    if (rc < 0)
+        log_warn(log, "jobs", "outbox_failed", "err=%s", kf_strerror(rc));
+    else if (c.sent || c.failed || c.retried)
+        log_info(log, "jobs", "outbox", "sent=%ld failed=%ld retried=%ld",
+                 c.sent, c.failed, c.retried);
+}
+
 int jobs_main(const char *conf_path)
 {
     struct app app;
@@ -111,6 +128,7 @@ int jobs_main(const char *conf_path)
             next_sync = now + (resync(&app, &app.log) == 0 ? RESYNC_MS
                                                            : 10000);
         sweep(&app, &app.log);
+        deliver(&app, &app.log);
         nap(1000 - (long)(wall_ms() - now) % 1000);
     }
     log_info(&app.log, "jobs", "stop", NULL);

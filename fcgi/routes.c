@@ -109,9 +109,11 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/me/status", api_me_status },
     { M_POST, "/api/v1/me/heartbeat", api_me_heartbeat },
     { M_GET, "/api/v1/me/sessions", api_me_sessions },
+    { M_GET, "/api/v1/me/events", api_me_events },
     { M_GET, "/api/v1/sessions/*", api_session_view },
     { M_POST, "/api/v1/sessions/*/close", api_session_close },
     { M_POST, "/api/v1/sessions/*/transfer", api_session_transfer },
+    { M_POST, "/api/v1/sessions/*/messages", api_session_send },
     { M_GET, "/api/v1/stats", api_stats },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -169,14 +169,25 @@ int app_open(struct app *app, const char *conf_path)
         return rc;
     }
     rc = callback_init(&app->cb, &app->cfg, &app->store);
-    if (rc < 0)
+    if (rc < 0) {
         log_error(&app->log, "config", "bad_aes_key", "err=%s",
                   kf_strerror(rc));
-    return rc;
+        return rc;
+    }
+    rc = wx_api_new(&app->cfg, &app->store, &app->api);
+    if (rc < 0) {
+        log_error(&app->log, "wx_api", "init_failed", "err=%s",
+                  kf_strerror(rc));
+        return rc;
+    }
+    outbound_init(&app->outbound, &app->cb.route, app->api, &app->cfg);
+    return 0;
 }
 
 void app_close(struct app *app)
 {
+    wx_api_free(app->api);
+    app->api = NULL;
     callback_release(&app->cb);
     store_release(&app->store);
     log_close(&app->log);

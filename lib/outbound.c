@@ -93,6 +93,14 @@ static void new_id(char *id, size_t n)
         snprintf(id + 2 + 2 * i, 3, "%02x", r[i]);
 }
 
+/* The kf_account to send as: only an agent account in WeChat's form
+ * (prefix@wechat_id) names a customer-service account there; a local-only
+ * agent ("alice") sends as the Official Account itself. */
+static const char *as_kf(const char *agent)
+{
+    return strchr(agent, '@') ? agent : NULL;
+}
+
 /* Runs the script with args (argv[0..1] filled by store_eval). */
 static int run(struct outbound *ob, const char *const *args, size_t nargs,
                redisReply **rep)
@@ -219,7 +227,7 @@ int outbound_send(struct outbound *ob, const char *by, struct kf_str openid,
     if (rc < 0)
         return rc;
     wx_api_result_init(&w);
-    rc = wx_api_send(ob->api, o, agent, type, payload, &w);
+    rc = wx_api_send(ob->api, o, as_kf(agent), type, payload, &w);
     if (rc == 0) {
         snprintf(res->status, sizeof(res->status), "sent");
         rc = status_event(ob, now_ms, o, agent, res->id, "sent", &w, 0);
@@ -289,7 +297,7 @@ static int deliver(struct outbound *ob, int64_t now, const redisReply *e,
     if (!payload)
         return finish(ob, now, id);        /* cannot happen: we wrote it */
     wx_api_result_init(&w);
-    rc = wx_api_send(ob->api, o, agent, type, payload, &w);
+    rc = wx_api_send(ob->api, o, as_kf(agent), type, payload, &w);
     json_decref(payload);
     if (rc == 0) {
         c->sent++;

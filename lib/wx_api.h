@@ -21,15 +21,24 @@
 
 struct wx_api;
 
-/* The outcome of one API call (after retries). */
+/* The outcome of one API call (after retries). Every call starts by
+ * releasing and clearing it, so one result can serve many calls. */
 struct wx_api_result {
-    int http_status;        /* of the last attempt; 0 = no HTTP answer */
+    int http_status;        /* of the last HTTP request (an access-token
+                               fetch included); 0 = no HTTP answer */
     long errcode;           /* WeChat's errcode (0 = success) */
-    char errmsg[256];       /* WeChat's errmsg, or what went wrong */
+    char errmsg[256];       /* WeChat's errmsg, or what went wrong; never
+                               holds the access token or the AppSecret */
     int transient;          /* 1: worth retrying later (network, 5xx, -1,
-                               45009, rate limit), 0: permanent */
-    int attempts;           /* HTTP requests made */
-    json_t *body;           /* the parsed JSON answer (owned), or NULL */
+                               45009, rate limit, daily budget, Redis
+                               down), 0: permanent */
+    int attempts;           /* HTTP requests made to the API path (the
+                               access-token fetches are not counted) */
+    json_t *body;           /* the parsed JSON answer (owned), or NULL;
+                               never a token endpoint's answer */
+    long long retry_after_ms; /* KF_ELIMIT: when a retry can succeed (the
+                               bucket's next token, or the next day, UTC+8,
+                               for a daily budget); else 0 */
 };
 
 void wx_api_result_init(struct wx_api_result *r);
@@ -47,7 +56,11 @@ void wx_api_free(struct wx_api *a);                     /* NULL ok */
  * 0), KF_EWECHAT for a permanent WeChat error (res->errcode set),
  * KF_ELIMIT when the rate limit or a daily budget refuses the call (no
  * request made), KF_EBACKEND when transient failures outlasted the
- * retries. */
+ * retries (res->transient = 1), when Redis is unreachable (transient, no
+ * request made) or for an HTTP status other than 200 or 5xx/429
+ * (permanent), KF_ETOOBIG for an answer over its cap, KF_EINVAL for bad
+ * arguments. The path /cgi-bin/message/custom/send counts against the
+ * daily send budget here too. */
 KF_WUR int wx_api_call(struct wx_api *a, const char *method, const char *path,
                        const char *query, json_t *body,
                        struct wx_api_result *res);
@@ -62,13 +75,15 @@ KF_WUR int wx_api_send(struct wx_api *a, const char *touser,
 KF_WUR int wx_api_typing(struct wx_api *a, const char *touser,
                          const char *command, struct wx_api_result *res);
 /* media/upload?type=: multipart field "media" with the bytes. media_id
- * (>= 128 bytes) gets the new id. */
+ * (>= 128 bytes) gets the new id (thumb_media_id for type "thumb"). */
 KF_WUR int wx_api_media_upload(struct wx_api *a, const char *type,
                                const char *filename, const void *data,
                                size_t len, char *media_id,
                                size_t media_id_len,
                                struct wx_api_result *res);
-/* media/get: the bytes (capped by out's max) and the Content-Type. */
+/* media/get: the bytes (capped by out's max: KF_ETOOBIG past it) and the
+ * Content-Type. A JSON answer without errcode (a video's {"video_url"})
+ * is a success with the JSON in res->body (and its text in out). */
 KF_WUR int wx_api_media_get(struct wx_api *a, const char *media_id,
                             struct kf_buf *out, char *content_type,
                             size_t ct_len, struct wx_api_result *res);
@@ -106,10 +121,19 @@ KF_WUR int wx_api_msg_records(struct wx_api *a, long start, long end,
                               long msgid, long number,
                               struct wx_api_result *res);
 
+/* Units of a daily budget ("send" or "token") spent today (UTC+8). */
+KF_WUR int wx_api_spent(struct wx_api *a, const char *budget, long *spent);
+
 /* A human message for a WeChat errcode (e.g. 45015 -> "outside the
  * 48-hour customer-service window or the user unfollowed"); NULL if
- * unknown. And whether a code is transient (-1, 45009) or one that a
- * token refresh fixes (40001, 40014, 42001). */
+ * unknown. And what kind of code it is: WX_API_ERR_TRANSIENT (-1, 45009),
+ * WX_API_ERR_TOKEN, one that a token refresh fixes (40001, 40014,
+ * 42001), or WX_API_ERR_PERMANENT (0, anything else). */
+enum {
+    WX_API_ERR_PERMANENT = 0,
+    WX_API_ERR_TRANSIENT = 1,
+    WX_API_ERR_TOKEN = 2
+};
 const char *wx_api_errcode_text(long errcode);
 int wx_api_errcode_transient(long errcode);
 
