@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 #include <openssl/rand.h>
@@ -15,8 +16,9 @@ extern const char route_lua_outbound[];
 #define WINDOW_MS (48LL * 3600 * 1000)
 #define QUOTA_AFTER_MSG "5"     /* protocol §8: 5 sends per user message */
 #define QUOTA_AFTER_EVT "3"     /* 3 within a minute of a click/scan/... */
-#define LEASE_MS "30000"
 #define TEXT_MAX 2048           /* bytes of a text message */
+
+static void new_id(char *id, size_t n);
 
 void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
                    const struct config *cfg)
@@ -25,6 +27,11 @@ void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
     ob->api = api;
     ob->cfg = cfg;
     store_script_init(&ob->script, route_lua_outbound);
+    new_id(ob->owner, sizeof(ob->owner));
+    /* every attempt may take the whole timeout, plus backoff (≤ 5 s) */
+    ob->lease_ms = (cfg->wechat.api_retries + 1) *
+                       (cfg->wechat.api_timeout_ms +
+                        cfg->wechat.api_connect_timeout_ms) + 15000;
 }
 
 static void refuse(struct outbound_result *res, const char *code,
@@ -230,7 +237,14 @@ int outbound_send(struct outbound *ob, const char *by, struct kf_str openid,
     rc = wx_api_send(ob->api, o, as_kf(agent), type, payload, &w);
     if (rc == 0) {
         snprintf(res->status, sizeof(res->status), "sent");
-        rc = status_event(ob, now_ms, o, agent, res->id, "sent", &w, 0);
+        /* it is out: whatever happens to the event, report success */
+        res->unrecorded = status_event(ob, now_ms, o, agent, res->id, "sent",
+                                       &w, 0) < 0;
+    } else if (rc != KF_EWECHAT && !w.transient) {
+        snprintf(res->status, sizeof(res->status), "failed");
+        snprintf(res->message, sizeof(res->message), "%s", w.errmsg);
+        rc = status_event(ob, now_ms, o, agent, res->id, "failed", &w, 1) < 0
+                 ? KF_EBACKEND : KF_EIO;
     } else if (rc == KF_EWECHAT) {
         snprintf(res->status, sizeof(res->status), "failed");
         res->errcode = w.errcode;
@@ -251,40 +265,54 @@ int outbound_send(struct outbound *ob, const char *by, struct kf_str openid,
     return rc;
 }
 
-static int retry_later(struct outbound *ob, int64_t now, const char *id,
-                       long attempts)
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Backs off from now (not from when the pass began). */
+static int retry_later(struct outbound *ob, const char *id, long attempts)
 {
     long backoff = 1000L << (attempts < 8 ? attempts : 8);   /* ≤ 256 s */
+    int64_t now = wall_ms();
     char n[24], due[24];
-    const char *args[] = { n, ob->route->cfg, "retry", id, due };
+    const char *args[] = { n, ob->route->cfg, "retry", id, ob->owner, due };
     redisReply *rep = NULL;
     int rc;
 
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(due, sizeof(due), "%lld",
              (long long)(now + backoff + rand() % 1000));
-    rc = run(ob, args, 5, &rep);
+    rc = run(ob, args, 6, &rep);
     if (rep)
         freeReplyObject(rep);
     return rc;
 }
 
-static int finish(struct outbound *ob, int64_t now, const char *id)
+/* The outcome and the removal of an entry, in one step (lease holder
+ * only). */
+static int finish(struct outbound *ob, const char *id, const char *status,
+                  const struct wx_api_result *w)
 {
-    char n[24];
-    const char *args[] = { n, ob->route->cfg, "done", id };
+    char n[24], ec[24];
+    const char *args[] = { n, ob->route->cfg, "finish", id, ob->owner,
+                           status, ec, w->errmsg };
     redisReply *rep = NULL;
     int rc;
 
-    snprintf(n, sizeof(n), "%lld", (long long)now);
-    rc = run(ob, args, 4, &rep);
+    snprintf(n, sizeof(n), "%lld", (long long)wall_ms());
+    snprintf(ec, sizeof(ec), "%ld", w->errcode);
+    rc = run(ob, args, 8, &rep);
     if (rep)
         freeReplyObject(rep);
     return rc;
 }
 
 /* One outbox entry: id, openid, agent, msgtype, payload, attempts. */
-static int deliver(struct outbound *ob, int64_t now, const redisReply *e,
+static int deliver(struct outbound *ob, const redisReply *e,
                    struct outbound_counts *c)
 {
     const char *id = elem(e, 0), *o = elem(e, 1), *agent = elem(e, 2),
@@ -294,44 +322,50 @@ static int deliver(struct outbound *ob, int64_t now, const redisReply *e,
     struct wx_api_result w;
     int rc;
 
-    if (!payload)
-        return finish(ob, now, id);        /* cannot happen: we wrote it */
     wx_api_result_init(&w);
+    if (!payload) {                 /* cannot happen: we wrote it */
+        snprintf(w.errmsg, sizeof(w.errmsg), "unreadable outbox entry");
+        rc = finish(ob, id, "failed", &w);
+        wx_api_result_release(&w);
+        return rc;
+    }
     rc = wx_api_send(ob->api, o, as_kf(agent), type, payload, &w);
     json_decref(payload);
     if (rc == 0) {
         c->sent++;
-        rc = status_event(ob, now, o, agent, id, "sent", &w, 0);
-    } else if (rc == KF_EWECHAT || attempts >= OUTBOUND_MAX_ATTEMPTS) {
+        rc = finish(ob, id, "sent", &w);
+    } else if (!w.transient || attempts >= OUTBOUND_MAX_ATTEMPTS) {
         c->failed++;
-        rc = status_event(ob, now, o, agent, id, "failed", &w, 1);
+        rc = finish(ob, id, "failed", &w);
     } else {
         c->retried++;
-        rc = retry_later(ob, now, id, attempts);
-        wx_api_result_release(&w);
-        return rc;
+        rc = retry_later(ob, id, attempts);
     }
     wx_api_result_release(&w);
-    return rc < 0 ? rc : finish(ob, now, id);
+    return rc;
 }
 
-int outbound_deliver_due(struct outbound *ob, int64_t now_ms, long limit,
+int outbound_deliver_due(struct outbound *ob, int64_t deadline_ms,
                          struct outbound_counts *c)
 {
-    char n[24], lim[24];
-    const char *args[] = { n, ob->route->cfg, "due", lim, LEASE_MS };
-    redisReply *rep = NULL;
-    size_t i;
-    int rc;
+    char n[24], lease[24];
+    const char *args[] = { n, ob->route->cfg, "due", "1", lease, ob->owner };
+    int rc = 0;
 
-    snprintf(n, sizeof(n), "%lld", (long long)now_ms);
-    snprintf(lim, sizeof(lim), "%ld", limit);
-    rc = run(ob, args, 5, &rep);
-    if (rc < 0)
-        return rc;
-    for (i = 0; rc == 0 && rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
-         i++)
-        rc = deliver(ob, now_ms, rep->element[i], c);
-    freeReplyObject(rep);
+    snprintf(lease, sizeof(lease), "%ld", ob->lease_ms);
+    while (rc == 0 && wall_ms() < deadline_ms) {
+        redisReply *rep = NULL;
+
+        snprintf(n, sizeof(n), "%lld", (long long)wall_ms());
+        rc = run(ob, args, 6, &rep);
+        if (rc < 0)
+            break;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
+            freeReplyObject(rep);
+            break;                  /* nothing due */
+        }
+        rc = deliver(ob, rep->element[0], c);
+        freeReplyObject(rep);
+    }
     return rc;
 }

@@ -24,6 +24,8 @@ struct outbound {
     struct wx_api *api;           /* borrowed */
     const struct config *cfg;     /* borrowed */
     struct store_script script;
+    char owner[40];               /* this process's outbox leases */
+    long lease_ms;                /* longer than the slowest send */
 };
 
 struct outbound_result {
@@ -35,6 +37,8 @@ struct outbound_result {
     char message[256];
     long errcode;                 /* WeChat's, when it refused */
     long left;                    /* sends left in the window */
+    int unrecorded;               /* sent, but the "sent" event could not
+                                     be written (Redis failed just then) */
 };
 
 void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
@@ -45,7 +49,10 @@ void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
  * "queued" (a transient failure: `wxkf jobs` retries it); KF_EINVAL for a
  * refusal before WeChat (res->code says which); KF_EWECHAT when WeChat
  * refused it (res->errcode; status "failed", the send is given back);
- * KF_EBACKEND when Redis is down (nothing was reserved or sent). by = the
+ * KF_EIO when WeChat could not be used for a lasting reason (a wrong
+ * api_base, TLS; status "failed", given back, res->message says why);
+ * KF_EBACKEND when Redis is down before anything was sent. Once WeChat
+ * accepted the message this returns 0 whatever happens next. by = the
  * agent, or "" for an admin. */
 KF_WUR int outbound_send(struct outbound *ob, const char *by,
                          struct kf_str openid, json_t *msg, int64_t now_ms,
@@ -55,8 +62,12 @@ struct outbound_counts {
     long sent, failed, retried;
 };
 
-/* `wxkf jobs`: sends what is due in the outbox (bounded by limit). */
-KF_WUR int outbound_deliver_due(struct outbound *ob, int64_t now_ms,
-                                long limit, struct outbound_counts *c);
+/* `wxkf jobs`: sends what is due in the outbox, one leased entry at a
+ * time, until nothing is due or the wall clock passes deadline_ms (so the
+ * routing sweep is never held up for long). Several `wxkf jobs` may run:
+ * an entry is leased to one for longer than its slowest send, and its
+ * outcome is written only by the lease holder. */
+KF_WUR int outbound_deliver_due(struct outbound *ob, int64_t deadline_ms,
+                                struct outbound_counts *c);
 
 #endif

@@ -114,8 +114,9 @@ void route_classify(const struct route *r, const struct wx_msg *m,
     case WX_EV_CLICK:
         for (i = 0; i < r->nmenu; i++)
             if (kf_str_eq_c(m->event_key, r->menu[i].key)) {
-                *group = r->menu[i].group;
+                *group = r->menu[i].group;   /* the first rule wins */
                 *action = ROUTE_ROUTE;
+                break;
             }
         return;
     case WX_EV_KF_CREATE_SESSION:
@@ -495,19 +496,16 @@ int route_stats(struct route *r, json_t **out)
     return rc;
 }
 
+/* "ms" or "ms-seq", each a decimal that fits 64 bits (Redis stream id). */
 static int valid_stream_id(const char *s)
 {
-    size_t i, dash = 0;
+    const char *dash = strchr(s, '-');
+    uint64_t v;
 
-    if (!*s || strlen(s) > 40)
-        return 0;
-    for (i = 0; s[i]; i++) {
-        if (s[i] == '-')
-            dash++;
-        else if (s[i] < '0' || s[i] > '9')
-            return 0;
-    }
-    return dash <= 1;
+    if (!dash)
+        return kf_parse_u64(kf_str_c(s), &v) == 0;
+    return kf_parse_u64((struct kf_str){ s, (size_t)(dash - s) }, &v) == 0 &&
+           kf_parse_u64(kf_str_c(dash + 1), &v) == 0;
 }
 
 int route_inbox(struct route *r, const char *agent, const char *after,

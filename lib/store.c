@@ -278,16 +278,20 @@ int store_eval(struct store *s, const struct store_script *sc, int argc,
         return KF_EINVAL;
     argv[0] = "EVALSHA";
     argv[1] = sc->sha;
-    lens[0] = 7;
-    lens[1] = 40;
+    if (lens) {
+        lens[0] = 7;
+        lens[1] = 40;
+    }
     rc = command(s, argc, argv, lens, out);
     if (rc == 0 && is_noscript(*out)) {
         freeReplyObject(*out);
         *out = NULL;
         argv[0] = "EVAL";
         argv[1] = sc->src;
-        lens[0] = 4;
-        lens[1] = strlen(sc->src);
+        if (lens) {
+            lens[0] = 4;
+            lens[1] = strlen(sc->src);
+        }
         rc = command(s, argc, argv, lens, out);
     }
     if (rc == 0 && (*out)->type == REDIS_REPLY_ERROR) {

@@ -56,7 +56,8 @@ void store_script_init(struct store_script *sc, const char *src);
 struct redisReply;
 /* Runs sc: argv[0] and argv[1] (and lens[0..1]) are filled here
  * (EVALSHA sha, or EVAL src after a NOSCRIPT); the caller fills
- * argv[2..] = numkeys, keys..., args... One round trip normally, two the
+ * argv[2..] = numkeys, keys..., args... (lens may be NULL when every
+ * argument is a NUL-terminated string). One round trip normally, two the
  * first time a server sees the script. A Redis error reply is KF_EBACKEND.
  * On success *out is new; the caller frees it with freeReplyObject(). */
 KF_WUR int store_eval(struct store *s, const struct store_script *sc,

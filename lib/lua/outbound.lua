@@ -12,12 +12,24 @@
 --   status   4 openid, 5 agent, 6 id, 7 sent|queued|failed, 8 errcode,
 --            9 errmsg, 10 refund (1 = give the reserved send back)
 --   enqueue  4 id, 5 openid, 6 agent, 7 msgtype, 8 payload JSON, 9 due ms
---   due      4 limit, 5 lease ms -> {{id, openid, agent, msgtype, payload,
---            attempts}, ...} (each leased: not due again before the lease)
---   retry    4 id, 5 next due ms
---   done     4 id
+--   due      4 limit, 5 lease ms, 6 owner -> {{id, openid, agent, msgtype,
+--            payload, attempts}, ...}: each leased to owner, not due again
+--            before the lease ends (longer than the slowest send)
+--   retry    4 id, 5 owner, 6 next due ms
+--   finish   4 id, 5 owner, 6 sent|failed, 7 errcode, 8 errmsg: the
+--            delivery event (a failure gives the send back) and the entry
+--            removed, in one step; refused when the lease was lost (the
+--            entry belongs to whoever took it over)
 local now, op = tonumber(ARGV[1]), ARGV[3]
 local cfg = parse_cfg(ARGV[2])
+
+-- A send WeChat refused does not count against the user's window.
+local function give_back(o)
+    local k = P .. 'win:' .. o
+    if tonumber(redis.call('HGET', k, 'sent') or '0') > 0 then
+        redis.call('HINCRBY', k, 'sent', -1)
+    end
+end
 
 if op == 'reserve' then
     local o, by, id, mt = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -52,11 +64,7 @@ if op == 'reserve' then
     return { 'ok', agent, quota - sent - 1 }
 elseif op == 'status' then
     local o, a, id, st = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-    if ARGV[10] == '1' then
-        local left = tonumber(redis.call('HGET', P .. 'win:' .. o, 'sent')
-                              or '0')
-        if left > 0 then redis.call('HINCRBY', P .. 'win:' .. o, 'sent', -1) end
-    end
+    if ARGV[10] == '1' then give_back(o) end
     local ev = { 'type', 'delivery', 'id', id, 'openid', o, 'agent', a,
                  'status', st, 'errcode', ARGV[8], 'errmsg', ARGV[9],
                  'ts_ms', tostring(now) }
@@ -75,24 +83,37 @@ elseif op == 'due' then
     local ids = redis.call('ZRANGEBYSCORE', P .. 'outbox', '-inf', now,
                            'LIMIT', 0, tonumber(ARGV[4]))
     for _, id in ipairs(ids) do
-        local h = redis.call('HMGET', P .. 'outbox:' .. id, 'openid', 'agent',
-                             'msgtype', 'payload', 'attempts')
+        local k = P .. 'outbox:' .. id
+        local h = redis.call('HMGET', k, 'openid', 'agent', 'msgtype',
+                             'payload')
         if h[1] then
             redis.call('ZADD', P .. 'outbox', now + tonumber(ARGV[5]), id)
-            local n = redis.call('HINCRBY', P .. 'outbox:' .. id,
-                                 'attempts', 1)
+            redis.call('HSET', k, 'lease', ARGV[6])
+            local n = redis.call('HINCRBY', k, 'attempts', 1)
             out[#out + 1] = { id, h[1], h[2] or '', h[3], h[4], tostring(n) }
         else
             redis.call('ZREM', P .. 'outbox', id)
         end
     end
     return out
-elseif op == 'retry' then
-    redis.call('ZADD', P .. 'outbox', tonumber(ARGV[5]), ARGV[4])
-    return { 'ok' }
-elseif op == 'done' then
-    redis.call('ZREM', P .. 'outbox', ARGV[4])
-    redis.call('DEL', P .. 'outbox:' .. ARGV[4])
+elseif op == 'retry' or op == 'finish' then
+    local id, k = ARGV[4], P .. 'outbox:' .. ARGV[4]
+    if redis.call('HGET', k, 'lease') ~= ARGV[5] then
+        return { 'err', 'lost_lease' }
+    end
+    if op == 'retry' then
+        redis.call('ZADD', P .. 'outbox', tonumber(ARGV[6]), id)
+        return { 'ok' }
+    end
+    local h = redis.call('HMGET', k, 'openid', 'agent')
+    if ARGV[6] == 'failed' then give_back(h[1]) end
+    local ev = { 'type', 'delivery', 'id', id, 'openid', h[1],
+                 'agent', h[2] or '', 'status', ARGV[6], 'errcode', ARGV[7],
+                 'errmsg', ARGV[8], 'ts_ms', tostring(now) }
+    emit(ev)
+    inbox(h[2], ev)
+    redis.call('ZREM', P .. 'outbox', id)
+    redis.call('DEL', k)
     return { 'ok' }
 end
 return { 'err', 'bad_op' }

@@ -56,7 +56,11 @@ for _, o in ipairs(redis.call('ZRANGEBYSCORE', P .. 'qdeadline', '-inf', now,
         emit({ 'type', 'close', 'openid', o, 'session', s.id or '',
                'agent', '', 'group', s.group or '', 'reason', 'queue_timeout',
                'notify', 'leave_message', 'ts_ms', tostring(now) })
-        if ARGV[5] and ARGV[5] ~= '' then
+        -- the leave-a-message text, only inside the user's window
+        local win = redis.call('HMGET', P .. 'win:' .. o, 'kind', 'last_ms')
+        local span = win[1] == 'msg' and 48 * 3600 * 1000 or 60000
+        if ARGV[5] and ARGV[5] ~= '' and win[2] and
+           now - tonumber(win[2]) <= span then
             local id = 'sys_' .. redis.call('INCR', P .. 'outbox_seq')
             redis.call('HSET', P .. 'outbox:' .. id, 'openid', o, 'agent', '',
                        'msgtype', 'text', 'payload',
