@@ -1,7 +1,9 @@
-/* agent_cmd: `wxkf agent add|list|update|remove|token|sync -c FILE ...`,
- * the operator's edge of lib/agent — parses options, calls the lib verbs,
- * prints results (tokens once, never hashes) and reports one error line.
- * Exit status: 0 done, 1 failed, 2 usage. */
+/* agent_cmd: `wxkf agent add|list|update|remove|token|sync|invite|
+ * wechat-sync -c FILE ...`, the operator's edge of lib/agent and
+ * lib/agent_wx — parses options, calls the lib verbs, prints results
+ * (tokens once, never hashes) and reports one error line. After a local
+ * change, the agent's WeChat kf account follows (or one line says why
+ * not). Exit status: 0 done, 1 failed, 2 usage. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +11,9 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "agent_wx.h"
 #include "fcgi.h"
+#include "wx_api.h"
 
 #include "banned.h"
 
@@ -28,6 +32,14 @@ static const char agent_usage[] =
     "  token  --account A   issue a new token (printed once), revoke the old\n"
     "  list   [--json]      every agent, with its status from Redis\n"
     "  sync                 rebuild the Redis mirror from PostgreSQL\n"
+    "  invite --account A --wechat W\n"
+    "         invite WeChat user W to bind the kf account A (at WeChat)\n"
+    "  wechat-sync          add agents missing at WeChat, update nicknames;\n"
+    "         lists WeChat accounts that are not agents (never deletes them)\n"
+    "\n"
+    "With [wechat] app_secret set, add, update --nick and remove also change\n"
+    "the agent's WeChat kf account, for accounts of the form prefix@wechat_id\n"
+    "(the nickname is cut to 16 characters there).\n"
     "\n"
     "account: [A-Za-z0-9_]{1,10}, optionally @[A-Za-z0-9_-]{1,30}; nick: 1-64\n"
     "characters; weight 1..100 (default 1); capacity 1..10000, 0 = "
@@ -36,11 +48,11 @@ static const char agent_usage[] =
 
 enum {
     O_CONF = 1, O_ACCOUNT = 2, O_NICK = 4, O_WEIGHT = 8, O_CAPACITY = 16,
-    O_GROUP = 32, O_NO_GROUPS = 64, O_JSON = 128,
+    O_GROUP = 32, O_NO_GROUPS = 64, O_JSON = 128, O_WECHAT = 256,
 };
 
 struct opts {
-    const char *conf, *account, *nick, *weight, *capacity;
+    const char *conf, *account, *nick, *weight, *capacity, *wechat;
     const char *groups[MAX_GROUP_ARGS];
     int ngroups;
     unsigned seen;
@@ -56,6 +68,13 @@ static int say(const char *msg)
 {
     fprintf(stderr, "wxkf agent: %s\n", msg);
     return 1;
+}
+
+/* A line that does not fail the command (e.g. WeChat was skipped). */
+static int note(const char *msg)
+{
+    fprintf(stderr, "wxkf agent: %s\n", msg);
+    return 0;
 }
 
 /* One line, like every error; the full text is behind --help. */
@@ -77,7 +96,7 @@ static const struct {
     { "--account", O_ACCOUNT, 1 }, { "--nick", O_NICK, 1 },
     { "--weight", O_WEIGHT, 1 },   { "--capacity", O_CAPACITY, 1 },
     { "--group", O_GROUP, 1 },     { "--no-groups", O_NO_GROUPS, 0 },
-    { "--json", O_JSON, 0 },
+    { "--json", O_JSON, 0 },       { "--wechat", O_WECHAT, 1 },
 };
 
 static int store_opt(struct opts *o, const char *name, unsigned bit,
@@ -87,7 +106,8 @@ static int store_opt(struct opts *o, const char *name, unsigned bit,
                         : bit == O_ACCOUNT ? &o->account
                         : bit == O_NICK ? &o->nick
                         : bit == O_WEIGHT ? &o->weight
-                        : bit == O_CAPACITY ? &o->capacity : NULL;
+                        : bit == O_CAPACITY ? &o->capacity
+                        : bit == O_WECHAT ? &o->wechat : NULL;
 
     if (bit == O_GROUP) {
         if (o->ngroups >= MAX_GROUP_ARGS)
@@ -203,6 +223,7 @@ struct conns {
     struct pg_conn *db;
     struct store st;
     int st_ok;
+    struct wx_api *api;          /* only once wechat_open() made it */
 };
 
 static int connect_all(const struct config *cfg, struct conns *c,
@@ -221,6 +242,8 @@ static int connect_all(const struct config *cfg, struct conns *c,
 
 static void disconnect_all(struct conns *c)
 {
+    wx_api_free(c->api);
+    c->api = NULL;
     agent_db_close(c->db);
     c->db = NULL;
     if (c->st_ok)
@@ -402,6 +425,64 @@ static int done(int rc, const struct agent_err *err)
     return say(err->msg[0] ? err->msg : kf_strerror(rc));
 }
 
+/* ---------------------------------------------------------------- WeChat */
+
+/* The client for WeChat's API, when credentials are configured (else w
+ * has none and the agent_wx verbs say so). c must be connected. */
+static void wechat_open(const struct config *cfg, struct conns *c,
+                        struct agent_wx *w)
+{
+    if (agent_wx_configured(cfg) && !c->api &&
+        wx_api_new(cfg, &c->st, &c->api) < 0)
+        c->api = NULL;             /* the verb reports "no API client" */
+    agent_wx_init(w, cfg, c->api);
+}
+
+static void nick_note(const struct agent_wx_result *r)
+{
+    if (r->nick_truncated)
+        fprintf(stderr, "wxkf agent: note: WeChat allows %d characters; "
+                "the nickname there is \"%s\"\n", AGENT_WX_NICK_CHARS,
+                r->nickname);
+}
+
+/* After the local change (what says how it went): one line when WeChat
+ * was skipped (exit 0) or refused (exit 1). */
+static int wechat_report(int rc, const struct agent_wx_result *r,
+                         const char *what, const char *retry)
+{
+    if (r->skipped)
+        return note(r->msg);
+    nick_note(r);
+    if (rc == 0)
+        return 0;
+    fprintf(stderr, "wxkf agent: %s, but %s; %s\n", what, r->msg, retry);
+    return 1;
+}
+
+static const char retry_sync[] = "run `wxkf agent wechat-sync` to retry";
+
+/* Mirrors a (add, update) or account (remove) to WeChat; the exit
+ * status. */
+static int wechat_mirror(const struct config *cfg, struct conns *c,
+                         enum agent_wx_op op, const struct agent *a,
+                         const char *account)
+{
+    struct agent_wx_result r;
+    struct agent_wx w;
+    int rc;
+
+    wechat_open(cfg, c, &w);
+    if (op == AGENT_WX_DEL) {
+        rc = agent_wx_remove(&w, account, &r);
+        return wechat_report(rc, &r, "removed from wxkf", "delete it at "
+                             "WeChat (`wxkf agent wechat-sync` lists it)");
+    }
+    rc = op == AGENT_WX_ADD ? agent_wx_add(&w, a, &r)
+                            : agent_wx_update(&w, a, &r);
+    return wechat_report(rc, &r, "saved in wxkf", retry_sync);
+}
+
 static int run_add(const struct opts *o, const struct config *cfg)
 {
     char token[AGENT_TOKEN_SIZE];
@@ -423,8 +504,10 @@ static int run_add(const struct opts *o, const struct config *cfg)
             print_token(a.account, token) < 0 && rc == 0)
             rc = KF_ENOMEM;
     }
+    rc = rc == 0 ? wechat_mirror(cfg, &c, AGENT_WX_ADD, &a, NULL)
+                 : done(rc, &err);
     disconnect_all(&c);
-    return done(rc, &err);
+    return rc;
 }
 
 static int run_update(const struct opts *o, const struct config *cfg)
@@ -451,8 +534,12 @@ static int run_update(const struct opts *o, const struct config *cfg)
     if ((rc == 0 || err.mirror_stale) &&
         print_json(agent_json(&out, NULL)) < 0 && rc == 0)
         rc = KF_ENOMEM;
+    if (rc == 0 && (set & AGENT_SET_NICK))   /* WeChat has only the nick */
+        rc = wechat_mirror(cfg, &c, AGENT_WX_UPDATE, &out, NULL);
+    else
+        rc = done(rc, &err);
     disconnect_all(&c);
-    return done(rc, &err);
+    return rc;
 }
 
 static int run_remove(const struct opts *o, const struct config *cfg)
@@ -466,8 +553,10 @@ static int run_remove(const struct opts *o, const struct config *cfg)
     rc = connect_all(cfg, &c, &err);
     if (rc == 0)
         rc = agent_remove(c.db, &c.st, o->account, &err);
+    rc = rc == 0 ? wechat_mirror(cfg, &c, AGENT_WX_DEL, NULL, o->account)
+                 : done(rc, &err);
     disconnect_all(&c);
-    return done(rc, &err);
+    return rc;
 }
 
 static int run_token(const struct opts *o, const struct config *cfg)
@@ -568,6 +657,122 @@ static int run_sync(const struct opts *o, const struct config *cfg)
     return done(rc, &err);
 }
 
+/* KF_ENOTFOUND ("no agent A") unless PostgreSQL has the account. */
+static int agent_exists(struct pg_conn *db, const char *account,
+                        struct agent_err *err)
+{
+    struct agent_list l;
+    size_t i;
+    int rc;
+
+    agent_list_init(&l);
+    rc = agent_db_list(db, &l, err);
+    for (i = 0; rc == 0 && i < l.len; i++)
+        if (strcmp(l.v[i].account, account) == 0)
+            break;
+    if (rc == 0 && i == l.len) {
+        snprintf(err->msg, sizeof(err->msg), "no agent %s", account);
+        rc = KF_ENOTFOUND;
+    }
+    agent_list_release(&l);
+    return rc;
+}
+
+static int run_invite(const struct opts *o, const struct config *cfg)
+{
+    struct agent_err err = { "", 0 };
+    struct agent_wx_result r;
+    struct agent_wx w;
+    struct conns c;
+    int rc = agent_check_account(o->account, &err);
+
+    if (rc == 0 && agent_wx_check_wechat_id(o->wechat) < 0) {
+        snprintf(err.msg, sizeof(err.msg), "wechat: must be 1-64 of "
+                 "[A-Za-z0-9_.-] (a WeChat ID)");
+        rc = KF_EINVAL;
+    }
+    if (rc < 0)
+        return done(rc, &err);
+    rc = connect_all(cfg, &c, &err);
+    if (rc == 0)
+        rc = agent_exists(c.db, o->account, &err);
+    if (rc == 0) {
+        wechat_open(cfg, &c, &w);
+        rc = agent_wx_invite(&w, o->account, o->wechat, &r);
+        if (r.skipped)
+            rc = note(r.msg);
+        else if (rc < 0)
+            rc = say(r.msg);
+        else
+            rc = print_json(json_pack("{s:s, s:s, s:s}", "account",
+                                      o->account, "invite_wx", o->wechat,
+                                      "invite_status", "waiting")) < 0
+                     ? say(kf_strerror(KF_ENOMEM)) : 0;
+    } else {
+        rc = done(rc, &err);
+    }
+    disconnect_all(&c);
+    return rc;
+}
+
+/* The summary on stdout; the first failure on stderr (exit 1). */
+static int sync_report(int rc, const struct agent_wx_sync_stats *st,
+                       const struct agent_wx_kflist *foreign,
+                       const struct agent_wx_result *r)
+{
+    size_t i;
+
+    if (r->skipped)
+        return note(r->msg);
+    if (rc < 0 && st->failed == 0)
+        return say(r->msg);        /* getkflist failed: nothing done */
+    printf("wechat-sync: %zu added, %zu updated, %zu unchanged, %zu in wxkf "
+           "only (not kf_accounts), %zu failed\n", st->added, st->updated,
+           st->unchanged, st->local_only, st->failed);
+    if (st->truncated)
+        printf("wechat-sync: %zu nicknames cut to %d characters for "
+               "WeChat\n", st->truncated, AGENT_WX_NICK_CHARS);
+    for (i = 0; i < foreign->len; i++)
+        printf("wechat-sync: not a wxkf agent, left alone at WeChat: %s "
+               "\"%s\"\n", foreign->v[i].account, foreign->v[i].nick);
+    fflush(stdout);
+    if (rc == 0)
+        return 0;
+    fprintf(stderr, "wxkf agent: wechat-sync: %zu account%s failed, the "
+            "first %s\n", st->failed, st->failed == 1 ? "" : "s", r->msg);
+    return 1;
+}
+
+static int run_wechat_sync(const struct opts *o, const struct config *cfg)
+{
+    struct agent_err err = { "", 0 };
+    struct agent_wx_kflist foreign;
+    struct agent_wx_sync_stats st;
+    struct agent_wx_result r;
+    struct agent_list l;
+    struct agent_wx w;
+    struct conns c;
+    int rc;
+
+    (void)o;
+    agent_list_init(&l);
+    agent_wx_kflist_init(&foreign);
+    rc = connect_all(cfg, &c, &err);
+    if (rc == 0)
+        rc = agent_db_list(c.db, &l, &err);
+    if (rc == 0) {
+        wechat_open(cfg, &c, &w);
+        rc = sync_report(agent_wx_sync(&w, &l, &st, &foreign, &r), &st,
+                         &foreign, &r);
+    } else {
+        rc = done(rc, &err);
+    }
+    agent_wx_kflist_release(&foreign);
+    agent_list_release(&l);
+    disconnect_all(&c);
+    return rc;
+}
+
 static const struct subcmd subcmds[] = {
     { "add", O_CONF | O_ACCOUNT | O_NICK | O_WEIGHT | O_CAPACITY | O_GROUP,
       O_CONF | O_ACCOUNT | O_NICK, run_add },
@@ -578,6 +783,9 @@ static const struct subcmd subcmds[] = {
     { "token", O_CONF | O_ACCOUNT, O_CONF | O_ACCOUNT, run_token },
     { "list", O_CONF | O_JSON, O_CONF, run_list },
     { "sync", O_CONF, O_CONF, run_sync },
+    { "invite", O_CONF | O_ACCOUNT | O_WECHAT, O_CONF | O_ACCOUNT | O_WECHAT,
+      run_invite },
+    { "wechat-sync", O_CONF, O_CONF, run_wechat_sync },
 };
 
 static const char *opt_name(unsigned bit)
@@ -595,7 +803,7 @@ static int check_opts(const struct subcmd *sc, const struct opts *o)
 {
     unsigned bit;
 
-    for (bit = 1; bit <= O_JSON; bit <<= 1) {
+    for (bit = 1; bit <= O_WECHAT; bit <<= 1) {
         if ((o->seen & bit) && !(sc->allowed & bit))
             return usage_error("option not taken by this command:",
                                opt_name(bit));

@@ -1,12 +1,16 @@
 /* api: the REST routes routing and presence need (/api/v1/me/...,
- * /api/v1/sessions/{openid}..., /api/v1/stats). Thin: authenticate, read a
- * bounded JSON body, call lib/route, map the outcome to a status. */
+ * /api/v1/sessions/{openid}..., /api/v1/stats) and the history reads
+ * (/api/v1/users/{openid}/messages, .../transcript, /api/v1/search).
+ * Thin: authenticate, read a bounded JSON body, call lib/route or
+ * lib/history, map the outcome to a status. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "auth.h"
 #include "fcgi.h"
+#include "media.h"
+#include "history.h"
 #include "route.h"
 
 #include "banned.h"
@@ -110,35 +114,40 @@ static void backend_down(struct fcgi_req *r)
     fcgi_error(r, 503, "backend_unavailable", "redis is unreachable", NULL);
 }
 
-static void presence(struct fcgi_req *r, const char *op, const char *reason)
+/* The caller is authenticated (who) before the body is read. */
+static void presence(struct fcgi_req *r, const struct auth *who,
+                     const char *op, const char *reason)
 {
-    struct auth who;
     char status[16];
     long moved = 0;
     int rc;
 
-    if (authenticate(r, &who, 0) || need_agent(r, &who))
-        return;
-    rc = route_presence(rt(r), who.account, op, reason, now_ms(), status,
+    rc = route_presence(rt(r), who->account, op, reason, now_ms(), status,
                         sizeof(status), &moved);
     if (rc == KF_EBACKEND) {
         backend_down(r);
-    } else if (rc < 0) {
+    } else if (rc == KF_ENOTFOUND) {
         fcgi_error(r, 404, "unknown_agent", "agent not found", NULL);
+    } else if (rc < 0) {
+        fcgi_error(r, 500, "internal_error", "internal error", NULL);
     } else {
-        fcgi_json(r, 200, json_pack("{s:s,s:s,s:I}", "account", who.account,
+        fcgi_json(r, 200, json_pack("{s:s,s:s,s:I}", "account", who->account,
                                     "status", status, "moved",
                                     (json_int_t)moved));
         log_info(&r->log, "api", "presence", "agent=%s op=%s status=%s "
-                 "moved=%ld", who.account, op, status, moved);
+                 "moved=%ld", who->account, op, status, moved);
     }
 }
 
 void api_me_status(struct fcgi_req *r)
 {
-    json_t *body = json_body(r);
+    struct auth who;
+    json_t *body;
     const char *st = NULL;
 
+    if (authenticate(r, &who, 0) || need_agent(r, &who))
+        return;
+    body = json_body(r);
     if (!body)
         return;
     if (str_field(r, body, "status", &st) == 0) {
@@ -148,14 +157,18 @@ void api_me_status(struct fcgi_req *r)
                        "field status must be online, paused or offline",
                        NULL);
         else
-            presence(r, st, "request");
+            presence(r, &who, st, "request");
     }
     json_decref(body);
 }
 
 void api_me_heartbeat(struct fcgi_req *r)
 {
-    presence(r, "heartbeat", "heartbeat");
+    struct auth who;
+
+    if (authenticate(r, &who, 0) || need_agent(r, &who))
+        return;
+    presence(r, &who, "heartbeat", "heartbeat");
 }
 
 void api_me_sessions(struct fcgi_req *r)
@@ -231,17 +244,15 @@ static void session_refused(struct fcgi_req *r, int rc, const char *code)
     fcgi_error(r, 400, "refused", "the session action was refused", NULL);
 }
 
-static void session_action(struct fcgi_req *r, const char *op,
-                           const char *target)
+static void session_action(struct fcgi_req *r, const struct auth *who,
+                           const char *op, const char *target)
 {
-    struct auth who;
+    struct auth me = *who;
     char result[96], err[32] = "";
     int rc;
 
-    if (authenticate(r, &who, 0))
-        return;
     rc = route_session(rt(r), op, r->param,
-                       who.role == AUTH_AGENT ? who.account : "", target,
+                       me.role == AUTH_AGENT ? me.account : "", target,
                        now_ms(), result, sizeof(result), err, sizeof(err));
     if (rc < 0) {
         session_refused(r, rc, err);
@@ -250,19 +261,27 @@ static void session_action(struct fcgi_req *r, const char *op,
     fcgi_json(r, 200, json_pack("{s:s%,s:s}", "openid", r->param.p,
                                 r->param.len, "result", result));
     log_info(&r->log, "api", op, "by=%s result=%s",
-             who.role == AUTH_AGENT ? who.account : "admin", result);
+             me.role == AUTH_AGENT ? me.account : "admin", result);
 }
 
 void api_session_close(struct fcgi_req *r)
 {
-    session_action(r, "close", NULL);
+    struct auth who;
+
+    if (authenticate(r, &who, 0))
+        return;
+    session_action(r, &who, "close", NULL);
 }
 
 void api_session_transfer(struct fcgi_req *r)
 {
-    json_t *body = json_body(r);
+    struct auth who;
+    json_t *body;
     const char *agent = NULL, *group = NULL;
 
+    if (authenticate(r, &who, 0))
+        return;
+    body = json_body(r);
     if (!body)
         return;
     if (str_field(r, body, "to_agent", &agent) == 0 &&
@@ -274,7 +293,8 @@ void api_session_transfer(struct fcgi_req *r)
             fcgi_error(r, 400, "invalid_field", "target name too long",
                        NULL);
         else
-            session_action(r, agent ? "transfer_agent" : "transfer_group",
+            session_action(r, &who,
+                           agent ? "transfer_agent" : "transfer_group",
                            agent ? agent : group);
     }
     json_decref(body);
@@ -380,9 +400,13 @@ void api_session_send(struct fcgi_req *r)
 
         fcgi_json(r, res.errcode == 45015 || res.errcode == 45047 ? 409 : 502,
                   e);
+    } else if (rc == KF_EIO) {
+        fcgi_error(r, 502, "wechat_unreachable", res.message, NULL);
     } else if (rc < 0) {
         backend_down(r);
     } else {
+        if (res.unrecorded)
+            log_warn(&r->log, "api", "send_unrecorded", "id=%s", res.id);
         fcgi_json(r, strcmp(res.status, "sent") == 0 ? 200 : 202,
                   json_pack("{s:s,s:s,s:I}", "id", res.id, "status",
                             res.status, "left", (json_int_t)res.left));
@@ -390,4 +414,254 @@ void api_session_send(struct fcgi_req *r)
     log_info(&r->log, "api", "send", "status=%d result=%s code=%s errcode=%ld",
              r->status, res.status[0] ? res.status : "-",
              res.code[0] ? res.code : "-", res.errcode);
+}
+
+/* --- history: reads of the archived messages (lib/history) --------------- */
+
+/* ?name=N: def when absent, else 1..max; answers 400 otherwise. */
+static int query_limit(struct fcgi_req *r, long def, long max, long *out)
+{
+    struct kf_str v;
+    uint64_t n;
+    char msg[64];
+
+    *out = def;
+    if (!http_query_get(&r->query, "limit", &v))
+        return 0;
+    if (kf_parse_u64(v, &n) == 0 && n >= 1 && n <= (uint64_t)max) {
+        *out = (long)n;
+        return 0;
+    }
+    snprintf(msg, sizeof(msg), "limit must be a number in 1..%ld", max);
+    fcgi_error(r, 400, "invalid_field", msg, NULL);
+    return 1;
+}
+
+/* ?name=CURSOR: *out is c, or NULL when absent; answers 400 if it is not
+ * a cursor we made. */
+static int query_cursor(struct fcgi_req *r, const char *name,
+                        struct history_cursor *c,
+                        const struct history_cursor **out)
+{
+    struct kf_str v;
+    char msg[64];
+
+    *out = NULL;
+    if (!http_query_get(&r->query, name, &v))
+        return 0;
+    if (history_cursor_decode(v, c) == 0) {
+        *out = c;
+        return 0;
+    }
+    snprintf(msg, sizeof(msg), "%s is not a cursor", name);
+    fcgi_error(r, 400, "invalid_field", msg, NULL);
+    return 1;
+}
+
+/* Admins read every user's history; an agent only that of a user it
+ * serves now (an active session with it). Answers when refused. */
+static int may_read_user(struct fcgi_req *r, const struct auth *who)
+{
+    json_t *s = NULL;
+    const char *state, *agent;
+    int rc, ok;
+
+    if (who->role == AUTH_ADMIN)
+        return 0;
+    rc = route_session_view(rt(r), r->param, &s);
+    if (rc == KF_EBACKEND) {
+        backend_down(r);
+        return 1;
+    }
+    state = json_string_value(json_object_get(s, "state"));
+    agent = json_string_value(json_object_get(s, "agent"));
+    ok = rc == 0 && state && agent && strcmp(state, "active") == 0 &&
+         strcmp(agent, who->account) == 0;
+    json_decref(s);
+    if (!ok) {
+        fcgi_error(r, 403, "not_yours", "the user is not served by you",
+                   NULL);
+        log_info(&r->log, "api", "denied", "status=403 agent=%s",
+                 who->account);
+    }
+    return !ok;
+}
+
+/* Answers a history read (page is taken) and logs it once. */
+static void history_reply(struct fcgi_req *r, const char *ev, int rc,
+                          json_t *page, const char *einval)
+{
+    size_t rows = json_array_size(json_object_get(page, "messages"));
+
+    if (rc == 0)
+        fcgi_json(r, 200, page);
+    else if (rc == KF_EBACKEND)
+        fcgi_error(r, 503, "backend_unavailable",
+                   "postgresql is unreachable", NULL);
+    else if (rc == KF_ENOTFOUND)
+        fcgi_error(r, 404, "no_session", "this user has no session", NULL);
+    else if (rc == KF_EINVAL)
+        fcgi_error(r, 400, "invalid_field", einval, NULL);
+    else
+        fcgi_error(r, 500, "internal_error", "internal error", NULL);
+    if (rc == 0)
+        log_info(&r->log, "api", ev, "status=200 rows=%zu", rows);
+    else
+        log_warn(&r->log, "api", ev, "status=%d err=%s", r->status,
+                 kf_strerror(rc));
+}
+
+/* GET /api/v1/users/{openid}/messages?before=CURSOR&limit=N */
+void api_user_messages(struct fcgi_req *r)
+{
+    const struct history_cursor *before;
+    struct history_cursor c;
+    struct auth who;
+    json_t *page = NULL;
+    long limit;
+    int rc;
+
+    if (authenticate(r, &who, 0) ||
+        query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
+        query_cursor(r, "before", &c, &before) || may_read_user(r, &who))
+        return;
+    rc = history_user_page(&r->app->history, r->param, before, limit, &page);
+    history_reply(r, "history_page", rc, page, "invalid openid");
+}
+
+/* GET /api/v1/sessions/{openid}/transcript?session=ID&after=CURSOR&limit=N
+ * (default: the user's current or latest session). */
+void api_session_transcript(struct fcgi_req *r)
+{
+    const struct history_cursor *after;
+    struct history_cursor c;
+    struct auth who;
+    struct kf_str sv;
+    uint64_t sid = 0;
+    json_t *page = NULL;
+    long limit;
+    int rc;
+
+    if (authenticate(r, &who, 0) ||
+        query_limit(r, HISTORY_TRANSCRIPT_MAX, HISTORY_TRANSCRIPT_MAX,
+                    &limit) ||
+        query_cursor(r, "after", &c, &after))
+        return;
+    if (http_query_get(&r->query, "session", &sv) &&
+        (kf_parse_u64(sv, &sid) < 0 || sid < 1 || sid > INT64_MAX)) {
+        fcgi_error(r, 400, "invalid_field", "session must be a session id",
+                   NULL);
+        return;
+    }
+    if (may_read_user(r, &who))
+        return;
+    rc = history_transcript(&r->app->history, r->param, (int64_t)sid, after,
+                            limit, &page);
+    history_reply(r, "history_transcript", rc, page, "invalid openid");
+}
+
+/* GET /api/v1/search?q=TEXT&before=CURSOR&limit=N (admins). */
+void api_search(struct fcgi_req *r)
+{
+    const struct history_cursor *before;
+    struct history_cursor c;
+    struct auth who;
+    struct kf_str q;
+    json_t *page = NULL;
+    long limit;
+    int rc;
+
+    if (authenticate(r, &who, 1) ||
+        query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
+        query_cursor(r, "before", &c, &before))
+        return;
+    http_query_get(&r->query, "q", &q);
+    rc = history_search(&r->app->history, q, before, limit, &page);
+    history_reply(r, "history_search", rc, page,
+                  "q must be 2..100 characters of UTF-8");
+}
+
+/* Writes the head of a 200 answer carrying a stored file. */
+static int media_head(struct fcgi_req *r, const struct media_file *f,
+                      struct kf_str id)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "Status: 200 %s\r\nContent-Type: %s\r\n"
+                     "Content-Length: %llu\r\nX-Request-Id: %.*s\r\n"
+                     "X-Content-Type-Options: nosniff\r\n"
+                     "Cache-Control: private, max-age=3600\r\n"
+                     "Content-Security-Policy: default-src 'none'; "
+                     "sandbox\r\n"
+                     "Content-Disposition: inline; filename=\"%.*s.%s\""
+                     "\r\n\r\n",
+                     http_reason(200), f->content_type,
+                     (unsigned long long)f->size, (int)r->rid.len, r->rid.p,
+                     (int)id.len, id.p, f->ext);
+
+    if (n < 0 || (size_t)n >= sizeof(head))
+        return KF_ETOOBIG;
+    r->status = 200;
+    return FCGX_PutStr(head, n, r->fx->out) == n ? 0 : KF_EIO;
+}
+
+/* Streams the file in chunks after its head. A read error after the head
+ * can only cut the answer short (the client sees a short body). */
+static int media_stream(struct fcgi_req *r, struct media_file *f,
+                        struct kf_str id)
+{
+    char chunk[32768];
+    uint64_t left = f->size;
+    size_t n;
+    int rc = media_head(r, f, id);
+
+    while (rc == 0 && left > 0) {
+        rc = media_file_read(f, chunk, sizeof(chunk), &n);
+        if (rc == 0 && (n == 0 || n > left))
+            rc = KF_EIO;        /* the file changed under us */
+        if (rc == 0 && FCGX_PutStr(chunk, (int)n, r->fx->out) != (int)n)
+            rc = KF_EIO;
+        left -= rc == 0 ? n : 0;
+    }
+    return rc;
+}
+
+/* GET /api/v1/media/{media_id}: a stored image, voice or video, to an
+ * admin or to the agent whose session the user is in. */
+void api_media_get(struct fcgi_req *r)
+{
+    struct media_file f;
+    struct media m;
+    struct auth who;
+    int rc;
+
+    if (authenticate(r, &who, 0))
+        return;
+    media_init(&m, &r->app->store, NULL, &r->app->cfg);
+    media_file_init(&f);
+    rc = media_open(&m, r->param, who.role == AUTH_AGENT ? who.account : "",
+                    &f);
+    if (rc == 0) {
+        rc = media_stream(r, &f, r->param);
+        if (rc < 0)
+            log_warn(&r->log, "api", "media_cut_short", "err=%s",
+                     kf_strerror(rc));
+    } else if (rc == KF_EBACKEND) {
+        backend_down(r);
+    } else if (strcmp(f.code, "not_yours") == 0) {
+        fcgi_error(r, 403, "not_yours", "the user is not in one of your "
+                   "sessions", NULL);
+    } else if (rc == KF_EINVAL) {
+        fcgi_error(r, 404, "no_media", "no such media", NULL);
+    } else {
+        fcgi_error(r, 404, f.code[0] ? f.code : "no_media",
+                   strcmp(f.code, "media_failed") == 0
+                       ? "the media could not be fetched from WeChat"
+                       : "no such media, or not stored yet", NULL);
+    }
+    log_info(&r->log, "api", "media", "status=%d by=%s code=%s size=%llu",
+             r->status, who.role == AUTH_AGENT ? who.account : "admin",
+             f.code[0] ? f.code : "-", (unsigned long long)f.size);
+    media_file_release(&f);
+    media_release(&m);
 }

@@ -9,6 +9,7 @@
 
 #include "callback.h"
 #include "config.h"
+#include "history.h"
 #include "http.h"
 #include "kf.h"
 #include "log.h"
@@ -24,6 +25,7 @@ struct app {
     struct callback cb;
     struct wx_api *api;         /* WeChat's API (one curl handle) */
     struct outbound outbound;
+    struct history history;     /* PostgreSQL reads (lazy connection) */
 };
 
 struct fcgi_req {
@@ -63,6 +65,10 @@ void api_session_transfer(struct fcgi_req *r);
 void api_stats(struct fcgi_req *r);
 void api_me_events(struct fcgi_req *r);
 void api_session_send(struct fcgi_req *r);
+void api_user_messages(struct fcgi_req *r);
+void api_session_transcript(struct fcgi_req *r);
+void api_search(struct fcgi_req *r);
+void api_media_get(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);

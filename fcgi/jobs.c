@@ -1,11 +1,14 @@
 /* jobs: `wxkf jobs` — the background daemon. Every second it runs one
  * bounded routing sweep (heartbeat loss, idle expiry, first-reply and
  * queue timeouts, queue draining) and sends what is due in the outbox
- * (agent replies that failed transiently, leave-a-message texts); at
+ * (agent replies that failed transiently, leave-a-message texts) and
+ * fetches users' images, voice and video into the media store; at
  * start and every ten minutes it
- * re-mirrors the agents from PostgreSQL into Redis. Several may run at
- * once: each sweep is one atomic script. SIGTERM/SIGINT stop it between
- * passes. */
+ * re-mirrors the agents from PostgreSQL into Redis. The rest of each
+ * second it archives the event stream into PostgreSQL (lib/archive).
+ * Several may run at once: each sweep is one atomic script, and the
+ * archivers share the stream through a consumer group. SIGTERM/SIGINT
+ * stop it between passes. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,13 +16,16 @@
 #include <time.h>
 
 #include "agent.h"
+#include "archive.h"
 #include "fcgi.h"
+#include "media.h"
 #include "route.h"
 
 #include "banned.h"
 
 #define SWEEP_LIMIT 500
 #define RESYNC_MS (10 * 60 * 1000)
+#define ARCHIVE_IDLE_MS 100
 
 static volatile sig_atomic_t jobs_stopping;
 
@@ -93,7 +99,7 @@ static void deliver(struct app *app, struct log *log)
     int rc;
 
     memset(&c, 0, sizeof(c));
-    rc = outbound_deliver_due(&app->outbound, wall_ms(), 50, &c);
+    rc = outbound_deliver_due(&app->outbound, wall_ms() + 500, &c);
     if (rc < 0)
         log_warn(log, "jobs", "outbox_failed", "err=%s", kf_strerror(rc));
     else if (c.sent || c.failed || c.retried)
@@ -101,9 +107,62 @@ static void deliver(struct app *app, struct log *log)
                  c.sent, c.failed, c.retried);
 }
 
+/* Fetches inbound media into the media store (bounded: 50 entries of
+ * each kind, 10 fetches, about 2 s). */
+static void fetch_media(struct media *m, struct log *log)
+{
+    struct media_counts c;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    rc = media_fetch_pass(m, wall_ms(), 50, &c);
+    if (rc < 0)
+        log_warn(log, "jobs", "media_pass_failed", "err=%s", kf_strerror(rc));
+    if (c.stored || c.failed || c.retried)
+        log_info(log, "jobs", "media", "stored=%ld failed=%ld retried=%ld "
+                 "waiting=%ld", c.stored, c.failed, c.retried, c.waiting);
+}
+
+/* Archives until `until` (wall ms), at least one pass: pass after pass
+ * while entries are left, else every ARCHIVE_IDLE_MS (a pass is bounded
+ * by [archiver] batch_ms); only naps when the archiver is off. Logs what
+ * it did once a call (about once a second). */
+static void archive(struct archive *ar, struct log *log, int64_t until)
+{
+    struct archive_stats c;
+    char state[6] = "";
+    int err = 0;
+
+    memset(&c, 0, sizeof(c));
+    do {
+        int64_t left;
+
+        if (archive_pass(ar, &c) < 0) {
+            err = c.last_rc;
+            memcpy(state, c.sqlstate, sizeof(state));
+        }
+        left = until - wall_ms();
+        if (!c.more && left > 0)
+            nap(ar->enabled && left > ARCHIVE_IDLE_MS ? ARCHIVE_IDLE_MS
+                                                      : (long)left);
+    } while (!jobs_stopping && wall_ms() < until);
+    if (err)
+        log_warn(log, "jobs", "archive_failed", "err=%s sqlstate=%s "
+                 "failed_passes=%ld", kf_strerror(err), *state ? state : "-",
+                 c.errors);
+    if (c.written || c.claimed || c.rejected || c.trimmed ||
+        c.lag.pending || c.lag.undelivered)
+        log_info(log, "jobs", "archive", "written=%ld claimed=%ld "
+                 "rejected=%ld trimmed=%ld pending=%lld undelivered=%lld "
+                 "lag_ms=%lld", c.written, c.claimed, c.rejected, c.trimmed,
+                 c.lag.pending, c.lag.undelivered, (long long)c.lag.age_ms);
+}
+
 int jobs_main(const char *conf_path)
 {
     struct app app;
+    struct media media;
+    struct archive ar;
     struct sigaction sa;
     int64_t next_sync = 0;
     int rc = app_open(&app, conf_path);
@@ -120,6 +179,8 @@ int jobs_main(const char *conf_path)
     sigaction(SIGQUIT, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    media_init(&media, &app.store, app.api, &app.cfg);
+    archive_init(&ar, &app.store, &app.cfg);
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
     while (!jobs_stopping) {
         int64_t now = wall_ms();
@@ -129,9 +190,12 @@ int jobs_main(const char *conf_path)
                                                            : 10000);
         sweep(&app, &app.log);
         deliver(&app, &app.log);
-        nap(1000 - (long)(wall_ms() - now) % 1000);
+        fetch_media(&media, &app.log);
+        archive(&ar, &app.log, now + 1000);
     }
     log_info(&app.log, "jobs", "stop", NULL);
+    archive_release(&ar);
+    media_release(&media);
     app_close(&app);
     return 0;
 }

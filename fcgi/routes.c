@@ -115,6 +115,10 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/sessions/*/transfer", api_session_transfer },
     { M_POST, "/api/v1/sessions/*/messages", api_session_send },
     { M_GET, "/api/v1/stats", api_stats },
+    { M_GET, "/api/v1/users/*/messages", api_user_messages },
+    { M_GET, "/api/v1/sessions/*/transcript", api_session_transcript },
+    { M_GET, "/api/v1/search", api_search },
+    { M_GET, "/api/v1/media/*", api_media_get },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -133,8 +137,9 @@ static void not_allowed(struct fcgi_req *r, int allowed)
 {
     char hdr[64];
 
-    snprintf(hdr, sizeof(hdr), "Allow: %s%s%s\r\n",
-             allowed & M_GET ? "GET, HEAD" : "",
+    snprintf(hdr, sizeof(hdr), "Allow: %s%s%s%s\r\n",
+             allowed & M_GET ? "GET" : "",
+             allowed & M_HEAD ? ", HEAD" : "",
              (allowed & M_GET) && (allowed & M_POST) ? ", " : "",
              allowed & M_POST ? "POST" : "");
     fcgi_error(r, 405, "method_not_allowed", "method not allowed", hdr);

@@ -181,11 +181,13 @@ int app_open(struct app *app, const char *conf_path)
         return rc;
     }
     outbound_init(&app->outbound, &app->cb.route, app->api, &app->cfg);
+    history_init(&app->history, app->cfg.postgres.dsn);
     return 0;
 }
 
 void app_close(struct app *app)
 {
+    history_release(&app->history);
     wx_api_free(app->api);
     app->api = NULL;
     callback_release(&app->cb);

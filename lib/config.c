@@ -177,6 +177,14 @@ static const struct centry table[] = {
       offsetof(struct config, texts.leave_message),
       "客服暂时无法接入，请留言，我们会尽快回复您。", 0, 2000, NULL, 0, check_text },
     CHECKED(api, admin_token_sha256, 0, 64, check_sha256),
+    S(media, dir, "var/media", 1, 1024),
+    L(media, max_bytes, 10485760, 1024, 104857600),
+    L(media, fetch, 1, 0, 1),
+    L(archiver, batch, 1000, 1, 10000),
+    L(archiver, batch_ms, 200, 10, 10000),
+    L(archiver, claim_idle_ms, 30000, 1000, 86400000),
+    L(archiver, keep_ms, 3600000, 0, 604800000),
+    L(archiver, enabled, 1, 0, 1),
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 

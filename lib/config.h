@@ -49,6 +49,13 @@ struct config {
     struct {
         char *admin_token_sha256;
     } api;
+    struct {
+        char *dir;              /* relative: to the working directory */
+        long max_bytes, fetch;
+    } media;
+    struct {
+        long batch, batch_ms, claim_idle_ms, keep_ms, enabled;
+    } archiver;
 };
 
 struct config_err {

@@ -1,0 +1,688 @@
+/* history: reads of the archived messages from PostgreSQL. */
+#include "history.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "banned.h"
+
+#define CONNECT_TIMEOUT "2"    /* seconds, per connection attempt */
+#define STATEMENT_MS 5000      /* the session's statement_timeout */
+/* 10000-01-01T00:00:00Z in microseconds: cursors stay below it. */
+#define US_END INT64_C(253402300800000000)
+/* The client waits this much longer than statement_timeout for an answer
+ * (a server that stopped answering must not hold the worker forever). */
+#define DEADLINE_MS (STATEMENT_MS + 2000)
+#define PATTERN_MAX 1024       /* escaped search text: 100 chars * 4 * 2 */
+
+/* The columns every read returns, in this order. */
+#define COLS                                                              \
+    "id, direction, msgtype, content, media_id, status, errcode, agent, " \
+    "session_id, openid, "                                                \
+    "to_char(created_at AT TIME ZONE 'UTC', "                             \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), payload::text, "               \
+    "(extract(epoch FROM created_at) * 1000000)::bigint "
+enum { C_ID, C_DIR, C_TYPE, C_CONTENT, C_MEDIA, C_STATUS, C_ERRCODE,
+       C_AGENT, C_SESSION, C_OPENID, C_AT, C_PAYLOAD, C_US, NCOLS };
+
+/* Prepared once per connection. Keyset conditions are row comparisons on
+ * (created_at, id), which the indexes serve in order. */
+static const struct stmt {
+    const char *name;
+    int nparams;
+    const char *sql;
+} stmts[] = {
+    { "history_user", 4,
+      "SELECT " COLS "FROM messages WHERE openid = $1 "
+      "AND (created_at, id) < ($2::timestamptz, $3::bigint) "
+      "ORDER BY created_at DESC, id DESC LIMIT $4::int" },
+    { "history_session", 5,
+      "SELECT " COLS "FROM messages WHERE session_id = $1::bigint "
+      "AND openid = $2 "
+      "AND (created_at, id) > ($3::timestamptz, $4::bigint) "
+      "ORDER BY created_at, id LIMIT $5::int" },
+    { "history_search", 4,
+      "SELECT " COLS "FROM messages WHERE content ILIKE $1 "
+      "AND (created_at, id) < ($2::timestamptz, $3::bigint) "
+      "ORDER BY created_at DESC, id DESC LIMIT $4::int" },
+    { "history_latest_session", 1,
+      "SELECT id FROM sessions WHERE openid = $1 "
+      "ORDER BY closed_at IS NULL DESC, opened_at DESC, id DESC LIMIT 1" },
+};
+#define NSTMTS (sizeof(stmts) / sizeof(stmts[0]))
+
+void history_init(struct history *h, const char *dsn)
+{
+    memset(h, 0, sizeof(*h));
+    h->dsn = dsn;
+}
+
+static void drop(struct history *h)
+{
+    if (h->db)
+        PQfinish(h->db);
+    h->db = NULL;
+}
+
+void history_release(struct history *h)
+{
+    drop(h);
+}
+
+/* --- cursors ------------------------------------------------------------ */
+
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* base64url without padding; out must hold 4 * ceil(n / 3) + 1 bytes. */
+static void b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    size_t i;
+    char *o = out;
+
+    for (i = 0; i + 2 < n; i += 3) {
+        *o++ = b64url[in[i] >> 2];
+        *o++ = b64url[(in[i] & 3) << 4 | in[i + 1] >> 4];
+        *o++ = b64url[(in[i + 1] & 15) << 2 | in[i + 2] >> 6];
+        *o++ = b64url[in[i + 2] & 63];
+    }
+    if (n - i == 1) {
+        *o++ = b64url[in[i] >> 2];
+        *o++ = b64url[(in[i] & 3) << 4];
+    } else if (n - i == 2) {
+        *o++ = b64url[in[i] >> 2];
+        *o++ = b64url[(in[i] & 3) << 4 | in[i + 1] >> 4];
+        *o++ = b64url[(in[i + 1] & 15) << 2];
+    }
+    *o = '\0';
+}
+
+/* Decodes s into out (at most max bytes); KF_EINVAL for anything that is
+ * not base64url without padding. Non-canonical trailing bits are caught
+ * by the caller's re-encoding. */
+static int b64url_decode(struct kf_str s, unsigned char *out, size_t max,
+                         size_t *n)
+{
+    uint32_t acc = 0;
+    size_t i, bits = 0;
+
+    *n = 0;
+    if (s.len % 4 == 1)
+        return KF_EINVAL;
+    for (i = 0; i < s.len; i++) {
+        const char *c = s.p[i] ? memchr(b64url, s.p[i], 64) : NULL;
+
+        if (!c)
+            return KF_EINVAL;
+        acc = (acc << 6 | (uint32_t)(c - b64url)) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (*n >= max)
+                return KF_EINVAL;
+            out[(*n)++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return 0;
+}
+
+int history_cursor_encode(const struct history_cursor *c, char *out,
+                          size_t out_len)
+{
+    char text[48];
+    int n;
+
+    if (c->us < 0 || c->us >= US_END || c->id < 0)
+        return KF_EINVAL;
+    n = snprintf(text, sizeof(text), "%lld:%lld", (long long)c->us,
+                 (long long)c->id);
+    if (n < 0 || (size_t)n >= sizeof(text) ||
+        out_len < 4 * (((size_t)n + 2) / 3) + 1)
+        return KF_EINVAL;
+    b64url_encode((const unsigned char *)text, (size_t)n, out);
+    return 0;
+}
+
+/* A canonical decimal int64 >= 0 (no sign, no leading zero). */
+static int parse_decimal(const char *p, size_t len, int64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (len == 0 || len > 19 || (len > 1 && p[0] == '0'))
+        return KF_EINVAL;
+    for (i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return KF_EINVAL;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v > INT64_MAX)
+        return KF_EINVAL;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int history_cursor_decode(struct kf_str s, struct history_cursor *out)
+{
+    unsigned char raw[48];
+    char again[HISTORY_CURSOR_LEN];
+    const char *colon;
+    size_t n;
+    int rc;
+
+    if (s.len == 0 || s.len >= HISTORY_CURSOR_LEN)
+        return KF_EINVAL;
+    rc = b64url_decode(s, raw, sizeof(raw), &n);
+    if (rc < 0)
+        return rc;
+    colon = memchr(raw, ':', n);
+    if (!colon ||
+        parse_decimal((const char *)raw, (size_t)(colon - (char *)raw),
+                      &out->us) < 0 ||
+        parse_decimal(colon + 1, n - (size_t)(colon - (char *)raw) - 1,
+                      &out->id) < 0)
+        return KF_EINVAL;
+    rc = history_cursor_encode(out, again, sizeof(again));
+    if (rc < 0 || strlen(again) != s.len || memcmp(again, s.p, s.len) != 0)
+        return KF_EINVAL;
+    return 0;
+}
+
+/* The cursor as statement parameters: a timestamptz literal (exact to the
+ * microsecond, unlike a float) and the id. NULL: before/after every row. */
+static int cursor_params(const struct history_cursor *c, int desc,
+                         char *at, size_t at_len, char *id, size_t id_len)
+{
+    struct tm tm;
+    time_t secs;
+    int n;
+
+    if (!c) {
+        snprintf(at, at_len, "%s", desc ? "infinity" : "-infinity");
+        snprintf(id, id_len, "%lld", desc ? (long long)INT64_MAX : -1LL);
+        return 0;
+    }
+    if (c->us < 0 || c->us >= US_END || c->id < 0)
+        return KF_EINVAL;
+    secs = (time_t)(c->us / 1000000);
+    if (!gmtime_r(&secs, &tm))
+        return KF_EINVAL;
+    n = snprintf(at, at_len, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (long long)(c->us % 1000000));
+    if (n < 0 || (size_t)n >= at_len)
+        return KF_EINVAL;
+    snprintf(id, id_len, "%lld", (long long)c->id);
+    return 0;
+}
+
+/* --- search text -------------------------------------------------------- */
+
+/* Characters in s if it is valid UTF-8 without NUL, else -1. */
+static long utf8_chars(struct kf_str s)
+{
+    size_t i = 0, j, k;
+    long n = 0;
+
+    while (i < s.len) {
+        unsigned char c = (unsigned char)s.p[i];
+        uint32_t cp, min;
+
+        if (c == 0)
+            return -1;
+        if (c < 0x80) {
+            i++, n++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            k = 1, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0)
+            k = 2, cp = c & 0x0f, min = 0x800;
+        else if (c >= 0xf0 && c <= 0xf4)
+            k = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return -1;
+        if (s.len - i <= k)
+            return -1;
+        for (j = 1; j <= k; j++) {
+            unsigned char d = (unsigned char)s.p[i + j];
+
+            if ((d & 0xc0) != 0x80)
+                return -1;
+            cp = cp << 6 | (d & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return -1;
+        i += k + 1;
+        n++;
+    }
+    return n;
+}
+
+int history_like_pattern(struct kf_str text, struct kf_buf *out)
+{
+    long chars = utf8_chars(text);
+    size_t i;
+    int rc;
+
+    if (chars < HISTORY_SEARCH_MIN || chars > HISTORY_SEARCH_MAX)
+        return KF_EINVAL;
+    rc = kf_buf_append(out, "%", 1);
+    for (i = 0; rc == 0 && i < text.len; i++) {
+        char c = text.p[i];
+
+        if (c == '\\' || c == '%' || c == '_')
+            rc = kf_buf_append(out, "\\", 1);
+        if (rc == 0)
+            rc = kf_buf_append(out, &c, 1);
+    }
+    if (rc == 0)
+        rc = kf_buf_append(out, "%", 1);
+    return rc;
+}
+
+/* --- the connection ----------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int command_ok(PGresult *r)
+{
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+    PQclear(r);
+    return ok;
+}
+
+/* Session settings and every statement, on a new connection. Reads only:
+ * the session is read-only, and a slow statement is cancelled by the
+ * server. */
+static int setup(PGconn *db)
+{
+    char sql[128];
+    size_t i;
+
+    snprintf(sql, sizeof(sql), "SET statement_timeout = %d; "
+             "SET default_transaction_read_only = on", STATEMENT_MS);
+    if (!command_ok(PQexec(db, sql)))
+        return KF_EBACKEND;
+    for (i = 0; i < NSTMTS; i++)
+        if (!command_ok(PQprepare(db, stmts[i].name, stmts[i].sql,
+                                  stmts[i].nparams, NULL)))
+            return KF_EBACKEND;
+    return 0;
+}
+
+/* Reuses the connection while it is good, else makes a new one (within
+ * connect_timeout) and prepares the statements on it. */
+static int connect_db(struct history *h)
+{
+    /* dsn is expanded first; the entries after it override it. */
+    const char *const keys[] = { "dbname", "connect_timeout",
+                                 "client_encoding",
+                                 "fallback_application_name", NULL };
+    const char *const vals[] = { h->dsn ? h->dsn : "",
+                                 CONNECT_TIMEOUT, "UTF8",
+                                 "wxkf-history", NULL };
+    PGconn *db;
+    int rc;
+
+    if (h->db && PQstatus(h->db) == CONNECTION_OK)
+        return 0;
+    drop(h);
+    db = PQconnectdbParams(keys, vals, 1);
+    if (!db)
+        return KF_ENOMEM;
+    if (PQstatus(db) != CONNECTION_OK) {
+        PQfinish(db);
+        return KF_EBACKEND;
+    }
+    h->db = db;
+    h->connects++;
+    rc = setup(db);
+    if (rc < 0)
+        drop(h);
+    return rc;
+}
+
+/* Waits until a result can be read without blocking, up to deadline. */
+static int wait_ready(PGconn *db, int64_t deadline)
+{
+    while (PQisBusy(db)) {
+        struct pollfd p = { PQsocket(db), POLLIN, 0 };
+        int64_t left = deadline - mono_ms();
+        int n;
+
+        if (left <= 0 || p.fd < 0)
+            return KF_EBACKEND;
+        n = poll(&p, 1, (int)left);
+        if (n < 0 && errno != EINTR)
+            return KF_EBACKEND;
+        if (n > 0 && !PQconsumeInput(db))
+            return KF_EBACKEND;
+    }
+    return 0;
+}
+
+/* Runs a prepared statement; *out gets its rows. Any failure drops the
+ * connection (the next call makes a new one); *lost says whether it was
+ * found broken rather than slow or refusing. */
+static int exec(struct history *h, const char *stmt, int n,
+                const char *const *params, PGresult **out, int *lost)
+{
+    int64_t deadline = mono_ms() + DEADLINE_MS;
+    PGresult *res = NULL, *r;
+    int rc = 0;
+
+    *out = NULL;
+    if (!PQsendQueryPrepared(h->db, stmt, n, params, NULL, NULL, 0))
+        rc = KF_EBACKEND;
+    while (rc == 0 && (rc = wait_ready(h->db, deadline)) == 0 &&
+           (r = PQgetResult(h->db)) != NULL) {
+        if (!res)
+            res = r;
+        else
+            PQclear(r);
+    }
+    if (rc == 0 && PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = KF_EBACKEND;
+    if (rc < 0) {
+        *lost = PQstatus(h->db) == CONNECTION_BAD;
+        PQclear(res);
+        drop(h);
+        return rc;
+    }
+    *out = res;
+    return 0;
+}
+
+static int run(struct history *h, const char *stmt, int n,
+               const char *const *params, PGresult **out)
+{
+    int reused = h->db != NULL, lost = 0;
+    int rc = connect_db(h);
+
+    if (rc == 0)
+        rc = exec(h, stmt, n, params, out, &lost);
+    if (rc < 0 && lost && reused) {
+        /* Broken while idle (PostgreSQL restarted, say): once more on a
+         * new connection; reads are safe to repeat. */
+        rc = connect_db(h);
+        if (rc == 0)
+            rc = exec(h, stmt, n, params, out, &lost);
+    }
+    return rc;
+}
+
+/* --- rows to JSON ------------------------------------------------------- */
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return KF_EIO;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static struct kf_str value(const PGresult *res, int row, int col)
+{
+    return (struct kf_str){ PQgetvalue(res, row, col),
+                            (size_t)PQgetlength(res, row, col) };
+}
+
+static int put(json_t *o, const char *key, json_t *v)
+{
+    return json_object_set_new(o, key, v) < 0 ? KF_ENOMEM : 0;
+}
+
+/* A text column as a string, null when NULL. */
+static int put_text(json_t *o, const char *key, const PGresult *res, int row,
+                    int col)
+{
+    struct kf_str s = value(res, row, col);
+
+    if (PQgetisnull(res, row, col))
+        return put(o, key, json_null());
+    if (utf8_chars(s) < 0)
+        return KF_EIO;
+    return put(o, key, json_stringn(s.p, s.len));
+}
+
+static int put_int(json_t *o, const char *key, const PGresult *res, int row,
+                   int col)
+{
+    int64_t v;
+
+    if (PQgetisnull(res, row, col))
+        return put(o, key, json_null());
+    if (parse_i64(PQgetvalue(res, row, col), &v) < 0)
+        return KF_EIO;
+    return put(o, key, json_integer((json_int_t)v));
+}
+
+/* jsonb as stored; jansson cannot hold every number jsonb can (1e400):
+ * such a payload comes as its JSON text. */
+static int put_payload(json_t *o, const PGresult *res, int row)
+{
+    struct kf_str s = value(res, row, C_PAYLOAD);
+    json_t *v = json_loadb(s.p, s.len, JSON_DECODE_ANY, NULL);
+
+    if (!v)
+        return put_text(o, "payload", res, row, C_PAYLOAD);
+    return put(o, "payload", v);
+}
+
+static int row_json(const PGresult *res, int i, json_t **out)
+{
+    const char *dir = PQgetvalue(res, i, C_DIR);
+    json_t *m = json_object();
+    int rc = m ? 0 : KF_ENOMEM;
+
+    if (rc == 0 && strcmp(dir, "i") != 0 && strcmp(dir, "o") != 0)
+        rc = KF_EIO;
+    if (rc == 0)
+        rc = put_int(m, "id", res, i, C_ID);
+    if (rc == 0)
+        rc = put_text(m, "openid", res, i, C_OPENID);
+    if (rc == 0)
+        rc = put(m, "direction", json_string(dir[0] == 'i' ? "in" : "out"));
+    if (rc == 0)
+        rc = put_text(m, "msgtype", res, i, C_TYPE);
+    if (rc == 0)
+        rc = put_text(m, "content", res, i, C_CONTENT);
+    if (rc == 0)
+        rc = put_text(m, "media_id", res, i, C_MEDIA);
+    if (rc == 0 && dir[0] == 'o')
+        rc = put_text(m, "status", res, i, C_STATUS);
+    if (rc == 0 && dir[0] == 'o')
+        rc = put_int(m, "errcode", res, i, C_ERRCODE);
+    if (rc == 0)
+        rc = put_text(m, "agent", res, i, C_AGENT);
+    if (rc == 0)
+        rc = put_int(m, "session_id", res, i, C_SESSION);
+    if (rc == 0)
+        rc = put_text(m, "created_at", res, i, C_AT);
+    if (rc == 0)
+        rc = put_payload(m, res, i);
+    if (rc < 0)
+        json_decref(m);
+    *out = rc < 0 ? NULL : m;
+    return rc;
+}
+
+static int row_cursor(const PGresult *res, int i, json_t **out)
+{
+    struct history_cursor c;
+    char text[HISTORY_CURSOR_LEN];
+
+    if (parse_i64(PQgetvalue(res, i, C_US), &c.us) < 0 ||
+        parse_i64(PQgetvalue(res, i, C_ID), &c.id) < 0 ||
+        history_cursor_encode(&c, text, sizeof(text)) < 0)
+        return KF_EIO;
+    *out = json_string(text);
+    return *out ? 0 : KF_ENOMEM;
+}
+
+/* {"messages":[...],"next":...} from up to limit + 1 rows: the extra row
+ * only says that there is more. */
+static int page_json(const PGresult *res, long limit, json_t **out)
+{
+    int n = PQntuples(res), i, rc = 0;
+    json_t *page = json_object(), *list = json_array(), *m;
+
+    if (!page || !list) {
+        json_decref(list);
+        rc = KF_ENOMEM;
+        goto out;
+    }
+    rc = put(page, "messages", list);
+    if (rc == 0 && PQnfields(res) != NCOLS)
+        rc = KF_EIO;
+    for (i = 0; rc == 0 && i < n && i < limit; i++) {
+        rc = row_json(res, i, &m);
+        if (rc == 0 && json_array_append_new(list, m) < 0)
+            rc = KF_ENOMEM;
+    }
+    if (rc == 0 && n > limit)
+        rc = row_cursor(res, (int)limit - 1, &m);
+    else if (rc == 0)
+        m = json_null();
+    if (rc == 0)
+        rc = put(page, "next", m);
+out:
+    if (rc < 0)
+        json_decref(page);
+    *out = rc < 0 ? NULL : page;
+    return rc;
+}
+
+/* --- the reads ---------------------------------------------------------- */
+
+static int copy_openid(struct kf_str openid, char *out, size_t out_len)
+{
+    if (openid.len == 0 || openid.len > 64 || openid.len >= out_len ||
+        memchr(openid.p, '\0', openid.len))
+        return KF_EINVAL;
+    memcpy(out, openid.p, openid.len);
+    out[openid.len] = '\0';
+    return 0;
+}
+
+/* Runs stmt (whose last three parameters are the cursor and the limit)
+ * and makes the page. */
+static int read_page(struct history *h, const char *stmt, const char **params,
+                     int n, const struct history_cursor *c, int desc,
+                     long limit, json_t **out)
+{
+    char at[48], id[24], lim[24];
+    PGresult *res = NULL;
+    int rc = cursor_params(c, desc, at, sizeof(at), id, sizeof(id));
+
+    if (rc < 0)
+        return rc;
+    snprintf(lim, sizeof(lim), "%ld", limit + 1);
+    params[n - 3] = at;
+    params[n - 2] = id;
+    params[n - 1] = lim;
+    rc = run(h, stmt, n, params, &res);
+    if (rc == 0)
+        rc = page_json(res, limit, out);
+    PQclear(res);
+    return rc;
+}
+
+int history_user_page(struct history *h, struct kf_str openid,
+                      const struct history_cursor *before, long limit,
+                      json_t **out)
+{
+    char o[72];
+    const char *params[4] = { o };
+
+    *out = NULL;
+    if (limit < 1 || limit > HISTORY_PAGE_MAX ||
+        copy_openid(openid, o, sizeof(o)) < 0)
+        return KF_EINVAL;
+    return read_page(h, "history_user", params, 4, before, 1, limit, out);
+}
+
+/* The user's current session, else its latest. */
+static int latest_session(struct history *h, const char *openid,
+                          int64_t *out)
+{
+    const char *params[1] = { openid };
+    PGresult *res = NULL;
+    int rc = run(h, "history_latest_session", 1, params, &res);
+
+    if (rc == 0 && PQntuples(res) != 1)
+        rc = KF_ENOTFOUND;
+    else if (rc == 0)
+        rc = parse_i64(PQgetvalue(res, 0, 0), out);
+    PQclear(res);
+    return rc;
+}
+
+int history_transcript(struct history *h, struct kf_str openid,
+                       int64_t session_id, const struct history_cursor *after,
+                       long limit, json_t **out)
+{
+    char o[72], sid[24];
+    const char *params[5] = { sid, o };
+    int rc;
+
+    *out = NULL;
+    if (limit < 1 || limit > HISTORY_TRANSCRIPT_MAX || session_id < 0 ||
+        copy_openid(openid, o, sizeof(o)) < 0)
+        return KF_EINVAL;
+    rc = session_id ? 0 : latest_session(h, o, &session_id);
+    if (rc < 0)
+        return rc;
+    snprintf(sid, sizeof(sid), "%lld", (long long)session_id);
+    rc = read_page(h, "history_session", params, 5, after, 0, limit, out);
+    if (rc == 0)
+        rc = put(*out, "session_id", json_integer((json_int_t)session_id));
+    if (rc < 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int history_search(struct history *h, struct kf_str text,
+                   const struct history_cursor *before, long limit,
+                   json_t **out)
+{
+    struct kf_buf pattern;
+    const char *params[4];
+    int rc;
+
+    *out = NULL;
+    if (limit < 1 || limit > HISTORY_PAGE_MAX)
+        return KF_EINVAL;
+    kf_buf_init(&pattern, PATTERN_MAX);
+    rc = history_like_pattern(text, &pattern);
+    if (rc == KF_ETOOBIG)
+        rc = KF_EINVAL;
+    if (rc == 0) {
+        params[0] = pattern.p;
+        rc = read_page(h, "history_search", params, 4, before, 1, limit,
+                       out);
+    }
+    kf_buf_release(&pattern);
+    return rc;
+}
