@@ -176,19 +176,21 @@ static int enqueue(struct outbound *ob, int64_t now, const char *id,
 }
 
 static int reserve(struct outbound *ob, const char *by, const char *openid,
-                   const char *id, const char *type, int64_t now,
-                   char *agent, size_t agent_len,
+                   const char *id, const char *type, json_t *payload,
+                   int64_t now, char *agent, size_t agent_len,
                    struct outbound_result *res)
 {
-    char n[24], win[24];
+    char n[24], win[24], *json = json_dumps(payload, JSON_COMPACT);
     const char *args[] = { n, ob->route->cfg, "reserve", openid, by, id,
-                           type, win, QUOTA_AFTER_MSG, QUOTA_AFTER_EVT };
+                           type, win, QUOTA_AFTER_MSG, QUOTA_AFTER_EVT,
+                           json ? json : "{}" };
     redisReply *rep = NULL;
     int rc;
 
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(win, sizeof(win), "%lld", WINDOW_MS);
-    rc = run(ob, args, 10, &rep);
+    rc = run(ob, args, 11, &rep);
+    free(json);
     if (rc < 0)
         return rc;
     if (strcmp(elem(rep, 0), "ok") != 0) {
@@ -230,7 +232,8 @@ int outbound_send(struct outbound *ob, const char *by, struct kf_str openid,
     if (rc < 0)
         return rc;
     new_id(res->id, sizeof(res->id));
-    rc = reserve(ob, by, o, res->id, type, now_ms, agent, sizeof(agent), res);
+    rc = reserve(ob, by, o, res->id, type, payload, now_ms, agent,
+                 sizeof(agent), res);
     if (rc < 0)
         return rc;
     wx_api_result_init(&w);

@@ -7,7 +7,8 @@
 -- reservation back.
 -- ARGV: 1 now ms, 2 cfg, 3 op, then per op:
 --   reserve  4 openid, 5 by (agent; '' = admin or wxkf), 6 id, 7 msgtype,
---            8 window ms, 9 quota after a message, 10 quota after an event
+--            8 window ms, 9 quota after a message, 10 quota after an event,
+--            11 the message (JSON of the msgtype object, for history)
 --            -> {'ok', agent of the session ('' if none), sends left}
 --   status   4 openid, 5 agent, 6 id, 7 sent|queued|failed, 8 errcode,
 --            9 errmsg, 10 refund (1 = give the reserved send back)
@@ -58,7 +59,8 @@ if op == 'reserve' then
     end
     local ev = { 'type', 'msg_out', 'id', id, 'openid', o, 'agent', agent,
                  'by', by, 'msgtype', mt, 'session',
-                 (s and s.id) or '', 'ts_ms', tostring(now) }
+                 (s and s.id) or '', 'payload', ARGV[11] or '{}',
+                 'ts_ms', tostring(now) }
     emit(ev)
     inbox(agent, ev)
     return { 'ok', agent, quota - sent - 1 }

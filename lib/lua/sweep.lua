@@ -70,6 +70,7 @@ for _, o in ipairs(redis.call('ZRANGEBYSCORE', P .. 'qdeadline', '-inf', now,
             redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
             emit({ 'type', 'msg_out', 'id', id, 'openid', o, 'agent', '',
                    'by', 'wxkf', 'msgtype', 'text', 'session', s.id or '',
+                   'payload', cjson.encode({ content = ARGV[5] }),
                    'ts_ms', tostring(now) })
         end
         timeouts = timeouts + 1
