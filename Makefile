@@ -117,6 +117,13 @@ test: deps
 	$(MAKE) check
 	$(MAKE) it
 
+# Benchmarks (docs/performance.md): today the archiver's drain rate with the
+# release build; the callback benchmark is measured with test/bench/.
+bench: deps
+	$(MAKE) all
+	WXKF_BENCH=1 WXKF_BIN=$(CURDIR)/$(REL)/wxkf /usr/bin/python3 -m pytest \
+	  -q -s -m bench test/it
+
 # --- the stack -----------------------------------------------------------
 run: deps
 	$(MAKE) all

@@ -107,17 +107,32 @@ static void deliver(struct app *app, struct log *log)
                  c.sent, c.failed, c.retried);
 }
 
-/* Fetches inbound media into the media store (bounded: 50 entries of
- * each kind, 10 fetches, about 2 s). */
+/* Fetches inbound media into the media store. A pass takes 50 entries of
+ * each kind (most are not media and are acknowledged at once) and makes
+ * at most 10 fetches in about 2 s; passes repeat while they keep finding
+ * entries, for at most 300 ms of reading, so the media group keeps up
+ * with the stream (it holds back trimming) and the sweep keeps its
+ * second. */
 static void fetch_media(struct media *m, struct log *log)
 {
     struct media_counts c;
-    int rc;
+    int64_t until = wall_ms() + 300;
+    long before;
+    int rc, i;
 
     memset(&c, 0, sizeof(c));
-    rc = media_fetch_pass(m, wall_ms(), 50, &c);
-    if (rc < 0)
-        log_warn(log, "jobs", "media_pass_failed", "err=%s", kf_strerror(rc));
+    for (i = 0; i < 100; i++) {
+        before = c.acked + c.stored + c.failed + c.retried + c.waiting;
+        rc = media_fetch_pass(m, wall_ms(), 50, &c);
+        if (rc < 0) {
+            log_warn(log, "jobs", "media_pass_failed", "err=%s",
+                     kf_strerror(rc));
+            break;
+        }
+        if (c.acked + c.stored + c.failed + c.retried + c.waiting == before ||
+            wall_ms() >= until)
+            break;
+    }
     if (c.stored || c.failed || c.retried)
         log_info(log, "jobs", "media", "stored=%ld failed=%ld retried=%ld "
                  "waiting=%ld", c.stored, c.failed, c.retried, c.waiting);

@@ -2,8 +2,9 @@
  * reads P events through the Redis consumer group "archiver" (one
  * consumer per process, "host:pid"), writes each batch in one
  * transaction (COPY into a temporary table, then one INSERT … ON CONFLICT
- * per target table, keyed by the stream entry id) and acknowledges the
- * entries only after COMMIT. An entry delivered twice (a crash between
+ * per target table, keyed by the stream entry id; sent without waiting
+ * while the next batch is read) and acknowledges the entries only after
+ * COMMIT. An entry delivered twice (a crash between
  * COMMIT and XACK, a claim, two archivers) writes nothing the second
  * time. Entries a dead consumer left pending are claimed (XAUTOCLAIM)
  * once idle for claim_idle_ms. The stream is trimmed only below what

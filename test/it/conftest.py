@@ -382,7 +382,20 @@ def _sigterm_to_interrupt(signum, frame):
     raise KeyboardInterrupt('SIGTERM')
 
 
+def pytest_collection_modifyitems(config, items):
+    """Benchmarks (marked `bench`) run under `make bench` (WXKF_BENCH=1),
+    not in `make test`: they measure, they do not check behaviour."""
+    if os.environ.get('WXKF_BENCH'):
+        return
+    keep = [i for i in items if 'bench' not in i.keywords]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(
+            items=[i for i in items if 'bench' in i.keywords])
+        items[:] = keep
+
+
 def pytest_configure(config):
+    config.addinivalue_line('markers', 'bench: a benchmark (make bench)')
     # Let finalizers (stack stop) run when the suite is terminated.
     try:
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)

@@ -339,7 +339,10 @@ static void test_each_event_type_lands_in_its_table(void **state)
          "\"MediaId\":\"MID1\"}", "agent", "a1", "session", "7", NULL);
     xadd(NULL, NULL, "type", "msg_out", "id", "m_1", "openid", "o1",
          "agent", "a1", "by", "a1", "msgtype", "text", "session", "7",
-         "ts_ms", t[2], NULL);
+         "payload", "{\"content\":\"hi there\"}", "ts_ms", t[2], NULL);
+    xadd(NULL, NULL, "type", "msg_out", "id", "sys_1", "openid", "o1",
+         "agent", "", "by", "wxkf", "msgtype", "image", "session", "7",
+         "payload", "{\"media_id\":\"MOUT\"}", "ts_ms", t[2], NULL);
     xadd(NULL, NULL, "type", "delivery", "id", "m_1", "openid", "o1",
          "agent", "a1", "status", "sent", "errcode", "0", "errmsg", "ok",
          "ts_ms", t[3], NULL);
@@ -363,10 +366,10 @@ static void test_each_event_type_lands_in_its_table(void **state)
     archive_new(&a);
     memset(&st, 0, sizeof(st));
     run_until_drained(&a, &st);
-    assert_int_equal(st.written, 11);
+    assert_int_equal(st.written, 12);
     assert_int_equal(st.rejected, 0);
 
-    expect("SELECT count(*) FROM messages", "3");
+    expect("SELECT count(*) FROM messages", "4");
     expect("SELECT content || '|' || msgid || '|' || agent || '|' ||"
            " session_id || '|' || msgtype || '|' || (payload->>'MsgId')"
            " FROM messages WHERE direction = 'i' AND msgtype = 'text'",
@@ -378,8 +381,12 @@ static void test_each_event_type_lands_in_its_table(void **state)
              " FROM messages WHERE event_id = '%s'", img);
     expect(q, "MID1|true");
     expect("SELECT status || '|' || errcode || '|' || agent || '|' ||"
-           " (payload->>'by') FROM messages WHERE direction = 'o'",
-           "sent|0|a1|a1");
+           " (payload->>'by') || '|' || content FROM messages"
+           " WHERE msgid = 'm_1' AND direction = 'o'",
+           "sent|0|a1|a1|hi there");
+    expect("SELECT status || '|' || (agent IS NULL) || '|' || media_id ||"
+           " '|' || (payload->>'by') || '|' || msgtype FROM messages"
+           " WHERE msgid = 'sys_1'", "sending|true|MOUT|wxkf|image");
     expect("SELECT agent || '|' || grp || '|' || close_reason || '|' ||"
            " (why->>'chosen') || '|' || (closed_at IS NOT NULL) || '|' ||"
            " (opened_at = assigned_at) FROM sessions WHERE id = 7",
