@@ -100,31 +100,9 @@ int agent_check_account(const char *s, struct agent_err *err)
  * (overlong, surrogate, beyond U+10FFFF, truncated); *cp gets it. */
 static size_t utf8_next(const unsigned char *p, size_t n, unsigned long *cp)
 {
-    unsigned long c;
-    size_t len, i;
+    uint32_t c = 0;
+    size_t len = kf_utf8_next(p, n, &c);
 
-    if (p[0] < 0x80) {
-        *cp = p[0];
-        return 1;
-    }
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        len = 2, c = p[0] & 0x1f;
-    else if ((p[0] & 0xf0) == 0xe0)
-        len = 3, c = p[0] & 0x0f;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        len = 4, c = p[0] & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        c = c << 6 | (p[i] & 0x3f);
-    }
-    if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-        c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
     *cp = c;
     return len;
 }

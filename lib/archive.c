@@ -493,35 +493,10 @@ static int utf8_ok(const unsigned char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
-        unsigned c = s[i];
-        size_t k, len;
-        unsigned cp;
+        uint32_t cp;
+        size_t len = kf_utf8_next(s + i, n - i, &cp);
 
-        if (c >= 0x01 && c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return 0;                       /* NUL, continuation, 0xf5.. */
-        }
-        if (n - i < len)
-            return 0;
-        for (k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        if (len == 0 || cp == 0)
             return 0;
         i += len;
     }

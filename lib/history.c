@@ -227,39 +227,17 @@ static int cursor_params(const struct history_cursor *c, int desc,
 /* Characters in s if it is valid UTF-8 without NUL, else -1. */
 static long utf8_chars(struct kf_str s)
 {
-    size_t i = 0, j, k;
+    const unsigned char *p = (const unsigned char *)s.p;
+    size_t i = 0;
     long n = 0;
 
     while (i < s.len) {
-        unsigned char c = (unsigned char)s.p[i];
-        uint32_t cp, min;
+        uint32_t cp;
+        size_t len = kf_utf8_next(p + i, s.len - i, &cp);
 
-        if (c == 0)
+        if (len == 0 || cp == 0)
             return -1;
-        if (c < 0x80) {
-            i++, n++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            k = 1, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0)
-            k = 2, cp = c & 0x0f, min = 0x800;
-        else if (c >= 0xf0 && c <= 0xf4)
-            k = 3, cp = c & 0x07, min = 0x10000;
-        else
-            return -1;
-        if (s.len - i <= k)
-            return -1;
-        for (j = 1; j <= k; j++) {
-            unsigned char d = (unsigned char)s.p[i + j];
-
-            if ((d & 0xc0) != 0x80)
-                return -1;
-            cp = cp << 6 | (d & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return -1;
-        i += k + 1;
+        i += len;
         n++;
     }
     return n;

@@ -76,6 +76,12 @@ static inline struct kf_str kf_buf_str(const struct kf_buf *b)
     return (struct kf_str){ b->p ? b->p : "", b->len };
 }
 
+/* The length (1..4) of the valid UTF-8 sequence at p[0..n) — the shortest
+ * form of a Unicode scalar value (no surrogates, nothing past U+10FFFF) —
+ * and its code point in *cp; 0 if the bytes are not one. NUL counts as
+ * valid (callers that refuse it check *cp). n must be >= 1. */
+size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
+
 /* Parse a decimal uint64 that fills all of s (no sign, no spaces). */
 KF_WUR int kf_parse_u64(struct kf_str s, uint64_t *out);
 

@@ -29,33 +29,13 @@ static void truncate_to(struct kf_buf *b, size_t len)
 static size_t xml_char_len(const unsigned char *s, size_t n)
 {
     uint32_t cp;
-    size_t len, i;
+    size_t len;
 
     if (s[0] < 0x80)
         return s[0] >= 0x20 || s[0] == '\t' || s[0] == '\n' ||
                s[0] == '\r';
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        len = 2;
-        cp = s[0] & 0x1Fu;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        len = 3;
-        cp = s[0] & 0x0Fu;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        len = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;       /* continuation byte, C0/C1 overlong lead, > F4 */
-    }
-    if (n < len)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
-        cp == 0xFFFE || cp == 0xFFFF)
+    len = kf_utf8_next(s, n, &cp);
+    if (len == 0 || cp == 0xFFFE || cp == 0xFFFF)
         return 0;
     return len;
 }
