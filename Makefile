@@ -87,7 +87,8 @@ $(SANB)/wxkf: $(FCGI_SRC:%.c=$(SANB)/%.o) $(SANB)/libwxkf.a
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS)
 
 $(SANB)/test_%: $(SANB)/test/unit/test_%.o $(SANB)/test/unit/testutil.o \
-		$(SANB)/test/unit/tu_redis.o $(SANB)/libwxkf.a
+		$(SANB)/test/unit/tu_redis.o $(SANB)/test/unit/tu_sim.o \
+		$(SANB)/libwxkf.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 

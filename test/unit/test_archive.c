@@ -11,11 +11,8 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,23 +33,6 @@ struct tu_pg {
     char dir[64];
     char dsn[160];
 };
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 /* Runs a shell command (as postgres when we are root); fails the test,
  * showing the log, when it fails. Every command here is bounded. */
@@ -85,7 +65,7 @@ static void pg_start(struct tu_pg *p)
         snprintf(cmd, sizeof(cmd), "chown postgres: '%s'", p->dir);
         assert_int_equal(system(cmd), 0);
     }
-    p->port = free_port();
+    p->port = tu_free_port();
     snprintf(cmd, sizeof(cmd), PG_BIN "/initdb -D '%s/data' -A trust -U wxkf "
              "-E UTF8 --locale=C.UTF-8", p->dir);
     pg_sh(p, "initdb", cmd);

@@ -35,23 +35,6 @@ static struct pg pg;
 
 /* --- the private server --------------------------------------------------- */
 
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 static const char *as_pg(void)
 {
     return geteuid() == 0 ? "runuser -u postgres -- " : "";
@@ -144,7 +127,7 @@ static int setup(void **st)
         fprintf(stderr, "initdb failed: see %s/initdb.log\n", pg.dir);
         goto fail;
     }
-    pg.port = free_port();
+    pg.port = tu_free_port();
     if (pg_start() < 0)
         goto fail;
     snprintf(pg.dsn, sizeof(pg.dsn), "host=127.0.0.1 port=%d "

@@ -12,16 +12,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,7 +28,6 @@
 #define APPID "wx5e1a6c0d2b3f4a59"
 #define SECRET "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 #define P "wxkf:{" APPID "}:"
-#define SIM "../sim/wechat_api_sim.py"
 #define MEDIA_GET "/cgi-bin/media/get"
 #define USER "oUserMedia00000000000000001"
 #define NOW 1767225600000LL          /* 2026-01-01T00:00:00Z */
@@ -45,117 +38,10 @@ static const unsigned char jpeg[] = {
     0x00, 0x00, 0x7f, 0x80, 0xfe, 0x00, 0x00, 0xff, 0xd9,
 };
 
-/* --- the simulator (as test_wx_api.c) -------------------------------- */
-
-struct sim {
-    int pid, port;
-    char base[64];
-};
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    return kf_buf_append(ud, p, size * n) == 0 ? size * n : 0;
-}
-
-/* One control request; the answer's body (caller frees), *status. */
-static char *http(const char *method, const char *url, const char *body,
-                  long *status)
-{
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: "
-                                                   "application/json");
-    struct kf_buf b;
-    CURLcode cc;
-
-    assert_non_null(c);
-    kf_buf_init(&b, 16 << 20);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (strcmp(method, "POST") == 0)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
-    cc = curl_easy_perform(c);
-    *status = 0;
-    if (cc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (!b.p)
-        assert_int_equal(kf_buf_append_c(&b, ""), 0);
-    return kf_buf_detach(&b, NULL);
-}
-
-static void sim_post(const struct sim *s, const char *path, const char *body)
-{
-    char url[512], *text;
-    long status;
-
-    snprintf(url, sizeof(url), "%s%s", s->base, path);
-    text = http("POST", url, body, &status);
-    if (status != 200)
-        fail_msg("POST %s -> %ld %s", path, status, text);
-    free(text);
-}
-
-static void sim_start(struct sim *s)
-{
-    char port[16], url[96];
-    long status = 0;
-    int i;
-
-    s->port = free_port();
-    snprintf(port, sizeof(port), "%d", s->port);
-    snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        execl("/usr/bin/python3", "python3", SIM, "--port", port, "--appid",
-              APPID, "--secret", SECRET, "--quiet", (char *)NULL);
-        _exit(127);
-    }
-    snprintf(url, sizeof(url), "%s/_sim/health", s->base);
-    for (i = 0; i < 200 && status != 200; i++) {      /* bounded: 10 s */
-        free(http("GET", url, NULL, &status));
-        if (status != 200)
-            tu_sleep_ms(50);
-    }
-    if (status != 200)
-        fail_msg("the simulator did not answer on port %d", s->port);
-}
-
-static void sim_stop(struct sim *s)
-{
-    int st;
-
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        waitpid(s->pid, &st, 0);
-        s->pid = 0;
-    }
-}
+/* --- the simulator (tu_sim.c) ------------------------------------------ */
 
 /* Media the simulator's media/get will answer for id. */
-static void sim_media(const struct sim *s, const char *id, const char *ct,
+static void sim_media(const struct tu_sim *s, const char *id, const char *ct,
                       const void *data, size_t len)
 {
     size_t b64len = 4 * ((len + 2) / 3) + 1;
@@ -166,7 +52,7 @@ static void sim_media(const struct sim *s, const char *id, const char *ct,
     EVP_EncodeBlock((unsigned char *)b64, data, (int)len);
     snprintf(body, b64len + 512, "{\"media_id\":\"%s\",\"content_type\":"
              "\"%s\",\"data_b64\":\"%s\"}", id, ct, b64);
-    sim_post(s, "/_sim/media", body);
+    tu_sim_post(s, "/_sim/media", body);
     free(b64);
     free(body);
 }
@@ -175,7 +61,7 @@ static void sim_media(const struct sim *s, const char *id, const char *ct,
 
 struct suite {
     struct tu_redis redis;
-    struct sim sim;
+    struct tu_sim sim;
     char redis_url[64];
 };
 
@@ -191,27 +77,20 @@ struct fixture {
     redisContext *rc;
 };
 
-static void set_str(char **field, const char *v)
-{
-    free(*field);
-    *field = strdup(v);
-    assert_non_null(*field);
-}
-
 static int suite_setup(void **st)
 {
     (void)st;
     tu_redis_start(&S.redis);
     snprintf(S.redis_url, sizeof(S.redis_url), "redis://127.0.0.1:%d",
              S.redis.port);
-    sim_start(&S.sim);
+    tu_sim_start(&S.sim, APPID, SECRET);
     return 0;
 }
 
 static int suite_teardown(void **st)
 {
     (void)st;
-    sim_stop(&S.sim);
+    tu_sim_stop(&S.sim);
     tu_redis_stop(&S.redis);
     return 0;
 }
@@ -251,14 +130,14 @@ static int setup(void **st)
     assert_non_null(f->rc);
     assert_int_equal(f->rc->err, 0);
     cmd_do(f, "FLUSHALL");
-    sim_post(&S.sim, "/_sim/reset", "{}");
+    tu_sim_post(&S.sim, "/_sim/reset", "{}");
     snprintf(f->dir, sizeof(f->dir), "/tmp/wxkf-unit-media-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     config_init(&f->cfg);
-    set_str(&f->cfg.wechat.app_id, APPID);
-    set_str(&f->cfg.wechat.app_secret, SECRET);
-    set_str(&f->cfg.wechat.api_base, S.sim.base);
-    set_str(&f->cfg.media.dir, f->dir);
+    tu_set_str(&f->cfg.wechat.app_id, APPID);
+    tu_set_str(&f->cfg.wechat.app_secret, SECRET);
+    tu_set_str(&f->cfg.wechat.api_base, S.sim.base);
+    tu_set_str(&f->cfg.media.dir, f->dir);
     f->cfg.wechat.api_timeout_ms = 3000;
     f->cfg.wechat.api_connect_timeout_ms = 1000;
     f->cfg.wechat.api_retries = 0;
@@ -657,7 +536,7 @@ static void test_media_transient_failure_stays_pending_then_succeeds(
     char *s;
 
     sim_media(&S.sim, JPEG_ID, "image/jpeg", jpeg, sizeof(jpeg));
-    sim_post(&S.sim, "/_sim/fault", "{\"path\":\"" MEDIA_GET "\","
+    tu_sim_post(&S.sim, "/_sim/fault", "{\"path\":\"" MEDIA_GET "\","
              "\"kind\":\"http\",\"status\":502,\"count\":1}");
     image_in(f, JPEG_ID, "alice");
     assert_int_equal(pass(f, NOW), 0);
@@ -835,7 +714,7 @@ static void test_media_redis_down_is_backend_error(void **st)
     struct media_file mf;
     char url[64];
 
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", free_port());
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", tu_free_port());
     assert_int_equal(store_init(&dead, url, APPID, 200, 200), 0);
     media_init(&m, &dead, f->api, &f->cfg);
     assert_int_equal(media_fetch_pass(&m, NOW, 50, &f->c), KF_EBACKEND);

@@ -11,11 +11,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <curl/curl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,7 +24,6 @@
 #define APPID "wx5e1a6c0d2b3f4a59"
 #define SECRET "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 #define P "wxkf:{" APPID "}:"
-#define SIM "../sim/wechat_api_sim.py"
 #define SEND "/cgi-bin/message/custom/send"
 #define STABLE "/cgi-bin/stable_token"
 #define KFLIST "/cgi-bin/customservice/getkflist"
@@ -37,65 +31,7 @@
 
 /* --- the simulator ------------------------------------------------------- */
 
-struct sim {
-    int pid, port;
-    char base[64];
-};
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    return kf_buf_append(ud, p, size * n) == 0 ? size * n : 0;
-}
-
-/* One control request; the answer's body (caller frees), *status. */
-static char *http(const char *method, const char *url, const char *body,
-                  long *status)
-{
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: "
-                                                   "application/json");
-    struct kf_buf b;
-    CURLcode cc;
-
-    assert_non_null(c);
-    kf_buf_init(&b, 16 << 20);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (strcmp(method, "POST") == 0)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
-    cc = curl_easy_perform(c);
-    *status = 0;
-    if (cc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (!b.p)
-        assert_int_equal(kf_buf_append_c(&b, ""), 0);
-    return kf_buf_detach(&b, NULL);
-}
-
-static json_t *sim_json(const struct sim *s, const char *method,
+static json_t *sim_json(const struct tu_sim *s, const char *method,
                         const char *path, const char *body)
 {
     char url[512];
@@ -104,7 +40,7 @@ static json_t *sim_json(const struct sim *s, const char *method,
     json_t *j;
 
     snprintf(url, sizeof(url), "%s%s", s->base, path);
-    text = http(method, url, body, &status);
+    text = tu_http(method, url, body, &status);
     if (status != 200)
         fail_msg("%s %s -> %ld %s", method, path, status, text);
     j = json_loads(text, 0, NULL);
@@ -113,10 +49,10 @@ static json_t *sim_json(const struct sim *s, const char *method,
     return j;
 }
 
-static void sim_do(const struct sim *s, const char *path, const char *fmt,
+static void sim_do(const struct tu_sim *s, const char *path, const char *fmt,
                    ...) __attribute__((format(printf, 3, 4)));
 
-static void sim_do(const struct sim *s, const char *path, const char *fmt,
+static void sim_do(const struct tu_sim *s, const char *path, const char *fmt,
                    ...)
 {
     char body[2048];
@@ -128,45 +64,8 @@ static void sim_do(const struct sim *s, const char *path, const char *fmt,
     json_decref(sim_json(s, "POST", path, body));
 }
 
-static void sim_start(struct sim *s)
-{
-    char port[16], url[96];
-    long status = 0;
-    int i;
-
-    s->port = free_port();
-    snprintf(port, sizeof(port), "%d", s->port);
-    snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        execl("/usr/bin/python3", "python3", SIM, "--port", port, "--appid",
-              APPID, "--secret", SECRET, "--quiet", (char *)NULL);
-        _exit(127);
-    }
-    snprintf(url, sizeof(url), "%s/_sim/health", s->base);
-    for (i = 0; i < 200 && status != 200; i++) {      /* bounded: 10 s */
-        free(http("GET", url, NULL, &status));
-        if (status != 200)
-            tu_sleep_ms(50);
-    }
-    if (status != 200)
-        fail_msg("the simulator did not answer on port %d", s->port);
-}
-
-static void sim_stop(struct sim *s)
-{
-    int st;
-
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        waitpid(s->pid, &st, 0);
-        s->pid = 0;
-    }
-}
-
 /* Calls the simulator saw on path. */
-static long sim_calls(const struct sim *s, const char *path)
+static long sim_calls(const struct tu_sim *s, const char *path)
 {
     char q[256];
     json_t *j;
@@ -181,7 +80,7 @@ static long sim_calls(const struct sim *s, const char *path)
 
 /* How often the simulator answered path with result ("0", "-1",
  * "http502", "drop", ...). */
-static long sim_results(const struct sim *s, const char *path,
+static long sim_results(const struct tu_sim *s, const char *path,
                         const char *result)
 {
     char q[256];
@@ -196,7 +95,7 @@ static long sim_results(const struct sim *s, const char *path,
     return n;
 }
 
-static size_t sim_sent(const struct sim *s)
+static size_t sim_sent(const struct tu_sim *s)
 {
     json_t *j = sim_json(s, "GET", "/_sim/sent", NULL);
     size_t n = json_array_size(j);
@@ -206,7 +105,7 @@ static size_t sim_sent(const struct sim *s)
 }
 
 /* The simulator's current stable token (caller frees). */
-static char *sim_stable_token(const struct sim *s)
+static char *sim_stable_token(const struct tu_sim *s)
 {
     json_t *j = sim_json(s, "GET", "/_sim/token", NULL);
     const char *t = json_string_value(json_object_get(j, "stable"));
@@ -222,7 +121,7 @@ static char *sim_stable_token(const struct sim *s)
 
 struct suite {
     struct tu_redis redis;
-    struct sim sim;
+    struct tu_sim sim;
     char redis_url[64];
 };
 
@@ -239,13 +138,6 @@ struct fixture {
     struct client a, b;
     struct wx_api_result r;
 };
-
-static void set_str(char **field, const char *v)
-{
-    free(*field);
-    *field = strdup(v);
-    assert_non_null(*field);
-}
 
 static int client_open(struct client *c, const struct config *cfg,
                        const char *redis_url)
@@ -270,14 +162,14 @@ static int suite_setup(void **st)
     tu_redis_start(&S.redis);
     snprintf(S.redis_url, sizeof(S.redis_url), "redis://127.0.0.1:%d",
              S.redis.port);
-    sim_start(&S.sim);
+    tu_sim_start(&S.sim, APPID, SECRET);
     return 0;
 }
 
 static int suite_teardown(void **st)
 {
     (void)st;
-    sim_stop(&S.sim);
+    tu_sim_stop(&S.sim);
     tu_redis_stop(&S.redis);
     return 0;
 }
@@ -306,9 +198,9 @@ static int setup(void **st)
     redis_do("FLUSHALL", NULL, NULL, NULL, NULL, NULL, NULL);
     sim_do(&S.sim, "/_sim/reset", "{}");
     config_init(&f->cfg);
-    set_str(&f->cfg.wechat.app_id, APPID);
-    set_str(&f->cfg.wechat.app_secret, SECRET);
-    set_str(&f->cfg.wechat.api_base, S.sim.base);
+    tu_set_str(&f->cfg.wechat.app_id, APPID);
+    tu_set_str(&f->cfg.wechat.app_secret, SECRET);
+    tu_set_str(&f->cfg.wechat.api_base, S.sim.base);
     f->cfg.wechat.api_timeout_ms = 3000;
     f->cfg.wechat.api_connect_timeout_ms = 1000;
     f->cfg.wechat.api_retries = 3;
@@ -384,7 +276,7 @@ static void test_wx_api_classic_token_endpoint(void **st)
 {
     struct fixture *f = *st;
 
-    set_str(&f->cfg.wechat.token_endpoint, "token");
+    tu_set_str(&f->cfg.wechat.token_endpoint, "token");
     assert_int_equal(wx_api_kf_list(f->a.api, &f->r), 0);
     assert_int_equal(wx_api_kf_list(f->b.api, &f->r), 0);
     assert_int_equal(sim_calls(&S.sim, "/cgi-bin/token"), 1);
@@ -709,7 +601,7 @@ static void test_wx_api_wrong_secret_is_permanent_and_not_shown(void **st)
 {
     struct fixture *f = *st;
 
-    set_str(&f->cfg.wechat.app_secret, "ffffffffffffffffffffffffffffffff");
+    tu_set_str(&f->cfg.wechat.app_secret, "ffffffffffffffffffffffffffffffff");
     assert_int_equal(wx_api_kf_list(f->a.api, &f->r), KF_EWECHAT);
     assert_int_equal(f->r.errcode, 40001);
     assert_int_equal(f->r.transient, 0);
@@ -719,7 +611,7 @@ static void test_wx_api_wrong_secret_is_permanent_and_not_shown(void **st)
     assert_null(strstr(f->r.errmsg, "ffffffff"));
     assert_int_equal(sim_calls(&S.sim, KFLIST), 0);
     /* the token endpoint's own errmsg naming the secret is scrubbed */
-    set_str(&f->cfg.wechat.app_secret, SECRET);
+    tu_set_str(&f->cfg.wechat.app_secret, SECRET);
     sim_do(&S.sim, "/_sim/fault", "{\"path\":\"" STABLE "\",\"kind\":"
            "\"errcode\",\"errcode\":40164,\"errmsg\":\"secret " SECRET
            " not whitelisted\"}");
@@ -960,8 +852,8 @@ static void test_wx_api_send_budget_counts_what_reached_wechat(void **st)
     assert_int_equal(wx_api_spent(f->a.api, "send", &spent), 0);
     assert_int_equal(spent, 1);
     /* nothing reached anyone: refunded */
-    snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", free_port());
-    set_str(&f->cfg.wechat.api_base, dead);
+    snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", tu_free_port());
+    tu_set_str(&f->cfg.wechat.api_base, dead);
     f->cfg.wechat.api_retries = 1;
     assert_int_equal(send_text(f->a.api, USER, "2", &f->r), KF_EBACKEND);
     assert_int_equal(f->r.attempts, 2);
@@ -996,7 +888,7 @@ static void test_wx_api_redis_down_makes_no_request(void **st)
     struct client c;
     char url[64];
 
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", free_port());
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", tu_free_port());
     assert_int_equal(client_open(&c, &f->cfg, url), 0);
     assert_int_equal(wx_api_kf_list(c.api, &f->r), KF_EBACKEND);
     assert_int_equal(f->r.transient, 1);

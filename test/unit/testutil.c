@@ -1,4 +1,5 @@
-/* testutil: vector-file helpers for the unit tests. */
+/* testutil: vector-file helpers for the unit tests, a free port and a
+ * string setter. */
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -8,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 char *tu_read_file(const char *path, size_t *len)
 {
@@ -139,4 +144,28 @@ void tu_tsv_release(struct tu_tsv *t)
     free(t->buf);
     t->rows = NULL;
     t->buf = NULL;
+}
+
+int tu_free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+void tu_set_str(char **field, const char *v)
+{
+    free(*field);
+    *field = strdup(v);
+    assert_non_null(*field);
 }

@@ -1,6 +1,7 @@
 /* testutil: helpers shared by the cmocka unit tests — reading the vector
  * files under test/vectors (run from test/unit, so paths are
- * "../vectors/..."), hex decoding and TSV rows. */
+ * "../vectors/..."), hex decoding, TSV rows, a free port, and the private
+ * servers (redis-server, the WeChat simulator). */
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
@@ -31,6 +32,11 @@ void tu_tsv_load(struct tu_tsv *t, const char *path);
 size_t tu_tsv_col(const struct tu_tsv *t, const char *name);
 void tu_tsv_release(struct tu_tsv *t);
 
+/* A loopback TCP port that was free a moment ago. */
+int tu_free_port(void);
+/* Replaces a malloc'd string field (a config value) with a copy of v. */
+void tu_set_str(char **field, const char *v);
+
 
 /* tu_redis.c: a private redis-server for tests that need a real one (store, callback):
  * started on a free loopback port with its data in a temp dir, stopped by
@@ -48,5 +54,23 @@ void tu_sleep_ms(long ms);
  * a string: integers as decimal, bulk/status as is, nil as "(nil)".
  * Caller frees. */
 char *tu_redis_cmd(const struct tu_redis *r, const char *const *argv);
+
+/* tu_sim.c: the WeChat API simulator (test/sim/wechat_api_sim.py, run with
+ * /usr/bin/python3 from test/unit) on a free loopback port; base is its
+ * "http://127.0.0.1:PORT". tu_sim_start fails the test if it does not
+ * answer /_sim/health within 10 s; tu_sim_stop stops it by pid. */
+struct tu_sim {
+    int pid, port;
+    char base[64];
+};
+void tu_sim_start(struct tu_sim *s, const char *appid, const char *secret);
+void tu_sim_stop(struct tu_sim *s);
+/* POSTs json to the simulator's path; fails the test unless it is 200. */
+void tu_sim_post(const struct tu_sim *s, const char *path, const char *json);
+/* One HTTP request with a JSON content type (body is POSTed when method
+ * is "POST", "{}" if NULL); returns the answer's body (caller frees) and
+ * sets *status (0 when there was no answer). */
+char *tu_http(const char *method, const char *url, const char *body,
+              long *status);
 
 #endif

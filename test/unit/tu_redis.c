@@ -8,31 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 void tu_sleep_ms(long ms)
 {
@@ -43,7 +23,7 @@ void tu_sleep_ms(long ms)
 
 void tu_redis_start(struct tu_redis *r)
 {
-    tu_redis_start_on(r, free_port());
+    tu_redis_start_on(r, tu_free_port());
 }
 
 void tu_redis_start_on(struct tu_redis *r, int port_no)
