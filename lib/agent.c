@@ -1283,25 +1283,34 @@ static int sweep_run(struct sync *y, const char *script,
     return rc;
 }
 
+/* Reads one key with cmd (GET, SMEMBERS). *r is NULL when the key holds
+ * another type (KF_EIO from Redis, e.g. WRONGTYPE): not ours, skip it. */
+static int read_key(struct sync *y, const char *cmd, const redisReply *key,
+                    redisReply **r)
+{
+    struct rargs a;
+    int rc;
+
+    *r = NULL;
+    rargs_init(&a);
+    rargs_c(&a, cmd);
+    rargs_add(&a, key->str, key->len);
+    rc = rrun(y->s, &a, r, y->err);
+    rargs_release(&a);
+    return rc == KF_EIO ? 0 : rc;
+}
+
 /* One P token:<h> key: GET its account, then the guarded DEL. */
 static int sweep_token(struct sync *y, const redisReply *key,
                        const char *name)
 {
-    struct rargs a;
     redisReply *r = NULL;
-    int rc;
+    int rc = read_key(y, "GET", key, &r);
 
-    rargs_init(&a);
-    rargs_c(&a, "GET");
-    rargs_add(&a, key->str, key->len);
-    rc = rrun(y->s, &a, &r, y->err);
-    if (rc == KF_EIO)
-        rc = 0;                    /* not a string: not ours */
-    else if (rc == 0 && r->type == REDIS_REPLY_STRING)
+    if (rc == 0 && r && r->type == REDIS_REPLY_STRING)
         rc = sweep_run(y, sweep_token_lua, key, name, r->str, r->len);
     if (r)
         freeReplyObject(r);
-    rargs_release(&a);
     return rc;
 }
 
@@ -1309,27 +1318,20 @@ static int sweep_token(struct sync *y, const redisReply *key,
 static int sweep_group(struct sync *y, const redisReply *key,
                        const char *name)
 {
-    struct rargs a;
     redisReply *r = NULL;
     size_t i;
     int rc;
 
     if (strcmp(name, "_all") == 0)
         return 0;                  /* reserved: never ours to edit */
-    rargs_init(&a);
-    rargs_c(&a, "SMEMBERS");
-    rargs_add(&a, key->str, key->len);
-    rc = rrun(y->s, &a, &r, y->err);
-    if (rc == KF_EIO)
-        rc = 0;
-    else if (rc == 0 && r->type == REDIS_REPLY_ARRAY)
+    rc = read_key(y, "SMEMBERS", key, &r);
+    if (rc == 0 && r && r->type == REDIS_REPLY_ARRAY)
         for (i = 0; rc == 0 && i < r->elements; i++)
             if (r->element[i]->type == REDIS_REPLY_STRING)
                 rc = sweep_run(y, sweep_group_lua, key, name,
                                r->element[i]->str, r->element[i]->len);
     if (r)
         freeReplyObject(r);
-    rargs_release(&a);
     return rc;
 }
 
