@@ -17,14 +17,6 @@
 
 #define API_BODY_MAX 16384
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct route *rt(struct fcgi_req *r)
 {
     return &r->app->cb.route;
@@ -122,7 +114,7 @@ static void presence(struct fcgi_req *r, const struct auth *who,
     long moved = 0;
     int rc;
 
-    rc = route_presence(rt(r), who->account, op, reason, now_ms(), status,
+    rc = route_presence(rt(r), who->account, op, reason, kf_wall_ms(), status,
                         sizeof(status), &moved);
     if (rc == KF_EBACKEND) {
         backend_down(r);
@@ -253,7 +245,7 @@ static void session_action(struct fcgi_req *r, const struct auth *who,
 
     rc = route_session(rt(r), op, r->param,
                        me.role == AUTH_AGENT ? me.account : "", target,
-                       now_ms(), result, sizeof(result), err, sizeof(err));
+                       kf_wall_ms(), result, sizeof(result), err, sizeof(err));
     if (rc < 0) {
         session_refused(r, rc, err);
         return;
@@ -382,7 +374,7 @@ void api_session_send(struct fcgi_req *r)
         return;
     rc = outbound_send(&r->app->outbound,
                        who.role == AUTH_AGENT ? who.account : "", r->param,
-                       body, now_ms(), &res);
+                       body, kf_wall_ms(), &res);
     json_decref(body);
     if (rc == KF_EINVAL && res.code[0]) {
         for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)

@@ -35,14 +35,6 @@ static void on_stop(int sig)
     jobs_stopping = 1;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleeps up to ms, returning early on a signal. */
 static void nap(long ms)
 {
@@ -77,7 +69,7 @@ static void sweep(struct app *app, struct log *log)
     int rc;
 
     memset(&c, 0, sizeof(c));
-    rc = route_sweep(&app->cb.route, wall_ms(), app->cfg.presence.heartbeat_ttl,
+    rc = route_sweep(&app->cb.route, kf_wall_ms(), app->cfg.presence.heartbeat_ttl,
                      SWEEP_LIMIT, &c);
     if (rc < 0) {
         log_warn(log, "jobs", "sweep_failed", "err=%s", kf_strerror(rc));
@@ -99,7 +91,7 @@ static void deliver(struct app *app, struct log *log)
     int rc;
 
     memset(&c, 0, sizeof(c));
-    rc = outbound_deliver_due(&app->outbound, wall_ms() + 500, &c);
+    rc = outbound_deliver_due(&app->outbound, kf_wall_ms() + 500, &c);
     if (rc < 0)
         log_warn(log, "jobs", "outbox_failed", "err=%s", kf_strerror(rc));
     else if (c.sent || c.failed || c.retried)
@@ -116,21 +108,21 @@ static void deliver(struct app *app, struct log *log)
 static void fetch_media(struct media *m, struct log *log)
 {
     struct media_counts c;
-    int64_t until = wall_ms() + 300;
+    int64_t until = kf_wall_ms() + 300;
     long before;
     int rc, i;
 
     memset(&c, 0, sizeof(c));
     for (i = 0; i < 100; i++) {
         before = c.acked + c.stored + c.failed + c.retried + c.waiting;
-        rc = media_fetch_pass(m, wall_ms(), 50, &c);
+        rc = media_fetch_pass(m, kf_wall_ms(), 50, &c);
         if (rc < 0) {
             log_warn(log, "jobs", "media_pass_failed", "err=%s",
                      kf_strerror(rc));
             break;
         }
         if (c.acked + c.stored + c.failed + c.retried + c.waiting == before ||
-            wall_ms() >= until)
+            kf_wall_ms() >= until)
             break;
     }
     if (c.stored || c.failed || c.retried)
@@ -156,11 +148,11 @@ static void archive(struct archive *ar, struct log *log, int64_t until)
             err = c.last_rc;
             memcpy(state, c.sqlstate, sizeof(state));
         }
-        left = until - wall_ms();
+        left = until - kf_wall_ms();
         if (!c.more && left > 0)
             nap(ar->enabled && left > ARCHIVE_IDLE_MS ? ARCHIVE_IDLE_MS
                                                       : (long)left);
-    } while (!jobs_stopping && wall_ms() < until);
+    } while (!jobs_stopping && kf_wall_ms() < until);
     if (err)
         log_warn(log, "jobs", "archive_failed", "err=%s sqlstate=%s "
                  "failed_passes=%ld", kf_strerror(err), *state ? state : "-",
@@ -198,7 +190,7 @@ int jobs_main(const char *conf_path)
     archive_init(&ar, &app.store, &app.cfg);
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
     while (!jobs_stopping) {
-        int64_t now = wall_ms();
+        int64_t now = kf_wall_ms();
 
         if (now >= next_sync)
             next_sync = now + (resync(&app, &app.log) == 0 ? RESYNC_MS

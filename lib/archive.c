@@ -33,11 +33,6 @@ static int64_t clock_ms(clockid_t id)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void)
-{
-    return clock_ms(CLOCK_MONOTONIC);
-}
-
 /* --- SQL ------------------------------------------------------------------
  * Each batch is COPYed into a temporary table (one row per entry, the
  * fields it has, text as it came), then each target table gets one set
@@ -360,7 +355,7 @@ void archive_release(struct archive *a)
  * has passed (the entries wait in the stream or our pending list). */
 static void db_back_off(struct archive *a)
 {
-    a->db_next_try_ms = mono_ms() + a->db_backoff_ms;
+    a->db_next_try_ms = kf_mono_ms() + a->db_backoff_ms;
     a->db_backoff_ms = a->db_backoff_ms * 2 > BACKOFF_MAX_MS
                            ? BACKOFF_MAX_MS : a->db_backoff_ms * 2;
 }
@@ -422,7 +417,7 @@ static int db_ready(struct archive *a)
     const char *vals[] = { "5", "wxkf-archiver", a->dsn, NULL };
     PGconn *db;
 
-    if (mono_ms() < a->db_next_try_ms)
+    if (kf_mono_ms() < a->db_next_try_ms)
         return KF_EBACKEND;
     if (a->db)
         return 0;
@@ -1299,7 +1294,7 @@ static int drain(struct archive *a, const char *key, const char *from,
             freeReplyObject(r);
         if (rc < 0 || n < (size_t)a->batch)
             return rc;
-        if (mono_ms() >= deadline) {
+        if (kf_mono_ms() >= deadline) {
             st->more = 1;
             return 0;
         }
@@ -1337,7 +1332,7 @@ static int claim(struct archive *a, const char *key, int64_t deadline,
             snprintf(a->claim_cursor, sizeof(a->claim_cursor), "%s", cursor);
         if (rc < 0 || !strcmp(a->claim_cursor, "0-0"))
             return rc;
-        if (mono_ms() >= deadline) {
+        if (kf_mono_ms() >= deadline) {
             st->more = 1;
             return 0;
         }
@@ -1397,7 +1392,7 @@ int archive_lag(struct archive *a, struct archive_lag *out)
 
 int archive_pass(struct archive *a, struct archive_stats *st)
 {
-    int64_t t0 = mono_ms(), deadline = t0 + a->batch_ms;
+    int64_t t0 = kf_mono_ms(), deadline = t0 + a->batch_ms;
     long acked = st->written + st->rejected + st->deleted, trimmed = 0;
     char key[160];
     int rc, rc2;

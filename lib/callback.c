@@ -257,14 +257,6 @@ static int payload_json(const struct wx_msg *m, struct kf_buf *out)
     return rc;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Dedupe + routing + record, in one Redis round trip. */
 static int record(struct callback *cb, const struct callback_req *req,
                   const struct wx_msg *m, struct kf_buf *decision, int *dup)
@@ -278,7 +270,7 @@ static int record(struct callback *cb, const struct callback_req *req,
     kf_buf_init(&payload, PAYLOAD_MAX);
     snprintf(ctime, sizeof(ctime), "%llu", (unsigned long long)m->create_time);
     snprintf(msgid, sizeof(msgid), "%llu", (unsigned long long)m->msgid);
-    snprintf(recv, sizeof(recv), "%lld", (long long)wall_ms());
+    snprintf(recv, sizeof(recv), "%lld", (long long)kf_wall_ms());
     rc = wx_xml_dedupe_key(m, &key);
     if (rc == 0)
         rc = payload_json(m, &payload);
@@ -310,7 +302,7 @@ static int record(struct callback *cb, const struct callback_req *req,
         in.kf2 = m->to_kf_account;
         in.fields = f;
         in.nfields = sizeof(f) / sizeof(f[0]);
-        in.now_ms = req->now_ms ? req->now_ms : wall_ms();
+        in.now_ms = req->now_ms ? req->now_ms : kf_wall_ms();
         rc = route_ingest(&cb->route, &in, decision, dup);
     }
     kf_buf_release(&key);

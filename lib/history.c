@@ -267,14 +267,6 @@ int history_like_pattern(struct kf_str text, struct kf_buf *out)
 
 /* --- the connection ----------------------------------------------------- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int command_ok(PGresult *r)
 {
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -339,7 +331,7 @@ static int wait_ready(PGconn *db, int64_t deadline)
 {
     while (PQisBusy(db)) {
         struct pollfd p = { PQsocket(db), POLLIN, 0 };
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - kf_mono_ms();
         int n;
 
         if (left <= 0 || p.fd < 0)
@@ -359,7 +351,7 @@ static int wait_ready(PGconn *db, int64_t deadline)
 static int exec(struct history *h, const char *stmt, int n,
                 const char *const *params, PGresult **out, int *lost)
 {
-    int64_t deadline = mono_ms() + DEADLINE_MS;
+    int64_t deadline = kf_mono_ms() + DEADLINE_MS;
     PGresult *res = NULL, *r;
     int rc = 0;
 

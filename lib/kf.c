@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "banned.h"
 
@@ -167,6 +168,32 @@ size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
         return 0;
     *cp = c;
     return len;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t kf_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t kf_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+void kf_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 int kf_parse_u64(struct kf_str s, uint64_t *out)

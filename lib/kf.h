@@ -82,6 +82,14 @@ static inline struct kf_str kf_buf_str(const struct kf_buf *b)
  * valid (callers that refuse it check *cp). n must be >= 1. */
 size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
 
+/* Clocks in milliseconds: wall (CLOCK_REALTIME, for timestamps shared
+ * between processes and hosts) and monotonic (for timeouts and backoff
+ * inside one process). kf_sleep_ms sleeps the whole time, through
+ * signals. */
+int64_t kf_wall_ms(void);
+int64_t kf_mono_ms(void);
+void kf_sleep_ms(long ms);
+
 /* Parse a decimal uint64 that fills all of s (no sign, no spaces). */
 KF_WUR int kf_parse_u64(struct kf_str s, uint64_t *out);
 

@@ -440,14 +440,6 @@ struct pass {
     int64_t now;                /* the caller's wall clock */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 enum { ONE_DONE, ONE_PENDING };
 
 static int record_failed(struct media *m, const struct pass *p,
@@ -676,7 +668,7 @@ static int fetch_one(struct media *m, struct pass *p, const struct entry *e,
     *state = done ? ONE_DONE : ONE_PENDING;
     if (done)
         return 0;
-    if (!go || p->stop || p->fetches_left <= 0 || mono_ms() >= p->deadline) {
+    if (!go || p->stop || p->fetches_left <= 0 || kf_mono_ms() >= p->deadline) {
         c->waiting++;           /* backing off, or out of budget */
         return 0;
     }
@@ -781,7 +773,7 @@ static void set_cursor(char *dst, size_t n, const redisReply *r,
 int media_fetch_pass(struct media *m, int64_t now_ms, long limit,
                      struct media_counts *c)
 {
-    struct pass p = { m->max_fetches, mono_ms() + m->budget_ms, 0, 0,
+    struct pass p = { m->max_fetches, kf_mono_ms() + m->budget_ms, 0, 0,
                       now_ms };
     redisReply *r = NULL, *list;
     size_t i;

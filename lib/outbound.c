@@ -268,19 +268,11 @@ int outbound_send(struct outbound *ob, const char *by, struct kf_str openid,
     return rc;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Backs off from now (not from when the pass began). */
 static int retry_later(struct outbound *ob, const char *id, long attempts)
 {
     long backoff = 1000L << (attempts < 8 ? attempts : 8);   /* ≤ 256 s */
-    int64_t now = wall_ms();
+    int64_t now = kf_wall_ms();
     char n[24], due[24];
     const char *args[] = { n, ob->route->cfg, "retry", id, ob->owner, due };
     redisReply *rep = NULL;
@@ -306,7 +298,7 @@ static int finish(struct outbound *ob, const char *id, const char *status,
     redisReply *rep = NULL;
     int rc;
 
-    snprintf(n, sizeof(n), "%lld", (long long)wall_ms());
+    snprintf(n, sizeof(n), "%lld", (long long)kf_wall_ms());
     snprintf(ec, sizeof(ec), "%ld", w->errcode);
     rc = run(ob, args, 8, &rep);
     if (rep)
@@ -356,10 +348,10 @@ int outbound_deliver_due(struct outbound *ob, int64_t deadline_ms,
     int rc = 0;
 
     snprintf(lease, sizeof(lease), "%ld", ob->lease_ms);
-    while (rc == 0 && wall_ms() < deadline_ms) {
+    while (rc == 0 && kf_wall_ms() < deadline_ms) {
         redisReply *rep = NULL;
 
-        snprintf(n, sizeof(n), "%lld", (long long)wall_ms());
+        snprintf(n, sizeof(n), "%lld", (long long)kf_wall_ms());
         rc = run(ob, args, 6, &rep);
         if (rc < 0)
             break;

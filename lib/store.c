@@ -17,14 +17,6 @@
 #define BACKOFF_MAX_MS 2000
 #define MAX_ARGS 64
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sha1_hex(const char *s, char out[41]);
 
 void store_script_init(struct store_script *sc, const char *src)
@@ -193,7 +185,7 @@ static int open_conn(struct store *s)
 static void back_off(struct store *s)
 {
     drop(s);
-    s->next_try_ms = now_ms() + s->backoff_ms;
+    s->next_try_ms = kf_mono_ms() + s->backoff_ms;
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS
                         ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
@@ -202,7 +194,7 @@ int store_connect(struct store *s)
 {
     if (s->rc)
         return 0;
-    if (now_ms() < s->next_try_ms)
+    if (kf_mono_ms() < s->next_try_ms)
         return KF_EBACKEND;
     if (open_conn(s) < 0) {
         back_off(s);

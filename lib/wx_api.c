@@ -63,22 +63,6 @@ struct req {
 
 enum verdict { V_OK, V_RETRY, V_TOKEN, V_FAIL };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* xorshift64*: jitter needs no cryptographic quality. */
 static uint64_t rng_next(struct wx_api *a)
 {
@@ -592,7 +576,7 @@ static int admit(struct wx_api *a, const struct req *q,
     struct wx_token_refusal why;
     int rc;
 
-    *at = wall_ms();
+    *at = kf_wall_ms();
     rc = wx_token_admit(&a->tk, *at, a->cfg->ratelimit.wechat_api_per_min,
                         q->budget, q->budget_limit, &why);
     if (rc == KF_ELIMIT)
@@ -614,7 +598,7 @@ static long back_off(struct wx_api *a, long retry, long left_ms)
     if (ms > left_ms)
         ms = left_ms;
     if (ms > 0)
-        sleep_ms(ms);
+        kf_sleep_ms(ms);
     return ms;
 }
 
@@ -1018,7 +1002,7 @@ int wx_api_spent(struct wx_api *a, const char *budget, long *spent)
     if (!budget || (strcmp(budget, "send") != 0 &&
                     strcmp(budget, "token") != 0))
         return KF_EINVAL;
-    return wx_token_spent(&a->tk, wall_ms(), budget, spent);
+    return wx_token_spent(&a->tk, kf_wall_ms(), budget, spent);
 }
 
 /* --- errcodes ------------------------------------------------------------ */

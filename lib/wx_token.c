@@ -21,30 +21,6 @@ extern const char route_lua_wx_token[], route_lua_wx_limit[];
 #define BEIJING_MS (8 * 3600 * 1000LL)
 #define POLL_MS 50
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 void wx_token_init(struct wx_token *t, struct store *st)
 {
     memset(t, 0, sizeof(*t));
@@ -298,7 +274,7 @@ static int refresh(struct wx_token *t, const struct wx_token_fetcher *f,
                    const char *owner, char *out, enum wx_token_stop *stop,
                    struct wx_token_refusal *why)
 {
-    int64_t now = wall_ms();
+    int64_t now = kf_wall_ms();
     char tok[WX_TOKEN_MAX];
     long expires_in = 0;
     int rc, rc2 = 0, answered = 0;
@@ -329,7 +305,7 @@ int wx_token_get(struct wx_token *t, const struct wx_token_fetcher *f,
                  char *out, enum wx_token_stop *stop,
                  struct wx_token_refusal *why)
 {
-    int64_t deadline = mono_ms() + f->wait_ms;
+    int64_t deadline = kf_mono_ms() + f->wait_ms;
     struct wx_token_cached cur;
     enum wx_token_state st;
     char owner[33];
@@ -342,13 +318,13 @@ int wx_token_get(struct wx_token *t, const struct wx_token_fetcher *f,
     for (;;) {
         rc = new_owner(owner);
         if (rc == 0)
-            rc = wx_token_acquire(t, wall_ms(), owner, f->lock_ttl_ms, &st,
+            rc = wx_token_acquire(t, kf_wall_ms(), owner, f->lock_ttl_ms, &st,
                                   &cur);
         if (rc < 0) {
             *stop = WX_TOKEN_STOP_REDIS;
             return rc;
         }
-        usable = cur.token[0] && cur.expires_ms > wall_ms();
+        usable = cur.token[0] && cur.expires_ms > kf_wall_ms();
         if (st == WX_TOKEN_LOCKED) {
             rc = refresh(t, f, owner, out, stop, why);
             if (rc != 0 && usable) {   /* the current one still works */
@@ -362,12 +338,12 @@ int wx_token_get(struct wx_token *t, const struct wx_token_fetcher *f,
             memcpy(out, cur.token, strlen(cur.token) + 1);
             break;
         }
-        if (mono_ms() >= deadline) {
+        if (kf_mono_ms() >= deadline) {
             *stop = WX_TOKEN_STOP_WAIT;
             rc = KF_EBACKEND;
             break;
         }
-        sleep_ms(POLL_MS);
+        kf_sleep_ms(POLL_MS);
     }
     OPENSSL_cleanse(&cur, sizeof(cur));
     return rc;
