@@ -6,12 +6,12 @@ CC      ?= cc
 PKGS     = fcgi hiredis libpq expat jansson libcurl libcrypto
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla -Wformat=2
 CFLAGS ?= -O2 -g
-ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) -D_POSIX_C_SOURCE=200809L \
+ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) -pthread -D_POSIX_C_SOURCE=200809L \
              -D_DEFAULT_SOURCE -Ilib $(PKG_CFLAGS) \
              -DWXKF_VERSION=\"$(VERSION)\"
 SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all \

@@ -4,18 +4,21 @@
  * Thin: authenticate, read a bounded JSON body, call lib/route or
  * lib/history, map the outcome to a status. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "auth.h"
 #include "fcgi.h"
 #include "media.h"
+#include "push.h"
 #include "history.h"
 #include "route.h"
 
 #include "banned.h"
 
 #define API_BODY_MAX 16384
+#define API_UPLOAD_MAX (2 * 1024 * 1024)
 
 static struct route *rt(struct fcgi_req *r)
 {
@@ -24,29 +27,37 @@ static struct route *rt(struct fcgi_req *r)
 
 /* Authenticates; on failure answers and returns nonzero. need_admin:
  * agents get 403. */
-static int authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
+int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
 {
-    int rc = auth_identify(rt(r), &r->app->cfg,
-                           fcgi_param(r, "HTTP_AUTHORIZATION"), who);
+    char addr[46], hdr[64];
+    int rc;
 
+    auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
+    rc = auth_identify(rt(r), &r->app->cfg,
+                       fcgi_param(r, "HTTP_AUTHORIZATION"), addr, who);
     if (rc == KF_EBACKEND) {
         fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
                    NULL);
+    } else if (rc == KF_ELIMIT) {
+        snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n",
+                 who->retry_after_s);
+        fcgi_error(r, 429, "too_many_auth_failures",
+                   "too many failed sign-ins from this address; try again "
+                   "later", hdr);
     } else if (rc < 0) {
         fcgi_error(r, 401, "unauthorized", "a valid bearer token is required",
                    "WWW-Authenticate: Bearer\r\n");
     } else if (need_admin && who->role != AUTH_ADMIN) {
         fcgi_error(r, 403, "forbidden", "this route is for admins", NULL);
         rc = KF_EINVAL;
-    } else if (!need_admin && who->role == AUTH_NONE) {
-        rc = KF_EINVAL;
     }
     if (rc < 0)
-        log_info(&r->log, "api", "denied", "status=%d", r->status);
+        log_info(&r->log, "api", "denied", "status=%d addr=%s", r->status,
+                 addr);
     return rc < 0;
 }
 
-static int need_agent(struct fcgi_req *r, const struct auth *who)
+int api_need_agent(struct fcgi_req *r, const struct auth *who)
 {
     if (who->role == AUTH_AGENT)
         return 0;
@@ -55,7 +66,7 @@ static int need_agent(struct fcgi_req *r, const struct auth *who)
 }
 
 /* Reads a JSON object body (bounded). Answers 400/413 itself. */
-static json_t *json_body(struct fcgi_req *r)
+json_t *api_json_body(struct fcgi_req *r)
 {
     json_error_t e;
     json_t *j;
@@ -83,7 +94,7 @@ static json_t *json_body(struct fcgi_req *r)
 }
 
 /* A string member (NULL if absent); a present non-string answers 400. */
-static int str_field(struct fcgi_req *r, json_t *o, const char *name,
+int api_str_field(struct fcgi_req *r, json_t *o, const char *name,
                      const char **out)
 {
     json_t *v = json_object_get(o, name);
@@ -101,9 +112,69 @@ static int str_field(struct fcgi_req *r, json_t *o, const char *name,
     return 1;
 }
 
-static void backend_down(struct fcgi_req *r)
+void api_backend_down(struct fcgi_req *r)
 {
     fcgi_error(r, 503, "backend_unavailable", "redis is unreachable", NULL);
+}
+
+static const char *field_str(const json_t *o, const char *name,
+                             const char *def)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+
+    return v ? v : def;
+}
+
+/* A decimal string member of a Redis hash as a number (def if absent). */
+static json_int_t field_int(const json_t *o, const char *name, long def)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+
+    return v && *v ? (json_int_t)strtoll(v, NULL, 10) : (json_int_t)def;
+}
+
+/* GET /api/v1/me: who the token is — {"role":"admin"}, or the agent's
+ * record (nick, weight, capacity, groups as a list, status, load). */
+void api_me(struct fcgi_req *r)
+{
+    struct auth who;
+    json_t *me = NULL, *g;
+    const char *groups, *p, *comma;
+    int rc;
+
+    if (api_authenticate(r, &who, 0))
+        return;
+    if (who.role == AUTH_ADMIN) {
+        fcgi_json(r, 200, json_pack("{s:s}", "role", "admin"));
+        return;
+    }
+    rc = route_agent_info(rt(r), who.account, &me);
+    if (rc == KF_ENOTFOUND) {
+        fcgi_error(r, 401, "unauthorized", "a valid bearer token is required",
+                   NULL);
+        return;
+    }
+    if (rc < 0) {
+        api_backend_down(r);
+        return;
+    }
+    g = json_array();
+    groups = field_str(me, "groups", "");
+    for (p = groups ? groups : ""; g && *p; p = comma ? comma + 1 : "") {
+        comma = strchr(p, ',');
+        if (comma != p && *p)
+            json_array_append_new(g, json_stringn(p, comma ? (size_t)(comma - p)
+                                                           : strlen(p)));
+    }
+    fcgi_json(r, 200, json_pack("{s:s,s:s,s:O?,s:s,s:I,s:I,s:I,s:o}",
+                                "role", "agent", "account", who.account,
+                                "nick", json_object_get(me, "nick"),
+                                "status", field_str(me, "status", "offline"),
+                                "load", field_int(me, "load", 0),
+                                "weight", field_int(me, "weight", 1),
+                                "capacity", field_int(me, "capacity", 0),
+                                "groups", g));
+    json_decref(me);
 }
 
 /* The caller is authenticated (who) before the body is read. */
@@ -117,7 +188,7 @@ static void presence(struct fcgi_req *r, const struct auth *who,
     rc = route_presence(rt(r), who->account, op, reason, kf_wall_ms(), status,
                         sizeof(status), &moved);
     if (rc == KF_EBACKEND) {
-        backend_down(r);
+        api_backend_down(r);
     } else if (rc == KF_ENOTFOUND) {
         fcgi_error(r, 404, "unknown_agent", "agent not found", NULL);
     } else if (rc < 0) {
@@ -137,12 +208,12 @@ void api_me_status(struct fcgi_req *r)
     json_t *body;
     const char *st = NULL;
 
-    if (authenticate(r, &who, 0) || need_agent(r, &who))
+    if (api_authenticate(r, &who, 0) || api_need_agent(r, &who))
         return;
-    body = json_body(r);
+    body = api_json_body(r);
     if (!body)
         return;
-    if (str_field(r, body, "status", &st) == 0) {
+    if (api_str_field(r, body, "status", &st) == 0) {
         if (!st || (strcmp(st, "online") && strcmp(st, "paused") &&
                     strcmp(st, "offline")))
             fcgi_error(r, 400, "invalid_field",
@@ -158,7 +229,7 @@ void api_me_heartbeat(struct fcgi_req *r)
 {
     struct auth who;
 
-    if (authenticate(r, &who, 0) || need_agent(r, &who))
+    if (api_authenticate(r, &who, 0) || api_need_agent(r, &who))
         return;
     presence(r, &who, "heartbeat", "heartbeat");
 }
@@ -169,11 +240,11 @@ void api_me_sessions(struct fcgi_req *r)
     json_t *list = NULL;
     int rc;
 
-    if (authenticate(r, &who, 0) || need_agent(r, &who))
+    if (api_authenticate(r, &who, 0) || api_need_agent(r, &who))
         return;
     rc = route_agent_sessions(rt(r), who.account, &list);
     if (rc < 0) {
-        backend_down(r);
+        api_backend_down(r);
         return;
     }
     fcgi_json(r, 200, json_pack("{s:s,s:s,s:o}", "account", who.account,
@@ -188,11 +259,11 @@ void api_session_view(struct fcgi_req *r)
     json_t *s = NULL;
     int rc;
 
-    if (authenticate(r, &who, 0))
+    if (api_authenticate(r, &who, 0))
         return;
     rc = route_session_view(rt(r), r->param, &s);
     if (rc == KF_EBACKEND) {
-        backend_down(r);
+        api_backend_down(r);
     } else if (rc < 0) {
         fcgi_error(r, 404, "no_session", "this user has no session", NULL);
     } else if (who.role == AUTH_AGENT &&
@@ -225,7 +296,7 @@ static void session_refused(struct fcgi_req *r, int rc, const char *code)
     size_t i;
 
     if (rc == KF_EBACKEND) {
-        backend_down(r);
+        api_backend_down(r);
         return;
     }
     for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -260,7 +331,7 @@ void api_session_close(struct fcgi_req *r)
 {
     struct auth who;
 
-    if (authenticate(r, &who, 0))
+    if (api_authenticate(r, &who, 0))
         return;
     session_action(r, &who, "close", NULL);
 }
@@ -271,13 +342,13 @@ void api_session_transfer(struct fcgi_req *r)
     json_t *body;
     const char *agent = NULL, *group = NULL;
 
-    if (authenticate(r, &who, 0))
+    if (api_authenticate(r, &who, 0))
         return;
-    body = json_body(r);
+    body = api_json_body(r);
     if (!body)
         return;
-    if (str_field(r, body, "to_agent", &agent) == 0 &&
-        str_field(r, body, "to_group", &group) == 0) {
+    if (api_str_field(r, body, "to_agent", &agent) == 0 &&
+        api_str_field(r, body, "to_group", &group) == 0) {
         if (!agent == !group)
             fcgi_error(r, 400, "invalid_field",
                        "give exactly one of to_agent or to_group", NULL);
@@ -297,10 +368,10 @@ void api_stats(struct fcgi_req *r)
     struct auth who;
     json_t *s = NULL;
 
-    if (authenticate(r, &who, 1))
+    if (api_authenticate(r, &who, 1))
         return;
-    if (route_stats(rt(r), &s) < 0)
-        backend_down(r);
+    if (route_stats(rt(r), kf_wall_ms(), &s) < 0)
+        api_backend_down(r);
     else
         fcgi_json(r, 200, s);
 }
@@ -319,7 +390,7 @@ void api_me_events(struct fcgi_req *r)
     json_t *list = NULL;
     int rc;
 
-    if (authenticate(r, &who, 0) || need_agent(r, &who))
+    if (api_authenticate(r, &who, 0) || api_need_agent(r, &who))
         return;
     http_query_get(&r->query, "after", &after);
     if (http_query_get(&r->query, "limit", &lim)) {
@@ -342,7 +413,7 @@ void api_me_events(struct fcgi_req *r)
     if (rc == KF_EINVAL) {
         fcgi_error(r, 400, "invalid_field", "after is not a cursor", NULL);
     } else if (rc < 0) {
-        backend_down(r);
+        api_backend_down(r);
     } else {
         fcgi_json(r, 200, json_pack("{s:o,s:s}", "events", list, "next",
                                     next));
@@ -367,9 +438,9 @@ void api_session_send(struct fcgi_req *r)
     size_t i;
     int rc;
 
-    if (authenticate(r, &who, 0))
+    if (api_authenticate(r, &who, 0))
         return;
-    body = json_body(r);
+    body = api_json_body(r);
     if (!body)
         return;
     rc = outbound_send(&r->app->outbound,
@@ -395,7 +466,7 @@ void api_session_send(struct fcgi_req *r)
     } else if (rc == KF_EIO) {
         fcgi_error(r, 502, "wechat_unreachable", res.message, NULL);
     } else if (rc < 0) {
-        backend_down(r);
+        api_backend_down(r);
     } else {
         if (res.unrecorded)
             log_warn(&r->log, "api", "send_unrecorded", "id=%s", res.id);
@@ -462,7 +533,7 @@ static int may_read_user(struct fcgi_req *r, const struct auth *who)
         return 0;
     rc = route_session_view(rt(r), r->param, &s);
     if (rc == KF_EBACKEND) {
-        backend_down(r);
+        api_backend_down(r);
         return 1;
     }
     state = json_string_value(json_object_get(s, "state"));
@@ -513,7 +584,7 @@ void api_user_messages(struct fcgi_req *r)
     long limit;
     int rc;
 
-    if (authenticate(r, &who, 0) ||
+    if (api_authenticate(r, &who, 0) ||
         query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
         query_cursor(r, "before", &c, &before) || may_read_user(r, &who))
         return;
@@ -534,7 +605,7 @@ void api_session_transcript(struct fcgi_req *r)
     long limit;
     int rc;
 
-    if (authenticate(r, &who, 0) ||
+    if (api_authenticate(r, &who, 0) ||
         query_limit(r, HISTORY_TRANSCRIPT_MAX, HISTORY_TRANSCRIPT_MAX,
                     &limit) ||
         query_cursor(r, "after", &c, &after))
@@ -563,7 +634,7 @@ void api_search(struct fcgi_req *r)
     long limit;
     int rc;
 
-    if (authenticate(r, &who, 1) ||
+    if (api_authenticate(r, &who, 1) ||
         query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
         query_cursor(r, "before", &c, &before))
         return;
@@ -627,7 +698,7 @@ void api_media_get(struct fcgi_req *r)
     struct auth who;
     int rc;
 
-    if (authenticate(r, &who, 0))
+    if (api_authenticate(r, &who, 0))
         return;
     media_init(&m, &r->app->store, NULL, &r->app->cfg);
     media_file_init(&f);
@@ -639,7 +710,7 @@ void api_media_get(struct fcgi_req *r)
             log_warn(&r->log, "api", "media_cut_short", "err=%s",
                      kf_strerror(rc));
     } else if (rc == KF_EBACKEND) {
-        backend_down(r);
+        api_backend_down(r);
     } else if (strcmp(f.code, "not_yours") == 0) {
         fcgi_error(r, 403, "not_yours", "the user is not in one of your "
                    "sessions", NULL);
@@ -656,4 +727,146 @@ void api_media_get(struct fcgi_req *r)
              f.code[0] ? f.code : "-", (unsigned long long)f.size);
     media_file_release(&f);
     media_release(&m);
+}
+
+/* POST /api/v1/me/stream-ticket: a short-lived ticket to open the push
+ * stream with (an EventSource cannot send the Authorization header, and
+ * the token must not go into a URL). 404 when push is off: the console
+ * then polls the feed. */
+void api_stream_ticket(struct fcgi_req *r)
+{
+    char ticket[AUTH_TICKET_SIZE], url[128];
+    struct auth who;
+    int rc;
+
+    if (api_authenticate(r, &who, 0) || api_need_agent(r, &who))
+        return;
+    if (!push_enabled(&r->app->cfg)) {
+        fcgi_error(r, 404, "push_disabled", "real-time push is not "
+                   "configured; poll /api/v1/me/events", NULL);
+        return;
+    }
+    rc = auth_ticket_issue(rt(r), who.account, ticket);
+    if (rc == KF_EBACKEND) {
+        api_backend_down(r);
+        return;
+    }
+    if (rc < 0) {
+        fcgi_error(r, 500, "internal_error", "internal error", NULL);
+        return;
+    }
+    snprintf(url, sizeof(url), "/api/v1/me/stream?ticket=%s", ticket);
+    fcgi_json(r, 200, json_pack("{s:s,s:i,s:s}", "ticket", ticket,
+                                "expires_in", AUTH_TICKET_TTL_S, "url", url));
+}
+
+/* GET /api/v1/me/stream?ticket=T: authorises the subscription and hands
+ * the connection to nginx's Nchan (X-Accel-Redirect to the internal
+ * subscriber location of the agent's channel); the worker is free at
+ * once. */
+void api_stream(struct fcgi_req *r)
+{
+    char addr[46], hdr[160];
+    struct kf_str ticket = { "", 0 };
+    struct auth who;
+    int rc;
+
+    if (!push_enabled(&r->app->cfg)) {
+        fcgi_error(r, 404, "push_disabled", "real-time push is not "
+                   "configured; poll /api/v1/me/events", NULL);
+        return;
+    }
+    auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
+    http_query_get(&r->query, "ticket", &ticket);
+    rc = auth_ticket_identify(rt(r), &r->app->cfg, ticket, addr, &who);
+    if (rc == KF_EBACKEND) {
+        api_backend_down(r);
+    } else if (rc == KF_ELIMIT) {
+        snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n", who.retry_after_s);
+        fcgi_error(r, 429, "too_many_auth_failures", "too many failed "
+                   "sign-ins from this address; try again later", hdr);
+    } else if (rc < 0) {
+        fcgi_error(r, 401, "unauthorized", "the stream ticket is unknown or "
+                   "expired; get a new one", NULL);
+    } else {
+        snprintf(hdr, sizeof(hdr), "X-Accel-Redirect: /internal/sub/%s\r\n"
+                 "X-Accel-Buffering: no\r\n", who.account);
+        fcgi_respond(r, 200, "text/plain; charset=utf-8", hdr, KF_STR(""));
+    }
+    log_info(&r->log, "api", "stream", "status=%d agent=%s", r->status,
+             rc == 0 ? who.account : "-");
+}
+
+/* The image types WeChat takes, recognised by their first bytes (the
+ * Content-Type the client sends must agree). */
+static const char *image_kind(struct kf_str ct, const struct kf_buf *b)
+{
+    const unsigned char *p = (const unsigned char *)b->p;
+
+    if (b->len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff &&
+        kf_str_eq_c(ct, "image/jpeg"))
+        return "upload.jpg";
+    if (b->len >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 &&
+        kf_str_eq_c(ct, "image/png"))
+        return "upload.png";
+    if (b->len >= 6 && (memcmp(p, "GIF87a", 6) == 0 ||
+                        memcmp(p, "GIF89a", 6) == 0) &&
+        kf_str_eq_c(ct, "image/gif"))
+        return "upload.gif";
+    return NULL;
+}
+
+/* POST /api/v1/media: an image (the raw bytes, Content-Type image/jpeg,
+ * image/png or image/gif, at most 2 MiB) uploaded to WeChat as temporary
+ * media; {"media_id"} to send with {"msgtype":"image"}. */
+void api_media_upload(struct fcgi_req *r)
+{
+    struct wx_api_result res;
+    char media_id[160] = "";
+    struct auth who;
+    const char *name;
+    int rc;
+
+    if (api_authenticate(r, &who, 0))
+        return;
+    if (!r->app->api) {
+        fcgi_error(r, 503, "wechat_not_configured", "no WeChat API "
+                   "credentials are configured", NULL);
+        return;
+    }
+    rc = fcgi_read_body(r, API_UPLOAD_MAX);
+    if (rc == KF_ETOOBIG) {
+        fcgi_error(r, 413, "body_too_large", "images are limited to 2 MiB",
+                   NULL);
+        return;
+    }
+    if (rc < 0 || r->body.len == 0) {
+        fcgi_error(r, 400, "bad_body", "send the image's bytes as the body",
+                   NULL);
+        return;
+    }
+    name = image_kind(fcgi_param(r, "CONTENT_TYPE"), &r->body);
+    if (!name) {
+        fcgi_error(r, 400, "unsupported_media", "the body must be a JPEG, "
+                   "PNG or GIF image with the matching Content-Type", NULL);
+        return;
+    }
+    wx_api_result_init(&res);
+    rc = wx_api_media_upload(r->app->api, "image", name, r->body.p,
+                             r->body.len, media_id, sizeof(media_id), &res);
+    if (rc == KF_EWECHAT)
+        fcgi_json(r, 502, json_pack("{s:{s:s,s:s,s:I}}", "error", "code",
+                                    "wechat_refused", "message", res.errmsg,
+                                    "errcode", (json_int_t)res.errcode));
+    else if (rc < 0)
+        fcgi_error(r, 502, "wechat_unreachable", "WeChat could not be "
+                   "reached; try again", NULL);
+    else
+        fcgi_json(r, 200, json_pack("{s:s,s:s}", "media_id", media_id,
+                                    "type", "image"));
+    log_info(&r->log, "api", "media_upload", "status=%d by=%s bytes=%zu "
+             "errcode=%ld", r->status,
+             who.role == AUTH_AGENT ? who.account : "admin", r->body.len,
+             res.errcode);
+    wx_api_result_release(&res);
 }

@@ -55,7 +55,21 @@ void fcgi_error(struct fcgi_req *r, int status, const char *code,
 /* JSON response (takes ownership of body, even on error). */
 void fcgi_json(struct fcgi_req *r, int status, json_t *body);
 
+/* Shared by the REST handlers (api.c). Each answers the request itself
+ * when it fails: api_authenticate (401/403/429/503; need_admin: agents
+ * get 403) and api_need_agent return nonzero, api_json_body NULL (400,
+ * 413; an empty body is {}), api_str_field nonzero (400 naming the field;
+ * *out = NULL when absent). */
+struct auth;
+int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin);
+int api_need_agent(struct fcgi_req *r, const struct auth *who);
+json_t *api_json_body(struct fcgi_req *r);
+int api_str_field(struct fcgi_req *r, json_t *o, const char *name,
+                  const char **out);
+void api_backend_down(struct fcgi_req *r);   /* 503 redis */
+
 /* The REST API handlers (api.c). */
+void api_me(struct fcgi_req *r);
 void api_me_status(struct fcgi_req *r);
 void api_me_heartbeat(struct fcgi_req *r);
 void api_me_sessions(struct fcgi_req *r);
@@ -69,6 +83,19 @@ void api_user_messages(struct fcgi_req *r);
 void api_session_transcript(struct fcgi_req *r);
 void api_search(struct fcgi_req *r);
 void api_media_get(struct fcgi_req *r);
+void api_media_upload(struct fcgi_req *r);
+void api_stream_ticket(struct fcgi_req *r);
+void api_stream(struct fcgi_req *r);
+
+/* Admin routes (admin.c). */
+void api_agents_list(struct fcgi_req *r);
+void api_agents_create(struct fcgi_req *r);
+void api_agent_get(struct fcgi_req *r);
+void api_agent_patch(struct fcgi_req *r);
+void api_agent_delete(struct fcgi_req *r);
+void api_agent_token(struct fcgi_req *r);
+void api_sessions_list(struct fcgi_req *r);
+void api_queue(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);

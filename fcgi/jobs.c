@@ -7,9 +7,13 @@
  * re-mirrors the agents from PostgreSQL into Redis. The rest of each
  * second it archives the event stream into PostgreSQL (lib/archive).
  * Several may run at once: each sweep is one atomic script, and the
- * archivers share the stream through a consumer group. SIGTERM/SIGINT
- * stop it between passes. */
+ * archivers share the stream through a consumer group. With [push] url
+ * set, a thread of its own follows the agents' feeds and publishes them
+ * to their Nchan channels (lib/push), so a console hears of a message
+ * within a second whatever the loop is doing. SIGTERM/SIGINT stop it
+ * between passes. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +23,7 @@
 #include "archive.h"
 #include "fcgi.h"
 #include "media.h"
+#include "push.h"
 #include "route.h"
 
 #include "banned.h"
@@ -165,8 +170,38 @@ static void archive(struct archive *ar, struct log *log, int64_t until)
                  c.lag.pending, c.lag.undelivered, (long long)c.lag.age_ms);
 }
 
+#define PUSH_BLOCK_MS 500
+
+/* The push thread: pass after pass until jobs stops; naps a second after
+ * a Redis failure. Logs its figures about every ten seconds. */
+static void *push_loop(void *arg)
+{
+    struct push *p = arg;
+    struct push_counts c;
+    int64_t next_log = kf_wall_ms() + 10000;
+
+    memset(&c, 0, sizeof(c));
+    log_info(p->log, "push", "start", "url=%s", p->url);
+    while (!jobs_stopping) {
+        if (push_pass(p, PUSH_BLOCK_MS, kf_wall_ms(), &c) < 0)
+            nap(1000);
+        if (kf_wall_ms() >= next_log) {
+            if (c.entries || c.failed)
+                log_info(p->log, "push", "published", "entries=%ld "
+                         "messages=%ld failed=%ld", c.entries, c.published,
+                         c.failed);
+            memset(&c, 0, sizeof(c));
+            next_log = kf_wall_ms() + 10000;
+        }
+    }
+    return NULL;
+}
+
 int jobs_main(const char *conf_path)
 {
+    struct push push;
+    pthread_t push_thread;
+    int pushing = 0;
     struct app app;
     struct media media;
     struct archive ar;
@@ -189,6 +224,24 @@ int jobs_main(const char *conf_path)
     media_init(&media, &app.store, app.api, &app.cfg);
     archive_init(&ar, &app.store, &app.cfg);
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
+    memset(&push, 0, sizeof(push));
+    if (push_enabled(&app.cfg)) {
+        if (push_open(&push, &app.cfg, &app.log) < 0)
+            log_error(&app.log, "jobs", "push_failed", "err=bad [push] url");
+        else {
+            sigset_t stop, old;
+
+            /* the signals are the main loop's: the thread never takes them */
+            sigemptyset(&stop);
+            sigaddset(&stop, SIGTERM);
+            sigaddset(&stop, SIGINT);
+            sigaddset(&stop, SIGQUIT);
+            pthread_sigmask(SIG_BLOCK, &stop, &old);
+            pushing = pthread_create(&push_thread, NULL, push_loop,
+                                     &push) == 0;
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
+    }
     while (!jobs_stopping) {
         int64_t now = kf_wall_ms();
 
@@ -200,6 +253,9 @@ int jobs_main(const char *conf_path)
         fetch_media(&media, &app.log);
         archive(&ar, &app.log, now + 1000);
     }
+    if (pushing)
+        pthread_join(push_thread, NULL);
+    push_close(&push);
     log_info(&app.log, "jobs", "stop", NULL);
     archive_release(&ar);
     media_release(&media);

@@ -10,7 +10,7 @@
 
 #include "banned.h"
 
-enum { M_GET = 1, M_POST = 2, M_HEAD = 4 };
+enum { M_GET = 1, M_POST = 2, M_HEAD = 4, M_PATCH = 8, M_DELETE = 16 };
 
 struct http_route {
     int methods;
@@ -100,12 +100,14 @@ static void h_readyz(struct fcgi_req *r)
                      KF_STR("ready\n"));
 }
 
-/* '*' matches one path segment (an OpenID: 1..64 of [A-Za-z0-9_-]). */
+/* '*' matches one path segment (an OpenID: 1..64 of [A-Za-z0-9_-]); '+'
+ * an agent account (the same, and '@'). */
 static const struct http_route routes[] = {
     { M_GET | M_HEAD, "/wechat", h_wechat_get },
     { M_POST, "/wechat", h_wechat_post },
     { M_GET | M_HEAD, "/healthz", h_healthz },
     { M_GET | M_HEAD, "/readyz", h_readyz },
+    { M_GET, "/api/v1/me", api_me },
     { M_POST, "/api/v1/me/status", api_me_status },
     { M_POST, "/api/v1/me/heartbeat", api_me_heartbeat },
     { M_GET, "/api/v1/me/sessions", api_me_sessions },
@@ -119,6 +121,17 @@ static const struct http_route routes[] = {
     { M_GET, "/api/v1/sessions/*/transcript", api_session_transcript },
     { M_GET, "/api/v1/search", api_search },
     { M_GET, "/api/v1/media/*", api_media_get },
+    { M_POST, "/api/v1/media", api_media_upload },
+    { M_POST, "/api/v1/me/stream-ticket", api_stream_ticket },
+    { M_GET, "/api/v1/me/stream", api_stream },
+    { M_GET, "/api/v1/agents", api_agents_list },
+    { M_POST, "/api/v1/agents", api_agents_create },
+    { M_GET, "/api/v1/agents/+", api_agent_get },
+    { M_PATCH, "/api/v1/agents/+", api_agent_patch },
+    { M_DELETE, "/api/v1/agents/+", api_agent_delete },
+    { M_POST, "/api/v1/agents/+/token", api_agent_token },
+    { M_GET, "/api/v1/sessions", api_sessions_list },
+    { M_GET, "/api/v1/queue", api_queue },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -130,26 +143,34 @@ static int method_bit(struct kf_str m)
         return M_POST;
     if (kf_str_eq_c(m, "HEAD"))
         return M_HEAD;
+    if (kf_str_eq_c(m, "PATCH"))
+        return M_PATCH;
+    if (kf_str_eq_c(m, "DELETE"))
+        return M_DELETE;
     return 0;
 }
 
 static void not_allowed(struct fcgi_req *r, int allowed)
 {
-    char hdr[64];
+    static const char *const names[] = { "GET", "POST", "HEAD", "PATCH",
+                                         "DELETE" };
+    char hdr[96];
+    size_t i, n = (size_t)snprintf(hdr, sizeof(hdr), "Allow:");
 
-    snprintf(hdr, sizeof(hdr), "Allow: %s%s%s%s\r\n",
-             allowed & M_GET ? "GET" : "",
-             allowed & M_HEAD ? ", HEAD" : "",
-             (allowed & M_GET) && (allowed & M_POST) ? ", " : "",
-             allowed & M_POST ? "POST" : "");
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (allowed & (1 << i))
+            n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, "%s %s",
+                                  n > 6 ? "," : "", names[i]);
+    snprintf(hdr + n, sizeof(hdr) - n, "\r\n");
     fcgi_error(r, 405, "method_not_allowed", "method not allowed", hdr);
     log_info(&r->log, "http", "method_not_allowed", "status=405");
 }
 
-static int segment_char(char c)
+static int segment_char(char c, int account)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '_' || c == '-';
+           (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           (account && c == '@');
 }
 
 /* Matches path against pattern; the '*' segment goes to *param. */
@@ -159,10 +180,10 @@ static int match(const char *pattern, struct kf_str path,
     size_t i = 0;
 
     for (; *pattern; pattern++) {
-        if (*pattern == '*') {
+        if (*pattern == '*' || *pattern == '+') {
             size_t start = i;
 
-            while (i < path.len && segment_char(path.p[i]))
+            while (i < path.len && segment_char(path.p[i], *pattern == '+'))
                 i++;
             if (i == start || i - start > 64 ||
                 (i < path.len && path.p[i] != '/'))

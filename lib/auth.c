@@ -1,10 +1,14 @@
 /* auth: bearer tokens for the REST API. */
 #include "auth.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "agent.h"
 
@@ -31,33 +35,212 @@ int auth_bearer(struct kf_str header, struct kf_str *token)
     return 0;
 }
 
-int auth_identify(struct route *r, const struct config *cfg,
-                  struct kf_str authorization, struct auth *out)
+void auth_address(struct kf_str a, char out[46])
 {
-    char tok[AUTH_TOKEN_MAX + 1], hash[AGENT_HASH_SIZE];
-    const char *admin = cfg->api.admin_token_sha256;
-    struct kf_str t;
+    size_t i;
+
+    for (i = 0; i < a.len && a.len <= 45; i++) {
+        char c = a.p[i];
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+              (c >= 'A' && c <= 'F') || c == '.' || c == ':'))
+            break;
+    }
+    if (a.len == 0 || a.len > 45 || i < a.len)
+        snprintf(out, 46, "unknown");
+    else
+        snprintf(out, 46, "%.*s", (int)a.len, a.p);
+}
+
+static int eval(struct route *r, const char **args, size_t n,
+                redisReply **rep)
+{
+    const char *argv[12];
+    size_t i;
+
+    if (n > 8)
+        return KF_EINVAL;
+    argv[2] = "1";
+    argv[3] = r->store->prefix;
+    for (i = 0; i < n; i++)
+        argv[4 + i] = args[i];
+    return store_eval(r->store, &r->auth, (int)(4 + n), argv, NULL, rep);
+}
+
+static int elem_is(const redisReply *rep, size_t i, const char *s)
+{
+    return rep->type == REDIS_REPLY_ARRAY && i < rep->elements &&
+           rep->element[i]->type == REDIS_REPLY_STRING &&
+           strcmp(rep->element[i]->str, s) == 0;
+}
+
+static void elem_copy(const redisReply *rep, size_t i, char *out, size_t n)
+{
+    out[0] = '\0';
+    if (rep->type == REDIS_REPLY_ARRAY && i < rep->elements &&
+        rep->element[i]->type == REDIS_REPLY_STRING)
+        snprintf(out, n, "%s", rep->element[i]->str);
+}
+
+/* Counts one failed attempt from address. */
+static int record_failure(struct route *r, const char *address,
+                          const char *limit)
+{
+    char window[24];
+    const char *args[] = { "fail", address, limit, window };
+    redisReply *rep = NULL;
     int rc;
 
-    memset(out, 0, sizeof(*out));
-    rc = auth_bearer(authorization, &t);
+    snprintf(window, sizeof(window), "%d", AUTH_WINDOW_MS);
+    rc = eval(r, args, 4, &rep);
+    if (rep)
+        freeReplyObject(rep);
+    return rc;
+}
+
+/* Decodes a check/ticket reply into out: 0 (agent or admin as
+ * expected), KF_ELIMIT or KF_EBADSIG. */
+static int decode(const redisReply *rep, int is_admin, struct auth *out)
+{
+    char ms[24];
+
+    if (elem_is(rep, 0, "limited")) {
+        elem_copy(rep, 1, ms, sizeof(ms));
+        out->retry_after_s = (strtol(ms, NULL, 10) + 999) / 1000;
+        if (out->retry_after_s < 1)
+            out->retry_after_s = 1;
+        return KF_ELIMIT;
+    }
+    if (is_admin && elem_is(rep, 0, "admin")) {
+        out->role = AUTH_ADMIN;
+        return 0;
+    }
+    if (!is_admin && elem_is(rep, 0, "agent")) {
+        out->role = AUTH_AGENT;
+        elem_copy(rep, 1, out->account, sizeof(out->account));
+        elem_copy(rep, 2, out->status, sizeof(out->status));
+        return 0;
+    }
+    return KF_EBADSIG;
+}
+
+/* Runs op (check or ticket) for hash; a failure is counted. */
+static int identify(struct route *r, const struct config *cfg,
+                    const char *op, char hash[AGENT_HASH_SIZE],
+                    const char *address, int is_admin, struct auth *out)
+{
+    char limit[24];
+    const char *args[4] = { op, address, limit, hash };
+    redisReply *rep = NULL;
+    int rc;
+
+    snprintf(limit, sizeof(limit), "%ld", cfg->api.auth_failures_per_min);
+    rc = eval(r, args, 4, &rep);
+    OPENSSL_cleanse(hash, AGENT_HASH_SIZE);
     if (rc < 0)
         return rc;
+    rc = decode(rep, is_admin, out);
+    freeReplyObject(rep);
+    if (rc == KF_EBADSIG && record_failure(r, address, limit) < 0)
+        return KF_EBACKEND;
+    return rc;
+}
+
+/* SHA-256 hex of a token given as a kf_str (already checked). */
+static int hash_of(struct kf_str t, char hash[AGENT_HASH_SIZE])
+{
+    char tok[AUTH_TOKEN_MAX + 1];
+    int rc;
+
+    if (t.len > AUTH_TOKEN_MAX)
+        return KF_EBADSIG;
     memcpy(tok, t.p, t.len);
     tok[t.len] = '\0';
     rc = agent_token_hash(tok, hash);
     OPENSSL_cleanse(tok, sizeof(tok));
+    return rc;
+}
+
+int auth_identify(struct route *r, const struct config *cfg,
+                  struct kf_str authorization, const char *address,
+                  struct auth *out)
+{
+    const char *admin = cfg->api.admin_token_sha256;
+    char hash[AGENT_HASH_SIZE];
+    struct kf_str t;
+    int rc, is_admin = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (authorization.len == 0)
+        return KF_EBADSIG;
+    if (auth_bearer(authorization, &t) == 0) {
+        rc = hash_of(t, hash);
+        if (rc < 0)
+            return rc;
+        is_admin = strlen(admin) == 64 && CRYPTO_memcmp(hash, admin, 64) == 0;
+        if (is_admin)
+            hash[0] = '\0';     /* only the address is checked */
+    } else {
+        snprintf(hash, sizeof(hash), "-");  /* no token maps to "-" */
+    }
+    return identify(r, cfg, "check", hash, address, is_admin, out);
+}
+
+/* A ticket is 64 lowercase hex. */
+static int ticket_ok(struct kf_str t)
+{
+    size_t i;
+
+    if (t.len != AUTH_TICKET_SIZE - 1)
+        return 0;
+    for (i = 0; i < t.len; i++)
+        if (!((t.p[i] >= '0' && t.p[i] <= '9') ||
+              (t.p[i] >= 'a' && t.p[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+int auth_ticket_identify(struct route *r, const struct config *cfg,
+                         struct kf_str ticket, const char *address,
+                         struct auth *out)
+{
+    char hash[AGENT_HASH_SIZE];
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (ticket_ok(ticket)) {
+        rc = hash_of(ticket, hash);
+        if (rc < 0)
+            return rc;
+    } else {
+        snprintf(hash, sizeof(hash), "-");
+    }
+    return identify(r, cfg, "ticket", hash, address, 0, out);
+}
+
+int auth_ticket_issue(struct route *r, const char *account,
+                      char ticket[AUTH_TICKET_SIZE])
+{
+    unsigned char raw[32];
+    char hash[AGENT_HASH_SIZE], ttl[24];
+    const char *args[6] = { "ticket_new", "-", "0", hash, account, ttl };
+    redisReply *rep = NULL;
+    size_t i;
+    int rc;
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return KF_ECRYPTO;
+    for (i = 0; i < sizeof(raw); i++)
+        snprintf(ticket + 2 * i, 3, "%02x", raw[i]);
+    OPENSSL_cleanse(raw, sizeof(raw));
+    rc = agent_token_hash(ticket, hash);
     if (rc < 0)
         return rc;
-    if (strlen(admin) == 64 && CRYPTO_memcmp(hash, admin, 64) == 0) {
-        out->role = AUTH_ADMIN;
-        return 0;
-    }
-    rc = route_token_agent(r, hash, out->account, sizeof(out->account),
-                           out->status, sizeof(out->status));
-    if (rc == KF_ENOTFOUND)
-        return KF_EBADSIG;
-    if (rc == 0)
-        out->role = AUTH_AGENT;
+    snprintf(ttl, sizeof(ttl), "%d", AUTH_TICKET_TTL_S * 1000);
+    rc = eval(r, args, 6, &rep);
+    if (rep)
+        freeReplyObject(rep);
+    if (rc < 0)
+        OPENSSL_cleanse(ticket, AUTH_TICKET_SIZE);
     return rc;
 }

@@ -1,7 +1,9 @@
 /* auth: who is calling the REST API. Parses `Authorization: Bearer`,
  * checks admin tokens against the SHA-256 in the configuration (constant
  * time) and maps agent tokens to their account through the Redis mirror
- * (tokens are only ever stored as SHA-256). */
+ * (tokens are only ever stored as SHA-256), and brakes token guessing:
+ * [api] auth_failures_per_min failed attempts from one client address
+ * refuse every request from it until the minute is over (lib/lua/auth.lua). */
 #ifndef AUTH_H
 #define AUTH_H
 
@@ -10,6 +12,9 @@
 #include "route.h"
 
 #define AUTH_TOKEN_MAX 128
+#define AUTH_WINDOW_MS 60000
+#define AUTH_TICKET_SIZE 65       /* 64 hex + NUL */
+#define AUTH_TICKET_TTL_S 60
 
 enum auth_role { AUTH_NONE, AUTH_AGENT, AUTH_ADMIN };
 
@@ -17,6 +22,7 @@ struct auth {
     enum auth_role role;
     char account[48];           /* AUTH_AGENT */
     char status[16];            /* AUTH_AGENT: online, paused, offline */
+    long retry_after_s;         /* KF_ELIMIT: when to try again */
 };
 
 /* "Bearer <token>" -> token (borrowed from header). Missing, another
@@ -24,9 +30,29 @@ struct auth {
  * -> KF_EBADSIG. */
 KF_WUR int auth_bearer(struct kf_str header, struct kf_str *token);
 
-/* Identifies the caller. No or bad token -> KF_EBADSIG (401);
- * Redis down -> KF_EBACKEND. */
+/* The client address as a rate-limit key: an IPv4 or IPv6 literal
+ * (at most 45 of [0-9A-Fa-f.:]) is copied, anything else is "unknown". */
+void auth_address(struct kf_str remote_addr, char out[46]);
+
+/* Identifies the caller from `authorization` (the header's value) and
+ * its client address (auth_address). No header -> KF_EBADSIG without
+ * counting; a bad token -> KF_EBADSIG, counted against the address; the
+ * address over its limit -> KF_ELIMIT with out->retry_after_s (whatever
+ * the token); Redis down -> KF_EBACKEND. */
 KF_WUR int auth_identify(struct route *r, const struct config *cfg,
-                         struct kf_str authorization, struct auth *out);
+                         struct kf_str authorization, const char *address,
+                         struct auth *out);
+
+/* A push-subscription ticket for account: 32 random bytes as hex, kept
+ * (as SHA-256) for AUTH_TICKET_TTL_S and usable as often as needed in
+ * that time. KF_EBACKEND if Redis is down, KF_ECRYPTO. */
+KF_WUR int auth_ticket_issue(struct route *r, const char *account,
+                             char ticket[AUTH_TICKET_SIZE]);
+/* Like auth_identify for a ticket (from a URL): the agent it was issued
+ * to, if that is still an agent. Bad or expired -> KF_EBADSIG, counted
+ * against the address like a bad token. */
+KF_WUR int auth_ticket_identify(struct route *r, const struct config *cfg,
+                                struct kf_str ticket, const char *address,
+                                struct auth *out);
 
 #endif

@@ -48,7 +48,11 @@ struct config {
     } texts;
     struct {
         char *admin_token_sha256;
+        long auth_failures_per_min, stats_utc_offset;
     } api;
+    struct {
+        char *url, *socket;     /* Nchan publisher; url "" = no push */
+    } push;
     struct {
         char *dir;              /* relative: to the working directory */
         long max_bytes, fetch;

@@ -10,7 +10,8 @@
 #include "banned.h"
 
 extern const char route_lua_ingest[], route_lua_presence[],
-    route_lua_session[], route_lua_sweep[], route_lua_read[];
+    route_lua_session[], route_lua_sweep[], route_lua_read[],
+    route_lua_auth[];
 
 #define MAX_ARGV 64
 
@@ -49,11 +50,12 @@ int route_init(struct route *r, struct store *st, const struct config *cfg)
     r->wechat_kf = strcmp(cfg->wechat.mode, "wechat_kf") == 0;
     r->leave_message = cfg->texts.leave_message;
     n = snprintf(r->cfg, sizeof(r->cfg),
-                 "policy=%s;cap=%ld;idle=%ld;frt=%ld;queue=%ld;gp=%s",
+                 "policy=%s;cap=%ld;idle=%ld;frt=%ld;queue=%ld;tz=%ld;gp=%s",
                  cfg->routing.policy, cfg->routing.default_capacity,
                  cfg->session.idle_timeout * 1000,
                  cfg->routing.first_reply_timeout * 1000,
                  cfg->routing.queue_timeout * 1000,
+                 cfg->api.stats_utc_offset * 60000,
                  cfg->routing.group_policies);
     if (n < 0 || (size_t)n >= sizeof(r->cfg))
         return KF_ECONFIG;
@@ -66,6 +68,7 @@ int route_init(struct route *r, struct store *st, const struct config *cfg)
     store_script_init(&r->session, route_lua_session);
     store_script_init(&r->sweep, route_lua_sweep);
     store_script_init(&r->read, route_lua_read);
+    store_script_init(&r->auth, route_lua_auth);
     return rc;
 }
 
@@ -330,6 +333,18 @@ int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
     return 0;
 }
 
+/* A {field, value} pair of a reply: the field's name into name (both
+ * must be strings, the name shorter than n). 0 = skip the pair. */
+static int pair_name(const redisReply *k, const redisReply *v, char *name,
+                     size_t n)
+{
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+        k->len >= n)
+        return 0;
+    snprintf(name, n, "%.*s", (int)k->len, k->str);
+    return 1;
+}
+
 /* A flat {field, value, ...} array reply as a JSON object. Numeric
  * fields become numbers; "why" (JSON text) is embedded as JSON. */
 static json_t *hash_json(const redisReply *h)
@@ -344,10 +359,8 @@ static json_t *hash_json(const redisReply *h)
         json_t *val = NULL;
         char name[64];
 
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            k->len >= sizeof(name))
+        if (!pair_name(k, v, name, sizeof(name)))
             continue;
-        snprintf(name, sizeof(name), "%.*s", (int)k->len, k->str);
         if (strcmp(name, "why") == 0)
             val = json_loadb(v->str, v->len, 0, NULL);
         else if (strcmp(name, "opened_ms") == 0 ||
@@ -408,26 +421,6 @@ int route_session_view(struct route *r, struct kf_str openid, json_t **out)
     return rc == 0 && !*out ? KF_ENOMEM : rc;
 }
 
-int route_token_agent(struct route *r, const char *token_sha256_hex,
-                      char *account, size_t account_len, char *status,
-                      size_t status_len)
-{
-    const char *args[] = { "token", token_sha256_hex };
-    redisReply *rep = NULL;
-    int rc = run(r, &r->read, args, 2, &rep);
-
-    if (rc < 0)
-        return rc;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
-        copy_elem(rep, 0, account, account_len);
-        copy_elem(rep, 1, status, status_len);
-    } else {
-        rc = KF_ENOTFOUND;
-    }
-    freeReplyObject(rep);
-    return rc;
-}
-
 /* Adds "load:<a>" style counters into obj[<a>][<what>]. */
 static int stats_entry(json_t *agents, json_t *queues, const char *name,
                        const redisReply *v)
@@ -454,15 +447,18 @@ static int stats_entry(json_t *agents, json_t *queues, const char *name,
                                json_integer(strtoll(v->str, NULL, 10)));
 }
 
-int route_stats(struct route *r, json_t **out)
+int route_stats(struct route *r, int64_t now_ms, json_t **out)
 {
-    const char *args[] = { "stats", "" };
+    char now[24];
+    const char *args[] = { "stats", "", now, r->cfg };
     redisReply *rep = NULL;
     json_t *o = json_object(), *agents = json_object(),
            *queues = json_object();
     size_t i;
-    int rc = run(r, &r->read, args, 2, &rep);
+    int rc;
 
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    rc = run(r, &r->read, args, 4, &rep);
     *out = NULL;
     if (rc == 0 && (!o || !agents || !queues))
         rc = KF_ENOMEM;
@@ -471,10 +467,8 @@ int route_stats(struct route *r, json_t **out)
         const redisReply *k = rep->element[i], *v = rep->element[i + 1];
         char name[128];
 
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            k->len >= sizeof(name))
+        if (!pair_name(k, v, name, sizeof(name)))
             continue;
-        snprintf(name, sizeof(name), "%.*s", (int)k->len, k->str);
         if (!strchr(name, ':'))
             rc = json_object_set_new(o, name,
                                      json_integer(strtoll(v->str, NULL, 10)))
@@ -487,6 +481,22 @@ int route_stats(struct route *r, json_t **out)
     if (rc == 0 && (json_object_set(o, "agent_stats", agents) < 0 ||
                     json_object_set(o, "queues", queues) < 0))
         rc = KF_ENOMEM;
+    if (rc == 0) {
+        json_int_t n = json_integer_value(json_object_get(o, "agents")),
+                   on = json_integer_value(json_object_get(o, "online")) +
+                        json_integer_value(json_object_get(o, "paused"));
+
+        /* at work = online or paused (holding a heartbeat) */
+        json_object_set_new(o, "online_rate",
+                            json_real(n > 0 ? (double)on / (double)n : 0.0));
+        json_object_set_new(o, "messages_today",
+                            json_integer(json_integer_value(json_object_get(
+                                             o, "messages_in_today")) +
+                                         json_integer_value(json_object_get(
+                                             o, "messages_out_today"))));
+        if (!json_object_get(o, "first_response_median_ms"))
+            json_object_set_new(o, "first_response_median_ms", json_null());
+    }
     json_decref(agents);
     json_decref(queues);
     if (rc < 0)
@@ -508,6 +518,35 @@ static int valid_stream_id(const char *s)
            kf_parse_u64(kf_str_c(dash + 1), &v) == 0;
 }
 
+json_t *route_entry_json(const struct redisReply *e)
+{
+    const redisReply *f;
+    json_t *o;
+    size_t j;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING)
+        return NULL;
+    f = e->element[1];
+    o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "id", json_stringn(e->element[0]->str,
+                                              e->element[0]->len));
+    for (j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2) {
+        const redisReply *k = f->element[j], *v = f->element[j + 1];
+        char name[64];
+
+        if (!pair_name(k, v, name, sizeof(name)))
+            continue;
+        json_object_set_new(o, name,
+                            strcmp(name, "why") == 0
+                                ? json_loadb(v->str, v->len, 0, NULL)
+                                : json_stringn(v->str, v->len));
+    }
+    return o;
+}
+
 int route_inbox(struct route *r, const char *agent, const char *after,
                 long limit, json_t **out, char *next, size_t next_len)
 {
@@ -516,7 +555,7 @@ int route_inbox(struct route *r, const char *agent, const char *after,
                            lim };
     redisReply *rep = NULL;
     json_t *a;
-    size_t i, j;
+    size_t i;
     int rc;
 
     *out = NULL;
@@ -528,34 +567,13 @@ int route_inbox(struct route *r, const char *agent, const char *after,
     if (rc < 0)
         return rc;
     a = json_array();
-    for (i = 0; a && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
-        const redisReply *e = rep->element[i], *f;
-        json_t *o;
+    for (i = 0; a && rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
+         i++) {
+        const redisReply *e = rep->element[i];
+        json_t *o = route_entry_json(e);
 
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-            continue;
-        f = e->element[1];
-        o = json_object();
         if (!o)
-            break;
-        json_object_set_new(o, "id", json_stringn(e->element[0]->str,
-                                                  e->element[0]->len));
-        for (j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements;
-             j += 2) {
-            char name[64];
-
-            if (f->element[j]->len >= sizeof(name))
-                continue;
-            snprintf(name, sizeof(name), "%.*s", (int)f->element[j]->len,
-                     f->element[j]->str);
-            json_object_set_new(o, name,
-                                strcmp(name, "why") == 0
-                                    ? json_loadb(f->element[j + 1]->str,
-                                                 f->element[j + 1]->len, 0,
-                                                 NULL)
-                                    : json_stringn(f->element[j + 1]->str,
-                                                   f->element[j + 1]->len));
-        }
+            continue;
         json_array_append_new(a, o);
         snprintf(next, next_len, "%.*s", (int)e->element[0]->len,
                  e->element[0]->str);
@@ -563,4 +581,117 @@ int route_inbox(struct route *r, const char *agent, const char *after,
     freeReplyObject(rep);
     *out = a;
     return a ? 0 : KF_ENOMEM;
+}
+
+int route_agent_info(struct route *r, const char *agent, json_t **out)
+{
+    const char *args[] = { "me", agent };
+    redisReply *rep = NULL;
+    int rc = run(r, &r->read, args, 2, &rep);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+        *out = hash_json(rep);
+        rc = *out ? 0 : KF_ENOMEM;
+    } else {
+        rc = KF_ENOTFOUND;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int route_all_sessions(struct route *r, const char *state, long limit,
+                       json_t **out, long *total)
+{
+    char lim[24];
+    const char *args[] = { "sessions", state, lim };
+    redisReply *rep = NULL;
+    json_t *a;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    *total = 0;
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    rc = run(r, &r->read, args, 3, &rep);
+    if (rc < 0)
+        return rc;
+    a = json_array();
+    for (i = 0; a && rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
+         i++) {
+        const redisReply *e = rep->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY)
+            continue;
+        if (i + 1 == rep->elements && e->elements == 2 &&
+            e->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(e->element[0]->str, "total") == 0 &&
+            e->element[1]->type == REDIS_REPLY_STRING)
+            *total = strtol(e->element[1]->str, NULL, 10);
+        else
+            json_array_append_new(a, hash_json(e));
+    }
+    freeReplyObject(rep);
+    *out = a;
+    return a ? 0 : KF_ENOMEM;
+}
+
+static json_int_t reply_int(const redisReply *e)
+{
+    return e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10) : 0;
+}
+
+int route_queue(struct route *r, long limit, json_t **out)
+{
+    char lim[24];
+    const char *args[] = { "queue", "", lim };
+    redisReply *rep = NULL;
+    json_t *groups = json_array();
+    json_int_t total = 0;
+    size_t i, j;
+    int rc;
+
+    *out = NULL;
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    rc = groups ? run(r, &r->read, args, 3, &rep) : KF_ENOMEM;
+    if (rc < 0) {
+        json_decref(groups);
+        return rc;
+    }
+    for (i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const redisReply *g = rep->element[i], *u;
+        json_t *waiting = json_array();
+
+        if (!waiting || g->type != REDIS_REPLY_ARRAY || g->elements != 3 ||
+            g->element[0]->type != REDIS_REPLY_STRING ||
+            g->element[2]->type != REDIS_REPLY_ARRAY) {
+            json_decref(waiting);
+            continue;
+        }
+        u = g->element[2];
+        for (j = 0; j < u->elements; j++) {
+            const redisReply *e = u->element[j];
+
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+                e->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            json_array_append_new(
+                waiting,
+                json_pack("{s:s,s:I,s:I,s:s}", "openid", e->element[0]->str,
+                          "position", (json_int_t)(j + 1), "since_ms",
+                          reply_int(e->element[1]), "session",
+                          e->element[2]->type == REDIS_REPLY_STRING
+                              ? e->element[2]->str : ""));
+        }
+        total += reply_int(g->element[1]);
+        json_array_append_new(
+            groups, json_pack("{s:s,s:I,s:o}", "group", g->element[0]->str,
+                              "length", reply_int(g->element[1]),
+                              "waiting", waiting));
+    }
+    freeReplyObject(rep);
+    *out = json_pack("{s:I,s:o}", "total", total, "groups", groups);
+    return *out ? 0 : KF_ENOMEM;
 }

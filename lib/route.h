@@ -32,7 +32,7 @@ struct route {
     long dedupe_ttl;
     int wechat_kf;                /* mode = wechat_kf */
     const char *leave_message;    /* [texts], borrowed */
-    struct store_script ingest, presence, session, sweep, read;
+    struct store_script ingest, presence, session, sweep, read, auth;
 };
 
 /* cfg must outlive r. Bad rules -> KF_ECONFIG (config_load validates the
@@ -112,6 +112,12 @@ KF_WUR int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
  * (a stream id; "" or "0" = from the start), at most limit. *out is a new
  * array of {"id": ..., fields...}; next (>= 32 bytes) gets the cursor to
  * pass next time (unchanged when nothing is new). */
+/* One entry of a feed (a stream entry {id, {field, value...}}) as the
+ * API shows it: {"id": ..., fields...} ("why" embedded as JSON). NULL if
+ * it is not an entry (or out of memory). */
+struct redisReply;
+json_t *route_entry_json(const struct redisReply *e);
+
 KF_WUR int route_inbox(struct route *r, const char *agent, const char *after,
                        long limit, json_t **out, char *next, size_t next_len);
 
@@ -123,15 +129,23 @@ KF_WUR int route_agent_sessions(struct route *r, const char *agent,
 KF_WUR int route_session_view(struct route *r, struct kf_str openid,
                               json_t **out);
 
-/* The agent an API token hash belongs to: account (>= 48 bytes) and its
- * status (>= 16 bytes). Unknown or removed -> KF_ENOTFOUND. */
-KF_WUR int route_token_agent(struct route *r, const char *token_sha256_hex,
-                             char *account, size_t account_len,
-                             char *status, size_t status_len);
-
 /* Live routing figures: agents, online, paused, sessions_active, waiting,
  * and per agent its status, load and share of assigned sessions, per group
  * its queue length. On success *out is new; the caller json_decref()s. */
-KF_WUR int route_stats(struct route *r, json_t **out);
+KF_WUR int route_stats(struct route *r, int64_t now_ms, json_t **out);
+
+/* An agent's mirror record (nick, weight, capacity, groups, status, ...)
+ * plus its load. Unknown -> KF_ENOTFOUND. */
+KF_WUR int route_agent_info(struct route *r, const char *agent,
+                            json_t **out);
+/* Every session (state "" = all, "active" or "waiting"): the active ones
+ * by agent and user, then the waiting ones in queue order, at most limit;
+ * *total is how many there are in all. */
+KF_WUR int route_all_sessions(struct route *r, const char *state, long limit,
+                              json_t **out, long *total);
+/* The waiting queue: {"total":N,"groups":[{"group","length","waiting":
+ * [{"openid","position","since_ms","session"}...]}]}, at most limit
+ * users listed per group. */
+KF_WUR int route_queue(struct route *r, long limit, json_t **out);
 
 #endif

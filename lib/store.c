@@ -232,6 +232,13 @@ static int command(struct store *s, int argc, const char **argv,
     return KF_EBACKEND;
 }
 
+int store_command(struct store *s, int argc, const char **argv,
+                  const size_t *lens, struct redisReply **out)
+{
+    *out = NULL;
+    return command(s, argc, argv, lens, out);
+}
+
 int store_ping(struct store *s)
 {
     const char *argv[] = { "PING" };

@@ -37,6 +37,14 @@ void store_release(struct store *s);              /* safe twice */
 KF_WUR int store_connect(struct store *s);
 KF_WUR int store_ping(struct store *s);
 
+struct redisReply;
+/* One command (argv and lens as hiredis takes them; lens NULL = strings).
+ * A broken connection is retried once on a fresh one; no answer ->
+ * KF_EBACKEND (and backing off). An error reply is a reply: the caller
+ * checks its type. On success *out is new (freeReplyObject()). */
+KF_WUR int store_command(struct store *s, int argc, const char **argv,
+                         const size_t *lens, struct redisReply **out);
+
 /* Appends prefix + suffix (a full key name of this account) to out. */
 KF_WUR int store_key(const struct store *s, const char *suffix,
                      struct kf_buf *out);
@@ -53,7 +61,6 @@ struct store_script {
 };
 void store_script_init(struct store_script *sc, const char *src);
 
-struct redisReply;
 /* Runs sc: argv[0] and argv[1] (and lens[0..1]) are filled here
  * (EVALSHA sha, or EVAL src after a NOSCRIPT); the caller fills
  * argv[2..] = numkeys, keys..., args... (lens may be NULL when every

@@ -17,9 +17,9 @@ set -eu
 
 PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libpq-dev
 libexpat1-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
-nginx spawn-fcgi multiwatch redis-server postgresql wrk curl
+nginx libnginx-mod-nchan spawn-fcgi multiwatch redis-server postgresql wrk curl
 python3-pytest python3-requests python3-redis python3-psycopg2
-python3-cryptography iproute2 procps"
+python3-cryptography iproute2 procps chromium nodejs"
 
 command -v dpkg-query >/dev/null 2>&1 ||
     { echo "deps: dpkg-query not found: this script is for Debian (12)" >&2; exit 1; }

@@ -19,6 +19,9 @@
 #               STACK_DIR/html is served)
 #   MAX_BODY    nginx client_max_body_size (= client_body_buffer_size), default 64k
 #   SKIP_PG=1   do not start PostgreSQL (and do not migrate)
+#   WXKF_PUSH_URL / WXKF_PUSH_SOCKET  [push] for the workers and jobs
+#               (default: this stack's Nchan publisher; WXKF_PUSH_URL= turns
+#               push off)
 #   PG_FSYNC    on (default) | off  (off also sets synchronous_commit=off; for tests)
 # stop and status need only STACK_DIR (they work from pid files).
 #
@@ -74,6 +77,7 @@ PG_DATA=$PG_DIR/data
 PG_SOCK=$PG_DIR/sock
 NGX_DIR=$STACK_DIR/nginx
 SOCK=$RUN/wxkf.sock
+PUB_SOCK=$RUN/nchan-pub.sock
 REDIS_PID=$RUN/redis.pid
 MW_PID=$RUN/multiwatch.pid
 JOBS_PID=$RUN/jobs.pid
@@ -88,6 +92,11 @@ SQL_DIR=${SQL_DIR:-$REPO/sql}
 HTML_DIR=${HTML_DIR:-$REPO/nginx/html}
 SKIP_PG_SET=${SKIP_PG+set}
 SKIP_PG=${SKIP_PG:-0}
+# Real-time push: the workers and `wxkf jobs` get this stack's Nchan
+# publisher (PUB_SOCK) unless the environment sets WXKF_PUSH_URL itself
+# (empty = push off; the consoles then poll the feed).
+export WXKF_PUSH_URL=${WXKF_PUSH_URL-http://localhost/pub/}
+export WXKF_PUSH_SOCKET=${WXKF_PUSH_SOCKET-$PUB_SOCK}
 PG_FSYNC=${PG_FSYNC:-on}
 
 IS_ROOT=0
@@ -466,6 +475,7 @@ render_nginx_conf() {
     text=${text//@MAX_BODY@/"$MAX_BODY"}
     text=${text//@SOCK@/"$SOCK"}
     text=${text//@HTML_DIR@/"$HTML_DIR"}
+    text=${text//@PUB_SOCK@/"$PUB_SOCK"}
     left=$(grep -v '^[[:space:]]*#' <<<"$text" | grep -o '@[A-Z_]*@' | sort -u | tr '\n' ' ' || true)
     [ -z "$left" ] || die "nginx: template has placeholders stack.sh does not know: $left"
     printf '%s\n' "$text" >"$conf.tmp"
@@ -484,8 +494,10 @@ start_nginx() {
     [[ $MAX_BODY =~ ^[0-9]+[kKmM]?$ ]] || die "MAX_BODY must look like 65536, 64k or 1m (got '$MAX_BODY')"
     port_busy "$PORT" && die "nginx: port $PORT on this machine is already in use by another program"
     mkdir -p "$NGX_DIR/tmp"
+    [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] ||
+        die "nginx: the Nchan module is missing (apt-get install libnginx-mod-nchan, or make deps)"
     render_nginx_conf
-    rm -f "$NGX_PID"
+    rm -f "$NGX_PID" "$PUB_SOCK"    # a stale socket after a crash blocks the listen
     if ! out=$(nginx -t -q -p "$NGX_DIR/" -c "$conf" -e "$LOGS/nginx-error.log" 2>&1 </dev/null); then
         printf '%s\n' "$out" >&2
         die "nginx: configuration test failed ($conf)"

@@ -85,6 +85,7 @@ local wk, wkey = ARGV[11], P .. 'win:' .. o
 local w = redis.call('HMGET', wkey, 'kind', 'last_ms')
 local msg_window_open = w[1] == 'msg' and
                         now - (tonumber(w[2]) or 0) <= 48 * 3600 * 1000
+if wk == 'msg' then count_day(now, cfg, 'in', 1) end
 if wk == 'msg' or (wk == 'evt' and not msg_window_open) then
     redis.call('HSET', wkey, 'last_ms', now, 'kind', wk, 'sent', 0)
     redis.call('PEXPIRE', wkey, 49 * 3600 * 1000)

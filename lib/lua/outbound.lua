@@ -29,6 +29,7 @@ local function give_back(o)
     local k = P .. 'win:' .. o
     if tonumber(redis.call('HGET', k, 'sent') or '0') > 0 then
         redis.call('HINCRBY', k, 'sent', -1)
+        count_day(now, cfg, 'out', -1)
     end
 end
 
@@ -49,7 +50,17 @@ if op == 'reserve' then
     end
     if sent >= quota then return { 'err', 'quota_exhausted' } end
     redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
+    count_day(now, cfg, 'out', 1)
     local agent = (s and s.agent) or ''
+    -- the session's first answer by its agent: its first-response time,
+    -- from when the user's session opened (queue time included)
+    if s and s.state == 'active' and by ~= '' and by == s.agent and
+       redis.call('HSETNX', skey(o), 'first_reply_ms', now) == 1 then
+        local opened = tonumber(redis.call('HGET', skey(o), 'opened_ms'))
+        local k = P .. 'frt:' .. day_of(now, cfg)
+        redis.call('ZADD', k, now - (opened or now), s.id or o)
+        redis.call('PEXPIRE', k, 3 * 86400000)
+    end
     if s and s.state == 'active' then
         -- the agent answered: stop the first-reply clock, push the
         -- idle deadline back

@@ -31,6 +31,19 @@ local function inbox(a, fields)
     end
 end
 
+-- Today's live figures (GET /api/v1/stats): P day:<n> {in, out} and
+-- P frt:<n> (first-response times, ms, by session id), where n counts
+-- days in the configured UTC offset (cfg.tz, ms); kept three days.
+local function day_of(now, cfg)
+    return math.floor((now + (cfg.tz or 0)) / 86400000)
+end
+
+local function count_day(now, cfg, field, by)
+    local k = P .. 'day:' .. day_of(now, cfg)
+    redis.call('HINCRBY', k, field, by)
+    redis.call('PEXPIRE', k, 3 * 86400000)
+end
+
 local function akey(a) return P .. 'agent:' .. a end
 local function skey(o) return P .. 'sess:' .. o end
 

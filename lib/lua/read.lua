@@ -1,11 +1,19 @@
 -- read: views for the API (no writes).
--- ARGV: 1 op: agent_sessions | session | token | stats, 2 agent, openid or
--- token hash.
+-- ARGV: 1 op: agent_sessions | session | inbox | me | sessions | queue |
+-- stats, 2 agent, openid or state.
 -- agent_sessions -> list of session hashes (each as {field, value...})
 -- session -> the session hash as {field, value...} plus position.
--- token -> {account, status} or {} for an unknown token.
--- stats -> {field, value...}: agents, online, paused, sessions_active,
---          waiting, then share:<agent> and load:<agent> per agent.
+-- stats (3 now ms, 4 cfg) -> {field, value...}: agents, online, paused,
+--          sessions_active, waiting, today's messages_in/out and
+--          first-response figures, then load:, share:, status:<agent>
+--          per agent and queue:<group> per queue.
+-- me -> the agent's hash plus load, or {} for an unknown agent.
+-- sessions (2 state: ''|active|waiting, 3 limit) -> session hashes, the
+--          active ones by agent then user, then the waiting ones in queue
+--          order (with position), at most limit; the last element is
+--          {'total', n} (how many there are in all).
+-- queue (3 limit per group) -> {group, length, {openid, queued_ms,
+--          session}...} per queue, groups sorted.
 local op, x = ARGV[1], ARGV[2]
 if op == 'agent_sessions' then
     local users = redis.call('SMEMBERS', P .. 'load:' .. x)
@@ -34,12 +42,74 @@ elseif op == 'inbox' then
     if after == '' then after = '0' end
     return redis.call('XRANGE', P .. 'inbox:' .. x, '(' .. after, '+',
                       'COUNT', tonumber(ARGV[4]))
-elseif op == 'token' then
-    local a = redis.call('GET', P .. 'token:' .. x)
-    if not a or redis.call('SISMEMBER', P .. 'agents', a) == 0 then
+elseif op == 'me' then
+    local h = redis.call('HGETALL', akey(x))
+    if #h == 0 or redis.call('SISMEMBER', P .. 'agents', x) == 0 then
         return {}
     end
-    return { a, redis.call('HGET', akey(a), 'status') or 'offline' }
+    h[#h + 1] = 'load'
+    h[#h + 1] = tostring(load_of(x))
+    return h
+elseif op == 'sessions' then
+    local want, limit = x, tonumber(ARGV[3])
+    local out, total = {}, 0
+    local function add(o, extra)
+        total = total + 1
+        if #out >= limit then return end
+        local h = redis.call('HGETALL', skey(o))
+        if #h == 0 then return end
+        h[#h + 1] = 'openid'
+        h[#h + 1] = o
+        if extra then
+            h[#h + 1] = 'position'
+            h[#h + 1] = tostring(extra)
+        end
+        out[#out + 1] = h
+    end
+    if want == '' or want == 'active' then
+        local agents = redis.call('SMEMBERS', P .. 'agents')
+        table.sort(agents)
+        for _, a in ipairs(agents) do
+            local users = redis.call('SMEMBERS', P .. 'load:' .. a)
+            table.sort(users)
+            for _, o in ipairs(users) do add(o) end
+        end
+    end
+    if want == '' or want == 'waiting' then
+        local qs = redis.call('SMEMBERS', P .. 'queues')
+        table.sort(qs)
+        for _, g in ipairs(qs) do
+            local n = redis.call('LLEN', P .. 'queue:' .. g)
+            if #out >= limit then
+                total = total + n
+            else
+                for i, o in ipairs(redis.call('LRANGE', P .. 'queue:' .. g,
+                                              0, -1)) do
+                    add(o, i)
+                end
+            end
+        end
+    end
+    out[#out + 1] = { 'total', tostring(total) }
+    return out
+elseif op == 'queue' then
+    local limit = tonumber(ARGV[3])
+    local qs = redis.call('SMEMBERS', P .. 'queues')
+    table.sort(qs)
+    local out = {}
+    for _, g in ipairs(qs) do
+        local q = P .. 'queue:' .. g
+        local n = redis.call('LLEN', q)
+        if n > 0 then
+            local users = {}
+            for _, o in ipairs(redis.call('LRANGE', q, 0, limit - 1)) do
+                local h = redis.call('HMGET', skey(o), 'queued_ms', 'id')
+                users[#users + 1] = { o, h[1] or '', h[2] or '' }
+            end
+            out[#out + 1] = { g, tostring(n), users }
+        end
+    end
+    return out
 elseif op == 'stats' then
     local agents = redis.call('SMEMBERS', P .. 'agents')
     table.sort(agents)
@@ -68,6 +138,25 @@ elseif op == 'stats' then
     local head = { 'agents', tostring(#agents), 'online', tostring(online),
                    'paused', tostring(paused), 'sessions_active',
                    tostring(active), 'waiting', tostring(waiting) }
+    local cfg = parse_cfg(ARGV[4])
+    local day = day_of(tonumber(ARGV[3]), cfg)
+    local d = redis.call('HMGET', P .. 'day:' .. day, 'in', 'out')
+    local fk = P .. 'frt:' .. day
+    local n = redis.call('ZCARD', fk)
+    for _, v in ipairs({ 'messages_in_today', d[1] or '0',
+                         'messages_out_today', d[2] or '0',
+                         'first_responses_today', tostring(n) }) do
+        head[#head + 1] = v
+    end
+    if n > 0 then
+        -- the median: the middle one, or the mean of the middle two
+        local lo = redis.call('ZRANGE', fk, math.floor((n - 1) / 2),
+                              math.floor(n / 2), 'WITHSCORES')
+        local m = tonumber(lo[2])
+        if #lo == 4 then m = (m + tonumber(lo[4])) / 2 end
+        head[#head + 1] = 'first_response_median_ms'
+        head[#head + 1] = tostring(math.floor(m + 0.5))
+    end
     for _, v in ipairs(out) do head[#head + 1] = v end
     return head
 end

@@ -437,6 +437,35 @@ def run_stack(name, **kw):
         '\n'.join(hits[:20])
 
 
+SIM_SECRET = 'simSecret0123456789abcdef'
+
+
+def sim_server(secret=SIM_SECRET):
+    """Generator body for a simulator fixture: the WeChat API simulator
+    (test/sim/wechat_api_sim.py) on a free loopback port, always stopped."""
+    from wechat_api_sim import SimServer
+    s = SimServer(appid=APP_ID, secret=secret).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def run_sim_stack(name, sim, secret=SIM_SECRET, workers=2, extra=None):
+    """run_stack wired to the simulator both ways: the workers call it as
+    WeChat's API (api_base, app_secret), and its simulated users post
+    their callbacks to the stack."""
+    extra = dict(extra or {})
+    extra['wechat'] = dict(extra.get('wechat', {}), api_base=sim.base_url,
+                           app_secret=secret)
+    gen = run_stack(name, workers=workers, extra=extra)
+    st = next(gen)
+    sim.config(callback=st.url, token=TOKEN, aes_key=AES_KEY,
+               original_id=ORIGINAL_ID)
+    yield st
+    yield from gen
+
+
 @pytest.fixture(scope='session')
 def stack():
     yield from run_stack('main')

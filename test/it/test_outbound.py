@@ -7,19 +7,13 @@ holds across processes, and a user who waited too long gets the
 leave-a-message text."""
 
 import concurrent.futures
-import os
-import sys
 import time
 
 import pytest
 import requests
 
-from conftest import APP_ID, AES_KEY, ORIGINAL_ID, TOKEN, run_stack, \
-    wait_until
+from conftest import run_sim_stack, sim_server, wait_until
 from test_routing import Agent, add_agent
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'sim'))
-from wechat_api_sim import SimServer  # noqa: E402
 
 SECRET = 'simSecret0123456789abcdef'
 LEAVE = '请留言，我们会尽快回复您'
@@ -28,25 +22,17 @@ SEND = '/cgi-bin/message/custom/send'
 
 @pytest.fixture(scope='module')
 def sim():
-    s = SimServer(appid=APP_ID, secret=SECRET).start()
-    yield s
-    s.stop()
+    yield from sim_server(SECRET)
 
 
 @pytest.fixture(scope='module')
 def ostack(sim):
-    gen = run_stack('outbound', workers=8, extra={
-        'wechat': {'api_base': sim.base_url, 'app_secret': SECRET,
-                   'api_retries': '2'},
+    yield from run_sim_stack('outbound', sim, SECRET, workers=8, extra={
+        'wechat': {'api_retries': '2'},
         'routing': {'queue_timeout': '2', 'default_capacity': '50'},
         'ratelimit': {'wechat_api_per_min': '600'},
         'texts': {'leave_message': LEAVE},
     })
-    st = next(gen)
-    sim.config(callback=st.url, token=TOKEN, aes_key=AES_KEY,
-               original_id=ORIGINAL_ID)
-    yield st
-    yield from gen
 
 
 KF = 'ob1@simshop'

@@ -197,6 +197,7 @@ static const char *ingest_full(struct fixture *f, enum route_action action,
     in.action = action;
     in.group = group;
     in.base_decision = "none";
+    in.window = action == ROUTE_ROUTE ? "msg" : "";
     in.kf1 = kf_str_c(kf1);
     in.kf2 = kf_str_c(kf2);
     in.fields = fields;
@@ -1625,6 +1626,87 @@ static void test_route_random_operations_keep_load_equal_to_active_sessions(
     assert_true(counts[4] >= 10);          /* reassign */
 }
 
+/* The admin's views: every session (active by agent, then the waiting in
+ * queue order), the queue, and today's figures in the stats. */
+static void test_route_admin_views_list_sessions_queue_and_today(void **st)
+{
+    struct fixture *f = *st;
+    const char *users[] = { "u1", "u2", "u3", "u4" };
+    char day[64], median[32];
+    json_t *list = NULL, *q = NULL, *s = NULL, *e;
+    long total = 0;
+    size_t i;
+
+    add_agent(f, "a", 1, 1, "");
+    add_agent(f, "b", 1, 1, "");
+    presence(f, "a", "online", T0);
+    presence(f, "b", "online", T0);
+    for (i = 0; i < 4; i++)
+        msg(f, users[i], "", T0 + (int64_t)i * SEC);
+    assert_int_equal(route_all_sessions(&f->route, "", 100, &list, &total),
+                     0);
+    assert_int_equal(total, 4);
+    assert_int_equal(json_array_size(list), 4);
+    e = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(e, "agent")), "a");
+    assert_string_equal(json_string_value(json_object_get(e, "state")),
+                        "active");
+    e = json_array_get(list, 2);
+    assert_string_equal(json_string_value(json_object_get(e, "openid")), "u3");
+    assert_int_equal(json_integer_value(json_object_get(e, "position")), 1);
+    json_decref(list);
+    assert_int_equal(route_all_sessions(&f->route, "waiting", 1, &list,
+                                        &total), 0);
+    assert_int_equal(total, 2);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(list, 0), "openid")), "u3");
+    json_decref(list);
+    assert_int_equal(route_queue(&f->route, 1, &q), 0);
+    assert_int_equal(json_integer_value(json_object_get(q, "total")), 2);
+    e = json_array_get(json_object_get(q, "groups"), 0);
+    assert_string_equal(json_string_value(json_object_get(e, "group")),
+                        "_all");
+    assert_int_equal(json_integer_value(json_object_get(e, "length")), 2);
+    assert_int_equal(json_array_size(json_object_get(e, "waiting")), 1);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(e, "waiting"), 0),
+                         "since_ms")), T0 + 2 * SEC);
+    json_decref(q);
+    /* today (UTC+8 by default): 4 messages in, no first response yet */
+    assert_int_equal(route_stats(&f->route, T0 + 5 * SEC, &s), 0);
+    assert_int_equal(json_integer_value(json_object_get(s,
+                                                        "messages_in_today")),
+                     4);
+    assert_int_equal(json_integer_value(json_object_get(s, "messages_today")),
+                     4);
+    assert_true(json_is_null(json_object_get(s, "first_response_median_ms")));
+    assert_true(json_real_value(json_object_get(s, "online_rate")) == 1.0);
+    json_decref(s);
+    /* the median of the day's first-response times: odd, then even */
+    snprintf(day, sizeof(day), PFX "frt:%lld",
+             (long long)((T0 + 480 * 60000) / 86400000));
+    CMD(f, "ZADD", day, "3000", "s1", "1000", "s2", "90000", "s3");
+    assert_int_equal(route_stats(&f->route, T0 + 5 * SEC, &s), 0);
+    snprintf(median, sizeof(median), "%lld", (long long)json_integer_value(
+                 json_object_get(s, "first_response_median_ms")));
+    assert_string_equal(median, "3000");
+    json_decref(s);
+    CMD(f, "ZADD", day, "4000", "s4");
+    assert_int_equal(route_stats(&f->route, T0 + 5 * SEC, &s), 0);
+    assert_int_equal(json_integer_value(json_object_get(
+                         s, "first_response_median_ms")), 3500);
+    assert_int_equal(json_integer_value(json_object_get(
+                         s, "first_responses_today")), 4);
+    json_decref(s);
+    /* the next day starts from zero */
+    assert_int_equal(route_stats(&f->route, T0 + 86400 * SEC, &s), 0);
+    assert_int_equal(json_integer_value(json_object_get(s,
+                                                        "messages_in_today")),
+                     0);
+    json_decref(s);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1653,6 +1735,7 @@ int main(void)
         T(test_route_retry_gets_the_first_decision_and_records_once),
         T(test_route_session_goes_waiting_active_closed_with_a_reason),
         T(test_route_admin_close_is_recorded_with_reason_admin),
+        T(test_route_admin_views_list_sessions_queue_and_today),
         T(test_route_each_message_pushes_the_idle_deadline),
         T(test_route_idle_expiry_frees_the_slot_for_the_next_user),
         T(test_route_views_list_an_agents_sessions_and_one_session),

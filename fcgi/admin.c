@@ -1,0 +1,484 @@
+/* admin: the admin-only REST routes — agents (GET/POST /api/v1/agents,
+ * GET/PATCH/DELETE /api/v1/agents/{account}, POST .../token), every
+ * session (GET /api/v1/sessions) and the waiting queue (GET
+ * /api/v1/queue). Thin: authenticate as admin, check the body field by
+ * field, call lib/agent (PostgreSQL first, then the Redis mirror) or
+ * lib/route, then mirror the change to WeChat's kf accounts when
+ * credentials are configured (lib/agent_wx), and map the outcome to a
+ * status. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "agent.h"
+#include "agent_wx.h"
+#include "auth.h"
+#include "fcgi.h"
+#include "pg.h"
+#include "route.h"
+
+#include "banned.h"
+
+#define LIST_MAX 1000
+
+static struct route *rt(struct fcgi_req *r)
+{
+    return &r->app->cb.route;
+}
+
+static int admin(struct fcgi_req *r)
+{
+    struct auth who;
+
+    return api_authenticate(r, &who, 1);
+}
+
+static json_t *groups_json(const struct agent *a)
+{
+    json_t *g = json_array();
+    int i;
+
+    for (i = 0; g && i < a->ngroups; i++)
+        json_array_append_new(g, json_string(a->groups[i]));
+    return g;
+}
+
+/* The record as the API shows it; status and load come from Redis
+ * (live), "offline"/0 when the mirror does not have it. */
+static json_t *agent_json(const struct agent *a, const json_t *live)
+{
+    const json_t *st = json_object_get(live, "status");
+    const json_t *load = json_object_get(live, "load");
+
+    return json_pack("{s:s,s:s,s:i,s:i,s:o,s:s,s:I}", "account", a->account,
+                     "nick", a->nick, "weight", a->weight, "capacity",
+                     a->capacity, "groups", groups_json(a), "status",
+                     json_is_string(st) ? json_string_value(st) : "offline",
+                     "load", json_is_integer(load) ? json_integer_value(load)
+                                                   : (json_int_t)0);
+}
+
+/* agent_* failures: validation 400, taken 409, busy 409, unknown 404,
+ * stores down 503 (the detail goes to the log, not the client). */
+static void agent_failed(struct fcgi_req *r, int rc,
+                         const struct agent_err *err)
+{
+    const char *m = err->msg;
+    size_t n = strlen(m);
+
+    if (rc == KF_ENOTFOUND) {
+        fcgi_error(r, 404, "unknown_agent", "no such agent", NULL);
+    } else if (rc == KF_EINVAL && strcmp(m, "account exists") == 0) {
+        fcgi_error(r, 409, "account_exists", "an agent with this account "
+                   "exists", NULL);
+    } else if (rc == KF_EINVAL && n > 20 &&
+               strcmp(m + n - 20, "set it offline first") == 0) {
+        fcgi_error(r, 409, "agent_busy", m, NULL);
+    } else if (rc == KF_EINVAL) {
+        fcgi_error(r, 400, "invalid_field", m, NULL);
+    } else {
+        fcgi_error(r, 503, "backend_unavailable", "PostgreSQL or Redis is "
+                   "unreachable", NULL);
+    }
+    log_warn(&r->log, "admin", "agent_failed", "status=%d err=%s detail=%s",
+             r->status, kf_strerror(rc), m[0] ? m : "-");
+}
+
+static int db_open(struct fcgi_req *r, struct pg_conn **db)
+{
+    struct agent_err err = { "", 0 };
+    int rc = agent_db_open(r->app->cfg.postgres.dsn, db, &err);
+
+    if (rc < 0)
+        agent_failed(r, rc, &err);
+    return rc;
+}
+
+/* Mirrors to WeChat's kf accounts (when configured); the outcome as
+ * {"synced": bool, "message": "..."} for the response. */
+static json_t *wechat_mirror(struct fcgi_req *r, enum agent_wx_op op,
+                             const struct agent *a, const char *account)
+{
+    struct agent_wx_result res;
+    struct agent_wx w;
+    int rc;
+
+    agent_wx_init(&w, &r->app->cfg, r->app->api);
+    if (op == AGENT_WX_DEL)
+        rc = agent_wx_remove(&w, account, &res);
+    else if (op == AGENT_WX_ADD)
+        rc = agent_wx_add(&w, a, &res);
+    else
+        rc = agent_wx_update(&w, a, &res);
+    if (rc < 0)
+        log_warn(&r->log, "admin", "wechat_mirror_failed", "agent=%s "
+                 "err=%s", account, res.msg);
+    return json_pack("{s:b,s:s}", "synced", rc == 0 && !res.skipped,
+                     "message", res.msg);
+}
+
+/* The fields of a body that may be set: nick, weight, capacity,
+ * groups. Each of the wrong type or out of range answers 400 naming the
+ * field. *set gets AGENT_SET_* for those present. */
+static int read_fields(struct fcgi_req *r, json_t *body, struct agent *a,
+                       unsigned *set)
+{
+    struct agent_err err = { "", 0 };
+    const char *nick = NULL;
+    json_t *v;
+    size_t i;
+
+    *set = 0;
+    if (api_str_field(r, body, "nick", &nick))
+        return -1;
+    if (nick) {
+        if (agent_set_nick(a, nick, &err) < 0)
+            goto bad;
+        *set |= AGENT_SET_NICK;
+    }
+    v = json_object_get(body, "weight");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > 100) {
+            fcgi_error(r, 400, "invalid_field", "field weight must be an "
+                       "integer 1..100", NULL);
+            return -1;
+        }
+        a->weight = (int)json_integer_value(v);
+        *set |= AGENT_SET_WEIGHT;
+    }
+    v = json_object_get(body, "capacity");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > 10000) {
+            fcgi_error(r, 400, "invalid_field", "field capacity must be an "
+                       "integer 0..10000 (0 = the default)", NULL);
+            return -1;
+        }
+        a->capacity = (int)json_integer_value(v);
+        *set |= AGENT_SET_CAPACITY;
+    }
+    v = json_object_get(body, "groups");
+    if (v) {
+        if (!json_is_array(v)) {
+            fcgi_error(r, 400, "invalid_field", "field groups must be an "
+                       "array of group names", NULL);
+            return -1;
+        }
+        a->ngroups = 0;
+        for (i = 0; i < json_array_size(v); i++) {
+            json_t *g = json_array_get(v, i);
+
+            if (!json_is_string(g)) {
+                fcgi_error(r, 400, "invalid_field", "field groups must be "
+                           "an array of group names", NULL);
+                return -1;
+            }
+            if (agent_add_group(a, json_string_value(g), &err) < 0)
+                goto bad;
+        }
+        *set |= AGENT_SET_GROUPS;
+    }
+    return 0;
+bad:
+    fcgi_error(r, 400, "invalid_field", err.msg, NULL);
+    return -1;
+}
+
+/* The live side (status, load) of every agent: stats' agent_stats. */
+static json_t *live_agents(struct fcgi_req *r)
+{
+    json_t *s = NULL, *a;
+
+    if (route_stats(rt(r), kf_wall_ms(), &s) < 0)
+        return json_object();
+    a = json_incref(json_object_get(s, "agent_stats"));
+    json_decref(s);
+    return a ? a : json_object();
+}
+
+/* GET /api/v1/agents */
+void api_agents_list(struct fcgi_req *r)
+{
+    struct agent_err err = { "", 0 };
+    struct pg_conn *db = NULL;
+    struct agent_list l;
+    json_t *out, *live;
+    size_t i;
+    int rc;
+
+    if (admin(r) || db_open(r, &db) < 0)
+        return;
+    agent_list_init(&l);
+    rc = agent_db_list(db, &l, &err);
+    agent_db_close(db);
+    if (rc < 0) {
+        agent_failed(r, rc, &err);
+        agent_list_release(&l);
+        return;
+    }
+    live = live_agents(r);
+    out = json_array();
+    for (i = 0; out && i < l.len; i++)
+        json_array_append_new(out, agent_json(&l.v[i], json_object_get(
+                                                  live, l.v[i].account)));
+    agent_list_release(&l);
+    json_decref(live);
+    fcgi_json(r, 200, json_pack("{s:o}", "agents", out));
+}
+
+/* POST /api/v1/agents {"account","nick","weight"?,"capacity"?,"groups"?}:
+ * 201 with the token, shown this once. */
+void api_agents_create(struct fcgi_req *r)
+{
+    char token[AGENT_TOKEN_SIZE] = "";
+    struct agent_err err = { "", 0 };
+    struct pg_conn *db = NULL;
+    const char *account = NULL;
+    struct agent a;
+    unsigned set;
+    json_t *body, *wx, *live;
+    int rc;
+
+    if (admin(r) || !(body = api_json_body(r)))
+        return;
+    agent_init(&a);
+    if (api_str_field(r, body, "account", &account) ||
+        read_fields(r, body, &a, &set))
+        goto out;
+    if (!account || !(set & AGENT_SET_NICK)) {
+        fcgi_error(r, 400, "invalid_field", "fields account and nick are "
+                   "required", NULL);
+        goto out;
+    }
+    if (agent_set_account(&a, account, &err) < 0 ||
+        agent_validate(&a, &err) < 0) {
+        fcgi_error(r, 400, "invalid_field", err.msg, NULL);
+        goto out;
+    }
+    if (db_open(r, &db) < 0)
+        goto out;
+    rc = agent_add(db, &r->app->store, &a, token, &err);
+    agent_db_close(db);
+    if (rc < 0 && !err.mirror_stale) {
+        agent_failed(r, rc, &err);
+        goto out;
+    }
+    /* saved: from here on the token must reach the caller */
+    wx = wechat_mirror(r, AGENT_WX_ADD, &a, a.account);
+    live = json_pack("{s:s,s:i}", "status", "offline", "load", 0);
+    fcgi_json(r, 201, json_pack("{s:o,s:s,s:o,s:s?}", "agent",
+                                agent_json(&a, live), "token", token,
+                                "wechat", wx, "warning",
+                                err.mirror_stale ? err.msg : NULL));
+    json_decref(live);
+    log_info(&r->log, "admin", "agent_add", "agent=%s stale=%d", a.account,
+             err.mirror_stale);
+out:
+    OPENSSL_cleanse(token, sizeof(token));
+    json_decref(body);
+}
+
+/* r->param is the account: checked before it reaches SQL or Redis. */
+static int account_param(struct fcgi_req *r, char out[48])
+{
+    struct agent_err err = { "", 0 };
+
+    if (r->param.len >= 48) {
+        fcgi_error(r, 404, "unknown_agent", "no such agent", NULL);
+        return -1;
+    }
+    snprintf(out, 48, "%.*s", (int)r->param.len, r->param.p);
+    if (agent_check_account(out, &err) < 0) {
+        fcgi_error(r, 404, "unknown_agent", "no such agent", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* GET /api/v1/agents/{account} */
+void api_agent_get(struct fcgi_req *r)
+{
+    struct agent_err err = { "", 0 };
+    struct pg_conn *db = NULL;
+    struct agent_list l;
+    char acct[48];
+    json_t *live;
+    size_t i;
+    int rc;
+
+    if (admin(r) || account_param(r, acct) < 0 || db_open(r, &db) < 0)
+        return;
+    agent_list_init(&l);
+    rc = agent_db_list(db, &l, &err);
+    agent_db_close(db);
+    for (i = 0; rc == 0 && i < l.len; i++)
+        if (strcmp(l.v[i].account, acct) == 0)
+            break;
+    if (rc < 0) {
+        agent_failed(r, rc, &err);
+    } else if (i == l.len) {
+        fcgi_error(r, 404, "unknown_agent", "no such agent", NULL);
+    } else {
+        live = live_agents(r);
+        fcgi_json(r, 200, json_pack("{s:o}", "agent", agent_json(
+                                        &l.v[i], json_object_get(live,
+                                                                 acct))));
+        json_decref(live);
+    }
+    agent_list_release(&l);
+}
+
+/* PATCH /api/v1/agents/{account} {any of nick, weight, capacity, groups} */
+void api_agent_patch(struct fcgi_req *r)
+{
+    struct agent_err err = { "", 0 };
+    struct pg_conn *db = NULL;
+    struct agent v, out;
+    char acct[48];
+    unsigned set;
+    json_t *body, *live, *wx;
+    int rc;
+
+    if (admin(r) || account_param(r, acct) < 0 || !(body = api_json_body(r)))
+        return;
+    agent_init(&v);
+    agent_init(&out);
+    snprintf(v.account, sizeof(v.account), "%s", acct);
+    if (read_fields(r, body, &v, &set))
+        goto done;
+    if (!set) {
+        fcgi_error(r, 400, "invalid_field", "give at least one of nick, "
+                   "weight, capacity, groups", NULL);
+        goto done;
+    }
+    if (db_open(r, &db) < 0)
+        goto done;
+    rc = agent_update(db, &r->app->store, &v, set, &out, &err);
+    agent_db_close(db);
+    if (rc < 0 && !err.mirror_stale) {
+        agent_failed(r, rc, &err);
+        goto done;
+    }
+    wx = (set & AGENT_SET_NICK) ? wechat_mirror(r, AGENT_WX_UPDATE, &out,
+                                                out.account)
+                                : NULL;
+    live = live_agents(r);
+    fcgi_json(r, 200, json_pack("{s:o,s:o?,s:s?}", "agent",
+                                agent_json(&out, json_object_get(live, acct)),
+                                "wechat", wx, "warning",
+                                err.mirror_stale ? err.msg : NULL));
+    json_decref(live);
+    log_info(&r->log, "admin", "agent_update", "agent=%s set=%u stale=%d",
+             acct, set, err.mirror_stale);
+done:
+    json_decref(body);
+}
+
+/* DELETE /api/v1/agents/{account}: refused (409) while the agent is at
+ * work or has sessions; nothing is half removed. */
+void api_agent_delete(struct fcgi_req *r)
+{
+    struct agent_err err = { "", 0 };
+    struct pg_conn *db = NULL;
+    char acct[48];
+    int rc;
+
+    if (admin(r) || account_param(r, acct) < 0 || db_open(r, &db) < 0)
+        return;
+    rc = agent_remove(db, &r->app->store, acct, &err);
+    agent_db_close(db);
+    if (rc < 0) {
+        agent_failed(r, rc, &err);
+        return;
+    }
+    fcgi_json(r, 200, json_pack("{s:s,s:b,s:o}", "account", acct, "removed",
+                                1, "wechat",
+                                wechat_mirror(r, AGENT_WX_DEL, NULL, acct)));
+    log_info(&r->log, "admin", "agent_remove", "agent=%s", acct);
+}
+
+/* POST /api/v1/agents/{account}/token: a new token, the old one revoked
+ * at once. */
+void api_agent_token(struct fcgi_req *r)
+{
+    char token[AGENT_TOKEN_SIZE] = "", acct[48];
+    struct agent_err err = { "", 0 };
+    struct pg_conn *db = NULL;
+    int rc;
+
+    if (admin(r) || account_param(r, acct) < 0 || db_open(r, &db) < 0)
+        return;
+    rc = agent_rotate_token(db, &r->app->store, acct, token, &err);
+    agent_db_close(db);
+    if (rc < 0 && !err.mirror_stale)
+        agent_failed(r, rc, &err);
+    else
+        fcgi_json(r, 200, json_pack("{s:s,s:s,s:s?}", "account", acct,
+                                    "token", token, "warning",
+                                    err.mirror_stale ? err.msg : NULL));
+    OPENSSL_cleanse(token, sizeof(token));
+    log_info(&r->log, "admin", "agent_token", "agent=%s rc=%d", acct, rc);
+}
+
+static int limit_param(struct fcgi_req *r, long def, long max, long *out)
+{
+    struct kf_str lim;
+    uint64_t v;
+    char msg[64];
+
+    *out = def;
+    if (!http_query_get(&r->query, "limit", &lim))
+        return 0;
+    if (kf_parse_u64(lim, &v) < 0 || v < 1 || v > (uint64_t)max) {
+        snprintf(msg, sizeof(msg), "limit must be a number in 1..%ld", max);
+        fcgi_error(r, 400, "invalid_field", msg, NULL);
+        return -1;
+    }
+    *out = (long)v;
+    return 0;
+}
+
+/* GET /api/v1/sessions?state=active|waiting&limit=N */
+void api_sessions_list(struct fcgi_req *r)
+{
+    struct kf_str st = { "", 0 };
+    const char *state = "";
+    json_t *list = NULL;
+    long limit, total;
+
+    if (admin(r) || limit_param(r, 200, LIST_MAX, &limit) < 0)
+        return;
+    if (http_query_get(&r->query, "state", &st) && st.len) {
+        if (kf_str_eq_c(st, "active"))
+            state = "active";
+        else if (kf_str_eq_c(st, "waiting"))
+            state = "waiting";
+        else {
+            fcgi_error(r, 400, "invalid_field", "state must be active or "
+                       "waiting", NULL);
+            return;
+        }
+    }
+    if (route_all_sessions(rt(r), state, limit, &list, &total) < 0) {
+        api_backend_down(r);
+        return;
+    }
+    fcgi_json(r, 200, json_pack("{s:o,s:I}", "sessions", list, "total",
+                                (json_int_t)total));
+}
+
+/* GET /api/v1/queue?limit=N (users listed per group) */
+void api_queue(struct fcgi_req *r)
+{
+    json_t *q = NULL;
+    long limit;
+
+    if (admin(r) || limit_param(r, 100, LIST_MAX, &limit) < 0)
+        return;
+    if (route_queue(rt(r), limit, &q) < 0)
+        api_backend_down(r);
+    else
+        fcgi_json(r, 200, q);
+}

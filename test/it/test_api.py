@@ -1,0 +1,488 @@
+"""The agent and admin REST API against the real stack: the authorization
+matrix (each cell a request), brute-force braking (429), agents managed
+over HTTP (tokens shown once, revocable), every session, the waiting queue,
+live stats, image upload, the one error shape, and real-time push through
+nginx's Nchan (a message reaches the agent's stream within a second, with
+the same ids as the cursor feed)."""
+
+import json
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import APP_ID, assert_error, run_sim_stack, sim_server, \
+    wait_until
+from test_routing import Agent, add_agent
+
+LIMIT = 8          # [api] auth_failures_per_min in this stack
+PNG = (b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01'
+       b'\x08\x02\x00\x00\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf'
+       b'\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00\x00IEND'
+       b'\xaeB`\x82')
+
+
+@pytest.fixture(scope='module')
+def sim():
+    yield from sim_server()
+
+
+@pytest.fixture(scope='module')
+def astack(sim):
+    yield from run_sim_stack('api', sim, workers=4, extra={
+        'routing': {'default_capacity': '1', 'queue_timeout': '0'},
+        'api': {'auth_failures_per_min': str(LIMIT)},
+    })
+
+
+@pytest.fixture(autouse=True)
+def fresh_brake(astack):
+    """Each test starts with no failed sign-ins counted for 127.0.0.1."""
+    key = 'wxkf:{%s}:authfail:127.0.0.1' % APP_ID
+    astack.redis.delete(key)
+    yield
+    astack.redis.delete(key)
+
+
+def adm(stack):
+    return {'Authorization': 'Bearer ' + stack.admin_token}
+
+
+def call(stack, method, path, token=None, **kw):
+    h = kw.pop('headers', {})
+    if token is not None:
+        h['Authorization'] = 'Bearer ' + token
+    return requests.request(method, stack.base + path, headers=h,
+                            timeout=10, **kw)
+
+
+@pytest.fixture(scope='module')
+def two(astack, sim):
+    """Two agents, online, at WeChat too (for sends)."""
+    out = []
+    for acct in ('ap1@apishop', 'ap2@apishop'):
+        sim.call('POST', '/customservice/kfaccount/add',
+                 {'kf_account': acct, 'nickname': acct[:3]},
+                 query={'access_token': sim.token()})
+        a = Agent(astack, acct, add_agent(astack, acct))
+        a.status('online')
+        out.append(a)
+    return out
+
+
+def user_writes(sim, openid, content='你好'):
+    out = sim.user_send(openid, type='text', content=content, mode='safe')
+    assert out['status'] == 200, out
+    return out
+
+
+def owner(stack, openid):
+    r = call(stack, 'GET', '/api/v1/sessions/' + openid,
+             stack.admin_token)
+    return r.json().get('agent') if r.status_code == 200 else None
+
+
+# --- the authorization matrix ---------------------------------------------------
+
+AGENT_ROUTES = [('GET', '/api/v1/me'), ('POST', '/api/v1/me/heartbeat'),
+                ('GET', '/api/v1/me/sessions'), ('GET', '/api/v1/me/events'),
+                ('POST', '/api/v1/me/stream-ticket')]
+ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
+                ('GET', '/api/v1/agents/ap1@apishop'),
+                ('PATCH', '/api/v1/agents/ap1@apishop'),
+                ('DELETE', '/api/v1/agents/nobody'),
+                ('POST', '/api/v1/agents/nobody/token'),
+                ('GET', '/api/v1/sessions'), ('GET', '/api/v1/queue'),
+                ('GET', '/api/v1/stats')]
+
+
+@pytest.mark.parametrize('method,path', AGENT_ROUTES + ADMIN_ROUTES)
+def test_no_token_and_bad_token_are_401(astack, two, method, path):
+    r = call(astack, method, path)
+    assert_error(r, 401, 'unauthorized')
+    assert r.headers.get('WWW-Authenticate') == 'Bearer'
+    r = call(astack, method, path, 'wxa_' + '0' * 64)
+    assert_error(r, 401, 'unauthorized')
+    r = call(astack, method, path, headers={'Authorization': 'Basic Zm9vOmJhcg=='})
+    assert_error(r, 401, 'unauthorized')
+
+
+@pytest.mark.parametrize('method,path', ADMIN_ROUTES)
+def test_agent_on_an_admin_route_is_403(astack, two, method, path):
+    r = call(astack, method, path, two[0].token, json={})
+    assert_error(r, 403, 'forbidden')
+
+
+@pytest.mark.parametrize('method,path', AGENT_ROUTES)
+def test_admin_on_agent_only_routes(astack, two, method, path):
+    r = call(astack, method, path, astack.admin_token)
+    if path == '/api/v1/me':
+        assert r.status_code == 200 and r.json() == {'role': 'admin'}
+    else:
+        assert_error(r, 403, 'forbidden')
+
+
+def test_an_agent_cannot_touch_another_agents_session(astack, sim, two):
+    a, b = two
+    openid = 'oApiOther01'
+    user_writes(sim, openid)
+    mine = owner(astack, openid)
+    other = b if mine == a.account else a
+    me = a if mine == a.account else b
+    base = '/api/v1/sessions/' + openid
+    for method, path, body in [('GET', base, None),
+                               ('POST', base + '/close', {}),
+                               ('POST', base + '/transfer',
+                                {'to_agent': other.account}),
+                               ('POST', base + '/messages',
+                                {'msgtype': 'text',
+                                 'text': {'content': 'x'}})]:
+        r = call(astack, method, path, other.token, json=body)
+        assert_error(r, 403, 'not_yours')
+    # the user's history and media are the session agent's too
+    r = call(astack, 'GET', '/api/v1/users/%s/messages' % openid,
+             other.token)
+    assert r.status_code == 403, r.text
+    # its own agent and the admin may
+    assert call(astack, 'GET', base, me.token).status_code == 200
+    assert call(astack, 'GET', base, astack.admin_token).status_code == 200
+    assert call(astack, 'POST', base + '/close', astack.admin_token,
+                json={}).status_code == 200
+
+
+# --- brute force ------------------------------------------------------------------
+
+def test_repeated_bad_tokens_from_one_address_get_429(astack, two):
+    for i in range(LIMIT):
+        r = call(astack, 'GET', '/api/v1/me', 'wxa_%064d' % i)
+        assert r.status_code == 401, (i, r.text)
+    r = call(astack, 'GET', '/api/v1/me', 'wxa_' + '9' * 64)
+    assert_error(r, 429, 'too_many_auth_failures')
+    assert 1 <= int(r.headers['Retry-After']) <= 60
+    # while braked even a right token is refused: guessing gains nothing
+    assert_error(call(astack, 'GET', '/api/v1/me', two[0].token), 429)
+    assert_error(call(astack, 'GET', '/api/v1/agents', astack.admin_token),
+                 429)
+    # the window is one minute, kept in Redis for every worker
+    ttl = astack.redis.pttl('wxkf:{%s}:authfail:127.0.0.1' % APP_ID)
+    assert 0 < ttl <= 60000
+    astack.redis.delete('wxkf:{%s}:authfail:127.0.0.1' % APP_ID)
+    assert call(astack, 'GET', '/api/v1/me', two[0].token).status_code == 200
+
+
+def test_good_tokens_are_not_counted(astack, two):
+    for _ in range(LIMIT * 2):
+        assert call(astack, 'GET', '/api/v1/me', two[0].token).status_code \
+            == 200
+    assert astack.redis.get('wxkf:{%s}:authfail:127.0.0.1' % APP_ID) is None
+
+
+# --- agents over HTTP ---------------------------------------------------------------
+
+def test_agent_lifecycle_over_http(astack):
+    h = astack.admin_token
+    r = call(astack, 'POST', '/api/v1/agents', h,
+             json={'account': 'crud1@apishop', 'nick': '小克',
+                   'weight': 3, 'capacity': 4, 'groups': ['vip', 'sales'],
+                   'unknown_field': 'ignored'})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    token = body['token']
+    assert token.startswith('wxa_') and len(token) == 68
+    assert body['agent'] == {'account': 'crud1@apishop', 'nick': '小克',
+                             'weight': 3, 'capacity': 4,
+                             'groups': ['vip', 'sales'],
+                             'status': 'offline', 'load': 0}
+    # the token works at once, and is stored only as its hash
+    me = call(astack, 'GET', '/api/v1/me', token).json()
+    assert me['role'] == 'agent' and me['account'] == 'crud1@apishop'
+    assert me['groups'] == ['vip', 'sales'] and me['capacity'] == 4
+    keys = astack.redis.keys('*')
+    assert not any(token in k for k in keys)
+    # the token is never shown again
+    r = call(astack, 'GET', '/api/v1/agents/crud1@apishop', h)
+    assert r.status_code == 200 and 'token' not in r.text
+    assert token not in call(astack, 'GET', '/api/v1/agents', h).text
+    # taken account
+    r = call(astack, 'POST', '/api/v1/agents', h,
+             json={'account': 'crud1@apishop', 'nick': 'x'})
+    assert_error(r, 409, 'account_exists')
+    # update: only what is given changes
+    r = call(astack, 'PATCH', '/api/v1/agents/crud1@apishop', h,
+             json={'weight': 7, 'groups': ['vip']})
+    assert r.status_code == 200, r.text
+    a = r.json()['agent']
+    assert (a['weight'], a['groups'], a['nick'], a['capacity']) == \
+        (7, ['vip'], '小克', 4)
+    assert astack.redis.hget('wxkf:{%s}:agent:crud1@apishop' % APP_ID,
+                             'weight') == '7'
+    # a new token revokes the old one at once
+    r = call(astack, 'POST', '/api/v1/agents/crud1@apishop/token', h)
+    assert r.status_code == 200, r.text
+    new = r.json()['token']
+    assert new != token
+    assert_error(call(astack, 'GET', '/api/v1/me', token), 401)
+    assert call(astack, 'GET', '/api/v1/me', new).status_code == 200
+    # an agent at work cannot be removed (nothing half removed)
+    ag = Agent(astack, 'crud1@apishop', new)
+    ag.status('online')
+    r = call(astack, 'DELETE', '/api/v1/agents/crud1@apishop', h)
+    assert_error(r, 409, 'agent_busy')
+    assert call(astack, 'GET', '/api/v1/agents/crud1@apishop',
+                h).status_code == 200
+    ag.status('offline')
+    r = call(astack, 'DELETE', '/api/v1/agents/crud1@apishop', h)
+    assert r.status_code == 200 and r.json()['removed'] is True, r.text
+    assert_error(call(astack, 'GET', '/api/v1/agents/crud1@apishop', h),
+                 404, 'unknown_agent')
+    assert_error(call(astack, 'DELETE', '/api/v1/agents/crud1@apishop', h),
+                 404, 'unknown_agent')
+    assert_error(call(astack, 'GET', '/api/v1/me', new), 401)
+
+
+@pytest.mark.parametrize('body,field', [
+    ({'nick': 'x'}, 'account'),
+    ({'account': 'ok1', 'nick': 5}, 'nick'),
+    ({'account': 'ok1', 'nick': 'x', 'weight': 'heavy'}, 'weight'),
+    ({'account': 'ok1', 'nick': 'x', 'weight': 0}, 'weight'),
+    ({'account': 'ok1', 'nick': 'x', 'capacity': -1}, 'capacity'),
+    ({'account': 'ok1', 'nick': 'x', 'groups': 'vip'}, 'groups'),
+    ({'account': 'ok1', 'nick': 'x', 'groups': ['BAD GROUP']}, 'group'),
+    ({'account': "x'; DROP TABLE agents;--", 'nick': 'x'}, 'account'),
+    ({'account': 'ok1', 'nick': ''}, 'nick'),
+])
+def test_agent_fields_are_checked_and_named(astack, body, field):
+    r = call(astack, 'POST', '/api/v1/agents', astack.admin_token, json=body)
+    assert_error(r, 400, 'invalid_field')
+    assert field in r.json()['error']['message']
+
+
+def test_error_shape_for_bodies_methods_and_routes(astack):
+    h = astack.admin_token
+    r = call(astack, 'POST', '/api/v1/agents', h, data='{"account":',
+             headers={'Content-Type': 'application/json'})
+    assert_error(r, 400, 'bad_json')
+    r = call(astack, 'POST', '/api/v1/agents', h, data='[1,2]')
+    assert_error(r, 400, 'bad_json')
+    r = call(astack, 'POST', '/api/v1/agents', h,
+             data=json.dumps({'account': 'big', 'nick': 'x' * 20000}))
+    assert_error(r, 413, 'body_too_large')
+    r = call(astack, 'PUT', '/api/v1/agents', h, json={})
+    assert_error(r, 405, 'method_not_allowed')
+    assert set(x.strip() for x in r.headers['Allow'].split(',')) == \
+        {'GET', 'POST'}
+    r = call(astack, 'POST', '/api/v1/agents/x/y/z', h)
+    assert_error(r, 404, 'not_found')
+    r = call(astack, 'PATCH', '/api/v1/agents/ap1@apishop', h, json={})
+    assert_error(r, 400, 'invalid_field')
+    r = call(astack, 'GET', '/api/v1/sessions?state=sleeping', h)
+    assert_error(r, 400, 'invalid_field')
+    r = call(astack, 'GET', '/api/v1/queue?limit=0', h)
+    assert_error(r, 400, 'invalid_field')
+
+
+# --- sessions, queue, stats -------------------------------------------------------
+
+def test_all_sessions_queue_and_stats(astack, sim, two):
+    h = astack.admin_token
+    for a in two:
+        for s in call(astack, 'GET', '/api/v1/me/sessions',
+                      a.token).json()['sessions']:
+            call(astack, 'POST', '/api/v1/sessions/%s/close' % s['openid'],
+                 h, json={})
+    before = call(astack, 'GET', '/api/v1/stats', h).json()
+    users = ['oApiQ%02d' % i for i in range(4)]
+    for u in users:
+        user_writes(sim, u)
+    # capacity 1 each: two active, two waiting in arrival order
+    r = call(astack, 'GET', '/api/v1/sessions', h)
+    assert r.status_code == 200, r.text
+    ss = r.json()
+    assert ss['total'] == 4
+    active = [s for s in ss['sessions'] if s['state'] == 'active']
+    waiting = [s for s in ss['sessions'] if s['state'] == 'waiting']
+    assert sorted(s['openid'] for s in active) == users[:2]
+    assert [s['openid'] for s in waiting] == users[2:]
+    assert [s['position'] for s in waiting] == [1, 2]
+    r = call(astack, 'GET', '/api/v1/sessions?state=waiting&limit=1', h)
+    assert [s['openid'] for s in r.json()['sessions']] == users[2:3]
+    assert r.json()['total'] == 2
+    q = call(astack, 'GET', '/api/v1/queue', h).json()
+    assert q['total'] == 2
+    g = q['groups'][0]
+    assert g['group'] == '_all' and g['length'] == 2
+    assert [w['openid'] for w in g['waiting']] == users[2:]
+    assert g['waiting'][0]['since_ms'] <= g['waiting'][1]['since_ms']
+    # an agent answers: first-response time and messages today
+    first = active[0]
+    ag = two[0] if first['agent'] == two[0].account else two[1]
+    r = call(astack, 'POST', '/api/v1/sessions/%s/messages' % first['openid'],
+             ag.token, json={'msgtype': 'text', 'text': {'content': '您好'}})
+    assert r.status_code == 200, r.text
+    st = call(astack, 'GET', '/api/v1/stats', h).json()
+    assert st['messages_in_today'] == before['messages_in_today'] + 4
+    assert st['messages_out_today'] == before['messages_out_today'] + 1
+    assert st['messages_today'] == st['messages_in_today'] + \
+        st['messages_out_today']
+    assert st['first_responses_today'] == \
+        before['first_responses_today'] + 1
+    assert isinstance(st['first_response_median_ms'], int)
+    assert 0 <= st['first_response_median_ms'] < 60000
+    assert st['waiting'] == 2 and st['sessions_active'] == 2
+    assert st['online_rate'] == pytest.approx(
+        (st['online'] + st['paused']) / st['agents'])
+    # a second answer in the same session is not a first response
+    call(astack, 'POST', '/api/v1/sessions/%s/messages' % first['openid'],
+         ag.token, json={'msgtype': 'text', 'text': {'content': '还在吗'}})
+    st2 = call(astack, 'GET', '/api/v1/stats', h).json()
+    assert st2['first_responses_today'] == st['first_responses_today']
+    for u in users:
+        call(astack, 'POST', '/api/v1/sessions/%s/close' % u, h, json={})
+
+
+# --- media upload -----------------------------------------------------------------
+
+def test_image_upload_then_send(astack, sim, two):
+    openid = 'oApiImg01'
+    user_writes(sim, openid)
+    ag = next(a for a in two if a.account == owner(astack, openid))
+    r = call(astack, 'POST', '/api/v1/media', ag.token, data=PNG,
+             headers={'Content-Type': 'image/png'})
+    assert r.status_code == 200, r.text
+    mid = r.json()['media_id']
+    r = call(astack, 'POST', '/api/v1/sessions/%s/messages' % openid,
+             ag.token, json={'msgtype': 'image', 'image': {'media_id': mid}})
+    assert r.status_code == 200, r.text
+    sent = [s for s in sim.sent() if s['body']['touser'] == openid]
+    assert sent[-1]['body']['image']['media_id'] == mid
+    assert sent[-1]['body']['customservice']['kf_account'] == ag.account
+    # the type must match the bytes, and images are bounded
+    r = call(astack, 'POST', '/api/v1/media', ag.token, data=PNG,
+             headers={'Content-Type': 'image/jpeg'})
+    assert_error(r, 400, 'unsupported_media')
+    r = call(astack, 'POST', '/api/v1/media', ag.token, data=b'<svg/>',
+             headers={'Content-Type': 'image/svg+xml'})
+    assert_error(r, 400, 'unsupported_media')
+    r = call(astack, 'POST', '/api/v1/media', ag.token,
+             data=PNG + b'\0' * (2 * 1024 * 1024),
+             headers={'Content-Type': 'image/png'})
+    assert r.status_code == 413
+    call(astack, 'POST', '/api/v1/sessions/%s/close' % openid,
+         astack.admin_token, json={})
+
+
+# --- real-time push -----------------------------------------------------------------
+
+class SSE:
+    """Reads an EventSource stream on a thread: (id, data, t) per event."""
+
+    def __init__(self, url):
+        self.closed = False
+        self.events, self.resp = [], requests.get(
+            url, stream=True, timeout=(5, 20),
+            headers={'Accept': 'text/event-stream'})
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        buf, data = b'', []
+        try:
+            # nginx streams it unframed (no length, no chunks): read bytes
+            # as they come
+            for chunk in self.resp.iter_content(chunk_size=1):
+                buf += chunk
+                while b'\n' in buf:
+                    line, buf = buf.split(b'\n', 1)
+                    line = line.decode().rstrip('\r')
+                    if line.startswith('data:'):
+                        data.append(line[5:].lstrip())
+                    elif line == '' and data:
+                        self.events.append((json.loads('\n'.join(data)),
+                                            time.monotonic()))
+                        data = []
+                if self.closed:
+                    return
+        except Exception:       # the stream ended or timed out
+            pass
+
+    def entries(self):
+        return [e for d, _ in self.events for e in d['events']]
+
+    def close(self):
+        # the reader thread ends at its next chunk or read timeout
+        self.closed = True
+
+
+def content(e):
+    """The text of a msg_in feed entry (its payload holds WeChat's
+    fields)."""
+    if e.get('type') != 'msg_in':
+        return None
+    return json.loads(e.get('payload') or '{}').get('Content')
+
+
+def test_push_reaches_the_agent_within_a_second(astack, sim, two):
+    a = two[0]
+    r = call(astack, 'POST', '/api/v1/me/stream-ticket', a.token)
+    assert r.status_code == 200, r.text
+    t = r.json()
+    assert t['expires_in'] == 60 and len(t['ticket']) == 64
+    assert a.token not in t['url']
+    feed = call(astack, 'GET', '/api/v1/me/events', a.token).json()
+    cursor = feed['next']
+    while feed['events']:
+        feed = call(astack, 'GET', '/api/v1/me/events?after=' + cursor,
+                    a.token).json()
+        cursor = feed['next']
+    s = SSE(astack.base + t['url'])
+    try:
+        assert s.resp.status_code == 200
+        assert s.resp.headers['Content-Type'].startswith('text/event-stream')
+        # make sure the user lands on a: b pauses
+        two[1].status('paused')
+        openid = 'oApiPush01'
+        latencies = []
+        for i in range(5):
+            t0 = time.monotonic()
+            user_writes(sim, openid, '第%d条' % i)
+            wait_until(lambda: any(content(e) == '第%d条' % i
+                                   for e in s.entries()), 5,
+                       what='message %d pushed' % i)
+            got = next(tt for d, tt in s.events for e in d['events']
+                       if content(e) == '第%d条' % i)
+            latencies.append(got - t0)
+        print('push latencies (s):', ['%.3f' % x for x in latencies])
+        assert max(latencies) < 1.0, latencies
+        # the pushed entries are the feed's, same ids, same order
+        feed = call(astack, 'GET', '/api/v1/me/events?after=' + cursor,
+                    a.token).json()
+        pushed = {e['id']: e for e in s.entries()}
+        for e in feed['events']:
+            assert pushed.get(e['id']) == e
+        ids = [e['id'] for e in s.entries()]
+        assert ids == sorted(ids, key=lambda x: tuple(map(int, x.split('-'))))
+        assert len(ids) == len(set(ids))
+    finally:
+        s.close()
+        two[1].status('online')
+        call(astack, 'POST', '/api/v1/sessions/oApiPush01/close',
+             astack.admin_token, json={})
+
+
+def test_stream_needs_a_valid_ticket(astack, two):
+    for q in ('', '?ticket=', '?ticket=' + '0' * 64, '?ticket=../../x',
+              '?ticket=' + two[0].token):
+        r = requests.get(astack.base + '/api/v1/me/stream' + q, timeout=5)
+        assert_error(r, 401, 'unauthorized')
+    # the internal subscriber location is not reachable from outside
+    r = requests.get(astack.base + '/internal/sub/ap1@apishop', timeout=5)
+    assert r.status_code == 404
+    # a ticket of an agent removed since is refused
+    t = call(astack, 'POST', '/api/v1/me/stream-ticket', two[0].token).json()
+    astack.redis.srem('wxkf:{%s}:agents' % APP_ID, two[0].account)
+    try:
+        r = requests.get(astack.base + t['url'], timeout=5)
+        assert_error(r, 401, 'unauthorized')
+    finally:
+        astack.redis.sadd('wxkf:{%s}:agents' % APP_ID, two[0].account)
