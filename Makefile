@@ -110,7 +110,10 @@ check: $(UNIT_BINS)
 	@set -e; cd test/unit && for t in $(UNIT_BINS); do \
 	  echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 ../../$$t; done
 
+# The browser test (test/it/test_console.py) needs playwright-core from the
+# npm registry (test/browser/package-lock.json) and Debian's chromium.
 it: $(SANB)/wxkf
+	sh test/browser/setup.sh
 	WXKF_BIN=$(CURDIR)/$(SANB)/wxkf /usr/bin/python3 -m pytest -q test/sim test/it
 
 test: deps
@@ -140,6 +143,9 @@ install: $(REL)/wxkf
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/wxkf/sql/
 	install -m 0644 nginx/*.conf* $(DESTDIR)$(PREFIX)/share/wxkf/nginx/
 	install -m 0644 docs/wxkf.conf.sample $(DESTDIR)$(PREFIX)/share/doc/wxkf/
+	install -d $(DESTDIR)$(PREFIX)/share/wxkf/html
+	install -m 0644 nginx/html/*.html nginx/html/*.js nginx/html/*.css \
+	  nginx/html/*.svg $(DESTDIR)$(PREFIX)/share/wxkf/html/
 
 clean:
 	rm -rf build

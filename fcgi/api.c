@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "fcgi.h"
 #include "media.h"
+#include "metrics.h"
 #include "push.h"
 #include "history.h"
 #include "route.h"
@@ -39,6 +40,8 @@ int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
         fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
                    NULL);
     } else if (rc == KF_ELIMIT) {
+        metrics_inc(r->app->metrics, METRICS_RATELIMIT_REJECTIONS,
+                    "kind=\"auth\"", 1);
         snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n",
                  who->retry_after_s);
         fcgi_error(r, 429, "too_many_auth_failures",
@@ -446,6 +449,14 @@ void api_session_send(struct fcgi_req *r)
     rc = outbound_send(&r->app->outbound,
                        who.role == AUTH_AGENT ? who.account : "", r->param,
                        body, kf_wall_ms(), &res);
+    if (rc == 0) {
+        char labels[METRICS_LABELS_MAX + 1];
+        const char *mt = json_string_value(json_object_get(body, "msgtype"));
+
+        if (metrics_labels(labels, sizeof(labels), 2, "direction", "out",
+                           "type", mt ? mt : "unknown") == 0)
+            metrics_inc(r->app->metrics, METRICS_MESSAGES, labels, 1);
+    }
     json_decref(body);
     if (rc == KF_EINVAL && res.code[0]) {
         for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -558,10 +569,12 @@ static void history_reply(struct fcgi_req *r, const char *ev, int rc,
 
     if (rc == 0)
         fcgi_json(r, 200, page);
-    else if (rc == KF_EBACKEND)
+    else if (rc == KF_EBACKEND) {
+        metrics_inc(r->app->metrics, METRICS_POSTGRES_ERRORS,
+                    "process=\"fcgi\"", 1);
         fcgi_error(r, 503, "backend_unavailable",
                    "postgresql is unreachable", NULL);
-    else if (rc == KF_ENOTFOUND)
+    } else if (rc == KF_ENOTFOUND)
         fcgi_error(r, 404, "no_session", "this user has no session", NULL);
     else if (rc == KF_EINVAL)
         fcgi_error(r, 400, "invalid_field", einval, NULL);

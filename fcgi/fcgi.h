@@ -26,6 +26,9 @@ struct app {
     struct wx_api *api;         /* WeChat's API (one curl handle) */
     struct outbound outbound;
     struct history history;     /* PostgreSQL reads (lazy connection) */
+    struct metrics *metrics;    /* this process's counts (lib/metrics) */
+    unsigned long redis_failures; /* store.failures already counted */
+    const char *process;        /* "fcgi" or "jobs", a metrics label */
 };
 
 struct fcgi_req {
@@ -37,6 +40,7 @@ struct fcgi_req {
     struct http_query query;
     struct kf_buf body;
     int status;                 /* set by the responder, for the log */
+    const char *route;          /* the matched route's pattern, or NULL */
 };
 
 /* Borrowed: valid until the request ends; empty if absent. */
@@ -99,6 +103,15 @@ void api_queue(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);
+
+/* Counts what the store failed since the last call (Redis errors). */
+void app_count_store_failures(struct app *app);
+/* Flushes app's metrics when a second has passed since the last flush;
+ * a failure is logged at most once a minute. */
+void app_flush_metrics(struct app *app);
+
+/* GET /metrics (routes.c). */
+void metrics_page(struct fcgi_req *r);
 
 /* Loads the config and opens the log, the Redis store and the callback
  * (routing) state. On failure it has said why (stderr or the log); call

@@ -23,6 +23,7 @@
 #include "archive.h"
 #include "fcgi.h"
 #include "media.h"
+#include "metrics.h"
 #include "push.h"
 #include "route.h"
 
@@ -139,8 +140,10 @@ static void fetch_media(struct media *m, struct log *log)
  * while entries are left, else every ARCHIVE_IDLE_MS (a pass is bounded
  * by [archiver] batch_ms); only naps when the archiver is off. Logs what
  * it did once a call (about once a second). */
-static void archive(struct archive *ar, struct log *log, int64_t until)
+static void archive(struct archive *ar, struct app *app, int64_t until)
 {
+    struct log *log = &app->log;
+    unsigned long redis_failures = app->store.failures;
     struct archive_stats c;
     char state[6] = "";
     int err = 0;
@@ -158,6 +161,10 @@ static void archive(struct archive *ar, struct log *log, int64_t until)
             nap(ar->enabled && left > ARCHIVE_IDLE_MS ? ARCHIVE_IDLE_MS
                                                       : (long)left);
     } while (!jobs_stopping && kf_wall_ms() < until);
+    /* failed passes that Redis did not cause were PostgreSQL's */
+    if (err && (state[0] || app->store.failures == redis_failures))
+        metrics_inc(app->metrics, METRICS_POSTGRES_ERRORS,
+                    "process=\"jobs\"", c.errors);
     if (err)
         log_warn(log, "jobs", "archive_failed", "err=%s sqlstate=%s "
                  "failed_passes=%ld", kf_strerror(err), *state ? state : "-",
@@ -223,6 +230,7 @@ int jobs_main(const char *conf_path)
     sigaction(SIGPIPE, &sa, NULL);
     media_init(&media, &app.store, app.api, &app.cfg);
     archive_init(&ar, &app.store, &app.cfg);
+    app.process = "jobs";
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
     memset(&push, 0, sizeof(push));
     if (push_enabled(&app.cfg)) {
@@ -250,11 +258,16 @@ int jobs_main(const char *conf_path)
                                                            : 10000);
         sweep(&app, &app.log);
         deliver(&app, &app.log);
+        app_count_store_failures(&app);
+        app_flush_metrics(&app);
         fetch_media(&media, &app.log);
-        archive(&ar, &app.log, now + 1000);
+        archive(&ar, &app, now + 1000);
     }
     if (pushing)
         pthread_join(push_thread, NULL);
+    if (app.metrics && metrics_flush(app.metrics, &app.store,
+                                     kf_mono_ms()) < 0)
+        log_warn(&app.log, "metrics", "flush_failed", "at=stop");
     push_close(&push);
     log_info(&app.log, "jobs", "stop", NULL);
     archive_release(&ar);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "fcgi.h"
+#include "metrics.h"
 #include "pg.h"
 
 #include "banned.h"
@@ -58,6 +59,26 @@ static void h_wechat_get(struct fcgi_req *r)
     callback_res_release(&res);
 }
 
+/* A new (not retried) callback: the message by type, and where routing
+ * put the user (the decision's word) under the configured policy. */
+static void count_callback(struct fcgi_req *r, const struct callback_res *res)
+{
+    char labels[METRICS_LABELS_MAX + 1], outcome[16];
+    const char *type = res->msgtype[0] ? res->msgtype : "unknown";
+    size_t n = strcspn(res->decision, ":|");
+
+    if (res->duplicate)
+        return;
+    if (metrics_labels(labels, sizeof(labels), 2, "direction", "in", "type",
+                       type) == 0)
+        metrics_inc(r->app->metrics, METRICS_MESSAGES, labels, 1);
+    snprintf(outcome, sizeof(outcome), "%.*s", (int)n, res->decision);
+    if (outcome[0] &&
+        metrics_labels(labels, sizeof(labels), 2, "outcome", outcome,
+                       "policy", r->app->cfg.routing.policy) == 0)
+        metrics_inc(r->app->metrics, METRICS_ROUTING_OUTCOMES, labels, 1);
+}
+
 static void h_wechat_post(struct fcgi_req *r)
 {
     struct callback_req req = { &r->query, { "", 0 }, r->rid, 0, 0 };
@@ -77,6 +98,8 @@ static void h_wechat_post(struct fcgi_req *r)
         fcgi_respond(r, 200, res.content_type, NULL, kf_buf_str(&res.body));
     else
         reply_rc(r, rc);
+    if (rc == 0)
+        count_callback(r, &res);
     log_callback(r, "push", rc, &res);
     callback_res_release(&res);
 }
@@ -107,6 +130,7 @@ static const struct http_route routes[] = {
     { M_POST, "/wechat", h_wechat_post },
     { M_GET | M_HEAD, "/healthz", h_healthz },
     { M_GET | M_HEAD, "/readyz", h_readyz },
+    { M_GET, "/metrics", metrics_page },
     { M_GET, "/api/v1/me", api_me },
     { M_POST, "/api/v1/me/status", api_me_status },
     { M_POST, "/api/v1/me/heartbeat", api_me_heartbeat },
@@ -207,12 +231,14 @@ void routes_dispatch(struct fcgi_req *r)
         if (!match(routes[i].path, r->path, &r->param))
             continue;
         if (routes[i].methods & bit) {
+            r->route = routes[i].path;
             routes[i].handler(r);
             return;
         }
         allowed |= routes[i].methods;
     }
     if (allowed) {
+        r->route = "method_not_allowed";
         not_allowed(r, allowed);
         return;
     }

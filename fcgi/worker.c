@@ -2,13 +2,16 @@
  * socket handed over by spawn-fcgi; requests are served one at a time;
  * SIGTERM, SIGINT, SIGQUIT and SIGUSR1 finish the current request and exit. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fcgi.h"
+#include "metrics.h"
 
 #include "banned.h"
 
@@ -116,9 +119,43 @@ static struct kf_str request_path(const struct fcgi_req *r)
     return p;
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The request in the metrics (by route pattern and status; a callback's
+ * time by mode) and, above [log] slow_ms, a slow-request line. */
+static void account(struct fcgi_req *r, int64_t us)
+{
+    struct app *app = r->app;
+    const char *route = r->route ? r->route : "unmatched";
+    char labels[METRICS_LABELS_MAX + 1], status[8];
+
+    snprintf(status, sizeof(status), "%d", r->status);
+    if (metrics_labels(labels, sizeof(labels), 2, "route", route, "status",
+                       status) == 0)
+        metrics_inc(app->metrics, METRICS_HTTP_REQUESTS, labels, 1);
+    if (r->route && strcmp(r->route, "/wechat") == 0 &&
+        kf_str_eq_c(r->method, "POST"))
+        metrics_observe(app->metrics, METRICS_CALLBACK_DURATION, "",
+                        (double)us / 1e6);
+    if (app->cfg.log.slow_ms > 0 && us / 1000 >= app->cfg.log.slow_ms) {
+        if (metrics_labels(labels, sizeof(labels), 1, "route", route) == 0)
+            metrics_inc(app->metrics, METRICS_SLOW_REQUESTS, labels, 1);
+        log_warn(&r->log, "http", "slow", "route=%s status=%d ms=%lld", route,
+                 r->status, (long long)(us / 1000));
+    }
+    app_count_store_failures(app);
+}
+
 static void serve(struct app *app, FCGX_Request *fx)
 {
     struct fcgi_req r;
+    int64_t t0 = now_us();
     int rc;
 
     memset(&r, 0, sizeof(r));
@@ -141,6 +178,34 @@ static void serve(struct app *app, FCGX_Request *fx)
     }
     http_query_release(&r.query);
     kf_buf_release(&r.body);
+    account(&r, now_us() - t0);
+}
+
+void app_count_store_failures(struct app *app)
+{
+    char labels[64];
+    unsigned long n = app->store.failures - app->redis_failures;
+
+    if (n == 0 || !app->metrics)
+        return;
+    app->redis_failures = app->store.failures;
+    snprintf(labels, sizeof(labels), "process=\"%s\"", app->process);
+    metrics_inc(app->metrics, METRICS_REDIS_ERRORS, labels, (int64_t)n);
+}
+
+void app_flush_metrics(struct app *app)
+{
+    static int64_t last_warn;
+    int64_t now = kf_mono_ms();
+
+    if (!app->metrics || !metrics_due(app->metrics, now, 1000))
+        return;
+    if (metrics_flush(app->metrics, &app->store, now) < 0 &&
+        now - last_warn >= 60000) {
+        last_warn = now;
+        log_warn(&app->log, "metrics", "flush_failed", "kept for the next "
+                 "try");
+    }
 }
 
 int app_open(struct app *app, const char *conf_path)
@@ -182,11 +247,25 @@ int app_open(struct app *app, const char *conf_path)
     }
     outbound_init(&app->outbound, &app->cb.route, app->api, &app->cfg);
     history_init(&app->history, app->cfg.postgres.dsn);
+    app->metrics = malloc(sizeof(*app->metrics));
+    if (!app->metrics) {
+        log_error(&app->log, "metrics", "init_failed", "err=%s",
+                  kf_strerror(KF_ENOMEM));
+        return KF_ENOMEM;
+    }
+    metrics_init(app->metrics);
+    wx_api_set_metrics(app->api, app->metrics);
+    app->process = "fcgi";
     return 0;
 }
 
 void app_close(struct app *app)
 {
+    if (app->metrics) {
+        metrics_release(app->metrics);
+        free(app->metrics);
+        app->metrics = NULL;
+    }
     history_release(&app->history);
     wx_api_free(app->api);
     app->api = NULL;
@@ -236,11 +315,25 @@ int worker_main(const char *conf_path)
     if (store_connect(&app.store) < 0)
         log_warn(&app.log, "store", "redis_down", "at=startup");
     log_info(&app.log, "fcgi", "worker_start", "version=%s", WXKF_VERSION);
-    while (!stopping && FCGX_Accept_r(&fx) >= 0) {
+    while (!stopping) {
+        /* Counts go to Redis between requests, never on a request's
+         * path: at most once a second, and within a second of going
+         * quiet (the poll below wakes every second). */
+        struct pollfd p = { 0, POLLIN, 0 };
+        int ready = poll(&p, 1, 0);
+
+        app_flush_metrics(&app);
+        if (ready <= 0 && poll(&p, 1, 1000) <= 0)
+            continue;           /* an idle second, or a signal */
+        if (stopping || FCGX_Accept_r(&fx) < 0)
+            break;
         serve(&app, &fx);
         FCGX_Finish_r(&fx);
         served++;
     }
+    if (app.metrics && metrics_flush(app.metrics, &app.store,
+                                     kf_mono_ms()) < 0)
+        log_warn(&app.log, "metrics", "flush_failed", "at=stop");
     log_info(&app.log, "fcgi", "worker_stop", "served=%lu", served);
     FCGX_Free(&fx, 1);
     app_close(&app);

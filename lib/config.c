@@ -155,6 +155,7 @@ static const struct centry table[] = {
     L(http, max_body, 65536, 1024, 1048576),
     E(log, level, "info", "error|warn|info|debug"),
     S(log, file, "", 0, 1024),
+    L(log, slow_ms, 500, 0, 600000),
     E(routing, policy, "round_robin", "round_robin|weighted|least_busy"),
     L(routing, default_capacity, 5, 1, 10000),
     CHECKED(routing, group_policies, 0, 2048, check_policy_pairs),

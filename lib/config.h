@@ -27,6 +27,7 @@ struct config {
     } http;
     struct {
         char *level, *file;
+        long slow_ms;           /* slow-request line above this; 0 = off */
     } log;
     struct {
         char *policy;

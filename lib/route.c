@@ -539,6 +539,8 @@ json_t *route_entry_json(const struct redisReply *e)
 
         if (!pair_name(k, v, name, sizeof(name)))
             continue;
+        if (strcmp(name, "id") == 0)    /* a message's own id */
+            snprintf(name, sizeof(name), "msg_id");
         json_object_set_new(o, name,
                             strcmp(name, "why") == 0
                                 ? json_loadb(v->str, v->len, 0, NULL)

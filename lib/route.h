@@ -113,8 +113,9 @@ KF_WUR int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
  * array of {"id": ..., fields...}; next (>= 32 bytes) gets the cursor to
  * pass next time (unchanged when nothing is new). */
 /* One entry of a feed (a stream entry {id, {field, value...}}) as the
- * API shows it: {"id": ..., fields...} ("why" embedded as JSON). NULL if
- * it is not an entry (or out of memory). */
+ * API shows it: {"id": <stream id, the cursor>, fields...} ("why"
+ * embedded as JSON; an entry's own "id" field, a message id, becomes
+ * "msg_id"). NULL if it is not an entry (or out of memory). */
 struct redisReply;
 json_t *route_entry_json(const struct redisReply *e);
 

@@ -184,6 +184,7 @@ static int open_conn(struct store *s)
 /* After a failure: no new attempt before the backoff has passed. */
 static void back_off(struct store *s)
 {
+    s->failures++;
     drop(s);
     s->next_try_ms = kf_mono_ms() + s->backoff_ms;
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS

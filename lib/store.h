@@ -23,6 +23,7 @@ struct store {
     long backoff_ms;
     char prefix[96];          /* "wxkf:{APPID}:" */
     unsigned long reconnects; /* successful connects after the first */
+    unsigned long failures;   /* connects or commands that failed */
     int connected_once;
 };
 

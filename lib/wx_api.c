@@ -3,6 +3,8 @@
  * retry loop and the wrappers. */
 #include "wx_api.h"
 
+#include "metrics.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <errno.h>
@@ -42,6 +44,7 @@ struct wx_api {
     char ctype[128];                /* the answer's Content-Type */
     char token[WX_TOKEN_MAX];       /* the one this call uses */
     uint64_t rng;                   /* backoff jitter */
+    struct metrics *metrics;        /* borrowed, or NULL */
 };
 
 /* One request; the retry loop runs it as often as needed. */
@@ -463,6 +466,26 @@ static int token_answer(struct wx_api_result *res, char *tok,
 
 /* One HTTP request to the token endpoint. 0: tok (WX_TOKEN_MAX) and
  * *expires_in set; AGAIN; < 0. Leaves no token in res or a->resp. */
+/* One HTTP attempt at path, by WeChat's errcode, or "http_<status>" /
+ * "network" when WeChat did not answer with JSON. */
+static void count_call(struct wx_api *a, const char *path,
+                       const struct wx_api_result *res)
+{
+    char code[32], labels[METRICS_LABELS_MAX + 1];
+
+    if (!a->metrics)
+        return;
+    if (res->http_status == 0)
+        snprintf(code, sizeof(code), "network");
+    else if (res->http_status != 200)
+        snprintf(code, sizeof(code), "http_%d", res->http_status);
+    else
+        snprintf(code, sizeof(code), "%ld", res->errcode);
+    if (metrics_labels(labels, sizeof(labels), 2, "api", path, "errcode",
+                       code) == 0)
+        metrics_inc(a->metrics, METRICS_WECHAT_API_CALLS, labels, 1);
+}
+
 static int fetch_token(struct wx_api *a, struct wx_api_result *res,
                        char *tok, long *expires_in)
 {
@@ -477,8 +500,11 @@ static int fetch_token(struct wx_api *a, struct wx_api_result *res,
     if (rc < 0)
         goto out;
     v = attempt(a, &q, res, &fail);
+    count_call(a, q.path, res);
     rc = v == V_OK ? token_answer(res, tok, expires_in)
          : v == V_RETRY ? AGAIN : fail;
+    if (rc == 0 && a->metrics)
+        metrics_inc(a->metrics, METRICS_TOKEN_REFRESHES, "", 1);
 out:
     if (rc != 0) {
         char why[sizeof(res->errmsg)];
@@ -579,6 +605,10 @@ static int admit(struct wx_api *a, const struct req *q,
     *at = kf_wall_ms();
     rc = wx_token_admit(&a->tk, *at, a->cfg->ratelimit.wechat_api_per_min,
                         q->budget, q->budget_limit, &why);
+    if (rc == KF_ELIMIT && a->metrics)
+        metrics_inc(a->metrics, METRICS_RATELIMIT_REJECTIONS,
+                    q->budget ? "kind=\"wechat_budget\""
+                              : "kind=\"wechat_api\"", 1);
     if (rc == KF_ELIMIT)
         limit_msg(res, &why, q->budget ? q->budget : "");
     else if (rc < 0)
@@ -628,6 +658,7 @@ static int run(struct wx_api *a, const struct req *q,
         } else {
             res->attempts++;
             v = attempt(a, q, res, &fail);
+            count_call(a, q->path, res);
             if (q->budget && res->http_status == 0)
                 rc2 = wx_token_refund(&a->tk, at, q->budget);
         }
@@ -995,6 +1026,12 @@ int wx_api_msg_records(struct wx_api *a, long start, long end, long msgid,
                           (json_int_t)start, "endtime", (json_int_t)end,
                           "msgid", (json_int_t)msgid, "number",
                           (json_int_t)number), res);
+}
+
+void wx_api_set_metrics(struct wx_api *a, struct metrics *m)
+{
+    if (a)
+        a->metrics = m;
 }
 
 int wx_api_spent(struct wx_api *a, const char *budget, long *spent)

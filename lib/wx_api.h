@@ -49,6 +49,11 @@ void wx_api_result_release(struct wx_api_result *r);   /* safe twice */
 KF_WUR int wx_api_new(const struct config *cfg, struct store *st,
                       struct wx_api **out);
 void wx_api_free(struct wx_api *a);                     /* NULL ok */
+/* Counts every HTTP attempt (wxkf_wechat_api_calls_total by path and
+ * errcode), token fetches and rate-limit refusals into m (borrowed; NULL
+ * = none). a may be NULL. */
+struct metrics;
+void wx_api_set_metrics(struct wx_api *a, struct metrics *m);
 
 /* One call: method "GET" or "POST", path like "/cgi-bin/message/custom/
  * send", extra query (already escaped, without access_token) or NULL,

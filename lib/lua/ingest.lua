@@ -37,7 +37,7 @@ if action == 'route' then
             agent = s.agent
             decision = 'sticky:' .. s.agent
         else
-            detach(o, s)
+            detach(o, s, 'agent_offline', now)
             place(route(o, s.group or '_all', now, cfg, s.agent,
                         'agent_offline', true))
         end
@@ -56,7 +56,7 @@ elseif action == 'kf_create' and known(ARGV[9]) then
     -- WeChat's own tool: an agent accepted the user (wechat_kf mode).
     local s, a = session(o), ARGV[9]
     if not (s and s.state == 'active' and s.agent == a) then
-        if s then detach(o, s) end
+        if s then detach(o, s, 'kf_create_session', now) end
         local c = { acct = a, load = load_of(a), cap = capacity(a, cfg) }
         assign(o, (s and s.group) or '_all', c, now, cfg,
                explain((s and s.group) or '_all', 'wechat_kf', { c }, a,
@@ -68,7 +68,7 @@ elseif action == 'kf_close' then
     close(o, 'agent', now, cfg, ARGV[9])
 elseif action == 'kf_switch' and known(ARGV[10]) then
     local s, to = session(o), ARGV[10]
-    if s then detach(o, s) end
+    if s then detach(o, s, s.agent ~= to and 'transfer' or nil, now) end
     local c = { acct = to, load = load_of(to), cap = capacity(to, cfg) }
     assign(o, (s and s.group) or '_all', c, now, cfg,
            explain((s and s.group) or '_all', 'wechat_kf', { c }, to,

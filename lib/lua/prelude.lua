@@ -263,9 +263,17 @@ local function drain_for(a, now, cfg)
 end
 
 -- Takes o off its agent (active) or out of its queue (waiting).
-local function detach(o, s)
+-- Takes o's session off its agent or queue. With a reason (the session
+-- moves on rather than closing), the agent it leaves is told in its feed:
+-- {type = release}, so a console drops the conversation at once.
+local function detach(o, s, reason, now)
     if s.state == 'active' and s.agent and s.agent ~= '' then
         redis.call('SREM', P .. 'load:' .. s.agent, o)
+        if reason then
+            inbox(s.agent, { 'type', 'release', 'openid', o,
+                             'session', s.id or '', 'agent', s.agent,
+                             'reason', reason, 'ts_ms', tostring(now) })
+        end
     elseif s.state == 'waiting' then
         redis.call('LREM', P .. 'queue:' .. (s.group or '_all'), 0, o)
         redis.call('ZREM', P .. 'qdeadline', o)
@@ -306,7 +314,7 @@ local function evacuate(a, now, cfg, reason)
     local list = {}
     for _, o in ipairs(redis.call('SMEMBERS', P .. 'load:' .. a)) do
         local s = session(o)
-        detach(o, s or { state = 'active', agent = a })
+        detach(o, s or { state = 'active', agent = a }, reason, now)
         if s then
             list[#list + 1] = { o = o, s = s,
                                 t = tonumber(s.assigned_ms or '') or 0 }

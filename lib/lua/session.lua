@@ -33,7 +33,7 @@ elseif op == 'transfer_agent' then
     local c = { acct = target, load = load_of(target),
                 cap = capacity(target, cfg) }
     if c.load >= c.cap then return { 'err', 'agent_full' } end
-    detach(o, s)
+    detach(o, s, 'transfer', now)
     local g = s.group or '_all'
     assign(o, g, c, now, cfg, explain(g, 'transfer', { c }, target,
                                       'transfer'), 'transfer', 'transfer')
@@ -46,7 +46,7 @@ elseif op == 'transfer_group' then
     then
         return { 'err', 'unknown_group' }
     end
-    detach(o, s)
+    detach(o, s, 'transfer', now)
     local exclude = s.state == 'active' and s.agent or nil
     -- The freed slot goes to the queue first, so the user is not handed
     -- straight back to the agent who transferred them.

@@ -31,7 +31,7 @@ for _, o in ipairs(redis.call('ZRANGEBYSCORE', P .. 'frt', '-inf', now,
         local g = s.group or '_all'
         local cands = candidates(g, cfg, s.agent)
         if #cands > 0 then
-            detach(o, s)
+            detach(o, s, 'first_reply_timeout', now)
             local c, p = pick(g, cands, cfg)
             assign(o, g, c, now, cfg,
                    explain(g, p, cands, c.acct, 'first_reply_timeout'),

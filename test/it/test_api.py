@@ -6,6 +6,7 @@ nginx's Nchan (a message reaches the agent's stream within a second, with
 the same ids as the cursor feed)."""
 
 import json
+import re
 import threading
 import time
 
@@ -486,3 +487,41 @@ def test_stream_needs_a_valid_ticket(astack, two):
         assert_error(r, 401, 'unauthorized')
     finally:
         astack.redis.sadd('wxkf:{%s}:agents' % APP_ID, two[0].account)
+
+
+def test_feed_entries_keep_their_cursor_and_tell_the_agent_left(astack, sim,
+                                                                  two):
+    a, b = two
+    openid = 'oApiFeed01'
+    user_writes(sim, openid)
+    me = a if owner(astack, openid) == a.account else b
+    other = b if me is a else a
+    start = call(astack, 'GET', '/api/v1/me/events?limit=500',
+                 me.token).json()
+    cursor = start['next']
+    while start['events']:
+        start = call(astack, 'GET', '/api/v1/me/events?limit=500&after=' +
+                     cursor, me.token).json()
+        cursor = start['next'] if start['events'] else cursor
+    r = call(astack, 'POST', '/api/v1/sessions/%s/messages' % openid,
+             me.token, json={'msgtype': 'text', 'text': {'content': '好'}})
+    assert r.status_code == 200, r.text
+    sent_id = r.json()['id']
+    r = call(astack, 'POST', '/api/v1/sessions/%s/transfer' % openid,
+             me.token, json={'to_agent': other.account})
+    assert r.status_code == 200, r.text
+    evs = call(astack, 'GET', '/api/v1/me/events?after=' + cursor,
+               me.token).json()['events']
+    # every entry's id is its stream id (the cursor); a message's own id
+    # is msg_id
+    assert all(re.fullmatch(r'\d+-\d+', e['id']) for e in evs)
+    out = [e for e in evs if e['type'] == 'msg_out']
+    assert [e['msg_id'] for e in out] == [sent_id]
+    dl = [e for e in evs if e['type'] == 'delivery']
+    assert [e['msg_id'] for e in dl] == [sent_id]
+    # the agent the session left hears of it
+    rel = [e for e in evs if e['type'] == 'release']
+    assert len(rel) == 1 and rel[0]['openid'] == openid
+    assert rel[0]['reason'] == 'transfer'
+    call(astack, 'POST', '/api/v1/sessions/%s/close' % openid,
+         astack.admin_token, json={})

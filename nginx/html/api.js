@@ -1,0 +1,116 @@
+// wxkf console — the REST client. The token lives in sessionStorage and
+// travels only in the Authorization header, never in a URL.
+
+const TOKEN_KEY = 'wxkf.token';
+
+export class ApiError extends Error {
+    constructor(status, code, message, body) {
+        super(message || code || ('HTTP ' + status));
+        this.status = status;      // 0 = network error
+        this.code = code || '';
+        this.body = body || null;  // the whole error object, e.g. errcode
+    }
+}
+
+export function getToken() {
+    try {
+        return sessionStorage.getItem(TOKEN_KEY) || '';
+    } catch (e) {
+        return '';
+    }
+}
+
+export function setToken(tok) {
+    try {
+        if (tok)
+            sessionStorage.setItem(TOKEN_KEY, tok);
+        else
+            sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) {
+        /* storage refused: the token is lost on reload */
+    }
+}
+
+// Called with the ApiError of every 401 (the app signs out).
+let onUnauthorized = null;
+export function setUnauthorizedHandler(fn) {
+    onUnauthorized = fn;
+}
+
+// request(method, path, {json, body, type, blob, query, token, signal})
+// → parsed JSON (or a Blob with blob:true, or null for an empty body).
+// Throws ApiError: status 0 for the network, else the server's
+// {"error":{"code","message"}}.
+export async function request(method, path, opts = {}) {
+    const token = opts.token !== undefined ? opts.token : getToken();
+    const headers = {};
+    if (token)
+        headers.Authorization = 'Bearer ' + token;
+    let body;
+    if (opts.json !== undefined) {
+        headers['Content-Type'] = 'application/json';
+        body = JSON.stringify(opts.json);
+    } else if (opts.body !== undefined) {
+        body = opts.body;
+        if (opts.type)
+            headers['Content-Type'] = opts.type;
+    }
+    let url = path;
+    if (opts.query) {
+        const q = new URLSearchParams();
+        for (const [k, v] of Object.entries(opts.query)) {
+            if (v !== undefined && v !== null && v !== '')
+                q.set(k, String(v));
+        }
+        const s = q.toString();
+        if (s)
+            url += (url.includes('?') ? '&' : '?') + s;
+    }
+    let resp;
+    try {
+        resp = await fetch(url, {method, headers, body, signal: opts.signal,
+                                 cache: 'no-store', credentials: 'omit'});
+    } catch (e) {
+        if (e && e.name === 'AbortError')
+            throw e;
+        throw new ApiError(0, 'network', '');
+    }
+    if (!resp.ok) {
+        let err = {};
+        try {
+            const j = await resp.json();
+            if (j && typeof j.error === 'object' && j.error)
+                err = j.error;
+        } catch (e) {
+            err = {};
+        }
+        const ae = new ApiError(resp.status, err.code, err.message, err);
+        if (resp.status === 401 && onUnauthorized && token)
+            onUnauthorized(ae);
+        throw ae;
+    }
+    if (opts.blob)
+        return resp.blob();
+    const text = await resp.text();
+    if (!text)
+        return null;
+    try {
+        return JSON.parse(text);
+    } catch (e) {
+        return text;
+    }
+}
+
+export const api = {
+    get: (path, opts) => request('GET', path, opts),
+    post: (path, json, opts) => request('POST', path,
+                                        Object.assign({json}, opts)),
+    patch: (path, json, opts) => request('PATCH', path,
+                                         Object.assign({json}, opts)),
+    del: (path, opts) => request('DELETE', path, opts),
+};
+
+// Path segment from data (an openid, an account, a media id).
+export function seg(s) {
+    return encodeURIComponent(String(s));
+}

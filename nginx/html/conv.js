@@ -1,0 +1,802 @@
+// wxkf console — one conversation: its messages (history pages from
+// PostgreSQL merged with the live feed, each shown once), the feed's
+// effect on them, sending with a visible state (sending / queued / sent /
+// failed), transfer and close.
+
+import {api, ApiError, seg} from './api.js';
+import {streamIdOf} from './feed.js';
+import {t} from './i18n.js';
+import {$, confirmDialog, errText, fmtTime, h, num, setError, show, tid,
+        toast, toastError} from './dom.js';
+import {S, info, saveInfo} from './state.js';
+import {refreshSessions, refreshSessionsSoon, renderSessions, renderStatus}
+    from './workspace.js';
+import {mediaEvent, mediaNode} from './media.js';
+
+const HISTORY_PAGE = 30;
+const MAX_IMAGE_BYTES = 2 * 1024 * 1024;    // the server's limit too
+
+// A message: {key, dir: 'in'|'out', ts, msgtype, content, mediaId, payload,
+// state, err, mid, by, localUrl, seq, el}
+function conv(openid) {
+    let c = S.convs.get(openid);
+    if (!c) {
+        c = {openid, msgs: [], byKey: new Map(), next: null,
+             historyLoaded: false, loading: false, atStart: false};
+        S.convs.set(openid, c);
+    }
+    return c;
+}
+
+function parseJson(s) {
+    if (s && typeof s === 'object')
+        return s;
+    try {
+        const v = JSON.parse(s);
+        return v && typeof v === 'object' ? v : {};
+    } catch (e) {
+        return {};
+    }
+}
+
+function inKey(msgid, createTime, kind) {
+    if (msgid)
+        return 'in:' + msgid;
+    return 'in:ev:' + (createTime || '') + ':' + (kind || '');
+}
+
+const STATE_RANK = {sending: 0, queued: 1, sent: 2, failed: 2};
+
+function setMsgState(m, state, err) {
+    if (!(state in STATE_RANK))
+        return;
+    if (m.state && STATE_RANK[state] < STATE_RANK[m.state])
+        return;
+    m.state = state;
+    if (state === 'failed')
+        m.err = err || m.err || '';
+    else
+        m.err = '';
+    if (m.el)
+        fillMsgEl(m);
+}
+
+function bindMid(m, mid) {
+    if (!mid)
+        return m;
+    const other = S.midIndex.get(mid);
+    if (other && other !== m) {
+        // The feed saw it before the send answered: keep one.
+        if (STATE_RANK[other.state] > STATE_RANK[m.state || 'sending'])
+            setMsgState(m, other.state, other.err);
+        if (!m.ts && other.ts)
+            m.ts = other.ts;
+        removeMsg(other);
+    }
+    m.mid = mid;
+    S.midIndex.set(mid, m);
+    const d = S.pendingDelivery.get(mid);
+    if (d) {
+        S.pendingDelivery.delete(mid);
+        applyDelivery(m, d);
+    }
+    return m;
+}
+
+function removeMsg(m) {
+    const c = S.convs.get(m.openid);
+    if (!c)
+        return;
+    c.msgs = c.msgs.filter(x => x !== m);
+    if (c.byKey.get(m.key) === m)
+        c.byKey.delete(m.key);
+    if (m.el)
+        m.el.remove();
+}
+
+function insertMsg(c, m) {
+    m.openid = c.openid;
+    m.seq = ++S.localSeq;
+    c.byKey.set(m.key, m);
+    // keep c.msgs sorted by time (ties: arrival)
+    let i = c.msgs.length;
+    while (i > 0 && (c.msgs[i - 1].ts || 0) > (m.ts || 0))
+        i--;
+    c.msgs.splice(i, 0, m);
+    return m;
+}
+
+function findOutByTs(c, ts) {
+    return c.msgs.find(x => x.dir === 'out' && x.ts === ts);
+}
+
+function addInbound(c, fields) {
+    const old = c.byKey.get(fields.key);
+    if (old)
+        return null;
+    return insertMsg(c, Object.assign({dir: 'in'}, fields));
+}
+
+function msgFromFeed(e) {
+    const p = parseJson(e.payload);
+    return {
+        key: inKey(e.msgid || p.MsgId, e.create_time || p.CreateTime,
+                   e.event || p.Event || e.msgtype),
+        ts: num(e.recv_ms) || num(e.ts_ms) || (num(e.create_time) * 1000) ||
+            Date.now(),
+        msgtype: e.msgtype || p.MsgType || '',
+        content: firstOf(p.Content, p.Recognition, p.Title, p.Label),
+        mediaId: p.MediaId || e.media_id || '',
+        payload: p,
+        event: e.event || p.Event || '',
+    };
+}
+
+function firstOf(...vals) {
+    for (const v of vals) {
+        if (typeof v === 'string' && v !== '')
+            return v;
+    }
+    return '';
+}
+
+// An outbound message (msg_out entry, or a history row): merge with what we
+// have (same message id, a local send with the same content, or the same
+// time), else add.
+function upsertOutbound(c, o) {
+    let m = o.mid ? S.midIndex.get(o.mid) : null;
+    if (!m && o.ts)
+        m = findOutByTs(c, o.ts);
+    if (!m && o.mid) {
+        m = c.msgs.find(x => x.dir === 'out' && x.local && !x.mid &&
+                        x.msgtype === o.msgtype &&
+                        (x.content || '') === (o.content || '') &&
+                        (x.mediaId || '') === (o.mediaId || ''));
+    }
+    if (m) {
+        if (o.ts && m.ts !== o.ts && (!m.ts || m.local)) {
+            // the server's time, so history pages merge with it
+            m.ts = o.ts;
+            c.msgs.sort((x, y) => ((x.ts || 0) - (y.ts || 0)) || (x.seq - y.seq));
+        }
+        if (o.by && !m.by)
+            m.by = o.by;
+        if (o.mid && m.mid !== o.mid)
+            bindMid(m, o.mid);
+        if (o.state)
+            setMsgState(m, o.state, o.err);
+        if (m.el)
+            fillMsgEl(m);
+        return m;
+    }
+    m = insertMsg(c, Object.assign({dir: 'out', key: o.mid ? 'out:' + o.mid :
+                                    'out:' + o.ts + ':' + (++S.localSeq)},
+                                   o, {state: undefined}));
+    setMsgState(m, o.state || 'sending', o.err);
+    if (o.mid)
+        bindMid(m, o.mid);
+    return m;
+}
+
+function applyDelivery(m, d) {
+    const status = d.status;
+    let err = '';
+    if (status === 'failed') {
+        err = d.errmsg || '';
+        if (d.errcode && String(d.errcode) !== '0')
+            err = d.errmsg ? t('err.wechat', {errcode: d.errcode, errmsg: d.errmsg})
+                           : t('err.wechat.code', {errcode: d.errcode});
+    }
+    setMsgState(m, status, err);
+}
+
+// --- the feed ----------------------------------------------------------------
+
+export function onFeedEvents(events) {
+    if (!S.me)
+        return;
+    let sessionsChanged = false;
+    const touched = new Set();
+    for (const e of events) {
+        if (!e || typeof e !== 'object')
+            continue;
+        const openid = typeof e.openid === 'string' ? e.openid : '';
+        switch (e.type) {
+        case 'msg_in': {
+            if (!openid)
+                break;
+            const c = conv(openid);
+            const m = addInbound(c, msgFromFeed(e));
+            if (!m)
+                break;
+            const i = info(openid);
+            i.at = Date.now();
+            if (!i.since)
+                i.since = m.ts;
+            if (!viewing(openid))
+                i.unread = (i.unread || 0) + 1;
+            if (!S.sessions.has(openid))
+                sessionsChanged = true;
+            touched.add(openid);
+            break;
+        }
+        case 'msg_out': {
+            if (!openid)
+                break;
+            const c = conv(openid);
+            const p = parseJson(e.payload);
+            const mid = msgIdOf(e);
+            // A msg_out carries no stream id, so one seen before (pushed
+            // again after a reconnect) must not reset the counters.
+            const known = !!(mid && S.midIndex.has(mid));
+            upsertOutbound(c, {
+                mid, ts: num(e.ts_ms) || 0, msgtype: e.msgtype || '',
+                content: firstOf(p.content, p.title),
+                mediaId: p.media_id || '', by: e.by || e.agent || '',
+                payload: p, state: 'sending'});
+            if (known)
+                break;
+            const i = info(openid);
+            i.at = Date.now();
+            i.since = 0;
+            i.unread = 0;
+            i.out = true;
+            touched.add(openid);
+            break;
+        }
+        case 'delivery': {
+            const mid = msgIdOf(e);
+            const m = mid && S.midIndex.get(mid);
+            if (m)
+                applyDelivery(m, e);
+            else if (mid) {
+                // its msg_out has not come yet (or never will: an old one)
+                S.pendingDelivery.set(mid, e);
+                if (S.pendingDelivery.size > 500)
+                    S.pendingDelivery.delete(S.pendingDelivery.keys().next().value);
+            }
+            break;
+        }
+        case 'media_stored':
+        case 'media_failed':
+            mediaEvent(e);
+            break;
+        case 'presence':
+            if (e.status && (!e.agent || e.agent === S.me.account)) {
+                S.me.status = e.status;
+                renderStatus();
+            }
+            sessionsChanged = true;
+            break;
+        case 'assign':
+        case 'reassign':
+        case 'transfer':
+            // shown at once; GET /api/v1/me/sessions (soon) has the rest
+            if (openid && e.agent === S.me.account && !S.sessions.has(openid) &&
+                !(num(e.ts_ms) < Date.now() - 60000)) {     // not a replay
+                S.sessions.set(openid, {openid, state: 'active', agent: e.agent,
+                                        group: e.group || '', id: e.session || '',
+                                        opened_ms: num(e.ts_ms) || Date.now(),
+                                        assigned_ms: num(e.ts_ms) || Date.now(),
+                                        provisional: true, added: Date.now()});
+                touched.add(openid);
+            } else if (openid && e.agent && e.agent !== S.me.account &&
+                       S.sessions.delete(openid)) {
+                touched.add(openid);
+            }
+            sessionsChanged = true;
+            break;
+        case 'close':
+            if (openid) {
+                const i = info(openid);
+                i.since = 0;
+                i.unread = 0;
+                if (S.sessions.delete(openid))
+                    touched.add(openid);
+            }
+            sessionsChanged = true;
+            break;
+        default:
+            // queue, first_reply_late, ...
+            if (openid || e.agent)
+                sessionsChanged = true;
+            break;
+        }
+    }
+    saveInfo();
+    if (sessionsChanged)
+        refreshSessionsSoon();
+    if (touched.size)
+        renderSessions();
+    if (S.active && touched.has(S.active))
+        renderMessages(true);
+}
+
+// msg_out and delivery entries name their message with "id" (m_...), or
+// with msg_id if the server keeps "id" for the stream id.
+function msgIdOf(e) {
+    if (typeof e.msg_id === 'string' && e.msg_id)
+        return e.msg_id;
+    if (typeof e.id === 'string' && !streamIdOf({id: e.id}))
+        return e.id;
+    return '';
+}
+
+function viewing(openid) {
+    return S.active === openid && !document.hidden &&
+        (!isNarrow() || document.body.classList.contains('conv-open'));
+}
+
+function isNarrow() {
+    return window.matchMedia('(max-width: 760px)').matches;
+}
+
+// --- the conversation pane ----------------------------------------------------
+
+export function openConv(openid) {
+    S.active = openid;
+    const i = info(openid);
+    i.unread = 0;
+    saveInfo();
+    document.body.classList.add('conv-open');
+    show(tid('conv-none'), false);
+    show($('.conv-body'), true);
+    setNotice('');
+    tid('composer-input').value = '';
+    enableComposer(true);
+    renderConvHead();
+    renderSessions();
+    const c = conv(openid);
+    renderMessages(false);
+    scrollToBottom();
+    if (!c.historyLoaded)
+        loadHistory(c, true);
+    if (!isNarrow())
+        tid('composer-input').focus();
+}
+
+export function closeConvPane() {
+    S.active = null;
+    document.body.classList.remove('conv-open');
+    show(tid('conv-none'), true);
+    show($('.conv-body'), false);
+    tid('message-list').replaceChildren();
+    renderSessions();
+}
+
+export function renderConvHead() {
+    const openid = S.active;
+    if (!openid)
+        return;
+    const s = S.sessions.get(openid);
+    tid('conv-title').textContent = openid;
+    const sub = [];
+    if (s) {
+        if (s.group && s.group !== '_all')
+            sub.push(s.group);
+        if (s.opened_ms)
+            sub.push(fmtTime(num(s.opened_ms)));
+    }
+    tid('conv-sub').textContent = sub.join(' · ');
+    const mine = !!s;
+    tid('transfer-open').disabled = !mine;
+    tid('close-session').disabled = !mine;
+    if (!mine && !convNoticeSet) {
+        setNotice(t('conv.gone'));
+        enableComposer(false);
+    } else if (mine && convNoticeSet) {
+        // ours (again): a closed or transferred user who came back
+        setNotice('');
+        enableComposer(true);
+    }
+}
+
+let convNoticeSet = '';
+function setNotice(msg) {
+    convNoticeSet = msg;
+    setError(tid('conv-notice'), msg);
+}
+
+function enableComposer(on) {
+    for (const el of tid('composer').querySelectorAll('textarea, button, input'))
+        el.disabled = !on;
+}
+
+function nearBottom(el) {
+    return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+}
+
+function scrollToBottom() {
+    const box = tid('messages');
+    box.scrollTop = box.scrollHeight;
+}
+
+function renderMessages(keepBottom) {
+    const c = S.active && S.convs.get(S.active);
+    const ol = tid('message-list');
+    if (!c) {
+        ol.replaceChildren();
+        return;
+    }
+    const box = tid('messages');
+    const stick = keepBottom && nearBottom(box);
+    const els = c.msgs.map(m => {
+        if (!m.el)
+            m.el = makeMsgEl(m);
+        return m.el;
+    });
+    ol.replaceChildren(...els);
+    show(tid('load-older'), !c.atStart && c.historyLoaded);
+    show(tid('history-start'), c.atStart && c.historyLoaded);
+    if (stick)
+        scrollToBottom();
+}
+
+function makeMsgEl(m) {
+    const li = h('li', {class: 'msg ' + m.dir,
+                        dataset: {testid: 'message', dir: m.dir}});
+    fillMsgEl(m, li);
+    return li;
+}
+
+export function previewText(m) {
+    if (m.msgtype === 'text')
+        return m.content || '';
+    return typeLabel(m);
+}
+
+export function typeLabel(m) {
+    switch (m.msgtype) {
+    case 'image': return t('msg.image');
+    case 'voice': return t('msg.voice');
+    case 'video': case 'shortvideo': return t('msg.video');
+    case 'location':
+        return t('msg.location', {label: m.payload && m.payload.Label || ''});
+    case 'link':
+        return t('msg.link', {title: m.content || ''});
+    case 'event':
+        return t('msg.event', {event: m.event || ''});
+    default:
+        return m.content || t('msg.other', {type: m.msgtype || '?'});
+    }
+}
+
+export function fillMsgEl(m, li = m.el) {
+    if (!li)
+        return;
+    li.dataset.key = m.key;
+    if (m.mid)
+        li.dataset.msgid = m.mid;
+    if (m.state)
+        li.dataset.state = m.state;
+    const bubble = h('div', {class: 'bubble', dataset: {testid: 'message-body'}});
+    if (m.msgtype === 'text') {
+        bubble.append(h('span', {class: 'text', dataset: {testid: 'message-text'}},
+                        m.content || ''));
+    } else if (['image', 'voice', 'video', 'shortvideo'].includes(m.msgtype)) {
+        bubble.append(mediaNode(m));
+        if (m.msgtype === 'voice' && m.content) {
+            bubble.append(h('div', {class: 'recog'},
+                            t('msg.recognition', {text: m.content})));
+        }
+    } else {
+        bubble.append(h('span', {class: 'text', dataset: {testid: 'message-text'}},
+                        typeLabel(m)));
+    }
+    const meta = h('div', {class: 'meta'},
+                   h('time', {}, fmtTime(m.ts)));
+    if (m.dir === 'out') {
+        if (m.by && S.me && m.by !== S.me.account)
+            meta.append(h('span', {class: 'by'}, m.by));
+        meta.append(h('span', {class: 'state ' + (m.state || ''),
+                               dataset: {testid: 'message-state',
+                                         state: m.state || ''}},
+                      t('msg.state.' + (m.state || 'sending'))));
+        if (m.state === 'failed' && m.err) {
+            meta.append(h('span', {class: 'err', dataset: {testid: 'message-error'}},
+                          m.err));
+        }
+    }
+    li.replaceChildren(bubble, meta);
+}
+
+// --- history ---------------------------------------------------------------
+
+function msgFromHistory(r) {
+    const p = (r.payload && typeof r.payload === 'object') ? r.payload : {};
+    const ts = Date.parse(r.created_at);
+    if (r.direction === 'in') {
+        return {key: inKey(p.MsgId, p.CreateTime, p.Event || r.msgtype), ts,
+                msgtype: r.msgtype || p.MsgType || '', content: r.content || '',
+                mediaId: r.media_id || p.MediaId || '', payload: p,
+                event: p.Event || ''};
+    }
+    // 'sending' until its delivery is archived; the feed may know better
+    const state = r.status || 'sent';
+    const errcode = r.errcode && Number(r.errcode) !== 0 ? r.errcode : null;
+    return {ts, msgtype: r.msgtype || '', content: r.content || '',
+            mediaId: r.media_id || '', payload: p, by: p.by || r.agent || '',
+            state, err: errcode ? t('err.wechat.code', {errcode}) : ''};
+}
+
+async function loadHistory(c, first) {
+    if (c.loading || (c.atStart && c.historyLoaded))
+        return;
+    c.loading = true;
+    const box = tid('messages');
+    const before = box.scrollHeight - box.scrollTop;
+    tid('load-older').textContent = t('conv.loading');
+    try {
+        const r = await api.get('/api/v1/users/' + seg(c.openid) + '/messages', {
+            query: {limit: HISTORY_PAGE, before: first ? '' : c.next}});
+        mergeRows(c, Array.isArray(r && r.messages) ? r.messages : []);
+        c.next = r && r.next || null;
+        c.atStart = !c.next;
+        c.historyLoaded = true;
+        if (first) {
+            deriveWaiting(c);
+            // The archiver writes within a second or so: what arrived just
+            // before this session became ours (a transfer) may not have
+            // been in that page.
+            setTimeout(() => mergeNewest(c), 2500);
+        }
+    } catch (e) {
+        c.historyLoaded = true;
+        if (!(e instanceof ApiError && e.status === 403))
+            toastError(e);
+    } finally {
+        c.loading = false;
+        tid('load-older').textContent = t('conv.older');
+    }
+    if (S.active === c.openid) {
+        renderMessages(false);
+        if (first)
+            scrollToBottom();
+        else
+            box.scrollTop = box.scrollHeight - before;
+    }
+}
+
+async function mergeNewest(c) {
+    if (!S.me || S.convs.get(c.openid) !== c)
+        return;
+    let r;
+    try {
+        r = await api.get('/api/v1/users/' + seg(c.openid) + '/messages', {
+            query: {limit: HISTORY_PAGE}});
+    } catch (e) {
+        return;         // not ours any more, or a hiccup: nothing to add
+    }
+    const before = c.msgs.length;
+    mergeRows(c, Array.isArray(r && r.messages) ? r.messages : []);
+    if (c.msgs.length !== before && S.active === c.openid)
+        renderMessages(true);
+}
+
+function mergeRows(c, rows) {
+    for (const row of rows) {
+        const m = msgFromHistory(row);
+        if (row.direction === 'in')
+            addInbound(c, m);
+        else
+            upsertOutbound(c, m);
+    }
+}
+
+// From the newest page: a user whose last messages are unanswered waits
+// since the first of them.
+function deriveWaiting(c) {
+    const i = info(c.openid);
+    if (i.since || !c.msgs.length)
+        return;
+    let since = 0;
+    for (let k = c.msgs.length - 1; k >= 0; k--) {
+        const m = c.msgs[k];
+        if (m.dir === 'out')
+            break;
+        since = m.ts;
+    }
+    if (since) {
+        i.since = since;
+        i.at = Date.now();
+        saveInfo();
+        renderSessions();
+    }
+}
+
+// --- sending -----------------------------------------------------------------
+
+async function sendMessage(openid, body, local) {
+    const c = conv(openid);
+    const m = insertMsg(c, Object.assign({dir: 'out', key: 'local:' + (++S.localSeq),
+                                          ts: Date.now(), local: true,
+                                          by: S.me.account}, local));
+    setMsgState(m, 'sending');
+    renderMessages(false);
+    scrollToBottom();
+    try {
+        const r = await api.post('/api/v1/sessions/' + seg(openid) + '/messages',
+                                 body);
+        if (r && r.id)
+            bindMid(m, r.id);
+        setMsgState(m, r && r.status === 'queued' ? 'queued' : 'sent');
+    } catch (e) {
+        setMsgState(m, 'failed', errText(e));
+        if (e instanceof ApiError && e.status === 403)
+            refreshSessionsSoon();
+    }
+    const i = info(openid);
+    if (m.state !== 'failed') {
+        i.since = 0;
+        i.unread = 0;
+        i.out = true;
+        i.at = Date.now();
+        saveInfo();
+        renderSessions();
+    }
+    return m;
+}
+
+async function sendText() {
+    const openid = S.active;
+    const input = tid('composer-input');
+    const text = input.value;
+    if (!openid || !text.trim())
+        return;
+    input.value = '';
+    await sendMessage(openid, {msgtype: 'text', text: {content: text}},
+                      {msgtype: 'text', content: text});
+}
+
+async function sendImage(file) {
+    const openid = S.active;
+    if (!openid || !file)
+        return;
+    const localUrl = URL.createObjectURL(file);
+    const c = conv(openid);
+    if (!/^image\/(jpeg|png|gif)$/.test(file.type) || file.size > MAX_IMAGE_BYTES) {
+        const m = insertMsg(c, {dir: 'out', key: 'local:' + (++S.localSeq),
+                                ts: Date.now(), local: true, msgtype: 'image',
+                                localUrl, by: S.me.account});
+        setMsgState(m, 'failed', t('composer.badimage', {name: file.name}));
+        renderMessages(false);
+        return;
+    }
+    toast(t('composer.uploading'));
+    let mediaId;
+    try {
+        const r = await api.post('/api/v1/media', undefined,
+                                 {body: file, type: file.type});
+        mediaId = r && r.media_id;
+        if (!mediaId)
+            throw new ApiError(502, 'bad_answer', 'no media_id');
+    } catch (e) {
+        tid('toast').hidden = true;
+        const m = insertMsg(c, {dir: 'out', key: 'local:' + (++S.localSeq),
+                                ts: Date.now(), local: true, msgtype: 'image',
+                                localUrl, by: S.me.account});
+        setMsgState(m, 'failed', errText(e));
+        if (S.active === openid)
+            renderMessages(false);
+        return;
+    }
+    tid('toast').hidden = true;
+    await sendMessage(openid, {msgtype: 'image', image: {media_id: mediaId}},
+                      {msgtype: 'image', mediaId, localUrl});
+}
+
+// --- transfer and close ---------------------------------------------------------
+
+function openTransfer() {
+    const dlg = tid('transfer-dialog');
+    setError(tid('transfer-error', dlg), '');
+    tid('transfer-target', dlg).value = '';
+    dlg.showModal();
+    tid('transfer-target', dlg).focus();
+}
+
+async function submitTransfer(ev) {
+    ev.preventDefault();
+    const dlg = tid('transfer-dialog');
+    const openid = S.active;
+    const kind = dlg.querySelector('input[name="kind"]:checked').value;
+    const target = tid('transfer-target', dlg).value.trim();
+    if (!openid || !target)
+        return;
+    const btn = tid('transfer-submit', dlg);
+    btn.disabled = true;
+    try {
+        const r = await api.post('/api/v1/sessions/' + seg(openid) + '/transfer',
+                                 {[kind]: target});
+        dlg.close();
+        toast(t('conv.transferred', {result: r && r.result || ''}));
+        await refreshSessions();
+        if (!S.sessions.has(openid) && S.active === openid) {
+            setNotice(t('conv.transferred', {result: r && r.result || ''}));
+            enableComposer(false);
+        }
+    } catch (e) {
+        setError(tid('transfer-error', dlg), errText(e));
+    } finally {
+        btn.disabled = false;
+    }
+}
+
+async function closeSession() {
+    const openid = S.active;
+    if (!openid || !await confirmDialog(t('conv.close.confirm')))
+        return;
+    try {
+        await api.post('/api/v1/sessions/' + seg(openid) + '/close', {});
+        const i = info(openid);
+        i.since = 0;
+        i.unread = 0;
+        toast(t('conv.closed'));
+        await refreshSessions();
+        if (S.active === openid) {
+            setNotice(t('conv.closed'));
+            enableComposer(false);
+        }
+    } catch (e) {
+        toastError(e);
+    }
+}
+
+
+// --- wiring ------------------------------------------------------------------
+
+export function relabelConv() {
+    for (const c of S.convs.values()) {
+        for (const m of c.msgs) {
+            if (m.el)
+                fillMsgEl(m);
+        }
+    }
+}
+
+export function revokeConvUrls() {
+    for (const c of S.convs.values()) {
+        for (const m of c.msgs) {
+            if (m.localUrl)
+                URL.revokeObjectURL(m.localUrl);
+        }
+    }
+}
+
+export function wireConv() {
+    tid('composer').addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        sendText();
+    });
+    tid('composer-input').addEventListener('keydown', (ev) => {
+        // Enter sends, except while an input method is composing (pinyin)
+        if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing &&
+            ev.keyCode !== 229) {
+            ev.preventDefault();
+            sendText();
+        }
+    });
+    tid('composer-image').addEventListener('change', (ev) => {
+        const f = ev.target.files && ev.target.files[0];
+        ev.target.value = '';
+        if (f)
+            sendImage(f);
+    });
+    tid('messages').addEventListener('scroll', () => {
+        const c = S.active && S.convs.get(S.active);
+        if (c && c.historyLoaded && !c.atStart && !c.loading &&
+            tid('messages').scrollTop < 40)
+            loadHistory(c, false);
+    });
+    tid('load-older').addEventListener('click', () => {
+        const c = S.active && S.convs.get(S.active);
+        if (c)
+            loadHistory(c, false);
+    });
+    tid('back').addEventListener('click', closeConvPane);
+    tid('transfer-open').addEventListener('click', openTransfer);
+    tid('transfer-form').addEventListener('submit', submitTransfer);
+    tid('transfer-cancel').addEventListener('click', () =>
+        tid('transfer-dialog').close());
+    tid('close-session').addEventListener('click', closeSession);
+}

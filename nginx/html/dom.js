@@ -1,0 +1,142 @@
+// wxkf console — DOM, formatting and dialog helpers. Data goes into the
+// page as text (textContent, text nodes, attribute values), never markup.
+
+import {ApiError} from './api.js';
+import {t, getLang} from './i18n.js';
+
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+export const tid = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
+
+// h('div', {class: 'x', dataset: {testid: 'y'}}, 'text', child): strings
+// become text nodes; never markup.
+export function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+        if (v === undefined || v === null || v === false)
+            continue;
+        if (k === 'class')
+            el.className = v;
+        else if (k === 'dataset')
+            Object.assign(el.dataset, v);
+        else if (k === 'text')
+            el.textContent = v;
+        else if (k.startsWith('on'))
+            el.addEventListener(k.slice(2), v);
+        else if (k === 'hidden' || k === 'disabled')
+            el[k] = !!v;
+        else
+            el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const kid of kids) {
+        if (kid === undefined || kid === null || kid === false)
+            continue;
+        el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+    }
+    return el;
+}
+
+export function show(el, on) {
+    if (el)
+        el.hidden = !on;
+}
+
+export function setError(el, msg) {
+    if (!el)
+        return;
+    el.textContent = msg || '';
+    el.hidden = !msg;
+}
+
+// --- formatting ------------------------------------------------------------
+
+export function fmtDur(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60)
+        return t('dur.s', {n: s});
+    if (s < 3600)
+        return t('dur.m', {m: Math.floor(s / 60), s: s % 60});
+    return t('dur.h', {h: Math.floor(s / 3600), m: Math.floor(s / 60) % 60});
+}
+
+export function fmtTime(ms) {
+    if (!Number.isFinite(ms))
+        return '';
+    const d = new Date(ms);
+    const today = new Date();
+    const opts = d.toDateString() === today.toDateString() ?
+        {hour: '2-digit', minute: '2-digit'} :
+        {month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit'};
+    return d.toLocaleString(getLang() === 'zh' ? 'zh-CN' : 'en-GB', opts);
+}
+
+export function num(v) {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : NaN;
+}
+
+export function shortId(openid) {
+    const s = String(openid || '');
+    return s.length > 14 ? s.slice(0, 6) + '…' + s.slice(-6) : s;
+}
+
+// The text to show for an API error.
+export function errText(e) {
+    if (!(e instanceof ApiError))
+        return String(e && e.message || e);
+    if (e.status === 0)
+        return t('err.network');
+    if (e.status === 429)
+        return t('err.429');
+    if (e.body && e.body.errcode !== undefined && e.body.errcode !== null &&
+        Number(e.body.errcode) !== 0) {
+        return t('err.wechat', {errcode: e.body.errcode,
+                                errmsg: e.body.errmsg || e.message});
+    }
+    return e.message || t('err.generic', {status: e.status});
+}
+
+let toastTimer = null;
+export function toast(msg, kind = 'info') {
+    const el = tid('toast');
+    el.textContent = msg;
+    el.dataset.kind = kind;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { el.hidden = true; }, 6000);
+}
+
+export function toastError(e) {
+    if (e instanceof ApiError && e.status === 401)
+        return;         // signed out already
+    toast(errText(e), 'error');
+}
+
+// Every waiting time on the page (.wait[data-since], ms) ticks.
+export function tickWaiting() {
+    const now = Date.now();
+    for (const el of document.querySelectorAll('.wait[data-since]')) {
+        const since = Number(el.dataset.since);
+        if (since)
+            el.textContent = t('sessions.waiting', {t: fmtDur(now - since)});
+    }
+}
+
+// --- dialogs -----------------------------------------------------------------
+
+export function confirmDialog(text) {
+    const dlg = tid('confirm-dialog');
+    tid('confirm-text', dlg).textContent = text;
+    return new Promise(resolve => {
+        const done = (v) => {
+            dlg.removeEventListener('close', onClose);
+            resolve(v);
+        };
+        const onClose = () => done(dlg.returnValue === 'ok');
+        dlg.addEventListener('close', onClose);
+        tid('confirm-cancel', dlg).onclick = () => dlg.close('cancel');
+        dlg.returnValue = '';
+        dlg.showModal();
+    });
+}
+

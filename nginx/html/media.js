@@ -1,0 +1,119 @@
+// wxkf console — users' images, voice and video: fetched with the
+// Authorization header (GET /api/v1/media/{id}) and shown from blob: URLs;
+// retried while wxkf jobs has not stored them yet.
+
+import {api, ApiError, seg} from './api.js';
+import {t} from './i18n.js';
+import {errText, h} from './dom.js';
+import {S} from './state.js';
+import {fillMsgEl, typeLabel} from './conv.js';
+
+export function mediaNode(m) {
+    if (m.localUrl && m.msgtype === 'image')
+        return h('img', {src: m.localUrl, alt: t('msg.image'), class: 'media',
+                         dataset: {testid: 'message-image'}});
+    const id = m.mediaId;
+    if (!id)
+        return h('span', {class: 'text'}, typeLabel(m));
+    const rec = S.media.get(id);
+    if (!rec) {
+        loadMedia(id, m.dir === 'in');
+        return h('span', {class: 'muted', dataset: {testid: 'media-pending'}},
+                 typeLabel(m) + ' ' + t('msg.media.pending'));
+    }
+    if (rec.state === 'ready') {
+        const type = rec.type || '';
+        if (type.startsWith('image/'))
+            return h('img', {src: rec.url, alt: t('msg.image'), class: 'media',
+                             dataset: {testid: 'message-image'}});
+        if (type.startsWith('video/'))
+            return h('video', {src: rec.url, controls: true, class: 'media',
+                               preload: 'metadata'});
+        if (type === 'audio/mpeg' || type === 'audio/ogg' || type === 'audio/wav')
+            return h('audio', {src: rec.url, controls: true,
+                               dataset: {testid: 'message-audio'}});
+        // AMR and speex: browsers cannot play them; offer the file.
+        return h('a', {href: rec.url, download: id + extOf(type),
+                       dataset: {testid: 'media-download'}},
+                 typeLabel(m) + ' ' + t('msg.media.download'));
+    }
+    if (rec.state === 'failed' || (m.dir === 'out' && rec.state === 'pending'))
+        return h('span', {class: 'muted', dataset: {testid: 'media-failed'}},
+                 m.dir === 'out' ? typeLabel(m) :
+                     t('msg.media.failed', {why: rec.why || ''}));
+    return h('span', {class: 'muted', dataset: {testid: 'media-pending'}},
+             typeLabel(m) + ' ' + t('msg.media.pending'));
+}
+
+function extOf(type) {
+    return {'audio/amr': '.amr', 'audio/speex': '.speex', 'audio/mpeg': '.mp3',
+            'video/mp4': '.mp4', 'image/jpeg': '.jpg', 'image/png': '.png',
+            'image/gif': '.gif'}[type] || '';
+}
+
+async function loadMedia(id, retry = true) {
+    let rec = S.media.get(id);
+    if (rec && (rec.state === 'ready' || rec.state === 'loading' ||
+                rec.state === 'failed'))
+        return;
+    if (!rec) {
+        rec = {state: 'loading', tries: 0};
+        S.media.set(id, rec);
+    }
+    rec.state = 'loading';
+    rec.tries++;
+    try {
+        const blob = await api.get('/api/v1/media/' + seg(id), {blob: true});
+        if (!S.me)
+            return;
+        rec.url = URL.createObjectURL(blob);
+        rec.type = blob.type;
+        rec.state = 'ready';
+    } catch (e) {
+        if (retry && e instanceof ApiError && e.status === 404 &&
+            e.code === 'no_media' && rec.tries < 10) {
+            rec.state = 'pending';     // wxkf jobs has not stored it yet
+            setTimeout(() => {
+                if (S.media.get(id) === rec && rec.state === 'pending')
+                    loadMedia(id);
+            }, 3000);
+        } else {
+            rec.state = 'failed';
+            rec.why = errText(e);
+        }
+    }
+    refreshMediaEls(id);
+}
+
+export function mediaEvent(e) {
+    const id = e.media_id;
+    if (!id)
+        return;
+    const rec = S.media.get(id);
+    if (e.type === 'media_failed') {
+        S.media.set(id, {state: 'failed', tries: 99,
+                         why: e.errmsg || e.reason || ''});
+        refreshMediaEls(id);
+    } else if (rec && rec.state !== 'ready') {
+        rec.state = 'pending';
+        rec.tries = 0;
+        loadMedia(id);
+    }
+}
+
+function refreshMediaEls(id) {
+    for (const c of S.convs.values()) {
+        for (const m of c.msgs) {
+            if (m.mediaId === id && m.el)
+                fillMsgEl(m);
+        }
+    }
+}
+
+
+export function revokeMediaUrls() {
+    for (const rec of S.media.values()) {
+        if (rec.url)
+            URL.revokeObjectURL(rec.url);
+    }
+}

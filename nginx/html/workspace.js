@@ -1,0 +1,228 @@
+// wxkf console — the agent workspace: presence (status, heartbeat), the
+// feed, and the list of the agent's sessions with unread counts and how
+// long each user has waited for an answer.
+
+import {api, ApiError} from './api.js';
+import {Feed} from './feed.js';
+import {t} from './i18n.js';
+import {fmtDur, h, num, shortId, show, tickWaiting, tid, toastError}
+    from './dom.js';
+import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
+import {onFeedEvents, openConv, previewText, renderConvHead, relabelConv,
+        wireConv, revokeConvUrls} from './conv.js';
+
+const HEARTBEAT_MS = 30000;
+const SESSIONS_REFRESH_MS = 10000;
+
+export function enterAgent() {
+    loadInfo();
+    show(tid('agent-view'), true);
+    show(tid('status-switch'), true);
+    show(tid('conn-state'), true);
+    renderStatus();
+    S.feed = new Feed({
+        account: S.me.account,
+        onEvents: onFeedEvents,
+        onState: renderConn,
+        onError: (e) => {
+            if (!(e instanceof ApiError) || e.status !== 401)
+                renderConn('down');
+        },
+    });
+    S.feed.start();
+    refreshSessions();
+    every(HEARTBEAT_MS, heartbeat);
+    every(SESSIONS_REFRESH_MS, refreshSessions);
+    every(1000, tickWaiting);
+}
+
+export function renderStatus() {
+    const st = S.me && S.me.status || 'offline';
+    for (const b of tid('status-switch').querySelectorAll('button')) {
+        const on = b.dataset.status === st;
+        b.setAttribute('aria-pressed', on ? 'true' : 'false');
+        b.classList.toggle('on', on);
+    }
+    tid('status-switch').dataset.status = st;
+    renderLoad();
+}
+
+function renderLoad() {
+    const el = tid('agent-load');
+    if (!S.me || S.me.role !== 'agent')
+        return;
+    const load = S.sessions.size;
+    const cap = S.me.capacity;
+    el.textContent = cap ? t('load', {load, capacity: cap}) : String(load);
+}
+
+export function renderConn(state) {
+    const el = tid('conn-state');
+    el.dataset.state = state;
+    el.textContent = t('conn.' + state);
+}
+
+async function setStatus(st) {
+    try {
+        const r = await api.post('/api/v1/me/status', {status: st});
+        S.me.status = r && r.status || st;
+        renderStatus();
+        refreshSessions();
+    } catch (e) {
+        toastError(e);
+    }
+}
+
+async function heartbeat() {
+    if (!S.me || !['online', 'paused'].includes(S.me.status))
+        return;
+    try {
+        const r = await api.post('/api/v1/me/heartbeat', {});
+        if (r && r.status && r.status !== S.me.status) {
+            S.me.status = r.status;
+            renderStatus();
+        }
+    } catch (e) {
+        if (e instanceof ApiError && e.status !== 401)
+            renderConn('down');
+    }
+}
+
+export function refreshSessionsSoon() {
+    clearTimeout(S.refreshTimer);
+    S.refreshTimer = setTimeout(refreshSessions, 50);
+}
+
+let refreshSeq = 0, appliedSeq = 0;
+
+export async function refreshSessions() {
+    if (!S.me || S.me.role !== 'agent')
+        return;
+    const started = Date.now();
+    const seq = ++refreshSeq;
+    let r;
+    try {
+        r = await api.get('/api/v1/me/sessions');
+    } catch (e) {
+        toastError(e);
+        return;
+    }
+    if (!S.me || seq < appliedSeq)
+        return;             // signed out, or a later answer is already in
+    appliedSeq = seq;
+    if (r.status && r.status !== S.me.status) {
+        S.me.status = r.status;
+        renderStatus();
+    }
+    const list = Array.isArray(r.sessions) ? r.sessions : [];
+    const next = new Map();
+    for (const s of list) {
+        if (s && typeof s.openid === 'string')
+            next.set(s.openid, s);
+    }
+    // sessions the feed announced while this request was on its way
+    for (const [openid, s] of S.sessions) {
+        if (s.provisional && s.added >= started && !next.has(openid))
+            next.set(openid, s);
+    }
+    S.sessions = next;
+    for (const [openid, s] of next) {
+        const i = info(openid);
+        // A user nobody answered yet waits since the session opened
+        // (unless the feed told us better).
+        if (!i.since && !i.out && s.answered === false)
+            i.since = num(s.opened_ms) || num(s.assigned_ms) || 0;
+    }
+    for (const openid of Object.keys(S.info)) {
+        if (!next.has(openid) && (S.info[openid].at || 0) < started)
+            delete S.info[openid];
+    }
+    saveInfo();
+    renderSessions();
+    if (S.active)
+        renderConvHead();
+}
+
+function sessionOrder(a, b) {
+    const ia = S.info[a.openid] || {}, ib = S.info[b.openid] || {};
+    const wa = ia.since || Infinity, wb = ib.since || Infinity;
+    if (wa !== wb)
+        return wa - wb;             // the longest waiting first
+    return (num(b.last_ms) || 0) - (num(a.last_ms) || 0);
+}
+
+export function renderSessions() {
+    const ul = tid('session-list');
+    const items = [...S.sessions.values()].sort(sessionOrder);
+    const els = items.map(s => {
+        const i = S.info[s.openid] || {};
+        const c = S.convs.get(s.openid);
+        const last = c && c.msgs.length ? c.msgs[c.msgs.length - 1] : null;
+        const li = h('li', {
+            class: 'session-item' + (s.openid === S.active ? ' active' : ''),
+            dataset: {testid: 'session-item', openid: s.openid},
+            tabindex: '0', role: 'button',
+            onclick: () => openConv(s.openid),
+            onkeydown: (ev) => {
+                if (ev.key === 'Enter' || ev.key === ' ') {
+                    ev.preventDefault();
+                    openConv(s.openid);
+                }
+            },
+        },
+        h('div', {class: 'row1'},
+          h('span', {class: 'user', title: s.openid,
+                     dataset: {testid: 'session-user'}}, shortId(s.openid)),
+          h('span', {class: 'badge', dataset: {testid: 'session-unread'},
+                     hidden: !i.unread,
+                     'aria-label': t('sessions.unread', {n: i.unread || 0})},
+            String(i.unread || 0))),
+        h('div', {class: 'row2'},
+          h('span', {class: 'preview', dataset: {testid: 'session-preview'}},
+            last ? previewText(last) : (s.group && s.group !== '_all' ?
+                                        s.group : '')),
+          h('span', {class: 'wait', dataset: {testid: 'session-wait',
+                                               since: String(i.since || '')},
+                     hidden: !i.since},
+            i.since ? t('sessions.waiting', {t: fmtDur(Date.now() - i.since)})
+                    : '')));
+        return li;
+    });
+    ul.replaceChildren(...els);
+    show(tid('sessions-empty'), items.length === 0);
+    renderLoad();
+}
+
+
+
+// Sign out: the feed stops and the counters are saved for this account.
+export function leaveAgent() {
+    if (S.feed)
+        S.feed.stop();
+    saveInfoNow();
+    revokeConvUrls();
+    tid('session-list').replaceChildren();
+    tid('message-list').replaceChildren();
+    document.body.classList.remove('conv-open');
+}
+
+export function relabelAgent() {
+    renderStatus();
+    renderConn(S.feed && S.feed.state || 'connecting');
+    renderSessions();
+    relabelConv();
+    renderConvHead();
+}
+
+export function wireAgent() {
+    for (const b of tid('status-switch').querySelectorAll('button'))
+        b.addEventListener('click', () => setStatus(b.dataset.status));
+    document.addEventListener('visibilitychange', () => {
+        if (!document.hidden && S.active && S.me) {
+            info(S.active).unread = 0;
+            saveInfo();
+            renderSessions();
+        }
+    });
+    wireConv();
+}

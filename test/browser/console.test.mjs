@@ -1,0 +1,790 @@
+// The agent console in a real browser (Debian's Chromium through
+// playwright-core) against a real wxkf stack and the WeChat simulator.
+// test/it/test_console.py starts the stack and runs this with:
+//
+//   WXKF_BASE           http://127.0.0.1:PORT (nginx: console + API + /wechat)
+//   WXKF_SIM            http://127.0.0.1:PORT of test/sim/wechat_api_sim.py
+//   WXKF_ADMIN_TOKEN    an admin token
+//   WXKF_AGENT_A, WXKF_AGENT_A_TOKEN, WXKF_AGENT_B, WXKF_AGENT_B_TOKEN
+//   WXKF_WECHAT_TOKEN, WXKF_ORIGINAL_ID   to sign plaintext callbacks
+//   WXKF_ARTIFACTS      where screenshots go (default ./artifacts)
+//   WXKF_ALLOW_POLLING  1: a stack without push (the console polls) passes
+//   CHROMIUM            default /usr/bin/chromium
+//
+// One scenario, step by step; the first failing step stops it (with a
+// screenshot of every page) and the exit status is 1. The last line is
+// "N passed, N failed".
+
+import {chromium} from 'playwright-core';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+function need(name) {
+    const v = process.env[name];
+    if (!v) {
+        console.error(`console.test: ${name} is not set`);
+        process.exit(2);
+    }
+    return v;
+}
+
+const BASE = need('WXKF_BASE').replace(/\/$/, '');
+const SIM = need('WXKF_SIM').replace(/\/$/, '');
+const ADMIN = need('WXKF_ADMIN_TOKEN');
+const A = {account: need('WXKF_AGENT_A'), token: need('WXKF_AGENT_A_TOKEN')};
+const B = {account: need('WXKF_AGENT_B'), token: need('WXKF_AGENT_B_TOKEN')};
+const WX_TOKEN = need('WXKF_WECHAT_TOKEN');
+const ORIGINAL_ID = need('WXKF_ORIGINAL_ID');
+const ARTIFACTS = path.resolve(process.env.WXKF_ARTIFACTS || path.join(HERE, 'artifacts'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const LAPTOP = {width: 1366, height: 768};
+const PHONE = {width: 390, height: 844};
+// A user's message in the console: within 1 s with push, 3 s when the
+// console falls back to polling the feed every 2 s.
+const LATENCY_PUSH_MS = 1000;
+const ALLOW_POLLING = process.env.WXKF_ALLOW_POLLING === '1';   // a stack without push
+const LATENCY_POLL_MS = 3000;
+const latencyLimit = (feed) => feed === 'push' ? LATENCY_PUSH_MS : LATENCY_POLL_MS;
+
+const results = {passed: 0, failed: 0};
+const figures = {};
+const notes = [];
+const pages = {};                   // name -> page, for failure screenshots
+const pageErrors = [];
+const requestUrls = [];
+const allTokens = [];               // every token used, old ones too
+
+function log(...a) {
+    console.log(...a);
+}
+
+function note(msg) {
+    notes.push(msg);
+    log('NOTE ' + msg);
+}
+
+function assert(cond, msg) {
+    if (!cond)
+        throw new Error('assertion failed: ' + msg);
+}
+
+async function shot(page, name) {
+    fs.mkdirSync(ARTIFACTS, {recursive: true});
+    const file = path.join(ARTIFACTS, name + '.png');
+    await page.screenshot({path: file, fullPage: false});
+    log(`     screenshot ${path.relative(process.cwd(), file)}`);
+}
+
+async function step(name, fn) {
+    const t0 = Date.now();
+    try {
+        await fn();
+        results.passed++;
+        log(`ok   ${name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+        results.failed++;
+        log(`FAIL ${name} (${Date.now() - t0} ms)\n${e && e.stack || e}`);
+        for (const [n, p] of Object.entries(pages)) {
+            try {
+                await shot(p, 'failure-' + n);
+            } catch (e2) {
+                /* the page may be gone */
+            }
+        }
+        throw e;
+    }
+}
+
+// --- HTTP helpers (node side) ---------------------------------------------
+
+async function http(method, url, {token, json, headers, body} = {}) {
+    const h = Object.assign({}, headers || {});
+    if (token)
+        h.Authorization = 'Bearer ' + token;
+    if (json !== undefined) {
+        h['Content-Type'] = 'application/json';
+        body = JSON.stringify(json);
+    }
+    const r = await fetch(url, {method, headers: h, body});
+    const text = await r.text();
+    let data = text;
+    try {
+        data = JSON.parse(text);
+    } catch (e) {
+        /* not JSON */
+    }
+    return {status: r.status, data};
+}
+
+const apiGet = (p, token) => http('GET', BASE + p, {token});
+
+function cdata(s) {
+    return '<![CDATA[' + String(s).replaceAll(']]>', ']]]]><![CDATA[>') + ']]>';
+}
+
+// A user's text message, pushed as WeChat does in plaintext mode:
+// signature = sha1 of the sorted [token, timestamp, nonce], joined.
+async function userWrites(openid, content) {
+    const ts = String(Math.floor(Date.now() / 1000));
+    const nonce = String(crypto.randomInt(100000000, 999999999));
+    const signature = crypto.createHash('sha1')
+        .update([WX_TOKEN, ts, nonce].sort().join('')).digest('hex');
+    const msgid = String(BigInt(crypto.randomInt(1, 2 ** 47)) * 100000n +
+                         BigInt(crypto.randomInt(0, 99999)));
+    const xml = '<xml>' +
+        `<ToUserName>${cdata(ORIGINAL_ID)}</ToUserName>` +
+        `<FromUserName>${cdata(openid)}</FromUserName>` +
+        `<CreateTime>${ts}</CreateTime>` +
+        `<MsgType>${cdata('text')}</MsgType>` +
+        `<Content>${cdata(content)}</Content>` +
+        `<MsgId>${msgid}</MsgId></xml>`;
+    const q = new URLSearchParams({signature, timestamp: ts, nonce, openid});
+    const r = await fetch(`${BASE}/wechat?${q}`, {
+        method: 'POST', headers: {'Content-Type': 'text/xml; charset=utf-8'},
+        body: xml});
+    const text = await r.text();
+    assert(r.status === 200, `callback answered ${r.status} ${text}`);
+    // The simulated WeChat must know the user wrote (its 48-hour window).
+    const s = await http('POST', SIM + '/_sim/inbound', {json: {openid}});
+    assert(s.status === 200, `/_sim/inbound ${s.status}`);
+    return text;
+}
+
+async function simSent(openid) {
+    const r = await http('GET', SIM + '/_sim/sent');
+    assert(r.status === 200, '/_sim/sent ' + r.status);
+    const list = Array.isArray(r.data) ? r.data : r.data.sent;
+    return list.filter(s => s.touser === openid);
+}
+
+async function until(fn, timeoutMs, what) {
+    const end = Date.now() + timeoutMs;
+    let last;
+    for (let i = 0; i < 10000; i++) {
+        try {
+            last = await fn();
+            if (last)
+                return last;
+        } catch (e) {
+            last = e;
+        }
+        if (Date.now() > end)
+            break;
+        await new Promise(r => setTimeout(r, 100));
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ` +
+                    `(last: ${last && last.stack || JSON.stringify(last)})`);
+}
+
+function openidFor(tag) {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    let s = 'oBrw' + tag;
+    while (s.length < 28)
+        s += alphabet[crypto.randomInt(0, alphabet.length)];
+    return s;
+}
+
+// --- page helpers --------------------------------------------------------------
+
+const tid = (page, id) => page.getByTestId(id);
+
+async function newPage(browser, name, viewport, mobile) {
+    const ctx = await browser.newContext({
+        viewport, deviceScaleFactor: 1, isMobile: !!mobile, hasTouch: !!mobile,
+        locale: 'zh-CN', permissions: ['clipboard-read', 'clipboard-write'],
+    });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(10000);
+    page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
+    page.on('console', (m) => {
+        if (m.type() === 'error' && !/the server responded with a status of (401|403|404|409|502)/
+            .test(m.text()))
+            pageErrors.push(`${name} console: ${m.text()}`);
+    });
+    page.on('request', (r) => requestUrls.push(r.url()));
+    pages[name] = page;
+    return page;
+}
+
+async function signIn(page, token) {
+    await page.goto(BASE + '/');
+    await tid(page, 'login-view').waitFor();
+    await tid(page, 'login-token').fill(token);
+    await tid(page, 'login-submit').click();
+    await tid(page, 'login-view').waitFor({state: 'hidden'});
+}
+
+function sessionItem(page, openid) {
+    return page.locator(`[data-testid="session-item"][data-openid="${openid}"]`);
+}
+
+// In the page: note when an element matching `sel` whose text includes
+// `text` first exists (Date.now(), same clock as node's).
+async function watchFor(page, key, sel, text) {
+    await page.evaluate(([key, sel, text]) => {
+        window.__seen = window.__seen || {};
+        const check = () => {
+            if (window.__seen[key])
+                return;
+            for (const el of document.querySelectorAll(sel)) {
+                if (el.textContent.includes(text)) {
+                    window.__seen[key] = Date.now();
+                    return;
+                }
+            }
+        };
+        new MutationObserver(check).observe(document.body,
+            {subtree: true, childList: true, characterData: true});
+        check();
+    }, [key, sel, text]);
+}
+
+async function seenAt(page, key, timeoutMs) {
+    const h = await page.waitForFunction((k) => window.__seen && window.__seen[k],
+                                         key, {timeout: timeoutMs, polling: 50});
+    return h.jsonValue();
+}
+
+// --- the scenario -----------------------------------------------------------
+
+async function main() {
+    log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
+    const browser = await chromium.launch({executablePath: CHROMIUM,
+                                           args: ['--no-sandbox', '--headless']});
+    log(`     browser ${browser.version()}`);
+    const user1 = openidFor('One');
+    const hello = '你好，我的订单还没到 <b>#42</b>';
+    let a, b, adm, bPhone;
+    let pushOk = false;
+
+    try {
+        await step('B is offline to begin with (A gets the new user)', async () => {
+            const r = await http('POST', BASE + '/api/v1/me/status',
+                                 {token: B.token, json: {status: 'offline'}});
+            assert(r.status === 200, 'B offline: ' + r.status);
+        });
+
+        await step('a bad token is refused on the sign-in page', async () => {
+            a = await newPage(browser, 'agentA', LAPTOP);
+            await a.goto(BASE + '/');
+            await tid(a, 'login-token').fill('wxa_' + '0'.repeat(64));
+            await tid(a, 'login-submit').click();
+            await tid(a, 'login-error').waitFor();
+            const msg = await tid(a, 'login-error').textContent();
+            assert(msg.trim().length > 0, 'an error message is shown');
+            assert(await tid(a, 'login-view').isVisible(), 'still on sign-in');
+        });
+
+        await step('agent A signs in and goes online', async () => {
+            await signIn(a, A.token);
+            await tid(a, 'agent-view').waitFor();
+            const who = await tid(a, 'whoami').textContent();
+            assert(who.includes(A.account), `whoami shows ${A.account}: ${who}`);
+            await tid(a, 'status-online').click();
+            await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+            const r = await apiGet('/api/v1/me/sessions', A.token);
+            assert(r.data.status === 'online', 'the server has A online: ' +
+                   JSON.stringify(r.data));
+            const st = await a.getByTestId('conn-state').getAttribute('data-state');
+            log(`     feed: ${st}`);
+        });
+
+        await step('the token is in sessionStorage only, never in a URL', async () => {
+            const stored = await a.evaluate(() => [sessionStorage.getItem('wxkf.token'),
+                                                   JSON.stringify(localStorage)]);
+            assert(stored[0] === A.token, 'token in sessionStorage');
+            assert(!stored[1].includes(A.token), 'token not in localStorage');
+        });
+
+        await step('a user writes and the message appears in A\'s console', async () => {
+            // the feed settles (push opened, or polling) before we measure
+            await a.waitForFunction(() => {
+                const s = document.querySelector('[data-testid="conn-state"]').dataset.state;
+                return s === 'push' || s === 'polling';
+            }, null, {timeout: 10000});
+            const feed = await tid(a, 'conn-state').getAttribute('data-state');
+            pushOk = feed === 'push';
+            assert(pushOk || ALLOW_POLLING, 'the console uses push (feed: ' + feed +
+                   '; WXKF_ALLOW_POLLING=1 accepts polling)');
+            await watchFor(a, 'hello', '[data-testid="session-item"]', '你好，我的订单');
+            const t0 = Date.now();
+            const reply = await userWrites(user1, hello);
+            assert(reply === 'success', 'callback reply: ' + reply);
+            const seen = await seenAt(a, 'hello', 10000);
+            const ms = seen - t0;
+            figures.latency_ms = ms;
+            figures.feed = feed;
+            log(`     LATENCY user message -> A's console: ${ms} ms (feed: ${feed})`);
+            assert(ms <= latencyLimit(feed), `latency ${ms} ms > ${latencyLimit(feed)} ms`);
+            const item = sessionItem(a, user1);
+            await item.waitFor();
+            const unread = await item.getByTestId('session-unread').textContent();
+            assert(unread.trim() === '1', 'one unread: ' + unread);
+            await item.getByTestId('session-wait').waitFor();
+        });
+
+        await step('a second message is measured too', async () => {
+            await watchFor(a, 'second', '[data-testid="session-item"]', '还在吗');
+            const t0 = Date.now();
+            await userWrites(user1, '还在吗？');
+            const ms = await seenAt(a, 'second', 10000) - t0;
+            figures.latency2_ms = ms;
+            log(`     LATENCY second message: ${ms} ms`);
+            assert(ms <= latencyLimit(figures.feed),
+                   `latency ${ms} ms > ${latencyLimit(figures.feed)} ms`);
+            const unread = await sessionItem(a, user1).getByTestId('session-unread')
+                .textContent();
+            assert(unread.trim() === '2', 'two unread: ' + unread);
+        });
+
+        await step('A opens the conversation: markup in a message stays text', async () => {
+            await sessionItem(a, user1).click();
+            await tid(a, 'conversation').getByText('#42').waitFor();
+            const texts = await a.getByTestId('message-text').allTextContents();
+            assert(texts.some(t => t.includes('<b>#42</b>')),
+                   'the text shows the literal markup: ' + JSON.stringify(texts));
+            assert(await a.locator('[data-testid="message-list"] b').count() === 0,
+                   'no <b> element was created');
+            await a.waitForFunction((o) => {
+                const el = document.querySelector(
+                    `[data-testid="session-item"][data-openid="${o}"] [data-testid="session-unread"]`);
+                return el && el.hidden;
+            }, user1);
+        });
+
+        await step('A answers; the reply reaches WeChat as A', async () => {
+            const text = '您好，我帮您查一下订单';
+            await tid(a, 'composer-input').fill(text);
+            await tid(a, 'composer-input').press('Enter');
+            const msg = a.locator('[data-testid="message"][data-dir="out"]', {hasText: text});
+            await msg.waitFor();
+            await a.waitForFunction((t) => [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')].some(
+                el => el.textContent.includes(t) && el.dataset.state === 'sent'), text);
+            const sent = await until(async () => (await simSent(user1))
+                .find(s => s.body.text && s.body.text.content === text), 5000,
+                                     'the reply at the simulator');
+            assert(sent.kf_account === A.account,
+                   `kf_account ${sent.kf_account} is ${A.account}`);
+            assert(sent.msgtype === 'text', 'text');
+            // answered: the user no longer waits
+            await a.waitForFunction((o) => {
+                const el = document.querySelector(
+                    `[data-testid="session-item"][data-openid="${o}"] [data-testid="session-wait"]`);
+                return el && el.hidden;
+            }, user1);
+            const n = await a.locator('[data-testid="message"][data-dir="out"]',
+                                      {hasText: text}).count();
+            assert(n === 1, `the reply is shown once (${n})`);
+        });
+
+        await step('A pauses and comes back online', async () => {
+            await tid(a, 'status-paused').click();
+            await a.waitForSelector('[data-testid="status-paused"][aria-pressed="true"]');
+            let r = await apiGet('/api/v1/me/sessions', A.token);
+            assert(r.data.status === 'paused', 'paused at the server: ' + r.data.status);
+            await tid(a, 'status-online').click();
+            await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+            r = await apiGet('/api/v1/me/sessions', A.token);
+            assert(r.data.status === 'online', 'online at the server: ' + r.data.status);
+        });
+
+        await step('a reply WeChat refuses is marked failed with its error', async () => {
+            const f = await http('POST', SIM + '/_sim/fault', {json: {
+                path: '/cgi-bin/message/custom/send', kind: 'errcode',
+                errcode: 45002, count: 1}});
+            assert(f.status === 200, 'fault set');
+            const text = '这条会被微信拒绝';
+            await tid(a, 'composer-input').fill(text);
+            await tid(a, 'composer-send').click();
+            await a.waitForFunction((t) => [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')].some(
+                el => el.textContent.includes(t) && el.dataset.state === 'failed'), text);
+            const err = await a.locator('[data-testid="message"][data-state="failed"]',
+                                        {hasText: text}).getByTestId('message-error')
+                .textContent();
+            assert(err.includes('45002'), 'the error names WeChat\'s errcode: ' + err);
+            log(`     failed reply shows: ${err}`);
+        });
+
+        await step('A sends an image (upload, then image message)', async () => {
+            // a 1x1 PNG
+            const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAA' +
+                                    'DUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+                                    'base64');
+            const before = (await simSent(user1)).length;
+            await tid(a, 'composer-image').setInputFiles({name: 'dot.png',
+                                                         mimeType: 'image/png',
+                                                         buffer: png});
+            const done = await a.waitForFunction(() => {
+                const els = [...document.querySelectorAll(
+                    '[data-testid="message"][data-dir="out"]')];
+                const el = els[els.length - 1];
+                return el && el.querySelector('img') &&
+                    ['sent', 'failed'].includes(el.dataset.state) ?
+                    [el.dataset.state, el.textContent] : null;
+            }, null, {timeout: 10000});
+            const [state, text] = await done.jsonValue();
+            assert(state === 'sent', `image message state ${state}: ${text}`);
+            const got = await until(async () => {
+                const s = await simSent(user1);
+                return s.length > before && s.find(x => x.msgtype === 'image');
+            }, 5000, 'the image at the simulator');
+            assert(got.body.image && got.body.image.media_id, 'media_id sent');
+        });
+
+        await step('an image from the user is shown (fetched with the token)', async () => {
+            const r = await http('POST', `${SIM}/_sim/users/${user1}/send`,
+                                 {json: {type: 'image', mode: 'plain'}});
+            assert(r.status === 200 && r.data.status === 200,
+                   'the simulator pushed an image: ' + JSON.stringify(r.data).slice(0, 300));
+            await a.waitForFunction(() => [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="in"] img[data-testid="message-image"]')]
+                .some(img => img.src.startsWith('blob:') && img.naturalWidth > 0),
+                                    null, {timeout: 15000});
+        });
+
+        await step('screenshots: A on a laptop', async () => {
+            await shot(a, 'laptop-agent-conversation');
+        });
+
+        await step('the user writes 30 more; A sees them all, once each', async () => {
+            for (let i = 1; i <= 30; i++)
+                await userWrites(user1, `第 ${i} 条补充说明`);
+            await a.getByTestId('message-list').getByText('第 30 条补充说明').waitFor();
+            const texts = await a.getByTestId('message-text').allTextContents();
+            for (let i = 1; i <= 30; i++) {
+                const n = texts.filter(x => x === `第 ${i} 条补充说明`).length;
+                assert(n === 1, `message ${i} shown ${n} times`);
+            }
+        });
+
+        await step('a dropped push stream: caught up from the feed, nothing twice', async () => {
+            // A second console of A's whose EventSources the test can break.
+            const p = await newPage(browser, 'agentA-2', LAPTOP);
+            await p.context().addInitScript(() => {
+                const Native = window.EventSource;
+                window.__es = [];
+                window.EventSource = class extends Native {
+                    constructor(...args) {
+                        super(...args);
+                        window.__es.push(this);
+                    }
+                };
+            });
+            const drop = () => p.evaluate(() => {
+                const es = window.__es[window.__es.length - 1];
+                es.close();
+                if (es.onerror)
+                    es.onerror(new Event('error'));
+            });
+            const countOf = (text) => p.getByTestId('message-text').evaluateAll(
+                (els, t) => els.filter(el => el.textContent === t).length, text);
+            await signIn(p, A.token);
+            await sessionItem(p, user1).click();
+            await p.getByTestId('message-list').getByText('第 30 条补充说明').waitFor();
+            const state = await tid(p, 'conn-state').getAttribute('data-state');
+            if (state !== 'push' && figures.feed === 'push')
+                await p.waitForSelector('[data-testid="conn-state"][data-state="push"]');
+            const tickets = [];
+            p.on('request', (r) => {
+                if (r.url().endsWith('/api/v1/me/stream-ticket'))
+                    tickets.push(Date.now());
+            });
+            // the stream drops; a message arrives meanwhile
+            await drop();
+            await userWrites(user1, '断线期间的消息');
+            await p.getByTestId('message-list').getByText('断线期间的消息').waitFor();
+            if (figures.feed === 'push') {
+                await p.waitForSelector('[data-testid="conn-state"][data-state="push"]',
+                                        {timeout: 15000});
+                assert(tickets.length >= 1, 'a fresh ticket was fetched');
+            }
+            await userWrites(user1, '重连之后的消息');
+            await p.getByTestId('message-list').getByText('重连之后的消息').waitFor();
+            await p.waitForTimeout(500);
+            for (const text of ['断线期间的消息', '重连之后的消息', '第 30 条补充说明']) {
+                assert(await countOf(text) === 1, `"${text}" shown once`);
+                const n = await a.getByTestId('message-text').evaluateAll(
+                    (els, t) => els.filter(el => el.textContent === t).length, text);
+                assert(n === 1, `"${text}" shown once in A's first console (${n})`);
+            }
+
+            // no push at all (404 push_disabled): the console polls
+            await p.context().route('**/api/v1/me/stream-ticket', (r) => r.fulfill({
+                status: 404, contentType: 'application/json',
+                body: JSON.stringify({error: {code: 'push_disabled',
+                                              message: 'push is off'}})}));
+            await drop();
+            await p.waitForSelector('[data-testid="conn-state"][data-state="polling"]');
+            await watchFor(p, 'polled', '[data-testid="message-text"]', '轮询时的消息');
+            const t0 = Date.now();
+            await userWrites(user1, '轮询时的消息');
+            const ms = await seenAt(p, 'polled', 10000) - t0;
+            figures.latency_polling_ms = ms;
+            log(`     LATENCY with polling (push unavailable): ${ms} ms`);
+            assert(ms <= LATENCY_POLL_MS, `polling latency ${ms} ms > ${LATENCY_POLL_MS} ms`);
+            await p.waitForTimeout(2500);       // another poll or two
+            assert(await countOf('轮询时的消息') === 1, 'shown once while polling');
+            await p.context().close();
+            delete pages['agentA-2'];
+        });
+
+        await step('agent B signs in on a phone and goes online', async () => {
+            bPhone = await newPage(browser, 'agentB-phone', PHONE, true);
+            b = bPhone;
+            await signIn(b, B.token);
+            await tid(b, 'agent-view').waitFor();
+            await tid(b, 'status-online').click();
+            await b.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+            // phone: the list is shown, the conversation pane is not
+            assert(await tid(b, 'session-pane').isVisible(), 'list visible');
+            assert(!(await tid(b, 'conversation').isVisible()), 'conversation hidden');
+        });
+
+        await step('A transfers the session to B; B sees it', async () => {
+            await watchFor(b, 'xfer', '[data-testid="session-item"]', user1.slice(0, 6));
+            await tid(a, 'transfer-open').click();
+            await tid(a, 'transfer-dialog').waitFor();
+            await tid(a, 'transfer-target').fill(B.account);
+            const t0 = Date.now();
+            await tid(a, 'transfer-submit').click();
+            await tid(a, 'transfer-dialog').waitFor({state: 'hidden'});
+            await sessionItem(a, user1).waitFor({state: 'detached'});
+            await tid(a, 'conv-notice').waitFor();
+            const ms = await seenAt(b, 'xfer', 10000) - t0;
+            figures.transfer_ms = ms;
+            log(`     LATENCY transfer -> B's console: ${ms} ms`);
+            await sessionItem(b, user1).waitFor();
+            await shot(b, 'phone-agent-list');
+        });
+
+        await step('B opens it on the phone and sees the earlier messages', async () => {
+            await sessionItem(b, user1).click();
+            await tid(b, 'conversation').waitFor();
+            assert(!(await tid(b, 'session-pane').isVisible()), 'list hidden on phone');
+            assert(await tid(b, 'back').isVisible(), 'back button visible');
+            // history comes from PostgreSQL (the archiver runs within a
+            // second): the newest page first ...
+            await b.getByTestId('message-list').getByText('第 30 条补充说明')
+                .waitFor({timeout: 10000});
+            await shot(b, 'phone-agent-conversation');
+            const first = await b.getByTestId('message').count();
+            assert(first < 36, `one page first (${first} messages)`);
+            // ... and the older ones when scrolled to the top
+            for (let i = 0; i < 20; i++) {
+                if (await b.getByTestId('message-list').getByText('#42').count())
+                    break;
+                await tid(b, 'messages').evaluate((el) => { el.scrollTop = 0; });
+                await b.waitForTimeout(300);
+            }
+            await b.getByTestId('message-list').getByText('#42').waitFor({timeout: 5000});
+            await b.getByTestId('message-list').getByText('您好，我帮您查一下订单')
+                .waitFor();
+            await tid(b, 'history-start').waitFor();
+            const texts = await b.getByTestId('message-text').allTextContents();
+            for (let i = 1; i <= 30; i++) {
+                const n = texts.filter(x => x === `第 ${i} 条补充说明`).length;
+                assert(n === 1, `B: message ${i} shown ${n} times`);
+            }
+            await tid(b, 'back').click();
+            await tid(b, 'session-pane').waitFor();
+        });
+
+        await step('B answers from the phone as B', async () => {
+            await sessionItem(b, user1).click();
+            const text = '我是 B，已接手';
+            await tid(b, 'composer-input').fill(text);
+            await tid(b, 'composer-send').click();
+            await b.waitForFunction((t) => [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')].some(
+                el => el.textContent.includes(t) && el.dataset.state === 'sent'), text);
+            const sent = await until(async () => (await simSent(user1))
+                .find(s => s.body.text && s.body.text.content === text), 5000,
+                                     'B\'s reply at the simulator');
+            assert(sent.kf_account === B.account, 'kf_account ' + sent.kf_account);
+        });
+
+        await step('B closes the session', async () => {
+            await tid(b, 'close-session').click();
+            await tid(b, 'confirm-ok').click();
+            await tid(b, 'conv-notice').waitFor();
+            await tid(b, 'back').click();
+            await sessionItem(b, user1).waitFor({state: 'detached'});
+            const r = await apiGet('/api/v1/me/sessions', B.token);
+            assert(!r.data.sessions.some(x => x.openid === user1), 'closed at the server');
+        });
+
+        await step('an admin signs in and sees both agents and the stats', async () => {
+            adm = await newPage(browser, 'admin', LAPTOP);
+            await signIn(adm, ADMIN);
+            await tid(adm, 'admin-view').waitFor();
+            for (const acct of [A.account, B.account]) {
+                await adm.locator(`[data-testid="agent-row"][data-account="${acct}"]`)
+                    .waitFor();
+            }
+            const rowB = adm.locator(`[data-testid="agent-row"][data-account="${B.account}"]`);
+            await adm.waitForFunction((acct) => {
+                const r = document.querySelector(
+                    `[data-testid="agent-row"][data-account="${acct}"]`);
+                return r && r.dataset.status === 'online';
+            }, B.account);
+            const loadB = await rowB.getByTestId('agent-load').textContent();
+            assert(/^0\b/.test(loadB.trim()), 'B serves nobody now: ' + loadB);
+            const online = await adm.getByTestId('stat-online')
+                .getByTestId('stat-value').textContent();
+            assert(online.trim() === '2', 'two online: ' + online);
+            const agentsStat = await adm.getByTestId('stat-agents')
+                .getByTestId('stat-value').textContent();
+            assert(Number(agentsStat) >= 2, 'agents: ' + agentsStat);
+            // the table is GET /api/v1/agents's (nicks, groups), and every
+            // panel loaded
+            const agents = await apiGet('/api/v1/agents', ADMIN);
+            assert(agents.status === 200, 'GET /api/v1/agents ' + agents.status);
+            for (const ag of agents.data.agents) {
+                const nick = await adm.locator(`[data-testid="agent-row"][data-account="${ag.account}"]`)
+                    .getByTestId('agent-nick').textContent();
+                assert(nick === ag.nick, `nick of ${ag.account}: ${nick}`);
+            }
+            for (const id of ['stats-error', 'agents-error', 'queue-error', 'sessions-error'])
+                assert(!(await tid(adm, id).isVisible()), id + ': ' +
+                       await tid(adm, id).textContent());
+            await shot(adm, 'laptop-admin');
+            await tid(adm, 'lang-switch').selectOption('en');
+            await adm.locator('[data-testid="agent-add"] summary')
+                .getByText('Add an agent').waitFor();
+            await adm.getByTestId('stat-online').getByText('Online').waitFor();
+            await tid(adm, 'lang-switch').selectOption('zh');
+            await adm.locator('[data-testid="agent-add"] summary')
+                .getByText('添加客服').waitFor();
+        });
+
+        await step('admin: add an agent, its token shown once, edit, remove', async () => {
+            const acct = 'brw' + crypto.randomInt(1000, 9999);
+            await adm.locator('[data-testid="agent-add"] summary').click();
+            await tid(adm, 'agent-add-account').fill(acct);
+            await tid(adm, 'agent-add-nick').fill('小浏');
+            await tid(adm, 'agent-add-groups').fill('sales, billing');
+            await tid(adm, 'agent-add-submit').click();
+            await tid(adm, 'token-dialog').waitFor();
+            const token = await tid(adm, 'token-value').inputValue();
+            assert(/^wxa_[0-9a-f]{64}$/.test(token), 'a wxa_ token: ' + token);
+            await tid(adm, 'token-copy').click();
+            await tid(adm, 'token-done').click();
+            await tid(adm, 'token-dialog').waitFor({state: 'hidden'});
+            assert(await tid(adm, 'token-value').inputValue() === '',
+                   'the token is gone from the page');
+            const row = adm.locator(`[data-testid="agent-row"][data-account="${acct}"]`);
+            await row.waitFor();
+            // the new token works
+            const me = await apiGet('/api/v1/me/sessions', token);
+            assert(me.status === 200, 'the new token signs in: ' + me.status);
+            // edit the nick
+            await row.getByTestId('agent-edit').click();
+            await tid(adm, 'edit-nick').fill('小浏二号');
+            await tid(adm, 'edit-save').click();
+            await tid(adm, 'edit-dialog').waitFor({state: 'hidden'});
+            await adm.waitForFunction((acct) => {
+                const r = document.querySelector(
+                    `[data-testid="agent-row"][data-account="${acct}"] [data-testid="agent-nick"]`);
+                return r && r.textContent === '小浏二号';
+            }, acct, {timeout: 8000});
+            // removing an agent who is online is refused (409): the
+            // server's message is shown
+            const rowB = adm.locator(`[data-testid="agent-row"][data-account="${B.account}"]`);
+            await tid(adm, 'toast').evaluate((el) => { el.hidden = true; el.textContent = ''; });
+            await rowB.getByTestId('agent-remove').click();
+            await tid(adm, 'confirm-ok').click();
+            await adm.waitForSelector('[data-testid="toast"][data-kind="error"]:not([hidden])');
+            const msg = await tid(adm, 'toast').textContent();
+            log(`     removing B (online) shows: ${msg}`);
+            const direct = await http('DELETE', `${BASE}/api/v1/agents/${B.account}`,
+                                      {token: ADMIN});
+            assert(direct.status === 409, 'DELETE of an online agent: ' + direct.status);
+            assert(msg === direct.data.error.message, 'the server\'s message is shown');
+            assert(await rowB.count() === 1, 'B is still there');
+            // remove the new one
+            await row.getByTestId('agent-remove').click();
+            await tid(adm, 'confirm-ok').click();
+            await row.waitFor({state: 'detached', timeout: 8000});
+        });
+
+        await step('admin: a new token for B; B\'s console goes back to sign-in', async () => {
+            const rowB = adm.locator(`[data-testid="agent-row"][data-account="${B.account}"]`);
+            await rowB.getByTestId('agent-token').click();
+            await tid(adm, 'confirm-ok').click();
+            await tid(adm, 'token-dialog').waitFor();
+            const token = await tid(adm, 'token-value').inputValue();
+            assert(/^wxa_[0-9a-f]{64}$/.test(token), 'a new token: ' + token);
+            await tid(adm, 'token-done').click();
+            const old = await apiGet('/api/v1/me/sessions', B.token);
+            assert(old.status === 401, 'the old token is refused: ' + old.status);
+            await tid(b, 'login-view').waitFor({timeout: 15000});
+            const msg = await tid(b, 'login-error').textContent();
+            assert(msg.trim().length > 0, 'B is told why: ' + msg);
+            allTokens.push(token);
+            B.token = token;
+        });
+
+        await step('admin: with nobody online a new user waits in the queue', async () => {
+            for (const ag of [A, B]) {
+                const r = await http('POST', BASE + '/api/v1/me/status',
+                                     {token: ag.token, json: {status: 'offline'}});
+                assert(r.status === 200, `${ag.account} offline: ${r.status}`);
+            }
+            const waiter = openidFor('Wait');
+            await userWrites(waiter, '有人在吗？');
+            const item = adm.locator(`[data-testid="queue-item"][data-openid="${waiter}"]`);
+            await item.waitFor({timeout: 8000});     // the 5 s refresh
+            await adm.getByTestId('stat-waiting').getByTestId('stat-value')
+                .getByText('1').waitFor({timeout: 8000});
+            await shot(adm, 'laptop-admin-queue');
+        });
+
+        await step('screenshots: admin on a phone', async () => {
+            const p = await newPage(browser, 'admin-phone', PHONE, true);
+            await signIn(p, ADMIN);
+            await p.locator(`[data-testid="agent-row"][data-account="${A.account}"]`)
+                .waitFor();
+            await shot(p, 'phone-admin');
+            await p.context().close();
+            delete pages['admin-phone'];
+        });
+
+        await step('a reload keeps A signed in; sign out clears the token', async () => {
+            await a.reload();
+            await tid(a, 'agent-view').waitFor();
+            await tid(a, 'logout').click();
+            await tid(a, 'login-view').waitFor();
+            const tok = await a.evaluate(() => sessionStorage.getItem('wxkf.token'));
+            assert(!tok, 'token removed');
+        });
+
+        await step('no token in any URL, no script errors', async () => {
+            for (const u of requestUrls) {
+                for (const tok of [A.token, B.token, ADMIN, ...allTokens])
+                    assert(!u.includes(tok), 'a URL holds a token: ' + u);
+            }
+            assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
+        });
+    } catch (e) {
+        /* reported by step() */
+    } finally {
+        await browser.close();
+    }
+    if (!pushOk)
+        note('the feed used polling (no push): latency is about the 2 s poll');
+    log('FIGURES ' + JSON.stringify(figures));
+    log(`${results.passed} passed, ${results.failed} failed`);
+    return results.failed === 0 ? 0 : 1;
+}
+
+main().then((rc) => process.exit(rc), (e) => {
+    console.error(e && e.stack || e);
+    process.exit(1);
+});
