@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent_wx.h"
 #include "auth.h"
 #include "fcgi.h"
 #include "media.h"
@@ -154,7 +155,7 @@ void api_me(struct fcgi_req *r)
     rc = route_agent_info(rt(r), who.account, &me);
     if (rc == KF_ENOTFOUND) {
         fcgi_error(r, 401, "unauthorized", "a valid bearer token is required",
-                   NULL);
+                   "WWW-Authenticate: Bearer\r\n");
         return;
     }
     if (rc < 0) {
@@ -842,9 +843,9 @@ void api_media_upload(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0))
         return;
-    if (!r->app->api) {
+    if (!r->app->api || !agent_wx_configured(&r->app->cfg)) {
         fcgi_error(r, 503, "wechat_not_configured", "no WeChat API "
-                   "credentials are configured", NULL);
+                   "credentials are configured ([wechat] app_secret)", NULL);
         return;
     }
     rc = fcgi_read_body(r, API_UPLOAD_MAX);

@@ -234,8 +234,11 @@ int jobs_main(const char *conf_path)
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
     memset(&push, 0, sizeof(push));
     if (push_enabled(&app.cfg)) {
-        if (push_open(&push, &app.cfg, &app.log) < 0)
-            log_error(&app.log, "jobs", "push_failed", "err=bad [push] url");
+        rc = push_open(&push, &app.cfg, &app.log);
+        if (rc < 0)
+            log_error(&app.log, "jobs", "push_failed", "err=%s",
+                      rc == KF_ECONFIG ? "[push] url must be http(s)://..."
+                                       : kf_strerror(rc));
         else {
             sigset_t stop, old;
 

@@ -224,6 +224,7 @@ static void deliver(struct push *p, const redisReply *s,
     const redisReply *entries;
     const char *acct;
     struct push_cursor *cur;
+    char prev[48];
     size_t plen = strlen(p->store.prefix) + strlen("inbox:"), i;
     json_t *list;
 
@@ -236,6 +237,9 @@ static void deliver(struct push *p, const redisReply *s,
     entries = s->element[1];
     if (!cur || entries->elements == 0)
         return;
+    /* the id before this batch: a console whose cursor is older missed
+     * something (a failed publish, a restart) and catches up first */
+    snprintf(prev, sizeof(prev), "%s", cur->last);
     list = json_array();
     for (i = 0; list && i < entries->elements; i++) {
         const redisReply *e = entries->element[i];
@@ -249,7 +253,8 @@ static void deliver(struct push *p, const redisReply *s,
     if (!list)
         return;
     c->entries += (long)json_array_size(list);
-    if (publish(p, cur->account, json_pack("{s:o}", "events", list)) == 0)
+    if (publish(p, cur->account, json_pack("{s:s,s:o}", "prev", prev,
+                                           "events", list)) == 0)
         c->published++;
     else
         c->failed++;

@@ -3,10 +3,12 @@
  * GET /api/v1/me/events returns) with one blocking XREAD on its own Redis
  * connection, and publishes what is new to the agent's Nchan channel
  * (POST <[push] url><account>, over [push] socket when set) as
- * {"events":[{"id":..., fields...}, ...]}. The cursors live in memory: a
- * console catches up from the feed after a (re)connect and skips entries
- * it has seen by id, so a restart of `wxkf jobs` (which starts a few
- * seconds back) loses nothing and shows nothing twice. Run by `wxkf jobs`
+ * {"prev": <the id before this batch>, "events":[{"id":..., fields...},
+ * ...]}. The cursors live in memory: a console catches up from the feed
+ * after a (re)connect, skips entries it has seen by id, and catches up
+ * again when a message's prev is newer than its cursor (a publish that
+ * failed, or a restart of `wxkf jobs` in between), so nothing is lost or
+ * shown twice. Run by `wxkf jobs`
  * on a thread of its own, off the callback path. */
 #ifndef PUSH_H
 #define PUSH_H

@@ -23,6 +23,8 @@
 #
 # Files: var/wxkf.conf (sandbox config, generated only if missing; edit freely),
 #        var/admin.token (0600, issued together with the config),
+#        var/agent.token (0600: a first agent, kf001@sandbox, added once so
+#        the console can be tried at once; remove it in the admin view),
 #        var/ports.env (Redis and PostgreSQL ports, chosen once and reused),
 #        var/{redis,pg,nginx,run,logs}/ (see scripts/stack.sh).
 set -eu
@@ -31,6 +33,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 VAR=$REPO/var
 CONF=$VAR/wxkf.conf
 TOKEN_FILE=$VAR/admin.token
+AGENT_FILE=$VAR/agent.token
+DEMO_AGENT=kf001@sandbox
 PORTS_FILE=$VAR/ports.env
 SAMPLE=$REPO/docs/wxkf.conf.sample
 STACK=$REPO/scripts/stack.sh
@@ -242,6 +246,20 @@ stop_simulator() {
     rm -f "$SIM_PID"
 }
 
+# A first agent for the console, once (var/agent.token holds its token).
+demo_agent() {
+    [ -e "$AGENT_FILE" ] && return 0
+    out=$(umask 077; "$WXKF_BIN" agent add -c "$CONF" --account "$DEMO_AGENT" \
+              --nick '客服小王' --capacity 10 2>>"$VAR/logs/agent.log") || {
+        say "note: could not add the first agent $DEMO_AGENT (see var/logs/agent.log)"
+        return 0
+    }
+    tok=$(printf '%s' "$out" | sed -n 's/.*"token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
+    [ -n "$tok" ] || return 0
+    (umask 077; printf '%s\n' "$tok" >"$AGENT_FILE")
+    say "added the first agent $DEMO_AGENT (token in $AGENT_FILE)"
+}
+
 # --- commands --------------------------------------------------------------
 do_start() {
     [ -x "$WXKF_BIN" ] || die "$WXKF_BIN not built (run: make)"
@@ -261,6 +279,7 @@ do_start() {
     PG_FSYNC=${PG_FSYNC:-on} \
         bash "$STACK" start || die "the stack did not come up (see above; 'make stop' cleans up)"
     start_simulator
+    demo_agent
 
     # The port nginx really listens on (it may have been started earlier).
     port=$(sed -n 's/^PORT=//p' "$VAR/run/stack.env" 2>/dev/null || true)
@@ -272,8 +291,15 @@ wxkf is up on 127.0.0.1 (sandbox: api_base -> http://127.0.0.1:$SIM_PORT)
   WeChat URL:   http://127.0.0.1:$port/wechat
   console:      http://127.0.0.1:$port/
   config:       $CONF
-  admin token:  $TOKEN_FILE
   logs:         $VAR/logs/
+
+Sign in to the console with one of these tokens (kept in $VAR):
+  agent $DEMO_AGENT:  $(cat "$AGENT_FILE" 2>/dev/null || echo "(none: $AGENT_FILE missing)")
+  admin:                $(cat "$TOKEN_FILE" 2>/dev/null || echo "(none: $TOKEN_FILE missing)")
+Go online in the console, then be a WeChat user (the simulator signs and
+encrypts the callback); the message appears in the console, answer it there:
+  curl -s -XPOST http://127.0.0.1:${sim_port:-$SIM_PORT}/_sim/users/oSandboxUser1/send -d '{"type":"text","content":"你好，我想问一下订单"}'
+What your answers sent to "WeChat":  curl -s http://127.0.0.1:${sim_port:-$SIM_PORT}/_sim/sent
 
 Signed server verification (WeChat's GET handshake; prints the echostr back):
   T='$token'; TS=\$(date +%s); N=\$(od -An -tu4 -N4 /dev/urandom | tr -d ' '); S=\$(printf '%s\n' "\$T" "\$TS" "\$N" | LC_ALL=C sort | tr -d '\n' | sha1sum | cut -c1-40); curl -s "http://127.0.0.1:$port/wechat?signature=\$S&timestamp=\$TS&nonce=\$N&echostr=hello_wxkf"; echo

@@ -652,7 +652,15 @@ do_start() {
         mkdir -p "$HTML_DIR"
     fi
     safe_path HTML_DIR "$HTML_DIR"
-    chmod 0755 "$RUN" "$LOGS"
+    chmod 0755 "$LOGS"
+    # run/ holds the FastCGI socket and Nchan's publisher socket (which
+    # nginx makes 0666): only this stack's nginx workers may enter it.
+    if [ "$IS_ROOT" -eq 1 ]; then
+        chgrp "$NGX_GROUP" "$RUN"
+        chmod 0750 "$RUN"
+    else
+        chmod 0700 "$RUN"
+    fi
     reachable_by "$NGX_USER" "$RUN"
     reachable_by "$NGX_USER" "$HTML_DIR"
     touch "$WXKF_LOG"

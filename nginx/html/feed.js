@@ -41,9 +41,7 @@ export function cmpStreamId(a, b) {
     return as === bs ? 0 : (as < bs ? -1 : 1);
 }
 
-// The stream id of a feed entry. msg_out and delivery entries have an
-// "id" of their own (the message id "m_..."), so it is not always there;
-// such entries are applied idempotently by the app.
+// The stream id of a feed entry ("id"; a message's own id is "msg_id").
 export function streamIdOf(e) {
     if (e && isStreamId(e.stream_id))
         return e.stream_id;
@@ -160,6 +158,14 @@ export class Feed {
             data = JSON.parse(msg.data);
         } catch (e) {
             return;
+        }
+        // prev is the feed id just before this batch: newer than our
+        // cursor means something in between never reached us (a publish
+        // that failed, a restart of wxkf jobs): take it all from the feed.
+        if (data && isStreamId(data.prev) && this.cursor &&
+            cmpStreamId(data.prev, this.cursor) > 0) {
+            this.stats.gaps = (this.stats.gaps || 0) + 1;
+            return this.catchUp('push');
         }
         const evs = (data && Array.isArray(data.events)) ? data.events : [];
         const fresh = [];

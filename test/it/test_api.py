@@ -461,6 +461,10 @@ def test_push_reaches_the_agent_within_a_second(astack, sim, two):
         pushed = {e['id']: e for e in s.entries()}
         for e in feed['events']:
             assert pushed.get(e['id']) == e
+        # each message names the id before it: a console can tell a gap
+        msgs = [d for d, _ in s.events]
+        for before, after in zip(msgs, msgs[1:]):
+            assert after['prev'] == before['events'][-1]['id']
         ids = [e['id'] for e in s.entries()]
         assert ids == sorted(ids, key=lambda x: tuple(map(int, x.split('-'))))
         assert len(ids) == len(set(ids))
