@@ -28,7 +28,7 @@ Q = $(if $(V),,@)
 REL = build/rel
 SANB = build/san
 
-.PHONY: all san deps check it test run stop bench install clean fuzz
+.PHONY: all san deps check it test run stop bench bench-archive install clean fuzz
 .SECONDARY:
 all: $(REL)/wxkf
 
@@ -121,9 +121,17 @@ test: deps
 	$(MAKE) check
 	$(MAKE) it
 
-# Benchmarks (docs/performance.md): today the archiver's drain rate with the
-# release build; the callback benchmark is measured with test/bench/.
+# Benchmarks (docs/performance.md): the callback path against the bare
+# FastCGI ceiling (2/4/8 workers, 16/64 connections, safe mode), the
+# archiver's drain rate and the exactly-once check, with the release build;
+# writes build/bench/ and docs/perf/throughput.png. On a shared machine:
+# make bench BENCH_ARGS='--nice -10'; a 1.5-minute smoke run: BENCH_ARGS=--quick
 bench: deps
+	$(MAKE) all
+	/usr/bin/python3 test/bench/bench.py --bin $(CURDIR)/$(REL)/wxkf $(BENCH_ARGS)
+
+# The archiver's drain rate alone (a pytest marked bench).
+bench-archive: deps
 	$(MAKE) all
 	WXKF_BENCH=1 WXKF_BIN=$(CURDIR)/$(REL)/wxkf /usr/bin/python3 -m pytest \
 	  -q -s -m bench test/it

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "fcgi.h"
 #include "pg.h"
+#include "push.h"
 #include "route.h"
 
 #include "banned.h"
@@ -198,6 +199,16 @@ static json_t *live_agents(struct fcgi_req *r)
     return a ? a : json_object();
 }
 
+/* A response carrying a token that was just saved: it must reach the
+ * caller even if the full body could not be built. */
+static void token_reply(struct fcgi_req *r, int status, json_t *body,
+                        const char *account, const char *token)
+{
+    if (!body)
+        body = json_pack("{s:s,s:s}", "account", account, "token", token);
+    fcgi_json(r, status, body);
+}
+
 /* GET /api/v1/agents */
 void api_agents_list(struct fcgi_req *r)
 {
@@ -268,10 +279,11 @@ void api_agents_create(struct fcgi_req *r)
     /* saved: from here on the token must reach the caller */
     wx = wechat_mirror(r, AGENT_WX_ADD, &a, a.account);
     live = json_pack("{s:s,s:i}", "status", "offline", "load", 0);
-    fcgi_json(r, 201, json_pack("{s:o,s:s,s:o,s:s?}", "agent",
-                                agent_json(&a, live), "token", token,
-                                "wechat", wx, "warning",
-                                err.mirror_stale ? err.msg : NULL));
+    token_reply(r, 201, json_pack("{s:o,s:s,s:o,s:s?}", "agent",
+                                  agent_json(&a, live), "token", token,
+                                  "wechat", wx, "warning",
+                                  err.mirror_stale ? err.msg : NULL),
+                a.account, token);
     json_decref(live);
     log_info(&r->log, "admin", "agent_add", "agent=%s stale=%d", a.account,
              err.mirror_stale);
@@ -376,6 +388,13 @@ done:
     json_decref(body);
 }
 
+/* Consoles still subscribed with the old credentials are cut off. */
+static void drop_streams(struct fcgi_req *r, const char *account)
+{
+    if (push_drop(&r->app->cfg, account) < 0)
+        log_warn(&r->log, "admin", "push_drop_failed", "agent=%s", account);
+}
+
 /* DELETE /api/v1/agents/{account}: refused (409) while the agent is at
  * work or has sessions; nothing is half removed. */
 void api_agent_delete(struct fcgi_req *r)
@@ -393,6 +412,7 @@ void api_agent_delete(struct fcgi_req *r)
         agent_failed(r, rc, &err);
         return;
     }
+    drop_streams(r, acct);
     fcgi_json(r, 200, json_pack("{s:s,s:b,s:o}", "account", acct, "removed",
                                 1, "wechat",
                                 wechat_mirror(r, AGENT_WX_DEL, NULL, acct)));
@@ -412,12 +432,15 @@ void api_agent_token(struct fcgi_req *r)
         return;
     rc = agent_rotate_token(db, &r->app->store, acct, token, &err);
     agent_db_close(db);
-    if (rc < 0 && !err.mirror_stale)
+    if (rc < 0 && !err.mirror_stale) {
         agent_failed(r, rc, &err);
-    else
-        fcgi_json(r, 200, json_pack("{s:s,s:s,s:s?}", "account", acct,
-                                    "token", token, "warning",
-                                    err.mirror_stale ? err.msg : NULL));
+    } else {
+        drop_streams(r, acct);
+        token_reply(r, 200, json_pack("{s:s,s:s,s:s?}", "account", acct,
+                                      "token", token, "warning",
+                                      err.mirror_stale ? err.msg : NULL),
+                    acct, token);
+    }
     OPENSSL_cleanse(token, sizeof(token));
     log_info(&r->log, "admin", "agent_token", "agent=%s rc=%d", acct, rc);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent.h"
 #include "agent_wx.h"
 #include "auth.h"
 #include "fcgi.h"
@@ -760,7 +761,7 @@ void api_stream_ticket(struct fcgi_req *r)
                    "configured; poll /api/v1/me/events", NULL);
         return;
     }
-    rc = auth_ticket_issue(rt(r), who.account, ticket);
+    rc = auth_ticket_issue(rt(r), &who, ticket);
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
         return;
@@ -800,6 +801,10 @@ void api_stream(struct fcgi_req *r)
         fcgi_error(r, 429, "too_many_auth_failures", "too many failed "
                    "sign-ins from this address; try again later", hdr);
     } else if (rc < 0) {
+        fcgi_error(r, 401, "unauthorized", "the stream ticket is unknown or "
+                   "expired; get a new one", NULL);
+    } else if (agent_check_account(who.account, NULL) < 0) {
+        /* the mirror is Redis's: check the name before it is a header */
         fcgi_error(r, 401, "unauthorized", "the stream ticket is unknown or "
                    "expired; get a new one", NULL);
     } else {

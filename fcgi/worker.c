@@ -2,6 +2,7 @@
  * socket handed over by spawn-fcgi; requests are served one at a time;
  * SIGTERM, SIGINT, SIGQUIT and SIGUSR1 finish the current request and exit. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <time.h>
@@ -79,15 +80,24 @@ void fcgi_respond(struct fcgi_req *r, int status, const char *content_type,
 void fcgi_error(struct fcgi_req *r, int status, const char *code,
                 const char *message, const char *extra_headers)
 {
-    char body[512];
-    int n = snprintf(body, sizeof(body),
-                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-                     code, message);
+    char text[512], *s;
+    json_t *j;
 
-    fcgi_respond(r, status, "application/json", extra_headers,
-                 (struct kf_str){ body, n < 0 ? 0
-                                  : (size_t)n < sizeof(body) ? (size_t)n
-                                  : sizeof(body) - 1 });
+    /* messages can carry upstream text (PostgreSQL, WeChat): bounded,
+     * valid UTF-8, escaped by jansson */
+    snprintf(text, sizeof(text), "%s", message ? message : "");
+    kf_utf8_trim(text);
+    j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", text);
+    s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(j);
+    if (!s) {
+        fcgi_respond(r, 500, "application/json", NULL,
+                     KF_STR("{\"error\":{\"code\":\"internal_error\","
+                            "\"message\":\"internal error\"}}\n"));
+        return;
+    }
+    fcgi_respond(r, status, "application/json", extra_headers, kf_str_c(s));
+    free(s);
 }
 
 void fcgi_json(struct fcgi_req *r, int status, json_t *body)
@@ -312,6 +322,11 @@ int worker_main(const char *conf_path)
         return 1;
     }
     install_signals();
+    /* spawn-fcgi's socket is shared by every worker; accept(2) does not
+     * pass O_NONBLOCK on to the connections it returns */
+    if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) < 0)
+        log_warn(&app.log, "fcgi", "nonblock_failed", "err=%s",
+                 strerror(errno));
     if (store_connect(&app.store) < 0)
         log_warn(&app.log, "store", "redis_down", "at=startup");
     log_info(&app.log, "fcgi", "worker_start", "version=%s", WXKF_VERSION);
@@ -325,7 +340,15 @@ int worker_main(const char *conf_path)
         app_flush_metrics(&app);
         if (ready <= 0 && poll(&p, 1, 1000) <= 0)
             continue;           /* an idle second, or a signal */
-        if (stopping || FCGX_Accept_r(&fx) < 0)
+        if (stopping)
+            break;
+        /* The socket is non-blocking: when another worker took the
+         * connection poll announced, come back here (and flush) instead
+         * of waiting in accept with counts held back. */
+        rc = FCGX_Accept_r(&fx);
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
+            continue;
+        if (rc < 0)
             break;
         serve(&app, &fx);
         FCGX_Finish_r(&fx);

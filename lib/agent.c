@@ -744,7 +744,7 @@ static const char put_lua[] =
 /* KEYS[1] P agent:<acct>  KEYS[2] P agents  KEYS[3] P load:<acct>
  * KEYS[4] P token:<hash> (or KEYS[1])  KEYS[5..] P group:<g>.
  * ARGV[1] acct  ARGV[2] groups as read  ARGV[3] token_sha256 as read
- * ARGV[4] '1' = DEL KEYS[4].
+ * ARGV[4] '1' = DEL KEYS[4]. Also deletes P inbox:<acct> (the feed).
  * 1 removed, 0 changed since read, -1 active sessions, -2 not offline. */
 static const char remove_lua[] =
     "local cur = redis.call('HMGET', KEYS[1], 'groups', 'token_sha256',\n"
@@ -757,6 +757,9 @@ static const char remove_lua[] =
     "for i = 5, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end\n"
     "if ARGV[4] == '1' then redis.call('DEL', KEYS[4]) end\n"
     "redis.call('DEL', KEYS[1])\n"
+    /* its feed goes too: an account made again later starts empty */
+    "local p = string.sub(KEYS[2], 1, #KEYS[2] - 6)\n"
+    "redis.call('DEL', p .. 'inbox:' .. ARGV[1])\n"
     "return 1\n";
 
 /* KEYS[1] P token:<h>  KEYS[2] P agent:<acct> (absent if acct is not an

@@ -121,6 +121,7 @@ static void one_line(const char *s, char *out, size_t n)
     size_t i;
 
     snprintf(out, n, "%s", s);
+    kf_utf8_trim(out);
     for (i = 0; out[i]; i++)
         if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
             out[i] = ' ';

@@ -2,6 +2,7 @@
 #include "auth.h"
 
 #include <stdio.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,19 +38,22 @@ int auth_bearer(struct kf_str header, struct kf_str *token)
 
 void auth_address(struct kf_str a, char out[46])
 {
-    size_t i;
+    unsigned char v6[16];
+    char buf[64];
 
-    for (i = 0; i < a.len && a.len <= 45; i++) {
-        char c = a.p[i];
-
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-              (c >= 'A' && c <= 'F') || c == '.' || c == ':'))
-            break;
+    snprintf(out, 46, "unknown");
+    if (a.len == 0 || a.len >= sizeof(buf))
+        return;
+    memcpy(buf, a.p, a.len);
+    buf[a.len] = '\0';
+    if (inet_pton(AF_INET, buf, v6) == 1) {
+        snprintf(out, 46, "%u.%u.%u.%u", v6[0], v6[1], v6[2], v6[3]);
+    } else if (inet_pton(AF_INET6, buf, v6) == 1) {
+        /* one site gets a /64: keying by the whole address would let it
+         * rotate through 2^64 of them */
+        snprintf(out, 46, "%x:%x:%x:%x::/64", v6[0] << 8 | v6[1],
+                 v6[2] << 8 | v6[3], v6[4] << 8 | v6[5], v6[6] << 8 | v6[7]);
     }
-    if (a.len == 0 || a.len > 45 || i < a.len)
-        snprintf(out, 46, "unknown");
-    else
-        snprintf(out, 46, "%.*s", (int)a.len, a.p);
 }
 
 static int eval(struct route *r, const char **args, size_t n,
@@ -136,10 +140,14 @@ static int identify(struct route *r, const struct config *cfg,
 
     snprintf(limit, sizeof(limit), "%ld", cfg->api.auth_failures_per_min);
     rc = eval(r, args, 4, &rep);
+    if (rc == 0 && strcmp(op, "check") == 0 && !is_admin)
+        memcpy(out->token_sha256, hash, AGENT_HASH_SIZE);
     OPENSSL_cleanse(hash, AGENT_HASH_SIZE);
     if (rc < 0)
         return rc;
     rc = decode(rep, is_admin, out);
+    if (rc < 0)
+        OPENSSL_cleanse(out->token_sha256, sizeof(out->token_sha256));
     freeReplyObject(rep);
     if (rc == KF_EBADSIG && record_failure(r, address, limit) < 0)
         return KF_EBACKEND;
@@ -218,16 +226,19 @@ int auth_ticket_identify(struct route *r, const struct config *cfg,
     return identify(r, cfg, "ticket", hash, address, 0, out);
 }
 
-int auth_ticket_issue(struct route *r, const char *account,
+int auth_ticket_issue(struct route *r, const struct auth *who,
                       char ticket[AUTH_TICKET_SIZE])
 {
     unsigned char raw[32];
     char hash[AGENT_HASH_SIZE], ttl[24];
-    const char *args[6] = { "ticket_new", "-", "0", hash, account, ttl };
+    const char *args[7] = { "ticket_new", "-", "0", hash, who->account, ttl,
+                            who->token_sha256 };
     redisReply *rep = NULL;
     size_t i;
     int rc;
 
+    if (who->role != AUTH_AGENT || strlen(who->token_sha256) != 64)
+        return KF_EINVAL;
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return KF_ECRYPTO;
     for (i = 0; i < sizeof(raw); i++)
@@ -237,7 +248,7 @@ int auth_ticket_issue(struct route *r, const char *account,
     if (rc < 0)
         return rc;
     snprintf(ttl, sizeof(ttl), "%d", AUTH_TICKET_TTL_S * 1000);
-    rc = eval(r, args, 6, &rep);
+    rc = eval(r, args, 7, &rep);
     if (rep)
         freeReplyObject(rep);
     if (rc < 0)

@@ -22,6 +22,7 @@ struct auth {
     enum auth_role role;
     char account[48];           /* AUTH_AGENT */
     char status[16];            /* AUTH_AGENT: online, paused, offline */
+    char token_sha256[65];      /* AUTH_AGENT by token: its hash */
     long retry_after_s;         /* KF_ELIMIT: when to try again */
 };
 
@@ -30,8 +31,9 @@ struct auth {
  * -> KF_EBADSIG. */
 KF_WUR int auth_bearer(struct kf_str header, struct kf_str *token);
 
-/* The client address as a rate-limit key: an IPv4 or IPv6 literal
- * (at most 45 of [0-9A-Fa-f.:]) is copied, anything else is "unknown". */
+/* The client address as a rate-limit key: an IPv4 literal as is, an IPv6
+ * one as its /64 (one end site: "2001:db8:1:2::/64"), anything else
+ * "unknown". */
 void auth_address(struct kf_str remote_addr, char out[46]);
 
 /* Identifies the caller from `authorization` (the header's value) and
@@ -43,10 +45,11 @@ KF_WUR int auth_identify(struct route *r, const struct config *cfg,
                          struct kf_str authorization, const char *address,
                          struct auth *out);
 
-/* A push-subscription ticket for account: 32 random bytes as hex, kept
- * (as SHA-256) for AUTH_TICKET_TTL_S and usable as often as needed in
- * that time. KF_EBACKEND if Redis is down, KF_ECRYPTO. */
-KF_WUR int auth_ticket_issue(struct route *r, const char *account,
+/* A push-subscription ticket for the agent who (an agent identified by
+ * its token): 32 random bytes as hex, kept (as SHA-256) for
+ * AUTH_TICKET_TTL_S; good for ONE subscription, and only while that token
+ * is the agent's. KF_EBACKEND if Redis is down, KF_ECRYPTO. */
+KF_WUR int auth_ticket_issue(struct route *r, const struct auth *who,
                              char ticket[AUTH_TICKET_SIZE]);
 /* Like auth_identify for a ticket (from a URL): the agent it was issued
  * to, if that is still an agent. Bad or expired -> KF_EBADSIG, counted

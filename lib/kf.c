@@ -216,3 +216,17 @@ int kf_parse_u64(struct kf_str s, uint64_t *out)
     *out = v;
     return 0;
 }
+
+void kf_utf8_trim(char *s)
+{
+    size_t i = 0, n = strlen(s), k;
+    uint32_t cp;
+
+    while (i < n) {
+        k = kf_utf8_next((const unsigned char *)s + i, n - i, &cp);
+        if (k == 0)
+            break;
+        i += k;
+    }
+    s[i] = '\0';
+}

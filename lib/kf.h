@@ -81,6 +81,10 @@ static inline struct kf_str kf_buf_str(const struct kf_buf *b)
  * and its code point in *cp; 0 if the bytes are not one. NUL counts as
  * valid (callers that refuse it check *cp). n must be >= 1. */
 size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
+/* Ends s (NUL-terminated) before its first byte that does not begin a
+ * complete valid UTF-8 sequence — e.g. a character cut in half by a
+ * bounded copy — so the text is safe to put into JSON. */
+void kf_utf8_trim(char *s);
 
 /* Clocks in milliseconds: wall (CLOCK_REALTIME, for timestamps shared
  * between processes and hosts) and monotonic (for timeouts and backoff

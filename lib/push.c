@@ -286,3 +286,32 @@ int push_pass(struct push *p, long block_ms, int64_t now_ms,
     freeReplyObject(rep);
     return 0;
 }
+
+int push_drop(const struct config *cfg, const char *account)
+{
+    char url[640];
+    long status = 0;
+    CURLcode cc;
+    CURL *c;
+
+    if (!push_enabled(cfg))
+        return 0;
+    c = curl_easy_init();
+    if (!c)
+        return KF_ENOMEM;
+    snprintf(url, sizeof(url), "%s%s", cfg->push.url, account);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (cfg->push.socket && cfg->push.socket[0])
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, cfg->push.socket);
+    cc = curl_easy_perform(c);
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    /* 200/202 dropped, 404 there was none */
+    return cc == CURLE_OK && (status < 300 || status == 404) ? 0 : KF_EBACKEND;
+}

@@ -53,6 +53,12 @@ KF_WUR int push_open(struct push *p, const struct config *cfg,
                      const struct log *log);
 void push_close(struct push *p);   /* safe twice */
 
+/* Closes every console subscribed to account's channel and drops what
+ * the channel keeps (a DELETE to Nchan's publisher): after the agent's
+ * token was replaced or the agent removed. Bounded (1 s); 0 also when
+ * push is off or the channel did not exist. */
+KF_WUR int push_drop(const struct config *cfg, const char *account);
+
 /* One pass: re-reads the agent list when due, waits up to block_ms for
  * new feed entries of any agent and publishes them, one message per agent
  * per pass. A failed publish is counted and logged; the cursor moves on

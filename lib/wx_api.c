@@ -98,6 +98,7 @@ static void set_msg(struct wx_api_result *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->errmsg, sizeof(r->errmsg), fmt, ap);
     va_end(ap);
+    kf_utf8_trim(r->errmsg);     /* WeChat's text, cut or not UTF-8 */
 }
 
 /* Replaces every occurrence of secret in s by "***". */

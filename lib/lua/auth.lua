@@ -9,9 +9,13 @@
 --          | {'none'}
 --   fail  4 window ms -> {failures in this window}
 --   ticket 4 ticket hash -> like check, for a console's push subscription
---   ticket_new 4 ticket hash, 5 account, 6 ttl ms -> {'ok'}
--- A ticket (P ticket:<sha256>) lets an EventSource, which cannot send an
--- Authorization header, subscribe without the agent's token in its URL.
+--   ticket_new 4 ticket hash, 5 account, 6 ttl ms, 7 the hash of the
+--         token it is issued to -> {'ok'}
+-- A ticket (P ticket:<sha256> -> '<account> <token hash>') lets an
+-- EventSource, which cannot send an Authorization header, subscribe
+-- without the agent's token in its URL. It works once, within its ttl,
+-- and only while that token is still the agent's (a new token or a
+-- removed agent makes it worthless).
 -- The agent tables are the mirror's (see agent.c): P token:<hash> ->
 -- account, P agents, P agent:<account>.
 local op, ip, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -38,10 +42,19 @@ if op == 'check' then
     if ARGV[4] == '' then return { 'admin' } end
     return agent_of(P .. 'token:' .. ARGV[4])
 elseif op == 'ticket' then
-    return limited() or agent_of(P .. 'ticket:' .. ARGV[4])
+    local l = limited()
+    if l then return l end
+    -- used once; and only while the token it was issued for still works
+    local v = redis.call('GETDEL', P .. 'ticket:' .. ARGV[4])
+    if not v then return { 'none' } end
+    local a, h = string.match(v, '^(%S+) (%x+)$')
+    if not a or redis.call('GET', P .. 'token:' .. h) ~= a then
+        return { 'none' }
+    end
+    return agent_of(P .. 'token:' .. h)
 elseif op == 'ticket_new' then
-    redis.call('SET', P .. 'ticket:' .. ARGV[4], ARGV[5], 'PX',
-               tonumber(ARGV[6]))
+    redis.call('SET', P .. 'ticket:' .. ARGV[4], ARGV[5] .. ' ' .. ARGV[7],
+               'PX', tonumber(ARGV[6]))
     return { 'ok' }
 elseif op == 'fail' then
     local n = redis.call('INCR', fk)

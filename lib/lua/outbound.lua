@@ -29,8 +29,19 @@ local function give_back(o)
     local k = P .. 'win:' .. o
     if tonumber(redis.call('HGET', k, 'sent') or '0') > 0 then
         redis.call('HINCRBY', k, 'sent', -1)
-        count_day(now, cfg, 'out', -1)
     end
+end
+
+-- A send WeChat took (sent) or wxkf will deliver (queued): the session's
+-- first answer gives its first-response time, from when the user's
+-- session opened (queue time included). Refused sends never count.
+local function answered_first(o, a)
+    local s = session(o)
+    if not (s and s.state == 'active' and s.agent == a) then return end
+    if redis.call('HSETNX', skey(o), 'first_reply_ms', now) == 0 then return end
+    local k = P .. 'frt:' .. day_of(now, cfg)
+    redis.call('ZADD', k, now - (tonumber(s.opened_ms) or now), s.id or o)
+    redis.call('PEXPIRE', k, 3 * 86400000)
 end
 
 if op == 'reserve' then
@@ -50,17 +61,7 @@ if op == 'reserve' then
     end
     if sent >= quota then return { 'err', 'quota_exhausted' } end
     redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
-    count_day(now, cfg, 'out', 1)
     local agent = (s and s.agent) or ''
-    -- the session's first answer by its agent: its first-response time,
-    -- from when the user's session opened (queue time included)
-    if s and s.state == 'active' and by ~= '' and by == s.agent and
-       redis.call('HSETNX', skey(o), 'first_reply_ms', now) == 1 then
-        local opened = tonumber(redis.call('HGET', skey(o), 'opened_ms'))
-        local k = P .. 'frt:' .. day_of(now, cfg)
-        redis.call('ZADD', k, now - (opened or now), s.id or o)
-        redis.call('PEXPIRE', k, 3 * 86400000)
-    end
     if s and s.state == 'active' then
         -- the agent answered: stop the first-reply clock, push the
         -- idle deadline back
@@ -78,6 +79,8 @@ if op == 'reserve' then
 elseif op == 'status' then
     local o, a, id, st = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
     if ARGV[10] == '1' then give_back(o) end
+    if st == 'sent' then count_day(now, cfg, 'out', 1) end
+    if st ~= 'failed' then answered_first(o, a) end
     local ev = { 'type', 'delivery', 'id', id, 'openid', o, 'agent', a,
                  'status', st, 'errcode', ARGV[8], 'errmsg', ARGV[9],
                  'ts_ms', tostring(now) }
@@ -120,6 +123,7 @@ elseif op == 'retry' or op == 'finish' then
     end
     local h = redis.call('HMGET', k, 'openid', 'agent')
     if ARGV[6] == 'failed' then give_back(h[1]) end
+    if ARGV[6] == 'sent' then count_day(now, cfg, 'out', 1) end
     local ev = { 'type', 'delivery', 'id', id, 'openid', h[1],
                  'agent', h[2] or '', 'status', ARGV[6], 'errcode', ARGV[7],
                  'errmsg', ARGV[8], 'ts_ms', tostring(now) }

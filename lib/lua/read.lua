@@ -79,15 +79,17 @@ elseif op == 'sessions' then
         local qs = redis.call('SMEMBERS', P .. 'queues')
         table.sort(qs)
         for _, g in ipairs(qs) do
+            -- list only what fits; count the rest without reading it
             local n = redis.call('LLEN', P .. 'queue:' .. g)
-            if #out >= limit then
-                total = total + n
-            else
+            local room = limit - #out
+            if room > 0 then
                 for i, o in ipairs(redis.call('LRANGE', P .. 'queue:' .. g,
-                                              0, -1)) do
+                                              0, room - 1)) do
                     add(o, i)
                 end
+                n = n - math.min(n, room)
             end
+            total = total + n
         end
     end
     out[#out + 1] = { 'total', tostring(total) }

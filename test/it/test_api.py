@@ -529,3 +529,79 @@ def test_feed_entries_keep_their_cursor_and_tell_the_agent_left(astack, sim,
     assert rel[0]['reason'] == 'transfer'
     call(astack, 'POST', '/api/v1/sessions/%s/close' % openid,
          astack.admin_token, json={})
+
+
+# --- found in review: revocation, tickets, stale feeds, errors ----------------------
+
+def test_a_ticket_works_once_and_only_with_the_token_it_came_from(astack):
+    h = astack.admin_token
+    r = call(astack, 'POST', '/api/v1/agents', h,
+             json={'account': 'tk1@apishop', 'nick': 'tk'})
+    assert r.status_code == 201, r.text
+    tok = r.json()['token']
+
+    def ticket():
+        r = call(astack, 'POST', '/api/v1/me/stream-ticket', tok)
+        assert r.status_code == 200, r.text
+        return r.json()['url']
+
+    url = ticket()
+    s = SSE(astack.base + url)
+    assert s.resp.status_code == 200
+    # used once: a second subscription with it is refused
+    assert_error(requests.get(astack.base + url, timeout=5), 401)
+    # a ticket issued before a new token is worthless after it, and the
+    # streams already open are cut
+    url2 = ticket()
+    r = call(astack, 'POST', '/api/v1/agents/tk1@apishop/token', h)
+    assert r.status_code == 200
+    tok = r.json()['token']
+    assert_error(requests.get(astack.base + url2, timeout=5), 401)
+    wait_until(lambda: not s.thread.is_alive(), 5, what='stream closed')
+    s.close()
+    # removing the agent also empties its feed: the account made again
+    # starts from nothing
+    astack.redis.xadd('wxkf:{%s}:inbox:tk1@apishop' % APP_ID,
+                      {'type': 'msg_in', 'openid': 'oSecret',
+                       'payload': '{"Content":"my phone is 138..."}'})
+    assert call(astack, 'GET', '/api/v1/me/events', tok).json()['events']
+    assert call(astack, 'DELETE', '/api/v1/agents/tk1@apishop',
+                h).status_code == 200
+    r = call(astack, 'POST', '/api/v1/agents', h,
+             json={'account': 'tk1@apishop', 'nick': 'tk again'})
+    assert r.status_code == 201
+    new = r.json()['token']
+    assert call(astack, 'GET', '/api/v1/me/events', new).json()['events'] \
+        == []
+    call(astack, 'DELETE', '/api/v1/agents/tk1@apishop', h)
+
+
+def test_error_messages_are_valid_json_whatever_they_quote(astack):
+    r = call(astack, 'POST', '/api/v1/agents', astack.admin_token,
+             json={'account': 'q1', 'nick': 'q', 'groups': ['_all']})
+    assert_error(r, 400, 'invalid_field')
+    assert '"_all"' in r.json()['error']['message']
+
+
+def test_a_refused_first_answer_is_not_a_first_response(astack, sim, two):
+    h = astack.admin_token
+    openid = 'oApiFrt01'
+    user_writes(sim, openid)
+    ag = next(a for a in two if a.account == owner(astack, openid))
+    before = call(astack, 'GET', '/api/v1/stats', h).json()
+    sim.fault(path='/cgi-bin/message/custom/send', kind='errcode',
+              errcode=40003, count=1)
+    r = call(astack, 'POST', '/api/v1/sessions/%s/messages' % openid,
+             ag.token, json={'msgtype': 'text', 'text': {'content': 'x'}})
+    assert r.status_code == 502, r.text
+    st = call(astack, 'GET', '/api/v1/stats', h).json()
+    assert st['first_responses_today'] == before['first_responses_today']
+    assert st['messages_out_today'] == before['messages_out_today']
+    r = call(astack, 'POST', '/api/v1/sessions/%s/messages' % openid,
+             ag.token, json={'msgtype': 'text', 'text': {'content': 'y'}})
+    assert r.status_code == 200, r.text
+    st = call(astack, 'GET', '/api/v1/stats', h).json()
+    assert st['first_responses_today'] == \
+        before['first_responses_today'] + 1
+    assert st['messages_out_today'] == before['messages_out_today'] + 1
+    call(astack, 'POST', '/api/v1/sessions/%s/close' % openid, h, json={})

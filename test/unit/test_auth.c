@@ -142,9 +142,12 @@ static void addresses(void **st)
     auth_address(KF_STR("127.0.0.1"), out);
     assert_string_equal(out, "127.0.0.1");
     auth_address(KF_STR("::1"), out);
-    assert_string_equal(out, "::1");
-    auth_address(KF_STR("2001:db8::ff00:42:8329"), out);
-    assert_string_equal(out, "2001:db8::ff00:42:8329");
+    assert_string_equal(out, "0:0:0:0::/64");
+    /* IPv6 by its /64: one site cannot rotate through its addresses */
+    auth_address(KF_STR("2001:db8:1:2:ff00:42:8329:1"), out);
+    assert_string_equal(out, "2001:db8:1:2::/64");
+    auth_address(KF_STR("2001:db8:1:2::9"), out);
+    assert_string_equal(out, "2001:db8:1:2::/64");
     auth_address(KF_STR(""), out);
     assert_string_equal(out, "unknown");
     auth_address(KF_STR("1.2.3.4\r\nSET x"), out);
@@ -153,6 +156,8 @@ static void addresses(void **st)
     assert_string_equal(out, "unknown");
     auth_address(KF_STR("1111:2222:3333:4444:5555:6666:7777:8888:9999:aa"),
                  out);
+    assert_string_equal(out, "unknown");
+    auth_address(KF_STR("127.000.0.1"), out);
     assert_string_equal(out, "unknown");
 }
 
@@ -216,10 +221,17 @@ static void failures_brake_the_address(void **st)
 static void tickets(void **st)
 {
     struct fixture *f = *st;
-    char ticket[AUTH_TICKET_SIZE], hash[AGENT_HASH_SIZE], tkey[160];
-    struct auth who;
+    char ticket[AUTH_TICKET_SIZE], t2[AUTH_TICKET_SIZE],
+        hash[AGENT_HASH_SIZE], tkey[160], newtok[AGENT_TOKEN_SIZE],
+        newhash[AGENT_HASH_SIZE], nkey[160];
+    struct auth who, me;
 
-    assert_int_equal(auth_ticket_issue(&f->route, "a1", ticket), 0);
+    /* only an agent identified by its token gets one */
+    memset(&me, 0, sizeof(me));
+    assert_int_equal(auth_ticket_issue(&f->route, &me, ticket), KF_EINVAL);
+    assert_int_equal(identify(f, bearer(f->agent_token), "10.1.0.1", &me), 0);
+    assert_int_equal(strlen(me.token_sha256), 64);
+    assert_int_equal(auth_ticket_issue(&f->route, &me, ticket), 0);
     assert_int_equal(strlen(ticket), 64);
     /* stored only as its hash, for the ticket's lifetime */
     assert_int_equal(agent_token_hash(ticket, hash), 0);
@@ -231,10 +243,20 @@ static void tickets(void **st)
                      0);
     assert_string_equal(who.account, "a1");
     assert_int_equal(who.role, AUTH_AGENT);
-    /* reusable while it lives (EventSource reconnects) */
+    /* once */
+    assert_int_equal(CMDL("EXISTS", tkey), 0);
     assert_int_equal(auth_ticket_identify(&f->route, &f->cfg,
                                           kf_str_c(ticket), "10.1.0.1", &who),
-                     0);
+                     KF_EBADSIG);
+    /* a new token makes the tickets of the old one worthless */
+    assert_int_equal(auth_ticket_issue(&f->route, &me, t2), 0);
+    assert_int_equal(agent_token_new(newtok, newhash), 0);
+    snprintf(nkey, sizeof(nkey), PFX "token:%s", newhash);
+    snprintf(tkey, sizeof(tkey), PFX "token:%s", me.token_sha256);
+    CMD("DEL", tkey);
+    CMD("SET", nkey, "a1");
+    assert_int_equal(auth_ticket_identify(&f->route, &f->cfg, kf_str_c(t2),
+                                          "10.1.0.1", &who), KF_EBADSIG);
     /* an agent token is not a ticket, and bad tickets are counted */
     assert_int_equal(auth_ticket_identify(&f->route, &f->cfg,
                                           kf_str_c(f->agent_token),
@@ -243,14 +265,9 @@ static void tickets(void **st)
                                           KF_STR("../../etc"), "10.1.0.2",
                                           &who), KF_EBADSIG);
     assert_int_equal(CMDL("GET", PFX "authfail:10.1.0.2"), 2);
-    /* expired */
-    CMD("DEL", tkey);
-    assert_int_equal(auth_ticket_identify(&f->route, &f->cfg,
-                                          kf_str_c(ticket), "10.1.0.1", &who),
-                     KF_EBADSIG);
     /* Redis down */
     tu_redis_stop(&srv);
-    assert_int_equal(auth_ticket_issue(&f->route, "a1", ticket), KF_EBACKEND);
+    assert_int_equal(auth_ticket_issue(&f->route, &me, ticket), KF_EBACKEND);
     assert_int_equal(identify(f, bearer(f->agent_token), "10.0.0.1", &who),
                      KF_EBACKEND);
     tu_redis_start_on(&srv, srv.port);
