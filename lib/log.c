@@ -20,6 +20,7 @@ int log_open(struct log *l, const char *file, const char *level)
     l->fd = 2;
     l->owns_fd = 0;
     l->level = LOG_INFO;
+    l->pid = (long)getpid();
     l->rid[0] = '-';
     l->rid[1] = '\0';
     for (i = 0; level && i < sizeof(names) / sizeof(names[0]); i++)
@@ -75,6 +76,7 @@ void log_for_request(struct log *l, const struct log *base, struct kf_str rid)
     l->fd = base->fd;
     l->owns_fd = 0;
     l->level = base->level;
+    l->pid = base->pid;
     if (rid.len == 0)
         rid = KF_STR("-");
     copy_safe(l->rid, sizeof(l->rid), rid, 1);
@@ -97,7 +99,7 @@ void log_write(const struct log *l, enum log_level lvl, const char *mod,
                  "rid=%s mod=%s ev=%s",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                  tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[lvl],
-                 (long)getpid(), l->rid, mod, ev);
+                 l->pid, l->rid, mod, ev);
     n = k < 0 ? 0 : (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1;
     if (fmt && *fmt && n < sizeof(line) - 2) {
         line[n++] = ' ';

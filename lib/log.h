@@ -14,6 +14,7 @@ struct log {
     int owns_fd;
     enum log_level level;
     char rid[64];    /* request id, "-" outside a request */
+    long pid;        /* the process's, read once at log_open */
 };
 
 /* file NULL or "" = stderr. level is "error|warn|info|debug". */

@@ -40,8 +40,10 @@ end
 
 local function count_day(now, cfg, field, by)
     local k = P .. 'day:' .. day_of(now, cfg)
-    redis.call('HINCRBY', k, field, by)
-    redis.call('PEXPIRE', k, 3 * 86400000)
+    -- the expiry is set when a field is first counted, not every time
+    if redis.call('HINCRBY', k, field, by) == by then
+        redis.call('PEXPIRE', k, 3 * 86400000)
+    end
 end
 
 local function akey(a) return P .. 'agent:' .. a end

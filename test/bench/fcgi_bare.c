@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <fcgiapp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 static volatile sig_atomic_t stop_requested;
@@ -36,6 +37,8 @@ int main(int argc, char **argv)
 
     (void)argc;
     (void)argv;
+    /* as wxkf does: no lingering close (the input is read to its end) */
+    setenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT", "0", 0);
     if (FCGX_Init() != 0)
         return 1;
 
@@ -51,6 +54,10 @@ int main(int argc, char **argv)
     if (FCGX_InitRequest(&req, 0, 0) != 0)
         return 1;
     while (!stop_requested && FCGX_Accept_r(&req) >= 0) {
+        char junk[4096];
+
+        while (FCGX_GetStr(junk, sizeof junk, req.in) > 0)
+            ;
         FCGX_PutStr(reply, (int)(sizeof reply - 1), req.out);
         FCGX_Finish_r(&req);
     }
