@@ -357,9 +357,13 @@ void api_session_transfer(struct fcgi_req *r)
         if (!agent == !group)
             fcgi_error(r, 400, "invalid_field",
                        "give exactly one of to_agent or to_group", NULL);
-        else if (strlen(agent ? agent : group) > 48)
-            fcgi_error(r, 400, "invalid_field", "target name too long",
-                       NULL);
+        else if (agent ? agent_check_account(agent, NULL) < 0
+                       : strcmp(group, "_all") != 0 &&
+                             agent_check_group(group, NULL) < 0)
+            /* checked before it names a Redis key */
+            fcgi_error(r, 400, "invalid_field", agent
+                       ? "to_agent is not an agent account"
+                       : "to_group is not a group name", NULL);
         else
             session_action(r, &who,
                            agent ? "transfer_agent" : "transfer_group",

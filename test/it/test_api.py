@@ -605,3 +605,18 @@ def test_a_refused_first_answer_is_not_a_first_response(astack, sim, two):
         before['first_responses_today'] + 1
     assert st['messages_out_today'] == before['messages_out_today'] + 1
     call(astack, 'POST', '/api/v1/sessions/%s/close' % openid, h, json={})
+
+
+@pytest.mark.parametrize('body', [
+    {'to_agent': "x'; DEL *"}, {'to_agent': 'a' * 49}, {'to_group': 'a:b'},
+    {'to_group': 'VIP'}, {'to_agent': 'x', 'to_group': 'y'}, {},
+    {'to_agent': 5}, {'to_group': ['g']},
+])
+def test_transfer_targets_are_checked_before_redis(astack, sim, two, body):
+    openid = 'oApiXfer01'
+    user_writes(sim, openid)
+    ag = next(a for a in two if a.account == owner(astack, openid))
+    r = call(astack, 'POST', '/api/v1/sessions/%s/transfer' % openid,
+             ag.token, json=body)
+    assert_error(r, 400, 'invalid_field')
+    assert not astack.redis.keys('wxkf:*a:b*')
