@@ -10,6 +10,7 @@
 #include "callback.h"
 #include "config.h"
 #include "history.h"
+#include "journal.h"
 #include "http.h"
 #include "kf.h"
 #include "log.h"
@@ -27,6 +28,8 @@ struct app {
     struct outbound outbound;
     struct history history;     /* PostgreSQL reads (lazy connection) */
     struct metrics *metrics;    /* this process's counts (lib/metrics) */
+    struct journal journal;     /* callbacks kept while Redis is away */
+    int64_t next_replay_ms;     /* when to look at the journal again */
     unsigned long redis_failures; /* store.failures already counted */
     const char *process;        /* "fcgi" or "jobs", a metrics label */
 };
@@ -109,6 +112,10 @@ void app_count_store_failures(struct app *app);
 /* Flushes app's metrics when a second has passed since the last flush;
  * a failure is logged at most once a minute. */
 void app_flush_metrics(struct app *app);
+
+/* Once a second at most: replays the journal when it holds something
+ * and this process wins the replay lock. */
+void app_replay_journal(struct app *app);
 
 /* GET /metrics (routes.c). */
 void metrics_page(struct fcgi_req *r);

@@ -263,6 +263,7 @@ int jobs_main(const char *conf_path)
         deliver(&app, &app.log);
         app_count_store_failures(&app);
         app_flush_metrics(&app);
+        app_replay_journal(&app);
         fetch_media(&media, &app.log);
         archive(&ar, &app, now + 1000);
     }

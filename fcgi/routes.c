@@ -32,10 +32,11 @@ static void log_callback(struct fcgi_req *r, const char *ev, int rc,
     if (rc == 0)
         log_info(&r->log, "wechat", ev,
                  "status=%d openid=%s msgtype=%s event=%s enc=%d dup=%d "
-                 "route=%s",
+                 "route=%s%s",
                  r->status, res->openid, res->msgtype, res->event,
                  res->encrypted, res->duplicate,
-                 res->decision[0] ? res->decision : "-");
+                 res->decision[0] ? res->decision : "-",
+                 res->journaled ? " journaled=1" : "");
     else
         log_warn(&r->log, "wechat", ev, "status=%d err=%s openid=%s",
                  r->status, http_error_for(rc).code,
@@ -45,7 +46,7 @@ static void log_callback(struct fcgi_req *r, const char *ev, int rc,
 static void h_wechat_get(struct fcgi_req *r)
 {
     struct callback_req req = { &r->query, { "", 0 }, r->rid,
-                                (int64_t)time(NULL), 0 };
+                                (int64_t)time(NULL), 0, { "", 0 }, 0 };
     struct callback_res res;
     int rc;
 
@@ -81,7 +82,8 @@ static void count_callback(struct fcgi_req *r, const struct callback_res *res)
 
 static void h_wechat_post(struct fcgi_req *r)
 {
-    struct callback_req req = { &r->query, { "", 0 }, r->rid, 0, 0 };
+    struct callback_req req = { &r->query, { "", 0 }, r->rid, 0, 0,
+                                fcgi_param(r, "QUERY_STRING"), 0 };
     struct callback_res res;
     struct timespec ts;
     int rc;

@@ -217,6 +217,58 @@ void app_count_store_failures(struct app *app)
     metrics_inc(app->metrics, METRICS_REDIS_ERRORS, labels, (int64_t)n);
 }
 
+/* One journal record through the callback path again. */
+static int replay_one(void *ctx, const struct journal_rec *jr)
+{
+    struct app *app = ctx;
+    struct http_query q;
+    struct callback_req req;
+    struct callback_res res;
+    struct log l;
+    int rc;
+
+    http_query_init(&q);
+    callback_res_init(&res);
+    rc = http_query_parse(&q, jr->query);
+    if (rc == 0) {
+        memset(&req, 0, sizeof(req));
+        req.query = &q;
+        req.body = jr->body;
+        req.rid = jr->rid;
+        req.now = jr->now;
+        req.now_ms = jr->now_ms;
+        req.replay = 1;
+        rc = callback_handle(&app->cb, &req, &res);
+    }
+    log_for_request(&l, &app->log, jr->rid);
+    if (rc != KF_EBACKEND)
+        log_info(&l, "journal", "replayed", "rc=%s openid=%s dup=%d "
+                 "route=%s", rc == 0 ? "ok" : kf_strerror(rc),
+                 res.openid[0] ? res.openid : "-", res.duplicate,
+                 res.decision[0] ? res.decision : "-");
+    callback_res_release(&res);
+    http_query_release(&q);
+    return rc;
+}
+
+void app_replay_journal(struct app *app)
+{
+    struct journal_counts c = { 0, 0, 0 };
+    int64_t now = kf_mono_ms();
+    int rc;
+
+    if (now < app->next_replay_ms)
+        return;
+    app->next_replay_ms = now + 1000;
+    if (!journal_pending(&app->journal))
+        return;
+    rc = journal_replay(&app->journal, replay_one, app, &c);
+    if (c.replayed || c.dropped || rc < 0)
+        log_warn(&app->log, "journal", "replay", "replayed=%ld dropped=%ld "
+                 "left=%ld err=%s", c.replayed, c.dropped, c.left,
+                 rc < 0 ? kf_strerror(rc) : "-");
+}
+
 void app_flush_metrics(struct app *app)
 {
     static int64_t last_warn;
@@ -271,6 +323,20 @@ int app_open(struct app *app, const char *conf_path)
     }
     outbound_init(&app->outbound, &app->cb.route, app->api, &app->cfg);
     history_init(&app->history, app->cfg.postgres.dsn);
+    /* without a journal a callback during a Redis outage gets 503 (and
+     * WeChat's retries): worse, but no reason not to start */
+    if (journal_init(&app->journal, app->cfg.redis.journal_dir) < 0)
+        log_error(&app->log, "journal", "init_failed", "dir=%s err=%s "
+                  "(callbacks get 503 while Redis is unreachable)",
+                  app->cfg.redis.journal_dir, strerror(errno));
+    app->cb.journal = &app->journal;
+    /* without a journal a callback during a Redis outage gets 503 (and
+     * WeChat's retries): worse, but no reason not to start */
+    if (journal_init(&app->journal, app->cfg.redis.journal_dir) < 0)
+        log_error(&app->log, "journal", "init_failed", "dir=%s err=%s "
+                  "(callbacks get 503 while Redis is unreachable)",
+                  app->cfg.redis.journal_dir, strerror(errno));
+    app->cb.journal = &app->journal;
     app->metrics = malloc(sizeof(*app->metrics));
     if (!app->metrics) {
         log_error(&app->log, "metrics", "init_failed", "err=%s",
@@ -359,6 +425,7 @@ int worker_main(const char *conf_path)
         int ready = poll(&p, 1, 0);
 
         app_flush_metrics(&app);
+        app_replay_journal(&app);
         if (ready <= 0 && poll(&p, 1, 1000) <= 0)
             continue;           /* an idle second, or a signal */
         if (stopping)

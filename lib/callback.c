@@ -1,6 +1,8 @@
 /* callback: the WeChat push pipeline. */
 #include "callback.h"
 
+#include "journal.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -212,6 +214,9 @@ static int build_reply(const struct callback *cb, const struct wx_msg *m,
         rc = fill(c->texts.no_agent, arg, &text);
         r.type = WX_REPLY_TEXT;
         r.content = kf_buf_str(&text);
+    } else if (kf_str_eq_c(kind, "journaled") && *c->texts.fallback) {
+        r.type = WX_REPLY_TEXT;
+        r.content = kf_str_c(c->texts.fallback);
     } else if ((kf_str_eq_c(kind, "assigned") ||
                 kf_str_eq_c(kind, "sticky")) && cb->route.wechat_kf) {
         r.type = WX_REPLY_TRANSFER;
@@ -270,7 +275,8 @@ static int record(struct callback *cb, const struct callback_req *req,
     kf_buf_init(&payload, PAYLOAD_MAX);
     snprintf(ctime, sizeof(ctime), "%llu", (unsigned long long)m->create_time);
     snprintf(msgid, sizeof(msgid), "%llu", (unsigned long long)m->msgid);
-    snprintf(recv, sizeof(recv), "%lld", (long long)kf_wall_ms());
+    snprintf(recv, sizeof(recv), "%lld",
+             (long long)(req->now_ms ? req->now_ms : kf_wall_ms()));
     rc = wx_xml_dedupe_key(m, &key);
     if (rc == 0)
         rc = payload_json(m, &payload);
@@ -398,6 +404,19 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
         goto out;
     describe(res, m);
     rc = record(cb, req, m, &decision, &res->duplicate);
+    if (rc == KF_EBACKEND && !req->replay && cb->journal &&
+        cb->journal->enabled) {
+        struct journal_rec jr = { req->query_raw, req->body, req->rid,
+                                  req->now, req->now_ms };
+
+        /* acknowledged only once it is on disk */
+        if (journal_append(cb->journal, &jr) == 0) {
+            res->journaled = 1;
+            kf_buf_reset(&decision);
+            rc = kf_buf_append_c(&decision, *route_window(m) == 'm'
+                                                ? "journaled" : "none");
+        }
+    }
     if (rc == 0) {
         /* "decision|time": the reply of a retry is the first one's */
         const char *bar = memchr(decision.p, '|', decision.len);

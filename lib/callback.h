@@ -18,8 +18,12 @@
 
 #define CALLBACK_ECHOSTR_MAX 512
 
+struct journal;
+
 struct callback {
     const struct config *cfg;     /* borrowed; outlives the callback */
+    struct journal *journal;      /* borrowed, or NULL: where a callback
+                                     goes while Redis is unreachable */
     struct store *store;          /* borrowed */
     struct route route;
     struct wx_crypto crypto[2];   /* current, previous EncodingAESKey */
@@ -32,6 +36,8 @@ struct callback_req {
     struct kf_str rid;                /* request id */
     int64_t now;                      /* unix seconds */
     int64_t now_ms;                   /* the same instant in ms (0: now) */
+    struct kf_str query_raw;          /* the query string, for the journal */
+    int replay;                       /* 1: from the journal (not again) */
 };
 
 /* What happened, for the log line and the response (copies). */
@@ -41,6 +47,7 @@ struct callback_res {
     int encrypted, duplicate;
     char openid[65], msgtype[24], event[32];
     char decision[64];            /* routing outcome, see route_ingest */
+    int journaled;                /* Redis was away: kept in the journal */
 };
 
 /* cfg must already be validated (config_load). A bad EncodingAESKey ->
@@ -56,7 +63,11 @@ void callback_res_release(struct callback_res *res);
 KF_WUR int callback_verify(struct callback *cb,
                            const struct callback_req *req,
                            struct callback_res *res);
-/* POST: the whole push. On 0 res->body holds the reply to send. */
+/* POST: the whole push. On 0 res->body holds the reply to send. When
+ * Redis cannot be reached and cb->journal is set, the request is appended
+ * to the journal (durably) and answered with [texts] fallback for a
+ * user's message, "success" otherwise (res->journaled = 1); a replayed
+ * request (req->replay) is never journaled again: KF_EBACKEND. */
 KF_WUR int callback_handle(struct callback *cb,
                            const struct callback_req *req,
                            struct callback_res *res);

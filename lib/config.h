@@ -18,6 +18,7 @@ struct config {
     struct {
         char *url;
         long connect_timeout_ms, io_timeout_ms;
+        char *journal_dir;      /* callbacks kept while Redis is away */
     } redis;
     struct {
         char *dsn;
@@ -45,7 +46,7 @@ struct config {
         long wechat_api_per_min, send_per_day, token_per_day;
     } ratelimit;
     struct {
-        char *welcome, *no_agent, *queued, *leave_message;
+        char *welcome, *no_agent, *queued, *leave_message, *fallback;
     } texts;
     struct {
         char *admin_token_sha256;

@@ -97,6 +97,9 @@ SKIP_PG=${SKIP_PG:-0}
 # (empty = push off; the consoles then poll the feed).
 export WXKF_PUSH_URL=${WXKF_PUSH_URL-http://localhost/pub/}
 export WXKF_PUSH_SOCKET=${WXKF_PUSH_SOCKET-$PUB_SOCK}
+# Callbacks that arrive while Redis is unreachable are kept here (fsync'd)
+# and replayed into Redis when it is back.
+export WXKF_REDIS_JOURNAL_DIR=${WXKF_REDIS_JOURNAL_DIR-$STACK_DIR/journal}
 PG_FSYNC=${PG_FSYNC:-on}
 
 IS_ROOT=0

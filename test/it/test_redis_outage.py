@@ -1,8 +1,10 @@
-"""Redis goes away and comes back: the worker answers 503
-backend_unavailable (WeChat will retry), stays alive, and serves again once
-Redis is back. Uses its own stack (no PostgreSQL), so stopping Redis does
+"""Redis goes away and comes back: the worker keeps every callback in its
+durable local journal and answers the fallback text, stays alive, and the
+journal is replayed into Redis — each message once, with its arrival time —
+as soon as Redis is back. Uses its own stack (no PostgreSQL), so stopping Redis does
 not disturb the other tests."""
 
+import os
 import subprocess
 import time
 
@@ -31,7 +33,19 @@ def redis_down(st):
     return False
 
 
-def test_redis_outage_gives_503_then_recovers(ostack):
+FALLBACK = '消息已收到，客服会尽快回复您。'
+
+
+def journal_lines(st):
+    n = 0
+    for name in ('callbacks.jsonl', 'callbacks.replay.jsonl'):
+        path = os.path.join(st.dir, 'journal', name)
+        if os.path.exists(path):
+            n += sum(1 for _ in open(path, 'rb'))
+    return n
+
+
+def test_redis_outage_is_journaled_then_replayed_once(ostack):
     st = ostack
     u = st.user()
     assert u.send_text('before the outage').content == b'success'
@@ -41,32 +55,52 @@ def test_redis_outage_gives_503_then_recovers(ostack):
     redis_cli(st, 'shutdown', 'nosave')
     wait_until(lambda: redis_down(st), 10, 0.1, 'redis to stop')
 
+    # acknowledged with the fallback text, kept on disk (fsync'd)
     xml_a = u.text_xml('during the outage')
     r = u.send_raw(xml_a, 'plain')
-    assert_error(r, 503, 'backend_unavailable')
-    # A second one too: the worker must not have cached a dead connection
-    # in a way that crashes it.
-    assert_error(u.send_text('again during the outage'), 503,
-                 'backend_unavailable')
-    time.sleep(0.5)
+    assert r.status_code == 200, r.text
+    rep = u.decode_reply(r)
+    assert rep.fields['Content'] == FALLBACK
+    assert rep.fields['ToUserName'] == u.openid
+    # safe mode too: the fallback is encrypted like any reply
+    us = st.user(mode='safe')
+    xml_c = us.text_xml('safe mode during the outage')
+    r = us.send_raw(xml_c, 'safe')
+    assert r.status_code == 200, r.text
+    assert us.decode_reply(r).fields['Content'] == FALLBACK
+    # an event gets "success" (no text for it), and is kept too
+    r = u.send_event('subscribe')
+    assert r.status_code == 200 and r.content == b'success', r.text
+    # WeChat's retry of a message during the outage is kept again (the
+    # replay counts it once)
+    assert u.send_raw(xml_a, 'plain').status_code == 200
+    assert journal_lines(st) == 4
+    # a few seconds of outage, so a replay's time differs from arrival's
+    time.sleep(6)
     assert st.worker_pids() == workers, 'a worker died during the outage'
 
     rs = st.script('start', START_TIMEOUT)     # restarts only what is down
     assert rs.returncode == 0, (rs.stdout[-2000:], rs.stderr[-2000:])
 
+    key_a = 'msgid:%s' % wc.parse_fields(xml_a)['MsgId']
+    key_c = 'msgid:%s' % wc.parse_fields(xml_c)['MsgId']
+    wait_until(lambda: st.entries_for(key_a) and st.entries_for(key_c)
+               and journal_lines(st) == 0, 15, 0.25,
+               'the journal replayed into Redis')
+    assert len(st.entries_for(key_a)) == 1
+    assert len(st.entries_for(key_c)) == 1
+    ent = st.entries_for(key_a)[0]
+    # recorded with the time it arrived, not the time of the replay
+    assert int(ent['recv_ms']) // 1000 <= int(wc.parse_fields(xml_a)
+                                              ['CreateTime']) + 3
+
+    # WeChat's retry after the outage: the first (replayed) decision,
+    # stored once
+    resp = u.send_raw(xml_a, 'plain')
+    assert resp.status_code == 200
+    assert len(st.entries_for(key_a)) == 1
     xml_b = u.text_xml('after the outage')
     key_b = 'msgid:%s' % wc.parse_fields(xml_b)['MsgId']
-
-    def delivered():
-        resp = u.send_raw(xml_b, 'plain')
-        return resp.status_code == 200 and resp.content == b'success'
-    wait_until(delivered, 10, 0.25, 'a callback to succeed after restart')
+    assert u.send_raw(xml_b, 'plain').content == b'success'
     assert len(st.entries_for(key_b)) == 1
-
-    # WeChat's retry of the message that got 503 is now stored, once.
-    key_a = 'msgid:%s' % wc.parse_fields(xml_a)['MsgId']
-    for _ in range(2):
-        resp = u.send_raw(xml_a, 'plain')
-        assert resp.status_code == 200 and resp.content == b'success'
-    assert len(st.entries_for(key_a)) == 1
     assert st.worker_pids() == workers, 'workers were replaced'

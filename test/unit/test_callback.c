@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "callback.h"
+#include "journal.h"
 #include "route.h"
 #include "testutil.h"
 #include "wx_sign.h"
@@ -118,7 +119,9 @@ static int push(struct fixture *f, const char *qs, const char *body,
 
     http_query_init(&q);
     assert_int_equal(http_query_parse(&q, kf_str_c(qs)), 0);
+    memset(&req, 0, sizeof(req));
     req.query = &q;
+    req.query_raw = kf_str_c(qs);
     req.body = kf_str_c(body);
     req.rid = KF_STR("test-rid");
     req.now = now;
@@ -562,6 +565,47 @@ static void test_callback_answers_backend_unavailable_when_redis_is_down(
 }
 
 static char *text_xml(const char *openid, const char *msgid,
+                      const char *content);
+
+/* Redis down with a journal: kept on disk and answered with the fallback
+ * text (events: success); the journal line replays to the same push. */
+static void test_callback_keeps_pushes_in_the_journal_when_redis_is_down(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct callback_res res;
+    struct journal j;
+    char qs[256], dir[64] = "/tmp/wxkf-cbj-XXXXXX", cmd[96];
+    char *body = text_xml("oJournal1", "9100000000000000001", "hello"),
+         *ev = subscribe_xml("1716300500");
+
+    ready(f);
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(journal_init(&j, dir), 0);
+    f->cb.journal = &j;
+    tu_redis_stop(&f->redis);
+    signed_qs(qs, sizeof(qs), "1716300500", "7");
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, body, 1716300500, &res), 0);
+    assert_true(res.journaled);
+    assert_string_equal(res.decision, "journaled");
+    assert_non_null(strstr(res.body.p, "<Content><![CDATA["));
+    assert_non_null(strstr(res.body.p, f->cfg.texts.fallback));
+    callback_res_release(&res);
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, ev, 1716300500, &res), 0);
+    assert_true(res.journaled);
+    assert_string_equal(res.body.p, "success");
+    callback_res_release(&res);
+    assert_true(journal_pending(&j));
+    f->cb.journal = NULL;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(body);
+    free(ev);
+}
+
+static char *text_xml(const char *openid, const char *msgid,
                       const char *content)
 {
     char *b = malloc(1024);
@@ -686,7 +730,8 @@ static void test_callback_verifies_the_server_url(void **st)
                  t.rows[i][tu_tsv_col(&t, "nonce")], echo);
         http_query_init(&q);
         assert_int_equal(http_query_parse(&q, kf_str_c(qs)), 0);
-        req = (struct callback_req){ &q, { "", 0 }, KF_STR("r"), 0, 0 };
+        req = (struct callback_req){ &q, { "", 0 }, KF_STR("r"), 0, 0,
+                                     { "", 0 }, 0 };
         callback_res_init(&res);
         assert_int_equal(callback_verify(&f->cb, &req, &res), 0);
         assert_string_equal(res.body.p, echo);
@@ -720,6 +765,7 @@ int main(void)
         T(test_callback_refuses_encrypted_push_without_a_key),
         T(test_callback_trusts_only_the_decrypted_copy_in_compat_mode),
         T(test_callback_answers_backend_unavailable_when_redis_is_down),
+        T(test_callback_keeps_pushes_in_the_journal_when_redis_is_down),
         T(test_callback_verifies_the_server_url),
         T(test_callback_transfers_to_the_chosen_kf_account_in_wechat_kf_mode),
         T(test_callback_answers_the_queue_position_in_safe_mode),
