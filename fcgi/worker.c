@@ -260,7 +260,9 @@ void app_replay_journal(struct app *app)
     if (now < app->next_replay_ms)
         return;
     app->next_replay_ms = now + 1000;
-    if (!journal_pending(&app->journal))
+    /* only once Redis answers: a replay that stops at its first record
+     * would rewrite the rest of the file for nothing */
+    if (!journal_pending(&app->journal) || store_ping(&app->store) < 0)
         return;
     rc = journal_replay(&app->journal, replay_one, app, &c);
     if (c.replayed || c.dropped || rc < 0)

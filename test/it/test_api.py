@@ -483,6 +483,10 @@ def test_stream_needs_a_valid_ticket(astack, two):
     # the internal subscriber location is not reachable from outside
     r = requests.get(astack.base + '/internal/sub/ap1@apishop', timeout=5)
     assert r.status_code == 404
+    # and nobody publishes through the public port
+    r = requests.post(astack.base + '/pub/ap1@apishop', timeout=5,
+                      data='{"events":[]}')
+    assert r.status_code in (404, 405)
     # a ticket of an agent removed since is refused
     t = call(astack, 'POST', '/api/v1/me/stream-ticket', two[0].token).json()
     astack.redis.srem('wxkf:{%s}:agents' % APP_ID, two[0].account)
