@@ -94,13 +94,14 @@ return out
 """
 
 
-def assert_load_invariant(stack):
+def assert_load_invariant(stack, default_capacity=5):
     """Every agent's load (SCARD load:<a>) equals its active sessions, and
-    never exceeds its capacity."""
+    never exceeds its capacity ([routing] default_capacity when it has
+    none of its own)."""
     rows = stack.redis.eval(INVARIANT_LUA, 1, 'wxkf:{%s}:' % stack.app_id)
     for a, load, active, cap in rows:
         assert load == active, (a, load, active)
-        assert load <= int(cap or 5), (a, load, cap)
+        assert load <= int(cap or default_capacity), (a, load, cap)
 
 
 def admin(stack):
