@@ -453,6 +453,34 @@ static void test_config_rejects_over_long_line_with_file_and_line(
     unlink(path);
 }
 
+/* lib/route keeps 64 rules per list: a 65th is refused at load time
+ * (found by fuzzing: it used to pass config_load and fail route_init). */
+static void test_config_refuses_a_65th_group_rule(void **state)
+{
+    char path[64], text[2048], *p;
+    struct config c;
+    int i, n;
+
+    (void)state;
+    for (n = 64; n <= 65; n++) {
+        p = text + snprintf(text, sizeof(text), "[wechat]\napp_id = "
+                            "wx0123456789abcdef\ntoken = abc\n[routing]\n"
+                            "menu_groups = ");
+        for (i = 0; i < n; i++)
+            p += snprintf(p, sizeof(text) - (size_t)(p - text), "%sK%d:g",
+                          i ? "," : "", i);
+        snprintf(p, sizeof(text) - (size_t)(p - text), "\n");
+        write_temp(path, sizeof(path), text);
+        if (n == 64) {
+            load_ok(&c, path);
+            config_release(&c);
+        } else {
+            expect_file_error(path, 5, "more than 64");
+        }
+        unlink(path);
+    }
+}
+
 static void test_config_rejects_bad_app_id_with_file_and_line(void **state)
 {
     (void)state;
@@ -633,6 +661,7 @@ int main(void)
         ENV_TEST(test_config_init_fills_documented_defaults),
         ENV_TEST(test_config_defaults_survive_load_without_file),
         ENV_TEST(test_config_without_app_id_is_rejected),
+        ENV_TEST(test_config_refuses_a_65th_group_rule),
         ENV_TEST(test_config_sample_file_loads),
         ENV_TEST(test_config_missing_file_error_names_the_path),
         ENV_TEST(test_config_missing_token_error_names_the_file),
