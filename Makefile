@@ -28,7 +28,7 @@ Q = $(if $(V),,@)
 REL = build/rel
 SANB = build/san
 
-.PHONY: all san deps check it test run stop bench bench-archive install clean fuzz
+.PHONY: all san deps check it test run stop bench bench-archive install clean fuzz fuzz-ci
 .SECONDARY:
 all: $(REL)/wxkf
 
@@ -120,6 +120,21 @@ test: deps
 	$(MAKE) all san
 	$(MAKE) check
 	$(MAKE) it
+	$(MAKE) fuzz-ci
+
+# libFuzzer harnesses (test/fuzz, scripts/fuzz.sh: clang, ASan, UBSan):
+# `make fuzz` runs each FUZZ_SECONDS (300); `make test` runs each 60 s, two
+# at a time, after replaying every regression input and seed.
+FUZZ_SECONDS ?= 300
+fuzz:
+	sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-ci:
+	sh scripts/fuzz.sh 0
+	@sh scripts/fuzz.sh 60 xml callback json & a=$$!; \
+	  sh scripts/fuzz.sh 60 crypto query config; b=$$?; \
+	  wait $$a; a=$$?; \
+	  [ $$a -eq 0 ] && [ $$b -eq 0 ] || { echo "fuzz: failed (a=$$a b=$$b)"; exit 1; }
 
 # Benchmarks (docs/performance.md): the callback path against the bare
 # FastCGI ceiling (2/4/8 workers, 16/64 connections, safe mode), the

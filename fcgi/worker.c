@@ -313,7 +313,8 @@ int app_open(struct app *app, const char *conf_path)
     }
     rc = callback_init(&app->cb, &app->cfg, &app->store);
     if (rc < 0) {
-        log_error(&app->log, "config", "bad_aes_key", "err=%s",
+        log_error(&app->log, "config", "callback_init_failed", "err=%s "
+                  "(the EncodingAESKey or the routing rules)",
                   kf_strerror(rc));
         return rc;
     }
