@@ -61,17 +61,13 @@ static const char *check_original_id(const char *v)
  * EventKeys or keywords (no ',' or ':') and the values group names
  * [a-z0-9_-]{1,32}; for group_policies (policies = 1) the keys are group
  * names and the values policy names. */
-/* At most 64 rules per list: lib/route keeps them in fixed arrays
- * (ROUTE_RULES_MAX). */
-#define PAIRS_MAX 64
-
 static const char *check_pairs(const char *v, int policies)
 {
     const char *p = v;
     int n = 0;
 
     while (*p) {
-        if (++n > PAIRS_MAX)
+        if (++n > CONFIG_RULES_MAX)
             return "has more than 64 key:value pairs";
         const char *colon = strchr(p, ':'), *comma = strchr(p, ',');
         const char *end = comma ? comma : p + strlen(p);

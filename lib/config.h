@@ -7,6 +7,10 @@
 
 #include "kf.h"
 
+/* Rules in one [routing] list (menu_groups, keyword_groups,
+ * group_policies): lib/route keeps them in arrays of this size. */
+#define CONFIG_RULES_MAX 64
+
 struct config {
     struct {
         char *app_id, *app_secret, *token, *encoding_aes_key,

@@ -16,7 +16,7 @@
 #include "store.h"
 #include "wx_xml.h"
 
-#define ROUTE_RULES_MAX 64
+#define ROUTE_RULES_MAX CONFIG_RULES_MAX
 #define ROUTE_NAME_MAX 65
 
 struct route_rule {
