@@ -157,7 +157,7 @@ else
     mv "$OUT/flags.$$" "$OUT/flags"
 fi
 HDRS=$(ls lib/*.h)
-todo=""
+stale_objs=""
 objs=""
 for src in lib/*.c "$OUT/gen/lua.c" "$OUT/gen/migrations.c"; do
     base=$(basename "$src" .c)
@@ -165,11 +165,11 @@ for src in lib/*.c "$OUT/gen/lua.c" "$OUT/gen/migrations.c"; do
     obj=$OUT/obj/$base.o
     objs="$objs $obj"
     # shellcheck disable=SC2086
-    stale "$obj" "$src" $HDRS "$OUT/flags" && todo="$todo $src:$obj"
+    stale "$obj" "$src" $HDRS "$OUT/flags" && stale_objs="$stale_objs $src:$obj"
 done
-if [ -n "$todo" ]; then
+if [ -n "$stale_objs" ]; then
     # shellcheck disable=SC2016,SC2086
-    printf '%s\n' $todo | xargs -P "$JOBS" -n 1 sh -c '
+    printf '%s\n' $stale_objs | xargs -P "$JOBS" -n 1 sh -c '
         src=${1%%:*}; obj=${1#*:}
         echo "  CC      $obj"
         # shellcheck disable=SC2086

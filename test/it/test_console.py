@@ -11,8 +11,8 @@ signed in on a phone-sized screen and sees it; an admin sees both agents
 and the stats. Screenshots (1366x768 and 390x844) are kept under
 test/browser/artifacts/, with the script's output in console-test.log.
 
-Skipped only when node or /usr/bin/chromium is missing (`make test`
-installs both, and test/browser/setup.sh the npm package)."""
+Fails (never skips) when node or /usr/bin/chromium is missing: `make
+test` installs both, and test/browser/setup.sh the npm package."""
 
 import os
 import shutil
@@ -42,8 +42,12 @@ def _missing():
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing() is not None,
-                                reason=_missing() or '')
+@pytest.fixture(scope='module', autouse=True)
+def browser_present():
+    """make test installs node and chromium (scripts/deps.sh): without them
+    this test fails rather than passing unseen."""
+    why = _missing()
+    assert why is None, why
 
 
 @pytest.fixture(scope='module')
