@@ -230,9 +230,7 @@ static int connect_all(const struct config *cfg, struct conns *c,
                        struct agent_err *err)
 {
     memset(c, 0, sizeof(*c));
-    if (store_init(&c->st, cfg->redis.url, cfg->wechat.app_id,
-                   cfg->redis.connect_timeout_ms,
-                   cfg->redis.io_timeout_ms) < 0) {
+    if (store_init_config(&c->st, cfg) < 0) {
         snprintf(err->msg, sizeof(err->msg), "[redis] url is invalid");
         return KF_ECONFIG;
     }

@@ -31,6 +31,7 @@ struct app {
     struct journal journal;     /* callbacks kept while Redis is away */
     int64_t next_replay_ms;     /* when to look at the journal again */
     unsigned long redis_failures; /* store.failures already counted */
+    unsigned long redis_failovers, redis_wait_shorts;   /* the same */
     const char *process;        /* "fcgi" or "jobs", a metrics label */
 };
 

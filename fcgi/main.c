@@ -78,10 +78,13 @@ static int cmd_check(const char *path)
 
     if (rc == 0) {
         printf("config: ok (%s)\n", path);
-        rc = store_init(&st, cfg.redis.url, cfg.wechat.app_id,
-                        cfg.redis.connect_timeout_ms,
-                        cfg.redis.io_timeout_ms) < 0;
-        if (rc == 0) {
+        rc = store_init_config(&st, &cfg) < 0;
+        if (rc == 0 && st.nsentinels) {
+            rc = store_ping(&st) < 0;
+            printf("redis: %s (master %s of the Sentinels %s: %s:%d)\n",
+                   rc ? "UNREACHABLE" : "ok", cfg.redis.master_name,
+                   cfg.redis.sentinels, *st.host ? st.host : "?", st.port);
+        } else if (rc == 0) {
             rc = store_ping(&st) < 0;
             printf("redis: %s (%s)\n", rc ? "UNREACHABLE" : "ok",
                    cfg.redis.url);

@@ -32,11 +32,12 @@ static void log_callback(struct fcgi_req *r, const char *ev, int rc,
     if (rc == 0)
         log_info(&r->log, "wechat", ev,
                  "status=%d openid=%s msgtype=%s event=%s enc=%d dup=%d "
-                 "route=%s%s",
+                 "route=%s%s%s",
                  r->status, res->openid, res->msgtype, res->event,
                  res->encrypted, res->duplicate,
                  res->decision[0] ? res->decision : "-",
-                 res->journaled ? " journaled=1" : "");
+                 res->journaled ? " journaled=1" : "",
+                 res->unreplicated ? " unreplicated=1 journaled=1" : "");
     else
         log_warn(&r->log, "wechat", ev, "status=%d err=%s openid=%s",
                  r->status, http_error_for(rc).code,

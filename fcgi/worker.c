@@ -205,41 +205,43 @@ static void serve(struct app *app, FCGX_Request *fx)
     account(&r, now_us() - t0);
 }
 
+/* Adds what *now counted since *seen to the family; *seen = now. */
+static void count_since(struct app *app, const char *family,
+                        const char *labels, unsigned long now,
+                        unsigned long *seen)
+{
+    if (now != *seen && app->metrics)
+        metrics_inc(app->metrics, family, labels, (int64_t)(now - *seen));
+    *seen = now;
+}
+
 void app_count_store_failures(struct app *app)
 {
     char labels[64];
-    unsigned long n = app->store.failures - app->redis_failures;
 
-    if (n == 0 || !app->metrics)
-        return;
-    app->redis_failures = app->store.failures;
     snprintf(labels, sizeof(labels), "process=\"%s\"", app->process);
-    metrics_inc(app->metrics, METRICS_REDIS_ERRORS, labels, (int64_t)n);
+    if (app->store.failovers != app->redis_failovers)
+        log_warn(&app->log, "redis", "new_master", "master=%s:%d "
+                 "(the Sentinels named a new master: a fail-over)",
+                 app->store.host, app->store.port);
+    count_since(app, METRICS_REDIS_ERRORS, labels, app->store.failures,
+                &app->redis_failures);
+    count_since(app, METRICS_REDIS_FAILOVERS, labels, app->store.failovers,
+                &app->redis_failovers);
+    count_since(app, METRICS_REDIS_WAIT_SHORT, "", app->store.wait_shorts,
+                &app->redis_wait_shorts);
 }
 
 /* One journal record through the callback path again. */
 static int replay_one(void *ctx, const struct journal_rec *jr)
 {
     struct app *app = ctx;
-    struct http_query q;
-    struct callback_req req;
     struct callback_res res;
     struct log l;
     int rc;
 
-    http_query_init(&q);
     callback_res_init(&res);
-    rc = http_query_parse(&q, jr->query);
-    if (rc == 0) {
-        memset(&req, 0, sizeof(req));
-        req.query = &q;
-        req.body = jr->body;
-        req.rid = jr->rid;
-        req.now = jr->now;
-        req.now_ms = jr->now_ms;
-        req.replay = 1;
-        rc = callback_handle(&app->cb, &req, &res);
-    }
+    rc = callback_replay(&app->cb, jr, &res);
     log_for_request(&l, &app->log, jr->rid);
     if (rc != KF_EBACKEND)
         log_info(&l, "journal", "replayed", "rc=%s openid=%s dup=%d "
@@ -247,7 +249,6 @@ static int replay_one(void *ctx, const struct journal_rec *jr)
                  res.openid[0] ? res.openid : "-", res.duplicate,
                  res.decision[0] ? res.decision : "-");
     callback_res_release(&res);
-    http_query_release(&q);
     return rc;
 }
 
@@ -259,7 +260,9 @@ void app_replay_journal(struct app *app)
 
     if (now < app->next_replay_ms)
         return;
-    app->next_replay_ms = now + 1000;
+    /* with wait_replicas and no replica confirming, every try costs a
+     * WAIT timeout: try less often until a callback's WAIT succeeds */
+    app->next_replay_ms = now + (app->store.wait_short ? 10000 : 1000);
     /* only once Redis answers: a replay that stops at its first record
      * would rewrite the rest of the file for nothing */
     if (!journal_pending(&app->journal) || store_ping(&app->store) < 0)
@@ -303,9 +306,7 @@ int app_open(struct app *app, const char *conf_path)
                 app->cfg.log.file, strerror(errno));
         return KF_EIO;
     }
-    rc = store_init(&app->store, app->cfg.redis.url, app->cfg.wechat.app_id,
-                    app->cfg.redis.connect_timeout_ms,
-                    app->cfg.redis.io_timeout_ms);
+    rc = store_init_config(&app->store, &app->cfg);
     if (rc < 0) {
         log_error(&app->log, "config", "bad_redis_url", "err=%s",
                   kf_strerror(rc));
@@ -326,13 +327,6 @@ int app_open(struct app *app, const char *conf_path)
     }
     outbound_init(&app->outbound, &app->cb.route, app->api, &app->cfg);
     history_init(&app->history, app->cfg.postgres.dsn);
-    /* without a journal a callback during a Redis outage gets 503 (and
-     * WeChat's retries): worse, but no reason not to start */
-    if (journal_init(&app->journal, app->cfg.redis.journal_dir) < 0)
-        log_error(&app->log, "journal", "init_failed", "dir=%s err=%s "
-                  "(callbacks get 503 while Redis is unreachable)",
-                  app->cfg.redis.journal_dir, strerror(errno));
-    app->cb.journal = &app->journal;
     /* without a journal a callback during a Redis outage gets 503 (and
      * WeChat's retries): worse, but no reason not to start */
     if (journal_init(&app->journal, app->cfg.redis.journal_dir) < 0)

@@ -870,6 +870,13 @@ static int rrun(struct store *s, struct rargs *a, redisReply **out,
         return fail(err, KF_EBACKEND, "Redis: %s",
                     s->rc->errstr[0] ? s->rc->errstr : "no reply");
     if ((*out)->type == REDIS_REPLY_ERROR) {
+        if (store_reply_role_error(s, *out)) {   /* mid fail-over */
+            fail(err, KF_EBACKEND, "Redis: %.*s",
+                 (*out)->len > 160 ? 160 : (int)(*out)->len, (*out)->str);
+            freeReplyObject(*out);
+            *out = NULL;
+            return KF_EBACKEND;
+        }
         fail(err, KF_EIO, "Redis: %.*s",
              (*out)->len > 160 ? 160 : (int)(*out)->len, (*out)->str);
         freeReplyObject(*out);

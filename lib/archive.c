@@ -981,7 +981,8 @@ static int redis_cmd(struct archive *a, int argc, const char **argv,
         return KF_EBACKEND;
     }
     if ((*out)->type == REDIS_REPLY_ERROR) {
-        if (!strncmp((*out)->str, "NOGROUP", 7))
+        if (!strncmp((*out)->str, "NOGROUP", 7) ||
+            store_reply_role_error(s, *out))  /* a fail-over: new master */
             a->group_ready = 0;
         freeReplyObject(*out);
         *out = NULL;
@@ -1008,6 +1009,7 @@ static int group_ready(struct archive *a, const char *key)
     }
     a->group_ready = r->type != REDIS_REPLY_ERROR ||
                      !strncmp(r->str, "BUSYGROUP", 9);
+    store_reply_role_error(a->store, r);
     freeReplyObject(r);
     return a->group_ready ? 0 : KF_EBACKEND;
 }

@@ -264,7 +264,8 @@ static int payload_json(const struct wx_msg *m, struct kf_buf *out)
 
 /* Dedupe + routing + record, in one Redis round trip. */
 static int record(struct callback *cb, const struct callback_req *req,
-                  const struct wx_msg *m, struct kf_buf *decision, int *dup)
+                  const struct wx_msg *m, struct kf_buf *decision, int *dup,
+                  int *replicated)
 {
     struct kf_buf key, payload;
     char ctime[24], msgid[24], recv[24];
@@ -309,7 +310,7 @@ static int record(struct callback *cb, const struct callback_req *req,
         in.fields = f;
         in.nfields = sizeof(f) / sizeof(f[0]);
         in.now_ms = req->now_ms ? req->now_ms : kf_wall_ms();
-        rc = route_ingest(&cb->route, &in, decision, dup);
+        rc = route_ingest(&cb->route, &in, decision, dup, replicated);
     }
     kf_buf_release(&key);
     kf_buf_release(&payload);
@@ -366,13 +367,20 @@ static int is_success(struct kf_str s)
     return s.len == 0 || kf_str_eq_c(s, "success");
 }
 
+static int journal_usable(const struct callback *cb)
+{
+    return cb->journal && cb->journal->enabled;
+}
+
 int callback_handle(struct callback *cb, const struct callback_req *req,
                     struct callback_res *res)
 {
     struct kf_str etype = param(req, "encrypt_type");
     struct wx_msg *env = NULL, *m = NULL;
     struct kf_buf plain, reply, decision;
-    int rc, key = 0;
+    const struct journal_rec jr = { req->query_raw, req->body, req->rid,
+                                    req->now, req->now_ms };
+    int rc, key = 0, replicated = 1;
 
     kf_buf_init(&plain, WX_XML_MAX);
     kf_buf_init(&reply, REPLY_MAX);
@@ -403,12 +411,17 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     if (rc < 0)
         goto out;
     describe(res, m);
-    rc = record(cb, req, m, &decision, &res->duplicate);
-    if (rc == KF_EBACKEND && !req->replay && cb->journal &&
-        cb->journal->enabled) {
-        struct journal_rec jr = { req->query_raw, req->body, req->rid,
-                                  req->now, req->now_ms };
-
+    rc = record(cb, req, m, &decision, &res->duplicate, &replicated);
+    if (rc == 0 && !replicated) {
+        /* [redis] wait_replicas: the master has it, too few replicas do.
+         * Acknowledged only with a copy on disk, kept until a replay sees
+         * it replicated (a lost master cannot lose it then). */
+        res->unreplicated = 1;
+        if (req->replay)
+            rc = KF_EBACKEND;
+        else if (!journal_usable(cb) || journal_append(cb->journal, &jr) < 0)
+            rc = KF_EBACKEND;
+    } else if (rc == KF_EBACKEND && !req->replay && journal_usable(cb)) {
         /* acknowledged only once it is on disk */
         if (journal_append(cb->journal, &jr) == 0) {
             res->journaled = 1;
@@ -449,5 +462,29 @@ out:
     kf_buf_release(&plain);
     kf_buf_release(&reply);
     kf_buf_release(&decision);
+    return rc;
+}
+
+int callback_replay(struct callback *cb, const struct journal_rec *jr,
+                    struct callback_res *res)
+{
+    struct http_query q;
+    struct callback_req req;
+    int rc;
+
+    http_query_init(&q);
+    rc = http_query_parse(&q, jr->query);
+    if (rc == 0) {
+        memset(&req, 0, sizeof(req));
+        req.query = &q;
+        req.query_raw = jr->query;
+        req.body = jr->body;
+        req.rid = jr->rid;
+        req.now = jr->now;
+        req.now_ms = jr->now_ms;
+        req.replay = 1;
+        rc = callback_handle(cb, &req, res);
+    }
+    http_query_release(&q);
     return rc;
 }

@@ -48,6 +48,7 @@ struct callback_res {
     char openid[65], msgtype[24], event[32];
     char decision[64];            /* routing outcome, see route_ingest */
     int journaled;                /* Redis was away: kept in the journal */
+    int unreplicated;             /* WAIT fell short (wait_replicas) */
 };
 
 /* cfg must already be validated (config_load). A bad EncodingAESKey ->
@@ -67,9 +68,21 @@ KF_WUR int callback_verify(struct callback *cb,
  * Redis cannot be reached and cb->journal is set, the request is appended
  * to the journal (durably) and answered with [texts] fallback for a
  * user's message, "success" otherwise (res->journaled = 1); a replayed
- * request (req->replay) is never journaled again: KF_EBACKEND. */
+ * request (req->replay) is never journaled again: KF_EBACKEND.
+ * With [redis] wait_replicas, a callback whose write fewer replicas
+ * confirmed is answered normally but only once it is also in the journal
+ * (res->unreplicated = 1; KF_EBACKEND if it cannot be kept); a replayed
+ * one is KF_EBACKEND until its write is confirmed (the replay stops and
+ * keeps it). */
 KF_WUR int callback_handle(struct callback *cb,
                            const struct callback_req *req,
+                           struct callback_res *res);
+
+struct journal_rec;
+/* A journal record through callback_handle again (req->replay = 1, its
+ * original query, body, request id and time). A query that no longer
+ * parses is that error (the record is dropped). */
+KF_WUR int callback_replay(struct callback *cb, const struct journal_rec *jr,
                            struct callback_res *res);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h"
 #include "wx_reply.h"
 
 #include "banned.h"
@@ -116,6 +117,21 @@ static const char *check_text(const char *v)
                  "(is the file saved as UTF-8?)" : NULL;
 }
 
+/* host:port[,host:port...]: what lib/store parses (store_set_sentinels). */
+static const char *check_sentinels(const char *v)
+{
+    return *v && store_sentinels_ok(v) < 0
+               ? "must be host:port[,host:port...] (at most 8 "
+                 "entries)" : NULL;
+}
+
+static const char *check_master_name(const char *v)
+{
+    return !all_of(v, "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+               ? "may only contain letters, digits and ._-" : NULL;
+}
+
 static const char *check_sha256(const char *v)
 {
     return strlen(v) != 64 || !all_of(v, "0123456789abcdef")
@@ -155,6 +171,10 @@ static const struct centry table[] = {
     L(redis, connect_timeout_ms, 500, 10, 60000),
     L(redis, io_timeout_ms, 1000, 10, 60000),
     S(redis, journal_dir, "var/journal", 0, 1000),
+    CHECKED(redis, sentinels, 0, 1024, check_sentinels),
+    CHECKED(redis, master_name, 0, 64, check_master_name),
+    L(redis, wait_replicas, 0, 0, 16),
+    L(redis, wait_timeout_ms, 200, 1, 60000),
     S(postgres, dsn, "dbname=wxkf", 1, 1024),
     L(http, max_body, 65536, 1024, 1048576),
     E(log, level, "info", "error|warn|info|debug"),
@@ -482,6 +502,14 @@ static int validate(const struct config *c, const struct origin *o,
     else if (*c->wechat.encoding_aes_key_prev && !*c->wechat.encoding_aes_key)
         e = find("wechat", "encoding_aes_key_prev"),
         why = "needs wechat.encoding_aes_key";
+    else if (*c->redis.sentinels && !*c->redis.master_name)
+        e = find("redis", "sentinels"),
+        why = "needs redis.master_name (the name the Sentinels monitor)";
+    else if (c->redis.wait_replicas > 0 &&
+             c->redis.wait_timeout_ms >= c->redis.io_timeout_ms)
+        e = find("redis", "wait_replicas"),
+        why = "needs redis.wait_timeout_ms below redis.io_timeout_ms "
+              "(WAIT blocks that long)";
     if (!why)
         return 0;
     if (o->line[e - table] > 0) {

@@ -23,6 +23,10 @@ struct config {
         char *url;
         long connect_timeout_ms, io_timeout_ms;
         char *journal_dir;      /* callbacks kept while Redis is away */
+        char *sentinels;        /* "host:port,..." ("" = url names Redis) */
+        char *master_name;      /* the master the Sentinels monitor */
+        long wait_replicas;     /* callback acknowledged after WAIT N */
+        long wait_timeout_ms;
     } redis;
     struct {
         char *dsn;

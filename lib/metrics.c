@@ -53,6 +53,11 @@ static const struct family fams[] = {
       "Requests refused by a rate limit, by kind." },
     { METRICS_REDIS_ERRORS, COUNTER, "process",
       "Redis failures, by process kind." },
+    { METRICS_REDIS_FAILOVERS, COUNTER, "process",
+      "Times the Sentinels named a new Redis master, by process kind." },
+    { METRICS_REDIS_WAIT_SHORT, COUNTER, "",
+      "Callbacks whose write fewer than [redis] wait_replicas replicas "
+      "confirmed in time (also kept in the journal)." },
     { METRICS_ROUTING_OUTCOMES, COUNTER, "outcome,policy",
       "Routing decisions, by policy and outcome." },
     { METRICS_SESSIONS_ACTIVE, GAUGE, "",

@@ -41,10 +41,10 @@ int push_open(struct push *p, const struct config *cfg, const struct log *log)
         return KF_ECONFIG;
     snprintf(p->url, sizeof(p->url), "%s", cfg->push.url);
     snprintf(p->socket, sizeof(p->socket), "%s", cfg->push.socket);
-    rc = store_init(&p->store, cfg->redis.url, cfg->wechat.app_id,
-                    cfg->redis.connect_timeout_ms, PUSH_IO_TIMEOUT_MS);
+    rc = store_init_config(&p->store, cfg);
     if (rc < 0)
         return rc;
+    p->store.io_timeout_ms = PUSH_IO_TIMEOUT_MS;   /* blocking XREAD */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return KF_ENOMEM;
     c = curl_easy_init();

@@ -158,7 +158,7 @@ static const char *action_name(enum route_action a)
 #define ARGC(s) ARG((s), strlen(s))
 
 int route_ingest(struct route *r, const struct route_ingest *in,
-                 struct kf_buf *decision, int *dup)
+                 struct kf_buf *decision, int *dup, int *replicated)
 {
     const char *argv[MAX_ARGV];
     size_t lens[MAX_ARGV], i;
@@ -194,7 +194,8 @@ int route_ingest(struct route *r, const struct route_ingest *in,
         ARG(in->fields[i].name.p, in->fields[i].name.len);
         ARG(in->fields[i].value.p, in->fields[i].value.len);
     }
-    rc = store_eval(r->store, &r->ingest, argc, argv, lens, &rep);
+    rc = store_eval_wait(r->store, &r->ingest, argc, argv, lens, &rep,
+                         replicated);
     if (rc < 0)
         goto out;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||

@@ -69,14 +69,16 @@ struct route_ingest {
     int64_t now_ms;
 };
 
-/* The callback's one Redis round trip. decision gets "<d>|<unix s>": d is
+/* The callback's one Redis round trip (with WAIT when [redis]
+ * wait_replicas is set: *replicated = 0 when fewer replicas confirmed
+ * the write in time; always 1 without it). decision gets "<d>|<unix s>": d is
  * "none", "welcome", "assigned:<agent>", "sticky:<agent>", "queued:<n>" or
  * "offline:<n>" and the time is when it was first decided (the reply's
  * CreateTime); *dup = 1 when this is a retry (it is the first delivery's).
  * "offline" means no agent is online or paused; with only paused agents
  * the user is "queued" (they are at work and will take users again). */
 KF_WUR int route_ingest(struct route *r, const struct route_ingest *in,
-                        struct kf_buf *decision, int *dup);
+                        struct kf_buf *decision, int *dup, int *replicated);
 
 /* Presence. op: "online", "paused", "offline", "heartbeat". status (>= 16
  * bytes) gets the status after the call; *moved counts sessions moved off

@@ -1,4 +1,4 @@
-/* store: Redis connection, backoff and scripts. */
+/* store: Redis connection, Sentinel, backoff, scripts and WAIT. */
 #include "store.h"
 
 #include <errno.h>
@@ -10,6 +10,8 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
+
+#include "config.h"
 
 #include "banned.h"
 
@@ -106,6 +108,104 @@ static int parse_unix(struct store *s, const char *u)
     return 0;
 }
 
+/* One "host:port" (host may be "[v6]") of len n into a. */
+static int parse_addr(struct store_addr *a, const char *p, size_t n)
+{
+    const char *colon = NULL, *h = p;
+    size_t i, hl;
+    long port = 0;
+
+    for (i = 0; i < n; i++)
+        if (p[i] == ':')
+            colon = p + i;
+    if (!colon || colon + 1 == p + n || (size_t)(p + n - colon - 1) > 5)
+        return KF_ECONFIG;
+    for (i = (size_t)(colon - p) + 1; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return KF_ECONFIG;
+        port = port * 10 + (p[i] - '0');
+    }
+    hl = (size_t)(colon - p);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (port < 1 || port > 65535 || hl == 0 || hl >= sizeof(a->host))
+        return KF_ECONFIG;
+    for (i = 0; i < hl; i++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    "0123456789.-_:", h[i]) || !h[i])
+            return KF_ECONFIG;
+    memcpy(a->host, h, hl);
+    a->host[hl] = '\0';
+    a->port = (int)port;
+    return 0;
+}
+
+/* Fills out[0..*n) from "host:port,..." (spaces around entries allowed). */
+static int parse_sentinels(const char *list, struct store_addr *out, int *n)
+{
+    const char *p = list;
+
+    *n = 0;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+
+        while (len && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (*n >= STORE_SENTINELS_MAX || parse_addr(&out[*n], p, len) < 0)
+            return KF_ECONFIG;
+        (*n)++;
+        if (!end)
+            return 0;
+        p = end + 1;
+    }
+}
+
+int store_sentinels_ok(const char *list)
+{
+    struct store_addr a[STORE_SENTINELS_MAX];
+    int n;
+
+    return parse_sentinels(list, a, &n);
+}
+
+int store_set_sentinels(struct store *s, const char *list,
+                        const char *master_name)
+{
+    size_t len = strlen(master_name);
+
+    if (len == 0 || len >= sizeof(s->master_name) ||
+        parse_sentinels(list, s->sentinel, &s->nsentinels) < 0) {
+        s->nsentinels = 0;
+        return KF_ECONFIG;
+    }
+    memcpy(s->master_name, master_name, len + 1);
+    s->sentinel_first = 0;
+    s->host[0] = '\0';       /* the Sentinels say where */
+    s->unix_path[0] = '\0';
+    return 0;
+}
+
+int store_init_config(struct store *s, const struct config *cfg)
+{
+    int rc = store_init(s, cfg->redis.url, cfg->wechat.app_id,
+                        cfg->redis.connect_timeout_ms,
+                        cfg->redis.io_timeout_ms);
+
+    if (rc == 0 && *cfg->redis.sentinels)
+        rc = store_set_sentinels(s, cfg->redis.sentinels,
+                                 cfg->redis.master_name);
+    s->wait_replicas = cfg->redis.wait_replicas;
+    s->wait_timeout_ms = cfg->redis.wait_timeout_ms;
+    return rc;
+}
+
 int store_init(struct store *s, const char *url, const char *app_id,
                long connect_timeout_ms, long io_timeout_ms)
 {
@@ -153,11 +253,75 @@ static int setup_cmd(struct store *s, int argc, const char **argv)
     return ok ? 0 : KF_EBACKEND;
 }
 
+/* Asks the Sentinels, the one that answered last first, where the master
+ * is; fills s->host/port. */
+static int ask_sentinels(struct store *s)
+{
+    const char *argv[] = { "SENTINEL", "get-master-addr-by-name",
+                           s->master_name };
+    int k;
+
+    for (k = 0; k < s->nsentinels; k++) {
+        int i = (s->sentinel_first + k) % s->nsentinels;
+        const struct store_addr *a = &s->sentinel[i];
+        redisContext *c = redisConnectWithTimeout(
+            a->host, a->port, tv_ms(s->connect_timeout_ms));
+        redisReply *r = NULL;
+        long port;
+        char *end;
+
+        if (c && !c->err &&
+            redisSetTimeout(c, tv_ms(s->io_timeout_ms)) == REDIS_OK)
+            r = redisCommandArgv(c, 3, argv, NULL);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            r->element[1]->type == REDIS_REPLY_STRING &&
+            r->element[0]->len > 0 &&
+            r->element[0]->len < sizeof(s->host) &&
+            (port = strtol(r->element[1]->str, &end, 10)) > 0 &&
+            port <= 65535 && !*end) {
+            if (s->host[0] && (strcmp(s->host, r->element[0]->str) ||
+                               s->port != (int)port))
+                s->failovers++;
+            memcpy(s->host, r->element[0]->str, r->element[0]->len + 1);
+            s->port = (int)port;
+            s->sentinel_first = i;
+            freeReplyObject(r);
+            redisFree(c);
+            return 0;
+        }
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+    }
+    return KF_EBACKEND;
+}
+
+/* Sentinel mode: the server we reached must say it is the master (during
+ * a fail-over a Sentinel can still name the old one). */
+static int check_master(struct store *s)
+{
+    const char *argv[] = { "ROLE" };
+    redisReply *r = redisCommandArgv(s->rc, 1, argv, NULL);
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+             r->element[0]->type == REDIS_REPLY_STRING &&
+             strcmp(r->element[0]->str, "master") == 0;
+
+    if (r)
+        freeReplyObject(r);
+    if (!ok)    /* next time ask another Sentinel first */
+        s->sentinel_first = (s->sentinel_first + 1) % s->nsentinels;
+    return ok ? 0 : KF_EBACKEND;
+}
+
 static int open_conn(struct store *s)
 {
     struct timeval ct = tv_ms(s->connect_timeout_ms);
     char db[8];
 
+    if (s->nsentinels && ask_sentinels(s) < 0)
+        return KF_EBACKEND;
     if (*s->unix_path)
         s->rc = redisConnectUnixWithTimeout(s->unix_path, ct);
     else
@@ -178,7 +342,7 @@ static int open_conn(struct store *s)
         if (setup_cmd(s, 2, argv) < 0)
             return KF_EBACKEND;
     }
-    return 0;
+    return s->nsentinels ? check_master(s) : 0;
 }
 
 /* After a failure: no new attempt before the backoff has passed. */
@@ -209,11 +373,64 @@ int store_connect(struct store *s)
     return 0;
 }
 
-/* Sends one command. A broken connection is dropped and, because every
- * command we send is idempotent, retried once on a fresh one at once.
- * On success *out is new; caller frees with freeReplyObject(). */
-static int command(struct store *s, int argc, const char **argv,
-                   const size_t *lens, redisReply **out)
+static int starts(const redisReply *r, const char *word)
+{
+    return r->type == REDIS_REPLY_ERROR && r->str &&
+           strncmp(r->str, word, strlen(word)) == 0;
+}
+
+/* The server is not (or no longer, or not yet) a usable master. */
+static int is_role_error(const redisReply *r)
+{
+    return starts(r, "READONLY") || starts(r, "MASTERDOWN") ||
+           starts(r, "LOADING");
+}
+
+int store_reply_role_error(struct store *s, const redisReply *r)
+{
+    if (!r || !is_role_error(r))
+        return 0;
+    s->role_errors++;
+    drop(s);
+    return 1;
+}
+
+/* The command, then (acked != NULL) WAIT in the same round trip; *acked
+ * gets the number of replicas WAIT counted (-1 if it failed). */
+static int send_recv(struct store *s, int argc, const char **argv,
+                     const size_t *lens, redisReply **out, long long *acked)
+{
+    char n[24], t[24];
+    const char *wargv[] = { "WAIT", n, t };
+    void *w = NULL, *r = NULL;
+
+    if (!acked) {
+        *out = redisCommandArgv(s->rc, argc, argv, lens);
+        return *out ? 0 : KF_EBACKEND;
+    }
+    snprintf(n, sizeof(n), "%ld", s->wait_replicas);
+    snprintf(t, sizeof(t), "%ld", s->wait_timeout_ms);
+    if (redisAppendCommandArgv(s->rc, argc, argv, lens) != REDIS_OK ||
+        redisAppendCommandArgv(s->rc, 3, wargv, NULL) != REDIS_OK ||
+        redisGetReply(s->rc, &r) != REDIS_OK ||
+        redisGetReply(s->rc, &w) != REDIS_OK) {
+        if (r)
+            freeReplyObject(r);
+        return KF_EBACKEND;
+    }
+    *acked = ((redisReply *)w)->type == REDIS_REPLY_INTEGER
+                 ? ((redisReply *)w)->integer : -1;
+    freeReplyObject(w);
+    *out = r;
+    return 0;
+}
+
+/* Sends one command (and WAIT). A broken connection, or a server that
+ * turned out not to be the master, is dropped and, because every command
+ * we send is idempotent, retried once on a fresh one at once. On success
+ * *out is new; caller frees with freeReplyObject(). */
+static int exchange(struct store *s, int argc, const char **argv,
+                    const size_t *lens, redisReply **out, long long *acked)
 {
     int attempt;
 
@@ -222,15 +439,25 @@ static int command(struct store *s, int argc, const char **argv,
             s->next_try_ms = 0;
         if (store_connect(s) < 0)
             return KF_EBACKEND;
-        *out = redisCommandArgv(s->rc, argc, argv, lens);
-        if (*out)
-            return 0;
+        if (send_recv(s, argc, argv, lens, out, acked) == 0) {
+            if (!store_reply_role_error(s, *out))
+                return 0;
+            freeReplyObject(*out);
+            *out = NULL;
+            continue;
+        }
         drop(s);
     }
     /* A server that accepts connections but does not answer (stopped,
      * overloaded) must not cost every request two I/O timeouts. */
     back_off(s);
     return KF_EBACKEND;
+}
+
+static int command(struct store *s, int argc, const char **argv,
+                   const size_t *lens, redisReply **out)
+{
+    return exchange(s, argc, argv, lens, out, NULL);
 }
 
 int store_command(struct store *s, int argc, const char **argv,
@@ -267,9 +494,11 @@ static int is_noscript(const redisReply *r)
 }
 
 /* EVALSHA, falling back to EVAL (which also caches the script) when the
- * server does not know it, e.g. after a restart or failover. */
-int store_eval(struct store *s, const struct store_script *sc, int argc,
-               const char **argv, size_t *lens, struct redisReply **out)
+ * server does not know it, e.g. after a restart or failover; acked as in
+ * exchange. */
+static int eval(struct store *s, const struct store_script *sc, int argc,
+                const char **argv, size_t *lens, struct redisReply **out,
+                long long *acked)
 {
     int rc;
 
@@ -282,7 +511,7 @@ int store_eval(struct store *s, const struct store_script *sc, int argc,
         lens[0] = 7;
         lens[1] = 40;
     }
-    rc = command(s, argc, argv, lens, out);
+    rc = exchange(s, argc, argv, lens, out, acked);
     if (rc == 0 && is_noscript(*out)) {
         freeReplyObject(*out);
         *out = NULL;
@@ -292,13 +521,38 @@ int store_eval(struct store *s, const struct store_script *sc, int argc,
             lens[0] = 4;
             lens[1] = strlen(sc->src);
         }
-        rc = command(s, argc, argv, lens, out);
+        rc = exchange(s, argc, argv, lens, out, acked);
     }
     if (rc == 0 && (*out)->type == REDIS_REPLY_ERROR) {
-        /* e.g. OOM, READONLY on a replica, a script error */
+        /* e.g. OOM, a script error */
         freeReplyObject(*out);
         *out = NULL;
         rc = KF_EBACKEND;
+    }
+    return rc;
+}
+
+int store_eval(struct store *s, const struct store_script *sc, int argc,
+               const char **argv, size_t *lens, struct redisReply **out)
+{
+    return eval(s, sc, argc, argv, lens, out, NULL);
+}
+
+int store_eval_wait(struct store *s, const struct store_script *sc,
+                    int argc, const char **argv, size_t *lens,
+                    struct redisReply **out, int *replicated)
+{
+    long long acked = -1;
+    int rc;
+
+    *replicated = 1;
+    if (s->wait_replicas <= 0)
+        return eval(s, sc, argc, argv, lens, out, NULL);
+    rc = eval(s, sc, argc, argv, lens, out, &acked);
+    *replicated = rc == 0 && acked >= s->wait_replicas;
+    if (rc == 0) {
+        s->wait_short = !*replicated;
+        s->wait_shorts += (unsigned long)s->wait_short;
     }
     return rc;
 }

@@ -1,8 +1,10 @@
 /* store: the worker's one Redis connection — URL parsing, connecting with
- * timeouts, reconnecting with exponential backoff, the Lua scripts (loaded
- * once, called with EVALSHA, reloaded on NOSCRIPT) and the key layout.
- * Every key of one Official Account starts with "wxkf:{APPID}:" so each
- * script touches one Redis Cluster slot. */
+ * timeouts, reconnecting with exponential backoff, finding the master
+ * through Redis Sentinel and following it after a fail-over, the Lua
+ * scripts (loaded once, called with EVALSHA, reloaded on NOSCRIPT), WAIT
+ * for replicas, and the key layout. Every key of one Official Account
+ * starts with "wxkf:{APPID}:" so each script touches one Redis Cluster
+ * slot. */
 #ifndef STORE_H
 #define STORE_H
 
@@ -11,6 +13,15 @@
 #include "kf.h"
 
 struct redisContext;
+struct redisReply;
+struct config;
+
+#define STORE_SENTINELS_MAX 8
+
+struct store_addr {
+    char host[256];
+    int port;
+};
 
 struct store {
     struct redisContext *rc;
@@ -25,6 +36,16 @@ struct store {
     unsigned long reconnects; /* successful connects after the first */
     unsigned long failures;   /* connects or commands that failed */
     int connected_once;
+    /* Sentinel mode (nsentinels > 0): host/port are the master's, as the
+     * Sentinels last said; each connect asks them again. */
+    struct store_addr sentinel[STORE_SENTINELS_MAX];
+    int nsentinels, sentinel_first;   /* asked first: the last that knew */
+    char master_name[65];
+    unsigned long failovers;  /* the master's address changed */
+    unsigned long role_errors;  /* READONLY & co: a demoted master */
+    long wait_replicas, wait_timeout_ms;   /* store_eval_wait */
+    int wait_short;           /* the last WAIT confirmed too few */
+    unsigned long wait_shorts;
 };
 
 /* url: redis://[:password@]host[:port][/db] or unix:/path[?db=N].
@@ -32,6 +53,25 @@ struct store {
 KF_WUR int store_init(struct store *s, const char *url, const char *app_id,
                       long connect_timeout_ms, long io_timeout_ms);
 void store_release(struct store *s);              /* safe twice */
+
+/* 0 when list is "host:port[,host:port...]" with 1..STORE_SENTINELS_MAX
+ * entries (IPv6 hosts in brackets), else KF_ECONFIG. */
+KF_WUR int store_sentinels_ok(const char *list);
+/* Sentinel mode: every (re)connect asks the Sentinels in list, the one
+ * that answered last first, for master_name's address, connects there
+ * (with the url's password and db) and checks with ROLE that it is a
+ * master; a READONLY reply later (a demoted master) drops the connection
+ * so the next command finds the new master. KF_ECONFIG on a bad list. */
+KF_WUR int store_set_sentinels(struct store *s, const char *list,
+                               const char *master_name);
+/* store_init + store_set_sentinels + WAIT settings from [redis]. */
+KF_WUR int store_init_config(struct store *s, const struct config *cfg);
+
+/* For code that talks to s->rc itself: an error reply that says this
+ * server is no longer the master (READONLY, MASTERDOWN, LOADING) drops
+ * the connection so the next store_connect finds the master. Returns 1
+ * when it did. */
+int store_reply_role_error(struct store *s, const struct redisReply *r);
 
 /* Connects if needed. While backing off after a failure returns
  * KF_EBACKEND at once, so a dead Redis costs a request microseconds. */
@@ -71,5 +111,14 @@ void store_script_init(struct store_script *sc, const char *src);
 KF_WUR int store_eval(struct store *s, const struct store_script *sc,
                       int argc, const char **argv, size_t *lens,
                       struct redisReply **out);
+
+/* store_eval followed, in the same round trip, by WAIT wait_replicas
+ * wait_timeout_ms when wait_replicas > 0. *replicated = 1 when the write
+ * reached that many replicas (always 1 with wait_replicas = 0); 0 means
+ * the script ran on the master but a loss of the master could still lose
+ * what it wrote. */
+KF_WUR int store_eval_wait(struct store *s, const struct store_script *sc,
+                           int argc, const char **argv, size_t *lens,
+                           struct redisReply **out, int *replicated);
 
 #endif

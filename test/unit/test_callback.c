@@ -620,6 +620,75 @@ static char *text_xml(const char *openid, const char *msgid,
     return b;
 }
 
+/* A journal record through the callback path again (callback_replay, as
+ * the worker's replay). */
+static int replay_rec(void *ctx, const struct journal_rec *jr)
+{
+    struct fixture *f = ctx;
+    struct callback_res res;
+    int rc;
+
+    callback_res_init(&res);
+    rc = callback_replay(&f->cb, jr, &res);
+    if (rc == 0)
+        assert_true(res.duplicate);     /* the master had it all along */
+    callback_res_release(&res);
+    return rc;
+}
+
+/* [redis] wait_replicas = 1 and no replica confirms: the push is routed
+ * and answered as usual but only after a copy is on disk; replaying that
+ * copy stops (keeping it) until a replica has the write. */
+static void test_callback_journals_a_push_no_replica_confirmed(void **st)
+{
+    struct fixture *f = *st;
+    struct callback_res res;
+    struct journal j;
+    struct journal_counts c = { 0, 0, 0 };
+    struct tu_redis replica;
+    char qs[256], dir[64] = "/tmp/wxkf-cbw-XXXXXX", cmd[96];
+    char *body = text_xml("oWaitReplica1", "9100000000000000077", "hi");
+
+    ready(f);
+    f->store.wait_replicas = 1;
+    f->store.wait_timeout_ms = 50;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(journal_init(&j, dir), 0);
+    f->cb.journal = &j;
+    signed_qs(qs, sizeof(qs), "1716300500", "9");
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, body, 1716300500, &res), 0);
+    assert_true(res.unreplicated);
+    assert_false(res.journaled);
+    assert_string_equal(res.decision, "offline:1");   /* routed as usual */
+    assert_true(journal_pending(&j));
+    callback_res_release(&res);
+    /* without a journal the same push cannot be acknowledged */
+    f->cb.journal = NULL;
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, body, 1716300500, &res), KF_EBACKEND);
+    callback_res_release(&res);
+    f->cb.journal = &j;
+    /* no replica yet: the replay stops at the record and keeps it */
+    assert_int_equal(journal_replay(&j, replay_rec, f, &c), KF_EBACKEND);
+    assert_int_equal(c.replayed, 0);
+    assert_int_equal(c.left, 1);
+    assert_true(journal_pending(&j));
+    /* a replica syncs the master: now WAIT confirms and the copy goes */
+    tu_redis_start_replica(&replica, 0, f->redis.port);
+    f->store.wait_timeout_ms = 500;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(journal_replay(&j, replay_rec, f, &c), 0);
+    assert_int_equal(c.replayed, 1);
+    assert_int_equal(c.left, 0);
+    assert_false(journal_pending(&j));
+    tu_redis_stop(&replica);
+    f->cb.journal = NULL;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(body);
+}
+
 static void add_online_agent(struct fixture *f, const char *acct)
 {
     const char *hset[] = { "HSET", NULL, "weight", "1", "capacity", "3",
@@ -766,6 +835,7 @@ int main(void)
         T(test_callback_trusts_only_the_decrypted_copy_in_compat_mode),
         T(test_callback_answers_backend_unavailable_when_redis_is_down),
         T(test_callback_keeps_pushes_in_the_journal_when_redis_is_down),
+        T(test_callback_journals_a_push_no_replica_confirmed),
         T(test_callback_verifies_the_server_url),
         T(test_callback_transfers_to_the_chosen_kf_account_in_wechat_kf_mode),
         T(test_callback_answers_the_queue_position_in_safe_mode),

@@ -481,6 +481,47 @@ static void test_config_refuses_a_65th_group_rule(void **state)
     }
 }
 
+/* [redis] sentinels + master_name + wait_replicas: a list lib/store can
+ * use, a master name, and a WAIT that ends before the I/O timeout. */
+static void test_config_checks_the_sentinel_settings(void **state)
+{
+    static const char head[] = "[wechat]\napp_id = wx0123456789abcdef\n"
+                               "token = abc\n[redis]\n";
+    static const struct {
+        const char *redis, *needle;
+        int line;
+    } bad[] = {
+        { "sentinels = s1:26379,s2\nmaster_name = m\n", "redis.sentinels",
+          5 },
+        { "sentinels = s1:26379\n", "redis.master_name", 5 },
+        { "sentinels = s1:1\nmaster_name = a b\n", "redis.master_name", 6 },
+        { "wait_replicas = 1\nwait_timeout_ms = 1000\n",
+          "redis.wait_timeout_ms below", 5 },
+        { "wait_replicas = 17\n", "redis.wait_replicas", 5 },
+    };
+    char path[64], text[512];
+    struct config c;
+    size_t i;
+
+    (void)state;
+    snprintf(text, sizeof(text), "%ssentinels = 10.0.0.1:26379, "
+             "10.0.0.2:26379,[::1]:26380\nmaster_name = wxkf-main\n"
+             "wait_replicas = 1\nwait_timeout_ms = 250\n", head);
+    write_temp(path, sizeof(path), text);
+    load_ok(&c, path);
+    assert_string_equal(c.redis.master_name, "wxkf-main");
+    assert_int_equal(c.redis.wait_replicas, 1);
+    assert_int_equal(c.redis.wait_timeout_ms, 250);
+    config_release(&c);
+    unlink(path);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s", head, bad[i].redis);
+        write_temp(path, sizeof(path), text);
+        expect_file_error(path, bad[i].line, bad[i].needle);
+        unlink(path);
+    }
+}
+
 static void test_config_rejects_bad_app_id_with_file_and_line(void **state)
 {
     (void)state;
@@ -662,6 +703,7 @@ int main(void)
         ENV_TEST(test_config_defaults_survive_load_without_file),
         ENV_TEST(test_config_without_app_id_is_rejected),
         ENV_TEST(test_config_refuses_a_65th_group_rule),
+        ENV_TEST(test_config_checks_the_sentinel_settings),
         ENV_TEST(test_config_sample_file_loads),
         ENV_TEST(test_config_missing_file_error_names_the_path),
         ENV_TEST(test_config_missing_token_error_names_the_file),

@@ -185,7 +185,7 @@ static const char *ingest_full(struct fixture *f, enum route_action action,
     struct kf_buf d;
     char k[32], *out = f->ring[f->ri++ % RING];
     const char *bar;
-    int rc, dummy;
+    int rc, dummy, replicated = 0;
 
     if (!dkey) {
         snprintf(k, sizeof(k), "m%ld", ++f->seq);
@@ -204,10 +204,11 @@ static const char *ingest_full(struct fixture *f, enum route_action action,
     in.nfields = 3;
     in.now_ms = now;
     kf_buf_init(&d, 256);
-    rc = route_ingest(&f->route, &in, &d, dup ? dup : &dummy);
+    rc = route_ingest(&f->route, &in, &d, dup ? dup : &dummy, &replicated);
     snprintf(out, sizeof(f->ring[0]), "%.*s", (int)d.len, d.p ? d.p : "");
     kf_buf_release(&d);
     assert_int_equal(rc, 0);
+    assert_int_equal(replicated, 1);    /* no wait_replicas: always */
     bar = strchr(out, '|');
     assert_non_null(bar);
     out[bar - out] = '\0';

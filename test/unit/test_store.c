@@ -1,5 +1,5 @@
-/* Tests of lib/store: URL parsing, key layout, and the ingest script
- * against a private redis-server. */
+/* Tests of lib/store: URL and Sentinel-list parsing, key layout, scripts
+ * against a private redis-server, following a Sentinel fail-over, WAIT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -157,6 +157,16 @@ static void expect(struct fixture *f, const char *want, const char *a,
     free(got);
 }
 
+static void expect_on(const struct tu_redis *r, const char *want,
+                      const char *a, const char *b, const char *c)
+{
+    const char *argv[] = { a, b, c, NULL };
+    char *got = tu_redis_cmd(r, argv);
+
+    assert_string_equal(got, want);
+    free(got);
+}
+
 static void test_store_eval_runs_a_script_by_sha(void **st)
 {
     struct fixture *f = *st;
@@ -225,6 +235,204 @@ static void test_store_reports_backend_down_and_recovers(void **st)
     kf_buf_release(&out);
 }
 
+
+static void test_store_parses_sentinel_lists(void **st)
+{
+    static const char *const good[] = {
+        "10.0.0.1:26379", "a:1,b:2,c:3", " s1:26379 , s2:26380",
+        "[::1]:26379,127.0.0.1:26380", "h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8",
+    };
+    static const char *const bad[] = {
+        "", "host", "host:", ":26379", "host:0", "host:65536", "host:2x",
+        "a:1,,b:2", "a:1,", "h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9",
+        "ho st:1", "h\r\n:1", "[::1]:", "h:123456",
+    };
+    struct store s;
+    size_t i;
+
+    (void)st;
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (store_sentinels_ok(good[i]) != 0)
+            fail_msg("refused %s", good[i]);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (store_sentinels_ok(bad[i]) != KF_ECONFIG)
+            fail_msg("accepted %s", bad[i]);
+    assert_int_equal(store_init(&s, "redis://:pw@ignored:1/2", APPID, 100,
+                                100), 0);
+    assert_int_equal(store_set_sentinels(&s, "[::1]:26379, s2:26380",
+                                         "wxkf-main"), 0);
+    assert_int_equal(s.nsentinels, 2);
+    assert_string_equal(s.sentinel[0].host, "::1");
+    assert_int_equal(s.sentinel[1].port, 26380);
+    assert_string_equal(s.host, "");          /* the Sentinels say */
+    assert_string_equal(s.password, "pw");    /* the url still gives these */
+    assert_int_equal(s.db, 2);
+    assert_int_equal(store_set_sentinels(&s, "s:1", ""), KF_ECONFIG);
+    assert_int_equal(s.nsentinels, 0);
+    store_release(&s);
+}
+
+/* A master, its replica and one Sentinel watching them. */
+struct ha {
+    struct tu_redis master, replica, sentinel;
+    struct store s;
+};
+
+static int ha_setup(void **st)
+{
+    struct ha *h = calloc(1, sizeof(*h));
+    char list[64];
+
+    assert_non_null(h);
+    tu_redis_start(&h->master);
+    tu_redis_start_replica(&h->replica, 0, h->master.port);
+    tu_sentinel_start(&h->sentinel, h->master.port, "wxm");
+    assert_int_equal(store_init(&h->s, "redis://127.0.0.1:1/0", APPID, 500,
+                                1000), 0);
+    /* the first Sentinel named is down: the next one is asked */
+    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d",
+             tu_free_port(), h->sentinel.port);
+    assert_int_equal(store_set_sentinels(&h->s, list, "wxm"), 0);
+    *st = h;
+    return 0;
+}
+
+static int ha_teardown(void **st)
+{
+    struct ha *h = *st;
+
+    store_release(&h->s);
+    tu_redis_stop(&h->sentinel);
+    tu_redis_stop(&h->replica);
+    tu_redis_stop(&h->master);
+    free(h);
+    return 0;
+}
+
+static int ha_call(struct store *s, const char *arg, int *replicated)
+{
+    static struct store_script sc;
+    const char *argv[8];
+    size_t lens[8];
+    struct redisReply *r = NULL;
+    int rc, dummy;
+
+    store_script_init(&sc, counter_lua);
+    argv[2] = "1", lens[2] = 1;
+    argv[3] = s->prefix, lens[3] = strlen(s->prefix);
+    argv[4] = arg, lens[4] = strlen(arg);
+    rc = store_eval_wait(s, &sc, 5, argv, lens, &r,
+                         replicated ? replicated : &dummy);
+    if (rc == 0) {
+        assert_int_equal(r->len, strlen(arg));
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+static int is_master(const struct tu_redis *r)
+{
+    const char *argv[] = { "ROLE", NULL };
+    char *role = tu_redis_cmd(r, argv);
+    int yes = strncmp(role, "master\n", 7) == 0;
+
+    free(role);
+    return yes;
+}
+
+/* The Sentinel names port as the master. */
+static int sentinel_says(struct ha *h, int port)
+{
+    const char *argv[] = { "SENTINEL", "get-master-addr-by-name", "wxm",
+                           NULL };
+    char *addr = tu_redis_cmd(&h->sentinel, argv), want[32];
+    int yes;
+
+    snprintf(want, sizeof(want), "127.0.0.1\n%d\n", port);
+    yes = strcmp(addr, want) == 0;
+    free(addr);
+    return yes;
+}
+
+static void test_store_follows_a_sentinel_failover(void **st)
+{
+    struct ha *h = *st;
+    const char *failover[] = { "SENTINEL", "FAILOVER", "wxm", NULL };
+    char *ok;
+    int i, rc = -1, answered;
+
+    assert_int_equal(ha_call(&h->s, "before", NULL), 0);
+    assert_int_equal(h->s.port, h->master.port);
+    assert_int_equal(h->s.sentinel_first, 1);
+    /* the Sentinel promotes the replica and turns the master into one */
+    ok = tu_redis_cmd(&h->sentinel, failover);
+    answered = strcmp(ok, "OK") == 0;
+    if (!answered)
+        print_error("SENTINEL FAILOVER: %s\n", ok);
+    free(ok);
+    assert_true(answered);
+    for (i = 0; i < 300 && !(sentinel_says(h, h->replica.port) &&
+                             !is_master(&h->master)); i++)
+        tu_sleep_ms(50);                          /* bounded: 15 s */
+    assert_true(sentinel_says(h, h->replica.port));
+    assert_false(is_master(&h->master));
+    /* our connection was to the old master: cut by the Sentinel (or
+     * READONLY), the Sentinel asked again, the script reloaded on the
+     * new master */
+    for (i = 0; i < 200 && rc != 0; i++) {        /* bounded: ~10 s */
+        rc = ha_call(&h->s, "after", NULL);
+        if (rc != 0)
+            tu_sleep_ms(50);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(h->s.port, h->replica.port);
+    assert_int_equal(h->s.failovers, 1);
+    expect_on(&h->replica, "2", "GET", "wxkf:{" APPID "}:calls", NULL);
+}
+
+/* A server that is a replica (a demoted master, or a url that names a
+ * replica) refuses the write with READONLY: the connection is dropped,
+ * not kept, and the caller gets KF_EBACKEND. */
+static void test_store_drops_a_connection_to_a_replica(void **st)
+{
+    struct ha *h = *st;
+    struct store s;
+    char url[64];
+
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", h->replica.port);
+    assert_int_equal(store_init(&s, url, APPID, 500, 1000), 0);
+    assert_int_equal(store_ping(&s), 0);            /* reads are fine */
+    assert_int_equal(ha_call(&s, "w", NULL), KF_EBACKEND);
+    assert_int_equal(s.role_errors, 2);             /* tried twice */
+    assert_null(s.rc);
+    store_release(&s);
+}
+
+static void test_store_wait_confirms_replicas(void **st)
+{
+    struct ha *h = *st;
+    int replicated = -1;
+
+    h->s.wait_replicas = 1;
+    h->s.wait_timeout_ms = 300;
+    assert_int_equal(ha_call(&h->s, "one", &replicated), 0);
+    assert_int_equal(replicated, 1);
+    assert_int_equal(h->s.wait_short, 0);
+    expect_on(&h->replica, "1", "GET", "wxkf:{" APPID "}:calls", NULL);
+    /* without its replica the master still runs the script, but WAIT
+     * says nobody else has it */
+    tu_redis_stop(&h->replica);
+    assert_int_equal(ha_call(&h->s, "two", &replicated), 0);
+    assert_int_equal(replicated, 0);
+    assert_int_equal(h->s.wait_short, 1);
+    assert_int_equal(h->s.wait_shorts, 1);
+    expect_on(&h->master, "2", "GET", "wxkf:{" APPID "}:calls", NULL);
+    /* and with wait_replicas = 0 nothing is asked */
+    h->s.wait_replicas = 0;
+    assert_int_equal(ha_call(&h->s, "three", &replicated), 0);
+    assert_int_equal(replicated, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +448,14 @@ int main(void)
             test_store_eval_maps_a_script_error_to_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_reports_backend_down_and_recovers, setup, teardown),
+        cmocka_unit_test(test_store_parses_sentinel_lists),
+        cmocka_unit_test_setup_teardown(
+            test_store_follows_a_sentinel_failover, ha_setup, ha_teardown),
+        cmocka_unit_test_setup_teardown(test_store_wait_confirms_replicas,
+                                        ha_setup, ha_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_drops_a_connection_to_a_replica, ha_setup,
+            ha_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

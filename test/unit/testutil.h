@@ -48,6 +48,14 @@ struct tu_redis {
 };
 void tu_redis_start(struct tu_redis *r);
 void tu_redis_start_on(struct tu_redis *r, int port);  /* a given port */
+/* A replica of the Redis on master_port (port 0 = a free one); returns
+ * once it has finished its first sync (bounded: 10 s). */
+void tu_redis_start_replica(struct tu_redis *r, int port, int master_port);
+/* A Redis Sentinel monitoring master_port as name, quorum 1, down after
+ * 1000 ms (its config in its temp dir); returns once it knows the
+ * master and its replicas (bounded: 10 s). */
+void tu_sentinel_start(struct tu_redis *r, int master_port,
+                       const char *name);
 void tu_redis_stop(struct tu_redis *r);
 void tu_sleep_ms(long ms);
 /* Runs one redis command (argv, NULL-terminated) and returns its reply as

@@ -1,6 +1,8 @@
 /* tu_redis: a private redis-server for the unit tests that need one. */
 #include "testutil.h"
 
+#include "kf.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -26,22 +28,18 @@ void tu_redis_start(struct tu_redis *r)
     tu_redis_start_on(r, tu_free_port());
 }
 
-void tu_redis_start_on(struct tu_redis *r, int port_no)
+/* Starts redis-server with argv (argv[0] unused; NULL-terminated) in a new
+ * temp dir on r->port and waits until it accepts connections. */
+static void start(struct tu_redis *r, const char **argv)
 {
-    char port[16];
     int i;
 
-    snprintf(r->dir, sizeof(r->dir), "/tmp/wxkf-unit-redis-XXXXXX");
-    assert_non_null(mkdtemp(r->dir));
-    r->port = port_no;
-    snprintf(port, sizeof(port), "%d", r->port);
     r->pid = fork();
     assert_true(r->pid >= 0);
     if (r->pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port, "--bind",
-               "127.0.0.1", "--dir", r->dir, "--save", "", "--appendonly",
-               "no", "--loglevel", "warning", "--logfile",
-               "redis.log", (char *)NULL);
+        if (chdir(r->dir) != 0)
+            _exit(126);
+        execvp("redis-server", (char *const *)argv);
         _exit(127);
     }
     for (i = 0; i < 100; i++) {              /* bounded: 5 s */
@@ -56,6 +54,84 @@ void tu_redis_start_on(struct tu_redis *r, int port_no)
         tu_sleep_ms(50);
     }
     fail_msg("redis-server did not start on port %d", r->port);
+}
+
+static void new_dir(struct tu_redis *r, int port_no)
+{
+    snprintf(r->dir, sizeof(r->dir), "/tmp/wxkf-unit-redis-XXXXXX");
+    assert_non_null(mkdtemp(r->dir));
+    r->port = port_no ? port_no : tu_free_port();
+}
+
+void tu_redis_start_on(struct tu_redis *r, int port_no)
+{
+    char port[16];
+    const char *argv[] = { "redis-server", "--port", port, "--bind",
+                           "127.0.0.1", "--dir", ".", "--save", "",
+                           "--appendonly", "no", "--loglevel", "warning",
+                           "--logfile", "redis.log", NULL };
+
+    new_dir(r, port_no);
+    snprintf(port, sizeof(port), "%d", r->port);
+    start(r, argv);
+}
+
+/* Polls r with argv until its reply contains want (bounded: 10 s). */
+static void wait_reply(const struct tu_redis *r, const char *const *argv,
+                       const char *want)
+{
+    int i;
+
+    for (i = 0; i < 200; i++) {
+        char *got = tu_redis_cmd(r, argv);
+        int ok = strstr(got, want) != NULL;
+
+        free(got);
+        if (ok)
+            return;
+        tu_sleep_ms(50);
+    }
+    fail_msg("port %d never answered %s with %s", r->port, argv[0], want);
+}
+
+void tu_redis_start_replica(struct tu_redis *r, int port_no, int master_port)
+{
+    char port[16], mport[16];
+    const char *argv[] = { "redis-server", "--port", port, "--bind",
+                           "127.0.0.1", "--dir", ".", "--save", "",
+                           "--appendonly", "no", "--loglevel", "warning",
+                           "--logfile", "redis.log", "--replicaof",
+                           "127.0.0.1", mport, NULL };
+    const char *info[] = { "INFO", "replication", NULL };
+
+    new_dir(r, port_no);
+    snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(mport, sizeof(mport), "%d", master_port);
+    start(r, argv);
+    wait_reply(r, info, "master_link_status:up");
+}
+
+void tu_sentinel_start(struct tu_redis *r, int master_port, const char *name)
+{
+    char path[128];
+    const char *argv[] = { "redis-server", "sentinel.conf", "--sentinel",
+                           NULL };
+    const char *ask[] = { "SENTINEL", "replicas", name, NULL };
+    FILE *f;
+
+    new_dir(r, 0);
+    snprintf(path, sizeof(path), "%s/sentinel.conf", r->dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "port %d\nbind 127.0.0.1\ndir %s\nlogfile sentinel.log\n"
+               "sentinel monitor %s 127.0.0.1 %d 1\n"
+               "sentinel down-after-milliseconds %s 1000\n"
+               "sentinel failover-timeout %s 4000\n",
+            r->port, r->dir, name, master_port, name, name);
+    assert_int_equal(fclose(f), 0);
+    start(r, argv);
+    /* it has met the replica and read its INFO (else NOGOODSLAVE) */
+    wait_reply(r, ask, "master-link-status\nok");
 }
 
 void tu_redis_stop(struct tu_redis *r)
@@ -73,10 +149,29 @@ void tu_redis_stop(struct tu_redis *r)
         fprintf(stderr, "could not remove %s\n", r->dir);
 }
 
+/* Appends r's text to out (arrays: their elements, one per line). */
+static void render(const redisReply *r, struct kf_buf *out)
+{
+    size_t i;
+
+    if (r->type == REDIS_REPLY_INTEGER)
+        assert_int_equal(kf_buf_printf(out, "%lld", r->integer), 0);
+    else if (r->type == REDIS_REPLY_NIL)
+        assert_int_equal(kf_buf_append_c(out, "(nil)"), 0);
+    else if (r->type == REDIS_REPLY_ARRAY)
+        for (i = 0; i < r->elements; i++) {
+            render(r->element[i], out);
+            assert_int_equal(kf_buf_append_c(out, "\n"), 0);
+        }
+    else if (r->str)
+        assert_int_equal(kf_buf_append(out, r->str, r->len), 0);
+}
+
 char *tu_redis_cmd(const struct tu_redis *r, const char *const *argv)
 {
     redisContext *c = redisConnect("127.0.0.1", r->port);
     redisReply *rep;
+    struct kf_buf b;
     char *out;
     int argc = 0;
 
@@ -86,15 +181,11 @@ char *tu_redis_cmd(const struct tu_redis *r, const char *const *argv)
         argc++;
     rep = redisCommandArgv(c, argc, (const char **)argv, NULL);
     assert_non_null(rep);
-    if (rep->type == REDIS_REPLY_INTEGER) {
-        out = malloc(32);
-        assert_non_null(out);
-        snprintf(out, 32, "%lld", rep->integer);
-    } else if (rep->type == REDIS_REPLY_NIL) {
-        out = strdup("(nil)");
-    } else {
-        out = strdup(rep->str ? rep->str : "");
-    }
+    kf_buf_init(&b, 1 << 20);
+    render(rep, &b);
+    out = strndup(b.p ? b.p : "", b.len);
+    assert_non_null(out);
+    kf_buf_release(&b);
     freeReplyObject(rep);
     redisFree(c);
     return out;
