@@ -409,7 +409,8 @@ static int send_recv(struct store *s, int argc, const char **argv,
         return *out ? 0 : KF_EBACKEND;
     }
     snprintf(n, sizeof(n), "%ld", s->wait_replicas);
-    snprintf(t, sizeof(t), "%ld", s->wait_timeout_ms);
+    snprintf(t, sizeof(t), "%ld", kf_mono_ms() < s->wait_probe_ms
+                                      ? 1L : s->wait_timeout_ms);
     if (redisAppendCommandArgv(s->rc, argc, argv, lens) != REDIS_OK ||
         redisAppendCommandArgv(s->rc, 3, wargv, NULL) != REDIS_OK ||
         redisGetReply(s->rc, &r) != REDIS_OK ||
@@ -543,6 +544,7 @@ int store_eval_wait(struct store *s, const struct store_script *sc,
                     struct redisReply **out, int *replicated)
 {
     long long acked = -1;
+    int64_t t0 = kf_mono_ms();
     int rc;
 
     *replicated = 1;
@@ -553,6 +555,10 @@ int store_eval_wait(struct store *s, const struct store_script *sc,
     if (rc == 0) {
         s->wait_short = !*replicated;
         s->wait_shorts += (unsigned long)s->wait_short;
+        if (*replicated)
+            s->wait_probe_ms = 0;
+        else if (t0 >= s->wait_probe_ms)      /* a full WAIT timed out */
+            s->wait_probe_ms = t0 + 1000;
     }
     return rc;
 }

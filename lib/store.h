@@ -46,6 +46,7 @@ struct store {
     long wait_replicas, wait_timeout_ms;   /* store_eval_wait */
     int wait_short;           /* the last WAIT confirmed too few */
     unsigned long wait_shorts;
+    int64_t wait_probe_ms;    /* a short WAIT: until then wait 1 ms only */
 };
 
 /* url: redis://[:password@]host[:port][/db] or unix:/path[?db=N].
@@ -116,7 +117,9 @@ KF_WUR int store_eval(struct store *s, const struct store_script *sc,
  * wait_timeout_ms when wait_replicas > 0. *replicated = 1 when the write
  * reached that many replicas (always 1 with wait_replicas = 0); 0 means
  * the script ran on the master but a loss of the master could still lose
- * what it wrote. */
+ * what it wrote. After a WAIT that timed out, the WAITs of the next second
+ * block 1 ms only (the replica is missing or far behind: every callback
+ * must not pay the whole timeout); then a full one is tried again. */
 KF_WUR int store_eval_wait(struct store *s, const struct store_script *sc,
                            int argc, const char **argv, size_t *lens,
                            struct redisReply **out, int *replicated);

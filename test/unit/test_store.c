@@ -412,9 +412,10 @@ static void test_store_wait_confirms_replicas(void **st)
 {
     struct ha *h = *st;
     int replicated = -1;
+    int64_t t0;
 
     h->s.wait_replicas = 1;
-    h->s.wait_timeout_ms = 300;
+    h->s.wait_timeout_ms = 900;
     assert_int_equal(ha_call(&h->s, "one", &replicated), 0);
     assert_int_equal(replicated, 1);
     assert_int_equal(h->s.wait_short, 0);
@@ -427,6 +428,13 @@ static void test_store_wait_confirms_replicas(void **st)
     assert_int_equal(h->s.wait_short, 1);
     assert_int_equal(h->s.wait_shorts, 1);
     expect_on(&h->master, "2", "GET", "wxkf:{" APPID "}:calls", NULL);
+    /* for the next second WAIT blocks 1 ms, not the whole timeout */
+    assert_true(h->s.wait_probe_ms > 0);
+    t0 = kf_mono_ms();
+    assert_int_equal(ha_call(&h->s, "two and a half", &replicated), 0);
+    assert_int_equal(replicated, 0);
+    assert_true(kf_mono_ms() - t0 < 450);    /* not 900 */
+    assert_int_equal(h->s.wait_shorts, 2);
     /* and with wait_replicas = 0 nothing is asked */
     h->s.wait_replicas = 0;
     assert_int_equal(ha_call(&h->s, "three", &replicated), 0);
