@@ -32,6 +32,7 @@ struct app {
     int64_t next_replay_ms;     /* when to look at the journal again */
     unsigned long redis_failures; /* store.failures already counted */
     unsigned long redis_failovers, redis_wait_shorts;   /* the same */
+    int replay_unconfirmed;   /* the last replay stopped: WAIT fell short */
     const char *process;        /* "fcgi" or "jobs", a metrics label */
 };
 

@@ -242,6 +242,7 @@ static int replay_one(void *ctx, const struct journal_rec *jr)
 
     callback_res_init(&res);
     rc = callback_replay(&app->cb, jr, &res);
+    app->replay_unconfirmed = rc == KF_EBACKEND && res.unreplicated;
     log_for_request(&l, &app->log, jr->rid);
     if (rc != KF_EBACKEND)
         log_info(&l, "journal", "replayed", "rc=%s openid=%s dup=%d "
@@ -260,9 +261,10 @@ void app_replay_journal(struct app *app)
 
     if (now < app->next_replay_ms)
         return;
-    /* with wait_replicas and no replica confirming, every try costs a
-     * WAIT timeout: try less often until a callback's WAIT succeeds */
-    app->next_replay_ms = now + (app->store.wait_short ? 10000 : 1000);
+    /* with wait_replicas and no replica confirming, a try costs a WAIT
+     * and rewrites the rest of the file: every 2 s then */
+    app->next_replay_ms = now + (app->replay_unconfirmed ? 2000 : 1000);
+    app->replay_unconfirmed = 0;
     /* only once Redis answers: a replay that stops at its first record
      * would rewrite the rest of the file for nothing */
     if (!journal_pending(&app->journal) || store_ping(&app->store) < 0)
@@ -271,7 +273,10 @@ void app_replay_journal(struct app *app)
     if (c.replayed || c.dropped || rc < 0)
         log_warn(&app->log, "journal", "replay", "replayed=%ld dropped=%ld "
                  "left=%ld err=%s", c.replayed, c.dropped, c.left,
-                 rc < 0 ? kf_strerror(rc) : "-");
+                 app->replay_unconfirmed
+                     ? "no_replica_confirmed (redis.wait_replicas: kept "
+                       "until a replica has the write)"
+                     : rc < 0 ? kf_strerror(rc) : "-");
 }
 
 void app_flush_metrics(struct app *app)

@@ -18,6 +18,7 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 #define MAX_ARGS 64
+#define SENTINEL_ASK_MS 250
 
 static void sha1_hex(const char *s, char out[41]);
 
@@ -355,11 +356,29 @@ static void back_off(struct store *s)
                         ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
+/* Sentinel mode, while backing off: at most every SENTINEL_ASK_MS, 1 if
+ * the Sentinels now name another master than the one that failed (a
+ * fail-over happened: no reason to wait out the backoff). */
+static int master_moved(struct store *s, int64_t now)
+{
+    char host[sizeof(s->host)];
+    int port = s->port;
+
+    if (!s->nsentinels || now < s->next_ask_ms)
+        return 0;
+    s->next_ask_ms = now + SENTINEL_ASK_MS;
+    memcpy(host, s->host, sizeof(host));
+    return ask_sentinels(s) == 0 &&
+           (strcmp(host, s->host) != 0 || port != s->port);
+}
+
 int store_connect(struct store *s)
 {
+    int64_t now = kf_mono_ms();
+
     if (s->rc)
         return 0;
-    if (kf_mono_ms() < s->next_try_ms)
+    if (now < s->next_try_ms && !master_moved(s, now))
         return KF_EBACKEND;
     if (open_conn(s) < 0) {
         back_off(s);

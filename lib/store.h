@@ -40,6 +40,7 @@ struct store {
      * Sentinels last said; each connect asks them again. */
     struct store_addr sentinel[STORE_SENTINELS_MAX];
     int nsentinels, sentinel_first;   /* asked first: the last that knew */
+    int64_t next_ask_ms;      /* backing off: next look for a new master */
     char master_name[65];
     unsigned long failovers;  /* the master's address changed */
     unsigned long role_errors;  /* READONLY & co: a demoted master */
@@ -75,7 +76,9 @@ KF_WUR int store_init_config(struct store *s, const struct config *cfg);
 int store_reply_role_error(struct store *s, const struct redisReply *r);
 
 /* Connects if needed. While backing off after a failure returns
- * KF_EBACKEND at once, so a dead Redis costs a request microseconds. */
+ * KF_EBACKEND at once, so a dead Redis costs a request microseconds; in
+ * Sentinel mode it asks the Sentinels at most every 250 ms meanwhile and
+ * connects at once when they name a new master. */
 KF_WUR int store_connect(struct store *s);
 KF_WUR int store_ping(struct store *s);
 

@@ -10,8 +10,11 @@
 #   STACK_DIR   required, absolute: holds redis/ pg/ nginx/ run/ logs/ (html/)
 #   WXKF_BIN    absolute path of the wxkf binary (run as: WXKF_BIN fcgi -c WXKF_CONF)
 #   WXKF_CONF   absolute path of the config file (written by the caller; never edited here)
-#   PORT        nginx TCP port on 127.0.0.1
-#   REDIS_PORT  Redis TCP port on 127.0.0.1
+#   PORT        nginx TCP port on LISTEN_ADDR
+#   LISTEN_ADDR the IPv4 address nginx listens on (default 127.0.0.1; e.g. a
+#               network namespace's own address: test/cluster runs this
+#               script under `ip netns exec NS`)
+#   REDIS_PORT  Redis TCP port on 127.0.0.1 (not needed with SKIP_REDIS=1)
 #   PG_PORT     PostgreSQL TCP port on 127.0.0.1 (not needed with SKIP_PG=1)
 #   WORKERS     number of FastCGI workers (default 2)
 #   SQL_DIR     migrations (default <repo>/sql); given to `wxkf migrate` as WXKF_SQL_DIR
@@ -19,6 +22,7 @@
 #               STACK_DIR/html is served)
 #   MAX_BODY    nginx client_max_body_size (= client_body_buffer_size), default 64k
 #   SKIP_PG=1   do not start PostgreSQL (and do not migrate)
+#   SKIP_REDIS=1  do not start Redis: WXKF_CONF names an external one
 #   WXKF_PUSH_URL / WXKF_PUSH_SOCKET  [push] for the workers and jobs
 #               (default: this stack's Nchan publisher; WXKF_PUSH_URL= turns
 #               push off)
@@ -92,6 +96,13 @@ SQL_DIR=${SQL_DIR:-$REPO/sql}
 HTML_DIR=${HTML_DIR:-$REPO/nginx/html}
 SKIP_PG_SET=${SKIP_PG+set}
 SKIP_PG=${SKIP_PG:-0}
+SKIP_REDIS_SET=${SKIP_REDIS+set}
+SKIP_REDIS=${SKIP_REDIS:-0}
+LISTEN_ADDR=${LISTEN_ADDR:-127.0.0.1}
+[[ $LISTEN_ADDR =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "LISTEN_ADDR must be an IPv4 address (got '$LISTEN_ADDR')"
+# where the probes reach nginx (0.0.0.0 = every address, loopback included)
+PROBE_ADDR=$LISTEN_ADDR
+[ "$PROBE_ADDR" != 0.0.0.0 ] || PROBE_ADDR=127.0.0.1
 # Real-time push: the workers and `wxkf jobs` get this stack's Nchan
 # publisher (PUB_SOCK) unless the environment sets WXKF_PUSH_URL itself
 # (empty = push off; the consoles then poll the feed).
@@ -193,7 +204,7 @@ none_alive() { local p; for p; do alive "$p" && return 1; done; return 0; }
 # port_busy PORT: something is listening on PORT (any address).
 port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 
-tcp_accepts() { timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
+tcp_accepts() { timeout 1 bash -c 'exec 3<>"/dev/tcp/$2/$1"' _ "$1" "${2:-127.0.0.1}" 2>/dev/null; }
 
 need_port() {
     local name=$1 val=${2:-}
@@ -241,6 +252,10 @@ redis_up() {
 
 start_redis() {
     local pid
+    if [ "$SKIP_REDIS" = 1 ]; then
+        say "redis: skipped (SKIP_REDIS=1: the one in $WXKF_CONF)"
+        return 0
+    fi
     if pid=$(pid_of "$REDIS_PID" redis-server); then
         say "redis: already running (pid $pid)"
         return 0
@@ -265,6 +280,10 @@ start_redis() {
 
 stop_redis() {
     local pid
+    if [ "$SKIP_REDIS" = 1 ] && [ ! -e "$REDIS_PID" ]; then
+        say "redis: skipped (SKIP_REDIS=1)"
+        return 0
+    fi
     if ! pid=$(pid_of "$REDIS_PID" redis-server); then
         say "redis: not running"
         return 0
@@ -479,13 +498,19 @@ render_nginx_conf() {
     text=${text//@SOCK@/"$SOCK"}
     text=${text//@HTML_DIR@/"$HTML_DIR"}
     text=${text//@PUB_SOCK@/"$PUB_SOCK"}
+    if [ "$LISTEN_ADDR" != 127.0.0.1 ]; then
+        # The template listens on loopback; LISTEN_ADDR moves that listener.
+        grep -q "^[[:space:]]*listen 127\.0\.0\.1:$PORT;" <<<"$text" ||
+            die "nginx: template has no 'listen 127.0.0.1:@PORT@;' line for LISTEN_ADDR to replace"
+        text=${text//"listen 127.0.0.1:$PORT;"/"listen $LISTEN_ADDR:$PORT;"}
+    fi
     left=$(grep -v '^[[:space:]]*#' <<<"$text" | grep -o '@[A-Z_]*@' | sort -u | tr '\n' ' ' || true)
     [ -z "$left" ] || die "nginx: template has placeholders stack.sh does not know: $left"
     printf '%s\n' "$text" >"$conf.tmp"
     mv -f "$conf.tmp" "$conf"
 }
 
-nginx_up() { pid_of "$NGX_PID" nginx >/dev/null && tcp_accepts "$PORT"; }
+nginx_up() { pid_of "$NGX_PID" nginx >/dev/null && tcp_accepts "$PORT" "$PROBE_ADDR"; }
 
 start_nginx() {
     local pid out conf=$NGX_DIR/nginx.conf
@@ -512,9 +537,9 @@ start_nginx() {
     fi
     if ! wait_until 10 nginx_up; then
         show_log "$LOGS/nginx-error.log"
-        die "nginx: 127.0.0.1:$PORT not accepting within 10 s"
+        die "nginx: $LISTEN_ADDR:$PORT not accepting within 10 s"
     fi
-    say "nginx: started on http://127.0.0.1:$PORT/ (pid $(pid_of "$NGX_PID" nginx))"
+    say "nginx: started on http://$LISTEN_ADDR:$PORT/ (pid $(pid_of "$NGX_PID" nginx))"
 }
 
 stop_nginx() {
@@ -553,7 +578,7 @@ stop_nginx() {
 probe_chain() {
     local code
     command -v curl >/dev/null 2>&1 || { say "probe: curl not installed, skipped"; return 0; }
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$PORT/healthz" 2>/dev/null || true)
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$PROBE_ADDR:$PORT/healthz" 2>/dev/null || true)
     case $code in
         502|504|000|"")
             show_log "$WXKF_LOG"
@@ -561,7 +586,7 @@ probe_chain() {
             die "probe: GET /healthz through nginx gave '${code}': the workers do not answer"
             ;;
     esac
-    say "probe: GET http://127.0.0.1:$PORT/healthz -> $code"
+    say "probe: GET http://$PROBE_ADDR:$PORT/healthz -> $code"
 }
 
 # ---------------------------------------------------------------- commands
@@ -577,7 +602,7 @@ keep_running_ports() {
             PORT=$old
         fi
     fi
-    if pid_of "$REDIS_PID" redis-server >/dev/null; then
+    if [ "$SKIP_REDIS" != 1 ] && pid_of "$REDIS_PID" redis-server >/dev/null; then
         old=$(sed -n 's/^REDIS_PORT=//p' "$f")
         if [ -n "$old" ] && [ "$old" != "$REDIS_PORT" ]; then
             warn "redis: already running on port $old, not $REDIS_PORT (stop the stack to change it)"
@@ -642,7 +667,7 @@ do_start() {
     [ ${#SOCK} -le 100 ] || die "STACK_DIR is too long for a unix socket path: $SOCK"
     [ ${#PG_SOCK} -le 85 ] || die "STACK_DIR is too long for PostgreSQL's socket path: $PG_SOCK"
     need_port PORT "${PORT:-}"
-    need_port REDIS_PORT "${REDIS_PORT:-}"
+    [ "$SKIP_REDIS" = 1 ] || need_port REDIS_PORT "${REDIS_PORT:-}"
     [ "$SKIP_PG" = 1 ] || need_port PG_PORT "${PG_PORT:-}"
     for c in redis-server redis-cli spawn-fcgi nginx ss; do
         command -v "$c" >/dev/null 2>&1 || die "$c is not installed (run: make deps)"
@@ -671,8 +696,8 @@ do_start() {
     keep_running_ports
     {
         echo "# written by scripts/stack.sh start at $(date -u +%FT%TZ); informational"
-        printf 'PORT=%s\nREDIS_PORT=%s\nPG_PORT=%s\nWORKERS=%s\nWXKF_BIN=%s\nWXKF_CONF=%s\nHTML_DIR=%s\nSKIP_PG=%s\n' \
-            "$PORT" "$REDIS_PORT" "${PG_PORT:-}" "$WORKERS" "$WXKF_BIN" "$WXKF_CONF" "$HTML_DIR" "$SKIP_PG"
+        printf 'PORT=%s\nREDIS_PORT=%s\nPG_PORT=%s\nWORKERS=%s\nWXKF_BIN=%s\nWXKF_CONF=%s\nHTML_DIR=%s\nSKIP_PG=%s\nSKIP_REDIS=%s\nLISTEN_ADDR=%s\n' \
+            "$PORT" "${REDIS_PORT:-}" "${PG_PORT:-}" "$WORKERS" "$WXKF_BIN" "$WXKF_CONF" "$HTML_DIR" "$SKIP_PG" "$SKIP_REDIS" "$LISTEN_ADDR"
     } >"$RUN/stack.env"
 
     start_redis
@@ -682,7 +707,7 @@ do_start() {
     start_jobs
     start_nginx
     probe_chain
-    say "up: http://127.0.0.1:$PORT/  (logs in $LOGS)"
+    say "up: http://$LISTEN_ADDR:$PORT/  (logs in $LOGS)"
 }
 
 do_stop() {
@@ -706,9 +731,13 @@ do_status() {
         pport=$(sed -n 's/^PG_PORT=//p' "$RUN/stack.env")
         # A stack started with SKIP_PG=1 reports postgres as skipped.
         [ -n "$SKIP_PG_SET" ] || SKIP_PG=$(sed -n 's/^SKIP_PG=//p' "$RUN/stack.env")
+        [ -n "$SKIP_REDIS_SET" ] || SKIP_REDIS=$(sed -n 's/^SKIP_REDIS=//p' "$RUN/stack.env")
+        LISTEN_ADDR=$(sed -n 's/^LISTEN_ADDR=//p' "$RUN/stack.env")
+        LISTEN_ADDR=${LISTEN_ADDR:-127.0.0.1}
     fi
     line() { printf '%-9s %-5s %s\n' "$1" "$2" "$3"; }
-    if pid=$(pid_of "$REDIS_PID" redis-server); then line redis up "pid $pid 127.0.0.1:$rport"
+    if [ "$SKIP_REDIS" = 1 ]; then line redis skip "(SKIP_REDIS=1)"
+    elif pid=$(pid_of "$REDIS_PID" redis-server); then line redis up "pid $pid 127.0.0.1:$rport"
     else line redis down ""; all=1; fi
     if [ "$SKIP_PG" = 1 ]; then line postgres skip "(SKIP_PG=1)"
     elif pid=$(pid_of "$PG_PID" postgres); then line postgres up "pid $pid 127.0.0.1:$pport"
@@ -718,7 +747,7 @@ do_status() {
     else line workers down ""; all=1; fi
     if pid=$(pid_of "$JOBS_PID" wxkf); then line jobs up "pid $pid"
     else line jobs down ""; fi
-    if pid=$(pid_of "$NGX_PID" nginx); then line nginx up "pid $pid http://127.0.0.1:$port/"
+    if pid=$(pid_of "$NGX_PID" nginx); then line nginx up "pid $pid http://$LISTEN_ADDR:$port/"
     else line nginx down ""; all=1; fi
     return $all
 }
