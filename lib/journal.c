@@ -36,7 +36,8 @@ int journal_init(struct journal *j, const char *dir)
     return 0;
 }
 
-/* The record as one line: {"q","b" (base64),"rid","t","ms"} + '\n'. */
+/* "\n" + the record as one line: {"q","b" (base64),"rid","t","ms"} +
+ * "\n" (the first byte is written only after a line cut short). */
 static char *encode(const struct journal_rec *r, size_t *len)
 {
     size_t b64len = 4 * ((r->body.len + 2) / 3) + 1;
@@ -54,13 +55,16 @@ static char *encode(const struct journal_rec *r, size_t *len)
     if (o)
         s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (s) {
+    if (s) {            /* "\n" + s + "\n": see journal_append */
         *len = strlen(s);
-        line = realloc(s, *len + 2);
-        if (!line)
-            free(s);
-        else
-            memcpy(line + (*len)++, "\n", 2);
+        line = malloc(*len + 3);
+        if (line) {
+            line[0] = '\n';
+            memcpy(line + 1, s, *len);
+            memcpy(line + 1 + *len, "\n", 2);
+            *len += 2;
+        }
+        free(s);
     }
     return line;
 }
@@ -104,7 +108,9 @@ int journal_append(struct journal *j, const struct journal_rec *r)
     if (!line)
         return KF_ENOMEM;
     for (i = 0; i < APPEND_TRIES; i++) {
-        fd = open(j->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        char last = '\n';
+
+        fd = open(j->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0)
             break;
         /* shared: appenders together, never while the replayer has it */
@@ -115,7 +121,13 @@ int journal_append(struct journal *j, const struct journal_rec *r)
             close(fd);          /* taken for replay meanwhile: again */
             continue;
         }
-        if (write_all(fd, line, len) == 0 && fdatasync(fd) == 0) {
+        /* A line cut short (a writer killed mid-write, a disk that filled
+         * up) must not swallow this record: start on a line of our own. A
+         * blank line this may leave is dropped (and counted) by replay. */
+        if (a.st_size > 0 && pread(fd, &last, 1, a.st_size - 1) != 1)
+            last = 'x';
+        if (write_all(fd, line + (last == '\n'), len - (last == '\n')) == 0 &&
+            fdatasync(fd) == 0) {
             rc = 0;
             if (a.st_size == 0)
                 sync_dir(j->dir);
