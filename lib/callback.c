@@ -394,7 +394,7 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     }
     res->encrypted = kf_str_eq_c(etype, "aes");
     if (!res->encrypted && etype.len && !kf_str_eq_c(etype, "raw")) {
-        rc = KF_EPARSE;
+        rc = KF_EINVAL;         /* 400 invalid_field, not a body problem */
         goto out;
     }
     rc = wx_xml_parse(req->body, &env, NULL);

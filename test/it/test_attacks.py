@@ -611,7 +611,7 @@ def query_expect(param, method, v, qs):
     if param in ('signature', 'timestamp'):
         return (403,), ('bad_signature',), False
     if param == 'encrypt_type':             # raw or aes
-        return (400,), ('malformed_xml',), False
+        return (400,), ('invalid_field',), False
     if param == 'echostr' and len(utf8(v)) > 512:
         return (400,), ('invalid_field',), False
     return None
