@@ -380,6 +380,62 @@ def assert_load_invariant(ctl, default_capacity=5):
     return {a: load for a, load, _act, _cap in rows}
 
 
+class InvariantWatch:
+    """assert_load_invariant's check, sampled atomically on whichever Redis
+    is master every `every` s from a thread of the client namespace while
+    a load runs (bounded by max_seconds): the invariants must hold
+    throughout, not only once things have settled. A sample that cannot
+    reach a master (mid fail-over) is counted as missed, not as a
+    violation."""
+
+    def __init__(self, ctl, default_capacity, every=0.3, max_seconds=240):
+        self.ctl, self.cap = ctl, default_capacity
+        self.every, self.max_seconds = every, max_seconds
+        self.samples = self.missed = 0
+        self.violations = []
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        r = None
+        deadline = time.monotonic() + self.max_seconds
+        while not self.stop_ev.is_set() and time.monotonic() < deadline:
+            try:
+                port = self.ctl.c.master_port()
+                with netns(self.ctl.cl_ns):
+                    r = redis_lib.Redis(host=ADDR['data'], port=port,
+                                        decode_responses=True,
+                                        socket_timeout=2,
+                                        socket_connect_timeout=1)
+                    if r.execute_command('ROLE')[0] != 'master':
+                        raise redis_lib.ConnectionError('not a master')
+                    rows = r.eval(INVARIANT_LUA, 1, self.ctl.c.prefix)
+                self.samples += 1
+                for a, load, active, cap in rows:
+                    if load != active or load > int(cap or self.cap):
+                        self.violations.append((a, load, active, cap))
+            except (redis_lib.RedisError, OSError, AssertionError):
+                self.missed += 1          # no master named or reachable
+            finally:
+                if r is not None:
+                    r.close()
+                    r = None
+            self.stop_ev.wait(self.every)
+
+    def start(self):
+        self.t.start()
+        return self
+
+    def stop(self):
+        """Stops the sampling; asserts every sample held and there were
+        some."""
+        self.stop_ev.set()
+        self.t.join(15)
+        assert not self.violations, self.violations[:10]
+        assert self.samples >= 3, (self.samples, self.missed)
+        return self.samples, self.missed
+
+
 def lag(ctl):
     """(pending, undelivered) of the archiver group on the master."""
     r = ctl.master()
@@ -542,5 +598,5 @@ def heartbeats(ctl, agents):
 
 
 __all__ = ['topo', 'Cluster', 'Ctl', 'Load', 'assert_each_once',
-           'assert_load_invariant', 'settle', 'lag', 'journal_lines',
+           'assert_load_invariant', 'InvariantWatch', 'settle', 'lag', 'journal_lines',
            'journaled', 'wait_until', 'APP_HOSTS', 'ADDR']

@@ -10,9 +10,11 @@ import re
 import signal
 import time
 
-from conftest import (ADDR, APP_HOSTS, Load, assert_each_once,
-                      assert_load_invariant, journal_lines, journaled, lag,
-                      push_log, settle, wait_until)
+from conftest import (ADDR, APP_HOSTS, InvariantWatch, Load,
+                      assert_each_once, assert_load_invariant, journal_lines,
+                      journaled, lag, netns, push_log, settle, wait_until)
+from wxuser import WxUser
+from topology import AES_KEY, APP_ID, APP_PORT, ORIGINAL_ID, TOKEN
 from topology import REDIS_PORTS
 
 THREADS = 8
@@ -31,13 +33,15 @@ def report(title, **figures):
 def test_both_app_hosts_serve(ctl, agents, users, heartbeats):
     c = ctl.c
     before = served(c)
+    watch = InvariantWatch(ctl, 40).start()
     load = Load(ctl, 1500, users, threads=THREADS, label='spread').run()
+    samples, _missed = watch.stop()     # load = active sessions throughout
     after = served(c)
     per = {h: after[h] - before[h] for h in APP_HOSTS}
     report('both hosts', callbacks=load.sent, acked=len(load.acked),
            non2xx=len(load.non2xx), seconds=load.seconds(),
            per_s=load.rate_done(), app1=per['app1'], app2=per['app2'],
-           answers=load.bodies())
+           answers=load.bodies(), invariant_samples=samples)
     assert load.sent == 1500
     assert not load.non2xx, load.non2xx[:10]
     # the front spreads the callbacks over both hosts
@@ -50,6 +54,40 @@ def test_both_app_hosts_serve(ctl, agents, users, heartbeats):
     assert sum(loads.values()) > 0, 'routing assigned nobody: %r' % loads
     report('both hosts settled', archived_after_s=took, agent_loads=loads,
            heartbeats_ok=heartbeats.ok, heartbeats_failed=heartbeats.failed)
+
+
+def test_the_queue_is_fifo_across_hosts(ctl, agents, heartbeats):
+    """Users who arrive on different app hosts wait in one queue, in the
+    order they arrived: 12 new users write one after another, alternately
+    straight to app1 and app2, while every agent is paused (a paused
+    agent takes nobody: users queue); they must stand at the back of the
+    queue in exactly that order. Then the agents are online again."""
+    c = ctl.c
+    r = ctl.master()
+    urls = ['http://%s:%d/wechat' % (ADDR[h], APP_PORT) for h in APP_HOSTS]
+    for a in agents:
+        a.status('paused')
+    try:
+        queues = sorted(r.smembers(c.prefix + 'queues')) or ['default']
+        sent = []
+        for i in range(12):
+            openid = 'oFIFO%023d' % (time.time_ns() % 10 ** 23)
+            u = WxUser(urls[i % 2], TOKEN, APP_ID, AES_KEY,
+                       original_id=ORIGINAL_ID, openid=openid)
+            with netns(ctl.cl_ns):
+                resp = u.send_text('first message %d' % i)
+            assert resp.status_code == 200, resp.text
+            sent.append(openid)
+        queues = sorted(r.smembers(c.prefix + 'queues'))
+        tails = {q: r.lrange(c.prefix + 'queue:' + q, -12, -1)
+                 for q in queues}
+        report('fifo', queues=queues, hosts='app1/app2 alternately',
+               users=len(sent))
+        assert sent in tails.values(), (sent, tails)
+        assert_load_invariant(ctl, default_capacity=40)
+    finally:
+        for a in agents:
+            a.status('online')
 
 
 def freeze_mid_batch(ctl, pid, timeout=30):
@@ -123,6 +161,7 @@ def _app_host_dies(ctl, users, heartbeats):
     before = served(c)
     front0 = front_lines(c)
     jobs1 = c.app_pids('app1')['jobs']
+    watch = InvariantWatch(ctl, 40).start()
     load = Load(ctl, n, users, threads=THREADS, rate=200,
                 label='hostdown').start()
     load.wait_sent(600)
@@ -132,6 +171,9 @@ def _app_host_dies(ctl, users, heartbeats):
     killed = c.kill_all('app1')         # and every process SIGKILLed
     at_kill = served(c)
     load.join()
+    samples, missed = watch.stop()      # load = active sessions throughout
+    print('\n[cluster] app1 killed: invariants held in %d samples during '
+          'the load (%d missed)' % (samples, missed))
     after = served(c)
     gap, gap_at = load.longest_gap(after=t_kill - 1)
     late_non2xx = [e for e in load.events if e[0] > t_kill and
@@ -197,6 +239,7 @@ def test_redis_primary_dies_under_load(ctl, agents, users, heartbeats):
     new = [p for p in REDIS_PORTS.values() if p != old][0]
     journaled_before = journaled(c)
     n = 4000
+    watch = InvariantWatch(ctl, 40).start()
     load = Load(ctl, n, users, threads=THREADS, rate=150,
                 label='redisdown').start()
     load.wait_sent(600)
@@ -235,6 +278,10 @@ def test_redis_primary_dies_under_load(ctl, agents, users, heartbeats):
     wait_until(rejoined, 60, 0.1, 'the old primary to replicate the new one')
     t_rejoined = time.time()
     load.join()
+    samples, missed = watch.stop()      # throughout, on whichever master
+    print('\n[cluster] redis primary killed: invariants held in %d samples '
+          'during the load (%d missed: no master reachable)'
+          % (samples, missed))
     ok_after_kill = load.ok_events(after=t_kill)
     first_ok = min((e[0] for e in ok_after_kill), default=None)
     gap, gap_at = load.longest_gap(after=t_kill - 1)
