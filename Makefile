@@ -133,7 +133,7 @@ test-cluster: $(SANB)/wxkf
 	  -m pytest -q -s test/cluster
 
 # libFuzzer harnesses (test/fuzz, scripts/fuzz.sh: clang, ASan, UBSan):
-# `make fuzz` runs each FUZZ_SECONDS (300); `make test` runs each 60 s, two
+# `make fuzz` runs each FUZZ_SECONDS (300); `make test` runs each 45 s, two
 # at a time, after replaying every regression input and seed.
 FUZZ_SECONDS ?= 300
 fuzz:
@@ -141,8 +141,8 @@ fuzz:
 
 fuzz-ci:
 	sh scripts/fuzz.sh 0
-	@sh scripts/fuzz.sh 60 xml callback json & a=$$!; \
-	  sh scripts/fuzz.sh 60 crypto query config journal; b=$$?; \
+	@sh scripts/fuzz.sh 45 xml callback json & a=$$!; \
+	  sh scripts/fuzz.sh 45 crypto query config journal; b=$$?; \
 	  wait $$a; a=$$?; \
 	  [ $$a -eq 0 ] && [ $$b -eq 0 ] || { echo "fuzz: failed (a=$$a b=$$b)"; exit 1; }
 
