@@ -39,6 +39,8 @@ import topology as topo  # noqa: E402
 from topology import (ADDR, AES_KEY, APP_HOSTS, APP_ID,  # noqa: E402
                       ORIGINAL_ID, PG_PORT, TOKEN, Cluster, enter_netns,
                       netns, wait_until)
+from wxkf_checks import assert_each_once as each_once  # noqa: E402
+from wxkf_checks import load_violations  # noqa: E402
 from wxuser import WxUser  # noqa: E402
 
 ARCHIVER = 'archiver'
@@ -346,38 +348,14 @@ class Load:
 
 # --- the checks --------------------------------------------------------------
 
-# Evaluated atomically on the master (the same as test/it/test_routing.py's
-# INVARIANT_LUA): per agent {load, active sessions naming it, capacity}.
-INVARIANT_LUA = """
-local P, out = KEYS[1], {}
-local active = {}
-local cursor = '0'
-repeat
-    local r = redis.call('SCAN', cursor, 'MATCH', P .. 'sess:*', 'COUNT', 1000)
-    cursor = r[1]
-    for _, k in ipairs(r[2]) do
-        local st, a = unpack(redis.call('HMGET', k, 'state', 'agent'))
-        if st == 'active' then active[a] = (active[a] or 0) + 1 end
-    end
-until cursor == '0'
-for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents')) do
-    out[#out + 1] = {a, redis.call('SCARD', P .. 'load:' .. a),
-                     active[a] or 0,
-                     redis.call('HGET', P .. 'agent:' .. a, 'capacity') or ''}
-end
-return out
-"""
-
-
 def assert_load_invariant(ctl, default_capacity=5):
     """Every agent's load equals its active sessions and never exceeds its
     capacity. Returns {agent: load}."""
-    rows = ctl.master().eval(INVARIANT_LUA, 1, ctl.c.prefix)
-    assert rows, 'no agents in Redis'
-    for a, load, active, cap in rows:
-        assert load == active, (a, load, active)
-        assert load <= int(cap or default_capacity), (a, load, cap)
-    return {a: load for a, load, _act, _cap in rows}
+    loads, bad = load_violations(ctl.master(), ctl.c.prefix,
+                                 default_capacity)
+    assert loads, 'no agents in Redis'
+    assert not bad, bad
+    return loads
 
 
 class InvariantWatch:
@@ -409,11 +387,10 @@ class InvariantWatch:
                                         socket_connect_timeout=1)
                     if r.execute_command('ROLE')[0] != 'master':
                         raise redis_lib.ConnectionError('not a master')
-                    rows = r.eval(INVARIANT_LUA, 1, self.ctl.c.prefix)
+                    _loads, bad = load_violations(r, self.ctl.c.prefix,
+                                                  self.cap)
                 self.samples += 1
-                for a, load, active, cap in rows:
-                    if load != active or load > int(cap or self.cap):
-                        self.violations.append((a, load, active, cap))
+                self.violations.extend(bad)
             except (redis_lib.RedisError, OSError, AssertionError):
                 self.missed += 1          # no master named or reachable
             finally:
@@ -471,16 +448,7 @@ def settle(ctl, hosts=APP_HOSTS, timeout=90):
 
 
 def assert_each_once(ctl, msgids):
-    rows = ctl.query("SELECT msgid, count(*) FROM messages WHERE"
-                     " direction = 'i' AND msgid = ANY(%s) GROUP BY msgid",
-                     (list(msgids),))
-    counts = dict(rows)
-    missing = [m for m in msgids if m not in counts]
-    twice = {m: c for m, c in counts.items() if c != 1}
-    assert not missing, '%d acknowledged callbacks not archived: %s' % (
-        len(missing), missing[:10])
-    assert not twice, 'archived more than once: %r' % (
-        list(twice.items())[:10],)
+    each_once(ctl.query, msgids)
 
 
 def push_log(cluster, host, after=0.0):

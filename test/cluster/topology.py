@@ -35,6 +35,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
+PYLIB = os.path.join(REPO, 'test', 'pylib')
+if PYLIB not in sys.path:
+    sys.path.insert(0, PYLIB)
+from wxkf_checks import wait_until  # noqa: E402,F401 - used and re-exported
 STACK_SH = os.path.join(REPO, 'scripts', 'stack.sh')
 
 SUBNET = '10.213.0'
@@ -121,25 +125,6 @@ def run(cmd, timeout=60, check=True, env=None, **kw):
                                                   r.stdout[-3000:],
                                                   r.stderr[-3000:]))
     return r
-
-
-def wait_until(fn, timeout, interval=0.1, what='condition'):
-    """Polls fn() until truthy; bounded in time and count."""
-    deadline = time.monotonic() + timeout
-    last = None
-    for _ in range(int(timeout / interval) + 2):
-        try:
-            last = fn()
-        except Exception as e:      # noqa: BLE001 - reported on timeout
-            last = e
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError('timed out after %ss waiting for %s (last: %r)'
-                         % (timeout, what, last))
 
 
 def alive(pid):

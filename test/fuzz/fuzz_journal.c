@@ -495,6 +495,21 @@ static int apply(void *ctx, const struct journal_rec *r)
 
 /* -------------------------------------------------------------- the run */
 
+/* The end of a replay that went through: nothing pending, the replay file
+ * gone, an acknowledged record seen if one was appended; frees. */
+static int all_replayed(struct journal *j, const char *p_replay,
+                        const uint8_t *data, const struct run *run,
+                        struct model *m, char *disk[2])
+{
+    FZ_CHECK(!journal_pending(j));
+    FZ_CHECK(gone_or_empty(p_replay));
+    FZ_CHECK(!(data[0] & 8) || run->acked_seen > 0);
+    model_free(m);
+    free(disk[0]);
+    free(disk[1]);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char p_path[700], p_replay[700];
@@ -589,13 +604,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(c.left == 0);
         FZ_CHECK(c.replayed + c.dropped == lines);
         FZ_CHECK(c.dropped == m.refused + run.errs);
-        FZ_CHECK(!journal_pending(&j));
-        FZ_CHECK(gone_or_empty(p_replay));
-        FZ_CHECK(!(data[0] & 8) || run.acked_seen > 0);
-        model_free(&m);
-        free(disk[0]);
-        free(disk[1]);
-        return 0;
+        return all_replayed(&j, p_replay, data, &run, &m, disk);
     }
 
     /* stopped: the record that stopped and every line after it are kept */
@@ -647,13 +656,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(rc == 0 && run.stopped < 0 && run.next == m.n);
     FZ_CHECK(c2.left == 0 && c2.replayed == run.ok);
     FZ_CHECK(c2.replayed + c2.dropped == on_disk);
-    FZ_CHECK(!journal_pending(&j));
-    FZ_CHECK(gone_or_empty(p_replay));
-    FZ_CHECK(!(data[0] & 8) || run.acked_seen > 0);
-    model_free(&m);
-    free(disk[0]);
-    free(disk[1]);
-    return 0;
+    return all_replayed(&j, p_replay, data, &run, &m, disk);
 }
 
 /* ---------------------------------------------------------------- set up */

@@ -20,7 +20,6 @@ import string
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 import redis as redis_lib
@@ -29,12 +28,15 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
 SIM = os.path.join(REPO, 'test', 'sim')
+PYLIB = os.path.join(REPO, 'test', 'pylib')
 VECTORS = os.path.join(REPO, 'test', 'vectors')
-if SIM not in sys.path:
-    sys.path.insert(0, SIM)
+for _p in (SIM, PYLIB):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 import wechat_crypto as wc  # noqa: E402
 from wxuser import WxUser  # noqa: E402
+from wxkf_checks import wait_until  # noqa: E402,F401 - the tests' import
 
 STACK_SH = os.path.join(REPO, 'scripts', 'stack.sh')
 
@@ -87,26 +89,6 @@ def tail(path, lines=40):
     except OSError as e:
         return '(%s)' % e
     return '\n'.join(data.splitlines()[-lines:])
-
-
-def wait_until(fn, timeout, interval=0.1, what='condition'):
-    """Poll fn() until it returns a truthy value; bounded in time and
-    count. Returns the value; raises AssertionError on timeout."""
-    deadline = time.monotonic() + timeout
-    last = None
-    for _ in range(int(timeout / interval) + 2):
-        try:
-            last = fn()
-        except Exception as e:     # noqa: BLE001 - report the last error
-            last = e
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError('timed out after %ss waiting for %s (last: %r)'
-                         % (timeout, what, last))
 
 
 def child_pids(ppid):

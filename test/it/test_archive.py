@@ -19,6 +19,7 @@ import psycopg2
 import pytest
 
 from conftest import run_stack, wait_until, wxkf_bin
+import wxkf_checks as checks
 
 ARCHIVER = 'archiver'
 CLAIM_IDLE_MS = 2000
@@ -144,16 +145,8 @@ class Load:
 
 def assert_each_once(stack, msgids):
     """Every msgid has exactly one inbound row."""
-    rows = query(stack, "SELECT msgid, count(*) FROM messages WHERE"
-                 " direction = 'i' AND msgid = ANY(%s) GROUP BY msgid",
-                 (list(msgids),))
-    counts = dict(rows)
-    missing = [m for m in msgids if m not in counts]
-    twice = {m: c for m, c in counts.items() if c != 1}
-    assert not missing, '%d acknowledged callbacks not archived: %s' % (
-        len(missing), missing[:10])
-    assert not twice, 'archived more than once: %r' % (list(
-        twice.items())[:10],)
+    checks.assert_each_once(lambda sql, args: query(stack, sql, args),
+                            msgids)
 
 
 def assert_no_duplicates(stack):

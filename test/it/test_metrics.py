@@ -4,7 +4,6 @@ Prometheus text format, a request id and a slow-request line in the logs,
 and the callback still one Redis round trip."""
 
 import re
-import time
 
 import pytest
 import requests

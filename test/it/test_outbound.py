@@ -10,7 +10,6 @@ import concurrent.futures
 import time
 
 import pytest
-import requests
 
 from conftest import run_sim_stack, sim_server, wait_until
 from test_routing import Agent, add_agent

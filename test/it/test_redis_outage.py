@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import START_TIMEOUT, assert_error, run_stack, wait_until, wc
+from conftest import START_TIMEOUT, run_stack, wait_until, wc
 
 
 @pytest.fixture(scope='module')

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from conftest import run_stack, wait_until, wxkf_bin
+from wxkf_checks import load_violations
 
 QUEUED = '前面还有 {n} 位'
 OFFLINE = '当前无客服在线'
@@ -71,37 +72,13 @@ def events(stack, kind=None):
             if kind is None or f.get('type') == kind]
 
 
-# Evaluated atomically (workers and `wxkf jobs` keep routing meanwhile):
-# per agent {load, active sessions naming it, capacity}.
-INVARIANT_LUA = """
-local P, out = KEYS[1], {}
-local active = {}
-local cursor = '0'
-repeat
-    local r = redis.call('SCAN', cursor, 'MATCH', P .. 'sess:*', 'COUNT', 1000)
-    cursor = r[1]
-    for _, k in ipairs(r[2]) do
-        local st, a = unpack(redis.call('HMGET', k, 'state', 'agent'))
-        if st == 'active' then active[a] = (active[a] or 0) + 1 end
-    end
-until cursor == '0'
-for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents')) do
-    out[#out + 1] = {a, redis.call('SCARD', P .. 'load:' .. a),
-                     active[a] or 0,
-                     redis.call('HGET', P .. 'agent:' .. a, 'capacity') or ''}
-end
-return out
-"""
-
-
 def assert_load_invariant(stack, default_capacity=5):
     """Every agent's load (SCARD load:<a>) equals its active sessions, and
     never exceeds its capacity ([routing] default_capacity when it has
     none of its own)."""
-    rows = stack.redis.eval(INVARIANT_LUA, 1, 'wxkf:{%s}:' % stack.app_id)
-    for a, load, active, cap in rows:
-        assert load == active, (a, load, active)
-        assert load <= int(cap or default_capacity), (a, load, cap)
+    _loads, bad = load_violations(stack.redis, 'wxkf:{%s}:' % stack.app_id,
+                                  default_capacity)
+    assert not bad, bad
 
 
 def admin(stack):
