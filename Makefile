@@ -28,7 +28,7 @@ Q = $(if $(V),,@)
 REL = build/rel
 SANB = build/san
 
-.PHONY: all san deps check it test run stop bench bench-archive install clean fuzz fuzz-ci test-cluster
+.PHONY: all san deps check it test run stop bench bench-archive install clean fuzz fuzz-ci test-cluster test-fresh
 .SECONDARY:
 all: $(REL)/wxkf
 
@@ -122,6 +122,14 @@ test: deps
 	$(MAKE) it
 	$(MAKE) fuzz-ci
 	$(MAKE) test-cluster
+
+# The README's promise on a bare Debian 12 (scripts/test-fresh.sh, as root):
+# a debootstrap minbase root with make, git and ca-certificates, HEAD cloned
+# into it, then inside it `make test`, `make run`, signed GET/POST on
+# /wechat, /healthz, `make install` + the installed binary, `make stop`.
+# FRESH_TARGET=check runs the unit tests only instead of `make test`.
+test-fresh:
+	sh scripts/test-fresh.sh
 
 # Multi-host fail-over (test/cluster, as root): PostgreSQL, Redis with a
 # replica and three Sentinels, two app hosts (nginx + workers + jobs) and a

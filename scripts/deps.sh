@@ -19,13 +19,28 @@ PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libpq-dev
 libexpat1-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
 nginx libnginx-mod-nchan spawn-fcgi multiwatch redis-server postgresql wrk curl
 python3-pytest python3-requests python3-redis python3-psycopg2
-python3-cryptography iproute2 procps chromium nodejs"
+python3-cryptography iproute2 procps chromium nodejs npm"
+
+# The browser test needs the node and npm commands (test/browser/README.md).
+# Debian ships npm as a package of its own that --no-install-recommends does
+# not pull with nodejs. A machine whose node/npm come from elsewhere (a
+# newer Node.js installed by hand) keeps them: the packages are asked for
+# only when the command is missing, so Debian's npm never fights another
+# Node.js for /usr/bin/node.
+wanted() {   # wanted PACKAGE: 0 when PACKAGE must be installed
+    case $1 in
+        nodejs) ! command -v node >/dev/null 2>&1 ;;
+        npm) ! command -v npm >/dev/null 2>&1 ;;
+        *) return 0 ;;
+    esac
+}
 
 command -v dpkg-query >/dev/null 2>&1 ||
     { echo "deps: dpkg-query not found: this script is for Debian (12)" >&2; exit 1; }
 
 missing=""
 for p in $PKGS; do
+    wanted "$p" || continue
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     case $st in
         *" ok installed") ;;

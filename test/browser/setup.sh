@@ -9,7 +9,7 @@ if [ -d node_modules/playwright-core ]; then
     exit 0
 fi
 command -v npm >/dev/null 2>&1 || {
-    echo "setup.sh: npm is missing (apt-get install nodejs npm)" >&2
+    echo "setup.sh: npm is missing (make deps installs it: apt-get install nodejs npm)" >&2
     exit 1
 }
 # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: playwright-core downloads nothing,

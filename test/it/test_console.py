@@ -104,7 +104,9 @@ def npm_ready():
 
 
 def test_console_in_a_real_browser(sim, cstack, agents):
-    assert node_major() >= 20, 'playwright-core needs node >= 20 (%s)' % NODE
+    # playwright-core 1.61 (test/browser/package.json) runs on Debian 12's
+    # own node 18; the pin is chosen for that (test/browser/README.md).
+    assert node_major() >= 18, 'playwright-core needs node >= 18 (%s)' % NODE
     npm_ready()
     fresh_artifacts()
     env = dict(os.environ)
