@@ -127,7 +127,7 @@ test: deps
 # a debootstrap minbase root with make, git and ca-certificates, HEAD cloned
 # into it, then inside it `make test`, `make run`, signed GET/POST on
 # /wechat, /healthz, `make install` + the installed binary, `make stop`.
-# FRESH_TARGET=check runs the unit tests only instead of `make test`.
+# FRESH_TARGET="deps check" runs the unit tests only instead of `make test`.
 test-fresh:
 	sh scripts/test-fresh.sh
 

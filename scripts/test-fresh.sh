@@ -32,7 +32,8 @@
 #
 # Environment:
 #   FRESH_DIR     where the root is built (default <repo>/build/fresh; wiped)
-#   FRESH_TARGET  the make target run first inside the root (default test)
+#   FRESH_TARGET  the make goals run first inside the root (default test;
+#                 "deps check" runs the unit tests only)
 #   FRESH_KEEP=1  keep the root afterwards (unmounted) to look into it
 set -eu
 
