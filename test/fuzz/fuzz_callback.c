@@ -59,6 +59,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     set(&cfg.wechat.app_id, FZ_APPID);
     set(&cfg.wechat.token, FZ_TOKEN);
     set(&cfg.wechat.encoding_aes_key, FZ_AESKEY);
+    set(&cfg.wechat.encoding, "compatible");    /* plaintext and aes */
     set(&cfg.wechat.encoding_aes_key_prev, FZ_OTHERKEY);
     set(&cfg.wechat.original_id, FZ_GHID);
     set(&cfg.texts.welcome, "欢迎 ]]> <b>&");
