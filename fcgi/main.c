@@ -77,7 +77,12 @@ static int cmd_check(const char *path)
     int rc = load(&cfg, path);
 
     if (rc == 0) {
+        int i;
+
         printf("config: ok (%s)\n", path);
+        printf("wechat: encoding %s\n", cfg.wechat.encoding);
+        for (i = 0; config_advice(&cfg, i); i++)
+            printf("config: warning: %s\n", config_advice(&cfg, i));
         rc = store_init_config(&st, &cfg) < 0;
         if (rc == 0 && st.nsentinels) {
             rc = store_ping(&st) < 0;

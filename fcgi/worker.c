@@ -297,7 +297,7 @@ void app_flush_metrics(struct app *app)
 int app_open(struct app *app, const char *conf_path)
 {
     struct config_err err;
-    int rc;
+    int rc, i;
 
     memset(app, 0, sizeof(*app));
     config_init(&app->cfg);
@@ -311,6 +311,9 @@ int app_open(struct app *app, const char *conf_path)
                 app->cfg.log.file, strerror(errno));
         return KF_EIO;
     }
+    for (i = 0; config_advice(&app->cfg, i); i++)
+        log_warn(&app->log, "config", "advice", "why=\"%s\"",
+                 config_advice(&app->cfg, i));
     rc = store_init_config(&app->store, &app->cfg);
     if (rc < 0) {
         log_error(&app->log, "config", "bad_redis_url", "err=%s",

@@ -30,6 +30,7 @@ int callback_init(struct callback *cb, const struct config *cfg,
     memset(cb, 0, sizeof(*cb));
     cb->cfg = cfg;
     cb->store = store;
+    cb->encoding = config_encoding(cfg);
     rc = route_init(&cb->route, store, cfg);
     if (rc < 0)
         return rc;
@@ -262,23 +263,60 @@ static int payload_json(const struct wx_msg *m, struct kf_buf *out)
     return rc;
 }
 
-/* Dedupe + routing + record, in one Redis round trip. */
-static int record(struct callback *cb, const struct callback_req *req,
-                  const struct wx_msg *m, struct kf_buf *decision, int *dup,
-                  int *replicated)
+/* How long a signed query stays bound to its message: as long as its
+ * timestamp can pass the window (first seen up to a window early, then
+ * accepted up to a window late), plus a minute of clock skew between
+ * hosts. Without a window a signature never expires: two days. */
+static long binding_ttl(const struct config *c)
 {
-    struct kf_buf key, payload;
-    char ctime[24], msgid[24], recv[24];
+    long w = c->wechat.timestamp_window > 0 ? c->wechat.timestamp_window
+                                            : 86400;
+
+    return 2 * w + 60;
+}
+
+/* "<signature>:<timestamp>:<nonce>" (checked: 40 hex digits, a decimal
+ * number, then the nonce; so the split is unambiguous) and the hash of
+ * the message the query brings. */
+static int binding(const struct callback_req *req, struct kf_str msg,
+                   struct kf_buf *key, char hash[WX_SIGN_MSG_HEX])
+{
+    int rc = kf_buf_append_str(key, param(req, "signature"));
+
+    if (rc == 0)
+        rc = kf_buf_append_c(key, ":");
+    if (rc == 0)
+        rc = kf_buf_append_str(key, param(req, "timestamp"));
+    if (rc == 0)
+        rc = kf_buf_append_c(key, ":");
+    if (rc == 0)
+        rc = kf_buf_append_str(key, param(req, "nonce"));
+    if (rc == 0)
+        rc = wx_sign_msg_hash(msg, hash);
+    return rc;
+}
+
+/* Binding + dedupe + routing + record, in one Redis round trip. msg is
+ * the message as received (decrypted in safe mode). */
+static int record(struct callback *cb, const struct callback_req *req,
+                  struct kf_str msg, const struct wx_msg *m,
+                  struct kf_buf *decision, int *dup, int *replicated)
+{
+    struct kf_buf key, payload, skey;
+    char ctime[24], msgid[24], recv[24], hash[WX_SIGN_MSG_HEX];
     struct route_ingest in;
     int rc;
 
     kf_buf_init(&key, 512);
+    kf_buf_init(&skey, 2 * WX_SIGN_PART_MAX + 64);
     kf_buf_init(&payload, PAYLOAD_MAX);
     snprintf(ctime, sizeof(ctime), "%llu", (unsigned long long)m->create_time);
     snprintf(msgid, sizeof(msgid), "%llu", (unsigned long long)m->msgid);
     snprintf(recv, sizeof(recv), "%lld",
              (long long)(req->now_ms ? req->now_ms : kf_wall_ms()));
     rc = wx_xml_dedupe_key(m, &key);
+    if (rc == 0)
+        rc = binding(req, msg, &skey, hash);
     if (rc == 0)
         rc = payload_json(m, &payload);
     if (rc == 0) {
@@ -310,9 +348,13 @@ static int record(struct callback *cb, const struct callback_req *req,
         in.fields = f;
         in.nfields = sizeof(f) / sizeof(f[0]);
         in.now_ms = req->now_ms ? req->now_ms : kf_wall_ms();
+        in.sig_key = kf_buf_str(&skey);
+        in.msg_hash = hash;
+        in.sig_ttl = binding_ttl(cb->cfg);
         rc = route_ingest(&cb->route, &in, decision, dup, replicated);
     }
     kf_buf_release(&key);
+    kf_buf_release(&skey);
     kf_buf_release(&payload);
     return rc;
 }
@@ -367,6 +409,17 @@ static int is_success(struct kf_str s)
     return s.len == 0 || kf_str_eq_c(s, "success");
 }
 
+/* [wechat] encoding: only what the account sends. Plaintext mode with
+ * no key at all leaves an encrypted push to decrypt() (KF_ENOKEY). */
+static int check_encoding(const struct callback *cb, int encrypted)
+{
+    if (!encrypted && cb->encoding == CONFIG_ENC_SAFE)
+        return KF_EENCODING;
+    if (encrypted && cb->encoding == CONFIG_ENC_PLAINTEXT && cb->ncrypto)
+        return KF_EENCODING;
+    return 0;
+}
+
 static int journal_usable(const struct callback *cb)
 {
     return cb->journal && cb->journal->enabled;
@@ -397,6 +450,9 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
         rc = KF_EINVAL;         /* 400 invalid_field, not a body problem */
         goto out;
     }
+    rc = check_encoding(cb, res->encrypted);
+    if (rc < 0)
+        goto out;
     rc = wx_xml_parse(req->body, &env, NULL);
     if (rc == 0 && res->encrypted) {
         rc = decrypt(cb, req, env, &plain, &key);
@@ -411,7 +467,8 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     if (rc < 0)
         goto out;
     describe(res, m);
-    rc = record(cb, req, m, &decision, &res->duplicate, &replicated);
+    rc = record(cb, req, res->encrypted ? kf_buf_str(&plain) : req->body, m,
+                &decision, &res->duplicate, &replicated);
     if (rc == 0 && !replicated) {
         /* [redis] wait_replicas: the master has it, too few replicas do.
          * Acknowledged only with a copy on disk, kept until a replay sees

@@ -28,6 +28,7 @@ struct callback {
     struct route route;
     struct wx_crypto crypto[2];   /* current, previous EncodingAESKey */
     int ncrypto;
+    enum config_encoding encoding; /* what the account sends */
 };
 
 struct callback_req {
@@ -64,7 +65,13 @@ void callback_res_release(struct callback_res *res);
 KF_WUR int callback_verify(struct callback *cb,
                            const struct callback_req *req,
                            struct callback_res *res);
-/* POST: the whole push. On 0 res->body holds the reply to send. When
+/* POST: the whole push. [wechat] encoding decides what is taken: safe
+ * refuses a plaintext push, plaintext an encrypted one (KF_EENCODING,
+ * KF_ENOKEY without a key). The signed query (signature, timestamp,
+ * nonce) is bound in Redis to the first message it brings, for as long
+ * as its timestamp is accepted: the same query with another message is
+ * KF_EREPLAY and nothing is stored. On 0 res->body holds the reply to
+ * send. When
  * Redis cannot be reached and cb->journal is set, the request is appended
  * to the journal (durably) and answered with [texts] fallback for a
  * user's message, "success" otherwise (res->journaled = 1); a replayed

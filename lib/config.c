@@ -42,14 +42,21 @@ static const char *check_app_id(const char *v)
 
 static const char *check_token(const char *v)
 {
-    return strlen(v) < 3 || !all_of(v, ALNUM)
-               ? "must be 3..32 letters or digits" : NULL;
+    return strlen(v) < 3 || strlen(v) > 32 || !all_of(v, ALNUM)
+               ? "must be 3..32 letters or digits (WeChat's rule)" : NULL;
 }
 
 static const char *check_aes_key(const char *v)
 {
     return strlen(v) != 43 || !all_of(v, ALNUM)
                ? "must be 43 letters or digits" : NULL;
+}
+
+static const char *check_encoding(const char *v)
+{
+    return strcmp(v, "plaintext") && strcmp(v, "compatible") &&
+                   strcmp(v, "safe")
+               ? "must be plaintext, compatible or safe" : NULL;
 }
 
 static const char *check_original_id(const char *v)
@@ -157,6 +164,7 @@ static const struct centry table[] = {
     CHECKED(wechat, token, 1, 32, check_token),
     CHECKED(wechat, encoding_aes_key, 1, 43, check_aes_key),
     CHECKED(wechat, encoding_aes_key_prev, 1, 43, check_aes_key),
+    CHECKED(wechat, encoding, 0, 10, check_encoding),
     CHECKED(wechat, original_id, 0, 64, check_original_id),
     E(wechat, mode, "workspace", "workspace|wechat_kf"),
     S(wechat, api_base, "https://api.weixin.qq.com", 1, 256),
@@ -502,6 +510,10 @@ static int validate(const struct config *c, const struct origin *o,
     else if (*c->wechat.encoding_aes_key_prev && !*c->wechat.encoding_aes_key)
         e = find("wechat", "encoding_aes_key_prev"),
         why = "needs wechat.encoding_aes_key";
+    else if (config_encoding(c) != CONFIG_ENC_PLAINTEXT &&
+             !*c->wechat.encoding_aes_key)
+        e = find("wechat", "encoding"),
+        why = "compatible or safe needs wechat.encoding_aes_key";
     else if (*c->redis.sentinels && !*c->redis.master_name)
         e = find("redis", "sentinels"),
         why = "needs redis.master_name (the name the Sentinels monitor)";
@@ -538,9 +550,46 @@ int config_load(struct config *c, const char *path, struct config_err *err)
         rc = load_env(c, &origin, err);
     if (rc == 0)
         rc = validate(c, &origin, err);
+    if (rc == 0 && !*c->wechat.encoding) {
+        static const char *const names[] = { "plaintext", "compatible",
+                                             "safe" };
+        char why[8];
+
+        rc = set_value(c, find("wechat", "encoding"),
+                       names[config_encoding(c)], why, sizeof(why));
+    }
     if (rc == KF_ENOMEM && !err->msg[0])
         snprintf(err->msg, sizeof(err->msg), "out of memory");
     return rc;
+}
+
+enum config_encoding config_encoding(const struct config *c)
+{
+    const char *v = c->wechat.encoding ? c->wechat.encoding : "";
+
+    if (strcmp(v, "plaintext") == 0)
+        return CONFIG_ENC_PLAINTEXT;
+    if (strcmp(v, "compatible") == 0)
+        return CONFIG_ENC_COMPATIBLE;
+    if (strcmp(v, "safe") == 0)
+        return CONFIG_ENC_SAFE;
+    return c->wechat.encoding_aes_key && *c->wechat.encoding_aes_key
+               ? CONFIG_ENC_SAFE : CONFIG_ENC_PLAINTEXT;
+}
+
+const char *config_advice(const struct config *c, int i)
+{
+    const char *v[2];
+    int n = 0;
+
+    if (c->wechat.token && strlen(c->wechat.token) < CONFIG_TOKEN_ADVISED)
+        v[n++] = "wechat.token is shorter than 16 characters: one logged "
+                 "signature is enough to find it offline; set 16..32 "
+                 "random letters and digits (here and on the platform)";
+    if (config_encoding(c) == CONFIG_ENC_COMPATIBLE)
+        v[n++] = "wechat.encoding = compatible takes plaintext callbacks "
+                 "too: use safe once the account sends encrypted ones";
+    return i >= 0 && i < n ? v[i] : NULL;
 }
 
 int config_dump(const struct config *c, struct kf_buf *out)

@@ -16,6 +16,8 @@ struct config {
         char *app_id, *app_secret, *token, *encoding_aes_key,
             *encoding_aes_key_prev, *original_id, *mode, *api_base,
             *token_endpoint, *ca_file;
+        char *encoding;         /* plaintext | compatible | safe; "" before
+                                   config_load: see config_encoding() */
         long timestamp_window, dedupe_ttl, api_timeout_ms,
             api_connect_timeout_ms, api_retries;
     } wechat;
@@ -83,6 +85,25 @@ void config_init(struct config *c);
 KF_WUR int config_load(struct config *c, const char *path,
                        struct config_err *err);
 void config_release(struct config *c);            /* safe twice */
+
+/* [wechat] encoding: which callbacks the account sends — WeChat's
+ * 明文模式 (plaintext only), 兼容模式 (both) and 安全模式 (encrypted only).
+ * An empty value (a config not through config_load) means safe when an
+ * EncodingAESKey is set, else plaintext, as config_load resolves it. */
+enum config_encoding {
+    CONFIG_ENC_PLAINTEXT,
+    CONFIG_ENC_COMPATIBLE,
+    CONFIG_ENC_SAFE
+};
+enum config_encoding config_encoding(const struct config *c);
+
+/* WeChat takes a Token of 3..32 letters/digits (config_load refuses
+ * anything else); below this length one logged signature is enough to
+ * find it offline. */
+#define CONFIG_TOKEN_ADVISED 16
+/* Advice on a configuration that loads but is weak: a static text saying
+ * what to change, or NULL. i = 0, 1, ... until NULL. */
+const char *config_advice(const struct config *c, int i);
 
 /* Writes "section.key = value" lines of the effective configuration to
  * out, with secrets (app_secret, token, AES keys) shown as "(set)". */

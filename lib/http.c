@@ -167,6 +167,15 @@ struct http_error http_error_for(int rc)
         return (struct http_error){ 400, "encryption_not_configured",
                                     "encrypted callback but no "
                                     "EncodingAESKey is configured" };
+    case KF_EENCODING:
+        return (struct http_error){ 400, "encoding_refused",
+                                    "[wechat] encoding refuses this "
+                                    "callback (safe: encrypted only; "
+                                    "plaintext: plaintext only)" };
+    case KF_EREPLAY:
+        return (struct http_error){ 403, "signature_reused",
+                                    "this signed query already came with "
+                                    "another message" };
     case KF_EINVAL:
         return (struct http_error){ 400, "invalid_field",
                                     "a field is missing or invalid" };

@@ -30,7 +30,9 @@
     X(EACCOUNT, -19, "message addressed to another account")            \
     X(ENOKEY, -20, "encryption is not configured")                      \
     X(ELIMIT, -21, "rate limit or budget reached")                      \
-    X(EWECHAT, -22, "WeChat refused the request")
+    X(EWECHAT, -22, "WeChat refused the request")                      \
+    X(EENCODING, -23, "callback encryption refused by [wechat] encoding") \
+    X(EREPLAY, -24, "signed query already used with another message")
 
 enum kf_err {
     KF_OK = 0,

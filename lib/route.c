@@ -162,21 +162,28 @@ int route_ingest(struct route *r, const struct route_ingest *in,
 {
     const char *argv[MAX_ARGV];
     size_t lens[MAX_ARGV], i;
-    char now[24], ttl[24];
-    struct kf_buf dkey;
+    char now[24], ttl[24], sttl[24];
+    struct kf_buf dkey, skey;
     redisReply *rep = NULL;
     int argc = 2, rc;
 
-    if (in->nfields > (MAX_ARGV - 15) / 2)
+    if (in->nfields > (MAX_ARGV - 18) / 2)
         return KF_EINVAL;
     kf_buf_init(&dkey, 1024);
+    kf_buf_init(&skey, 8192);
     rc = store_key(r->store, "dedupe:", &dkey);
     if (rc == 0)
         rc = kf_buf_append_str(&dkey, in->dedupe_key);
+    if (rc == 0 && in->sig_key.len) {
+        rc = store_key(r->store, "sig:", &skey);
+        if (rc == 0)
+            rc = kf_buf_append_str(&skey, in->sig_key);
+    }
     if (rc < 0)
         goto out;
     snprintf(now, sizeof(now), "%lld", (long long)in->now_ms);
     snprintf(ttl, sizeof(ttl), "%ld", r->dedupe_ttl);
+    snprintf(sttl, sizeof(sttl), "%ld", in->sig_ttl > 0 ? in->sig_ttl : 1);
     ARGC("1");
     ARGC(r->store->prefix);
     ARG(dkey.p, dkey.len);
@@ -190,6 +197,9 @@ int route_ingest(struct route *r, const struct route_ingest *in,
     ARG(in->kf1.p, in->kf1.len);
     ARG(in->kf2.p, in->kf2.len);
     ARGC(in->window ? in->window : "");
+    ARG(skey.len ? skey.p : "", skey.len);
+    ARGC(in->msg_hash && skey.len ? in->msg_hash : "");
+    ARGC(sttl);
     for (i = 0; i < in->nfields; i++) {
         ARG(in->fields[i].name.p, in->fields[i].name.len);
         ARG(in->fields[i].value.p, in->fields[i].value.len);
@@ -204,6 +214,10 @@ int route_ingest(struct route *r, const struct route_ingest *in,
         rc = KF_EBACKEND;
         goto out;
     }
+    if (rep->element[0]->integer == 2) {
+        rc = KF_EREPLAY;          /* signed query seen with another message */
+        goto out;
+    }
     *dup = rep->element[0]->integer == 1;
     kf_buf_reset(decision);
     rc = kf_buf_append(decision, rep->element[1]->str, rep->element[1]->len);
@@ -211,6 +225,7 @@ out:
     if (rep)
         freeReplyObject(rep);
     kf_buf_release(&dkey);
+    kf_buf_release(&skey);
     return rc;
 }
 

@@ -67,6 +67,11 @@ struct route_ingest {
     const struct store_field *fields;  /* the msg_in event */
     size_t nfields;
     int64_t now_ms;
+    /* The signed query's binding: suffix under P "sig:" ("" = none), the
+     * message's hash (wx_sign_msg_hash) and how long it is kept (s). */
+    struct kf_str sig_key;
+    const char *msg_hash;
+    long sig_ttl;
 };
 
 /* The callback's one Redis round trip (with WAIT when [redis]
@@ -76,7 +81,10 @@ struct route_ingest {
  * "offline:<n>" and the time is when it was first decided (the reply's
  * CreateTime); *dup = 1 when this is a retry (it is the first delivery's).
  * "offline" means no agent is online or paused; with only paused agents
- * the user is "queued" (they are at work and will take users again). */
+ * the user is "queued" (they are at work and will take users again).
+ * With a sig_key, the first message seen under it is remembered for
+ * sig_ttl s; the same key with another msg_hash is KF_EREPLAY and
+ * nothing is recorded (a retry carries the same message). */
 KF_WUR int route_ingest(struct route *r, const struct route_ingest *in,
                         struct kf_buf *decision, int *dup, int *replicated);
 

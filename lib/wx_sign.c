@@ -133,6 +133,18 @@ int wx_sign_verify_msg(struct kf_str token, struct kf_str timestamp,
     return verify_parts(parts, 4, msg_signature);
 }
 
+int wx_sign_msg_hash(struct kf_str msg, char out[WX_SIGN_MSG_HEX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (EVP_Digest(msg.len ? msg.p : "", msg.len, md, &n, EVP_sha256(),
+                   NULL) != 1 || n * 2 + 1 != WX_SIGN_MSG_HEX)
+        return KF_ECRYPTO;
+    to_hex(md, n, out);
+    return 0;
+}
+
 int wx_sign_check_time(struct kf_str timestamp, int64_t now,
                        unsigned window_s)
 {

@@ -1,7 +1,9 @@
 /* wx_sign: the SHA-1 signatures WeChat puts on every callback — the URL
  * `signature` over (token, timestamp, nonce), the safe-mode `msg_signature`
- * over (token, timestamp, nonce, Encrypt) — and the optional timestamp
- * window check. Owns no state; every function is pure and thread-safe. */
+ * over (token, timestamp, nonce, Encrypt) — the optional timestamp window
+ * check, and the SHA-256 of the message a URL signature is bound to (the
+ * URL signature covers no body). Owns no state; every function is pure and
+ * thread-safe. */
 #ifndef WX_SIGN_H
 #define WX_SIGN_H
 
@@ -46,5 +48,12 @@ KF_WUR int wx_sign_verify_msg(struct kf_str token, struct kf_str timestamp,
  * disables the window (the timestamp must still parse). */
 KF_WUR int wx_sign_check_time(struct kf_str timestamp, int64_t now,
                               unsigned window_s);
+
+#define WX_SIGN_MSG_HEX 65      /* 64 lowercase hex digits + NUL */
+
+/* out = lowercase hex SHA-256 of msg: what one signed query is bound to,
+ * so the same query with another message can be told from a retry.
+ * KF_ECRYPTO if OpenSSL fails. out is NUL-terminated on success. */
+KF_WUR int wx_sign_msg_hash(struct kf_str msg, char out[WX_SIGN_MSG_HEX]);
 
 #endif

@@ -491,7 +491,11 @@ int wx_xml_dedupe_key(const struct wx_msg *m, struct kf_buf *out)
         return KF_EINVAL;
     start = out->len;
     if (m->type != WX_MSG_EVENT && m->has_msgid) {
-        rc = kf_buf_printf(out, "msgid:%" PRIu64, m->msgid);
+        rc = kf_buf_append_c(out, "msgid:");
+        if (rc == 0)
+            rc = kf_buf_append_str(out, m->from_user);
+        if (rc == 0)
+            rc = kf_buf_printf(out, ":%" PRIu64, m->msgid);
     } else {
         rc = kf_buf_append_c(out, "event:");
         if (rc == 0)

@@ -151,7 +151,9 @@ KF_WUR int wx_xml_field(const struct wx_msg *m, const char *name,
  *      "event:<FromUserName>:<CreateTime>:<Event as received>"
  *    (the official key is From+CreateTime; Event is appended because one
  *    user can cause two different events in the same second);
- *  - other messages with a message id: "msgid:<MsgId>" (decimal).
+ *  - other messages with a message id: "msgid:<FromUserName>:<MsgId>"
+ *    (decimal; scoped by the sender, so a message from one user can
+ *    never take the key of another user's message in advance).
  * CreateTime and MsgId are written from the parsed integers.
  * KF_EINVAL when m has no FromUserName (an envelope: decrypt it first).
  * On error out keeps its previous contents. */

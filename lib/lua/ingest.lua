@@ -6,10 +6,27 @@
 --       9 kf account (kf_create/kf_close: KfAccount; kf_switch: From),
 --       10 kf account (kf_switch: To), 11 window: msg (a user message:
 --       48 h to answer) | evt (click/subscribe/scan: 1 min) | '',
---       12.. msg_in field/value pairs.
--- Returns {dup (0|1), decision '|' reply time (unix s)}. decision: none |
--- welcome | assigned:<a> | sticky:<a> | queued:<position> |
--- offline:<position>. The time makes a retry's reply identical.
+--       12 signed-query key (full name, '' = none), 13 message hash,
+--       14 its ttl s, 15.. msg_in field/value pairs.
+-- Returns {dup (0|1), decision '|' reply time (unix s)}, or {2, ''} when
+-- the signed query came before with another message (nothing is
+-- recorded). decision: none | welcome | assigned:<a> | sticky:<a> |
+-- queued:<position> | offline:<position>. The time makes a retry's reply
+-- identical.
+-- The URL signature covers no body: one signed query is bound to the
+-- first message it brings. A retry brings the same message; another one
+-- under the same query is a forgery (anyone who saw the query could
+-- send it).
+local sigkey, mhash = ARGV[12], ARGV[13]
+if sigkey ~= '' then
+    local bound = redis.call('GET', sigkey)
+    if not bound then
+        redis.call('SET', sigkey, mhash, 'EX', tonumber(ARGV[14]))
+    elseif bound ~= mhash then
+        return { 2, '' }
+    end
+end
+
 local dkey = ARGV[1]
 local prev = redis.call('GET', dkey)
 if prev then return { 1, prev } end
@@ -94,7 +111,7 @@ elseif wk == 'evt' then
 end
 
 local fields = {}
-for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 15, #ARGV do fields[#fields + 1] = ARGV[i] end
 fields[#fields + 1] = 'decision'
 fields[#fields + 1] = decision
 fields[#fields + 1] = 'agent'

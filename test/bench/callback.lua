@@ -3,9 +3,10 @@
 -- (`make bench`) and for manual runs.
 --
 -- Two sources of requests:
---   plaintext  one signed query (WXKF_QUERY) serves every request: the URL
---              signature covers only token, timestamp and nonce. Bodies are
---              built here.
+--   plaintext  bodies and queries are built here: each request is signed
+--              with the Token (WXKF_TOKEN) over its own nonce, since wxkf
+--              binds a signed query to the one message it first brought
+--              (docs/callback.md). SHA-1 is libcrypto's, through the FFI.
 --   pool       WXKF_POOL=<prefix>: thread i reads <prefix>.<i>, one request
 --              a line, "<query>\t<body>" (made by bench.py with
 --              test/sim/wechat_crypto.py: safe mode, each line encrypted and
@@ -29,7 +30,7 @@
 --
 -- done() writes a JSON summary to WXKF_OUT (if set) and to stdout.
 --
--- usage: WXKF_QUERY='signature=..&timestamp=..&nonce=..' GH=gh_x \
+-- usage: WXKF_TOKEN=<the Token> GH=gh_x \
 --        wrk -t2 -c64 -d10s -s test/bench/callback.lua http://127.0.0.1:PORT
 -- Optional: WXKF_RUN (0..999), WXKF_USERS (10000), WXKF_RUN_MS,
 --           WXKF_START_DELAY_MS (500), WXKF_POOL, WXKF_OUT.
@@ -38,8 +39,21 @@ ffi.cdef [[
 struct wxkf_timespec { long tv_sec; long tv_nsec; };
 int clock_gettime(int clk, struct wxkf_timespec *tp);
 int nanosleep(const struct wxkf_timespec *req, struct wxkf_timespec *rem);
+unsigned char *SHA1(const unsigned char *d, size_t n, unsigned char *md);
 ]]
 local ts = ffi.new("struct wxkf_timespec")
+local libcrypto = ffi.load("crypto")
+local md = ffi.new("unsigned char[20]")
+
+-- The URL signature: lowercase hex SHA-1 of the byte-sorted parts.
+local function sign(parts)
+    table.sort(parts)
+    local s = table.concat(parts)
+    libcrypto.SHA1(s, #s, md)
+    local hex = {}
+    for i = 0, 19 do hex[i + 1] = string.format("%02x", md[i]) end
+    return table.concat(hex)
+end
 
 local function now_ms()      -- CLOCK_REALTIME, comparable across threads
     ffi.C.clock_gettime(0, ts)
@@ -54,7 +68,7 @@ local function sleep_ms(ms)
     ffi.C.nanosleep(req, nil)
 end
 
-local query = os.getenv("WXKF_QUERY")
+local token = os.getenv("WXKF_TOKEN")
 local gh = os.getenv("GH") or "gh_000000000000"
 local run = tonumber(os.getenv("WXKF_RUN") or "0")
 local users = tonumber(os.getenv("WXKF_USERS") or "10000")
@@ -120,6 +134,9 @@ local function plaintext(n)
         "<Content><![CDATA[bench message " .. n .. "]]></Content>" ..
         "<MsgId>" .. prefix .. string.format("%013d", n) ..
         "</MsgId></xml>"
+    local t, nonce = tostring(os.time()), prefix .. n
+    local query = "signature=" .. sign({ token, t, nonce }) ..
+                  "&timestamp=" .. t .. "&nonce=" .. nonce
     return wrk.format(nil, "/wechat?" .. query, nil, body)
 end
 

@@ -108,12 +108,15 @@ def args_for(n, now):
                           'CreateTime': str(now // 1000),
                           'MsgType': 'text', 'Content': 'bench message %d' % n,
                           'MsgId': mid}, separators=(',', ':'))
-    fields = ['type', 'msg_in', 'key', 'msgid:' + mid, 'openid', o,
+    key = 'msgid:%s:%s' % (o, mid)
+    fields = ['type', 'msg_in', 'key', key, 'openid', o,
               'msgtype', 'text', 'event', '', 'msgid', mid, 'create_time',
               str(now // 1000), 'recv_ms', str(now), 'rid', '0' * 32,
               'payload', payload]
-    return [P + 'dedupe:msgid:' + mid, '600', str(now), o, 'route', '', CFG,
-            'none', '', '', 'msg'] + fields
+    sig = '%040x:%d:%d' % (n, now // 1000, n)     # signature:ts:nonce
+    return [P + 'dedupe:' + key, '600', str(now), o, 'route', '', CFG,
+            'none', '', '', 'msg', P + 'sig:' + sig, '%064x' % n,
+            '660'] + fields
 
 
 def setup(r):

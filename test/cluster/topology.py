@@ -491,6 +491,8 @@ class Cluster:
                 'app_id': APP_ID, 'app_secret': '', 'token': TOKEN,
                 'encoding_aes_key': AES_KEY, 'encoding_aes_key_prev': '',
                 'original_id': ORIGINAL_ID, 'mode': 'workspace',
+                # the load sends plaintext pushes; a key alone means safe
+                'encoding': 'compatible',
                 # nothing listens there: no traffic leaves the host
                 'api_base': 'http://127.0.0.1:9', 'timestamp_window': '300',
                 'dedupe_ttl': '600'},

@@ -18,12 +18,15 @@
  *                64), wraps it in an envelope and signs both;
  *              3 verify: GET, the URL verification with echostr.
  *   (flags >> 3) & 3 in mode 1: encrypt_type absent, "raw", "aes", or as
- *   QUERY has it. The clock is the timestamp + 4 * (int8)data[1] seconds
+ *   QUERY has it. flags & 128: [wechat] encoding = safe (else
+ *   compatible, which takes both). The clock is the timestamp + 4 * (int8)data[1] seconds
  *   against a 300 s window.
  * Checks: a push never succeeds (Redis is down); a correctly signed and
  * sealed push fails only where its plaintext does (the parse, the
  * validation) or at Redis — never in the signature or crypto stages;
- * the timestamp window is applied exactly; GET answers echostr. */
+ * the timestamp window is applied exactly; safe mode refuses exactly the
+ * signed pushes that are not encrypt_type=aes (compatible none); GET
+ * answers echostr. */
 #include <string.h>
 
 #include "callback.h"
@@ -59,6 +62,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     set(&cfg.wechat.app_id, FZ_APPID);
     set(&cfg.wechat.token, FZ_TOKEN);
     set(&cfg.wechat.encoding_aes_key, FZ_AESKEY);
+    set(&cfg.wechat.encoding, "compatible");    /* plaintext and aes */
     set(&cfg.wechat.encoding_aes_key_prev, FZ_OTHERKEY);
     set(&cfg.wechat.original_id, FZ_GHID);
     set(&cfg.texts.welcome, "欢迎 ]]> <b>&");
@@ -132,7 +136,7 @@ static int seal(struct kf_str plain, int prev, struct kf_buf *body,
 }
 
 struct input {
-    int mode, fix_msgsig, etype, prev;
+    int mode, fix_msgsig, etype, prev, safe;
     int skew;
     struct kf_str query, body;
 };
@@ -146,6 +150,7 @@ static void split(const uint8_t *data, size_t size, struct input *in)
     in->fix_msgsig = (data[0] & 4) != 0;
     in->etype = (data[0] >> 3) & 3;
     in->prev = (data[0] & 64) != 0;
+    in->safe = (data[0] & 128) != 0;
     in->skew = (int8_t)data[1] * 4;
     in->query = (struct kf_str){ p, nl ? (size_t)(nl - p) : size - 2 };
     in->body = nl ? (struct kf_str){ nl + 1, size - 2 - in->query.len - 1 }
@@ -256,6 +261,7 @@ static void run(const struct input *in)
             FZ_CHECK(kf_str_eq(kf_buf_str(&res.body), echostr));
         goto out;
     }
+    cb.encoding = in->safe ? CONFIG_ENC_SAFE : CONFIG_ENC_COMPATIBLE;
     rc = callback_handle(&cb, &req, &res);
     if (verbose)
         fprintf(stderr, "mode=%d aes=%d window=%d rc=%s\n", in->mode, aes,
@@ -268,6 +274,13 @@ static void run(const struct input *in)
                             ? KF_EBADSIG : KF_ESTALE));
         goto out;
     }
+    if (in->safe && !aes) {
+        /* refused before the body is read (its size and encrypt_type's
+         * spelling are checked first) */
+        FZ_CHECK(rc == KF_EENCODING || rc == KF_ETOOBIG || rc == KF_EINVAL);
+        goto out;
+    }
+    FZ_CHECK(rc != KF_EENCODING);
     if (rc == KF_EBADSIG)
         FZ_CHECK(aes && !want_plain);     /* only a fuzzed msg_signature */
     if (want_plain) {

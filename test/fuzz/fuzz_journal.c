@@ -698,6 +698,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     set(&cfg.wechat.app_id, FZ_APPID);
     set(&cfg.wechat.token, FZ_TOKEN);
     set(&cfg.wechat.encoding_aes_key, FZ_AESKEY);
+    set(&cfg.wechat.encoding, "compatible");    /* plaintext and aes */
     set(&cfg.wechat.original_id, FZ_GHID);
     set(&cfg.texts.fallback, "稍后回复");
     cfg.wechat.timestamp_window = 300;

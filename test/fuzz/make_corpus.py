@@ -112,6 +112,9 @@ def callback():
     for n in ('text', 'event_click', 'event_subscribe'):
         write('callback', 'signed_' + n, b'\x01\x00' + q + b'\n' + IN[n])
     write('callback', 'signed_raw_text', b'\x09\x00' + q + b'\n' + IN['text'])
+    # the same with [wechat] encoding = safe (flags & 128): refused
+    write('callback', 'signed_raw_text_safe_refused',
+          b'\x89\x00' + q + b'\n' + IN['text'])
     # mode 1: aes with the right msg_signature over the vectors' bodies
     for v in SAFE:
         if v.get('post_body_safe_mode'):

@@ -119,7 +119,7 @@ class Stack:
     """One private stack, driven through scripts/stack.sh."""
 
     def __init__(self, name, workers=2, skip_pg=False, welcome=WELCOME,
-                 extra=None):
+                 extra=None, encoding='compatible'):
         self.dir = tempfile.mkdtemp(prefix='wxkf-it-%s-' % name, dir='/tmp')
         os.chmod(self.dir, 0o755)   # postgres must traverse it
         self.port, self.redis_port, self.pg_port = free_ports(3)
@@ -129,6 +129,7 @@ class Stack:
         self.app_id = APP_ID
         self.original_id = ORIGINAL_ID
         self.aes_key = AES_KEY
+        self.encoding = encoding    # '' = the default (safe: a key is set)
         self.welcome = welcome
         # Extra config, {section: {key: value}}, overriding the defaults
         # below. The default stack answers "success" whatever routing
@@ -170,6 +171,10 @@ class Stack:
             'token = %s' % self.token,
             'encoding_aes_key = %s' % self.aes_key,
             'encoding_aes_key_prev =',
+            # The suite drives plaintext and encrypted pushes through one
+            # stack. With a key the default is safe (encrypted only): the
+            # tests of the encoding itself give `encoding` of their own.
+            'encoding = %s' % self.encoding,
             'original_id = %s' % self.original_id,
             'mode = workspace',
             'api_base = http://127.0.0.1:%d' % api_port,

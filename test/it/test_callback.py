@@ -6,13 +6,15 @@ import json
 import os
 import random
 import re
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import VECTORS, load_index, wc
+from conftest import (VECTORS, assert_error, load_index, run_stack,
+                      wait_until, wc, wxkf_bin)
 
 MODES = ('plain', 'compat', 'safe')
 REPLY_FIELDS = {'ToUserName', 'FromUserName', 'CreateTime', 'MsgType',
@@ -30,7 +32,7 @@ def msg_key(fields):
     if fields.get('MsgType') == 'event':
         return 'event:%s:%s:%s' % (fields['FromUserName'],
                                    fields['CreateTime'], fields['Event'])
-    return 'msgid:%s' % fields['MsgId']
+    return 'msgid:%s:%s' % (fields['FromUserName'], fields['MsgId'])
 
 
 def send(user, xml, mode):
@@ -88,12 +90,155 @@ def test_text_message_is_acknowledged_and_streamed(stack, wx):
     assert_stored(stack, wc.parse_fields(xml), r, t0, t1)
 
 
+@pytest.fixture(scope='module')
+def safe_stack():
+    """A stack configured like most real ones: an EncodingAESKey and no
+    `encoding` line, so safe mode (encrypted pushes only)."""
+    yield from run_stack('safe', workers=1, skip_pg=True, encoding='')
+
+
 def test_encrypt_type_raw_is_plaintext(stack, wx):
+    # encoding = compatible (the suite's stack): plaintext is taken
     xml = wx.text_xml('raw mode')
     t0 = now_ms()
     r = wx.send_raw(xml, 'plain', query_update={'encrypt_type': 'raw'})
     assert_success(r)
     assert_stored(stack, wc.parse_fields(xml), r, t0, now_ms())
+
+
+def test_a_keyed_stack_refuses_plaintext_pushes(safe_stack):
+    """Safe mode, the default with a key: a plaintext push — which a
+    forger holding one logged URL could write — is refused with 400
+    encoding_refused and stores nothing; WeChat's encrypted push of the
+    same message is taken."""
+    st = safe_stack
+    u = st.user()
+    before = st.snapshot()
+    for mode, upd in (('plain', None), ('plain', {'encrypt_type': 'raw'})):
+        xml = u.text_xml('plaintext on a keyed stack')
+        r = u.send_raw(xml, mode, query_update=upd)
+        assert_error(r, 400, 'encoding_refused')
+    # compatible-mode body without encrypt_type: only the plaintext part
+    # would be read, so it is refused too
+    r = u.send_raw(u.text_xml('compat, aes dropped'), 'compat',
+                   query_update={'encrypt_type': None,
+                                 'msg_signature': None})
+    assert_error(r, 400, 'encoding_refused')
+    assert st.snapshot() == before
+    xml = u.text_xml('encrypted')
+    r, t0, t1 = send(u, xml, 'safe')
+    assert_success(r)
+    assert_stored(st, wc.parse_fields(xml), r, t0, t1)
+
+
+def test_check_names_the_encoding_and_a_short_token(safe_stack):
+    out = subprocess.run([wxkf_bin(), 'check', '-c', safe_stack.conf],
+                         capture_output=True, text=True, timeout=60)
+    assert 'wechat: encoding safe' in out.stdout, out.stdout
+    # the suite's Token has 15 characters: loads, with a warning
+    assert len(safe_stack.token) < 16
+    assert 'config: warning: wechat.token is shorter than 16' in out.stdout
+    with open(safe_stack.log_file, encoding='utf-8') as f:
+        log = f.read()
+    assert 'ev=advice why="wechat.token is shorter' in log
+
+
+# --- one signed URL, one message ----------------------------------------------
+
+def test_a_signed_query_replayed_with_another_message_is_refused(stack):
+    """Anyone who saw one callback URL (an access log, plain http) holds a
+    valid signature/timestamp/nonce for the next 300 s. With it they may
+    resend the same message (a retry: stored once) but nothing else:
+    another user's kf_switch_session, close, or text is 403
+    signature_reused, and nothing is stored."""
+    victim = stack.user()
+    forger = stack.user()
+    xml = victim.text_xml('hello from the victim')
+    q, body = victim.prepare(xml, 'plain')
+    t0 = now_ms()
+    r1 = victim.request('POST', q, body)
+    t1 = now_ms()
+    assert_success(r1)
+    r2 = victim.request('POST', q, body)          # WeChat's retry
+    assert_success(r2)
+    before = stack.snapshot()
+    forged = [
+        forger.text_xml('forged text'),
+        victim.text_xml('forged as the victim'),
+        victim.event_xml('kf_switch_session', create_time=next(_ctime),
+                         FromKfAccount='a1@test', ToKfAccount='evil@test'),
+        victim.event_xml('kf_close_session', create_time=next(_ctime),
+                         KfAccount='a1@test'),
+    ]
+    for f in forged:
+        r = victim.request('POST', q, f.encode())
+        assert_error(r, 403, 'signature_reused')
+    # safe mode would not help a forger either: same query, aes added
+    _, enc_body = victim.prepare(forged[0], 'compat')
+    r = victim.request('POST', q, enc_body)
+    assert_error(r, 403, 'signature_reused')
+    assert stack.snapshot() == before
+    assert_stored(stack, wc.parse_fields(xml), r1, t0, t1)
+    # the same forged message under a query of its own is just a message
+    r = forger.send_raw(forged[0], 'plain')
+    assert_success(r)
+
+
+def test_a_safe_retry_encrypted_afresh_under_one_query_is_a_retry(stack):
+    """The binding is to the message, not to the ciphertext: a retry that
+    WeChat seals again (new random prefix) under the same signature is
+    still the first message."""
+    u = stack.user(mode='safe')
+    xml = u.text_xml('sealed twice')
+    ts, nonce = str(int(time.time())), str(random.randint(1, 10 ** 9))
+    r1 = u.send_raw(xml, 'safe', timestamp=ts, nonce=nonce)
+    r2 = u.send_raw(xml, 'safe', timestamp=ts, nonce=nonce)
+    assert_success(r1)
+    assert_success(r2)
+    assert len(stack.entries_for(msg_key(wc.parse_fields(xml)))) == 1
+    other = u.text_xml('another message, same query')
+    r3 = u.send_raw(other, 'safe', timestamp=ts, nonce=nonce)
+    assert_error(r3, 403, 'signature_reused')
+    assert stack.entries_for(msg_key(wc.parse_fields(other))) == []
+
+
+def test_a_msgid_cannot_be_claimed_for_another_user(stack):
+    """Dedupe keys are scoped by FromUserName: a message sent first with
+    someone else's MsgId takes nothing from them."""
+    msgid = str(random.randint(10 ** 17, 10 ** 18))
+    forger, victim = stack.user(), stack.user()
+    xf = forger.text_xml('claimed in advance', msgid=msgid)
+    xv = victim.text_xml('the real one', msgid=msgid)
+    rf, t0, t1 = send(forger, xf, 'plain')
+    rv, t2, t3 = send(victim, xv, 'plain')
+    assert_success(rf)
+    assert_success(rv)
+    theirs = [f for _id, f in stack.entries()
+              if f.get('type') == 'msg_in' and f.get('openid') ==
+              victim.openid]
+    assert len(theirs) == 1, 'the victim\'s message was not stored'
+    assert_stored(stack, wc.parse_fields(xf), rf, t0, t1)
+    e = assert_stored(stack, wc.parse_fields(xv), rv, t2, t3)
+    assert json.loads(e['payload'])['Content'] == 'the real one'
+
+
+def test_the_access_log_holds_no_callback_query(stack, wx):
+    """nginx logs /wechat by path: the signature, timestamp and nonce a
+    replay would need never reach the access log."""
+    q, body = wx.prepare(wx.text_xml('log me not'), 'safe')
+    r = wx.request('POST', q, body)
+    assert_success(r)
+    rid = r.headers['X-Request-Id']
+    log = os.path.join(stack.dir, 'logs', 'nginx-access.log')
+
+    def line():
+        with open(log, encoding='utf-8', errors='replace') as f:
+            return next((ln for ln in f if 'rid=%s' % rid in ln), None)
+    ln = wait_until(line, 5, 0.1, 'the access-log line')
+    assert '"POST /wechat"' in ln, ln
+    for k in ('signature', 'timestamp', 'nonce', 'msg_signature', 'openid'):
+        assert k not in ln and q[k] not in ln, (k, ln)
+    assert '?' not in ln, ln
 
 
 def test_large_msgid_kept_as_string(stack, wx):
@@ -293,7 +438,7 @@ def test_compat_trusts_only_the_encrypted_copy(stack):
     assert_success(r)
     e = assert_stored(stack, wc.parse_fields(xml), r, t0, now_ms())
     assert json.loads(e['payload'])['Content'] == 'genuine content'
-    assert stack.entries_for('msgid:1234567') == []
+    assert stack.entries_for('msgid:%s:1234567' % u.openid) == []
 
 
 def test_compat_subscribe_gets_welcome(stack):

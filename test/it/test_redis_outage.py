@@ -82,8 +82,8 @@ def test_redis_outage_is_journaled_then_replayed_once(ostack):
     rs = st.script('start', START_TIMEOUT)     # restarts only what is down
     assert rs.returncode == 0, (rs.stdout[-2000:], rs.stderr[-2000:])
 
-    key_a = 'msgid:%s' % wc.parse_fields(xml_a)['MsgId']
-    key_c = 'msgid:%s' % wc.parse_fields(xml_c)['MsgId']
+    key_a = 'msgid:%s:%s' % (u.openid, wc.parse_fields(xml_a)['MsgId'])
+    key_c = 'msgid:%s:%s' % (us.openid, wc.parse_fields(xml_c)['MsgId'])
     wait_until(lambda: st.entries_for(key_a) and st.entries_for(key_c)
                and journal_lines(st) == 0, 15, 0.25,
                'the journal replayed into Redis')
@@ -100,7 +100,7 @@ def test_redis_outage_is_journaled_then_replayed_once(ostack):
     assert resp.status_code == 200
     assert len(st.entries_for(key_a)) == 1
     xml_b = u.text_xml('after the outage')
-    key_b = 'msgid:%s' % wc.parse_fields(xml_b)['MsgId']
+    key_b = 'msgid:%s:%s' % (u.openid, wc.parse_fields(xml_b)['MsgId'])
     # a worker that has not tried Redis since it came back may still be
     # backing off (at most 2 s, lib/store BACKOFF_MAX_MS): it would keep
     # the message in the journal, correctly but not what this step checks

@@ -1977,10 +1977,14 @@ def main(argv=None):
     ap.add_argument('--wechat-id', help='suffix kf accounts must have')
     ap.add_argument('--expires-in', type=int)
     ap.add_argument('--send-quota', type=int)
+    ap.add_argument('--mode', choices=('plain', 'compat', 'safe'),
+                    help='how user pushes are sent by default (default: '
+                    'safe with --aes-key, as an account whose key is set; '
+                    'else plain)')
     ap.add_argument('--quiet', action='store_true',
                     help='no per-request log lines')
     a = ap.parse_args(argv)
-    tun = {}
+    tun = {'default_mode': a.mode or ('safe' if a.aes_key else 'plain')}
     if a.expires_in is not None:
         tun['expires_in'] = a.expires_in
     if a.send_quota is not None:

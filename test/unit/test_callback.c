@@ -52,6 +52,9 @@ static int setup(void **st)
     set(&f->cfg.wechat.app_id, APPID);
     set(&f->cfg.wechat.token, TOKEN);
     set(&f->cfg.wechat.encoding_aes_key, AESKEY);
+    /* plaintext and encrypted pushes alike; the tests of the encoding
+     * itself set it */
+    set(&f->cfg.wechat.encoding, "compatible");
     set(&f->cfg.wechat.original_id, GHID);
     set(&f->cfg.texts.welcome, WELCOME);
     /* No agents exist here: routing queues every user; with these texts
@@ -746,17 +749,18 @@ static void test_callback_answers_the_queue_position_in_safe_mode(void **st)
     add_online_agent(f, "solo");
     kf_buf_init(&enc, 65536);
     for (i = 0; i < 5; i++) {        /* capacity 3: users 4 and 5 wait */
-        char openid[32], msgid[16];
+        char openid[32], msgid[16], nonce[16];
 
         snprintf(openid, sizeof(openid), "oQueue_%d", i);
         snprintf(msgid, sizeof(msgid), "%d", 7700 + i);
+        snprintf(nonce, sizeof(nonce), "9%d", i); /* a query per push */
         xml = text_xml(openid, msgid, "排队");
         assert_int_equal(wx_crypto_encrypt(&f->cb.crypto[0], kf_str_c(xml),
                                            NULL, &enc), 0);
         snprintf(env, sizeof(env),
                  "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
                  "<Encrypt><![CDATA[%s]]></Encrypt></xml>", enc.p);
-        signed_aes_qs(qs, sizeof(qs), "1716300500", "9", enc.p);
+        signed_aes_qs(qs, sizeof(qs), "1716300500", nonce, enc.p);
         callback_res_init(&res);
         assert_int_equal(push(f, qs, env, 1716300500, &res), 0);
         if (i < 3) {
@@ -773,6 +777,172 @@ static void test_callback_answers_the_queue_position_in_safe_mode(void **st)
         free(xml);
     }
     kf_buf_release(&enc);
+}
+
+/* Safe-mode body of xml, encrypted afresh (a new random prefix each
+ * call), and its signed query. */
+static void seal_push(struct fixture *f, const char *xml, const char *ts,
+                      const char *nonce, char *qs, size_t qn, char *body,
+                      size_t bn)
+{
+    struct kf_buf enc;
+
+    kf_buf_init(&enc, 65536);
+    assert_int_equal(wx_crypto_encrypt(&f->cb.crypto[0], kf_str_c(xml), NULL,
+                                       &enc), 0);
+    snprintf(body, bn, "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
+             "<Encrypt><![CDATA[%s]]></Encrypt></xml>", enc.p);
+    signed_aes_qs(qs, qn, ts, nonce, enc.p);
+    kf_buf_release(&enc);
+}
+
+/* [wechat] encoding unset with a key: safe. A plaintext push is refused
+ * (with or without encrypt_type=raw) and nothing is stored; the same
+ * message encrypted goes through. */
+static void test_callback_safe_encoding_refuses_plaintext_storing_nothing(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct callback_res res;
+    char qs[512], body[2048], raw[600];
+    char *xml = text_xml("oSafeOnly_1", "9100000000000000301", "hi");
+
+    set(&f->cfg.wechat.encoding, "");
+    ready(f);
+    assert_int_equal(f->cb.encoding, CONFIG_ENC_SAFE);
+    signed_qs(qs, sizeof(qs), "1716300500", "301");
+    snprintf(raw, sizeof(raw), "%s&encrypt_type=raw", qs);
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, xml, 1716300500, &res), KF_EENCODING);
+    assert_int_equal(push(f, raw, xml, 1716300500, &res), KF_EENCODING);
+    callback_res_release(&res);
+    assert_int_equal(redis_long(f, "DBSIZE", NULL), 0);
+    seal_push(f, xml, "1716300500", "302", qs, sizeof(qs), body,
+              sizeof(body));
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, body, 1716300500, &res), 0);
+    assert_int_equal(res.encrypted, 1);
+    callback_res_release(&res);
+    assert_int_equal(xlen(f), 1);
+    free(xml);
+}
+
+/* encoding = plaintext with a key set: WeChat sends no encrypted push
+ * then, so one is refused; plaintext goes through. */
+static void test_callback_plaintext_encoding_refuses_encrypted_push(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct callback_res res;
+    char qs[512], body[2048];
+    char *xml = text_xml("oPlainOnly_1", "9100000000000000311", "hi");
+
+    set(&f->cfg.wechat.encoding, "plaintext");
+    ready(f);
+    seal_push(f, xml, "1716300500", "311", qs, sizeof(qs), body,
+              sizeof(body));
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, body, 1716300500, &res), KF_EENCODING);
+    callback_res_release(&res);
+    assert_int_equal(redis_long(f, "DBSIZE", NULL), 0);
+    signed_qs(qs, sizeof(qs), "1716300500", "312");
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, xml, 1716300500, &res), 0);
+    callback_res_release(&res);
+    assert_int_equal(xlen(f), 1);
+    free(xml);
+}
+
+/* TTL of the one signed-query binding in Redis (-2: none). */
+static long binding_ttl_left(struct fixture *f)
+{
+    const char *argv[] = { "EVAL",
+                           "local k = redis.call('KEYS', ARGV[1]) "
+                           "if #k ~= 1 then return -2 - #k end "
+                           "return redis.call('TTL', k[1])", "0",
+                           "wxkf:{" APPID "}:sig:*", NULL };
+    char *s = tu_redis_cmd(&f->redis, argv);
+    long n = strtol(s, NULL, 10);
+
+    free(s);
+    return n;
+}
+
+/* One signed query, one message: a retry (the same message, even
+ * encrypted afresh) is a duplicate; another message under that query —
+ * what anyone who saw the URL could send — is KF_EREPLAY and stores
+ * nothing, not even its dedupe key; a journal replay of the first
+ * message is not refused. The binding lasts while the timestamp can
+ * pass: 2 x timestamp_window + 60 s. */
+static void test_callback_binds_a_signed_query_to_its_first_message(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct callback_res res;
+    char qs[512], body[2048], body2[2048], qs2[512];
+    char *a = text_xml("oVictim_0001", "9100000000000000401", "mine");
+    char *b = text_xml("oForger_0001", "9100000000000000402", "forged");
+    struct journal_rec jr;
+    const char *exists[] = { "EXISTS", "wxkf:{" APPID "}:dedupe:msgid:"
+                             "oForger_0001:9100000000000000402", NULL };
+    char *n;
+    int i;
+
+    f->cfg.wechat.timestamp_window = 300;
+    ready(f);
+    signed_qs(qs, sizeof(qs), "1716300500", "401");
+    for (i = 0; i < 2; i++) {           /* first delivery, then a retry */
+        callback_res_init(&res);
+        assert_int_equal(push(f, qs, a, 1716300500 + i, &res), 0);
+        assert_int_equal(res.duplicate, i);
+        callback_res_release(&res);
+    }
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, b, 1716300502, &res), KF_EREPLAY);
+    callback_res_release(&res);
+    assert_int_equal(xlen(f), 1);
+    n = tu_redis_cmd(&f->redis, exists);
+    assert_string_equal(n, "0");
+    free(n);
+    assert_true(binding_ttl_left(f) > 600 && binding_ttl_left(f) <= 660);
+    /* the journal's copy of the first delivery replays as a duplicate */
+    jr = (struct journal_rec){ kf_str_c(qs), kf_str_c(a), KF_STR("r"),
+                               1716300500, 1716300500000 };
+    callback_res_init(&res);
+    assert_int_equal(callback_replay(&f->cb, &jr, &res), 0);
+    assert_int_equal(res.duplicate, 1);
+    callback_res_release(&res);
+    jr.body = kf_str_c(b);
+    callback_res_init(&res);
+    assert_int_equal(callback_replay(&f->cb, &jr, &res), KF_EREPLAY);
+    callback_res_release(&res);
+    /* the forged message under a query of its own is just a message */
+    signed_qs(qs2, sizeof(qs2), "1716300500", "402");
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs2, b, 1716300502, &res), 0);
+    callback_res_release(&res);
+    assert_int_equal(xlen(f), 2);
+    /* safe mode: the same message sealed twice under one signature is a
+     * retry; a different message sealed under it is refused */
+    seal_push(f, a, "1716300510", "403", qs, sizeof(qs), body, sizeof(body));
+    seal_push(f, a, "1716300510", "403", qs2, sizeof(qs2), body2,
+              sizeof(body2));
+    assert_string_not_equal(body, body2);
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, body, 1716300510, &res), 0);
+    assert_int_equal(push(f, qs2, body2, 1716300510, &res), 0);
+    assert_int_equal(res.duplicate, 1);
+    callback_res_release(&res);
+    free(b);
+    b = text_xml("oVictim_0001", "9100000000000000404", "forged too");
+    seal_push(f, b, "1716300510", "403", qs2, sizeof(qs2), body2,
+              sizeof(body2));
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs2, body2, 1716300510, &res), KF_EREPLAY);
+    callback_res_release(&res);
+    assert_int_equal(xlen(f), 2);
+    free(a);
+    free(b);
 }
 
 static void test_callback_verifies_the_server_url(void **st)
@@ -837,6 +1007,9 @@ int main(void)
         T(test_callback_keeps_pushes_in_the_journal_when_redis_is_down),
         T(test_callback_journals_a_push_no_replica_confirmed),
         T(test_callback_verifies_the_server_url),
+        T(test_callback_safe_encoding_refuses_plaintext_storing_nothing),
+        T(test_callback_plaintext_encoding_refuses_encrypted_push),
+        T(test_callback_binds_a_signed_query_to_its_first_message),
         T(test_callback_transfers_to_the_chosen_kf_account_in_wechat_kf_mode),
         T(test_callback_answers_the_queue_position_in_safe_mode),
     };

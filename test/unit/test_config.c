@@ -241,7 +241,9 @@ static void test_config_sample_file_loads(void **state)
     (void)state;
     load_ok(&c, SAMPLE);
     assert_string_equal(c.wechat.app_id, "wx0123456789abcdef");
-    assert_string_equal(c.wechat.token, "ChangeMeToken");
+    assert_string_equal(c.wechat.token, "ChangeMe0123456789abcdef");
+    assert_string_equal(c.wechat.encoding, "plaintext");   /* no key */
+    assert_null(config_advice(&c, 0));
     assert_string_equal(c.wechat.app_secret, "");
     assert_string_equal(c.wechat.mode, "workspace");
     assert_string_equal(c.postgres.dsn,
@@ -481,6 +483,119 @@ static void test_config_refuses_a_65th_group_rule(void **state)
     }
 }
 
+/* [wechat] encoding: safe by default with an EncodingAESKey, plaintext
+ * without one; compatible and safe need a key; anything else is named. */
+static void test_config_encoding_follows_the_key_and_needs_one(void **state)
+{
+    static const char head[] = "[wechat]\napp_id = wx0123456789abcdef\n"
+                               "token = abcdefghijklmnop\n";
+    static const char key[] = "encoding_aes_key = "
+                              "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\n";
+    static const struct {
+        const char *lines;
+        int with_key;
+        const char *want;
+        enum config_encoding e;
+    } ok[] = {
+        { "", 0, "plaintext", CONFIG_ENC_PLAINTEXT },
+        { "", 1, "safe", CONFIG_ENC_SAFE },
+        { "encoding =\n", 1, "safe", CONFIG_ENC_SAFE },
+        { "encoding = compatible\n", 1, "compatible", CONFIG_ENC_COMPATIBLE },
+        { "encoding = plaintext\n", 1, "plaintext", CONFIG_ENC_PLAINTEXT },
+        { "encoding = safe\n", 1, "safe", CONFIG_ENC_SAFE },
+    };
+    static const struct {
+        const char *lines, *needle;
+        int line;
+    } bad[] = {
+        { "encoding = safe\n", "compatible or safe needs "
+          "wechat.encoding_aes_key", 4 },
+        { "encoding = compatible\n", "wechat.encoding_aes_key", 4 },
+        { "encoding = aes\n", "must be plaintext, compatible or safe", 4 },
+        { "encoding = Safe\n", "wechat.encoding", 4 },
+        { "encoding = raw\n", "wechat.encoding", 4 },
+    };
+    char path[64], text[512];
+    struct config c;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s%s", head,
+                 ok[i].with_key ? key : "", ok[i].lines);
+        write_temp(path, sizeof(path), text);
+        load_ok(&c, path);
+        unlink(path);
+        if (strcmp(c.wechat.encoding, ok[i].want) != 0 ||
+            config_encoding(&c) != ok[i].e) {
+            config_release(&c);
+            fail_msg("case %zu: encoding %s, want %s", i, c.wechat.encoding,
+                     ok[i].want);
+        }
+        config_release(&c);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s", head, bad[i].lines);
+        write_temp(path, sizeof(path), text);
+        expect_file_error(path, bad[i].line, bad[i].needle);
+        unlink(path);
+    }
+    /* a config built by hand (config_init, no config_load) */
+    config_init(&c);
+    assert_int_equal(config_encoding(&c), CONFIG_ENC_PLAINTEXT);
+    free(c.wechat.encoding_aes_key);
+    c.wechat.encoding_aes_key = strdup(key + 19);
+    assert_non_null(c.wechat.encoding_aes_key);
+    c.wechat.encoding_aes_key[43] = '\0';
+    assert_int_equal(config_encoding(&c), CONFIG_ENC_SAFE);
+    config_release(&c);
+}
+
+/* The Token: WeChat's 3..32 letters or digits are refused outside that
+ * (see the token_* fixtures); under 16 it loads, with advice to change
+ * it, as does the compatible encoding. */
+static void test_config_advises_a_longer_token_and_safe_mode(void **state)
+{
+    static const char head[] = "[wechat]\napp_id = wx0123456789abcdef\n";
+    static const struct {
+        const char *lines, *first, *second;
+    } cases[] = {
+        { "token = abc\n", "wechat.token is shorter than 16", NULL },
+        { "token = abcdefghijklmno\n", "wechat.token is shorter than 16",
+          NULL },
+        { "token = abcdefghijklmnop\n", NULL, NULL },
+        { "token = abcdefghijklmnopqrstuvwxyz012345\n", NULL, NULL },
+        { "token = abc\nencoding = compatible\nencoding_aes_key = "
+          "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\n",
+          "wechat.token", "wechat.encoding = compatible" },
+    };
+    char path[64], text[512];
+    struct config c;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *a0, *a1, *a2;
+
+        snprintf(text, sizeof(text), "%s%s", head, cases[i].lines);
+        write_temp(path, sizeof(path), text);
+        load_ok(&c, path);
+        unlink(path);
+        a0 = config_advice(&c, 0);
+        a1 = config_advice(&c, 1);
+        a2 = config_advice(&c, 2);
+        config_release(&c);
+        if ((cases[i].first == NULL) != (a0 == NULL) ||
+            (a0 && !strstr(a0, cases[i].first)) ||
+            (cases[i].second == NULL) != (a1 == NULL) ||
+            (a1 && !strstr(a1, cases[i].second)) || a2 != NULL)
+            fail_msg("case %zu: advice \"%s\" / \"%s\"", i,
+                     a0 ? a0 : "(none)", a1 ? a1 : "(none)");
+    }
+    /* 33 characters: WeChat's own rule in the message */
+    expect_file_error(CONF("value_too_long.conf"), 3, "3..32 letters");
+}
+
 /* [redis] sentinels + master_name + wait_replicas: a list lib/store can
  * use, a master name, and a WAIT that ends before the I/O timeout. */
 static void test_config_checks_the_sentinel_settings(void **state)
@@ -627,7 +742,7 @@ static void test_config_dump_hides_secrets(void **state)
     assert_non_null(strstr(out.p, "wechat.token = (set)\n"));
     assert_non_null(strstr(out.p, "wechat.encoding_aes_key = (set)\n"));
     assert_non_null(strstr(out.p, "wechat.encoding_aes_key_prev = (set)\n"));
-    assert_null(strstr(out.p, "ChangeMeToken"));
+    assert_null(strstr(out.p, "ChangeMe0123456789abcdef"));
     assert_null(strstr(out.p, SECRET_APP));
     assert_null(strstr(out.p, "S3cret"));
     assert_null(strstr(out.p, SECRET_AES));
@@ -704,6 +819,8 @@ int main(void)
         ENV_TEST(test_config_without_app_id_is_rejected),
         ENV_TEST(test_config_refuses_a_65th_group_rule),
         ENV_TEST(test_config_checks_the_sentinel_settings),
+        ENV_TEST(test_config_encoding_follows_the_key_and_needs_one),
+        ENV_TEST(test_config_advises_a_longer_token_and_safe_mode),
         ENV_TEST(test_config_sample_file_loads),
         ENV_TEST(test_config_missing_file_error_names_the_path),
         ENV_TEST(test_config_missing_token_error_names_the_file),

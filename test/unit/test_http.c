@@ -438,6 +438,8 @@ static const struct {
     { KF_EAPPID, 400, "appid_mismatch" },
     { KF_EACCOUNT, 400, "account_mismatch" },
     { KF_ENOKEY, 400, "encryption_not_configured" },
+    { KF_EENCODING, 400, "encoding_refused" },
+    { KF_EREPLAY, 403, "signature_reused" },
     { KF_EINVAL, 400, "invalid_field" },
     { KF_EBACKEND, 503, "backend_unavailable" },
     { KF_EPARSE, 400, "malformed_xml" },

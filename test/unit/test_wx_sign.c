@@ -479,6 +479,24 @@ static void test_verify_rejects_oversized_small_parts(void **state)
     free(mem);
 }
 
+/* The message hash is SHA-256 (FIPS 180-2 "abc" and empty-input
+ * vectors), lowercase, and tells two messages apart by one byte. */
+static void test_msg_hash_is_sha256_hex(void **state)
+{
+    char h[WX_SIGN_MSG_HEX], h2[WX_SIGN_MSG_HEX];
+
+    (void)state;
+    assert_int_equal(wx_sign_msg_hash(KF_STR("abc"), h), 0);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223"
+                           "b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(wx_sign_msg_hash((struct kf_str){ NULL, 0 }, h), 0);
+    assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb924"
+                           "27ae41e4649b934ca495991b7852b855");
+    assert_int_equal(wx_sign_msg_hash(KF_STR("<xml>a</xml>"), h), 0);
+    assert_int_equal(wx_sign_msg_hash(KF_STR("<xml>b</xml>"), h2), 0);
+    assert_string_not_equal(h, h2);
+}
+
 static void test_time_accepts_within_window(void **state)
 {
     struct kf_str ts = S("1716200003");
@@ -576,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_compute_rejects_bad_part_count),
         cmocka_unit_test(test_compute_rejects_oversized_input),
         cmocka_unit_test(test_verify_rejects_oversized_small_parts),
+        cmocka_unit_test(test_msg_hash_is_sha256_hex),
         cmocka_unit_test(test_time_accepts_within_window),
         cmocka_unit_test(test_time_rejects_stale_timestamp),
         cmocka_unit_test(test_time_rejects_future_timestamp),
