@@ -56,7 +56,8 @@ def script_commands(stack, user, text):
     """Sends text as user and returns (reply, the commands the ingest
     script ran for it, uppercased names in order). MONITOR shows each
     command a script runs right after the EVALSHA that ran it, and a
-    script runs alone; the EVALSHA is the one naming this user. Bounded:
+    script runs alone; the EVALSHA is the one naming this user (a NOSCRIPT
+    EVALSHA runs nothing; the EVAL after it does). Bounded:
     10 s and 100,000 monitored lines."""
     mon_client = redis_lib.Redis(host='127.0.0.1', port=stack.redis_port,
                                  decode_responses=True, socket_timeout=10)
@@ -87,8 +88,9 @@ def script_commands(stack, user, text):
             if inside:
                 cmds.append(c['command'].split(' ', 1)[0].upper())
         else:
-            inside = c['command'].upper().startswith('EVALSHA') and \
-                user.openid in c['command'] and 'msg_in' in c['command']
+            # EVALSHA, or EVAL after a NOSCRIPT
+            inside = c['command'].upper().startswith(('EVALSHA ', 'EVAL ')) \
+                and user.openid in c['command'] and 'msg_in' in c['command']
             if inside and cmds:
                 raise AssertionError('two ingests for one message')
     assert cmds, 'no ingest script seen for %s' % user.openid
