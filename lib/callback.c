@@ -196,8 +196,9 @@ static int fill(const char *tpl, struct kf_str n, struct kf_buf *out)
 }
 
 /* The passive reply for a routing decision (the same one for a retry):
- * a text for welcome / queued / full / offline, transfer_customer_service to the
- * chosen agent in wechat_kf mode, else "success". */
+ * a text for welcome / queued / full / offline,
+ * transfer_customer_service to the chosen agent in wechat_kf mode, else
+ * "success". */
 static int build_reply(const struct callback *cb, const struct wx_msg *m,
                        struct kf_str decision, int64_t now,
                        struct kf_buf *out)
