@@ -28,11 +28,24 @@ static struct route *rt(struct fcgi_req *r)
     return &r->app->cb.route;
 }
 
+/* 429 for a failed attempt from an address over the brake's limit
+ * (kind: the metric's label, auth or ticket). */
+static void braked(struct fcgi_req *r, long retry_after_s, const char *kind)
+{
+    char hdr[64];
+
+    metrics_inc(r->app->metrics, METRICS_RATELIMIT_REJECTIONS, kind, 1);
+    snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n", retry_after_s);
+    fcgi_error(r, 429, "too_many_auth_failures",
+               "too many failed sign-ins from this address; try again "
+               "later", hdr);
+}
+
 /* Authenticates; on failure answers and returns nonzero. need_admin:
  * agents get 403. */
 int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
 {
-    char addr[46], hdr[64];
+    char addr[46];
     int rc;
 
     auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
@@ -42,13 +55,7 @@ int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
         fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
                    NULL);
     } else if (rc == KF_ELIMIT) {
-        metrics_inc(r->app->metrics, METRICS_RATELIMIT_REJECTIONS,
-                    "kind=\"auth\"", 1);
-        snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n",
-                 who->retry_after_s);
-        fcgi_error(r, 429, "too_many_auth_failures",
-                   "too many failed sign-ins from this address; try again "
-                   "later", hdr);
+        braked(r, who->retry_after_s, "kind=\"auth\"");
     } else if (rc < 0) {
         fcgi_error(r, 401, "unauthorized", "a valid bearer token is required",
                    "WWW-Authenticate: Bearer\r\n");
@@ -801,9 +808,7 @@ void api_stream(struct fcgi_req *r)
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
     } else if (rc == KF_ELIMIT) {
-        snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n", who.retry_after_s);
-        fcgi_error(r, 429, "too_many_auth_failures", "too many failed "
-                   "sign-ins from this address; try again later", hdr);
+        braked(r, who.retry_after_s, "kind=\"ticket\"");
     } else if (rc < 0) {
         fcgi_error(r, 401, "unauthorized", "the stream ticket is unknown or "
                    "expired; get a new one", NULL);

@@ -86,17 +86,18 @@ static void elem_copy(const redisReply *rep, size_t i, char *out, size_t n)
         snprintf(out, n, "%s", rep->element[i]->str);
 }
 
-/* Counts one failed attempt from address. */
+/* Counts one failed attempt of a kind ("token" or "ticket") from
+ * address. */
 static int record_failure(struct route *r, const char *address,
-                          const char *limit)
+                          const char *limit, const char *kind)
 {
     char window[24];
-    const char *args[] = { "fail", address, limit, window };
+    const char *args[] = { "fail", address, limit, window, kind };
     redisReply *rep = NULL;
     int rc;
 
     snprintf(window, sizeof(window), "%d", AUTH_WINDOW_MS);
-    rc = eval(r, args, 4, &rep);
+    rc = eval(r, args, 5, &rep);
     if (rep)
         freeReplyObject(rep);
     return rc;
@@ -128,7 +129,8 @@ static int decode(const redisReply *rep, int is_admin, struct auth *out)
     return KF_EBADSIG;
 }
 
-/* Runs op (check or ticket) for hash; a failure is counted. */
+/* Runs op (check or ticket) for hash; a failure is counted against the
+ * address, tickets apart from tokens. */
 static int identify(struct route *r, const struct config *cfg,
                     const char *op, char hash[AGENT_HASH_SIZE],
                     const char *address, int is_admin, struct auth *out)
@@ -149,7 +151,9 @@ static int identify(struct route *r, const struct config *cfg,
     if (rc < 0)
         OPENSSL_cleanse(out->token_sha256, sizeof(out->token_sha256));
     freeReplyObject(rep);
-    if (rc == KF_EBADSIG && record_failure(r, address, limit) < 0)
+    if (rc == KF_EBADSIG &&
+        record_failure(r, address, limit,
+                       strcmp(op, "ticket") == 0 ? "ticket" : "token") < 0)
         return KF_EBACKEND;
     return rc;
 }

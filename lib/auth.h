@@ -1,9 +1,11 @@
 /* auth: who is calling the REST API. Parses `Authorization: Bearer`,
  * checks admin tokens against the SHA-256 in the configuration (constant
  * time) and maps agent tokens to their account through the Redis mirror
- * (tokens are only ever stored as SHA-256), and brakes token guessing:
- * [api] auth_failures_per_min failed attempts from one client address
- * refuse every request from it until the minute is over (lib/lua/auth.lua). */
+ * (tokens are only ever stored as SHA-256), and brakes guessing: past
+ * [api] auth_failures_per_min failed attempts from one client address in
+ * a minute, its failed attempts get KF_ELIMIT until the minute is over;
+ * a right token or ticket is never refused. Bad stream tickets are
+ * counted apart from bad tokens (lib/lua/auth.lua). */
 #ifndef AUTH_H
 #define AUTH_H
 
@@ -37,10 +39,11 @@ KF_WUR int auth_bearer(struct kf_str header, struct kf_str *token);
 void auth_address(struct kf_str remote_addr, char out[46]);
 
 /* Identifies the caller from `authorization` (the header's value) and
- * its client address (auth_address). No header -> KF_EBADSIG without
- * counting; a bad token -> KF_EBADSIG, counted against the address; the
- * address over its limit -> KF_ELIMIT with out->retry_after_s (whatever
- * the token); Redis down -> KF_EBACKEND. */
+ * its client address (auth_address). A right token -> 0, always; no
+ * header -> KF_EBADSIG without counting; a bad token -> KF_EBADSIG,
+ * counted against the address, or, the address over its limit,
+ * KF_ELIMIT with out->retry_after_s (not counted again); Redis down ->
+ * KF_EBACKEND. */
 KF_WUR int auth_identify(struct route *r, const struct config *cfg,
                          struct kf_str authorization, const char *address,
                          struct auth *out);
@@ -52,8 +55,9 @@ KF_WUR int auth_identify(struct route *r, const struct config *cfg,
 KF_WUR int auth_ticket_issue(struct route *r, const struct auth *who,
                              char ticket[AUTH_TICKET_SIZE]);
 /* Like auth_identify for a ticket (from a URL): the agent it was issued
- * to, if that is still an agent. Bad or expired -> KF_EBADSIG, counted
- * against the address like a bad token. */
+ * to, if that is still an agent. Bad or expired -> KF_EBADSIG or
+ * KF_ELIMIT like a bad token, but counted apart: bad tickets never
+ * brake tokens (a web page can make a browser send them). */
 KF_WUR int auth_ticket_identify(struct route *r, const struct config *cfg,
                                 struct kf_str ticket, const char *address,
                                 struct auth *out);

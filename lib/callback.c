@@ -4,6 +4,7 @@
 #include "journal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -164,6 +165,22 @@ static int validate(const struct callback *cb, const struct wx_msg *m)
     return 0;
 }
 
+/* A queue position ("1" = next) as the number of users ahead of it:
+ * what {n} says in [texts] queued and no_agent ("您前面还有 {n} 位"). */
+static struct kf_str users_ahead(struct kf_str pos, char buf[24])
+{
+    char tmp[24];
+    long v;
+
+    if (pos.len == 0 || pos.len >= sizeof(tmp))
+        return pos;
+    memcpy(tmp, pos.p, pos.len);
+    tmp[pos.len] = '\0';
+    v = strtol(tmp, NULL, 10);
+    snprintf(buf, 24, "%ld", v > 1 ? v - 1 : 0);
+    return kf_str_c(buf);
+}
+
 /* Replaces every "{n}" in tpl with n. */
 static int fill(const char *tpl, struct kf_str n, struct kf_buf *out)
 {
@@ -180,8 +197,9 @@ static int fill(const char *tpl, struct kf_str n, struct kf_buf *out)
 }
 
 /* The passive reply for a routing decision (the same one for a retry):
- * a text for welcome / queued / offline, transfer_customer_service to the
- * chosen agent in wechat_kf mode, else "success". */
+ * a text for welcome / queued / full / offline,
+ * transfer_customer_service to the chosen agent in wechat_kf mode, else
+ * "success". */
 static int build_reply(const struct callback *cb, const struct wx_msg *m,
                        struct kf_str decision, int64_t now,
                        struct kf_buf *out)
@@ -189,6 +207,7 @@ static int build_reply(const struct callback *cb, const struct wx_msg *m,
     const struct config *c = cb->cfg;
     const char *colon = memchr(decision.p, ':', decision.len);
     struct kf_str kind = decision, arg = { "", 0 };
+    char ahead[24];
     struct kf_buf text;
     struct wx_reply r;
     int rc = 0;
@@ -208,11 +227,15 @@ static int build_reply(const struct callback *cb, const struct wx_msg *m,
         r.type = WX_REPLY_TEXT;
         r.content = kf_str_c(c->texts.welcome);
     } else if (kf_str_eq_c(kind, "queued") && *c->texts.queued) {
-        rc = fill(c->texts.queued, arg, &text);
+        rc = fill(c->texts.queued, users_ahead(arg, ahead), &text);
+        r.type = WX_REPLY_TEXT;
+        r.content = kf_buf_str(&text);
+    } else if (kf_str_eq_c(kind, "full") && *c->texts.queue_full) {
+        rc = fill(c->texts.queue_full, arg, &text);
         r.type = WX_REPLY_TEXT;
         r.content = kf_buf_str(&text);
     } else if (kf_str_eq_c(kind, "offline") && *c->texts.no_agent) {
-        rc = fill(c->texts.no_agent, arg, &text);
+        rc = fill(c->texts.no_agent, users_ahead(arg, ahead), &text);
         r.type = WX_REPLY_TEXT;
         r.content = kf_buf_str(&text);
     } else if (kf_str_eq_c(kind, "journaled") && *c->texts.fallback) {

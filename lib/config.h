@@ -45,6 +45,7 @@ struct config {
         long default_capacity;
         char *group_policies, *menu_groups, *keyword_groups;
         long queue_timeout, first_reply_timeout;
+        long queue_max;         /* waiting users per group queue */
     } routing;
     struct {
         long idle_timeout;
@@ -56,7 +57,8 @@ struct config {
         long wechat_api_per_min, send_per_day, token_per_day;
     } ratelimit;
     struct {
-        char *welcome, *no_agent, *queued, *leave_message, *fallback;
+        char *welcome, *no_agent, *queued, *queue_full, *leave_message,
+            *fallback;
     } texts;
     struct {
         char *admin_token_sha256;

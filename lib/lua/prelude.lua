@@ -185,20 +185,48 @@ local function anyone_online()
     return redis.call('ZCARD', P .. 'hb') > 0
 end
 
+-- Group g's queue: a sorted set of openids scored by a sequence number
+-- (the back is the highest score, the front the lowest), so a user's
+-- position is a ZRANK, O(log n), whatever the length. A queue an earlier
+-- release left as a LIST is converted, in its order, on first touch.
+local function qkey(g)
+    local q = P .. 'queue:' .. g
+    if redis.call('TYPE', q).ok == 'list' then
+        local old = redis.call('LRANGE', q, 0, -1)
+        redis.call('DEL', q)
+        for i = 1, #old, 1000 do       -- 1,000 per ZADD (Lua's unpack)
+            local args = { 'NX' }
+            for j = i, math.min(i + 999, #old) do
+                args[#args + 1] = j
+                args[#args + 1] = old[j]
+            end
+            redis.call('ZADD', q, unpack(args))
+        end
+    end
+    return q
+end
+
+-- The score of the first (end 0) or last (end -1) in q, or nil.
+local function qend_score(q, e)
+    local r = redis.call('ZRANGE', q, e, e, 'WITHSCORES')
+    return r[2] and tonumber(r[2])
+end
+
 -- Puts o at the back (or, for a session that was already being served,
 -- the front) of group g's queue. Returns the position (1 = next).
 local function enqueue(o, g, now, cfg, reason, front)
-    local q = P .. 'queue:' .. g
+    local q = qkey(g)
     local sid = session_id(o)
     redis.call('HSET', skey(o), 'state', 'waiting', 'agent', '', 'group', g,
                'queued_ms', now, 'last_ms', now)
     redis.call('HSETNX', skey(o), 'opened_ms', now)
     local pos
     if front then
-        redis.call('LPUSH', q, o)
+        redis.call('ZADD', q, (qend_score(q, 0) or 1) - 1, o)
         pos = 1
     else
-        pos = redis.call('RPUSH', q, o)
+        redis.call('ZADD', q, (qend_score(q, -1) or 0) + 1, o)
+        pos = redis.call('ZCARD', q)
     end
     redis.call('SADD', P .. 'queues', g)
     if cfg.queue > 0 then
@@ -210,8 +238,18 @@ local function enqueue(o, g, now, cfg, reason, front)
     return pos
 end
 
+-- Is g's queue at [routing] queue_max (cfg.qmax; 0 = no cap)? Then its
+-- length, else nil.
+local function queue_full(g, cfg)
+    if (cfg.qmax or 0) <= 0 then return nil end
+    local n = redis.call('ZCARD', qkey(g))
+    if n >= cfg.qmax then return n end
+    return nil
+end
+
 -- Routes o (new, or moved off an agent) inside group g. Returns
--- 'assigned', agent  or  'queued'|'offline', position.
+-- 'assigned', agent  or  'queued'|'offline', position  or  'full', length
+-- (a new session refused by the cap: no session is made).
 local function route(o, g, now, cfg, exclude, reason, front)
     local cands = candidates(g, cfg, exclude)
     if #cands > 0 then
@@ -220,6 +258,10 @@ local function route(o, g, now, cfg, exclude, reason, front)
         return 'assigned', assign(o, g, c, now, cfg, why, reason,
                                   exclude and 'reassign' or 'assign')
     end
+    -- the cap turns away new arrivals only: a user already being served
+    -- (moved off an agent, transferred) is never dropped
+    local full = reason == 'new_session' and queue_full(g, cfg)
+    if full then return 'full', full end
     local online = anyone_online()
     local pos = enqueue(o, g, now, cfg,
                         online and 'all_busy' or 'no_agent_online', front)
@@ -231,24 +273,23 @@ end
 
 -- Position of o in its group's queue (1-based), or 0.
 local function position(o, g)
-    local q = redis.call('LRANGE', P .. 'queue:' .. g, 0, -1)
-    for i, v in ipairs(q) do if v == o then return i end end
-    return 0
+    local r = redis.call('ZRANK', qkey(g), o)
+    return r and r + 1 or 0
 end
 
 -- Assigns waiting users of group g in arrival order while someone in g has
 -- a free slot. Bounded per call.
 local function drain(g, now, cfg, limit)
-    local q, n = P .. 'queue:' .. g, 0
+    local q, n = qkey(g), 0
     while n < (limit or 100) do
-        local o = redis.call('LINDEX', q, 0)
+        local o = redis.call('ZRANGE', q, 0, 0)[1]
         if not o then
             redis.call('SREM', P .. 'queues', g)
             break
         end
         local cands = candidates(g, cfg, nil)
         if #cands == 0 then break end
-        redis.call('LPOP', q)
+        redis.call('ZREM', q, o)
         redis.call('ZREM', P .. 'qdeadline', o)
         local c, p = pick(g, cands, cfg)
         assign(o, g, c, now, cfg, explain(g, p, cands, c.acct, 'dequeued'),
@@ -277,7 +318,7 @@ local function detach(o, s, reason, now)
                              'reason', reason, 'ts_ms', tostring(now) })
         end
     elseif s.state == 'waiting' then
-        redis.call('LREM', P .. 'queue:' .. (s.group or '_all'), 0, o)
+        redis.call('ZREM', qkey(s.group or '_all'), o)
         redis.call('ZREM', P .. 'qdeadline', o)
     end
     redis.call('ZREM', P .. 'deadline', o)

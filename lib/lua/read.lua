@@ -1,4 +1,5 @@
--- read: views for the API (no writes).
+-- read: views for the API (no writes, but for converting a queue an
+-- earlier release left as a LIST: see qkey).
 -- ARGV: 1 op: agent_sessions | session | inbox | me | sessions | queue |
 -- stats, 2 agent, openid or state.
 -- agent_sessions -> list of session hashes (each as {field, value...})
@@ -80,11 +81,11 @@ elseif op == 'sessions' then
         table.sort(qs)
         for _, g in ipairs(qs) do
             -- list only what fits; count the rest without reading it
-            local n = redis.call('LLEN', P .. 'queue:' .. g)
+            local q = qkey(g)
+            local n = redis.call('ZCARD', q)
             local room = limit - #out
             if room > 0 then
-                for i, o in ipairs(redis.call('LRANGE', P .. 'queue:' .. g,
-                                              0, room - 1)) do
+                for i, o in ipairs(redis.call('ZRANGE', q, 0, room - 1)) do
                     add(o, i)
                 end
                 n = n - math.min(n, room)
@@ -100,11 +101,11 @@ elseif op == 'queue' then
     table.sort(qs)
     local out = {}
     for _, g in ipairs(qs) do
-        local q = P .. 'queue:' .. g
-        local n = redis.call('LLEN', q)
+        local q = qkey(g)
+        local n = redis.call('ZCARD', q)
         if n > 0 then
             local users = {}
-            for _, o in ipairs(redis.call('LRANGE', q, 0, limit - 1)) do
+            for _, o in ipairs(redis.call('ZRANGE', q, 0, limit - 1)) do
                 local h = redis.call('HMGET', skey(o), 'queued_ms', 'id')
                 users[#users + 1] = { o, h[1] or '', h[2] or '' }
             end
@@ -132,7 +133,7 @@ elseif op == 'stats' then
     end
     local waiting = 0
     for _, g in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
-        local n = redis.call('LLEN', P .. 'queue:' .. g)
+        local n = redis.call('ZCARD', qkey(g))
         waiting = waiting + n
         out[#out + 1] = 'queue:' .. g
         out[#out + 1] = tostring(n)

@@ -79,7 +79,7 @@ def test_the_queue_is_fifo_across_hosts(ctl, agents, heartbeats):
             assert resp.status_code == 200, resp.text
             sent.append(openid)
         queues = sorted(r.smembers(c.prefix + 'queues'))
-        tails = {q: r.lrange(c.prefix + 'queue:' + q, -12, -1)
+        tails = {q: r.zrange(c.prefix + 'queue:' + q, -12, -1)
                  for q in queues}
         report('fifo', queues=queues, hosts='app1/app2 alternately',
                users=len(sent))

@@ -40,10 +40,11 @@ def astack(sim):
 @pytest.fixture(autouse=True)
 def fresh_brake(astack):
     """Each test starts with no failed sign-ins counted for 127.0.0.1."""
-    key = 'wxkf:{%s}:authfail:127.0.0.1' % APP_ID
-    astack.redis.delete(key)
+    keys = ['wxkf:{%s}:%s:127.0.0.1' % (APP_ID, k)
+            for k in ('authfail', 'ticketfail')]
+    astack.redis.delete(*keys)
     yield
-    astack.redis.delete(key)
+    astack.redis.delete(*keys)
 
 
 def adm(stack):
@@ -161,15 +162,50 @@ def test_repeated_bad_tokens_from_one_address_get_429(astack, two):
     r = call(astack, 'GET', '/api/v1/me', 'wxa_' + '9' * 64)
     assert_error(r, 429, 'too_many_auth_failures')
     assert 1 <= int(r.headers['Retry-After']) <= 60
-    # while braked even a right token is refused: guessing gains nothing
-    assert_error(call(astack, 'GET', '/api/v1/me', two[0].token), 429)
-    assert_error(call(astack, 'GET', '/api/v1/agents', astack.admin_token),
-                 429)
-    # the window is one minute, kept in Redis for every worker
-    ttl = astack.redis.pttl('wxkf:{%s}:authfail:127.0.0.1' % APP_ID)
-    assert 0 < ttl <= 60000
-    astack.redis.delete('wxkf:{%s}:authfail:127.0.0.1' % APP_ID)
+    assert_error(call(astack, 'GET', '/api/v1/agents', 'adm_guess'), 429)
+    assert_error(requests.get(astack.base + '/api/v1/me', timeout=10,
+                              headers={'Authorization': 'Basic Zm9v'}), 429)
+    # a right token is never refused: the others behind this address (an
+    # office's NAT) keep working while the guesses are braked
     assert call(astack, 'GET', '/api/v1/me', two[0].token).status_code == 200
+    assert call(astack, 'GET', '/api/v1/agents',
+                astack.admin_token).status_code == 200
+    # the window is one minute, kept in Redis for every worker; refusals
+    # do not extend it
+    key = 'wxkf:{%s}:authfail:127.0.0.1' % APP_ID
+    assert 0 < astack.redis.pttl(key) <= 60000
+    assert astack.redis.get(key) == str(LIMIT)
+    astack.redis.delete(key)
+    assert_error(call(astack, 'GET', '/api/v1/me', 'wxa_' + '9' * 64), 401)
+
+
+def test_bad_stream_tickets_from_any_web_page_lock_no_one_out(astack, two):
+    """Any page an agent opens can make the browser fetch
+    /api/v1/me/stream?ticket=x (an <img>: no Authorization header). Those
+    failures are counted apart from tokens; past the limit only bad
+    tickets are refused (issue 15, item 3)."""
+    for i in range(LIMIT * 3):
+        r = requests.get(astack.base + '/api/v1/me/stream?ticket=x',
+                         timeout=10)
+        assert r.status_code == (401 if i < LIMIT else 429), (i, r.text)
+    assert_error(r, 429, 'too_many_auth_failures')
+    assert 1 <= int(r.headers['Retry-After']) <= 60
+    assert astack.redis.get('wxkf:{%s}:ticketfail:127.0.0.1' % APP_ID) == \
+        str(LIMIT)
+    # tokens from the same address: the right ones work, a wrong one is
+    # an ordinary 401, not braked by the tickets
+    assert call(astack, 'GET', '/api/v1/me', two[0].token).status_code == 200
+    assert call(astack, 'GET', '/api/v1/agents',
+                astack.admin_token).status_code == 200
+    assert_error(call(astack, 'GET', '/api/v1/me', 'wxa_' + '1' * 64), 401)
+    # and a right ticket still opens the stream
+    t = call(astack, 'POST', '/api/v1/me/stream-ticket', two[1].token)
+    assert t.status_code == 200, t.text
+    s = SSE(astack.base + t.json()['url'])
+    try:
+        assert s.resp.status_code == 200
+    finally:
+        s.close()
 
 
 def test_good_tokens_are_not_counted(astack, two):

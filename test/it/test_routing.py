@@ -227,9 +227,9 @@ def test_least_busy_picks_the_lowest_load_ratio(rstack, agents):
                  for c in why['candidates']}
         assert ratio[why['chosen']] == min(ratio.values()), why
     assert_load_invariant(rstack)
-    # Everyone is full now: the next user waits.
+    # Everyone is full now: the next user waits, first in line.
     u = rstack.user()
-    assert QUEUED.format(n=1) in reply_text(u, u.send_text('[lb] full?'))
+    assert QUEUED.format(n=0) in reply_text(u, u.send_text('[lb] full?'))
 
 
 def test_queue_is_fifo_and_capacity_is_never_exceeded(rstack, agents):
@@ -239,11 +239,12 @@ def test_queue_is_fifo_and_capacity_is_never_exceeded(rstack, agents):
     texts = [reply_text(u, u.send_event('CLICK', EventKey='MENU_Q'))
              for u in users]
     assert texts[:2] == ['success', 'success']
-    assert [QUEUED.format(n=i) in t for i, t in zip((1, 2, 3), texts[2:])] \
+    # {n} counts the users ahead: the first one waiting is told 0
+    assert [QUEUED.format(n=i) in t for i, t in zip((0, 1, 2), texts[2:])] \
         == [True, True, True]
     assert sorted(q1.sessions()) == sorted(u.openid for u in users[:2])
     # A second message while waiting says the current position.
-    assert QUEUED.format(n=2) in reply_text(users[3],
+    assert QUEUED.format(n=1) in reply_text(users[3],
                                             users[3].send_text('还要等吗'))
     # Sessions close one by one: the waiting users come in arrival order.
     for i in range(3):
@@ -266,7 +267,7 @@ def test_paused_agent_keeps_its_users_but_takes_no_new_ones(rstack, agents):
     assert u.openid in a.sessions()
     v = rstack.user()
     text = reply_text(v, v.send_text('[p] new user'))
-    assert QUEUED.format(n=1) in text                   # not "offline"
+    assert QUEUED.format(n=0) in text                   # not "offline"
     assert v.openid not in a.sessions()
     a.status('online')
     assert v.openid in a.sessions()       # taken at once on un-pausing

@@ -28,18 +28,58 @@ def wait_until(fn, timeout, interval=0.1, what='condition'):
 
 
 # Evaluated atomically (workers and `wxkf jobs` keep routing meanwhile):
-# per agent {load, active sessions naming it, capacity}. KEYS[1] is the
-# account's prefix "wxkf:{APPID}:".
+# {per agent {load, active sessions naming it, capacity}, what is wrong
+# with the queues}: every waiting session stands in its group's queue
+# (a sorted set, or a LIST an earlier release left and no script has
+# touched since), and every queue member is a waiting session of that
+# group. KEYS[1] is the account's prefix "wxkf:{APPID}:".
 INVARIANT_LUA = """
-local P, out = KEYS[1], {}
-local active = {}
+local P, out, qbad = KEYS[1], {}, {}
+local active, qtype = {}, {}
+
+local function in_queue(g, o)
+    local q = P .. 'queue:' .. g
+    qtype[g] = qtype[g] or redis.call('TYPE', q).ok
+    if qtype[g] == 'list' then
+        return redis.call('LPOS', q, o) ~= false
+    end
+    return redis.call('ZSCORE', q, o) ~= false
+end
+
 local cursor = '0'
 repeat
     local r = redis.call('SCAN', cursor, 'MATCH', P .. 'sess:*', 'COUNT', 1000)
     cursor = r[1]
     for _, k in ipairs(r[2]) do
-        local st, a = unpack(redis.call('HMGET', k, 'state', 'agent'))
+        local st, a, g = unpack(redis.call('HMGET', k, 'state', 'agent',
+                                           'group'))
         if st == 'active' then active[a] = (active[a] or 0) + 1 end
+        local o = string.sub(k, #P + 6)
+        if st == 'waiting' and not in_queue(g or '_all', o) then
+            qbad[#qbad + 1] = o .. ' waiting but not in queue ' ..
+                              tostring(g)
+        end
+    end
+until cursor == '0'
+cursor = '0'
+repeat
+    local r = redis.call('SCAN', cursor, 'MATCH', P .. 'queue:*', 'COUNT', 100)
+    cursor = r[1]
+    for _, k in ipairs(r[2]) do
+        local g, members = string.sub(k, #P + 7), {}
+        if redis.call('TYPE', k).ok == 'list' then
+            members = redis.call('LRANGE', k, 0, -1)
+        else
+            members = redis.call('ZRANGE', k, 0, -1)
+        end
+        for _, o in ipairs(members) do
+            local st, sg = unpack(redis.call('HMGET', P .. 'sess:' .. o,
+                                             'state', 'group'))
+            if st ~= 'waiting' or (sg or '_all') ~= g then
+                qbad[#qbad + 1] = o .. ' in queue ' .. g .. ' but ' ..
+                                  tostring(st) .. ' in ' .. tostring(sg)
+            end
+        end
     end
 until cursor == '0'
 for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents')) do
@@ -47,7 +87,7 @@ for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents')) do
                      active[a] or 0,
                      redis.call('HGET', P .. 'agent:' .. a, 'capacity') or ''}
 end
-return out
+return {out, qbad}
 """
 
 
@@ -55,11 +95,11 @@ def load_violations(redis_client, prefix, default_capacity):
     """Runs INVARIANT_LUA; returns ({agent: load}, violations) where a
     violation is (agent, load, active sessions, capacity) with load !=
     active or load > capacity ([routing] default_capacity when the agent
-    has none of its own)."""
-    rows = redis_client.eval(INVARIANT_LUA, 1, prefix)
+    has none of its own), or a text saying what is wrong with a queue."""
+    rows, queue_bad = redis_client.eval(INVARIANT_LUA, 1, prefix)
     bad = [(a, load, active, cap) for a, load, active, cap in rows
            if load != active or load > int(cap or default_capacity)]
-    return {a: load for a, load, _act, _cap in rows}, bad
+    return {a: load for a, load, _act, _cap in rows}, bad + queue_bad
 
 
 def assert_each_once(query, msgids):

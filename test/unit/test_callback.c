@@ -735,7 +735,7 @@ static void test_callback_transfers_to_the_chosen_kf_account_in_wechat_kf_mode(
     free(body);
 }
 
-static void test_callback_answers_the_queue_position_in_safe_mode(void **st)
+static void test_callback_tells_a_waiting_user_how_many_are_ahead(void **st)
 {
     struct fixture *f = *st;
     struct callback_res res;
@@ -768,8 +768,9 @@ static void test_callback_answers_the_queue_position_in_safe_mode(void **st)
         } else {
             char want[64];
 
+            /* the first one waiting is next: nobody ahead (issue 17) */
             m = open_envelope(f, res.body.p);
-            snprintf(want, sizeof(want), "您前面还有 %d 位", i - 2);
+            snprintf(want, sizeof(want), "您前面还有 %d 位", i - 3);
             assert_true(kf_str_eq_c(m->content, want));
             wx_xml_msg_free(m);
         }
@@ -1011,7 +1012,7 @@ int main(void)
         T(test_callback_plaintext_encoding_refuses_encrypted_push),
         T(test_callback_binds_a_signed_query_to_its_first_message),
         T(test_callback_transfers_to_the_chosen_kf_account_in_wechat_kf_mode),
-        T(test_callback_answers_the_queue_position_in_safe_mode),
+        T(test_callback_tells_a_waiting_user_how_many_are_ahead),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

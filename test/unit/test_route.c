@@ -262,11 +262,11 @@ static long load(struct fixture *f, const char *a)
     return CMDL(f, "SCARD", key(f, "load:", a));
 }
 
-/* A list as "x,y,z". */
+/* A queue, front first, as "x,y,z". */
 static const char *queue(struct fixture *f, const char *g)
 {
     return CMD(f, "EVAL",
-               "return table.concat(redis.call('LRANGE', KEYS[1], 0, -1),"
+               "return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1),"
                " ',')", "1", key(f, "queue:", g));
 }
 
@@ -346,7 +346,7 @@ static const char *check_state(struct fixture *f)
         "      return o .. ' active without an idle deadline'\n"
         "    end\n"
         "  elseif st == 'waiting' then\n"
-        "    if not redis.call('LPOS', P .. 'queue:' .. g, o) then\n"
+        "    if not redis.call('ZSCORE', P .. 'queue:' .. g, o) then\n"
         "      return o .. ' waiting but not in queue ' .. g\n"
         "    end\n"
         "    if redis.call('ZSCORE', P .. 'deadline', o) then\n"
@@ -370,10 +370,11 @@ static const char *check_state(struct fixture *f)
         "  end\n"
         "end\n"
         "for _, k in ipairs(redis.call('KEYS', P .. 'queue:*')) do\n"
-        "  local g, seen = string.sub(k, #P + 7), {}\n"
-        "  for _, o in ipairs(redis.call('LRANGE', k, 0, -1)) do\n"
-        "    if seen[o] then return o .. ' twice in queue ' .. g end\n"
-        "    seen[o] = true\n"
+        "  local g = string.sub(k, #P + 7)\n"
+        "  if redis.call('TYPE', k).ok ~= 'zset' then\n"
+        "    return 'queue ' .. g .. ' is not a sorted set'\n"
+        "  end\n"
+        "  for _, o in ipairs(redis.call('ZRANGE', k, 0, -1)) do\n"
         "    local s = redis.call('HMGET', P .. 'sess:' .. o, 'state',\n"
         "                         'group')\n"
         "    if s[1] ~= 'waiting' or (s[2] or '_all') ~= g then\n"
@@ -745,6 +746,16 @@ static void test_route_offline_agent_hands_its_users_to_another(void **st)
 
 /* --- queues -------------------------------------------------------------- */
 
+/* anna (capacity 1) serves oU1; oU2 and oU3 wait, in that order. */
+static void anna_busy_two_waiting(struct fixture *f)
+{
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:1");
+    assert_string_equal(msg(f, "oU3", "", T0 + 3), "queued:2");
+}
+
 static void test_route_queue_positions_count_from_one_in_arrival_order(
     void **st)
 {
@@ -752,11 +763,7 @@ static void test_route_queue_positions_count_from_one_in_arrival_order(
     json_t *v = NULL;
     long pos;
 
-    add_agent(f, "anna", 1, 1, "");
-    presence(f, "anna", "online", T0);
-    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
-    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:1");
-    assert_string_equal(msg(f, "oU3", "", T0 + 3), "queued:2");
+    anna_busy_two_waiting(f);
     assert_string_equal(msg(f, "oU4", "", T0 + 4), "queued:3");
     /* a waiting user who writes again learns the same position */
     assert_string_equal(msg(f, "oU3", "", T0 + 5), "queued:2");
@@ -855,6 +862,66 @@ static void test_route_no_agent_online_answers_offline_and_keeps_the_user(
     assert_int_equal(presence(f, "anna", "online", T0 + 4), 2);
     assert_string_equal(sfield(f, "oU1", "agent"), "anna");
     assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_invariants(f);
+}
+
+static void test_route_a_full_queue_turns_new_users_away_without_a_session(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    f->cfg.routing.queue_max = 2;
+    reinit(f);
+    anna_busy_two_waiting(f);
+    assert_string_equal(msg(f, "oU4", "", T0 + 4), "full:2");
+    /* no session, no place in line; the message itself is recorded */
+    assert_int_equal(CMDL(f, "EXISTS", key(f, "sess:", "oU4")), 0);
+    assert_string_equal(queue(f, "_all"), "oU2,oU3");
+    assert_string_equal(ev(f, "msg_in", "oU4", 1, "decision"), "full:2");
+    assert_int_equal(ev_count(f, "queue", "oU4"), 0);
+    /* who already waits keeps their place and may write again */
+    assert_string_equal(msg(f, "oU3", "", T0 + 5), "queued:2");
+    /* a user being served is never dropped: back to the front, over the
+     * cap, when the agent leaves */
+    assert_int_equal(presence(f, "anna", "offline", T0 + 6), 1);
+    assert_string_equal(queue(f, "_all"), "oU1,oU2,oU3");
+    /* a freed place takes the next new user again */
+    assert_int_equal(presence(f, "anna", "online", T0 + 7), 1);
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 8), 0);
+    assert_string_equal(queue(f, "_all"), "oU3");
+    assert_string_equal(msg(f, "oU4", "", T0 + 9), "queued:2");
+    assert_invariants(f);
+}
+
+/* Up to this release a queue was a LIST; the first script to touch it
+ * makes it a sorted set in the same order. */
+static void test_route_a_list_queue_from_an_earlier_release_keeps_its_order(
+    void **st)
+{
+    struct fixture *f = *st;
+    static const char *const users[] = { "oOld1", "oOld2", "oOld3" };
+    json_t *q = NULL;
+    size_t i;
+
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0 + 1);
+    for (i = 0; i < 3; i++) {
+        CMD(f, "HSET", key(f, "sess:", users[i]), "id", "9", "state",
+            "waiting", "agent", "", "group", "_all", "queued_ms", "1");
+        CMD(f, "RPUSH", PFX "queue:_all", users[i]);
+    }
+    CMD(f, "SADD", PFX "queues", "_all");
+    /* a read converts it as well as a callback would */
+    assert_int_equal(route_queue(&f->route, 10, &q), 0);
+    json_decref(q);
+    assert_string_equal(CMD(f, "TYPE", PFX "queue:_all"), "zset");
+    assert_string_equal(queue(f, "_all"), "oOld1,oOld2,oOld3");
+    assert_string_equal(msg(f, "oOld2", "", T0 + 2), "queued:2");
+    assert_string_equal(msg(f, "oU5", "", T0 + 3), "queued:4");
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 4), 0);
+    assert_string_equal(sfield(f, "oOld1", "agent"), "anna");
+    assert_string_equal(queue(f, "_all"), "oOld2,oOld3,oU5");
     assert_invariants(f);
 }
 
@@ -1733,6 +1800,8 @@ int main(void)
         T(test_route_unpausing_an_agent_assigns_the_waiting_users),
         T(test_route_group_queue_drains_only_to_group_members),
         T(test_route_no_agent_online_answers_offline_and_keeps_the_user),
+        T(test_route_a_full_queue_turns_new_users_away_without_a_session),
+        T(test_route_a_list_queue_from_an_earlier_release_keeps_its_order),
         T(test_route_retry_gets_the_first_decision_and_records_once),
         T(test_route_session_goes_waiting_active_closed_with_a_reason),
         T(test_route_admin_close_is_recorded_with_reason_admin),
