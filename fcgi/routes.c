@@ -47,7 +47,7 @@ static void log_callback(struct fcgi_req *r, const char *ev, int rc,
 static void h_wechat_get(struct fcgi_req *r)
 {
     struct callback_req req = { &r->query, { "", 0 }, r->rid,
-                                (int64_t)time(NULL), 0, { "", 0 }, 0 };
+                                (int64_t)time(NULL), 0, 0 };
     struct callback_res res;
     int rc;
 
@@ -83,8 +83,7 @@ static void count_callback(struct fcgi_req *r, const struct callback_res *res)
 
 static void h_wechat_post(struct fcgi_req *r)
 {
-    struct callback_req req = { &r->query, { "", 0 }, r->rid, 0, 0,
-                                fcgi_param(r, "QUERY_STRING"), 0 };
+    struct callback_req req = { &r->query, { "", 0 }, r->rid, 0, 0, 0 };
     struct callback_res res;
     struct timespec ts;
     int rc;

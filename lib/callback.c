@@ -147,10 +147,9 @@ static int valid_openid(struct kf_str s)
     return 1;
 }
 
-static int validate(const struct callback *cb, const struct wx_msg *m)
+/* What a push must hold whatever the configuration. */
+static int check_fields(const struct wx_msg *m)
 {
-    const char *gh = cb->cfg->wechat.original_id;
-
     if (m->msgtype.len == 0 || m->to_user.len == 0 || m->create_time == 0)
         return KF_EPARSE;
     /* Bounded here so the dedupe key, the reply and its encryption always
@@ -158,9 +157,17 @@ static int validate(const struct callback *cb, const struct wx_msg *m)
     if (!valid_openid(m->from_user) || m->to_user.len > OPENID_MAX ||
         m->msgtype.len > 32 || m->event_name.len > 64)
         return KF_EINVAL;
-    if (*gh && !kf_str_eq_c(m->to_user, gh))
-        return KF_EACCOUNT;
     return 0;
+}
+
+static int validate(const struct callback *cb, const struct wx_msg *m)
+{
+    const char *gh = cb->cfg->wechat.original_id;
+    int rc = check_fields(m);
+
+    if (rc == 0 && *gh && !kf_str_eq_c(m->to_user, gh))
+        rc = KF_EACCOUNT;
+    return rc;
 }
 
 /* Replaces every "{n}" in tpl with n. */
@@ -362,6 +369,21 @@ static void describe(struct callback_res *res, const struct wx_msg *m)
              wx_xml_event_name(m->event));
 }
 
+/* res->decision = the word of "decision|time"; returns the time part. */
+static struct kf_str keep_decision(struct callback_res *res,
+                                   struct kf_str decision)
+{
+    const char *bar = memchr(decision.p, '|', decision.len);
+    struct kf_str d = decision, t = { "", 0 };
+
+    if (bar) {
+        d.len = (size_t)(bar - decision.p);
+        t = (struct kf_str){ bar + 1, decision.len - d.len - 1 };
+    }
+    snprintf(res->decision, sizeof(res->decision), "%.*s", (int)d.len, d.p);
+    return t;
+}
+
 static int is_success(struct kf_str s)
 {
     return s.len == 0 || kf_str_eq_c(s, "success");
@@ -378,8 +400,8 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     struct kf_str etype = param(req, "encrypt_type");
     struct wx_msg *env = NULL, *m = NULL;
     struct kf_buf plain, reply, decision;
-    const struct journal_rec jr = { req->query_raw, req->body, req->rid,
-                                    req->now, req->now_ms };
+    struct journal_rec jr = { { "", 0 }, req->body, req->rid, req->now,
+                              req->now_ms, 1 };
     int rc, key = 0, replicated = 1;
 
     kf_buf_init(&plain, WX_XML_MAX);
@@ -400,6 +422,7 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     rc = wx_xml_parse(req->body, &env, NULL);
     if (rc == 0 && res->encrypted) {
         rc = decrypt(cb, req, env, &plain, &key);
+        jr.body = kf_buf_str(&plain);   /* the journal keeps what we read */
         if (rc == 0)
             rc = wx_xml_parse(kf_buf_str(&plain), &m, NULL);
     } else if (rc == 0) {
@@ -432,19 +455,13 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     }
     if (rc == 0) {
         /* "decision|time": the reply of a retry is the first one's */
-        const char *bar = memchr(decision.p, '|', decision.len);
-        struct kf_str d = kf_buf_str(&decision), t = { "", 0 };
+        struct kf_str t = keep_decision(res, kf_buf_str(&decision));
         uint64_t when = (uint64_t)req->now;
 
-        if (bar) {
-            d.len = (size_t)(bar - decision.p);
-            t = (struct kf_str){ bar + 1, decision.len - d.len - 1 };
-            if (kf_parse_u64(t, &when) < 0)
-                when = (uint64_t)req->now;
-        }
-        snprintf(res->decision, sizeof(res->decision), "%.*s", (int)d.len,
-                 d.p);
-        rc = build_reply(cb, m, d, (int64_t)when, &reply);
+        if (t.len && kf_parse_u64(t, &when) < 0)
+            when = (uint64_t)req->now;
+        rc = build_reply(cb, m, kf_str_c(res->decision), (int64_t)when,
+                         &reply);
     }
     if (rc < 0)
         goto out;
@@ -465,6 +482,42 @@ out:
     return rc;
 }
 
+/* A verified record: recorded again without the checks it passed when it
+ * arrived (the Token, the keys, original_id or max_body may have changed
+ * since; WeChat got a 200 for it). */
+static int replay_verified(struct callback *cb, const struct journal_rec *jr,
+                           struct callback_res *res)
+{
+    struct callback_req req;
+    struct wx_msg *m = NULL;
+    struct kf_buf decision;
+    int rc, replicated = 1;
+
+    memset(&req, 0, sizeof(req));
+    req.body = jr->body;
+    req.rid = jr->rid;
+    req.now = jr->now;
+    req.now_ms = jr->now_ms;
+    req.replay = 1;
+    kf_buf_init(&decision, 256);
+    rc = wx_xml_parse(jr->body, &m, NULL);
+    if (rc == 0)
+        rc = check_fields(m);
+    if (rc == 0) {
+        describe(res, m);
+        rc = record(cb, &req, m, &decision, &res->duplicate, &replicated);
+    }
+    if (rc == 0 && !replicated) {
+        res->unreplicated = 1;      /* kept until a replica has it */
+        rc = KF_EBACKEND;
+    }
+    if (rc == 0)
+        keep_decision(res, kf_buf_str(&decision));
+    wx_xml_msg_free(m);
+    kf_buf_release(&decision);
+    return rc;
+}
+
 int callback_replay(struct callback *cb, const struct journal_rec *jr,
                     struct callback_res *res)
 {
@@ -472,12 +525,13 @@ int callback_replay(struct callback *cb, const struct journal_rec *jr,
     struct callback_req req;
     int rc;
 
+    if (jr->verified)
+        return replay_verified(cb, jr, res);
     http_query_init(&q);
     rc = http_query_parse(&q, jr->query);
     if (rc == 0) {
         memset(&req, 0, sizeof(req));
         req.query = &q;
-        req.query_raw = jr->query;
         req.body = jr->body;
         req.rid = jr->rid;
         req.now = jr->now;
