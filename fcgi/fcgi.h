@@ -33,6 +33,9 @@ struct app {
     unsigned long redis_failures; /* store.failures already counted */
     unsigned long redis_failovers, redis_wait_shorts;   /* the same */
     int replay_unconfirmed;   /* the last replay stopped: WAIT fell short */
+    int64_t ready_at_ms;        /* when /readyz last checked (0: never) */
+    int ready_state;            /* what it found: 0 ready, 1 no Redis,
+                                   2 no PostgreSQL */
     const char *process;        /* "fcgi" or "jobs", a metrics label */
 };
 

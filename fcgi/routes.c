@@ -47,7 +47,7 @@ static void log_callback(struct fcgi_req *r, const char *ev, int rc,
 static void h_wechat_get(struct fcgi_req *r)
 {
     struct callback_req req = { &r->query, { "", 0 }, r->rid,
-                                (int64_t)time(NULL), 0, { "", 0 }, 0 };
+                                (int64_t)time(NULL), 0, 0 };
     struct callback_res res;
     int rc;
 
@@ -83,8 +83,7 @@ static void count_callback(struct fcgi_req *r, const struct callback_res *res)
 
 static void h_wechat_post(struct fcgi_req *r)
 {
-    struct callback_req req = { &r->query, { "", 0 }, r->rid, 0, 0,
-                                fcgi_param(r, "QUERY_STRING"), 0 };
+    struct callback_req req = { &r->query, { "", 0 }, r->rid, 0, 0, 0 };
     struct callback_res res;
     struct timespec ts;
     int rc;
@@ -112,13 +111,26 @@ static void h_healthz(struct fcgi_req *r)
     fcgi_respond(r, 200, "text/plain; charset=utf-8", NULL, KF_STR("ok\n"));
 }
 
-/* Ready when both Redis and PostgreSQL answer. */
+/* Ready when both Redis and PostgreSQL answer. A check costs a Redis
+ * PING and a new PostgreSQL connection (a backend forked): a worker
+ * checks at most once a second and answers from its last result in
+ * between, so the answer is never older than READY_CACHE_MS. */
+#define READY_CACHE_MS 1000
+
 static void h_readyz(struct fcgi_req *r)
 {
-    if (store_ping(&r->app->store) < 0)
+    struct app *app = r->app;
+    int64_t now = kf_mono_ms();
+
+    if (app->ready_at_ms == 0 || now - app->ready_at_ms >= READY_CACHE_MS) {
+        app->ready_state = store_ping(&app->store) < 0 ? 1
+                           : pg_ping(app->cfg.postgres.dsn) < 0 ? 2 : 0;
+        app->ready_at_ms = now;
+    }
+    if (app->ready_state == 1)
         fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
                    NULL);
-    else if (pg_ping(r->app->cfg.postgres.dsn) < 0)
+    else if (app->ready_state == 2)
         fcgi_error(r, 503, "backend_unavailable",
                    "postgresql is unreachable", NULL);
     else

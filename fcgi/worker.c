@@ -244,11 +244,14 @@ static int replay_one(void *ctx, const struct journal_rec *jr)
     rc = callback_replay(&app->cb, jr, &res);
     app->replay_unconfirmed = rc == KF_EBACKEND && res.unreplicated;
     log_for_request(&l, &app->log, jr->rid);
-    if (rc != KF_EBACKEND)
-        log_info(&l, "journal", "replayed", "rc=%s openid=%s dup=%d "
-                 "route=%s", rc == 0 ? "ok" : kf_strerror(rc),
+    if (rc == 0)
+        log_info(&l, "journal", "replayed", "openid=%s dup=%d route=%s",
                  res.openid[0] ? res.openid : "-", res.duplicate,
                  res.decision[0] ? res.decision : "-");
+    else if (rc != KF_EBACKEND)
+        log_warn(&l, "journal", "refused", "err=%s openid=%s verified=%d "
+                 "(quarantined)", kf_strerror(rc),
+                 res.openid[0] ? res.openid : "-", jr->verified);
     callback_res_release(&res);
     return rc;
 }
@@ -270,9 +273,18 @@ void app_replay_journal(struct app *app)
     if (!journal_pending(&app->journal) || store_ping(&app->store) < 0)
         return;
     rc = journal_replay(&app->journal, replay_one, app, &c);
-    if (c.replayed || c.dropped || rc < 0)
-        log_warn(&app->log, "journal", "replay", "replayed=%ld dropped=%ld "
-                 "left=%ld err=%s", c.replayed, c.dropped, c.left,
+    if (c.quarantined) {
+        log_warn(&app->log, "journal", "quarantined", "count=%ld file=%s "
+                 "(could not be replayed: kept there, never deleted)",
+                 c.quarantined, app->journal.quarantine);
+        if (app->metrics)
+            metrics_inc(app->metrics, METRICS_JOURNAL_QUARANTINED, "",
+                        c.quarantined);
+    }
+    if (c.replayed || c.quarantined || rc < 0)
+        log_warn(&app->log, "journal", "replay", "replayed=%ld "
+                 "quarantined=%ld left=%ld err=%s", c.replayed,
+                 c.quarantined, c.left,
                  app->replay_unconfirmed
                      ? "no_replica_confirmed (redis.wait_replicas: kept "
                        "until a replica has the write)"

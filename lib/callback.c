@@ -149,10 +149,9 @@ static int valid_openid(struct kf_str s)
     return 1;
 }
 
-static int validate(const struct callback *cb, const struct wx_msg *m)
+/* What a push must hold whatever the configuration. */
+static int check_fields(const struct wx_msg *m)
 {
-    const char *gh = cb->cfg->wechat.original_id;
-
     if (m->msgtype.len == 0 || m->to_user.len == 0 || m->create_time == 0)
         return KF_EPARSE;
     /* Bounded here so the dedupe key, the reply and its encryption always
@@ -160,8 +159,6 @@ static int validate(const struct callback *cb, const struct wx_msg *m)
     if (!valid_openid(m->from_user) || m->to_user.len > OPENID_MAX ||
         m->msgtype.len > 32 || m->event_name.len > 64)
         return KF_EINVAL;
-    if (*gh && !kf_str_eq_c(m->to_user, gh))
-        return KF_EACCOUNT;
     return 0;
 }
 
@@ -179,6 +176,16 @@ static struct kf_str users_ahead(struct kf_str pos, char buf[24])
     v = strtol(tmp, NULL, 10);
     snprintf(buf, 24, "%ld", v > 1 ? v - 1 : 0);
     return kf_str_c(buf);
+}
+
+static int validate(const struct callback *cb, const struct wx_msg *m)
+{
+    const char *gh = cb->cfg->wechat.original_id;
+    int rc = check_fields(m);
+
+    if (rc == 0 && *gh && !kf_str_eq_c(m->to_user, gh))
+        rc = KF_EACCOUNT;
+    return rc;
 }
 
 /* Replaces every "{n}" in tpl with n. */
@@ -299,10 +306,9 @@ static long binding_ttl(const struct config *c)
 }
 
 /* "<signature>:<timestamp>:<nonce>" (checked: 40 hex digits, a decimal
- * number, then the nonce; so the split is unambiguous) and the hash of
- * the message the query brings. */
-static int binding(const struct callback_req *req, struct kf_str msg,
-                   struct kf_buf *key, char hash[WX_SIGN_MSG_HEX])
+ * number, then the nonce; so the split is unambiguous): the key the
+ * message this signed query brings is bound to. */
+static int binding_key(const struct callback_req *req, struct kf_buf *key)
 {
     int rc = kf_buf_append_str(key, param(req, "signature"));
 
@@ -314,24 +320,24 @@ static int binding(const struct callback_req *req, struct kf_str msg,
         rc = kf_buf_append_c(key, ":");
     if (rc == 0)
         rc = kf_buf_append_str(key, param(req, "nonce"));
-    if (rc == 0)
-        rc = wx_sign_msg_hash(msg, hash);
     return rc;
 }
 
-/* Binding + dedupe + routing + record, in one Redis round trip. msg is
- * the message as received (decrypted in safe mode). */
+/* Binding + dedupe + routing + record, in one Redis round trip. skey is
+ * the signed query's binding key (binding_key(); empty: none, a journal
+ * record kept before keys were journaled); msg is the message as
+ * received (decrypted in safe mode), whose hash the key is bound to. */
 static int record(struct callback *cb, const struct callback_req *req,
-                  struct kf_str msg, const struct wx_msg *m,
-                  struct kf_buf *decision, int *dup, int *replicated)
+                  struct kf_str skey, struct kf_str msg,
+                  const struct wx_msg *m, struct kf_buf *decision, int *dup,
+                  int *replicated)
 {
-    struct kf_buf key, payload, skey;
+    struct kf_buf key, payload;
     char ctime[24], msgid[24], recv[24], hash[WX_SIGN_MSG_HEX];
     struct route_ingest in;
     int rc;
 
     kf_buf_init(&key, 512);
-    kf_buf_init(&skey, 2 * WX_SIGN_PART_MAX + 64);
     kf_buf_init(&payload, PAYLOAD_MAX);
     snprintf(ctime, sizeof(ctime), "%llu", (unsigned long long)m->create_time);
     snprintf(msgid, sizeof(msgid), "%llu", (unsigned long long)m->msgid);
@@ -339,7 +345,7 @@ static int record(struct callback *cb, const struct callback_req *req,
              (long long)(req->now_ms ? req->now_ms : kf_wall_ms()));
     rc = wx_xml_dedupe_key(m, &key);
     if (rc == 0)
-        rc = binding(req, msg, &skey, hash);
+        rc = wx_sign_msg_hash(msg, hash);
     if (rc == 0)
         rc = payload_json(m, &payload);
     if (rc == 0) {
@@ -371,13 +377,12 @@ static int record(struct callback *cb, const struct callback_req *req,
         in.fields = f;
         in.nfields = sizeof(f) / sizeof(f[0]);
         in.now_ms = req->now_ms ? req->now_ms : kf_wall_ms();
-        in.sig_key = kf_buf_str(&skey);
+        in.sig_key = skey;
         in.msg_hash = hash;
         in.sig_ttl = binding_ttl(cb->cfg);
         rc = route_ingest(&cb->route, &in, decision, dup, replicated);
     }
     kf_buf_release(&key);
-    kf_buf_release(&skey);
     kf_buf_release(&payload);
     return rc;
 }
@@ -427,6 +432,21 @@ static void describe(struct callback_res *res, const struct wx_msg *m)
              wx_xml_event_name(m->event));
 }
 
+/* res->decision = the word of "decision|time"; returns the time part. */
+static struct kf_str keep_decision(struct callback_res *res,
+                                   struct kf_str decision)
+{
+    const char *bar = memchr(decision.p, '|', decision.len);
+    struct kf_str d = decision, t = { "", 0 };
+
+    if (bar) {
+        d.len = (size_t)(bar - decision.p);
+        t = (struct kf_str){ bar + 1, decision.len - d.len - 1 };
+    }
+    snprintf(res->decision, sizeof(res->decision), "%.*s", (int)d.len, d.p);
+    return t;
+}
+
 static int is_success(struct kf_str s)
 {
     return s.len == 0 || kf_str_eq_c(s, "success");
@@ -453,17 +473,21 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
 {
     struct kf_str etype = param(req, "encrypt_type");
     struct wx_msg *env = NULL, *m = NULL;
-    struct kf_buf plain, reply, decision;
-    const struct journal_rec jr = { req->query_raw, req->body, req->rid,
-                                    req->now, req->now_ms };
+    struct kf_buf plain, reply, decision, skey;
+    struct journal_rec jr = { { "", 0 }, req->body, req->rid, req->now,
+                              req->now_ms, 1 };
     int rc, key = 0, replicated = 1;
 
     kf_buf_init(&plain, WX_XML_MAX);
     kf_buf_init(&reply, REPLY_MAX);
     kf_buf_init(&decision, 256);
+    kf_buf_init(&skey, 2 * WX_SIGN_PART_MAX + 64);
     rc = check_signature(cb, req);
+    if (rc == 0)
+        rc = binding_key(req, &skey);
     if (rc < 0)
         goto out;
+    jr.query = kf_buf_str(&skey);   /* replay binds the query again */
     if (req->body.len > (size_t)cb->cfg->http.max_body) {
         rc = KF_ETOOBIG;
         goto out;
@@ -479,6 +503,7 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     rc = wx_xml_parse(req->body, &env, NULL);
     if (rc == 0 && res->encrypted) {
         rc = decrypt(cb, req, env, &plain, &key);
+        jr.body = kf_buf_str(&plain);   /* the journal keeps what we read */
         if (rc == 0)
             rc = wx_xml_parse(kf_buf_str(&plain), &m, NULL);
     } else if (rc == 0) {
@@ -490,7 +515,8 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     if (rc < 0)
         goto out;
     describe(res, m);
-    rc = record(cb, req, res->encrypted ? kf_buf_str(&plain) : req->body, m,
+    rc = record(cb, req, kf_buf_str(&skey),
+                res->encrypted ? kf_buf_str(&plain) : req->body, m,
                 &decision, &res->duplicate, &replicated);
     if (rc == 0 && !replicated) {
         /* [redis] wait_replicas: the master has it, too few replicas do.
@@ -512,19 +538,13 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     }
     if (rc == 0) {
         /* "decision|time": the reply of a retry is the first one's */
-        const char *bar = memchr(decision.p, '|', decision.len);
-        struct kf_str d = kf_buf_str(&decision), t = { "", 0 };
+        struct kf_str t = keep_decision(res, kf_buf_str(&decision));
         uint64_t when = (uint64_t)req->now;
 
-        if (bar) {
-            d.len = (size_t)(bar - decision.p);
-            t = (struct kf_str){ bar + 1, decision.len - d.len - 1 };
-            if (kf_parse_u64(t, &when) < 0)
-                when = (uint64_t)req->now;
-        }
-        snprintf(res->decision, sizeof(res->decision), "%.*s", (int)d.len,
-                 d.p);
-        rc = build_reply(cb, m, d, (int64_t)when, &reply);
+        if (t.len && kf_parse_u64(t, &when) < 0)
+            when = (uint64_t)req->now;
+        rc = build_reply(cb, m, kf_str_c(res->decision), (int64_t)when,
+                         &reply);
     }
     if (rc < 0)
         goto out;
@@ -539,8 +559,48 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
 out:
     wx_xml_msg_free(env);
     wx_xml_msg_free(m);
+    kf_buf_release(&skey);
     kf_buf_release(&plain);
     kf_buf_release(&reply);
+    kf_buf_release(&decision);
+    return rc;
+}
+
+/* A verified record: recorded again without the checks it passed when it
+ * arrived (the Token, the keys, original_id or max_body may have changed
+ * since; WeChat got a 200 for it). Its signed query's binding key comes
+ * with it (jr->query), so a second message journaled under the same
+ * signed URL is refused at replay like it would have been live. */
+static int replay_verified(struct callback *cb, const struct journal_rec *jr,
+                           struct callback_res *res)
+{
+    struct callback_req req;
+    struct wx_msg *m = NULL;
+    struct kf_buf decision;
+    int rc, replicated = 1;
+
+    memset(&req, 0, sizeof(req));
+    req.body = jr->body;
+    req.rid = jr->rid;
+    req.now = jr->now;
+    req.now_ms = jr->now_ms;
+    req.replay = 1;
+    kf_buf_init(&decision, 256);
+    rc = wx_xml_parse(jr->body, &m, NULL);
+    if (rc == 0)
+        rc = check_fields(m);
+    if (rc == 0) {
+        describe(res, m);
+        rc = record(cb, &req, jr->query, jr->body, m, &decision,
+                    &res->duplicate, &replicated);
+    }
+    if (rc == 0 && !replicated) {
+        res->unreplicated = 1;      /* kept until a replica has it */
+        rc = KF_EBACKEND;
+    }
+    if (rc == 0)
+        keep_decision(res, kf_buf_str(&decision));
+    wx_xml_msg_free(m);
     kf_buf_release(&decision);
     return rc;
 }
@@ -552,12 +612,13 @@ int callback_replay(struct callback *cb, const struct journal_rec *jr,
     struct callback_req req;
     int rc;
 
+    if (jr->verified)
+        return replay_verified(cb, jr, res);
     http_query_init(&q);
     rc = http_query_parse(&q, jr->query);
     if (rc == 0) {
         memset(&req, 0, sizeof(req));
         req.query = &q;
-        req.query_raw = jr->query;
         req.body = jr->body;
         req.rid = jr->rid;
         req.now = jr->now;

@@ -37,7 +37,6 @@ struct callback_req {
     struct kf_str rid;                /* request id */
     int64_t now;                      /* unix seconds */
     int64_t now_ms;                   /* the same instant in ms (0: now) */
-    struct kf_str query_raw;          /* the query string, for the journal */
     int replay;                       /* 1: from the journal (not again) */
 };
 
@@ -71,9 +70,9 @@ KF_WUR int callback_verify(struct callback *cb,
  * nonce) is bound in Redis to the first message it brings, for as long
  * as its timestamp is accepted: the same query with another message is
  * KF_EREPLAY and nothing is stored. On 0 res->body holds the reply to
- * send. When
- * Redis cannot be reached and cb->journal is set, the request is appended
- * to the journal (durably) and answered with [texts] fallback for a
+ * send. When Redis cannot be reached and cb->journal is set, the verified
+ * push (the plaintext XML) is appended to the journal (durably) and
+ * answered with [texts] fallback for a
  * user's message, "success" otherwise (res->journaled = 1); a replayed
  * request (req->replay) is never journaled again: KF_EBACKEND.
  * With [redis] wait_replicas, a callback whose write fewer replicas
@@ -86,9 +85,13 @@ KF_WUR int callback_handle(struct callback *cb,
                            struct callback_res *res);
 
 struct journal_rec;
-/* A journal record through callback_handle again (req->replay = 1, its
- * original query, body, request id and time). A query that no longer
- * parses is that error (the record is dropped). */
+/* A journal record recorded again with its request id and time. A
+ * verified record (the push as it passed every check) is parsed and
+ * recorded without those checks: a Token, EncodingAESKey, original_id or
+ * max_body changed since cannot refuse it. A record of the older format
+ * (the request as it arrived) goes through callback_handle again
+ * (req->replay = 1). KF_EBACKEND: Redis is away (or, with wait_replicas,
+ * no replica confirmed); another error: it cannot be replayed. */
 KF_WUR int callback_replay(struct callback *cb, const struct journal_rec *jr,
                            struct callback_res *res);
 

@@ -30,14 +30,80 @@ int journal_init(struct journal *j, const char *dir)
     snprintf(j->path, sizeof(j->path), "%s/callbacks.jsonl", dir);
     snprintf(j->replay, sizeof(j->replay), "%s/callbacks.replay.jsonl", dir);
     snprintf(j->lock, sizeof(j->lock), "%s/replay.lock", dir);
+    snprintf(j->quarantine, sizeof(j->quarantine),
+             "%s/callbacks.quarantine.jsonl", dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return KF_EIO;
     j->enabled = 1;
     return 0;
 }
 
-/* "\n" + the record as one line: {"q","b" (base64),"rid","t","ms"} +
- * "\n" (the first byte is written only after a line cut short). */
+/* "\n" + p[0..n) + "\n" (malloc'd; *len = n + 2): the leading byte is
+ * written only after a line cut short (see append_line). */
+static char *frame(const char *p, size_t n, size_t *len)
+{
+    char *line = malloc(n + 3);
+
+    if (!line)
+        return NULL;
+    line[0] = '\n';
+    memcpy(line + 1, p, n);
+    memcpy(line + 1 + n, "\n", 2);
+    *len = n + 2;
+    return line;
+}
+
+/* o[name] = the bytes of v in hex. */
+static int set_hex(json_t *o, const char *name, struct kf_str v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *h = malloc(2 * v.len + 1);
+    size_t i;
+    int rc;
+
+    if (!h)
+        return -1;
+    for (i = 0; i < v.len; i++) {
+        h[2 * i] = digits[(unsigned char)v.p[i] >> 4];
+        h[2 * i + 1] = digits[(unsigned char)v.p[i] & 15];
+    }
+    h[2 * v.len] = '\0';
+    rc = json_object_set_new(o, name, json_string(h));
+    free(h);
+    return rc;
+}
+
+/* Hex digits hex (even length) into out; the number of bytes or -1. */
+static long unhex(const char *hex, unsigned char *out)
+{
+    size_t i, n = strlen(hex);
+
+    if (n % 2)
+        return -1;
+    for (i = 0; i < n; i++) {
+        int c = hex[i], v;
+
+        if (c >= '0' && c <= '9')
+            v = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v = c - 'a' + 10;
+        else
+            return -1;
+        if (i % 2)
+            out[i / 2] |= (unsigned char)v;
+        else
+            out[i / 2] = (unsigned char)(v << 4);
+    }
+    return (long)(n / 2);
+}
+
+/* The record as one framed line: {"x" (base64 of the verified push),
+ * "k" (hex of its signed query's binding key, when it has one: the
+ * query is anybody's bytes, JSON strings must be UTF-8),"rid","t","ms"},
+ * or for an unverified one (the format before the
+ * verified plaintext was kept) {"q","b" (base64 of the body as it
+ * arrived),"rid","t","ms"}. A record starts with '{"' and no other
+ * unescaped '{"' is inside it: the reader resyncs there. */
 static char *encode(const struct journal_rec *r, size_t *len)
 {
     size_t b64len = 4 * ((r->body.len + 2) / 3) + 1;
@@ -48,24 +114,26 @@ static char *encode(const struct journal_rec *r, size_t *len)
     if (!b64)
         return NULL;
     EVP_EncodeBlock(b64, (const unsigned char *)r->body.p, (int)r->body.len);
-    o = json_pack("{s:s%,s:s,s:s%,s:I,s:I}", "q", r->query.p, r->query.len,
-                  "b", (const char *)b64, "rid", r->rid.p, r->rid.len, "t",
-                  (json_int_t)r->now, "ms", (json_int_t)r->now_ms);
+    if (r->verified) {
+        o = json_pack("{s:s,s:s%,s:I,s:I}", "x", (const char *)b64, "rid",
+                      r->rid.p, r->rid.len, "t", (json_int_t)r->now, "ms",
+                      (json_int_t)r->now_ms);
+        if (o && r->query.len && set_hex(o, "k", r->query) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    } else
+        o = json_pack("{s:s%,s:s,s:s%,s:I,s:I}", "q", r->query.p,
+                      r->query.len, "b", (const char *)b64, "rid", r->rid.p,
+                      r->rid.len, "t", (json_int_t)r->now, "ms",
+                      (json_int_t)r->now_ms);
     free(b64);
     if (o)
         s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (s) {            /* "\n" + s + "\n": see journal_append */
-        *len = strlen(s);
-        line = malloc(*len + 3);
-        if (line) {
-            line[0] = '\n';
-            memcpy(line + 1, s, *len);
-            memcpy(line + 1 + *len, "\n", 2);
-            *len += 2;
-        }
-        free(s);
-    }
+    if (s)
+        line = frame(s, strlen(s), len);
+    free(s);
     return line;
 }
 
@@ -95,39 +163,41 @@ static void sync_dir(const char *dir)
     }
 }
 
-int journal_append(struct journal *j, const struct journal_rec *r)
+/* Appends a framed line to path, starting on a line of its own: the
+ * check of the last byte and the write happen under one exclusive lock,
+ * so no other appender can leave half a record in between (fdatasync
+ * after unlocking). Re-checks after locking that the file is still the
+ * one at the path: the replayer may have renamed it away meanwhile. */
+static int append_line(struct journal *j, const char *path,
+                       const char *line, size_t len)
 {
     struct stat a, b;
-    size_t len = 0;
-    char *line;
-    int i, fd, rc = KF_EIO;
+    int i, fd, ok, rc = KF_EIO;
 
-    if (!j->enabled)
-        return KF_EIO;
-    line = encode(r, &len);
-    if (!line)
-        return KF_ENOMEM;
     for (i = 0; i < APPEND_TRIES; i++) {
         char last = '\n';
 
-        fd = open(j->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0)
             break;
-        /* shared: appenders together, never while the replayer has it */
-        while (flock(fd, LOCK_SH) < 0 && errno == EINTR)
+        while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
             ;
-        if (fstat(fd, &a) < 0 || stat(j->path, &b) < 0 ||
+        if (fstat(fd, &a) < 0 || stat(path, &b) < 0 ||
             a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
             close(fd);          /* taken for replay meanwhile: again */
             continue;
         }
         /* A line cut short (a writer killed mid-write, a disk that filled
          * up) must not swallow this record: start on a line of our own. A
-         * blank line this may leave is dropped (and counted) by replay. */
+         * blank line this may leave is skipped by replay. */
         if (a.st_size > 0 && pread(fd, &last, 1, a.st_size - 1) != 1)
             last = 'x';
-        if (write_all(fd, line + (last == '\n'), len - (last == '\n')) == 0 &&
-            fdatasync(fd) == 0) {
+        if (j->before_write)
+            j->before_write(j->hook_ctx);
+        ok = write_all(fd, line + (last == '\n'),
+                       len - (last == '\n')) == 0;
+        flock(fd, LOCK_UN);
+        if (ok && fdatasync(fd) == 0) {
             rc = 0;
             if (a.st_size == 0)
                 sync_dir(j->dir);
@@ -135,6 +205,21 @@ int journal_append(struct journal *j, const struct journal_rec *r)
         close(fd);
         break;
     }
+    return rc;
+}
+
+int journal_append(struct journal *j, const struct journal_rec *r)
+{
+    size_t len = 0;
+    char *line;
+    int rc;
+
+    if (!j->enabled)
+        return KF_EIO;
+    line = encode(r, &len);
+    if (!line)
+        return KF_ENOMEM;
+    rc = append_line(j, j->path, line, len);
     free(line);
     return rc;
 }
@@ -155,20 +240,28 @@ int journal_pending(const struct journal *j)
 static int decode(const char *line, size_t n, json_t **o, unsigned char **body,
                   struct journal_rec *r)
 {
-    const char *q, *b, *rid;
+    const char *q = "", *b, *rid, *kx = "";
     json_int_t t, ms;
-    size_t blen, pad = 0;
-    int k;
+    size_t blen, pad = 0, room;
+    long klen = 0;
+    int k, verified = 1;
 
     *body = NULL;
     *o = json_loadb(line, n, 0, NULL);
-    if (!*o || json_unpack(*o, "{s:s,s:s,s:s,s:I,s:I}", "q", &q, "b", &b,
-                           "rid", &rid, "t", &t, "ms", &ms) < 0)
+    if (!*o)
         return -1;
+    if (json_unpack(*o, "{s:s,s?s,s:s,s:I,s:I}", "x", &b, "k", &kx, "rid",
+                    &rid, "t", &t, "ms", &ms) < 0) {
+        verified = 0;
+        if (json_unpack(*o, "{s:s,s:s,s:s,s:I,s:I}", "q", &q, "b", &b,
+                        "rid", &rid, "t", &t, "ms", &ms) < 0)
+            return -1;
+    }
     blen = strlen(b);
     if (blen % 4)
         return -1;
-    *body = malloc(blen / 4 * 3 + 1);
+    room = blen / 4 * 3 + 1;            /* the body, then the key */
+    *body = malloc(room + strlen(kx) / 2 + 1);
     if (!*body)
         return -1;
     k = EVP_DecodeBlock(*body, (const unsigned char *)b, (int)blen);
@@ -178,12 +271,75 @@ static int decode(const char *line, size_t n, json_t **o, unsigned char **body,
         pad++;
     if (blen >= 2 && b[blen - 2] == '=')
         pad++;
-    r->query = kf_str_c(q);
+    if (verified) {
+        klen = unhex(kx, *body + room);
+        if (klen < 0)
+            return -1;
+        q = (const char *)*body + room;
+    }
+    r->query = verified ? (struct kf_str){ q, (size_t)klen } : kf_str_c(q);
     r->body = (struct kf_str){ (const char *)*body, (size_t)k - pad };
     r->rid = kf_str_c(rid);
     r->now = (int64_t)t;
     r->now_ms = (int64_t)ms;
+    r->verified = verified;
     return 0;
+}
+
+/* Bytes that cannot be replayed go to the quarantine file, one line
+ * each, as they were: never deleted, for an operator to look at. */
+static int quarantine(struct journal *j, const char *p, size_t n,
+                      struct journal_counts *c)
+{
+    size_t len = 0;
+    char *line = frame(p, n, &len);
+    int rc;
+
+    if (!line)
+        return KF_ENOMEM;
+    rc = append_line(j, j->quarantine, line, len);
+    free(line);
+    if (rc == 0)
+        c->quarantined++;
+    return rc;
+}
+
+/* The next '{"' in [p, end), or NULL. */
+static const char *next_start(const char *p, const char *end)
+{
+    while (p < end && (p = memchr(p, '{', (size_t)(end - p))) != NULL) {
+        if (p + 1 < end && p[1] == '"')
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
+/* One line (with its '\n' if it has one) -> a record at line + *off.
+ * A line that is not a record may still end with one: a record appended
+ * onto the start of another that was cut short (by a version that did
+ * not check and write under one lock, or a torn write). Then *off is
+ * where that record starts (the next '{"' from which the rest decodes)
+ * and the bytes before it are not a record. -1: no record in it. */
+static int find_record(const char *line, size_t len, size_t *off,
+                       json_t **o, unsigned char **body,
+                       struct journal_rec *r)
+{
+    const char *p = line;
+
+    if (len > REC_MAX || line[len - 1] != '\n')
+        return -1;              /* cut short: never acknowledged */
+    while (p) {
+        *off = (size_t)(p - line);
+        if (decode(p, len - 1 - *off, o, body, r) == 0)
+            return 0;
+        json_decref(*o);
+        free(*body);
+        *o = NULL;
+        *body = NULL;
+        p = next_start(p + 1, line + len - 1);
+    }
+    return -1;
 }
 
 /* Writes the lines from `from` on (the record that failed and the rest)
@@ -221,7 +377,9 @@ static int keep_rest(struct journal *j, FILE *in, const char *from,
     return rc;
 }
 
-/* Replays the replay file; removes it when every record is done. */
+/* Replays the replay file; removes it when every record is done. A
+ * record apply refuses, and anything that is not a record, goes to the
+ * quarantine file (blank lines are skipped). */
 static int replay_file(struct journal *j, journal_apply_fn apply, void *ctx,
                        struct journal_counts *c)
 {
@@ -242,32 +400,37 @@ static int replay_file(struct journal *j, journal_apply_fn apply, void *ctx,
         close(fd);
         return KF_EIO;
     }
-    while ((len = getline(&line, &cap, in)) > 0) {
+    while (rc == 0 && (len = getline(&line, &cap, in)) > 0) {
         struct journal_rec r;
         unsigned char *body = NULL;
         json_t *o = NULL;
-        int a;
+        size_t off = 0, n = (size_t)len;
+        int a = 0;
 
-        if (len > REC_MAX || line[len - 1] != '\n' ||
-            decode(line, (size_t)len - 1, &o, &body, &r) < 0) {
-            c->dropped++;               /* cut short: never acknowledged */
-            json_decref(o);
-            free(body);
+        if (n == 1 && line[0] == '\n')
             continue;
+        if (find_record(line, n, &off, &o, &body, &r) < 0) {
+            rc = quarantine(j, line, n - (line[n - 1] == '\n'), c);
+        } else {
+            if (off > 0)
+                rc = quarantine(j, line, off, c);
+            if (rc == 0)
+                a = apply(ctx, &r);
+            if (rc == 0 && a == 0)
+                c->replayed++;
+            else if (rc == 0 && a != KF_EBACKEND)
+                rc = quarantine(j, line + off, n - off - 1, c);
         }
-        a = apply(ctx, &r);
         json_decref(o);
         free(body);
-        if (a == KF_EBACKEND) {
-            rc = keep_rest(j, in, line, (size_t)len, &c->left);
-            if (rc == 0)
-                rc = KF_EBACKEND;
-            break;
+        if (rc < 0 || a == KF_EBACKEND) {
+            /* Redis gone again, or the quarantine cannot be written:
+             * this line (its record) and the rest stay */
+            int k = keep_rest(j, in, line + (a == KF_EBACKEND ? off : 0),
+                              n - (a == KF_EBACKEND ? off : 0), &c->left);
+
+            rc = k < 0 ? k : rc < 0 ? rc : KF_EBACKEND;
         }
-        if (a < 0)
-            c->dropped++;
-        else
-            c->replayed++;
     }
     free(line);
     fclose(in);

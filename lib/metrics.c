@@ -40,6 +40,9 @@ static const struct family fams[] = {
       "Time a worker took to answer a WeChat callback." },
     { METRICS_HTTP_REQUESTS, COUNTER, "route,status",
       "HTTP requests served, by route pattern and status code." },
+    { METRICS_JOURNAL_QUARANTINED, COUNTER, "",
+      "Journal lines replay could not use, kept in "
+      "callbacks.quarantine.jsonl (never deleted)." },
     { METRICS_MESSAGES, COUNTER, "direction,type",
       "Messages from users (in) and to users (out), by message type." },
     { METRICS_SERIES_DROPPED, COUNTER, "",

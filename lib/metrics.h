@@ -32,6 +32,7 @@
 #define METRICS_REDIS_ERRORS      "wxkf_redis_errors_total"      /* process */
 #define METRICS_REDIS_FAILOVERS   "wxkf_redis_failovers_total"   /* process */
 #define METRICS_REDIS_WAIT_SHORT  "wxkf_redis_wait_short_total"
+#define METRICS_JOURNAL_QUARANTINED "wxkf_journal_quarantined_total"
 #define METRICS_POSTGRES_ERRORS   "wxkf_postgres_errors_total"   /* process */
 #define METRICS_SLOW_REQUESTS     "wxkf_slow_requests_total"     /* route */
 #define METRICS_SERIES_DROPPED    "wxkf_metrics_series_dropped_total"

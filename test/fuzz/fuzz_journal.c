@@ -1,8 +1,10 @@
 /* fuzz_journal: lib/journal's replay reader — what a worker (or `wxkf
  * jobs`) reads back from <journal_dir> after Redis was away: the line
  * splitter, the JSON decoder, the base64 body, the bookkeeping of
- * replayed / dropped / left records and the rewrite of the rest of the
- * file when a record stops the replay (keep_rest). Each input is written
+ * replayed / quarantined / left records and the rewrite of the rest of the
+ * file when a record stops the replay (keep_rest), the quarantine of what
+ * cannot be replayed, and the resync on a record glued onto a line cut
+ * short. Each input is written
  * as the journal files into a private directory (mkdtemp, in /dev/shm
  * when there is one, so fdatasync costs nothing) and replayed with
  * journal_replay().
@@ -29,23 +31,31 @@
  *              to callbacks.jsonl, as a worker does while Redis is away
  *              (it answered 200 for it), after whatever the file holds —
  *              a line a crash or a failed write cut short included.
+ *   flags & 16 (with 8): between that appender's check of the last byte
+ *              and its write, the first 1 + data[3] % (n - 1) bytes of a
+ *              record (n: its length) land in the file — another
+ *              appender's write cut short, as appenders that shared their
+ *              lock allowed; the record is then glued onto them.
  * Checks:
  *  - every record apply gets is the next one a model of the format
- *    predicts (a line ending in '\n', a JSON object with strings q, b,
- *    rid and integers t, ms, b decoded as base64), in file order; where b
- *    is canonical base64 the model decodes it independently, so the
- *    body must be exactly those bytes;
+ *    predicts (a line ending in '\n', a JSON object with strings x, rid
+ *    and integers t, ms — a verified record — or else strings q, b, rid
+ *    and integers t, ms, x or b decoded as base64; a line that is not one
+ *    may end with one, from the first '{"' on which the rest is one; blank
+ *    lines are skipped), in file order; where x or b is canonical base64
+ *    the model decodes it independently, so the body must be exactly
+ *    those bytes;
  *  - a record's strings are NUL-terminated views and all of it fits in
  *    its line (nothing read outside the input);
  *  - each record survives journal_append() + journal_replay() in another
  *    directory unchanged (writer and reader agree);
- *  - counts: without a stop, replayed + dropped = the lines written,
- *    left = 0, dropped = the lines the model refuses + apply's refusals,
- *    nothing pending afterwards; after a stop, rc = KF_EBACKEND, the
- *    replay file is byte for byte the rest of the file from the line
- *    that stopped, left = its lines, the other file untouched, and a
- *    second replay starts with the record that stopped and accounts for
- *    every line left;
+ *  - counts: without a stop, left = 0, quarantined = the pieces the model
+ *    refuses + apply's refusals, and the quarantine file holds that many
+ *    lines, nothing pending afterwards; after a stop, rc = KF_EBACKEND,
+ *    the replay file is byte for byte the rest of the file from the
+ *    record that stopped, left = its lines, the other file untouched,
+ *    quarantined = the refusals before it, and a second replay starts
+ *    with the record that stopped and quarantines the rest of them;
  *  - flags & 8: the record journal_append() accepted is replayed.
  *
  * FUZZ_JOURNAL_SEEDS=DIR build/fuzz/fuzz_journal writes the seed corpus
@@ -86,15 +96,17 @@ struct rec {
     unsigned char *body;
     size_t qlen, ridlen, blen;
     long long t, ms;
-    size_t off, len;        /* the line in its file (with the '\n') */
+    int verified;           /* x, not q and b */
+    size_t off, len;        /* the record in its file (with the '\n') */
     int file;               /* 0 the first file replayed, 1 the second */
+    long refused_before;    /* pieces quarantined before it */
 };
 
 struct model {
     struct rec *v;
     size_t n, cap;
     long lines[2];          /* lines per file, a cut-short last one too */
-    long refused;           /* lines that must be dropped */
+    long refused;           /* pieces that must be quarantined */
 };
 
 static int b64val(unsigned char c)
@@ -160,7 +172,7 @@ static void *xmalloc(size_t n)
 }
 
 /* What lib/journal.c must make of one line (with its '\n' if it has
- * one): 0 and r filled, or -1 (dropped). */
+ * one): 0 and r filled, or -1 (not a record). */
 static int model_line(const char *line, size_t len, struct rec *r)
 {
     const char *q, *b, *rid;
@@ -173,8 +185,12 @@ static int model_line(const char *line, size_t len, struct rec *r)
     if (len == 0 || len > REC_MAX || line[len - 1] != '\n')
         return -1;
     o = json_loadb(line, len - 1, 0, NULL);
-    if (!o || json_unpack(o, "{s:s,s:s,s:s,s:I,s:I}", "q", &q, "b", &b,
-                          "rid", &rid, "t", &t, "ms", &ms) < 0) {
+    q = "";
+    r->verified = o && json_unpack(o, "{s:s,s:s,s:I,s:I}", "x", &b, "rid",
+                                   &rid, "t", &t, "ms", &ms) == 0;
+    if (!o || (!r->verified &&
+               json_unpack(o, "{s:s,s:s,s:s,s:I,s:I}", "q", &q, "b", &b,
+                           "rid", &rid, "t", &t, "ms", &ms) < 0)) {
         json_decref(o);
         return -1;
     }
@@ -218,28 +234,56 @@ static int model_line(const char *line, size_t len, struct rec *r)
     return 0;
 }
 
+static void model_add(struct model *m, struct rec *r)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 16;
+        m->v = realloc(m->v, m->cap * sizeof(*m->v));
+        if (!m->v)
+            abort();
+    }
+    m->v[m->n++] = *r;
+}
+
+/* A line that is not a record may end with one: from the first '{"' after
+ * its start on which the rest of the line is a record. That offset, or 0
+ * (none). */
+static size_t model_resync(const char *line, size_t len, struct rec *r)
+{
+    size_t k;
+
+    if (len > REC_MAX || line[len - 1] != '\n')
+        return 0;
+    for (k = 1; k + 1 < len - 1; k++)
+        if (line[k] == '{' && line[k + 1] == '"' &&
+            model_line(line + k, len - k, r) == 0)
+            return k;
+    return 0;
+}
+
 static void model_file(struct model *m, int file, const char *p, size_t n)
 {
     size_t off = 0;
 
     while (off < n) {
         const char *nl = memchr(p + off, '\n', n - off);
-        size_t len = nl ? (size_t)(nl - (p + off)) + 1 : n - off;
+        size_t len = nl ? (size_t)(nl - (p + off)) + 1 : n - off, k = 0;
         struct rec r;
 
         memset(&r, 0, sizeof(r));
         m->lines[file]++;
-        if (model_line(p + off, len, &r) == 0) {
-            if (m->n == m->cap) {
-                m->cap = m->cap ? 2 * m->cap : 16;
-                m->v = realloc(m->v, m->cap * sizeof(*m->v));
-                if (!m->v)
-                    abort();
-            }
-            r.off = off;
-            r.len = len;
+        if (len == 1 && p[off] == '\n') {
+            off += len;                 /* blank: skipped */
+            continue;
+        }
+        if (model_line(p + off, len, &r) == 0 ||
+            (k = model_resync(p + off, len, &r)) > 0) {
+            m->refused += k > 0;        /* the piece before it */
+            r.off = off + k;
+            r.len = len - k;
             r.file = file;
-            m->v[m->n++] = r;
+            r.refused_before = m->refused;
+            model_add(m, &r);
         } else {
             m->refused++;
         }
@@ -265,7 +309,8 @@ static int same(const struct journal_rec *a, const struct rec *b)
            a->rid.len == b->ridlen && memcmp(a->rid.p, b->rid, b->ridlen) == 0 &&
            a->body.len == b->blen &&
            (b->blen == 0 || memcmp(a->body.p, b->body, b->blen) == 0) &&
-           a->now == b->t && a->now_ms == b->ms;
+           a->now == b->t && a->now_ms == b->ms &&
+           a->verified == b->verified;
 }
 
 /* ---------------------------------------------------------------- files */
@@ -346,6 +391,7 @@ static void clean(const char *d)
     static const char *const names[] = {
         "callbacks.jsonl", "callbacks.replay.jsonl",
         "callbacks.replay.jsonl.tmp", "replay.lock",
+        "callbacks.quarantine.jsonl",
     };
     char p[700];
     size_t i;
@@ -371,13 +417,40 @@ static void cleanup(void)
  * file held before (a line cut short by a crash, a write that failed
  * half way with ENOSPC, garbage). */
 static struct journal_rec acked;
-static struct kf_buf acked_q;
+static char *acked_line;        /* acked as journal_append writes it */
+static size_t acked_len;
 
-static void append_acked(void)
+/* What lands in the file between the appender's check and its write. */
+struct inject {
+    const char *path;
+    size_t n;
+};
+
+static void inject_piece(void *ctx)
+{
+    const struct inject *in = ctx;
+    int fd = open(in->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+
+    FZ_CHECK(fd >= 0);
+    FZ_CHECK(write(fd, acked_line, in->n) == (ssize_t)in->n);
+    close(fd);
+}
+
+/* The acked record; with inject > 0, that many bytes of another record
+ * land between the appender's check and its write. */
+static void append_acked(size_t inject)
 {
     struct journal j;
+    struct inject in;
 
     FZ_CHECK(journal_init(&j, dir) == 0);
+    if (inject) {
+        path_in(j.path, sizeof(j.path), dir, "callbacks.jsonl");
+        in.path = j.path;
+        in.n = inject;
+        j.before_write = inject_piece;
+        j.hook_ctx = &in;
+    }
     FZ_CHECK(journal_append(&j, &acked) == 0);
 }
 
@@ -410,6 +483,7 @@ static int roundtrip_apply(void *ctx, const struct journal_rec *r)
              (w->body.len == 0 ||
               memcmp(r->body.p, w->body.p, w->body.len) == 0));
     FZ_CHECK(r->now == w->now && r->now_ms == w->now_ms);
+    FZ_CHECK(r->verified == w->verified);
     return 0;
 }
 
@@ -427,8 +501,8 @@ static void roundtrip(const struct journal_rec *r)
     roundtrip_want = &copy;
     roundtrip_seen = 0;
     FZ_CHECK(journal_replay(&j, roundtrip_apply, NULL, &c) == 0);
-    FZ_CHECK(roundtrip_seen == 1 && c.replayed == 1 && c.dropped == 0 &&
-             c.left == 0);
+    FZ_CHECK(roundtrip_seen == 1 && c.replayed == 1 &&
+             c.quarantined == 0 && c.left == 0);
     FZ_CHECK(!journal_pending(&j));
 }
 
@@ -457,9 +531,7 @@ static int apply(void *ctx, const struct journal_rec *r)
     FZ_CHECK(run->next < run->m->n);
     want = &run->m->v[run->next];
     FZ_CHECK(same(r, want));
-    if (acked.query.p && r->query.len == acked.query.len &&
-        memcmp(r->query.p, acked.query.p, acked.query.len) == 0 &&
-        r->rid.len == acked.rid.len &&
+    if (r->verified && r->rid.len == acked.rid.len &&
         memcmp(r->rid.p, acked.rid.p, acked.rid.len) == 0 &&
         r->body.len == acked.body.len &&
         memcmp(r->body.p, acked.body.p, acked.body.len) == 0 &&
@@ -496,14 +568,21 @@ static int apply(void *ctx, const struct journal_rec *r)
 /* -------------------------------------------------------------- the run */
 
 /* The end of a replay that went through: nothing pending, the replay file
- * gone, an acknowledged record seen if one was appended; frees. */
+ * gone, an acknowledged record seen if one was appended, the quarantine
+ * file holding one line per piece quarantined; frees. */
 static int all_replayed(struct journal *j, const char *p_replay,
                         const uint8_t *data, const struct run *run,
-                        struct model *m, char *disk[2])
+                        struct model *m, char *disk[2], long quarantined)
 {
+    size_t qlen = 0;
+    char *q = read_file(j->quarantine, &qlen);
+
     FZ_CHECK(!journal_pending(j));
     FZ_CHECK(gone_or_empty(p_replay));
     FZ_CHECK(!(data[0] & 8) || run->acked_seen > 0);
+    FZ_CHECK(count_lines(q ? q : "", qlen) == quarantined);
+    FZ_CHECK(qlen == 0 || q[qlen - 1] == '\n');
+    free(q);
     model_free(m);
     free(disk[0]);
     free(disk[1]);
@@ -525,7 +604,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct journal_counts c = { 0, 0, 0 }, c2 = { 0, 0, 0 };
     char *rest, *other;
     size_t other_len = 0;
-    long on_disk;
+    long before_stop;
     int rc;
 
     if (size < HDR)
@@ -552,7 +631,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* a worker that journals one more callback now (and answers 200) */
     if (data[0] & 8)
-        append_acked();
+        append_acked(data[0] & 16 ? 1 + data[3] % (acked_len - 1) : 0);
 
     /* what is on disk, in the order journal_replay takes it: the replay
      * file (a nonempty one) first, then callbacks.jsonl */
@@ -590,21 +669,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = journal_replay(&j, apply, &run, &c);
     if (verbose)
         fprintf(stderr, "layout=%d callback=%d lines=%ld+%ld records=%zu "
-                "rc=%s replayed=%ld dropped=%ld left=%ld\n", layout,
+                "rc=%s replayed=%ld quarantined=%ld left=%ld\n", layout,
                 run.via_callback, m.lines[0], m.lines[1], m.n,
-                kf_strerror(rc), c.replayed, c.dropped, c.left);
+                kf_strerror(rc), c.replayed, c.quarantined, c.left);
     FZ_CHECK(rc == 0 || rc == KF_EBACKEND);
     FZ_CHECK(c.replayed == run.ok);
-    FZ_CHECK(c.dropped >= run.errs);
 
     if (rc == 0) {
-        const long lines = m.lines[0] + m.lines[1];
-
         FZ_CHECK(run.stopped < 0 && run.next == m.n);
         FZ_CHECK(c.left == 0);
-        FZ_CHECK(c.replayed + c.dropped == lines);
-        FZ_CHECK(c.dropped == m.refused + run.errs);
-        return all_replayed(&j, p_replay, data, &run, &m, disk);
+        FZ_CHECK(c.quarantined == m.refused + run.errs);
+        return all_replayed(&j, p_replay, data, &run, &m, disk,
+                            c.quarantined);
     }
 
     /* stopped: the record that stopped and every line after it are kept */
@@ -612,8 +688,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
         const struct rec *s = &m.v[run.stopped];
         const int f = s->file;
-        long lines_before = 0, refused_before = 0;
-        size_t i;
 
         rest = read_file(p_replay, &rest_len);
         FZ_CHECK(rest != NULL);
@@ -629,18 +703,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             FZ_CHECK(!other || other_len == 0);
         free(other);
-        /* accounting: the lines before the stop were replayed or dropped */
-        for (i = 0; i < s->off; i++)
-            if (part[f][i] == '\n')
-                lines_before++;
-        if (f == 1)
-            lines_before += m.lines[0];
-        FZ_CHECK(c.replayed + c.dropped == lines_before);
-        /* every record before the one that stopped was applied */
+        /* every record before the one that stopped was applied, every
+         * piece before it quarantined */
         FZ_CHECK(run.ok + run.errs == run.stopped);
-        refused_before = lines_before - (long)run.stopped;
-        FZ_CHECK(c.dropped == refused_before + run.errs);
-        on_disk = c.left + (f == 0 ? m.lines[1] : 0);
+        FZ_CHECK(c.quarantined == s->refused_before + run.errs);
+        before_stop = s->refused_before;
     }
     FZ_CHECK(journal_pending(&j));
 
@@ -655,8 +722,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = journal_replay(&j, apply, &run, &c2);
     FZ_CHECK(rc == 0 && run.stopped < 0 && run.next == m.n);
     FZ_CHECK(c2.left == 0 && c2.replayed == run.ok);
-    FZ_CHECK(c2.replayed + c2.dropped == on_disk);
-    return all_replayed(&j, p_replay, data, &run, &m, disk);
+    FZ_CHECK(c2.quarantined == m.refused - before_stop);
+    return all_replayed(&j, p_replay, data, &run, &m, disk,
+                        c.quarantined + c2.quarantined);
 }
 
 /* ---------------------------------------------------------------- set up */
@@ -747,23 +815,34 @@ static const char acked_body[] =
     "</MsgType><Content><![CDATA[acknowledged]]></Content>"
     "<MsgId>7965621149535921999</MsgId></xml>";
 
+/* The record a worker acknowledges (a verified push), and its line. */
 static void make_acked(void)
 {
-    kf_buf_init(&acked_q, 4096);
-    signed_query(FZ_NOW, "424242", NULL, &acked_q);
-    acked.query = kf_buf_str(&acked_q);
+    struct journal jj;
+    char p[700];
+
+    acked.query = KF_STR("");
     acked.body = (struct kf_str){ acked_body, sizeof(acked_body) - 1 };
     acked.rid = KF_STR("acked-0001");
     acked.now = FZ_NOW;
     acked.now_ms = (int64_t)FZ_NOW * 1000 + 7;
+    acked.verified = 1;
+    FZ_CHECK(journal_init(&jj, scratch) == 0);
+    FZ_CHECK(journal_append(&jj, &acked) == 0);
+    path_in(p, sizeof(p), scratch, "callbacks.jsonl");
+    acked_line = read_file(p, &acked_len);
+    FZ_CHECK(acked_line && acked_len > 2);
+    clean(scratch);
 }
 
+/* q NULL: a verified push, else a record of the older format. */
 static void append(struct journal *jj, const char *q, const char *body,
                    size_t blen, const char *rid, long long t)
 {
     struct journal_rec r;
 
-    r.query = kf_str_c(q);
+    r.verified = q == NULL;         /* else the request as it arrived */
+    r.query = kf_str_c(q ? q : "");
     r.body = (struct kf_str){ body, blen };
     r.rid = kf_str_c(rid);
     r.now = t;
@@ -822,6 +901,8 @@ static void write_seeds(const char *out)
         { "append_acked", { 8, 0, 0, 0 } },
         { "append_acked_replay_file", { 9, 2, 0, 0 } },
         { "append_acked_via_callback", { 14, 0, 0, 128 } },
+        { "append_acked_injected", { 24, 0, 0, 40 } },
+        { "append_acked_injected_stop", { 25, 2, 0, 90 } },
     };
     size_t i;
 
@@ -844,7 +925,8 @@ static void write_seeds(const char *out)
     signed_query(t + 2, "5", enc.p, &q3);
 
     /* a journal as a worker leaves it: three callbacks (plain text, an
-     * event, a safe-mode push), then odd bodies */
+     * event, a safe-mode push) as older versions kept them, the first two
+     * as verified pushes, then odd bodies */
     snprintf(jdir, sizeof(jdir), "%s/seedgen", dir);
     if (journal_init(&jj, jdir) != 0)
         abort();
@@ -852,6 +934,8 @@ static void write_seeds(const char *out)
            "7c699bb4-1f0e-4d8a-9a51-0b0c0d0e0f10", t);
     append(&jj, q2.p, event, sizeof(event) - 1, "rid-2", t + 1);
     append(&jj, q3.p, env.p, env.len, "rid-3", t + 2);
+    append(&jj, NULL, text, sizeof(text) - 1, "rid-4", t + 3);
+    append(&jj, NULL, event, sizeof(event) - 1, "rid-5", t + 4);
     snprintf(jpath, sizeof(jpath), "%s/callbacks.jsonl", jdir);
     file = read_file(jpath, &n);
     if (!file)
@@ -869,6 +953,7 @@ static void write_seeds(const char *out)
     append(&jj, "", "", 0, "", 0);
     append(&jj, "a=1&b=%00", binary, sizeof(binary) - 1, "r\n\"\\", -1);
     append(&jj, q.p, text, 1, "one", INT64_MAX / 1000);
+    append(&jj, NULL, binary, sizeof(binary) - 1, "bin", 1);
     file = read_file(jpath, &n);
     if (!file)
         abort();

@@ -31,6 +31,7 @@ struct fixture {
     struct store store;
     struct callback cb;
     int cb_ready;
+    int replayed_dups;          /* replay_rec: records already in Redis */
 };
 
 static void set(char **field, const char *v)
@@ -124,7 +125,6 @@ static int push(struct fixture *f, const char *qs, const char *body,
     assert_int_equal(http_query_parse(&q, kf_str_c(qs)), 0);
     memset(&req, 0, sizeof(req));
     req.query = &q;
-    req.query_raw = kf_str_c(qs);
     req.body = kf_str_c(body);
     req.rid = KF_STR("test-rid");
     req.now = now;
@@ -156,6 +156,26 @@ static void signed_aes_qs(char *out, size_t n, const char *ts,
     signed_qs(base, sizeof(base), ts, nonce);
     assert_int_equal(wx_sign_compute(parts, 4, msig), 0);
     snprintf(out, n, "%s&encrypt_type=aes&msg_signature=%s", base, msig);
+}
+
+/* A safe-mode push of xml (encrypted with the current key, signed). */
+static int push_safe(struct fixture *f, const char *xml, const char *ts,
+                     const char *nonce, int64_t now, struct callback_res *res)
+{
+    struct kf_buf enc;
+    char qs[512], env[2048];
+    int rc;
+
+    kf_buf_init(&enc, 65536);
+    assert_int_equal(wx_crypto_encrypt(&f->cb.crypto[0], kf_str_c(xml), NULL,
+                                       &enc), 0);
+    snprintf(env, sizeof(env),
+             "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
+             "<Encrypt><![CDATA[%s]]></Encrypt></xml>", enc.p);
+    signed_aes_qs(qs, sizeof(qs), ts, nonce, enc.p);
+    rc = push(f, qs, env, now, res);
+    kf_buf_release(&enc);
+    return rc;
 }
 
 static char *vector_qs(const json_t *v)
@@ -570,6 +590,17 @@ static void test_callback_answers_backend_unavailable_when_redis_is_down(
 static char *text_xml(const char *openid, const char *msgid,
                       const char *content);
 
+/* A callback with a journal in dir (a mkdtemp template), Redis stopped. */
+static void journal_with_redis_down(struct fixture *f, struct journal *j,
+                                    char *dir)
+{
+    ready(f);
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(journal_init(j, dir), 0);
+    f->cb.journal = j;
+    tu_redis_stop(&f->redis);
+}
+
 /* Redis down with a journal: kept on disk and answered with the fallback
  * text (events: success); the journal line replays to the same push. */
 static void test_callback_keeps_pushes_in_the_journal_when_redis_is_down(
@@ -582,11 +613,7 @@ static void test_callback_keeps_pushes_in_the_journal_when_redis_is_down(
     char *body = text_xml("oJournal1", "9100000000000000001", "hello"),
          *ev = subscribe_xml("1716300500");
 
-    ready(f);
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(journal_init(&j, dir), 0);
-    f->cb.journal = &j;
-    tu_redis_stop(&f->redis);
+    journal_with_redis_down(f, &j, dir);
     signed_qs(qs, sizeof(qs), "1716300500", "7");
     callback_res_init(&res);
     assert_int_equal(push(f, qs, body, 1716300500, &res), 0);
@@ -633,8 +660,8 @@ static int replay_rec(void *ctx, const struct journal_rec *jr)
 
     callback_res_init(&res);
     rc = callback_replay(&f->cb, jr, &res);
-    if (rc == 0)
-        assert_true(res.duplicate);     /* the master had it all along */
+    if (rc == 0 && res.duplicate)
+        f->replayed_dups++;
     callback_res_release(&res);
     return rc;
 }
@@ -683,6 +710,7 @@ static void test_callback_journals_a_push_no_replica_confirmed(void **st)
     memset(&c, 0, sizeof(c));
     assert_int_equal(journal_replay(&j, replay_rec, f, &c), 0);
     assert_int_equal(c.replayed, 1);
+    assert_int_equal(f->replayed_dups, 1);   /* the master had it */
     assert_int_equal(c.left, 0);
     assert_false(journal_pending(&j));
     tu_redis_stop(&replica);
@@ -690,6 +718,58 @@ static void test_callback_journals_a_push_no_replica_confirmed(void **st)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
     free(body);
+}
+
+/* Redis is away: a plaintext and a safe-mode push are journaled and
+ * answered 200. Before Redis is back the Token, the EncodingAESKey (no
+ * _prev kept), original_id and max_body change and the workers restart
+ * with them. Both pushes are still replayed into Redis: they were
+ * verified before they were journaled. */
+static void test_callback_replays_the_journal_after_the_token_and_key_change(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct callback_res res;
+    struct journal j;
+    struct journal_counts c = { 0, 0, 0 };
+    char qs[256], dir[64] = "/tmp/wxkf-cbk-XXXXXX", cmd[96];
+    char *plain = text_xml("oJournalCfg1", "9100000000000000201", "plain"),
+         *safe = text_xml("oJournalCfg2", "9100000000000000202", "safe");
+    int port = f->redis.port;
+
+    journal_with_redis_down(f, &j, dir);
+    signed_qs(qs, sizeof(qs), "1716300500", "11");
+    callback_res_init(&res);
+    assert_int_equal(push(f, qs, plain, 1716300500, &res), 0);
+    assert_true(res.journaled);
+    callback_res_release(&res);
+    callback_res_init(&res);
+    assert_int_equal(push_safe(f, safe, "1716300501", "12", 1716300501, &res),
+                     0);
+    assert_true(res.journaled && res.encrypted);
+    callback_res_release(&res);
+
+    /* the configuration changes; the workers restart with it */
+    f->cb.journal = NULL;
+    callback_release(&f->cb);
+    f->cb_ready = 0;
+    set(&f->cfg.wechat.token, "aNewToken2025xyz");
+    set(&f->cfg.wechat.encoding_aes_key, OTHERKEY);
+    set(&f->cfg.wechat.original_id, "gh_0123456789ab");
+    f->cfg.http.max_body = 64;
+    ready(f);
+    tu_redis_start_on(&f->redis, port);
+    f->store.next_try_ms = 0;
+    assert_int_equal(journal_replay(&j, replay_rec, f, &c), 0);
+    assert_int_equal(c.replayed, 2);
+    assert_int_equal(f->replayed_dups, 0);
+    assert_int_equal(c.left, 0);
+    assert_false(journal_pending(&j));
+    assert_int_equal(xlen(f), 2);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(plain);
+    free(safe);
 }
 
 static void add_online_agent(struct fixture *f, const char *acct)
@@ -739,15 +819,13 @@ static void test_callback_tells_a_waiting_user_how_many_are_ahead(void **st)
 {
     struct fixture *f = *st;
     struct callback_res res;
-    struct kf_buf enc;
     struct wx_msg *m;
-    char qs[512], env[2048], *xml;
+    char *xml;
     int i;
 
     set(&f->cfg.texts.queued, "您前面还有 {n} 位");
     ready(f);
     add_online_agent(f, "solo");
-    kf_buf_init(&enc, 65536);
     for (i = 0; i < 5; i++) {        /* capacity 3: users 4 and 5 wait */
         char openid[32], msgid[16], nonce[16];
 
@@ -755,14 +833,9 @@ static void test_callback_tells_a_waiting_user_how_many_are_ahead(void **st)
         snprintf(msgid, sizeof(msgid), "%d", 7700 + i);
         snprintf(nonce, sizeof(nonce), "9%d", i); /* a query per push */
         xml = text_xml(openid, msgid, "排队");
-        assert_int_equal(wx_crypto_encrypt(&f->cb.crypto[0], kf_str_c(xml),
-                                           NULL, &enc), 0);
-        snprintf(env, sizeof(env),
-                 "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
-                 "<Encrypt><![CDATA[%s]]></Encrypt></xml>", enc.p);
-        signed_aes_qs(qs, sizeof(qs), "1716300500", nonce, enc.p);
         callback_res_init(&res);
-        assert_int_equal(push(f, qs, env, 1716300500, &res), 0);
+        assert_int_equal(push_safe(f, xml, "1716300500", nonce, 1716300500,
+                                   &res), 0);
         if (i < 3) {
             assert_string_equal(res.body.p, "success");
         } else {
@@ -777,7 +850,6 @@ static void test_callback_tells_a_waiting_user_how_many_are_ahead(void **st)
         callback_res_release(&res);
         free(xml);
     }
-    kf_buf_release(&enc);
 }
 
 /* Safe-mode body of xml, encrypted afresh (a new random prefix each
@@ -906,9 +978,10 @@ static void test_callback_binds_a_signed_query_to_its_first_message(
     assert_string_equal(n, "0");
     free(n);
     assert_true(binding_ttl_left(f) > 600 && binding_ttl_left(f) <= 660);
-    /* the journal's copy of the first delivery replays as a duplicate */
+    /* the journal's copy of the first delivery replays as a duplicate,
+     * in the old record format (query as it arrived)... */
     jr = (struct journal_rec){ kf_str_c(qs), kf_str_c(a), KF_STR("r"),
-                               1716300500, 1716300500000 };
+                               1716300500, 1716300500000, 0 };
     callback_res_init(&res);
     assert_int_equal(callback_replay(&f->cb, &jr, &res), 0);
     assert_int_equal(res.duplicate, 1);
@@ -917,6 +990,25 @@ static void test_callback_binds_a_signed_query_to_its_first_message(
     callback_res_init(&res);
     assert_int_equal(callback_replay(&f->cb, &jr, &res), KF_EREPLAY);
     callback_res_release(&res);
+    /* ...and as a verified record, which carries its binding key */
+    {
+        char key[256], sig[WX_SIGN_HEX];
+        struct kf_str parts[3] = { KF_STR(TOKEN), KF_STR("1716300500"),
+                                   KF_STR("401") };
+
+        assert_int_equal(wx_sign_compute(parts, 3, sig), 0);
+        snprintf(key, sizeof(key), "%s:1716300500:401", sig);
+        jr = (struct journal_rec){ kf_str_c(key), kf_str_c(a), KF_STR("r"),
+                                   1716300500, 1716300500000, 1 };
+        callback_res_init(&res);
+        assert_int_equal(callback_replay(&f->cb, &jr, &res), 0);
+        assert_int_equal(res.duplicate, 1);
+        callback_res_release(&res);
+        jr.body = kf_str_c(b);
+        callback_res_init(&res);
+        assert_int_equal(callback_replay(&f->cb, &jr, &res), KF_EREPLAY);
+        callback_res_release(&res);
+    }
     /* the forged message under a query of its own is just a message */
     signed_qs(qs2, sizeof(qs2), "1716300500", "402");
     callback_res_init(&res);
@@ -970,8 +1062,7 @@ static void test_callback_verifies_the_server_url(void **st)
                  t.rows[i][tu_tsv_col(&t, "nonce")], echo);
         http_query_init(&q);
         assert_int_equal(http_query_parse(&q, kf_str_c(qs)), 0);
-        req = (struct callback_req){ &q, { "", 0 }, KF_STR("r"), 0, 0,
-                                     { "", 0 }, 0 };
+        req = (struct callback_req){ &q, { "", 0 }, KF_STR("r"), 0, 0, 0 };
         callback_res_init(&res);
         assert_int_equal(callback_verify(&f->cb, &req, &res), 0);
         assert_string_equal(res.body.p, echo);
@@ -1007,6 +1098,7 @@ int main(void)
         T(test_callback_answers_backend_unavailable_when_redis_is_down),
         T(test_callback_keeps_pushes_in_the_journal_when_redis_is_down),
         T(test_callback_journals_a_push_no_replica_confirmed),
+        T(test_callback_replays_the_journal_after_the_token_and_key_change),
         T(test_callback_verifies_the_server_url),
         T(test_callback_safe_encoding_refuses_plaintext_storing_nothing),
         T(test_callback_plaintext_encoding_refuses_encrypted_push),

@@ -9,8 +9,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <ctype.h>
+#include <dirent.h>
+
 #include "http.h"
 #include "kf.h"
+#include "testutil.h"
 
 static struct kf_str S(const char *s)
 {
@@ -513,6 +517,119 @@ static void test_reason_names_common_statuses(void **state)
     assert_string_equal(http_reason(503), "Service Unavailable");
 }
 
+/* Every status a handler in fcgi/ sends: the literal status argument of
+ * fcgi_error / fcgi_json / fcgi_respond / token_reply (both arms of a
+ * "c ? 409 : 502") and the { "code", status } tables, read from the
+ * sources; each must have its reason phrase ("Status: 202 Unknown" went
+ * out before). */
+static const char *const sending_calls[] = {
+    "fcgi_error(", "fcgi_json(", "fcgi_respond(", "token_reply(",
+};
+
+static void add_status(int *seen, const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i + 3 <= n; i++) {
+        if ((i > 0 && (isalnum((unsigned char)p[i - 1]) || p[i - 1] == '_')) ||
+            !isdigit((unsigned char)p[i]) ||
+            !isdigit((unsigned char)p[i + 1]) ||
+            !isdigit((unsigned char)p[i + 2]) ||
+            (i + 3 < n && isalnum((unsigned char)p[i + 3])))
+            continue;
+        if (p[i] >= '1' && p[i] <= '5')
+            seen[(p[i] - '0') * 100 + (p[i + 1] - '0') * 10 + p[i + 2] - '0'] = 1;
+        i += 2;
+    }
+}
+
+/* The ',' ending the argument that starts at p (NULL at the call's end). */
+static const char *next_arg(const char *p)
+{
+    int depth = 0;
+
+    for (; *p; p++) {
+        if (*p == '(')
+            depth++;
+        else if (*p == ')' && depth-- == 0)
+            return NULL;
+        else if (*p == ',' && depth == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static void scan_source(const char *text, int *seen)
+{
+    const char *p;
+    size_t k;
+
+    for (k = 0; k < sizeof(sending_calls) / sizeof(sending_calls[0]); k++)
+        for (p = strstr(text, sending_calls[k]); p;
+             p = strstr(p + 1, sending_calls[k])) {
+            const char *a = next_arg(p + strlen(sending_calls[k]));
+            const char *b = a ? next_arg(a + 1) : NULL;
+
+            if (a && b)               /* (r, <status>, ...) */
+                add_status(seen, a + 1, (size_t)(b - a - 1));
+        }
+    for (p = strstr(text, "{ \""); p; p = strstr(p + 1, "{ \"")) {
+        const char *q = strchr(p + 3, '"');
+
+        if (q && q[1] == ',' && q[2] == ' ')       /* { "code", 409 ... */
+            add_status(seen, q + 3, strspn(q + 3, "0123456789") + 1);
+    }
+}
+
+static void test_every_status_a_handler_sends_has_its_reason(void **state)
+{
+    static const struct { int status; const char *reason; } sent[] = {
+        { 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
+        { 400, "Bad Request" }, { 401, "Unauthorized" },
+        { 403, "Forbidden" }, { 404, "Not Found" },
+        { 405, "Method Not Allowed" }, { 409, "Conflict" },
+        { 413, "Payload Too Large" }, { 429, "Too Many Requests" },
+        { 500, "Internal Server Error" }, { 502, "Bad Gateway" },
+        { 503, "Service Unavailable" },
+    };
+    int seen[600] = { 0 }, files = 0, s;
+    size_t i;
+    DIR *d = opendir("../../fcgi");
+    struct dirent *e;
+
+    (void)state;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[300];
+        size_t n = strlen(e->d_name), len = 0;
+        char *text;
+
+        if (n < 3 || strcmp(e->d_name + n - 2, ".c") != 0)
+            continue;
+        snprintf(path, sizeof(path), "../../fcgi/%s", e->d_name);
+        text = tu_read_file(path, &len);
+        scan_source(text, seen);
+        free(text);
+        files++;
+    }
+    closedir(d);
+    assert_true(files >= 5);
+    /* the scan finds what the handlers are known to send... */
+    for (i = 0; i < sizeof(sent) / sizeof(sent[0]); i++) {
+        if (!seen[sent[i].status])
+            fail_msg("status %d not found in fcgi/*.c", sent[i].status);
+        assert_string_equal(http_reason(sent[i].status), sent[i].reason);
+    }
+    /* ...and every status it finds has a reason phrase */
+    for (s = 100; s < 600; s++)
+        if (seen[s] && strcmp(http_reason(s), "Unknown") == 0)
+            fail_msg("fcgi/ sends status %d with no reason phrase", s);
+    /* the statuses the error mapping gives (reply_rc) */
+    for (s = -64; s <= 0; s++)
+        assert_string_not_equal(http_reason(http_error_for(s).status),
+                                "Unknown");
+}
+
 static void test_reason_of_unknown_status_is_not_null(void **state)
 {
     (void)state;
@@ -554,6 +671,7 @@ int main(void)
         cmocka_unit_test(test_error_codes_are_distinct_per_callback_error),
         cmocka_unit_test(test_error_status_always_has_a_reason),
         cmocka_unit_test(test_reason_names_common_statuses),
+        cmocka_unit_test(test_every_status_a_handler_sends_has_its_reason),
         cmocka_unit_test(test_reason_of_unknown_status_is_not_null),
     };
 

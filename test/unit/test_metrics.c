@@ -20,7 +20,7 @@
 
 #define APPID "wx62dd79ea990faa89"
 #define HASH "wxkf:{" APPID "}:metrics"
-#define NFAMILIES 20
+#define NFAMILIES 21
 
 /* ---- helpers -------------------------------------------------------- */
 
@@ -706,6 +706,7 @@ static void test_metrics_render_is_valid_exposition(void **st)
      * have HELP and TYPE */
     expect_line(text, "wxkf_wechat_token_refreshes_total 0");
     expect_line(text, "wxkf_metrics_series_dropped_total 0");
+    expect_line(text, "wxkf_journal_quarantined_total 0");
     expect_line(text, "# TYPE wxkf_sessions_active gauge");
     assert_int_equal(count_prefix(text, "wxkf_sessions_active"), 0);
     assert_int_equal(count_prefix(text, "wxkf_slow_requests_total"), 0);
