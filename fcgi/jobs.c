@@ -216,7 +216,8 @@ int jobs_main(const char *conf_path)
     int64_t next_sync = 0;
     int rc = app_open(&app, conf_path);
 
-    if (rc < 0) {
+    app.process = "jobs";
+    if (rc < 0 || app_servers_too_old(&app, 1)) {
         app_close(&app);
         return 1;
     }

@@ -30,7 +30,8 @@
     X(EACCOUNT, -19, "message addressed to another account")            \
     X(ENOKEY, -20, "encryption is not configured")                      \
     X(ELIMIT, -21, "rate limit or budget reached")                      \
-    X(EWECHAT, -22, "WeChat refused the request")
+    X(EWECHAT, -22, "WeChat refused the request")                       \
+    X(EVERSION, -23, "server version too old")
 
 enum kf_err {
     KF_OK = 0,
