@@ -19,7 +19,7 @@ import threading
 
 import pytest
 
-from conftest import Stack, wxkf_bin
+from conftest import STACK_SH, Stack, wxkf_bin
 
 RUN_TIMEOUT = 30            # one wxkf run against the fakes
 CONN_TIMEOUT = 10           # one client connection on a fake
@@ -279,3 +279,42 @@ def test_check_reports_the_real_servers_versions(stack):
                      re.M), out.stdout
     assert re.search(r'^postgres: ok \(postgres \d+\.\d+\.\d+\)$',
                      out.stdout, re.M), out.stdout
+
+
+def start_with_fake_tools(nginx_version, nchan_version):
+    """scripts/stack.sh start with `nginx -v` and dpkg's word on Nchan
+    faked (first on PATH); returns (the stack, the finished run)."""
+    st = Stack('versions-nginx')
+    fake = os.path.join(st.dir, 'fakebin')
+    os.makedirs(fake)
+    for name, text in (
+            ('nginx', 'echo "nginx version: nginx/%s" >&2\n' % nginx_version),
+            ('dpkg-query', 'printf %%s "1:%s+dfsg-2"\n' % nchan_version)):
+        path = os.path.join(fake, name)
+        with open(path, 'w') as f:
+            f.write('#!/bin/sh\n' + text)
+        os.chmod(path, 0o755)
+    env = st.env()
+    env['PATH'] = fake + os.pathsep + env['PATH']
+    out = subprocess.run(['bash', STACK_SH, 'start'], env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=RUN_TIMEOUT)
+    return st, out
+
+
+@pytest.mark.parametrize('nginx_version, nchan_version, said', [
+    ('1.10.3', '1.3.6', 'nginx 1.10.3 is too old: wxkf needs >= 1.13.0 '
+     '(TLSv1.3 in ssl_protocols, $request_id, dynamic modules)'),
+    ('1.22.1', '1.2.7', 'nchan 1.2.7 is too old: wxkf needs >= 1.3.6'),
+])
+def test_stack_refuses_an_nginx_or_nchan_too_old(nginx_version,
+                                                 nchan_version, said):
+    st, out = start_with_fake_tools(nginx_version, nchan_version)
+    try:
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert 'stack: ERROR: ' + said in out.stderr
+        # refused before anything was started
+        assert not os.path.exists(os.path.join(st.dir, 'run', 'redis.pid'))
+    finally:
+        st.script('stop', 60)
+        st.cleanup()
