@@ -93,18 +93,32 @@ static int print_version(int vrc, enum version_server kind,
     return old;
 }
 
+/* The url as `wxkf check` may print it: a password never (as in
+ * `wxkf config`). */
+static const char *shown_url(const struct config *cfg, const struct store *st,
+                             char *buf, size_t n)
+{
+    if (!strchr(cfg->redis.url, '@'))
+        return cfg->redis.url;
+    snprintf(buf, n, "redis://(password)@%s:%d/%d", st->host, st->port,
+             st->db);
+    return buf;
+}
+
 static int check_redis(const struct config *cfg)
 {
     struct store st;
     struct version v;
-    char where[600];
+    char where[600], url[300];
     int rc = store_init_config(&st, cfg) < 0;
 
     if (rc) {
-        printf("redis: bad url %s\n", cfg->redis.url);
+        printf("redis: bad url %s\n", strchr(cfg->redis.url, '@')
+               ? "(holds a password)" : cfg->redis.url);
     } else if (store_ping(&st) < 0) {
         printf("redis: UNREACHABLE (%s)\n", *cfg->redis.sentinels
-               ? cfg->redis.sentinels : cfg->redis.url);
+               ? cfg->redis.sentinels : shown_url(cfg, &st, url,
+                                                  sizeof(url)));
         rc = 1;
     } else {
         int vrc = store_server_version(&st, &v);
@@ -114,7 +128,8 @@ static int check_redis(const struct config *cfg)
                      "%s:%d", cfg->redis.master_name, cfg->redis.sentinels,
                      st.host, st.port);
         else
-            snprintf(where, sizeof(where), "%s", cfg->redis.url);
+            snprintf(where, sizeof(where), "%s",
+                     shown_url(cfg, &st, url, sizeof(url)));
         printf("redis: ");
         rc = print_version(vrc, VERSION_REDIS, &v, where);
     }

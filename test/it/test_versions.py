@@ -106,7 +106,9 @@ class FakeRedis(FakeServer):
                 argv.append(f.read(n + 2)[:n].decode())
             cmd = argv[0].upper() if argv else ''
             self.commands.append(cmd)
-            if cmd == 'PING':
+            if cmd == 'AUTH':
+                conn.sendall(b'+OK\r\n')
+            elif cmd == 'PING':
                 conn.sendall(b'+PONG\r\n')
             elif cmd == 'INFO':
                 body = ('# Server\r\nredis_version:%s\r\n'
@@ -233,6 +235,19 @@ def test_check_passes_at_exactly_the_minimum(conf_for):
     out = run('check', '-c', st.conf)
     assert out.returncode == 0, out.stdout + out.stderr
     assert 'redis 6.2.0)' in out.stdout and 'postgres 11.0.0)' in out.stdout
+
+
+def test_check_never_prints_the_redis_password(conf_for):
+    st = conf_for('6.0.16', '15.18')
+    port = re.search(r':(\d+)/0$', st.extra['redis']['url']).group(1)
+    secret = 'pw-' + 'q7Zr9x'
+    st.extra['redis']['url'] = 'redis://:%s@127.0.0.1:%s/0' % (secret, port)
+    st._write_conf()
+    out = run('check', '-c', st.conf)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert ('redis: TOO OLD (redis://(password)@127.0.0.1:%s/0): redis '
+            '6.0.16 is too old' % port) in out.stdout, out.stdout
+    assert secret not in out.stdout + out.stderr
 
 
 def test_migrate_refuses_a_postgres_that_is_too_old(conf_for):
