@@ -132,8 +132,11 @@ int migrate_run(const char *dsn, struct migrate_result *res)
         return KF_EBACKEND;
     }
     rc = server_new_enough(db, res);
-    if (rc == 0)
-        rc = exec_ok(db, "SET client_min_messages = warning", res, "setup");
+    if (rc < 0) {               /* nothing begun: nothing to roll back */
+        PQfinish(db);
+        return rc;
+    }
+    rc = exec_ok(db, "SET client_min_messages = warning", res, "setup");
     if (rc == 0)
         rc = exec_ok(db, "BEGIN", res, "begin");
     if (rc == 0)

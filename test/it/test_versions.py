@@ -126,6 +126,7 @@ class FakePostgres(FakeServer):
 
     def __init__(self, version):
         self.version = version
+        self.sent = []                  # message types after log-in
         super().__init__()
 
     @staticmethod
@@ -155,8 +156,13 @@ class FakePostgres(FakeServer):
         out += self.msg(b'K', struct.pack('!II', 4242, 4242))
         out += self.msg(b'Z', b'I')
         conn.sendall(out)
-        while conn.recv(4096):          # until Terminate and close
-            pass
+        for _ in range(100):            # what the client sends, up to 'X'
+            kind = recv_exact(conn, 1)
+            n = struct.unpack('!I', recv_exact(conn, 4))[0]
+            recv_exact(conn, n - 4)
+            self.sent.append(kind.decode())
+            if kind == b'X':            # Terminate
+                return
 
 
 @pytest.fixture
@@ -187,6 +193,7 @@ def conf_for(fakes):
             'redis': {'url': 'redis://127.0.0.1:%d/0' % r.port},
             'postgres': {'dsn': 'host=127.0.0.1 port=%d dbname=wxkf '
                                 'user=wxkf sslmode=prefer' % p.port}})
+        st.fake_pg = p
         stacks.append(st)
         return st
     yield make
@@ -255,6 +262,9 @@ def test_migrate_refuses_a_postgres_that_is_too_old(conf_for):
     out = run('migrate', '-c', st.conf)
     assert out.returncode == 1, out.stdout + out.stderr
     assert 'postgres 9.6.24 is too old: wxkf needs >= 11.0.0' in out.stderr
+    # not one statement reached it (not even a ROLLBACK): it logged out
+    st.fake_pg.stop()
+    assert st.fake_pg.sent == ['X']
 
 
 def test_worker_refuses_to_start_against_a_redis_that_is_too_old(conf_for):
