@@ -231,7 +231,6 @@ int jobs_main(const char *conf_path)
     sigaction(SIGPIPE, &sa, NULL);
     media_init(&media, &app.store, app.api, &app.cfg);
     archive_init(&ar, &app.store, &app.cfg);
-    app.process = "jobs";
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
     memset(&push, 0, sizeof(push));
     if (push_enabled(&app.cfg)) {
