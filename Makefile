@@ -180,16 +180,44 @@ run: deps
 stop:
 	sh scripts/run.sh stop
 
+# The installed layout (docs/operations.md, "Install"): PREFIX for the
+# program and its files, SYSCONFDIR for /etc/default/wxkf (written only when
+# there is none), the systemd units and the sysusers.d and tmpfiles.d
+# entries under PREFIX/lib.
+BINDIR     = $(PREFIX)/bin
+DATADIR    = $(PREFIX)/share/wxkf
+DOCDIR     = $(PREFIX)/share/doc/wxkf
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+RENDER = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|/usr/local/share/wxkf/html;|$(DATADIR)/html;|' \
+	-e '/@HARDENING@/{r systemd/hardening.conf' -e 'd;}'
+
 install: $(REL)/wxkf
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/wxkf/sql \
-	  $(DESTDIR)$(PREFIX)/share/wxkf/nginx $(DESTDIR)$(PREFIX)/share/doc/wxkf
-	install -m 0755 $(REL)/wxkf $(DESTDIR)$(PREFIX)/bin/wxkf
-	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/wxkf/sql/
-	install -m 0644 nginx/*.conf* $(DESTDIR)$(PREFIX)/share/wxkf/nginx/
-	install -m 0644 docs/wxkf.conf.sample $(DESTDIR)$(PREFIX)/share/doc/wxkf/
-	install -d $(DESTDIR)$(PREFIX)/share/wxkf/html
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql \
+	  $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(DATADIR)/html \
+	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/default
+	install -m 0755 $(REL)/wxkf $(DESTDIR)$(BINDIR)/wxkf
+	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 nginx/wxkf.conf.in $(DESTDIR)$(DATADIR)/nginx/
+	$(RENDER) nginx/wxkf-production.conf \
+	  >$(DESTDIR)$(DATADIR)/nginx/wxkf-production.conf
 	install -m 0644 nginx/html/*.html nginx/html/*.js nginx/html/*.css \
-	  nginx/html/*.svg $(DESTDIR)$(PREFIX)/share/wxkf/html/
+	  nginx/html/*.svg $(DESTDIR)$(DATADIR)/html/
+	install -m 0644 docs/wxkf.conf.sample docs/*.md $(DESTDIR)$(DOCDIR)/
+	for u in wxkf-fcgi wxkf-jobs; do \
+	  $(RENDER) systemd/$$u.service.in >$(DESTDIR)$(UNITDIR)/$$u.service \
+	  || exit 1; done
+	install -m 0644 systemd/wxkf.sysusers $(DESTDIR)$(SYSUSERSDIR)/wxkf.conf
+	install -m 0644 systemd/wxkf.tmpfiles $(DESTDIR)$(TMPFILESDIR)/wxkf.conf
+	chmod 0644 $(DESTDIR)$(DATADIR)/nginx/wxkf-production.conf \
+	  $(DESTDIR)$(UNITDIR)/wxkf-*.service
+	f=$(DESTDIR)$(SYSCONFDIR)/default/wxkf; [ -e $$f ] || { \
+	  $(RENDER) systemd/wxkf.default >$$f && chmod 0600 $$f; }
 
 clean:
 	rm -rf build

@@ -130,6 +130,11 @@ void metrics_page(struct fcgi_req *r);
  * app_close() either way. */
 int app_open(struct app *app, const char *conf_path);
 void app_close(struct app *app);
+/* 1 when the Redis of app (if it answers) or, with_pg, its PostgreSQL
+ * (if it lets us log in) is older than wxkf needs (lib/version): logged
+ * once (mod=version ev=server_too_old) and said on stderr, so the
+ * program can refuse to start instead of failing later. */
+int app_servers_too_old(struct app *app, int with_pg);
 
 /* `wxkf fcgi -c FILE`: runs the accept loop on fd 0 until SIGTERM. */
 int worker_main(const char *conf_path);

@@ -216,7 +216,8 @@ int jobs_main(const char *conf_path)
     int64_t next_sync = 0;
     int rc = app_open(&app, conf_path);
 
-    if (rc < 0) {
+    app.process = "jobs";
+    if (rc < 0 || app_servers_too_old(&app, 1)) {
         app_close(&app);
         return 1;
     }
@@ -230,7 +231,6 @@ int jobs_main(const char *conf_path)
     sigaction(SIGPIPE, &sa, NULL);
     media_init(&media, &app.store, app.api, &app.cfg);
     archive_init(&ar, &app.store, &app.cfg);
-    app.process = "jobs";
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
     memset(&push, 0, sizeof(push));
     if (push_enabled(&app.cfg)) {

@@ -5,6 +5,7 @@
 #include "fcgi.h"
 #include "pg.h"
 #include "migrate.h"
+#include "version.h"
 
 #include "banned.h"
 
@@ -16,7 +17,8 @@ static const char usage[] =
     "(spawn-fcgi)\n"
     "  jobs    -c FILE   background daemon: session expiry, heartbeats, queues\n"
     "  migrate -c FILE   apply the PostgreSQL migrations (idempotent)\n"
-    "  check   -c FILE   validate the config and reach Redis and PostgreSQL\n"
+    "  check   -c FILE   validate the config, reach Redis and PostgreSQL and\n"
+    "                    check their versions\n"
     "  config  -c FILE   print the effective configuration (secrets hidden)\n"
     "  agent   add|list|update|remove|token|sync -c FILE ...\n"
     "                    manage agents (wxkf agent --help)\n"
@@ -70,10 +72,93 @@ static int cmd_config(const char *path)
     return rc;
 }
 
+/* The rest of a "redis: " or "postgres: " line for a reachable server:
+ * "ok (<where>, <name> <version>)", or "TOO OLD (<where>): <why>". 1 when
+ * too old; a version the server did not say proves nothing (0). */
+static int print_version(int vrc, enum version_server kind,
+                         const struct version *v, const char *where)
+{
+    char msg[256];
+    int old = 0;
+
+    if (vrc < 0)
+        snprintf(msg, sizeof(msg), "version unknown: %s", kf_strerror(vrc));
+    else
+        old = version_check(kind, v, msg, sizeof(msg)) < 0;
+    if (old)
+        printf("TOO OLD%s%s%s: %s\n", *where ? " (" : "", where,
+               *where ? ")" : "", msg);
+    else
+        printf("ok (%s%s%s)\n", where, *where ? ", " : "", msg);
+    return old;
+}
+
+/* The url as `wxkf check` may print it: a password never (as in
+ * `wxkf config`). */
+static const char *shown_url(const struct config *cfg, const struct store *st,
+                             char *buf, size_t n)
+{
+    if (!strchr(cfg->redis.url, '@'))
+        return cfg->redis.url;
+    snprintf(buf, n, "redis://(password)@%s:%d/%d", st->host, st->port,
+             st->db);
+    return buf;
+}
+
+static int check_redis(const struct config *cfg)
+{
+    struct store st;
+    struct version v;
+    char where[600], url[300];
+    int rc = store_init_config(&st, cfg) < 0;
+
+    if (rc) {
+        printf("redis: bad url %s\n", strchr(cfg->redis.url, '@')
+               ? "(holds a password)" : cfg->redis.url);
+    } else if (store_ping(&st) < 0) {
+        printf("redis: UNREACHABLE (%s)\n", *cfg->redis.sentinels
+               ? cfg->redis.sentinels : shown_url(cfg, &st, url,
+                                                  sizeof(url)));
+        rc = 1;
+    } else {
+        int vrc = store_server_version(&st, &v);
+
+        if (st.nsentinels)
+            snprintf(where, sizeof(where), "master %s of the Sentinels %s: "
+                     "%s:%d", cfg->redis.master_name, cfg->redis.sentinels,
+                     st.host, st.port);
+        else
+            snprintf(where, sizeof(where), "%s",
+                     shown_url(cfg, &st, url, sizeof(url)));
+        printf("redis: ");
+        rc = print_version(vrc, VERSION_REDIS, &v, where);
+    }
+    store_release(&st);
+    return rc;
+}
+
+static int check_postgres(const struct config *cfg)
+{
+    struct version v;
+    char err[256];
+    int rc;
+
+    if (pg_ping(cfg->postgres.dsn) < 0) {
+        printf("postgres: UNREACHABLE\n");
+        return 1;
+    }
+    rc = pg_server_version(cfg->postgres.dsn, &v, err, sizeof(err));
+    if (rc == KF_EBACKEND) {
+        printf("postgres: CANNOT LOG IN: %s\n", err);
+        return 1;
+    }
+    printf("postgres: ");
+    return print_version(rc, VERSION_POSTGRES, &v, "");
+}
+
 static int cmd_check(const char *path)
 {
     struct config cfg;
-    struct store st;
     int rc = load(&cfg, path);
 
     if (rc == 0) {
@@ -83,26 +168,8 @@ static int cmd_check(const char *path)
         printf("wechat: encoding %s\n", cfg.wechat.encoding);
         for (i = 0; config_advice(&cfg, i); i++)
             printf("config: warning: %s\n", config_advice(&cfg, i));
-        rc = store_init_config(&st, &cfg) < 0;
-        if (rc == 0 && st.nsentinels) {
-            rc = store_ping(&st) < 0;
-            printf("redis: %s (master %s of the Sentinels %s: %s:%d)\n",
-                   rc ? "UNREACHABLE" : "ok", cfg.redis.master_name,
-                   cfg.redis.sentinels, *st.host ? st.host : "?", st.port);
-        } else if (rc == 0) {
-            rc = store_ping(&st) < 0;
-            printf("redis: %s (%s)\n", rc ? "UNREACHABLE" : "ok",
-                   cfg.redis.url);
-        } else {
-            printf("redis: bad url %s\n", cfg.redis.url);
-        }
-        store_release(&st);
-        if (pg_ping(cfg.postgres.dsn) == 0) {
-            printf("postgres: ok\n");
-        } else {
-            printf("postgres: UNREACHABLE\n");
-            rc = 1;
-        }
+        rc = check_redis(&cfg);
+        rc |= check_postgres(&cfg);
     }
     config_release(&cfg);
     return rc ? 1 : 0;

@@ -13,6 +13,8 @@
 
 #include "fcgi.h"
 #include "metrics.h"
+#include "pg.h"
+#include "version.h"
 
 #include "banned.h"
 
@@ -382,6 +384,31 @@ void app_close(struct app *app)
     config_release(&app->cfg);
 }
 
+static int too_old(struct app *app, int rc, enum version_server kind,
+                   const struct version *v)
+{
+    char msg[256];
+
+    if (rc < 0 || version_check(kind, v, msg, sizeof(msg)) == 0)
+        return 0;
+    log_error(&app->log, "version", "server_too_old", "msg=\"%s\"", msg);
+    fprintf(stderr, "wxkf %s: %s\n", app->process, msg);
+    return 1;
+}
+
+int app_servers_too_old(struct app *app, int with_pg)
+{
+    struct version v;
+    int old = too_old(app, store_server_version(&app->store, &v),
+                      VERSION_REDIS, &v);
+
+    if (with_pg)
+        old |= too_old(app, pg_server_version(app->cfg.postgres.dsn, &v,
+                                              NULL, 0),
+                       VERSION_POSTGRES, &v);
+    return old;
+}
+
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -431,8 +458,13 @@ int worker_main(const char *conf_path)
     if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) < 0)
         log_warn(&app.log, "fcgi", "nonblock_failed", "err=%s",
                  strerror(errno));
-    if (store_connect(&app.store) < 0)
+    if (store_connect(&app.store) < 0) {
         log_warn(&app.log, "store", "redis_down", "at=startup");
+    } else if (app_servers_too_old(&app, 0)) {
+        FCGX_Free(&fx, 1);
+        app_close(&app);
+        return 1;
+    }
     log_info(&app.log, "fcgi", "worker_start", "version=%s", WXKF_VERSION);
     while (!stopping) {
         /* Counts go to Redis between requests, never on a request's

@@ -30,9 +30,10 @@
     X(EACCOUNT, -19, "message addressed to another account")            \
     X(ENOKEY, -20, "encryption is not configured")                      \
     X(ELIMIT, -21, "rate limit or budget reached")                      \
-    X(EWECHAT, -22, "WeChat refused the request")                      \
+    X(EWECHAT, -22, "WeChat refused the request")                       \
     X(EENCODING, -23, "callback encryption refused by [wechat] encoding") \
-    X(EREPLAY, -24, "signed query already used with another message")
+    X(EREPLAY, -24, "signed query already used with another message")   \
+    X(EVERSION, -25, "server version too old")
 
 enum kf_err {
     KF_OK = 0,

@@ -7,6 +7,8 @@
 
 #include <libpq-fe.h>
 
+#include "version.h"
+
 #include "banned.h"
 
 /* Any constant: serialises concurrent `wxkf migrate` runs. */
@@ -101,6 +103,21 @@ static int apply_all(PGconn *db, struct migrate_result *res)
     return 0;
 }
 
+/* The migrations use what PostgreSQL 11 brought (lib/version): refuse an
+ * older server by name before the first statement fails obscurely. */
+static int server_new_enough(PGconn *db, struct migrate_result *res)
+{
+    struct version v;
+
+    if (version_from_pg_num(PQserverVersion(db), &v) < 0)
+        return 0;               /* it did not say: let the SQL speak */
+    if (version_check(VERSION_POSTGRES, &v, res->error,
+                      sizeof(res->error)) < 0)
+        return KF_EVERSION;
+    res->error[0] = '\0';
+    return 0;
+}
+
 int migrate_run(const char *dsn, struct migrate_result *res)
 {
     PGconn *db;
@@ -113,6 +130,11 @@ int migrate_run(const char *dsn, struct migrate_result *res)
                  PQerrorMessage(db));
         PQfinish(db);
         return KF_EBACKEND;
+    }
+    rc = server_new_enough(db, res);
+    if (rc < 0) {               /* nothing begun: nothing to roll back */
+        PQfinish(db);
+        return rc;
     }
     rc = exec_ok(db, "SET client_min_messages = warning", res, "setup");
     if (rc == 0)

@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 
 #include "config.h"
+#include "version.h"
 
 #include "banned.h"
 
@@ -495,6 +496,22 @@ int store_ping(struct store *s)
 
     if (rc == 0 && r->type == REDIS_REPLY_ERROR)
         rc = KF_EBACKEND;
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+int store_server_version(struct store *s, struct version *out)
+{
+    const char *argv[] = { "INFO", "server" };
+    redisReply *r = NULL;
+    int rc = command(s, 2, argv, NULL, &r);
+
+    if (rc == 0 && r->type != REDIS_REPLY_STRING &&
+        r->type != REDIS_REPLY_STATUS)
+        rc = KF_EBACKEND;
+    if (rc == 0)
+        rc = version_from_redis_info((struct kf_str){ r->str, r->len }, out);
     if (r)
         freeReplyObject(r);
     return rc;

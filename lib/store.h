@@ -81,6 +81,12 @@ int store_reply_role_error(struct store *s, const struct redisReply *r);
  * connects at once when they name a new master. */
 KF_WUR int store_connect(struct store *s);
 KF_WUR int store_ping(struct store *s);
+struct version;
+/* The version the server reports (INFO server, one round trip): what
+ * `wxkf check` prints and the programs compare with version_check() at
+ * start. KF_EBACKEND without an answer (or an error reply), KF_ENOTFOUND
+ * or KF_EPARSE when INFO does not say. */
+KF_WUR int store_server_version(struct store *s, struct version *out);
 
 struct redisReply;
 /* One command (argv and lens as hiredis takes them; lens NULL = strings).

@@ -113,6 +113,12 @@ export WXKF_PUSH_SOCKET=${WXKF_PUSH_SOCKET-$PUB_SOCK}
 export WXKF_REDIS_JOURNAL_DIR=${WXKF_REDIS_JOURNAL_DIR-$STACK_DIR/journal}
 PG_FSYNC=${PG_FSYNC:-on}
 
+# The oldest nginx and Nchan wxkf works with (docs/operations.md,
+# "Versions"; Redis and PostgreSQL are checked by wxkf itself).
+NGINX_MIN=1.13.0    # TLSv1.3 in ssl_protocols (nginx/wxkf-production.conf)
+NGINX_WHY='TLSv1.3 in ssl_protocols, $request_id, dynamic modules'
+NCHAN_MIN=1.3.6     # the oldest tested (Debian 12's libnginx-mod-nchan)
+
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 PG_USER=postgres          # owner of the PostgreSQL files when we run as root
@@ -655,6 +661,29 @@ stop_jobs() {
     say "jobs: stopped (pid $pid)"
 }
 
+# version_ge A B: A >= B (dotted numbers).
+version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$2" ]; }
+
+# nginx from `nginx -v`; Nchan (a dynamic module that does not say its
+# version) from Debian's package, when dpkg knows it.
+check_versions() {
+    local v
+    v=$(nginx -v 2>&1 </dev/null) || true
+    v=${v##*nginx/}
+    v=${v%%[!0-9.]*}
+    [[ $v =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] ||
+        die "nginx: cannot read its version from 'nginx -v'"
+    version_ge "$v" "$NGINX_MIN" ||
+        die "nginx $v is too old: wxkf needs >= $NGINX_MIN ($NGINX_WHY)"
+    command -v dpkg-query >/dev/null 2>&1 || return 0
+    v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null </dev/null) || return 0
+    v=${v#*:}
+    v=${v%%[!0-9.]*}
+    [[ $v =~ ^[0-9]+\.[0-9]+ ]] || return 0
+    version_ge "$v" "$NCHAN_MIN" ||
+        die "nchan $v is too old: wxkf needs >= $NCHAN_MIN (the oldest tested)"
+}
+
 do_start() {
     [ -n "${WXKF_BIN:-}" ] || die "WXKF_BIN is required"
     [ -n "${WXKF_CONF:-}" ] || die "WXKF_CONF is required"
@@ -673,6 +702,7 @@ do_start() {
         command -v "$c" >/dev/null 2>&1 || die "$c is not installed (run: make deps)"
     done
     [ -x /usr/bin/multiwatch ] || die "/usr/bin/multiwatch is not installed (run: make deps)"
+    check_versions
 
     mkdir -p "$STACK_DIR" "$RUN" "$LOGS" "$NGX_DIR"
     if [ ! -d "$HTML_DIR" ]; then

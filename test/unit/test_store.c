@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 
 #include "store.h"
+#include "version.h"
 #include "testutil.h"
 
 #define APPID "wx62dd79ea990faa89"
@@ -235,6 +236,27 @@ static void test_store_reports_backend_down_and_recovers(void **st)
     kf_buf_release(&out);
 }
 
+/* The version is what the server's own INFO says (redis-server --version
+ * prints the same number), and this test machine's Redis is new enough. */
+static void test_store_reads_the_server_version(void **st)
+{
+    struct fixture *f = *st;
+    const char *argv[] = { "INFO", "server", NULL };
+    char *info = tu_redis_cmd(&f->redis, argv), want[32], got[32];
+    struct version v;
+
+    assert_non_null(strstr(info, "redis_version:"));
+    snprintf(want, sizeof(want), "%.*s",
+             (int)strcspn(strstr(info, "redis_version:") + 14, "\r\n"),
+             strstr(info, "redis_version:") + 14);
+    free(info);
+    assert_int_equal(store_server_version(&f->s, &v), 0);
+    snprintf(got, sizeof(got), "%u.%u.%u", v.major, v.minor, v.patch);
+    assert_string_equal(got, want);
+    assert_int_equal(version_check(VERSION_REDIS, &v, NULL, 0), 0);
+    tu_redis_stop(&f->redis);
+    assert_int_equal(store_server_version(&f->s, &v), KF_EBACKEND);
+}
 
 static void test_store_parses_sentinel_lists(void **st)
 {
@@ -451,6 +473,8 @@ int main(void)
         cmocka_unit_test(test_store_parses_unix_url),
         cmocka_unit_test(test_store_rejects_bad_urls),
         cmocka_unit_test(test_store_keys_share_the_account_hash_tag),
+        cmocka_unit_test_setup_teardown(test_store_reads_the_server_version,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_eval_runs_a_script_by_sha,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
