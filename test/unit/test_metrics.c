@@ -20,7 +20,7 @@
 
 #define APPID "wx62dd79ea990faa89"
 #define HASH "wxkf:{" APPID "}:metrics"
-#define NFAMILIES 20
+#define NFAMILIES 26
 
 /* ---- helpers -------------------------------------------------------- */
 
