@@ -214,6 +214,11 @@ static void archive(struct archive *ar, struct app *app, int64_t until)
                  "rejected=%ld trimmed=%ld pending=%lld undelivered=%lld "
                  "lag_ms=%lld", c.written, c.claimed, c.rejected, c.trimmed,
                  c.lag.pending, c.lag.undelivered, (long long)c.lag.age_ms);
+    if (c.lag.groups_behind)
+        log_warn(log, "jobs", "archive_group_behind", "groups=%ld "
+                 "(another consumer group of the stream is over "
+                 "[archiver] group_hold_ms behind: trimmed past it)",
+                 c.lag.groups_behind);
 }
 
 #define PUSH_BLOCK_MS 500

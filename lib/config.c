@@ -218,6 +218,7 @@ static const struct centry table[] = {
     L(archiver, claim_idle_ms, 30000, 1000, 86400000),
     L(archiver, keep_ms, 3600000, 0, 604800000),
     L(archiver, enabled, 1, 0, 1),
+    L(archiver, group_hold_ms, 3600000, 0, 604800000),
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 

@@ -71,6 +71,7 @@ struct config {
     } media;
     struct {
         long batch, batch_ms, claim_idle_ms, keep_ms, enabled;
+        long group_hold_ms;     /* another group may hold trimming back */
     } archiver;
 };
 
