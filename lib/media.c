@@ -31,11 +31,11 @@
 /* One pass's take. The group only reads P events: every entry it reads
  * is acknowledged at once, so it never holds back the archiver's trimming
  * for longer than a pass. An inbound image, voice, video or shortvideo
- * becomes a job: P media:job:<entry id> (openid, msgtype, payload, agent;
+ * becomes a job: P media_job:<entry id> (openid, msgtype, payload, agent;
  * expires after JOB_TTL_S, when WeChat has forgotten the media anyway)
- * and a member of the sorted set P media:jobs scored by when it is due.
+ * and a member of the sorted set P media_jobs scored by when it is due.
  * The group is created at id 0 the first time (entries already in the
- * stream are seen), at '$' after fetch = 0 dropped it (P media:off:
+ * stream are seen), at '$' after fetch = 0 dropped it (P media_off:
  * entries appended while fetching was off are not fetched). Entries an
  * earlier version left pending are claimed (XAUTOCLAIM) and handled the
  * same way; consumers gone for a day with nothing pending are removed
@@ -47,18 +47,18 @@
  * { {id, openid, msgtype, payload, agent}... } }. */
 static const char take_lua[] =
     "local P = KEYS[1]\n"
-    "local S, JOBS = P .. 'events', P .. 'media:jobs'\n"
+    "local S, JOBS = P .. 'events', P .. 'media_jobs'\n"
     "local g, me, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
     "local now, lease = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
     "local start = '0'\n"
-    "if redis.call('EXISTS', P .. 'media:off') == 1 then start = '$' end\n"
+    "if redis.call('EXISTS', P .. 'media_off') == 1 then start = '$' end\n"
     "local made = redis.pcall('XGROUP', 'CREATE', S, g, start, 'MKSTREAM')\n"
     "if made.err then\n"
     "    if not string.find(made.err, 'BUSYGROUP', 1, true) then\n"
     "        return redis.error_reply(made.err)\n"
     "    end\n"
     "else\n"
-    "    redis.call('DEL', P .. 'media:off')\n"
+    "    redis.call('DEL', P .. 'media_off')\n"
     "end\n"
     "local MEDIA = { image = true, voice = true, video = true,\n"
     "                shortvideo = true }\n"
@@ -72,7 +72,7 @@ static const char take_lua[] =
     "    local h = {}\n"
     "    for i = 1, #f - 1, 2 do h[f[i]] = f[i + 1] end\n"
     "    if h.type ~= 'msg_in' or not MEDIA[h.msgtype] then return end\n"
-    "    local k = P .. 'media:job:' .. id\n"
+    "    local k = P .. 'media_job:' .. id\n"
     "    redis.call('HSET', k, 'openid', h.openid or '', 'msgtype',\n"
     "               h.msgtype, 'payload', h.payload or '', 'agent',\n"
     "               h.agent or '')\n"
@@ -101,7 +101,7 @@ static const char take_lua[] =
     "local out = {}\n"
     "for _, id in ipairs(redis.call('ZRANGEBYSCORE', JOBS, '-inf', now,\n"
     "                               'LIMIT', 0, n)) do\n"
-    "    local h = redis.call('HMGET', P .. 'media:job:' .. id, 'openid',\n"
+    "    local h = redis.call('HMGET', P .. 'media_job:' .. id, 'openid',\n"
     "                         'msgtype', 'payload', 'agent')\n"
     "    if not h[2] then\n"
     "        redis.call('ZREM', JOBS, id)\n"
@@ -116,7 +116,7 @@ static const char take_lua[] =
  *   begin  mid now                 -> {stored | failed | wait | go,
  *                                      retry_ms or "0"}
  *   stored mid path ct size openid now agent msg     -> 1 (0: already)
- *          (also indexed: P media:files by stored_ms, P media:bytes)
+ *          (also indexed: P media_files by stored_ms, P media_bytes)
  *   failed key_mid event_mid openid now agent msg reason errcode errmsg
  *                                  -> 1 (0: already); key_mid "" = no hash
  *   retry  mid now min_delay_ms    -> {attempts so far, retry_ms}
@@ -156,8 +156,8 @@ static const char op_lua[] =
     "               'msg', ARGV[9])\n"
     "    redis.call('HDEL', k, 'retry_ms')\n"
     "    redis.call('PERSIST', k)\n"
-    "    redis.call('ZADD', P .. 'media:files', ARGV[7], ARGV[2])\n"
-    "    redis.call('INCRBY', P .. 'media:bytes', ARGV[5])\n"
+    "    redis.call('ZADD', P .. 'media_files', ARGV[7], ARGV[2])\n"
+    "    redis.call('INCRBY', P .. 'media_bytes', ARGV[5])\n"
     "    emit(ARGV[8], { 'type', 'media_stored', 'openid', ARGV[6],\n"
     "                    'media_id', ARGV[2], 'path', ARGV[3],\n"
     "                    'content_type', ARGV[4], 'size', ARGV[5],\n"
@@ -193,12 +193,12 @@ static const char op_lua[] =
     "    redis.call('EXPIRE', k, " FAILED_TTL_S ")\n"
     "    return { n, due }\n"
     "elseif op == 'done' then\n"
-    "    redis.call('ZREM', P .. 'media:jobs', ARGV[2])\n"
-    "    return redis.call('DEL', P .. 'media:job:' .. ARGV[2])\n"
+    "    redis.call('ZREM', P .. 'media_jobs', ARGV[2])\n"
+    "    return redis.call('DEL', P .. 'media_job:' .. ARGV[2])\n"
     "elseif op == 'later' then\n"
-    "    return redis.call('ZADD', P .. 'media:jobs', 'XX', ARGV[3], ARGV[2])\n"
+    "    return redis.call('ZADD', P .. 'media_jobs', 'XX', ARGV[3], ARGV[2])\n"
     "elseif op == 'off' then\n"
-    "    redis.call('SET', P .. 'media:off', '1')\n"
+    "    redis.call('SET', P .. 'media_off', '1')\n"
     "    local d = redis.pcall('XGROUP', 'DESTROY', P .. 'events', ARGV[2])\n"
     "    if type(d) == 'number' then return d end\n"
     "    return 0\n"

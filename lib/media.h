@@ -76,9 +76,9 @@ struct media_counts {
 /* One bounded pass: reads up to limit new entries of P events (and
  * entries an earlier version left pending, XAUTOCLAIM after idle_ms) and
  * acknowledges them all at once, media messages becoming jobs in P
- * media:jobs; then works on up to limit due jobs (leased for idle_ms), at
+ * media_jobs; then works on up to limit due jobs (leased for idle_ms), at
  * most max_fetches fetches within budget_ms. A job waiting for a retry
- * waits in P media:jobs, never in the stream. When [media] fetch = 0 or
+ * waits in P media_jobs, never in the stream. When [media] fetch = 0 or
  * m->api is NULL it only drops the group (and notes that fetching was
  * off, so entries appended meanwhile are never fetched). Returns
  * KF_EBACKEND when Redis failed (nothing is lost: the jobs stay),

@@ -1,6 +1,6 @@
 /* media_keep: how long and how much of the media store is kept. Every
- * stored file is indexed in Redis (P media:files, a sorted set of
- * media_ids by stored_ms, and P media:bytes, the bytes they take; the
+ * stored file is indexed in Redis (P media_files, a sorted set of
+ * media_ids by stored_ms, and P media_bytes, the bytes they take; the
  * fetch adds to them, lib/media.c). `wxkf jobs` deletes the files stored
  * before [media] retention_days, and the oldest ones while the store holds
  * more than [media] max_disk_mb; a fetch makes room the same way before it
@@ -36,7 +36,7 @@ KF_WUR int media_keep_tidy(struct media *m, int64_t now_ms, long limit,
 
 struct media_usage {
     int64_t bytes, files;       /* what the index holds */
-    int64_t jobs;               /* media messages not done (P media:jobs) */
+    int64_t jobs;               /* media messages not done (P media_jobs) */
 };
 
 /* Fills u. KF_EBACKEND. */

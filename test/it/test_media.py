@@ -271,7 +271,7 @@ def test_transient_failure_is_retried_by_jobs(sim, mstack, agents):
 
 def test_a_media_in_backoff_does_not_hold_the_stream(sim, mstack, agents):
     """The archiver trims below the first entry a group still needs: a
-    media waiting for its retries waits as a job in P media:jobs, while
+    media waiting for its retries waits as a job in P media_jobs, while
     its stream entry is acknowledged at once."""
     media_id = send_after_failures(sim, 'slow', 'image/jpeg', 2)
 
@@ -281,14 +281,14 @@ def test_a_media_in_backoff_does_not_hold_the_stream(sim, mstack, agents):
     assert not stored(mstack, media_id)
     group = media_group(mstack)[0]
     assert group['pending'] == 0, group
-    assert mstack.redis.zcard(P + 'media:jobs') >= 1
+    assert mstack.redis.zcard(P + 'media_jobs') >= 1
     msg = [i for i, f in mstack.entries() if f.get('type') == 'msg_in'
            and media_id in f.get('payload', '')][0]
     assert tuple(map(int, group['last-delivered-id'].split('-'))) >= \
         tuple(map(int, msg.split('-'))), (group, msg)
     h = wait_stored(mstack, media_id)
     assert h['attempts'] == '2'
-    wait_until(lambda: mstack.redis.zcard(P + 'media:jobs') == 0, 10, 0.2,
+    wait_until(lambda: mstack.redis.zcard(P + 'media_jobs') == 0, 10, 0.2,
                'the job done')
 
 
@@ -310,12 +310,12 @@ def test_media_store_metrics(sim, mstack, agents):
     user_sends(sim, 'oMedia' + secrets.token_hex(10), type='image',
                media_id=media_id)
     wait_stored(mstack, media_id)
-    wait_until(lambda: mstack.redis.zcard(P + 'media:jobs') == 0, 10, 0.2,
+    wait_until(lambda: mstack.redis.zcard(P + 'media_jobs') == 0, 10, 0.2,
                'no job left')
     text, s = metric_samples(mstack)
-    assert s['wxkf_media_bytes'] == int(mstack.redis.get(P + 'media:bytes'))
+    assert s['wxkf_media_bytes'] == int(mstack.redis.get(P + 'media_bytes'))
     assert s['wxkf_media_bytes'] >= len(blob)
-    assert s['wxkf_media_files'] == mstack.redis.zcard(P + 'media:files')
+    assert s['wxkf_media_files'] == mstack.redis.zcard(P + 'media_files')
     assert s['wxkf_media_files'] >= 1
     assert s['wxkf_media_jobs'] == 0
     assert s['wxkf_media_quota_bytes'] == 10240 * 1024 * 1024
