@@ -23,6 +23,7 @@
 #include "archive.h"
 #include "fcgi.h"
 #include "media.h"
+#include "media_keep.h"
 #include "metrics.h"
 #include "push.h"
 #include "route.h"
@@ -32,6 +33,8 @@
 #define SWEEP_LIMIT 500
 #define RESYNC_MS (10 * 60 * 1000)
 #define ARCHIVE_IDLE_MS 100
+#define MEDIA_KEEP_MS 60000
+#define MEDIA_KEEP_FILES 1000
 
 static volatile sig_atomic_t jobs_stopping;
 
@@ -105,13 +108,27 @@ static void deliver(struct app *app, struct log *log)
                  c.sent, c.failed, c.retried);
 }
 
-/* Fetches inbound media into the media store. A pass takes 50 entries of
- * each kind (most are not media and are acknowledged at once) and makes
- * at most 10 fetches in about 2 s; passes repeat while they keep finding
- * entries, for at most 300 ms of reading, so the media group keeps up
- * with the stream (it holds back trimming) and the sweep keeps its
- * second. */
-static void fetch_media(struct media *m, struct log *log)
+/* Counts what the media store deleted and refused. */
+static void count_media(struct app *app, const struct media_counts *c)
+{
+    metrics_inc(app->metrics, METRICS_MEDIA_REMOVED, "reason=\"retention\"",
+                c->removed_retention);
+    metrics_inc(app->metrics, METRICS_MEDIA_REMOVED, "reason=\"quota\"",
+                c->removed_quota);
+    metrics_inc(app->metrics, METRICS_MEDIA_QUOTA_REFUSED, NULL,
+                c->refused_quota);
+    if (c->removed_retention || c->removed_quota)
+        log_info(&app->log, "jobs", "media_removed", "retention=%ld "
+                 "quota=%ld", c->removed_retention, c->removed_quota);
+}
+
+/* Fetches inbound media into the media store. A pass reads 50 entries
+ * (most are not media; all are acknowledged at once, media becoming jobs)
+ * and makes at most 10 fetches in about 2 s; passes repeat while they
+ * keep finding entries, for at most 300 ms of reading, so the media
+ * group keeps up with the stream and the sweep keeps its second. With
+ * fetch = 0 a pass only drops the group. */
+static void fetch_media(struct media *m, struct app *app)
 {
     struct media_counts c;
     int64_t until = kf_wall_ms() + 300;
@@ -120,20 +137,42 @@ static void fetch_media(struct media *m, struct log *log)
 
     memset(&c, 0, sizeof(c));
     for (i = 0; i < 100; i++) {
-        before = c.acked + c.stored + c.failed + c.retried + c.waiting;
+        before = c.acked + c.queued + c.stored + c.failed + c.retried +
+                 c.waiting;
         rc = media_fetch_pass(m, kf_wall_ms(), 50, &c);
         if (rc < 0) {
-            log_warn(log, "jobs", "media_pass_failed", "err=%s",
+            log_warn(&app->log, "jobs", "media_pass_failed", "err=%s",
                      kf_strerror(rc));
             break;
         }
-        if (c.acked + c.stored + c.failed + c.retried + c.waiting == before ||
-            kf_wall_ms() >= until)
+        if (c.acked + c.queued + c.stored + c.failed + c.retried +
+                c.waiting == before || kf_wall_ms() >= until)
             break;
     }
+    count_media(app, &c);
     if (c.stored || c.failed || c.retried)
-        log_info(log, "jobs", "media", "stored=%ld failed=%ld retried=%ld "
-                 "waiting=%ld", c.stored, c.failed, c.retried, c.waiting);
+        log_info(&app->log, "jobs", "media", "stored=%ld failed=%ld "
+                 "retried=%ld waiting=%ld refused_quota=%ld", c.stored,
+                 c.failed, c.retried, c.waiting, c.refused_quota);
+}
+
+/* Retention and quota of the media store: a bounded step (1,000 files at
+ * most) once a minute, also when fetching is off (stored files age). */
+static void keep_media(struct media *m, struct app *app, int64_t *next)
+{
+    struct media_counts c;
+    int64_t now = kf_wall_ms();
+    int rc;
+
+    if (now < *next)
+        return;
+    *next = now + MEDIA_KEEP_MS;
+    memset(&c, 0, sizeof(c));
+    rc = media_keep_tidy(m, now, MEDIA_KEEP_FILES, &c);
+    if (rc < 0)
+        log_warn(&app->log, "jobs", "media_keep_failed", "err=%s",
+                 kf_strerror(rc));
+    count_media(app, &c);
 }
 
 /* Archives until `until` (wall ms), at least one pass: pass after pass
@@ -175,6 +214,11 @@ static void archive(struct archive *ar, struct app *app, int64_t until)
                  "rejected=%ld trimmed=%ld pending=%lld undelivered=%lld "
                  "lag_ms=%lld", c.written, c.claimed, c.rejected, c.trimmed,
                  c.lag.pending, c.lag.undelivered, (long long)c.lag.age_ms);
+    if (c.lag.groups_behind)
+        log_warn(log, "jobs", "archive_group_behind", "groups=%ld "
+                 "(another consumer group of the stream is over "
+                 "[archiver] group_hold_ms behind: trimmed past it)",
+                 c.lag.groups_behind);
 }
 
 #define PUSH_BLOCK_MS 500
@@ -213,7 +257,7 @@ int jobs_main(const char *conf_path)
     struct media media;
     struct archive ar;
     struct sigaction sa;
-    int64_t next_sync = 0;
+    int64_t next_sync = 0, next_keep = 0;
     int rc = app_open(&app, conf_path);
 
     app.process = "jobs";
@@ -264,7 +308,8 @@ int jobs_main(const char *conf_path)
         app_count_store_failures(&app);
         app_flush_metrics(&app);
         app_replay_journal(&app);
-        fetch_media(&media, &app.log);
+        fetch_media(&media, &app);
+        keep_media(&media, &app, &next_keep);
         archive(&ar, &app, now + 1000);
     }
     if (pushing)

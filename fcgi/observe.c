@@ -1,7 +1,8 @@
 /* observe: GET /metrics — the counters every worker and `wxkf jobs`
  * flush to Redis (lib/metrics), rendered together with gauges read at
  * scrape time: queues, agents by status, active sessions, the agents'
- * online rate (lib/route), the archiver's lag (lib/archive) and what is
+ * online rate (lib/route), the archiver's lag (lib/archive), the media
+ * store's size and backlog (lib/media_keep) and what is
  * left of WeChat's daily budgets (lib/wx_api). A scrape costs a few Redis
  * round trips; the callback path none. */
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "archive.h"
 #include "fcgi.h"
+#include "media_keep.h"
 #include "metrics.h"
 #include "route.h"
 
@@ -79,6 +81,23 @@ static void archive_gauges(struct fcgi_req *r, struct gauges *gs)
     archive_release(&ar);
 }
 
+static void media_gauges(struct fcgi_req *r, struct gauges *gs)
+{
+    struct media m;
+    struct media_usage u;
+
+    media_init(&m, &r->app->store, NULL, &r->app->cfg);
+    if (media_keep_usage(&m, &u) == 0) {
+        gauge(gs, METRICS_MEDIA_BYTES, NULL, NULL, (double)u.bytes);
+        gauge(gs, METRICS_MEDIA_FILES, NULL, NULL, (double)u.files);
+        gauge(gs, METRICS_MEDIA_JOBS, NULL, NULL, (double)u.jobs);
+    }
+    if (r->app->cfg.media.max_disk_mb > 0)
+        gauge(gs, METRICS_MEDIA_QUOTA_BYTES, NULL, NULL,
+              (double)r->app->cfg.media.max_disk_mb * 1048576.0);
+    media_release(&m);
+}
+
 static void budget_gauges(struct fcgi_req *r, struct gauges *gs)
 {
     const struct config *c = &r->app->cfg;
@@ -107,6 +126,7 @@ void metrics_page(struct fcgi_req *r)
         log_warn(&r->log, "metrics", "flush_failed", "at=scrape");
     routing_gauges(r, &gs);
     archive_gauges(r, &gs);
+    media_gauges(r, &gs);
     budget_gauges(r, &gs);
     kf_buf_init(&out, PAGE_MAX);
     rc = metrics_render(&r->app->store, gs.g, gs.n, &out);

@@ -215,16 +215,24 @@ static const char reject_sql[] =
 
 /* --- Redis: trimming and lag, in one script ------------------------------
  * For every group on the stream: the first entry it still needs (its
- * oldest pending entry, else the one after its last delivered). With
+ * oldest pending entry, else the one after its last delivered); another
+ * group than ours needs nothing older than now - hold_ms (hold_ms 0: no
+ * bound), so no other group can stop the trimming for longer. With
  * ARGV[2] = 1 the stream is trimmed (MINID) below the smallest of those,
  * and below now - keep_ms, and consumers of our group idle a day with
  * nothing pending are forgotten. KEYS[1] = the stream; ARGV: group, trim,
- * keep_ms, consumer, forget_ms. Returns {pending, undelivered (counted up
- * to 10,000 when Redis does not know it), oldest unarchived id or '',
- * trimmed}. */
+ * keep_ms, consumer, forget_ms, hold_ms. Returns {pending, undelivered
+ * (counted up to 10,000 when Redis does not know it), oldest unarchived
+ * id or '', trimmed, other groups held back by the bound}. */
 static const char tidy_lua[] =
     "local S, g, me = KEYS[1], ARGV[1], ARGV[4]\n"
-    "if redis.call('EXISTS', S) == 0 then return { 0, 0, '', 0 } end\n"
+    "if redis.call('EXISTS', S) == 0 then return { 0, 0, '', 0, 0 } end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(t[2] / 1000)\n"
+    "local hold, behind, bound = tonumber(ARGV[6]), 0, nil\n"
+    "if hold > 0 and now - hold > 0 then\n"
+    "    bound = string.format('%.0f-0', now - hold)\n"
+    "end\n"
     "local function split(id)\n"
     "    local ms, seq = string.match(id, '^(%d+)%-(%d+)$')\n"
     "    return tonumber(ms), tonumber(seq)\n"
@@ -247,6 +255,9 @@ static const char tidy_lua[] =
     "        first = redis.call('XPENDING', S, h.name)[2]\n"
     "    else\n"
     "        first = after(last)\n"
+    "    end\n"
+    "    if h.name ~= g and bound and less(first, bound) then\n"
+    "        first, behind = bound, behind + 1\n"
     "    end\n"
     "    if not need or less(first, need) then need = first end\n"
     "    if h.name == g then\n"
@@ -282,8 +293,6 @@ static const char tidy_lua[] =
     "if ARGV[2] == '1' and need then\n"
     "    local keep = tonumber(ARGV[3])\n"
     "    if keep > 0 then\n"
-    "        local t = redis.call('TIME')\n"
-    "        local now = tonumber(t[1]) * 1000 + math.floor(t[2] / 1000)\n"
     "        local floor = string.format('%.0f-0', now - keep)\n"
     "        if now - keep < 0 then floor = '0-0' end\n"
     "        if less(floor, need) then need = floor end\n"
@@ -300,7 +309,7 @@ static const char tidy_lua[] =
     "        end\n"
     "    end\n"
     "end\n"
-    "return { pending, undelivered, oldest, trimmed }\n";
+    "return { pending, undelivered, oldest, trimmed, behind }\n";
 
 /* --- init ---------------------------------------------------------------- */
 
@@ -317,6 +326,7 @@ void archive_init(struct archive *a, struct store *st,
     a->batch_ms = cfg->archiver.batch_ms;
     a->claim_idle_ms = cfg->archiver.claim_idle_ms;
     a->keep_ms = cfg->archiver.keep_ms;
+    a->hold_ms = cfg->archiver.group_hold_ms;
     a->db_backoff_ms = BACKOFF_MIN_MS;
     if (gethostname(host, sizeof(host)) < 0)
         snprintf(host, sizeof(host), "host");
@@ -1349,19 +1359,22 @@ static int64_t id_ms(const char *id)
 static int tidy(struct archive *a, const char *key, int trim,
                 struct archive_lag *lag, long *trimmed)
 {
-    char keep[24], forget[] = FORGET_MS;
+    char keep[24], hold[24], forget[] = FORGET_MS;
     const char *argv[] = { NULL, NULL, "1", key, ARCHIVE_GROUP,
-                           trim ? "1" : "0", keep, a->consumer, forget };
+                           trim ? "1" : "0", keep, a->consumer, forget,
+                           hold };
     redisReply *r = NULL;
     int rc;
 
     snprintf(keep, sizeof(keep), "%ld", a->keep_ms);
-    rc = store_eval(a->store, &a->tidy, 9, argv, NULL, &r);
-    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+    snprintf(hold, sizeof(hold), "%ld", a->hold_ms);
+    rc = store_eval(a->store, &a->tidy, 10, argv, NULL, &r);
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
                     r->element[0]->type != REDIS_REPLY_INTEGER ||
                     r->element[1]->type != REDIS_REPLY_INTEGER ||
                     r->element[2]->type != REDIS_REPLY_STRING ||
-                    r->element[3]->type != REDIS_REPLY_INTEGER))
+                    r->element[3]->type != REDIS_REPLY_INTEGER ||
+                    r->element[4]->type != REDIS_REPLY_INTEGER))
         rc = KF_EBACKEND;
     if (rc == 0) {
         memset(lag, 0, sizeof(*lag));
@@ -1374,6 +1387,7 @@ static int tidy(struct archive *a, const char *key, int trim,
                 lag->age_ms = 0;
         }
         *trimmed = (long)r->element[3]->integer;
+        lag->groups_behind = (long)r->element[4]->integer;
     }
     if (r)
         freeReplyObject(r);

@@ -30,6 +30,8 @@ struct archive_lag {
     long long undelivered;  /* not read by any archiver yet */
     int64_t oldest_ms;      /* stream time of the oldest of those; 0 none */
     int64_t age_ms;         /* now - oldest_ms when measured; 0 none */
+    long groups_behind;     /* other groups needing entries older than
+                               [archiver] group_hold_ms: trimmed anyway */
 };
 
 /* Counts of passes: archive_pass adds to them (lag is overwritten). */
@@ -58,6 +60,8 @@ struct archive {
     long claim_idle_ms;             /* claim entries idle this long */
     long keep_ms;                   /* archived entries younger than this
                                        stay in the stream */
+    long hold_ms;                   /* another group holds trimming back
+                                       this long at most (0: no bound) */
     char consumer[128];             /* "host:pid" */
     struct pg_conn *db;             /* NULL while disconnected */
     int64_t db_next_try_ms;         /* no connect before (monotonic) */

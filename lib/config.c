@@ -223,11 +223,14 @@ static const struct centry table[] = {
     S(media, dir, "var/media", 1, 1024),
     L(media, max_bytes, 10485760, 1024, 104857600),
     L(media, fetch, 1, 0, 1),
+    L(media, retention_days, 0, 0, 36500),
+    L(media, max_disk_mb, 10240, 0, 100000000),
     L(archiver, batch, 1000, 1, 10000),
     L(archiver, batch_ms, 200, 10, 10000),
     L(archiver, claim_idle_ms, 30000, 1000, 86400000),
     L(archiver, keep_ms, 3600000, 0, 604800000),
     L(archiver, enabled, 1, 0, 1),
+    L(archiver, group_hold_ms, 3600000, 0, 604800000),
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 

@@ -70,9 +70,12 @@ struct config {
     struct {
         char *dir;              /* relative: to the working directory */
         long max_bytes, fetch;
+        long retention_days;    /* files older are deleted; 0 = kept */
+        long max_disk_mb;       /* oldest deleted past it; 0 = no quota */
     } media;
     struct {
         long batch, batch_ms, claim_idle_ms, keep_ms, enabled;
+        long group_hold_ms;     /* another group may hold trimming back */
     } archiver;
 };
 

@@ -377,9 +377,23 @@ static int keep_rest(struct journal *j, FILE *in, const char *from,
     return rc;
 }
 
+/* Counts the line in hand and the rest, leaving the file as it is. */
+static int count_rest(FILE *in, long *left)
+{
+    char *line = NULL;
+    size_t cap = 0;
+
+    (*left)++;
+    while (getline(&line, &cap, in) > 0)
+        (*left)++;
+    free(line);
+    return ferror(in) ? KF_EIO : 0;
+}
+
 /* Replays the replay file; removes it when every record is done. A
  * record apply refuses, and anything that is not a record, goes to the
- * quarantine file (blank lines are skipped). */
+ * quarantine file (blank lines are skipped). A replay stopped at its
+ * first record leaves the file untouched. */
 static int replay_file(struct journal *j, journal_apply_fn apply, void *ctx,
                        struct journal_counts *c)
 {
@@ -387,7 +401,7 @@ static int replay_file(struct journal *j, journal_apply_fn apply, void *ctx,
     size_t cap = 0;
     ssize_t len;
     FILE *in;
-    int fd, rc = 0;
+    int fd, rc = 0, first = 1;
 
     fd = open(j->replay, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -425,12 +439,20 @@ static int replay_file(struct journal *j, journal_apply_fn apply, void *ctx,
         free(body);
         if (rc < 0 || a == KF_EBACKEND) {
             /* Redis gone again, or the quarantine cannot be written:
-             * this line (its record) and the rest stay */
-            int k = keep_rest(j, in, line + (a == KF_EBACKEND ? off : 0),
-                              n - (a == KF_EBACKEND ? off : 0), &c->left);
+             * this line (its record) and the rest stay. Stopped at the
+             * first record, nothing is to be taken out of the file, so
+             * it is not rewritten (Redis out of memory answers the ping
+             * and refuses every write: this runs each second). */
+            int k = rc == 0 && first && off == 0
+                        ? count_rest(in, &c->left)
+                        : keep_rest(j, in,
+                                    line + (a == KF_EBACKEND ? off : 0),
+                                    n - (a == KF_EBACKEND ? off : 0),
+                                    &c->left);
 
             rc = k < 0 ? k : rc < 0 ? rc : KF_EBACKEND;
         }
+        first = 0;
     }
     free(line);
     fclose(in);

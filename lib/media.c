@@ -15,6 +15,8 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "media_keep.h"
+
 #include "banned.h"
 
 #define PATH_MAX_LEN 4096
@@ -22,52 +24,63 @@
 #define IO_PAUSE_MS 10000
 #define DOWNLOAD_TIMEOUT_MS 120000L
 #define OP_ARGS 12
+#define ROOM_FILES 1000         /* files a fetch may delete to make room */
+#define JOB_TTL_S "259200"      /* 3 days: WeChat keeps a media no longer */
+#define FAILED_TTL_S "604800"   /* a failure (or retry count): 7 days */
 
-/* One pass's take: XGROUP CREATE at 0 the first time (so the entries
- * already in the stream are seen; BUSYGROUP afterwards), our own pending
- * entries after the paging cursor, entries other consumers left idle
- * (XAUTOCLAIM), then new ones (only while fewer than COUNT media are in
- * hand). Deleted entries and everything that is not an inbound image,
- * voice, video or shortvideo are acknowledged here and now. Consumers
- * gone for a day with nothing pending are removed when the claim cursor
- * wraps.
- * KEYS[1] = P; ARGV: group, consumer, count, idle_ms, pending cursor,
- * claim cursor. Returns { pending cursor, claim cursor, acked,
+/* One pass's take. The group only reads P events: every entry it reads
+ * is acknowledged at once, so it never holds back the archiver's trimming
+ * for longer than a pass. An inbound image, voice, video or shortvideo
+ * becomes a job: P media_job:<entry id> (openid, msgtype, payload, agent;
+ * expires after JOB_TTL_S, when WeChat has forgotten the media anyway)
+ * and a member of the sorted set P media_jobs scored by when it is due.
+ * The group is created at id 0 the first time (entries already in the
+ * stream are seen), at '$' after fetch = 0 dropped it (P media_off:
+ * entries appended while fetching was off are not fetched). Entries an
+ * earlier version left pending are claimed (XAUTOCLAIM) and handled the
+ * same way; consumers gone for a day with nothing pending are removed
+ * when the claim cursor wraps. Then up to COUNT due jobs are leased: their
+ * score moves lease_ms ahead, so another consumer takes a job only if
+ * this one died holding it.
+ * KEYS[1] = P; ARGV: group, consumer, count, idle_ms, claim cursor,
+ * now_ms, lease_ms. Returns { claim cursor, acked (not media), queued,
  * { {id, openid, msgtype, payload, agent}... } }. */
 static const char take_lua[] =
-    "local S = KEYS[1] .. 'events'\n"
+    "local P = KEYS[1]\n"
+    "local S, JOBS = P .. 'events', P .. 'media_jobs'\n"
     "local g, me, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
-    "local made = redis.pcall('XGROUP', 'CREATE', S, g, '0', 'MKSTREAM')\n"
-    "if type(made) == 'table' and made.err and\n"
-    "   not string.find(made.err, 'BUSYGROUP', 1, true) then\n"
-    "    return redis.error_reply(made.err)\n"
+    "local now, lease = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local start = '0'\n"
+    "if redis.call('EXISTS', P .. 'media_off') == 1 then start = '$' end\n"
+    "local made = redis.pcall('XGROUP', 'CREATE', S, g, start, 'MKSTREAM')\n"
+    "if made.err then\n"
+    "    if not string.find(made.err, 'BUSYGROUP', 1, true) then\n"
+    "        return redis.error_reply(made.err)\n"
+    "    end\n"
+    "else\n"
+    "    redis.call('DEL', P .. 'media_off')\n"
     "end\n"
     "local MEDIA = { image = true, voice = true, video = true,\n"
     "                shortvideo = true }\n"
-    "local out, acks, seen = {}, {}, {}\n"
+    "local acks, seen, queued = {}, {}, 0\n"
     "local function take(e)\n"
     "    local id, f = e[1], e[2]\n"
     "    if seen[id] then return end\n"
     "    seen[id] = true\n"
-    "    if type(f) ~= 'table' then acks[#acks + 1] = id; return end\n"
+    "    acks[#acks + 1] = id\n"
+    "    if type(f) ~= 'table' then return end\n"
     "    local h = {}\n"
     "    for i = 1, #f - 1, 2 do h[f[i]] = f[i + 1] end\n"
-    "    if h.type ~= 'msg_in' or not MEDIA[h.msgtype] then\n"
-    "        acks[#acks + 1] = id; return\n"
-    "    end\n"
-    "    out[#out + 1] = { id, h.openid or '', h.msgtype, h.payload or '',\n"
-    "                      h.agent or '' }\n"
+    "    if h.type ~= 'msg_in' or not MEDIA[h.msgtype] then return end\n"
+    "    local k = P .. 'media_job:' .. id\n"
+    "    redis.call('HSET', k, 'openid', h.openid or '', 'msgtype',\n"
+    "               h.msgtype, 'payload', h.payload or '', 'agent',\n"
+    "               h.agent or '')\n"
+    "    redis.call('EXPIRE', k, " JOB_TTL_S ")\n"
+    "    redis.call('ZADD', JOBS, 'NX', now, id)\n"
+    "    queued = queued + 1\n"
     "end\n"
-    "local function entries(r)\n"
-    "    if type(r) ~= 'table' or type(r[1]) ~= 'table' then return {} end\n"
-    "    return r[1][2] or {}\n"
-    "end\n"
-    "local pend = entries(redis.call('XREADGROUP', 'GROUP', g, me, 'COUNT',\n"
-    "                                n, 'STREAMS', S, ARGV[5]))\n"
-    "for _, e in ipairs(pend) do take(e) end\n"
-    "local pcur = '0'\n"
-    "if #pend >= n then pcur = pend[#pend][1] end\n"
-    "local cl = redis.call('XAUTOCLAIM', S, g, me, ARGV[4], ARGV[6],\n"
+    "local cl = redis.call('XAUTOCLAIM', S, g, me, ARGV[4], ARGV[5],\n"
     "                      'COUNT', n)\n"
     "for _, e in ipairs(cl[2]) do take(e) end\n"
     "if cl[1] == '0-0' then\n"
@@ -79,23 +92,41 @@ static const char take_lua[] =
     "        end\n"
     "    end\n"
     "end\n"
-    "if #out < n then\n"
-    "    local new = entries(redis.call('XREADGROUP', 'GROUP', g, me,\n"
-    "                                   'COUNT', n, 'STREAMS', S, '>'))\n"
-    "    for _, e in ipairs(new) do take(e) end\n"
+    "local new = redis.call('XREADGROUP', 'GROUP', g, me, 'COUNT', n,\n"
+    "                       'STREAMS', S, '>')\n"
+    "if type(new) == 'table' and type(new[1]) == 'table' then\n"
+    "    for _, e in ipairs(new[1][2] or {}) do take(e) end\n"
     "end\n"
     "if #acks > 0 then redis.call('XACK', S, g, unpack(acks)) end\n"
-    "return { pcur, cl[1], #acks, out }\n";
+    "local out = {}\n"
+    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', JOBS, '-inf', now,\n"
+    "                               'LIMIT', 0, n)) do\n"
+    "    local h = redis.call('HMGET', P .. 'media_job:' .. id, 'openid',\n"
+    "                         'msgtype', 'payload', 'agent')\n"
+    "    if not h[2] then\n"
+    "        redis.call('ZREM', JOBS, id)\n"
+    "    else\n"
+    "        redis.call('ZADD', JOBS, 'XX', now + lease, id)\n"
+    "        out[#out + 1] = { id, h[1] or '', h[2], h[3] or '', h[4] or '' }\n"
+    "    end\n"
+    "end\n"
+    "return { cl[1], #acks - queued, queued, out }\n";
 
 /* The per-media steps. KEYS[1] = P; ARGV[1] = op:
- *   begin  mid now                 -> stored | failed | wait | go
+ *   begin  mid now                 -> {stored | failed | wait | go,
+ *                                      retry_ms or "0"}
  *   stored mid path ct size openid now agent msg     -> 1 (0: already)
+ *          (also indexed: P media_files by stored_ms, P media_bytes)
  *   failed key_mid event_mid openid now agent msg reason errcode errmsg
  *                                  -> 1 (0: already); key_mid "" = no hash
- *   retry  mid now min_delay_ms    -> attempts so far
- *   ack    group id                -> XACK's answer
+ *   retry  mid now min_delay_ms    -> {attempts so far, retry_ms}
+ *   done   job_id                  -> the job is finished: removed
+ *   later  job_id due_ms           -> the job is due again then
+ *   off    group                   -> drops the group (1 if it existed)
+ *                                     and notes that fetching was off
  *   lookup mid agent               -> {ok, path, ct, size} | {no_media} |
  *                                     {not_yours} | {media_failed}
+ * A failure's hash, and a retry count, expire after FAILED_TTL_S.
  * Events go to P events and to the feed of the agent the message was
  * routed to (as the ingest script's inbox()). */
 static const char op_lua[] =
@@ -111,12 +142,12 @@ static const char op_lua[] =
     "if op == 'begin' then\n"
     "    local h = redis.call('HMGET', mkey(ARGV[2]), 'path', 'error',\n"
     "                         'retry_ms')\n"
-    "    if h[1] then return 'stored' end\n"
-    "    if h[2] then return 'failed' end\n"
+    "    if h[1] then return { 'stored', '0' } end\n"
+    "    if h[2] then return { 'failed', '0' } end\n"
     "    if h[3] and tonumber(h[3]) > tonumber(ARGV[3]) then\n"
-    "        return 'wait'\n"
+    "        return { 'wait', h[3] }\n"
     "    end\n"
-    "    return 'go'\n"
+    "    return { 'go', '0' }\n"
     "elseif op == 'stored' then\n"
     "    local k = mkey(ARGV[2])\n"
     "    if redis.call('HEXISTS', k, 'path') == 1 then return 0 end\n"
@@ -124,6 +155,9 @@ static const char op_lua[] =
     "               'size', ARGV[5], 'openid', ARGV[6], 'stored_ms', ARGV[7],\n"
     "               'msg', ARGV[9])\n"
     "    redis.call('HDEL', k, 'retry_ms')\n"
+    "    redis.call('PERSIST', k)\n"
+    "    redis.call('ZADD', P .. 'media_files', ARGV[7], ARGV[2])\n"
+    "    redis.call('INCRBY', P .. 'media_bytes', ARGV[5])\n"
     "    emit(ARGV[8], { 'type', 'media_stored', 'openid', ARGV[6],\n"
     "                    'media_id', ARGV[2], 'path', ARGV[3],\n"
     "                    'content_type', ARGV[4], 'size', ARGV[5],\n"
@@ -139,6 +173,7 @@ static const char op_lua[] =
     "                   'openid', ARGV[4], 'failed_ms', ARGV[5],\n"
     "                   'msg', ARGV[7])\n"
     "        redis.call('HDEL', k, 'retry_ms')\n"
+    "        redis.call('EXPIRE', k, " FAILED_TTL_S ")\n"
     "    end\n"
     "    emit(ARGV[6], { 'type', 'media_failed', 'openid', ARGV[4],\n"
     "                    'media_id', ARGV[3], 'reason', ARGV[8],\n"
@@ -153,11 +188,21 @@ static const char op_lua[] =
     "    if d > 1800000 then d = 1800000 end\n"
     "    local min = tonumber(ARGV[4]) or 0\n"
     "    if min > d then d = min end\n"
-    "    redis.call('HSET', k, 'retry_ms',\n"
-    "               string.format('%.0f', tonumber(ARGV[3]) + d))\n"
-    "    return n\n"
-    "elseif op == 'ack' then\n"
-    "    return redis.call('XACK', P .. 'events', ARGV[2], ARGV[3])\n"
+    "    local due = string.format('%.0f', tonumber(ARGV[3]) + d)\n"
+    "    redis.call('HSET', k, 'retry_ms', due)\n"
+    "    redis.call('EXPIRE', k, " FAILED_TTL_S ")\n"
+    "    return { n, due }\n"
+    "elseif op == 'done' then\n"
+    "    redis.call('ZREM', P .. 'media_jobs', ARGV[2])\n"
+    "    return redis.call('DEL', P .. 'media_job:' .. ARGV[2])\n"
+    "elseif op == 'later' then\n"
+    "    return redis.call('ZADD', P .. 'media_jobs', 'XX', ARGV[3], ARGV[2])\n"
+    "elseif op == 'off' then\n"
+    "    -- NX: once done, a pass with fetching off writes nothing\n"
+    "    redis.call('SET', P .. 'media_off', '1', 'NX')\n"
+    "    local d = redis.pcall('XGROUP', 'DESTROY', P .. 'events', ARGV[2])\n"
+    "    if type(d) == 'number' then return d end\n"
+    "    return 0\n"
     "elseif op == 'lookup' then\n"
     "    local h = redis.call('HMGET', mkey(ARGV[2]), 'path', 'content_type',\n"
     "                         'size', 'openid', 'error')\n"
@@ -190,10 +235,10 @@ void media_init(struct media *m, struct store *st, struct wx_api *api,
     host[sizeof(host) - 1] = '\0';
     snprintf(m->consumer, sizeof(m->consumer), "%s:%ld", host,
              (long)getpid());
-    snprintf(m->pending_cursor, sizeof(m->pending_cursor), "0");
     snprintf(m->claim_cursor, sizeof(m->claim_cursor), "0-0");
     store_script_init(&m->take, take_lua);
     store_script_init(&m->op, op_lua);
+    media_keep_script_init(&m->keep);
 }
 
 void media_release(struct media *m)
@@ -258,7 +303,7 @@ const char *media_content_type(const char *ext)
 }
 
 /* rel: relative, of [A-Za-z0-9_./-], no empty, "." or ".." segment. */
-static int rel_ok(const char *rel)
+int media_rel_ok(const char *rel)
 {
     const char *seg = rel, *p;
 
@@ -332,7 +377,7 @@ int media_write_file(const char *dir, const char *rel, const void *data,
     char full[PATH_MAX_LEN], tmp[PATH_MAX_LEN], *slash;
     int n, fd, rc = KF_EIO;
 
-    if (!dir || !*dir || !rel_ok(rel))
+    if (!dir || !*dir || !media_rel_ok(rel))
         return KF_EINVAL;
     n = snprintf(full, sizeof(full), "%s/%s", dir, rel);
     if (n < 0 || (size_t)n >= sizeof(full))
@@ -395,26 +440,30 @@ static int op_run(struct media *m, const char *const *args, int n)
     return rc;
 }
 
-static int take(struct media *m, long limit, redisReply **out)
+/* The take script; jobs are leased for idle_ms. */
+static int take(struct media *m, int64_t now_ms, long limit,
+                redisReply **out)
 {
-    char count[24], idle[24];
-    const char *argv[10];
-    size_t lens[10];
+    char count[24], idle[24], now[24];
+    const char *argv[11];
+    size_t lens[11];
     int i;
 
     snprintf(count, sizeof(count), "%ld", limit);
     snprintf(idle, sizeof(idle), "%ld", m->idle_ms);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     argv[2] = "1";
     argv[3] = m->store->prefix;
     argv[4] = MEDIA_GROUP;
     argv[5] = m->consumer;
     argv[6] = count;
     argv[7] = idle;
-    argv[8] = m->pending_cursor;
-    argv[9] = m->claim_cursor;
-    for (i = 2; i < 10; i++)
+    argv[8] = m->claim_cursor;
+    argv[9] = now;
+    argv[10] = idle;
+    for (i = 2; i < 11; i++)
         lens[i] = strlen(argv[i]);
-    return store_eval(m->store, &m->take, 10, argv, lens, out);
+    return store_eval(m->store, &m->take, 11, argv, lens, out);
 }
 
 static int is_str(const redisReply *r)
@@ -440,7 +489,9 @@ struct pass {
     int64_t now;                /* the caller's wall clock */
 };
 
-enum { ONE_DONE, ONE_PENDING };
+/* A media's state after a pass: *due = 0 when it is stored or failed for
+ * good, else the wall-clock ms it should be tried again (p->now: the next
+ * pass). */
 
 static int record_failed(struct media *m, const struct pass *p,
                          const struct entry *e, const char *key_mid,
@@ -553,9 +604,12 @@ static int fetch(struct media *m, const char *mid, struct kf_buf *out,
     return download(m, url, out, ct, ct_len);
 }
 
+/* Writes and records a fetched file, after making room for it under the
+ * quota. KF_ELIMIT: no room yet (try again); KF_EIO: not written. */
 static int store_bytes(struct media *m, const struct pass *p,
                        const struct entry *e, const char *mid,
-                       const struct kf_buf *b, const char *ct)
+                       const struct kf_buf *b, const char *ct,
+                       struct media_counts *c)
 {
     const char *ext = media_ext(kf_str_c(ct));
     char rel[256], size[24], now[24];
@@ -571,6 +625,17 @@ static int store_bytes(struct media *m, const struct pass *p,
              tm.tm_mon + 1, mid, ext);
     snprintf(size, sizeof(size), "%zu", b->len);
     snprintf(now, sizeof(now), "%lld", (long long)p->now);
+    rc = media_keep_room(m, (int64_t)b->len, ROOM_FILES, c);
+    if (rc == KF_ETOOBIG) {
+        c->refused_quota++;
+        c->failed++;
+        return record_failed(m, p, e, mid, mid, "quota", 0,
+                             "over [media] max_disk_mb");
+    }
+    if (rc == KF_EIO)           /* an old file would not go: wait */
+        rc = KF_ELIMIT;
+    if (rc < 0)
+        return rc;
     rc = media_write_file(m->cfg->media.dir, rel, b->p ? b->p : "", b->len);
     return rc < 0 ? KF_EIO : op_run(m, args, 9);
 }
@@ -579,13 +644,13 @@ static int store_bytes(struct media *m, const struct pass *p,
  * MEDIA_MAX_ATTEMPTS. */
 static int retry_later(struct media *m, struct pass *p,
                        const struct entry *e, const char *mid,
-                       const struct wx_api_result *res, int *state,
+                       const struct wx_api_result *res, int64_t *due,
                        struct media_counts *c)
 {
     char now[24], min[24];
     const char *args[] = { "retry", mid, now, min };
     redisReply *r = NULL;
-    long long attempts;
+    long long attempts = 0;
     int rc;
 
     snprintf(now, sizeof(now), "%lld", (long long)p->now);
@@ -593,14 +658,20 @@ static int retry_later(struct media *m, struct pass *p,
     rc = op(m, args, 4, &r);
     if (rc < 0)
         return rc;
-    attempts = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && is_str(r->element[1])) {
+        attempts = r->element[0]->integer;
+        *due = strtoll(r->element[1]->str, NULL, 10);
+    }
     freeReplyObject(r);
     p->stop = 1;            /* most likely WeChat or the network: wait */
-    if (attempts < MEDIA_MAX_ATTEMPTS) {
+    if (attempts > 0 && attempts < MEDIA_MAX_ATTEMPTS) {
         c->retried++;
-        *state = ONE_PENDING;
+        if (*due <= p->now)
+            *due = p->now;
         return 0;
     }
+    *due = 0;
     c->failed++;
     return record_failed(m, p, e, mid, mid, "gave_up", res->errcode,
                          res->errmsg);
@@ -610,25 +681,27 @@ static int retry_later(struct media *m, struct pass *p,
 static int settle(struct media *m, struct pass *p, const struct entry *e,
                   const char *mid, int rc, const struct kf_buf *b,
                   const char *ct, const struct wx_api_result *res,
-                  int *state, struct media_counts *c)
+                  int64_t *due, struct media_counts *c)
 {
-    *state = ONE_DONE;
+    *due = 0;
     if (rc == 0) {
-        rc = store_bytes(m, p, e, mid, b, ct);
-        if (rc == KF_EIO) {
-            p->io_error = 1;
+        long refused = c->refused_quota;
+
+        rc = store_bytes(m, p, e, mid, b, ct, c);
+        if (rc == KF_EIO || rc == KF_ELIMIT) {
+            p->io_error |= rc == KF_EIO;
             p->stop = 1;
             c->waiting++;
-            *state = ONE_PENDING;
+            *due = p->now;
             return 0;
         }
-        c->stored += rc == 0;
+        c->stored += rc == 0 && c->refused_quota == refused;
         return rc;
     }
     if (rc == KF_ELIMIT) {              /* the bucket or a daily budget */
         p->stop = 1;
         c->waiting++;
-        *state = ONE_PENDING;
+        *due = p->now;
         return 0;
     }
     if (rc == KF_EWECHAT || rc == KF_ETOOBIG || rc == KF_EPARSE ||
@@ -643,12 +716,12 @@ static int settle(struct media *m, struct pass *p, const struct entry *e,
                              rc == KF_ETOOBIG ? "over [media] max_bytes"
                                               : res->errmsg);
     }
-    return retry_later(m, p, e, mid, res, state, c);
+    return retry_later(m, p, e, mid, res, due, c);
 }
 
 /* One media_id of an entry. */
 static int fetch_one(struct media *m, struct pass *p, const struct entry *e,
-                     const char *mid, int *state, struct media_counts *c)
+                     const char *mid, int64_t *due, struct media_counts *c)
 {
     char now[24], ct[128] = "";
     const char *args[] = { "begin", mid, now };
@@ -661,13 +734,20 @@ static int fetch_one(struct media *m, struct pass *p, const struct entry *e,
     rc = op(m, args, 3, &r);
     if (rc < 0)
         return rc;
-    done = is_str(r) && (!strcmp(r->str, "stored") ||
-                         !strcmp(r->str, "failed"));
-    go = is_str(r) && !strcmp(r->str, "go");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        !is_str(r->element[0]) || !is_str(r->element[1])) {
+        freeReplyObject(r);
+        return KF_EBACKEND;
+    }
+    done = !strcmp(r->element[0]->str, "stored") ||
+           !strcmp(r->element[0]->str, "failed");
+    go = !strcmp(r->element[0]->str, "go");
+    *due = done ? 0 : go ? p->now : strtoll(r->element[1]->str, NULL, 10);
     freeReplyObject(r);
-    *state = done ? ONE_DONE : ONE_PENDING;
     if (done)
         return 0;
+    if (*due < p->now)
+        *due = p->now;
     if (!go || p->stop || p->fetches_left <= 0 || kf_mono_ms() >= p->deadline) {
         c->waiting++;           /* backing off, or out of budget */
         return 0;
@@ -676,7 +756,7 @@ static int fetch_one(struct media *m, struct pass *p, const struct entry *e,
     wx_api_result_init(&res);
     kf_buf_init(&b, (size_t)m->cfg->media.max_bytes);
     rc = fetch(m, mid, &b, ct, sizeof(ct), &res);
-    rc = settle(m, p, e, mid, rc, &b, ct, &res, state, c);
+    rc = settle(m, p, e, mid, rc, &b, ct, &res, due, c);
     kf_buf_release(&b);
     wx_api_result_release(&res);
     return rc;
@@ -717,14 +797,16 @@ static int media_ids(json_t *pl, const char *msgtype, json_t *ids[2])
     return n;
 }
 
-/* One inbound media message; acknowledged once each of its media is
- * stored or failed for good. */
+/* One job (an inbound media message): removed once each of its media is
+ * stored or failed for good, else due again when the earliest of them
+ * is. */
 static int process(struct media *m, struct pass *p, const redisReply *r,
                    struct media_counts *c)
 {
     struct entry e;
     json_t *pl = NULL, *ids[2] = { NULL, NULL };
-    int rc = entry_from(r, &e), n = 0, i, pending = 0;
+    int rc = entry_from(r, &e), n = 0, i;
+    int64_t next = 0;
 
     if (rc < 0)
         return rc;
@@ -739,7 +821,7 @@ static int process(struct media *m, struct pass *p, const redisReply *r,
         struct kf_str id = { json_string_value(ids[i]),
                              json_string_length(ids[i]) };
         char shown[MEDIA_ID_MAX + 1];
-        int state = ONE_DONE;
+        int64_t due = 0;
 
         if (!media_id_ok(id)) {
             snprintf(shown, sizeof(shown), "%.*s",
@@ -749,12 +831,19 @@ static int process(struct media *m, struct pass *p, const redisReply *r,
             rc = record_failed(m, p, &e, "", shown, "bad_media_id", 0, "");
             continue;
         }
-        rc = fetch_one(m, p, &e, id.p, &state, c);
-        pending |= state == ONE_PENDING;
+        rc = fetch_one(m, p, &e, id.p, &due, c);
+        if (due > 0 && (next == 0 || due < next))
+            next = due;
     }
-    if (rc == 0 && !pending) {
-        const char *args[] = { "ack", MEDIA_GROUP, e.id };
+    if (rc == 0 && next == 0) {
+        const char *args[] = { "done", e.id };
 
+        rc = op_run(m, args, 2);
+    } else if (rc == 0) {
+        char at[24];
+        const char *args[] = { "later", e.id, at };
+
+        snprintf(at, sizeof(at), "%lld", (long long)next);
         rc = op_run(m, args, 3);
     }
     json_decref(pl);
@@ -779,23 +868,27 @@ int media_fetch_pass(struct media *m, int64_t now_ms, long limit,
     size_t i;
     int rc;
 
-    if (!m->cfg->media.fetch || !m->api || limit < 1 ||
-        now_ms < m->pause_until_ms)
+    if (!m->cfg->media.fetch || !m->api) {
+        const char *args[] = { "off", MEDIA_GROUP };
+
+        return op_run(m, args, 2);      /* the group must not hold trimming */
+    }
+    if (limit < 1 || now_ms < m->pause_until_ms)
         return 0;
-    rc = take(m, limit, &r);
+    rc = take(m, now_ms, limit, &r);
     if (rc < 0)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[1]->type != REDIS_REPLY_INTEGER ||
         r->element[2]->type != REDIS_REPLY_INTEGER ||
         r->element[3]->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return KF_EBACKEND;
     }
-    set_cursor(m->pending_cursor, sizeof(m->pending_cursor), r->element[0],
-               "0");
-    set_cursor(m->claim_cursor, sizeof(m->claim_cursor), r->element[1],
+    set_cursor(m->claim_cursor, sizeof(m->claim_cursor), r->element[0],
                "0-0");
-    c->acked += (long)r->element[2]->integer;
+    c->acked += (long)r->element[1]->integer;
+    c->queued += (long)r->element[2]->integer;
     list = r->element[3];
     for (i = 0; i < list->elements && rc == 0; i++)
         rc = process(m, &p, list->element[i], c);
@@ -837,7 +930,7 @@ static int open_inside(const char *dir, const char *rel, struct media_file *f)
     size_t n;
     int rc = KF_ENOTFOUND;
 
-    if (!rel_ok(rel) ||
+    if (!media_rel_ok(rel) ||
         (size_t)snprintf(full, sizeof(full), "%s/%s", dir, rel) >=
             sizeof(full))
         return refuse(f, KF_ENOTFOUND, "no_media");

@@ -31,9 +31,8 @@ struct media {
     long budget_ms;             /* no fetch starts after this long in a
                                    pass (2000) */
     int64_t pause_until_ms;     /* after an I/O error: no pass before */
-    char pending_cursor[48];    /* paging through our own pending list */
     char claim_cursor[48];      /* XAUTOCLAIM's */
-    struct store_script take, op;
+    struct store_script take, op, keep;  /* keep: lib/media_keep.c */
 };
 
 /* cfg, st and api must outlive m. Never fails. */
@@ -44,6 +43,10 @@ void media_release(struct media *m);              /* safe twice */
 /* 1 if id is a media_id we accept: [A-Za-z0-9_-]{1,128}; else 0. Only
  * such an id ever becomes part of a key or a path. */
 int media_id_ok(struct kf_str id);
+
+/* 1 if rel is a path we write or read under [media] dir: segments of
+ * [A-Za-z0-9_.-] that are not "." or "..", at most 512 bytes; else 0. */
+int media_rel_ok(const char *rel);
 
 /* The file extension for a Content-Type ("image/jpeg; x=y" -> "jpg"):
  * jpg, png, gif, amr, speex, mp3, mp4, else "bin". Static text. */
@@ -61,19 +64,26 @@ KF_WUR int media_write_file(const char *dir, const char *rel,
 
 struct media_counts {
     long acked;         /* entries that were not media (or deleted) */
+    long queued;        /* media messages that became jobs */
     long stored;        /* files written and recorded */
     long failed;        /* media_failed recorded (permanent) */
     long retried;       /* transient failures, left pending */
     long waiting;       /* pending, not tried this pass (backoff, budget) */
+    long refused_quota; /* failed: larger than [media] max_disk_mb */
+    long removed_retention, removed_quota;  /* files deleted (media_keep) */
 };
 
-/* One bounded pass: our own pending entries (from the paging cursor),
- * entries of consumers idle over idle_ms (XAUTOCLAIM), then new ones,
- * at most limit of each; at most max_fetches fetches within budget_ms.
- * Does nothing when [media] fetch = 0 or m->api is NULL. Returns
- * KF_EBACKEND when Redis failed (nothing is lost: the entries stay
- * pending), KF_EIO when the media dir could not be written (then passes
- * pause for 10 s). Counts are added to c. */
+/* One bounded pass: reads up to limit new entries of P events (and
+ * entries an earlier version left pending, XAUTOCLAIM after idle_ms) and
+ * acknowledges them all at once, media messages becoming jobs in P
+ * media_jobs; then works on up to limit due jobs (leased for idle_ms), at
+ * most max_fetches fetches within budget_ms. A job waiting for a retry
+ * waits in P media_jobs, never in the stream. When [media] fetch = 0 or
+ * m->api is NULL it only drops the group (and notes that fetching was
+ * off, so entries appended meanwhile are never fetched). Returns
+ * KF_EBACKEND when Redis failed (nothing is lost: the jobs stay),
+ * KF_EIO when the media dir could not be written (then passes pause for
+ * 10 s). Counts are added to c. */
 KF_WUR int media_fetch_pass(struct media *m, int64_t now_ms, long limit,
                             struct media_counts *c);
 

@@ -36,6 +36,8 @@
 #define METRICS_POSTGRES_ERRORS   "wxkf_postgres_errors_total"   /* process */
 #define METRICS_SLOW_REQUESTS     "wxkf_slow_requests_total"     /* route */
 #define METRICS_SERIES_DROPPED    "wxkf_metrics_series_dropped_total"
+#define METRICS_MEDIA_REMOVED     "wxkf_media_removed_total"     /* reason */
+#define METRICS_MEDIA_QUOTA_REFUSED "wxkf_media_quota_refused_total"
 /* gauges */
 #define METRICS_QUEUE_LENGTH       "wxkf_queue_length"             /* group */
 #define METRICS_AGENTS             "wxkf_agents"                   /* status */
@@ -44,6 +46,10 @@
 #define METRICS_ARCHIVER_LAG       "wxkf_archiver_lag_seconds"
 #define METRICS_ARCHIVER_PENDING   "wxkf_archiver_pending"
 #define METRICS_WECHAT_BUDGET_LEFT "wxkf_wechat_api_budget_left"   /* api */
+#define METRICS_MEDIA_BYTES        "wxkf_media_bytes"
+#define METRICS_MEDIA_FILES        "wxkf_media_files"
+#define METRICS_MEDIA_QUOTA_BYTES  "wxkf_media_quota_bytes"
+#define METRICS_MEDIA_JOBS         "wxkf_media_jobs"
 
 /* Limits. A label set is at most METRICS_LABELS_MAX bytes (buffers for
  * metrics_labels: METRICS_LABELS_MAX + 1); one escaped value at most

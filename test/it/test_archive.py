@@ -221,6 +221,20 @@ def test_callbacks_become_rows(astack):
                                                                  took))
 
 
+def test_a_media_group_left_by_fetch_1_does_not_stop_trimming(astack):
+    """[media] fetch was 1 once (its `media` group stayed on the stream at
+    the id it had read), now it is 0: `wxkf jobs` drops the group, and the
+    stream is trimmed again after the callbacks are archived."""
+    astack.redis.xgroup_create(astack.stream, 'media', id='0',
+                               mkstream=True)
+    sent = send_texts(astack, ['media off %d' % i for i in range(30)])
+    wait_archived(astack, 30)
+    wait_until(lambda: astack.xlen() == 0, 10, 0.1, 'the stream trimmed')
+    assert 'media' not in [g['name'] for g in
+                           astack.redis.xinfo_groups(astack.stream)]
+    assert len(sent) == 30
+
+
 def test_hostile_content_is_stored_byte_for_byte(astack):
     binaryish = ''.join(chr(c) for c in range(0x80, 0x100)) + \
         '\\x00\\xff \\N \\. \\\\ \t\t' + '\ufffd\ue000\U0010fffd'

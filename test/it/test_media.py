@@ -243,19 +243,81 @@ def test_refused_media_is_recorded_as_failed(sim, mstack, agents):
     assert not media_events(mstack, 'media_stored', media_id)
 
 
+def send_after_failures(sim, prefix, content_type, failures):
+    """A user sends an image whose first `failures` fetches get a 502."""
+    media_id = new_id(prefix)
+    seed(sim, media_id, content_type, jpeg_like(800))
+    sim.fault(path=MEDIA_GET, kind='http', status=502, count=failures)
+    user_sends(sim, 'oMedia' + secrets.token_hex(10), type='image',
+               media_id=media_id)
+    return media_id
+
+
+def media_group(stack):
+    return [g for g in stack.redis.xinfo_groups(stack.stream)
+            if g['name'] == 'media']
+
+
 def test_transient_failure_is_retried_by_jobs(sim, mstack, agents):
-    media_id = new_id('late')
-    blob = jpeg_like(800)
-    seed(sim, media_id, 'image/png', blob)
-    openid = 'oMedia' + secrets.token_hex(10)
-    sim.fault(path=MEDIA_GET, kind='http', status=502, count=1)
-    user_sends(sim, openid, type='image', media_id=media_id)
+    media_id = send_after_failures(sim, 'late', 'image/png', 1)
     h = wait_stored(mstack, media_id)
     assert h['attempts'] == '1'
     assert h['path'].endswith('.png')
     assert not media_events(mstack, 'media_failed', media_id)
-    group = [g for g in mstack.redis.xinfo_groups(mstack.stream)
-             if g['name'] == 'media']
-    assert group, 'the consumer group exists'
+    assert media_group(mstack), 'the consumer group exists'
     wait_until(lambda: mstack.redis.xpending(mstack.stream, 'media')
                ['pending'] == 0, 10, 0.2, 'nothing left pending')
+
+
+def test_a_media_in_backoff_does_not_hold_the_stream(sim, mstack, agents):
+    """The archiver trims below the first entry a group still needs: a
+    media waiting for its retries waits as a job in P media_jobs, while
+    its stream entry is acknowledged at once."""
+    media_id = send_after_failures(sim, 'slow', 'image/jpeg', 2)
+
+    def retrying():
+        return mstack.redis.hget(P + 'media:' + media_id, 'attempts')
+    wait_until(retrying, 10, 0.1, 'a first failed fetch')
+    assert not stored(mstack, media_id)
+    group = media_group(mstack)[0]
+    assert group['pending'] == 0, group
+    assert mstack.redis.zcard(P + 'media_jobs') >= 1
+    msg = [i for i, f in mstack.entries() if f.get('type') == 'msg_in'
+           and media_id in f.get('payload', '')][0]
+    assert tuple(map(int, group['last-delivered-id'].split('-'))) >= \
+        tuple(map(int, msg.split('-'))), (group, msg)
+    h = wait_stored(mstack, media_id)
+    assert h['attempts'] == '2'
+    wait_until(lambda: mstack.redis.zcard(P + 'media_jobs') == 0, 10, 0.2,
+               'the job done')
+
+
+def metric_samples(stack):
+    r = requests.get(stack.base + '/metrics', timeout=10)
+    assert r.status_code == 200, r.text[:300]
+    out = {}
+    for line in r.text.splitlines():
+        if line and not line.startswith('#'):
+            name, value = line.rsplit(' ', 1)
+            out[name] = float(value)
+    return r.text, out
+
+
+def test_media_store_metrics(sim, mstack, agents):
+    media_id = new_id('met')
+    blob = jpeg_like(3000)
+    seed(sim, media_id, 'image/jpeg', blob)
+    user_sends(sim, 'oMedia' + secrets.token_hex(10), type='image',
+               media_id=media_id)
+    wait_stored(mstack, media_id)
+    wait_until(lambda: mstack.redis.zcard(P + 'media_jobs') == 0, 10, 0.2,
+               'no job left')
+    text, s = metric_samples(mstack)
+    assert s['wxkf_media_bytes'] == int(mstack.redis.get(P + 'media_bytes'))
+    assert s['wxkf_media_bytes'] >= len(blob)
+    assert s['wxkf_media_files'] == mstack.redis.zcard(P + 'media_files')
+    assert s['wxkf_media_files'] >= 1
+    assert s['wxkf_media_jobs'] == 0
+    assert s['wxkf_media_quota_bytes'] == 10240 * 1024 * 1024
+    assert s['wxkf_media_quota_refused_total'] == 0
+    assert '# TYPE wxkf_media_removed_total counter' in text

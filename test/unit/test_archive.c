@@ -571,6 +571,37 @@ static void test_trim_never_passes_another_groups_pending_entry(void **state)
     archive_release(&a);
 }
 
+/* A group that stopped (a fetcher turned off, a consumer of your own)
+ * holds the trimming back for group_hold_ms at most: entries older are
+ * trimmed although it never read them. */
+static void test_another_group_holds_trimming_for_group_hold_ms_at_most(
+    void **state)
+{
+    struct archive a;
+    struct archive_stats st;
+    char t[24];
+
+    (void)state;
+    snprintf(t, sizeof(t), "%lld", (long long)now_ms());
+    xadd(NULL, "1000-1", "type", "presence", "agent", "a1", "status",
+         "online", "ts_ms", "1000", NULL);
+    xadd(NULL, "2000-1", "type", "presence", "agent", "a1", "status",
+         "paused", "ts_ms", "2000", NULL);
+    assert_int_equal(rint_cmd("XGROUP CREATE %s media 0", STREAM), -1);
+    xadd(NULL, NULL, "type", "presence", "agent", "a1", "status", "online",
+         "ts_ms", t, NULL);
+    archive_new(&a);
+    assert_int_equal(a.hold_ms, 3600000);
+    memset(&st, 0, sizeof(st));
+    run_until_drained(&a, &st);
+    assert_int_equal(st.written, 3);
+    /* the two old ones went; "media" still holds the recent one */
+    assert_int_equal(st.trimmed, 2);
+    assert_int_equal(rint_cmd("XLEN %s", STREAM), 1);
+    assert_int_equal(st.lag.groups_behind, 1);
+    archive_release(&a);
+}
+
 static void test_keep_ms_keeps_recent_archived_entries(void **state)
 {
     struct archive a;
@@ -824,6 +855,7 @@ int main(void)
         T(test_hostile_text_is_stored_byte_for_byte),
         T(test_small_batches_with_refused_entries_write_all_others),
         T(test_trim_never_passes_another_groups_pending_entry),
+        T(test_another_group_holds_trimming_for_group_hold_ms_at_most),
         T(test_keep_ms_keeps_recent_archived_entries),
         T(test_a_dead_consumers_entries_are_claimed_once),
         T(test_nothing_is_acknowledged_while_postgres_is_down),

@@ -178,6 +178,49 @@ static void a_stopped_replay_keeps_exactly_the_rest(void **st)
     remove_dir(dir);
 }
 
+/* Redis answering but refusing every write (out of memory): each try
+ * stops at the first record and must not rewrite (and fsync) the whole
+ * file again and again. */
+static void a_replay_stopped_at_its_first_record_leaves_the_file(void **st)
+{
+    struct journal j;
+    struct journal_counts c = { 0, 0, 0 };
+    struct seen s;
+    struct stat a, b;
+    char dir[64], m[16];
+    int i;
+
+    (void)st;
+    memset(&s, 0, sizeof(s));
+    make_dir(dir, sizeof(dir));
+    assert_int_equal(journal_init(&j, dir), 0);
+    for (i = 0; i < 4; i++) {
+        snprintf(m, sizeof(m), "m%d", i);
+        assert_int_equal(add(&j, m, strlen(m), 1700000000 + i), 0);
+    }
+    s.fail_at = 1;
+    assert_int_equal(journal_replay(&j, apply, &s, &c), KF_EBACKEND);
+    assert_int_equal(c.left, 4);
+    assert_int_equal(stat(j.replay, &a), 0);
+    for (i = 0; i < 3; i++) {
+        memset(&c, 0, sizeof(c));
+        s.fail_at = 1;
+        assert_int_equal(journal_replay(&j, apply, &s, &c), KF_EBACKEND);
+        assert_int_equal(c.replayed + c.quarantined, 0);
+        assert_int_equal(c.left, 4);
+        assert_int_equal(stat(j.replay, &b), 0);
+        assert_true(a.st_ino == b.st_ino);      /* the same file, unwritten */
+        assert_true(a.st_size == b.st_size);
+    }
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(journal_replay(&j, apply, &s, &c), 0);
+    assert_int_equal(c.replayed, 4);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.body[3], "m3");
+    assert_false(journal_pending(&j));
+    remove_dir(dir);
+}
+
 static void a_line_cut_short_is_quarantined(void **st)
 {
     struct journal j;
@@ -528,6 +571,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(records_come_back_in_order_byte_for_byte),
         cmocka_unit_test(a_stopped_replay_keeps_exactly_the_rest),
+        cmocka_unit_test(a_replay_stopped_at_its_first_record_leaves_the_file),
         cmocka_unit_test(a_line_cut_short_is_quarantined),
         cmocka_unit_test(a_record_glued_onto_a_cut_short_line_is_replayed),
         cmocka_unit_test(

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "media.h"
+#include "media_keep.h"
 #include "store.h"
 #include "testutil.h"
 #include "wx_api.h"
@@ -193,13 +194,26 @@ static int pass(struct fixture *f, int64_t now)
     return media_fetch_pass(&f->m, now, 50, &f->c);
 }
 
-static long long pending(struct fixture *f)
+/* Entries of P events the media group read and did not acknowledge. */
+static long long stream_pending(struct fixture *f)
 {
     redisReply *r = cmd(f, "XPENDING " P "events " MEDIA_GROUP);
     long long n = r->type == REDIS_REPLY_ARRAY && r->elements > 0
                       ? r->element[0]->integer : -1;
 
     freeReplyObject(r);
+    return n;
+}
+
+/* Media messages not done yet (jobs in P media_jobs); the stream holds
+ * none of them back. */
+static long long pending(struct fixture *f)
+{
+    redisReply *r = cmd(f, "ZCARD " P "media_jobs");
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    assert_int_equal(stream_pending(f), 0);
     return n;
 }
 
@@ -549,12 +563,11 @@ static void test_media_transient_failure_stays_pending_then_succeeds(
     s = hget(f, P "media:" JPEG_ID, "retry_ms");
     assert_string_equal(s, "1767225602000");           /* 2 s later */
     free(s);
-    /* backing off: the next pass leaves it */
+    /* backing off: the next pass does not even take it */
     assert_int_equal(pass(f, NOW + 1000), 0);
-    assert_int_equal(f->c.waiting, 1);
-    assert_int_equal(f->c.retried + f->c.stored, 0);
+    assert_int_equal(f->c.retried + f->c.stored + f->c.waiting, 0);
     assert_int_equal(pending(f), 1);
-    /* later: read again from our own pending list, and stored */
+    /* later: due again, and stored */
     assert_int_equal(pass(f, NOW + 3000), 0);
     assert_int_equal(f->c.stored, 1);
     assert_int_equal(pending(f), 0);
@@ -582,36 +595,36 @@ static void test_media_rate_limit_leaves_it_pending_without_an_attempt(
     assert_null(s);
 }
 
+/* An earlier version left media entries pending in the group until they
+ * were fetched; a consumer that died (or was upgraded) holding them: they
+ * are claimed after idle_ms and become jobs. */
 static void test_media_dead_consumers_entries_are_claimed(void **st)
 {
     struct fixture *f = *st;
-    struct media b;
     redisReply *r;
 
     sim_media(&S.sim, JPEG_ID, "image/jpeg", jpeg, sizeof(jpeg));
     image_in(f, JPEG_ID, "alice");
-    snprintf(f->m.consumer, sizeof(f->m.consumer), "dead:1");
-    f->m.max_fetches = 0;               /* reads it, then "dies" */
-    assert_int_equal(pass(f, NOW), 0);
-    assert_int_equal(f->c.waiting, 1);
-    assert_int_equal(pending(f), 1);
-    media_init(&b, &f->st, f->api, &f->cfg);
-    snprintf(b.consumer, sizeof(b.consumer), "alive:2");
-    b.idle_ms = 1000;
+    cmd_do(f, "XGROUP CREATE " P "events " MEDIA_GROUP " 0");
+    r = cmd(f, "XREADGROUP GROUP " MEDIA_GROUP " dead:1 COUNT 10 STREAMS "
+            P "events >");
+    freeReplyObject(r);
+    assert_int_equal(stream_pending(f), 1);
+    f->m.idle_ms = 1000;
     /* not idle long enough yet */
     memset(&f->c, 0, sizeof(f->c));
-    assert_int_equal(media_fetch_pass(&b, NOW, 50, &f->c), 0);
-    assert_int_equal(f->c.stored, 0);
+    assert_int_equal(media_fetch_pass(&f->m, NOW, 50, &f->c), 0);
+    assert_int_equal(f->c.stored + f->c.queued, 0);
+    assert_int_equal(stream_pending(f), 1);
     tu_sleep_ms(1100);
-    memset(&f->c, 0, sizeof(f->c));
-    assert_int_equal(media_fetch_pass(&b, NOW, 50, &f->c), 0);
+    assert_int_equal(pass(f, NOW), 0);
+    assert_int_equal(f->c.queued, 1);
     assert_int_equal(f->c.stored, 1);
     assert_int_equal(pending(f), 0);
     assert_true(exists(f->dir, "2026/01/" JPEG_ID ".jpg"));
     r = cmd(f, "XINFO CONSUMERS " P "events " MEDIA_GROUP);
     assert_int_equal(r->elements, 2);       /* gone < 1 day: kept */
     freeReplyObject(r);
-    media_release(&b);
 }
 
 static void test_media_video_follows_video_url_and_fetches_the_thumb(
@@ -704,6 +717,250 @@ static void test_media_unwritable_dir_pauses_and_loses_nothing(void **st)
     assert_int_equal(pass(f, NOW + 10000), 0);
     assert_int_equal(f->c.stored, 1);
     assert_int_equal(pending(f), 0);
+}
+
+/* The id of the last entry of P events. */
+static char *last_id(struct fixture *f)
+{
+    redisReply *r = cmd(f, "XREVRANGE " P "events + - COUNT 1");
+    char *id;
+
+    assert_int_equal(r->elements, 1);
+    id = strdup(r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    return id;
+}
+
+/* The media group's field of XINFO GROUPS ("" when there is no group). */
+static char *group_field(struct fixture *f, const char *field)
+{
+    redisReply *r = cmd(f, "XINFO GROUPS " P "events");
+    char *v = strdup("");
+    size_t i, j;
+
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *g = r->element[i];
+
+        if (strcmp(g->element[1]->str, MEDIA_GROUP))
+            continue;
+        for (j = 0; j + 1 < g->elements; j += 2)
+            if (!strcmp(g->element[j]->str, field)) {
+                free(v);
+                v = g->element[j + 1]->type == REDIS_REPLY_INTEGER
+                        ? malloc(24) : strdup(g->element[j + 1]->str);
+                if (g->element[j + 1]->type == REDIS_REPLY_INTEGER)
+                    snprintf(v, 24, "%lld", g->element[j + 1]->integer);
+            }
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+/* The archiver trims below the first entry a group still needs: its
+ * oldest pending entry, else the one after its last delivered. A media
+ * that keeps failing must not be that entry. */
+static void test_media_failing_media_does_not_hold_the_stream(void **st)
+{
+    struct fixture *f = *st;
+    char *id, *v;
+    redisReply *r;
+    int i;
+
+    tu_sim_post(&S.sim, "/_sim/fault", "{\"path\":\"" MEDIA_GET "\","
+             "\"kind\":\"http\",\"status\":502,\"count\":100}");
+    image_in(f, JPEG_ID, "alice");
+    id = last_id(f);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(pass(f, NOW + i * 3600000LL), 0);
+        assert_int_equal(f->c.retried, 1);
+        msg_in(f, "text", "{\"Content\":\"hi\"}", "alice");
+    }
+    assert_int_equal(pass(f, NOW + 3 * 3600000LL), 0);
+    v = group_field(f, "pending");
+    assert_string_equal(v, "0");
+    free(v);
+    free(id);
+    id = last_id(f);
+    v = group_field(f, "last-delivered-id");
+    assert_string_equal(v, id);             /* everything read and acked */
+    free(v);
+    free(id);
+    assert_int_equal(pending(f), 1);        /* the job waits apart */
+    /* its retry count and its job expire (WeChat forgets it in 3 days) */
+    r = cmd(f, "TTL " P "media:" JPEG_ID);
+    assert_true(r->integer > 0 && r->integer <= 7 * 86400);
+    freeReplyObject(r);
+    r = cmd(f, "ZRANGE " P "media_jobs 0 0");
+    id = strdup(r->element[0]->str);
+    freeReplyObject(r);
+    r = cmd(f, "TTL " P "media_job:%s", id);
+    assert_true(r->integer > 0 && r->integer <= 3 * 86400);
+    freeReplyObject(r);
+    free(id);
+}
+
+/* fetch = 0 after fetch = 1: the group goes (it would hold trimming for
+ * good); fetch = 1 again: what came meanwhile is not fetched, what comes
+ * after is. */
+static void test_media_fetch_off_drops_the_group(void **st)
+{
+    struct fixture *f = *st;
+    char *v;
+
+    sim_media(&S.sim, "whileOff", "image/jpeg", jpeg, sizeof(jpeg));
+    sim_media(&S.sim, "afterOn", "image/jpeg", jpeg, sizeof(jpeg));
+    msg_in(f, "text", "{\"Content\":\"hi\"}", "alice");
+    assert_int_equal(pass(f, NOW), 0);
+    v = group_field(f, "pending");
+    assert_string_equal(v, "0");
+    free(v);
+    f->cfg.media.fetch = 0;
+    assert_int_equal(pass(f, NOW), 0);
+    v = group_field(f, "pending");
+    assert_string_equal(v, "");             /* no group */
+    free(v);
+    image_in(f, "whileOff", "alice");
+    assert_int_equal(pass(f, NOW), 0);
+    f->cfg.media.fetch = 1;
+    assert_int_equal(pass(f, NOW + 1000), 0);
+    assert_int_equal(f->c.queued + f->c.stored, 0);
+    image_in(f, "afterOn", "alice");
+    assert_int_equal(pass(f, NOW + 2000), 0);
+    assert_int_equal(f->c.stored, 1);
+    assert_true(exists(f->dir, "2026/01/afterOn.jpg"));
+    assert_false(exists(f->dir, "2026/01/whileOff.jpg"));
+}
+
+static long long get_ll(struct fixture *f, const char *fmt, const char *a)
+{
+    redisReply *r = cmd(f, fmt, a);
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+
+    freeReplyObject(r);
+    return n;
+}
+
+static void store_image(struct fixture *f, const char *id, int64_t at,
+                        const void *data, size_t len)
+{
+    sim_media(&S.sim, id, "image/jpeg", data, len);
+    image_in(f, id, "alice");
+    assert_int_equal(pass(f, at), 0);
+    assert_int_equal(f->c.stored, 1);
+}
+
+static void test_media_retention_deletes_old_files_and_records(void **st)
+{
+    struct fixture *f = *st;
+    struct media_file mf;
+    struct media_counts c;
+    int64_t day = 86400000LL;
+
+    store_image(f, "old1", NOW - 40 * day, jpeg, sizeof(jpeg));
+    store_image(f, "new1", NOW - 2 * day, jpeg, sizeof(jpeg));
+    assert_int_equal(get_ll(f, "GET %s", P "media_bytes"), 42);
+    f->cfg.media.retention_days = 30;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(media_keep_tidy(&f->m, NOW, 100, &c), 0);
+    assert_int_equal(c.removed_retention, 1);
+    assert_int_equal(c.removed_quota, 0);
+    assert_false(exists(f->dir, "2025/11/old1.jpg"));
+    assert_true(exists(f->dir, "2025/12/new1.jpg"));
+    assert_int_equal(get_ll(f, "EXISTS %s", P "media:old1"), 0);
+    assert_int_equal(get_ll(f, "GET %s", P "media_bytes"), 21);
+    assert_int_equal(get_ll(f, "ZCARD %s", P "media_files"), 1);
+    media_file_init(&mf);
+    assert_int_equal(media_open(&f->m, KF_STR("old1"), "", &mf),
+                     KF_ENOTFOUND);
+    assert_string_equal(mf.code, "no_media");
+    assert_int_equal(media_open(&f->m, KF_STR("new1"), "", &mf), 0);
+    media_file_release(&mf);
+    /* nothing more is due */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(media_keep_tidy(&f->m, NOW, 100, &c), 0);
+    assert_int_equal(c.removed_retention + c.removed_quota, 0);
+}
+
+static void test_media_quota_deletes_the_oldest_to_make_room(void **st)
+{
+    struct fixture *f = *st;
+    static char blob[400 * 1024], huge[1536 * 1024];
+    struct media_usage u;
+    json_t *ev;
+
+    memset(blob, 'q', sizeof(blob));
+    memset(huge, 'h', sizeof(huge));
+    f->cfg.media.max_disk_mb = 1;
+    store_image(f, "q1", NOW, blob, sizeof(blob));
+    store_image(f, "q2", NOW + 1000, blob, sizeof(blob));
+    assert_int_equal(f->c.removed_quota, 0);
+    store_image(f, "q3", NOW + 2000, blob, sizeof(blob));
+    assert_int_equal(f->c.removed_quota, 1);        /* q1 made room */
+    assert_false(exists(f->dir, "2026/01/q1.jpg"));
+    assert_true(exists(f->dir, "2026/01/q2.jpg"));
+    assert_true(exists(f->dir, "2026/01/q3.jpg"));
+    assert_int_equal(get_ll(f, "EXISTS %s", P "media:q1"), 0);
+    assert_int_equal(media_keep_usage(&f->m, &u), 0);
+    assert_int_equal(u.bytes, 2 * (int64_t)sizeof(blob));
+    assert_int_equal(u.files, 2);
+    assert_int_equal(u.jobs, 0);
+    /* a file larger than the whole quota is refused, nothing deleted */
+    sim_media(&S.sim, "huge1", "image/jpeg", huge, sizeof(huge));
+    image_in(f, "huge1", "alice");
+    assert_int_equal(pass(f, NOW + 3000), 0);
+    assert_int_equal(f->c.refused_quota, 1);
+    assert_int_equal(f->c.failed, 1);
+    assert_int_equal(f->c.stored + f->c.removed_quota, 0);
+    assert_int_equal(pending(f), 0);
+    assert_false(exists(f->dir, "2026/01/huge1.jpg"));
+    ev = events(f, P "events", "media_failed");
+    assert_int_equal(json_array_size(ev), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(ev, 0), "reason")), "quota");
+    json_decref(ev);
+}
+
+/* A media_id is any [A-Za-z0-9_-]{1,128}: one that spells a key of the
+ * store's own (a forged callback can send any) must not collide with it. */
+static void test_media_ids_never_collide_with_the_stores_keys(void **st)
+{
+    static const char *const ids[] = { "jobs", "files", "bytes", "off",
+                                       "indexed", "index_cursor", "job" };
+    struct media_usage u;
+    size_t i;
+
+    for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        store_image(*st, ids[i], NOW + (int64_t)i, jpeg, sizeof(jpeg));
+    assert_int_equal(media_keep_usage(&((struct fixture *)*st)->m, &u), 0);
+    assert_int_equal(u.files, 7);
+    assert_int_equal(u.bytes, 7 * (int64_t)sizeof(jpeg));
+    assert_int_equal(u.jobs, 0);
+}
+
+/* Files stored before the index existed are indexed, then kept to the
+ * same rules. */
+static void test_media_keep_indexes_earlier_files(void **st)
+{
+    struct fixture *f = *st;
+    struct media_counts c;
+    int i;
+
+    assert_int_equal(media_write_file(f->dir, "2025/01/legacy.jpg", jpeg,
+                                      sizeof(jpeg)), 0);
+    cmd_do(f, "HSET " P "media:legacy path 2025/01/legacy.jpg size 21 "
+           "stored_ms %lld openid %s", NOW - 100 * 86400000LL, USER);
+    cmd_do(f, "HSET " P "media:failedOne error wechat errcode 40007");
+    f->cfg.media.retention_days = 30;
+    memset(&c, 0, sizeof(c));
+    for (i = 0; i < 10; i++)        /* SCAN 2 keys a step, to the end */
+        assert_int_equal(media_keep_tidy(&f->m, NOW, 2, &c), 0);
+    assert_int_equal(c.removed_retention, 1);
+    assert_false(exists(f->dir, "2025/01/legacy.jpg"));
+    assert_int_equal(get_ll(f, "EXISTS %s", P "media:legacy"), 0);
+    assert_int_equal(get_ll(f, "EXISTS %s", P "media:failedOne"), 1);
+    assert_int_equal(get_ll(f, "EXISTS %s", P "media_indexed"), 1);
+    assert_int_equal(get_ll(f, "GET %s", P "media_bytes"), 0);
 }
 
 static void test_media_redis_down_is_backend_error(void **st)
@@ -841,6 +1098,12 @@ int main(void)
         T(test_media_budget_bounds_a_pass),
         T(test_media_fetch_off_reads_nothing),
         T(test_media_unwritable_dir_pauses_and_loses_nothing),
+        T(test_media_failing_media_does_not_hold_the_stream),
+        T(test_media_fetch_off_drops_the_group),
+        T(test_media_retention_deletes_old_files_and_records),
+        T(test_media_quota_deletes_the_oldest_to_make_room),
+        T(test_media_ids_never_collide_with_the_stores_keys),
+        T(test_media_keep_indexes_earlier_files),
         T(test_media_redis_down_is_backend_error),
         T(test_media_open_serves_only_the_sessions_agent),
         T(test_media_open_never_leaves_the_media_dir),

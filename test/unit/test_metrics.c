@@ -20,7 +20,7 @@
 
 #define APPID "wx62dd79ea990faa89"
 #define HASH "wxkf:{" APPID "}:metrics"
-#define NFAMILIES 21
+#define NFAMILIES 27
 
 /* ---- helpers -------------------------------------------------------- */
 
