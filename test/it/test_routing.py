@@ -103,6 +103,11 @@ def rstack():
                     'queue_timeout': '0', 'first_reply_timeout': '0'},
         'texts': {'queued': '您前面还有 {n} 位用户在等待',
                   'no_agent': OFFLINE + '，请留言'},
+        # These agents send no heartbeats: on a loaded machine the module
+        # outlasts the default 90 s, and a lapsed agent would turn every
+        # later routing check into a presence check. Heartbeat loss has
+        # its own stack below (tstack, 10 s).
+        'presence': {'heartbeat_ttl': '3600'},
     })
 
 
