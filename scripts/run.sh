@@ -87,15 +87,19 @@ load_ports() {
     fi
 }
 
+# is_up NAME: stack.sh status says NAME (redis, postgres) runs.
+is_up() { STACK_DIR=$VAR bash "$STACK" status 2>/dev/null | grep -q "^$1 *up "; }
+
 # Ports remembered from before (an older run.sh chose up to 39999) that lie
-# in the kernel's ephemeral range now: chosen again, before anything starts.
+# in the kernel's ephemeral range now: chosen again before the start (not
+# while that server still runs on it).
 leave_ephemeral_range() {
     top=$(ports_range "$PORTS_RANGE_FILE")
     top=${top#* }
-    if [ "$REDIS_PORT" -gt "$top" ]; then
+    if [ "$REDIS_PORT" -gt "$top" ] && ! is_up redis; then
         move_port REDIS_PORT "lies in the kernel's ephemeral range (above $top)"
     fi
-    if [ "$PG_PORT" -gt "$top" ]; then
+    if [ "$PG_PORT" -gt "$top" ] && ! is_up postgres; then
         move_port PG_PORT "lies in the kernel's ephemeral range (above $top)"
     fi
 }
