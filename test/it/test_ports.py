@@ -69,12 +69,13 @@ def test_chosen_ports_are_below_the_kernels_ephemeral_range():
     with open(wp.RANGE_FILE) as f:
         low = int(f.read().split()[0])
     lo, hi = wp.port_range()
-    assert hi < low
+    if low >= 2024:             # else the fixed fallback: nothing is below
+        assert hi < low
     ports = wp.free_ports(5)
     assert len(set(ports)) == 5
     shell = [int(sh('free_port')) for _ in range(3)]
     for p in ports + shell:
-        assert lo <= p <= hi < low, (p, lo, hi, low)
+        assert lo <= p <= hi, (p, lo, hi, low)
         assert wp.bindable(p)
 
 

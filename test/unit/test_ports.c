@@ -74,7 +74,8 @@ static void test_free_port_is_below_the_range_and_bindable(void **st)
 
     (void)st;
     tu_port_range(TU_PORT_RANGE_FILE, &lo, &hi);
-    assert_true(hi < ephemeral_low());
+    if (ephemeral_low() >= 2024)    /* else the fallback: nothing is below */
+        assert_true(hi < ephemeral_low());
     for (i = 0; i < 5; i++) {
         p = tu_free_port();
         assert_in_range(p, lo, hi);
