@@ -25,7 +25,10 @@
 #        var/admin.token (0600, issued together with the config),
 #        var/agent.token (0600: a first agent, kf001@sandbox, added once so
 #        the console can be tried at once; remove it in the admin view),
-#        var/ports.env (Redis and PostgreSQL ports, chosen once and reused),
+#        var/ports.env (Redis and PostgreSQL ports, chosen once and reused;
+#        chosen again, with var/wxkf.conf rewritten to match, when one is
+#        taken at start or lies in the kernel's ephemeral range: see
+#        scripts/ports.sh and docs/operations.md),
 #        var/{redis,pg,nginx,run,logs}/ (see scripts/stack.sh).
 set -eu
 
@@ -38,6 +41,8 @@ DEMO_AGENT=kf001@sandbox
 PORTS_FILE=$VAR/ports.env
 SAMPLE=$REPO/docs/wxkf.conf.sample
 STACK=$REPO/scripts/stack.sh
+BIND_FAILED_RC=3   # stack.sh start: a server's port was taken
+. "$REPO/scripts/ports.sh"
 
 PORT=${PORT:-8080}
 SIM_PORT=${SIM_PORT:-8089}
@@ -55,25 +60,19 @@ rand_hex() {   # rand_hex NBYTES
 rand_alnum() { # rand_alnum NCHARS
     LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c "$1"
 }
-rand_u16() {
-    od -An -tu2 -N2 /dev/urandom | tr -d ' \n'
-}
-
+# port_busy PORT: something listens on PORT (the simulator is up).
 port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 
-# free_port AVOID...: a port in 20000-39999 nobody listens on (bounded tries).
-free_port() {
-    i=0
-    while [ $i -lt 200 ]; do
-        i=$((i + 1))
-        p=$((20000 + $(rand_u16) % 20000))
-        case " $* " in *" $p "*) continue ;; esac
-        port_busy "$p" || { echo "$p"; return 0; }
-    done
-    die "no free port found in 20000-39999"
-}
+# new_port AVOID...: a port for a private service (scripts/ports.sh).
+new_port() { free_port "$PORT" "$SIM_PORT" "$@" || die "no free port for Redis/PostgreSQL"; }
 
 # --- ports: chosen once, remembered in var/ports.env ------------------------
+save_ports() {
+    printf '# chosen by scripts/run.sh; delete (with var/wxkf.conf) to choose again\nREDIS_PORT=%s\nPG_PORT=%s\n' \
+        "$REDIS_PORT" "$PG_PORT" >"$PORTS_FILE.tmp"
+    mv -f "$PORTS_FILE.tmp" "$PORTS_FILE"
+}
+
 load_ports() {
     REDIS_PORT='' PG_PORT=''
     if [ -r "$PORTS_FILE" ]; then
@@ -81,12 +80,72 @@ load_ports() {
         PG_PORT=$(sed -n 's/^PG_PORT=\([0-9]*\)$/\1/p' "$PORTS_FILE")
     fi
     if [ -z "$REDIS_PORT" ] || [ -z "$PG_PORT" ]; then
-        [ -n "$REDIS_PORT" ] || REDIS_PORT=$(free_port "$PORT" "$SIM_PORT")
-        [ -n "$PG_PORT" ] || PG_PORT=$(free_port "$PORT" "$SIM_PORT" "$REDIS_PORT")
-        printf '# chosen by scripts/run.sh; delete (with var/wxkf.conf) to choose again\nREDIS_PORT=%s\nPG_PORT=%s\n' \
-            "$REDIS_PORT" "$PG_PORT" >"$PORTS_FILE"
+        [ -n "$REDIS_PORT" ] || REDIS_PORT=$(new_port "$PG_PORT")
+        [ -n "$PG_PORT" ] || PG_PORT=$(new_port "$REDIS_PORT")
+        save_ports
         say "chose Redis port $REDIS_PORT and PostgreSQL port $PG_PORT (var/ports.env)"
     fi
+}
+
+# is_up NAME: stack.sh status says NAME (redis, postgres) runs.
+is_up() { STACK_DIR=$VAR bash "$STACK" status 2>/dev/null | grep -q "^$1 *up "; }
+
+# Ports remembered from before (an older run.sh chose up to 39999) that lie
+# in the kernel's ephemeral range now: chosen again before the start (not
+# while that server still runs on it).
+leave_ephemeral_range() {
+    top=$(ports_range "$PORTS_RANGE_FILE")
+    top=${top#* }
+    if [ "$REDIS_PORT" -gt "$top" ] && ! is_up redis; then
+        move_port REDIS_PORT "lies in the kernel's ephemeral range (above $top)"
+    fi
+    if [ "$PG_PORT" -gt "$top" ] && ! is_up postgres; then
+        move_port PG_PORT "lies in the kernel's ephemeral range (above $top)"
+    fi
+}
+
+# move_port NAME WHY: a newly chosen port for NAME (REDIS_PORT or PG_PORT),
+# in var/ports.env and in var/wxkf.conf ([redis] url or [postgres] dsn).
+move_port() {
+    if [ "$1" = REDIS_PORT ]; then
+        old=$REDIS_PORT what=Redis sec=redis key=url pre=: bnd=/
+        REDIS_PORT=$(new_port "$REDIS_PORT" "$PG_PORT")
+        new=$REDIS_PORT
+    else
+        old=$PG_PORT what=PostgreSQL sec=postgres key=dsn pre=port= bnd='[ \t]'
+        PG_PORT=$(new_port "$REDIS_PORT" "$PG_PORT")
+        new=$PG_PORT
+    fi
+    save_ports
+    conf_note=''
+    if [ -e "$CONF" ]; then
+        # the value's "<pre>OLD" followed by <bnd> or its end becomes NEW
+        awk -v s="$sec" -v k="$key" -v pre="$pre" -v bnd="$bnd" -v old="$old" -v new="$new" '
+            /^[ \t]*\[[^]]*\][ \t]*$/ { sec = $0; gsub(/[ \t\[\]]/, "", sec) }
+            sec == s && $0 ~ "^[ \t]*" k "[ \t]*=" && match($0, pre old "(" bnd "|$)") {
+                $0 = substr($0, 1, RSTART - 1) pre new substr($0, RSTART + length(pre old))
+                n++
+            }
+            { print }
+            END { exit n ? 0 : 3 }
+        ' "$CONF" >"$CONF.tmp" && rc=0 || rc=$?
+        case $rc in
+            0) mv -f "$CONF.tmp" "$CONF"; conf_note=", var/wxkf.conf rewritten ([$sec] $key)" ;;
+            3) rm -f "$CONF.tmp"; conf_note="; note: [$sec] $key in var/wxkf.conf does not name port $old, left as it is" ;;
+            *) rm -f "$CONF.tmp"; die "could not rewrite $CONF" ;;
+        esac
+    fi
+    say "$what port $old $2: now $new (var/ports.env updated$conf_note)"
+}
+
+# moved_port: after stack.sh start said a server's port was taken, a new
+# one for it (each at most once). Status 1 when there is nothing to move.
+moved_port() {
+    name=$(sed -n 's/^\([A-Z_]*\)=[0-9]*$/\1/p' "$VAR/run/bind-failed" 2>/dev/null || true)
+    case $name in REDIS_PORT|PG_PORT) ;; *) return 1 ;; esac
+    case " $MOVED " in *" $name "*) return 1 ;; esac
+    MOVED="$MOVED $name"
+    move_port "$name" "was taken at start (by another program's socket)"
 }
 
 # --- config: the sample's structure, sandbox values --------------------------
@@ -266,18 +325,29 @@ do_start() {
     mkdir -p "$VAR" "$VAR/logs" "$VAR/run"
     umask 077
     load_ports
+    leave_ephemeral_range
     if [ -e "$CONF" ]; then
         say "using existing $CONF"
         [ -e "$TOKEN_FILE" ] || say "note: $TOKEN_FILE is missing; issue a new admin token by deleting $CONF (or set [api] admin_token_sha256 yourself)"
     else
         gen_config
     fi
-    umask 022
-
-    STACK_DIR=$VAR WXKF_BIN=$WXKF_BIN WXKF_CONF=$CONF PORT=$PORT \
-    REDIS_PORT=$REDIS_PORT PG_PORT=$PG_PORT WORKERS=${WORKERS:-2} \
-    PG_FSYNC=${PG_FSYNC:-on} \
-        bash "$STACK" start || die "the stack did not come up (see above; 'make stop' cleans up)"
+    MOVED=''
+    while :; do
+        umask 022
+        rc=0
+        STACK_DIR=$VAR WXKF_BIN=$WXKF_BIN WXKF_CONF=$CONF PORT=$PORT \
+        REDIS_PORT=$REDIS_PORT PG_PORT=$PG_PORT WORKERS=${WORKERS:-2} \
+        PG_FSYNC=${PG_FSYNC:-on} \
+            bash "$STACK" start || rc=$?
+        [ "$rc" -eq 0 ] && break
+        umask 077
+        [ "$rc" -eq "$BIND_FAILED_RC" ] && moved_port && continue
+        # Never half-started: what did come up is stopped again.
+        say "the stack did not come up (see above): stopping what did"
+        STACK_DIR=$VAR bash "$STACK" stop >/dev/null 2>&1 || true
+        die "the stack did not come up (see above)"
+    done
     start_simulator
     demo_agent
 

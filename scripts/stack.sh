@@ -29,6 +29,13 @@
 #   PG_FSYNC    on (default) | off  (off also sets synchronous_commit=off; for tests)
 # stop and status need only STACK_DIR (they work from pid files).
 #
+# Exit status of start: 0 up; 3 a server could not bind its port because
+# something else holds it (a listener, or the local end of a connection):
+# run/bind-failed then names it, one NAME=PORT line (NAME: REDIS_PORT,
+# PG_PORT or PORT), that server is not running, the ones before it are,
+# and a start with another port for NAME completes the stack
+# (scripts/run.sh and test/it do that once); 1 any other failure.
+#
 # Layout:  STACK_DIR/run/{redis.pid,multiwatch.pid,nginx.pid,wxkf.sock,stack.env}
 #          STACK_DIR/logs/{redis,postgres,initdb,migrate,wxkf,nginx-error,nginx-access}.log
 #          STACK_DIR/redis/ (AOF)  STACK_DIR/pg/{data,sock}/  STACK_DIR/nginx/nginx.conf
@@ -207,8 +214,25 @@ wait_until() {
 gone() { ! alive "$1"; }
 none_alive() { local p; for p; do alive "$p" && return 1; done; return 0; }
 
-# port_busy PORT: something is listening on PORT (any address).
-port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+# Ports are not checked in advance: the server's own bind is the check
+# (the local end of a connection holds a port as well as a listener does,
+# and nothing that lists sockets beforehand closes the window before the
+# bind). A bind refused with EADDRINUSE ends start with status 3.
+BIND_RC=3
+
+log_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# bind_refused LOG OFFSET: LOG has, after its first OFFSET bytes, a line
+# saying a bind failed because the address is in use.
+bind_refused() { tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -q 'Address already in use'; }
+
+# port_taken WHAT NAME PORT ADDR: report it (run/bind-failed) and exit 3.
+port_taken() {
+    printf '%s=%s\n' "$2" "$3" >"$RUN/bind-failed"
+    printf '%s: ERROR: %s: %s:%s is taken by another socket (bind: Address already in use); start again with another %s\n' \
+        "$PROG" "$1" "$4" "$3" "$2" >&2
+    exit "$BIND_RC"
+}
 
 tcp_accepts() { timeout 1 bash -c 'exec 3<>"/dev/tcp/$2/$1"' _ "$1" "${2:-127.0.0.1}" 2>/dev/null; }
 
@@ -256,6 +280,9 @@ redis_up() {
         [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
 }
 
+redis_refused() { bind_refused "$LOGS/redis.log" "$REDIS_LOG_OFF"; }
+redis_settled() { redis_refused || redis_up; }
+
 start_redis() {
     local pid
     if [ "$SKIP_REDIS" = 1 ]; then
@@ -267,17 +294,20 @@ start_redis() {
         return 0
     fi
     need_port REDIS_PORT "${REDIS_PORT:-}"
-    port_busy "$REDIS_PORT" && die "redis: port $REDIS_PORT on this machine is already in use by another program"
     mkdir -p "$REDIS_DIR"
     rm -f "$REDIS_PID"
+    REDIS_LOG_OFF=$(log_size "$LOGS/redis.log")
     if ! redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes \
             --dir "$REDIS_DIR" --appendonly yes --appendfsync everysec --save "" \
             --daemonize yes --pidfile "$REDIS_PID" --logfile "$LOGS/redis.log" \
             </dev/null >>"$LOGS/redis.log" 2>&1; then
+        redis_refused && port_taken redis REDIS_PORT "$REDIS_PORT" 127.0.0.1
         show_log "$LOGS/redis.log"
         die "redis: redis-server failed to start"
     fi
-    if ! wait_until 10 redis_up; then
+    # (daemonized: the server binds after redis-server has returned)
+    if ! wait_until 10 redis_settled || redis_refused; then
+        redis_refused && port_taken redis REDIS_PORT "$REDIS_PORT" 127.0.0.1
         show_log "$LOGS/redis.log"
         die "redis: no PONG on 127.0.0.1:$REDIS_PORT within 10 s"
     fi
@@ -312,7 +342,7 @@ psql_wxkf() {
 }
 
 start_pg() {
-    local pid opts exists
+    local pid opts exists off
     if [ "$SKIP_PG" = 1 ]; then
         say "postgres: skipped (SKIP_PG=1)"
         return 0
@@ -345,8 +375,8 @@ start_pg() {
             fi
             say "postgres: initialised $PG_DATA (superuser wxkf, trust auth, loopback only)"
         fi
-        port_busy "$PG_PORT" && die "postgres: port $PG_PORT on this machine is already in use by another program"
         touch "$LOGS/postgres.log"
+        off=$(log_size "$LOGS/postgres.log")
         if [ "$IS_ROOT" -eq 1 ]; then chown "$PG_USER:" "$LOGS/postgres.log"; fi
         opts="-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1"
         case $PG_FSYNC in
@@ -356,6 +386,7 @@ start_pg() {
         esac
         if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -o "$opts" \
                 -w -t 30 start </dev/null >/dev/null 2>>"$LOGS/postgres.log"; then
+            bind_refused "$LOGS/postgres.log" "$off" && port_taken postgres PG_PORT "$PG_PORT" 127.0.0.1
             show_log "$LOGS/postgres.log"
             die "postgres: pg_ctl start failed (or not ready within 30 s)"
         fi
@@ -519,14 +550,13 @@ render_nginx_conf() {
 nginx_up() { pid_of "$NGX_PID" nginx >/dev/null && tcp_accepts "$PORT" "$PROBE_ADDR"; }
 
 start_nginx() {
-    local pid out conf=$NGX_DIR/nginx.conf
+    local pid out off conf=$NGX_DIR/nginx.conf
     if pid=$(pid_of "$NGX_PID" nginx); then
         say "nginx: already running (pid $pid)"
         return 0
     fi
     need_port PORT "${PORT:-}"
     [[ $MAX_BODY =~ ^[0-9]+[kKmM]?$ ]] || die "MAX_BODY must look like 65536, 64k or 1m (got '$MAX_BODY')"
-    port_busy "$PORT" && die "nginx: port $PORT on this machine is already in use by another program"
     mkdir -p "$NGX_DIR/tmp"
     [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] ||
         die "nginx: the Nchan module is missing (apt-get install libnginx-mod-nchan, or make deps)"
@@ -536,8 +566,10 @@ start_nginx() {
         printf '%s\n' "$out" >&2
         die "nginx: configuration test failed ($conf)"
     fi
+    off=$(log_size "$LOGS/nginx-error.log")
     if ! out=$(nginx -p "$NGX_DIR/" -c "$conf" -e "$LOGS/nginx-error.log" 2>&1 </dev/null); then
         printf '%s\n' "$out" >&2
+        bind_refused "$LOGS/nginx-error.log" "$off" && port_taken nginx PORT "$PORT" "$LISTEN_ADDR"
         show_log "$LOGS/nginx-error.log"
         die "nginx: failed to start"
     fi
@@ -705,6 +737,7 @@ do_start() {
     check_versions
 
     mkdir -p "$STACK_DIR" "$RUN" "$LOGS" "$NGX_DIR"
+    rm -f "$RUN/bind-failed"
     if [ ! -d "$HTML_DIR" ]; then
         HTML_DIR=$STACK_DIR/html
         mkdir -p "$HTML_DIR"

@@ -74,6 +74,7 @@ sys.path.insert(0, os.path.join(REPO, 'test', 'it'))
 
 import conftest  # noqa: E402  (Stack, the test identity, wechat_crypto)
 from conftest import Stack, child_pids, wait_until, wc  # noqa: E402
+import wxkf_ports  # noqa: E402  (on conftest's sys.path)
 
 from cryptography.hazmat.primitives.ciphers import (  # noqa: E402
     Cipher, algorithms, modes)
@@ -271,11 +272,11 @@ class Bench:
             'archiver': {'keep_ms': '0'},
             'media': {'fetch': '0'},
         })
-        log('bench: starting the stack in %s (nginx 127.0.0.1:%d)'
-            % (self.st.dir, self.st.port))
+        log('bench: starting the stack in %s' % self.st.dir)
         t0 = time.monotonic()
         self.st.start()
-        log('bench: stack up in %.1f s' % (time.monotonic() - t0))
+        log('bench: stack up in %.1f s (nginx 127.0.0.1:%d)'
+            % (time.monotonic() - t0, self.st.port))
         self.rdir = os.path.join(self.st.dir, 'run')
         self.sock = os.path.join(self.rdir, 'wxkf.sock')
         for kv in self.a.redis_config:     # e.g. appendonly=no
@@ -826,28 +827,62 @@ class Bench:
         for k in ('appendonly', 'appendfsync', 'save',
                   'auto-aof-rewrite-percentage', 'auto-aof-rewrite-min-size'):
             same[k] = m.config_get(k).get(k, '')
-        port = conftest.free_ports(1)[0]
         d = os.path.join(self.st.dir, 'redis-replica')
         os.makedirs(d, exist_ok=True)
-        cmd = ['redis-server', '--port', str(port), '--bind', '127.0.0.1',
-               '--protected-mode', 'yes', '--dir', d, '--daemonize', 'no',
-               '--logfile', os.path.join(d, 'redis.log'),
-               '--replicaof', '127.0.0.1', str(self.st.redis_port)]
-        for k, v in same.items():
-            cmd += ['--' + k, v]
+        log_path = os.path.join(d, 'redis.log')
+
+        def spawn(port):
+            """The replica on port, once it answers (bounded)."""
+            if os.path.exists(log_path):
+                os.unlink(log_path)
+            cmd = ['redis-server', '--port', str(port), '--bind',
+                   '127.0.0.1', '--protected-mode', 'yes', '--dir', d,
+                   '--daemonize', 'no', '--logfile', log_path,
+                   '--replicaof', '127.0.0.1', str(self.st.redis_port)]
+            for k, v in same.items():
+                cmd += ['--' + k, v]
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            r = redis_lib.Redis(host='127.0.0.1', port=port,
+                                decode_responses=True, socket_timeout=5,
+                                socket_connect_timeout=2)
+
+            def answers_or_exited():
+                if proc.poll() is not None:
+                    return True
+                try:
+                    return r.ping()
+                except redis_lib.RedisError:
+                    return False
+            try:
+                wait_until(answers_or_exited, 10, 0.05, 'the replica')
+            except AssertionError as e:
+                r.close()
+                proc.kill()
+                proc.wait(5)
+                raise SetupError(str(e)) from None
+            if proc.poll() is not None:
+                r.close()
+                if wxkf_ports.bind_refused(log_path):
+                    raise wxkf_ports.PortTaken(port)
+                raise SetupError('the replica exited (rc %s), see %s'
+                                 % (proc.returncode, log_path))
+            return proc, port, r
+
         # A full sync would otherwise wait 5 s for more replicas (Redis 7's
         # repl-diskless-sync-delay); restored once the replica is in sync.
         delay = m.config_get('repl-diskless-sync-delay').get(
             'repl-diskless-sync-delay', '5')
         m.config_set('repl-diskless-sync-delay', '0')
         t0 = time.monotonic()
-        self.replica = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        try:
+            self.replica, port, self.replica_redis = \
+                wxkf_ports.start_on_free_port(spawn)
+        except BaseException:
+            m.config_set('repl-diskless-sync-delay', delay)
+            raise
         self.replica_port = port
-        self.replica_redis = redis_lib.Redis(
-            host='127.0.0.1', port=port, decode_responses=True,
-            socket_timeout=5, socket_connect_timeout=2)
 
         aof = same['appendonly'] == 'yes'
 

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import redis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
+sys.path.insert(0, os.path.join(REPO, 'test', 'pylib'))
+import wxkf_ports  # noqa: E402
 APP_ID = 'wx5e0c2b7d9a4f1e36'
 P = 'wxkf:{%s}:' % APP_ID
 GH = 'gh_7c1e9a2b4d6f'
@@ -57,35 +58,34 @@ STEPS = [
 ]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Scratch:
+    """A scratch redis-server on a port from test/pylib/wxkf_ports.py."""
+
     def __init__(self, aof):
         self.dir = tempfile.mkdtemp(prefix='wxkf-ingest-prof-', dir='/tmp')
-        self.port = free_port()
-        cmd = ['redis-server', '--port', str(self.port), '--bind',
+        self.port, self.r = wxkf_ports.start_on_free_port(
+            lambda port: self._start(port, aof))
+
+    def _start(self, port, aof):
+        log = self.dir + '/redis.log'
+        if os.path.exists(log):
+            os.unlink(log)
+        cmd = ['redis-server', '--port', str(port), '--bind',
                '127.0.0.1', '--dir', self.dir, '--save', '', '--daemonize',
-               'yes', '--pidfile', self.dir + '/redis.pid', '--logfile',
-               self.dir + '/redis.log']
+               'yes', '--pidfile', self.dir + '/redis.pid', '--logfile', log]
         if aof:
             cmd += ['--appendonly', 'yes', '--appendfsync', 'everysec']
         subprocess.run(cmd, check=True, timeout=30, stdin=subprocess.DEVNULL)
-        self.r = redis.Redis(host='127.0.0.1', port=self.port,
-                             socket_timeout=10)
+        r = redis.Redis(host='127.0.0.1', port=port, socket_timeout=10)
         for _ in range(200):
             try:
-                self.r.ping()
-                break
+                r.ping()
+                return port, r
             except redis.ConnectionError:
+                if wxkf_ports.bind_refused(log):
+                    raise wxkf_ports.PortTaken(port) from None
                 time.sleep(0.05)
-        else:
-            raise RuntimeError('scratch redis did not answer')
+        raise RuntimeError('scratch redis did not answer')
 
     def stop(self):
         try:

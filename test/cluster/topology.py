@@ -39,6 +39,8 @@ PYLIB = os.path.join(REPO, 'test', 'pylib')
 if PYLIB not in sys.path:
     sys.path.insert(0, PYLIB)
 from wxkf_checks import wait_until  # noqa: E402,F401 - used and re-exported
+from wxkf_checks import sanitizer_reports  # noqa: E402
+import wxkf_ports  # noqa: E402
 STACK_SH = os.path.join(REPO, 'scripts', 'stack.sh')
 
 SUBNET = '10.213.0'
@@ -55,15 +57,16 @@ SENTINEL_PORTS = (26379, 26380, 26381)
 MASTER_NAME = 'wxkfmaster'
 APP_PORT = 8080
 FRONT_PORT = 80
+# Fixed: each host is a network namespace of its own where nothing else
+# runs; build_network checks they lie below its ephemeral range.
+FIXED_PORTS = (PG_PORT, APP_PORT, FRONT_PORT) + \
+    tuple(REDIS_PORTS.values()) + SENTINEL_PORTS
 
 # The test identity (the same as test/it).
 TOKEN = 'wxkfItToken2024'
 APP_ID = 'wx5e0c2b7d9a4f1e36'
 ORIGINAL_ID = 'gh_7c1e9a2b4d6f'
 AES_KEY = 'Qm9vdHN0cmFwS2V5Rm9yV3hrZkl0U3VpdGVUZXN0czA'
-
-SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer',
-                     'runtime error:')
 
 # --- entering a network namespace from Python -----------------------------
 
@@ -250,6 +253,12 @@ class Cluster:
             run(['ip', 'netns', 'add', name], timeout=20)
             self.made_ns.append(name)
             self.ip('link', 'set', 'lo', 'up', ns=name)
+            with netns(name):   # /proc/sys/net is the namespace's own
+                _lo, hi = wxkf_ports.port_range()
+            if max(FIXED_PORTS) > hi:
+                raise RuntimeError('%s: the fixed ports %s reach into the '
+                                   'ephemeral range (above %d)'
+                                   % (name, FIXED_PORTS, hi))
         sw = self.ns['sw']
         self.ip('link', 'add', 'br0', 'type', 'bridge', ns=sw)
         self.ip('link', 'set', 'br0', 'up', ns=sw)
@@ -778,16 +787,7 @@ http {
         return '\n'.join(parts)
 
     def sanitizer_reports(self):
-        hits = []
-        for p in self.log_files():
-            try:
-                with open(p, encoding='utf-8', errors='replace') as f:
-                    for line in f:
-                        if any(m in line for m in SANITIZER_MARKERS):
-                            hits.append('%s: %s' % (p, line.rstrip()))
-            except OSError:
-                continue
-        return hits
+        return sanitizer_reports(self.log_files())
 
     def grep_logs(self, host, needle):
         """Lines of the host's wxkf.log (workers and jobs) holding needle."""

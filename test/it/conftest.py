@@ -5,7 +5,9 @@ Run by `make it`:
     WXKF_BIN=<abs path of build/san/wxkf> /usr/bin/python3 -m pytest -q test/it
 
 The stack is started by scripts/stack.sh in a fresh directory under /tmp with
-free ports, and always stopped again. WXKF_KEEP_STACK=1 keeps the directory
+free ports (test/pylib/wxkf_ports.py: below the kernel's ephemeral range,
+checked by binding; a port found taken at start is replaced once), and always
+stopped again. WXKF_KEEP_STACK=1 keeps the directory
 (logs, data) after the run; it is kept anyway when something failed.
 """
 
@@ -15,7 +17,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -37,8 +38,13 @@ for _p in (SIM, PYLIB):
 import wechat_crypto as wc  # noqa: E402
 from wxuser import WxUser  # noqa: E402
 from wxkf_checks import wait_until  # noqa: E402,F401 - the tests' import
+import wxkf_checks  # noqa: E402
+from wxkf_ports import free_port, free_ports  # noqa: E402,F401 - also bench's
 
 STACK_SH = os.path.join(REPO, 'scripts', 'stack.sh')
+BIND_FAILED_RC = 3          # stack.sh start: a server's port was taken
+PORT_ATTRS = {'PORT': 'port', 'REDIS_PORT': 'redis_port',
+              'PG_PORT': 'pg_port'}
 
 # Fixed test identity (the config the worker gets).
 TOKEN = 'wxkfItToken2024'
@@ -50,8 +56,6 @@ WELCOME = '欢迎关注 <b>&]]>'
 MAX_BODY = 32768            # worker limit in the test config
 NGINX_MAX_BODY = '64k'      # nginx limit (stack.sh MAX_BODY)
 
-SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer',
-                     'runtime error:')
 START_TIMEOUT = 180         # initdb + pg start + redis + nginx + workers
 STOP_TIMEOUT = 60
 READY_TIMEOUT = 30
@@ -63,21 +67,6 @@ def wxkf_bin():
     path = os.environ.get('WXKF_BIN') or os.path.join(REPO, 'build', 'san',
                                                       'wxkf')
     return os.path.abspath(path)
-
-
-def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1 (bound together, then
-    released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(('127.0.0.1', 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def tail(path, lines=40):
@@ -107,6 +96,25 @@ def child_pids(ppid):
         if len(rest) > 1 and int(rest[1]) == ppid and rest[0] != 'Z':
             out.append(int(name))
     return sorted(out)
+
+
+def log_files(stack_dir):
+    """The logs of a stack directory (stack.sh's layout), not PostgreSQL's
+    own files."""
+    out = []
+    pg = os.path.join(stack_dir, 'pg')
+    for root, _dirs, files in os.walk(stack_dir):
+        if root == pg or root.startswith(pg + os.sep):
+            continue
+        for f in files:
+            if f.endswith('.log'):
+                out.append(os.path.join(root, f))
+    return sorted(out)
+
+
+def sanitizer_reports(stack_dir):
+    """Sanitizer report lines in a stack directory's logs."""
+    return wxkf_checks.sanitizer_reports(log_files(stack_dir))
 
 
 def random_openid(prefix='oIT'):
@@ -147,17 +155,45 @@ class Stack:
         self.max_body = MAX_BODY
         self.conf = os.path.join(self.dir, 'wxkf.conf')
         self.log_file = os.path.join(self.dir, 'logs', 'wxkf.log')
-        self.base = 'http://127.0.0.1:%d' % self.port
-        self.url = self.base + '/wechat'
         self.stream = 'wxkf:{%s}:events' % self.app_id
         self.dedupe_prefix = 'wxkf:{%s}:dedupe:' % self.app_id
+        self.redis = None
+        self.failed = False
+        self.started = False
+        self.moved = {}     # NAME: (taken port, new port), from start()
+        self._use_ports()
+
+    def _use_ports(self):
+        """The URLs, the Redis client and the config for the ports now in
+        self.port / redis_port / pg_port."""
+        self.base = 'http://127.0.0.1:%d' % self.port
+        self.url = self.base + '/wechat'
+        if self.redis is not None:
+            self.redis.close()
         self.redis = redis_lib.Redis(host='127.0.0.1', port=self.redis_port,
                                      decode_responses=True,
                                      socket_timeout=5,
                                      socket_connect_timeout=2)
-        self.failed = False
-        self.started = False
         self._write_conf()
+
+    def _move_taken_port(self):
+        """After stack.sh start said a server's port was taken: a newly
+        chosen one for it, the config rewritten. False if it named none or
+        one already replaced."""
+        try:
+            with open(os.path.join(self.dir, 'run', 'bind-failed')) as f:
+                name, _, old = f.read().strip().partition('=')
+        except OSError:
+            return False
+        if name not in PORT_ATTRS or name in self.moved:
+            return False
+        new = free_port(avoid=(self.port, self.redis_port, self.pg_port))
+        setattr(self, PORT_ATTRS[name], new)
+        self.moved[name] = (int(old), new)
+        sys.stderr.write('stack %s: %s %s was taken at start; using %d\n'
+                         % (self.dir, name, old, new))
+        self._use_ports()
+        return True
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -255,6 +291,10 @@ class Stack:
                                % wxkf_bin())
         self.started = True
         r = self.script('start', START_TIMEOUT)
+        for _ in PORT_ATTRS:        # each port replaced once at the most
+            if r.returncode != BIND_FAILED_RC or not self._move_taken_port():
+                break
+            r = self.script('start', START_TIMEOUT)
         if r.returncode != 0:
             self.failed = True
             raise RuntimeError('stack.sh start failed (rc %d)\n%s\n%s\n%s'
@@ -297,15 +337,7 @@ class Stack:
     # --- inspection ----------------------------------------------------------
 
     def log_files(self):
-        out = []
-        pg = os.path.join(self.dir, 'pg')
-        for root, _dirs, files in os.walk(self.dir):
-            if root == pg or root.startswith(pg + os.sep):
-                continue        # PostgreSQL's own files
-            for f in files:
-                if f.endswith('.log') or f == 'wxkf.log':
-                    out.append(os.path.join(root, f))
-        return sorted(out)
+        return log_files(self.dir)
 
     def log_tails(self, lines=40):
         parts = []
@@ -319,16 +351,7 @@ class Stack:
         return '\n'.join(parts) or '(no logs under %s)' % self.dir
 
     def sanitizer_reports(self):
-        hits = []
-        for p in self.log_files():
-            try:
-                with open(p, encoding='utf-8', errors='replace') as f:
-                    for line in f:
-                        if any(m in line for m in SANITIZER_MARKERS):
-                            hits.append('%s: %s' % (p, line.rstrip()))
-            except OSError:
-                continue
-        return hits
+        return sanitizer_reports(self.dir)
 
     def multiwatch_pid(self):
         with open(os.path.join(self.dir, 'run', 'multiwatch.pid')) as f:
@@ -401,12 +424,15 @@ def pytest_runtest_makereport(item, call):
                                  st.log_tails(30)))
 
 
-def run_stack(name, **kw):
+def run_stack(name, before_start=None, **kw):
     """Generator body shared by the stack fixtures: start, yield, always
-    stop, then fail if a sanitizer reported anything."""
+    stop, then fail if a sanitizer reported anything. before_start(st), if
+    given, runs between choosing the ports and starting."""
     st = Stack(name, **kw)
     ACTIVE_STACKS.append(st)
     try:
+        if before_start:
+            before_start(st)
         st.start()
         yield st
     finally:

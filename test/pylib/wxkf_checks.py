@@ -1,10 +1,28 @@
 """Checks shared by the black-box suites (test/it) and the multi-host one
 (test/cluster): a bounded poll, the routing invariant evaluated
-atomically in Redis, and "every acknowledged callback archived exactly
-once". Standard library only; the callers bring their own Redis and
+atomically in Redis, "every acknowledged callback archived exactly
+once", and the scan of logs for sanitizer reports. Standard library only; the callers bring their own Redis and
 PostgreSQL connections."""
 
 import time
+
+SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer',
+                     'runtime error:')
+
+
+def sanitizer_reports(paths):
+    """'path: line' for each line of the files in paths that reports a
+    sanitizer finding (unreadable files are passed over)."""
+    hits = []
+    for p in paths:
+        try:
+            with open(p, encoding='utf-8', errors='replace') as f:
+                for line in f:
+                    if any(m in line for m in SANITIZER_MARKERS):
+                        hits.append('%s: %s' % (p, line.rstrip()))
+        except OSError:
+            continue
+    return hits
 
 
 def wait_until(fn, timeout, interval=0.1, what='condition'):

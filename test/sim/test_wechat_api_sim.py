@@ -21,11 +21,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+PYLIB = os.path.join(HERE, '..', 'pylib')
+for _p in (HERE, PYLIB):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 import wechat_api_sim as ws  # noqa: E402
 import wechat_crypto as wc  # noqa: E402
+from wxkf_ports import free_port  # noqa: E402
 
 APPID = 'wxSimTest0123456789'
 SECRET = 'simtestsecret0123456789abcdef012'
@@ -846,7 +849,7 @@ def test_concurrent_sends(sim, tok):
 
 
 def test_cli_sigterm():
-    port = _free_port()
+    port = free_port()
     p = subprocess.Popen([sys.executable, os.path.join(HERE,
                                                         'wechat_api_sim.py'),
                           '--port', str(port), '--appid', 'wxCli',
@@ -878,14 +881,6 @@ def test_cli_sigterm():
         if p.poll() is None:
             p.kill()
             p.wait(5)
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # --- the user side: pushes to a tiny backend ---------------------------------
@@ -1053,7 +1048,7 @@ def test_user_push_timeout_retries(sim, backend):
 
 
 def test_user_push_no_backend(sim):
-    sim.config(callback='http://127.0.0.1:%d/wechat' % _free_port(),
+    sim.config(callback='http://127.0.0.1:%d/wechat' % free_port(),
                callback_retries=1)
     out = sim.user_send('oPushN', type='text', content='x')
     assert out['status'] is None and out['attempts'] == 2

@@ -1,5 +1,5 @@
-/* testutil: vector-file helpers for the unit tests, a free port and a
- * string setter. */
+/* testutil: vector-file helpers for the unit tests, the choice of free
+ * ports and a string setter. */
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -146,21 +147,91 @@ void tu_tsv_release(struct tu_tsv *t)
     t->buf = NULL;
 }
 
-int tu_free_port(void)
+/* The rule of test/pylib/wxkf_ports.py and scripts/ports.sh
+ * (docs/operations.md, "Ports of the private services"). */
+void tu_port_range(const char *path, int *lo, int *hi)
+{
+    FILE *f = fopen(path, "r");
+    long low = -1;
+
+    if (f) {
+        if (fscanf(f, "%ld", &low) != 1)
+            low = -1;
+        fclose(f);
+    }
+    *lo = 10000;
+    *hi = 32767;
+    if (low >= 11000) {
+        *hi = (int)(low > 65536 ? 65536 : low) - 1;
+    } else if (low >= 2024) {
+        *lo = 1024;
+        *hi = (int)low - 1;
+    }
+}
+
+int tu_port_bindable(int port)
 {
     struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, ok;
 
     assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+                                sizeof(one)), 0);
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
+    a.sin_port = htons((uint16_t)port);
+    ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 1) == 0;
+    if (!ok && errno != EADDRINUSE && errno != EACCES)
+        fail_msg("port %d: %s", port, strerror(errno));
     close(fd);
-    return port;
+    return ok;
+}
+
+static int port_hint;
+
+void tu_port_hint(int port)
+{
+    port_hint = port;
+}
+
+int tu_free_port(void)
+{
+    int lo, hi, size, i, p;
+    unsigned int start = 0;
+    FILE *f;
+
+    if (port_hint) {
+        p = port_hint;
+        port_hint = 0;
+        return p;
+    }
+    tu_port_range(TU_PORT_RANGE_FILE, &lo, &hi);
+    size = hi - lo + 1;
+    f = fopen("/dev/urandom", "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(&start, sizeof(start), 1, f), 1);
+    fclose(f);
+    for (i = 0; i < 200 && i < size; i++) {
+        p = lo + (int)((start + (unsigned int)i) % (unsigned int)size);
+        if (tu_port_bindable(p))
+            return p;
+    }
+    fail_msg("no free port in %d-%d (%d tried)", lo, hi, i);
+    return 0;
+}
+
+int tu_log_says_in_use(const char *path)
+{
+    char *text;
+    int yes;
+
+    if (access(path, R_OK) != 0)
+        return 0;
+    text = tu_read_file(path, NULL);
+    yes = strstr(text, "Address already in use") != NULL;
+    free(text);
+    return yes;
 }
 
 void tu_set_str(char **field, const char *v)

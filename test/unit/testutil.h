@@ -32,22 +32,40 @@ void tu_tsv_load(struct tu_tsv *t, const char *path);
 size_t tu_tsv_col(const struct tu_tsv *t, const char *name);
 void tu_tsv_release(struct tu_tsv *t);
 
-/* A loopback TCP port that was free a moment ago. */
+/* Ports for private servers, by the rule of test/pylib/wxkf_ports.py
+ * (docs/operations.md): from 10000 up to one below the lower bound of the
+ * kernel's ephemeral range as the file at path reports it (from 1024 when
+ * that bound is below 11000; 10000-32767 when unreadable or below 2024). */
+#define TU_PORT_RANGE_FILE "/proc/sys/net/ipv4/ip_local_port_range"
+void tu_port_range(const char *path, int *lo, int *hi);
+/* A server could listen on 127.0.0.1:port now (bind + listen with
+ * SO_REUSEADDR, as redis-server and postgres do). */
+int tu_port_bindable(int port);
+/* A port in tu_port_range() that is bindable now: from a random start
+ * upwards, at most 200 candidates; fails the test when none is. */
 int tu_free_port(void);
+/* The next tu_free_port() returns port, unchecked (a test that makes the
+ * first choice a taken one). */
+void tu_port_hint(int port);
+/* The log file at path says a bind failed: "Address already in use". */
+int tu_log_says_in_use(const char *path);
 /* Replaces a malloc'd string field (a config value) with a copy of v. */
 void tu_set_str(char **field, const char *v);
 
 
 /* tu_redis.c: a private redis-server for tests that need a real one (store, callback):
  * started on a free loopback port with its data in a temp dir, stopped by
- * pid. Fails the test if it cannot start within 5 s. */
+ * pid. Fails the test if it cannot start within 5 s. A server on a port of
+ * its own choosing (tu_redis_start, a replica or Sentinel on port 0) whose
+ * bind is refused is started once more on a newly chosen port. */
 struct tu_redis {
     int port;
     int pid;
     char dir[64];
+    char portstr[8];    /* port as text, for redis-server's argv */
 };
 void tu_redis_start(struct tu_redis *r);
-void tu_redis_start_on(struct tu_redis *r, int port);  /* a given port */
+void tu_redis_start_on(struct tu_redis *r, int port);  /* 0: a free one */
 /* A replica of the Redis on master_port (port 0 = a free one); returns
  * once it has finished its first sync (bounded: 10 s). */
 void tu_redis_start_replica(struct tu_redis *r, int port, int master_port);

@@ -25,15 +25,19 @@ void tu_sleep_ms(long ms)
 
 void tu_redis_start(struct tu_redis *r)
 {
-    tu_redis_start_on(r, tu_free_port());
+    tu_redis_start_on(r, 0);           /* 0: a port of its own choosing */
 }
 
-/* Starts redis-server with argv (argv[0] unused; NULL-terminated) in a new
- * temp dir on r->port and waits until it accepts connections. */
-static void start(struct tu_redis *r, const char **argv)
+/* Runs redis-server with argv (argv[0] unused; NULL-terminated) in r->dir
+ * and waits until it accepts connections on r->port: 0. -1 when it exited
+ * because that port was taken (its log, r->dir/log, says so). */
+static int spawn(struct tu_redis *r, const char **argv, const char *log)
 {
-    int i;
+    char path[128];
+    int i, st;
 
+    snprintf(path, sizeof(path), "%s/%s", r->dir, log);
+    unlink(path);
     r->pid = fork();
     assert_true(r->pid >= 0);
     if (r->pid == 0) {
@@ -47,13 +51,39 @@ static void start(struct tu_redis *r, const char **argv)
 
         if (c && !c->err) {
             redisFree(c);
-            return;
+            return 0;
         }
         if (c)
             redisFree(c);
+        if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+            r->pid = 0;
+            if (tu_log_says_in_use(path))
+                return -1;
+            fail_msg("redis-server exited (see %s)", path);
+        }
         tu_sleep_ms(50);
     }
     fail_msg("redis-server did not start on port %d", r->port);
+    return -1;
+}
+
+/* spawn() on r->port (argv names r->portstr); when the port was taken and
+ * not given by the caller (given: 0), once more on a newly chosen one. */
+static void start(struct tu_redis *r, const char **argv, int given,
+                  const char *log)
+{
+    int tries;
+
+    for (tries = 0; tries < 2; tries++) {
+        snprintf(r->portstr, sizeof(r->portstr), "%d", r->port);
+        if (spawn(r, argv, log) == 0)
+            return;
+        if (given)
+            break;
+        r->port = tu_free_port();
+    }
+    fail_msg("redis-server: port %s is taken (see %s/%s)", r->portstr,
+             r->dir, log);
 }
 
 static void new_dir(struct tu_redis *r, int port_no)
@@ -65,15 +95,13 @@ static void new_dir(struct tu_redis *r, int port_no)
 
 void tu_redis_start_on(struct tu_redis *r, int port_no)
 {
-    char port[16];
-    const char *argv[] = { "redis-server", "--port", port, "--bind",
+    const char *argv[] = { "redis-server", "--port", r->portstr, "--bind",
                            "127.0.0.1", "--dir", ".", "--save", "",
                            "--appendonly", "no", "--loglevel", "warning",
                            "--logfile", "redis.log", NULL };
 
     new_dir(r, port_no);
-    snprintf(port, sizeof(port), "%d", r->port);
-    start(r, argv);
+    start(r, argv, port_no, "redis.log");
 }
 
 /* Polls r with argv until its reply contains want (bounded: 10 s). */
@@ -96,8 +124,8 @@ static void wait_reply(const struct tu_redis *r, const char *const *argv,
 
 void tu_redis_start_replica(struct tu_redis *r, int port_no, int master_port)
 {
-    char port[16], mport[16];
-    const char *argv[] = { "redis-server", "--port", port, "--bind",
+    char mport[16];
+    const char *argv[] = { "redis-server", "--port", r->portstr, "--bind",
                            "127.0.0.1", "--dir", ".", "--save", "",
                            "--appendonly", "no", "--loglevel", "warning",
                            "--logfile", "redis.log", "--replicaof",
@@ -105,9 +133,8 @@ void tu_redis_start_replica(struct tu_redis *r, int port_no, int master_port)
     const char *info[] = { "INFO", "replication", NULL };
 
     new_dir(r, port_no);
-    snprintf(port, sizeof(port), "%d", r->port);
     snprintf(mport, sizeof(mport), "%d", master_port);
-    start(r, argv);
+    start(r, argv, port_no, "redis.log");
     wait_reply(r, info, "master_link_status:up");
 }
 
@@ -115,7 +142,7 @@ void tu_sentinel_start(struct tu_redis *r, int master_port, const char *name)
 {
     char path[128];
     const char *argv[] = { "redis-server", "sentinel.conf", "--sentinel",
-                           NULL };
+                           "--port", r->portstr, NULL };
     const char *ask[] = { "SENTINEL", "replicas", name, NULL };
     FILE *f;
 
@@ -123,13 +150,13 @@ void tu_sentinel_start(struct tu_redis *r, int master_port, const char *name)
     snprintf(path, sizeof(path), "%s/sentinel.conf", r->dir);
     f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "port %d\nbind 127.0.0.1\ndir %s\nlogfile sentinel.log\n"
+    fprintf(f, "bind 127.0.0.1\ndir %s\nlogfile sentinel.log\n"
                "sentinel monitor %s 127.0.0.1 %d 1\n"
                "sentinel down-after-milliseconds %s 1000\n"
                "sentinel failover-timeout %s 4000\n",
-            r->port, r->dir, name, master_port, name, name);
+            r->dir, name, master_port, name, name);
     assert_int_equal(fclose(f), 0);
-    start(r, argv);
+    start(r, argv, 0, "sentinel.log");
     /* it has met the replica and read its INFO (else NOGOODSLAVE) */
     wait_reply(r, ask, "master-link-status\nok");
 }
