@@ -159,23 +159,30 @@ static void signed_aes_qs(char *out, size_t n, const char *ts,
 }
 
 /* A safe-mode push of xml (encrypted with the current key, signed). */
-static int push_safe(struct fixture *f, const char *xml, const char *ts,
-                     const char *nonce, int64_t now, struct callback_res *res)
+/* Safe-mode body of xml, encrypted afresh (a new random prefix each
+ * call), and its signed query. */
+static void seal_push(struct fixture *f, const char *xml, const char *ts,
+                      const char *nonce, char *qs, size_t qn, char *body,
+                      size_t bn)
 {
     struct kf_buf enc;
-    char qs[512], env[2048];
-    int rc;
 
     kf_buf_init(&enc, 65536);
     assert_int_equal(wx_crypto_encrypt(&f->cb.crypto[0], kf_str_c(xml), NULL,
                                        &enc), 0);
-    snprintf(env, sizeof(env),
-             "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
+    snprintf(body, bn, "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
              "<Encrypt><![CDATA[%s]]></Encrypt></xml>", enc.p);
-    signed_aes_qs(qs, sizeof(qs), ts, nonce, enc.p);
-    rc = push(f, qs, env, now, res);
+    signed_aes_qs(qs, qn, ts, nonce, enc.p);
     kf_buf_release(&enc);
-    return rc;
+}
+
+static int push_safe(struct fixture *f, const char *xml, const char *ts,
+                     const char *nonce, int64_t now, struct callback_res *res)
+{
+    char qs[512], env[2048];
+
+    seal_push(f, xml, ts, nonce, qs, sizeof(qs), env, sizeof(env));
+    return push(f, qs, env, now, res);
 }
 
 static char *vector_qs(const json_t *v)
@@ -852,22 +859,6 @@ static void test_callback_tells_a_waiting_user_how_many_are_ahead(void **st)
     }
 }
 
-/* Safe-mode body of xml, encrypted afresh (a new random prefix each
- * call), and its signed query. */
-static void seal_push(struct fixture *f, const char *xml, const char *ts,
-                      const char *nonce, char *qs, size_t qn, char *body,
-                      size_t bn)
-{
-    struct kf_buf enc;
-
-    kf_buf_init(&enc, 65536);
-    assert_int_equal(wx_crypto_encrypt(&f->cb.crypto[0], kf_str_c(xml), NULL,
-                                       &enc), 0);
-    snprintf(body, bn, "<xml><ToUserName><![CDATA[" GHID "]]></ToUserName>"
-             "<Encrypt><![CDATA[%s]]></Encrypt></xml>", enc.p);
-    signed_aes_qs(qs, qn, ts, nonce, enc.p);
-    kf_buf_release(&enc);
-}
 
 /* [wechat] encoding unset with a key: safe. A plaintext push is refused
  * (with or without encrypt_type=raw) and nothing is stored; the same
