@@ -14,7 +14,7 @@
 extern const char route_lua_outbound[];
 
 #define WINDOW_MS (48LL * 3600 * 1000)
-#define QUOTA_AFTER_MSG "5"     /* protocol §8: 5 sends per user message */
+#define QUOTA_AFTER_MSG "5"     /* docs/wechat-protocol.md §8 */
 #define QUOTA_AFTER_EVT "3"     /* 3 within a minute of a click/scan/... */
 #define TEXT_MAX 2048           /* bytes of a text message */
 

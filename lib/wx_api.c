@@ -130,7 +130,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
 }
 
 /* Appends name=escaped(value); keep_at leaves '@' literal (kf_account,
- * protocol §7). */
+ * docs/wechat-protocol.md §7). */
 static int add_param(struct wx_api *a, struct kf_buf *b, const char *name,
                      const char *value, int keep_at)
 {

@@ -1,4 +1,5 @@
-/* wx_crypto: WeChat safe/compatible-mode message crypto (protocol doc §5).
+/* wx_crypto: WeChat safe/compatible-mode message crypto
+ * (docs/wechat-protocol.md §5).
  * Owns the AES key derived from the EncodingAESKey and the AppID embedded
  * in every plaintext; turns an `Encrypt` base64 text into the message and
  * back. Plaintext layout: random(16) || msg_len(4, big-endian) || msg ||

@@ -1,10 +1,10 @@
-/* wx_reply: writes passive replies (protocol §4) and the encrypted-reply
- * envelope (§5.8) in one canonical form: one line, no XML declaration, no
- * whitespace between elements, every string value in CDATA (each "]]>"
- * split as "]]]]><![CDATA[>"), integers bare. It owns that layout and the
- * check that every string it writes is valid UTF-8 made of XML 1.0
- * characters, so the output always reparses. It does not encrypt or sign
- * (see wx_crypto / wx_sign). */
+/* wx_reply: writes passive replies (docs/wechat-protocol.md §4) and the
+ * encrypted-reply envelope (§5.8) in one canonical form: one line, no XML
+ * declaration, no whitespace between elements, every string value in
+ * CDATA (each "]]>" split as "]]]]><![CDATA[>"), integers bare. It owns
+ * that layout and the check that every string it writes is valid UTF-8
+ * made of XML 1.0 characters, so the output always reparses. It does not
+ * encrypt or sign (see wx_crypto / wx_sign). */
 #ifndef WX_REPLY_H
 #define WX_REPLY_H
 

@@ -51,7 +51,8 @@
 #define WX_XML_MAX 65536          /* bytes of body */
 #define WX_XML_MAX_DEPTH 8        /* <xml> is depth 1 */
 #define WX_XML_MAX_ELEMENTS 512   /* all elements, <xml> included */
-#define WX_XML_MAX_OPENID 64      /* bytes of FromUserName (protocol §3.3) */
+/* bytes of FromUserName (docs/wechat-protocol.md §3.3) */
+#define WX_XML_MAX_OPENID 64
 
 enum wx_msgtype {
     WX_MSG_UNKNOWN,

@@ -108,7 +108,8 @@ static void test_sig_ignores_argument_order(void **state)
     tu_tsv_release(&t);
 }
 
-/* Protocol doc §2 worked example (token AAAAA) is row S-sig-doc-2. */
+/* docs/wechat-protocol.md §2: the worked example (token AAAAA) is row
+ * S-sig-doc-2. */
 static void test_sig_doc_worked_example(void **state)
 {
     struct tu_tsv t;
