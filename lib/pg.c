@@ -182,11 +182,11 @@ int pg_connect(struct pg_conn *c, struct pg_err *e)
     PQsetNoticeProcessor(c->db, quiet, NULL);
     c->connects++;
     rc = session_settings(c, e);
-    if (rc == 0 && c->hook)
-        rc = c->hook(c, c->hook_arg);
+    if (rc == 0 && c->hook && (rc = c->hook(c, c->hook_arg)) < 0)
+        fail(e, rc, NULL, "setting up the new connection failed", 1);
     if (rc < 0) {
-        if (e && e->rc != rc)
-            fail(e, rc, NULL, NULL, 1);
+        if (e)
+            e->lost = 1;
         pg_disconnect(c);
     }
     return rc;

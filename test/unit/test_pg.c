@@ -268,6 +268,31 @@ static void test_reconnects_after_the_server_restarts(void **st)
     assert_int_equal(tu_pg_own_connection(&tu_pg), 0);
 }
 
+static int refuse_setup(struct pg_conn *c, void *arg)
+{
+    (void)arg;
+    return pg_exec(c, "SELECT * FROM no_such_table", 0, NULL, 0, NULL, NULL);
+}
+
+/* A connection whose on-connect hook fails is not kept: a statement
+ * never runs on a half set-up session. */
+static void test_a_failing_on_connect_hook_drops_the_connection(void **st)
+{
+    struct pg_conn *c = NULL;
+    struct pg_err e;
+
+    (void)st;
+    assert_int_equal(pg_new(tu_pg.dsn, "wxkf-test", PG_USE_CLI, &c), 0);
+    pg_on_connect(c, refuse_setup, NULL);
+    assert_int_equal(pg_exec(c, "SELECT 1", 0, NULL, 0, NULL, &e), KF_EIO);
+    assert_int_equal(e.rc, KF_EIO);
+    assert_int_equal(e.lost, 1);
+    assert_string_equal(e.msg, "setting up the new connection failed");
+    assert_int_equal(pg_connected(c), 0);
+    assert_int_equal(pg_connects(c), 1);
+    pg_close(c);
+}
+
 /* The server ends the session (an administrator, a failover): 57P01 is
  * a lost connection, and the next statement reconnects. */
 static void test_a_terminated_session_is_lost_and_replaced(void **st)
@@ -323,6 +348,7 @@ int main(void)
         cmocka_unit_test(
             test_a_silent_server_is_given_up_on_after_the_connect_timeout),
         cmocka_unit_test(test_reconnects_after_the_server_restarts),
+        cmocka_unit_test(test_a_failing_on_connect_hook_drops_the_connection),
         cmocka_unit_test(test_a_terminated_session_is_lost_and_replaced),
         cmocka_unit_test(test_server_version_of_the_real_server),
     };
