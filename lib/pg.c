@@ -165,13 +165,18 @@ static int session_settings(struct pg_conn *c, struct pg_err *e)
 int pg_connect(struct pg_conn *c, struct pg_err *e)
 {
     static const char *const keys[] = PARAM_KEYS;
-    const char *const vals[] = PARAM_VALS(c->dsn, c->app, c->use);
     int rc;
 
+    if (!c)                         /* a caller that dropped its object */
+        return fail(e, KF_EBACKEND, NULL, "not connected", 1);
     if (pg_connected(c))
         return 0;
     pg_disconnect(c);
-    c->db = PQconnectdbParams(keys, vals, 1);
+    {
+        const char *const vals[] = PARAM_VALS(c->dsn, c->app, c->use);
+
+        c->db = PQconnectdbParams(keys, vals, 1);
+    }
     if (!c->db)
         return fail(e, KF_ENOMEM, NULL, NULL, 1);
     if (PQstatus(c->db) != CONNECTION_OK) {
@@ -330,7 +335,7 @@ static int run(struct pg_conn *c, const struct call *k, unsigned flags,
 {
     struct pg_err local;
     PGresult *r = NULL;
-    int reused = c->db != NULL;
+    int reused = c && c->db != NULL;
     int rc;
 
     if (!e)
@@ -373,7 +378,7 @@ int pg_exec_prepared(struct pg_conn *c, const char *name, int nparams,
 int pg_prepare(struct pg_conn *c, const char *name, const char *sql,
                int nparams, struct pg_err *e)
 {
-    int rc = pg_connected(c) ? 0 : pg_connect(c, e);
+    int rc = pg_connect(c, e);
 
     if (rc < 0)
         return rc;
@@ -414,7 +419,7 @@ int pg_send(struct pg_conn *c, const char *sql, struct pg_err *e)
 
 int pg_collect(struct pg_conn *c, struct pg_err *e)
 {
-    if (!c->db)
+    if (!c || !c->db)
         return fail(e, KF_EBACKEND, NULL, "not connected", 1);
     return collect(c, deadline_of(c), 0, NULL, e);
 }

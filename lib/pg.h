@@ -62,6 +62,7 @@ KF_WUR int pg_new(const char *dsn, const char *app, enum pg_use use,
 KF_WUR int pg_open(const char *dsn, const char *app, enum pg_use use,
                    struct pg_conn **out, struct pg_err *e);
 void pg_close(struct pg_conn *c);               /* NULL is fine */
+/* Every verb below takes a NULL c as "not connected" (KF_EBACKEND). */
 
 /* Runs after every successful connect (before any statement), e.g. to
  * prepare statements; a failure there drops the connection. arg is
@@ -101,8 +102,9 @@ KF_WUR int pg_exec_len(struct pg_conn *c, const char *sql, int nparams,
                        const char *const *params, const int *lens,
                        const int *formats, struct pg_res **res,
                        struct pg_err *e);
-/* Prepares sql as name on this connection (do it in the on_connect
- * hook) and runs it. */
+/* pg_prepare makes sql the prepared statement name on the current
+ * connection (call it from the on_connect hook, so that every new
+ * connection has it); pg_exec_prepared runs it like pg_exec. */
 KF_WUR int pg_prepare(struct pg_conn *c, const char *name, const char *sql,
                       int nparams, struct pg_err *e);
 KF_WUR int pg_exec_prepared(struct pg_conn *c, const char *name,

@@ -132,6 +132,10 @@ static void test_parameters_are_data_never_sql(void **st)
     assert_string_equal(pg_res_value(res, 0, 2), "21");
     pg_res_free(res);
     pg_close(c);
+    /* an object already closed and set to NULL is "not connected" */
+    assert_int_equal(pg_exec(NULL, "SELECT 1", 0, NULL, 0, NULL, NULL),
+                     KF_EBACKEND);
+    assert_int_equal(pg_collect(NULL, NULL), KF_EBACKEND);
 }
 
 static void test_copy_in_and_binary_parameters(void **st)
