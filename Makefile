@@ -91,6 +91,7 @@ $(SANB)/wxkf: $(FCGI_SRC:%.c=$(SANB)/%.o) $(SANB)/libwxkf.a
 
 $(SANB)/test_%: $(SANB)/test/unit/test_%.o $(SANB)/test/unit/testutil.o \
 		$(SANB)/test/unit/tu_redis.o $(SANB)/test/unit/tu_sim.o \
+		$(SANB)/test/unit/tu_pg.o \
 		$(SANB)/libwxkf.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)

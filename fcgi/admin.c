@@ -89,7 +89,8 @@ static void agent_failed(struct fcgi_req *r, int rc,
 static int db_open(struct fcgi_req *r, struct pg_conn **db)
 {
     struct agent_err err = { "", 0 };
-    int rc = agent_db_open(r->app->cfg.postgres.dsn, db, &err);
+    int rc = agent_db_open(r->app->cfg.postgres.dsn, PG_USE_REQUEST, db,
+                           &err);
 
     if (rc < 0)
         agent_failed(r, rc, &err);

@@ -235,7 +235,7 @@ static int connect_all(const struct config *cfg, struct conns *c,
         return KF_ECONFIG;
     }
     c->st_ok = 1;
-    return agent_db_open(cfg->postgres.dsn, &c->db, err);
+    return agent_db_open(cfg->postgres.dsn, PG_USE_CLI, &c->db, err);
 }
 
 static void disconnect_all(struct conns *c)

@@ -57,7 +57,7 @@ static int resync(struct app *app, struct log *log)
     struct pg_conn *db = NULL;
     struct agent_sync_stats st;
     struct agent_err err;
-    int rc = agent_db_open(app->cfg.postgres.dsn, &db, &err);
+    int rc = agent_db_open(app->cfg.postgres.dsn, PG_USE_CLI, &db, &err);
 
     memset(&st, 0, sizeof(st));
     if (rc == 0)

@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
-#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "pg.h"
 #include "store.h"
 
 #include "banned.h"
@@ -340,85 +340,50 @@ void agent_list_release(struct agent_list *l)
     agent_list_init(l);
 }
 
-/* The first line of a libpq message (they end in newlines). */
-static int first_line(const char *m)
-{
-    int n = 0;
-
-    while (m[n] && m[n] != '\n' && n < 200)
-        n++;
-    return n;
-}
-
-int agent_db_open(const char *dsn, struct pg_conn **out,
+int agent_db_open(const char *dsn, enum pg_use use, struct pg_conn **out,
                   struct agent_err *err)
 {
-    /* Left to right, later wins: a connect_timeout in dsn overrides ours,
-     * which keeps a blackholed server from hanging a command for ever. */
-    static const char *const keys[] = { "connect_timeout", "dbname", NULL };
-    const char *vals[] = { "10", dsn, NULL };
-    PGconn *db = PQconnectdbParams(keys, vals, 1);
-    const char *m;
+    struct pg_err e;
+    int rc = pg_open(dsn, "wxkf-agent", use, out, &e);
 
-    *out = NULL;
-    if (!db)
-        return fail(err, KF_ENOMEM, "PostgreSQL: out of memory");
-    if (PQstatus(db) != CONNECTION_OK) {
-        m = PQerrorMessage(db);
-        fail(err, KF_EBACKEND, "PostgreSQL: %.*s", first_line(m), m);
-        PQfinish(db);
-        return KF_EBACKEND;
-    }
-    *out = db;
+    if (rc == KF_ENOMEM)
+        return fail(err, rc, "PostgreSQL: out of memory");
+    if (rc < 0)
+        return fail(err, KF_EBACKEND, "PostgreSQL: %s", e.msg);
     return 0;
 }
 
 void agent_db_close(struct pg_conn *db)
 {
-    if (db)
-        PQfinish(db);
+    pg_close(db);
 }
 
-/* Runs sql with text parameters (NULL = SQL NULL). On success *out is
- * new (caller PQclear()s); otherwise the error is classified: a lost
- * connection is KF_EBACKEND, a unique violation KF_EINVAL "account
- * exists", a CHECK violation KF_EINVAL, anything else KF_EIO. */
-static int pq_run(PGconn *db, const char *sql, int n,
-                  const char *const *params, PGresult **out,
+/* Runs sql with text parameters (NULL = SQL NULL). On success *out (if
+ * out) is new (caller pg_res_free()s); otherwise lib/pg's class says
+ * why: a unique violation is KF_EINVAL "account exists", other data the
+ * server refuses KF_EINVAL, a lost connection KF_EBACKEND, anything else
+ * KF_EIO. */
+static int pq_run(struct pg_conn *db, const char *sql, int n,
+                  const char *const *params, struct pg_res **out,
                   struct agent_err *err)
 {
-    PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    const char *state, *m;
-    int rc;
+    struct pg_err e;
+    int rc = pg_exec(db, sql, n, params, 0, out, &e);
 
-    *out = NULL;
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        *out = r;
-        return 0;
-    }
-    state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    m = r ? PQresultErrorMessage(r) : PQerrorMessage(db);
-    if (!state || PQstatus(db) != CONNECTION_OK)
-        rc = fail(err, KF_EBACKEND, "PostgreSQL: %.*s", first_line(m), m);
-    else if (strcmp(state, "23505") == 0)
-        rc = fail(err, KF_EINVAL, "account exists");
-    else if (strncmp(state, "23", 2) == 0)
-        rc = fail(err, KF_EINVAL, "refused by PostgreSQL: %.*s",
-                  first_line(m), m);
-    else
-        rc = fail(err, KF_EIO, "PostgreSQL: %.*s", first_line(m), m);
-    PQclear(r);
-    return rc;
+    if (rc == 0 || rc == KF_ENOMEM)
+        return rc;
+    if (rc == KF_EEXISTS)
+        return fail(err, KF_EINVAL, "account exists");
+    if (rc == KF_EINVAL)
+        return fail(err, KF_EINVAL, "refused by PostgreSQL: %s", e.msg);
+    return fail(err, rc == KF_EBACKEND ? KF_EBACKEND : KF_EIO,
+                "PostgreSQL: %s", e.msg);
 }
 
-static int pq_simple(PGconn *db, const char *sql, struct agent_err *err)
+static int pq_simple(struct pg_conn *db, const char *sql,
+                     struct agent_err *err)
 {
-    PGresult *r;
-    int rc = pq_run(db, sql, 0, NULL, &r, err);
-
-    PQclear(r);
-    return rc;
+    return pq_run(db, sql, 0, NULL, NULL, err);
 }
 
 /* Any constant: the advisory lock class of agent writes (with a hash of
@@ -429,24 +394,22 @@ static int pq_simple(PGconn *db, const char *sql, struct agent_err *err)
  * (add, update, token, remove, sync) holds it from its SQL until after its
  * Redis script, so the mirror sees the writes in PostgreSQL's order and a
  * sync never undoes a newer write. Rolled back on failure. */
-static int begin_locked(PGconn *db, const char *account,
+static int begin_locked(struct pg_conn *db, const char *account,
                         struct agent_err *err)
 {
     const char *params[1] = { account };
-    PGresult *r;
     int rc = pq_simple(db, "BEGIN", err);
 
     if (rc < 0)
         return rc;
     rc = pq_run(db, "SELECT pg_advisory_xact_lock(" LOCK_CLASS
-                    ", hashtext($1))", 1, params, &r, err);
-    PQclear(r);
+                    ", hashtext($1))", 1, params, NULL, err);
     if (rc < 0)
         pq_simple(db, "ROLLBACK", NULL);
     return rc;
 }
 
-static void rollback(PGconn *db)
+static void rollback(struct pg_conn *db)
 {
     pq_simple(db, "ROLLBACK", NULL);
 }
@@ -454,7 +417,8 @@ static void rollback(PGconn *db)
 /* COMMIT after the mirror step returned mrc (its reason in err): a failed
  * COMMIT means nothing was saved; a failed mirror after a good COMMIT
  * means the mirror is stale. */
-static int commit_after_mirror(PGconn *db, int mrc, struct agent_err *err)
+static int commit_after_mirror(struct pg_conn *db, int mrc,
+                               struct agent_err *err)
 {
     char why[sizeof(err->msg)];
     int rc;
@@ -507,17 +471,17 @@ static int split_groups(const char *p, size_t len, char (*out)[33], int max,
 }
 
 /* Row i of a ROW_COLS result into a (validated) and hash. */
-static int row_get(PGresult *r, int i, struct agent *a,
+static int row_get(const struct pg_res *r, int i, struct agent *a,
                    char hash[AGENT_HASH_SIZE], struct agent_err *err)
 {
-    const char *groups = PQgetvalue(r, i, 4), *h = PQgetvalue(r, i, 5);
+    const char *groups = pg_res_value(r, i, 4), *h = pg_res_value(r, i, 5);
     int rc;
 
     agent_init(a);
-    if (copy_checked(a->account, sizeof(a->account), PQgetvalue(r, i, 0)) ||
-        copy_checked(a->nick, sizeof(a->nick), PQgetvalue(r, i, 1)) ||
-        parse_int(PQgetvalue(r, i, 2), &a->weight) ||
-        parse_int(PQgetvalue(r, i, 3), &a->capacity) ||
+    if (copy_checked(a->account, sizeof(a->account), pg_res_value(r, i, 0)) ||
+        copy_checked(a->nick, sizeof(a->nick), pg_res_value(r, i, 1)) ||
+        parse_int(pg_res_value(r, i, 2), &a->weight) ||
+        parse_int(pg_res_value(r, i, 3), &a->capacity) ||
         split_groups(groups, strlen(groups), a->groups, AGENT_MAX_GROUPS,
                      &a->ngroups, 0) ||
         (*h && !is_hash(h)))
@@ -553,7 +517,6 @@ int agent_db_add(struct pg_conn *db, const struct agent *a,
     char weight[16], cap[16];
     const char *params[6];
     struct kf_buf groups;
-    PGresult *r = NULL;
     int rc = agent_validate(a, err);
 
     kf_buf_init(&groups, 1024);
@@ -577,26 +540,25 @@ int agent_db_add(struct pg_conn *db, const struct agent *a,
     rc = pq_run(db, "INSERT INTO agents (account, nick, weight, capacity, "
                     "groups, token_sha256) VALUES ($1, $2, $3::integer, "
                     "$4::integer, $5::text[], decode($6, 'hex'))",
-                6, params, &r, err);
+                6, params, NULL, err);
 out:
-    PQclear(r);
     kf_buf_release(&groups);
     return rc;
 }
 
 /* A statement returning at most one ROW_COLS row into out/hash. */
-static int one_row(PGconn *db, const char *sql, int n,
+static int one_row(struct pg_conn *db, const char *sql, int n,
                    const char *const *params, struct agent *out,
                    char hash[AGENT_HASH_SIZE], struct agent_err *err)
 {
-    PGresult *r;
+    struct pg_res *r = NULL;
     int rc = pq_run(db, sql, n, params, &r, err);
 
-    if (rc == 0 && PQntuples(r) != 1)
+    if (rc == 0 && pg_res_rows(r) != 1)
         rc = fail(err, KF_ENOTFOUND, "no agent %.48s", params[0]);
     if (rc == 0)
         rc = row_get(r, 0, out, hash, err);
-    PQclear(r);
+    pg_res_free(r);
     return rc;
 }
 
@@ -657,23 +619,23 @@ int agent_db_remove(struct pg_conn *db, const char *account,
                     struct agent_err *err)
 {
     const char *params[1] = { account };
-    PGresult *r;
+    struct pg_res *r = NULL;
     int rc = agent_check_account(account, err);
 
     if (rc < 0)
         return rc;
     rc = pq_run(db, "DELETE FROM agents WHERE account = $1", 1, params, &r,
                 err);
-    if (rc == 0 && strcmp(PQcmdTuples(r), "1") != 0)
+    if (rc == 0 && pg_res_affected(r) != 1)
         rc = fail(err, KF_ENOTFOUND, "no agent %s", account);
-    PQclear(r);
+    pg_res_free(r);
     return rc;
 }
 
 int agent_db_list(struct pg_conn *db, struct agent_list *l,
                   struct agent_err *err)
 {
-    PGresult *r;
+    struct pg_res *r = NULL;
     int rc, i, n;
 
     agent_list_release(l);
@@ -681,14 +643,14 @@ int agent_db_list(struct pg_conn *db, struct agent_list *l,
                     "ORDER BY account COLLATE \"C\"", 0, NULL, &r, err);
     if (rc < 0)
         return rc;
-    n = PQntuples(r);
+    n = pg_res_rows(r);
     l->v = calloc((size_t)n + 1, sizeof(*l->v));
     l->token_sha256 = calloc((size_t)n + 1, sizeof(*l->token_sha256));
     if (!l->v || !l->token_sha256)
         rc = fail(err, KF_ENOMEM, "out of memory");
     for (i = 0; rc == 0 && i < n; i++, l->len++)
         rc = row_get(r, i, &l->v[i], l->token_sha256[i], err);
-    PQclear(r);
+    pg_res_free(r);
     if (rc < 0)
         agent_list_release(l);
     return rc;

@@ -11,8 +11,8 @@
 #include <stddef.h>
 
 #include "kf.h"
+#include "pg.h"
 
-struct pg_conn;                 /* libpq's PGconn */
 struct store;
 
 #define AGENT_MAX_GROUPS 16
@@ -75,10 +75,12 @@ struct agent_list {
 void agent_list_init(struct agent_list *l);    /* never fails */
 void agent_list_release(struct agent_list *l); /* safe twice */
 
-/* On success *out is a new connection; close it with agent_db_close().
- * KF_EBACKEND (err says why) if the server cannot be reached. */
-KF_WUR int agent_db_open(const char *dsn, struct pg_conn **out,
-                         struct agent_err *err);
+/* On success *out is a new connection (lib/pg, with the timeouts of
+ * use: PG_USE_REQUEST inside a FastCGI request, PG_USE_CLI elsewhere);
+ * close it with agent_db_close(). KF_EBACKEND (err says why) if the
+ * server cannot be reached. */
+KF_WUR int agent_db_open(const char *dsn, enum pg_use use,
+                         struct pg_conn **out, struct agent_err *err);
 void agent_db_close(struct pg_conn *db);          /* NULL is fine */
 
 /* INSERT; a taken account -> KF_EINVAL "account exists". token_hash is

@@ -9,7 +9,8 @@
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
-#include <libpq-fe.h>
+
+#include "pg.h"
 
 #include "banned.h"
 
@@ -43,7 +44,6 @@ static int64_t clock_ms(clockid_t id)
 
 static const char setup_sql[] =
     "SET client_min_messages = warning;"
-    "SET statement_timeout = 60000;"
     "CREATE TEMP TABLE IF NOT EXISTS wxkf_arch ("
     " event_id text NOT NULL, ems bigint NOT NULL, eseq bigint NOT NULL,"
     " kind text NOT NULL, ts bigint NOT NULL, type text, openid text,"
@@ -344,8 +344,7 @@ static void batch_free(struct archive_batch *b);
 
 static void db_drop(struct archive *a)
 {
-    if (a->db)
-        PQfinish((PGconn *)a->db);
+    pg_close(a->db);
     a->db = NULL;
 }
 
@@ -370,30 +369,25 @@ static void db_back_off(struct archive *a)
                            ? BACKOFF_MAX_MS : a->db_backoff_ms * 2;
 }
 
-static void note_error(struct archive *a, PGresult *r)
+static void note_error(struct archive *a, const struct pg_err *e)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = r ? PQresultErrorMessage(r)
-                        : PQerrorMessage((PGconn *)a->db);
-
-    snprintf(a->sqlstate, sizeof(a->sqlstate), "%s", state ? state : "");
-    snprintf(a->error, sizeof(a->error), "%s", msg && *msg ? msg : "error");
+    snprintf(a->sqlstate, sizeof(a->sqlstate), "%s", e->sqlstate);
+    snprintf(a->error, sizeof(a->error), "%s", e->msg[0] ? e->msg : "error");
 }
 
-/* The failed statement's fault (data PostgreSQL refuses: classes 22 data
- * exception, 23 integrity, 54 limits) is KF_EPARSE: the batch is split
- * until the entry is found. Anything else (connection, server, schema)
- * is KF_EBACKEND: retried later, nothing is acknowledged. */
-static int db_failed(struct archive *a, PGresult *r)
+/* The failed statement's fault (data PostgreSQL refuses: lib/pg's
+ * KF_EINVAL and KF_EEXISTS) is KF_EPARSE: the batch is split until the
+ * entry is found. Anything else (connection, server, schema) is
+ * KF_EBACKEND: retried later, nothing is acknowledged. */
+static int db_failed(struct archive *a, const struct pg_err *e)
 {
-    note_error(a, r);
-    if (a->db && PQstatus((PGconn *)a->db) != CONNECTION_OK) {
+    note_error(a, e);
+    if (e->lost) {
         db_drop(a);
         db_back_off(a);
         return KF_EBACKEND;
     }
-    if (!strncmp(a->sqlstate, "22", 2) || !strncmp(a->sqlstate, "23", 2) ||
-        !strncmp(a->sqlstate, "54", 2))
+    if (e->rc == KF_EINVAL || e->rc == KF_EEXISTS)
         return KF_EPARSE;
     db_back_off(a);
     return KF_EBACKEND;
@@ -401,44 +395,29 @@ static int db_failed(struct archive *a, PGresult *r)
 
 static int db_exec(struct archive *a, const char *sql)
 {
-    PGresult *r = PQexec((PGconn *)a->db, sql);
-    ExecStatusType s = PQresultStatus(r);
-    int rc = 0;
+    struct pg_err e;
 
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-        rc = db_failed(a, r);
-    PQclear(r);
-    return rc;
+    if (pg_exec(a->db, sql, 0, NULL, 0, NULL, &e) == 0)
+        return 0;
+    return db_failed(a, &e);
 }
 
-/* Notices (e.g. from wxkf_ensure_month) are not ours to print. */
-static void quiet(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
+/* One connection at a time, made here (lib/pg's PG_USE_ARCHIVER
+ * timeouts), with the session's temporary table. */
 static int db_ready(struct archive *a)
 {
-    /* Left to right, later wins: the dsn's own settings override ours. */
-    static const char *const keys[] = { "connect_timeout",
-                                         "fallback_application_name",
-                                         "dbname", NULL };
-    const char *vals[] = { "5", "wxkf-archiver", a->dsn, NULL };
-    PGconn *db;
+    struct pg_err e;
+    int rc;
 
     if (kf_mono_ms() < a->db_next_try_ms)
         return KF_EBACKEND;
     if (a->db)
         return 0;
-    db = PQconnectdbParams(keys, vals, 1);
-    if (!db)
-        return KF_ENOMEM;
-    a->db = (struct pg_conn *)db;
-    PQsetNoticeProcessor(db, quiet, NULL);
-    if (PQstatus(db) != CONNECTION_OK) {
-        note_error(a, NULL);
-        db_drop(a);
+    rc = pg_open(a->dsn, "wxkf-archiver", PG_USE_ARCHIVER, &a->db, &e);
+    if (rc == KF_ENOMEM)
+        return rc;
+    if (rc < 0) {
+        note_error(a, &e);
         db_back_off(a);
         return KF_EBACKEND;
     }
@@ -740,25 +719,12 @@ static int copy_row(struct kf_buf *b, const struct entry *e)
 
 static int copy_in(struct archive *a, const struct kf_buf *data)
 {
-    PGconn *db = (PGconn *)a->db;
-    PGresult *r = PQexec(db, "COPY wxkf_arch FROM STDIN");
-    int rc = 0;
+    struct pg_err e;
 
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        rc = db_failed(a, r);
-        PQclear(r);
-        return rc;
-    }
-    PQclear(r);
-    if (PQputCopyData(db, data->p ? data->p : "", (int)data->len) != 1 ||
-        PQputCopyEnd(db, NULL) != 1)
-        return db_failed(a, NULL);
-    while ((r = PQgetResult(db)) != NULL) {
-        if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = db_failed(a, r);
-        PQclear(r);
-    }
-    return rc;
+    if (pg_copy_in(a->db, "COPY wxkf_arch FROM STDIN", data->p, data->len,
+                   &e) == 0)
+        return 0;
+    return db_failed(a, &e);
 }
 
 /* --- writing ------------------------------------------------------------- */
@@ -785,7 +751,7 @@ static int ensure_months(struct archive *a, struct entry **v, size_t n)
     for (i = 0; i < n; i++) {
         int m;
         const char *param;
-        PGresult *r;
+        struct pg_err e;
         int rc = 0;
 
         if (v[i]->kind != K_MSG_IN && v[i]->kind != K_MSG_OUT)
@@ -798,11 +764,8 @@ static int ensure_months(struct archive *a, struct entry **v, size_t n)
         if (j < a->nmonths)
             continue;
         param = v[i]->num[2];
-        r = PQexecParams((PGconn *)a->db, ensure_month_sql, 1, NULL, &param,
-                         NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK)
-            rc = db_failed(a, r);
-        PQclear(r);
+        if (pg_exec(a->db, ensure_month_sql, 1, &param, 0, NULL, &e) < 0)
+            rc = db_failed(a, &e);
         if (rc < 0)
             return rc == KF_EPARSE ? KF_EBACKEND : rc;
         if (a->nmonths == ARCHIVE_MONTHS)
@@ -814,11 +777,9 @@ static int ensure_months(struct archive *a, struct entry **v, size_t n)
 
 static void rollback(struct archive *a)
 {
-    PGconn *db = (PGconn *)a->db;
-
-    if (db && PQstatus(db) == CONNECTION_OK &&
-        PQtransactionStatus(db) != PQTRANS_IDLE)
-        PQclear(PQexec(db, "ROLLBACK"));
+    if (pg_in_transaction(a->db) &&
+        pg_exec(a->db, "ROLLBACK", 0, NULL, 0, NULL, NULL) < 0)
+        db_drop(a);             /* the server rolls back */
 }
 
 /* The COPY text of v[0..n) into out; *kinds gets their kinds. Too big
@@ -907,7 +868,7 @@ static int reject(struct archive *a, struct entry *e, const char *error,
     struct kf_buf raw, id;
     const char *vals[3];
     int lens[3], fmts[3] = { 0, 1, 0 };
-    PGresult *r;
+    struct pg_err pe;
     int rc;
 
     kf_buf_init(&raw, COPY_MAX);
@@ -924,14 +885,12 @@ static int reject(struct archive *a, struct entry *e, const char *error,
         lens[0] = (int)id.len;
         lens[1] = (int)raw.len;
         lens[2] = (int)strlen(error);
-        r = PQexecParams((PGconn *)a->db, reject_sql, 3, NULL, vals, lens,
-                         fmts, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            if (db_failed(a, r) == KF_EPARSE)
+        if (pg_exec_len(a->db, reject_sql, 3, vals, lens, fmts, NULL,
+                        &pe) < 0) {
+            if (db_failed(a, &pe) == KF_EPARSE)
                 db_back_off(a);
             rc = KF_EBACKEND;
         }
-        PQclear(r);
     }
     if (rc == 0 || rc == KF_EINVAL) {
         e->done = 1;
@@ -1157,6 +1116,7 @@ static int batch_odd(struct archive *a, struct archive_batch *b,
 /* BEGIN and COPY (waited for), then the statements and COMMIT (not). */
 static int batch_start(struct archive *a, struct archive_batch *b)
 {
+    struct pg_err e;
     size_t i;
     int rc = ensure_months(a, b->v, b->good);
 
@@ -1173,8 +1133,8 @@ static int batch_start(struct archive *a, struct archive_batch *b)
         rc = db_exec(a, "BEGIN");
     if (rc == 0)
         rc = copy_in(a, &a->next);
-    if (rc == 0 && PQsendQuery((PGconn *)a->db, a->sql.p) != 1)
-        rc = db_failed(a, NULL);
+    if (rc == 0 && pg_send(a->db, a->sql.p, &e) < 0)
+        rc = db_failed(a, &e);
     if (rc < 0)
         rollback(a);
     return rc;
@@ -1183,19 +1143,11 @@ static int batch_start(struct archive *a, struct archive_batch *b)
 /* Reads the results of the batch in flight. */
 static int batch_wait(struct archive *a)
 {
-    PGconn *db = (PGconn *)a->db;
-    PGresult *r;
+    struct pg_err e;
     int rc = 0;
 
-    while ((r = PQgetResult(db)) != NULL) {
-        ExecStatusType s = PQresultStatus(r);
-
-        if (rc == 0 && s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-            rc = db_failed(a, r);
-        PQclear(r);
-    }
-    if (rc == 0 && PQstatus(db) != CONNECTION_OK)
-        rc = db_failed(a, NULL);
+    if (pg_collect(a->db, &e) < 0)
+        rc = db_failed(a, &e);
     if (rc < 0)
         rollback(a);
     return rc;

@@ -21,7 +21,7 @@
 #define ARCHIVE_GROUP "archiver"
 #define ARCHIVE_MONTHS 64           /* months remembered as ensured */
 
-struct pg_conn;                     /* libpq's PGconn */
+struct pg_conn;                     /* lib/pg */
 struct archive_batch;               /* a batch being written */
 
 /* What is not archived yet. */

@@ -2,23 +2,17 @@
 #include "history.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <libpq-fe.h>
+#include "pg.h"
 
 #include "banned.h"
 
-#define CONNECT_TIMEOUT "2"    /* seconds, per connection attempt */
-#define STATEMENT_MS 5000      /* the session's statement_timeout */
 /* 10000-01-01T00:00:00Z in microseconds: cursors stay below it. */
 #define US_END INT64_C(253402300800000000)
-/* The client waits this much longer than statement_timeout for an answer
- * (a server that stopped answering must not hold the worker forever). */
-#define DEADLINE_MS (STATEMENT_MS + 2000)
 #define PATTERN_MAX 1024       /* escaped search text: 100 chars * 4 * 2 */
 
 /* The columns every read returns, in this order. */
@@ -63,16 +57,10 @@ void history_init(struct history *h, const char *dsn)
     h->dsn = dsn;
 }
 
-static void drop(struct history *h)
-{
-    if (h->db)
-        PQfinish(h->db);
-    h->db = NULL;
-}
-
 void history_release(struct history *h)
 {
-    drop(h);
+    pg_close(h->db);
+    h->db = NULL;
 }
 
 /* --- cursors ------------------------------------------------------------ */
@@ -267,132 +255,41 @@ int history_like_pattern(struct kf_str text, struct kf_buf *out)
 
 /* --- the connection ----------------------------------------------------- */
 
-static int command_ok(PGresult *r)
+/* On every new connection: a read-only session and every statement. */
+static int setup(struct pg_conn *db, void *arg)
 {
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-
-    PQclear(r);
-    return ok;
-}
-
-/* Session settings and every statement, on a new connection. Reads only:
- * the session is read-only, and a slow statement is cancelled by the
- * server. */
-static int setup(PGconn *db)
-{
-    char sql[128];
     size_t i;
+    int rc = pg_exec(db, "SET default_transaction_read_only = on", 0, NULL,
+                     0, NULL, NULL);
 
-    snprintf(sql, sizeof(sql), "SET statement_timeout = %d; "
-             "SET default_transaction_read_only = on", STATEMENT_MS);
-    if (!command_ok(PQexec(db, sql)))
-        return KF_EBACKEND;
-    for (i = 0; i < NSTMTS; i++)
-        if (!command_ok(PQprepare(db, stmts[i].name, stmts[i].sql,
-                                  stmts[i].nparams, NULL)))
-            return KF_EBACKEND;
-    return 0;
+    (void)arg;
+    for (i = 0; rc == 0 && i < NSTMTS; i++)
+        rc = pg_prepare(db, stmts[i].name, stmts[i].sql, stmts[i].nparams,
+                        NULL);
+    return rc;
 }
 
-/* Reuses the connection while it is good, else makes a new one (within
- * connect_timeout) and prepares the statements on it. */
-static int connect_db(struct history *h)
+/* Runs a prepared statement; *out gets its rows. Connections come from
+ * lib/pg (a request's timeouts; a read found on a broken connection is
+ * run once more on a new one). Any failure drops the connection: the
+ * next read starts on a fresh one. Every failure is KF_EBACKEND. */
+static int run(struct history *h, const char *stmt, int n,
+               const char *const *params, struct pg_res **out)
 {
-    /* dsn is expanded first; the entries after it override it. */
-    const char *const keys[] = { "dbname", "connect_timeout",
-                                 "client_encoding",
-                                 "fallback_application_name", NULL };
-    const char *const vals[] = { h->dsn ? h->dsn : "",
-                                 CONNECT_TIMEOUT, "UTF8",
-                                 "wxkf-history", NULL };
-    PGconn *db;
     int rc;
 
-    if (h->db && PQstatus(h->db) == CONNECTION_OK)
-        return 0;
-    drop(h);
-    db = PQconnectdbParams(keys, vals, 1);
-    if (!db)
-        return KF_ENOMEM;
-    if (PQstatus(db) != CONNECTION_OK) {
-        PQfinish(db);
-        return KF_EBACKEND;
-    }
-    h->db = db;
-    h->connects++;
-    rc = setup(db);
-    if (rc < 0)
-        drop(h);
-    return rc;
-}
-
-/* Waits until a result can be read without blocking, up to deadline. */
-static int wait_ready(PGconn *db, int64_t deadline)
-{
-    while (PQisBusy(db)) {
-        struct pollfd p = { PQsocket(db), POLLIN, 0 };
-        int64_t left = deadline - kf_mono_ms();
-        int n;
-
-        if (left <= 0 || p.fd < 0)
-            return KF_EBACKEND;
-        n = poll(&p, 1, (int)left);
-        if (n < 0 && errno != EINTR)
-            return KF_EBACKEND;
-        if (n > 0 && !PQconsumeInput(db))
-            return KF_EBACKEND;
-    }
-    return 0;
-}
-
-/* Runs a prepared statement; *out gets its rows. Any failure drops the
- * connection (the next call makes a new one); *lost says whether it was
- * found broken rather than slow or refusing. */
-static int exec(struct history *h, const char *stmt, int n,
-                const char *const *params, PGresult **out, int *lost)
-{
-    int64_t deadline = kf_mono_ms() + DEADLINE_MS;
-    PGresult *res = NULL, *r;
-    int rc = 0;
-
     *out = NULL;
-    if (!PQsendQueryPrepared(h->db, stmt, n, params, NULL, NULL, 0))
-        rc = KF_EBACKEND;
-    while (rc == 0 && (rc = wait_ready(h->db, deadline)) == 0 &&
-           (r = PQgetResult(h->db)) != NULL) {
-        if (!res)
-            res = r;
-        else
-            PQclear(r);
+    if (!h->db) {
+        rc = pg_new(h->dsn, "wxkf-history", PG_USE_REQUEST, &h->db);
+        if (rc < 0)
+            return rc;
+        pg_on_connect(h->db, setup, NULL);
     }
-    if (rc == 0 && PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = KF_EBACKEND;
-    if (rc < 0) {
-        *lost = PQstatus(h->db) == CONNECTION_BAD;
-        PQclear(res);
-        drop(h);
-        return rc;
-    }
-    *out = res;
-    return 0;
-}
-
-static int run(struct history *h, const char *stmt, int n,
-               const char *const *params, PGresult **out)
-{
-    int reused = h->db != NULL, lost = 0;
-    int rc = connect_db(h);
-
-    if (rc == 0)
-        rc = exec(h, stmt, n, params, out, &lost);
-    if (rc < 0 && lost && reused) {
-        /* Broken while idle (PostgreSQL restarted, say): once more on a
-         * new connection; reads are safe to repeat. */
-        rc = connect_db(h);
-        if (rc == 0)
-            rc = exec(h, stmt, n, params, out, &lost);
-    }
-    return rc;
+    rc = pg_exec_prepared(h->db, stmt, n, params, PG_RETRY, out, NULL);
+    h->connects = pg_connects(h->db);
+    if (rc < 0)
+        pg_disconnect(h->db);
+    return rc == KF_ENOMEM ? rc : rc < 0 ? KF_EBACKEND : 0;
 }
 
 /* --- rows to JSON ------------------------------------------------------- */
@@ -410,10 +307,10 @@ static int parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
-static struct kf_str value(const PGresult *res, int row, int col)
+static struct kf_str value(const struct pg_res *res, int row, int col)
 {
-    return (struct kf_str){ PQgetvalue(res, row, col),
-                            (size_t)PQgetlength(res, row, col) };
+    return (struct kf_str){ pg_res_value(res, row, col),
+                            pg_res_len(res, row, col) };
 }
 
 static int put(json_t *o, const char *key, json_t *v)
@@ -422,33 +319,33 @@ static int put(json_t *o, const char *key, json_t *v)
 }
 
 /* A text column as a string, null when NULL. */
-static int put_text(json_t *o, const char *key, const PGresult *res, int row,
+static int put_text(json_t *o, const char *key, const struct pg_res *res, int row,
                     int col)
 {
     struct kf_str s = value(res, row, col);
 
-    if (PQgetisnull(res, row, col))
+    if (pg_res_isnull(res, row, col))
         return put(o, key, json_null());
     if (utf8_chars(s) < 0)
         return KF_EIO;
     return put(o, key, json_stringn(s.p, s.len));
 }
 
-static int put_int(json_t *o, const char *key, const PGresult *res, int row,
+static int put_int(json_t *o, const char *key, const struct pg_res *res, int row,
                    int col)
 {
     int64_t v;
 
-    if (PQgetisnull(res, row, col))
+    if (pg_res_isnull(res, row, col))
         return put(o, key, json_null());
-    if (parse_i64(PQgetvalue(res, row, col), &v) < 0)
+    if (parse_i64(pg_res_value(res, row, col), &v) < 0)
         return KF_EIO;
     return put(o, key, json_integer((json_int_t)v));
 }
 
 /* jsonb as stored; jansson cannot hold every number jsonb can (1e400):
  * such a payload comes as its JSON text. */
-static int put_payload(json_t *o, const PGresult *res, int row)
+static int put_payload(json_t *o, const struct pg_res *res, int row)
 {
     struct kf_str s = value(res, row, C_PAYLOAD);
     json_t *v = json_loadb(s.p, s.len, JSON_DECODE_ANY, NULL);
@@ -458,9 +355,9 @@ static int put_payload(json_t *o, const PGresult *res, int row)
     return put(o, "payload", v);
 }
 
-static int row_json(const PGresult *res, int i, json_t **out)
+static int row_json(const struct pg_res *res, int i, json_t **out)
 {
-    const char *dir = PQgetvalue(res, i, C_DIR);
+    const char *dir = pg_res_value(res, i, C_DIR);
     json_t *m = json_object();
     int rc = m ? 0 : KF_ENOMEM;
 
@@ -496,13 +393,13 @@ static int row_json(const PGresult *res, int i, json_t **out)
     return rc;
 }
 
-static int row_cursor(const PGresult *res, int i, json_t **out)
+static int row_cursor(const struct pg_res *res, int i, json_t **out)
 {
     struct history_cursor c;
     char text[HISTORY_CURSOR_LEN];
 
-    if (parse_i64(PQgetvalue(res, i, C_US), &c.us) < 0 ||
-        parse_i64(PQgetvalue(res, i, C_ID), &c.id) < 0 ||
+    if (parse_i64(pg_res_value(res, i, C_US), &c.us) < 0 ||
+        parse_i64(pg_res_value(res, i, C_ID), &c.id) < 0 ||
         history_cursor_encode(&c, text, sizeof(text)) < 0)
         return KF_EIO;
     *out = json_string(text);
@@ -511,9 +408,9 @@ static int row_cursor(const PGresult *res, int i, json_t **out)
 
 /* {"messages":[...],"next":...} from up to limit + 1 rows: the extra row
  * only says that there is more. */
-static int page_json(const PGresult *res, long limit, json_t **out)
+static int page_json(const struct pg_res *res, long limit, json_t **out)
 {
-    int n = PQntuples(res), i, rc = 0;
+    int n = pg_res_rows(res), i, rc = 0;
     json_t *page = json_object(), *list = json_array(), *m;
 
     if (!page || !list) {
@@ -522,7 +419,7 @@ static int page_json(const PGresult *res, long limit, json_t **out)
         goto out;
     }
     rc = put(page, "messages", list);
-    if (rc == 0 && PQnfields(res) != NCOLS)
+    if (rc == 0 && pg_res_fields(res) != NCOLS)
         rc = KF_EIO;
     for (i = 0; rc == 0 && i < n && i < limit; i++) {
         rc = row_json(res, i, &m);
@@ -561,7 +458,7 @@ static int read_page(struct history *h, const char *stmt, const char **params,
                      long limit, json_t **out)
 {
     char at[48], id[24], lim[24];
-    PGresult *res = NULL;
+    struct pg_res *res = NULL;
     int rc = cursor_params(c, desc, at, sizeof(at), id, sizeof(id));
 
     if (rc < 0)
@@ -573,7 +470,7 @@ static int read_page(struct history *h, const char *stmt, const char **params,
     rc = run(h, stmt, n, params, &res);
     if (rc == 0)
         rc = page_json(res, limit, out);
-    PQclear(res);
+    pg_res_free(res);
     return rc;
 }
 
@@ -596,14 +493,14 @@ static int latest_session(struct history *h, const char *openid,
                           int64_t *out)
 {
     const char *params[1] = { openid };
-    PGresult *res = NULL;
+    struct pg_res *res = NULL;
     int rc = run(h, "history_latest_session", 1, params, &res);
 
-    if (rc == 0 && PQntuples(res) != 1)
+    if (rc == 0 && pg_res_rows(res) != 1)
         rc = KF_ENOTFOUND;
     else if (rc == 0)
-        rc = parse_i64(PQgetvalue(res, 0, 0), out);
-    PQclear(res);
+        rc = parse_i64(pg_res_value(res, 0, 0), out);
+    pg_res_free(res);
     return rc;
 }
 

@@ -5,9 +5,9 @@
  * "created_at_us:id"): rows with the same created_at are ordered by id, so
  * following `next` returns every row exactly once. The rows are written by
  * the archiver (`wxkf jobs`); this module never writes (its session is
- * read-only). A connection attempt gives up after 2 s, a statement after
- * 5 s (server side; the client waits 2 s more, then drops the
- * connection). */
+ * read-only). Its connection has lib/pg's PG_USE_REQUEST timeouts: a
+ * connection attempt gives up after 2 s, a statement after 5 s (server
+ * side; the client waits 2 s more, then drops the connection). */
 #ifndef HISTORY_H
 #define HISTORY_H
 
@@ -25,7 +25,7 @@
 #define HISTORY_SEARCH_MAX 100
 #define HISTORY_CURSOR_LEN 64       /* an encoded cursor with its NUL */
 
-struct pg_conn;                     /* libpq's PGconn */
+struct pg_conn;                     /* lib/pg */
 
 struct history {
     const char *dsn;                /* borrowed */

@@ -33,7 +33,8 @@
     X(EWECHAT, -22, "WeChat refused the request")                       \
     X(EENCODING, -23, "callback encryption refused by [wechat] encoding") \
     X(EREPLAY, -24, "signed query already used with another message")   \
-    X(EVERSION, -25, "server version too old")
+    X(EVERSION, -25, "server version too old")                          \
+    X(EEXISTS, -26, "already exists")
 
 enum kf_err {
     KF_OK = 0,

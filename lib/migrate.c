@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
+#include "pg.h"
 #include "version.h"
 
 #include "banned.h"
@@ -14,55 +13,50 @@
 /* Any constant: serialises concurrent `wxkf migrate` runs. */
 #define LOCK_KEY "7305418221"
 
-static int exec_ok(PGconn *db, const char *sql, struct migrate_result *res,
-                   const char *what)
+static int exec_ok(struct pg_conn *db, const char *sql,
+                   struct migrate_result *res, const char *what)
 {
-    PGresult *r = PQexec(db, sql);
-    ExecStatusType st = PQresultStatus(r);
-    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    struct pg_err e;
 
-    if (!ok)
-        snprintf(res->error, sizeof(res->error), "%s: %s", what,
-                 PQresultErrorMessage(r));
-    PQclear(r);
-    return ok ? 0 : KF_EIO;
+    if (pg_exec(db, sql, 0, NULL, 0, NULL, &e) == 0)
+        return 0;
+    snprintf(res->error, sizeof(res->error), "%s: %s", what, e.msg);
+    return KF_EIO;
 }
 
-static int current_version(PGconn *db, struct migrate_result *res)
+static int current_version(struct pg_conn *db, struct migrate_result *res)
 {
-    PGresult *r = PQexec(db, "SELECT coalesce(max(version), 0) "
-                             "FROM wxkf_schema");
+    struct pg_res *r = NULL;
+    struct pg_err e;
     int v = -1;
 
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        v = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
-    else
+    if (pg_exec(db, "SELECT coalesce(max(version), 0) FROM wxkf_schema", 0,
+                NULL, 0, &r, &e) < 0)
         snprintf(res->error, sizeof(res->error), "reading wxkf_schema: %s",
-                 PQresultErrorMessage(r));
-    PQclear(r);
+                 e.msg);
+    else if (pg_res_rows(r) == 1)
+        v = (int)strtol(pg_res_value(r, 0, 0), NULL, 10);
+    pg_res_free(r);
     return v;
 }
 
-static int record(PGconn *db, const struct migration *m,
+static int record(struct pg_conn *db, const struct migration *m,
                   struct migrate_result *res)
 {
     char ver[16];
     const char *params[2] = { ver, m->name };
-    PGresult *r;
-    int ok;
+    struct pg_err e;
 
     snprintf(ver, sizeof(ver), "%d", m->version);
-    r = PQexecParams(db, "INSERT INTO wxkf_schema (version, name) "
-                         "VALUES ($1, $2)", 2, NULL, params, NULL, NULL, 0);
-    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        snprintf(res->error, sizeof(res->error), "recording %s: %s",
-                 m->name, PQresultErrorMessage(r));
-    PQclear(r);
-    return ok ? 0 : KF_EIO;
+    if (pg_exec(db, "INSERT INTO wxkf_schema (version, name) "
+                    "VALUES ($1, $2)", 2, params, 0, NULL, &e) == 0)
+        return 0;
+    snprintf(res->error, sizeof(res->error), "recording %s: %s", m->name,
+             e.msg);
+    return KF_EIO;
 }
 
-static int apply_all(PGconn *db, struct migrate_result *res)
+static int apply_all(struct pg_conn *db, struct migrate_result *res)
 {
     int latest = migrate_count ? migrate_all[migrate_count - 1].version : 0;
     size_t i;
@@ -105,11 +99,11 @@ static int apply_all(PGconn *db, struct migrate_result *res)
 
 /* The migrations use what PostgreSQL 11 brought (lib/version): refuse an
  * older server by name before the first statement fails obscurely. */
-static int server_new_enough(PGconn *db, struct migrate_result *res)
+static int server_new_enough(struct pg_conn *db, struct migrate_result *res)
 {
     struct version v;
 
-    if (version_from_pg_num(PQserverVersion(db), &v) < 0)
+    if (version_from_pg_num(pg_server_num(db), &v) < 0)
         return 0;               /* it did not say: let the SQL speak */
     if (version_check(VERSION_POSTGRES, &v, res->error,
                       sizeof(res->error)) < 0)
@@ -120,20 +114,19 @@ static int server_new_enough(PGconn *db, struct migrate_result *res)
 
 int migrate_run(const char *dsn, struct migrate_result *res)
 {
-    PGconn *db;
+    struct pg_conn *db = NULL;
+    struct pg_err e;
     int rc;
 
     memset(res, 0, sizeof(*res));
-    db = PQconnectdb(dsn);
-    if (PQstatus(db) != CONNECTION_OK) {
-        snprintf(res->error, sizeof(res->error), "connect: %s",
-                 PQerrorMessage(db));
-        PQfinish(db);
-        return KF_EBACKEND;
+    rc = pg_open(dsn, "wxkf-migrate", PG_USE_CLI, &db, &e);
+    if (rc < 0) {
+        snprintf(res->error, sizeof(res->error), "connect: %s", e.msg);
+        return rc == KF_ENOMEM ? rc : KF_EBACKEND;
     }
     rc = server_new_enough(db, res);
     if (rc < 0) {               /* nothing begun: nothing to roll back */
-        PQfinish(db);
+        pg_close(db);
         return rc;
     }
     rc = exec_ok(db, "SET client_min_messages = warning", res, "setup");
@@ -143,10 +136,10 @@ int migrate_run(const char *dsn, struct migrate_result *res)
         rc = apply_all(db, res);
     if (rc == 0)
         rc = exec_ok(db, "COMMIT", res, "commit");
-    else
-        PQclear(PQexec(db, "ROLLBACK"));
+    else if (pg_exec(db, "ROLLBACK", 0, NULL, 0, NULL, NULL) < 0)
+        pg_disconnect(db);      /* the server rolls back */
     if (rc < 0)
         res->applied = 0;
-    PQfinish(db);
+    pg_close(db);
     return rc;
 }

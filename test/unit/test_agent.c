@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "store.h"
 #include "testutil.h"
+#include "tu_pg.h"
 
 #define APPID "wx62dd79ea990faa89"
 #define P "wxkf:{" APPID "}:"
@@ -513,6 +515,29 @@ static void test_agent_mirror_refuses_invalid_input(void **st)
     expect(f, "0", "EXISTS", P "agent:kf9", NULL, NULL);
 }
 
+/* An admin request must not hang its worker on a server that never
+ * answers: PG_USE_REQUEST gives up after about 2 s (not the 10 s a
+ * command may wait), whatever connect_timeout the dsn asks for. */
+static void test_agent_db_open_in_a_request_gives_up_within_about_2s(
+    void **st)
+{
+    struct pg_conn *db = (struct pg_conn *)1;
+    struct agent_err err = { "", 0 };
+    char dsn[128];
+    int64_t t0, took;
+    int fd = tu_pg_silent_dsn(dsn, sizeof(dsn));
+
+    (void)st;
+    t0 = kf_mono_ms();
+    assert_int_equal(agent_db_open(dsn, PG_USE_REQUEST, &db, &err),
+                     KF_EBACKEND);
+    took = kf_mono_ms() - t0;
+    assert_null(db);
+    assert_non_null(strstr(err.msg, "PostgreSQL: "));
+    assert_true(took >= 1500 && took < 3500);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +571,8 @@ int main(void)
             test_agent_mirror_reports_redis_down, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_agent_mirror_refuses_invalid_input, setup, teardown),
+        cmocka_unit_test(
+            test_agent_db_open_in_a_request_gives_up_within_about_2s),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,134 +21,8 @@
 #include "history.h"
 #include "migrate.h"
 #include "testutil.h"
+#include "tu_pg.h"
 
-#define PG_BIN "/usr/lib/postgresql/15/bin"
-
-struct pg {
-    char dir[64];
-    char dsn[128];
-    int port;
-    PGconn *db;            /* the test's own connection, for inserts */
-};
-
-static struct pg pg;
-
-/* --- the private server --------------------------------------------------- */
-
-static const char *as_pg(void)
-{
-    return geteuid() == 0 ? "runuser -u postgres -- " : "";
-}
-
-static int shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int shell(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof(cmd));
-    return system(cmd);
-}
-
-static int pg_start(void)
-{
-    if (shell("cd %s && %stimeout 60 %s/pg_ctl -D %s/data -l %s/pg.log "
-              "-o '-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off "
-              "-c synchronous_commit=off' -w -t 30 start "
-              ">>%s/ctl.log 2>&1 </dev/null", pg.dir, as_pg(), PG_BIN,
-              pg.dir, pg.dir, pg.port, pg.dir, pg.dir) == 0)
-        return 0;
-    fprintf(stderr, "pg_ctl start failed: see %s/pg.log\n", pg.dir);
-    return -1;
-}
-
-static void pg_stop(void)
-{
-    if (shell("cd %s && %stimeout 60 %s/pg_ctl -D %s/data -m fast -w "
-              "-t 30 stop >>%s/ctl.log 2>&1 </dev/null", pg.dir, as_pg(),
-              PG_BIN, pg.dir, pg.dir) != 0)
-        fprintf(stderr, "pg_ctl stop failed: see %s/ctl.log\n", pg.dir);
-}
-
-static void exec_ok(PGconn *db, const char *sql)
-{
-    PGresult *r = PQexec(db, sql);
-    ExecStatusType st = PQresultStatus(r);
-
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-}
-
-static int own_connection(void)
-{
-    if (pg.db)
-        PQfinish(pg.db);
-    pg.db = PQconnectdb(pg.dsn);
-    return PQstatus(pg.db) == CONNECTION_OK ? 0 : -1;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    if (pg.db)
-        PQfinish(pg.db);
-    pg.db = NULL;
-    if (pg.port)
-        pg_stop();
-    if (shell("rm -rf '%s'", pg.dir) != 0)
-        fprintf(stderr, "could not remove %s\n", pg.dir);
-    return 0;
-}
-
-/* The server, the wxkf database and its schema. Whatever fails, what was
- * started is stopped again. */
-static int setup(void **st)
-{
-    struct migrate_result res;
-    PGconn *db;
-    PGresult *r;
-    int ok;
-
-    memset(&pg, 0, sizeof(pg));
-    memset(&res, 0, sizeof(res));
-    snprintf(pg.dir, sizeof(pg.dir), "/tmp/wxkf-unit-pg-XXXXXX");
-    if (!mkdtemp(pg.dir))
-        return -1;
-    if ((geteuid() == 0 && shell("chown postgres: %s", pg.dir) != 0) ||
-        shell("chmod 0755 %s", pg.dir) != 0 ||
-        shell("cd %s && %stimeout 60 %s/initdb -D %s/data -A trust -U wxkf "
-              "-E UTF8 --locale=C.UTF-8 >%s/initdb.log 2>&1", pg.dir,
-              as_pg(), PG_BIN, pg.dir, pg.dir) != 0) {
-        fprintf(stderr, "initdb failed: see %s/initdb.log\n", pg.dir);
-        goto fail;
-    }
-    pg.port = tu_free_port();
-    if (pg_start() < 0)
-        goto fail;
-    snprintf(pg.dsn, sizeof(pg.dsn), "host=127.0.0.1 port=%d "
-             "dbname=postgres user=wxkf", pg.port);
-    db = PQconnectdb(pg.dsn);
-    r = PQexec(db, "CREATE DATABASE wxkf");
-    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    PQfinish(db);
-    snprintf(pg.dsn, sizeof(pg.dsn), "host=127.0.0.1 port=%d dbname=wxkf "
-             "user=wxkf", pg.port);
-    if (!ok || migrate_run(pg.dsn, &res) != 0 || own_connection() < 0) {
-        fprintf(stderr, "database setup failed (%s): see %s/pg.log\n",
-                res.error, pg.dir);
-        goto fail;
-    }
-    return 0;
-fail:
-    teardown(st);
-    return -1;
-}
 
 /* --- rows -------------------------------------------------------------- */
 
@@ -164,7 +38,7 @@ static void insert(const char *openid, const char *dir, const char *at,
     PGresult *r;
 
     snprintf(event, sizeof(event), "%lu-0", ++seq);
-    r = PQexecParams(pg.db,
+    r = PQexecParams(tu_pg.db,
                      "INSERT INTO messages (event_id, openid, direction, "
                      "msgtype, created_at, content, session_id, payload, "
                      "agent, status, errcode) VALUES ($1, $2, $3::text, "
@@ -184,7 +58,7 @@ static size_t expected_ids(const char *sql, const char *arg, int64_t *ids,
                            size_t max)
 {
     const char *params[1] = { arg };
-    PGresult *r = PQexecParams(pg.db, sql, 1, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(tu_pg.db, sql, 1, NULL, params, NULL, NULL, 0);
     size_t i, n;
 
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
@@ -427,7 +301,7 @@ static void test_user_pages_are_complete_and_never_repeat(void **st)
     }
     nwant = expected_ids(USER_ORDER, "oPAGEuser", want, 400);
     assert_int_equal(nwant, 137);
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     ngot = walk(&h, USER, "oPAGEuser", 10, got, 400, &pages);
     assert_same_ids(got, ngot, want, nwant);
     assert_int_equal(pages, 14);
@@ -456,7 +330,7 @@ static void test_rows_with_equal_created_at_are_split_by_id(void **st)
         insert("oTIEuser", "i", "2024-03-02 08:00:00+00", "same", NULL,
                NULL);
     nwant = expected_ids(USER_ORDER, "oTIEuser", want, 64);
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     ngot = walk(&h, USER, "oTIEuser", 10, got, 64, &pages);
     assert_same_ids(got, ngot, want, nwant);
     assert_int_equal(pages, 3);
@@ -474,7 +348,7 @@ static void test_exactly_a_full_page_has_no_next(void **st)
     (void)st;
     for (i = 0; i < 5; i++)
         insert("oFULLuser", "i", "2024-03-03 08:00:00+00", "x", NULL, NULL);
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     assert_int_equal(history_user_page(&h, KF_STR("oFULLuser"), NULL, 5,
                                        &page), 0);
     assert_int_equal(json_array_size(messages_of(page)), 5);
@@ -498,7 +372,7 @@ static void test_message_fields_and_times(void **st)
            "17", "{\"MsgId\":\"123\",\"n\":[1,2.5,null,true],\"o\":{}}");
     insert("oFIELDuser", "o", "2024-02-29 23:59:59.999999+08", "answer",
            "17", NULL);
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     assert_int_equal(history_user_page(&h, KF_STR("oFIELDuser"), NULL, 10,
                                        &page), 0);
     assert_int_equal(json_array_size(messages_of(page)), 2);
@@ -561,7 +435,7 @@ static void test_hostile_content_round_trips_byte_for_byte(void **st)
     }
     insert("oHOSTILEuser", "i", "2024-03-04 09:00:00+00", big.p, NULL,
            "{\"s\":\"\\\"<>\\\\\\u0001中\"}");
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     assert_int_equal(history_user_page(&h, KF_STR("oHOSTILEuser"), NULL,
                                        50, &page), 0);
     assert_int_equal(json_array_size(messages_of(page)), n + 1);
@@ -620,7 +494,7 @@ static void test_search_escapes_like_wildcards(void **st)
                NULL);
         insert("oSEARCHc", "o", at, contents[i], NULL, NULL);
     }
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     ngot = search_ids(&h, "50%", got, 64);
     nwant = expected_ids(SEARCH_ORDER("content = $1"), "50% off today",
                          want, 64);
@@ -661,7 +535,7 @@ static void test_transcript_picks_the_current_then_the_latest_session(
     size_t i;
 
     (void)st;
-    exec_ok(pg.db, "INSERT INTO sessions (id, openid, agent, opened_at, "
+    tu_pg_exec_ok(tu_pg.db, "INSERT INTO sessions (id, openid, agent, opened_at, "
                    "closed_at) VALUES "
                    "(901, 'oTRANSuser', 'alice', '2024-03-06 08:00+00', "
                    "'2024-03-06 09:00+00'), "
@@ -680,7 +554,7 @@ static void test_transcript_picks_the_current_then_the_latest_session(
     insert("oOTHERuser", "i", "2024-03-06 10:00+00", "not theirs", "902",
            NULL);
     insert("oLATESTuser", "i", "2024-03-06 09:10+00", "in 905", "905", NULL);
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
 
     /* Default: the open session 902, oldest first, 5 + 5 + 2. */
     assert_int_equal(history_transcript(&h, KF_STR("oTRANSuser"), 0, NULL,
@@ -741,7 +615,7 @@ static void test_arguments_out_of_range_are_einval(void **st)
     (void)st;
     memset(long_id, 'a', 65);
     long_id[65] = '\0';
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     assert_int_equal(history_user_page(&h, KF_STR("oX"), NULL, 0, &page),
                      KF_EINVAL);
     assert_int_equal(history_user_page(&h, KF_STR("oX"), NULL, 201, &page),
@@ -773,13 +647,13 @@ static void test_reconnects_after_the_server_restarts(void **st)
 
     (void)st;
     insert("oRESTARTuser", "i", "2024-03-07 08:00+00", "before", NULL, NULL);
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     assert_int_equal(history_user_page(&h, KF_STR("oRESTARTuser"), NULL, 5,
                                        &page), 0);
     json_decref(page);
     assert_int_equal(h.connects, 1);
-    pg_stop();
-    assert_int_equal(pg_start(), 0);
+    tu_pg_stop(&tu_pg);
+    assert_int_equal(tu_pg_start(&tu_pg), 0);
     /* The old connection is dead; the read makes a new one, prepares the
      * statements again and answers. */
     assert_int_equal(history_user_page(&h, KF_STR("oRESTARTuser"), NULL, 5,
@@ -788,7 +662,7 @@ static void test_reconnects_after_the_server_restarts(void **st)
     json_decref(page);
     assert_int_equal(h.connects, 2);
     history_release(&h);
-    assert_int_equal(own_connection(), 0);
+    assert_int_equal(tu_pg_own_connection(&tu_pg), 0);
 }
 
 static int64_t now_ms(void)
@@ -807,11 +681,11 @@ static void test_server_down_is_ebackend_and_the_next_read_reconnects(
     int64_t t0;
 
     (void)st;
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     assert_int_equal(history_user_page(&h, KF_STR("oRESTARTuser"), NULL, 5,
                                        &page), 0);
     json_decref(page);
-    pg_stop();
+    tu_pg_stop(&tu_pg);
     t0 = now_ms();
     assert_int_equal(history_user_page(&h, KF_STR("oRESTARTuser"), NULL, 5,
                                        &page), KF_EBACKEND);
@@ -819,13 +693,13 @@ static void test_server_down_is_ebackend_and_the_next_read_reconnects(
     assert_int_equal(history_search(&h, KF_STR("before"), NULL, 5, &page),
                      KF_EBACKEND);
     assert_true(now_ms() - t0 < 3000);
-    assert_int_equal(pg_start(), 0);
+    assert_int_equal(tu_pg_start(&tu_pg), 0);
     assert_int_equal(history_search(&h, KF_STR("before"), NULL, 5, &page),
                      0);
     assert_int_equal(json_array_size(messages_of(page)), 1);
     json_decref(page);
     history_release(&h);
-    assert_int_equal(own_connection(), 0);
+    assert_int_equal(tu_pg_own_connection(&tu_pg), 0);
 }
 
 /* A read stuck behind a lock ends with the session's statement_timeout
@@ -837,17 +711,17 @@ static void test_a_blocked_read_times_out_and_the_next_one_works(void **st)
     int64_t t0, took;
 
     (void)st;
-    history_init(&h, pg.dsn);
+    history_init(&h, tu_pg.dsn);
     assert_int_equal(history_user_page(&h, KF_STR("oLOCKuser"), NULL, 5,
                                        &page), 0);
     json_decref(page);
-    exec_ok(pg.db, "BEGIN");
-    exec_ok(pg.db, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE");
+    tu_pg_exec_ok(tu_pg.db, "BEGIN");
+    tu_pg_exec_ok(tu_pg.db, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE");
     t0 = now_ms();
     assert_int_equal(history_user_page(&h, KF_STR("oLOCKuser"), NULL, 5,
                                        &page), KF_EBACKEND);
     took = now_ms() - t0;
-    exec_ok(pg.db, "COMMIT");
+    tu_pg_exec_ok(tu_pg.db, "COMMIT");
     assert_true(took >= 4500 && took < 7500);
     assert_int_equal(history_user_page(&h, KF_STR("oLOCKuser"), NULL, 5,
                                        &page), 0);
@@ -860,24 +734,13 @@ static void test_a_blocked_read_times_out_and_the_next_one_works(void **st)
  * handshake on a listening socket nobody accepts on). */
 static void test_a_silent_server_is_given_up_on_within_about_2s(void **st)
 {
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct history h;
     json_t *page = NULL;
     char dsn[128];
     int64_t t0, took;
+    int fd = tu_pg_silent_dsn(dsn, sizeof(dsn));
 
     (void)st;
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%d dbname=wxkf "
-             "user=wxkf connect_timeout=30", ntohs(a.sin_port));
     history_init(&h, dsn);
     t0 = now_ms();
     assert_int_equal(history_user_page(&h, KF_STR("oX"), NULL, 5, &page),
@@ -911,5 +774,6 @@ int main(void)
             test_server_down_is_ebackend_and_the_next_read_reconnects),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_pg_group_setup,
+                                  tu_pg_group_teardown);
 }
