@@ -272,9 +272,11 @@ static int decode(const char *line, size_t n, json_t **o, unsigned char **body,
     if (blen >= 2 && b[blen - 2] == '=')
         pad++;
     if (verified) {
+        /* a query holds no NUL (http_query refuses %00): nor may a key */
         klen = unhex(kx, *body + room);
-        if (klen < 0)
+        if (klen < 0 || memchr(*body + room, '\0', (size_t)klen))
             return -1;
+        (*body)[room + (size_t)klen] = '\0';
         q = (const char *)*body + room;
     }
     r->query = verified ? (struct kf_str){ q, (size_t)klen } : kf_str_c(q);
