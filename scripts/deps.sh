@@ -19,8 +19,11 @@ PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libpq-dev
 libexpat1-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
 nginx libnginx-mod-nchan spawn-fcgi multiwatch redis-server postgresql wrk curl
 python3-pytest python3-requests python3-redis python3-psycopg2
-python3-cryptography iproute2 procps chromium nodejs npm systemd"
+python3-cryptography iproute2 procps chromium fonts-wqy-microhei nodejs npm
+systemd"
 
+# fonts-wqy-microhei: Chinese glyphs in the console's screenshots (the
+# console is for Chinese teams; without a CJK font they show as boxes).
 # systemd: systemd-analyze, -sysusers and -tmpfiles check the installed
 # units (test/it/test_install.py); nothing is started.
 # The browser test needs the node and npm commands (test/browser/README.md).
