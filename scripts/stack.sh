@@ -17,7 +17,6 @@
 #   REDIS_PORT  Redis TCP port on 127.0.0.1 (not needed with SKIP_REDIS=1)
 #   PG_PORT     PostgreSQL TCP port on 127.0.0.1 (not needed with SKIP_PG=1)
 #   WORKERS     number of FastCGI workers (default 2)
-#   SQL_DIR     migrations (default <repo>/sql); given to `wxkf migrate` as WXKF_SQL_DIR
 #   HTML_DIR    static console (default <repo>/nginx/html; if missing, an empty
 #               STACK_DIR/html is served)
 #   MAX_BODY    nginx client_max_body_size (= client_body_buffer_size), default 64k
@@ -99,7 +98,6 @@ WXKF_LOG=$LOGS/wxkf.log
 
 WORKERS=${WORKERS:-2}
 MAX_BODY=${MAX_BODY:-64k}
-SQL_DIR=${SQL_DIR:-$REPO/sql}
 HTML_DIR=${HTML_DIR:-$REPO/nginx/html}
 SKIP_PG_SET=${SKIP_PG+set}
 SKIP_PG=${SKIP_PG:-0}
@@ -408,8 +406,8 @@ start_pg() {
 migrate() {
     [ "$SKIP_PG" = 1 ] && return 0
     if timeout 10 env -u WXKF_BIN -u WXKF_CONF "$WXKF_BIN" migrate --help >/dev/null 2>&1 </dev/null; then
-        say "migrate: $WXKF_BIN migrate -c $WXKF_CONF (sql: $SQL_DIR)"
-        if ! (cd "$REPO" && WXKF_SQL_DIR=$SQL_DIR timeout 300 env -u WXKF_BIN -u WXKF_CONF \
+        say "migrate: $WXKF_BIN migrate -c $WXKF_CONF"
+        if ! (cd "$REPO" && timeout 300 env -u WXKF_BIN -u WXKF_CONF \
                 "$WXKF_BIN" migrate -c "$WXKF_CONF") </dev/null >>"$LOGS/migrate.log" 2>&1; then
             show_log "$LOGS/migrate.log"
             die "migrate: failed"

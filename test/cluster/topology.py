@@ -567,9 +567,7 @@ class Cluster:
 
     def migrate(self):
         self.nsrun('app1', [self.bin, 'migrate', '-c', self.conf_path('app1')],
-                   timeout=300,
-                   env=dict(os.environ, WXKF_SQL_DIR=os.path.join(REPO,
-                                                                  'sql')))
+                   timeout=300)
 
     def start_apps(self):
         for h in APP_HOSTS:

@@ -298,7 +298,6 @@ class InstalledStack(Stack):
     def env(self):
         e = super().env()
         e['WXKF_BIN'] = os.path.join(self.root, 'usr', 'bin', 'wxkf')
-        e['SQL_DIR'] = os.path.join(self.root, 'usr', 'share', 'wxkf', 'sql')
         e['HTML_DIR'] = os.path.join(self.root, 'usr', 'share', 'wxkf',
                                      'html')
         return e
