@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "kf.h"
 #include "pg.h"
 #include "store.h"
 
@@ -271,18 +272,6 @@ int agent_validate(const struct agent *a, struct agent_err *err)
 
 /* ---------------------------------------------------------------- tokens */
 
-static void to_hex(const unsigned char *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int is_hash(const char *h)
 {
     size_t i;
@@ -301,7 +290,7 @@ int agent_token_hash(const char *token, char hex[AGENT_HASH_SIZE])
     if (EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL) != 1 ||
         n != 32)
         return KF_ECRYPTO;
-    to_hex(md, 32, hex);
+    kf_hex(md, 32, hex);
     return 0;
 }
 
@@ -313,7 +302,7 @@ int agent_token_new(char token[AGENT_TOKEN_SIZE], char hash[AGENT_HASH_SIZE])
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return KF_ECRYPTO;
     memcpy(token, AGENT_TOKEN_PREFIX, 4);
-    to_hex(raw, sizeof(raw), token + 4);
+    kf_hex(raw, sizeof(raw), token + 4);
     OPENSSL_cleanse(raw, sizeof(raw));
     rc = agent_token_hash(token, hash);
     if (rc < 0)

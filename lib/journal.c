@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "kf.h"
 #include "banned.h"
 
 #define REC_MAX (4 * 1024 * 1024)   /* one line, base64 body included */
@@ -56,18 +57,12 @@ static char *frame(const char *p, size_t n, size_t *len)
 /* o[name] = the bytes of v in hex. */
 static int set_hex(json_t *o, const char *name, struct kf_str v)
 {
-    static const char digits[] = "0123456789abcdef";
     char *h = malloc(2 * v.len + 1);
-    size_t i;
     int rc;
 
     if (!h)
         return -1;
-    for (i = 0; i < v.len; i++) {
-        h[2 * i] = digits[(unsigned char)v.p[i] >> 4];
-        h[2 * i + 1] = digits[(unsigned char)v.p[i] & 15];
-    }
-    h[2 * v.len] = '\0';
+    kf_hex(v.p, v.len, h);
     rc = json_object_set_new(o, name, json_string(h));
     free(h);
     return rc;

@@ -90,6 +90,10 @@ size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
  * bounded copy — so the text is safe to put into JSON. */
 void kf_utf8_trim(char *s);
 
+/* Writes the n bytes at p as 2n lowercase hex digits and a NUL into out
+ * (2n + 1 bytes). Never fails. */
+void kf_hex(const void *p, size_t n, char *out);
+
 /* Clocks in milliseconds: wall (CLOCK_REALTIME, for timestamps shared
  * between processes and hosts) and monotonic (for timeouts and backoff
  * inside one process). kf_sleep_ms sleeps the whole time, through

@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "kf.h"
 #include "banned.h"
 
 /* memcmp order over the common prefix; on a tie the shorter sorts first. */
@@ -50,18 +51,6 @@ static int check_sizes(const struct kf_str *parts, size_t n)
     return 0;
 }
 
-static void to_hex(const unsigned char *md, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 0x0f];
-    }
-    out[2 * n] = '\0';
-}
-
 int wx_sign_compute(const struct kf_str *parts, size_t n,
                     char out[WX_SIGN_HEX])
 {
@@ -88,7 +77,7 @@ int wx_sign_compute(const struct kf_str *parts, size_t n,
     if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
         mdlen * 2 + 1 != WX_SIGN_HEX)
         goto out;
-    to_hex(md, mdlen, out);
+    kf_hex(md, mdlen, out);
     rc = 0;
 out:
     EVP_MD_CTX_free(ctx);
@@ -141,7 +130,7 @@ int wx_sign_msg_hash(struct kf_str msg, char out[WX_SIGN_MSG_HEX])
     if (EVP_Digest(msg.len ? msg.p : "", msg.len, md, &n, EVP_sha256(),
                    NULL) != 1 || n * 2 + 1 != WX_SIGN_MSG_HEX)
         return KF_ECRYPTO;
-    to_hex(md, n, out);
+    kf_hex(md, n, out);
     return 0;
 }
 

@@ -471,10 +471,25 @@ static void test_str_c_of_null_is_empty(void **state)
     assert_false(kf_str_eq_c(s, "fou"));
 }
 
+static void test_hex_writes_lowercase_pairs_and_a_nul(void **state)
+{
+    const unsigned char in[] = { 0x00, 0x0f, 0xa5, 0xff };
+    char out[2 * sizeof(in) + 2];
+
+    (void)state;
+    memset(out, 'x', sizeof(out));
+    kf_hex(in, sizeof(in), out);
+    assert_string_equal(out, "000fa5ff");
+    assert_int_equal(out[2 * sizeof(in) + 1], 'x');
+    kf_hex(in, 0, out);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append_grows_past_initial_capacity),
+        cmocka_unit_test(test_hex_writes_lowercase_pairs_and_a_nul),
         cmocka_unit_test(test_buf_append_in_one_large_piece),
         cmocka_unit_test(test_buf_printf_grows_and_appends),
         cmocka_unit_test(test_buf_accepts_exactly_max_bytes),
