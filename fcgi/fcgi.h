@@ -6,6 +6,7 @@
 
 #include <fcgiapp.h>
 #include <jansson.h>
+#include <signal.h>
 
 #include "callback.h"
 #include "config.h"
@@ -135,6 +136,15 @@ void app_close(struct app *app);
  * once (mod=version ev=server_too_old) and said on stderr, so the
  * program can refuse to start instead of failing later. */
 int app_servers_too_old(struct app *app, int with_pg);
+
+/* The signals of both processes (worker and jobs): SIGTERM, SIGINT,
+ * SIGQUIT and SIGUSR1 all mean "finish what is in hand, then exit" and
+ * run on_stop (which may only set a flag); SIGPIPE is ignored.
+ * app_signals_block blocks those four in the calling thread (the mask
+ * before in *old), e.g. around creating a thread that must never take
+ * them. */
+void app_signals_install(void (*on_stop)(int));
+void app_signals_block(sigset_t *old);
 
 /* `wxkf fcgi -c FILE`: runs the accept loop on fd 0 until SIGTERM. */
 int worker_main(const char *conf_path);

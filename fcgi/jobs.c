@@ -10,8 +10,8 @@
  * archivers share the stream through a consumer group. With [push] url
  * set, a thread of its own follows the agents' feeds and publishes them
  * to their Nchan channels (lib/push), so a console hears of a message
- * within a second whatever the loop is doing. SIGTERM/SIGINT stop it
- * between passes. */
+ * within a second whatever the loop is doing. SIGTERM, SIGINT, SIGQUIT
+ * and SIGUSR1 stop it between passes, as they stop a worker. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -256,7 +256,6 @@ int jobs_main(const char *conf_path)
     struct app app;
     struct media media;
     struct archive ar;
-    struct sigaction sa;
     int64_t next_sync = 0, next_keep = 0;
     int rc = app_open(&app, conf_path);
 
@@ -265,14 +264,7 @@ int jobs_main(const char *conf_path)
         app_close(&app);
         return 1;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
+    app_signals_install(on_stop);
     media_init(&media, &app.store, app.api, &app.cfg);
     archive_init(&ar, &app.store, &app.cfg);
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
@@ -284,14 +276,10 @@ int jobs_main(const char *conf_path)
                       rc == KF_ECONFIG ? "[push] url must be http(s)://..."
                                        : kf_strerror(rc));
         else {
-            sigset_t stop, old;
+            sigset_t old;
 
             /* the signals are the main loop's: the thread never takes them */
-            sigemptyset(&stop);
-            sigaddset(&stop, SIGTERM);
-            sigaddset(&stop, SIGINT);
-            sigaddset(&stop, SIGQUIT);
-            pthread_sigmask(SIG_BLOCK, &stop, &old);
+            app_signals_block(&old);
             pushing = pthread_create(&push_thread, NULL, push_loop,
                                      &push) == 0;
             pthread_sigmask(SIG_SETMASK, &old, NULL);

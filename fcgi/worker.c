@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <stdio.h>
@@ -409,23 +410,34 @@ int app_servers_too_old(struct app *app, int with_pg)
     return old;
 }
 
-static void install_signals(void)
+void app_signals_install(void (*on_stop)(int))
 {
     struct sigaction sa;
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_term;
+    sa.sa_handler = on_stop;
     sigemptyset(&sa.sa_mask);
-    /* Graceful stop: finish the current request, then exit. multiwatch
-     * 1.0.0 delivers SIGQUIT to its children even with `-s TERM`, and its
-     * default is SIGUSR1, so all of them mean the same here. No
-     * SA_RESTART: a blocked accept returns. */
+    /* multiwatch 1.0.0 delivers SIGQUIT to its children even with
+     * `-s TERM`, and its default is SIGUSR1, so all of them mean the
+     * same. No SA_RESTART: a blocked accept or sleep returns. */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+}
+
+void app_signals_block(sigset_t *old)
+{
+    sigset_t stop;
+
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGQUIT);
+    sigaddset(&stop, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &stop, old);
 }
 
 int worker_main(const char *conf_path)
@@ -452,7 +464,7 @@ int worker_main(const char *conf_path)
         app_close(&app);
         return 1;
     }
-    install_signals();
+    app_signals_install(on_term);
     /* spawn-fcgi's socket is shared by every worker; accept(2) does not
      * pass O_NONBLOCK on to the connections it returns */
     if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) < 0)

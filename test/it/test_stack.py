@@ -122,3 +122,29 @@ def test_each_callback_is_one_redis_round_trip(stack):
                 assert r.status_code == 200
     cmds = _top_level_commands(stack, pushes, wx.openid)
     assert cmds == ['EVALSHA'] * n, cmds
+
+
+def test_jobs_takes_sigusr1_as_a_clean_stop_like_a_worker(stack):
+    """multiwatch's default stop signal is SIGUSR1; a worker finishes and
+    exits on it, and so must `wxkf jobs` (it used to die at once)."""
+    env = dict(os.environ)
+    env.pop('WXKF_BIN', None)
+    env.pop('WXKF_CONF', None)
+    jobs = subprocess.Popen([wxkf_bin(), 'jobs', '-c', stack.conf],
+                            stdin=subprocess.DEVNULL, env=env)
+    try:
+        mark = 'pid=%d rid=- mod=jobs ev=start' % jobs.pid
+
+        def started():
+            with open(stack.log_file, encoding='utf-8',
+                      errors='replace') as f:
+                return mark in f.read()
+        wait_until(started, timeout=30, what='the second jobs to start')
+        jobs.send_signal(signal.SIGUSR1)
+        assert jobs.wait(30) == 0
+    finally:
+        if jobs.poll() is None:
+            jobs.kill()
+            jobs.wait(10)
+    with open(stack.log_file, encoding='utf-8', errors='replace') as f:
+        assert 'pid=%d rid=- mod=jobs ev=stop' % jobs.pid in f.read()
