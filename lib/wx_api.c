@@ -129,21 +129,15 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-/* Appends name=escaped(value); keep_at leaves '@' literal (kf_account,
- * docs/wechat-protocol.md §7). */
+/* Appends name=escaped(value). */
 static int add_param(struct wx_api *a, struct kf_buf *b, const char *name,
-                     const char *value, int keep_at)
+                     const char *value)
 {
-    char *esc = curl_easy_escape(a->curl, value, 0), *p;
+    char *esc = curl_easy_escape(a->curl, value, 0);
     int rc;
 
     if (!esc)
         return KF_ENOMEM;
-    if (keep_at)
-        while ((p = strstr(esc, "%40")) != NULL) {
-            *p = '@';
-            memmove(p + 1, p + 3, strlen(p + 3) + 1);
-        }
     rc = kf_buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, esc);
     OPENSSL_cleanse(esc, strlen(esc));
     curl_free(esc);
@@ -161,7 +155,7 @@ static int build_url(struct wx_api *a, const struct req *q, const char *tok,
     while (n > 0 && base[n - 1] == '/')
         n--;
     kf_buf_init(&qs, URL_MAX);
-    rc = q->is_token ? 0 : add_param(a, &qs, "access_token", tok, 0);
+    rc = q->is_token ? 0 : add_param(a, &qs, "access_token", tok);
     if (rc == 0 && q->query && *q->query)
         rc = kf_buf_printf(&qs, "%s%s", qs.len ? "&" : "", q->query);
     if (rc == 0)
@@ -425,11 +419,11 @@ static int token_request(struct wx_api *a, struct req *q, char **body,
     if (strcmp(cfg->wechat.token_endpoint, "token") == 0) {
         q->method = "GET";
         q->path = "/cgi-bin/token";
-        rc = add_param(a, query, "grant_type", "client_credential", 0);
+        rc = add_param(a, query, "grant_type", "client_credential");
         if (rc == 0)
-            rc = add_param(a, query, "appid", cfg->wechat.app_id, 0);
+            rc = add_param(a, query, "appid", cfg->wechat.app_id);
         if (rc == 0)
-            rc = add_param(a, query, "secret", cfg->wechat.app_secret, 0);
+            rc = add_param(a, query, "secret", cfg->wechat.app_secret);
         q->query = query->p;
         return rc;
     }
@@ -800,25 +794,12 @@ static int post(struct wx_api *a, const char *path, json_t *body,
     return run_json(a, &q, body, res);
 }
 
-/* GET path, with name=value (escaped) when name is set. */
-static int get(struct wx_api *a, const char *path, const char *name,
-               const char *value, int keep_at, struct wx_api_result *res)
+/* GET path, no query but the token. */
+static int get(struct wx_api *a, const char *path, struct wx_api_result *res)
 {
     struct req q = { .method = "GET", .path = path };
-    struct kf_buf query;
-    int rc = 0;
 
-    kf_buf_init(&query, URL_MAX);
-    if (name)
-        rc = value ? add_param(a, &query, name, value, keep_at) : KF_EINVAL;
-    if (rc == 0) {
-        q.query = query.p;
-        rc = run_json(a, &q, NULL, res);
-    } else {
-        reset_result(res);
-    }
-    kf_buf_release(&query);
-    return rc;
+    return run_json(a, &q, NULL, res);
 }
 
 static int bad_args(struct wx_api_result *res)
@@ -891,7 +872,7 @@ int wx_api_media_upload(struct wx_api *a, const char *type,
         return bad_args(res);
     media_id[0] = '\0';
     kf_buf_init(&query, URL_MAX);
-    rc = add_param(a, &query, "type", type, 0);
+    rc = add_param(a, &query, "type", type);
     if (rc == 0) {
         q.query = query.p;
         rc = run(a, &q, res);
@@ -918,7 +899,7 @@ int wx_api_media_get(struct wx_api *a, const char *media_id,
     if (content_type && ct_len)
         content_type[0] = '\0';
     kf_buf_init(&query, URL_MAX);
-    rc = add_param(a, &query, "media_id", media_id, 0);
+    rc = add_param(a, &query, "media_id", media_id);
     if (rc == 0) {
         q.query = query.p;
         rc = run(a, &q, res);
@@ -976,57 +957,7 @@ int wx_api_kf_invite(struct wx_api *a, const char *kf_account,
 
 int wx_api_kf_list(struct wx_api *a, struct wx_api_result *res)
 {
-    return get(a, "/cgi-bin/customservice/getkflist", NULL, NULL, 0, res);
-}
-
-int wx_api_kf_online_list(struct wx_api *a, struct wx_api_result *res)
-{
-    return get(a, "/cgi-bin/customservice/getonlinekflist", NULL, NULL, 0,
-               res);
-}
-
-int wx_api_session_create(struct wx_api *a, const char *kf_account,
-                          const char *openid, struct wx_api_result *res)
-{
-    return kf_account_post(a, "/customservice/kfsession/create", kf_account,
-                           "openid", openid, res);
-}
-
-int wx_api_session_close(struct wx_api *a, const char *kf_account,
-                         const char *openid, struct wx_api_result *res)
-{
-    return kf_account_post(a, "/customservice/kfsession/close", kf_account,
-                           "openid", openid, res);
-}
-
-int wx_api_session_get(struct wx_api *a, const char *openid,
-                       struct wx_api_result *res)
-{
-    return get(a, "/customservice/kfsession/getsession", "openid", openid, 0,
-               res);
-}
-
-int wx_api_session_list(struct wx_api *a, const char *kf_account,
-                        struct wx_api_result *res)
-{
-    return get(a, "/customservice/kfsession/getsessionlist", "kf_account",
-               kf_account, 1, res);
-}
-
-int wx_api_session_waitcase(struct wx_api *a, struct wx_api_result *res)
-{
-    return get(a, "/customservice/kfsession/getwaitcase", NULL, NULL, 0,
-               res);
-}
-
-int wx_api_msg_records(struct wx_api *a, long start, long end, long msgid,
-                       long number, struct wx_api_result *res)
-{
-    return post(a, "/customservice/msgrecord/getmsglist",
-                json_pack("{s:I, s:I, s:I, s:I}", "starttime",
-                          (json_int_t)start, "endtime", (json_int_t)end,
-                          "msgid", (json_int_t)msgid, "number",
-                          (json_int_t)number), res);
+    return get(a, "/cgi-bin/customservice/getkflist", res);
 }
 
 void wx_api_set_metrics(struct wx_api *a, struct metrics *m)

@@ -102,29 +102,8 @@ KF_WUR int wx_api_kf_del(struct wx_api *a, const char *kf_account,
                          struct wx_api_result *res);
 KF_WUR int wx_api_kf_invite(struct wx_api *a, const char *kf_account,
                             const char *invite_wx, struct wx_api_result *res);
-/* The list calls leave WeChat's JSON in res->body. */
+/* getkflist: WeChat's JSON in res->body. */
 KF_WUR int wx_api_kf_list(struct wx_api *a, struct wx_api_result *res);
-KF_WUR int wx_api_kf_online_list(struct wx_api *a,
-                                 struct wx_api_result *res);
-/* kfsession create/close, getsession (by openid), getsessionlist (by
- * kf_account), getwaitcase. */
-KF_WUR int wx_api_session_create(struct wx_api *a, const char *kf_account,
-                                 const char *openid,
-                                 struct wx_api_result *res);
-KF_WUR int wx_api_session_close(struct wx_api *a, const char *kf_account,
-                                const char *openid,
-                                struct wx_api_result *res);
-KF_WUR int wx_api_session_get(struct wx_api *a, const char *openid,
-                              struct wx_api_result *res);
-KF_WUR int wx_api_session_list(struct wx_api *a, const char *kf_account,
-                               struct wx_api_result *res);
-KF_WUR int wx_api_session_waitcase(struct wx_api *a,
-                                   struct wx_api_result *res);
-/* msgrecord/getmsglist over [start, end] (≤ 24 h), from msgid, number
- * ≤ 10000. */
-KF_WUR int wx_api_msg_records(struct wx_api *a, long start, long end,
-                              long msgid, long number,
-                              struct wx_api_result *res);
 
 /* Units of a daily budget ("send" or "token") spent today (UTC+8). */
 KF_WUR int wx_api_spent(struct wx_api *a, const char *budget, long *spent);
