@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "http_client.h"
 #include "media_keep.h"
 
 #include "banned.h"
@@ -534,6 +535,10 @@ static int download(struct media *m, const char *url, struct kf_buf *out,
                     char *ct, size_t ct_len)
 {
     const struct config *cfg = m->cfg;
+    const struct http_client_opts o = {
+        url, cfg->wechat.api_connect_timeout_ms, DOWNLOAD_TIMEOUT_MS,
+        cfg->wechat.ca_file
+    };
     CURL *c = curl_easy_init();
     struct sink k = { out, 0 };
     char *type = NULL;
@@ -543,26 +548,12 @@ static int download(struct media *m, const char *url, struct kf_buf *out,
 
     if (!c)
         return KF_ENOMEM;
-    SET(CURLOPT_URL, url);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, cfg->wechat.api_connect_timeout_ms);
-    SET(CURLOPT_TIMEOUT_MS, DOWNLOAD_TIMEOUT_MS);
+    if (http_client_setup(c, &o) < 0)
+        goto out;
     SET(CURLOPT_LOW_SPEED_LIMIT, 1024L);     /* a stalled transfer ends */
     SET(CURLOPT_LOW_SPEED_TIME, 15L);
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (*cfg->wechat.ca_file)
-        SET(CURLOPT_CAINFO, cfg->wechat.ca_file);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#else
-    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-    SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
     SET(CURLOPT_FOLLOWLOCATION, 1L);
     SET(CURLOPT_MAXREDIRS, 3L);
-    SET(CURLOPT_USERAGENT, "wxkf");
     SET(CURLOPT_WRITEFUNCTION, on_data);
     SET(CURLOPT_WRITEDATA, &k);
     cc = curl_easy_perform(c);

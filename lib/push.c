@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "http_client.h"
 #include "route.h"
 
 #include "banned.h"
@@ -27,6 +28,22 @@ static size_t discard(char *p, size_t size, size_t n, void *u)
     (void)p;
     (void)u;
     return size * n;
+}
+
+/* The shared setup (lib/http_client) for a request to Nchan, over its
+ * unix socket when one is configured; the answer is thrown away. */
+static int set_common(CURL *c, const char *url, long timeout_ms,
+                      const char *socket)
+{
+    const struct http_client_opts o = { url, 1000L, timeout_ms, NULL };
+
+    if (http_client_setup(c, &o) < 0 ||
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK)
+        return KF_EINVAL;
+    if (socket && socket[0] &&
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket) != CURLE_OK)
+        return KF_EINVAL;
+    return 0;
 }
 
 int push_open(struct push *p, const struct config *cfg, const struct log *log)
@@ -51,14 +68,7 @@ int push_open(struct push *p, const struct config *cfg, const struct log *log)
     p->curl = c;
     if (!c)
         return KF_ENOMEM;
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (p->socket[0])
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->socket);
-    return 0;
+    return set_common(c, NULL, 2000L, p->socket);
 }
 
 void push_close(struct push *p)
@@ -300,14 +310,11 @@ int push_drop(const struct config *cfg, const char *account)
     if (!c)
         return KF_ENOMEM;
     snprintf(url, sizeof(url), "%s%s", cfg->push.url, account);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (cfg->push.socket && cfg->push.socket[0])
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, cfg->push.socket);
+    if (set_common(c, url, 1000L, cfg->push.socket) < 0 ||
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE") != CURLE_OK) {
+        curl_easy_cleanup(c);
+        return KF_EBACKEND;
+    }
     cc = curl_easy_perform(c);
     if (cc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

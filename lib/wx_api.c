@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "http_client.h"
 #include "wx_token.h"
 
 #include "banned.h"
@@ -180,22 +181,14 @@ static int set_options(struct wx_api *a, const struct req *q,
                        const char *url, curl_mime *mime)
 {
     const struct config *cfg = a->cfg;
+    const struct http_client_opts o = {
+        url, cfg->wechat.api_connect_timeout_ms, cfg->wechat.api_timeout_ms,
+        cfg->wechat.ca_file
+    };
     CURL *c = a->curl;
 
-    SET(CURLOPT_URL, url);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, cfg->wechat.api_connect_timeout_ms);
-    SET(CURLOPT_TIMEOUT_MS, cfg->wechat.api_timeout_ms);
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (*cfg->wechat.ca_file)
-        SET(CURLOPT_CAINFO, cfg->wechat.ca_file);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    SET(CURLOPT_USERAGENT, "wxkf");
+    if (http_client_setup(c, &o) < 0)
+        return KF_EINVAL;
     SET(CURLOPT_WRITEFUNCTION, on_data);
     SET(CURLOPT_WRITEDATA, a);
     if (mime) {
