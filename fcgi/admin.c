@@ -141,10 +141,11 @@ static int read_fields(struct fcgi_req *r, json_t *body, struct agent *a,
     }
     v = json_object_get(body, "weight");
     if (v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-            json_integer_value(v) > 100) {
+        if (!json_is_integer(v) ||
+            agent_check_weight(json_integer_value(v), NULL) < 0) {
             fcgi_error(r, 400, "invalid_field", "field weight must be an "
-                       "integer 1..100", NULL);
+                       "integer " KF_XSTR(AGENT_WEIGHT_MIN) ".."
+                       KF_XSTR(AGENT_WEIGHT_MAX), NULL);
             return -1;
         }
         a->weight = (int)json_integer_value(v);
@@ -152,10 +153,11 @@ static int read_fields(struct fcgi_req *r, json_t *body, struct agent *a,
     }
     v = json_object_get(body, "capacity");
     if (v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > 10000) {
+        if (!json_is_integer(v) ||
+            agent_check_capacity(json_integer_value(v), NULL) < 0) {
             fcgi_error(r, 400, "invalid_field", "field capacity must be an "
-                       "integer 0..10000 (0 = the default)", NULL);
+                       "integer 0.." KF_XSTR(AGENT_CAPACITY_MAX)
+                       " (0 = the default)", NULL);
             return -1;
         }
         a->capacity = (int)json_integer_value(v);

@@ -42,8 +42,9 @@ static const char agent_usage[] =
     "(the nickname is cut to 16 characters there).\n"
     "\n"
     "account: [A-Za-z0-9_]{1,10}, optionally @[A-Za-z0-9_-]{1,30}; nick: 1-64\n"
-    "characters; weight 1..100 (default 1); capacity 1..10000, 0 = "
-    "[routing]\n"
+    "characters; weight " KF_XSTR(AGENT_WEIGHT_MIN) ".."
+    KF_XSTR(AGENT_WEIGHT_MAX) " (default 1); capacity 1.."
+    KF_XSTR(AGENT_CAPACITY_MAX) ", 0 = [routing]\n"
     "default_capacity; group: [a-z0-9_-]{1,32}, at most 16.\n";
 
 enum {
@@ -179,23 +180,25 @@ static int parse(int argc, char **argv, const char **cmd, struct opts *o)
 }
 
 /* A decimal integer in [lo, hi], else KF_EINVAL naming the field. */
-static int parse_num(const char *s, const char *field, long lo, long hi,
+/* A decimal number checked by check (which says why it is refused);
+ * anything but digits is refused as check refuses -1. */
+static int parse_num(const char *s, int (*check)(long long,
+                                                  struct agent_err *),
                      int *out, struct agent_err *err)
 {
     char *end;
     long v;
+    int rc;
 
     if (s[0] < '0' || s[0] > '9')
-        goto bad;
-    v = strtol(s, &end, 10);
-    if (*end || v < lo || v > hi)
-        goto bad;
-    *out = (int)v;
-    return 0;
-bad:
-    snprintf(err->msg, sizeof(err->msg), "%s: must be %ld..%ld", field,
-             lo, hi);
-    return KF_EINVAL;
+        return check(-1, err);
+    v = strtol(s, &end, 10);      /* past LONG_MAX: LONG_MAX, refused */
+    if (*end)
+        return check(-1, err);
+    rc = check(v, err);
+    if (rc == 0)
+        *out = (int)v;
+    return rc;
 }
 
 /* The record from the options (only those given are set). */
@@ -208,9 +211,9 @@ static int fill(const struct opts *o, struct agent *a, struct agent_err *err)
     if (rc == 0 && o->nick)
         rc = agent_set_nick(a, o->nick, err);
     if (rc == 0 && o->weight)
-        rc = parse_num(o->weight, "weight", 1, 100, &a->weight, err);
+        rc = parse_num(o->weight, agent_check_weight, &a->weight, err);
     if (rc == 0 && o->capacity)
-        rc = parse_num(o->capacity, "capacity", 0, 10000, &a->capacity,
+        rc = parse_num(o->capacity, agent_check_capacity, &a->capacity,
                        err);
     for (i = 0; rc == 0 && i < o->ngroups; i++)
         rc = agent_add_group(a, o->groups[i], err);

@@ -237,17 +237,18 @@ static int check_groups(const struct agent *a, struct agent_err *err)
     return 0;
 }
 
-static int check_weight(int w, struct agent_err *err)
+int agent_check_weight(long long w, struct agent_err *err)
 {
-    return w >= 1 && w <= 100
-               ? 0 : fail(err, KF_EINVAL, "weight: must be 1..100");
+    return w >= AGENT_WEIGHT_MIN && w <= AGENT_WEIGHT_MAX
+               ? 0 : fail(err, KF_EINVAL, "weight: must be %d..%d",
+                          AGENT_WEIGHT_MIN, AGENT_WEIGHT_MAX);
 }
 
-static int check_capacity(int c, struct agent_err *err)
+int agent_check_capacity(long long c, struct agent_err *err)
 {
-    return c >= 0 && c <= 10000
-               ? 0 : fail(err, KF_EINVAL, "capacity: must be 1..10000 "
-                          "(0 = the default)");
+    return c >= 0 && c <= AGENT_CAPACITY_MAX
+               ? 0 : fail(err, KF_EINVAL, "capacity: must be 1..%d "
+                          "(0 = the default)", AGENT_CAPACITY_MAX);
 }
 
 int agent_validate(const struct agent *a, struct agent_err *err)
@@ -262,9 +263,9 @@ int agent_validate(const struct agent *a, struct agent_err *err)
     if (rc == 0)
         rc = agent_check_nick(a->nick, err);
     if (rc == 0)
-        rc = check_weight(a->weight, err);
+        rc = agent_check_weight(a->weight, err);
     if (rc == 0)
-        rc = check_capacity(a->capacity, err);
+        rc = agent_check_capacity(a->capacity, err);
     if (rc == 0)
         rc = check_groups(a, err);
     return rc;
@@ -561,9 +562,9 @@ static int check_patch(const struct agent *v, unsigned set,
                  ? agent_check_nick(v->nick, err)
                  : fail(err, KF_EINVAL, "nick: longer than 255 bytes");
     if (rc == 0 && (set & AGENT_SET_WEIGHT))
-        rc = check_weight(v->weight, err);
+        rc = agent_check_weight(v->weight, err);
     if (rc == 0 && (set & AGENT_SET_CAPACITY))
-        rc = check_capacity(v->capacity, err);
+        rc = agent_check_capacity(v->capacity, err);
     if (rc == 0 && (set & AGENT_SET_GROUPS))
         rc = check_groups(v, err);
     return rc;

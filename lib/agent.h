@@ -20,12 +20,18 @@ struct store;
 #define AGENT_TOKEN_PREFIX "wxa_"
 #define AGENT_TOKEN_SIZE 69      /* "wxa_" + 64 hex + NUL */
 #define AGENT_HASH_SIZE 65       /* SHA-256 as 64 lowercase hex + NUL */
+/* The one definition of the agent limits: the API, the CLI, the config
+ * ([routing] default_capacity) and the console (a test compares
+ * nginx/html/index.html) all take them from here. */
+#define AGENT_WEIGHT_MIN 1
+#define AGENT_WEIGHT_MAX 100
+#define AGENT_CAPACITY_MAX 10000 /* 1..max; 0 = [routing] default_capacity */
 
 struct agent {
     /* ^[A-Za-z0-9_]{1,10}(@[A-Za-z0-9_-]{1,30})?$ (WeChat's kf_account) */
     char account[48];
     char nick[256];              /* 1..64 characters, <= 255 bytes */
-    int weight;                  /* 1..100 */
+    int weight;                  /* AGENT_WEIGHT_MIN..MAX */
     int capacity;                /* 0 = [routing] default_capacity */
     char groups[AGENT_MAX_GROUPS][33]; /* ^[a-z0-9_-]{1,32}$, no "_all" */
     int ngroups;
@@ -48,10 +54,14 @@ KF_WUR int agent_set_account(struct agent *a, const char *account,
                              struct agent_err *err);
 KF_WUR int agent_set_nick(struct agent *a, const char *nick,
                           struct agent_err *err);
+/* Weight AGENT_WEIGHT_MIN..AGENT_WEIGHT_MAX; capacity 0..AGENT_CAPACITY_MAX
+ * (0 = the default). */
+KF_WUR int agent_check_weight(long long weight, struct agent_err *err);
+KF_WUR int agent_check_capacity(long long capacity, struct agent_err *err);
 /* Appends one group: refuses bad names, "_all", duplicates, a 17th. */
 KF_WUR int agent_add_group(struct agent *a, const char *group,
                            struct agent_err *err);
-/* The whole record, including weight 1..100 and capacity 0..10000. */
+/* The whole record, weight and capacity included. */
 KF_WUR int agent_validate(const struct agent *a, struct agent_err *err);
 
 /* A fresh token: 32 bytes from RAND_bytes as "wxa_" + 64 lowercase hex.

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "store.h"
 #include "wx_reply.h"
 
@@ -189,7 +190,7 @@ static const struct centry table[] = {
     S(log, file, "", 0, 1024),
     L(log, slow_ms, 500, 0, 600000),
     E(routing, policy, "round_robin", "round_robin|weighted|least_busy"),
-    L(routing, default_capacity, 5, 1, 10000),
+    L(routing, default_capacity, 5, 1, AGENT_CAPACITY_MAX),
     CHECKED(routing, group_policies, 0, 2048, check_policy_pairs),
     CHECKED(routing, menu_groups, 0, 4096, check_group_pairs),
     CHECKED(routing, keyword_groups, 0, 4096, check_group_pairs),

@@ -52,6 +52,9 @@ struct kf_str {
     size_t len;
 };
 
+/* A macro's value as a string literal: KF_XSTR(AGENT_WEIGHT_MAX) is "100". */
+#define KF_XSTR_(x) #x
+#define KF_XSTR(x) KF_XSTR_(x)
 #define KF_STR(lit) ((struct kf_str){ (lit), sizeof(lit) - 1 })
 struct kf_str kf_str_c(const char *s);             /* NULL -> empty */
 int kf_str_eq(struct kf_str a, struct kf_str b);   /* 1 if same bytes */
