@@ -35,14 +35,19 @@ static int admin(struct fcgi_req *r)
     return api_authenticate(r, &who, 1);
 }
 
-static json_t *groups_json(const struct agent *a)
+json_t *api_agent_json(const struct agent *a, const char *status,
+                       long long load)
 {
     json_t *g = json_array();
     int i;
 
     for (i = 0; g && i < a->ngroups; i++)
         json_array_append_new(g, json_string(a->groups[i]));
-    return g;
+    return json_pack("{s:s,s:s,s:i,s:i,s:o,s:o,s:o}", "account", a->account,
+                     "nick", a->nick, "weight", a->weight, "capacity",
+                     a->capacity, "groups", g, "status",
+                     status ? json_string(status) : json_null(), "load",
+                     load >= 0 ? json_integer(load) : json_null());
 }
 
 /* The record as the API shows it; status and load come from Redis
@@ -52,12 +57,10 @@ static json_t *agent_json(const struct agent *a, const json_t *live)
     const json_t *st = json_object_get(live, "status");
     const json_t *load = json_object_get(live, "load");
 
-    return json_pack("{s:s,s:s,s:i,s:i,s:o,s:s,s:I}", "account", a->account,
-                     "nick", a->nick, "weight", a->weight, "capacity",
-                     a->capacity, "groups", groups_json(a), "status",
-                     json_is_string(st) ? json_string_value(st) : "offline",
-                     "load", json_is_integer(load) ? json_integer_value(load)
-                                                   : (json_int_t)0);
+    return api_agent_json(a, json_is_string(st) ? json_string_value(st)
+                                                : "offline",
+                          json_is_integer(load) ? json_integer_value(load)
+                                                : 0);
 }
 
 /* agent_* failures: validation 400, taken 409, busy 409, unknown 404,

@@ -30,7 +30,8 @@ static const char agent_usage[] =
     "  remove --account A   (refused while the agent has sessions or is not\n"
     "         offline)\n"
     "  token  --account A   issue a new token (printed once), revoke the old\n"
-    "  list   [--json]      every agent, with its status from Redis\n"
+    "  list   [--json]      every agent, with its status and load from Redis\n"
+    "         (--json: the REST API's objects)\n"
     "  sync                 rebuild the Redis mirror from PostgreSQL\n"
     "  invite --account A --wechat W\n"
     "         invite WeChat user W to bind the kf account A (at WeChat)\n"
@@ -278,32 +279,6 @@ static int print_token(const char *account, char *token)
     return rc;
 }
 
-/* The public part of a record (never tokens or their hashes). */
-static json_t *agent_json(const struct agent *a, const char *status)
-{
-    json_t *j = json_object(), *g = json_array();
-    int i;
-
-    for (i = 0; g && i < a->ngroups; i++)
-        json_array_append_new(g, json_string(a->groups[i]));
-    if (!j || !g) {
-        json_decref(j);
-        json_decref(g);
-        return NULL;
-    }
-    json_object_set_new(j, "account", json_string(a->account));
-    json_object_set_new(j, "nick", json_string(a->nick));
-    json_object_set_new(j, "weight", json_integer(a->weight));
-    json_object_set_new(j, "capacity", a->capacity
-                                           ? json_integer(a->capacity)
-                                           : json_null());
-    json_object_set_new(j, "groups", g);
-    if (status)
-        json_object_set_new(j, "status", *status ? json_string(status)
-                                                 : json_null());
-    return j;
-}
-
 /* Terminal columns of code point c: 2 for East Asian wide and fullwidth
  * characters (most nicks here are Chinese), else 1. */
 static int columns(unsigned long c)
@@ -392,7 +367,39 @@ static void print_row(const char *const c[6], const int w[6])
     cell(c[5], 0, "\n");
 }
 
-static void print_table(const struct agent_list *l, char (*status)[16])
+/* What Redis says of an agent now: its status and load; "unmirrored"
+ * and 0 when Redis does not have it, "" and -1 when Redis cannot be
+ * asked (rc then KF_EBACKEND). */
+struct live {
+    char status[16];
+    long long load;
+};
+
+/* Fills v (see struct live). */
+static int live_of(struct store *st, const char *account, struct live *v)
+{
+    struct agent_err err;
+    int rc = agent_mirror_status(st, account, v->status, &v->load, &err);
+
+    if (rc == KF_ENOTFOUND) {
+        snprintf(v->status, sizeof(v->status), "unmirrored");
+        v->load = 0;
+        return 0;
+    }
+    if (rc < 0) {
+        v->status[0] = '\0';
+        v->load = -1;
+    }
+    return rc;
+}
+
+/* The agent as the API shows it (api_agent_json), from v. */
+static json_t *agent_json(const struct agent *a, const struct live *v)
+{
+    return api_agent_json(a, v->status[0] ? v->status : NULL, v->load);
+}
+
+static void print_table(const struct agent_list *l, const struct live *live)
 {
     static const char *const head[6] = { "ACCOUNT", "NICK", "WEIGHT",
                                          "CAPACITY", "GROUPS", "STATUS" };
@@ -404,14 +411,14 @@ static void print_table(const struct agent_list *l, char (*status)[16])
     for (i = 0; i < 6; i++)
         w[i] = width(head[i]);
     for (r = 0; r < l->len; r++) {
-        row_cells(&l->v[r], status[r], &t, c);
+        row_cells(&l->v[r], live[r].status, &t, c);
         for (i = 0; i < 6; i++)
             if (width(c[i]) > w[i])
                 w[i] = width(c[i]);
     }
     print_row(head, w);
     for (r = 0; r < l->len; r++) {
-        row_cells(&l->v[r], status[r], &t, c);
+        row_cells(&l->v[r], live[r].status, &t, c);
         print_row(c, w);
     }
 }
@@ -532,9 +539,13 @@ static int run_update(const struct opts *o, const struct config *cfg)
     rc = connect_all(cfg, &c, &err);
     if (rc == 0)
         rc = agent_update(c.db, &c.st, &v, set, &out, &err);
-    if ((rc == 0 || err.mirror_stale) &&
-        print_json(agent_json(&out, NULL)) < 0 && rc == 0)
-        rc = KF_ENOMEM;
+    if (rc == 0 || err.mirror_stale) {
+        struct live now;
+
+        (void)live_of(&c.st, out.account, &now);
+        if (print_json(agent_json(&out, &now)) < 0 && rc == 0)
+            rc = KF_ENOMEM;
+    }
     if (rc == 0 && (set & AGENT_SET_NICK))   /* WeChat has only the nick */
         rc = wechat_mirror(cfg, &c, AGENT_WX_UPDATE, &out, NULL);
     else
@@ -580,32 +591,30 @@ static int run_token(const struct opts *o, const struct config *cfg)
     return done(rc, &err);
 }
 
-/* Each agent's status from Redis ("" when unknown). */
+/* Each agent's status and load from Redis. */
 static void statuses(struct store *st, const struct agent_list *l,
-                     char (*status)[16])
+                     struct live *live)
 {
-    struct agent_err err;
     size_t i;
     int rc = 0;
 
     for (i = 0; i < l->len; i++) {
-        status[i][0] = '\0';
+        live[i].status[0] = '\0';
+        live[i].load = -1;
         if (rc != KF_EBACKEND)     /* once down, do not wait again */
-            rc = agent_mirror_status(st, l->v[i].account, status[i], &err);
-        if (rc == KF_ENOTFOUND)
-            snprintf(status[i], 16, "unmirrored");
+            rc = live_of(st, l->v[i].account, &live[i]);
     }
     if (rc == KF_EBACKEND)
         say("warning: Redis unreachable; status unknown");
 }
 
-static json_t *list_json(const struct agent_list *l, char (*status)[16])
+static json_t *list_json(const struct agent_list *l, const struct live *live)
 {
     json_t *arr = json_array();
     size_t i;
 
     for (i = 0; arr && i < l->len; i++)
-        if (json_array_append_new(arr, agent_json(&l->v[i], status[i]))) {
+        if (json_array_append_new(arr, agent_json(&l->v[i], &live[i]))) {
             json_decref(arr);
             return NULL;
         }
@@ -615,7 +624,7 @@ static json_t *list_json(const struct agent_list *l, char (*status)[16])
 static int run_list(const struct opts *o, const struct config *cfg)
 {
     struct agent_err err = { "", 0 };
-    char (*status)[16] = NULL;
+    struct live *live = NULL;
     struct agent_list l;
     struct conns c;
     int rc;
@@ -624,16 +633,16 @@ static int run_list(const struct opts *o, const struct config *cfg)
     rc = connect_all(cfg, &c, &err);
     if (rc == 0)
         rc = agent_db_list(c.db, &l, &err);
-    if (rc == 0 && !(status = calloc(l.len + 1, sizeof(*status))))
+    if (rc == 0 && !(live = calloc(l.len + 1, sizeof(*live))))
         rc = KF_ENOMEM;
     if (rc == 0) {
-        statuses(&c.st, &l, status);
+        statuses(&c.st, &l, live);
         if (o->seen & O_JSON)
-            rc = print_json(list_json(&l, status));
+            rc = print_json(list_json(&l, live));
         else
-            print_table(&l, status);
+            print_table(&l, live);
     }
-    free(status);
+    free(live);
     agent_list_release(&l);
     disconnect_all(&c);
     return done(rc, &err);

@@ -77,6 +77,13 @@ struct auth;
 int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin);
 int api_need_agent(struct fcgi_req *r, const struct auth *who);
 json_t *api_json_body(struct fcgi_req *r);
+/* An agent as the API and `wxkf agent` show it (admin.c), never with a
+ * token: {account, nick, weight, capacity (0 = the default), groups,
+ * status, load}; status NULL and load < 0 (unknown: Redis down) are
+ * null. NULL if out of memory. */
+struct agent;
+json_t *api_agent_json(const struct agent *a, const char *status,
+                       long long load);
 int api_str_field(struct fcgi_req *r, json_t *o, const char *name,
                   const char **out);
 void api_backend_down(struct fcgi_req *r);   /* 503 redis */

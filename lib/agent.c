@@ -1098,9 +1098,11 @@ int agent_mirror_remove(struct store *s, const char *account,
 }
 
 int agent_mirror_status(struct store *s, const char *account,
-                        char status[16], struct agent_err *err)
+                        char status[16], long long *load,
+                        struct agent_err *err)
 {
     struct mirror_state m;
+    struct rargs a;
     int rc = agent_check_account(account, err);
 
     status[0] = '\0';
@@ -1115,6 +1117,13 @@ int agent_mirror_status(struct store *s, const char *account,
     if (rc == 0)
         snprintf(status, 16, "%s", status_word(&m.status));
     state_release(&m);
+    if (rc == 0 && load) {
+        rargs_init(&a);
+        rargs_c(&a, "SCARD");
+        rargs_key(&a, s, "load:", account);
+        rc = rrun_int(s, &a, load, err);
+        rargs_release(&a);
+    }
     return rc;
 }
 

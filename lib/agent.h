@@ -141,10 +141,12 @@ KF_WUR int agent_mirror_put(struct store *s, const struct agent *a,
  * "agent is online; ..."). An agent missing from Redis is not an error. */
 KF_WUR int agent_mirror_remove(struct store *s, const char *account,
                                struct agent_err *err);
-/* The account's presence ("online", "paused", "offline") into status.
- * KF_ENOTFOUND if it is not mirrored. */
+/* The account's presence ("online", "paused", "offline") into status
+ * and, when load is not NULL, the number of users it serves now (P
+ * load:<acct>). KF_ENOTFOUND if it is not mirrored. */
 KF_WUR int agent_mirror_status(struct store *s, const char *account,
-                               char status[16], struct agent_err *err);
+                               char status[16], long long *load,
+                               struct agent_err *err);
 
 struct agent_sync_stats {
     size_t mirrored;     /* agents written from PostgreSQL */

@@ -330,10 +330,33 @@ def test_list_json_shows_agents_without_secrets(stack):
     assert accounts == sorted(accounts)
     me = next(a for a in agents if a['account'] == 'tac20')
     assert me == {'account': 'tac20', 'nick': 'Twenty', 'weight': 1,
-                  'capacity': 2, 'groups': ['vip'], 'status': 'offline'}
+                  'capacity': 2, 'groups': ['vip'], 'status': 'offline',
+                  'load': 0}
     assert 'wxa_' not in r.stdout and token[4:] not in r.stdout
     assert sha(token) not in r.stdout
     assert all('token' not in k for a in agents for k in a)
+
+
+def test_list_json_is_the_api_shape(stack):
+    """`wxkf agent list --json` and GET /api/v1/agents show an agent the
+    same way: the same keys, capacity 0 for the default, status and load
+    from Redis."""
+    import requests
+    add(stack, 'tac23', 'Twenty Three', '--weight', '4', '--group', 'vip')
+    stack.redis.sadd(P + 'load:tac23', 'oUserLoad1', 'oUserLoad2')
+    stack.redis.hset(P + 'agent:tac23', 'status', 'paused')
+    r = ok(stack, 'list', '--json')
+    cli = next(a for a in json.loads(r.stdout) if a['account'] == 'tac23')
+    api = requests.get(stack.base + '/api/v1/agents', timeout=10,
+                       headers={'Authorization':
+                                'Bearer ' + stack.admin_token})
+    assert api.status_code == 200
+    web = next(a for a in api.json()['agents'] if a['account'] == 'tac23')
+    assert cli == web == {'account': 'tac23', 'nick': 'Twenty Three',
+                          'weight': 4, 'capacity': 0, 'groups': ['vip'],
+                          'status': 'paused', 'load': 2}
+    r = ok(stack, 'update', '--account', 'tac23', '--weight', '5')
+    assert json.loads(r.stdout) == dict(web, weight=5)
 
 
 def display_width(text):

@@ -383,19 +383,28 @@ static void test_agent_mirror_put_keeps_an_existing_status(void **st)
     struct agent_err err;
     struct agent a;
     char status[16];
+    long long load = -1;
 
     make_agent(&a, "kf3", "Three", NULL);
     assert_int_equal(agent_mirror_put(&f->s, &a, NULL, &err), 0);
-    assert_int_equal(agent_mirror_status(&f->s, "kf3", status, &err), 0);
+    assert_int_equal(agent_mirror_status(&f->s, "kf3", status, &load, &err),
+                     0);
     assert_string_equal(status, "offline");
+    assert_int_equal(load, 0);
+    rcmd(f, "SADD", P "load:kf3", "oUserA", NULL);
+    rcmd(f, "SADD", P "load:kf3", "oUserB", NULL);
     rcmd(f, "HSET", P "agent:kf3", "status", "online");
     a.weight = 9;
     assert_int_equal(agent_mirror_put(&f->s, &a, NULL, &err), 0);
     expect(f, "online", "HGET", P "agent:kf3", "status", NULL);
     expect(f, "9", "HGET", P "agent:kf3", "weight", NULL);
-    assert_int_equal(agent_mirror_status(&f->s, "kf3", status, &err), 0);
+    assert_int_equal(agent_mirror_status(&f->s, "kf3", status, &load, &err),
+                     0);
     assert_string_equal(status, "online");
-    assert_int_equal(agent_mirror_status(&f->s, "nobody", status, &err),
+    assert_int_equal(load, 2);
+    assert_int_equal(agent_mirror_status(&f->s, "kf3", status, NULL, &err),
+                     0);
+    assert_int_equal(agent_mirror_status(&f->s, "nobody", status, NULL, &err),
                      KF_ENOTFOUND);
 }
 
