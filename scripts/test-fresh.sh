@@ -26,8 +26,10 @@
 # (/usr/local/share/ca-certificates), npm's proxy/CA/registry settings, the
 # proxy environment variables, and the DNS resolver.
 #
-# Mounts only proc, sys, dev, dev/pts and a tmpfs on dev/shm, and unmounts
-# them (and stops every process left inside the root) on every way out.
+# Mounts only proc, sys, dev, dev/pts and a tmpfs on dev/shm (and the root
+# onto itself, so that it is a mount point as `ip netns` needs), and
+# unmounts them (and stops every process left inside the root) on every
+# way out.
 # Prints each step with its time; exits non-zero on the first failure.
 #
 # Environment:
@@ -87,9 +89,15 @@ unmount_all() {
         umount -R "$p" 2>/dev/null || umount -R -l "$p" ||
             say "could not unmount $p"
     done
-    # anything else below the root (a test's own mounts, netns bind mounts)
+    # anything else below the root (a test's own mounts, netns bind
+    # mounts), then the root's bind onto itself
     grep -o " $ROOT/[^ ]*" /proc/self/mounts | sort -r | while read -r p; do
         umount -l "$p" 2>/dev/null || true
+    done
+    i=0
+    while mounted "$ROOT" && [ $i -lt 10 ]; do
+        umount "$ROOT" 2>/dev/null || umount -l "$ROOT" || true
+        i=$((i + 1))
     done
 }
 
@@ -118,6 +126,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 mount_all() {
+    # The root a mount point of its own: `ip netns` (the cluster suite's
+    # network namespaces) makes / a slave mount, which fails on a chroot
+    # whose / is only a directory.
+    mount --bind "$ROOT" "$ROOT"
+    mount --make-private "$ROOT"
     mount -t proc proc "$ROOT/proc"
     mount --rbind /sys "$ROOT/sys"
     mount --make-rslave "$ROOT/sys"
@@ -333,7 +346,7 @@ step "prepare (debootstrap, mirror from this host's apt sources)" prepare
 say "mirror: $(echo "$MIRROR" | sed 's#://[^/]*#://<mirror>#'); sources: $(echo "$SOURCES" | awk '{print $2}' | tr '\n' ' ')"
 step "debootstrap --variant=minbase $SUITE (+ make git ca-certificates)" bootstrap
 step "copy the host's proxy/CA/mirror settings" configure
-step "mount proc sys dev dev/pts dev/shm" mount_all
+step "mount the root, proc, sys, dev, dev/pts, dev/shm" mount_all
 step "clone HEAD" clone
 step "make $FRESH_TARGET" inside "make $FRESH_TARGET"
 step "make run" inside 'make run'
