@@ -12,6 +12,8 @@
 #include <openssl/crypto.h>
 
 #include "agent.h"
+#include "agent_db.h"
+#include "agent_sync.h"
 #include "agent_wx.h"
 #include "auth.h"
 #include "fcgi.h"

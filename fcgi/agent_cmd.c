@@ -11,6 +11,9 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "agent_db.h"
+#include "agent_mirror.h"
+#include "agent_sync.h"
 #include "agent_wx.h"
 #include "fcgi.h"
 #include "wx_api.h"

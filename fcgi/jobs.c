@@ -20,6 +20,8 @@
 #include <time.h>
 
 #include "agent.h"
+#include "agent_db.h"
+#include "agent_sync.h"
 #include "archive.h"
 #include "fcgi.h"
 #include "media.h"

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "agent.h"
+#include "agent_token.h"
 
 #include "banned.h"
 

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_db.h"
+#include "agent_mirror.h"
+#include "agent_token.h"
 #include "store.h"
 #include "testutil.h"
 #include "tu_pg.h"

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "agent.h"
+#include "agent_token.h"
 #include "auth.h"
 #include "config.h"
 #include "route.h"
