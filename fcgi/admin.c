@@ -71,15 +71,13 @@ static void agent_failed(struct fcgi_req *r, int rc,
                          const struct agent_err *err)
 {
     const char *m = err->msg;
-    size_t n = strlen(m);
 
     if (rc == KF_ENOTFOUND) {
         fcgi_error(r, 404, "unknown_agent", "no such agent", NULL);
-    } else if (rc == KF_EINVAL && strcmp(m, "account exists") == 0) {
+    } else if (rc == KF_EEXISTS) {
         fcgi_error(r, 409, "account_exists", "an agent with this account "
                    "exists", NULL);
-    } else if (rc == KF_EINVAL && n > 20 &&
-               strcmp(m + n - 20, "set it offline first") == 0) {
+    } else if (rc == KF_EBUSY) {
         fcgi_error(r, 409, "agent_busy", m, NULL);
     } else if (rc == KF_EINVAL) {
         fcgi_error(r, 400, "invalid_field", m, NULL);

@@ -36,7 +36,7 @@ void agent_db_close(struct pg_conn *db)
 
 /* Runs sql with text parameters (NULL = SQL NULL). On success *out (if
  * out) is new (caller pg_res_free()s); otherwise lib/pg's class says
- * why: a unique violation is KF_EINVAL "account exists", other data the
+ * why: a unique violation is KF_EEXISTS "account exists", other data the
  * server refuses KF_EINVAL, a lost connection KF_EBACKEND, anything else
  * KF_EIO. */
 static int pq_run(struct pg_conn *db, const char *sql, int n,
@@ -49,7 +49,7 @@ static int pq_run(struct pg_conn *db, const char *sql, int n,
     if (rc == 0 || rc == KF_ENOMEM)
         return rc;
     if (rc == KF_EEXISTS)
-        return agent_fail(err, KF_EINVAL, "account exists");
+        return agent_fail(err, KF_EEXISTS, "account exists");
     if (rc == KF_EINVAL)
         return agent_fail(err, KF_EINVAL, "refused by PostgreSQL: %s", e.msg);
     return agent_fail(err, rc == KF_EBACKEND ? KF_EBACKEND : KF_EIO,

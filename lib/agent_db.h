@@ -21,7 +21,7 @@ void agent_db_close(struct pg_conn *db);          /* NULL is fine */
  * the server refuses as KF_EINVAL and anything else as KF_EIO, with the
  * server's reason in err. */
 
-/* INSERT; a taken account -> KF_EINVAL "account exists". token_hash is
+/* INSERT; a taken account -> KF_EEXISTS "account exists". token_hash is
  * the new token's agent_token_hash(). */
 KF_WUR int agent_db_add(struct pg_conn *db, const struct agent *a,
                         const char *token_hash, struct agent_err *err);

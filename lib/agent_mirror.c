@@ -439,10 +439,10 @@ int agent_mirror_remove(struct store *s, const char *account,
             rc = remove_once(s, account, &m, &v, err);
     }
     if (rc == 0 && v == -1)
-        rc = agent_fail(err, KF_EINVAL,
+        rc = agent_fail(err, KF_EBUSY,
                         "agent has active sessions; set it offline first");
     else if (rc == 0 && v == -2)
-        rc = agent_fail(err, KF_EINVAL, "agent is %s; set it offline first",
+        rc = agent_fail(err, KF_EBUSY, "agent is %s; set it offline first",
                         status_word(&m.status));
     else if (rc == 0 && v != 1)
         rc = agent_fail(err, KF_EBACKEND, "Redis: agent:%s kept changing; "

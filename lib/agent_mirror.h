@@ -28,7 +28,7 @@ KF_WUR int agent_mirror_put(struct store *s, const struct agent *a,
                             const char *token_hash, struct agent_err *err);
 /* Deletes acct from P agents and its groups, P agent:<acct>, its token
  * key and its feed P inbox:<acct>, atomically and only if P load:<acct>
- * is empty and it is offline; else KF_EINVAL "agent has active sessions;
+ * is empty and it is offline; else KF_EBUSY "agent has active sessions;
  * set it offline first" (or "agent is online; ..."). An agent missing
  * from Redis is not an error. */
 KF_WUR int agent_mirror_remove(struct store *s, const char *account,

@@ -98,7 +98,7 @@ static int sync_one(struct sync *y, const char *account)
         rc = agent_mirror_remove(y->s, account, y->err);
         if (rc == 0)
             y->st->removed++;
-        else if (rc == KF_EINVAL)
+        else if (rc == KF_EBUSY)
             y->st->kept++, rc = 0;
     }
     agent_db_rollback(y->db);      /* it only read and held the lock */
@@ -243,7 +243,7 @@ int agent_remove(struct pg_conn *db, struct store *s, const char *account,
     rc = agent_db_remove(db, account, err);
     if (rc == 0) {
         rc = agent_mirror_remove(s, account, err);
-        if (rc < 0 && rc != KF_EINVAL) {
+        if (rc < 0 && rc != KF_EBUSY) {
             memcpy(why, err->msg, sizeof(why));
             agent_fail(err, rc, "%.200s; nothing removed", why);
         }

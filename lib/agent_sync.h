@@ -40,7 +40,8 @@ KF_WUR int agent_mirror_sync_all(struct store *s, struct pg_conn *db,
  * as on success. err may be NULL. */
 
 /* Validates, inserts, mirrors; token gets the new token (show it once;
- * on an error without mirror_stale it is wiped: nothing was saved). */
+ * on an error without mirror_stale it is wiped: nothing was saved). A
+ * taken account -> KF_EEXISTS. */
 KF_WUR int agent_add(struct pg_conn *db, struct store *s,
                      const struct agent *a, char token[AGENT_TOKEN_SIZE],
                      struct agent_err *err);
@@ -55,8 +56,8 @@ KF_WUR int agent_rotate_token(struct pg_conn *db, struct store *s,
                               char token[AGENT_TOKEN_SIZE],
                               struct agent_err *err);
 /* DELETE, then agent_mirror_remove; if the mirror refuses (sessions,
- * online) or Redis is unreachable the DELETE is rolled back, so an agent
- * with live sessions is never half removed. */
+ * online: KF_EBUSY) or Redis is unreachable the DELETE is rolled back, so
+ * an agent with live sessions is never half removed. */
 KF_WUR int agent_remove(struct pg_conn *db, struct store *s,
                         const char *account, struct agent_err *err);
 

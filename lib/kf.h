@@ -34,7 +34,8 @@
     X(EENCODING, -23, "callback encryption refused by [wechat] encoding") \
     X(EREPLAY, -24, "signed query already used with another message")   \
     X(EVERSION, -25, "server version too old")                          \
-    X(EEXISTS, -26, "already exists")
+    X(EEXISTS, -26, "already exists")                                   \
+    X(EBUSY, -27, "in use: refused until it is released")
 
 enum kf_err {
     KF_OK = 0,

@@ -1,7 +1,8 @@
 /* Tests of lib/agent: field validation (tables of good and bad values),
- * token format and hashing, and the Redis mirror against a private
- * redis-server. (The PostgreSQL side is covered by the black-box suite,
- * test/it/test_agent_cmd.py.) */
+ * token format and hashing, the Redis mirror against a private
+ * redis-server, and the verbs over both stores (their error codes, the
+ * rebuild) against a private PostgreSQL too. (The CLI over them is
+ * covered by the black-box suite, test/it/test_agent_cmd.py.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "agent.h"
 #include "agent_db.h"
 #include "agent_mirror.h"
+#include "agent_sync.h"
 #include "agent_token.h"
 #include "store.h"
 #include "testutil.h"
@@ -452,7 +454,7 @@ static void test_agent_mirror_remove_refused_while_sessions(void **st)
     assert_int_equal(agent_token_new(t, h), 0);
     assert_int_equal(agent_mirror_put(&f->s, &a, h, &err), 0);
     rcmd(f, "SADD", P "load:kf5", "oUser1", NULL);
-    assert_int_equal(agent_mirror_remove(&f->s, "kf5", &err), KF_EINVAL);
+    assert_int_equal(agent_mirror_remove(&f->s, "kf5", &err), KF_EBUSY);
     assert_string_equal(err.msg,
                         "agent has active sessions; set it offline first");
     snprintf(k, sizeof(k), P "token:%s", h);
@@ -463,7 +465,7 @@ static void test_agent_mirror_remove_refused_while_sessions(void **st)
     /* No sessions but online: refused too. */
     rcmd(f, "DEL", P "load:kf5", NULL, NULL);
     rcmd(f, "HSET", P "agent:kf5", "status", "online");
-    assert_int_equal(agent_mirror_remove(&f->s, "kf5", &err), KF_EINVAL);
+    assert_int_equal(agent_mirror_remove(&f->s, "kf5", &err), KF_EBUSY);
     assert_non_null(strstr(err.msg, "set it offline first"));
     expect(f, "1", "EXISTS", P "agent:kf5", NULL, NULL);
 }
@@ -550,6 +552,122 @@ static void test_agent_db_open_in_a_request_gives_up_within_about_2s(
     close(fd);
 }
 
+/* ------------------------------------------- both stores (PostgreSQL too) */
+
+/* The Redis fixture plus a connection to the file's PostgreSQL, whose
+ * agents table starts empty. */
+struct both {
+    struct fixture *f;
+    struct pg_conn *db;
+};
+
+static int setup_both(void **st)
+{
+    struct both *b = calloc(1, sizeof(*b));
+    struct agent_err err = { "", 0 };
+    void *f;
+
+    assert_non_null(b);
+    setup(&f);
+    b->f = f;
+    tu_pg_exec_ok(tu_pg.db, "DELETE FROM agents");
+    assert_int_equal(agent_db_open(tu_pg.dsn, PG_USE_CLI, &b->db, &err), 0);
+    *st = b;
+    return 0;
+}
+
+static int teardown_both(void **st)
+{
+    struct both *b = *st;
+    void *f = b->f;
+
+    agent_db_close(b->db);
+    teardown(&f);
+    free(b);
+    return 0;
+}
+
+/* A taken account is its own code (the admin API's 409 account_exists
+ * is decided by it), the token of the refused add is wiped and nothing
+ * is marked stale. */
+static void test_agent_add_of_a_taken_account_is_eexists(void **st)
+{
+    struct both *b = *st;
+    char token[AGENT_TOKEN_SIZE];
+    struct agent_err err = { "", 0 };
+    struct agent a;
+
+    make_agent(&a, "kf20", "Twenty", NULL);
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err), 0);
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err),
+                     KF_EEXISTS);
+    assert_string_equal(err.msg, "account exists");
+    assert_int_equal(err.mirror_stale, 0);
+    assert_string_equal(token, "");
+    /* a bad field is still KF_EINVAL, not a 409 */
+    a.weight = 0;
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err),
+                     KF_EINVAL);
+}
+
+/* An agent with sessions, or online, is KF_EBUSY (409 agent_busy) and
+ * stays in both stores; once offline and idle it goes. */
+static void test_agent_remove_of_a_busy_agent_is_ebusy_and_keeps_it(
+    void **st)
+{
+    struct both *b = *st;
+    char token[AGENT_TOKEN_SIZE], hash[AGENT_HASH_SIZE];
+    struct agent_err err = { "", 0 };
+    struct agent a, row;
+
+    make_agent(&a, "kf21", "TwentyOne", NULL);
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err), 0);
+    rcmd(b->f, "SADD", P "load:kf21", "oUser1", NULL);
+    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", &err), KF_EBUSY);
+    assert_string_equal(err.msg,
+                        "agent has active sessions; set it offline first");
+    assert_int_equal(agent_db_get(b->db, "kf21", &row, hash, &err), 0);
+    expect(b->f, "1", "SISMEMBER", P "agents", "kf21", NULL);
+    rcmd(b->f, "DEL", P "load:kf21", NULL, NULL);
+    rcmd(b->f, "HSET", P "agent:kf21", "status", "online");
+    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", &err), KF_EBUSY);
+    assert_string_equal(err.msg, "agent is online; set it offline first");
+    assert_int_equal(agent_db_get(b->db, "kf21", &row, hash, &err), 0);
+    rcmd(b->f, "HSET", P "agent:kf21", "status", "offline");
+    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", &err), 0);
+    assert_int_equal(agent_db_get(b->db, "kf21", &row, hash, &err),
+                     KF_ENOTFOUND);
+    expect(b->f, "0", "SISMEMBER", P "agents", "kf21", NULL);
+}
+
+/* The rebuild keeps a Redis-only agent that still has sessions (and
+ * counts it), removes an idle offline one, and mirrors every row. */
+static void test_agent_sync_keeps_busy_redis_only_agents(void **st)
+{
+    struct both *b = *st;
+    char token[AGENT_TOKEN_SIZE], h[AGENT_HASH_SIZE];
+    struct agent_err err = { "", 0 };
+    struct agent_sync_stats ss;
+    struct agent a;
+
+    make_agent(&a, "kf22", "Kept", NULL);
+    assert_int_equal(agent_mirror_put(&b->f->s, &a, NULL, &err), 0);
+    rcmd(b->f, "SADD", P "load:kf22", "oUser2", NULL);
+    make_agent(&a, "kf23", "Gone", NULL);
+    assert_int_equal(agent_token_new(token, h), 0);
+    assert_int_equal(agent_mirror_put(&b->f->s, &a, h, &err), 0);
+    make_agent(&a, "kf24", "Row", NULL);
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err), 0);
+    rcmd(b->f, "DEL", P "agent:kf24", NULL, NULL);
+    assert_int_equal(agent_mirror_sync_all(&b->f->s, b->db, &ss, &err), 0);
+    assert_true(ss.kept >= 1);     /* once per place found: set, hash */
+    assert_int_equal(ss.removed, 1);
+    assert_int_equal(ss.mirrored, 1);
+    expect(b->f, "1", "SISMEMBER", P "agents", "kf22", NULL);
+    expect(b->f, "0", "SISMEMBER", P "agents", "kf23", NULL);
+    expect(b->f, "Row", "HGET", P "agent:kf24", "nick", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -587,5 +705,19 @@ int main(void)
             test_agent_db_open_in_a_request_gives_up_within_about_2s),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest both_stores[] = {
+        cmocka_unit_test_setup_teardown(
+            test_agent_add_of_a_taken_account_is_eexists, setup_both,
+            teardown_both),
+        cmocka_unit_test_setup_teardown(
+            test_agent_remove_of_a_busy_agent_is_ebusy_and_keeps_it,
+            setup_both, teardown_both),
+        cmocka_unit_test_setup_teardown(
+            test_agent_sync_keeps_busy_redis_only_agents, setup_both,
+            teardown_both),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+
+    return failed | cmocka_run_group_tests(both_stores, tu_pg_group_setup,
+                                           tu_pg_group_teardown);
 }
