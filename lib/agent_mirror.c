@@ -1,152 +1,145 @@
-/* agent_mirror: the agent keys in Redis, written by atomic scripts. */
+/* agent_mirror: the agent keys in Redis, written by lib/lua/agent.lua. */
 #include "agent_mirror.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include <hiredis/hiredis.h>
 
 #include "agent_token.h"
 #include "kf.h"
+#include "lua.h"
 #include "store.h"
 
 #include "banned.h"
 
 #define MAX_OLD_GROUPS 64        /* old groups read back from Redis */
-#define MAX_RARGS 200            /* arguments of one Redis command */
 #define RFIELD_MAX 65536         /* largest hash field we read back */
 #define PUT_ATTEMPTS 5           /* optimistic retries of one script */
 #define SCAN_COUNT "500"
+#define KEY_SIZE 80              /* a suffix: "token:" + 64 hex, ... */
+#define FULL_KEY_SIZE (sizeof(((struct store *)0)->prefix) + KEY_SIZE)
+#define MAX_KEYS (5 + AGENT_MAX_GROUPS + MAX_OLD_GROUPS)
+#define MAX_ARGS 11              /* the most lib/lua/agent.lua takes */
 
-/* KEYS[1] P agent:<acct>  KEYS[2] P agents  KEYS[3] P token:<new> (or
- * KEYS[1])  KEYS[4] P token:<old> (or KEYS[1])  KEYS[5..] P group:<g>.
- * ARGV[1] acct  ARGV[2] groups as read  ARGV[3] token_sha256 as read
- * ARGV[4] nick  ARGV[5] weight  ARGV[6] capacity  ARGV[7] groups
- * ARGV[8] new token hash ('' = keep)  ARGV[9] '1' = DEL KEYS[4]
- * ARGV[10..] per group key: '1' member, '0' not.
- * The caller read the hash first to name the old groups' keys (scripts
- * only touch declared keys); 0 = it changed since (read and retry). */
-static const char put_lua[] =
-    "local cur = redis.call('HMGET', KEYS[1], 'groups', 'token_sha256')\n"
-    "if (cur[1] or '') ~= ARGV[2] or (cur[2] or '') ~= ARGV[3] then\n"
-    "  return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'nick', ARGV[4], 'weight', ARGV[5],\n"
-    "           'capacity', ARGV[6], 'groups', ARGV[7])\n"
-    "redis.call('HSETNX', KEYS[1], 'status', 'offline')\n"
-    "redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "for i = 5, #KEYS do\n"
-    "  if ARGV[i + 5] == '1' then redis.call('SADD', KEYS[i], ARGV[1])\n"
-    "  else redis.call('SREM', KEYS[i], ARGV[1]) end\n"
-    "end\n"
-    "if ARGV[8] ~= '' then\n"
-    "  redis.call('SET', KEYS[3], ARGV[1])\n"
-    "  redis.call('HSET', KEYS[1], 'token_sha256', ARGV[8])\n"
-    "end\n"
-    "if ARGV[9] == '1' then redis.call('DEL', KEYS[4]) end\n"
-    "return 1\n";
+/* ------------------------------------------------------------ plumbing */
 
-/* KEYS[1] P agent:<acct>  KEYS[2] P agents  KEYS[3] P load:<acct>
- * KEYS[4] P token:<hash> (or KEYS[1])  KEYS[5..] P group:<g>.
- * ARGV[1] acct  ARGV[2] groups as read  ARGV[3] token_sha256 as read
- * ARGV[4] '1' = DEL KEYS[4]. Also deletes P inbox:<acct> (the feed).
- * 1 removed, 0 changed since read, -1 active sessions, -2 not offline. */
-static const char remove_lua[] =
-    "local cur = redis.call('HMGET', KEYS[1], 'groups', 'token_sha256',\n"
-    "                       'status')\n"
-    "if (cur[1] or '') ~= ARGV[2] or (cur[2] or '') ~= ARGV[3] then\n"
-    "  return 0 end\n"
-    "if redis.call('SCARD', KEYS[3]) > 0 then return -1 end\n"
-    "if (cur[3] or 'offline') ~= 'offline' then return -2 end\n"
-    "redis.call('SREM', KEYS[2], ARGV[1])\n"
-    "for i = 5, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end\n"
-    "if ARGV[4] == '1' then redis.call('DEL', KEYS[4]) end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    /* its feed goes too: an account made again later starts empty */
-    "local p = string.sub(KEYS[2], 1, #KEYS[2] - 6)\n"
-    "redis.call('DEL', p .. 'inbox:' .. ARGV[1])\n"
-    "return 1\n";
-
-/* KEYS[1] P token:<h>  KEYS[2] P agent:<acct> (absent if acct is not an
- * account)  ARGV[1] acct as read  ARGV[2] h. Deletes a token key that
- * its agent's hash does not name. */
-static const char sweep_token_lua[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "if #KEYS > 1 and\n"
-    "   redis.call('HGET', KEYS[2], 'token_sha256') == ARGV[2] then\n"
-    "  return 0 end\n"
-    "return redis.call('DEL', KEYS[1])\n";
-
-/* KEYS[1] P group:<g>  KEYS[2] P agent:<m> (absent if m is not an
- * account)  ARGV[1] m  ARGV[2] g. Removes a member whose hash does not
- * list the group. */
-static const char sweep_group_lua[] =
-    "local gs = #KEYS > 1 and redis.call('HGET', KEYS[2], 'groups')\n"
-    "if gs and string.find(',' .. gs .. ',', ',' .. ARGV[2] .. ',', 1,\n"
-    "                      true) then return 0 end\n"
-    "return redis.call('SREM', KEYS[1], ARGV[1])\n";
-
-/* The arguments of one command, copied into one buffer. The first error
- * sticks and rrun reports it, so building needs no checks. */
-struct rargs {
-    struct kf_buf buf;               /* each argument followed by a NUL */
-    size_t off[MAX_RARGS], len[MAX_RARGS];
-    const char *argv[MAX_RARGS];
-    int argc, rc;
+/* The key suffixes of one script call. Names are validated before they
+ * get here (accounts, groups, hashes), so they fit; more than MAX_KEYS
+ * is refused by run_script. */
+struct keys {
+    char v[MAX_KEYS][KEY_SIZE];
+    const char *p[MAX_KEYS];
+    int n;
 };
 
-static void rargs_init(struct rargs *a)
+static void key_add(struct keys *k, const char *kind, const char *name)
 {
-    kf_buf_init(&a->buf, 1 << 20);
-    a->argc = 0;
-    a->rc = 0;
+    if (k->n >= MAX_KEYS) {
+        k->n = MAX_KEYS + 1;
+        return;
+    }
+    snprintf(k->v[k->n], KEY_SIZE, "%s%s", kind, name);
+    k->p[k->n] = k->v[k->n];
+    k->n++;
 }
 
-static void rargs_release(struct rargs *a)
-{
-    kf_buf_release(&a->buf);
-}
+/* The arguments of one script call (borrowed; binary ones have lengths),
+ * args.p[0] the op. */
+struct args {
+    const char *p[MAX_ARGS];
+    size_t len[MAX_ARGS];
+    int n;
+};
 
-/* Ends the argument that started at byte start of the buffer. */
-static void rargs_end(struct rargs *a, size_t start)
+static void arg_add(struct args *a, const char *p, size_t n)
 {
-    if (a->rc == 0)
-        a->rc = kf_buf_append(&a->buf, "", 1);
-    if (a->rc == 0) {
-        a->off[a->argc] = start;
-        a->len[a->argc++] = a->buf.len - start - 1;
+    if (a->n < MAX_ARGS) {
+        a->p[a->n] = p;
+        a->len[a->n++] = n;
     }
 }
 
-static void rargs_add(struct rargs *a, const char *p, size_t n)
+static void arg_c(struct args *a, const char *s)
 {
-    size_t start = a->buf.len;
-
-    if (a->rc == 0 && a->argc >= MAX_RARGS)
-        a->rc = KF_ETOOBIG;
-    if (a->rc == 0)
-        a->rc = kf_buf_append(&a->buf, p, n);
-    rargs_end(a, start);
+    arg_add(a, s, strlen(s));
 }
 
-static void rargs_c(struct rargs *a, const char *s)
+/* A full key name: the account prefix + kind + name. */
+static void full_key(const struct store *s, char out[FULL_KEY_SIZE],
+                     const char *kind, const char *name)
 {
-    rargs_add(a, s, strlen(s));
+    snprintf(out, FULL_KEY_SIZE, "%s%s%s", s->prefix, kind, name);
 }
 
-/* The key prefix + kind + name as one argument. */
-static void rargs_key(struct rargs *a, const struct store *s,
-                      const char *kind, const char *name)
+/* A failure without an answer from Redis. */
+static int unreachable(struct agent_err *err, int rc)
 {
-    size_t start = a->buf.len;
+    return rc == KF_EBACKEND
+               ? agent_fail(err, rc, "Redis unreachable")
+               : agent_fail(err, rc, "Redis: %s", kf_strerror(rc));
+}
 
-    if (a->rc == 0 && a->argc >= MAX_RARGS)
-        a->rc = KF_ETOOBIG;
-    if (a->rc == 0)
-        a->rc = store_key(s, kind, &a->buf);
-    if (a->rc == 0)
-        a->rc = kf_buf_append_c(&a->buf, name);
-    rargs_end(a, start);
+/* Runs lib/lua/agent.lua; *v gets its integer answer. An error reply
+ * (e.g. WRONGTYPE) is KF_EIO, no answer KF_EBACKEND; err says which. */
+static int run_script(struct store *s, const struct keys *k,
+                      const struct args *a, long long *v,
+                      struct agent_err *err)
+{
+    struct store_script sc;
+    struct store_reply *r = NULL;
+    int rc;
+
+    if (k->n > MAX_KEYS)
+        return agent_fail(err, KF_ETOOBIG, "Redis: command too large");
+    store_script_init(&sc, lua_agent);
+    rc = store_run(s, &sc, k->n, k->p, a->n, a->p, a->len, &r);
+    if (rc == KF_EBACKEND && store_error(s)[0])
+        rc = agent_fail(err, KF_EIO, "Redis: %s", store_error(s));
+    else if (rc < 0)
+        rc = unreachable(err, rc);
+    else if (store_reply_type(r) != STORE_INT)
+        rc = agent_fail(err, KF_EBACKEND, "Redis: unexpected reply");
+    else
+        *v = store_reply_int(r);
+    store_reply_free(r);
+    return rc;
+}
+
+/* One command on full key names. An error reply is KF_EIO, no answer
+ * KF_EBACKEND; err says which. On success *out is new
+ * (store_reply_free()). */
+static int run_cmd(struct store *s, int argc, const char *const *argv,
+                   const size_t *lens, struct store_reply **out,
+                   struct agent_err *err)
+{
+    int rc = store_cmd(s, argc, argv, lens, out);
+    struct kf_str e;
+
+    if (rc < 0)
+        return unreachable(err, rc);
+    if (store_reply_type(*out) != STORE_ERR)
+        return 0;
+    e = store_reply_str(*out);
+    agent_fail(err, KF_EIO, "Redis: %.*s", e.len > 160 ? 160 : (int)e.len,
+               e.p);
+    store_reply_free(*out);
+    *out = NULL;
+    return KF_EIO;
+}
+
+/* SCARD of a full key name into *v. */
+static int scard(struct store *s, const char *key, long long *v,
+                 struct agent_err *err)
+{
+    const char *argv[2] = { "SCARD", key };
+    struct store_reply *r = NULL;
+    int rc = run_cmd(s, 2, argv, NULL, &r, err);
+
+    if (rc == 0 && store_reply_type(r) != STORE_INT)
+        rc = agent_fail(err, KF_EBACKEND, "Redis: unexpected reply");
+    if (rc == 0)
+        *v = store_reply_int(r);
+    store_reply_free(r);
+    return rc;
 }
 
 /* store_ping reconnects a broken connection. */
@@ -156,56 +149,7 @@ int agent_mirror_connect(struct store *s, struct agent_err *err)
                ? agent_fail(err, KF_EBACKEND, "Redis unreachable") : 0;
 }
 
-/* Sends the command. On success *out is new (caller freeReplyObject()s).
- * No reply is KF_EBACKEND; an error reply KF_EIO. */
-static int rrun(struct store *s, struct rargs *a, redisReply **out,
-                struct agent_err *err)
-{
-    int i;
-
-    *out = NULL;
-    if (a->rc < 0)
-        return agent_fail(err, a->rc, "Redis: command too large");
-    if (!s->rc)
-        return agent_fail(err, KF_EBACKEND, "Redis unreachable");
-    for (i = 0; i < a->argc; i++)
-        a->argv[i] = a->buf.p + a->off[i];
-    *out = redisCommandArgv(s->rc, a->argc, a->argv, a->len);
-    if (!*out)
-        return agent_fail(err, KF_EBACKEND, "Redis: %s",
-                          s->rc->errstr[0] ? s->rc->errstr : "no reply");
-    if ((*out)->type == REDIS_REPLY_ERROR) {
-        if (store_reply_role_error(s, *out)) {   /* mid fail-over */
-            agent_fail(err, KF_EBACKEND, "Redis: %.*s",
-                       (*out)->len > 160 ? 160 : (int)(*out)->len,
-                       (*out)->str);
-            freeReplyObject(*out);
-            *out = NULL;
-            return KF_EBACKEND;
-        }
-        agent_fail(err, KF_EIO, "Redis: %.*s",
-                   (*out)->len > 160 ? 160 : (int)(*out)->len, (*out)->str);
-        freeReplyObject(*out);
-        *out = NULL;
-        return KF_EIO;
-    }
-    return 0;
-}
-
-static int rrun_int(struct store *s, struct rargs *a, long long *v,
-                    struct agent_err *err)
-{
-    redisReply *r;
-    int rc = rrun(s, a, &r, err);
-
-    if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
-        rc = agent_fail(err, KF_EBACKEND, "Redis: unexpected reply");
-    if (rc == 0)
-        *v = r->integer;
-    if (r)
-        freeReplyObject(r);
-    return rc;
-}
+/* ---------------------------------------------------------- the record */
 
 /* What P agent:<acct> holds now (raw, untrusted). */
 struct mirror_state {
@@ -229,48 +173,46 @@ static void state_release(struct mirror_state *m)
     kf_buf_release(&m->status);
 }
 
-static int copy_field(struct kf_buf *dst, const redisReply *e)
+/* Element i of r (a string, or nil: "") into dst. */
+static int copy_field(struct kf_buf *dst, const struct store_reply *r,
+                      size_t i)
 {
+    struct kf_str v;
+
     kf_buf_reset(dst);
-    if (e->type == REDIS_REPLY_STRING)
-        return kf_buf_append(dst, e->str, e->len);
-    return kf_buf_append(dst, "", 0);
+    if (store_reply_at_str(r, i, &v) < 0)
+        v = (struct kf_str){ "", 0 };
+    return kf_buf_append(dst, v.p, v.len);
 }
 
 static int state_read(struct store *s, const char *account,
                       struct mirror_state *m, struct agent_err *err)
 {
-    struct rargs a;
-    redisReply *r = NULL;
+    char key[FULL_KEY_SIZE];
+    const char *argv[5] = { "HMGET", key, "groups", "token_sha256",
+                            "status" };
+    struct store_reply *r = NULL;
     int rc;
 
-    rargs_init(&a);
-    rargs_c(&a, "HMGET");
-    rargs_key(&a, s, "agent:", account);
-    rargs_c(&a, "groups");
-    rargs_c(&a, "token_sha256");
-    rargs_c(&a, "status");
-    rc = rrun(s, &a, &r, err);
+    full_key(s, key, "agent:", account);
+    rc = run_cmd(s, 5, argv, NULL, &r, err);
     if (rc < 0)
-        goto out;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-        rc = agent_fail(err, KF_EBACKEND, "Redis: unexpected HMGET reply");
-        goto out;
+        return rc;
+    if (store_reply_type(r) != STORE_ARRAY || store_reply_len(r) != 3) {
+        store_reply_free(r);
+        return agent_fail(err, KF_EBACKEND, "Redis: unexpected HMGET reply");
     }
-    rc = copy_field(&m->groups, r->element[0]);
+    rc = copy_field(&m->groups, r, 0);
     if (rc == 0)
-        rc = copy_field(&m->token, r->element[1]);
+        rc = copy_field(&m->token, r, 1);
     if (rc == 0)
-        rc = copy_field(&m->status, r->element[2]);
+        rc = copy_field(&m->status, r, 2);
     if (rc == 0)
         rc = agent_split_groups(m->groups.p, m->groups.len, m->old,
                                 MAX_OLD_GROUPS, &m->nold, 1);
     if (rc < 0)
         rc = agent_fail(err, rc, "Redis: agent:%s is too large", account);
-out:
-    if (r)
-        freeReplyObject(r);
-    rargs_release(&a);
+    store_reply_free(r);
     return rc;
 }
 
@@ -297,58 +239,50 @@ static int comma_groups(const struct agent *a, struct kf_buf *out)
     return rc;
 }
 
-/* One run of put_lua; *done = 0 if the hash changed since m was read. */
+/* One run of the put op; *done = 0 if the hash changed since m was
+ * read. */
 static int put_once(struct store *s, const struct agent *ag,
                     const char *token_hash, const struct mirror_state *m,
                     int *done, struct agent_err *err)
 {
-    char weight[16], cap[16], nkeys[16];
-    int i, rc, nk = 4 + ag->ngroups;
-    int drop = token_hash && drop_old_token(m, token_hash);
+    char weight[16], cap[16], joins[16];
+    int i, rc, drop = token_hash && drop_old_token(m, token_hash);
     struct kf_buf groups;
-    struct rargs a;
+    struct keys k;
+    struct args a = { .n = 0 };
     long long v = 0;
 
-    for (i = 0; i < m->nold; i++)
-        nk += leaving(ag, m->old[i]);
-    snprintf(nkeys, sizeof(nkeys), "%d", nk);
     snprintf(weight, sizeof(weight), "%d", ag->weight);
     snprintf(cap, sizeof(cap), "%d", ag->capacity);
-    rargs_init(&a);
+    snprintf(joins, sizeof(joins), "%d", ag->ngroups);
     kf_buf_init(&groups, 1024);
-    a.rc = comma_groups(ag, &groups);
-    rargs_c(&a, "EVAL");
-    rargs_c(&a, put_lua);
-    rargs_c(&a, nkeys);
-    rargs_key(&a, s, "agent:", ag->account);
-    rargs_key(&a, s, "agents", "");
-    rargs_key(&a, s, token_hash ? "token:" : "agent:",
-              token_hash ? token_hash : ag->account);
-    rargs_key(&a, s, drop ? "token:" : "agent:",
-              drop ? m->token.p : ag->account);
+    rc = comma_groups(ag, &groups);
+    k.n = 0;
+    key_add(&k, "agent:", ag->account);
+    key_add(&k, "agents", "");
+    key_add(&k, token_hash ? "token:" : "agent:",
+            token_hash ? token_hash : ag->account);
+    key_add(&k, drop ? "token:" : "agent:", drop ? m->token.p : ag->account);
     for (i = 0; i < ag->ngroups; i++)
-        rargs_key(&a, s, "group:", ag->groups[i]);
+        key_add(&k, "group:", ag->groups[i]);
     for (i = 0; i < m->nold; i++)
         if (leaving(ag, m->old[i]))
-            rargs_key(&a, s, "group:", m->old[i]);
-    rargs_c(&a, ag->account);
-    rargs_add(&a, m->groups.p, m->groups.len);
-    rargs_add(&a, m->token.p, m->token.len);
-    rargs_c(&a, ag->nick);
-    rargs_c(&a, weight);
-    rargs_c(&a, ag->capacity ? cap : "");
-    rargs_add(&a, groups.p, groups.len);
-    rargs_c(&a, token_hash ? token_hash : "");
-    rargs_c(&a, drop ? "1" : "0");
-    for (i = 0; i < ag->ngroups; i++)
-        rargs_c(&a, "1");
-    for (i = 0; i < m->nold; i++)
-        if (leaving(ag, m->old[i]))
-            rargs_c(&a, "0");
-    rc = rrun_int(s, &a, &v, err);
+            key_add(&k, "group:", m->old[i]);
+    arg_c(&a, "put");
+    arg_c(&a, ag->account);
+    arg_add(&a, m->groups.p, m->groups.len);
+    arg_add(&a, m->token.p, m->token.len);
+    arg_c(&a, ag->nick);
+    arg_c(&a, weight);
+    arg_c(&a, ag->capacity ? cap : "");
+    arg_add(&a, groups.p, groups.len);
+    arg_c(&a, token_hash ? token_hash : "");
+    arg_c(&a, drop ? "1" : "0");
+    arg_c(&a, joins);
+    if (rc == 0)
+        rc = run_script(s, &k, &a, &v, err);
     *done = rc == 0 && v == 1;
     kf_buf_release(&groups);
-    rargs_release(&a);
     return rc;
 }
 
@@ -377,37 +311,30 @@ int agent_mirror_put(struct store *s, const struct agent *ag,
     return rc;
 }
 
-/* One run of remove_lua; *v is its answer. */
+/* One run of the remove op; *v is its answer. */
 static int remove_once(struct store *s, const char *account,
                        const struct mirror_state *m, long long *v,
                        struct agent_err *err)
 {
-    int i, nk = 4, drop = drop_old_token(m, NULL), rc;
-    char nkeys[16];
-    struct rargs a;
+    int i, drop = drop_old_token(m, NULL);
+    struct keys k;
+    struct args a = { .n = 0 };
 
-    for (i = 0; i < m->nold; i++)
-        nk += agent_check_group(m->old[i], NULL) == 0;
-    snprintf(nkeys, sizeof(nkeys), "%d", nk);
-    rargs_init(&a);
-    rargs_c(&a, "EVAL");
-    rargs_c(&a, remove_lua);
-    rargs_c(&a, nkeys);
-    rargs_key(&a, s, "agent:", account);
-    rargs_key(&a, s, "agents", "");
-    rargs_key(&a, s, "load:", account);
-    rargs_key(&a, s, drop ? "token:" : "agent:",
-              drop ? m->token.p : account);
+    k.n = 0;
+    key_add(&k, "agent:", account);
+    key_add(&k, "agents", "");
+    key_add(&k, "load:", account);
+    key_add(&k, drop ? "token:" : "agent:", drop ? m->token.p : account);
+    key_add(&k, "inbox:", account);
     for (i = 0; i < m->nold; i++)
         if (agent_check_group(m->old[i], NULL) == 0)
-            rargs_key(&a, s, "group:", m->old[i]);
-    rargs_c(&a, account);
-    rargs_add(&a, m->groups.p, m->groups.len);
-    rargs_add(&a, m->token.p, m->token.len);
-    rargs_c(&a, drop ? "1" : "0");
-    rc = rrun_int(s, &a, v, err);
-    rargs_release(&a);
-    return rc;
+            key_add(&k, "group:", m->old[i]);
+    arg_c(&a, "remove");
+    arg_c(&a, account);
+    arg_add(&a, m->groups.p, m->groups.len);
+    arg_add(&a, m->token.p, m->token.len);
+    arg_c(&a, drop ? "1" : "0");
+    return run_script(s, &k, &a, v, err);
 }
 
 /* The status as read, if it is a plain word (it is shown to people). */
@@ -455,8 +382,8 @@ int agent_mirror_status(struct store *s, const char *account,
                         char status[16], long long *load,
                         struct agent_err *err)
 {
+    char key[FULL_KEY_SIZE];
     struct mirror_state m;
-    struct rargs a;
     int rc = agent_check_account(account, err);
 
     status[0] = '\0';
@@ -473,11 +400,8 @@ int agent_mirror_status(struct store *s, const char *account,
         snprintf(status, 16, "%s", status_word(&m.status));
     state_release(&m);
     if (rc == 0 && load) {
-        rargs_init(&a);
-        rargs_c(&a, "SCARD");
-        rargs_key(&a, s, "load:", account);
-        rc = rrun_int(s, &a, load, err);
-        rargs_release(&a);
+        full_key(s, key, "load:", account);
+        rc = scard(s, key, load, err);
     }
     return rc;
 }
@@ -507,136 +431,151 @@ static int visit(struct walk *w, const char *p, size_t len)
     return w->fn(w->ctx, acct);
 }
 
+/* Reads one key with cmd (GET, SMEMBERS). *r is NULL when the key holds
+ * another type (KF_EIO from Redis, e.g. WRONGTYPE): not ours, skip it. */
+static int read_key(struct walk *y, const char *cmd, struct kf_str key,
+                    struct store_reply **r)
+{
+    const char *argv[2] = { cmd, key.p };
+    size_t lens[2] = { strlen(cmd), key.len };
+    int rc = run_cmd(y->s, 2, argv, lens, r, y->err);
+
+    return rc == KF_EIO ? 0 : rc;
+}
+
 int agent_mirror_each_member(struct store *s, agent_mirror_fn *fn,
                              void *ctx, struct agent_err *err)
 {
     struct walk w = { s, err, fn, ctx, NULL };
-    struct rargs a;
-    redisReply *r = NULL;
+    char key[FULL_KEY_SIZE];
+    const char *argv[2] = { "SMEMBERS", key };
+    struct store_reply *r = NULL;
+    struct kf_str m;
     size_t i;
     int rc;
 
-    rargs_init(&a);
-    rargs_c(&a, "SMEMBERS");
-    rargs_key(&a, s, "agents", "");
-    rc = rrun(s, &a, &r, err);
-    if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
+    full_key(s, key, "agents", "");
+    rc = run_cmd(s, 2, argv, NULL, &r, err);
+    if (rc == 0 && store_reply_type(r) != STORE_ARRAY)
         rc = agent_fail(err, KF_EBACKEND, "Redis: unexpected SMEMBERS reply");
-    for (i = 0; rc == 0 && i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            rc = visit(&w, r->element[i]->str, r->element[i]->len);
-    if (r)
-        freeReplyObject(r);
-    rargs_release(&a);
+    for (i = 0; rc == 0 && i < store_reply_len(r); i++)
+        if (store_reply_at_str(r, i, &m) == 0)
+            rc = visit(&w, m.p, m.len);
+    store_reply_free(r);
     return rc;
 }
 
-/* Runs a sweep script on key for member; KEYS[2] = P agent:<member>
- * when member is an account. Counts what it removed. */
-static int sweep_run(struct walk *y, const char *script,
-                     const redisReply *key, const char *name,
-                     const char *member, size_t member_len)
+/* Runs a sweep op on key (its suffix) for member; KEYS[3] = P
+ * agent:<member> when member is an account. Counts what it removed. */
+static int sweep_run(struct walk *y, const char *op, const char *suffix,
+                     const char *name, struct kf_str member)
 {
     char acct[48];
     int isacct = 0, rc;
-    struct rargs a;
+    struct keys k;
+    struct args a = { .n = 0 };
     long long v = 0;
 
-    if (member_len < sizeof(acct)) {
-        memcpy(acct, member, member_len);
-        acct[member_len] = '\0';
-        isacct = strlen(acct) == member_len &&
+    if (member.len < sizeof(acct)) {
+        memcpy(acct, member.p, member.len);
+        acct[member.len] = '\0';
+        isacct = strlen(acct) == member.len &&
                  agent_check_account(acct, NULL) == 0;
     }
-    rargs_init(&a);
-    rargs_c(&a, "EVAL");
-    rargs_c(&a, script);
-    rargs_c(&a, isacct ? "2" : "1");
-    rargs_add(&a, key->str, key->len);
+    k.n = 0;
+    key_add(&k, "", suffix);
     if (isacct)
-        rargs_key(&a, y->s, "agent:", acct);
-    rargs_add(&a, member, member_len);
-    rargs_c(&a, name);
-    rc = rrun_int(y->s, &a, &v, y->err);
+        key_add(&k, "agent:", acct);
+    arg_c(&a, op);
+    arg_add(&a, member.p, member.len);
+    arg_c(&a, name);
+    rc = run_script(y->s, &k, &a, &v, y->err);
     if (rc == KF_EIO)              /* e.g. WRONGTYPE: not ours, skip it */
         rc = 0;
     *y->swept += rc == 0 && v == 1;
-    rargs_release(&a);
     return rc;
 }
 
-/* Reads one key with cmd (GET, SMEMBERS). *r is NULL when the key holds
- * another type (KF_EIO from Redis, e.g. WRONGTYPE): not ours, skip it. */
-static int read_key(struct walk *y, const char *cmd, const redisReply *key,
-                    redisReply **r)
-{
-    struct rargs a;
-    int rc;
-
-    *r = NULL;
-    rargs_init(&a);
-    rargs_c(&a, cmd);
-    rargs_add(&a, key->str, key->len);
-    rc = rrun(y->s, &a, r, y->err);
-    rargs_release(&a);
-    return rc == KF_EIO ? 0 : rc;
-}
-
 /* One P token:<h> key: GET its account, then the guarded DEL. */
-static int sweep_token(struct walk *y, const redisReply *key,
+static int sweep_token(struct walk *y, struct kf_str key, const char *suffix,
                        const char *name)
 {
-    redisReply *r = NULL;
+    struct store_reply *r = NULL;
     int rc = read_key(y, "GET", key, &r);
 
-    if (rc == 0 && r && r->type == REDIS_REPLY_STRING)
-        rc = sweep_run(y, sweep_token_lua, key, name, r->str, r->len);
-    if (r)
-        freeReplyObject(r);
+    if (rc == 0 && store_reply_type(r) == STORE_STR)
+        rc = sweep_run(y, "sweep_token", suffix, name, store_reply_str(r));
+    store_reply_free(r);
     return rc;
 }
 
 /* One P group:<g> set: each member's agent hash must list g. */
-static int sweep_group(struct walk *y, const redisReply *key,
+static int sweep_group(struct walk *y, struct kf_str key, const char *suffix,
                        const char *name)
 {
-    redisReply *r = NULL;
+    struct store_reply *r = NULL;
+    struct kf_str m;
     size_t i;
     int rc;
 
     if (strcmp(name, "_all") == 0)
         return 0;                  /* reserved: never ours to edit */
     rc = read_key(y, "SMEMBERS", key, &r);
-    if (rc == 0 && r && r->type == REDIS_REPLY_ARRAY)
-        for (i = 0; rc == 0 && i < r->elements; i++)
-            if (r->element[i]->type == REDIS_REPLY_STRING)
-                rc = sweep_run(y, sweep_group_lua, key, name,
-                               r->element[i]->str, r->element[i]->len);
-    if (r)
-        freeReplyObject(r);
+    for (i = 0; rc == 0 && i < store_reply_len(r); i++)
+        if (store_reply_at_str(r, i, &m) == 0)
+            rc = sweep_run(y, "sweep_group", suffix, name, m);
+    store_reply_free(r);
     return rc;
 }
 
 /* One P agent:<acct> hash. */
-static int each_hash_one(struct walk *y, const redisReply *key,
-                         const char *name)
+static int each_hash_one(struct walk *y, struct kf_str key,
+                         const char *suffix, const char *name)
 {
     (void)key;
+    (void)suffix;
     return visit(y, name, strlen(name));
 }
 
-typedef int scan_fn(struct walk *y, const redisReply *key,
-                     const char *name);
+/* fn gets a key's full name, its suffix and the rest after the kind. */
+typedef int scan_fn(struct walk *y, struct kf_str key, const char *suffix,
+                    const char *name);
 
-/* SCAN MATCH prefix + kind + "*"; fn gets each key and the rest of its
- * name (keys whose rest is long or holds a NUL are skipped). */
+/* One SCAN reply: the next cursor, and fn for each key (keys whose rest
+ * is long or holds a NUL are skipped). */
+static int scan_page(struct walk *y, const struct store_reply *r,
+                     size_t plen, size_t klen, char cursor[32], scan_fn *fn)
+{
+    const struct store_reply *keys = store_reply_at(r, 1);
+    char name[72];
+    struct kf_str k;
+    size_t i;
+    int rc = 0;
+
+    if (store_reply_type(r) != STORE_ARRAY || store_reply_len(r) != 2 ||
+        store_reply_type(store_reply_at(r, 0)) != STORE_STR ||
+        store_reply_at_copy(r, 0, cursor, 32) < 0 ||
+        store_reply_type(keys) != STORE_ARRAY)
+        return agent_fail(y->err, KF_EBACKEND,
+                          "Redis: unexpected SCAN reply");
+    for (i = 0; rc == 0 && i < store_reply_len(keys); i++) {
+        if (store_reply_at_str(keys, i, &k) < 0 || k.len <= plen + klen ||
+            k.len - plen - klen >= sizeof(name) || memchr(k.p, '\0', k.len))
+            continue;
+        memcpy(name, k.p + plen + klen, k.len - plen - klen + 1);
+        rc = fn(y, k, k.p + plen, name);
+    }
+    return rc;
+}
+
+/* SCAN MATCH prefix + kind + "*", fn for each key. */
 static int scan(struct walk *y, const char *kind, scan_fn *fn)
 {
     const char *prefix = y->s->prefix;
-    size_t plen = strlen(prefix) + strlen(kind), i;
-    char cursor[32] = "0", name[72];
+    char cursor[32] = "0";
     struct kf_buf pat;
     int rc = 0, first = 1;
+    size_t i;
 
     kf_buf_init(&pat, 512);
     for (i = 0; rc == 0 && prefix[i]; i++)
@@ -646,41 +585,15 @@ static int scan(struct walk *y, const char *kind, scan_fn *fn)
     if (rc == 0)
         rc = kf_buf_printf(&pat, "%s*", kind);
     while (rc == 0 && (first || strcmp(cursor, "0") != 0)) {
-        struct rargs a;
-        redisReply *r = NULL, *keys;
+        const char *argv[6] = { "SCAN", cursor, "MATCH", pat.p, "COUNT",
+                                SCAN_COUNT };
+        struct store_reply *r = NULL;
 
         first = 0;
-        rargs_init(&a);
-        rargs_c(&a, "SCAN");
-        rargs_c(&a, cursor);
-        rargs_c(&a, "MATCH");
-        rargs_add(&a, pat.p, pat.len);
-        rargs_c(&a, "COUNT");
-        rargs_c(&a, SCAN_COUNT);
-        rc = rrun(y->s, &a, &r, y->err);
-        if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                        r->element[0]->type != REDIS_REPLY_STRING ||
-                        r->element[0]->len >= sizeof(cursor) ||
-                        r->element[1]->type != REDIS_REPLY_ARRAY))
-            rc = agent_fail(y->err, KF_EBACKEND,
-                            "Redis: unexpected SCAN reply");
-        if (rc == 0) {
-            memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
-            keys = r->element[1];
-            for (i = 0; rc == 0 && i < keys->elements; i++) {
-                const redisReply *k = keys->element[i];
-
-                if (k->type != REDIS_REPLY_STRING || k->len <= plen ||
-                    k->len - plen >= sizeof(name) ||
-                    memchr(k->str, '\0', k->len))
-                    continue;
-                memcpy(name, k->str + plen, k->len - plen + 1);
-                rc = fn(y, k, name);
-            }
-        }
-        if (r)
-            freeReplyObject(r);
-        rargs_release(&a);
+        rc = run_cmd(y->s, 6, argv, NULL, &r, y->err);
+        if (rc == 0)
+            rc = scan_page(y, r, strlen(prefix), strlen(kind), cursor, fn);
+        store_reply_free(r);
     }
     kf_buf_release(&pat);
     return rc;

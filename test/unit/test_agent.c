@@ -668,6 +668,27 @@ static void test_agent_sync_keeps_busy_redis_only_agents(void **st)
     expect(b->f, "Row", "HGET", P "agent:kf24", "nick", NULL);
 }
 
+/* Keys under the mirror's names that hold another type are not ours:
+ * the rebuild's sweeps leave them and still remove what is stale. */
+static void test_agent_sync_skips_keys_of_another_type(void **st)
+{
+    struct both *b = *st;
+    struct agent_err err = { "", 0 };
+    struct agent_sync_stats ss;
+    const char *argv[] = { "HSET", P "token:odd", "f", "v", NULL };
+
+    free(tu_redis_cmd(&b->f->redis, argv));
+    rcmd(b->f, "SET", P "group:odd", "text", NULL);
+    rcmd(b->f, "SET", P "token:" "0123456789abcdef0123456789abcdef"
+         "0123456789abcdef0123456789abcdef", "kf25", NULL);
+    rcmd(b->f, "SADD", P "group:ghost", "kf25", NULL);
+    assert_int_equal(agent_mirror_sync_all(&b->f->s, b->db, &ss, &err), 0);
+    assert_int_equal(ss.swept, 2);
+    expect(b->f, "hash", "TYPE", P "token:odd", NULL, NULL);
+    expect(b->f, "text", "GET", P "group:odd", NULL, NULL);
+    expect(b->f, "0", "EXISTS", P "group:ghost", NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -714,6 +735,9 @@ int main(void)
             setup_both, teardown_both),
         cmocka_unit_test_setup_teardown(
             test_agent_sync_keeps_busy_redis_only_agents, setup_both,
+            teardown_both),
+        cmocka_unit_test_setup_teardown(
+            test_agent_sync_skips_keys_of_another_type, setup_both,
             teardown_both),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
