@@ -204,6 +204,7 @@ static int one_row(struct pg_conn *db, const char *sql, int n,
     pg_res_free(r);
     return rc;
 }
+
 int agent_db_update(struct pg_conn *db, const struct agent *v, unsigned set,
                     struct agent *out, char out_hash[AGENT_HASH_SIZE],
                     struct agent_err *err)
