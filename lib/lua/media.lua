@@ -43,7 +43,13 @@ local P, op = KEYS[1], ARGV[1]
 local JOB_TTL = 259200          -- 3 days: WeChat keeps a media no longer
 local FAILED_TTL = 604800       -- a failure (or retry count): 7 days
 local function mkey(id) return P .. 'media:' .. id end
-local function emit(agent, f)
+-- The event {type, openid, media_id, <what>..., ts_ms, msg, agent}.
+local function emit(kind, openid, mid, what, ts, msg, agent)
+    local f = { 'type', kind, 'openid', openid, 'media_id', mid }
+    for _, v in ipairs(what) do f[#f + 1] = v end
+    for _, v in ipairs({ 'ts_ms', ts, 'msg', msg, 'agent', agent }) do
+        f[#f + 1] = v
+    end
     redis.call('XADD', P .. 'events', '*', unpack(f))
     if agent ~= '' then
         redis.call('XADD', P .. 'inbox:' .. agent, 'MAXLEN', '~', 10000,
@@ -135,11 +141,9 @@ elseif op == 'stored' then
     redis.call('PERSIST', k)
     redis.call('ZADD', P .. 'media_files', ARGV[7], ARGV[2])
     redis.call('INCRBY', P .. 'media_bytes', ARGV[5])
-    emit(ARGV[8], { 'type', 'media_stored', 'openid', ARGV[6],
-                    'media_id', ARGV[2], 'path', ARGV[3],
-                    'content_type', ARGV[4], 'size', ARGV[5],
-                    'ts_ms', ARGV[7], 'msg', ARGV[9],
-                    'agent', ARGV[8] })
+    emit('media_stored', ARGV[6], ARGV[2], { 'path', ARGV[3],
+         'content_type', ARGV[4], 'size', ARGV[5] }, ARGV[7], ARGV[9],
+         ARGV[8])
     return 1
 elseif op == 'failed' then
     if ARGV[2] ~= '' then
@@ -152,11 +156,9 @@ elseif op == 'failed' then
         redis.call('HDEL', k, 'retry_ms')
         redis.call('EXPIRE', k, FAILED_TTL)
     end
-    emit(ARGV[6], { 'type', 'media_failed', 'openid', ARGV[4],
-                    'media_id', ARGV[3], 'reason', ARGV[8],
-                    'errcode', ARGV[9], 'errmsg', ARGV[10],
-                    'ts_ms', ARGV[5], 'msg', ARGV[7],
-                    'agent', ARGV[6] })
+    emit('media_failed', ARGV[4], ARGV[3], { 'reason', ARGV[8],
+         'errcode', ARGV[9], 'errmsg', ARGV[10] }, ARGV[5], ARGV[7],
+         ARGV[6])
     return 1
 elseif op == 'retry' then
     local k = mkey(ARGV[2])
