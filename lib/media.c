@@ -215,16 +215,7 @@ int media_write_file(const char *dir, const char *rel, const void *data,
 
 /* --- Redis ---------------------------------------------------------------- */
 
-/* The media script (lib/lua/media.lua) with args[0] = the op, when only
- * success matters. */
-static int run(struct media *m, const char *const *args, int n)
-{
-    struct store_reply *r = NULL;
-    int rc = store_run(m->store, &m->script, 0, NULL, n, args, NULL, &r);
-
-    store_reply_free(r);
-    return rc;
-}
+/* Every call runs m->script (lib/lua/media.lua) with args[0] = the op. */
 
 /* The take op; jobs are leased for idle_ms. On success *out is new. */
 static int take(struct media *m, int64_t now_ms, long limit,
@@ -272,7 +263,7 @@ static int record_failed(struct media *m, const struct pass *p,
 
     snprintf(now, sizeof(now), "%lld", (long long)p->now);
     snprintf(code, sizeof(code), "%ld", errcode);
-    return run(m, args, 10);
+    return store_run(m->store, &m->script, 0, NULL, 10, args, NULL, NULL);
 }
 
 struct sink {
@@ -395,7 +386,9 @@ static int store_bytes(struct media *m, const struct pass *p,
     if (rc < 0)
         return rc;
     rc = media_write_file(m->cfg->media.dir, rel, b->p ? b->p : "", b->len);
-    return rc < 0 ? KF_EIO : run(m, args, 9);
+    if (rc < 0)
+        return KF_EIO;
+    return store_run(m->store, &m->script, 0, NULL, 9, args, NULL, NULL);
 }
 
 /* A transient failure: back off (the op script), or give up after
@@ -597,13 +590,13 @@ static int process(struct media *m, struct pass *p,
     if (rc == 0 && next == 0) {
         const char *args[] = { "done", e.id };
 
-        rc = run(m, args, 2);
+        rc = store_run(m->store, &m->script, 0, NULL, 2, args, NULL, NULL);
     } else if (rc == 0) {
         char at[24];
         const char *args[] = { "later", e.id, at };
 
         snprintf(at, sizeof(at), "%lld", (long long)next);
-        rc = run(m, args, 3);
+        rc = store_run(m->store, &m->script, 0, NULL, 3, args, NULL, NULL);
     }
     json_decref(pl);
     return rc;
@@ -623,7 +616,8 @@ int media_fetch_pass(struct media *m, int64_t now_ms, long limit,
     if (!m->cfg->media.fetch || !m->api) {
         const char *args[] = { "off", MEDIA_GROUP };
 
-        return run(m, args, 2);      /* the group must not hold trimming */
+        /* the group must not hold trimming */
+        return store_run(m->store, &m->script, 0, NULL, 2, args, NULL, NULL);
     }
     if (limit < 1 || now_ms < m->pause_until_ms)
         return 0;

@@ -20,23 +20,8 @@ void media_keep_script_init(struct store_script *sc)
     store_script_init(sc, lua_media_keep);
 }
 
-/* The keep script (lib/lua/media_keep.lua) with args[0] = the op. On
- * success *out is new (store_reply_free()). */
-static int keep(struct media *m, const char *const *args, int n,
-                struct store_reply **out)
-{
-    return store_run(m->store, &m->keep, 0, NULL, n, args, NULL, out);
-}
-
-static int forget(struct media *m, const char *mid)
-{
-    const char *args[] = { "forget", mid };
-    struct store_reply *r = NULL;
-    int rc = keep(m, args, 2, &r);
-
-    store_reply_free(r);
-    return rc;
-}
+/* Every call runs m->keep (lib/lua/media_keep.lua) with args[0] = the
+ * op. */
 
 /* Deletes one chosen file, then its record. A file already gone is no
  * error; one that cannot be deleted keeps its record. */
@@ -45,7 +30,7 @@ static int delete_one(struct media *m, const struct store_reply *v,
 {
     char full[4096];
     struct kf_str mid, pathv, why;
-    const char *path;
+    const char *path, *args[] = { "forget", NULL };
     int n;
 
     if (store_reply_len(v) != 4 || store_reply_at_str(v, 0, &mid) < 0 ||
@@ -64,7 +49,8 @@ static int delete_one(struct media *m, const struct store_reply *v,
         c->removed_retention++;
     else
         c->removed_quota++;
-    return forget(m, mid.p);
+    args[1] = mid.p;
+    return store_run(m->store, &m->keep, 0, NULL, 2, args, NULL, NULL);
 }
 
 /* One round: picks up to n files and deletes them. *picked = how many,
@@ -85,7 +71,7 @@ static int round_trip(struct media *m, int64_t cut, int64_t need, long n,
     snprintf(sneed, sizeof(sneed), "%lld", (long long)need);
     snprintf(sn, sizeof(sn), "%ld", n);
     *picked = 0;
-    rc = keep(m, args, 5, &r);
+    rc = store_run(m->store, &m->keep, 0, NULL, 5, args, NULL, &r);
     if (rc < 0)
         return rc;
     list = store_reply_at(r, 1);
@@ -142,15 +128,13 @@ int media_keep_tidy(struct media *m, int64_t now_ms, long limit,
                     struct media_counts *c)
 {
     const char *args[] = { "index", NULL };
-    struct store_reply *r = NULL;
     char n[24];
     int64_t cut = 0;
     int room, rc;
 
     snprintf(n, sizeof(n), "%ld", limit);
     args[1] = n;
-    rc = keep(m, args, 2, &r);
-    store_reply_free(r);
+    rc = store_run(m->store, &m->keep, 0, NULL, 2, args, NULL, NULL);
     if (rc < 0)
         return rc;
     if (m->cfg->media.retention_days > 0)
@@ -162,7 +146,7 @@ int media_keep_usage(struct media *m, struct media_usage *u)
 {
     const char *args[] = { "usage" };
     struct store_reply *r = NULL;
-    int rc = keep(m, args, 1, &r);
+    int rc = store_run(m->store, &m->keep, 0, NULL, 1, args, NULL, &r);
     size_t i;
 
     if (rc < 0)
