@@ -584,7 +584,7 @@ static int eval(struct store *s, const struct store_script *sc, int argc,
     return rc;
 }
 
-/* --- store_run, store_cmd and the typed replies --------------------------- */
+/* --- store_run, store_cmd and the typed replies ------------------------ */
 
 /* The opaque reply is hiredis's own: no copy on the hot path. */
 static const redisReply *R(const struct store_reply *r)
@@ -811,6 +811,13 @@ int store_reply_at_str(const struct store_reply *r, size_t i,
     }
     *out = store_reply_str(e);
     return 0;
+}
+
+const char *store_reply_at_text(const struct store_reply *r, size_t i)
+{
+    struct kf_str v;
+
+    return store_reply_at_str(r, i, &v) == 0 ? v.p : "";
 }
 
 int store_reply_at_copy(const struct store_reply *r, size_t i, char *out,

@@ -369,6 +369,8 @@ static void test_store_cmd_replies_are_typed(void **st)
     assert_int_equal(store_reply_at_copy(r, 9, small, sizeof(small)),
                      KF_EPARSE);
     assert_string_equal(small, "");
+    assert_string_equal(store_reply_at_text(r, 1), "abc");
+    assert_string_equal(store_reply_at_text(r, 9), "");
     assert_true(store_reply_at_is(r, 1, "abc"));
     assert_false(store_reply_at_is(r, 1, "ab"));
     assert_false(store_reply_at_is(r, 7, "abc"));
