@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "lua.h"
 #include "media.h"
 #include "media_keep.h"
 #include "store.h"
@@ -891,6 +892,31 @@ static long long get_ll(struct fixture *f, const char *fmt, const char *a)
     return n;
 }
 
+/* lib/lua/README.md: ARGV[1] is the op. media.lua and media_keep.lua
+ * refuse one they do not know (an error reply: KF_EBACKEND) and write
+ * nothing, and they stand alone, without the routing prelude. */
+static void test_media_scripts_refuse_an_unknown_op(void **st)
+{
+    struct fixture *f = *st;
+    const char *const src[] = { lua_media, lua_media_keep };
+    const char *args[] = { "no_such_op", MEDIA_GROUP, "me", "10", "1000",
+                           "0-0", "1767225600000", "1000", "x", "y", "z" };
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        struct store_script sc;
+        struct store_reply *r = NULL;
+
+        assert_null(strstr(src[i], "local function parse_cfg("));
+        store_script_init(&sc, src[i]);
+        assert_int_equal(store_run(&f->st, &sc, 0, NULL, 11, args, NULL, &r),
+                         KF_EBACKEND);
+        assert_null(r);
+        assert_non_null(strstr(store_error(&f->st), "unknown media"));
+        assert_int_equal(get_ll(f, "DBSIZE", ""), 0);
+    }
+}
+
 static void store_image(struct fixture *f, const char *id, int64_t at,
                         const void *data, size_t len)
 {
@@ -1140,6 +1166,7 @@ int main(void)
         T(test_media_pass_acks_what_is_not_media),
         T(test_media_unknown_media_id_is_recorded_as_failed),
         T(test_media_events_keep_their_field_order),
+        T(test_media_scripts_refuse_an_unknown_op),
         T(test_media_bad_media_id_never_becomes_a_path),
         T(test_media_too_big_is_failed_not_retried),
         T(test_media_transient_failure_stays_pending_then_succeeds),
