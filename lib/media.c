@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "http_client.h"
+#include "lua.h"
 #include "media_keep.h"
 
 #include "banned.h"
@@ -24,200 +24,7 @@
 #define PAYLOAD_MAX (64 * 1024)     /* a msg_in payload (callback's cap) */
 #define IO_PAUSE_MS 10000
 #define DOWNLOAD_TIMEOUT_MS 120000L
-#define OP_ARGS 12
 #define ROOM_FILES 1000         /* files a fetch may delete to make room */
-#define JOB_TTL_S "259200"      /* 3 days: WeChat keeps a media no longer */
-#define FAILED_TTL_S "604800"   /* a failure (or retry count): 7 days */
-
-/* One pass's take. The group only reads P events: every entry it reads
- * is acknowledged at once, so it never holds back the archiver's trimming
- * for longer than a pass. An inbound image, voice, video or shortvideo
- * becomes a job: P media_job:<entry id> (openid, msgtype, payload, agent;
- * expires after JOB_TTL_S, when WeChat has forgotten the media anyway)
- * and a member of the sorted set P media_jobs scored by when it is due.
- * The group is created at id 0 the first time (entries already in the
- * stream are seen), at '$' after fetch = 0 dropped it (P media_off:
- * entries appended while fetching was off are not fetched). Entries an
- * earlier version left pending are claimed (XAUTOCLAIM) and handled the
- * same way; consumers gone for a day with nothing pending are removed
- * when the claim cursor wraps. Then up to COUNT due jobs are leased: their
- * score moves lease_ms ahead, so another consumer takes a job only if
- * this one died holding it.
- * KEYS[1] = P; ARGV: group, consumer, count, idle_ms, claim cursor,
- * now_ms, lease_ms. Returns { claim cursor, acked (not media), queued,
- * { {id, openid, msgtype, payload, agent}... } }. */
-static const char take_lua[] =
-    "local P = KEYS[1]\n"
-    "local S, JOBS = P .. 'events', P .. 'media_jobs'\n"
-    "local g, me, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
-    "local now, lease = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-    "local start = '0'\n"
-    "if redis.call('EXISTS', P .. 'media_off') == 1 then start = '$' end\n"
-    "local made = redis.pcall('XGROUP', 'CREATE', S, g, start, 'MKSTREAM')\n"
-    "if made.err then\n"
-    "    if not string.find(made.err, 'BUSYGROUP', 1, true) then\n"
-    "        return redis.error_reply(made.err)\n"
-    "    end\n"
-    "else\n"
-    "    redis.call('DEL', P .. 'media_off')\n"
-    "end\n"
-    "local MEDIA = { image = true, voice = true, video = true,\n"
-    "                shortvideo = true }\n"
-    "local acks, seen, queued = {}, {}, 0\n"
-    "local function take(e)\n"
-    "    local id, f = e[1], e[2]\n"
-    "    if seen[id] then return end\n"
-    "    seen[id] = true\n"
-    "    acks[#acks + 1] = id\n"
-    "    if type(f) ~= 'table' then return end\n"
-    "    local h = {}\n"
-    "    for i = 1, #f - 1, 2 do h[f[i]] = f[i + 1] end\n"
-    "    if h.type ~= 'msg_in' or not MEDIA[h.msgtype] then return end\n"
-    "    local k = P .. 'media_job:' .. id\n"
-    "    redis.call('HSET', k, 'openid', h.openid or '', 'msgtype',\n"
-    "               h.msgtype, 'payload', h.payload or '', 'agent',\n"
-    "               h.agent or '')\n"
-    "    redis.call('EXPIRE', k, " JOB_TTL_S ")\n"
-    "    redis.call('ZADD', JOBS, 'NX', now, id)\n"
-    "    queued = queued + 1\n"
-    "end\n"
-    "local cl = redis.call('XAUTOCLAIM', S, g, me, ARGV[4], ARGV[5],\n"
-    "                      'COUNT', n)\n"
-    "for _, e in ipairs(cl[2]) do take(e) end\n"
-    "if cl[1] == '0-0' then\n"
-    "    for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', S, g)) do\n"
-    "        local h = {}\n"
-    "        for i = 1, #c - 1, 2 do h[c[i]] = c[i + 1] end\n"
-    "        if h.name ~= me and h.pending == 0 and h.idle > 86400000 then\n"
-    "            redis.call('XGROUP', 'DELCONSUMER', S, g, h.name)\n"
-    "        end\n"
-    "    end\n"
-    "end\n"
-    "local new = redis.call('XREADGROUP', 'GROUP', g, me, 'COUNT', n,\n"
-    "                       'STREAMS', S, '>')\n"
-    "if type(new) == 'table' and type(new[1]) == 'table' then\n"
-    "    for _, e in ipairs(new[1][2] or {}) do take(e) end\n"
-    "end\n"
-    "if #acks > 0 then redis.call('XACK', S, g, unpack(acks)) end\n"
-    "local out = {}\n"
-    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', JOBS, '-inf', now,\n"
-    "                               'LIMIT', 0, n)) do\n"
-    "    local h = redis.call('HMGET', P .. 'media_job:' .. id, 'openid',\n"
-    "                         'msgtype', 'payload', 'agent')\n"
-    "    if not h[2] then\n"
-    "        redis.call('ZREM', JOBS, id)\n"
-    "    else\n"
-    "        redis.call('ZADD', JOBS, 'XX', now + lease, id)\n"
-    "        out[#out + 1] = { id, h[1] or '', h[2], h[3] or '', h[4] or '' }\n"
-    "    end\n"
-    "end\n"
-    "return { cl[1], #acks - queued, queued, out }\n";
-
-/* The per-media steps. KEYS[1] = P; ARGV[1] = op:
- *   begin  mid now                 -> {stored | failed | wait | go,
- *                                      retry_ms or "0"}
- *   stored mid path ct size openid now agent msg     -> 1 (0: already)
- *          (also indexed: P media_files by stored_ms, P media_bytes)
- *   failed key_mid event_mid openid now agent msg reason errcode errmsg
- *                                  -> 1 (0: already); key_mid "" = no hash
- *   retry  mid now min_delay_ms    -> {attempts so far, retry_ms}
- *   done   job_id                  -> the job is finished: removed
- *   later  job_id due_ms           -> the job is due again then
- *   off    group                   -> drops the group (1 if it existed)
- *                                     and notes that fetching was off
- *   lookup mid agent               -> {ok, path, ct, size} | {no_media} |
- *                                     {not_yours} | {media_failed}
- * A failure's hash, and a retry count, expire after FAILED_TTL_S.
- * Events go to P events and to the feed of the agent the message was
- * routed to (as the ingest script's inbox()). */
-static const char op_lua[] =
-    "local P, op = KEYS[1], ARGV[1]\n"
-    "local function mkey(id) return P .. 'media:' .. id end\n"
-    "local function emit(agent, f)\n"
-    "    redis.call('XADD', P .. 'events', '*', unpack(f))\n"
-    "    if agent ~= '' then\n"
-    "        redis.call('XADD', P .. 'inbox:' .. agent, 'MAXLEN', '~', 10000,\n"
-    "                   '*', unpack(f))\n"
-    "    end\n"
-    "end\n"
-    "if op == 'begin' then\n"
-    "    local h = redis.call('HMGET', mkey(ARGV[2]), 'path', 'error',\n"
-    "                         'retry_ms')\n"
-    "    if h[1] then return { 'stored', '0' } end\n"
-    "    if h[2] then return { 'failed', '0' } end\n"
-    "    if h[3] and tonumber(h[3]) > tonumber(ARGV[3]) then\n"
-    "        return { 'wait', h[3] }\n"
-    "    end\n"
-    "    return { 'go', '0' }\n"
-    "elseif op == 'stored' then\n"
-    "    local k = mkey(ARGV[2])\n"
-    "    if redis.call('HEXISTS', k, 'path') == 1 then return 0 end\n"
-    "    redis.call('HSET', k, 'path', ARGV[3], 'content_type', ARGV[4],\n"
-    "               'size', ARGV[5], 'openid', ARGV[6], 'stored_ms', ARGV[7],\n"
-    "               'msg', ARGV[9])\n"
-    "    redis.call('HDEL', k, 'retry_ms')\n"
-    "    redis.call('PERSIST', k)\n"
-    "    redis.call('ZADD', P .. 'media_files', ARGV[7], ARGV[2])\n"
-    "    redis.call('INCRBY', P .. 'media_bytes', ARGV[5])\n"
-    "    emit(ARGV[8], { 'type', 'media_stored', 'openid', ARGV[6],\n"
-    "                    'media_id', ARGV[2], 'path', ARGV[3],\n"
-    "                    'content_type', ARGV[4], 'size', ARGV[5],\n"
-    "                    'ts_ms', ARGV[7], 'msg', ARGV[9],\n"
-    "                    'agent', ARGV[8] })\n"
-    "    return 1\n"
-    "elseif op == 'failed' then\n"
-    "    if ARGV[2] ~= '' then\n"
-    "        local k = mkey(ARGV[2])\n"
-    "        if redis.call('HEXISTS', k, 'path') == 1 or\n"
-    "           redis.call('HEXISTS', k, 'error') == 1 then return 0 end\n"
-    "        redis.call('HSET', k, 'error', ARGV[8], 'errcode', ARGV[9],\n"
-    "                   'openid', ARGV[4], 'failed_ms', ARGV[5],\n"
-    "                   'msg', ARGV[7])\n"
-    "        redis.call('HDEL', k, 'retry_ms')\n"
-    "        redis.call('EXPIRE', k, " FAILED_TTL_S ")\n"
-    "    end\n"
-    "    emit(ARGV[6], { 'type', 'media_failed', 'openid', ARGV[4],\n"
-    "                    'media_id', ARGV[3], 'reason', ARGV[8],\n"
-    "                    'errcode', ARGV[9], 'errmsg', ARGV[10],\n"
-    "                    'ts_ms', ARGV[5], 'msg', ARGV[7],\n"
-    "                    'agent', ARGV[6] })\n"
-    "    return 1\n"
-    "elseif op == 'retry' then\n"
-    "    local k = mkey(ARGV[2])\n"
-    "    local n = redis.call('HINCRBY', k, 'attempts', 1)\n"
-    "    local d = 1000 * 2 ^ math.min(n, 11)\n"
-    "    if d > 1800000 then d = 1800000 end\n"
-    "    local min = tonumber(ARGV[4]) or 0\n"
-    "    if min > d then d = min end\n"
-    "    local due = string.format('%.0f', tonumber(ARGV[3]) + d)\n"
-    "    redis.call('HSET', k, 'retry_ms', due)\n"
-    "    redis.call('EXPIRE', k, " FAILED_TTL_S ")\n"
-    "    return { n, due }\n"
-    "elseif op == 'done' then\n"
-    "    redis.call('ZREM', P .. 'media_jobs', ARGV[2])\n"
-    "    return redis.call('DEL', P .. 'media_job:' .. ARGV[2])\n"
-    "elseif op == 'later' then\n"
-    "    return redis.call('ZADD', P .. 'media_jobs', 'XX', ARGV[3], ARGV[2])\n"
-    "elseif op == 'off' then\n"
-    "    -- NX: once done, a pass with fetching off writes nothing\n"
-    "    redis.call('SET', P .. 'media_off', '1', 'NX')\n"
-    "    local d = redis.pcall('XGROUP', 'DESTROY', P .. 'events', ARGV[2])\n"
-    "    if type(d) == 'number' then return d end\n"
-    "    return 0\n"
-    "elseif op == 'lookup' then\n"
-    "    local h = redis.call('HMGET', mkey(ARGV[2]), 'path', 'content_type',\n"
-    "                         'size', 'openid', 'error')\n"
-    "    if not h[1] and not h[5] then return { 'no_media' } end\n"
-    "    local a = ARGV[3]\n"
-    "    if a ~= '' and (not h[4] or\n"
-    "       (redis.call('SISMEMBER', P .. 'load:' .. a, h[4]) == 0 and\n"
-    "        redis.call('HGET', P .. 'sess:' .. h[4], 'agent') ~= a)) then\n"
-    "        return { 'not_yours' }\n"
-    "    end\n"
-    "    if not h[1] then return { 'media_failed' } end\n"
-    "    return { 'ok', h[1], h[2] or '', h[3] or '0' }\n"
-    "end\n"
-    "return redis.error_reply('unknown media op')\n";
 
 void media_init(struct media *m, struct store *st, struct wx_api *api,
                 const struct config *cfg)
@@ -237,8 +44,7 @@ void media_init(struct media *m, struct store *st, struct wx_api *api,
     snprintf(m->consumer, sizeof(m->consumer), "%s:%ld", host,
              (long)getpid());
     snprintf(m->claim_cursor, sizeof(m->claim_cursor), "0-0");
-    store_script_init(&m->take, take_lua);
-    store_script_init(&m->op, op_lua);
+    store_script_init(&m->script, lua_media);
     media_keep_script_init(&m->keep);
 }
 
@@ -409,68 +215,20 @@ int media_write_file(const char *dir, const char *rel, const void *data,
 
 /* --- Redis ---------------------------------------------------------------- */
 
-/* Runs the op script with args (C strings). On success *out is new. */
-static int op(struct media *m, const char *const *args, int n,
-              redisReply **out)
-{
-    const char *argv[OP_ARGS + 4];
-    size_t lens[OP_ARGS + 4];
-    int i, argc = 4;
+/* Every call runs m->script (lib/lua/media.lua) with args[0] = the op. */
 
-    if (n > OP_ARGS)
-        return KF_EINVAL;
-    argv[2] = "1";
-    lens[2] = 1;
-    argv[3] = m->store->prefix;
-    lens[3] = strlen(m->store->prefix);
-    for (i = 0; i < n; i++, argc++) {
-        argv[argc] = args[i];
-        lens[argc] = strlen(args[i]);
-    }
-    return store_eval(m->store, &m->op, argc, argv, lens, out);
-}
-
-/* The op script, when only success matters. */
-static int op_run(struct media *m, const char *const *args, int n)
-{
-    redisReply *r = NULL;
-    int rc = op(m, args, n, &r);
-
-    if (r)
-        freeReplyObject(r);
-    return rc;
-}
-
-/* The take script; jobs are leased for idle_ms. */
+/* The take op; jobs are leased for idle_ms. On success *out is new. */
 static int take(struct media *m, int64_t now_ms, long limit,
-                redisReply **out)
+                struct store_reply **out)
 {
     char count[24], idle[24], now[24];
-    const char *argv[11];
-    size_t lens[11];
-    int i;
+    const char *args[] = { "take", MEDIA_GROUP, m->consumer, count, idle,
+                           m->claim_cursor, now, idle };
 
     snprintf(count, sizeof(count), "%ld", limit);
     snprintf(idle, sizeof(idle), "%ld", m->idle_ms);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    argv[2] = "1";
-    argv[3] = m->store->prefix;
-    argv[4] = MEDIA_GROUP;
-    argv[5] = m->consumer;
-    argv[6] = count;
-    argv[7] = idle;
-    argv[8] = m->claim_cursor;
-    argv[9] = now;
-    argv[10] = idle;
-    for (i = 2; i < 11; i++)
-        lens[i] = strlen(argv[i]);
-    return store_eval(m->store, &m->take, 11, argv, lens, out);
-}
-
-static int is_str(const redisReply *r)
-{
-    return r && (r->type == REDIS_REPLY_STRING ||
-                 r->type == REDIS_REPLY_STATUS);
+    return store_run(m->store, &m->script, 0, NULL, 8, args, NULL, out);
 }
 
 /* --- fetching ------------------------------------------------------------- */
@@ -505,7 +263,7 @@ static int record_failed(struct media *m, const struct pass *p,
 
     snprintf(now, sizeof(now), "%lld", (long long)p->now);
     snprintf(code, sizeof(code), "%ld", errcode);
-    return op_run(m, args, 10);
+    return store_run(m->store, &m->script, 0, NULL, 10, args, NULL, NULL);
 }
 
 struct sink {
@@ -628,7 +386,9 @@ static int store_bytes(struct media *m, const struct pass *p,
     if (rc < 0)
         return rc;
     rc = media_write_file(m->cfg->media.dir, rel, b->p ? b->p : "", b->len);
-    return rc < 0 ? KF_EIO : op_run(m, args, 9);
+    if (rc < 0)
+        return KF_EIO;
+    return store_run(m->store, &m->script, 0, NULL, 9, args, NULL, NULL);
 }
 
 /* A transient failure: back off (the op script), or give up after
@@ -640,21 +400,19 @@ static int retry_later(struct media *m, struct pass *p,
 {
     char now[24], min[24];
     const char *args[] = { "retry", mid, now, min };
-    redisReply *r = NULL;
-    long long attempts = 0;
+    struct store_reply *r = NULL;
+    int64_t attempts = 0;
     int rc;
 
     snprintf(now, sizeof(now), "%lld", (long long)p->now);
     snprintf(min, sizeof(min), "%lld", res->retry_after_ms);
-    rc = op(m, args, 4, &r);
+    rc = store_run(m->store, &m->script, 0, NULL, 4, args, NULL, &r);
     if (rc < 0)
         return rc;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER && is_str(r->element[1])) {
-        attempts = r->element[0]->integer;
-        *due = strtoll(r->element[1]->str, NULL, 10);
-    }
-    freeReplyObject(r);
+    if (store_reply_len(r) != 2 || store_reply_at_int(r, 0, &attempts) < 0 ||
+        store_reply_at_int(r, 1, due) < 0)
+        attempts = 0;               /* not an answer: give up */
+    store_reply_free(r);
     p->stop = 1;            /* most likely WeChat or the network: wait */
     if (attempts > 0 && attempts < MEDIA_MAX_ATTEMPTS) {
         c->retried++;
@@ -718,23 +476,24 @@ static int fetch_one(struct media *m, struct pass *p, const struct entry *e,
     const char *args[] = { "begin", mid, now };
     struct wx_api_result res;
     struct kf_buf b;
-    redisReply *r = NULL;
+    struct store_reply *r = NULL;
+    struct kf_str state, at;
     int rc, done, go;
 
     snprintf(now, sizeof(now), "%lld", (long long)p->now);
-    rc = op(m, args, 3, &r);
+    rc = store_run(m->store, &m->script, 0, NULL, 3, args, NULL, &r);
     if (rc < 0)
         return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        !is_str(r->element[0]) || !is_str(r->element[1])) {
-        freeReplyObject(r);
+    if (store_reply_len(r) != 2 || store_reply_at_str(r, 0, &state) < 0 ||
+        store_reply_at_str(r, 1, &at) < 0) {
+        store_reply_free(r);
         return KF_EBACKEND;
     }
-    done = !strcmp(r->element[0]->str, "stored") ||
-           !strcmp(r->element[0]->str, "failed");
-    go = !strcmp(r->element[0]->str, "go");
-    *due = done ? 0 : go ? p->now : strtoll(r->element[1]->str, NULL, 10);
-    freeReplyObject(r);
+    done = store_reply_at_is(r, 0, "stored") ||
+           store_reply_at_is(r, 0, "failed");
+    go = store_reply_at_is(r, 0, "go");
+    *due = done ? 0 : go ? p->now : strtoll(at.p, NULL, 10);
+    store_reply_free(r);
     if (done)
         return 0;
     if (*due < p->now)
@@ -753,20 +512,21 @@ static int fetch_one(struct media *m, struct pass *p, const struct entry *e,
     return rc;
 }
 
-static int entry_from(const redisReply *r, struct entry *e)
+static int entry_from(const struct store_reply *r, struct entry *e)
 {
+    struct kf_str v[5];
     size_t i;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+    if (store_reply_len(r) != 5)
         return KF_EBACKEND;
     for (i = 0; i < 5; i++)
-        if (!is_str(r->element[i]))
+        if (store_reply_at_str(r, i, &v[i]) < 0)
             return KF_EBACKEND;
-    e->id = r->element[0]->str;
-    e->openid = r->element[1]->str;
-    e->msgtype = r->element[2]->str;
-    e->payload = (struct kf_str){ r->element[3]->str, r->element[3]->len };
-    e->agent = r->element[4]->str;
+    e->id = v[0].p;         /* each also NUL-terminated */
+    e->openid = v[1].p;
+    e->msgtype = v[2].p;
+    e->payload = v[3];
+    e->agent = v[4].p;
     return 0;
 }
 
@@ -791,7 +551,8 @@ static int media_ids(json_t *pl, const char *msgtype, json_t *ids[2])
 /* One job (an inbound media message): removed once each of its media is
  * stored or failed for good, else due again when the earliest of them
  * is. */
-static int process(struct media *m, struct pass *p, const redisReply *r,
+static int process(struct media *m, struct pass *p,
+                   const struct store_reply *r,
                    struct media_counts *c)
 {
     struct entry e;
@@ -829,25 +590,16 @@ static int process(struct media *m, struct pass *p, const redisReply *r,
     if (rc == 0 && next == 0) {
         const char *args[] = { "done", e.id };
 
-        rc = op_run(m, args, 2);
+        rc = store_run(m->store, &m->script, 0, NULL, 2, args, NULL, NULL);
     } else if (rc == 0) {
         char at[24];
         const char *args[] = { "later", e.id, at };
 
         snprintf(at, sizeof(at), "%lld", (long long)next);
-        rc = op_run(m, args, 3);
+        rc = store_run(m->store, &m->script, 0, NULL, 3, args, NULL, NULL);
     }
     json_decref(pl);
     return rc;
-}
-
-static void set_cursor(char *dst, size_t n, const redisReply *r,
-                       const char *dflt)
-{
-    if (is_str(r) && r->len < n)
-        snprintf(dst, n, "%s", r->str);
-    else
-        snprintf(dst, n, "%s", dflt);
 }
 
 int media_fetch_pass(struct media *m, int64_t now_ms, long limit,
@@ -855,35 +607,38 @@ int media_fetch_pass(struct media *m, int64_t now_ms, long limit,
 {
     struct pass p = { m->max_fetches, kf_mono_ms() + m->budget_ms, 0, 0,
                       now_ms };
-    redisReply *r = NULL, *list;
+    struct store_reply *r = NULL;
+    const struct store_reply *list;
+    int64_t acked = 0, queued = 0;
     size_t i;
     int rc;
 
     if (!m->cfg->media.fetch || !m->api) {
         const char *args[] = { "off", MEDIA_GROUP };
 
-        return op_run(m, args, 2);      /* the group must not hold trimming */
+        /* the group must not hold trimming */
+        return store_run(m->store, &m->script, 0, NULL, 2, args, NULL, NULL);
     }
     if (limit < 1 || now_ms < m->pause_until_ms)
         return 0;
     rc = take(m, now_ms, limit, &r);
     if (rc < 0)
         return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-        r->element[1]->type != REDIS_REPLY_INTEGER ||
-        r->element[2]->type != REDIS_REPLY_INTEGER ||
-        r->element[3]->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(r);
+    list = store_reply_at(r, 3);
+    if (store_reply_len(r) != 4 || store_reply_at_int(r, 1, &acked) < 0 ||
+        store_reply_at_int(r, 2, &queued) < 0 ||
+        store_reply_type(list) != STORE_ARRAY) {
+        store_reply_free(r);
         return KF_EBACKEND;
     }
-    set_cursor(m->claim_cursor, sizeof(m->claim_cursor), r->element[0],
-               "0-0");
-    c->acked += (long)r->element[1]->integer;
-    c->queued += (long)r->element[2]->integer;
-    list = r->element[3];
-    for (i = 0; i < list->elements && rc == 0; i++)
-        rc = process(m, &p, list->element[i], c);
-    freeReplyObject(r);
+    if (store_reply_at_copy(r, 0, m->claim_cursor,
+                            sizeof(m->claim_cursor)) < 0)
+        snprintf(m->claim_cursor, sizeof(m->claim_cursor), "0-0");
+    c->acked += (long)acked;
+    c->queued += (long)queued;
+    for (i = 0; i < store_reply_len(list) && rc == 0; i++)
+        rc = process(m, &p, store_reply_at(list, i), c);
+    store_reply_free(r);
     if (rc == 0 && p.io_error) {
         m->pause_until_ms = now_ms + IO_PAUSE_MS;
         rc = KF_EIO;
@@ -952,7 +707,8 @@ int media_open(struct media *m, struct kf_str media_id, const char *agent,
 {
     char mid[MEDIA_ID_MAX + 1];
     const char *args[] = { "lookup", mid, agent ? agent : "" }, *dot;
-    redisReply *r = NULL;
+    struct store_reply *r = NULL;
+    struct kf_str state, path;
     int rc;
 
     media_file_release(f);
@@ -960,29 +716,28 @@ int media_open(struct media *m, struct kf_str media_id, const char *agent,
     if (!media_id_ok(media_id))
         return refuse(f, KF_EINVAL, "bad_media_id");
     snprintf(mid, sizeof(mid), "%.*s", (int)media_id.len, media_id.p);
-    rc = op(m, args, 3, &r);
+    rc = store_run(m->store, &m->script, 0, NULL, 3, args, NULL, &r);
     if (rc < 0)
         return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        !is_str(r->element[0])) {
+    if (store_reply_at_str(r, 0, &state) < 0) {
         rc = KF_EBACKEND;
-    } else if (strcmp(r->element[0]->str, "not_yours") == 0) {
+    } else if (store_reply_at_is(r, 0, "not_yours")) {
         rc = refuse(f, KF_EINVAL, "not_yours");
-    } else if (strcmp(r->element[0]->str, "ok") != 0 || r->elements != 4 ||
-               !is_str(r->element[1])) {
+    } else if (!store_reply_at_is(r, 0, "ok") || store_reply_len(r) != 4 ||
+               store_reply_at_str(r, 1, &path) < 0) {
         rc = refuse(f, KF_ENOTFOUND,
-                    strcmp(r->element[0]->str, "media_failed") == 0
+                    store_reply_at_is(r, 0, "media_failed")
                         ? "media_failed" : "no_media");
     } else {
-        rc = open_inside(m->cfg->media.dir, r->element[1]->str, f);
-        dot = strrchr(r->element[1]->str, '.');
+        rc = open_inside(m->cfg->media.dir, path.p, f);
+        dot = strrchr(path.p, '.');
         snprintf(f->ext, sizeof(f->ext), "%s",
                  dot && strlen(dot + 1) < sizeof(f->ext) ? dot + 1 : "bin");
         /* served as the type of its extension, never a stored string */
         snprintf(f->content_type, sizeof(f->content_type), "%s",
                  media_content_type(f->ext));
     }
-    freeReplyObject(r);
+    store_reply_free(r);
     return rc;
 }
 

@@ -32,7 +32,8 @@ struct media {
                                    pass (2000) */
     int64_t pause_until_ms;     /* after an I/O error: no pass before */
     char claim_cursor[48];      /* XAUTOCLAIM's */
-    struct store_script take, op, keep;  /* keep: lib/media_keep.c */
+    struct store_script script;    /* lib/lua/media.lua */
+    struct store_script keep;      /* lib/lua/media_keep.lua (media_keep) */
 };
 
 /* cfg, st and api must outlive m. Never fails. */

@@ -1,8 +1,7 @@
 /* metrics: the per-process registry (an open-addressing table over
- * family + label set, values in a fixed pool), the flush script (a batch
- * of HINCRBYs guarded by a per-process sequence number) and the renderer
- * of the shared hash. The scripts are embedded here, not in lib/lua/,
- * because they share nothing with the routing prelude. */
+ * family + label set, values in a fixed pool), the flush (a batch of
+ * HINCRBYs guarded by a per-process sequence number) and the renderer of
+ * the shared hash; both run lib/lua/metrics.lua. */
 #include "metrics.h"
 
 #include <math.h>
@@ -12,8 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <hiredis/hiredis.h>
 #include <openssl/rand.h>
+
+#include "lua.h"
 
 #include "banned.h"
 
@@ -391,30 +391,11 @@ static void new_identity(struct metrics *m)
     m->seq = 0;
 }
 
-static const char flush_lua[] =
-    "-- metrics flush. KEYS[1]: the account prefix. ARGV: process id,\n"
-    "-- batch number, seconds to remember it, then field, increment\n"
-    "-- pairs. A batch this process delivered already is skipped, so a\n"
-    "-- batch resent after a lost reply is counted once.\n"
-    "local h = KEYS[1] .. 'metrics'\n"
-    "local sk = KEYS[1] .. 'metrics:seq:' .. ARGV[1]\n"
-    "local last = tonumber(redis.pcall('GET', sk) or '')\n"
-    "if type(last) == 'number' and last >= tonumber(ARGV[2]) then\n"
-    "  return 0\n"
-    "end\n"
-    "for i = 4, #ARGV - 1, 2 do\n"
-    "  -- a field someone broke (not an integer, overflow) must not\n"
-    "  -- wedge every later batch\n"
-    "  redis.pcall('HINCRBY', h, ARGV[i], ARGV[i + 1])\n"
-    "end\n"
-    "redis.call('SET', sk, ARGV[2], 'EX', ARGV[3])\n"
-    "return 1\n";
-
 void metrics_init(struct metrics *m)
 {
     memset(m, 0, sizeof(*m));
     new_identity(m);
-    store_script_init(&m->flush_sc, flush_lua);
+    store_script_init(&m->script, lua_metrics);
 }
 
 /* Owns nothing: forgets everything, so a stray flush sends nothing. */
@@ -663,37 +644,36 @@ static int build_batch(struct batch *t, const struct metrics *m)
     return rc;
 }
 
+/* The flush op: id, seq, ttl, then the batch's field, increment pairs. */
 static int send_batch(struct metrics *m, struct store *s, struct batch *t)
 {
-    const char **argv;
-    size_t *lens, i, argc = 7 + t->n;
+    const char **args;
+    size_t *lens, i, n = 4 + t->n;
     char seq[24];
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     int rc = KF_ENOMEM;
 
-    argv = malloc(argc * sizeof(*argv));
-    lens = malloc(argc * sizeof(*lens));
-    if (!argv || !lens)
+    args = malloc(n * sizeof(*args));
+    lens = malloc(n * sizeof(*lens));
+    if (!args || !lens)
         goto out;
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long)m->seq);
-    argv[2] = "1";
-    argv[3] = s->prefix;
-    argv[4] = m->id;
-    argv[5] = seq;
-    argv[6] = SEQ_TTL_S;
-    for (i = 2; i < 7; i++)
-        lens[i] = strlen(argv[i]);
+    args[0] = "flush";
+    args[1] = m->id;
+    args[2] = seq;
+    args[3] = SEQ_TTL_S;
+    for (i = 0; i < 4; i++)
+        lens[i] = strlen(args[i]);
     for (i = 0; i < t->n; i++) {
-        argv[7 + i] = t->b.p + t->off[i];
-        lens[7 + i] = t->len[i];
+        args[4 + i] = t->b.p + t->off[i];
+        lens[4 + i] = t->len[i];
     }
-    rc = store_eval(s, &m->flush_sc, (int)argc, argv, lens, &rep);
-    if (rc == 0 && rep->type != REDIS_REPLY_INTEGER)
+    rc = store_run(s, &m->script, 0, NULL, (int)n, args, lens, &rep);
+    if (rc == 0 && store_reply_type(rep) != STORE_INT)
         rc = KF_EBACKEND;
 out:
-    if (rep)
-        freeReplyObject(rep);
-    free(argv);
+    store_reply_free(rep);
+    free(args);
     free(lens);
     return rc;
 }
@@ -725,36 +705,6 @@ int metrics_flush(struct metrics *m, struct store *s, int64_t now_mono_ms)
 }
 
 /* ---- rendering ---------------------------------------------------- */
-
-static const char render_lua[] =
-    "-- metrics read. KEYS[1]: the account prefix. ARGV: most fields,\n"
-    "-- longest field, longest value. Returns the field count, then\n"
-    "-- field, value pairs (oversized ones left out).\n"
-    "local k = KEYS[1] .. 'metrics'\n"
-    "local cap, mf, mv = tonumber(ARGV[1]), tonumber(ARGV[2]),\n"
-    "                    tonumber(ARGV[3])\n"
-    "local n = redis.call('HLEN', k)\n"
-    "local out, seen = { n }, 0\n"
-    "local function take(h)\n"
-    "  for i = 1, #h - 1, 2 do\n"
-    "    if seen < cap and #h[i] <= mf and #h[i + 1] <= mv then\n"
-    "      out[#out + 1] = h[i]\n"
-    "      out[#out + 1] = h[i + 1]\n"
-    "    end\n"
-    "    seen = seen + 1\n"
-    "  end\n"
-    "end\n"
-    "if n <= cap then\n"
-    "  take(redis.call('HGETALL', k))\n"
-    "else\n"
-    "  local cur = '0'\n"
-    "  repeat\n"
-    "    local r = redis.call('HSCAN', k, cur, 'COUNT', 1000)\n"
-    "    cur = r[1]\n"
-    "    take(r[2])\n"
-    "  until cur == '0' or seen >= cap\n"
-    "end\n"
-    "return out\n";
 
 enum kind { K_BUCKET, K_SUM, K_COUNT, K_PLAIN };
 
@@ -829,14 +779,15 @@ static int bucket_labels(struct sample *s)
 }
 
 /* One hash field and value; -1 when malformed. */
-static int parse_field(const redisReply *f, const redisReply *v,
-                       struct sample *s)
+static int parse_field(const struct store_reply *f,
+                       const struct store_reply *v, struct sample *s)
 {
-    const char *p = f->str, *brace;
-    size_t n = f->len, nl;
+    struct kf_str fs = store_reply_str(f);
+    const char *p = fs.p, *brace;
+    size_t n = fs.len, nl;
 
-    if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-        kf_parse_u64((struct kf_str){ v->str, v->len }, &s->value) < 0 ||
+    if (store_reply_type(f) != STORE_STR || store_reply_type(v) != STORE_STR ||
+        kf_parse_u64(store_reply_str(v), &s->value) < 0 ||
         s->value > INT64_MAX)
         return -1;
     brace = memchr(p, '{', n);
@@ -1027,48 +978,44 @@ static int collect_gauges(const struct metrics_gauge *g, size_t ng,
 }
 
 /* The valid fields of a reply, sorted; *out is new (caller frees). */
-static int collect_fields(const redisReply *rep, struct sample **out,
-                          size_t *n)
+static int collect_fields(const struct store_reply *rep,
+                          struct sample **out, size_t *n)
 {
     size_t nf, i;
     struct sample *sm;
 
     *out = NULL;
     *n = 0;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rep->element[0]->type != REDIS_REPLY_INTEGER)
+    if (store_reply_len(rep) < 1 ||
+        store_reply_type(store_reply_at(rep, 0)) != STORE_INT)
         return KF_EBACKEND;
-    nf = (rep->elements - 1) / 2;
+    nf = (store_reply_len(rep) - 1) / 2;
     if (nf > METRICS_FIELDS_MAX)
         nf = METRICS_FIELDS_MAX;
     sm = calloc(nf ? nf : 1, sizeof(*sm));
     if (!sm)
         return KF_ENOMEM;
     for (i = 0; i < nf; i++)
-        if (parse_field(rep->element[1 + 2 * i], rep->element[2 + 2 * i],
-                        &sm[*n]) == 0)
+        if (parse_field(store_reply_at(rep, 1 + 2 * i),
+                        store_reply_at(rep, 2 + 2 * i), &sm[*n]) == 0)
             (*n)++;
     qsort(sm, *n, sizeof(*sm), sample_cmp);
     *out = sm;
     return 0;
 }
 
-static int read_hash(struct store *s, redisReply **rep)
+/* The render op. On success *rep is new. */
+static int read_hash(struct store *s, struct store_reply **rep)
 {
     struct store_script sc;
-    const char *argv[7];
     char cap[16], mf[16], mv[16];
+    const char *args[] = { "render", cap, mf, mv };
 
-    store_script_init(&sc, render_lua);
+    store_script_init(&sc, lua_metrics);
     snprintf(cap, sizeof(cap), "%d", METRICS_FIELDS_MAX);
     snprintf(mf, sizeof(mf), "%d", FIELD_MAX);
     snprintf(mv, sizeof(mv), "%d", VALUE_MAX);
-    argv[2] = "1";
-    argv[3] = s->prefix;
-    argv[4] = cap;
-    argv[5] = mf;
-    argv[6] = mv;
-    return store_eval(s, &sc, 7, argv, NULL, rep);
+    return store_run(s, &sc, 0, NULL, 4, args, NULL, rep);
 }
 
 static const char *type_name(enum ftype t)
@@ -1079,7 +1026,7 @@ static const char *type_name(enum ftype t)
 int metrics_render(struct store *s, const struct metrics_gauge *g, size_t ng,
                    struct kf_buf *out)
 {
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     struct sample *sm = NULL;
     struct gsample *gs = NULL;
     size_t n = 0, ngs = 0, i = 0, gi = 0;
@@ -1102,7 +1049,6 @@ int metrics_render(struct store *s, const struct metrics_gauge *g, size_t ng,
     }
     free(sm);
     free(gs);
-    if (rep)
-        freeReplyObject(rep);
+    store_reply_free(rep);
     return rc;
 }

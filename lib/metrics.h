@@ -92,7 +92,7 @@ struct metrics {
     int dirty, has_pend;
     long pid;
     char id[17];                             /* random, hex: this process */
-    struct store_script flush_sc;
+    struct store_script script;              /* lib/lua/metrics.lua */
 };
 
 void metrics_init(struct metrics *m);          /* never fails */

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "http_client.h"
@@ -106,31 +105,33 @@ static int refresh(struct push *p, int64_t now_ms)
 {
     char key[160];
     const char *argv[] = { "SMEMBERS", key };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     struct push_cursor *next, *old;
-    size_t i, n = 0;
+    size_t i, n = 0, len;
     int rc;
 
     snprintf(key, sizeof(key), "%sagents", p->store.prefix);
-    rc = store_command(&p->store, 2, argv, NULL, &rep);
+    rc = store_cmd(&p->store, 2, argv, NULL, &rep);
     if (rc < 0)
         return rc;
-    if (rep->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(rep);
+    if (store_reply_type(rep) != STORE_ARRAY) {
+        store_reply_free(rep);
         return KF_EBACKEND;
     }
-    next = calloc(rep->elements ? rep->elements : 1, sizeof(*next));
+    len = store_reply_len(rep);
+    next = calloc(len ? len : 1, sizeof(*next));
     if (!next) {
-        freeReplyObject(rep);
+        store_reply_free(rep);
         return KF_ENOMEM;
     }
-    for (i = 0; i < rep->elements && n < PUSH_AGENTS_MAX; i++) {
-        const redisReply *e = rep->element[i];
+    for (i = 0; i < len && n < PUSH_AGENTS_MAX; i++) {
+        const struct store_reply *e = store_reply_at(rep, i);
+        struct kf_str a = store_reply_str(e);
 
-        if (e->type != REDIS_REPLY_STRING || e->len == 0 ||
-            e->len >= sizeof(next[n].account))
+        if (store_reply_type(e) != STORE_STR || a.len == 0 ||
+            a.len >= sizeof(next[n].account))
             continue;
-        memcpy(next[n].account, e->str, e->len);
+        memcpy(next[n].account, a.p, a.len);
         old = find(p, next[n].account);
         if (old)
             memcpy(next[n].last, old->last, sizeof(old->last));
@@ -139,7 +140,7 @@ static int refresh(struct push *p, int64_t now_ms)
                      (long long)(now_ms - PUSH_LOOKBACK_MS));
         n++;
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     qsort(next, n, sizeof(*next), by_account);
     free(p->cur);
     p->cur = next;
@@ -185,7 +186,7 @@ static int publish(struct push *p, const char *account, json_t *events)
 
 /* XREAD [BLOCK ms] COUNT n STREAMS key... id... for cursors [from, to). */
 static int read_streams(struct push *p, size_t from, size_t to, long block_ms,
-                        redisReply **rep)
+                        struct store_reply **rep)
 {
     size_t n = to - from, i, argc = 0;
     const char **argv = calloc(6 + 2 * n, sizeof(*argv));
@@ -215,12 +216,13 @@ static int read_streams(struct push *p, size_t from, size_t to, long block_ms,
     }
     for (i = 0; i < n; i++)
         argv[argc++] = p->cur[from + i].last;
-    rc = store_command(&p->store, (int)argc, argv, NULL, rep);
+    rc = store_cmd(&p->store, (int)argc, argv, NULL, rep);
     free(argv);
     free(keys);
-    if (rc == 0 && (*rep)->type == REDIS_REPLY_ERROR) {
-        log_warn(p->log, "push", "xread_failed", "err=%s", (*rep)->str);
-        freeReplyObject(*rep);
+    if (rc == 0 && store_reply_type(*rep) == STORE_ERR) {
+        log_warn(p->log, "push", "xread_failed", "err=%s",
+                 store_reply_str(*rep).p);
+        store_reply_free(*rep);
         *rep = NULL;
         rc = KF_EBACKEND;
     }
@@ -228,37 +230,36 @@ static int read_streams(struct push *p, size_t from, size_t to, long block_ms,
 }
 
 /* One stream of an XREAD reply: {key, {{id, fields}...}}. */
-static void deliver(struct push *p, const redisReply *s,
+static void deliver(struct push *p, const struct store_reply *s,
                     struct push_counts *c)
 {
-    const redisReply *entries;
-    const char *acct;
+    const struct store_reply *entries = store_reply_at(s, 1);
+    struct kf_str key = store_reply_str(store_reply_at(s, 0));
     struct push_cursor *cur;
     char prev[48];
     size_t plen = strlen(p->store.prefix) + strlen("inbox:"), i;
     json_t *list;
 
-    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
-        s->element[0]->type != REDIS_REPLY_STRING ||
-        s->element[0]->len <= plen || s->element[1]->type != REDIS_REPLY_ARRAY)
+    if (store_reply_len(s) != 2 ||
+        store_reply_type(store_reply_at(s, 0)) != STORE_STR ||
+        key.len <= plen || store_reply_type(entries) != STORE_ARRAY)
         return;
-    acct = s->element[0]->str + plen;
-    cur = find(p, acct);
-    entries = s->element[1];
-    if (!cur || entries->elements == 0)
+    cur = find(p, key.p + plen);    /* NUL-terminated */
+    if (!cur || store_reply_len(entries) == 0)
         return;
     /* the id before this batch: a console whose cursor is older missed
      * something (a failed publish, a restart) and catches up first */
     snprintf(prev, sizeof(prev), "%s", cur->last);
     list = json_array();
-    for (i = 0; list && i < entries->elements; i++) {
-        const redisReply *e = entries->element[i];
+    for (i = 0; list && i < store_reply_len(entries); i++) {
+        const struct store_reply *e = store_reply_at(entries, i);
         json_t *o = route_entry_json(e);
 
         if (!o)
             continue;
         json_array_append_new(list, o);
-        snprintf(cur->last, sizeof(cur->last), "%s", e->element[0]->str);
+        /* a stream id: it fits (and route_entry_json checked it) */
+        (void)store_reply_at_copy(e, 0, cur->last, sizeof(cur->last));
     }
     if (!list)
         return;
@@ -273,7 +274,7 @@ static void deliver(struct push *p, const redisReply *s,
 int push_pass(struct push *p, long block_ms, int64_t now_ms,
               struct push_counts *c)
 {
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     size_t i;
     int rc = 0;
 
@@ -291,9 +292,9 @@ int push_pass(struct push *p, long block_ms, int64_t now_ms,
     rc = read_streams(p, 0, p->ncur, block_ms, &rep);
     if (rc < 0)
         return rc;
-    for (i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
-        deliver(p, rep->element[i], c);
-    freeReplyObject(rep);
+    for (i = 0; i < store_reply_len(rep); i++)
+        deliver(p, store_reply_at(rep, i), c);
+    store_reply_free(rep);
     return 0;
 }
 

@@ -584,7 +584,7 @@ static int eval(struct store *s, const struct store_script *sc, int argc,
     return rc;
 }
 
-/* --- store_run, store_cmd and the typed replies --------------------------- */
+/* --- store_run, store_cmd and the typed replies ------------------------ */
 
 /* The opaque reply is hiredis's own: no copy on the hot path. */
 static const redisReply *R(const struct store_reply *r)
@@ -610,6 +610,7 @@ static int run(struct store *s, const struct store_script *sc, int nkeys,
 
     if (out)
         *out = NULL;
+    s->err[0] = '\0';
     if (nkeys < 0 || nargs < 1)
         return KF_EINVAL;
     if (nkeys > STORE_ARGS_MAX || nargs > STORE_ARGS_MAX - nkeys)
@@ -811,6 +812,13 @@ int store_reply_at_str(const struct store_reply *r, size_t i,
     }
     *out = store_reply_str(e);
     return 0;
+}
+
+const char *store_reply_at_text(const struct store_reply *r, size_t i)
+{
+    struct kf_str v;
+
+    return store_reply_at_str(r, i, &v) == 0 ? v.p : "";
 }
 
 int store_reply_at_copy(const struct store_reply *r, size_t i, char *out,

@@ -197,6 +197,10 @@ KF_WUR int store_reply_at_int(const struct store_reply *r, size_t i,
  * KF_EPARSE and *out = {"", 0}. */
 KF_WUR int store_reply_at_str(const struct store_reply *r, size_t i,
                               struct kf_str *out);
+/* Element i as a NUL-terminated string borrowed from r (STORE_STR or
+ * STORE_STATUS; binary bytes end at their first NUL), "" for anything
+ * else. */
+const char *store_reply_at_text(const struct store_reply *r, size_t i);
 /* Element i, a string or an integer (in decimal), into out[0..n) with a
  * NUL: 0; too long -> KF_ETOOBIG with out holding what fits; absent or
  * of another type -> KF_EPARSE with out = "". n >= 1. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "lua.h"
 #include "media.h"
 #include "media_keep.h"
 #include "store.h"
@@ -492,6 +493,56 @@ static void test_media_unknown_media_id_is_recorded_as_failed(void **st)
     media_file_release(&mf);
 }
 
+/* The field names, in order, of the entries of key whose type is type:
+ * "a,b,c;" per entry, into out. */
+static void field_order(struct fixture *f, const char *key, const char *type,
+                        char *out, size_t cap)
+{
+    redisReply *r = cmd(f, "XRANGE %s - +", key);
+    size_t i, j, n = 0;
+
+    out[0] = '\0';
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *fl = r->element[i]->element[1];
+
+        if (fl->elements < 2 || strcmp(fl->element[1]->str, type) != 0)
+            continue;
+        for (j = 0; j + 1 < fl->elements; j += 2) {
+            int w = snprintf(out + n, cap - n, "%s%c", fl->element[j]->str,
+                             j + 2 < fl->elements ? ',' : ';');
+
+            assert_true(w > 0 && (size_t)w < cap - n);
+            n += (size_t)w;
+        }
+    }
+    freeReplyObject(r);
+}
+
+/* The events a console and the archiver read keep their layout: the same
+ * fields in the same order, in P events and in the agent's feed. */
+static void test_media_events_keep_their_field_order(void **st)
+{
+    struct fixture *f = *st;
+    const char *keys[] = { P "events", P "inbox:alice" };
+    char got[512];
+    size_t i;
+
+    sim_media(&S.sim, JPEG_ID, "image/jpeg", jpeg, sizeof(jpeg));
+    image_in(f, JPEG_ID, "alice");
+    image_in(f, "noSuchMediaAtWeChat", "alice");
+    assert_int_equal(pass(f, NOW), 0);
+    assert_int_equal(f->c.stored, 1);
+    assert_int_equal(f->c.failed, 1);
+    for (i = 0; i < 2; i++) {
+        field_order(f, keys[i], "media_stored", got, sizeof(got));
+        assert_string_equal(got, "type,openid,media_id,path,content_type,"
+                                 "size,ts_ms,msg,agent;");
+        field_order(f, keys[i], "media_failed", got, sizeof(got));
+        assert_string_equal(got, "type,openid,media_id,reason,errcode,"
+                                 "errmsg,ts_ms,msg,agent;");
+    }
+}
+
 static void test_media_bad_media_id_never_becomes_a_path(void **st)
 {
     struct fixture *f = *st;
@@ -841,6 +892,31 @@ static long long get_ll(struct fixture *f, const char *fmt, const char *a)
     return n;
 }
 
+/* lib/lua/README.md: ARGV[1] is the op. media.lua and media_keep.lua
+ * refuse one they do not know (an error reply: KF_EBACKEND) and write
+ * nothing, and they stand alone, without the routing prelude. */
+static void test_media_scripts_refuse_an_unknown_op(void **st)
+{
+    struct fixture *f = *st;
+    const char *const src[] = { lua_media, lua_media_keep };
+    const char *args[] = { "no_such_op", MEDIA_GROUP, "me", "10", "1000",
+                           "0-0", "1767225600000", "1000", "x", "y", "z" };
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        struct store_script sc;
+        struct store_reply *r = NULL;
+
+        assert_null(strstr(src[i], "local function parse_cfg("));
+        store_script_init(&sc, src[i]);
+        assert_int_equal(store_run(&f->st, &sc, 0, NULL, 11, args, NULL, &r),
+                         KF_EBACKEND);
+        assert_null(r);
+        assert_non_null(strstr(store_error(&f->st), "unknown media"));
+        assert_int_equal(get_ll(f, "DBSIZE", ""), 0);
+    }
+}
+
 static void store_image(struct fixture *f, const char *id, int64_t at,
                         const void *data, size_t len)
 {
@@ -1089,6 +1165,8 @@ int main(void)
         T(test_media_pass_stores_an_image_sent_before_the_group),
         T(test_media_pass_acks_what_is_not_media),
         T(test_media_unknown_media_id_is_recorded_as_failed),
+        T(test_media_events_keep_their_field_order),
+        T(test_media_scripts_refuse_an_unknown_op),
         T(test_media_bad_media_id_never_becomes_a_path),
         T(test_media_too_big_is_failed_not_retried),
         T(test_media_transient_failure_stays_pending_then_succeeds),

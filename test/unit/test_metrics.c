@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lua.h"
 #include "metrics.h"
 #include "testutil.h"
 
@@ -820,6 +821,29 @@ static void test_metrics_render_reports_errors(void **st)
     kf_buf_release(&out);
 }
 
+/* lib/lua/README.md: ARGV[1] is the op. metrics.lua refuses one it does
+ * not know, even with a flush's arguments after it, and writes nothing;
+ * it stands alone, without the routing prelude. */
+static void test_metrics_script_refuses_an_unknown_op(void **st)
+{
+    struct fixture *f = *st;
+    const char *args[] = { "no_such_op", "0123456789abcdef", "1", "86400",
+                           METRICS_TOKEN_REFRESHES, "1" };
+    struct store_script sc;
+    struct store_reply *r = NULL;
+    char *n;
+
+    assert_null(strstr(lua_metrics, "local function parse_cfg("));
+    store_script_init(&sc, lua_metrics);
+    assert_int_equal(store_run(&f->s, &sc, 0, NULL, 6, args, NULL, &r),
+                     KF_EBACKEND);
+    assert_null(r);
+    assert_non_null(strstr(store_error(&f->s), "unknown metrics op"));
+    n = redis(f, "DBSIZE", NULL, NULL, NULL);
+    assert_string_equal(n, "0");
+    free(n);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -840,6 +864,7 @@ int main(void)
         T(test_metrics_render_skips_malformed_fields),
         T(test_metrics_render_reads_a_bounded_number_of_fields),
         T(test_metrics_render_reports_errors),
+        T(test_metrics_script_refuses_an_unknown_op),
     };
 #undef T
 
