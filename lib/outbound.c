@@ -9,9 +9,9 @@
 #include <hiredis/hiredis.h>
 #include <openssl/rand.h>
 
-#include "banned.h"
+#include "lua.h"
 
-extern const char route_lua_outbound[];
+#include "banned.h"
 
 #define WINDOW_MS (48LL * 3600 * 1000)
 #define QUOTA_AFTER_MSG "5"     /* docs/wechat-protocol.md §8 */
@@ -26,7 +26,7 @@ void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
     ob->route = r;
     ob->api = api;
     ob->cfg = cfg;
-    store_script_init(&ob->script, route_lua_outbound);
+    store_script_init(&ob->script, lua_outbound);
     new_id(ob->owner, sizeof(ob->owner));
     /* every attempt may take the whole timeout, plus backoff (≤ 5 s) */
     ob->lease_ms = (cfg->wechat.api_retries + 1) *

@@ -7,11 +7,9 @@
 
 #include <hiredis/hiredis.h>
 
-#include "banned.h"
+#include "lua.h"
 
-extern const char route_lua_ingest[], route_lua_presence[],
-    route_lua_session[], route_lua_sweep[], route_lua_read[],
-    route_lua_auth[];
+#include "banned.h"
 
 #define MAX_ARGV 64
 
@@ -64,12 +62,12 @@ int route_init(struct route *r, struct store *st, const struct config *cfg)
     if (rc == 0)
         rc = parse_rules(cfg->routing.keyword_groups, r->keyword,
                          &r->nkeyword);
-    store_script_init(&r->ingest, route_lua_ingest);
-    store_script_init(&r->presence, route_lua_presence);
-    store_script_init(&r->session, route_lua_session);
-    store_script_init(&r->sweep, route_lua_sweep);
-    store_script_init(&r->read, route_lua_read);
-    store_script_init(&r->auth, route_lua_auth);
+    store_script_init(&r->ingest, lua_ingest);
+    store_script_init(&r->presence, lua_presence);
+    store_script_init(&r->session, lua_session);
+    store_script_init(&r->sweep, lua_sweep);
+    store_script_init(&r->read, lua_read);
+    store_script_init(&r->auth, lua_auth);
     return rc;
 }
 

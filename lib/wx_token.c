@@ -12,9 +12,9 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "banned.h"
+#include "lua.h"
 
-extern const char route_lua_wx_token[], route_lua_wx_limit[];
+#include "banned.h"
 
 #define MAX_ARGV 12
 #define DAY_MS 86400000LL
@@ -25,8 +25,8 @@ void wx_token_init(struct wx_token *t, struct store *st)
 {
     memset(t, 0, sizeof(*t));
     t->st = st;
-    store_script_init(&t->token_sc, route_lua_wx_token);
-    store_script_init(&t->limit_sc, route_lua_wx_limit);
+    store_script_init(&t->token_sc, lua_wx_token);
+    store_script_init(&t->limit_sc, lua_wx_limit);
 }
 
 /* Adds one argument; the caller sized argv. */
