@@ -251,12 +251,10 @@ static int claim(struct archive *a, const char *key, int64_t deadline,
 
 int archive_lag(struct archive *a, struct archive_lag *out)
 {
-    char key[160];
     long trimmed = 0;
-    int rc = archive_stream_key(a, key, sizeof(key));
 
     memset(out, 0, sizeof(*out));
-    return rc < 0 ? rc : archive_stream_tidy(a, key, 0, out, &trimmed);
+    return archive_stream_tidy(a, 0, out, &trimmed);
 }
 
 /* --- the pass ------------------------------------------------------------ */
@@ -290,7 +288,7 @@ int archive_pass(struct archive *a, struct archive_stats *st)
         rc = rc2;
     if (st->written + st->rejected + st->deleted != acked ||
         t0 >= a->next_tidy_ms) {
-        rc2 = archive_stream_tidy(a, key, 1, &st->lag, &trimmed);
+        rc2 = archive_stream_tidy(a, 1, &st->lag, &trimmed);
         if (rc2 == 0) {
             st->lag_known = 1;
             st->trimmed += trimmed;

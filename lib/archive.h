@@ -75,6 +75,7 @@ struct archive {
     int nmonths;
     unsigned long connects;         /* PostgreSQL connections made */
     int group_ready;                /* the group exists (as far as we know) */
+    unsigned long group_conn;       /* on this connection (store reconnects) */
     char sqlstate[6];               /* of the last PostgreSQL error */
     char error[512];                /* its message (for archive_rejects
                                        only: it may quote data) */

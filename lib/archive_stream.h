@@ -18,7 +18,7 @@
 /* The entries of one XREADGROUP or XAUTOCLAIM reply: e[0..n) point into
  * the reply, which this owns. */
 struct archive_read {
-    struct redisReply *r;
+    struct store_reply *r;
     struct kf_str *f;               /* every entry's names and values */
     struct archive_entry *e;
     size_t n;                       /* entries with an id */
@@ -26,7 +26,8 @@ struct archive_read {
 };
 void archive_stream_read_release(struct archive_read *rd);  /* safe twice */
 
-/* The claim cursor and the tidy script of a (from archive_init). */
+/* The claim cursor and the tidy script (lib/lua/archive_tidy.lua) of a
+ * (from archive_init). */
 void archive_stream_init(struct archive *a);
 
 /* The stream's full key name into out[0..n). KF_ECONFIG if too long. */
@@ -57,7 +58,7 @@ KF_WUR int archive_stream_ack(struct archive *a, const char *key,
  * needs (and below now - keep_ms) and forgets our consumers idle a day
  * with nothing pending; always measures the lag into *lag and the
  * entries trimmed into *trimmed. KF_EBACKEND. */
-KF_WUR int archive_stream_tidy(struct archive *a, const char *key, int trim,
+KF_WUR int archive_stream_tidy(struct archive *a, int trim,
                                struct archive_lag *lag, long *trimmed);
 
 #endif
