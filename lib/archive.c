@@ -64,7 +64,7 @@ void archive_release(struct archive *a)
  * before the next batch is started, or at the end of the pass. */
 
 struct archive_batch {
-    struct archive_read rd;     /* the entries, and the reply they are in */
+    struct archive_stream_entries rd;   /* the entries and their reply */
     struct archive_entry **v;   /* the `good` ones */
     size_t good;
     unsigned kinds;
@@ -75,13 +75,13 @@ static void batch_free(struct archive_batch *b)
 {
     if (!b)
         return;
-    archive_stream_read_release(&b->rd);
+    archive_stream_entries_release(&b->rd);
     free(b->v);
     free(b);
 }
 
 /* Takes what rd holds, even on error. */
-static int batch_new(struct archive_read *rd, int claimed,
+static int batch_new(struct archive_stream_entries *rd, int claimed,
                      struct archive_batch **out)
 {
     struct archive_batch *b = calloc(1, sizeof(*b));
@@ -89,7 +89,7 @@ static int batch_new(struct archive_read *rd, int claimed,
 
     *out = NULL;
     if (!b) {
-        archive_stream_read_release(rd);
+        archive_stream_entries_release(rd);
         return KF_ENOMEM;
     }
     b->rd = *rd;
@@ -101,8 +101,8 @@ static int batch_new(struct archive_read *rd, int claimed,
         return KF_ENOMEM;
     }
     for (i = 0; i < b->rd.n; i++)
-        if (b->rd.e[i].kind != ARCHIVE_GONE &&
-            b->rd.e[i].kind != ARCHIVE_BAD)
+        if (b->rd.e[i].kind != ARCHIVE_ENTRY_GONE &&
+            b->rd.e[i].kind != ARCHIVE_ENTRY_BAD)
             b->v[b->good++] = &b->rd.e[i];
     *out = b;
     return 0;
@@ -117,7 +117,7 @@ static int batch_done(struct archive *a, const char *key,
     int rc;
 
     for (i = 0; i < b->rd.n; i++)
-        if (b->claimed && e[i].done && e[i].kind != ARCHIVE_GONE)
+        if (b->claimed && e[i].done && e[i].kind != ARCHIVE_ENTRY_GONE)
             st->claimed++;
     rc = archive_stream_ack(a, key, e, b->rd.n);
     batch_free(b);
@@ -134,10 +134,10 @@ static int batch_odd(struct archive *a, struct archive_batch *b,
     int rc = 0;
 
     for (i = 0; i < b->rd.n && rc == 0; i++) {
-        if (e[i].kind == ARCHIVE_GONE) {
+        if (e[i].kind == ARCHIVE_ENTRY_GONE) {
             e[i].done = 1;
             st->deleted++;
-        } else if (e[i].kind == ARCHIVE_BAD) {
+        } else if (e[i].kind == ARCHIVE_ENTRY_BAD) {
             rc = archive_sql_set_aside(a, &e[i], st);
         }
     }
@@ -166,7 +166,7 @@ static int flush(struct archive *a, const char *key, struct archive_stats *st)
 /* Writes the entries rd holds (and takes them, even on error). They are
  * acknowledged when written, by this call or a later flush(). */
 static int submit(struct archive *a, const char *key,
-                  struct archive_read *rd, int claimed,
+                  struct archive_stream_entries *rd, int claimed,
                   struct archive_stats *st)
 {
     struct archive_batch *b;
@@ -207,7 +207,7 @@ static int drain(struct archive *a, const char *key, const char *from,
 
     snprintf(cursor, sizeof(cursor), "%s", from);
     for (;;) {
-        struct archive_read rd;
+        struct archive_stream_entries rd;
         size_t n;
         int rc = archive_stream_read(a, key, cursor, &rd);
 
@@ -231,7 +231,7 @@ static int claim(struct archive *a, const char *key, int64_t deadline,
 {
     for (;;) {
         char cursor[ARCHIVE_STREAM_CURSOR];
-        struct archive_read rd;
+        struct archive_stream_entries rd;
         int rc = archive_stream_claim(a, key, cursor, &rd);
 
         if (rc < 0)

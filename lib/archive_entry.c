@@ -11,7 +11,9 @@
 
 #define NAME_MAX_LEN 64             /* longest field name put in JSON */
 #define TS_MAX 253402300799999LL    /* 9999-12-31T23:59:59.999Z */
-#define NAMED_KINDS ARCHIVE_OTHER
+#define K(k) ARCHIVE_ENTRY_##k    /* a kind */
+#define C(c) ARCHIVE_ENTRY_C_##c  /* a column */
+#define NAMED_KINDS K(OTHER)
 
 static const char *const kind_names[] = {
     "msg_in", "msg_out", "delivery", "assign", "reassign", "transfer",
@@ -21,18 +23,18 @@ static const char *const kind_names[] = {
 /* Stream field -> column (msgid, id, recv_ms, ts_ms are read apart). */
 static const struct {
     const char *name;
-    enum archive_col col;
+    enum archive_entry_col col;
 } field_cols[] = {
-    { "type", ARCHIVE_C_TYPE }, { "openid", ARCHIVE_C_OPENID },
-    { "msgtype", ARCHIVE_C_MSGTYPE }, { "session", ARCHIVE_C_SESSION },
-    { "agent", ARCHIVE_C_AGENT }, { "group", ARCHIVE_C_GRP },
-    { "reason", ARCHIVE_C_REASON }, { "why", ARCHIVE_C_WHY },
-    { "payload", ARCHIVE_C_PAYLOAD }, { "status", ARCHIVE_C_STATUS },
-    { "prev", ARCHIVE_C_PREV }, { "errcode", ARCHIVE_C_ERRCODE },
-    { "errmsg", ARCHIVE_C_ERRMSG }, { "by", ARCHIVE_C_SENDER },
-    { "media_id", ARCHIVE_C_MEDIA_ID }, { "path", ARCHIVE_C_PATH },
-    { "content_type", ARCHIVE_C_CTYPE }, { "size", ARCHIVE_C_SIZE },
-    { "msg", ARCHIVE_C_MSG },
+    { "type", C(TYPE) }, { "openid", C(OPENID) },
+    { "msgtype", C(MSGTYPE) }, { "session", C(SESSION) },
+    { "agent", C(AGENT) }, { "group", C(GRP) },
+    { "reason", C(REASON) }, { "why", C(WHY) },
+    { "payload", C(PAYLOAD) }, { "status", C(STATUS) },
+    { "prev", C(PREV) }, { "errcode", C(ERRCODE) },
+    { "errmsg", C(ERRMSG) }, { "by", C(SENDER) },
+    { "media_id", C(MEDIA_ID) }, { "path", C(PATH) },
+    { "content_type", C(CTYPE) }, { "size", C(SIZE) },
+    { "msg", C(MSG) },
 };
 
 /* --- checks -------------------------------------------------------------- */
@@ -118,32 +120,32 @@ static void take_field(struct archive_entry *e, struct kf_str name,
         e->ts_ms = v;
 }
 
-static enum archive_kind kind_of(struct kf_str type)
+static enum archive_entry_kind kind_of(struct kf_str type)
 {
     int k;
 
     for (k = 0; k < NAMED_KINDS; k++)
         if (kf_str_eq_c(type, kind_names[k]))
-            return (enum archive_kind)k;
-    return ARCHIVE_OTHER;
+            return (enum archive_entry_kind)k;
+    return K(OTHER);
 }
 
 /* An entry missing what its table needs goes to other_events instead. */
-static enum archive_kind checked_kind(const struct archive_entry *e,
-                                      enum archive_kind k)
+static enum archive_entry_kind checked_kind(const struct archive_entry *e,
+                                            enum archive_entry_kind k)
 {
     switch (k) {
-    case ARCHIVE_DELIVERY:
-        return nonempty(e->col[ARCHIVE_C_MSGID]) ? k : ARCHIVE_OTHER;
-    case ARCHIVE_ASSIGN: case ARCHIVE_REASSIGN: case ARCHIVE_TRANSFER:
-    case ARCHIVE_QUEUE: case ARCHIVE_CLOSE:
-        return is_digits(e->col[ARCHIVE_C_SESSION], 18) ? k : ARCHIVE_OTHER;
-    case ARCHIVE_PRESENCE:
-        return nonempty(e->col[ARCHIVE_C_AGENT]) &&
-                       nonempty(e->col[ARCHIVE_C_STATUS])
-                   ? k : ARCHIVE_OTHER;
-    case ARCHIVE_MEDIA_STORED: case ARCHIVE_MEDIA_FAILED:
-        return nonempty(e->col[ARCHIVE_C_MEDIA_ID]) ? k : ARCHIVE_OTHER;
+    case K(DELIVERY):
+        return nonempty(e->col[C(MSGID)]) ? k : K(OTHER);
+    case K(ASSIGN): case K(REASSIGN): case K(TRANSFER):
+    case K(QUEUE): case K(CLOSE):
+        return is_digits(e->col[C(SESSION)], 18) ? k : K(OTHER);
+    case K(PRESENCE):
+        return nonempty(e->col[C(AGENT)]) &&
+                       nonempty(e->col[C(STATUS)])
+                   ? k : K(OTHER);
+    case K(MEDIA_STORED): case K(MEDIA_FAILED):
+        return nonempty(e->col[C(MEDIA_ID)]) ? k : K(OTHER);
     default:
         return k;
     }
@@ -173,7 +175,7 @@ static char *fields_json(const struct kf_str *f, size_t nf)
     return s;
 }
 
-static void set_num(struct archive_entry *e, int i, enum archive_col c,
+static void set_num(struct archive_entry *e, int i, enum archive_entry_col c,
                     int64_t v)
 {
     snprintf(e->num[i], sizeof(e->num[i]), "%lld", (long long)v);
@@ -182,7 +184,7 @@ static void set_num(struct archive_entry *e, int i, enum archive_col c,
 
 static void bad(struct archive_entry *e, const char *why)
 {
-    e->kind = ARCHIVE_BAD;
+    e->kind = K(BAD);
     e->why_bad = why;
 }
 
@@ -193,25 +195,25 @@ static void fill(struct archive_entry *e)
 
     for (i = 0; i < e->nf; i += 2)
         take_field(e, e->f[i], e->f[i + 1]);
-    e->kind = kind_of(e->col[ARCHIVE_C_TYPE]);
-    e->col[ARCHIVE_C_MSGID] = e->kind == ARCHIVE_MSG_IN ? e->msgid : e->xid;
+    e->kind = kind_of(e->col[C(TYPE)]);
+    e->col[C(MSGID)] = e->kind == K(MSG_IN) ? e->msgid : e->xid;
     e->kind = checked_kind(e, e->kind);
-    if (!parse_num(e->kind == ARCHIVE_MSG_IN ? e->recv_ms : e->ts_ms,
+    if (!parse_num(e->kind == K(MSG_IN) ? e->recv_ms : e->ts_ms,
                    TS_MAX, &e->ts))
         e->ts = e->ms;
-    if (e->kind == ARCHIVE_OTHER) {
+    if (e->kind == K(OTHER)) {
         e->json = fields_json(e->f, e->nf);
         if (!e->json) {
             bad(e, "fields cannot be written as JSON");
             return;
         }
-        e->col[ARCHIVE_C_FIELDS] = kf_str_c(e->json);
+        e->col[C(FIELDS)] = kf_str_c(e->json);
     }
-    e->col[ARCHIVE_C_EVENT_ID] = e->id;
-    e->col[ARCHIVE_C_KIND] = kf_str_c(kind_names[e->kind]);
-    set_num(e, 0, ARCHIVE_C_EMS, e->ms);
-    set_num(e, 1, ARCHIVE_C_ESEQ, e->seq);
-    set_num(e, 2, ARCHIVE_C_TS, e->ts);
+    e->col[C(EVENT_ID)] = e->id;
+    e->col[C(KIND)] = kf_str_c(kind_names[e->kind]);
+    set_num(e, 0, C(EMS), e->ms);
+    set_num(e, 1, C(ESEQ), e->seq);
+    set_num(e, 2, C(TS), e->ts);
 }
 
 void archive_entry_parse(struct archive_entry *e, struct kf_str id,
@@ -226,7 +228,7 @@ void archive_entry_parse(struct archive_entry *e, struct kf_str id,
         return;
     }
     if (gone) {
-        e->kind = ARCHIVE_GONE;
+        e->kind = K(GONE);
         return;
     }
     if (!f || nf % 2) {
@@ -280,10 +282,10 @@ static int copy_row(struct kf_buf *b, const struct archive_entry *e)
 {
     int c, rc = 0;
 
-    for (c = 0; c < ARCHIVE_NCOLS && rc == 0; c++) {
+    for (c = 0; c < ARCHIVE_ENTRY_NCOLS && rc == 0; c++) {
         rc = copy_value(b, e->col[c]);
         if (rc == 0)
-            rc = kf_buf_append(b, c + 1 < ARCHIVE_NCOLS ? "\t" : "\n", 1);
+            rc = kf_buf_append(b, c + 1 < ARCHIVE_ENTRY_NCOLS ? "\t" : "\n", 1);
     }
     return rc;
 }
@@ -297,7 +299,7 @@ int archive_entry_copy(struct archive_entry *const *v, size_t n,
     kf_buf_reset(out);
     *kinds = 0;
     for (i = 0; i < n && rc == 0; i++) {
-        *kinds |= ARCHIVE_BIT(v[i]->kind);
+        *kinds |= ARCHIVE_ENTRY_BIT(v[i]->kind);
         rc = copy_row(out, v[i]);
     }
     return rc == KF_ETOOBIG ? KF_EPARSE : rc;

@@ -35,7 +35,7 @@ static const char setup_sql[] =
 #define SESS "(CASE WHEN session ~ '^[0-9]{1,18}$' THEN session::bigint END)"
 #define INT4(c) "(CASE WHEN " c " ~ '^-?[0-9]{1,9}$' THEN " c "::integer END)"
 
-#define BIT(k) ARCHIVE_BIT(ARCHIVE_##k)
+#define BIT(k) ARCHIVE_ENTRY_BIT(ARCHIVE_ENTRY_##k)
 #define SESSION_KINDS (BIT(ASSIGN) | BIT(REASSIGN) | BIT(TRANSFER) | \
                        BIT(QUEUE) | BIT(CLOSE))
 #define OUT_KINDS (BIT(MSG_OUT) | BIT(DELIVERY))
@@ -303,7 +303,8 @@ static int ensure_months(struct archive *a, struct archive_entry **v,
         struct pg_err e;
         int rc = 0;
 
-        if (v[i]->kind != ARCHIVE_MSG_IN && v[i]->kind != ARCHIVE_MSG_OUT)
+        if (v[i]->kind != ARCHIVE_ENTRY_MSG_IN &&
+            v[i]->kind != ARCHIVE_ENTRY_MSG_OUT)
             continue;
         m = month_of(v[i]->ts);
         if (m < MONTH_MIN || m > top)

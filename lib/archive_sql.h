@@ -30,7 +30,7 @@ void archive_sql_drop(struct archive *a);
 KF_WUR int archive_sql_write(struct archive *a, struct archive_entry **v,
                              size_t n, struct archive_stats *st);
 
-/* Keeps e (ARCHIVE_BAD) in archive_rejects with e->why_bad, marks it done
+/* Keeps e (ARCHIVE_ENTRY_BAD) in archive_rejects with e->why_bad, marks it done
  * and counts it. KF_EBACKEND when PostgreSQL could not be reached. */
 KF_WUR int archive_sql_set_aside(struct archive *a, struct archive_entry *e,
                                  struct archive_stats *st);

@@ -18,7 +18,7 @@ void archive_stream_init(struct archive *a)
     store_script_init(&a->tidy, lua_archive_tidy);
 }
 
-void archive_stream_read_release(struct archive_read *rd)
+void archive_stream_entries_release(struct archive_stream_entries *rd)
 {
     size_t i;
 
@@ -146,7 +146,7 @@ static int take_entry(struct archive_entry *e, const struct store_reply *el,
 
 /* Takes ownership of r (list is inside it), even on error. */
 static int take(struct store_reply *r, const struct store_reply *list,
-                struct archive_read *rd)
+                struct archive_stream_entries *rd)
 {
     size_t i, nf = 0, at = 0, n = store_reply_len(list);
 
@@ -162,7 +162,7 @@ static int take(struct store_reply *r, const struct store_reply *list,
     rd->e = calloc(n ? n : 1, sizeof(*rd->e));
     rd->f = calloc(nf ? nf : 1, sizeof(*rd->f));
     if (!rd->e || !rd->f) {
-        archive_stream_read_release(rd);
+        archive_stream_entries_release(rd);
         return KF_ENOMEM;
     }
     for (i = 0; i < n; i++)
@@ -187,7 +187,7 @@ static const struct store_reply *read_entries(const struct store_reply *r)
 
 int archive_stream_read(struct archive *a, const char *key,
                         char cursor[ARCHIVE_STREAM_CURSOR],
-                        struct archive_read *rd)
+                        struct archive_stream_entries *rd)
 {
     char count[24];
     const char *argv[] = { "XREADGROUP", "GROUP", ARCHIVE_GROUP,
@@ -222,7 +222,7 @@ int archive_stream_read(struct archive *a, const char *key,
 
 int archive_stream_claim(struct archive *a, const char *key,
                          char next[ARCHIVE_STREAM_CURSOR],
-                         struct archive_read *rd)
+                         struct archive_stream_entries *rd)
 {
     char idle[24], count[24];
     const char *argv[] = { "XAUTOCLAIM", key, ARCHIVE_GROUP, a->consumer,

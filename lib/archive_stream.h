@@ -17,14 +17,15 @@
 
 /* The entries of one XREADGROUP or XAUTOCLAIM reply: e[0..n) point into
  * the reply, which this owns. */
-struct archive_read {
+struct archive_stream_entries {
     struct store_reply *r;
     struct kf_str *f;               /* every entry's names and values */
     struct archive_entry *e;
     size_t n;                       /* entries with an id */
     size_t listed;                  /* elements the reply listed */
 };
-void archive_stream_read_release(struct archive_read *rd);  /* safe twice */
+/* Safe twice. */
+void archive_stream_entries_release(struct archive_stream_entries *rd);
 
 /* The claim cursor and the tidy script (lib/lua/archive_tidy.lua) of a
  * (from archive_init). */
@@ -41,14 +42,14 @@ KF_WUR int archive_stream_group(struct archive *a, const char *key);
  * On success rd is filled (release it). KF_EBACKEND. */
 KF_WUR int archive_stream_read(struct archive *a, const char *key,
                                char cursor[ARCHIVE_STREAM_CURSOR],
-                               struct archive_read *rd);
+                               struct archive_stream_entries *rd);
 
 /* XAUTOCLAIM of up to a->batch entries idle over a->claim_idle_ms from
  * a->claim_cursor; next gets the cursor to go on from ("0-0": done). On
  * success rd is filled (release it). KF_EBACKEND. */
 KF_WUR int archive_stream_claim(struct archive *a, const char *key,
                                 char next[ARCHIVE_STREAM_CURSOR],
-                                struct archive_read *rd);
+                                struct archive_stream_entries *rd);
 
 /* XACK of every entry of e[0..n) marked done. */
 KF_WUR int archive_stream_ack(struct archive *a, const char *key,

@@ -39,7 +39,7 @@ static void parse(struct fx *x, const char *id, ...)
     archive_entry_parse(&x->e, kf_str_c(id), x->f, n, 0);
 }
 
-static void assert_col(const struct archive_entry *e, enum archive_col c,
+static void assert_col(const struct archive_entry *e, enum archive_entry_col c,
                        const char *want)
 {
     if (!want) {
@@ -58,7 +58,7 @@ static void copy1(struct archive_entry *e, struct kf_buf *out)
 
     kf_buf_init(out, 1 << 20);
     assert_int_equal(archive_entry_copy(&e, 1, out, &kinds), 0);
-    assert_int_equal(kinds, ARCHIVE_BIT(e->kind));
+    assert_int_equal(kinds, ARCHIVE_ENTRY_BIT(e->kind));
 }
 
 static void test_a_message_fills_its_columns(void **state)
@@ -69,16 +69,16 @@ static void test_a_message_fills_its_columns(void **state)
     parse(&x, "1700000000000-7", "type", "msg_in", "openid", "o1",
           "msgtype", "text", "msgid", "m1", "id", "x1", "recv_ms",
           "1700000000123", "payload", "{\"Content\":\"hi\"}", NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_MSG_IN);
-    assert_col(&x.e, ARCHIVE_C_EVENT_ID, "1700000000000-7");
-    assert_col(&x.e, ARCHIVE_C_KIND, "msg_in");
-    assert_col(&x.e, ARCHIVE_C_EMS, "1700000000000");
-    assert_col(&x.e, ARCHIVE_C_ESEQ, "7");
-    assert_col(&x.e, ARCHIVE_C_TS, "1700000000123");   /* recv_ms */
-    assert_col(&x.e, ARCHIVE_C_MSGID, "m1");           /* WeChat's MsgId */
-    assert_col(&x.e, ARCHIVE_C_OPENID, "o1");
-    assert_col(&x.e, ARCHIVE_C_AGENT, NULL);
-    assert_col(&x.e, ARCHIVE_C_FIELDS, NULL);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_MSG_IN);
+    assert_col(&x.e, ARCHIVE_ENTRY_C_EVENT_ID, "1700000000000-7");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_KIND, "msg_in");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_EMS, "1700000000000");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_ESEQ, "7");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_TS, "1700000000123");     /* recv_ms */
+    assert_col(&x.e, ARCHIVE_ENTRY_C_MSGID, "m1");      /* WeChat's MsgId */
+    assert_col(&x.e, ARCHIVE_ENTRY_C_OPENID, "o1");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_AGENT, NULL);
+    assert_col(&x.e, ARCHIVE_ENTRY_C_FIELDS, NULL);
     archive_entry_release(&x.e);
 }
 
@@ -90,10 +90,10 @@ static void test_an_outgoing_message_takes_its_own_id_and_ts_ms(void **state)
     parse(&x, "1700000000000-0", "type", "msg_out", "msgid", "m1", "id",
           "out-9", "ts_ms", "1700000000999", "recv_ms", "5", "by", "a7",
           NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_MSG_OUT);
-    assert_col(&x.e, ARCHIVE_C_MSGID, "out-9");
-    assert_col(&x.e, ARCHIVE_C_TS, "1700000000999");
-    assert_col(&x.e, ARCHIVE_C_SENDER, "a7");
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_MSG_OUT);
+    assert_col(&x.e, ARCHIVE_ENTRY_C_MSGID, "out-9");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_TS, "1700000000999");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_SENDER, "a7");
     archive_entry_release(&x.e);
 }
 
@@ -107,9 +107,9 @@ static void test_first_field_wins_and_bad_times_fall_back(void **state)
     parse(&x, "1700000000000-0", "type", "presence", "agent", "a1",
           "agent", "a2", "status", "online", "ts_ms",
           "99999999999999999999", NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_PRESENCE);
-    assert_col(&x.e, ARCHIVE_C_AGENT, "a1");
-    assert_col(&x.e, ARCHIVE_C_TS, "1700000000000");
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_PRESENCE);
+    assert_col(&x.e, ARCHIVE_ENTRY_C_AGENT, "a1");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_TS, "1700000000000");
     archive_entry_release(&x.e);
 }
 
@@ -120,24 +120,24 @@ static void test_an_incomplete_event_goes_to_other_events(void **state)
 
     (void)state;
     parse(&x, "1-0", "type", "delivery", "status", "ok", NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_OTHER);
-    assert_col(&x.e, ARCHIVE_C_FIELDS,
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_OTHER);
+    assert_col(&x.e, ARCHIVE_ENTRY_C_FIELDS,
                "{\"type\":\"delivery\",\"status\":\"ok\"}");
     archive_entry_release(&x.e);
 
     parse(&x, "1-0", "type", "assign", "session", "12a", NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_OTHER);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_OTHER);
     archive_entry_release(&x.e);
     parse(&x, "1-0", "type", "presence", "agent", "a1", NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_OTHER);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_OTHER);
     archive_entry_release(&x.e);
     parse(&x, "1-0", "type", "media_stored", NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_OTHER);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_OTHER);
     archive_entry_release(&x.e);
     parse(&x, "1-0", "type", "something_new", "k", "v", "k", "w", NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_OTHER);
-    assert_col(&x.e, ARCHIVE_C_KIND, "other");
-    assert_col(&x.e, ARCHIVE_C_FIELDS,
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_OTHER);
+    assert_col(&x.e, ARCHIVE_ENTRY_C_KIND, "other");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_FIELDS,
                "{\"type\":\"something_new\",\"k\":\"v\"}");
     archive_entry_release(&x.e);
 }
@@ -161,7 +161,7 @@ static void test_copy_text_escapes_and_writes_null(void **state)
 
         for (i = 0; i < b.len; i++)
             tabs += b.p[i] == '\t';
-        assert_int_equal(tabs, ARCHIVE_NCOLS - 1);   /* one row */
+        assert_int_equal(tabs, ARCHIVE_ENTRY_NCOLS - 1);   /* one row */
     }
     kf_buf_release(&b);
     archive_entry_release(&x.e);
@@ -178,25 +178,25 @@ static void test_unwritable_entries_are_set_aside(void **state)
 
     (void)state;
     parse(&x, "not-an-id", "type", "msg_in", NULL);
-    assert_int_equal(x.e.kind, ARCHIVE_BAD);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_BAD);
     assert_string_equal(x.e.why_bad, "malformed entry id");
     parse(&x, "253402300800000-0", NULL);           /* after year 9999 */
-    assert_int_equal(x.e.kind, ARCHIVE_BAD);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_BAD);
     archive_entry_parse(&x.e, kf_str_c("1-0"), f, 2, 0);
-    assert_int_equal(x.e.kind, ARCHIVE_BAD);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_BAD);
     assert_string_equal(x.e.why_bad,
                         "a field is not UTF-8 text without NUL");
     archive_entry_parse(&x.e, kf_str_c("1-0"), bin, 2, 0);
-    assert_int_equal(x.e.kind, ARCHIVE_BAD);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_BAD);
     archive_entry_parse(&x.e, kf_str_c("1-0"), hole, 2, 0);
-    assert_int_equal(x.e.kind, ARCHIVE_BAD);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_BAD);
     archive_entry_parse(&x.e, kf_str_c("1-0"), odd, 3, 0);
-    assert_int_equal(x.e.kind, ARCHIVE_BAD);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_BAD);
     assert_string_equal(x.e.why_bad, "malformed entry");
     archive_entry_parse(&x.e, kf_str_c("1-0"), NULL, 0, 0);
-    assert_int_equal(x.e.kind, ARCHIVE_BAD);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_BAD);
     archive_entry_parse(&x.e, kf_str_c("1-0"), NULL, 0, 1);
-    assert_int_equal(x.e.kind, ARCHIVE_GONE);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_GONE);
 }
 
 static void test_rejects_keep_the_fields_as_netstrings(void **state)
@@ -208,7 +208,7 @@ static void test_rejects_keep_the_fields_as_netstrings(void **state)
 
     (void)state;
     archive_entry_parse(&e, kf_str_c("1-0"), f, 4, 0);
-    assert_int_equal(e.kind, ARCHIVE_BAD);
+    assert_int_equal(e.kind, ARCHIVE_ENTRY_BAD);
     kf_buf_init(&b, 1024);
     assert_int_equal(archive_entry_raw(&e, &b), 0);
     assert_int_equal(b.len, strlen("4:type,2:x\xff,1:k,"));
@@ -229,8 +229,8 @@ static void test_a_batch_over_the_cap_is_split_not_cut(void **state)
     parse(&x[1], "1-1", "type", "close", "session", "1", NULL);
     kf_buf_init(&b, 1 << 20);
     assert_int_equal(archive_entry_copy(v, 2, &b, &kinds), 0);
-    assert_int_equal(kinds, ARCHIVE_BIT(ARCHIVE_PRESENCE) |
-                                ARCHIVE_BIT(ARCHIVE_CLOSE));
+    assert_int_equal(kinds, ARCHIVE_ENTRY_BIT(ARCHIVE_ENTRY_PRESENCE) |
+                                ARCHIVE_ENTRY_BIT(ARCHIVE_ENTRY_CLOSE));
     kf_buf_release(&b);
     kf_buf_init(&b, 40);
     assert_int_equal(archive_entry_copy(v, 2, &b, &kinds), KF_EPARSE);
