@@ -65,7 +65,7 @@ $(SANB)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
 # alone. build/gen/lua.h declares them (rewritten only when the list of
 # scripts changes: a script's edit recompiles lua.c alone).
 LUA_ROUTING := $(addprefix lib/lua/,$(addsuffix .lua,\
-  auth ingest outbound presence read session sweep wx_limit wx_token))
+  ingest outbound presence read session sweep))
 LUA_PLAIN := $(filter-out lib/lua/prelude.lua $(LUA_ROUTING),\
   $(sort $(wildcard lib/lua/*.lua)))
 build/gen/lua.c: lib/lua/prelude.lua $(LUA_ROUTING) $(LUA_PLAIN) \

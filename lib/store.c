@@ -584,7 +584,7 @@ static int eval(struct store *s, const struct store_script *sc, int argc,
     return rc;
 }
 
-/* --- store_run, store_cmd and the typed replies --------------------------- */
+/* --- store_run, store_cmd and the typed replies ------------------------ */
 
 /* The opaque reply is hiredis's own: no copy on the hot path. */
 static const redisReply *R(const struct store_reply *r)
@@ -592,27 +592,39 @@ static const redisReply *R(const struct store_reply *r)
     return (const redisReply *)r;
 }
 
-/* Runs sc with the prefix as KEYS[1] and the prefixed keys after it. */
+/* Runs sc with the prefix as KEYS[1] and the prefixed keys after it.
+ * argv and lens live on the stack up to MAX_ARGS, else on the heap (a
+ * metrics batch); the prefixed keys in one allocation. out NULL: the
+ * reply is dropped at once. */
 static int run(struct store *s, const struct store_script *sc, int nkeys,
                const char *const *keys, int nargs, const char *const *args,
                const size_t *arg_lens, struct store_reply **out,
                long long *acked)
 {
-    const char *argv[MAX_ARGS];
-    size_t lens[MAX_ARGS], plen = strlen(s->prefix), total = 0, off = 0;
+    const char *argv_s[MAX_ARGS], **argv = argv_s;
+    size_t lens_s[MAX_ARGS], *lens = lens_s;
+    size_t plen = strlen(s->prefix), total = 0, off = 0;
     char n[16], *kb = NULL;
     redisReply *r = NULL;
-    int i, argc = 0, rc;
+    int i, argc = 4 + nkeys + nargs, rc = KF_ENOMEM;
 
-    *out = NULL;
+    if (out)
+        *out = NULL;
+    s->err[0] = '\0';
     if (nkeys < 0 || nargs < 1)
         return KF_EINVAL;
-    if (nkeys + nargs > STORE_ARGS_MAX)
+    if (nkeys > STORE_ARGS_MAX || nargs > STORE_ARGS_MAX - nkeys)
         return KF_ETOOBIG;
+    if (argc > MAX_ARGS) {
+        argv = malloc((size_t)argc * sizeof(*argv));
+        lens = malloc((size_t)argc * sizeof(*lens));
+        if (!argv || !lens)
+            goto out;
+    }
     for (i = 0; i < nkeys; i++)
         total += plen + strlen(keys[i]);
     if (total && !(kb = malloc(total)))
-        return KF_ENOMEM;
+        goto out;
     snprintf(n, sizeof(n), "%d", nkeys + 1);
     argc = 2;
     argv[argc] = n, lens[argc++] = strlen(n);
@@ -630,8 +642,16 @@ static int run(struct store *s, const struct store_script *sc, int nkeys,
         lens[argc++] = arg_lens ? arg_lens[i] : strlen(args[i]);
     }
     rc = eval(s, sc, argc, argv, lens, &r, acked);
+out:
     free(kb);
-    *out = (struct store_reply *)r;
+    if (argv != argv_s)
+        free(argv);
+    if (lens != lens_s)
+        free(lens);
+    if (out)
+        *out = (struct store_reply *)r;
+    else if (r)
+        freeReplyObject(r);
     return rc;
 }
 
@@ -682,7 +702,14 @@ int store_cmd(struct store *s, int argc, const char *const *argv,
 
     /* hiredis takes const char ** but does not write through it */
     rc = command(s, argc, (const char **)(uintptr_t)argv, lens, &r);
-    *out = (struct store_reply *)r;
+    if (out) {
+        *out = (struct store_reply *)r;
+        return rc;
+    }
+    if (rc == 0 && r->type == REDIS_REPLY_ERROR)
+        rc = KF_EBACKEND;
+    if (r)
+        freeReplyObject(r);
     return rc;
 }
 
@@ -785,6 +812,13 @@ int store_reply_at_str(const struct store_reply *r, size_t i,
     }
     *out = store_reply_str(e);
     return 0;
+}
+
+const char *store_reply_at_text(const struct store_reply *r, size_t i)
+{
+    struct kf_str v;
+
+    return store_reply_at_str(r, i, &v) == 0 ? v.p : "";
 }
 
 int store_reply_at_copy(const struct store_reply *r, size_t i, char *out,

@@ -147,8 +147,9 @@ enum store_type {
  * once on a fresh one; no answer, or a Redis error reply (a script error,
  * OOM) -> KF_EBACKEND, and store_error() says what Redis answered; more
  * than STORE_ARGS_MAX keys + args -> KF_ETOOBIG. On success *out is new;
- * the caller frees it with store_reply_free(). */
-#define STORE_ARGS_MAX 60
+ * the caller frees it with store_reply_free(). out NULL: only success
+ * matters, the reply is freed at once. */
+#define STORE_ARGS_MAX 16384
 KF_WUR int store_run(struct store *s, const struct store_script *sc,
                      int nkeys, const char *const *keys, int nargs,
                      const char *const *args, const size_t *arg_lens,
@@ -164,7 +165,9 @@ KF_WUR int store_run_wait(struct store *s, const struct store_script *sc,
 /* One plain command, full key names (store_key); lens NULL = strings. A
  * broken connection is retried once (so only idempotent commands); no
  * answer -> KF_EBACKEND. An error reply is a reply (STORE_ERR, its text
- * in store_reply_str). On success *out is new (store_reply_free()). */
+ * in store_reply_str). On success *out is new (store_reply_free()); out
+ * NULL: only success matters, the reply is freed at once and an error
+ * reply is KF_EBACKEND. */
 KF_WUR int store_cmd(struct store *s, int argc, const char *const *argv,
                      const size_t *lens, struct store_reply **out);
 
@@ -194,6 +197,10 @@ KF_WUR int store_reply_at_int(const struct store_reply *r, size_t i,
  * KF_EPARSE and *out = {"", 0}. */
 KF_WUR int store_reply_at_str(const struct store_reply *r, size_t i,
                               struct kf_str *out);
+/* Element i as a NUL-terminated string borrowed from r (STORE_STR or
+ * STORE_STATUS; binary bytes end at their first NUL), "" for anything
+ * else. */
+const char *store_reply_at_text(const struct store_reply *r, size_t i);
 /* Element i, a string or an integer (in decimal), into out[0..n) with a
  * NUL: 0; too long -> KF_ETOOBIG with out holding what fits; absent or
  * of another type -> KF_EPARSE with out = "". n >= 1. */

@@ -251,10 +251,11 @@ static void test_store_run_reports_errors(void **st)
 {
     struct fixture *f = *st;
     struct store_script sc;
-    const char *args[STORE_ARGS_MAX + 1];
+    const char **args = calloc(STORE_ARGS_MAX + 1, sizeof(*args));
     struct store_reply *r = (struct store_reply *)1;
     int i;
 
+    assert_non_null(args);
     store_script_init(&sc, "return redis.error_reply('boom ' .. ARGV[1])");
     args[0] = "op";
     assert_int_equal(store_run(&f->s, &sc, 0, NULL, 1, args, NULL, &r),
@@ -266,12 +267,47 @@ static void test_store_run_reports_errors(void **st)
     assert_int_equal(store_run(&f->s, &sc, 0, NULL, STORE_ARGS_MAX + 1,
                                args, NULL, &r), KF_ETOOBIG);
     assert_null(r);
+    assert_string_equal(store_error(&f->s), "");   /* not the last one's */
     assert_int_equal(store_run(&f->s, &sc, 0, NULL, 0, args, NULL, &r),
                      KF_EINVAL);
     store_script_init(&sc, "return ARGV[1]");
     assert_int_equal(store_run(&f->s, &sc, 0, NULL, 1, args, NULL, &r), 0);
     assert_string_equal(store_error(&f->s), "");
     store_reply_free(r);
+    free(args);
+}
+
+/* A call with more arguments than fit on the stack (a metrics batch),
+ * and out NULL (only success matters). */
+static void test_store_run_takes_many_args_and_no_reply(void **st)
+{
+    struct fixture *f = *st;
+    struct store_script sc;
+    const char *keys[] = { "big" };
+    const char **args = calloc(5000, sizeof(*args));
+    const char *get[] = { "GET", STREAM_PREFIX "big" };
+    const char *bad[] = { "HGET", STREAM_PREFIX "big", "f" };
+    struct store_reply *r = NULL;
+    int i;
+
+    assert_non_null(args);
+    for (i = 0; i < 5000; i++)
+        args[i] = i % 2 ? "v" : "k";
+    args[0] = "count";
+    store_script_init(&sc, "redis.call('SET', KEYS[2], #ARGV) "
+                           "return #ARGV + #KEYS");
+    assert_int_equal(store_run(&f->s, &sc, 1, keys, 5000, args, NULL, &r),
+                     0);
+    assert_int_equal(store_reply_int(r), 5002);
+    store_reply_free(r);
+    assert_int_equal(store_run(&f->s, &sc, 1, keys, 70, args, NULL, NULL),
+                     0);
+    assert_int_equal(store_cmd(&f->s, 2, get, NULL, &r), 0);
+    assert_true(kf_str_eq_c(store_reply_str(r), "70"));
+    store_reply_free(r);
+    assert_int_equal(store_cmd(&f->s, 2, get, NULL, NULL), 0);
+    assert_int_equal(store_cmd(&f->s, 3, bad, NULL, NULL), KF_EBACKEND);
+    free(args);
 }
 
 /* store_cmd's replies, each type through the accessors, and the
@@ -334,6 +370,8 @@ static void test_store_cmd_replies_are_typed(void **st)
     assert_int_equal(store_reply_at_copy(r, 9, small, sizeof(small)),
                      KF_EPARSE);
     assert_string_equal(small, "");
+    assert_string_equal(store_reply_at_text(r, 1), "abc");
+    assert_string_equal(store_reply_at_text(r, 9), "");
     assert_true(store_reply_at_is(r, 1, "abc"));
     assert_false(store_reply_at_is(r, 1, "ab"));
     assert_false(store_reply_at_is(r, 7, "abc"));
@@ -638,6 +676,8 @@ int main(void)
             test_store_run_passes_prefix_keys_and_op, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_run_reports_errors,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_run_takes_many_args_and_no_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_cmd_replies_are_typed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
