@@ -18,6 +18,7 @@
 
 #include "archive.h"
 #include "config.h"
+#include "lua.h"
 #include "migrate.h"
 #include "store.h"
 #include "testutil.h"
@@ -860,6 +861,29 @@ static void test_a_new_redis_connection_makes_the_group_again(void **state)
     archive_release(&a);
 }
 
+/* lib/lua/README.md's convention: archive_tidy.lua checks its op
+ * (ARGV[1]) and refuses any other, touching nothing; it stands alone,
+ * without the routing prelude. */
+static void test_the_tidy_script_refuses_an_unknown_op(void **state)
+{
+    const char *keys[] = { "events" };
+    const char *args[] = { "no_such_op", ARCHIVE_GROUP, "0", "me", "1",
+                           "0" };
+    struct store_script sc;
+    struct store_reply *r = NULL;
+
+    (void)state;
+    xadd(NULL, NULL, "type", "presence", "agent", "a1", "status", "online",
+         NULL);
+    store_script_init(&sc, lua_archive_tidy);
+    assert_int_equal(store_run(&F.store, &sc, 1, keys, 6, args, NULL, &r),
+                     KF_EBACKEND);
+    assert_null(r);
+    assert_non_null(strstr(store_error(&F.store), "unknown op"));
+    assert_int_equal(rint_cmd("XLEN %s", STREAM), 1);
+    assert_null(strstr(lua_archive_tidy, "local function parse_cfg("));
+}
+
 static void test_a_disabled_archiver_reads_nothing(void **state)
 {
     struct archive a;
@@ -896,6 +920,7 @@ int main(void)
         T(test_messages_go_to_the_partition_of_their_month),
         T(test_lag_counts_what_is_not_archived),
         T(test_a_new_redis_connection_makes_the_group_again),
+        T(test_the_tidy_script_refuses_an_unknown_op),
         T(test_a_disabled_archiver_reads_nothing),
 #undef T
     };
