@@ -2,9 +2,11 @@
  * read through the consumer group "archiver": creating the group, reading
  * our pending and new entries (XREADGROUP), taking over entries a dead
  * consumer left (XAUTOCLAIM), acknowledging (XACK), and the tidy script
- * that trims below what every group still needs, forgets idle consumers
- * and measures the lag. A NOGROUP reply or a fail-over makes the next
- * pass create the group again. Works on struct archive's store. */
+ * (lib/lua/archive_tidy.lua) that trims below what every group still
+ * needs, forgets idle consumers and measures the lag. A NOGROUP reply or
+ * a new store connection (a fail-over, a restart) makes the next pass
+ * create the group again. Through lib/store only (store_cmd, store_run);
+ * works on struct archive's store. */
 #ifndef ARCHIVE_STREAM_H
 #define ARCHIVE_STREAM_H
 
