@@ -8,7 +8,9 @@
  * COMMIT and XACK, a claim, two archivers) writes nothing the second
  * time. Entries a dead consumer left pending are claimed (XAUTOCLAIM)
  * once idle for claim_idle_ms. The stream is trimmed only below what
- * every consumer group has acknowledged. See docs/history.md. */
+ * every consumer group has acknowledged. See docs/history.md.
+ * The pipeline is here; lib/archive_stream is the Redis side,
+ * lib/archive_sql the PostgreSQL side, lib/archive_entry the encoding. */
 #ifndef ARCHIVE_H
 #define ARCHIVE_H
 
@@ -73,6 +75,7 @@ struct archive {
     int nmonths;
     unsigned long connects;         /* PostgreSQL connections made */
     int group_ready;                /* the group exists (as far as we know) */
+    unsigned long group_conn;       /* on this connection (store reconnects) */
     char sqlstate[6];               /* of the last PostgreSQL error */
     char error[512];                /* its message (for archive_rejects
                                        only: it may quote data) */

@@ -18,6 +18,7 @@
 
 #include "archive.h"
 #include "config.h"
+#include "lua.h"
 #include "migrate.h"
 #include "store.h"
 #include "testutil.h"
@@ -828,6 +829,61 @@ static void test_lag_counts_what_is_not_archived(void **state)
     archive_release(&a);
 }
 
+/* Redis restarted without its data (or a fail-over to a server without
+ * the group): once the shared connection is a new one — here made by the
+ * lag's script first, as any module's command may — the next pass
+ * creates the group again and archives at once, no pass lost on NOGROUP. */
+static void test_a_new_redis_connection_makes_the_group_again(void **state)
+{
+    struct archive a;
+    struct archive_stats st;
+    struct archive_lag lag;
+
+    (void)state;
+    xadd(NULL, NULL, "type", "presence", "agent", "a1", "status", "online",
+         NULL);
+    archive_new(&a);
+    memset(&st, 0, sizeof(st));
+    run_until_drained(&a, &st);
+    assert_int_equal(st.written, 1);
+    assert_true(rint_cmd("CLIENT KILL TYPE normal SKIPME yes") >= 1);
+    rint_cmd("FLUSHALL");
+    xadd(NULL, NULL, "type", "presence", "agent", "a2", "status", "away",
+         NULL);
+    assert_int_equal(archive_lag(&a, &lag), 0);
+    assert_int_equal(lag.undelivered, 1);
+    assert_int_equal(archive_pass(&a, &st), 0);
+    assert_int_equal(st.written, 2);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(group_pending(ARCHIVE_GROUP), 0);
+    expect("SELECT string_agg(agent, ',' ORDER BY agent) FROM"
+           " presence_changes", "a1,a2");
+    archive_release(&a);
+}
+
+/* lib/lua/README.md's convention: archive_tidy.lua checks its op
+ * (ARGV[1]) and refuses any other, touching nothing; it stands alone,
+ * without the routing prelude. */
+static void test_the_tidy_script_refuses_an_unknown_op(void **state)
+{
+    const char *keys[] = { "events" };
+    const char *args[] = { "no_such_op", ARCHIVE_GROUP, "0", "me", "1",
+                           "0" };
+    struct store_script sc;
+    struct store_reply *r = NULL;
+
+    (void)state;
+    xadd(NULL, NULL, "type", "presence", "agent", "a1", "status", "online",
+         NULL);
+    store_script_init(&sc, lua_archive_tidy);
+    assert_int_equal(store_run(&F.store, &sc, 1, keys, 6, args, NULL, &r),
+                     KF_EBACKEND);
+    assert_null(r);
+    assert_non_null(strstr(store_error(&F.store), "unknown op"));
+    assert_int_equal(rint_cmd("XLEN %s", STREAM), 1);
+    assert_null(strstr(lua_archive_tidy, "local function parse_cfg("));
+}
+
 static void test_a_disabled_archiver_reads_nothing(void **state)
 {
     struct archive a;
@@ -863,6 +919,8 @@ int main(void)
         T(test_order_of_arrival_does_not_matter),
         T(test_messages_go_to_the_partition_of_their_month),
         T(test_lag_counts_what_is_not_archived),
+        T(test_a_new_redis_connection_makes_the_group_again),
+        T(test_the_tidy_script_refuses_an_unknown_op),
         T(test_a_disabled_archiver_reads_nothing),
 #undef T
     };
