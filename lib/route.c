@@ -257,6 +257,20 @@ static int is_err_reply(const redisReply *rep, char *code, size_t n)
     return 1;
 }
 
+/* A script's {'err', code}: its row of the refusal table (the scope's
+ * otherwise when the code is not one of scope's) into *why (NULL ok);
+ * returns the row's kf code. */
+static int refused(unsigned scope, const char *code,
+                   enum refusal_id otherwise, const struct refusal **why)
+{
+    const struct refusal *row = refusal_find(scope, kf_str_c(code),
+                                             otherwise);
+
+    if (why)
+        *why = row;
+    return row->rc;
+}
+
 static int run(struct route *r, const struct store_script *sc,
                const char *const *args, size_t nargs, redisReply **rep)
 {
@@ -275,7 +289,8 @@ static int run(struct route *r, const struct store_script *sc,
 
 int route_presence(struct route *r, const char *agent, const char *op,
                    const char *reason, int64_t now_ms, char *status,
-                   size_t status_len, long *moved)
+                   size_t status_len, long *moved,
+                   const struct refusal **why)
 {
     char now[24], code[32], n[24];
     const char *args[] = { now, r->cfg, agent, op, reason };
@@ -287,7 +302,7 @@ int route_presence(struct route *r, const char *agent, const char *op,
     if (rc < 0)
         return rc;
     if (is_err_reply(rep, code, sizeof(code))) {
-        rc = strcmp(code, "unknown_agent") == 0 ? KF_ENOTFOUND : KF_EINVAL;
+        rc = refused(REFUSAL_PRESENCE, code, REFUSAL_BAD_STATUS, why);
     } else {
         copy_elem(rep, 0, status, status_len);
         copy_elem(rep, 1, n, sizeof(n));
@@ -299,22 +314,23 @@ int route_presence(struct route *r, const char *agent, const char *op,
 
 int route_session(struct route *r, const char *op, struct kf_str openid,
                   const char *by, const char *target, int64_t now_ms,
-                  char *result, size_t result_len, char *err, size_t err_len)
+                  char *result, size_t result_len,
+                  const struct refusal **why)
 {
-    char now[24], o[72], a[64], b[64];
+    char now[24], o[72], a[64], b[64], code[32];
     const char *args[] = { now, r->cfg, op, o, by, target ? target : "" };
     redisReply *rep = NULL;
     int rc;
 
     if (openid.len >= sizeof(o))
-        return KF_EINVAL;
+        return refused(REFUSAL_SESSION, "", REFUSAL_REFUSED, why);
     snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     rc = run(r, &r->session, args, 6, &rep);
     if (rc < 0)
         return rc;
-    if (is_err_reply(rep, err, err_len)) {
-        rc = strcmp(err, "no_session") == 0 ? KF_ENOTFOUND : KF_EINVAL;
+    if (is_err_reply(rep, code, sizeof(code))) {
+        rc = refused(REFUSAL_SESSION, code, REFUSAL_REFUSED, why);
     } else {
         copy_elem(rep, 1, a, sizeof(a));
         copy_elem(rep, 2, b, sizeof(b));
