@@ -436,7 +436,7 @@ int app_servers_too_old(struct app *app, int with_pg)
 
     if (with_pg)
         old |= too_old(app, pg_server_version(app->cfg.postgres.dsn, &v,
-                                              NULL, 0),
+                                              NULL),
                        VERSION_POSTGRES, &v);
     return old;
 }
