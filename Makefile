@@ -15,7 +15,7 @@ CMOCKA_LIBS = $(eval CMOCKA_LIBS := $$(shell pkg-config --libs cmocka 2>/dev/nul
 WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla -Wformat=2
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN) -pthread -D_POSIX_C_SOURCE=200809L \
-             -D_DEFAULT_SOURCE -Ilib $(PKG_CFLAGS) \
+             -D_DEFAULT_SOURCE -Ilib -Ibuild/gen $(PKG_CFLAGS) \
              -DWXKF_VERSION=\"$(VERSION)\"
 SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all \
           -fno-omit-frame-pointer
@@ -36,11 +36,11 @@ SANB = build/san
 all: $(REL)/wxkf
 
 # --- objects (release and sanitizer builds share the rules) ---------------
-$(REL)/%.o: %.c $(HDRS) | deps-checked
+$(REL)/%.o: %.c $(HDRS) build/gen/lua.h | deps-checked
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
-$(SANB)/%.o: %.c $(HDRS) | deps-checked
+$(SANB)/%.o: %.c $(HDRS) build/gen/lua.h | deps-checked
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
@@ -60,17 +60,26 @@ $(SANB)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
 
-# So are the routing scripts in lib/lua/ (prelude.lua + each script).
-LUA_SRC := $(filter-out lib/lua/prelude.lua,$(sort $(wildcard lib/lua/*.lua)))
-build/gen/lua.c: lib/lua/prelude.lua $(LUA_SRC) scripts/embed_lua.sh
+# So are the Lua scripts in lib/lua/ (lib/lua/README.md): the routing
+# scripts, LUA_ROUTING, each with lib/lua/prelude.lua in front, the others
+# alone. build/gen/lua.h declares them (rewritten only when the list of
+# scripts changes: a script's edit recompiles lua.c alone).
+LUA_ROUTING := $(addprefix lib/lua/,$(addsuffix .lua,\
+  ingest outbound presence read session sweep))
+LUA_PLAIN := $(filter-out lib/lua/prelude.lua $(LUA_ROUTING),\
+  $(sort $(wildcard lib/lua/*.lua)))
+build/gen/lua.c: lib/lua/prelude.lua $(LUA_ROUTING) $(LUA_PLAIN) \
+		scripts/embed_lua.sh Makefile
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"
-	$(Q)sh scripts/embed_lua.sh $@ lib/lua/prelude.lua $(LUA_SRC)
-$(REL)/gen/lua.o: build/gen/lua.c
+	$(Q)sh scripts/embed_lua.sh $@ build/gen/lua.h lib/lua/prelude.lua \
+	  $(LUA_ROUTING) -- $(LUA_PLAIN)
+build/gen/lua.h: build/gen/lua.c ;
+$(REL)/gen/lua.o: build/gen/lua.c build/gen/lua.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
-$(SANB)/gen/lua.o: build/gen/lua.c
+$(SANB)/gen/lua.o: build/gen/lua.c build/gen/lua.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@

@@ -29,13 +29,15 @@ static void reply_rc(struct fcgi_req *r, int rc)
 static void log_callback(struct fcgi_req *r, const char *ev, int rc,
                          const struct callback_res *res)
 {
+    char d[ROUTE_DECISION_STR_MAX];
+
     if (rc == 0)
         log_info(&r->log, "wechat", ev,
                  "status=%d openid=%s msgtype=%s event=%s enc=%d dup=%d "
                  "route=%s%s%s",
                  r->status, res->openid, res->msgtype, res->event,
                  res->encrypted, res->duplicate,
-                 res->decision[0] ? res->decision : "-",
+                 route_decision_str(&res->decision, d),
                  res->journaled ? " journaled=1" : "",
                  res->unreplicated ? " unreplicated=1 journaled=1" : "");
     else
@@ -65,16 +67,15 @@ static void h_wechat_get(struct fcgi_req *r)
  * put the user (the decision's word) under the configured policy. */
 static void count_callback(struct fcgi_req *r, const struct callback_res *res)
 {
-    char labels[METRICS_LABELS_MAX + 1], outcome[16];
-    const char *type = res->msgtype[0] ? res->msgtype : "unknown";
-    size_t n = strcspn(res->decision, ":|");
+    char labels[METRICS_LABELS_MAX + 1];
+    const char *type = res->msgtype[0] ? res->msgtype : "unknown",
+               *outcome = route_kind_name(res->decision.kind);
 
     if (res->duplicate)
         return;
     if (metrics_labels(labels, sizeof(labels), 2, "direction", "in", "type",
                        type) == 0)
         metrics_inc(r->app->metrics, METRICS_MESSAGES, labels, 1);
-    snprintf(outcome, sizeof(outcome), "%.*s", (int)n, res->decision);
     if (outcome[0] &&
         metrics_labels(labels, sizeof(labels), 2, "outcome", outcome,
                        "policy", r->app->cfg.routing.policy) == 0)

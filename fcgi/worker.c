@@ -240,6 +240,7 @@ static int replay_one(void *ctx, const struct journal_rec *jr)
 {
     struct app *app = ctx;
     struct callback_res res;
+    char d[ROUTE_DECISION_STR_MAX];
     struct log l;
     int rc;
 
@@ -250,7 +251,7 @@ static int replay_one(void *ctx, const struct journal_rec *jr)
     if (rc == 0)
         log_info(&l, "journal", "replayed", "openid=%s dup=%d route=%s",
                  res.openid[0] ? res.openid : "-", res.duplicate,
-                 res.decision[0] ? res.decision : "-");
+                 route_decision_str(&res.decision, d));
     else if (rc != KF_EBACKEND)
         log_warn(&l, "journal", "refused", "err=%s openid=%s verified=%d "
                  "(quarantined)", kf_strerror(rc),

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -56,34 +55,11 @@ void auth_address(struct kf_str a, char out[46])
     }
 }
 
-static int eval(struct route *r, const char **args, size_t n,
-                redisReply **rep)
+/* Runs auth.lua: args[0] is the op. out NULL: only success matters. */
+static int run(struct route *r, const char *const *args, int n,
+               struct store_reply **out)
 {
-    const char *argv[12];
-    size_t i;
-
-    if (n > 8)
-        return KF_EINVAL;
-    argv[2] = "1";
-    argv[3] = r->store->prefix;
-    for (i = 0; i < n; i++)
-        argv[4 + i] = args[i];
-    return store_eval(r->store, &r->auth, (int)(4 + n), argv, NULL, rep);
-}
-
-static int elem_is(const redisReply *rep, size_t i, const char *s)
-{
-    return rep->type == REDIS_REPLY_ARRAY && i < rep->elements &&
-           rep->element[i]->type == REDIS_REPLY_STRING &&
-           strcmp(rep->element[i]->str, s) == 0;
-}
-
-static void elem_copy(const redisReply *rep, size_t i, char *out, size_t n)
-{
-    out[0] = '\0';
-    if (rep->type == REDIS_REPLY_ARRAY && i < rep->elements &&
-        rep->element[i]->type == REDIS_REPLY_STRING)
-        snprintf(out, n, "%s", rep->element[i]->str);
+    return store_run(r->store, &r->auth, 0, NULL, n, args, NULL, out);
 }
 
 /* Counts one failed attempt of a kind ("token" or "ticket") from
@@ -93,37 +69,33 @@ static int record_failure(struct route *r, const char *address,
 {
     char window[24];
     const char *args[] = { "fail", address, limit, window, kind };
-    redisReply *rep = NULL;
-    int rc;
 
     snprintf(window, sizeof(window), "%d", AUTH_WINDOW_MS);
-    rc = eval(r, args, 5, &rep);
-    if (rep)
-        freeReplyObject(rep);
-    return rc;
+    return run(r, args, 5, NULL);
 }
 
 /* Decodes a check/ticket reply into out: 0 (agent or admin as
  * expected), KF_ELIMIT or KF_EBADSIG. */
-static int decode(const redisReply *rep, int is_admin, struct auth *out)
+static int decode(const struct store_reply *rep, int is_admin,
+                  struct auth *out)
 {
     char ms[24];
 
-    if (elem_is(rep, 0, "limited")) {
-        elem_copy(rep, 1, ms, sizeof(ms));
+    if (store_reply_at_is(rep, 0, "limited")) {
+        store_reply_at_copy(rep, 1, ms, sizeof(ms));
         out->retry_after_s = (strtol(ms, NULL, 10) + 999) / 1000;
         if (out->retry_after_s < 1)
             out->retry_after_s = 1;
         return KF_ELIMIT;
     }
-    if (is_admin && elem_is(rep, 0, "admin")) {
+    if (is_admin && store_reply_at_is(rep, 0, "admin")) {
         out->role = AUTH_ADMIN;
         return 0;
     }
-    if (!is_admin && elem_is(rep, 0, "agent")) {
+    if (!is_admin && store_reply_at_is(rep, 0, "agent")) {
         out->role = AUTH_AGENT;
-        elem_copy(rep, 1, out->account, sizeof(out->account));
-        elem_copy(rep, 2, out->status, sizeof(out->status));
+        store_reply_at_copy(rep, 1, out->account, sizeof(out->account));
+        store_reply_at_copy(rep, 2, out->status, sizeof(out->status));
         return 0;
     }
     return KF_EBADSIG;
@@ -137,11 +109,11 @@ static int identify(struct route *r, const struct config *cfg,
 {
     char limit[24];
     const char *args[4] = { op, address, limit, hash };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     int rc;
 
     snprintf(limit, sizeof(limit), "%ld", cfg->api.auth_failures_per_min);
-    rc = eval(r, args, 4, &rep);
+    rc = run(r, args, 4, &rep);
     if (rc == 0 && strcmp(op, "check") == 0 && !is_admin)
         memcpy(out->token_sha256, hash, AGENT_HASH_SIZE);
     OPENSSL_cleanse(hash, AGENT_HASH_SIZE);
@@ -150,7 +122,7 @@ static int identify(struct route *r, const struct config *cfg,
     rc = decode(rep, is_admin, out);
     if (rc < 0)
         OPENSSL_cleanse(out->token_sha256, sizeof(out->token_sha256));
-    freeReplyObject(rep);
+    store_reply_free(rep);
     if (rc == KF_EBADSIG &&
         record_failure(r, address, limit,
                        strcmp(op, "ticket") == 0 ? "ticket" : "token") < 0)
@@ -237,7 +209,6 @@ int auth_ticket_issue(struct route *r, const struct auth *who,
     char hash[AGENT_HASH_SIZE], ttl[24];
     const char *args[7] = { "ticket_new", "-", "0", hash, who->account, ttl,
                             who->token_sha256 };
-    redisReply *rep = NULL;
     size_t i;
     int rc;
 
@@ -252,9 +223,7 @@ int auth_ticket_issue(struct route *r, const struct auth *who,
     if (rc < 0)
         return rc;
     snprintf(ttl, sizeof(ttl), "%d", AUTH_TICKET_TTL_S * 1000);
-    rc = eval(r, args, 7, &rep);
-    if (rep)
-        freeReplyObject(rep);
+    rc = run(r, args, 7, NULL);
     if (rc < 0)
         OPENSSL_cleanse(ticket, AUTH_TICKET_SIZE);
     return rc;

@@ -159,19 +159,11 @@ static int check_fields(const struct wx_msg *m)
     return 0;
 }
 
-/* A queue position ("1" = next) as the number of users ahead of it:
+/* A queue position (1 = next) as the number of users ahead of it:
  * what {n} says in [texts] queued and no_agent ("您前面还有 {n} 位"). */
-static struct kf_str users_ahead(struct kf_str pos, char buf[24])
+static struct kf_str users_ahead(long pos, char buf[24])
 {
-    char tmp[24];
-    long v;
-
-    if (pos.len == 0 || pos.len >= sizeof(tmp))
-        return pos;
-    memcpy(tmp, pos.p, pos.len);
-    tmp[pos.len] = '\0';
-    v = strtol(tmp, NULL, 10);
-    snprintf(buf, 24, "%ld", v > 1 ? v - 1 : 0);
+    snprintf(buf, 24, "%ld", pos > 1 ? pos - 1 : 0);
     return kf_str_c(buf);
 }
 
@@ -205,50 +197,44 @@ static int fill(const char *tpl, struct kf_str n, struct kf_buf *out)
  * transfer_customer_service to the chosen agent in wechat_kf mode, else
  * "success". */
 static int build_reply(const struct callback *cb, const struct wx_msg *m,
-                       struct kf_str decision, int64_t now,
+                       const struct route_decision *d, int64_t now,
                        struct kf_buf *out)
 {
     const struct config *c = cb->cfg;
-    const char *colon = memchr(decision.p, ':', decision.len);
-    struct kf_str kind = decision, arg = { "", 0 };
-    char ahead[24];
+    char num[24];
     struct kf_buf text;
     struct wx_reply r;
     int rc = 0;
 
-    if (colon) {
-        kind.len = (size_t)(colon - decision.p);
-        arg = (struct kf_str){ colon + 1,
-                               decision.len - kind.len - 1 };
-    }
     kf_buf_init(&text, REPLY_MAX);
     memset(&r, 0, sizeof(r));
     r.type = WX_REPLY_SUCCESS;
     r.to_user = m->from_user;
     r.from_user = m->to_user;
     r.create_time = (uint64_t)now;
-    if (kf_str_eq_c(kind, "welcome") && *c->texts.welcome) {
+    if (d->kind == ROUTE_WELCOME && *c->texts.welcome) {
         r.type = WX_REPLY_TEXT;
         r.content = kf_str_c(c->texts.welcome);
-    } else if (kf_str_eq_c(kind, "queued") && *c->texts.queued) {
-        rc = fill(c->texts.queued, users_ahead(arg, ahead), &text);
+    } else if (d->kind == ROUTE_QUEUED && *c->texts.queued) {
+        rc = fill(c->texts.queued, users_ahead(d->n, num), &text);
         r.type = WX_REPLY_TEXT;
         r.content = kf_buf_str(&text);
-    } else if (kf_str_eq_c(kind, "full") && *c->texts.queue_full) {
-        rc = fill(c->texts.queue_full, arg, &text);
+    } else if (d->kind == ROUTE_FULL && *c->texts.queue_full) {
+        snprintf(num, sizeof(num), "%ld", d->n);
+        rc = fill(c->texts.queue_full, kf_str_c(num), &text);
         r.type = WX_REPLY_TEXT;
         r.content = kf_buf_str(&text);
-    } else if (kf_str_eq_c(kind, "offline") && *c->texts.no_agent) {
-        rc = fill(c->texts.no_agent, users_ahead(arg, ahead), &text);
+    } else if (d->kind == ROUTE_OFFLINE && *c->texts.no_agent) {
+        rc = fill(c->texts.no_agent, users_ahead(d->n, num), &text);
         r.type = WX_REPLY_TEXT;
         r.content = kf_buf_str(&text);
-    } else if (kf_str_eq_c(kind, "journaled") && *c->texts.fallback) {
+    } else if (d->kind == ROUTE_JOURNALED && *c->texts.fallback) {
         r.type = WX_REPLY_TEXT;
         r.content = kf_str_c(c->texts.fallback);
-    } else if ((kf_str_eq_c(kind, "assigned") ||
-                kf_str_eq_c(kind, "sticky")) && cb->route->wechat_kf) {
+    } else if ((d->kind == ROUTE_ASSIGNED || d->kind == ROUTE_STICKY) &&
+               cb->route->wechat_kf) {
         r.type = WX_REPLY_TRANSFER;
-        r.kf_account = arg;
+        r.kf_account = kf_str_c(d->agent);
     }
     if (rc == 0)
         rc = wx_reply_build(&r, out);
@@ -326,8 +312,8 @@ static int binding_key(const struct callback_req *req, struct kf_buf *key)
  * received (decrypted in safe mode), whose hash the key is bound to. */
 static int record(struct callback *cb, const struct callback_req *req,
                   struct kf_str skey, struct kf_str msg,
-                  const struct wx_msg *m, struct kf_buf *decision, int *dup,
-                  int *replicated)
+                  const struct wx_msg *m, struct route_decision *decision,
+                  int *dup, int *replicated)
 {
     struct kf_buf key, payload;
     char ctime[24], msgid[24], recv[24], hash[WX_SIGN_MSG_HEX];
@@ -429,21 +415,6 @@ static void describe(struct callback_res *res, const struct wx_msg *m)
              wx_xml_event_name(m->event));
 }
 
-/* res->decision = the word of "decision|time"; returns the time part. */
-static struct kf_str keep_decision(struct callback_res *res,
-                                   struct kf_str decision)
-{
-    const char *bar = memchr(decision.p, '|', decision.len);
-    struct kf_str d = decision, t = { "", 0 };
-
-    if (bar) {
-        d.len = (size_t)(bar - decision.p);
-        t = (struct kf_str){ bar + 1, decision.len - d.len - 1 };
-    }
-    snprintf(res->decision, sizeof(res->decision), "%.*s", (int)d.len, d.p);
-    return t;
-}
-
 static int is_success(struct kf_str s)
 {
     return s.len == 0 || kf_str_eq_c(s, "success");
@@ -470,14 +441,13 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
 {
     struct kf_str etype = param(req, "encrypt_type");
     struct wx_msg *env = NULL, *m = NULL;
-    struct kf_buf plain, reply, decision, skey;
+    struct kf_buf plain, reply, skey;
     struct journal_rec jr = { { "", 0 }, req->body, req->rid, req->now,
                               req->now_ms, 1 };
     int rc, key = 0, replicated = 1;
 
     kf_buf_init(&plain, WX_XML_MAX);
     kf_buf_init(&reply, REPLY_MAX);
-    kf_buf_init(&decision, 256);
     kf_buf_init(&skey, 2 * WX_SIGN_PART_MAX + 64);
     rc = check_signature(cb, req);
     if (rc == 0)
@@ -514,7 +484,7 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
     describe(res, m);
     rc = record(cb, req, kf_buf_str(&skey),
                 res->encrypted ? kf_buf_str(&plain) : req->body, m,
-                &decision, &res->duplicate, &replicated);
+                &res->decision, &res->duplicate, &replicated);
     if (rc == 0 && !replicated) {
         /* [redis] wait_replicas: the master has it, too few replicas do.
          * Acknowledged only with a copy on disk, kept until a replay sees
@@ -528,21 +498,17 @@ int callback_handle(struct callback *cb, const struct callback_req *req,
         /* acknowledged only once it is on disk */
         if (journal_append(cb->journal, &jr) == 0) {
             res->journaled = 1;
-            kf_buf_reset(&decision);
-            rc = kf_buf_append_c(&decision, *route_window(m) == 'm'
-                                                ? "journaled" : "none");
+            memset(&res->decision, 0, sizeof(res->decision));
+            res->decision.kind = *route_window(m) == 'm' ? ROUTE_JOURNALED
+                                                         : ROUTE_NONE;
+            rc = 0;
         }
     }
-    if (rc == 0) {
-        /* "decision|time": the reply of a retry is the first one's */
-        struct kf_str t = keep_decision(res, kf_buf_str(&decision));
-        uint64_t when = (uint64_t)req->now;
-
-        if (t.len && kf_parse_u64(t, &when) < 0)
-            when = (uint64_t)req->now;
-        rc = build_reply(cb, m, kf_str_c(res->decision), (int64_t)when,
+    if (rc == 0)    /* the reply of a retry is the first one's */
+        rc = build_reply(cb, m, &res->decision,
+                         res->decision.time > 0 ? res->decision.time
+                                                : (int64_t)req->now,
                          &reply);
-    }
     if (rc < 0)
         goto out;
     if (is_success(kf_buf_str(&reply)))
@@ -559,7 +525,6 @@ out:
     kf_buf_release(&skey);
     kf_buf_release(&plain);
     kf_buf_release(&reply);
-    kf_buf_release(&decision);
     return rc;
 }
 
@@ -573,7 +538,6 @@ static int replay_verified(struct callback *cb, const struct journal_rec *jr,
 {
     struct callback_req req;
     struct wx_msg *m = NULL;
-    struct kf_buf decision;
     int rc, replicated = 1;
 
     memset(&req, 0, sizeof(req));
@@ -582,23 +546,19 @@ static int replay_verified(struct callback *cb, const struct journal_rec *jr,
     req.now = jr->now;
     req.now_ms = jr->now_ms;
     req.replay = 1;
-    kf_buf_init(&decision, 256);
     rc = wx_xml_parse(jr->body, &m, NULL);
     if (rc == 0)
         rc = check_fields(m);
     if (rc == 0) {
         describe(res, m);
-        rc = record(cb, &req, jr->query, jr->body, m, &decision,
+        rc = record(cb, &req, jr->query, jr->body, m, &res->decision,
                     &res->duplicate, &replicated);
     }
     if (rc == 0 && !replicated) {
         res->unreplicated = 1;      /* kept until a replica has it */
         rc = KF_EBACKEND;
     }
-    if (rc == 0)
-        keep_decision(res, kf_buf_str(&decision));
     wx_xml_msg_free(m);
-    kf_buf_release(&decision);
     return rc;
 }
 

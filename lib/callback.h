@@ -45,7 +45,7 @@ struct callback_res {
     const char *content_type;
     int encrypted, duplicate;
     char openid[65], msgtype[24], event[32];
-    char decision[64];            /* routing outcome, see route_ingest */
+    struct route_decision decision;   /* routing outcome (route_ingest) */
     int journaled;                /* Redis was away: kept in the journal */
     int unreplicated;             /* WAIT fell short (wait_replicas) */
 };

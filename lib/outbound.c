@@ -6,12 +6,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/hiredis.h>
 #include <openssl/rand.h>
 
-#include "banned.h"
+#include "lua.h"
 
-extern const char route_lua_outbound[];
+#include "banned.h"
 
 #define WINDOW_MS (48LL * 3600 * 1000)
 #define QUOTA_AFTER_MSG "5"     /* docs/wechat-protocol.md §8 */
@@ -26,7 +25,7 @@ void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
     ob->route = r;
     ob->api = api;
     ob->cfg = cfg;
-    store_script_init(&ob->script, route_lua_outbound);
+    store_script_init(&ob->script, lua_outbound);
     new_id(ob->owner, sizeof(ob->owner));
     /* every attempt may take the whole timeout, plus backoff (≤ 5 s) */
     ob->lease_ms = (cfg->wechat.api_retries + 1) *
@@ -112,32 +111,13 @@ static const char *as_kf(const char *agent)
     return strchr(agent, '@') ? agent : NULL;
 }
 
-/* Runs the script with args (argv[0..1] filled by store_eval). */
-static int run(struct outbound *ob, const char *const *args, size_t nargs,
-               redisReply **rep)
+/* Runs outbound.lua: args[0] is the op. out NULL: only success
+ * matters. */
+static int run(struct outbound *ob, const char *const *args, int nargs,
+               struct store_reply **out)
 {
-    const char *argv[20];
-    size_t lens[20], i;
-    int argc = 2;
-
-    if (nargs + 4 > 20)
-        return KF_EINVAL;
-    argv[argc] = "1", lens[argc++] = 1;
-    argv[argc] = ob->route->store->prefix;
-    lens[argc++] = strlen(ob->route->store->prefix);
-    for (i = 0; i < nargs; i++, argc++) {
-        argv[argc] = args[i];
-        lens[argc] = strlen(args[i]);
-    }
-    return store_eval(ob->route->store, &ob->script, argc, argv, lens, rep);
-}
-
-static const char *elem(const redisReply *r, size_t i)
-{
-    if (r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
-        r->element[i]->type != REDIS_REPLY_STRING)
-        return "";
-    return r->element[i]->str;
+    return store_run(ob->route->store, &ob->script, 0, NULL, nargs, args,
+                     NULL, out);
 }
 
 static int status_event(struct outbound *ob, int64_t now, const char *openid,
@@ -145,17 +125,12 @@ static int status_event(struct outbound *ob, int64_t now, const char *openid,
                         const struct wx_api_result *w, int refund)
 {
     char n[24], ec[24];
-    const char *args[] = { n, ob->route->cfg, "status", openid, agent, id,
+    const char *args[] = { "status", n, ob->route->cfg, openid, agent, id,
                            st, ec, w ? w->errmsg : "", refund ? "1" : "0" };
-    redisReply *rep = NULL;
-    int rc;
 
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(ec, sizeof(ec), "%ld", w ? w->errcode : 0);
-    rc = run(ob, args, 10, &rep);
-    if (rep)
-        freeReplyObject(rep);
-    return rc;
+    return run(ob, args, 10, NULL);
 }
 
 static int enqueue(struct outbound *ob, int64_t now, const char *id,
@@ -163,18 +138,15 @@ static int enqueue(struct outbound *ob, int64_t now, const char *id,
                    json_t *payload)
 {
     char n[24], due[24], *json = json_dumps(payload, JSON_COMPACT);
-    const char *args[] = { n, ob->route->cfg, "enqueue", id, openid, agent,
+    const char *args[] = { "enqueue", n, ob->route->cfg, id, openid, agent,
                            type, json ? json : "{}", due };
-    redisReply *rep = NULL;
     int rc;
 
     if (!json)
         return KF_ENOMEM;
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(due, sizeof(due), "%lld", (long long)now + 1000);
-    rc = run(ob, args, 9, &rep);
-    if (rep)
-        freeReplyObject(rep);
+    rc = run(ob, args, 9, NULL);
     free(json);
     return rc;
 }
@@ -185,10 +157,10 @@ static int reserve(struct outbound *ob, const char *by, const char *openid,
                    struct outbound_result *res)
 {
     char n[24], win[24], *json = json_dumps(payload, JSON_COMPACT);
-    const char *args[] = { n, ob->route->cfg, "reserve", openid, by, id,
+    const char *args[] = { "reserve", n, ob->route->cfg, openid, by, id,
                            type, win, QUOTA_AFTER_MSG, QUOTA_AFTER_EVT,
                            json ? json : "{}" };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     int rc;
 
     snprintf(n, sizeof(n), "%lld", (long long)now);
@@ -197,16 +169,17 @@ static int reserve(struct outbound *ob, const char *by, const char *openid,
     free(json);
     if (rc < 0)
         return rc;
-    if (strcmp(elem(rep, 0), "ok") != 0) {
-        refuse(res, refusal_find(REFUSAL_SEND, kf_str_c(elem(rep, 1)),
+    if (strcmp(store_reply_at_text(rep, 0), "ok") != 0) {
+        refuse(res, refusal_find(REFUSAL_SEND,
+                                 kf_str_c(store_reply_at_text(rep, 1)),
                                  REFUSAL_REFUSED), "");
         rc = res->why->rc;
     } else {
-        snprintf(agent, agent_len, "%s", elem(rep, 1));
-        res->left = rep->element[2]->type == REDIS_REPLY_INTEGER
-                        ? (long)rep->element[2]->integer : 0;
+        snprintf(agent, agent_len, "%s", store_reply_at_text(rep, 1));
+        res->left = store_reply_type(store_reply_at(rep, 2)) == STORE_INT
+                        ? (long)store_reply_int(store_reply_at(rep, 2)) : 0;
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     return rc;
 }
 
@@ -269,17 +242,12 @@ static int retry_later(struct outbound *ob, const char *id, long attempts)
     long backoff = 1000L << (attempts < 8 ? attempts : 8);   /* ≤ 256 s */
     int64_t now = kf_wall_ms();
     char n[24], due[24];
-    const char *args[] = { n, ob->route->cfg, "retry", id, ob->owner, due };
-    redisReply *rep = NULL;
-    int rc;
+    const char *args[] = { "retry", n, ob->route->cfg, id, ob->owner, due };
 
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(due, sizeof(due), "%lld",
              (long long)(now + backoff + rand() % 1000));
-    rc = run(ob, args, 6, &rep);
-    if (rep)
-        freeReplyObject(rep);
-    return rc;
+    return run(ob, args, 6, NULL);
 }
 
 /* The outcome and the removal of an entry, in one step (lease holder
@@ -288,27 +256,24 @@ static int finish(struct outbound *ob, const char *id, const char *status,
                   const struct wx_api_result *w)
 {
     char n[24], ec[24];
-    const char *args[] = { n, ob->route->cfg, "finish", id, ob->owner,
+    const char *args[] = { "finish", n, ob->route->cfg, id, ob->owner,
                            status, ec, w->errmsg };
-    redisReply *rep = NULL;
-    int rc;
 
     snprintf(n, sizeof(n), "%lld", (long long)kf_wall_ms());
     snprintf(ec, sizeof(ec), "%ld", w->errcode);
-    rc = run(ob, args, 8, &rep);
-    if (rep)
-        freeReplyObject(rep);
-    return rc;
+    return run(ob, args, 8, NULL);
 }
 
 /* One outbox entry: id, openid, agent, msgtype, payload, attempts. */
-static int deliver(struct outbound *ob, const redisReply *e,
+static int deliver(struct outbound *ob, const struct store_reply *e,
                    struct outbound_counts *c)
 {
-    const char *id = elem(e, 0), *o = elem(e, 1), *agent = elem(e, 2),
-               *type = elem(e, 3);
-    long attempts = strtol(elem(e, 5), NULL, 10);
-    json_t *payload = json_loads(elem(e, 4), 0, NULL);
+    const char *id = store_reply_at_text(e, 0),
+               *o = store_reply_at_text(e, 1),
+               *agent = store_reply_at_text(e, 2),
+               *type = store_reply_at_text(e, 3);
+    long attempts = strtol(store_reply_at_text(e, 5), NULL, 10);
+    json_t *payload = json_loads(store_reply_at_text(e, 4), 0, NULL);
     struct wx_api_result w;
     int rc;
 
@@ -339,23 +304,23 @@ int outbound_deliver_due(struct outbound *ob, int64_t deadline_ms,
                          struct outbound_counts *c)
 {
     char n[24], lease[24];
-    const char *args[] = { n, ob->route->cfg, "due", "1", lease, ob->owner };
+    const char *args[] = { "due", n, ob->route->cfg, "1", lease, ob->owner };
     int rc = 0;
 
     snprintf(lease, sizeof(lease), "%ld", ob->lease_ms);
     while (rc == 0 && kf_wall_ms() < deadline_ms) {
-        redisReply *rep = NULL;
+        struct store_reply *rep = NULL;
 
         snprintf(n, sizeof(n), "%lld", (long long)kf_wall_ms());
         rc = run(ob, args, 6, &rep);
         if (rc < 0)
             break;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
-            freeReplyObject(rep);
+        if (store_reply_len(rep) == 0) {
+            store_reply_free(rep);
             break;                  /* nothing due */
         }
-        rc = deliver(ob, rep->element[0], c);
-        freeReplyObject(rep);
+        rc = deliver(ob, store_reply_at(rep, 0), c);
+        store_reply_free(rep);
     }
     return rc;
 }

@@ -253,7 +253,7 @@ static void deliver(struct push *p, const redisReply *s,
     list = json_array();
     for (i = 0; list && i < entries->elements; i++) {
         const redisReply *e = entries->element[i];
-        json_t *o = route_entry_json(e);
+        json_t *o = route_entry_json((const struct store_reply *)e);
 
         if (!o)
             continue;

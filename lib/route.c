@@ -5,15 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
+#include "lua.h"
 
 #include "banned.h"
-
-extern const char route_lua_ingest[], route_lua_presence[],
-    route_lua_session[], route_lua_sweep[], route_lua_read[],
-    route_lua_auth[];
-
-#define MAX_ARGV 64
 
 /* Parses "key:group,key:group" (validated by config_load). */
 static int parse_rules(const char *s, struct route_rule *v, int *n)
@@ -64,12 +58,12 @@ int route_init(struct route *r, struct store *st, const struct config *cfg)
     if (rc == 0)
         rc = parse_rules(cfg->routing.keyword_groups, r->keyword,
                          &r->nkeyword);
-    store_script_init(&r->ingest, route_lua_ingest);
-    store_script_init(&r->presence, route_lua_presence);
-    store_script_init(&r->session, route_lua_session);
-    store_script_init(&r->sweep, route_lua_sweep);
-    store_script_init(&r->read, route_lua_read);
-    store_script_init(&r->auth, route_lua_auth);
+    store_script_init(&r->ingest, lua_ingest);
+    store_script_init(&r->presence, lua_presence);
+    store_script_init(&r->session, lua_session);
+    store_script_init(&r->sweep, lua_sweep);
+    store_script_init(&r->read, lua_read);
+    store_script_init(&r->auth, lua_auth);
     return rc;
 }
 
@@ -154,106 +148,153 @@ static const char *action_name(enum route_action a)
     return names[a];
 }
 
-/* Adds one argument; the caller sized argv. */
-#define ARG(p, l) (argv[argc] = (p), lens[argc] = (l), argc++)
-#define ARGC(s) ARG((s), strlen(s))
+static const char *const kind_names[] = {
+#define X(name, word) word,
+    ROUTE_KINDS(X)
+#undef X
+};
+
+const char *route_kind_name(enum route_kind k)
+{
+    size_t i = (size_t)k;
+
+    return i < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[i]
+                                                          : "";
+}
+
+const char *route_decision_str(const struct route_decision *d,
+                               char out[ROUTE_DECISION_STR_MAX])
+{
+    const char *w = route_kind_name(d->kind);
+
+    if (d->kind == ROUTE_ASSIGNED || d->kind == ROUTE_STICKY)
+        snprintf(out, ROUTE_DECISION_STR_MAX, "%s:%s", w, d->agent);
+    else if (d->kind == ROUTE_QUEUED || d->kind == ROUTE_OFFLINE ||
+             d->kind == ROUTE_FULL)
+        snprintf(out, ROUTE_DECISION_STR_MAX, "%s:%ld", w, d->n);
+    else
+        snprintf(out, ROUTE_DECISION_STR_MAX, "%s", *w ? w : "-");
+    return out;
+}
+
+/* ingest.lua's {dup, kind, value, time} into d. */
+static int decode_decision(const struct store_reply *rep,
+                           struct route_decision *d, int *dup)
+{
+    struct kf_str kind;
+    int64_t v, t;
+    size_t i;
+
+    memset(d, 0, sizeof(*d));
+    if (store_reply_len(rep) != 4 || store_reply_at_int(rep, 0, &v) < 0 ||
+        store_reply_at_str(rep, 1, &kind) < 0 ||
+        store_reply_at_int(rep, 3, &t) < 0)
+        return KF_EBACKEND;
+    *dup = v == 1;
+    d->time = t;
+    for (i = ROUTE_NONE; i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
+        if (kf_str_eq_c(kind, kind_names[i]))
+            d->kind = (enum route_kind)i;
+    switch (d->kind) {
+    case ROUTE_ASSIGNED:
+    case ROUTE_STICKY:
+        return store_reply_at_copy(rep, 2, d->agent, sizeof(d->agent)) < 0
+                   ? KF_EBACKEND : 0;
+    case ROUTE_QUEUED:
+    case ROUTE_OFFLINE:
+    case ROUTE_FULL:
+        if (store_reply_at_int(rep, 2, &v) < 0)
+            return KF_EBACKEND;
+        d->n = (long)v;
+        return 0;
+    case ROUTE_UNDECIDED:
+    case ROUTE_JOURNALED:         /* never stored in Redis */
+        d->kind = ROUTE_UNDECIDED;
+        return KF_EBACKEND;
+    default:
+        return 0;
+    }
+}
+
+/* "<what><key>" into b: a key suffix for store_run (no NUL inside). */
+static int key_suffix(struct kf_buf *b, const char *what, struct kf_str key)
+{
+    int rc;
+
+    if (memchr(key.p, '\0', key.len))
+        return KF_EINVAL;
+    rc = kf_buf_append_c(b, what);
+    return rc < 0 ? rc : kf_buf_append_str(b, key);
+}
 
 int route_ingest(struct route *r, const struct route_ingest *in,
-                 struct kf_buf *decision, int *dup, int *replicated)
+                 struct route_decision *d, int *dup, int *replicated)
 {
-    const char *argv[MAX_ARGV];
-    size_t lens[MAX_ARGV], i;
+    const char *args[12 + 2 * ROUTE_INGEST_FIELDS_MAX], *keys[2];
+    size_t lens[12 + 2 * ROUTE_INGEST_FIELDS_MAX], i;
     char now[24], ttl[24], sttl[24];
     struct kf_buf dkey, skey;
-    redisReply *rep = NULL;
-    int argc = 2, rc;
+    struct store_reply *rep = NULL;
+    int64_t v;
+    int n = 0, rc;
 
-    if (in->nfields > (MAX_ARGV - 18) / 2)
+    memset(d, 0, sizeof(*d));
+    if (in->nfields > ROUTE_INGEST_FIELDS_MAX)
         return KF_EINVAL;
     kf_buf_init(&dkey, 1024);
     kf_buf_init(&skey, 8192);
-    rc = store_key(r->store, "dedupe:", &dkey);
-    if (rc == 0)
-        rc = kf_buf_append_str(&dkey, in->dedupe_key);
-    if (rc == 0 && in->sig_key.len) {
-        rc = store_key(r->store, "sig:", &skey);
-        if (rc == 0)
-            rc = kf_buf_append_str(&skey, in->sig_key);
-    }
+    rc = key_suffix(&dkey, "dedupe:", in->dedupe_key);
+    if (rc == 0 && in->sig_key.len)
+        rc = key_suffix(&skey, "sig:", in->sig_key);
     if (rc < 0)
         goto out;
+    keys[0] = dkey.p;
+    keys[1] = skey.p;
     snprintf(now, sizeof(now), "%lld", (long long)in->now_ms);
     snprintf(ttl, sizeof(ttl), "%ld", r->dedupe_ttl);
     snprintf(sttl, sizeof(sttl), "%ld", in->sig_ttl > 0 ? in->sig_ttl : 1);
-    ARGC("1");
-    ARGC(r->store->prefix);
-    ARG(dkey.p, dkey.len);
+#define ARG(p, l) (args[n] = (p), lens[n] = (l), n++)
+#define ARGC(s) ARG((s), strlen(s))
+    ARGC(action_name(in->action));
     ARGC(ttl);
     ARGC(now);
     ARG(in->openid.p, in->openid.len);
-    ARGC(action_name(in->action));
     ARGC(in->group ? in->group : "");
     ARGC(r->cfg);
     ARGC(in->base_decision);
     ARG(in->kf1.p, in->kf1.len);
     ARG(in->kf2.p, in->kf2.len);
     ARGC(in->window ? in->window : "");
-    ARG(skey.len ? skey.p : "", skey.len);
     ARGC(in->msg_hash && skey.len ? in->msg_hash : "");
     ARGC(sttl);
     for (i = 0; i < in->nfields; i++) {
         ARG(in->fields[i].name.p, in->fields[i].name.len);
         ARG(in->fields[i].value.p, in->fields[i].value.len);
     }
-    rc = store_eval_wait(r->store, &r->ingest, argc, argv, lens, &rep,
-                         replicated);
+#undef ARG
+#undef ARGC
+    rc = store_run_wait(r->store, &r->ingest, skey.len ? 2 : 1, keys, n,
+                        args, lens, &rep, replicated);
     if (rc < 0)
         goto out;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_INTEGER ||
-        rep->element[1]->type != REDIS_REPLY_STRING) {
-        rc = KF_EBACKEND;
-        goto out;
-    }
-    if (rep->element[0]->integer == 2) {
+    if (store_reply_len(rep) == 1 && store_reply_at_int(rep, 0, &v) == 0 &&
+        v == 2)
         rc = KF_EREPLAY;          /* signed query seen with another message */
-        goto out;
-    }
-    *dup = rep->element[0]->integer == 1;
-    kf_buf_reset(decision);
-    rc = kf_buf_append(decision, rep->element[1]->str, rep->element[1]->len);
+    else
+        rc = decode_decision(rep, d, dup);
 out:
-    if (rep)
-        freeReplyObject(rep);
+    store_reply_free(rep);
     kf_buf_release(&dkey);
     kf_buf_release(&skey);
     return rc;
 }
 
-/* Copies a string element of an array reply. */
-static void copy_elem(const redisReply *rep, size_t i, char *out, size_t n)
+/* {'err', code} from a script: code into code[0..n). */
+static int is_err_reply(const struct store_reply *rep, char *code, size_t n)
 {
-    if (n == 0)
-        return;
-    out[0] = '\0';
-    if (rep->type == REDIS_REPLY_ARRAY && i < rep->elements) {
-        const redisReply *e = rep->element[i];
-
-        if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
-            snprintf(out, n, "%.*s", (int)e->len, e->str);
-        else if (e->type == REDIS_REPLY_INTEGER)
-            snprintf(out, n, "%lld", e->integer);
-    }
-}
-
-static int is_err_reply(const redisReply *rep, char *code, size_t n)
-{
-    char first[8];
-
-    copy_elem(rep, 0, first, sizeof(first));
-    if (strcmp(first, "err") != 0)
+    if (!store_reply_at_is(rep, 0, "err"))
         return 0;
-    copy_elem(rep, 1, code, n);
+    store_reply_at_copy(rep, 1, code, n);
     return 1;
 }
 
@@ -271,44 +312,28 @@ static int refused(unsigned scope, const char *code,
     return row->rc;
 }
 
-static int run(struct route *r, const struct store_script *sc,
-               const char *const *args, size_t nargs, redisReply **rep)
-{
-    const char *argv[MAX_ARGV];
-    size_t lens[MAX_ARGV], i;
-    int argc = 2;
-
-    if (nargs + 4 > MAX_ARGV)
-        return KF_EINVAL;
-    ARGC("1");
-    ARGC(r->store->prefix);
-    for (i = 0; i < nargs; i++)
-        ARGC(args[i]);
-    return store_eval(r->store, sc, argc, argv, lens, rep);
-}
-
 int route_presence(struct route *r, const char *agent, const char *op,
                    const char *reason, int64_t now_ms, char *status,
                    size_t status_len, long *moved,
                    const struct refusal **why)
 {
-    char now[24], code[32], n[24];
-    const char *args[] = { now, r->cfg, agent, op, reason };
-    redisReply *rep = NULL;
+    char now[24], code[32];
+    const char *args[] = { op, now, r->cfg, agent, reason };
+    struct store_reply *rep = NULL;
+    int64_t n;
     int rc;
 
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    rc = run(r, &r->presence, args, 5, &rep);
+    rc = store_run(r->store, &r->presence, 0, NULL, 5, args, NULL, &rep);
     if (rc < 0)
         return rc;
     if (is_err_reply(rep, code, sizeof(code))) {
         rc = refused(REFUSAL_PRESENCE, code, REFUSAL_BAD_STATUS, why);
     } else {
-        copy_elem(rep, 0, status, status_len);
-        copy_elem(rep, 1, n, sizeof(n));
-        *moved = strtol(n, NULL, 10);
+        store_reply_at_copy(rep, 0, status, status_len);
+        *moved = store_reply_at_int(rep, 1, &n) == 0 ? (long)n : 0;
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     return rc;
 }
 
@@ -318,94 +343,99 @@ int route_session(struct route *r, const char *op, struct kf_str openid,
                   const struct refusal **why)
 {
     char now[24], o[72], a[64], b[64], code[32];
-    const char *args[] = { now, r->cfg, op, o, by, target ? target : "" };
-    redisReply *rep = NULL;
+    const char *args[] = { op, now, r->cfg, o, by, target ? target : "" };
+    struct store_reply *rep = NULL;
     int rc;
 
     if (openid.len >= sizeof(o))
         return refused(REFUSAL_SESSION, "", REFUSAL_REFUSED, why);
     snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    rc = run(r, &r->session, args, 6, &rep);
+    rc = store_run(r->store, &r->session, 0, NULL, 6, args, NULL, &rep);
     if (rc < 0)
         return rc;
     if (is_err_reply(rep, code, sizeof(code))) {
         rc = refused(REFUSAL_SESSION, code, REFUSAL_REFUSED, why);
     } else {
-        copy_elem(rep, 1, a, sizeof(a));
-        copy_elem(rep, 2, b, sizeof(b));
+        store_reply_at_copy(rep, 1, a, sizeof(a));
+        store_reply_at_copy(rep, 2, b, sizeof(b));
         snprintf(result, result_len, "%s%s%s", a, *b ? ":" : "", b);
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     return rc;
 }
 
 int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
                 long limit, struct route_sweep_counts *out)
 {
-    char now[24], ttl[24], lim[24], v[24];
-    const char *args[] = { now, r->cfg, ttl, lim, r->leave_message };
+    char now[24], ttl[24], lim[24];
+    const char *args[] = { "sweep", now, r->cfg, ttl, lim,
+                           r->leave_message };
     long *dst[] = { &out->agents_lost, &out->sessions_expired,
                     &out->first_reply_reroutes, &out->queue_timeouts,
                     &out->dequeued };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
+    int64_t v;
     size_t i;
     int rc;
 
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(ttl, sizeof(ttl), "%ld", heartbeat_ttl_s * 1000);
     snprintf(lim, sizeof(lim), "%ld", limit);
-    rc = run(r, &r->sweep, args, 5, &rep);
+    rc = store_run(r->store, &r->sweep, 0, NULL, 6, args, NULL, &rep);
     if (rc < 0)
         return rc;
-    for (i = 0; i < 5; i++) {
-        copy_elem(rep, i, v, sizeof(v));
-        *dst[i] = strtol(v, NULL, 10);
-    }
-    freeReplyObject(rep);
+    for (i = 0; i < 5; i++)
+        *dst[i] = store_reply_at_int(rep, i, &v) == 0 ? (long)v : 0;
+    store_reply_free(rep);
     return 0;
 }
 
-/* A {field, value} pair of a reply: the field's name into name (both
- * must be strings, the name shorter than n). 0 = skip the pair. */
-static int pair_name(const redisReply *k, const redisReply *v, char *name,
-                     size_t n)
+/* A {field, value} pair of a reply: the field's name into name and the
+ * value into *val (both must be strings, the name shorter than n).
+ * 0 = skip the pair. */
+static int pair_at(const struct store_reply *h, size_t i, char *name,
+                   size_t n, struct kf_str *val)
 {
-    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-        k->len >= n)
+    const struct store_reply *k = store_reply_at(h, i),
+                             *v = store_reply_at(h, i + 1);
+
+    if (store_reply_type(k) != STORE_STR ||
+        store_reply_type(v) != STORE_STR || store_reply_str(k).len >= n)
         return 0;
-    snprintf(name, n, "%.*s", (int)k->len, k->str);
+    *val = store_reply_str(v);
+    snprintf(name, n, "%s", store_reply_str(k).p);
     return 1;
 }
 
 /* A flat {field, value, ...} array reply as a JSON object. Numeric
  * fields become numbers; "why" (JSON text) is embedded as JSON. */
-static json_t *hash_json(const redisReply *h)
+static json_t *hash_json(const struct store_reply *h)
 {
     json_t *o = json_object();
     size_t i;
 
     if (!o)
         return NULL;
-    for (i = 0; i + 1 < h->elements; i += 2) {
-        const redisReply *k = h->element[i], *v = h->element[i + 1];
+    for (i = 0; i + 1 < store_reply_len(h); i += 2) {
         json_t *val = NULL;
+        struct kf_str v;
         char name[64];
 
-        if (!pair_name(k, v, name, sizeof(name)))
+        if (!pair_at(h, i, name, sizeof(name), &v))
             continue;
         if (strcmp(name, "why") == 0)
-            val = json_loadb(v->str, v->len, 0, NULL);
+            val = json_loadb(v.p, v.len, 0, NULL);
         else if (strcmp(name, "opened_ms") == 0 ||
                  strcmp(name, "assigned_ms") == 0 ||
                  strcmp(name, "last_ms") == 0 ||
                  strcmp(name, "queued_ms") == 0 ||
                  strcmp(name, "position") == 0)
-            val = json_integer(strtoll(v->str, NULL, 10));
+            val = json_integer(strtoll(v.p, NULL, 10));
         else if (strcmp(name, "answered") == 0)
-            val = json_boolean(v->len == 1 && v->str[0] == '1');
+            val = json_boolean(v.len == 1 && v.p[0] == '1');
         if (!val)
-            val = json_stringn(v->str, v->len);
+            val = json_stringn(v.p, v.len);
         if (val)
             json_object_set_new(o, name, val);
     }
@@ -415,19 +445,18 @@ static json_t *hash_json(const redisReply *h)
 int route_agent_sessions(struct route *r, const char *agent, json_t **out)
 {
     const char *args[] = { "agent_sessions", agent };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     json_t *a;
     size_t i;
-    int rc = run(r, &r->read, args, 2, &rep);
+    int rc = store_run(r->store, &r->read, 0, NULL, 2, args, NULL, &rep);
 
     if (rc < 0)
         return rc;
     a = json_array();
-    for (i = 0; a && rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
-         i++)
-        if (rep->element[i]->type == REDIS_REPLY_ARRAY)
-            json_array_append_new(a, hash_json(rep->element[i]));
-    freeReplyObject(rep);
+    for (i = 0; a && i < store_reply_len(rep); i++)
+        if (store_reply_type(store_reply_at(rep, i)) == STORE_ARRAY)
+            json_array_append_new(a, hash_json(store_reply_at(rep, i)));
+    store_reply_free(rep);
     *out = a;
     return a ? 0 : KF_ENOMEM;
 }
@@ -436,27 +465,27 @@ int route_session_view(struct route *r, struct kf_str openid, json_t **out)
 {
     char o[72];
     const char *args[] = { "session", o };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     int rc;
 
     *out = NULL;
     if (openid.len >= sizeof(o))
         return KF_EINVAL;
     snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
-    rc = run(r, &r->read, args, 2, &rep);
+    rc = store_run(r->store, &r->read, 0, NULL, 2, args, NULL, &rep);
     if (rc < 0)
         return rc;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0)
+    if (store_reply_len(rep) > 0)
         *out = hash_json(rep);
     else
         rc = KF_ENOTFOUND;
-    freeReplyObject(rep);
+    store_reply_free(rep);
     return rc == 0 && !*out ? KF_ENOMEM : rc;
 }
 
 /* Adds "load:<a>" style counters into obj[<a>][<what>]. */
 static int stats_entry(json_t *agents, json_t *queues, const char *name,
-                       const redisReply *v)
+                       struct kf_str v)
 {
     const char *colon = strchr(name, ':');
     char what[16];
@@ -467,7 +496,7 @@ static int stats_entry(json_t *agents, json_t *queues, const char *name,
     snprintf(what, sizeof(what), "%.*s", (int)(colon - name), name);
     if (strcmp(what, "queue") == 0)
         return json_object_set_new(queues, colon + 1,
-                                   json_integer(strtoll(v->str, NULL, 10)));
+                                   json_integer(strtoll(v.p, NULL, 10)));
     a = json_object_get(agents, colon + 1);
     if (!a) {
         a = json_object();
@@ -475,42 +504,39 @@ static int stats_entry(json_t *agents, json_t *queues, const char *name,
             return -1;
     }
     if (strcmp(what, "status") == 0)
-        return json_object_set_new(a, what, json_stringn(v->str, v->len));
-    return json_object_set_new(a, what,
-                               json_integer(strtoll(v->str, NULL, 10)));
+        return json_object_set_new(a, what, json_stringn(v.p, v.len));
+    return json_object_set_new(a, what, json_integer(strtoll(v.p, NULL, 10)));
 }
 
 int route_stats(struct route *r, int64_t now_ms, json_t **out)
 {
     char now[24];
     const char *args[] = { "stats", "", now, r->cfg };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     json_t *o = json_object(), *agents = json_object(),
            *queues = json_object();
     size_t i;
     int rc;
 
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    rc = run(r, &r->read, args, 4, &rep);
+    rc = store_run(r->store, &r->read, 0, NULL, 4, args, NULL, &rep);
     *out = NULL;
     if (rc == 0 && (!o || !agents || !queues))
         rc = KF_ENOMEM;
-    for (i = 0; rc == 0 && rep->type == REDIS_REPLY_ARRAY &&
-                i + 1 < rep->elements; i += 2) {
-        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+    for (i = 0; rc == 0 && i + 1 < store_reply_len(rep); i += 2) {
+        struct kf_str v;
         char name[128];
 
-        if (!pair_name(k, v, name, sizeof(name)))
+        if (!pair_at(rep, i, name, sizeof(name), &v))
             continue;
         if (!strchr(name, ':'))
             rc = json_object_set_new(o, name,
-                                     json_integer(strtoll(v->str, NULL, 10)))
+                                     json_integer(strtoll(v.p, NULL, 10)))
                      ? KF_ENOMEM : 0;
         else if (stats_entry(agents, queues, name, v) < 0)
             rc = KF_ENOMEM;
     }
-    if (rep)
-        freeReplyObject(rep);
+    store_reply_free(rep);
     if (rc == 0 && (json_object_set(o, "agent_stats", agents) < 0 ||
                     json_object_set(o, "queues", queues) < 0))
         rc = KF_ENOMEM;
@@ -551,33 +577,32 @@ static int valid_stream_id(const char *s)
            kf_parse_u64(kf_str_c(dash + 1), &v) == 0;
 }
 
-json_t *route_entry_json(const struct redisReply *e)
+json_t *route_entry_json(const struct store_reply *e)
 {
-    const redisReply *f;
+    const struct store_reply *f = store_reply_at(e, 1);
+    struct kf_str id;
     json_t *o;
     size_t j;
 
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING)
+    if (store_reply_len(e) != 2 || store_reply_at_str(e, 0, &id) < 0 ||
+        store_reply_type(store_reply_at(e, 0)) != STORE_STR)
         return NULL;
-    f = e->element[1];
     o = json_object();
     if (!o)
         return NULL;
-    json_object_set_new(o, "id", json_stringn(e->element[0]->str,
-                                              e->element[0]->len));
-    for (j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2) {
-        const redisReply *k = f->element[j], *v = f->element[j + 1];
+    json_object_set_new(o, "id", json_stringn(id.p, id.len));
+    for (j = 0; j + 1 < store_reply_len(f); j += 2) {
+        struct kf_str v;
         char name[64];
 
-        if (!pair_name(k, v, name, sizeof(name)))
+        if (!pair_at(f, j, name, sizeof(name), &v))
             continue;
         if (strcmp(name, "id") == 0)    /* a message's own id */
             snprintf(name, sizeof(name), "msg_id");
         json_object_set_new(o, name,
                             strcmp(name, "why") == 0
-                                ? json_loadb(v->str, v->len, 0, NULL)
-                                : json_stringn(v->str, v->len));
+                                ? json_loadb(v.p, v.len, 0, NULL)
+                                : json_stringn(v.p, v.len));
     }
     return o;
 }
@@ -588,7 +613,7 @@ int route_inbox(struct route *r, const char *agent, const char *after,
     char lim[24];
     const char *args[] = { "inbox", agent, (after && *after) ? after : "0",
                            lim };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     json_t *a;
     size_t i;
     int rc;
@@ -598,22 +623,20 @@ int route_inbox(struct route *r, const char *agent, const char *after,
         return KF_EINVAL;
     snprintf(lim, sizeof(lim), "%ld", limit);
     snprintf(next, next_len, "%s", args[2]);
-    rc = run(r, &r->read, args, 4, &rep);
+    rc = store_run(r->store, &r->read, 0, NULL, 4, args, NULL, &rep);
     if (rc < 0)
         return rc;
     a = json_array();
-    for (i = 0; a && rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
-         i++) {
-        const redisReply *e = rep->element[i];
+    for (i = 0; a && i < store_reply_len(rep); i++) {
+        const struct store_reply *e = store_reply_at(rep, i);
         json_t *o = route_entry_json(e);
 
         if (!o)
             continue;
         json_array_append_new(a, o);
-        snprintf(next, next_len, "%.*s", (int)e->element[0]->len,
-                 e->element[0]->str);
+        store_reply_at_copy(e, 0, next, next_len);
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     *out = a;
     return a ? 0 : KF_ENOMEM;
 }
@@ -621,19 +644,19 @@ int route_inbox(struct route *r, const char *agent, const char *after,
 int route_agent_info(struct route *r, const char *agent, json_t **out)
 {
     const char *args[] = { "me", agent };
-    redisReply *rep = NULL;
-    int rc = run(r, &r->read, args, 2, &rep);
+    struct store_reply *rep = NULL;
+    int rc = store_run(r->store, &r->read, 0, NULL, 2, args, NULL, &rep);
 
     *out = NULL;
     if (rc < 0)
         return rc;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+    if (store_reply_len(rep) > 0) {
         *out = hash_json(rep);
         rc = *out ? 0 : KF_ENOMEM;
     } else {
         rc = KF_ENOTFOUND;
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     return rc;
 }
 
@@ -642,47 +665,50 @@ int route_all_sessions(struct route *r, const char *state, long limit,
 {
     char lim[24];
     const char *args[] = { "sessions", state, lim };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     json_t *a;
-    size_t i;
+    size_t i, n;
+    int64_t t;
     int rc;
 
     *out = NULL;
     *total = 0;
     snprintf(lim, sizeof(lim), "%ld", limit);
-    rc = run(r, &r->read, args, 3, &rep);
+    rc = store_run(r->store, &r->read, 0, NULL, 3, args, NULL, &rep);
     if (rc < 0)
         return rc;
     a = json_array();
-    for (i = 0; a && rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
-         i++) {
-        const redisReply *e = rep->element[i];
+    n = store_reply_len(rep);
+    for (i = 0; a && i < n; i++) {
+        const struct store_reply *e = store_reply_at(rep, i);
 
-        if (e->type != REDIS_REPLY_ARRAY)
+        if (store_reply_type(e) != STORE_ARRAY)
             continue;
-        if (i + 1 == rep->elements && e->elements == 2 &&
-            e->element[0]->type == REDIS_REPLY_STRING &&
-            strcmp(e->element[0]->str, "total") == 0 &&
-            e->element[1]->type == REDIS_REPLY_STRING)
-            *total = strtol(e->element[1]->str, NULL, 10);
+        if (i + 1 == n && store_reply_len(e) == 2 &&
+            store_reply_at_is(e, 0, "total") &&
+            store_reply_type(store_reply_at(e, 1)) == STORE_STR)
+            *total = store_reply_at_int(e, 1, &t) == 0 ? (long)t : 0;
         else
             json_array_append_new(a, hash_json(e));
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     *out = a;
     return a ? 0 : KF_ENOMEM;
 }
 
-static json_int_t reply_int(const redisReply *e)
+/* Element i, an integer (or its decimal string); 0 if it is not one. */
+static json_int_t int_at(const struct store_reply *r, size_t i)
 {
-    return e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10) : 0;
+    int64_t v;
+
+    return store_reply_at_int(r, i, &v) == 0 ? (json_int_t)v : 0;
 }
 
 int route_queue(struct route *r, long limit, json_t **out)
 {
     char lim[24];
     const char *args[] = { "queue", "", lim };
-    redisReply *rep = NULL;
+    struct store_reply *rep = NULL;
     json_t *groups = json_array();
     json_int_t total = 0;
     size_t i, j;
@@ -690,43 +716,43 @@ int route_queue(struct route *r, long limit, json_t **out)
 
     *out = NULL;
     snprintf(lim, sizeof(lim), "%ld", limit);
-    rc = groups ? run(r, &r->read, args, 3, &rep) : KF_ENOMEM;
+    rc = groups ? store_run(r->store, &r->read, 0, NULL, 3, args, NULL, &rep)
+                : KF_ENOMEM;
     if (rc < 0) {
         json_decref(groups);
         return rc;
     }
-    for (i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
-        const redisReply *g = rep->element[i], *u;
+    for (i = 0; i < store_reply_len(rep); i++) {
+        const struct store_reply *g = store_reply_at(rep, i),
+                                 *u = store_reply_at(g, 2);
         json_t *waiting = json_array();
 
-        if (!waiting || g->type != REDIS_REPLY_ARRAY || g->elements != 3 ||
-            g->element[0]->type != REDIS_REPLY_STRING ||
-            g->element[2]->type != REDIS_REPLY_ARRAY) {
+        if (!waiting || store_reply_len(g) != 3 ||
+            store_reply_type(store_reply_at(g, 0)) != STORE_STR ||
+            store_reply_type(u) != STORE_ARRAY) {
             json_decref(waiting);
             continue;
         }
-        u = g->element[2];
-        for (j = 0; j < u->elements; j++) {
-            const redisReply *e = u->element[j];
+        for (j = 0; j < store_reply_len(u); j++) {
+            const struct store_reply *e = store_reply_at(u, j);
 
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
-                e->element[0]->type != REDIS_REPLY_STRING)
+            if (store_reply_len(e) != 3 ||
+                store_reply_type(store_reply_at(e, 0)) != STORE_STR)
                 continue;
             json_array_append_new(
                 waiting,
-                json_pack("{s:s,s:I,s:I,s:s}", "openid", e->element[0]->str,
-                          "position", (json_int_t)(j + 1), "since_ms",
-                          reply_int(e->element[1]), "session",
-                          e->element[2]->type == REDIS_REPLY_STRING
-                              ? e->element[2]->str : ""));
+                json_pack("{s:s,s:I,s:I,s:s}", "openid",
+                          store_reply_at_text(e, 0), "position",
+                          (json_int_t)(j + 1), "since_ms", int_at(e, 1),
+                          "session", store_reply_at_text(e, 2)));
         }
-        total += reply_int(g->element[1]);
+        total += int_at(g, 1);
         json_array_append_new(
-            groups, json_pack("{s:s,s:I,s:o}", "group", g->element[0]->str,
-                              "length", reply_int(g->element[1]),
-                              "waiting", waiting));
+            groups, json_pack("{s:s,s:I,s:o}", "group",
+                              store_reply_at_text(g, 0), "length",
+                              int_at(g, 1), "waiting", waiting));
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     *out = json_pack("{s:I,s:o}", "total", total, "groups", groups);
     return *out ? 0 : KF_ENOMEM;
 }

@@ -75,19 +75,57 @@ struct route_ingest {
     long sig_ttl;
 };
 
+/* The routing decision of a callback: made by lib/lua/ingest.lua,
+ * decoded from its reply here only (route_ingest), read by callback.c
+ * (the passive reply) and fcgi/ (logs, metrics). */
+#define ROUTE_KINDS(X)                                                  \
+    X(UNDECIDED, "")        /* no decision (none made yet, or failed) */ \
+    X(NONE, "none")         /* recorded; nothing to tell the user */      \
+    X(WELCOME, "welcome")   /* a subscribe: the welcome text */           \
+    X(ASSIGNED, "assigned") /* agent: a new session given to agent */     \
+    X(STICKY, "sticky")     /* agent: the session stays with agent */     \
+    X(QUEUED, "queued")     /* n: position in the queue (1 = next) */     \
+    X(OFFLINE, "offline")   /* n: position; no agent online or paused */  \
+    X(FULL, "full")         /* n: queue length; refused by queue_max */   \
+    X(JOURNALED, "journaled") /* Redis away: kept in the journal */
+enum route_kind {
+#define X(name, word) ROUTE_##name,
+    ROUTE_KINDS(X)
+#undef X
+};
+
+struct route_decision {
+    enum route_kind kind;
+    char agent[ROUTE_NAME_MAX];   /* ASSIGNED, STICKY; else "" */
+    long n;                       /* QUEUED, OFFLINE, FULL; else 0 */
+    int64_t time;                 /* unix s first decided (the reply's
+                                   * CreateTime); 0 = not from Redis */
+};
+
+/* The kind's word ("assigned", ...; "" for ROUTE_UNDECIDED). */
+const char *route_kind_name(enum route_kind k);
+#define ROUTE_DECISION_STR_MAX (16 + ROUTE_NAME_MAX)
+/* d as the logs and the msg_in event write it: "assigned:<agent>",
+ * "queued:<n>", "none"; "-" for ROUTE_UNDECIDED. Returns out (of
+ * ROUTE_DECISION_STR_MAX bytes). */
+const char *route_decision_str(const struct route_decision *d,
+                               char out[ROUTE_DECISION_STR_MAX]);
+
 /* The callback's one Redis round trip (with WAIT when [redis]
  * wait_replicas is set: *replicated = 0 when fewer replicas confirmed
- * the write in time; always 1 without it). decision gets "<d>|<unix s>": d is
- * "none", "welcome", "assigned:<agent>", "sticky:<agent>", "queued:<n>" or
- * "offline:<n>" and the time is when it was first decided (the reply's
- * CreateTime); *dup = 1 when this is a retry (it is the first delivery's).
- * "offline" means no agent is online or paused; with only paused agents
- * the user is "queued" (they are at work and will take users again).
- * With a sig_key, the first message seen under it is remembered for
- * sig_ttl s; the same key with another msg_hash is KF_EREPLAY and
- * nothing is recorded (a retry carries the same message). */
+ * the write in time; always 1 without it). *d gets the decision and the
+ * time it was first made (the reply's CreateTime); *dup = 1 when this is
+ * a retry (it is the first delivery's). OFFLINE means no agent is online
+ * or paused; with only paused agents the user is QUEUED (they are at
+ * work and will take users again). With a sig_key, the first message
+ * seen under it is remembered for sig_ttl s; the same key with another
+ * msg_hash is KF_EREPLAY and nothing is recorded (a retry carries the
+ * same message). A key with a NUL byte, or more than
+ * ROUTE_INGEST_FIELDS_MAX fields -> KF_EINVAL. */
+#define ROUTE_INGEST_FIELDS_MAX 23
 KF_WUR int route_ingest(struct route *r, const struct route_ingest *in,
-                        struct kf_buf *decision, int *dup, int *replicated);
+                        struct route_decision *d, int *dup,
+                        int *replicated);
 
 /* Presence. op: "online", "paused", "offline", "heartbeat". status (>= 16
  * bytes) gets the status after the call; *moved counts sessions moved off
@@ -130,8 +168,7 @@ KF_WUR int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
  * API shows it: {"id": <stream id, the cursor>, fields...} ("why"
  * embedded as JSON; an entry's own "id" field, a message id, becomes
  * "msg_id"). NULL if it is not an entry (or out of memory). */
-struct redisReply;
-json_t *route_entry_json(const struct redisReply *e);
+json_t *route_entry_json(const struct store_reply *e);
 
 KF_WUR int route_inbox(struct route *r, const char *agent, const char *after,
                        long limit, json_t **out, char *next, size_t next_len);

@@ -524,6 +524,19 @@ int store_key(const struct store *s, const char *suffix, struct kf_buf *out)
     return rc < 0 ? rc : kf_buf_append_c(out, suffix);
 }
 
+static void set_error(struct store *s, const redisReply *r)
+{
+    s->err[0] = '\0';
+    if (r && r->type == REDIS_REPLY_ERROR)
+        snprintf(s->err, sizeof(s->err), "%.*s",
+                 r->len > 160 ? 160 : (int)r->len, r->str);
+}
+
+const char *store_error(const struct store *s)
+{
+    return s->err;
+}
+
 static int is_noscript(const redisReply *r)
 {
     return r->type == REDIS_REPLY_ERROR && r->str &&
@@ -540,6 +553,7 @@ static int eval(struct store *s, const struct store_script *sc, int argc,
     int rc;
 
     *out = NULL;
+    s->err[0] = '\0';
     if (argc < 3)
         return KF_EINVAL;
     argv[0] = "EVALSHA";
@@ -562,11 +576,274 @@ static int eval(struct store *s, const struct store_script *sc, int argc,
     }
     if (rc == 0 && (*out)->type == REDIS_REPLY_ERROR) {
         /* e.g. OOM, a script error */
+        set_error(s, *out);
         freeReplyObject(*out);
         *out = NULL;
         rc = KF_EBACKEND;
     }
     return rc;
+}
+
+/* --- store_run, store_cmd and the typed replies ------------------------ */
+
+/* The opaque reply is hiredis's own: no copy on the hot path. */
+static const redisReply *R(const struct store_reply *r)
+{
+    return (const redisReply *)r;
+}
+
+/* Runs sc with the prefix as KEYS[1] and the prefixed keys after it.
+ * argv and lens live on the stack up to MAX_ARGS, else on the heap (a
+ * metrics batch); the prefixed keys in one allocation. out NULL: the
+ * reply is dropped at once. */
+static int run(struct store *s, const struct store_script *sc, int nkeys,
+               const char *const *keys, int nargs, const char *const *args,
+               const size_t *arg_lens, struct store_reply **out,
+               long long *acked)
+{
+    const char *argv_s[MAX_ARGS], **argv = argv_s;
+    size_t lens_s[MAX_ARGS], *lens = lens_s;
+    size_t plen = strlen(s->prefix), total = 0, off = 0;
+    char n[16], *kb = NULL;
+    redisReply *r = NULL;
+    int i, argc = 4 + nkeys + nargs, rc = KF_ENOMEM;
+
+    if (out)
+        *out = NULL;
+    if (nkeys < 0 || nargs < 1)
+        return KF_EINVAL;
+    if (nkeys > STORE_ARGS_MAX || nargs > STORE_ARGS_MAX - nkeys)
+        return KF_ETOOBIG;
+    if (argc > MAX_ARGS) {
+        argv = malloc((size_t)argc * sizeof(*argv));
+        lens = malloc((size_t)argc * sizeof(*lens));
+        if (!argv || !lens)
+            goto out;
+    }
+    for (i = 0; i < nkeys; i++)
+        total += plen + strlen(keys[i]);
+    if (total && !(kb = malloc(total)))
+        goto out;
+    snprintf(n, sizeof(n), "%d", nkeys + 1);
+    argc = 2;
+    argv[argc] = n, lens[argc++] = strlen(n);
+    argv[argc] = s->prefix, lens[argc++] = plen;
+    for (i = 0; i < nkeys; i++) {
+        size_t kl = strlen(keys[i]);
+
+        memcpy(kb + off, s->prefix, plen);
+        memcpy(kb + off + plen, keys[i], kl);
+        argv[argc] = kb + off, lens[argc++] = plen + kl;
+        off += plen + kl;
+    }
+    for (i = 0; i < nargs; i++) {
+        argv[argc] = args[i];
+        lens[argc++] = arg_lens ? arg_lens[i] : strlen(args[i]);
+    }
+    rc = eval(s, sc, argc, argv, lens, &r, acked);
+out:
+    free(kb);
+    if (argv != argv_s)
+        free(argv);
+    if (lens != lens_s)
+        free(lens);
+    if (out)
+        *out = (struct store_reply *)r;
+    else if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+int store_run(struct store *s, const struct store_script *sc, int nkeys,
+              const char *const *keys, int nargs, const char *const *args,
+              const size_t *arg_lens, struct store_reply **out)
+{
+    return run(s, sc, nkeys, keys, nargs, args, arg_lens, out, NULL);
+}
+
+/* Bookkeeping of one WAIT (store_eval_wait, store_run_wait). */
+static void wait_done(struct store *s, int rc, long long acked, int64_t t0,
+                      int *replicated)
+{
+    *replicated = rc == 0 && acked >= s->wait_replicas;
+    if (rc == 0) {
+        s->wait_short = !*replicated;
+        s->wait_shorts += (unsigned long)s->wait_short;
+        if (*replicated)
+            s->wait_probe_ms = 0;
+        else if (t0 >= s->wait_probe_ms)      /* a full WAIT timed out */
+            s->wait_probe_ms = t0 + 1000;
+    }
+}
+
+int store_run_wait(struct store *s, const struct store_script *sc,
+                   int nkeys, const char *const *keys, int nargs,
+                   const char *const *args, const size_t *arg_lens,
+                   struct store_reply **out, int *replicated)
+{
+    long long acked = -1;
+    int64_t t0 = kf_mono_ms();
+    int rc;
+
+    *replicated = 1;
+    if (s->wait_replicas <= 0)
+        return run(s, sc, nkeys, keys, nargs, args, arg_lens, out, NULL);
+    rc = run(s, sc, nkeys, keys, nargs, args, arg_lens, out, &acked);
+    wait_done(s, rc, acked, t0, replicated);
+    return rc;
+}
+
+int store_cmd(struct store *s, int argc, const char *const *argv,
+              const size_t *lens, struct store_reply **out)
+{
+    redisReply *r = NULL;
+    int rc;
+
+    /* hiredis takes const char ** but does not write through it */
+    rc = command(s, argc, (const char **)(uintptr_t)argv, lens, &r);
+    if (out) {
+        *out = (struct store_reply *)r;
+        return rc;
+    }
+    if (rc == 0 && r->type == REDIS_REPLY_ERROR)
+        rc = KF_EBACKEND;
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+void store_reply_free(struct store_reply *r)
+{
+    if (r)
+        freeReplyObject(r);
+}
+
+enum store_type store_reply_type(const struct store_reply *r)
+{
+    if (!r)
+        return STORE_NIL;
+    switch (R(r)->type) {
+    case REDIS_REPLY_INTEGER:
+        return STORE_INT;
+    case REDIS_REPLY_STRING:
+        return STORE_STR;
+    case REDIS_REPLY_ARRAY:
+        return STORE_ARRAY;
+    case REDIS_REPLY_STATUS:
+        return STORE_STATUS;
+    case REDIS_REPLY_ERROR:
+        return STORE_ERR;
+    default:
+        return STORE_NIL;
+    }
+}
+
+int64_t store_reply_int(const struct store_reply *r)
+{
+    return store_reply_type(r) == STORE_INT ? (int64_t)R(r)->integer : 0;
+}
+
+struct kf_str store_reply_str(const struct store_reply *r)
+{
+    enum store_type t = store_reply_type(r);
+
+    if (t != STORE_STR && t != STORE_STATUS && t != STORE_ERR)
+        return (struct kf_str){ NULL, 0 };
+    return (struct kf_str){ R(r)->str, R(r)->len };
+}
+
+size_t store_reply_len(const struct store_reply *r)
+{
+    return store_reply_type(r) == STORE_ARRAY ? R(r)->elements : 0;
+}
+
+const struct store_reply *store_reply_at(const struct store_reply *r,
+                                         size_t i)
+{
+    if (i >= store_reply_len(r))
+        return NULL;
+    return (const struct store_reply *)R(r)->element[i];
+}
+
+/* A whole decimal int64 (optional '-'), nothing else. */
+static int parse_i64(struct kf_str v, int64_t *out)
+{
+    char buf[24], *end;
+    long long n;
+
+    if (v.len == 0 || v.len >= sizeof(buf))
+        return KF_EPARSE;
+    memcpy(buf, v.p, v.len);
+    buf[v.len] = '\0';
+    if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')))
+        return KF_EPARSE;
+    errno = 0;
+    n = strtoll(buf, &end, 10);
+    if (errno || *end || end == buf)
+        return KF_EPARSE;
+    *out = (int64_t)n;
+    return 0;
+}
+
+int store_reply_at_int(const struct store_reply *r, size_t i, int64_t *out)
+{
+    const struct store_reply *e = store_reply_at(r, i);
+
+    *out = 0;
+    if (store_reply_type(e) == STORE_INT) {
+        *out = store_reply_int(e);
+        return 0;
+    }
+    if (store_reply_type(e) == STORE_STR)
+        return parse_i64(store_reply_str(e), out);
+    return KF_EPARSE;
+}
+
+int store_reply_at_str(const struct store_reply *r, size_t i,
+                       struct kf_str *out)
+{
+    const struct store_reply *e = store_reply_at(r, i);
+    enum store_type t = store_reply_type(e);
+
+    if (t != STORE_STR && t != STORE_STATUS) {
+        *out = (struct kf_str){ "", 0 };
+        return KF_EPARSE;
+    }
+    *out = store_reply_str(e);
+    return 0;
+}
+
+const char *store_reply_at_text(const struct store_reply *r, size_t i)
+{
+    struct kf_str v;
+
+    return store_reply_at_str(r, i, &v) == 0 ? v.p : "";
+}
+
+int store_reply_at_copy(const struct store_reply *r, size_t i, char *out,
+                        size_t n)
+{
+    const struct store_reply *e = store_reply_at(r, i);
+    struct kf_str v;
+    int len;
+
+    out[0] = '\0';
+    if (store_reply_type(e) == STORE_INT)
+        len = snprintf(out, n, "%lld", (long long)store_reply_int(e));
+    else if (store_reply_at_str(r, i, &v) == 0)
+        len = snprintf(out, n, "%.*s", (int)v.len, v.p);
+    else
+        return KF_EPARSE;
+    return len < 0 || (size_t)len >= n ? KF_ETOOBIG : 0;
+}
+
+int store_reply_at_is(const struct store_reply *r, size_t i,
+                      const char *word)
+{
+    const struct store_reply *e = store_reply_at(r, i);
+
+    return store_reply_type(e) == STORE_STR &&
+           kf_str_eq_c(store_reply_str(e), word);
 }
 
 int store_eval(struct store *s, const struct store_script *sc, int argc,
@@ -587,14 +864,6 @@ int store_eval_wait(struct store *s, const struct store_script *sc,
     if (s->wait_replicas <= 0)
         return eval(s, sc, argc, argv, lens, out, NULL);
     rc = eval(s, sc, argc, argv, lens, out, &acked);
-    *replicated = rc == 0 && acked >= s->wait_replicas;
-    if (rc == 0) {
-        s->wait_short = !*replicated;
-        s->wait_shorts += (unsigned long)s->wait_short;
-        if (*replicated)
-            s->wait_probe_ms = 0;
-        else if (t0 >= s->wait_probe_ms)      /* a full WAIT timed out */
-            s->wait_probe_ms = t0 + 1000;
-    }
+    wait_done(s, rc, acked, t0, replicated);
     return rc;
 }

@@ -48,6 +48,7 @@ struct store {
     int wait_short;           /* the last WAIT confirmed too few */
     unsigned long wait_shorts;
     int64_t wait_probe_ms;    /* a short WAIT: until then wait 1 ms only */
+    char err[161];            /* store_error() */
 };
 
 /* url: redis://[:password@]host[:port][/db] or unix:/path[?db=N].
@@ -121,6 +122,93 @@ void store_script_init(struct store_script *sc, const char *src);
 KF_WUR int store_eval(struct store *s, const struct store_script *sc,
                       int argc, const char **argv, size_t *lens,
                       struct redisReply **out);
+
+/* --- the adapter every other module uses -------------------------------- */
+
+/* A reply, opaque outside store.c: read it with the accessors below. A
+ * NULL reply (e.g. store_reply_at past the end) reads as STORE_NIL. */
+struct store_reply;
+
+enum store_type {
+    STORE_NIL,
+    STORE_INT,
+    STORE_STR,
+    STORE_ARRAY,
+    STORE_STATUS,     /* "+OK" */
+    STORE_ERR,        /* an error reply of store_cmd (never of store_run) */
+};
+
+/* Runs sc with EVALSHA (EVAL once after a NOSCRIPT) in one round trip.
+ * keys[0..nkeys) are suffixes ("queue", "agent:7"): the script gets
+ * KEYS[1] = the account prefix "wxkf:{APPID}:" and KEYS[2..] = prefix ..
+ * keys[i]. args[0] is the op (ARGV[1]); args[1..] are ARGV[2..];
+ * arg_lens NULL = every arg is a NUL-terminated string, else args are
+ * binary with those lengths. nargs >= 1. A broken connection is retried
+ * once on a fresh one; no answer, or a Redis error reply (a script error,
+ * OOM) -> KF_EBACKEND, and store_error() says what Redis answered; more
+ * than STORE_ARGS_MAX keys + args -> KF_ETOOBIG. On success *out is new;
+ * the caller frees it with store_reply_free(). out NULL: only success
+ * matters, the reply is freed at once. */
+#define STORE_ARGS_MAX 16384
+KF_WUR int store_run(struct store *s, const struct store_script *sc,
+                     int nkeys, const char *const *keys, int nargs,
+                     const char *const *args, const size_t *arg_lens,
+                     struct store_reply **out);
+
+/* store_run followed, in the same round trip, by WAIT, as
+ * store_eval_wait below (*replicated the same). */
+KF_WUR int store_run_wait(struct store *s, const struct store_script *sc,
+                          int nkeys, const char *const *keys, int nargs,
+                          const char *const *args, const size_t *arg_lens,
+                          struct store_reply **out, int *replicated);
+
+/* One plain command, full key names (store_key); lens NULL = strings. A
+ * broken connection is retried once (so only idempotent commands); no
+ * answer -> KF_EBACKEND. An error reply is a reply (STORE_ERR, its text
+ * in store_reply_str). On success *out is new (store_reply_free()); out
+ * NULL: only success matters, the reply is freed at once and an error
+ * reply is KF_EBACKEND. */
+KF_WUR int store_cmd(struct store *s, int argc, const char *const *argv,
+                     const size_t *lens, struct store_reply **out);
+
+/* Borrowed: the text of the error reply that made the last store_run
+ * fail (at most 160 bytes), "" when it failed without an answer. */
+const char *store_error(const struct store *s);
+
+void store_reply_free(struct store_reply *r);      /* NULL is fine */
+enum store_type store_reply_type(const struct store_reply *r);
+/* STORE_INT: its value; anything else 0. */
+int64_t store_reply_int(const struct store_reply *r);
+/* STORE_STR, STORE_STATUS, STORE_ERR: its bytes (borrowed from r, also
+ * NUL-terminated); anything else {NULL, 0}. */
+struct kf_str store_reply_str(const struct store_reply *r);
+/* STORE_ARRAY: its number of elements; anything else 0. */
+size_t store_reply_len(const struct store_reply *r);
+/* Borrowed from r: element i of an array, NULL when r is not an array or
+ * i >= its length. */
+const struct store_reply *store_reply_at(const struct store_reply *r,
+                                         size_t i);
+/* Element i as an integer: STORE_INT, or a string that is a whole
+ * decimal int64 (Lua turns numbers into strings in tables). Else
+ * KF_EPARSE (also out of range) and *out = 0. */
+KF_WUR int store_reply_at_int(const struct store_reply *r, size_t i,
+                              int64_t *out);
+/* Element i as bytes (borrowed from r): STORE_STR or STORE_STATUS. Else
+ * KF_EPARSE and *out = {"", 0}. */
+KF_WUR int store_reply_at_str(const struct store_reply *r, size_t i,
+                              struct kf_str *out);
+/* Element i as a NUL-terminated string borrowed from r (STORE_STR or
+ * STORE_STATUS; binary bytes end at their first NUL), "" for anything
+ * else. */
+const char *store_reply_at_text(const struct store_reply *r, size_t i);
+/* Element i, a string or an integer (in decimal), into out[0..n) with a
+ * NUL: 0; too long -> KF_ETOOBIG with out holding what fits; absent or
+ * of another type -> KF_EPARSE with out = "". n >= 1. */
+int store_reply_at_copy(const struct store_reply *r, size_t i, char *out,
+                        size_t n);
+/* 1 when element i is a string equal to word, else 0. */
+int store_reply_at_is(const struct store_reply *r, size_t i,
+                      const char *word);
 
 /* store_eval followed, in the same round trip, by WAIT wait_replicas
  * wait_timeout_ms when wait_replicas > 0. *replicated = 1 when the write

@@ -8,15 +8,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "lua.h"
+
 #include "banned.h"
 
-extern const char route_lua_wx_token[], route_lua_wx_limit[];
-
-#define MAX_ARGV 12
 #define DAY_MS 86400000LL
 #define BEIJING_MS (8 * 3600 * 1000LL)
 #define POLL_MS 50
@@ -25,96 +23,68 @@ void wx_token_init(struct wx_token *t, struct store *st)
 {
     memset(t, 0, sizeof(*t));
     t->st = st;
-    store_script_init(&t->token_sc, route_lua_wx_token);
-    store_script_init(&t->limit_sc, route_lua_wx_limit);
-}
-
-/* Adds one argument; the caller sized argv. */
-#define ARGC(s) (argv[argc] = (s), lens[argc] = strlen(s), argc++)
-
-static int is_int(const redisReply *r)
-{
-    return r->type == REDIS_REPLY_INTEGER;
-}
-
-static int is_str(const redisReply *r)
-{
-    return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
+    store_script_init(&t->token_sc, lua_wx_token);
+    store_script_init(&t->limit_sc, lua_wx_limit);
 }
 
 int wx_token_acquire(struct wx_token *t, int64_t now_ms, const char *owner,
                      long lock_ttl_ms, enum wx_token_state *state,
                      struct wx_token_cached *cur)
 {
-    const char *argv[MAX_ARGV];
-    size_t lens[MAX_ARGV];
     char now[24], fresh[24], age[24], ttl[24];
-    redisReply *rep = NULL, *st, *tok;
-    int argc = 2, rc;
+    const char *args[] = { "acquire", now, fresh, age, owner, ttl };
+    struct store_reply *rep = NULL;
+    struct kf_str st, tok;
+    int64_t exp;
+    int rc;
 
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(fresh, sizeof(fresh), "%d", WX_TOKEN_FRESH_MS);
     snprintf(age, sizeof(age), "%d", WX_TOKEN_MIN_AGE_MS);
     snprintf(ttl, sizeof(ttl), "%ld", lock_ttl_ms);
-    ARGC("1");
-    ARGC(t->st->prefix);
-    ARGC("acquire");
-    ARGC(now);
-    ARGC(fresh);
-    ARGC(age);
-    ARGC(owner);
-    ARGC(ttl);
-    rc = store_eval(t->st, &t->token_sc, argc, argv, lens, &rep);
+    rc = store_run(t->st, &t->token_sc, 0, NULL, 6, args, NULL, &rep);
     if (rc < 0)
         return rc;
     rc = KF_EBACKEND;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
-        !is_str(rep->element[0]) || !is_str(rep->element[1]) ||
-        !is_int(rep->element[2]))
+    if (store_reply_len(rep) != 3 || store_reply_at_str(rep, 0, &st) < 0 ||
+        store_reply_at_str(rep, 1, &tok) < 0 ||
+        store_reply_type(store_reply_at(rep, 2)) != STORE_INT ||
+        store_reply_at_int(rep, 2, &exp) < 0 || tok.len >= sizeof(cur->token))
         goto out;
-    st = rep->element[0];
-    tok = rep->element[1];
-    if (tok->len >= sizeof(cur->token))
-        goto out;
-    memcpy(cur->token, tok->str, tok->len);
-    cur->token[tok->len] = '\0';
-    cur->expires_ms = rep->element[2]->integer;
+    memcpy(cur->token, tok.p, tok.len);
+    cur->token[tok.len] = '\0';
+    cur->expires_ms = exp;
     rc = 0;
-    if (strcmp(st->str, "fresh") == 0)
+    if (kf_str_eq_c(st, "fresh"))
         *state = WX_TOKEN_FRESH;
-    else if (strcmp(st->str, "locked") == 0)
+    else if (kf_str_eq_c(st, "locked"))
         *state = WX_TOKEN_LOCKED;
-    else if (strcmp(st->str, "busy") == 0)
+    else if (kf_str_eq_c(st, "busy"))
         *state = WX_TOKEN_BUSY;
     else
         rc = KF_EBACKEND;
 out:
-    freeReplyObject(rep);
+    store_reply_free(rep);
     return rc;
 }
 
-/* Runs a wx_token.lua op whose reply is an integer. */
-static int token_op(struct wx_token *t, const char *op, const char **args,
-                    int nargs, long long *out)
+/* Runs sc (args[0] the op, on the budget key when key is not NULL) whose
+ * reply is an integer. */
+static int int_op(struct wx_token *t, const struct store_script *sc,
+                  const char *key, const char *const *args, int nargs,
+                  long long *out)
 {
-    const char *argv[MAX_ARGV];
-    size_t lens[MAX_ARGV];
-    redisReply *rep = NULL;
-    int argc = 2, rc, i;
+    struct store_reply *rep = NULL;
+    int rc = store_run(t->st, sc, key ? 1 : 0, &key, nargs, args, NULL,
+                       &rep);
 
-    ARGC("1");
-    ARGC(t->st->prefix);
-    ARGC(op);
-    for (i = 0; i < nargs; i++)
-        ARGC(args[i]);
-    rc = store_eval(t->st, &t->token_sc, argc, argv, lens, &rep);
     if (rc < 0)
         return rc;
-    if (is_int(rep))
-        *out = rep->integer;
+    if (store_reply_type(rep) == STORE_INT)
+        *out = store_reply_int(rep);
     else
         rc = KF_EBACKEND;
-    freeReplyObject(rep);
+    store_reply_free(rep);
     return rc;
 }
 
@@ -122,27 +92,27 @@ int wx_token_put(struct wx_token *t, const char *token, int64_t expires_ms,
                  int64_t now_ms, const char *owner)
 {
     char exp[24], now[24];
-    const char *args[] = { token, exp, now, owner };
+    const char *args[] = { "put", token, exp, now, owner };
     long long one;
 
     snprintf(exp, sizeof(exp), "%lld", (long long)expires_ms);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    return token_op(t, "put", args, 4, &one);
+    return int_op(t, &t->token_sc, NULL, args, 5, &one);
 }
 
 int wx_token_unlock(struct wx_token *t, const char *owner)
 {
-    const char *args[] = { owner };
+    const char *args[] = { "unlock", owner };
     long long was_ours;
 
-    return token_op(t, "unlock", args, 1, &was_ours);
+    return int_op(t, &t->token_sc, NULL, args, 2, &was_ours);
 }
 
 int wx_token_drop(struct wx_token *t, const char *token, int *dropped)
 {
-    const char *args[] = { token };
+    const char *args[] = { "drop", token };
     long long n = 0;
-    int rc = token_op(t, "drop", args, 1, &n);
+    int rc = int_op(t, &t->token_sc, NULL, args, 2, &n);
 
     *dropped = rc == 0 && n == 1;
     return rc;
@@ -173,12 +143,11 @@ int wx_token_admit(struct wx_token *t, int64_t now_ms, long per_min,
                    const char *budget, long limit,
                    struct wx_token_refusal *why)
 {
-    const char *argv[MAX_ARGV];
-    size_t lens[MAX_ARGV];
     char now[24], pm[24], lim[24], key[96] = "";
-    redisReply *rep = NULL;
-    long long verdict;
-    int argc = 2, rc;
+    const char *args[] = { "admit", now, pm, lim }, *keys[] = { key };
+    struct store_reply *rep = NULL;
+    int64_t verdict, v;
+    int rc;
 
     why->retry_after_ms = 0;
     why->budget = 0;
@@ -187,29 +156,25 @@ int wx_token_admit(struct wx_token *t, int64_t now_ms, long per_min,
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(pm, sizeof(pm), "%ld", per_min);
     snprintf(lim, sizeof(lim), "%ld", limit);
-    ARGC("1");
-    ARGC(t->st->prefix);
-    ARGC("admit");
-    ARGC(now);
-    ARGC(pm);
-    ARGC(key);
-    ARGC(lim);
-    rc = store_eval(t->st, &t->limit_sc, argc, argv, lens, &rep);
+    rc = store_run(t->st, &t->limit_sc, *key ? 1 : 0, keys, 4, args, NULL,
+                   &rep);
     if (rc < 0)
         return rc;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        !is_int(rep->element[0]) || !is_int(rep->element[1])) {
-        freeReplyObject(rep);
+    if (store_reply_len(rep) != 2 ||
+        store_reply_type(store_reply_at(rep, 0)) != STORE_INT ||
+        store_reply_type(store_reply_at(rep, 1)) != STORE_INT ||
+        store_reply_at_int(rep, 0, &verdict) < 0 ||
+        store_reply_at_int(rep, 1, &v) < 0) {
+        store_reply_free(rep);
         return KF_EBACKEND;
     }
-    verdict = rep->element[0]->integer;
     if (verdict == 0) {
-        why->retry_after_ms = rep->element[1]->integer;
+        why->retry_after_ms = v;
     } else if (verdict < 0) {
         why->retry_after_ms = until_next_day(now_ms);
         why->budget = 1;
     }
-    freeReplyObject(rep);
+    store_reply_free(rep);
     return verdict == 1 ? 0 : KF_ELIMIT;
 }
 
@@ -217,27 +182,16 @@ int wx_token_admit(struct wx_token *t, int64_t now_ms, long per_min,
 static int budget_op(struct wx_token *t, const char *op, int64_t now_ms,
                      const char *budget, long *out)
 {
-    const char *argv[MAX_ARGV];
-    size_t lens[MAX_ARGV];
+    const char *args[] = { op };
     char key[96];
-    redisReply *rep = NULL;
-    int argc = 2, rc;
+    long long n = 0;
+    int rc;
 
     rc = budget_key(now_ms, budget, key, sizeof(key));
-    if (rc < 0)
-        return rc;
-    ARGC("1");
-    ARGC(t->st->prefix);
-    ARGC(op);
-    ARGC(key);
-    rc = store_eval(t->st, &t->limit_sc, argc, argv, lens, &rep);
-    if (rc < 0)
-        return rc;
-    if (is_int(rep))
-        *out = (long)rep->integer;
-    else
-        rc = KF_EBACKEND;
-    freeReplyObject(rep);
+    if (rc == 0)
+        rc = int_op(t, &t->limit_sc, key, args, 1, &n);
+    if (rc == 0)
+        *out = (long)n;
     return rc;
 }
 

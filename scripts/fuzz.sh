@@ -113,7 +113,7 @@ WARN="-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla -Wformat=2"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all \
 -fno-omit-frame-pointer"
 CFLAGS="-std=c11 -O1 -g $WARN -pthread -D_POSIX_C_SOURCE=200809L \
--D_DEFAULT_SOURCE -Ilib $PKG_CFLAGS $SAN"
+-D_DEFAULT_SOURCE -Ilib -Ibuild/gen $PKG_CFLAGS $SAN"
 export CLANG CFLAGS
 
 mkdir -p "$OUT/obj" "$OUT/gen" "$OUT/logs"
@@ -132,17 +132,10 @@ stale() {
     [ -n "$(find "$@" -newer "$t" 2>/dev/null | head -n 1)" ]
 }
 
-LUA_SRC=""
-for f in lib/lua/*.lua; do        # the glob is sorted
-    [ "$f" = lib/lua/prelude.lua ] || LUA_SRC="$LUA_SRC $f"
-done
+# The embedded Lua (build/gen/lua.c and lua.h) is plain C: the Makefile's
+# rule, which knows which scripts route, writes it for every build.
+make -s build/gen/lua.c build/gen/lua.h
 SQL_SRC=$(echo sql/[0-9][0-9][0-9][0-9]_*.sql)
-# shellcheck disable=SC2086
-if stale "$OUT/gen/lua.c" lib/lua/prelude.lua $LUA_SRC scripts/embed_lua.sh
-then
-    echo "  GEN     $OUT/gen/lua.c"
-    sh scripts/embed_lua.sh "$OUT/gen/lua.c" lib/lua/prelude.lua $LUA_SRC
-fi
 # shellcheck disable=SC2086
 if stale "$OUT/gen/migrations.c" $SQL_SRC scripts/embed_sql.sh; then
     echo "  GEN     $OUT/gen/migrations.c"
@@ -157,12 +150,12 @@ if cmp -s "$OUT/flags.$$" "$OUT/flags"; then
 else
     mv "$OUT/flags.$$" "$OUT/flags"
 fi
-HDRS=$(ls lib/*.h)
+HDRS="$(ls lib/*.h) build/gen/lua.h"
 stale_objs=""
 objs=""
-for src in lib/*.c "$OUT/gen/lua.c" "$OUT/gen/migrations.c"; do
+for src in lib/*.c build/gen/lua.c "$OUT/gen/migrations.c"; do
     base=$(basename "$src" .c)
-    case $src in "$OUT"/gen/*) base=gen_$base ;; esac
+    case $src in */gen/*) base=gen_$base ;; esac
     obj=$OUT/obj/$base.o
     objs="$objs $obj"
     # shellcheck disable=SC2086

@@ -5,6 +5,7 @@
 -- opens can make the browser send a bad one). Past the limit a failed
 -- attempt is answered 429 until the window ends; a right token or ticket
 -- is never refused, so no one behind the same address is locked out.
+-- KEYS[1] the account prefix P; no other KEYS.
 -- ARGV: 1 op, 2 address, 3 limit, then per op:
 --   check 4 token hash ('' = the caller is the admin, checked in C)
 --         -> {'admin'} | {'agent', account, status} | {'limited', ms left}
@@ -20,6 +21,7 @@
 -- removed agent makes it worthless).
 -- The agent tables are the mirror's (see agent.c): P token:<hash> ->
 -- account, P agents, P agent:<account>.
+local P = KEYS[1]
 local op, ip, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
 -- Where the failures of a kind (token or ticket) from ip are counted.
@@ -44,7 +46,8 @@ local function agent_of(key)
     if not a or redis.call('SISMEMBER', P .. 'agents', a) == 0 then
         return nil
     end
-    return { 'agent', a, redis.call('HGET', akey(a), 'status') or 'offline' }
+    return { 'agent', a,
+             redis.call('HGET', P .. 'agent:' .. a, 'status') or 'offline' }
 end
 
 if op == 'check' then

@@ -1,39 +1,53 @@
 -- ingest: the whole callback in ONE round trip — dedupe, session lookup,
 -- routing, the msg_in event, and the decision remembered for retries.
--- ARGV: 1 dedupe key (full name), 2 ttl s, 3 now ms, 4 openid,
---       5 action: record | route | kf_create | kf_close | kf_switch,
---       6 requested group ('' = none), 7 cfg, 8 base decision (none|welcome),
---       9 kf account (kf_create/kf_close: KfAccount; kf_switch: From),
---       10 kf account (kf_switch: To), 11 window: msg (a user message:
+-- KEYS: 1 the account prefix P, 2 the dedupe key (P dedupe:<key>),
+--       3 the signed query's key (P sig:<query>; absent: none).
+-- ARGV: 1 op, the action: record | route | kf_create | kf_close |
+--       kf_switch, 2 dedupe ttl s, 3 now ms, 4 openid, 5 requested group
+--       ('' = none), 6 cfg, 7 base decision (none|welcome),
+--       8 kf account (kf_create/kf_close: KfAccount; kf_switch: From),
+--       9 kf account (kf_switch: To), 10 window: msg (a user message:
 --       48 h to answer) | evt (click/subscribe/scan: 1 min) | '',
---       12 signed-query key (full name, '' = none), 13 message hash,
---       14 its ttl s, 15.. msg_in field/value pairs.
--- Returns {dup (0|1), decision '|' reply time (unix s)}, or {2, ''} when
--- the signed query came before with another message (nothing is
--- recorded). decision: none | welcome | assigned:<a> | sticky:<a> |
--- queued:<position> | offline:<position>. The time makes a retry's reply
--- identical.
+--       11 message hash (with KEYS[3]), 12 its ttl s, 13.. msg_in
+--       field/value pairs.
+-- Returns the routing decision {dup (0|1), kind, value, reply time (unix
+-- s)}, or {2} when the signed query came before with another message
+-- (nothing is recorded). kind value: none '' | welcome '' | assigned <a>
+-- | sticky <a> | queued <position> | offline <position> | full <queue
+-- length>. The dedupe key keeps it as "<kind>[:<value>]|<time>" (also
+-- the msg_in event's decision field, without the time), so a retry's
+-- reply is identical.
+local ops = { record = 1, route = 1, kf_create = 1, kf_close = 1,
+              kf_switch = 1 }
+if not ops[ARGV[1]] then return redis.error_reply('ingest: unknown op') end
+
 -- The URL signature covers no body: one signed query is bound to the
 -- first message it brings. A retry brings the same message; another one
 -- under the same query is a forgery (anyone who saw the query could
 -- send it).
-local sigkey, mhash = ARGV[12], ARGV[13]
-if sigkey ~= '' then
+local sigkey, mhash = KEYS[3], ARGV[11]
+if sigkey then
     local bound = redis.call('GET', sigkey)
     if not bound then
-        redis.call('SET', sigkey, mhash, 'EX', tonumber(ARGV[14]))
+        redis.call('SET', sigkey, mhash, 'EX', tonumber(ARGV[12]))
     elseif bound ~= mhash then
-        return { 2, '' }
+        return { 2 }
     end
 end
 
-local dkey = ARGV[1]
-local prev = redis.call('GET', dkey)
-if prev then return { 1, prev } end
+-- The reply for a stored "<kind>[:<value>]|<time>".
+local function decided(dup, stored)
+    local kind, value, t = string.match(stored, '^([^:|]*):?([^|]*)|(%d+)$')
+    return { dup, kind or '', value or '', tonumber(t) or 0 }
+end
 
-local now, o, action = tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local cfg = parse_cfg(ARGV[7])
-local decision, agent = ARGV[8], ''
+local dkey = KEYS[2]
+local prev = redis.call('GET', dkey)
+if prev then return decided(1, prev) end
+
+local action, now, o = ARGV[1], tonumber(ARGV[3]), ARGV[4]
+local cfg = parse_cfg(ARGV[6])
+local decision, agent = ARGV[7], ''
 
 local function known(a)
     return a ~= '' and redis.call('SISMEMBER', P .. 'agents', a) == 1
@@ -63,15 +77,15 @@ if action == 'route' then
         decision = (anyone_online() and 'queued:' or 'offline:') ..
                    position(o, s.group or '_all')
     else
-        local g = ARGV[6]
+        local g = ARGV[5]
         if g == '' or redis.call('SCARD', P .. 'group:' .. g) == 0 then
             g = '_all'
         end
         place(route(o, g, now, cfg, nil, 'new_session', false))
     end
-elseif action == 'kf_create' and known(ARGV[9]) then
+elseif action == 'kf_create' and known(ARGV[8]) then
     -- WeChat's own tool: an agent accepted the user (wechat_kf mode).
-    local s, a = session(o), ARGV[9]
+    local s, a = session(o), ARGV[8]
     if not (s and s.state == 'active' and s.agent == a) then
         if s then detach(o, s, 'kf_create_session', now) end
         local c = { acct = a, load = load_of(a), cap = capacity(a, cfg) }
@@ -82,9 +96,9 @@ elseif action == 'kf_create' and known(ARGV[9]) then
     end
     agent = a
 elseif action == 'kf_close' then
-    close(o, 'agent', now, cfg, ARGV[9])
-elseif action == 'kf_switch' and known(ARGV[10]) then
-    local s, to = session(o), ARGV[10]
+    close(o, 'agent', now, cfg, ARGV[8])
+elseif action == 'kf_switch' and known(ARGV[9]) then
+    local s, to = session(o), ARGV[9]
     if s then detach(o, s, s.agent ~= to and 'transfer' or nil, now) end
     local c = { acct = to, load = load_of(to), cap = capacity(to, cfg) }
     assign(o, (s and s.group) or '_all', c, now, cfg,
@@ -98,7 +112,7 @@ end
 
 -- The customer-service window this opens (see outbound.lua). An event
 -- never shortens a message's longer window.
-local wk, wkey = ARGV[11], P .. 'win:' .. o
+local wk, wkey = ARGV[10], P .. 'win:' .. o
 local w = redis.call('HMGET', wkey, 'kind', 'last_ms')
 local msg_window_open = w[1] == 'msg' and
                         now - (tonumber(w[2]) or 0) <= 48 * 3600 * 1000
@@ -111,7 +125,7 @@ elseif wk == 'evt' then
 end
 
 local fields = {}
-for i = 15, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
 fields[#fields + 1] = 'decision'
 fields[#fields + 1] = decision
 fields[#fields + 1] = 'agent'
@@ -122,4 +136,4 @@ emit(fields)
 inbox(agent, fields)
 local stored = decision .. '|' .. math.floor(now / 1000)
 redis.call('SET', dkey, stored, 'EX', tonumber(ARGV[2]))
-return { 0, stored }
+return decided(0, stored)

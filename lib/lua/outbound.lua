@@ -5,7 +5,8 @@
 -- sends (P win:<openid>, written by ingest). The window is checked and a
 -- send reserved here, before WeChat is called; a refused send gives the
 -- reservation back.
--- ARGV: 1 now ms, 2 cfg, 3 op, then per op:
+-- KEYS[1] the account prefix P; no other KEYS.
+-- ARGV: 1 op, 2 now ms, 3 cfg, then per op:
 --   reserve  4 openid, 5 by (agent; '' = admin or wxkf), 6 id, 7 msgtype,
 --            8 window ms, 9 quota after a message, 10 quota after an event,
 --            11 the message (JSON of the msgtype object, for history)
@@ -21,8 +22,8 @@
 --            delivery event (a failure gives the send back) and the entry
 --            removed, in one step; refused when the lease was lost (the
 --            entry belongs to whoever took it over)
-local now, op = tonumber(ARGV[1]), ARGV[3]
-local cfg = parse_cfg(ARGV[2])
+local op, now = ARGV[1], tonumber(ARGV[2])
+local cfg = parse_cfg(ARGV[3])
 
 -- A send WeChat refused does not count against the user's window.
 local function give_back(o)

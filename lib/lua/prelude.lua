@@ -1,8 +1,9 @@
--- prelude: shared by every routing script (prepended at build time).
+-- prelude: the routing state and its helpers, put in front of each routing
+-- script (the Makefile's LUA_ROUTING) at build time; see README.md.
 -- KEYS[1] is the account prefix "wxkf:{APPID}:" — every key a script
 -- touches starts with it, so all of them live in one Redis Cluster slot.
--- Times are milliseconds passed in by the caller (ARGV), so a script is
--- deterministic and testable.
+-- ARGV[1] is the op. Times are milliseconds passed in by the caller
+-- (ARGV), so a script is deterministic and testable.
 local P = KEYS[1]
 
 -- cfg: "key=value;key=value" from the worker's configuration.

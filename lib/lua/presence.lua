@@ -1,10 +1,11 @@
 -- presence: an agent's status or heartbeat.
--- ARGV: 1 now ms, 2 cfg, 3 agent, 4 op: online | paused | offline |
---       heartbeat, 5 reason (request, heartbeat_lost, ...).
+-- KEYS[1] the account prefix P; no other KEYS.
+-- ARGV: 1 op: online | paused | offline | heartbeat, 2 now ms, 3 cfg,
+--       4 agent, 5 reason (request, heartbeat_lost, ...).
 -- Returns {status, sessions moved or assigned, previous status} or
 -- {'err', code}.
-local now, a, op = tonumber(ARGV[1]), ARGV[3], ARGV[4]
-local cfg = parse_cfg(ARGV[2])
+local op, now, a = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local cfg = parse_cfg(ARGV[3])
 if redis.call('SISMEMBER', P .. 'agents', a) == 0 then
     return { 'err', 'unknown_agent' }
 end

@@ -1,5 +1,6 @@
 -- read: views for the API (no writes, but for converting a queue an
 -- earlier release left as a LIST: see qkey).
+-- KEYS[1] the account prefix P; no other KEYS.
 -- ARGV: 1 op: agent_sessions | session | inbox | me | sessions | queue |
 -- stats, 2 agent, openid or state.
 -- agent_sessions -> list of session hashes (each as {field, value...})

@@ -1,11 +1,12 @@
 -- session: an agent or an admin acts on a user's session.
--- ARGV: 1 now ms, 2 cfg, 3 op: close | transfer_agent | transfer_group |
---       answered, 4 openid, 5 by (agent account, or '' for an admin),
---       6 target (agent or group).
+-- KEYS[1] the account prefix P; no other KEYS.
+-- ARGV: 1 op: close | transfer_agent | transfer_group | answered,
+--       2 now ms, 3 cfg, 4 openid, 5 by (agent account, or '' for an
+--       admin), 6 target (agent or group).
 -- Returns {'ok', ...} or {'err', code}.
-local now, op, o, by, target = tonumber(ARGV[1]), ARGV[3], ARGV[4],
+local op, now, o, by, target = ARGV[1], tonumber(ARGV[2]), ARGV[4],
                                ARGV[5], ARGV[6]
-local cfg = parse_cfg(ARGV[2])
+local cfg = parse_cfg(ARGV[3])
 local s = session(o)
 if not s then return { 'err', 'no_session' } end
 if by ~= '' and s.agent ~= by then return { 'err', 'not_yours' } end

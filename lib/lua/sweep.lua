@@ -1,12 +1,15 @@
 -- sweep: the periodic work of `wxkf jobs`, bounded per call.
--- ARGV: 1 now ms, 2 cfg, 3 heartbeat ttl ms, 4 limit per kind,
---       5 the leave-a-message text sent to a user whose wait timed out
---       ('' = none; it goes to the outbox, see outbound.lua).
+-- KEYS[1] the account prefix P; no other KEYS.
+-- ARGV: 1 op: sweep, 2 now ms, 3 cfg, 4 heartbeat ttl ms, 5 limit per
+--       kind, 6 the leave-a-message text sent to a user whose wait timed
+--       out ('' = none; it goes to the outbox, see outbound.lua).
 -- Returns {agents_lost, sessions_expired, first_reply_reroutes,
 --          queue_timeouts, dequeued}.
-local now, ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[3]),
-                        tonumber(ARGV[4])
-local cfg = parse_cfg(ARGV[2])
+if ARGV[1] ~= 'sweep' then return redis.error_reply('sweep: unknown op') end
+local now, ttl, limit = tonumber(ARGV[2]), tonumber(ARGV[4]),
+                        tonumber(ARGV[5])
+local text = ARGV[6]
+local cfg = parse_cfg(ARGV[3])
 local lost, expired, rerouted, timeouts, dequeued = 0, 0, 0, 0, 0
 
 for _, a in ipairs(redis.call('ZRANGEBYSCORE', P .. 'hb', '-inf',
@@ -59,18 +62,18 @@ for _, o in ipairs(redis.call('ZRANGEBYSCORE', P .. 'qdeadline', '-inf', now,
         -- the leave-a-message text, only inside the user's window
         local win = redis.call('HMGET', P .. 'win:' .. o, 'kind', 'last_ms')
         local span = win[1] == 'msg' and 48 * 3600 * 1000 or 60000
-        if ARGV[5] and ARGV[5] ~= '' and win[2] and
+        if text and text ~= '' and win[2] and
            now - tonumber(win[2]) <= span then
             local id = 'sys_' .. redis.call('INCR', P .. 'outbox_seq')
             redis.call('HSET', P .. 'outbox:' .. id, 'openid', o, 'agent', '',
                        'msgtype', 'text', 'payload',
-                       cjson.encode({ content = ARGV[5] }), 'attempts', 0,
+                       cjson.encode({ content = text }), 'attempts', 0,
                        'created_ms', now)
             redis.call('ZADD', P .. 'outbox', now, id)
             redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
             emit({ 'type', 'msg_out', 'id', id, 'openid', o, 'agent', '',
                    'by', 'wxkf', 'msgtype', 'text', 'session', s.id or '',
-                   'payload', cjson.encode({ content = ARGV[5] }),
+                   'payload', cjson.encode({ content = text }),
                    'ts_ms', tostring(now) })
         end
         timeouts = timeouts + 1

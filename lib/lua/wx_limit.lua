@@ -6,16 +6,18 @@
 -- P .. 'wx:daily:<day>:<name>'  STRING units spent that day; expires after
 --                                      2 days.
 -- Times come from the caller (ARGV), so the script is deterministic.
+-- KEYS[1] the account prefix P; KEYS[2] a budget's key
+-- (P wx:daily:<day>:<name>), absent when a call spends no budget.
 -- ARGV[1] op:
---   admit now per_min budget_key limit
---     per_min > 0: takes one bucket token; budget_key ~= '': spends one
---     unit of that budget. Both or neither.
+--   admit now per_min limit
+--     per_min > 0: takes one bucket token; with KEYS[2]: spends one unit
+--     of that budget (limit a day). Both or neither.
 --     -> {1, 0} admitted, {0, wait_ms} bucket empty (wait_ms until the
 --        next token), {-1, spent} budget used up. Nothing changes on a
 --        refusal except the bucket's refill bookkeeping.
---   refund budget_key -> units spent after giving one back
---   spent budget_key -> units spent
-local op = ARGV[1]
+--   refund (KEYS[2]) -> units spent after giving one back
+--   spent (KEYS[2]) -> units spent
+local P, bkey, op = KEYS[1], KEYS[2], ARGV[1]
 
 local function take(now, per_min)
     local b = P .. 'wx:bucket'
@@ -37,28 +39,27 @@ local function take(now, per_min)
 end
 
 if op == 'admit' then
-    local now, per_min, bkey, limit = tonumber(ARGV[2]), tonumber(ARGV[3]),
-                                      ARGV[4], tonumber(ARGV[5])
-    if bkey ~= '' then
-        local spent = tonumber(redis.call('GET', P .. bkey) or '') or 0
+    local now, per_min, limit = tonumber(ARGV[2]), tonumber(ARGV[3]),
+                                tonumber(ARGV[4])
+    if bkey then
+        local spent = tonumber(redis.call('GET', bkey) or '') or 0
         if spent >= limit then return { -1, spent } end
     end
     if per_min > 0 then
         local wait = take(now, per_min)
         if wait > 0 then return { 0, wait } end
     end
-    if bkey ~= '' then
-        if redis.call('INCR', P .. bkey) == 1 then
-            redis.call('EXPIRE', P .. bkey, 172800)
+    if bkey then
+        if redis.call('INCR', bkey) == 1 then
+            redis.call('EXPIRE', bkey, 172800)
         end
     end
     return { 1, 0 }
-elseif op == 'refund' then
-    local k = P .. ARGV[2]
-    local spent = tonumber(redis.call('GET', k) or '') or 0
-    if spent > 0 then spent = redis.call('DECR', k) end
+elseif op == 'refund' and bkey then
+    local spent = tonumber(redis.call('GET', bkey) or '') or 0
+    if spent > 0 then spent = redis.call('DECR', bkey) end
     return spent
-elseif op == 'spent' then
-    return tonumber(redis.call('GET', P .. ARGV[2]) or '') or 0
+elseif op == 'spent' and bkey then
+    return tonumber(redis.call('GET', bkey) or '') or 0
 end
 return redis.error_reply('wx_limit: unknown op')

@@ -1,4 +1,5 @@
 -- wx_token: the access token every process shares (lib/wx_token.c).
+-- KEYS[1] the account prefix P; no other KEYS.
 -- P .. 'wx:token'      HASH   token, expires_ms, fetched_ms (absolute wall
 --                             clock ms); expires with the token itself.
 -- P .. 'wx:token_lock' STRING the refresher's random id (SET NX PX).
@@ -15,6 +16,7 @@
 --   unlock owner -> 1 if the lock was owner's (and is gone), else 0
 --   drop token -> 1 if the cached token was that one (and is gone), else 0:
 --     a newer token stored by another process survives.
+local P = KEYS[1]
 local key, lock, op = P .. 'wx:token', P .. 'wx:token_lock', ARGV[1]
 
 if op == 'acquire' then

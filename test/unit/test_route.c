@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "lua.h"
 #include "route.h"
 #include "store.h"
 #include "testutil.h"
@@ -172,7 +173,7 @@ static long presence(struct fixture *f, const char *a, const char *op,
     return moved;
 }
 
-/* One callback's routing call; returns the decision without "|time". */
+/* One callback's routing call; returns the decision as logs write it. */
 static const char *ingest_full(struct fixture *f, enum route_action action,
                                const char *openid, const char *group,
                                const char *kf1, const char *kf2,
@@ -182,9 +183,8 @@ static const char *ingest_full(struct fixture *f, enum route_action action,
                                     { KF_STR("openid"), kf_str_c(openid) },
                                     { KF_STR("msgtype"), KF_STR("text") } };
     struct route_ingest in;
-    struct kf_buf d;
-    char k[32], *out = f->ring[f->ri++ % RING];
-    const char *bar;
+    struct route_decision d;
+    char k[32], *out = f->ring[f->ri++ % RING], text[ROUTE_DECISION_STR_MAX];
     int rc, dummy, replicated = 0;
 
     if (!dkey) {
@@ -203,15 +203,11 @@ static const char *ingest_full(struct fixture *f, enum route_action action,
     in.fields = fields;
     in.nfields = 3;
     in.now_ms = now;
-    kf_buf_init(&d, 256);
     rc = route_ingest(&f->route, &in, &d, dup ? dup : &dummy, &replicated);
-    snprintf(out, sizeof(f->ring[0]), "%.*s", (int)d.len, d.p ? d.p : "");
-    kf_buf_release(&d);
+    snprintf(out, sizeof(f->ring[0]), "%s", route_decision_str(&d, text));
     assert_int_equal(rc, 0);
     assert_int_equal(replicated, 1);    /* no wait_replicas: always */
-    bar = strchr(out, '|');
-    assert_non_null(bar);
-    out[bar - out] = '\0';
+    assert_true(d.time > 0);            /* the time it was first made */
     return out;
 }
 
@@ -954,6 +950,106 @@ static void test_route_retry_gets_the_first_decision_and_records_once(
     assert_int_equal(ev_count(f, "msg_in", "oU1"), 1);
     assert_int_equal(load(f, "anna"), 1);
     assert_invariants(f);
+}
+
+/* The decision comes typed out of route_ingest: the kind, the agent or
+ * the position, and the time of the first delivery (a retry's). */
+static void test_route_ingest_returns_a_typed_decision(void **st)
+{
+    struct fixture *f = *st;
+    struct store_field fields[] = { { KF_STR("type"), KF_STR("msg_in") } };
+    struct route_ingest in;
+    struct route_decision d;
+    int dup = -1, replicated = 0;
+
+    memset(&in, 0, sizeof(in));
+    in.openid = KF_STR("oU1");
+    in.action = ROUTE_ROUTE;
+    in.base_decision = "none";
+    in.window = "msg";
+    in.fields = fields;
+    in.nfields = 1;
+    in.dedupe_key = KF_STR("t1");
+    in.now_ms = T0 + 1 * SEC;
+    assert_int_equal(route_ingest(&f->route, &in, &d, &dup, &replicated), 0);
+    assert_int_equal(d.kind, ROUTE_OFFLINE);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.agent, "");
+    assert_int_equal(d.time, (T0 + 1 * SEC) / 1000);
+    assert_int_equal(dup, 0);
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0 + 2 * SEC);
+    in.openid = KF_STR("oU2");
+    in.dedupe_key = KF_STR("t2");
+    in.now_ms = T0 + 3 * SEC;
+    assert_int_equal(route_ingest(&f->route, &in, &d, &dup, &replicated), 0);
+    assert_int_equal(d.kind, ROUTE_ASSIGNED);
+    assert_string_equal(d.agent, "anna");
+    assert_int_equal(d.n, 0);
+    /* the retry, later: the first decision and its time */
+    in.now_ms = T0 + 9 * SEC;
+    assert_int_equal(route_ingest(&f->route, &in, &d, &dup, &replicated), 0);
+    assert_int_equal(dup, 1);
+    assert_int_equal(d.kind, ROUTE_ASSIGNED);
+    assert_string_equal(d.agent, "anna");
+    assert_int_equal(d.time, (T0 + 3 * SEC) / 1000);
+    /* the sender's next message stays with anna */
+    in.dedupe_key = KF_STR("t3");
+    assert_int_equal(route_ingest(&f->route, &in, &d, &dup, &replicated), 0);
+    assert_int_equal(d.kind, ROUTE_STICKY);
+    assert_string_equal(route_kind_name(d.kind), "sticky");
+    /* a key with a NUL byte never names a Redis key */
+    in.dedupe_key = (struct kf_str){ "t\0x", 3 };
+    assert_int_equal(route_ingest(&f->route, &in, &d, &dup, &replicated),
+                     KF_EINVAL);
+    assert_int_equal(d.kind, ROUTE_UNDECIDED);
+}
+
+/* lib/lua/README.md: ARGV[1] is the op of every script, which checks it:
+ * an unknown one is refused (an error, or {'err', ...}) and writes
+ * nothing. */
+static void test_route_every_script_refuses_an_unknown_op(void **st)
+{
+    struct fixture *f = *st;
+    const char *const src[] = { lua_ingest, lua_presence, lua_session,
+                                lua_sweep, lua_read, lua_outbound, lua_auth,
+                                lua_wx_token, lua_wx_limit };
+    const char *args[] = { "no_such_op", "1700000000000", "", "x", "", "",
+                           "", "", "", "", "", "", "" };
+    size_t i;
+
+    for (i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
+        struct store_script sc;
+        struct store_reply *r = NULL;
+        int rc;
+
+        store_script_init(&sc, src[i]);
+        rc = store_run(&f->store, &sc, 0, NULL, 13, args, NULL, &r);
+        if (rc == 0 && !store_reply_at_is(r, 0, "err"))
+            fail_msg("script %zu ran op no_such_op", i);
+        if (rc != 0 && rc != KF_EBACKEND)
+            fail_msg("script %zu: %s", i, kf_strerror(rc));
+        store_reply_free(r);
+        assert_int_equal(CMDL(f, "DBSIZE"), 0);
+    }
+}
+
+/* The routing prelude goes in front of the routing scripts only: the
+ * token, limit and auth scripts stand alone. */
+static void test_route_only_routing_scripts_carry_the_prelude(void **st)
+{
+    const char *const routing[] = { lua_ingest, lua_presence, lua_session,
+                                    lua_sweep, lua_read, lua_outbound };
+    const char *const alone[] = { lua_auth, lua_wx_token, lua_wx_limit };
+    size_t i;
+
+    (void)st;
+    for (i = 0; i < sizeof(routing) / sizeof(routing[0]); i++)
+        assert_non_null(strstr(routing[i], "local function parse_cfg("));
+    for (i = 0; i < sizeof(alone) / sizeof(alone[0]); i++) {
+        assert_null(strstr(alone[i], "local function parse_cfg("));
+        assert_null(strstr(alone[i], "-- prelude:"));
+    }
 }
 
 /* --- sessions ------------------------------------------------------------ */
@@ -1818,6 +1914,9 @@ int main(void)
         T(test_route_a_full_queue_turns_new_users_away_without_a_session),
         T(test_route_a_list_queue_from_an_earlier_release_keeps_its_order),
         T(test_route_retry_gets_the_first_decision_and_records_once),
+        T(test_route_ingest_returns_a_typed_decision),
+        T(test_route_every_script_refuses_an_unknown_op),
+        T(test_route_only_routing_scripts_carry_the_prelude),
         T(test_route_session_goes_waiting_active_closed_with_a_reason),
         T(test_route_admin_close_is_recorded_with_reason_admin),
         T(test_route_admin_views_list_sessions_queue_and_today),

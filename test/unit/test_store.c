@@ -15,7 +15,8 @@
 #include "testutil.h"
 
 #define APPID "wx62dd79ea990faa89"
-#define STREAM "wxkf:{" APPID "}:events"
+#define STREAM_PREFIX "wxkf:{" APPID "}:"
+#define STREAM STREAM_PREFIX "events"
 
 static void test_store_parses_tcp_url_with_port_db_and_password(void **st)
 {
@@ -116,27 +117,26 @@ static int teardown(void **st)
     return 0;
 }
 
-/* A small idempotent script: counts calls and echoes its argument. */
+/* A small idempotent script, written to lib/lua/README.md's convention:
+ * counts calls under the account prefix (KEYS[1]) and echoes ARGV[2]. */
 static const char counter_lua[] =
-    "redis.call('INCR', KEYS[1] .. 'calls') return ARGV[1]";
+    "assert(ARGV[1] == 'echo') "
+    "redis.call('INCR', KEYS[1] .. 'calls') return ARGV[2]";
 
 static int call(struct fixture *f, const char *arg, struct kf_buf *out)
 {
     static struct store_script sc;
-    const char *argv[8];
-    size_t lens[8];
-    struct redisReply *r = NULL;
+    const char *args[] = { "echo", arg };
+    struct store_reply *r = NULL;
     int rc;
 
     store_script_init(&sc, counter_lua);
-    argv[2] = "1", lens[2] = 1;
-    argv[3] = f->s.prefix, lens[3] = strlen(f->s.prefix);
-    argv[4] = arg, lens[4] = strlen(arg);
-    rc = store_eval(&f->s, &sc, 5, argv, lens, &r);
+    rc = store_run(&f->s, &sc, 0, NULL, 2, args, NULL, &r);
     if (rc == 0) {
         kf_buf_reset(out);
-        rc = kf_buf_append(out, r->str, r->len);
-        freeReplyObject(r);
+        assert_int_equal(store_reply_type(r), STORE_STR);
+        rc = kf_buf_append_str(out, store_reply_str(r));
+        store_reply_free(r);
     }
     return rc;
 }
@@ -208,6 +208,200 @@ static void test_store_eval_maps_a_script_error_to_backend(void **st)
     argv[2] = "0", lens[2] = 1;
     assert_int_equal(store_eval(&f->s, &sc, 3, argv, lens, &r), KF_EBACKEND);
     assert_null(r);
+}
+
+/* store_run's convention (lib/lua/README.md): KEYS[1] is the account
+ * prefix, the caller's key suffixes follow as full names, ARGV[1] is the
+ * op and binary arguments keep their bytes. */
+static void test_store_run_passes_prefix_keys_and_op(void **st)
+{
+    struct fixture *f = *st;
+    struct store_script sc;
+    const char *keys[] = { "queue", "agent:7" };
+    const char *args[] = { "show", "a\0b", "x" };
+    const size_t lens[] = { 4, 3, 1 };
+    struct store_reply *r = NULL;
+    struct kf_str v;
+    int64_t n;
+
+    store_script_init(&sc, "return {KEYS[1], KEYS[2], KEYS[3], #KEYS, "
+                           "ARGV[1], ARGV[2], #ARGV}");
+    assert_int_equal(store_run(&f->s, &sc, 2, keys, 3, args, lens, &r), 0);
+    assert_int_equal(store_reply_type(r), STORE_ARRAY);
+    assert_int_equal(store_reply_len(r), 7);
+    assert_int_equal(store_reply_at_str(r, 0, &v), 0);
+    assert_true(kf_str_eq_c(v, "wxkf:{" APPID "}:"));
+    assert_int_equal(store_reply_at_str(r, 1, &v), 0);
+    assert_true(kf_str_eq_c(v, STREAM_PREFIX "queue"));
+    assert_int_equal(store_reply_at_str(r, 2, &v), 0);
+    assert_true(kf_str_eq_c(v, STREAM_PREFIX "agent:7"));
+    assert_int_equal(store_reply_at_int(r, 3, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(store_reply_at_is(r, 4, "show"));
+    assert_int_equal(store_reply_at_str(r, 5, &v), 0);
+    assert_true(kf_str_eq(v, (struct kf_str){ "a\0b", 3 }));
+    assert_int_equal(store_reply_at_int(r, 6, &n), 0);
+    assert_int_equal(n, 3);
+    store_reply_free(r);
+}
+
+/* A script error is KF_EBACKEND with Redis's words in store_error; too
+ * many arguments or no op never reach Redis. */
+static void test_store_run_reports_errors(void **st)
+{
+    struct fixture *f = *st;
+    struct store_script sc;
+    const char **args = calloc(STORE_ARGS_MAX + 1, sizeof(*args));
+    struct store_reply *r = (struct store_reply *)1;
+    int i;
+
+    assert_non_null(args);
+    store_script_init(&sc, "return redis.error_reply('boom ' .. ARGV[1])");
+    args[0] = "op";
+    assert_int_equal(store_run(&f->s, &sc, 0, NULL, 1, args, NULL, &r),
+                     KF_EBACKEND);
+    assert_null(r);
+    assert_string_equal(store_error(&f->s), "boom op");
+    for (i = 0; i <= STORE_ARGS_MAX; i++)
+        args[i] = "x";
+    assert_int_equal(store_run(&f->s, &sc, 0, NULL, STORE_ARGS_MAX + 1,
+                               args, NULL, &r), KF_ETOOBIG);
+    assert_null(r);
+    assert_int_equal(store_run(&f->s, &sc, 0, NULL, 0, args, NULL, &r),
+                     KF_EINVAL);
+    store_script_init(&sc, "return ARGV[1]");
+    assert_int_equal(store_run(&f->s, &sc, 0, NULL, 1, args, NULL, &r), 0);
+    assert_string_equal(store_error(&f->s), "");
+    store_reply_free(r);
+    free(args);
+}
+
+/* A call with more arguments than fit on the stack (a metrics batch),
+ * and out NULL (only success matters). */
+static void test_store_run_takes_many_args_and_no_reply(void **st)
+{
+    struct fixture *f = *st;
+    struct store_script sc;
+    const char *keys[] = { "big" };
+    const char **args = calloc(5000, sizeof(*args));
+    const char *get[] = { "GET", STREAM_PREFIX "big" };
+    const char *bad[] = { "HGET", STREAM_PREFIX "big", "f" };
+    struct store_reply *r = NULL;
+    int i;
+
+    assert_non_null(args);
+    for (i = 0; i < 5000; i++)
+        args[i] = i % 2 ? "v" : "k";
+    args[0] = "count";
+    store_script_init(&sc, "redis.call('SET', KEYS[2], #ARGV) "
+                           "return #ARGV + #KEYS");
+    assert_int_equal(store_run(&f->s, &sc, 1, keys, 5000, args, NULL, &r),
+                     0);
+    assert_int_equal(store_reply_int(r), 5002);
+    store_reply_free(r);
+    assert_int_equal(store_run(&f->s, &sc, 1, keys, 70, args, NULL, NULL),
+                     0);
+    assert_int_equal(store_cmd(&f->s, 2, get, NULL, &r), 0);
+    assert_true(kf_str_eq_c(store_reply_str(r), "70"));
+    store_reply_free(r);
+    assert_int_equal(store_cmd(&f->s, 2, get, NULL, NULL), 0);
+    assert_int_equal(store_cmd(&f->s, 3, bad, NULL, NULL), KF_EBACKEND);
+    free(args);
+}
+
+/* store_cmd's replies, each type through the accessors, and the
+ * element getters' bounds and type checks. */
+static void test_store_cmd_replies_are_typed(void **st)
+{
+    struct fixture *f = *st;
+    const char *set[] = { "SET", STREAM_PREFIX "k", "12" };
+    const char *get[] = { "GET", STREAM_PREFIX "none" };
+    const char *incr[] = { "INCR", STREAM_PREFIX "k" };
+    const char *bad[] = { "HGET", STREAM_PREFIX "k", "f" };
+    const char *push[] = { "RPUSH", STREAM_PREFIX "l", "-5", "abc", "7x",
+                           "" };
+    const char *range[] = { "LRANGE", STREAM_PREFIX "l", "0", "-1" };
+    struct store_reply *r = NULL;
+    struct kf_str v;
+    int64_t n;
+    char small[3];
+
+    assert_int_equal(store_cmd(&f->s, 3, set, NULL, &r), 0);
+    assert_int_equal(store_reply_type(r), STORE_STATUS);
+    assert_true(kf_str_eq_c(store_reply_str(r), "OK"));
+    store_reply_free(r);
+    assert_int_equal(store_cmd(&f->s, 2, get, NULL, &r), 0);
+    assert_int_equal(store_reply_type(r), STORE_NIL);
+    assert_null(store_reply_str(r).p);
+    assert_int_equal(store_reply_len(r), 0);
+    store_reply_free(r);
+    assert_int_equal(store_cmd(&f->s, 2, incr, NULL, &r), 0);
+    assert_int_equal(store_reply_type(r), STORE_INT);
+    assert_int_equal(store_reply_int(r), 13);
+    store_reply_free(r);
+    assert_int_equal(store_cmd(&f->s, 3, bad, NULL, &r), 0);
+    assert_int_equal(store_reply_type(r), STORE_ERR);
+    assert_memory_equal(store_reply_str(r).p, "WRONGTYPE", 9);
+    store_reply_free(r);
+    assert_int_equal(store_cmd(&f->s, 6, push, NULL, &r), 0);
+    store_reply_free(r);
+    assert_int_equal(store_cmd(&f->s, 4, range, NULL, &r), 0);
+    assert_int_equal(store_reply_type(r), STORE_ARRAY);
+    assert_int_equal(store_reply_len(r), 4);
+    assert_int_equal(store_reply_at_int(r, 0, &n), 0);
+    assert_int_equal(n, -5);
+    assert_int_equal(store_reply_at_int(r, 1, &n), KF_EPARSE);
+    assert_int_equal(store_reply_at_int(r, 2, &n), KF_EPARSE);
+    assert_int_equal(store_reply_at_int(r, 3, &n), KF_EPARSE);
+    assert_int_equal(store_reply_at_int(r, 4, &n), KF_EPARSE);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_reply_at_str(r, 1, &v), 0);
+    assert_true(kf_str_eq_c(v, "abc"));
+    assert_int_equal(store_reply_at_str(r, 4, &v), KF_EPARSE);
+    assert_int_equal(v.len, 0);
+    assert_null(store_reply_at(r, 4));
+    assert_int_equal(store_reply_type(store_reply_at(r, 4)), STORE_NIL);
+    assert_int_equal(store_reply_at_copy(r, 0, small, sizeof(small)), 0);
+    assert_string_equal(small, "-5");
+    assert_int_equal(store_reply_at_copy(r, 1, small, sizeof(small)),
+                     KF_ETOOBIG);
+    assert_string_equal(small, "ab");
+    assert_int_equal(store_reply_at_copy(r, 9, small, sizeof(small)),
+                     KF_EPARSE);
+    assert_string_equal(small, "");
+    assert_string_equal(store_reply_at_text(r, 1), "abc");
+    assert_string_equal(store_reply_at_text(r, 9), "");
+    assert_true(store_reply_at_is(r, 1, "abc"));
+    assert_false(store_reply_at_is(r, 1, "ab"));
+    assert_false(store_reply_at_is(r, 7, "abc"));
+    /* an element is not an array */
+    assert_int_equal(store_reply_len(store_reply_at(r, 0)), 0);
+    assert_int_equal(store_reply_at_int(store_reply_at(r, 0), 0, &n),
+                     KF_EPARSE);
+    store_reply_free(r);
+    store_reply_free(NULL);
+}
+
+/* An integer element as a Lua script returns it, and at_copy in decimal. */
+static void test_store_reply_reads_script_integers(void **st)
+{
+    struct fixture *f = *st;
+    struct store_script sc;
+    const char *args[] = { "ints" };
+    struct store_reply *r = NULL;
+    char buf[24];
+    int64_t n;
+
+    store_script_init(&sc, "return {-9007199254740993, 0, '18'}");
+    assert_int_equal(store_run(&f->s, &sc, 0, NULL, 1, args, NULL, &r), 0);
+    assert_int_equal(store_reply_type(store_reply_at(r, 0)), STORE_INT);
+    assert_int_equal(store_reply_at_int(r, 0, &n), 0);
+    assert_true(n < 0);
+    assert_int_equal(store_reply_at_copy(r, 1, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "0");
+    assert_int_equal(store_reply_at_int(r, 2, &n), 0);
+    assert_int_equal(n, 18);
+    store_reply_free(r);
 }
 
 static void test_store_reports_backend_down_and_recovers(void **st)
@@ -334,20 +528,16 @@ static int ha_teardown(void **st)
 static int ha_call(struct store *s, const char *arg, int *replicated)
 {
     static struct store_script sc;
-    const char *argv[8];
-    size_t lens[8];
-    struct redisReply *r = NULL;
+    const char *args[] = { "echo", arg };
+    struct store_reply *r = NULL;
     int rc, dummy;
 
     store_script_init(&sc, counter_lua);
-    argv[2] = "1", lens[2] = 1;
-    argv[3] = s->prefix, lens[3] = strlen(s->prefix);
-    argv[4] = arg, lens[4] = strlen(arg);
-    rc = store_eval_wait(s, &sc, 5, argv, lens, &r,
-                         replicated ? replicated : &dummy);
+    rc = store_run_wait(s, &sc, 0, NULL, 2, args, NULL, &r,
+                        replicated ? replicated : &dummy);
     if (rc == 0) {
-        assert_int_equal(r->len, strlen(arg));
-        freeReplyObject(r);
+        assert_int_equal(store_reply_str(r).len, strlen(arg));
+        store_reply_free(r);
     }
     return rc;
 }
@@ -481,6 +671,16 @@ int main(void)
             test_store_reloads_script_after_script_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_eval_maps_a_script_error_to_backend, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_run_passes_prefix_keys_and_op, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_run_reports_errors,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_run_takes_many_args_and_no_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cmd_replies_are_typed,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_store_reply_reads_script_integers, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_reports_backend_down_and_recovers, setup, teardown),
         cmocka_unit_test(test_store_parses_sentinel_lists),
