@@ -610,6 +610,7 @@ static int run(struct store *s, const struct store_script *sc, int nkeys,
 
     if (out)
         *out = NULL;
+    s->err[0] = '\0';
     if (nkeys < 0 || nargs < 1)
         return KF_EINVAL;
     if (nkeys > STORE_ARGS_MAX || nargs > STORE_ARGS_MAX - nkeys)

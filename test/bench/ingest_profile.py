@@ -47,14 +47,14 @@ AGENTS = 5
 # Probes go before the first line that starts with each of these (the
 # step is named by the text; a missing one is skipped).
 STEPS = [
-    ('local now, o, action', 'dedupe GET (+ prelude)'),
+    ('local action, now, o', 'dedupe GET (+ prelude)'),
     ('local decision, agent', 'parse_cfg'),
     ('local wk, wkey', 'session + routing (sticky)'),
     ('local fields = {}', 'window + day counters'),
     ('emit(fields)', 'fields + HGET session id'),
     ('inbox(agent, fields)', 'XADD events'),
     ('local stored =', 'XADD agent inbox'),
-    ('return { 0, stored }', 'SET dedupe key'),
+    ('return decided(0, stored)', 'SET dedupe key'),
 ]
 
 
@@ -101,7 +101,8 @@ class Scratch:
 
 
 def args_for(n, now):
-    """ARGV of route_ingest for a plaintext text message (lib/route.c)."""
+    """KEYS and ARGV of route_ingest for a plaintext text message
+    (lib/route.c, lib/lua/README.md): the number of keys, then both."""
     o = 'oBench%022d' % (n % USERS)
     mid = '7999%015d' % n
     payload = json.dumps({'ToUserName': GH, 'FromUserName': o,
@@ -114,8 +115,8 @@ def args_for(n, now):
               str(now // 1000), 'recv_ms', str(now), 'rid', '0' * 32,
               'payload', payload]
     sig = '%040x:%d:%d' % (n, now // 1000, n)     # signature:ts:nonce
-    return [P + 'dedupe:' + key, '600', str(now), o, 'route', '', CFG,
-            'none', '', '', 'msg', P + 'sig:' + sig, '%064x' % n,
+    return [3, P, P + 'dedupe:' + key, P + 'sig:' + sig, 'route', '600',
+            str(now), o, '', CFG, 'none', '', '', 'msg', '%064x' % n,
             '660'] + fields
 
 
@@ -149,12 +150,12 @@ def measure(r, src, n, first):
     sha = r.script_load(src)
     now = int(time.time() * 1000)
     for i in range(USERS):
-        r.evalsha(sha, 1, P, *args_for(first + i, now))
+        r.evalsha(sha, *args_for(first + i, now))
     r.config_resetstat()
     out = []
     cpu0 = redis_cpu(r)
     for i in range(n):
-        out.append(r.evalsha(sha, 1, P, *args_for(first + USERS + i, now)))
+        out.append(r.evalsha(sha, *args_for(first + USERS + i, now)))
     last_cpu_us = (redis_cpu(r) - cpu0) * 1e6 / n
     st = r.info('commandstats')
     per = st['cmdstat_evalsha']['usec_per_call']
@@ -174,9 +175,11 @@ def probed(src):
             pending.pop(0)
         out.append(ln)
     text = '\n'.join(out)
-    if 'return { 0, stored }' not in text:
+    if 'return decided(0, stored)' not in text:
         return None, names
-    text = text.replace('return { 0, stored }', 'return { 0, stored, __t }')
+    text = text.replace('return decided(0, stored)',
+                        'local __r = decided(0, stored)\n'
+                        '__r[#__r + 1] = __t\nreturn __r')
     head = ("local __t = {}\nlocal function __probe() local t = "
             "redis.call('TIME'); __t[#__t + 1] = t[1] * 1000000 + t[2] end\n"
             "__probe()\n")
@@ -221,7 +224,7 @@ def main(argv=None):
         per, _, out = measure(s.r, src, a.n, 2 * 10 ** 7)
         steps = [[] for _ in names]
         for res in out:
-            t = res[2]
+            t = res[-1]
             for j in range(min(len(names), len(t) - 1)):
                 steps[j].append(t[j + 1] - t[j])
         print('  with %d TIME probes: %5.1f µs per EVALSHA; by step '

@@ -267,6 +267,7 @@ static void test_store_run_reports_errors(void **st)
     assert_int_equal(store_run(&f->s, &sc, 0, NULL, STORE_ARGS_MAX + 1,
                                args, NULL, &r), KF_ETOOBIG);
     assert_null(r);
+    assert_string_equal(store_error(&f->s), "");   /* not the last one's */
     assert_int_equal(store_run(&f->s, &sc, 0, NULL, 0, args, NULL, &r),
                      KF_EINVAL);
     store_script_init(&sc, "return ARGV[1]");
