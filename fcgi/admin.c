@@ -27,7 +27,7 @@
 
 static struct route *rt(struct fcgi_req *r)
 {
-    return &r->app->cb.route;
+    return &r->app->route;
 }
 
 static int admin(struct fcgi_req *r)

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "push.h"
 #include "history.h"
+#include "refusal.h"
 #include "route.h"
 
 #include "banned.h"
@@ -25,7 +26,7 @@
 
 static struct route *rt(struct fcgi_req *r)
 {
-    return &r->app->cb.route;
+    return &r->app->route;
 }
 
 /* 429 for a failed attempt from an address over the brake's limit
@@ -129,6 +130,13 @@ void api_backend_down(struct fcgi_req *r)
     fcgi_error(r, 503, "backend_unavailable", "redis is unreachable", NULL);
 }
 
+void api_refused(struct fcgi_req *r, const struct refusal *why,
+                 const char *detail)
+{
+    fcgi_error(r, why->status, why->code,
+               why->message ? why->message : detail ? detail : "", NULL);
+}
+
 static const char *field_str(const json_t *o, const char *name,
                              const char *def)
 {
@@ -193,16 +201,17 @@ void api_me(struct fcgi_req *r)
 static void presence(struct fcgi_req *r, const struct auth *who,
                      const char *op, const char *reason)
 {
+    const struct refusal *why = NULL;
     char status[16];
     long moved = 0;
     int rc;
 
     rc = route_presence(rt(r), who->account, op, reason, kf_wall_ms(), status,
-                        sizeof(status), &moved);
+                        sizeof(status), &moved, &why);
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
-    } else if (rc == KF_ENOTFOUND) {
-        fcgi_error(r, 404, "unknown_agent", "agent not found", NULL);
+    } else if (why) {
+        api_refused(r, why, NULL);
     } else if (rc < 0) {
         fcgi_error(r, 500, "internal_error", "internal error", NULL);
     } else {
@@ -277,60 +286,35 @@ void api_session_view(struct fcgi_req *r)
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
     } else if (rc < 0) {
-        fcgi_error(r, 404, "no_session", "this user has no session", NULL);
+        api_refused(r, refusal_get(REFUSAL_NO_SESSION), NULL);
     } else if (who.role == AUTH_AGENT &&
                strcmp(json_string_value(json_object_get(s, "agent"))
                           ? json_string_value(json_object_get(s, "agent"))
                           : "", who.account) != 0) {
         json_decref(s);
-        fcgi_error(r, 403, "not_yours", "the session is another agent's",
-                   NULL);
+        api_refused(r, refusal_get(REFUSAL_NOT_YOURS), NULL);
     } else {
         fcgi_json(r, 200, s);
     }
 }
 
-static void session_refused(struct fcgi_req *r, int rc, const char *code)
-{
-    static const struct {
-        const char *code;
-        int status;
-        const char *message;
-    } map[] = {
-        { "no_session", 404, "this user has no session" },
-        { "not_yours", 403, "the session is another agent's" },
-        { "unknown_agent", 404, "no such agent" },
-        { "unknown_group", 404, "no such group" },
-        { "agent_offline", 409, "the agent is offline" },
-        { "agent_full", 409, "the agent is at capacity" },
-        { "same_agent", 409, "the session is already with that agent" },
-    };
-    size_t i;
-
-    if (rc == KF_EBACKEND) {
-        api_backend_down(r);
-        return;
-    }
-    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (strcmp(code, map[i].code) == 0) {
-            fcgi_error(r, map[i].status, map[i].code, map[i].message, NULL);
-            return;
-        }
-    fcgi_error(r, 400, "refused", "the session action was refused", NULL);
-}
-
 static void session_action(struct fcgi_req *r, const struct auth *who,
                            const char *op, const char *target)
 {
+    const struct refusal *why = NULL;
     struct auth me = *who;
-    char result[96], err[32] = "";
+    char result[96];
     int rc;
 
     rc = route_session(rt(r), op, r->param,
                        me.role == AUTH_AGENT ? me.account : "", target,
-                       kf_wall_ms(), result, sizeof(result), err, sizeof(err));
+                       kf_wall_ms(), result, sizeof(result), &why);
+    if (rc == KF_EBACKEND) {
+        api_backend_down(r);
+        return;
+    }
     if (rc < 0) {
-        session_refused(r, rc, err);
+        api_refused(r, why ? why : refusal_get(REFUSAL_REFUSED), NULL);
         return;
     }
     fcgi_json(r, 200, json_pack("{s:s%,s:s}", "openid", r->param.p,
@@ -440,18 +424,9 @@ void api_me_events(struct fcgi_req *r)
  * through WeChat's customer-service API, as its kf_account. */
 void api_session_send(struct fcgi_req *r)
 {
-    static const struct {
-        const char *code;
-        int status;
-    } map[] = {
-        { "outside_48h_window", 409 }, { "quota_exhausted", 409 },
-        { "not_yours", 403 }, { "no_session", 404 },
-        { "invalid_field", 400 },
-    };
     struct outbound_result res;
     struct auth who;
     json_t *body;
-    size_t i;
     int rc;
 
     if (api_authenticate(r, &who, 0))
@@ -471,22 +446,18 @@ void api_session_send(struct fcgi_req *r)
             metrics_inc(r->app->metrics, METRICS_MESSAGES, labels, 1);
     }
     json_decref(body);
-    if (rc == KF_EINVAL && res.code[0]) {
-        for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-            if (strcmp(res.code, map[i].code) == 0)
-                break;
-        fcgi_error(r, i < sizeof(map) / sizeof(map[0]) ? map[i].status : 400,
-                   res.code, res.message, NULL);
+    if (rc < 0 && res.why) {
+        api_refused(r, res.why, res.message);
     } else if (rc == KF_EWECHAT) {
-        const char *code = res.errcode == 45015 ? "outside_48h_window"
-                           : res.errcode == 45047 ? "quota_exhausted"
-                                                  : "wechat_refused";
-        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code", code,
-                              "message", res.message, "errcode",
+        /* the errcodes that mean one of our refusals answer as it does */
+        const struct refusal *w = refusal_by_errcode(REFUSAL_SEND,
+                                                     res.errcode);
+        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code",
+                              w ? w->code : "wechat_refused", "message",
+                              res.message, "errcode",
                               (json_int_t)res.errcode, "id", res.id);
 
-        fcgi_json(r, res.errcode == 45015 || res.errcode == 45047 ? 409 : 502,
-                  e);
+        fcgi_json(r, w ? w->status : 502, e);
     } else if (rc == KF_EIO) {
         fcgi_error(r, 502, "wechat_unreachable", res.message, NULL);
     } else if (rc < 0) {
@@ -500,7 +471,7 @@ void api_session_send(struct fcgi_req *r)
     }
     log_info(&r->log, "api", "send", "status=%d result=%s code=%s errcode=%ld",
              r->status, res.status[0] ? res.status : "-",
-             res.code[0] ? res.code : "-", res.errcode);
+             res.why && *res.why->sub ? res.why->sub : "-", res.errcode);
 }
 
 /* --- history: reads of the archived messages (lib/history) --------------- */
@@ -566,8 +537,7 @@ static int may_read_user(struct fcgi_req *r, const struct auth *who)
          strcmp(agent, who->account) == 0;
     json_decref(s);
     if (!ok) {
-        fcgi_error(r, 403, "not_yours", "the user is not served by you",
-                   NULL);
+        api_refused(r, refusal_get(REFUSAL_NOT_SERVED), NULL);
         log_info(&r->log, "api", "denied", "status=403 agent=%s",
                  who->account);
     }
@@ -588,7 +558,7 @@ static void history_reply(struct fcgi_req *r, const char *ev, int rc,
         fcgi_error(r, 503, "backend_unavailable",
                    "postgresql is unreachable", NULL);
     } else if (rc == KF_ENOTFOUND)
-        fcgi_error(r, 404, "no_session", "this user has no session", NULL);
+        api_refused(r, refusal_get(REFUSAL_NO_SESSION), NULL);
     else if (rc == KF_EINVAL)
         fcgi_error(r, 400, "invalid_field", einval, NULL);
     else
@@ -737,16 +707,9 @@ void api_media_get(struct fcgi_req *r)
                      kf_strerror(rc));
     } else if (rc == KF_EBACKEND) {
         api_backend_down(r);
-    } else if (strcmp(f.code, "not_yours") == 0) {
-        fcgi_error(r, 403, "not_yours", "the user is not in one of your "
-                   "sessions", NULL);
-    } else if (rc == KF_EINVAL) {
-        fcgi_error(r, 404, "no_media", "no such media", NULL);
     } else {
-        fcgi_error(r, 404, f.code[0] ? f.code : "no_media",
-                   strcmp(f.code, "media_failed") == 0
-                       ? "the media could not be fetched from WeChat"
-                       : "no such media, or not stored yet", NULL);
+        api_refused(r, refusal_find(REFUSAL_MEDIA, kf_str_c(f.code),
+                                    REFUSAL_NO_MEDIA), NULL);
     }
     log_info(&r->log, "api", "media", "status=%d by=%s code=%s size=%llu",
              r->status, who.role == AUTH_AGENT ? who.account : "admin",

@@ -16,20 +16,34 @@
 #include "kf.h"
 #include "log.h"
 #include "outbound.h"
+#include "route.h"
 #include "store.h"
 #include "wx_api.h"
 
-/* Everything a worker process keeps between requests. */
+/* Which process an app is: what app_open builds beyond the parts both
+ * use (config, log, store, route, wx_api, outbound, metrics). */
+enum app_kind {
+    APP_WORKER,     /* `wxkf fcgi`: also the callback (AES keys), its
+                       journal and the history reads */
+    APP_JOBS,       /* `wxkf jobs`: nothing more */
+};
+
+/* Everything a process keeps between requests (or passes). It owns each
+ * part; the parts borrow one another: route the store, callback the
+ * route, outbound the route and wx_api. */
 struct app {
     struct config cfg;
     struct log log;
     struct store store;
-    struct callback cb;
+    struct route route;         /* routing, presence, sessions (Redis) */
+    struct callback cb;         /* APP_WORKER only (else zeroed) */
     struct wx_api *api;         /* WeChat's API (one curl handle) */
     struct outbound outbound;
-    struct history history;     /* PostgreSQL reads (lazy connection) */
+    struct history history;     /* APP_WORKER: PostgreSQL reads (lazy
+                                   connection) */
     struct metrics *metrics;    /* this process's counts (lib/metrics) */
-    struct journal journal;     /* callbacks kept while Redis is away */
+    struct journal journal;     /* APP_WORKER: callbacks kept while Redis
+                                   is away */
     int64_t next_replay_ms;     /* when to look at the journal again */
     unsigned long redis_failures; /* store.failures already counted */
     unsigned long redis_failovers, redis_wait_shorts;   /* the same */
@@ -87,6 +101,11 @@ json_t *api_agent_json(const struct agent *a, const char *status,
 int api_str_field(struct fcgi_req *r, json_t *o, const char *name,
                   const char **out);
 void api_backend_down(struct fcgi_req *r);   /* 503 redis */
+/* A refusal as the table says (lib/refusal.h): its status, code and
+ * message, or detail where the row has none (invalid_field). */
+struct refusal;
+void api_refused(struct fcgi_req *r, const struct refusal *why,
+                 const char *detail);
 
 /* The REST API handlers (api.c). */
 void api_me(struct fcgi_req *r);
@@ -126,17 +145,15 @@ void app_count_store_failures(struct app *app);
  * a failure is logged at most once a minute. */
 void app_flush_metrics(struct app *app);
 
-/* Once a second at most: replays the journal when it holds something
- * and this process wins the replay lock. */
-void app_replay_journal(struct app *app);
-
 /* GET /metrics (routes.c). */
 void metrics_page(struct fcgi_req *r);
 
-/* Loads the config and opens the log, the Redis store and the callback
- * (routing) state. On failure it has said why (stderr or the log); call
+/* Loads the config and opens the log, the Redis store, the routing
+ * state, WeChat's API, the outbound sender and the metrics; for
+ * APP_WORKER also the callback (its AES keys), the journal and the
+ * history reads. On failure it has said why (stderr or the log); call
  * app_close() either way. */
-int app_open(struct app *app, const char *conf_path);
+int app_open(struct app *app, const char *conf_path, enum app_kind kind);
 void app_close(struct app *app);
 /* 1 when the Redis of app (if it answers) or, with_pg, its PostgreSQL
  * (if it lets us log in) is older than wxkf needs (lib/version): logged

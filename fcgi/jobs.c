@@ -11,7 +11,9 @@
  * set, a thread of its own follows the agents' feeds and publishes them
  * to their Nchan channels (lib/push), so a console hears of a message
  * within a second whatever the loop is doing. SIGTERM, SIGINT, SIGQUIT
- * and SIGUSR1 stop it between passes, as they stop a worker. */
+ * and SIGUSR1 stop it between passes, as they stop a worker. It builds
+ * no callback (no AES keys) and keeps no journal: the workers replay
+ * the callbacks they journaled (app_open, APP_JOBS). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,8 +82,8 @@ static void sweep(struct app *app, struct log *log)
     int rc;
 
     memset(&c, 0, sizeof(c));
-    rc = route_sweep(&app->cb.route, kf_wall_ms(), app->cfg.presence.heartbeat_ttl,
-                     SWEEP_LIMIT, &c);
+    rc = route_sweep(&app->route, kf_wall_ms(),
+                     app->cfg.presence.heartbeat_ttl, SWEEP_LIMIT, &c);
     if (rc < 0) {
         log_warn(log, "jobs", "sweep_failed", "err=%s", kf_strerror(rc));
         return;
@@ -259,9 +261,8 @@ int jobs_main(const char *conf_path)
     struct media media;
     struct archive ar;
     int64_t next_sync = 0, next_keep = 0;
-    int rc = app_open(&app, conf_path);
+    int rc = app_open(&app, conf_path, APP_JOBS);
 
-    app.process = "jobs";
     if (rc < 0 || app_servers_too_old(&app, 1)) {
         app_close(&app);
         return 1;
@@ -297,7 +298,6 @@ int jobs_main(const char *conf_path)
         deliver(&app, &app.log);
         app_count_store_failures(&app);
         app_flush_metrics(&app);
-        app_replay_journal(&app);
         fetch_media(&media, &app);
         keep_media(&media, &app, &next_keep);
         archive(&ar, &app, now + 1000);

@@ -140,16 +140,16 @@ static int check_redis(const struct config *cfg)
 static int check_postgres(const struct config *cfg)
 {
     struct version v;
-    char err[256];
+    struct pg_err err;
     int rc;
 
     if (pg_ping(cfg->postgres.dsn) < 0) {
         printf("postgres: UNREACHABLE\n");
         return 1;
     }
-    rc = pg_server_version(cfg->postgres.dsn, &v, err, sizeof(err));
+    rc = pg_server_version(cfg->postgres.dsn, &v, &err);
     if (rc == KF_EBACKEND) {
-        printf("postgres: CANNOT LOG IN: %s\n", err);
+        printf("postgres: CANNOT LOG IN: %s\n", err.msg);
         return 1;
     }
     printf("postgres: ");

@@ -47,7 +47,7 @@ static void routing_gauges(struct fcgi_req *r, struct gauges *gs)
     json_int_t agents, n;
     size_t i;
 
-    if (route_stats(&r->app->cb.route, kf_wall_ms(), &s) < 0)
+    if (route_stats(&r->app->route, kf_wall_ms(), &s) < 0)
         return;
     agents = json_integer_value(json_object_get(s, "agents"));
     for (i = 0; i < 3; i++) {

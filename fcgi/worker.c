@@ -260,7 +260,10 @@ static int replay_one(void *ctx, const struct journal_rec *jr)
     return rc;
 }
 
-void app_replay_journal(struct app *app)
+/* Once a second at most: replays the journal when it holds something
+ * and this process wins the replay lock (a worker: the journal and the
+ * callback are APP_WORKER parts). */
+static void replay_journal(struct app *app)
 {
     struct journal_counts c = { 0, 0, 0 };
     int64_t now = kf_mono_ms();
@@ -310,12 +313,12 @@ void app_flush_metrics(struct app *app)
     }
 }
 
-int app_open(struct app *app, const char *conf_path)
+/* The config and the log: said on stderr when they fail. */
+static int open_config(struct app *app, const char *conf_path)
 {
     struct config_err err;
     int rc, i;
 
-    memset(app, 0, sizeof(*app));
     config_init(&app->cfg);
     rc = config_load(&app->cfg, conf_path, &err);
     if (rc < 0) {
@@ -330,26 +333,20 @@ int app_open(struct app *app, const char *conf_path)
     for (i = 0; config_advice(&app->cfg, i); i++)
         log_warn(&app->log, "config", "advice", "why=\"%s\"",
                  config_advice(&app->cfg, i));
-    rc = store_init_config(&app->store, &app->cfg);
-    if (rc < 0) {
-        log_error(&app->log, "config", "bad_redis_url", "err=%s",
-                  kf_strerror(rc));
-        return rc;
-    }
-    rc = callback_init(&app->cb, &app->cfg, &app->store);
+    return 0;
+}
+
+/* What only a worker uses: the callback (AES keys), the journal a
+ * callback goes to while Redis is away, the history reads. */
+static int open_worker_parts(struct app *app)
+{
+    int rc = callback_init(&app->cb, &app->cfg, &app->route);
+
     if (rc < 0) {
         log_error(&app->log, "config", "callback_init_failed", "err=%s "
-                  "(the EncodingAESKey or the routing rules)",
-                  kf_strerror(rc));
+                  "(the EncodingAESKey)", kf_strerror(rc));
         return rc;
     }
-    rc = wx_api_new(&app->cfg, &app->store, &app->api);
-    if (rc < 0) {
-        log_error(&app->log, "wx_api", "init_failed", "err=%s",
-                  kf_strerror(rc));
-        return rc;
-    }
-    outbound_init(&app->outbound, &app->cb.route, app->api, &app->cfg);
     history_init(&app->history, app->cfg.postgres.dsn);
     /* without a journal a callback during a Redis outage gets 503 (and
      * WeChat's retries): worse, but no reason not to start */
@@ -358,6 +355,39 @@ int app_open(struct app *app, const char *conf_path)
                   "(callbacks get 503 while Redis is unreachable)",
                   app->cfg.redis.journal_dir, strerror(errno));
     app->cb.journal = &app->journal;
+    return 0;
+}
+
+int app_open(struct app *app, const char *conf_path, enum app_kind kind)
+{
+    int rc;
+
+    memset(app, 0, sizeof(*app));
+    app->process = kind == APP_JOBS ? "jobs" : "fcgi";
+    rc = open_config(app, conf_path);
+    if (rc < 0)
+        return rc;
+    rc = store_init_config(&app->store, &app->cfg);
+    if (rc < 0) {
+        log_error(&app->log, "config", "bad_redis_url", "err=%s",
+                  kf_strerror(rc));
+        return rc;
+    }
+    rc = route_init(&app->route, &app->store, &app->cfg);
+    if (rc < 0) {
+        log_error(&app->log, "config", "route_init_failed", "err=%s "
+                  "(the routing rules)", kf_strerror(rc));
+        return rc;
+    }
+    if (kind == APP_WORKER && (rc = open_worker_parts(app)) < 0)
+        return rc;
+    rc = wx_api_new(&app->cfg, &app->store, &app->api);
+    if (rc < 0) {
+        log_error(&app->log, "wx_api", "init_failed", "err=%s",
+                  kf_strerror(rc));
+        return rc;
+    }
+    outbound_init(&app->outbound, &app->route, app->api, &app->cfg);
     app->metrics = malloc(sizeof(*app->metrics));
     if (!app->metrics) {
         log_error(&app->log, "metrics", "init_failed", "err=%s",
@@ -366,10 +396,11 @@ int app_open(struct app *app, const char *conf_path)
     }
     metrics_init(app->metrics);
     wx_api_set_metrics(app->api, app->metrics);
-    app->process = "fcgi";
     return 0;
 }
 
+/* Releases in the reverse order of app_open; each part is safe to
+ * release unopened (zeroed). */
 void app_close(struct app *app)
 {
     if (app->metrics) {
@@ -377,9 +408,9 @@ void app_close(struct app *app)
         free(app->metrics);
         app->metrics = NULL;
     }
-    history_release(&app->history);
     wx_api_free(app->api);
     app->api = NULL;
+    history_release(&app->history);
     callback_release(&app->cb);
     store_release(&app->store);
     log_close(&app->log);
@@ -406,7 +437,7 @@ int app_servers_too_old(struct app *app, int with_pg)
 
     if (with_pg)
         old |= too_old(app, pg_server_version(app->cfg.postgres.dsn, &v,
-                                              NULL, 0),
+                                              NULL),
                        VERSION_POSTGRES, &v);
     return old;
 }
@@ -448,7 +479,7 @@ int worker_main(const char *conf_path)
     unsigned long served = 0;
     int rc;
 
-    rc = app_open(&app, conf_path);
+    rc = app_open(&app, conf_path, APP_WORKER);
     if (rc < 0) {
         app_close(&app);
         return 1;
@@ -487,7 +518,7 @@ int worker_main(const char *conf_path)
         int ready = poll(&p, 1, 0);
 
         app_flush_metrics(&app);
-        app_replay_journal(&app);
+        replay_journal(&app);
         if (ready <= 0 && poll(&p, 1, 1000) <= 0)
             continue;           /* an idle second, or a signal */
         if (stopping)

@@ -22,7 +22,7 @@
 #define REPLY_MAX (16 * 1024)
 
 int callback_init(struct callback *cb, const struct config *cfg,
-                  struct store *store)
+                  struct route *route)
 {
     const char *keys[2] = { cfg->wechat.encoding_aes_key,
                             cfg->wechat.encoding_aes_key_prev };
@@ -30,11 +30,8 @@ int callback_init(struct callback *cb, const struct config *cfg,
 
     memset(cb, 0, sizeof(*cb));
     cb->cfg = cfg;
-    cb->store = store;
+    cb->route = route;
     cb->encoding = config_encoding(cfg);
-    rc = route_init(&cb->route, store, cfg);
-    if (rc < 0)
-        return rc;
     for (i = 0; i < 2 && keys[i] && *keys[i]; i++) {
         rc = wx_crypto_init(&cb->crypto[i], kf_str_c(keys[i]),
                             kf_str_c(cfg->wechat.app_id));
@@ -235,7 +232,7 @@ static int build_reply(const struct callback *cb, const struct wx_msg *m,
         r.type = WX_REPLY_TEXT;
         r.content = kf_str_c(c->texts.fallback);
     } else if ((d->kind == ROUTE_ASSIGNED || d->kind == ROUTE_STICKY) &&
-               cb->route.wechat_kf) {
+               cb->route->wechat_kf) {
         r.type = WX_REPLY_TRANSFER;
         r.kf_account = kf_str_c(d->agent);
     }
@@ -351,7 +348,7 @@ static int record(struct callback *cb, const struct callback_req *req,
         memset(&in, 0, sizeof(in));
         in.dedupe_key = kf_buf_str(&key);
         in.openid = m->from_user;
-        route_classify(&cb->route, m, &in.action, &in.group);
+        route_classify(cb->route, m, &in.action, &in.group);
         in.window = route_window(m);
         in.base_decision = m->type == WX_MSG_EVENT &&
                                    m->event == WX_EV_SUBSCRIBE &&
@@ -366,7 +363,7 @@ static int record(struct callback *cb, const struct callback_req *req,
         in.sig_key = skey;
         in.msg_hash = hash;
         in.sig_ttl = binding_ttl(cb->cfg);
-        rc = route_ingest(&cb->route, &in, decision, dup, replicated);
+        rc = route_ingest(cb->route, &in, decision, dup, replicated);
     }
     kf_buf_release(&key);
     kf_buf_release(&payload);

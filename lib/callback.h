@@ -13,7 +13,6 @@
 #include "http.h"
 #include "kf.h"
 #include "route.h"
-#include "store.h"
 #include "wx_crypto.h"
 
 #define CALLBACK_ECHOSTR_MAX 512
@@ -24,8 +23,8 @@ struct callback {
     const struct config *cfg;     /* borrowed; outlives the callback */
     struct journal *journal;      /* borrowed, or NULL: where a callback
                                      goes while Redis is unreachable */
-    struct store *store;          /* borrowed */
-    struct route route;
+    struct route *route;          /* borrowed (its store is the
+                                     callback's Redis); outlives it */
     struct wx_crypto crypto[2];   /* current, previous EncodingAESKey */
     int ncrypto;
     enum config_encoding encoding; /* what the account sends */
@@ -51,10 +50,11 @@ struct callback_res {
     int unreplicated;             /* WAIT fell short (wait_replicas) */
 };
 
-/* cfg must already be validated (config_load). A bad EncodingAESKey ->
- * KF_EAESKEY; bad routing rules -> KF_ECONFIG. */
+/* cfg must already be validated (config_load); route is initialised
+ * (route_init) from the same cfg, and both outlive cb. A bad
+ * EncodingAESKey -> KF_EAESKEY. */
 KF_WUR int callback_init(struct callback *cb, const struct config *cfg,
-                         struct store *store);
+                         struct route *route);
 void callback_release(struct callback *cb);        /* safe twice */
 
 void callback_res_init(struct callback_res *res);

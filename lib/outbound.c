@@ -33,11 +33,14 @@ void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
                         cfg->wechat.api_connect_timeout_ms) + 15000;
 }
 
-static void refuse(struct outbound_result *res, const char *code,
-                   const char *message)
+/* A refusal: its row, and the row's message (or detail where the row
+ * has none: which field). */
+static void refuse(struct outbound_result *res, const struct refusal *why,
+                   const char *detail)
 {
-    snprintf(res->code, sizeof(res->code), "%s", code);
-    snprintf(res->message, sizeof(res->message), "%s", message);
+    res->why = why;
+    snprintf(res->message, sizeof(res->message), "%s",
+             why->message ? why->message : detail);
 }
 
 static int str_member(json_t *o, const char *name, size_t max)
@@ -62,26 +65,27 @@ static int validate(json_t *msg, const char **type, json_t **payload,
         if (strcmp(t, types[i]) == 0)
             break;
     if (!t || i == sizeof(types) / sizeof(types[0])) {
-        refuse(res, "invalid_field", "field msgtype must be one of text, "
-               "image, voice, video, music, news, mpnews, msgmenu, "
-               "miniprogrampage");
+        refuse(res, refusal_get(REFUSAL_INVALID_FIELD),
+               "field msgtype must be one of text, image, voice, video, "
+               "music, news, mpnews, msgmenu, miniprogrampage");
         return KF_EINVAL;
     }
     *type = t;
     *payload = json_object_get(msg, t);
     if (!json_is_object(*payload)) {
-        refuse(res, "invalid_field", "the message needs an object named "
-               "after its msgtype");
+        refuse(res, refusal_get(REFUSAL_INVALID_FIELD),
+               "the message needs an object named after its msgtype");
         return KF_EINVAL;
     }
     if (strcmp(t, "text") == 0 && !str_member(*payload, "content", TEXT_MAX)) {
-        refuse(res, "invalid_field", "field text.content must be a string "
-               "of 1..2048 bytes");
+        refuse(res, refusal_get(REFUSAL_INVALID_FIELD),
+               "field text.content must be a string of 1..2048 bytes");
         return KF_EINVAL;
     }
     if ((!strcmp(t, "image") || !strcmp(t, "voice") || !strcmp(t, "mpnews") ||
          !strcmp(t, "video")) && !str_member(*payload, "media_id", 128)) {
-        refuse(res, "invalid_field", "field media_id must be a string");
+        refuse(res, refusal_get(REFUSAL_INVALID_FIELD),
+               "field media_id must be a string");
         return KF_EINVAL;
     }
     return 0;
@@ -166,18 +170,10 @@ static int reserve(struct outbound *ob, const char *by, const char *openid,
     if (rc < 0)
         return rc;
     if (strcmp(store_reply_at_text(rep, 0), "ok") != 0) {
-        const char *code = store_reply_at_text(rep, 1);
-
-        refuse(res, code,
-               !strcmp(code, "outside_48h_window")
-                   ? "the user has not written within the customer-service "
-                     "window (48 h after a message)"
-               : !strcmp(code, "quota_exhausted")
-                   ? "no sends left until the user writes again"
-               : !strcmp(code, "not_yours")
-                   ? "the session is another agent's"
-                   : "this user has no session with you");
-        rc = KF_EINVAL;
+        refuse(res, refusal_find(REFUSAL_SEND,
+                                 kf_str_c(store_reply_at_text(rep, 1)),
+                                 REFUSAL_REFUSED), "");
+        rc = res->why->rc;
     } else {
         snprintf(agent, agent_len, "%s", store_reply_at_text(rep, 1));
         res->left = store_reply_type(store_reply_at(rep, 2)) == STORE_INT

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "kf.h"
+#include "refusal.h"
 #include "route.h"
 #include "wx_api.h"
 
@@ -31,10 +32,13 @@ struct outbound {
 struct outbound_result {
     char id[40];                  /* "m_" + 32 hex */
     char status[12];              /* sent, queued, failed */
-    char code[40];                /* a refusal: outside_48h_window,
-                                     quota_exhausted, not_yours,
-                                     no_session, invalid_field, ... */
-    char message[256];
+    const struct refusal *why;    /* a refusal (KF_EINVAL), else NULL:
+                                     outside_48h_window, quota_exhausted,
+                                     not_yours, no_session, invalid_field
+                                     (lib/refusal.h, scope REFUSAL_SEND) */
+    char message[256];            /* the refusal's message (invalid_field:
+                                     which field), WeChat's text, or why
+                                     WeChat could not be used */
     long errcode;                 /* WeChat's, when it refused */
     long left;                    /* sends left in the window */
     int unrecorded;               /* sent, but the "sent" event could not
@@ -47,7 +51,7 @@ void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
 /* Checks msg ({"msgtype":..., <msgtype>: {...}}, borrowed), reserves a send
  * in the user's window, calls WeChat. Returns 0 with res->status "sent" or
  * "queued" (a transient failure: `wxkf jobs` retries it); KF_EINVAL for a
- * refusal before WeChat (res->code says which); KF_EWECHAT when WeChat
+ * refusal before WeChat (res->why says which); KF_EWECHAT when WeChat
  * refused it (res->errcode; status "failed", the send is given back);
  * KF_EIO when WeChat could not be used for a lasting reason (a wrong
  * api_base, TLS; status "failed", given back, res->message says why);

@@ -475,17 +475,15 @@ int pg_ping(const char *dsn)
     return PQpingParams(keys, vals, 1) == PQPING_OK ? 0 : KF_EBACKEND;
 }
 
-int pg_server_version(const char *dsn, struct version *out, char *err,
-                      size_t n)
+int pg_server_version(const char *dsn, struct version *out,
+                      struct pg_err *e)
 {
     struct pg_conn *c = NULL;
-    struct pg_err e;
-    int rc = pg_open(dsn, "wxkf-check", PG_USE_PROBE, &c, &e);
+    int rc;
 
-    if (n)
-        err[0] = '\0';
-    if (rc < 0 && n)
-        snprintf(err, n, "%s", e.msg);
+    if (e)
+        memset(e, 0, sizeof(*e));
+    rc = pg_open(dsn, "wxkf-check", PG_USE_PROBE, &c, e);
     if (rc == 0)
         rc = version_from_pg_num(pg_server_num(c), out);
     pg_close(c);

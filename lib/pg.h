@@ -137,9 +137,10 @@ KF_WUR int pg_ping(const char *dsn);
 
 struct version;
 /* Logs in at dsn (PG_USE_PROBE), reads the server's version and logs
- * out. KF_EBACKEND when it cannot log in: err[0..n) gets libpq's reason
- * (its first line); KF_EPARSE when the server did not say its version. */
+ * out. KF_EBACKEND when it cannot log in: e->msg (e may be NULL; cleared
+ * first) gets libpq's reason (its first line); KF_EPARSE when the server
+ * did not say its version. */
 KF_WUR int pg_server_version(const char *dsn, struct version *out,
-                             char *err, size_t n);
+                             struct pg_err *e);
 
 #endif

@@ -298,9 +298,24 @@ static int is_err_reply(const struct store_reply *rep, char *code, size_t n)
     return 1;
 }
 
+/* A script's {'err', code}: its row of the refusal table (the scope's
+ * otherwise when the code is not one of scope's) into *why (NULL ok);
+ * returns the row's kf code. */
+static int refused(unsigned scope, const char *code,
+                   enum refusal_id otherwise, const struct refusal **why)
+{
+    const struct refusal *row = refusal_find(scope, kf_str_c(code),
+                                             otherwise);
+
+    if (why)
+        *why = row;
+    return row->rc;
+}
+
 int route_presence(struct route *r, const char *agent, const char *op,
                    const char *reason, int64_t now_ms, char *status,
-                   size_t status_len, long *moved)
+                   size_t status_len, long *moved,
+                   const struct refusal **why)
 {
     char now[24], code[32];
     const char *args[] = { op, now, r->cfg, agent, reason };
@@ -313,7 +328,7 @@ int route_presence(struct route *r, const char *agent, const char *op,
     if (rc < 0)
         return rc;
     if (is_err_reply(rep, code, sizeof(code))) {
-        rc = strcmp(code, "unknown_agent") == 0 ? KF_ENOTFOUND : KF_EINVAL;
+        rc = refused(REFUSAL_PRESENCE, code, REFUSAL_BAD_STATUS, why);
     } else {
         store_reply_at_copy(rep, 0, status, status_len);
         *moved = store_reply_at_int(rep, 1, &n) == 0 ? (long)n : 0;
@@ -324,22 +339,23 @@ int route_presence(struct route *r, const char *agent, const char *op,
 
 int route_session(struct route *r, const char *op, struct kf_str openid,
                   const char *by, const char *target, int64_t now_ms,
-                  char *result, size_t result_len, char *err, size_t err_len)
+                  char *result, size_t result_len,
+                  const struct refusal **why)
 {
-    char now[24], o[72], a[64], b[64];
+    char now[24], o[72], a[64], b[64], code[32];
     const char *args[] = { op, now, r->cfg, o, by, target ? target : "" };
     struct store_reply *rep = NULL;
     int rc;
 
     if (openid.len >= sizeof(o))
-        return KF_EINVAL;
+        return refused(REFUSAL_SESSION, "", REFUSAL_REFUSED, why);
     snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     rc = store_run(r->store, &r->session, 0, NULL, 6, args, NULL, &rep);
     if (rc < 0)
         return rc;
-    if (is_err_reply(rep, err, err_len)) {
-        rc = strcmp(err, "no_session") == 0 ? KF_ENOTFOUND : KF_EINVAL;
+    if (is_err_reply(rep, code, sizeof(code))) {
+        rc = refused(REFUSAL_SESSION, code, REFUSAL_REFUSED, why);
     } else {
         store_reply_at_copy(rep, 1, a, sizeof(a));
         store_reply_at_copy(rep, 2, b, sizeof(b));

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "kf.h"
+#include "refusal.h"
 #include "store.h"
 #include "wx_xml.h"
 
@@ -128,23 +129,26 @@ KF_WUR int route_ingest(struct route *r, const struct route_ingest *in,
 
 /* Presence. op: "online", "paused", "offline", "heartbeat". status (>= 16
  * bytes) gets the status after the call; *moved counts sessions moved off
- * (offline) or waiting users assigned (online). Unknown agent ->
- * KF_ENOTFOUND; bad op -> KF_EINVAL. */
+ * (offline) or waiting users assigned (online). A refusal sets *why (NULL
+ * ok) to its row of lib/refusal.h (scope REFUSAL_PRESENCE) and returns
+ * the row's code: unknown agent -> KF_ENOTFOUND; bad op -> KF_EINVAL. */
 KF_WUR int route_presence(struct route *r, const char *agent,
                           const char *op, const char *reason, int64_t now_ms,
-                          char *status, size_t status_len, long *moved);
+                          char *status, size_t status_len, long *moved,
+                          const struct refusal **why);
 
 /* An action on a session. op: "close", "transfer_agent",
  * "transfer_group", "answered". by = the acting agent, or "" for an
- * admin. On a refusal returns KF_EINVAL (or KF_ENOTFOUND for no session)
- * and copies the script's code (no_session, not_yours, unknown_agent,
- * agent_offline, agent_full, same_agent, unknown_group, not_active) to err. On
- * success result gets e.g. "closed", "assigned:<agent>",
- * "queued:<n>". */
+ * admin. A refusal sets *why (NULL ok) to its row of lib/refusal.h
+ * (scope REFUSAL_SESSION: no_session, not_yours, unknown_agent,
+ * agent_offline, agent_full, same_agent, unknown_group, not_active,
+ * bad_op; REFUSAL_REFUSED for anything else) and returns the row's code
+ * (KF_ENOTFOUND for no session, else KF_EINVAL). On success result gets
+ * e.g. "closed", "assigned:<agent>", "queued:<n>". */
 KF_WUR int route_session(struct route *r, const char *op, struct kf_str openid,
                          const char *by, const char *target, int64_t now_ms,
-                         char *result, size_t result_len, char *err,
-                         size_t err_len);
+                         char *result, size_t result_len,
+                         const struct refusal **why);
 
 struct route_sweep_counts {
     long agents_lost, sessions_expired, first_reply_reroutes,

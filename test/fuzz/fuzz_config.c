@@ -4,10 +4,11 @@
  * config_load(); the WXKF_*
  * environment overrides are out of scope and cleared at start. A
  * configuration that loads is then dumped (config_dump) and handed to
- * what a worker builds from it first — lib/callback (lib/route's rules
- * and lib/wx_crypto's keys) and lib/store's URL parser.
+ * what a worker builds from it first — lib/route (its rules), lib/callback
+ * (lib/wx_crypto's keys) and lib/store's URL parser.
  * Checks: a failure says where, "FILE:LINE: ..." or "FILE: ..."; what
- * config_load accepts, callback_init and store_init accept too (config.h
+ * config_load accepts, route_init, callback_init and store_init accept
+ * too (config.h
  * and route.h promise the same syntax is validated at load time). */
 #include <errno.h>
 #include <stdio.h>
@@ -82,6 +83,7 @@ static void write_input(const uint8_t *data, size_t size)
 static void use(const struct config *c)
 {
     struct callback cb;
+    struct route rt;
     struct store s;
     struct kf_buf dump;
     int rc;
@@ -100,7 +102,12 @@ static void use(const struct config *c)
     /* the URL's syntax is not checked by config_load: either is fine */
     FZ_CHECK(rc == 0 || rc == KF_ECONFIG);
     s.next_try_ms = INT64_MAX;           /* never connect */
-    rc = callback_init(&cb, c, &s);
+    rc = route_init(&rt, &s, c);
+    if (rc != 0)
+        fprintf(stderr, "config_load accepted what route_init refuses: "
+                "%s\n", kf_strerror(rc));
+    FZ_CHECK(rc == 0);
+    rc = callback_init(&cb, c, &rt);
     if (rc != 0)
         fprintf(stderr, "config_load accepted what callback_init refuses: "
                 "%s\n", kf_strerror(rc));

@@ -86,6 +86,7 @@
 static char dir[512], scratch[600];
 static struct config cfg;
 static struct store st;
+static struct route rt;
 static struct callback cb;
 static int verbose;             /* FUZZ_VERBOSE=1: one line per input */
 
@@ -772,7 +773,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.wechat.timestamp_window = 300;
     if (store_init(&st, "unix:/nonexistent/wxkf-fuzz.sock", FZ_APPID, 10,
                    10) != 0 ||
-        callback_init(&cb, &cfg, &st) != 0)
+        route_init(&rt, &st, &cfg) != 0 ||
+        callback_init(&cb, &cfg, &rt) != 0)
         abort();
     st.next_try_ms = INT64_MAX;     /* never connect */
     make_acked();

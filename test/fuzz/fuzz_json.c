@@ -21,6 +21,7 @@
 #include "config.h"
 #include "fuzz.h"
 #include "outbound.h"
+#include "refusal.h"
 #include "route.h"
 #include "store.h"
 
@@ -177,11 +178,11 @@ static void message(json_t *body)
     rc = outbound_send(&ob, "alice@shop", KF_STR(FZ_OPENID), body,
                        (int64_t)FZ_NOW * 1000, &res);
     if (rc == KF_EINVAL) {
-        FZ_CHECK(strcmp(res.code, "invalid_field") == 0);
+        FZ_CHECK(res.why == refusal_get(REFUSAL_INVALID_FIELD));
         FZ_CHECK(res.message[0] != '\0');
     } else {
         FZ_CHECK(rc == KF_EBACKEND);     /* validated; Redis is "down" */
-        FZ_CHECK(res.code[0] == '\0');
+        FZ_CHECK(res.why == NULL);
         FZ_CHECK(strncmp(res.id, "m_", 2) == 0 && strlen(res.id) == 34);
     }
 }

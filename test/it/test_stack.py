@@ -124,13 +124,14 @@ def test_each_callback_is_one_redis_round_trip(stack):
     assert cmds == ['EVALSHA'] * n, cmds
 
 
-def test_jobs_takes_sigusr1_as_a_clean_stop_like_a_worker(stack):
-    """multiwatch's default stop signal is SIGUSR1; a worker finishes and
-    exits on it, and so must `wxkf jobs` (it used to die at once)."""
+def run_second_jobs(stack, conf, sig):
+    """Starts another `wxkf jobs -c conf`, waits for its start line in
+    the log, stops it with sig and waits for it to exit (bounded): its
+    exit status, its pid."""
     env = dict(os.environ)
     env.pop('WXKF_BIN', None)
     env.pop('WXKF_CONF', None)
-    jobs = subprocess.Popen([wxkf_bin(), 'jobs', '-c', stack.conf],
+    jobs = subprocess.Popen([wxkf_bin(), 'jobs', '-c', conf],
                             stdin=subprocess.DEVNULL, env=env)
     try:
         mark = 'pid=%d rid=- mod=jobs ev=start' % jobs.pid
@@ -140,11 +141,42 @@ def test_jobs_takes_sigusr1_as_a_clean_stop_like_a_worker(stack):
                       errors='replace') as f:
                 return mark in f.read()
         wait_until(started, timeout=30, what='the second jobs to start')
-        jobs.send_signal(signal.SIGUSR1)
-        assert jobs.wait(30) == 0
+        jobs.send_signal(sig)
+        return jobs.wait(30), jobs.pid
     finally:
         if jobs.poll() is None:
             jobs.kill()
             jobs.wait(10)
+
+
+def test_jobs_takes_sigusr1_as_a_clean_stop_like_a_worker(stack):
+    """multiwatch's default stop signal is SIGUSR1; a worker finishes and
+    exits on it, and so must `wxkf jobs` (it used to die at once)."""
+    rc, pid = run_second_jobs(stack, stack.conf, signal.SIGUSR1)
+    assert rc == 0
     with open(stack.log_file, encoding='utf-8', errors='replace') as f:
-        assert 'pid=%d rid=- mod=jobs ev=stop' % jobs.pid in f.read()
+        assert 'pid=%d rid=- mod=jobs ev=stop' % pid in f.read()
+
+
+def test_jobs_builds_no_callback_and_keeps_no_journal(stack):
+    """Issue 16 item 5: `wxkf jobs` takes no callbacks, so it initialises
+    neither the callback (its AES keys) nor the journal a callback goes
+    to while Redis is away: on a host whose journal directory does not
+    exist it creates none (it used to, and to log a journal error where it
+    could not) and still sweeps, then stops cleanly. The workers replay
+    what they journaled (test_redis_outage.py)."""
+    jdir = os.path.join(stack.dir, 'jobs-journal')
+    conf = os.path.join(stack.dir, 'jobs-only.conf')
+    with open(stack.conf, encoding='utf-8') as f:
+        text = f.read()
+    with open(conf, 'w', encoding='utf-8') as f:
+        f.write(text.replace('[redis]\n', '[redis]\njournal_dir = %s\n'
+                             % jdir, 1))
+    rc, pid = run_second_jobs(stack, conf, signal.SIGTERM)
+    assert rc == 0
+    assert not os.path.exists(jdir), 'wxkf jobs made a journal directory'
+    with open(stack.log_file, encoding='utf-8', errors='replace') as f:
+        mine = [ln for ln in f if ' pid=%d ' % pid in ln]
+    assert any('mod=jobs ev=stop' in ln for ln in mine)
+    assert not [ln for ln in mine if 'mod=journal' in ln or
+                'lvl=error' in ln], mine

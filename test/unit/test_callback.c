@@ -29,6 +29,7 @@ struct fixture {
     struct tu_redis redis;
     struct config cfg;
     struct store store;
+    struct route route;         /* the callback borrows it */
     struct callback cb;
     int cb_ready;
     int replayed_dups;          /* replay_rec: records already in Redis */
@@ -71,7 +72,8 @@ static int setup(void **st)
 
 static void ready(struct fixture *f)
 {
-    assert_int_equal(callback_init(&f->cb, &f->cfg, &f->store), 0);
+    assert_int_equal(route_init(&f->route, &f->store, &f->cfg), 0);
+    assert_int_equal(callback_init(&f->cb, &f->cfg, &f->route), 0);
     f->cb_ready = 1;
 }
 
@@ -313,11 +315,12 @@ static void test_callback_init_rejects_invalid_aes_keys(void **st)
     json_t *all = tu_read_json(VEC("negative.json")), *v;
     size_t i, n = 0;
 
+    assert_int_equal(route_init(&f->route, &f->store, &f->cfg), 0);
     json_array_foreach(all, i, v) {
         if (strcmp(tu_jstr(v, "kind"), "aes_key"))
             continue;
         set(&f->cfg.wechat.encoding_aes_key, tu_jstr(v, "encoding_aes_key"));
-        assert_int_equal(callback_init(&f->cb, &f->cfg, &f->store),
+        assert_int_equal(callback_init(&f->cb, &f->cfg, &f->route),
                          KF_EAESKEY);
         n++;
     }
@@ -799,9 +802,9 @@ static void add_online_agent(struct fixture *f, const char *acct)
     hset[1] = key;
     free(tu_redis_cmd(&f->redis, hset));
     free(tu_redis_cmd(&f->redis, sadd));
-    assert_int_equal(route_presence(&f->cb.route, acct, "online", "test",
+    assert_int_equal(route_presence(&f->route, acct, "online", "test",
                                     1716300400000LL, status, sizeof(status),
-                                    &moved), 0);
+                                    &moved, NULL), 0);
 }
 
 static void test_callback_transfers_to_the_chosen_kf_account_in_wechat_kf_mode(

@@ -33,19 +33,20 @@ static void test_pg_ping_reports_a_malformed_dsn_as_backend_down(void **st)
 static void test_pg_server_version_says_why_it_cannot_log_in(void **st)
 {
     struct version v;
-    char err[256];
+    struct pg_err e;
 
     (void)st;
-    memset(err, 'x', sizeof(err));
+    memset(&e, 'x', sizeof(e));
     assert_int_equal(pg_server_version("host=127.0.0.1 port=1 "
-                                       "connect_timeout=2", &v, err,
-                                       sizeof(err)), KF_EBACKEND);
+                                       "connect_timeout=2", &v, &e),
+                     KF_EBACKEND);
     /* libpq's reason, its first line only */
-    assert_true(strlen(err) > 0 && strlen(err) < sizeof(err));
-    assert_null(strchr(err, '\n'));
-    assert_non_null(strstr(err, "127.0.0.1"));
-    assert_int_equal(pg_server_version("this is = not a dsn '", &v, NULL,
-                                       0), KF_EBACKEND);
+    assert_int_equal(e.rc, KF_EBACKEND);
+    assert_true(strlen(e.msg) > 0 && strlen(e.msg) < sizeof(e.msg));
+    assert_null(strchr(e.msg, '\n'));
+    assert_non_null(strstr(e.msg, "127.0.0.1"));
+    assert_int_equal(pg_server_version("this is = not a dsn '", &v, NULL),
+                     KF_EBACKEND);
 }
 
 
@@ -329,12 +330,13 @@ static void test_a_terminated_session_is_lost_and_replaced(void **st)
 static void test_server_version_of_the_real_server(void **st)
 {
     struct version v;
-    char err[128];
+    struct pg_err e;
 
     (void)st;
+    memset(&e, 'x', sizeof(e));
     assert_int_equal(pg_ping(tu_pg.dsn), 0);
-    assert_int_equal(pg_server_version(tu_pg.dsn, &v, err, sizeof(err)), 0);
-    assert_string_equal(err, "");
+    assert_int_equal(pg_server_version(tu_pg.dsn, &v, &e), 0);
+    assert_string_equal(e.msg, "");
     assert_int_equal(v.major, 15);
 }
 

@@ -167,7 +167,7 @@ static long presence(struct fixture *f, const char *a, const char *op,
     long moved = -1;
 
     assert_int_equal(route_presence(&f->route, a, op, "request", now, status,
-                                    sizeof(status), &moved), 0);
+                                    sizeof(status), &moved, NULL), 0);
     if (strcmp(op, "heartbeat") != 0)
         assert_string_equal(status, op);
     return moved;
@@ -230,9 +230,19 @@ static const char *kf_event(struct fixture *f, enum route_action action,
 static int sess_op(struct fixture *f, const char *op, const char *openid,
                    const char *by, const char *target, int64_t now)
 {
+    const struct refusal *why = NULL;
+    int rc;
+
     f->res[0] = f->err[0] = '\0';
-    return route_session(&f->route, op, kf_str_c(openid), by, target, now,
-                         f->res, sizeof(f->res), f->err, sizeof(f->err));
+    rc = route_session(&f->route, op, kf_str_c(openid), by, target, now,
+                       f->res, sizeof(f->res), &why);
+    /* a refusal names its row; the row is the script's code */
+    assert_true((rc < 0) == (why != NULL));
+    if (why) {
+        assert_int_equal(why->rc, rc);
+        snprintf(f->err, sizeof(f->err), "%s", why->sub);
+    }
+    return rc;
 }
 
 static struct route_sweep_counts sweep(struct fixture *f, int64_t now,
@@ -1403,16 +1413,21 @@ static void test_route_presence_refuses_unknown_agents_and_bad_ops(
     void **st)
 {
     struct fixture *f = *st;
+    const struct refusal *why = NULL;
     char status[16];
     long moved = 0;
 
     add_agent(f, "anna", 1, 0, "");
     assert_int_equal(route_presence(&f->route, "dave", "online", "request",
-                                    T0, status, sizeof(status), &moved),
+                                    T0, status, sizeof(status), &moved,
+                                    &why),
                      KF_ENOTFOUND);
+    assert_ptr_equal(why, refusal_get(REFUSAL_AGENT_GONE));
     assert_int_equal(route_presence(&f->route, "anna", "away", "request",
-                                    T0, status, sizeof(status), &moved),
+                                    T0, status, sizeof(status), &moved,
+                                    &why),
                      KF_EINVAL);
+    assert_ptr_equal(why, refusal_get(REFUSAL_BAD_STATUS));
     assert_string_equal(CMD(f, "HGET", key(f, "agent:", "anna"), "status"),
                         "(nil)");
     assert_invariants(f);

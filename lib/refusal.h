@@ -1,0 +1,125 @@
+/* refusal: the one table of refusals — every sub-code a Lua script or a
+ * lib/ verb reports by name ("not_yours", "agent_full", ...), the kf code
+ * the verb returns for it, and what the REST API answers: HTTP status,
+ * error code, message. A verb hands its caller the row (never a string
+ * to compare again); fcgi/ answers from the row. Adding a sub-code to a
+ * script means adding its row here (test_refusal reads lib/lua/ and
+ * checks).
+ *
+ * The error-detail convention, lib -> fcgi: a verb returns 0 or a kf
+ * code; when the failure is a refusal an API client is told about, it
+ * also hands back which one as a `const struct refusal *` (a static row:
+ * never freed, never NULL once set) — in an out-parameter named `why` or
+ * a `why` member of its result struct. Text for the log (a backend's
+ * message, the field a check names) goes in a bounded `msg` array of the
+ * module's detail struct (`struct pg_err`, `struct agent_err`, ...); the
+ * API shows it only where the row has no message of its own
+ * (invalid_field). */
+#ifndef REFUSAL_H
+#define REFUSAL_H
+
+#include "kf.h"
+
+/* Which verbs report a row (a row may belong to several). The same
+ * sub-code can mean different things to different verbs (not_yours of a
+ * session, of a media file), so a sub-code is looked up in a scope. */
+enum refusal_scope {
+    REFUSAL_SESSION = 1,    /* route_session: lib/lua/session.lua */
+    REFUSAL_PRESENCE = 2,   /* route_presence: lib/lua/presence.lua */
+    REFUSAL_SEND = 4,       /* outbound_send: its checks, outbound.lua's
+                               reserve, WeChat's errcodes */
+    REFUSAL_MEDIA = 8,      /* media_open (its lookup script) */
+    REFUSAL_READ = 16,      /* the API's own reads of a session or a
+                               user's history (fcgi/api.c) */
+    REFUSAL_INTERNAL = 32,  /* a programming error or a lost race, never
+                               a client's doing */
+};
+
+#define REFUSAL_S REFUSAL_SESSION
+#define REFUSAL_P REFUSAL_PRESENCE
+#define REFUSAL_O REFUSAL_SEND
+#define REFUSAL_M REFUSAL_MEDIA
+#define REFUSAL_R REFUSAL_READ
+#define REFUSAL_I REFUSAL_INTERNAL
+
+/* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
+ *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
+ * detail text is the message. Messages are the API's, byte for byte
+ * (docs/api.md quotes them). */
+#define REFUSALS(X)                                                         \
+    X(NO_SESSION, REFUSAL_S | REFUSAL_R, "no_session", KF_ENOTFOUND, 404,   \
+      "no_session", "this user has no session", 0)                         \
+    X(NOT_YOURS, REFUSAL_S | REFUSAL_O | REFUSAL_R, "not_yours", KF_EINVAL, \
+      403, "not_yours", "the session is another agent's", 0)               \
+    X(UNKNOWN_AGENT, REFUSAL_S, "unknown_agent", KF_EINVAL, 404,            \
+      "unknown_agent", "no such agent", 0)                                 \
+    X(UNKNOWN_GROUP, REFUSAL_S, "unknown_group", KF_EINVAL, 404,            \
+      "unknown_group", "no such group", 0)                                 \
+    X(AGENT_OFFLINE, REFUSAL_S, "agent_offline", KF_EINVAL, 409,            \
+      "agent_offline", "the agent is offline", 0)                          \
+    X(AGENT_FULL, REFUSAL_S, "agent_full", KF_EINVAL, 409, "agent_full",    \
+      "the agent is at capacity", 0)                                       \
+    X(SAME_AGENT, REFUSAL_S, "same_agent", KF_EINVAL, 409, "same_agent",    \
+      "the session is already with that agent", 0)                         \
+    X(NOT_ACTIVE, REFUSAL_S, "not_active", KF_EINVAL, 400, "refused",       \
+      "the session action was refused", 0)                                 \
+    X(REFUSED, REFUSAL_S | REFUSAL_O, "", KF_EINVAL, 400, "refused",        \
+      "the session action was refused", 0)                                 \
+    X(AGENT_GONE, REFUSAL_P, "unknown_agent", KF_ENOTFOUND, 404,            \
+      "unknown_agent", "agent not found", 0)                               \
+    X(BAD_STATUS, REFUSAL_P, "bad_status", KF_EINVAL, 500,                  \
+      "internal_error", "internal error", 0)                               \
+    X(OUTSIDE_WINDOW, REFUSAL_O, "outside_48h_window", KF_EINVAL, 409,      \
+      "outside_48h_window", "the user has not written within the "         \
+      "customer-service window (48 h after a message)", 45015)             \
+    X(QUOTA_EXHAUSTED, REFUSAL_O, "quota_exhausted", KF_EINVAL, 409,        \
+      "quota_exhausted", "no sends left until the user writes again",      \
+      45047)                                                               \
+    X(SEND_NO_SESSION, REFUSAL_O, "no_session", KF_EINVAL, 404,             \
+      "no_session", "this user has no session with you", 0)                \
+    X(INVALID_FIELD, REFUSAL_O, "invalid_field", KF_EINVAL, 400,            \
+      "invalid_field", NULL, 0)                                            \
+    X(BAD_MEDIA_ID, REFUSAL_M, "bad_media_id", KF_EINVAL, 404, "no_media",  \
+      "no such media", 0)                                                  \
+    X(MEDIA_NOT_YOURS, REFUSAL_M, "not_yours", KF_EINVAL, 403, "not_yours", \
+      "the user is not in one of your sessions", 0)                        \
+    X(MEDIA_FAILED, REFUSAL_M, "media_failed", KF_ENOTFOUND, 404,           \
+      "media_failed", "the media could not be fetched from WeChat", 0)     \
+    X(NO_MEDIA, REFUSAL_M, "no_media", KF_ENOTFOUND, 404, "no_media",       \
+      "no such media, or not stored yet", 0)                               \
+    X(NOT_SERVED, REFUSAL_R, "not_served", KF_EINVAL, 403, "not_yours",     \
+      "the user is not served by you", 0)                                  \
+    X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I, "bad_op", KF_EINVAL, 500, \
+      "internal_error", "internal error", 0)                               \
+    X(LOST_LEASE, REFUSAL_I, "lost_lease", KF_EINVAL, 500,                  \
+      "internal_error", "internal error", 0)
+
+enum refusal_id {
+#define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,
+    REFUSALS(X)
+#undef X
+    REFUSAL_COUNT
+};
+
+struct refusal {
+    enum refusal_id id;
+    unsigned scopes;            /* enum refusal_scope bits */
+    const char *sub;            /* what the script or verb reports ("":
+                                   the scope's "anything else") */
+    int rc;                     /* the kf code the verb returns */
+    int status;                 /* HTTP */
+    const char *code;           /* the API's error code */
+    const char *message;        /* the API's message; NULL: the detail */
+    long wx_errcode;            /* WeChat's errcode for the same, or 0 */
+};
+
+/* The row of id (static; never NULL for a valid id). */
+const struct refusal *refusal_get(enum refusal_id id);
+/* The row scope reports as sub (untrusted bytes: compared, never kept);
+ * the row of otherwise when none matches. Never NULL. */
+const struct refusal *refusal_find(unsigned scope, struct kf_str sub,
+                                   enum refusal_id otherwise);
+/* The row of scope WeChat's errcode means, or NULL. */
+const struct refusal *refusal_by_errcode(unsigned scope, long errcode);
+
+#endif
