@@ -516,9 +516,8 @@ static int query_cursor(struct fcgi_req *r, const char *name,
     return 1;
 }
 
-/* Admins read every user's history; an agent only that of a user it
- * serves now (an active session with it). Answers when refused. */
-static int may_read_user(struct fcgi_req *r, const struct auth *who)
+int api_may_read_user(struct fcgi_req *r, const struct auth *who,
+                      struct kf_str openid)
 {
     json_t *s = NULL;
     const char *state, *agent;
@@ -526,7 +525,7 @@ static int may_read_user(struct fcgi_req *r, const struct auth *who)
 
     if (who->role == AUTH_ADMIN)
         return 0;
-    rc = route_session_view(rt(r), r->param, &s);
+    rc = route_session_view(rt(r), openid, &s);
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
         return 1;
@@ -582,7 +581,8 @@ void api_user_messages(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0) ||
         query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
-        query_cursor(r, "before", &c, &before) || may_read_user(r, &who))
+        query_cursor(r, "before", &c, &before) ||
+        api_may_read_user(r, &who, r->param))
         return;
     rc = history_user_page(&r->app->history, r->param, before, limit, &page);
     history_reply(r, "history_page", rc, page, "invalid openid");
@@ -612,7 +612,7 @@ void api_session_transcript(struct fcgi_req *r)
                    NULL);
         return;
     }
-    if (may_read_user(r, &who))
+    if (api_may_read_user(r, &who, r->param))
         return;
     rc = history_transcript(&r->app->history, r->param, (int64_t)sid, after,
                             limit, &page);

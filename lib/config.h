@@ -16,6 +16,8 @@ struct config {
         char *app_id, *app_secret, *token, *encoding_aes_key,
             *encoding_aes_key_prev, *original_id, *mode, *api_base,
             *token_endpoint, *ca_file;
+        char *account_name;     /* the Official Account's name, as users
+                                   know it ({account} in canned replies) */
         char *encoding;         /* plaintext | compatible | safe; "" before
                                    config_load: see config_encoding() */
         long timestamp_window, dedupe_ttl, api_timeout_ms,

@@ -18,6 +18,7 @@
 #ifndef REFUSAL_H
 #define REFUSAL_H
 
+#include "canned.h"
 #include "kf.h"
 
 /* Which verbs report a row (a row may belong to several). The same
@@ -33,6 +34,7 @@ enum refusal_scope {
                                user's history (fcgi/api.c) */
     REFUSAL_INTERNAL = 32,  /* a programming error or a lost race, never
                                a client's doing */
+    REFUSAL_CANNED = 64,    /* lib/canned_db: canned replies */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -41,6 +43,7 @@ enum refusal_scope {
 #define REFUSAL_M REFUSAL_MEDIA
 #define REFUSAL_R REFUSAL_READ
 #define REFUSAL_I REFUSAL_INTERNAL
+#define REFUSAL_C REFUSAL_CANNED
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -77,7 +80,7 @@ enum refusal_scope {
       45047)                                                               \
     X(SEND_NO_SESSION, REFUSAL_O, "no_session", KF_EINVAL, 404,             \
       "no_session", "this user has no session with you", 0)                \
-    X(INVALID_FIELD, REFUSAL_O, "invalid_field", KF_EINVAL, 400,            \
+    X(INVALID_FIELD, REFUSAL_O | REFUSAL_C, "invalid_field", KF_EINVAL, 400,            \
       "invalid_field", NULL, 0)                                            \
     X(BAD_MEDIA_ID, REFUSAL_M, "bad_media_id", KF_EINVAL, 404, "no_media",  \
       "no such media", 0)                                                  \
@@ -92,7 +95,16 @@ enum refusal_scope {
     X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I, "bad_op", KF_EINVAL, 500, \
       "internal_error", "internal error", 0)                               \
     X(LOST_LEASE, REFUSAL_I, "lost_lease", KF_EINVAL, 500,                  \
-      "internal_error", "internal error", 0)
+      "internal_error", "internal error", 0)                               \
+    X(CANNED_UNKNOWN, REFUSAL_C, "no_canned", KF_ENOTFOUND, 404,            \
+      "no_canned", "no such canned reply", 0)                              \
+    X(CANNED_SHARED, REFUSAL_C, "shared", KF_EINVAL, 403, "canned_shared",  \
+      "shared canned replies are managed by admins", 0)                    \
+    X(CANNED_FULL, REFUSAL_C, "canned_full", KF_ELIMIT, 409,                \
+      "canned_full", "the list holds " KF_XSTR(CANNED_ROWS_MAX)            \
+      " canned replies already", 0)                                        \
+    X(CANNED_BAD_CSV, REFUSAL_C, "invalid_csv", KF_EPARSE, 400,             \
+      "invalid_csv", "the CSV file was refused; nothing was imported", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,
