@@ -6,9 +6,9 @@
 import {api, ApiError, seg} from './api.js';
 import {streamIdOf} from './feed.js';
 import {t} from './i18n.js';
-import {$, confirmDialog, errText, fmtTime, h, num, setError, show, tid,
-        toast, toastError} from './dom.js';
-import {S, info, saveInfo} from './state.js';
+import {$, confirmDialog, detailsNode, errInfo, fmtTime, h, num, setError,
+        show, showError, tid, toast, toastError} from './dom.js';
+import {S, agentName, info, saveInfo} from './state.js';
 import {refreshSessions, refreshSessionsSoon, renderSessions, renderStatus}
     from './workspace.js';
 import {mediaEvent, mediaNode} from './media.js';
@@ -47,6 +47,7 @@ function inKey(msgid, createTime, kind) {
 
 const STATE_RANK = {sending: 0, queued: 1, sent: 2, failed: 2};
 
+// err: {msg, details} of a failure (details: what the server said).
 function setMsgState(m, state, err) {
     if (!(state in STATE_RANK))
         return;
@@ -54,9 +55,9 @@ function setMsgState(m, state, err) {
         return;
     m.state = state;
     if (state === 'failed')
-        m.err = err || m.err || '';
+        m.err = err && err.msg ? err : (m.err || null);
     else
-        m.err = '';
+        m.err = null;
     if (m.el)
         fillMsgEl(m);
 }
@@ -178,16 +179,24 @@ function upsertOutbound(c, o) {
     return m;
 }
 
+// A send WeChat refused: its errcode in words (45015 and 45047 are the
+// window and the budget), WeChat's own text as the details.
+export function wechatErr(errcode, errmsg) {
+    const n = Number(errcode);
+    const details = [errcode && n !== 0 ? 'errcode ' + errcode : '',
+                     errmsg || ''].filter(Boolean).join(' · ');
+    if (n === 45015)
+        return {msg: t('err.code.outside_48h_window'), details};
+    if (n === 45047)
+        return {msg: t('err.code.quota_exhausted'), details};
+    if (errcode && n !== 0)
+        return {msg: t('err.code.wechat_refused', {errcode}), details};
+    return {msg: t('msg.state.failed'), details};
+}
+
 function applyDelivery(m, d) {
-    const status = d.status;
-    let err = '';
-    if (status === 'failed') {
-        err = d.errmsg || '';
-        if (d.errcode && String(d.errcode) !== '0')
-            err = d.errmsg ? t('err.wechat', {errcode: d.errcode, errmsg: d.errmsg})
-                           : t('err.wechat.code', {errcode: d.errcode});
-    }
-    setMsgState(m, status, err);
+    setMsgState(m, d.status, d.status === 'failed' ?
+        wechatErr(d.errcode, d.errmsg) : null);
 }
 
 // --- the feed ----------------------------------------------------------------
@@ -487,14 +496,16 @@ export function fillMsgEl(m, li = m.el) {
                    h('time', {}, fmtTime(m.ts)));
     if (m.dir === 'out') {
         if (m.by && S.me && m.by !== S.me.account)
-            meta.append(h('span', {class: 'by'}, m.by));
+            meta.append(h('span', {class: 'by', title: m.by}, agentName(m.by)));
         meta.append(h('span', {class: 'state ' + (m.state || ''),
                                dataset: {testid: 'message-state',
                                          state: m.state || ''}},
                       t('msg.state.' + (m.state || 'sending'))));
         if (m.state === 'failed' && m.err) {
             meta.append(h('span', {class: 'err', dataset: {testid: 'message-error'}},
-                          m.err));
+                          m.err.msg));
+            if (m.err.details)
+                meta.append(detailsNode(m.err.details));
         }
     }
     li.replaceChildren(bubble, meta);
@@ -513,10 +524,9 @@ function msgFromHistory(r) {
     }
     // 'sending' until its delivery is archived; the feed may know better
     const state = r.status || 'sent';
-    const errcode = r.errcode && Number(r.errcode) !== 0 ? r.errcode : null;
     return {ts, msgtype: r.msgtype || '', content: r.content || '',
             mediaId: r.media_id || '', payload: p, by: p.by || r.agent || '',
-            state, err: errcode ? t('err.wechat.code', {errcode}) : ''};
+            state, err: state === 'failed' ? wechatErr(r.errcode, '') : null};
 }
 
 async function loadHistory(c, first) {
@@ -621,7 +631,7 @@ async function sendMessage(openid, body, local) {
             bindMid(m, r.id);
         setMsgState(m, r && r.status === 'queued' ? 'queued' : 'sent');
     } catch (e) {
-        setMsgState(m, 'failed', errText(e));
+        setMsgState(m, 'failed', errInfo(e));
         if (e instanceof ApiError && e.status === 403)
             refreshSessionsSoon();
     }
@@ -658,7 +668,7 @@ async function sendImage(file) {
         const m = insertMsg(c, {dir: 'out', key: 'local:' + (++S.localSeq),
                                 ts: Date.now(), local: true, msgtype: 'image',
                                 localUrl, by: S.me.account});
-        setMsgState(m, 'failed', t('composer.badimage', {name: file.name}));
+        setMsgState(m, 'failed', {msg: t('composer.badimage', {name: file.name})});
         renderMessages(false);
         return;
     }
@@ -675,7 +685,7 @@ async function sendImage(file) {
         const m = insertMsg(c, {dir: 'out', key: 'local:' + (++S.localSeq),
                                 ts: Date.now(), local: true, msgtype: 'image',
                                 localUrl, by: S.me.account});
-        setMsgState(m, 'failed', errText(e));
+        setMsgState(m, 'failed', errInfo(e));
         if (S.active === openid)
             renderMessages(false);
         return;
@@ -709,17 +719,32 @@ async function submitTransfer(ev) {
         const r = await api.post('/api/v1/sessions/' + seg(openid) + '/transfer',
                                  {[kind]: target});
         dlg.close();
-        toast(t('conv.transferred', {result: r && r.result || ''}));
+        const said = transferResult(r && r.result);
+        toast(said);
         await refreshSessions();
         if (!S.sessions.has(openid) && S.active === openid) {
-            setNotice(t('conv.transferred', {result: r && r.result || ''}));
+            setNotice(said);
             enableComposer(false);
         }
     } catch (e) {
-        setError(tid('transfer-error', dlg), errText(e));
+        showError(tid('transfer-error', dlg), e);
     } finally {
         btn.disabled = false;
     }
+}
+
+// The API's transfer result ("assigned:<account>", "queued:<position>")
+// in words.
+export function transferResult(result) {
+    const s = String(result || '');
+    const i = s.indexOf(':');
+    const kind = i < 0 ? s : s.slice(0, i), arg = i < 0 ? '' : s.slice(i + 1);
+    if (kind === 'assigned' && arg)
+        return t('transfer.assigned', {who: agentName(arg)});
+    if (kind === 'queued')
+        return Number(arg) > 0 ? t('transfer.queued.pos', {n: Number(arg)})
+                               : t('transfer.queued');
+    return t('transfer.done');
 }
 
 async function closeSession() {

@@ -4,7 +4,7 @@
 
 import {api, ApiError, seg} from './api.js';
 import {t} from './i18n.js';
-import {errText, h} from './dom.js';
+import {detailsNode, errInfo, h} from './dom.js';
 import {S} from './state.js';
 import {fillMsgEl, typeLabel} from './conv.js';
 
@@ -40,7 +40,9 @@ export function mediaNode(m) {
     if (rec.state === 'failed' || (m.dir === 'out' && rec.state === 'pending'))
         return h('span', {class: 'muted', dataset: {testid: 'media-failed'}},
                  m.dir === 'out' ? typeLabel(m) :
-                     t('msg.media.failed', {why: rec.why || ''}));
+                     t('msg.media.failed', {why: rec.why || ''}),
+                 m.dir !== 'out' && rec.details ? detailsNode(rec.details)
+                                                : null);
     return h('span', {class: 'muted', dataset: {testid: 'media-pending'}},
              typeLabel(m) + ' ' + t('msg.media.pending'));
 }
@@ -79,7 +81,8 @@ async function loadMedia(id, retry = true) {
             }, 3000);
         } else {
             rec.state = 'failed';
-            rec.why = errText(e);
+            const {msg, details} = errInfo(e);
+            Object.assign(rec, {why: msg, details});
         }
     }
     refreshMediaEls(id);
@@ -92,7 +95,10 @@ export function mediaEvent(e) {
     const rec = S.media.get(id);
     if (e.type === 'media_failed') {
         S.media.set(id, {state: 'failed', tries: 99,
-                         why: e.errmsg || e.reason || ''});
+                         why: t('err.code.media_failed'),
+                         details: [e.reason, e.errcode && e.errcode !== '0' ?
+                                   'errcode ' + e.errcode : '', e.errmsg]
+                             .filter(Boolean).join(' · ')});
         refreshMediaEls(id);
     } else if (rec && rec.state !== 'ready') {
         rec.state = 'pending';

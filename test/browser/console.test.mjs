@@ -244,6 +244,11 @@ async function watchFor(page, key, sel, text) {
     }, [key, sel, text]);
 }
 
+// The console's zh string for key (nginx/html/i18n.js, loaded in the page).
+function zh(page, key) {
+    return page.evaluate((k) => import('./i18n.js').then(m => m.STRINGS.zh[k]), key);
+}
+
 async function seenAt(page, key, timeoutMs) {
     const h = await page.waitForFunction((k) => window.__seen && window.__seen[k],
                                          key, {timeout: timeoutMs, polling: 50});
@@ -557,6 +562,10 @@ async function main() {
             await tid(a, 'transfer-dialog').waitFor({state: 'hidden'});
             await sessionItem(a, user1).waitFor({state: 'detached'});
             await tid(a, 'conv-notice').waitFor();
+            // the result in words, never "已转接：assigned:cb1@…"
+            const said = await tid(a, 'conv-notice').textContent();
+            const want = (await zh(a, 'transfer.assigned')).replace('{who}', B.account);
+            assert(said === want, `the transfer is told in words: ${said}`);
             const ms = await seenAt(b, 'xfer', 10000) - t0;
             figures.transfer_ms = ms;
             log(`     LATENCY transfer -> B's console: ${ms} ms`);
@@ -695,18 +704,24 @@ async function main() {
                 return r && r.textContent === '小浏二号';
             }, acct, {timeout: 8000});
             // removing an agent who is online is refused (409): the
-            // server's message is shown
+            // console's own message for the code, the server's text only
+            // on the details line
             const rowB = adm.locator(`[data-testid="agent-row"][data-account="${B.account}"]`);
             await tid(adm, 'toast').evaluate((el) => { el.hidden = true; el.textContent = ''; });
             await rowB.getByTestId('agent-remove').click();
             await tid(adm, 'confirm-ok').click();
             await adm.waitForSelector('[data-testid="toast"][data-kind="error"]:not([hidden])');
-            const msg = await tid(adm, 'toast').textContent();
-            log(`     removing B (online) shows: ${msg}`);
+            const msg = await tid(adm, 'toast').evaluate((el) => el.firstChild.textContent);
+            const details = await tid(adm, 'toast').getByTestId('error-details').textContent();
+            log(`     removing B (online) shows: ${msg} / ${details}`);
             const direct = await http('DELETE', `${BASE}/api/v1/agents/${B.account}`,
                                       {token: ADMIN});
             assert(direct.status === 409, 'DELETE of an online agent: ' + direct.status);
-            assert(msg === direct.data.error.message, 'the server\'s message is shown');
+            assert(msg === await zh(adm, 'err.code.' + direct.data.error.code),
+                   `the console's message for ${direct.data.error.code}: ${msg}`);
+            assert(!msg.includes(direct.data.error.message), 'no raw server text as the message');
+            assert(details.includes(direct.data.error.message),
+                   'the server\'s text on the details line: ' + details);
             assert(await rowB.count() === 1, 'B is still there');
             // remove the new one
             await row.getByTestId('agent-remove').click();
