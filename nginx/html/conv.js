@@ -507,6 +507,8 @@ export function fillMsgEl(m, li = m.el) {
             if (m.err.details)
                 meta.append(detailsNode(m.err.details));
         }
+        if (m.state === 'failed' && resendable(m))
+            meta.append(retryButtons(m));
     }
     li.replaceChildren(bubble, meta);
 }
@@ -645,6 +647,44 @@ async function sendMessage(openid, body, local) {
         renderSessions();
     }
     return m;
+}
+
+// A failed text or image can be sent again as it was, and a failed
+// text put back in the composer to be edited.
+function resendable(m) {
+    return m.local && (m.msgtype === 'text' ? !!m.content :
+                       m.msgtype === 'image' && !!m.mediaId);
+}
+
+function retryButtons(m) {
+    const box = h('span', {class: 'retry'},
+        h('button', {type: 'button', class: 'link',
+                     dataset: {testid: 'message-retry'},
+                     onclick: () => retryMsg(m)}, t('msg.retry')));
+    if (m.msgtype === 'text') {
+        box.append(h('button', {type: 'button', class: 'link',
+                                dataset: {testid: 'message-edit'},
+                                onclick: () => editMsg(m)}, t('msg.edit')));
+    }
+    return box;
+}
+
+function retryMsg(m) {
+    const openid = m.openid;
+    removeMsg(m);
+    if (m.msgtype === 'text')
+        sendMessage(openid, {msgtype: 'text', text: {content: m.content}},
+                    {msgtype: 'text', content: m.content});
+    else
+        sendMessage(openid, {msgtype: 'image', image: {media_id: m.mediaId}},
+                    {msgtype: 'image', mediaId: m.mediaId, localUrl: m.localUrl});
+}
+
+function editMsg(m) {
+    removeMsg(m);
+    const input = tid('composer-input');
+    input.value = m.content + (input.value ? '\n' + input.value : '');
+    input.focus();
 }
 
 async function sendText() {

@@ -13,6 +13,13 @@
 // reconnect with a fresh ticket (backoff). While no EventSource is open
 // (endpoint 404/503, reconnecting) the feed is polled every 2 s.
 //
+// The state follows what really happens: a catch-up the network failed
+// is 'down'; the next one that succeeds is 'polling' again and reconnects
+// the push at once (no backoff left over from the outage); an open
+// EventSource that has carried neither a message nor Nchan's 15 s ping
+// for STALE_MS is taken for dead (a dropped network can leave it looking
+// open) and replaced.
+//
 // All feed work runs one task at a time (a promise chain), so a catch-up
 // and a pushed batch never interleave.
 
@@ -24,6 +31,7 @@ const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const PUSH_RETRY_UNAVAILABLE_MS = 60000;
 const MAX_PAGES_PER_CATCHUP = 100;
+const STALE_MS = 40000;
 
 const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
 
@@ -67,6 +75,8 @@ export class Feed {
         this.pollTimer = null;
         this.pushTimer = null;
         this.state = '';
+        this.lastHeard = 0;
+        this.staleTimer = null;
         this.stats = {pushed: 0, polled: 0, dropped: 0};
     }
 
@@ -84,6 +94,20 @@ export class Feed {
         clearTimeout(this.pollTimer);
         clearTimeout(this.pushTimer);
         this.pollTimer = this.pushTimer = null;
+    }
+
+    // The network is back (the browser's online event, or any request
+    // answered after one the network failed): catch up now and reopen
+    // the push without waiting out the backoff.
+    kick() {
+        if (this.stopped)
+            return;
+        this.backoff = BACKOFF_MIN_MS;
+        this.enqueue(() => this.catchUp('feed'));
+        if (!this.es) {
+            clearTimeout(this.pushTimer);
+            this.connectPush();
+        }
     }
 
     // Run fn after every task queued before it; errors are reported, not
@@ -127,6 +151,8 @@ export class Feed {
                 page = await api.get('/api/v1/me/events', {
                     query: {after: this.cursor, limit: PAGE}});
             } catch (e) {
+                if (e instanceof ApiError && e.status === 0)
+                    this.setState('down');
                 if (!(e instanceof ApiError) || e.status !== 400 || !this.cursor)
                     throw e;
                 // a cursor the server does not take: start over
@@ -147,9 +173,20 @@ export class Feed {
                 this.advance(streamIdOf(e));
             if (page && page.next)
                 this.advance(page.next);
+            this.reached();
             if (evs.length < PAGE)
                 break;
         }
+    }
+
+    // A feed page came: the feed is up (push if the stream is open).
+    reached() {
+        const was = this.state;
+        if (!this.pushOpen && was === 'connecting')
+            return;         // the first push attempt decides
+        this.setState(this.pushOpen ? 'push' : 'polling');
+        if (was === 'down' && !this.es)
+            this.kick();
     }
 
     applyPushed(msg) {
@@ -208,12 +245,34 @@ export class Feed {
     }
 
     closeEs() {
+        clearInterval(this.staleTimer);
+        this.staleTimer = null;
         if (this.es) {
             this.es.onopen = this.es.onmessage = this.es.onerror = null;
+            this.es.removeEventListener('ping', this.onPing);
             this.es.close();
             this.es = null;
         }
         this.pushOpen = false;
+    }
+
+    // The open stream went quiet for longer than Nchan's pings allow.
+    watchStale(es) {
+        this.lastHeard = Date.now();
+        clearInterval(this.staleTimer);
+        this.staleTimer = setInterval(() => {
+            if (this.es === es && Date.now() - this.lastHeard > STALE_MS)
+                this.pushFailed(es);
+        }, STALE_MS / 4);
+    }
+
+    pushFailed(es) {
+        if (this.es !== es)
+            return;
+        this.closeEs();
+        this.setState('polling');
+        this.enqueue(() => this.catchUp('feed'));
+        this.retryPush(this.nextBackoff());
     }
 
     retryPush(ms) {
@@ -258,26 +317,24 @@ export class Feed {
             encodeURIComponent(ticket && ticket.ticket || '');
         const es = new EventSource(url);
         this.es = es;
+        this.onPing = () => { this.lastHeard = Date.now(); };
+        es.addEventListener('ping', this.onPing);
         es.onopen = () => {
             if (this.es !== es)
                 return;
             this.pushOpen = true;
             this.backoff = BACKOFF_MIN_MS;
+            this.watchStale(es);
             this.setState('push');
             this.enqueue(() => this.catchUp('feed'));
         };
         es.onmessage = (m) => {
-            if (this.es === es)
-                this.enqueue(() => this.applyPushed(m));
-        };
-        es.onerror = () => {
             if (this.es !== es)
                 return;
-            this.closeEs();
-            this.setState('polling');
-            this.enqueue(() => this.catchUp('feed'));
-            this.retryPush(this.nextBackoff());
+            this.lastHeard = Date.now();
+            this.enqueue(() => this.applyPushed(m));
         };
+        es.onerror = () => this.pushFailed(es);
     }
 }
 

@@ -2,7 +2,7 @@
 // feed, and the list of the agent's sessions with unread counts and how
 // long each user has waited for an answer.
 
-import {api, ApiError} from './api.js';
+import {api, setNetworkHandler} from './api.js';
 import {Feed} from './feed.js';
 import {t} from './i18n.js';
 import {fmtDur, h, num, shortId, show, tickWaiting, tid, toastError}
@@ -15,6 +15,7 @@ const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
 
 export function enterAgent() {
+    netDown = false;
     loadInfo();
     show(tid('agent-view'), true);
     show(tid('status-switch'), true);
@@ -24,10 +25,6 @@ export function enterAgent() {
         account: S.me.account,
         onEvents: onFeedEvents,
         onState: renderConn,
-        onError: (e) => {
-            if (!(e instanceof ApiError) || e.status !== 401)
-                renderConn('down');
-        },
     });
     S.feed.start();
     refreshSessions();
@@ -56,8 +53,23 @@ function renderLoad() {
     el.textContent = cap ? t('load', {load, capacity: cap}) : String(load);
 }
 
-export function renderConn(state) {
+// The indicator: the feed's state, unless the last request of any kind
+// (a send, the heartbeat) could not reach the server: then 'down' until
+// one gets through again.
+let netDown = false;
+
+function onNetwork(ok) {
+    if (ok === !netDown)
+        return;
+    netDown = !ok;
+    if (ok && S.feed)
+        S.feed.kick();
+    renderConn();
+}
+
+export function renderConn() {
     const el = tid('conn-state');
+    const state = netDown ? 'down' : (S.feed && S.feed.state || 'connecting');
     el.dataset.state = state;
     el.textContent = t('conn.' + state);
 }
@@ -83,8 +95,7 @@ async function heartbeat() {
             renderStatus();
         }
     } catch (e) {
-        if (e instanceof ApiError && e.status !== 401)
-            renderConn('down');
+        /* the network: the indicator shows it (onNetwork) */
     }
 }
 
@@ -208,7 +219,7 @@ export function leaveAgent() {
 
 export function relabelAgent() {
     renderStatus();
-    renderConn(S.feed && S.feed.state || 'connecting');
+    renderConn();
     renderSessions();
     relabelConv();
     renderConvHead();
@@ -217,6 +228,9 @@ export function relabelAgent() {
 export function wireAgent() {
     for (const b of tid('status-switch').querySelectorAll('button'))
         b.addEventListener('click', () => setStatus(b.dataset.status));
+    setNetworkHandler(onNetwork);
+    window.addEventListener('online', () => onNetwork(true));
+    window.addEventListener('offline', () => onNetwork(false));
     document.addEventListener('visibilitychange', () => {
         if (!document.hidden && S.active && S.me) {
             info(S.active).unread = 0;

@@ -202,13 +202,42 @@ async function newPage(browser, name, viewport, mobile) {
     page.setDefaultTimeout(10000);
     page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
     page.on('console', (m) => {
-        if (m.type() === 'error' && !/the server responded with a status of (401|403|404|409|502)/
+        // refused requests and, in the network-drop step, the offline ones
+        if (m.type() === 'error' && !/the server responded with a status of (401|403|404|409|502)|net::ERR_INTERNET_DISCONNECTED/
             .test(m.text()))
             pageErrors.push(`${name} console: ${m.text()}`);
     });
     page.on('request', (r) => requestUrls.push(r.url()));
     pages[name] = page;
     return page;
+}
+
+// A console whose EventSources the test can break (dropStream).
+async function breakablePage(browser, name) {
+    const p = await newPage(browser, name, LAPTOP);
+    await p.context().addInitScript(() => {
+        const Native = window.EventSource;
+        window.__es = [];
+        window.EventSource = class extends Native {
+            constructor(...args) {
+                super(...args);
+                window.__es.push(this);
+            }
+        };
+    });
+    return p;
+}
+
+// The newest EventSource of p fails as a dropped connection does.
+function dropStream(p) {
+    return p.evaluate(() => {
+        const es = window.__es[window.__es.length - 1];
+        if (es) {
+            es.close();
+            if (es.onerror)
+                es.onerror(new Event('error'));
+        }
+    });
 }
 
 async function signIn(page, token) {
@@ -471,23 +500,8 @@ async function main() {
 
         await step('a dropped push stream: caught up from the feed, nothing twice', async () => {
             // A second console of A's whose EventSources the test can break.
-            const p = await newPage(browser, 'agentA-2', LAPTOP);
-            await p.context().addInitScript(() => {
-                const Native = window.EventSource;
-                window.__es = [];
-                window.EventSource = class extends Native {
-                    constructor(...args) {
-                        super(...args);
-                        window.__es.push(this);
-                    }
-                };
-            });
-            const drop = () => p.evaluate(() => {
-                const es = window.__es[window.__es.length - 1];
-                es.close();
-                if (es.onerror)
-                    es.onerror(new Event('error'));
-            });
+            const p = await breakablePage(browser, 'agentA-2');
+            const drop = () => dropStream(p);
             const countOf = (text) => p.getByTestId('message-text').evaluateAll(
                 (els, t) => els.filter(el => el.textContent === t).length, text);
             await signIn(p, A.token);
@@ -538,6 +552,79 @@ async function main() {
             assert(await countOf('轮询时的消息') === 1, 'shown once while polling');
             await p.context().close();
             delete pages['agentA-2'];
+        });
+
+        await step('a 35 s network drop: 已断开, a failed send retried, 实时 again', async () => {
+            // A third console of A's whose EventSource the test can break
+            const p = await breakablePage(browser, 'agentA-3');
+            const connState = () => tid(p, 'conn-state').getAttribute('data-state');
+            const live = figures.feed === 'push' ? 'push' : 'polling';
+            await signIn(p, A.token);
+            await sessionItem(p, user1).click();
+            await p.waitForSelector(`[data-testid="conn-state"][data-state="${live}"]`);
+            const t0 = Date.now();
+            await p.context().setOffline(true);
+            await dropStream(p);                // the stream breaks too
+            await p.waitForSelector('[data-testid="conn-state"][data-state="down"]',
+                                    {timeout: 10000});
+            assert(await tid(p, 'conn-state').textContent() === '已断开', 'says 已断开');
+            // sends fail offline: the message says so, the indicator too
+            for (const text of ['断网时的回复一', '断网时的回复二']) {
+                await tid(p, 'composer-input').fill(text);
+                await tid(p, 'composer-input').press('Enter');
+                const failed = p.locator('[data-testid="message"][data-state="failed"]',
+                                         {hasText: text});
+                await failed.waitFor();
+                const err = await failed.getByTestId('message-error').textContent();
+                assert(err === await zh(p, 'err.network'), 'a network error: ' + err);
+            }
+            assert(await connState() === 'down', 'still 已断开 while sends fail');
+            await shot(p, 'laptop-agent-offline');
+            // a user writes during the drop
+            await userWrites(user1, '断网期间用户的消息');
+            const left = 35000 - (Date.now() - t0);
+            if (left > 0)
+                await p.waitForTimeout(left);
+            assert(await connState() === 'down', 'down for the whole drop');
+            await p.context().setOffline(false);
+            const t1 = Date.now();
+            await p.getByTestId('message-list').getByText('断网期间用户的消息')
+                .waitFor({timeout: 15000});
+            await p.waitForSelector(`[data-testid="conn-state"][data-state="${live}"]`,
+                                    {timeout: 15000});
+            figures.recovered_ms = Date.now() - t1;
+            log(`     back to ${live} ${figures.recovered_ms} ms after a 35 s drop`);
+            await watchFor(p, 'after-drop', '[data-testid="message-text"]', '恢复后的消息');
+            const t2 = Date.now();
+            await userWrites(user1, '恢复后的消息');
+            const ms = await seenAt(p, 'after-drop', 10000) - t2;
+            assert(ms <= latencyLimit(figures.feed), `after the drop: ${ms} ms`);
+            assert(await connState() === live, 'still ' + live);
+            // retried as it was ...
+            const one = p.locator('[data-testid="message"][data-state="failed"]',
+                                  {hasText: '断网时的回复一'});
+            await one.getByTestId('message-retry').click();
+            await p.waitForFunction((t) => [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')].some(
+                el => el.textContent.includes(t) && el.dataset.state === 'sent'), '断网时的回复一');
+            // ... or put back in the composer
+            const two = p.locator('[data-testid="message"][data-state="failed"]',
+                                  {hasText: '断网时的回复二'});
+            await two.getByTestId('message-edit').click();
+            assert(await tid(p, 'composer-input').inputValue() === '断网时的回复二',
+                   'the text is back in the composer');
+            assert(await two.count() === 0, 'the failed bubble is gone');
+            await tid(p, 'composer-input').press('Enter');
+            await p.waitForFunction((t) => [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')].some(
+                el => el.textContent.includes(t) && el.dataset.state === 'sent'), '断网时的回复二');
+            const sent = await simSent(user1);
+            for (const t of ['断网时的回复一', '断网时的回复二']) {
+                const n = sent.filter(x => x.body.text && x.body.text.content === t).length;
+                assert(n === 1, `"${t}" reached WeChat once (${n})`);
+            }
+            await p.context().close();
+            delete pages['agentA-3'];
         });
 
         await step('agent B signs in on a phone and goes online', async () => {
