@@ -6,12 +6,13 @@
 import {api, ApiError, seg} from './api.js';
 import {streamIdOf} from './feed.js';
 import {t} from './i18n.js';
-import {$, confirmDialog, detailsNode, errInfo, fmtTime, h, num, setError,
+import {$, confirmDialog, detailsNode, errInfo, fmtDur, fmtTime, h, num, setError,
         show, showError, tid, toast, toastError} from './dom.js';
 import {S, agentName, info, saveInfo} from './state.js';
 import {refreshSessions, refreshSessionsSoon, renderSessions, renderStatus}
     from './workspace.js';
 import {mediaEvent, mediaNode} from './media.js';
+import {windowState} from './limits.js';
 
 const HISTORY_PAGE = 30;
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;    // the server's limit too
@@ -406,9 +407,43 @@ function setNotice(msg) {
     setError(tid('conv-notice'), msg);
 }
 
+let composerOn = true;
 function enableComposer(on) {
+    composerOn = on;
     for (const el of tid('composer').querySelectorAll('textarea, button, input'))
         el.disabled = !on;
+    renderLimits();
+}
+
+// The active conversation's window and send budget (limits.js), and why
+// sending is blocked, before a send fails. Ticks every second.
+function limitsOf(c) {
+    return c ? windowState(c.msgs, Date.now(), c.reply) : null;
+}
+
+export function renderLimits() {
+    const c = S.active && S.convs.get(S.active);
+    const w = limitsOf(c);
+    const box = tid('conv-limits');
+    show(box, !!w);
+    if (w) {
+        tid('conv-window', box).textContent = w.open ?
+            t('limits.window', {t: fmtDur(w.endsAt - Date.now())}) :
+            t('limits.closed');
+        tid('conv-budget', box).textContent =
+            t('limits.left', {n: w.left, quota: w.quota});
+        box.dataset.blocked = w.blocked;
+    }
+    const blocked = w && composerOn ? w.blocked : '';
+    const why = !blocked ? '' : blocked === 'budget' ?
+        t('limits.why.budget', {quota: w.quota}) :
+        t(w.kind === 'evt' ? 'limits.why.window_evt' : 'limits.why.window');
+    setError(tid('composer-why'), why);
+    const send = tid('composer-send');
+    send.disabled = !composerOn || !!blocked;
+    send.title = why;
+    tid('composer-image').disabled = send.disabled;
+    tid('composer').dataset.blocked = blocked || '';
 }
 
 function nearBottom(el) {
@@ -439,6 +474,7 @@ function renderMessages(keepBottom) {
     show(tid('history-start'), c.atStart && c.historyLoaded);
     if (stick)
         scrollToBottom();
+    renderLimits();
 }
 
 function makeMsgEl(m) {
@@ -631,12 +667,18 @@ async function sendMessage(openid, body, local) {
                                  body);
         if (r && r.id)
             bindMid(m, r.id);
+        if (r && Number.isFinite(r.left))
+            c.reply = {left: r.left, at: Date.now()};
         setMsgState(m, r && r.status === 'queued' ? 'queued' : 'sent');
     } catch (e) {
         setMsgState(m, 'failed', errInfo(e));
+        if (e instanceof ApiError && e.code === 'quota_exhausted')
+            c.reply = {left: 0, at: Date.now()};
         if (e instanceof ApiError && e.status === 403)
             refreshSessionsSoon();
     }
+    if (S.active === openid)
+        renderLimits();
     const i = info(openid);
     if (m.state !== 'failed') {
         i.since = 0;
@@ -691,7 +733,7 @@ async function sendText() {
     const openid = S.active;
     const input = tid('composer-input');
     const text = input.value;
-    if (!openid || !text.trim())
+    if (!openid || !text.trim() || tid('composer-send').disabled)
         return;
     input.value = '';
     await sendMessage(openid, {msgtype: 'text', text: {content: text}},

@@ -8,8 +8,8 @@ import {t} from './i18n.js';
 import {fmtDur, h, num, shortId, show, tickWaiting, tid, toastError}
     from './dom.js';
 import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
-import {onFeedEvents, openConv, previewText, renderConvHead, relabelConv,
-        wireConv, revokeConvUrls} from './conv.js';
+import {onFeedEvents, openConv, previewText, renderConvHead, renderLimits,
+        relabelConv, wireConv, revokeConvUrls} from './conv.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -30,7 +30,11 @@ export function enterAgent() {
     refreshSessions();
     every(HEARTBEAT_MS, heartbeat);
     every(SESSIONS_REFRESH_MS, refreshSessions);
-    every(1000, tickWaiting);
+    every(1000, () => {
+        tickWaiting();
+        if (S.active)
+            renderLimits();
+    });
 }
 
 export function renderStatus() {

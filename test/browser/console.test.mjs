@@ -554,6 +554,58 @@ async function main() {
             delete pages['agentA-2'];
         });
 
+        await step('WeChat\'s limits: the window\'s countdown, 5 replies, then the reason', async () => {
+            const u = openidFor('Quota');
+            await userWrites(u, '我想问一下退货');
+            await sessionItem(a, u).click();
+            await tid(a, 'conv-limits').waitFor();
+            const win = await tid(a, 'conv-window').textContent();
+            assert(/^回复窗口剩 4[78]小时\d+分$/.test(win), 'the countdown: ' + win);
+            const budget = async () => tid(a, 'conv-budget').textContent();
+            assert(await budget() === '可发 5/5 条', 'five to send: ' + await budget());
+            for (let i = 1; i <= 5; i++) {
+                const text = `第 ${i} 条回复`;
+                await tid(a, 'composer-input').fill(text);
+                await tid(a, 'composer-input').press('Enter');
+                await a.waitForFunction((t) => [...document.querySelectorAll(
+                    '[data-testid="message"][data-dir="out"]')].some(
+                    el => el.textContent.includes(t) && el.dataset.state === 'sent'), text);
+                await a.waitForFunction((want) => document.querySelector(
+                    '[data-testid="conv-budget"]').textContent === want,
+                                        `可发 ${5 - i}/5 条`);
+            }
+            // spent: the button is disabled and says why, before any send fails
+            assert(await tid(a, 'composer-send').isDisabled(), 'send disabled');
+            const why = await tid(a, 'composer-why').textContent();
+            assert(why === (await zh(a, 'limits.why.budget')).replace('{quota}', '5'),
+                   'the reason is shown: ' + why);
+            assert(await tid(a, 'composer-send').getAttribute('title') === why,
+                   'the button says why');
+            await tid(a, 'composer-input').fill('第 6 条');
+            await tid(a, 'composer-input').press('Enter');
+            await a.waitForTimeout(300);
+            assert(await a.locator('[data-testid="message"][data-dir="out"]',
+                                   {hasText: '第 6 条'}).count() === 0, 'no 6th send');
+            // the server agrees
+            const r = await http('POST', `${BASE}/api/v1/sessions/${u}/messages`,
+                                 {token: A.token, json: {msgtype: 'text',
+                                                         text: {content: 'x'}}});
+            assert(r.status === 409 && r.data.error.code === 'quota_exhausted',
+                   'the server refuses a 6th: ' + JSON.stringify(r.data));
+            await shot(a, 'laptop-agent-limits');
+            // the user writes again: five more
+            await userWrites(u, '还有一个问题');
+            await a.waitForFunction(() => document.querySelector(
+                '[data-testid="conv-budget"]').textContent === '可发 5/5 条');
+            assert(!(await tid(a, 'composer-send').isDisabled()), 'send enabled again');
+            assert(!(await tid(a, 'composer-why').isVisible()), 'no reason shown');
+            await tid(a, 'composer-input').fill('');
+            await tid(a, 'close-session').click();
+            await tid(a, 'confirm-ok').click();
+            await sessionItem(a, u).waitFor({state: 'detached'});
+            await sessionItem(a, user1).click();
+        });
+
         await step('a 35 s network drop: 已断开, a failed send retried, 实时 again', async () => {
             // A third console of A's whose EventSource the test can break
             const p = await breakablePage(browser, 'agentA-3');

@@ -8,6 +8,8 @@ The codes are read from the C sources — fcgi_error() calls, the
 json_pack'ed error objects, lib/media.c's refusals and, where it exists,
 lib/refusal.h's table — so a new code without a message fails here.
 
+It also runs test/browser/units.test.mjs with node: the console's pure
+modules (the WeChat window and send budget) on their own.
 No stack is started.
 
 Run: /usr/bin/python3 -m pytest -q test/it/test_console_strings.py
@@ -16,6 +18,8 @@ Run: /usr/bin/python3 -m pytest -q test/it/test_console_strings.py
 import glob
 import os
 import re
+import shutil
+import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
@@ -109,3 +113,12 @@ def test_zh_and_en_have_the_same_keys():
             sorted(set(tables['zh']) - set(tables['en'])),
             sorted(set(tables['en']) - set(tables['zh']))))
 
+
+def test_console_pure_modules():
+    node = shutil.which('node')
+    assert node, 'node is not installed (make test installs it)'
+    r = subprocess.run([node, 'units.test.mjs'],
+                       cwd=os.path.join(REPO, 'test', 'browser'),
+                       capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
