@@ -13,6 +13,7 @@ import {refreshSessions, refreshSessionsSoon, renderSessions, renderStatus}
     from './workspace.js';
 import {mediaEvent, mediaNode} from './media.js';
 import {windowState} from './limits.js';
+import {alertAgent} from './notify.js';
 
 const HISTORY_PAGE = 30;
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;    // the server's limit too
@@ -207,6 +208,7 @@ export function onFeedEvents(events) {
         return;
     let sessionsChanged = false;
     const touched = new Set();
+    const alerts = new Map();       // openid -> {kind, text}: live ones only
     for (const e of events) {
         if (!e || typeof e !== 'object')
             continue;
@@ -225,6 +227,12 @@ export function onFeedEvents(events) {
                 i.since = m.ts;
             if (!viewing(openid))
                 i.unread = (i.unread || 0) + 1;
+            if (m.ts >= Date.now() - 60000) {           // not a replay
+                const a = alerts.get(openid);
+                alerts.set(openid, {
+                    kind: a ? a.kind : S.sessions.has(openid) ? 'message' : 'user',
+                    text: previewText(m)});
+            }
             if (!S.sessions.has(openid))
                 sessionsChanged = true;
             touched.add(openid);
@@ -289,6 +297,7 @@ export function onFeedEvents(events) {
                                         opened_ms: num(e.ts_ms) || Date.now(),
                                         assigned_ms: num(e.ts_ms) || Date.now(),
                                         provisional: true, added: Date.now()});
+                alerts.set(openid, {kind: 'user', text: ''});
                 touched.add(openid);
             } else if (openid && e.agent && e.agent !== S.me.account &&
                        S.sessions.delete(openid)) {
@@ -314,6 +323,8 @@ export function onFeedEvents(events) {
         }
     }
     saveInfo();
+    for (const [openid, a] of alerts)
+        alertAgent(a.kind, openid, a.text, openConv);
     if (sessionsChanged)
         refreshSessionsSoon();
     if (touched.size)

@@ -10,6 +10,7 @@ import {fmtDur, h, num, shortId, show, tickWaiting, tid, toastError}
 import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
 import {onFeedEvents, openConv, previewText, renderConvHead, renderLimits,
         relabelConv, wireConv, revokeConvUrls} from './conv.js';
+import {askPermissionOnce, renderTitle} from './notify.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -206,6 +207,7 @@ export function renderSessions() {
     ul.replaceChildren(...els);
     show(tid('sessions-empty'), items.length === 0);
     renderLoad();
+    renderTitle();
 }
 
 
@@ -219,12 +221,13 @@ export function leaveAgent() {
     tid('session-list').replaceChildren();
     tid('message-list').replaceChildren();
     document.body.classList.remove('conv-open');
+    document.title = t('app.title');
 }
 
 export function relabelAgent() {
     renderStatus();
     renderConn();
-    renderSessions();
+    renderSessions();       // and the title
     relabelConv();
     renderConvHead();
 }
@@ -233,6 +236,8 @@ export function wireAgent() {
     for (const b of tid('status-switch').querySelectorAll('button'))
         b.addEventListener('click', () => setStatus(b.dataset.status));
     setNetworkHandler(onNetwork);
+    // the first click after signing in may ask for notifications
+    document.addEventListener('click', askPermissionOnce, true);
     window.addEventListener('online', () => onNetwork(true));
     window.addEventListener('offline', () => onNetwork(false));
     document.addEventListener('visibilitychange', () => {

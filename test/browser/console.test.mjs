@@ -679,6 +679,88 @@ async function main() {
             delete pages['agentA-3'];
         });
 
+        await step('a new user and a new message while hidden: sound, notification, title', async () => {
+            // Notification, Audio and the tab's visibility are stubbed in
+            // the page: what the console asks of them is recorded.
+            const p = await newPage(browser, 'agentA-4', LAPTOP);
+            await p.context().addInitScript(() => {
+                window.__notes = [];
+                window.__sounds = [];
+                window.__asked = 0;
+                window.Notification = class {
+                    constructor(title, opts) {
+                        window.__notes.push({title, body: opts && opts.body});
+                    }
+                    static requestPermission() {
+                        window.__asked++;
+                        window.Notification.permission = 'granted';
+                        return Promise.resolve('granted');
+                    }
+                };
+                window.Notification.permission = 'default';
+                window.Audio = class {
+                    constructor(src) {
+                        this.src = src;
+                    }
+                    play() {
+                        window.__sounds.push(this.src);
+                        return Promise.resolve();
+                    }
+                };
+                let hidden = false;
+                Object.defineProperty(document, 'hidden', {get: () => hidden});
+                Object.defineProperty(document, 'visibilityState',
+                                      {get: () => hidden ? 'hidden' : 'visible'});
+                window.__setHidden = (v) => {
+                    hidden = v;
+                    document.dispatchEvent(new Event('visibilitychange'));
+                };
+            });
+            const rec = () => p.evaluate(() => ({notes: window.__notes,
+                                                 sounds: window.__sounds.length,
+                                                 asked: window.__asked}));
+            await signIn(p, A.token);
+            assert((await rec()).asked === 0, 'not asked before a click');
+            await tid(p, 'status-online').click();          // a user gesture
+            await tid(p, 'session-pane').click();
+            assert((await rec()).asked === 1, 'asked once, on the first click');
+            assert(await p.title() === '多客服工作台', 'no unread: ' + await p.title());
+            await p.evaluate(() => window.__setHidden(true));
+            const u = openidFor('Ring');
+            const first = '好的/::)谢谢，订单在这里 https://shop.test/o?id=7 别点 javascript:alert(1)';
+            await userWrites(u, first);
+            await p.waitForFunction(() => window.__notes.length >= 1);
+            let r = await rec();
+            assert(r.notes[0].title === await zh(p, 'notify.user'), 'a new user: ' +
+                   JSON.stringify(r.notes));
+            assert(r.notes[0].body.includes('订单在这里'), 'the message: ' +
+                   r.notes[0].body);
+            assert(r.sounds >= 1, 'a sound played');
+            await p.waitForFunction(() => document.title === '(1) 多客服工作台');
+            await userWrites(u, '在吗？');
+            await p.waitForFunction(() => window.__notes.length >= 2);
+            r = await rec();
+            assert(r.notes[1].title === await zh(p, 'notify.message') &&
+                   r.notes[1].body.includes('在吗？'), 'a new message: ' +
+                   JSON.stringify(r.notes[1]));
+            assert(r.sounds >= 2, 'a sound for it too');
+            await p.waitForFunction(() => document.title === '(2) 多客服工作台');
+            assert((await sessionItem(p, u).getByTestId('session-unread')
+                .textContent()) === '2', 'two unread on the item');
+            // back on the tab: nothing rings; reading clears the count
+            await p.evaluate(() => window.__setHidden(false));
+            await userWrites(u, '第三条');
+            await sessionItem(p, u).getByTestId('session-preview').getByText('第三条').waitFor();
+            assert((await rec()).notes.length === 2, 'no notification while visible');
+            await sessionItem(p, u).click();
+            await p.waitForFunction(() => document.title === '多客服工作台');
+            await tid(p, 'close-session').click();
+            await tid(p, 'confirm-ok').click();
+            await sessionItem(p, u).waitFor({state: 'detached'});
+            await p.context().close();
+            delete pages['agentA-4'];
+        });
+
         await step('agent B signs in on a phone and goes online', async () => {
             bPhone = await newPage(browser, 'agentB-phone', PHONE, true);
             b = bPhone;
