@@ -13,6 +13,7 @@ import {refreshSessions, refreshSessionsSoon, renderSessions, renderStatus}
     from './workspace.js';
 import {mediaEvent, mediaNode} from './media.js';
 import {windowState} from './limits.js';
+import {pieces, plain, safeHref} from './emoji.js';
 import {alertAgent} from './notify.js';
 
 const HISTORY_PAGE = 30;
@@ -497,8 +498,30 @@ function makeMsgEl(m) {
 
 export function previewText(m) {
     if (m.msgtype === 'text')
-        return m.content || '';
+        return plain(m.content);
     return typeLabel(m);
+}
+
+// A message's text as nodes: WeChat's faces as emoji (the code kept as
+// the title), http(s) links that open in a new tab without an opener or
+// a referrer; everything else text nodes.
+function richText(text) {
+    const span = h('span', {class: 'text', dataset: {testid: 'message-text'}});
+    for (const p of pieces(text)) {
+        if (p.kind === 'emoji') {
+            span.append(h('span', {class: 'emoji', role: 'img', title: p.code,
+                                   'aria-label': p.name,
+                                   dataset: {testid: 'emoji', code: p.code}},
+                          p.text));
+        } else if (p.kind === 'link') {
+            span.append(h('a', {href: p.href, target: '_blank',
+                                rel: 'noopener noreferrer',
+                                dataset: {testid: 'message-link'}}, p.text));
+        } else {
+            span.append(p.text);
+        }
+    }
+    return span;
 }
 
 export function typeLabel(m) {
@@ -527,14 +550,17 @@ export function fillMsgEl(m, li = m.el) {
         li.dataset.state = m.state;
     const bubble = h('div', {class: 'bubble', dataset: {testid: 'message-body'}});
     if (m.msgtype === 'text') {
-        bubble.append(h('span', {class: 'text', dataset: {testid: 'message-text'}},
-                        m.content || ''));
+        bubble.append(richText(m.content));
     } else if (['image', 'voice', 'video', 'shortvideo'].includes(m.msgtype)) {
         bubble.append(mediaNode(m));
         if (m.msgtype === 'voice' && m.content) {
             bubble.append(h('div', {class: 'recog'},
                             t('msg.recognition', {text: m.content})));
         }
+    } else if (m.msgtype === 'link' && safeHref(m.payload && m.payload.Url)) {
+        bubble.append(h('a', {href: safeHref(m.payload.Url), target: '_blank',
+                              rel: 'noopener noreferrer', class: 'text',
+                              dataset: {testid: 'message-link'}}, typeLabel(m)));
     } else {
         bubble.append(h('span', {class: 'text', dataset: {testid: 'message-text'}},
                         typeLabel(m)));

@@ -10,6 +10,7 @@ import {fmtDur, h, num, shortId, show, tickWaiting, tid, toastError}
 import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
 import {onFeedEvents, openConv, previewText, renderConvHead, renderLimits,
         relabelConv, wireConv, revokeConvUrls} from './conv.js';
+import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
 
 const HEARTBEAT_MS = 30000;
@@ -236,6 +237,7 @@ export function wireAgent() {
     for (const b of tid('status-switch').querySelectorAll('button'))
         b.addEventListener('click', () => setStatus(b.dataset.status));
     setNetworkHandler(onNetwork);
+    wireViewer();
     // the first click after signing in may ask for notifications
     document.addEventListener('click', askPermissionOnce, true);
     window.addEventListener('online', () => onNetwork(true));

@@ -483,6 +483,21 @@ async function main() {
                                     null, {timeout: 15000});
         });
 
+        await step('an image opens in the viewer; Esc closes it', async () => {
+            const img = a.locator('[data-testid="message"][data-dir="in"] ' +
+                                  'img[data-testid="message-image"]').last();
+            await img.click();
+            await tid(a, 'image-viewer').waitFor();
+            const src = await tid(a, 'viewer-image').getAttribute('src');
+            assert(src === await img.getAttribute('src') && src.startsWith('blob:'),
+                   'the viewer shows the image: ' + src);
+            assert(await a.evaluate(() => document.querySelector(
+                '[data-testid="viewer-image"]').naturalWidth > 0), 'the image loaded');
+            await shot(a, 'laptop-image-viewer');
+            await a.keyboard.press('Escape');
+            await tid(a, 'image-viewer').waitFor({state: 'hidden'});
+        });
+
         await step('screenshots: A on a laptop', async () => {
             await shot(a, 'laptop-agent-conversation');
         });
@@ -733,7 +748,7 @@ async function main() {
             let r = await rec();
             assert(r.notes[0].title === await zh(p, 'notify.user'), 'a new user: ' +
                    JSON.stringify(r.notes));
-            assert(r.notes[0].body.includes('订单在这里'), 'the message: ' +
+            assert(r.notes[0].body.includes('好的🙂谢谢'), 'the message, emoji shown: ' +
                    r.notes[0].body);
             assert(r.sounds >= 1, 'a sound played');
             await p.waitForFunction(() => document.title === '(1) 多客服工作台');
@@ -754,6 +769,20 @@ async function main() {
             assert((await rec()).notes.length === 2, 'no notification while visible');
             await sessionItem(p, u).click();
             await p.waitForFunction(() => document.title === '多客服工作台');
+            // the text: WeChat's face as an emoji, the http(s) link safe
+            const msg = p.locator('[data-testid="message"]', {hasText: '订单在这里'});
+            await msg.waitFor();
+            const face = msg.getByTestId('emoji');
+            assert(await face.textContent() === '🙂' &&
+                   await face.getAttribute('data-code') === '/::)', 'the face as emoji');
+            const links = msg.getByTestId('message-link');
+            assert(await links.count() === 1, 'one link (not javascript:)');
+            assert(await links.getAttribute('href') === 'https://shop.test/o?id=7', 'href');
+            assert(await links.getAttribute('rel') === 'noopener noreferrer', 'rel');
+            assert(await links.getAttribute('target') === '_blank', 'target');
+            assert((await msg.getByTestId('message-text').textContent()).includes(
+                'javascript:alert(1)'), 'the rest stays text');
+            await shot(p, 'laptop-agent-emoji');
             await tid(p, 'close-session').click();
             await tid(p, 'confirm-ok').click();
             await sessionItem(p, u).waitFor({state: 'detached'});

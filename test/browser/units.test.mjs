@@ -1,5 +1,6 @@
 // The console's pure modules (nginx/html: no DOM, no imports) checked in
-// node on their own: WeChat's reply window and send budget (limits.js).
+// node on their own: WeChat's reply window and send budget (limits.js),
+// WeChat's emoji codes and links in a message's text (emoji.js).
 // test/it/test_console_strings.py runs it; the last line is "N passed".
 //
 // nginx/html has no package.json, so node would read its .js files as
@@ -95,6 +96,43 @@ await check('the server\'s "left" lowers the count, if newer than the message', 
     assert.equal(L.windowState(msgs, T0 + 5, {left: 0, at: T0 - 1}).left, 4);
     // never raises it
     assert.equal(L.windowState(msgs, T0 + 5, {left: 5, at: T0 + 2}).left, 4);
+});
+
+const E = await load('emoji.js');
+
+await check('the table is WeChat\'s 105 classic faces, each code once', () => {
+    assert.equal(E.FACES.length, 105);
+    assert.equal(new Set(E.FACES.map(f => f[0])).size, 105);
+    assert.deepEqual(E.FACES[0], ['/::)', '微笑', '🙂']);
+    assert.equal(E.FACES[104][0], '/:&>');
+});
+
+await check('codes and [names] become emoji, the longest code first', () => {
+    assert.equal(E.plain('好的/::)谢谢[再见]'), '好的🙂谢谢👋');
+    // "/::'(" (大哭) is not "/::'" + "("; "/::-O" is not "/::-" + "O"
+    assert.deepEqual(E.pieces("/::'(").map(p => p.name), ['大哭']);
+    assert.deepEqual(E.pieces('/::-O').map(p => p.name), ['哈欠']);
+    assert.deepEqual(E.pieces('a/:kotowb'), [
+        {kind: 'text', text: 'a'},
+        {kind: 'emoji', text: '🙇', code: '/:kotow', name: '磕头'},
+        {kind: 'text', text: 'b'}]);
+    // not a code: left as it is
+    assert.equal(E.plain('1/2 /:zzz [不是表情] <b>'), '1/2 /:zzz [不是表情] <b>');
+});
+
+await check('http(s) links only, without trailing punctuation', () => {
+    const ps = E.pieces('看 https://shop.test/a?b=1&c=2，或 http://x.test/p. 别点 ' +
+                        'javascript:alert(1) data:text/html,x ftp://x.test/');
+    const links = ps.filter(p => p.kind === 'link');
+    assert.deepEqual(links.map(p => p.href),
+                     ['https://shop.test/a?b=1&c=2', 'http://x.test/p']);
+    // nothing is lost: the pieces put together are the text
+    assert.equal(ps.map(p => p.text).join(''),
+                 '看 https://shop.test/a?b=1&c=2，或 http://x.test/p. 别点 ' +
+                 'javascript:alert(1) data:text/html,x ftp://x.test/');
+    assert.equal(E.safeHref('javascript:alert(1)'), '');
+    assert.equal(E.safeHref('HTTPS://Shop.test/x'), 'https://shop.test/x');
+    assert.equal(E.safeHref('/relative'), '');
 });
 
 console.log(`${passed} passed`);

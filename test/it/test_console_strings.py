@@ -9,7 +9,7 @@ json_pack'ed error objects, lib/media.c's refusals and, where it exists,
 lib/refusal.h's table — so a new code without a message fails here.
 
 It also runs test/browser/units.test.mjs with node: the console's pure
-modules (the WeChat window and send budget) on their own.
+modules (the WeChat window and send budget, emoji, links) on their own.
 No stack is started.
 
 Run: /usr/bin/python3 -m pytest -q test/it/test_console_strings.py
