@@ -1,7 +1,7 @@
 """Every error code the REST API can answer has a message of its own in the
 console, in zh and in en (nginx/html/i18n.js, keys `err.code.<code>`), so
-an agent never reads the server's English as the message (docs/style.md
-§12; the server's text goes to a details line only).
+an agent never reads the server's English as the message (the house
+style: the server's text goes to a details line only).
 
 The codes are read from the C sources — fcgi_error() calls, the
 `struct http_error` table of lib/http.c, the code maps of fcgi/api.c,
