@@ -429,21 +429,41 @@ function enableComposer(on) {
 
 // The active conversation's window and send budget (limits.js), and why
 // sending is blocked, before a send fails. Ticks every second.
-function limitsOf(c) {
+export function limitsOf(openid) {
+    const c = openid && S.convs.get(openid);
     return c ? windowState(c.msgs, Date.now(), c.reply) : null;
 }
 
+export function windowText(w) {
+    return w.open ? t('limits.window', {t: fmtDur(w.endsAt - Date.now())}) :
+        t('limits.closed');
+}
+
+export function budgetText(w) {
+    return t('limits.left', {n: w.left, quota: w.quota});
+}
+
+// Every second: the open conversation's and the session list's
+// countdowns.
+export function tickLimits() {
+    if (S.active)
+        renderLimits();
+    for (const el of document.querySelectorAll('[data-testid="session-limits"]')) {
+        const w = limitsOf(el.dataset.openid);
+        if (w) {
+            el.textContent = windowText(w) + ' · ' + budgetText(w);
+            el.dataset.blocked = w.blocked;
+        }
+    }
+}
+
 export function renderLimits() {
-    const c = S.active && S.convs.get(S.active);
-    const w = limitsOf(c);
+    const w = limitsOf(S.active);
     const box = tid('conv-limits');
     show(box, !!w);
     if (w) {
-        tid('conv-window', box).textContent = w.open ?
-            t('limits.window', {t: fmtDur(w.endsAt - Date.now())}) :
-            t('limits.closed');
-        tid('conv-budget', box).textContent =
-            t('limits.left', {n: w.left, quota: w.quota});
+        tid('conv-window', box).textContent = windowText(w);
+        tid('conv-budget', box).textContent = budgetText(w);
         box.dataset.blocked = w.blocked;
     }
     const blocked = w && composerOn ? w.blocked : '';

@@ -8,8 +8,9 @@ import {t} from './i18n.js';
 import {fmtDur, h, num, shortId, show, tickWaiting, tid, toastError}
     from './dom.js';
 import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
-import {onFeedEvents, openConv, previewText, renderConvHead, renderLimits,
-        relabelConv, wireConv, revokeConvUrls} from './conv.js';
+import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
+        renderConvHead, relabelConv, tickLimits, wireConv, windowText,
+        revokeConvUrls} from './conv.js';
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
 
@@ -34,8 +35,7 @@ export function enterAgent() {
     every(SESSIONS_REFRESH_MS, refreshSessions);
     every(1000, () => {
         tickWaiting();
-        if (S.active)
-            renderLimits();
+        tickLimits();
     });
 }
 
@@ -175,6 +175,8 @@ export function renderSessions() {
         const i = S.info[s.openid] || {};
         const c = S.convs.get(s.openid);
         const last = c && c.msgs.length ? c.msgs[c.msgs.length - 1] : null;
+        // WeChat's window, once the console knows the user's messages
+        const w = limitsOf(s.openid);
         const li = h('li', {
             class: 'session-item' + (s.openid === S.active ? ' active' : ''),
             dataset: {testid: 'session-item', openid: s.openid},
@@ -202,7 +204,11 @@ export function renderSessions() {
                                                since: String(i.since || '')},
                      hidden: !i.since},
             i.since ? t('sessions.waiting', {t: fmtDur(Date.now() - i.since)})
-                    : '')));
+                    : '')),
+        w ? h('div', {class: 'limits', dataset: {testid: 'session-limits',
+                                                 openid: s.openid,
+                                                 blocked: w.blocked}},
+              windowText(w) + ' · ' + budgetText(w)) : null);
         return li;
     });
     ul.replaceChildren(...els);

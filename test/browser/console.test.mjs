@@ -596,6 +596,10 @@ async function main() {
                    'the reason is shown: ' + why);
             assert(await tid(a, 'composer-send').getAttribute('title') === why,
                    'the button says why');
+            // the session list shows it too
+            const listed = await sessionItem(a, u).getByTestId('session-limits').textContent();
+            assert(/^回复窗口剩 4[78]小时\d+分 · 可发 0\/5 条$/.test(listed),
+                   'the list item: ' + listed);
             await tid(a, 'composer-input').fill('第 6 条');
             await tid(a, 'composer-input').press('Enter');
             await a.waitForTimeout(300);
