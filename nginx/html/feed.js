@@ -14,11 +14,11 @@
 // (endpoint 404/503, reconnecting) the feed is polled every 2 s.
 //
 // The state follows what really happens: a catch-up the network failed
-// is 'down'; the next one that succeeds is 'polling' again and reconnects
-// the push at once (no backoff left over from the outage); an open
-// EventSource that has carried neither a message nor Nchan's 15 s ping
-// for STALE_MS is taken for dead (a dropped network can leave it looking
-// open) and replaced.
+// is 'down'; the next one that succeeds is 'polling' again and reopens
+// the push at once (no backoff left over from the outage). After an
+// outage the push is reopened even if its EventSource still looks open:
+// a dropped network can leave a dead connection that never errors (and
+// Nchan's pings carry no data, so a page never sees them).
 //
 // All feed work runs one task at a time (a promise chain), so a catch-up
 // and a pushed batch never interleave.
@@ -31,7 +31,6 @@ const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const PUSH_RETRY_UNAVAILABLE_MS = 60000;
 const MAX_PAGES_PER_CATCHUP = 100;
-const STALE_MS = 40000;
 
 const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
 
@@ -75,8 +74,7 @@ export class Feed {
         this.pollTimer = null;
         this.pushTimer = null;
         this.state = '';
-        this.lastHeard = 0;
-        this.staleTimer = null;
+        this.pushGen = 0;       // the newest connectPush; older ones give up
         this.stats = {pushed: 0, polled: 0, dropped: 0};
     }
 
@@ -96,18 +94,18 @@ export class Feed {
         this.pollTimer = this.pushTimer = null;
     }
 
-    // The network is back (the browser's online event, or any request
-    // answered after one the network failed): catch up now and reopen
-    // the push without waiting out the backoff.
+    // The network is back (the browser's online event, a request
+    // answered after one the network failed, a feed page after a failed
+    // one): catch up now and open a new push stream without waiting out
+    // the backoff.
     kick() {
         if (this.stopped)
             return;
         this.backoff = BACKOFF_MIN_MS;
+        this.closeEs();
         this.enqueue(() => this.catchUp('feed'));
-        if (!this.es) {
-            clearTimeout(this.pushTimer);
-            this.connectPush();
-        }
+        clearTimeout(this.pushTimer);
+        this.connectPush();
     }
 
     // Run fn after every task queued before it; errors are reported, not
@@ -185,7 +183,7 @@ export class Feed {
         if (!this.pushOpen && was === 'connecting')
             return;         // the first push attempt decides
         this.setState(this.pushOpen ? 'push' : 'polling');
-        if (was === 'down' && !this.es)
+        if (was === 'down')
             this.kick();
     }
 
@@ -245,25 +243,12 @@ export class Feed {
     }
 
     closeEs() {
-        clearInterval(this.staleTimer);
-        this.staleTimer = null;
         if (this.es) {
             this.es.onopen = this.es.onmessage = this.es.onerror = null;
-            this.es.removeEventListener('ping', this.onPing);
             this.es.close();
             this.es = null;
         }
         this.pushOpen = false;
-    }
-
-    // The open stream went quiet for longer than Nchan's pings allow.
-    watchStale(es) {
-        this.lastHeard = Date.now();
-        clearInterval(this.staleTimer);
-        this.staleTimer = setInterval(() => {
-            if (this.es === es && Date.now() - this.lastHeard > STALE_MS)
-                this.pushFailed(es);
-        }, STALE_MS / 4);
     }
 
     pushFailed(es) {
@@ -291,11 +276,12 @@ export class Feed {
     async connectPush() {
         if (this.stopped || this.es)
             return;
+        const gen = ++this.pushGen;
         let ticket;
         try {
             ticket = await api.post('/api/v1/me/stream-ticket', {});
         } catch (e) {
-            if (this.stopped)
+            if (this.stopped || gen !== this.pushGen)
                 return;
             if (e instanceof ApiError && [404, 405, 501, 503].includes(e.status)) {
                 // No push here: the 2 s poll carries the feed.
@@ -309,30 +295,25 @@ export class Feed {
             }
             return;
         }
-        if (this.stopped)
-            return;
+        if (this.stopped || gen !== this.pushGen)
+            return;         // stopped, or a newer attempt (kick) took over
         const url = ticket && typeof ticket.url === 'string' &&
             ticket.url.startsWith('/') ? ticket.url :
             '/api/v1/me/stream?ticket=' +
             encodeURIComponent(ticket && ticket.ticket || '');
         const es = new EventSource(url);
         this.es = es;
-        this.onPing = () => { this.lastHeard = Date.now(); };
-        es.addEventListener('ping', this.onPing);
         es.onopen = () => {
             if (this.es !== es)
                 return;
             this.pushOpen = true;
             this.backoff = BACKOFF_MIN_MS;
-            this.watchStale(es);
             this.setState('push');
             this.enqueue(() => this.catchUp('feed'));
         };
         es.onmessage = (m) => {
-            if (this.es !== es)
-                return;
-            this.lastHeard = Date.now();
-            this.enqueue(() => this.applyPushed(m));
+            if (this.es === es)
+                this.enqueue(() => this.applyPushed(m));
         };
         es.onerror = () => this.pushFailed(es);
     }
