@@ -194,7 +194,8 @@ export function wechatErr(errcode, errmsg) {
         return {msg: t('err.code.quota_exhausted'), details};
     if (errcode && n !== 0)
         return {msg: t('err.code.wechat_refused', {errcode}), details};
-    return {msg: t('msg.state.failed'), details};
+    // no errcode: wxkf jobs gave up reaching WeChat
+    return {msg: t('err.code.wechat_unreachable'), details};
 }
 
 function applyDelivery(m, d) {
