@@ -794,6 +794,30 @@ async function main() {
             delete pages['agentA-4'];
         });
 
+        await step('a console whose clock is 49 h on: the window is closed and says so', async () => {
+            // WeChat's 48 hours cannot pass in a test: this console's
+            // Date.now runs 49 h ahead, so the user's last message is
+            // older than the window (the rest of the stack is untouched).
+            const p = await newPage(browser, 'agentA-5', LAPTOP);
+            await p.context().addInitScript(() => {
+                const real = Date.now;
+                Date.now = () => real() + 49 * 3600 * 1000;
+            });
+            await signIn(p, A.token);
+            await sessionItem(p, user1).click();
+            await tid(p, 'conv-limits').waitFor();
+            await p.waitForFunction(() => document.querySelector(
+                '[data-testid="conv-window"]').textContent === '回复窗口已关闭');
+            assert(await tid(p, 'composer-send').isDisabled(), 'send disabled');
+            const why = await tid(p, 'composer-why').textContent();
+            assert(why === await zh(p, 'limits.why.window'), 'the reason: ' + why);
+            assert(await tid(p, 'composer-send').getAttribute('title') === why,
+                   'the button says why');
+            await shot(p, 'laptop-agent-window-closed');
+            await p.context().close();
+            delete pages['agentA-5'];
+        });
+
         await step('agent B signs in on a phone and goes online', async () => {
             bPhone = await newPage(browser, 'agentB-phone', PHONE, true);
             b = bPhone;
