@@ -10,6 +10,9 @@
 
 #include "banned.h"
 
+/* lib/refusal.h's canned_full message names the number. */
+_Static_assert(CANNED_ROWS_MAX == 500, "canned_full's message says 500");
+
 #define COLS "id, scope, owner, folder, title, body, sort, " \
              "to_char(updated_at AT TIME ZONE 'UTC', " \
              "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"

@@ -18,7 +18,6 @@
 #ifndef REFUSAL_H
 #define REFUSAL_H
 
-#include "canned.h"
 #include "kf.h"
 
 /* Which verbs report a row (a row may belong to several). The same
@@ -34,7 +33,9 @@ enum refusal_scope {
                                user's history (fcgi/api.c) */
     REFUSAL_INTERNAL = 32,  /* a programming error or a lost race, never
                                a client's doing */
-    REFUSAL_CANNED = 64,    /* lib/canned_db: canned replies */
+    REFUSAL_AGENT = 64,     /* the agent verbs (agent_sync, agent_db):
+                               looked up by the kf code they return */
+    REFUSAL_CANNED = 128,   /* lib/canned_db: canned replies */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -43,6 +44,7 @@ enum refusal_scope {
 #define REFUSAL_M REFUSAL_MEDIA
 #define REFUSAL_R REFUSAL_READ
 #define REFUSAL_I REFUSAL_INTERNAL
+#define REFUSAL_A REFUSAL_AGENT
 #define REFUSAL_C REFUSAL_CANNED
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
@@ -80,8 +82,8 @@ enum refusal_scope {
       45047)                                                               \
     X(SEND_NO_SESSION, REFUSAL_O, "no_session", KF_EINVAL, 404,             \
       "no_session", "this user has no session with you", 0)                \
-    X(INVALID_FIELD, REFUSAL_O | REFUSAL_C, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)                                            \
+    X(INVALID_FIELD, REFUSAL_O | REFUSAL_C, "invalid_field", KF_EINVAL,     \
+      400, "invalid_field", NULL, 0)                                           \
     X(BAD_MEDIA_ID, REFUSAL_M, "bad_media_id", KF_EINVAL, 404, "no_media",  \
       "no such media", 0)                                                  \
     X(MEDIA_NOT_YOURS, REFUSAL_M, "not_yours", KF_EINVAL, 403, "not_yours", \
@@ -96,13 +98,20 @@ enum refusal_scope {
       "internal_error", "internal error", 0)                               \
     X(LOST_LEASE, REFUSAL_I, "lost_lease", KF_EINVAL, 500,                  \
       "internal_error", "internal error", 0)                               \
+    X(NO_AGENT, REFUSAL_A, "unknown_agent", KF_ENOTFOUND, 404,              \
+      "unknown_agent", "no such agent", 0)                                 \
+    X(ACCOUNT_EXISTS, REFUSAL_A, "account_exists", KF_EEXISTS, 409,         \
+      "account_exists", "an agent with this account exists", 0)            \
+    X(AGENT_BUSY, REFUSAL_A, "agent_busy", KF_EBUSY, 409, "agent_busy",     \
+      NULL, 0)                                                             \
+    X(AGENT_INVALID, REFUSAL_A, "invalid_field", KF_EINVAL, 400,            \
+      "invalid_field", NULL, 0)                                            \
     X(CANNED_UNKNOWN, REFUSAL_C, "no_canned", KF_ENOTFOUND, 404,            \
       "no_canned", "no such canned reply", 0)                              \
     X(CANNED_SHARED, REFUSAL_C, "shared", KF_EINVAL, 403, "canned_shared",  \
       "shared canned replies are managed by admins", 0)                    \
     X(CANNED_FULL, REFUSAL_C, "canned_full", KF_ELIMIT, 409,                \
-      "canned_full", "the list holds " KF_XSTR(CANNED_ROWS_MAX)            \
-      " canned replies already", 0)                                        \
+      "canned_full", "the list holds 500 canned replies already", 0)       \
     X(CANNED_BAD_CSV, REFUSAL_C, "invalid_csv", KF_EPARSE, 400,             \
       "invalid_csv", "the CSV file was refused; nothing was imported", 0)
 
@@ -131,6 +140,9 @@ const struct refusal *refusal_get(enum refusal_id id);
  * the row of otherwise when none matches. Never NULL. */
 const struct refusal *refusal_find(unsigned scope, struct kf_str sub,
                                    enum refusal_id otherwise);
+/* The row of scope a verb's kf code rc means (the first such row), or
+ * NULL (rc is no refusal: a backend failure). */
+const struct refusal *refusal_by_rc(unsigned scope, int rc);
 /* The row of scope WeChat's errcode means, or NULL. */
 const struct refusal *refusal_by_errcode(unsigned scope, long errcode);
 
