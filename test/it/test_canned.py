@@ -200,9 +200,9 @@ def test_csv_export_import_round_trip(cstack, agents):
            '售后,退货,"您好，{nickname}：\r\n请把货寄回""仓库""",1\r\n'
            ',公式,=1+1,0\r\n'
            '售前,"逗号, 标题",@提及,3\r\n')
-    r = call(cstack, 'POST', '/api/v1/canned/import', adm,
-             params={'replace': '1'}, data=src.encode('utf-8'),
-             headers={**adm, 'Content-Type': 'text/csv'})
+    r = call(cstack, 'POST', '/api/v1/canned/import',
+             {**adm, 'Content-Type': 'text/csv'},
+             params={'replace': '1'}, data=src.encode('utf-8'))
     assert r.status_code == 200, r.text
     assert r.json() == {'imported': 3, 'replaced': True}
     rows = rows_of(export(cstack, adm))
