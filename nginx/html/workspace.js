@@ -13,6 +13,7 @@ import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
         revokeConvUrls} from './conv.js';
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
+import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -225,6 +226,7 @@ export function leaveAgent() {
         S.feed.stop();
     saveInfoNow();
     revokeConvUrls();
+    leaveCanned();
     tid('session-list').replaceChildren();
     tid('message-list').replaceChildren();
     document.body.classList.remove('conv-open');
@@ -237,6 +239,7 @@ export function relabelAgent() {
     renderSessions();       // and the title
     relabelConv();
     renderConvHead();
+    relabelCanned();
 }
 
 export function wireAgent() {
@@ -255,5 +258,6 @@ export function wireAgent() {
             renderSessions();
         }
     });
+    wireCanned();       // its keys before the composer's own
     wireConv();
 }
