@@ -112,9 +112,13 @@ int canned_check_sort(long long sort, struct canned_err *err)
 
 /* --- CSV out ------------------------------------------------------------ */
 
-static int formula_start(char c)
+/* A field a spreadsheet would run as a formula (= + - @ or a tab
+ * first), or one that starts with the ' that marks the others: written
+ * with a leading ', which the import removes again. */
+static int marked(const char *p, size_t len)
 {
-    return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t';
+    return len > 0 && (p[0] == '=' || p[0] == '+' || p[0] == '-' ||
+                       p[0] == '@' || p[0] == '\t' || p[0] == '\'');
 }
 
 static int csv_field(struct kf_buf *out, const char *s)
@@ -126,7 +130,7 @@ static int csv_field(struct kf_buf *out, const char *s)
         quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
     if (quote)
         rc = kf_buf_append(out, "\"", 1);
-    if (rc == 0 && len > 0 && formula_start(s[0]))
+    if (rc == 0 && marked(s, len))
         rc = kf_buf_append(out, "'", 1);
     for (i = 0; rc == 0 && i < len; i++)
         rc = s[i] == '"' ? kf_buf_append(out, "\"\"", 2)
@@ -250,7 +254,7 @@ static struct kf_str field(const struct record *rec, const int *map,
 {
     struct kf_str s = map[c] < 0 ? KF_STR("") : kf_buf_str(&rec->f[map[c]]);
 
-    if (s.len >= 2 && s.p[0] == '\'' && formula_start(s.p[1]))
+    if (s.len >= 2 && s.p[0] == '\'' && marked(s.p + 1, s.len - 1))
         s = (struct kf_str){ s.p + 1, s.len - 1 };
     return s;
 }

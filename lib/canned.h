@@ -61,7 +61,8 @@ KF_WUR int canned_check_sort(long long sort, struct canned_err *err);
  * "folder,title,text,sort", one record per item, CRLF line ends; a field
  * is quoted when it holds a comma, a quote, CR or LF ("" inside), and a
  * field that starts with = + - @ or a tab gets a leading ' so that a
- * spreadsheet does not run it as a formula. Appended to out (its cap
+ * spreadsheet does not run it as a formula (one that starts with ' gets
+ * one too, so that decode gives it back whole). Appended to out (its cap
  * applies: KF_ETOOBIG). */
 KF_WUR int canned_csv_encode(const struct canned_item *v, size_t n,
                              struct kf_buf *out);
@@ -81,7 +82,7 @@ struct canned_csv_errors {
  * CRLF or LF) into l (appended; on failure l is emptied). The header
  * must name the columns folder, title, text and sort, in any order (sort
  * may be left out: 0); blank lines are skipped; a leading ' before = + -
- * @ or a tab is removed (what encode adds). Every row is checked like the
+ * @, a tab or ' is removed (what encode adds). Every row is checked like the
  * API's fields; at most CANNED_ROWS_MAX rows. Returns 0, or KF_EPARSE
  * with errs (never a partial list): err says what is wrong as a whole
  * and errs->v the rows. KF_ETOOBIG past the size, KF_ENOMEM. */

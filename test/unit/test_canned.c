@@ -78,6 +78,8 @@ static void test_export_reads_back_the_same(void **state)
         { "", "公式", "=HYPERLINK(\"http://x\")", 0 },
         { "-负数", "@提及", "+1, -1", 1000000 },
         { "a,b", "tab", "\tindented", 7 },
+        /* a text that starts with the mark itself keeps it */
+        { "'", "'=撇号", "'=1+1", 1 },
     };
     struct canned_list l;
     struct canned_err e;
@@ -87,16 +89,17 @@ static void test_export_reads_back_the_same(void **state)
 
     (void)state;
     kf_buf_init(&b, CANNED_CSV_MAX);
-    assert_int_equal(canned_csv_encode(in, 4, &b), 0);
+    assert_int_equal(canned_csv_encode(in, 5, &b), 0);
     /* Excel's BOM, the header, CRLF; formula-looking cells get a ' and
      * stay out of the formula parser's reach. */
     assert_memory_equal(b.p, "\xEF\xBB\xBF" "folder,title,text,sort\r\n",
                         3 + 24);
     assert_non_null(strstr(b.p, ",\"'=HYPERLINK(\"\"http://x\"\")\",0\r\n"));
     assert_non_null(strstr(b.p, "'-负数,'@提及,\"'+1, -1\",1000000\r\n"));
+    assert_non_null(strstr(b.p, "\r\n'',''=撇号,''=1+1,1\r\n"));
     assert_int_equal(decode(b.p, b.len, &l, &e, &errs), 0);
-    assert_int_equal(l.len, 4);
-    for (i = 0; i < 4; i++) {
+    assert_int_equal(l.len, 5);
+    for (i = 0; i < 5; i++) {
         assert_string_equal(l.v[i].folder, in[i].folder);
         assert_string_equal(l.v[i].title, in[i].title);
         assert_string_equal(l.v[i].text, in[i].text);
