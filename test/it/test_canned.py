@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from conftest import assert_error, run_stack, wait_until
+from test_attacks import HOSTILE, MARK, is_json_text, json_with
 from test_routing import Agent, add_agent
 
 ACCOUNT_NAME = '好物商城'
@@ -283,3 +284,74 @@ def test_list_is_bounded_and_rows_carry_the_account(cstack, agents):
                  data=b'title,text\n')
     assert r.status_code == 200 and r.json()['imported'] == 0, r.text
     assert rows_of(export(cstack, b.h)) == []
+
+
+def canned_field_ok(field, v):
+    """docs/api.md "Canned replies": UTF-8 JSON text, a length in
+    characters, no control characters but line breaks and tabs in text."""
+    if not is_json_text(v):
+        return False
+    lo, hi = {'folder': (0, 32), 'title': (1, 64), 'text': (1, 1000)}[field]
+    if not lo <= len(v) <= hi:
+        return False
+    for i, c in enumerate(v):
+        if ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0:
+            if field != 'text':
+                return False
+            if not (c in '\t\n' or (c == '\r' and v[i + 1:i + 2] == '\n')):
+                return False
+    return True
+
+
+def test_hostile_strings_are_stored_as_text_or_refused(cstack):
+    """test_attacks' 15 hostile strings in each field: a 201 that stores
+    them byte for byte (the API, PostgreSQL and an export that imports
+    back the same), or a 4xx JSON error with its code; never a 5xx."""
+    c = Agent(cstack, 'can_h', add_agent(cstack, 'can_h', nick='H'))
+    db = psycopg2.connect(host='127.0.0.1', port=cstack.pg_port,
+                          dbname='wxkf', user='wxkf', connect_timeout=5)
+    stored, column = [], {'folder': 'folder', 'title': 'title',
+                          'text': 'body'}
+    try:
+        for name, v in HOSTILE:
+            for field in ('folder', 'title', 'text'):
+                where = '%s x %s' % (field, name)
+                body = {'folder': 'f', 'title': 't', 'text': 'x'}
+                body[field] = MARK
+                r = requests.post(cstack.base + '/api/v1/canned',
+                                  data=json_with(body, v), timeout=10,
+                                  headers={**c.h, 'Content-Type':
+                                           'application/json'})
+                if len(json_with(body, v)) > 16384:
+                    assert r.status_code == 413, (where, r.text[:200])
+                    continue
+                if not canned_field_ok(field, v):
+                    err = assert_error(r, 400, r.json()['error']['code'])
+                    assert err['code'] in ('invalid_field', 'bad_json'), \
+                        (where, err)
+                    continue
+                assert r.status_code == 201, (where, r.text[:200])
+                row = r.json()
+                assert row[field] == v, where
+                with db.cursor() as cur:
+                    cur.execute('SELECT ' + column[field] + ' FROM '
+                                'canned_replies WHERE id = %s', (row['id'],))
+                    assert cur.fetchone()[0] == v, where
+                stored.append((row['folder'], row['title'], row['text']))
+    finally:
+        db.close()
+    assert len(stored) >= 20, stored
+    mine = sorted((x['folder'], x['title'], x['text']) for x in
+                  as_agent(c, 'GET', '/api/v1/canned').json()['replies']
+                  if x['scope'] == 'personal')
+    assert mine == sorted(stored)
+    content = export(cstack, c.h)
+    r = as_agent(c, 'POST', '/api/v1/canned/import', params={'replace': '1'},
+                 data=content)
+    assert r.status_code == 200 and r.json()['imported'] == len(stored), \
+        r.text
+    again = sorted((x['folder'], x['title'], x['text']) for x in
+                   as_agent(c, 'GET', '/api/v1/canned').json()['replies']
+                   if x['scope'] == 'personal')
+    assert again == sorted(stored)
+    assert export(cstack, c.h) == content
