@@ -197,6 +197,8 @@ static const struct centry table[] = {
     L(routing, queue_timeout, 600, 0, 604800),
     L(routing, first_reply_timeout, 0, 0, 86400),
     L(routing, queue_max, 10000, 1, 1000000),
+    L(routing, returning, 0, 0, 365),
+    E(routing, queue_order, "arrival", "arrival|window"),
     L(session, idle_timeout, 1800, 5, 604800),
     L(presence, heartbeat_ttl, 90, 10, 3600),
     L(ratelimit, wechat_api_per_min, 600, 1, 1000000),

@@ -45,11 +45,13 @@ int route_init(struct route *r, struct store *st, const struct config *cfg)
     r->leave_message = cfg->texts.leave_message;
     n = snprintf(r->cfg, sizeof(r->cfg),
                  "policy=%s;cap=%ld;idle=%ld;frt=%ld;queue=%ld;qmax=%ld;"
-                 "tz=%ld;gp=%s",
+                 "ret=%ld;qo=%d;tz=%ld;gp=%s",
                  cfg->routing.policy, cfg->routing.default_capacity,
                  cfg->session.idle_timeout * 1000,
                  cfg->routing.first_reply_timeout * 1000,
                  cfg->routing.queue_timeout * 1000, cfg->routing.queue_max,
+                 cfg->routing.returning * 86400000L,
+                 strcmp(cfg->routing.queue_order, "window") == 0,
                  cfg->api.stats_utc_offset * 60000,
                  cfg->routing.group_policies);
     if (n < 0 || (size_t)n >= sizeof(r->cfg))

@@ -213,18 +213,34 @@ local function qend_score(q, e)
     return r[2] and tonumber(r[2])
 end
 
+-- When o's customer-service window closes (ms; see outbound.lua): 48 h
+-- after a message, 1 min after an event; an unknown window counts as
+-- opened now by a message.
+local function window_end(o, now)
+    local w = redis.call('HMGET', P .. 'win:' .. o, 'kind', 'last_ms')
+    local last = tonumber(w[2]) or now
+    if w[1] and w[1] ~= 'msg' then return last + 60000 end
+    return last + 48 * 3600 * 1000
+end
+
 -- Puts o at the back (or, for a session that was already being served,
--- the front) of group g's queue. Returns the position (1 = next).
+-- the front) of group g's queue. Returns the position (1 = next). With
+-- [routing] queue_order = window (cfg.qo = 1) the back is not the end:
+-- o is scored by the time its window closes, so the user who must be
+-- answered first is seen first.
 local function enqueue(o, g, now, cfg, reason, front)
     local q = qkey(g)
     local sid = session_id(o)
     redis.call('HSET', skey(o), 'state', 'waiting', 'agent', '', 'group', g,
-               'queued_ms', now, 'last_ms', now)
+               'queued_ms', now, 'last_ms', now, 'front', front and 1 or 0)
     redis.call('HSETNX', skey(o), 'opened_ms', now)
     local pos
     if front then
         redis.call('ZADD', q, (qend_score(q, 0) or 1) - 1, o)
         pos = 1
+    elseif cfg.qo == 1 then
+        redis.call('ZADD', q, window_end(o, now), o)
+        pos = redis.call('ZRANK', q, o) + 1
     else
         redis.call('ZADD', q, (qend_score(q, -1) or 0) + 1, o)
         pos = redis.call('ZCARD', q)
@@ -248,10 +264,39 @@ local function queue_full(g, cfg)
     return nil
 end
 
+-- [routing] returning (cfg.ret ms, 0 = off): P last_agent:<o> {agent,
+-- ms} names the agent whose session with o closed last, kept cfg.ret ms.
+-- That agent, if it is online in group g with a free slot, as a
+-- candidate; else nil.
+local function returning_agent(o, g, cfg)
+    if (cfg.ret or 0) <= 0 then return nil end
+    local a = redis.call('HGET', P .. 'last_agent:' .. o, 'agent')
+    if not a or redis.call('SISMEMBER', P .. 'online', a) == 0 then
+        return nil
+    end
+    if g ~= '_all' and
+       redis.call('SISMEMBER', P .. 'group:' .. g, a) == 0 then
+        return nil
+    end
+    local cap, l = capacity(a, cfg), load_of(a)
+    if l >= cap then return nil end
+    return { acct = a, load = l, cap = cap }
+end
+
 -- Routes o (new, or moved off an agent) inside group g. Returns
 -- 'assigned', agent  or  'queued'|'offline', position  or  'full', length
--- (a new session refused by the cap: no session is made).
+-- (a new session refused by the cap: no session is made). A new session
+-- of a returning user goes back to its last agent when it can take it
+-- (why: policy and reason `returning`).
 local function route(o, g, now, cfg, exclude, reason, front)
+    if reason == 'new_session' then
+        local c = returning_agent(o, g, cfg)
+        if c then
+            return 'assigned', assign(o, g, c, now, cfg,
+                                      explain(g, 'returning', { c }, c.acct,
+                                              'returning'), 'returning')
+        end
+    end
     local cands = candidates(g, cfg, exclude)
     if #cands > 0 then
         local c, p = pick(g, cands, cfg)
@@ -340,6 +385,13 @@ local function close(o, reason, now, cfg, by)
     if not s then return false end
     detach(o, s)
     redis.call('DEL', skey(o))
+    if (cfg.ret or 0) > 0 and s.state == 'active' and s.agent and
+       s.agent ~= '' then
+        -- the agent the user talked to, for [routing] returning
+        local k = P .. 'last_agent:' .. o
+        redis.call('HSET', k, 'agent', s.agent, 'ms', now)
+        redis.call('PEXPIRE', k, cfg.ret)
+    end
     local ev = { 'type', 'close', 'openid', o, 'session', s.id or '',
                  'agent', s.agent or '', 'group', s.group or '',
                  'reason', reason, 'by', by or '', 'ts_ms', tostring(now) }
