@@ -216,6 +216,8 @@ static const struct centry table[] = {
     { "texts", "leave_message", C_STR,
       offsetof(struct config, texts.leave_message),
       "客服暂时无法接入，请留言，我们会尽快回复您。", 0, 2000, NULL, 0, check_text },
+    { "texts", "greeting", C_STR, offsetof(struct config, texts.greeting),
+      "", 0, 600, NULL, 0, check_text },
     { "texts", "fallback", C_STR, offsetof(struct config, texts.fallback),
       "消息已收到，客服会尽快回复您。", 0, 2000, NULL, 0, check_text },
     CHECKED(api, admin_token_sha256, 0, 64, check_sha256),

@@ -62,6 +62,8 @@ struct config {
     struct {
         char *welcome, *no_agent, *queued, *queue_full, *leave_message,
             *fallback;
+        char *greeting;         /* sent when a session reaches an agent
+                                   ("" = none) */
     } texts;
     struct {
         char *admin_token_sha256;

@@ -54,7 +54,7 @@ local cfg = parse_cfg(ARGV[6])
 local wk, wkey = ARGV[10], P .. 'win:' .. o
 local w = redis.call('HMGET', wkey, 'kind', 'last_ms')
 local msg_window_open = w[1] == 'msg' and
-                        now - (tonumber(w[2]) or 0) <= 48 * 3600 * 1000
+                        now - (tonumber(w[2]) or 0) <= WIN_MSG_MS
 if wk == 'msg' then count_day(now, cfg, 'in', 1) end
 if wk == 'msg' or (wk == 'evt' and not msg_window_open) then
     redis.call('HSET', wkey, 'last_ms', now, 'kind', wk, 'sent', 0)
@@ -64,6 +64,7 @@ elseif wk == 'evt' then
 end
 
 local decision, agent = ARGV[7], ''
+defer_greetings()
 
 local function known(a)
     return a ~= '' and redis.call('SISMEMBER', P .. 'agents', a) == 1
@@ -141,6 +142,7 @@ fields[#fields + 1] = 'session'
 fields[#fields + 1] = redis.call('HGET', skey(o), 'id') or ''
 emit(fields)
 inbox(agent, fields)
+send_greetings(cfg)
 local stored = decision .. '|' .. math.floor(now / 1000)
 redis.call('SET', dkey, stored, 'EX', tonumber(ARGV[2]))
 return decided(0, stored)

@@ -14,6 +14,7 @@ local function parse_cfg(s)
         if k == 'gp' then
             for g, p in string.gmatch(v, '([%w_%-]+):([%w_]+)') do c.gp[g] = p end
         elseif k == 'policy' then c.policy = v
+        elseif k == 'gt' then c.gt = v         -- [texts] greeting, in hex
         else c[k] = tonumber(v) or 0 end
     end
     return c
@@ -156,8 +157,88 @@ local function session_id(o)
     return id
 end
 
--- Makes o's session active with agent c. The caller has removed o from
--- any previous agent's load and from the queue.
+-- WeChat's customer-service window (docs/wechat-protocol.md §8), kept by
+-- ingest in P win:<openid> {kind, last_ms, sent}: a user's message opens
+-- 48 h with 5 sends, an event (a click, a scan, a subscribe) 1 min with 3.
+local WIN_MSG_MS, WIN_EVT_MS, QUOTA_MSG, QUOTA_EVT =
+    48 * 3600 * 1000, 60000, 5, 3
+
+-- The sends left in o's window now, or nil and the refusal as a script's
+-- answer ({'err', <code>}): the window closed, its sends spent.
+local function window_left(o, now)
+    local w = redis.call('HMGET', P .. 'win:' .. o, 'last_ms', 'kind', 'sent')
+    local last, sent = tonumber(w[1]), tonumber(w[3]) or 0
+    local span, quota = WIN_MSG_MS, QUOTA_MSG
+    if w[2] and w[2] ~= 'msg' then span, quota = WIN_EVT_MS, QUOTA_EVT end
+    if not last or now - last > span then
+        return nil, { 'err', 'outside_48h_window' }
+    end
+    if sent >= quota then return nil, { 'err', 'quota_exhausted' } end
+    return quota - sent
+end
+
+-- Reserves one send in o's window, for an agent's message (outbound.lua)
+-- or one of wxkf's own texts alike. Returns the sends left after it, or
+-- nil and the refusal (window_left's).
+local function reserve_send(o, now)
+    local left, refusal = window_left(o, now)
+    if not left then return nil, refusal end
+    redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
+    return left - 1
+end
+
+-- One of wxkf's own texts to o (the greeting, the leave-a-message text):
+-- reserved in o's window like an agent's send, handed to `wxkf jobs`
+-- (P outbox, delivered by lib/outbound.c), and shown as a msg_out event
+-- (by 'wxkf', marker = which text) to the agent a (may be ''). Nothing
+-- is sent when the window is closed or its sends are spent: false.
+local function wxkf_text(o, a, sid, text, marker, now)
+    if not reserve_send(o, now) then return false end
+    local id = 'sys_' .. redis.call('INCR', P .. 'outbox_seq')
+    local payload = cjson.encode({ content = text })
+    redis.call('HSET', P .. 'outbox:' .. id, 'openid', o, 'agent', a,
+               'msgtype', 'text', 'payload', payload, 'attempts', 0,
+               'created_ms', now)
+    redis.call('ZADD', P .. 'outbox', now, id)
+    local ev = { 'type', 'msg_out', 'id', id, 'openid', o, 'agent', a,
+                 'by', 'wxkf', 'msgtype', 'text', 'session', sid,
+                 'payload', payload, 'marker', marker,
+                 'ts_ms', tostring(now) }
+    emit(ev)
+    inbox(a, ev)
+    return true
+end
+
+-- [texts] greeting (cfg.gt, hex; absent = off): sent once per session,
+-- when it is first given to an agent (the session's `greeted` field).
+-- Between defer_greetings() and send_greetings() (ingest: after the
+-- user's message is recorded, so the greeting follows it) it waits.
+local deferred
+local function send_greeting(g, cfg)
+    local text = string.gsub(cfg.gt, '%x%x', function(h)
+        return string.char(tonumber(h, 16))
+    end)
+    wxkf_text(g.o, g.a, g.sid, text, 'greeting', g.now)
+end
+
+local function greet(o, a, sid, now, cfg)
+    if not cfg.gt or cfg.gt == '' then return end
+    if redis.call('HSETNX', skey(o), 'greeted', '1') == 0 then return end
+    local g = { o = o, a = a, sid = sid, now = now }
+    if deferred then deferred[#deferred + 1] = g else send_greeting(g, cfg) end
+end
+
+local function defer_greetings() deferred = {} end
+
+local function send_greetings(cfg)
+    local d = deferred or {}
+    deferred = nil
+    for _, g in ipairs(d) do send_greeting(g, cfg) end
+end
+
+-- Makes o's session active with agent c (greeted, the first time, with
+-- [texts] greeting). The caller has removed o from any previous agent's
+-- load and from the queue.
 local function assign(o, g, c, now, cfg, why, reason, evtype)
     local a = c.acct
     local sid = session_id(o)
@@ -178,6 +259,7 @@ local function assign(o, g, c, now, cfg, why, reason, evtype)
                  'ts_ms', tostring(now) }
     emit(ev)
     inbox(a, ev)
+    greet(o, a, sid, now, cfg)
     return a
 end
 
@@ -219,8 +301,8 @@ end
 local function window_end(o, now)
     local w = redis.call('HMGET', P .. 'win:' .. o, 'kind', 'last_ms')
     local last = tonumber(w[2]) or now
-    if w[1] and w[1] ~= 'msg' then return last + 60000 end
-    return last + 48 * 3600 * 1000
+    if w[1] and w[1] ~= 'msg' then return last + WIN_EVT_MS end
+    return last + WIN_MSG_MS
 end
 
 -- Puts o at the back (or, for a session that was already being served,

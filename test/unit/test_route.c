@@ -2040,6 +2040,121 @@ static void test_route_window_order_keeps_moved_users_in_front(void **st)
     assert_invariants(f);
 }
 
+/* --- the greeting ([texts] greeting) ------------------------------------- */
+
+static void greeting(struct fixture *f, const char *text)
+{
+    set(&f->cfg.texts.greeting, text);
+    reinit(f);
+}
+
+/* The outbox entry of a msg_out event's id: "<openid>|<agent>|<payload>". */
+static const char *outbox_of(struct fixture *f, const char *id)
+{
+    return CMD(f, "EVAL",
+               "local h = redis.call('HMGET', KEYS[1], 'openid', 'agent',"
+               " 'payload')\n"
+               "return (h[1] or '?') .. '|' .. (h[2] or '?') .. '|' .."
+               " (h[3] or '?')", "1", key(f, "outbox:", id));
+}
+
+static void test_route_greeting_is_sent_once_per_session_on_assignment(
+    void **st)
+{
+    struct fixture *f = *st;
+    char id[64];
+
+    greeting(f, "客服已接收您的消息; 请稍候");
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    /* shown to the agent: a msg_out by wxkf, marked, in anna's feed too */
+    assert_string_equal(ev(f, "msg_out", "oU1", 0, ""), "1");
+    assert_string_equal(ev(f, "msg_out", "oU1", 1, "marker"), "greeting");
+    assert_string_equal(ev(f, "msg_out", "oU1", 1, "by"), "wxkf");
+    assert_string_equal(ev(f, "msg_out", "oU1", 1, "agent"), "anna");
+    assert_string_equal(ev(f, "msg_out", "oU1", 1, "session"),
+                        sfield(f, "oU1", "id"));
+    assert_string_equal(CMD(f, "EVAL",
+                            "local e = redis.call('XREVRANGE', KEYS[1], '+',"
+                            " '-', 'COUNT', 1)[1][2]\n"
+                            "return e[2] .. ':' .. e[#e - 2]", "1",
+                            key(f, "inbox:", "anna")), "msg_out:greeting");
+    /* delivered by `wxkf jobs`: an outbox entry, due now */
+    snprintf(id, sizeof(id), "%s", ev(f, "msg_out", "oU1", 1, "id"));
+    assert_string_equal(outbox_of(f, id),
+                        "oU1|anna|{\"content\":\"客服已接收您的消息; 请稍候\"}");
+    assert_int_equal(CMDL(f, "ZSCORE", key(f, "outbox", ""), id), T0 + 1);
+    /* one of the window's five sends */
+    assert_string_equal(CMD(f, "HGET", key(f, "win:", "oU1"), "sent"), "1");
+    /* not on the next message, not after a transfer: once per session */
+    assert_string_equal(msg(f, "oU1", "", T0 + 2), "sticky:anna");
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "anna", "bob",
+                             T0 + 3), 0);
+    assert_string_equal(ev(f, "msg_out", "oU1", 0, ""), "1");
+    /* a new session is greeted again */
+    assert_int_equal(sess_op(f, "close", "oU1", "bob", "", T0 + 4), 0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 5), "assigned:bob");
+    assert_string_equal(ev(f, "msg_out", "oU1", 0, ""), "2");
+    assert_string_equal(ev(f, "msg_out", "oU1", 2, "agent"), "bob");
+    assert_invariants(f);
+}
+
+static void test_route_greeting_waits_for_the_agent_and_the_window(void **st)
+{
+    struct fixture *f = *st;
+
+    greeting(f, "客服已接收您的消息");
+    anna_busy_two_waiting(f);                  /* oU2, oU3 wait */
+    /* waiting users are not greeted; anna's user was */
+    assert_string_equal(ev(f, "msg_out", "", 0, ""), "1");
+    /* oU2 is greeted when it reaches anna */
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 10), 0);
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_string_equal(ev(f, "msg_out", "oU2", 1, "marker"), "greeting");
+    assert_string_equal(ev(f, "msg_out", "oU2", 1, "agent"), "anna");
+    /* oU3's window (48 h from its message) has closed when it reaches
+       anna: nothing is sent, nothing reserved */
+    assert_int_equal(sess_op(f, "close", "oU2", "anna", "",
+                             T0 + 3 + 48 * 3600 * SEC + 1), 0);
+    assert_string_equal(sfield(f, "oU3", "agent"), "anna");
+    assert_string_equal(ev(f, "msg_out", "oU3", 0, ""), "0");
+    assert_string_equal(CMD(f, "HGET", key(f, "win:", "oU3"), "sent"), "0");
+    assert_invariants(f);
+}
+
+static void test_route_greeting_is_not_sent_past_the_quota(void **st)
+{
+    struct fixture *f = *st;
+
+    greeting(f, "客服已接收您的消息");
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0);
+    assert_string_equal(msg(f, "oU2", "", T0 + 1), "queued:1");
+    /* the window's five sends are spent before oU2 reaches anna */
+    CMD(f, "HSET", key(f, "win:", "oU2"), "sent", "5");
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 2), 0);
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_string_equal(ev(f, "msg_out", "oU2", 0, ""), "0");
+    assert_string_equal(CMD(f, "HGET", key(f, "win:", "oU2"), "sent"), "5");
+    assert_invariants(f);
+}
+
+static void test_route_greeting_off_sends_nothing(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(ev(f, "msg_out", "", 0, ""), "0");
+    assert_int_equal(CMDL(f, "ZCARD", key(f, "outbox", "")), 0);
+    assert_string_equal(CMD(f, "HGET", key(f, "win:", "oU1"), "sent"), "0");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -2108,6 +2223,10 @@ int main(void)
         T(test_route_window_order_puts_the_closing_window_first),
         T(test_route_arrival_order_ignores_the_window),
         T(test_route_window_order_keeps_moved_users_in_front),
+        T(test_route_greeting_is_sent_once_per_session_on_assignment),
+        T(test_route_greeting_waits_for_the_agent_and_the_window),
+        T(test_route_greeting_is_not_sent_past_the_quota),
+        T(test_route_greeting_off_sends_nothing),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
