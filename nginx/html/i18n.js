@@ -192,6 +192,11 @@ export const STRINGS = {
         'dur.m': '{m}分{s}秒',
         'dur.h': '{h}小时{m}分',
         'none': '—',
+        // routing
+        'routing.greeting': '自动问候',
+        'routing.auto': '系统自动发送',
+        'routing.returning': '回头客',
+        'routing.returning.title': '该用户近期由您接待过，已优先分配给您',
     },
     en: {
         'app.title': 'Customer service console',
@@ -381,6 +386,11 @@ export const STRINGS = {
         'dur.m': '{m}m {s}s',
         'dur.h': '{h}h {m}m',
         'none': '—',
+        // routing
+        'routing.greeting': 'Automatic greeting',
+        'routing.auto': 'Sent automatically',
+        'routing.returning': 'Returning',
+        'routing.returning.title': 'You served this user recently, so they came back to you',
     },
 };
 
