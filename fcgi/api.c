@@ -422,6 +422,30 @@ void api_me_events(struct fcgi_req *r)
 
 /* POST /api/v1/sessions/{openid}/messages: an agent answers a user
  * through WeChat's customer-service API, as its kf_account. */
+/* The answer to an outbound verb that failed (rc < 0): a refusal, WeChat's
+ * refusal (those errcodes that mean one of ours answer as it does), WeChat
+ * out of reach, or the backend down. */
+static void send_failed(struct fcgi_req *r, int rc,
+                        const struct outbound_result *res)
+{
+    if (res->why) {
+        api_refused(r, res->why, res->message);
+    } else if (rc == KF_EWECHAT) {
+        const struct refusal *w = refusal_by_errcode(REFUSAL_SEND,
+                                                     res->errcode);
+        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code",
+                              w ? w->code : "wechat_refused", "message",
+                              res->message, "errcode",
+                              (json_int_t)res->errcode, "id", res->id);
+
+        fcgi_json(r, w ? w->status : 502, e);
+    } else if (rc == KF_EIO) {
+        fcgi_error(r, 502, "wechat_unreachable", res->message, NULL);
+    } else {
+        api_backend_down(r);
+    }
+}
+
 void api_session_send(struct fcgi_req *r)
 {
     struct outbound_result res;
@@ -446,22 +470,8 @@ void api_session_send(struct fcgi_req *r)
             metrics_inc(r->app->metrics, METRICS_MESSAGES, labels, 1);
     }
     json_decref(body);
-    if (rc < 0 && res.why) {
-        api_refused(r, res.why, res.message);
-    } else if (rc == KF_EWECHAT) {
-        /* the errcodes that mean one of our refusals answer as it does */
-        const struct refusal *w = refusal_by_errcode(REFUSAL_SEND,
-                                                     res.errcode);
-        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code",
-                              w ? w->code : "wechat_refused", "message",
-                              res.message, "errcode",
-                              (json_int_t)res.errcode, "id", res.id);
-
-        fcgi_json(r, w ? w->status : 502, e);
-    } else if (rc == KF_EIO) {
-        fcgi_error(r, 502, "wechat_unreachable", res.message, NULL);
-    } else if (rc < 0) {
-        api_backend_down(r);
+    if (rc < 0) {
+        send_failed(r, rc, &res);
     } else {
         if (res.unrecorded)
             log_warn(&r->log, "api", "send_unrecorded", "id=%s", res.id);
@@ -472,6 +482,33 @@ void api_session_send(struct fcgi_req *r)
     log_info(&r->log, "api", "send", "status=%d result=%s code=%s errcode=%ld",
              r->status, res.status[0] ? res.status : "-",
              res.why && *res.why->sub ? res.why->sub : "-", res.errcode);
+}
+
+/* POST /api/v1/sessions/{openid}/typing: the agent is typing (the console's
+ * composer, debounced); lib/outbound tells WeChat at most every 10 s. */
+void api_session_typing(struct fcgi_req *r)
+{
+    struct outbound_result res;
+    struct auth who;
+    int rc;
+
+    if (api_authenticate(r, &who, 0))
+        return;
+    rc = outbound_typing(&r->app->outbound,
+                         who.role == AUTH_AGENT ? who.account : "", r->param,
+                         kf_wall_ms(), &res);
+    if (rc < 0)
+        send_failed(r, rc, &res);
+    else if (strcmp(res.status, "sent") == 0)
+        fcgi_json(r, 200, json_pack("{s:b}", "sent", 1));
+    else
+        fcgi_json(r, 200, json_pack("{s:b,s:s}", "sent", 0, "reason",
+                                    res.message));
+    log_info(&r->log, "api", "typing",
+             "status=%d result=%s code=%s errcode=%ld", r->status,
+             res.status[0] ? res.status : "-",
+             res.why && *res.why->sub ? res.why->sub
+             : rc == 0 && res.message[0] ? res.message : "-", res.errcode);
 }
 
 /* --- history: reads of the archived messages (lib/history) --------------- */

@@ -122,6 +122,7 @@ void api_session_transfer(struct fcgi_req *r);
 void api_stats(struct fcgi_req *r);
 void api_me_events(struct fcgi_req *r);
 void api_session_send(struct fcgi_req *r);
+void api_session_typing(struct fcgi_req *r);
 void api_user_messages(struct fcgi_req *r);
 void api_session_transcript(struct fcgi_req *r);
 void api_search(struct fcgi_req *r);

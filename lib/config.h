@@ -48,6 +48,9 @@ struct config {
         char *group_policies, *menu_groups, *keyword_groups;
         long queue_timeout, first_reply_timeout;
         long queue_max;         /* waiting users per group queue */
+        long returning;         /* days a user goes back to its last
+                                   agent (0 = off) */
+        char *queue_order;      /* "arrival" or "window" */
     } routing;
     struct {
         long idle_timeout;
@@ -61,6 +64,8 @@ struct config {
     struct {
         char *welcome, *no_agent, *queued, *queue_full, *leave_message,
             *fallback;
+        char *greeting;         /* sent when a session reaches an agent
+                                   ("" = none) */
     } texts;
     struct {
         char *admin_token_sha256;

@@ -235,6 +235,11 @@ export const STRINGS = {
         'err.code.invalid_csv': 'CSV 文件有误，未导入任何内容',
         // canned end
         'none': '—',
+        // routing
+        'routing.greeting': '自动问候',
+        'routing.auto': '系统自动发送',
+        'routing.returning': '回头客',
+        'routing.returning.title': '该用户近期由您接待过，已优先分配给您',
     },
     en: {
         'app.title': 'Customer service console',
@@ -467,6 +472,11 @@ export const STRINGS = {
         'err.code.invalid_csv': 'The CSV file has errors; nothing was imported',
         // canned end
         'none': '—',
+        // routing
+        'routing.greeting': 'Automatic greeting',
+        'routing.auto': 'Sent automatically',
+        'routing.returning': 'Returning',
+        'routing.returning.title': 'You served this user recently, so they came back to you',
     },
 };
 

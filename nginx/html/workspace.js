@@ -14,6 +14,7 @@ import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
 import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
+import {returningBadge} from './routing.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -193,6 +194,7 @@ export function renderSessions() {
         h('div', {class: 'row1'},
           h('span', {class: 'user', title: s.openid,
                      dataset: {testid: 'session-user'}}, shortId(s.openid)),
+          returningBadge(s),
           h('span', {class: 'badge', dataset: {testid: 'session-unread'},
                      hidden: !i.unread,
                      'aria-label': t('sessions.unread', {n: i.unread || 0})},

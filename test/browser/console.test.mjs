@@ -427,6 +427,77 @@ async function cannedReplies(browser, a, adm) {
 
 // --- the scenario -----------------------------------------------------------
 
+// --- routing (i17-routing): typing, a returning customer -------------------
+
+async function typingCalls() {
+    const r = await http('GET', SIM + '/_sim/calls?path=' +
+                         encodeURIComponent('/cgi-bin/message/custom/typing'));
+    assert(r.status === 200, '/_sim/calls ' + r.status);
+    return r.data.count || 0;
+}
+
+// The stack runs with [routing] returning = 7 (test/it/test_console.py).
+async function routingSteps(browser) {
+    const u = openidFor('Back');
+    const setStatus = async (who, status) => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: who.token, json: {status}});
+        assert(r.status === 200, `${who.account} ${status}: ${r.status}`);
+    };
+    const typingRequests = () => requestUrls.filter(
+        x => x.endsWith('/api/v1/sessions/' + u + '/typing')).length;
+    let p;
+
+    await step('routing: typing in the composer tells WeChat once per 10 s', async () => {
+        await setStatus(B, 'offline');
+        p = await newPage(browser, 'routing-A', LAPTOP);
+        await signIn(p, A.token);
+        await tid(p, 'status-online').click();
+        await p.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(u, '你好，我想改一下收货地址');
+        await sessionItem(p, u).click();
+        await tid(p, 'composer-input').waitFor();
+        const before = await typingCalls();
+        await tid(p, 'composer-input').pressSequentially('您好，我来帮您', {delay: 30});
+        await until(async () => await typingCalls() === before + 1, 5000,
+                    'one custom/typing at the simulator');
+        // every keystroke was an input event: one request, the rest held back
+        assert(typingRequests() === 1, 'typing requests: ' + typingRequests());
+        await tid(p, 'composer-input').pressSequentially('改一下地址', {delay: 30});
+        assert(typingRequests() === 1, 'still one request: ' + typingRequests());
+        await tid(p, 'composer-input').press('Enter');
+        await p.waitForFunction(() => [...document.querySelectorAll(
+            '[data-testid="message"][data-dir="out"]')].some(
+            el => el.textContent.includes('改一下地址') && el.dataset.state === 'sent'));
+        assert(await typingCalls() === before + 1, 'WeChat was told once');
+    });
+
+    await step('routing: a returning customer goes back to A, marked in the list', async () => {
+        let r = await http('POST', BASE + '/api/v1/sessions/' + u + '/close',
+                           {token: A.token});
+        assert(r.status === 200, 'close: ' + r.status);
+        await sessionItem(p, u).waitFor({state: 'detached'});
+        await setStatus(B, 'online');
+        await userWrites(u, '我又来了，地址还是不对');
+        r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(r.status === 200 && r.data.agent === A.account,
+               'back with A: ' + JSON.stringify(r.data));
+        assert(r.data.why.reason === 'returning', 'why: ' + JSON.stringify(r.data.why));
+        const badge = sessionItem(p, u).getByTestId('session-returning');
+        await badge.waitFor();
+        assert((await badge.textContent()) === '回头客', 'badge: ' + await badge.textContent());
+        await sessionItem(p, u).click();
+        await shot(p, 'laptop-routing-returning');
+        const phone = await newPage(browser, 'routing-A-phone', PHONE, true);
+        await signIn(phone, A.token);
+        await sessionItem(phone, u).getByTestId('session-returning').waitFor();
+        await shot(phone, 'phone-routing-returning');
+        await phone.context().close();
+        delete pages['routing-A-phone'];
+        assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -1253,6 +1324,8 @@ async function main() {
             }
             assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
         });
+
+        await routingSteps(browser);
     } catch (e) {
         /* reported by step() */
     } finally {

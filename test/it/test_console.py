@@ -59,7 +59,8 @@ def sim():
 @pytest.fixture(scope='module')
 def cstack(sim):
     yield from run_sim_stack('console', sim, workers=4,
-                             extra={'routing': {'default_capacity': '10'},
+                             extra={'routing': {'default_capacity': '10',
+                                                'returning': '7'},
                                     'wechat': {'account_name': ACCOUNT_NAME}})
 
 
