@@ -685,10 +685,12 @@ static int media_stream(struct fcgi_req *r, struct media_file *f,
     return rc;
 }
 
-/* GET /api/v1/media/{media_id}: a stored image, voice or video, to an
- * admin or to the agent whose session the user is in. */
+/* GET /api/v1/media/{media_id}[?format=wav]: a stored image, voice or
+ * video (or a voice's playable copy), to an admin or to the agent whose
+ * session the user is in. */
 void api_media_get(struct fcgi_req *r)
 {
+    struct kf_str format = { "", 0 };
     struct media_file f;
     struct media m;
     struct auth who;
@@ -696,10 +698,11 @@ void api_media_get(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0))
         return;
+    http_query_get(&r->query, "format", &format);
     media_init(&m, &r->app->store, NULL, &r->app->cfg);
     media_file_init(&f);
-    rc = media_open(&m, r->param, who.role == AUTH_AGENT ? who.account : "",
-                    &f);
+    rc = media_open(&m, r->param, format,
+                    who.role == AUTH_AGENT ? who.account : "", &f);
     if (rc == 0) {
         rc = media_stream(r, &f, r->param);
         if (rc < 0)

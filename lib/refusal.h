@@ -90,6 +90,10 @@ enum refusal_scope {
       "media_failed", "the media could not be fetched from WeChat", 0)     \
     X(NO_MEDIA, REFUSAL_M, "no_media", KF_ENOTFOUND, 404, "no_media",       \
       "no such media, or not stored yet", 0)                               \
+    X(NO_PLAYABLE, REFUSAL_M, "no_playable", KF_ENOTFOUND, 404,             \
+      "no_playable", "this media has no playable copy", 0)                 \
+    X(BAD_MEDIA_FORMAT, REFUSAL_M, "bad_format", KF_EINVAL, 400,            \
+      "bad_format", "format must be wav", 0)                               \
     X(NOT_SERVED, REFUSAL_R, "not_served", KF_EINVAL, 403, "not_yours",     \
       "the user is not served by you", 0)                                  \
     X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I, "bad_op", KF_EINVAL, 500, \

@@ -192,6 +192,11 @@ export const STRINGS = {
         'dur.m': '{m}分{s}秒',
         'dur.h': '{h}小时{m}分',
         'none': '—',
+        // media
+        'err.code.no_playable': '这条语音没有可在浏览器播放的版本，请下载原文件',
+        'err.code.bad_format': '不支持请求的媒体格式',
+        'media.voice.play': '语音 {d}',
+        'media.voice.original': '下载原文件',
     },
     en: {
         'app.title': 'Customer service console',
@@ -381,6 +386,11 @@ export const STRINGS = {
         'dur.m': '{m}m {s}s',
         'dur.h': '{h}h {m}m',
         'none': '—',
+        // media
+        'err.code.no_playable': 'This voice message has no version a browser can play; download the original',
+        'err.code.bad_format': 'That media format is not offered',
+        'media.voice.play': 'Voice {d}',
+        'media.voice.original': 'Download the original',
     },
 };
 
