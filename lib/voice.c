@@ -126,3 +126,75 @@ int voice_amr_to_wav(struct kf_str amr, struct kf_buf *wav, long *ms)
         kf_buf_reset(wav);
     return rc;
 }
+
+/* --- MP3 ------------------------------------------------------------------ */
+
+/* kbit/s of Layer III by bitrate index: MPEG-1, then MPEG-2/2.5 (0 = free
+ * format or bad: refused). */
+static const unsigned short l3_kbps[2][16] = {
+    { 0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0 },
+    { 0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0 },
+};
+static const unsigned mpeg1_hz[3] = { 44100, 48000, 32000 };
+
+/* The frame at p (n bytes left): its length and samples at rate *hz, or
+ * 0 when p starts no Layer III frame. */
+static size_t mp3_frame(const unsigned char *p, size_t n, unsigned *hz,
+                        unsigned *samples)
+{
+    unsigned version, bri, sri, pad, kbps;
+    size_t len;
+
+    if (n < 4 || p[0] != 0xff || (p[1] & 0xe0) != 0xe0)
+        return 0;
+    version = (p[1] >> 3) & 3;          /* 0 2.5, 1 reserved, 2 v2, 3 v1 */
+    bri = p[2] >> 4;
+    sri = (p[2] >> 2) & 3;
+    pad = (p[2] >> 1) & 1;
+    if (version == 1 || ((p[1] >> 1) & 3) != 1 || sri == 3)
+        return 0;                       /* reserved, or not Layer III */
+    kbps = l3_kbps[version == 3 ? 0 : 1][bri];
+    if (kbps == 0)
+        return 0;
+    *hz = mpeg1_hz[sri] >> (version == 3 ? 0 : version == 2 ? 1 : 2);
+    *samples = version == 3 ? 1152 : 576;
+    len = (size_t)(*samples / 8) * kbps * 1000 / *hz + pad;
+    return len <= n ? len : 0;
+}
+
+/* Bytes of an ID3v2 tag at the start (its size is 4 syncsafe bytes). */
+static size_t id3v2_len(const unsigned char *p, size_t n)
+{
+    if (n < 10 || memcmp(p, "ID3", 3) || (p[6] | p[7] | p[8] | p[9]) & 0x80)
+        return 0;
+    return 10 + ((size_t)p[6] << 21 | (size_t)p[7] << 14 |
+                 (size_t)p[8] << 7 | p[9]) + (p[5] & 0x10 ? 10 : 0);
+}
+
+int voice_mp3_ms(struct kf_str mp3, long *ms)
+{
+    const unsigned char *p = (const unsigned char *)mp3.p;
+    size_t at = id3v2_len(p, mp3.len), end = mp3.len;
+    double total = 0;
+    long frames = 0;
+
+    *ms = 0;
+    if (end >= 128 && memcmp(p + end - 128, "TAG", 3) == 0)
+        end -= 128;                     /* ID3v1 */
+    while (at < end) {
+        unsigned hz = 0, samples = 0;
+        size_t len = mp3_frame(p + at, end - at, &hz, &samples);
+
+        if (len == 0)
+            return KF_EPARSE;
+        total += samples * 1000.0 / hz;
+        if (total > VOICE_MAX_MS)
+            return KF_ETOOBIG;
+        frames++;
+        at += len;
+    }
+    if (frames == 0 || at > end)
+        return KF_EPARSE;
+    *ms = (long)(total + 0.5);
+    return 0;
+}

@@ -284,6 +284,76 @@ async function seenAt(page, key, timeoutMs) {
     return h.jsonValue();
 }
 
+// --- media both ways (issue 17) --------------------------------------------------
+
+// A user's voice (a real AMR-NB file, test/data/voice) is played in the
+// console from its WAV copy; screenshots at laptop and phone size.
+async function mediaSteps(browser) {
+    const user = openidFor('Voice');
+    const amr = fs.readFileSync(path.join(HERE, '..', 'data', 'voice',
+                                          'tone440-1s.amr'));
+    const voiceId = 'brwVoice' + crypto.randomBytes(12).toString('hex');
+    let p, phone;
+
+    await step('media: a user\'s voice plays in A\'s console', async () => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: A.token, json: {status: 'online'}});
+        assert(r.status === 200, 'A online: ' + r.status);
+        p = await newPage(browser, 'media-laptop', LAPTOP);
+        await signIn(p, A.token);
+        await userWrites(user, '我发一段语音给你');
+        await sessionItem(p, user).click();
+        const seeded = await http('POST', SIM + '/_sim/media', {json: {
+            media_id: voiceId, content_type: 'audio/amr',
+            data_b64: amr.toString('base64')}});
+        assert(seeded.status === 200, '/_sim/media ' + seeded.status);
+        const sent = await http('POST', `${SIM}/_sim/users/${user}/send`,
+                                {json: {type: 'voice', media_id: voiceId,
+                                        mode: 'plain'}});
+        assert(sent.status === 200 && sent.data.status === 200,
+               'the simulator pushed a voice: ' + JSON.stringify(sent.data).slice(0, 300));
+        const audio = p.locator('[data-testid="message"][data-dir="in"] ' +
+                                '[data-testid="message-voice"] audio');
+        await audio.waitFor({timeout: 20000});
+        const info = await audio.evaluate((el) => new Promise((ok) => {
+            const done = () => ok({src: el.src, duration: el.duration,
+                                   error: el.error && el.error.code,
+                                   canPlay: el.canPlayType('audio/wav')});
+            if (el.readyState >= 1)
+                done();
+            el.addEventListener('loadedmetadata', done);
+            el.addEventListener('error', done);
+        }));
+        assert(info.src.startsWith('blob:'), 'the player plays a blob: ' + info.src);
+        assert(!info.error, 'the browser decodes the WAV: error ' + info.error);
+        assert(info.duration > 0.9 && info.duration < 1.1,
+               'a 1 s voice: ' + info.duration);
+        const label = await p.locator('[data-testid="message"][data-dir="in"] ' +
+                                      '[data-testid="voice-duration"]').textContent();
+        assert(label === (await zh(p, 'media.voice.play')).replace('{d}', '1秒'),
+               'the duration is shown: ' + label);
+        figures.voice_duration_s = info.duration;
+        await shot(p, 'laptop-media-voice');
+    });
+
+    await step('media: the voice player on a phone', async () => {
+        phone = await newPage(browser, 'media-phone', PHONE, true);
+        await signIn(phone, A.token);
+        await sessionItem(phone, user).click();
+        await phone.locator('[data-testid="message"][data-dir="in"] ' +
+                            '[data-testid="message-voice"] audio')
+            .waitFor({timeout: 20000});
+        await shot(phone, 'phone-media-voice');
+    });
+
+    for (const pg of [p, phone]) {
+        if (pg)
+            await pg.context().close();
+    }
+    delete pages['media-laptop'];
+    delete pages['media-phone'];
+}
+
 // --- the scenario -----------------------------------------------------------
 
 async function main() {
@@ -1102,6 +1172,8 @@ async function main() {
             const tok = await a.evaluate(() => sessionStorage.getItem('wxkf.token'));
             assert(!tok, 'token removed');
         });
+
+        await mediaSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

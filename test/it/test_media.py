@@ -20,7 +20,7 @@ from test_routing import Agent, add_agent
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'sim'))
 from wechat_api_sim import SimServer  # noqa: E402
-from amr import tone  # noqa: E402
+from audio import tone  # noqa: E402
 
 SECRET = 'simSecret0123456789abcdef'
 MEDIA_GET = '/cgi-bin/media/get'

@@ -1,8 +1,10 @@
 /* Unit tests for voice: a real AMR-NB file (test/data/voice/tone440-1s.amr,
- * a 1 s 440 Hz tone made by test/sim/amr.py with opencore-amrnb's encoder)
+ * a 1 s 440 Hz tone made by test/sim/audio.py with opencore-amrnb's encoder)
  * decoded into WAV — header fields, sample count, the tone itself — and
  * what is refused: truncated, garbage, reserved frame types, the F bit,
- * longer than 60 s, larger than the input cap, a too small output cap. */
+ * longer than 60 s, larger than the input cap, a too small output cap;
+ * and the duration of an MP3 (test/data/voice/tone440-2s.mp3, LAME's 2 s
+ * tone), with its tags, and what is no MP3. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,6 +234,94 @@ static void test_output_cap_too_small_is_refused(void **state)
     tone_release(&t);
 }
 
+/* --- MP3 ------------------------------------------------------------------ */
+
+#define MP3 "../data/voice/tone440-2s.mp3"
+
+/* The MP3 file copied n times into one buffer after a prefix of pre
+ * bytes (left for the caller to fill). Caller frees. */
+static char *mp3_times(size_t n, size_t pre, size_t *len)
+{
+    size_t one, i;
+    char *f = tu_read_file(MP3, &one), *p;
+
+    assert_non_null(f);
+    p = malloc(pre + n * one + 1);
+    assert_non_null(p);
+    for (i = 0; i < n; i++)
+        memcpy(p + pre + i * one, f, one);
+    *len = pre + n * one;
+    free(f);
+    return p;
+}
+
+static void test_mp3_duration_counts_its_frames(void **state)
+{
+    size_t len;
+    char *p = mp3_times(1, 0, &len);
+    long ms = 0;
+
+    (void)state;
+    /* 2 s of tone plus LAME's encoder delay and padding: 58 frames of
+     * 576 samples at 16 kHz */
+    assert_int_equal(voice_mp3_ms((struct kf_str){ p, len }, &ms), 0);
+    assert_int_equal(ms, 58 * 36);
+    free(p);
+}
+
+static void test_mp3_tags_are_skipped(void **state)
+{
+    size_t len;
+    char *p = mp3_times(1, 20, &len), *q;
+    long ms = 0;
+
+    (void)state;
+    memcpy(p, "ID3\x04\x00\x00\x00\x00\x00\x0a", 10);  /* 10 bytes */
+    memset(p + 10, 0, 10);
+    q = realloc(p, len + 128);
+    assert_non_null(q);
+    memset(q + len, 0, 128);
+    memcpy(q + len, "TAG", 3);                  /* ID3v1 */
+    assert_int_equal(voice_mp3_ms((struct kf_str){ q, len + 128 }, &ms), 0);
+    assert_int_equal(ms, 58 * 36);
+    free(q);
+}
+
+static void test_mp3_that_is_none_is_refused(void **state)
+{
+    size_t len;
+    char *p = mp3_times(1, 0, &len);
+    long ms = 7;
+
+    (void)state;
+    assert_int_equal(voice_mp3_ms((struct kf_str){ p, len - 1 }, &ms),
+                     KF_EPARSE);                /* the last frame cut */
+    assert_int_equal(ms, 0);
+    p[144 * 3] = 'x';                           /* the 4th frame's sync */
+    assert_int_equal(voice_mp3_ms((struct kf_str){ p, len }, &ms),
+                     KF_EPARSE);
+    assert_int_equal(voice_mp3_ms((struct kf_str){ "", 0 }, &ms),
+                     KF_EPARSE);
+    assert_int_equal(voice_mp3_ms(kf_str_c("#!AMR\n\x7c"), &ms), KF_EPARSE);
+    free(p);
+}
+
+static void test_mp3_over_sixty_seconds_is_refused(void **state)
+{
+    size_t len;
+    char *p = mp3_times(28, 0, &len);       /* 58.464 s */
+    long ms = 0;
+
+    (void)state;
+    assert_int_equal(voice_mp3_ms((struct kf_str){ p, len }, &ms), 0);
+    assert_int_equal(ms, 28 * 58 * 36);
+    free(p);
+    p = mp3_times(29, 0, &len);             /* 60.552 s */
+    assert_int_equal(voice_mp3_ms((struct kf_str){ p, len }, &ms),
+                     KF_ETOOBIG);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +333,10 @@ int main(void)
         cmocka_unit_test(test_sixty_seconds_pass_and_one_frame_more_is_refused),
         cmocka_unit_test(test_input_over_the_cap_is_refused_before_parsing),
         cmocka_unit_test(test_output_cap_too_small_is_refused),
+        cmocka_unit_test(test_mp3_duration_counts_its_frames),
+        cmocka_unit_test(test_mp3_tags_are_skipped),
+        cmocka_unit_test(test_mp3_that_is_none_is_refused),
+        cmocka_unit_test(test_mp3_over_sixty_seconds_is_refused),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
