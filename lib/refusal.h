@@ -35,6 +35,7 @@ enum refusal_scope {
                                a client's doing */
     REFUSAL_AGENT = 64,     /* the agent verbs (agent_sync, agent_db):
                                looked up by the kf code they return */
+    REFUSAL_UPLOAD = 128,   /* media_out_check: an agent's upload */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -44,6 +45,7 @@ enum refusal_scope {
 #define REFUSAL_R REFUSAL_READ
 #define REFUSAL_I REFUSAL_INTERNAL
 #define REFUSAL_A REFUSAL_AGENT
+#define REFUSAL_U REFUSAL_UPLOAD
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -107,7 +109,23 @@ enum refusal_scope {
     X(AGENT_BUSY, REFUSAL_A, "agent_busy", KF_EBUSY, 409, "agent_busy",     \
       NULL, 0)                                                             \
     X(AGENT_INVALID, REFUSAL_A, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)
+      "invalid_field", NULL, 0)                                            \
+    X(UNSUPPORTED_MEDIA, REFUSAL_U, "unsupported", KF_EINVAL, 400,          \
+      "unsupported_media", "the body must be a JPEG, PNG or GIF image, an " \
+      "AMR or MP3 voice or an MP4 video (a thumb: a JPEG) with the "        \
+      "matching Content-Type", 0)                                          \
+    X(IMAGE_TOO_LARGE, REFUSAL_U, "image_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "images are limited to 2 MiB", 40009)             \
+    X(VOICE_TOO_LARGE, REFUSAL_U, "voice_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "voice messages are limited to 2 MiB", 40010)     \
+    X(VIDEO_TOO_LARGE, REFUSAL_U, "video_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "videos are limited to 10 MiB", 40011)            \
+    X(THUMB_TOO_LARGE, REFUSAL_U, "thumb_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "a video's thumbnail is limited to 64 KiB", 40006) \
+    X(VOICE_TOO_LONG, REFUSAL_U, "voice_too_long", KF_EINVAL, 400,          \
+      "voice_too_long", "voice messages are limited to 60 seconds", 0)     \
+    X(BAD_VOICE, REFUSAL_U, "bad_voice", KF_EINVAL, 400, "bad_voice",       \
+      "the voice file is no AMR-NB or MP3 WeChat can take", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

@@ -43,6 +43,16 @@ export function wireViewer() {
 export function mediaNode(m) {
     if (m.localUrl && m.msgtype === 'image')
         return imageNode(m.localUrl);
+    if (m.localUrl && m.msgtype === 'video')
+        return h('video', {src: m.localUrl, controls: true, class: 'media',
+                           preload: 'metadata',
+                           dataset: {testid: 'message-video'}});
+    if (m.localUrl && m.msgtype === 'voice')    // AMR: no player of ours
+        return m.localType === 'audio/mpeg' ?
+            h('audio', {src: m.localUrl, controls: true,
+                        dataset: {testid: 'message-audio'}}) :
+            h('span', {class: 'text', dataset: {testid: 'message-text'}},
+              typeLabel(m));
     const id = m.mediaId;
     if (!id)
         return h('span', {class: 'text'}, typeLabel(m));
