@@ -358,8 +358,9 @@ static int fetch(struct media *m, const char *mid, struct kf_buf *out,
 /* A voice's playable copy: the WAV of an AMR file (lib/voice.c). wav is
  * left empty when there is none (not AMR, or AMR voice refuses: the
  * original is then stored alone, counted in c->unplayable). */
-static void playable(const char *ext, const struct kf_buf *b,
-                     struct kf_buf *wav, long *ms, struct media_counts *c)
+static void make_playable(const char *ext, const struct kf_buf *b,
+                          struct kf_buf *wav, long *ms,
+                          struct media_counts *c)
 {
     if (strcmp(ext, "amr") != 0)
         return;
@@ -416,7 +417,7 @@ static int store_bytes(struct media *m, const struct pass *p,
     int rc;
 
     kf_buf_init(&wav, VOICE_WAV_MAX);
-    playable(ext, b, &wav, &ms, c);
+    make_playable(ext, b, &wav, &ms, c);
     rc = rel_path(p->now, mid, ext, rel, sizeof(rel));
     if (rc == 0 && wav.len > 0) {
         rc = rel_path(p->now, mid, "wav", play_rel, sizeof(play_rel));

@@ -87,13 +87,13 @@ export async function sendFile(file) {
     if (!openid || !file)
         return;
     const kind = kindOf(file);
-    const localUrl = URL.createObjectURL(file);
-    const local = {msgtype: kind ? kind.msgtype : 'image', localUrl,
-                   localType: kind && kind.type};
-    if (!kind || file.size > kind.max) {
-        failLocal(openid, local, {msg: t('media.bad', {name: file.name})});
+    if (!kind || file.size > kind.max) {     // shown by its name, not opened
+        failLocal(openid, {msgtype: 'file', content: file.name},
+                  {msg: t('media.bad', {name: file.name})});
         return;
     }
+    const localUrl = URL.createObjectURL(file);
+    const local = {msgtype: kind.msgtype, localUrl, localType: kind.type};
     toast(t('media.uploading'));
     let body;
     try {
@@ -105,5 +105,7 @@ export async function sendFile(file) {
     }
     tid('toast').hidden = true;
     local.mediaId = body[kind.msgtype].media_id;
+    if (kind.msgtype === 'video')    // as the feed's msg_out names it
+        local.content = body.video.title;
     await sendMessage(openid, body, local);
 }
