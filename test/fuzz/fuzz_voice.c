@@ -1,6 +1,7 @@
 /* fuzz_voice: lib/voice — AMR-NB files, as `wxkf jobs` gets users' voice
  * messages from WeChat, measured (voice_amr_ms) and decoded into WAV
- * (voice_amr_to_wav, opencore-amrnb's decoder).
+ * (voice_amr_to_wav, opencore-amrnb's decoder); and the same bytes as an
+ * agent's MP3 upload (voice_mp3_ms).
  *
  * Input: data[0] flags, then the bytes.
  *   flags & 1: the harness puts the "#!AMR\n" header in front of the
@@ -11,7 +12,9 @@
  *  - accepted: 20 ms a frame, 0 < ms <= VOICE_MAX_MS, the WAV is its
  *    44-byte header (RIFF/WAVE, data size = 2 bytes a sample) and 160
  *    samples a frame;
- *  - refused: only KF_EPARSE or KF_ETOOBIG, the WAV buffer empty. */
+ *  - refused: only KF_EPARSE or KF_ETOOBIG, the WAV buffer empty;
+ *  - as MP3: 0 < ms <= VOICE_MAX_MS when accepted, else KF_EPARSE or
+ *    KF_ETOOBIG with ms 0. */
 #include <string.h>
 
 #include "fuzz.h"
@@ -62,5 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(wav.len == 0);
     }
     kf_buf_release(&wav);
+    rc = voice_mp3_ms(in, &ms);
+    FZ_CHECK(rc == 0 ? ms > 0 && ms <= VOICE_MAX_MS
+                     : (rc == KF_EPARSE || rc == KF_ETOOBIG) && ms == 0);
     return 0;
 }
