@@ -25,6 +25,9 @@
 #include "media_keep.h"
 #include "store.h"
 #include "testutil.h"
+
+/* media_open's format for the original file */
+#define ORIG KF_STR("")
 #include "wx_api.h"
 
 #define APPID "wx5e1a6c0d2b3f4a59"
@@ -487,7 +490,7 @@ static void test_media_unknown_media_id_is_recorded_as_failed(void **st)
     s = hget(f, P "media:noSuchMediaAtWeChat", "path");
     assert_null(s);
     media_file_init(&mf);
-    assert_int_equal(media_open(&f->m, KF_STR("noSuchMediaAtWeChat"), KF_STR(""), "",
+    assert_int_equal(media_open(&f->m, KF_STR("noSuchMediaAtWeChat"), ORIG, "",
                                 &mf), KF_ENOTFOUND);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "media_failed");
@@ -948,11 +951,11 @@ static void test_media_retention_deletes_old_files_and_records(void **st)
     assert_int_equal(get_ll(f, "GET %s", P "media_bytes"), 21);
     assert_int_equal(get_ll(f, "ZCARD %s", P "media_files"), 1);
     media_file_init(&mf);
-    assert_int_equal(media_open(&f->m, KF_STR("old1"), KF_STR(""), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("old1"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "no_media");
-    assert_int_equal(media_open(&f->m, KF_STR("new1"), KF_STR(""), "", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR("new1"), ORIG, "", &mf), 0);
     media_file_release(&mf);
     /* nothing more is due */
     memset(&c, 0, sizeof(c));
@@ -1097,7 +1100,7 @@ static void test_media_undecodable_voice_is_stored_without_copy(void **st)
     assert_int_equal(media_open(&f->m, KF_STR("voice2"), KF_STR("wav"), "",
                                 &mf), KF_ENOTFOUND);
     assert_string_equal(mf.why->sub, "no_playable");
-    assert_int_equal(media_open(&f->m, KF_STR("voice2"), KF_STR(""), "",
+    assert_int_equal(media_open(&f->m, KF_STR("voice2"), ORIG, "",
                                 &mf), 0);
     media_file_release(&mf);
 }
@@ -1157,7 +1160,8 @@ static void test_media_redis_down_is_backend_error(void **st)
     media_init(&m, &dead, f->api, &f->cfg);
     assert_int_equal(media_fetch_pass(&m, NOW, 50, &f->c), KF_EBACKEND);
     media_file_init(&mf);
-    assert_int_equal(media_open(&m, KF_STR(JPEG_ID), KF_STR(""), "", &mf), KF_EBACKEND);
+    assert_int_equal(media_open(&m, KF_STR(JPEG_ID), ORIG, "", &mf),
+                     KF_EBACKEND);
     media_file_release(&mf);
     media_release(&m);
     store_release(&dead);
@@ -1189,7 +1193,7 @@ static void test_media_open_serves_only_the_sessions_agent(void **st)
     cmd_do(f, "SADD " P "load:alice %s", USER);
     media_file_init(&mf);
     kf_buf_init(&got, 1 << 20);
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), KF_STR(""), "alice", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "alice", &mf), 0);
     assert_int_equal(mf.size, sizeof(jpeg));
     assert_string_equal(mf.content_type, "image/jpeg");
     assert_string_equal(mf.ext, "jpg");
@@ -1197,26 +1201,26 @@ static void test_media_open_serves_only_the_sessions_agent(void **st)
     assert_int_equal(got.len, sizeof(jpeg));
     assert_memory_equal(got.p, jpeg, sizeof(jpeg));
     /* another agent */
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), KF_STR(""), "bob", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "bob", &mf),
                      KF_EINVAL);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "not_yours");
     assert_int_equal(mf.fd, -1);
     /* the session hash names the agent too */
     cmd_do(f, "HSET " P "sess:%s agent bob", USER);
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), KF_STR(""), "bob", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "bob", &mf), 0);
     /* an admin sees everything */
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), KF_STR(""), "", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "", &mf), 0);
     /* closed session: the agent no longer */
     cmd_do(f, "DEL " P "sess:%s " P "load:alice", USER);
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), KF_STR(""), "alice", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "alice", &mf),
                      KF_EINVAL);
     /* unknown, malformed */
-    assert_int_equal(media_open(&f->m, KF_STR("unknown1"), KF_STR(""), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("unknown1"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "no_media");
-    assert_int_equal(media_open(&f->m, KF_STR("../etc"), KF_STR(""), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("../etc"), ORIG, "", &mf),
                      KF_EINVAL);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "bad_media_id");
@@ -1234,31 +1238,31 @@ static void test_media_open_never_leaves_the_media_dir(void **st)
     media_file_init(&mf);
     cmd_do(f, "HSET " P "media:evil path ../../../etc/passwd openid %s",
            USER);
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), KF_STR(""), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     cmd_do(f, "HSET " P "media:evil path /etc/passwd");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), KF_STR(""), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     /* a symlink inside the dir that points out of it */
     snprintf(link, sizeof(link), "%s/out.jpg", f->dir);
     assert_int_equal(symlink("/etc/passwd", link), 0);
     cmd_do(f, "HSET " P "media:evil path out.jpg");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), KF_STR(""), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     /* a directory is no file */
     assert_int_equal(media_write_file(f->dir, "d/x.jpg", "x", 1), 0);
     cmd_do(f, "HSET " P "media:evil path d");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), KF_STR(""), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     /* the stored file exists but is gone from disk */
     cmd_do(f, "HSET " P "media:evil path d/gone.jpg");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), KF_STR(""), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "no_media");
     /* served as its extension's type, whatever was stored */
     cmd_do(f, "HSET " P "media:evil path d/x.jpg content_type text/html");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), KF_STR(""), "", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf), 0);
     assert_string_equal(mf.content_type, "image/jpeg");
     media_file_release(&mf);
 }
