@@ -138,7 +138,9 @@ void api_profile_patch(struct fcgi_req *r)
                                    actor(&who));
     if (rc == 0)
         rc = user_profile_page(&r->app->profile, r->param, &page);
-    if (rc == KF_EWECHAT) {
+    /* WeChat's own errcode (45009 included, though transient) is shown
+     * to the agent as WeChat's answer; no answer at all is "unreachable" */
+    if (rc < 0 && res.errcode != 0) {
         fcgi_json(r, 502, json_pack("{s:{s:s,s:s,s:I}}", "error", "code",
                                     "wechat_refused", "message", res.errmsg,
                                     "errcode", (json_int_t)res.errcode));

@@ -231,9 +231,13 @@ int user_profile_served(struct user_profile *p, struct kf_str openid,
     *yes = 0;
     if (rc < 0)
         return rc;
+    /* the session's latest agent, one it was transferred to, or the
+     * agent of a message (a session's first agent before a transfer) */
     rc = run(p, "SELECT 1 FROM sessions WHERE openid = $1 AND agent = $2 "
              "UNION ALL SELECT 1 FROM transfers WHERE openid = $1 AND "
-             "to_agent = $2 LIMIT 1", 2, params, PG_RETRY, &res);
+             "to_agent = $2 UNION ALL (SELECT 1 FROM messages WHERE "
+             "openid = $1 AND agent = $2 LIMIT 1) LIMIT 1", 2, params,
+             PG_RETRY, &res);
     if (rc == 0)
         *yes = pg_res_rows(res) > 0;
     pg_res_free(res);
