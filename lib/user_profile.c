@@ -434,7 +434,9 @@ static int is_fresh(struct user_profile *p, const char *openid, int *fresh)
     return rc;
 }
 
-/* Keeps a look-up's outcome: info (a JSON text) or WeChat's error. */
+/* Keeps a look-up's outcome: info (a JSON text) or WeChat's error. The
+ * remark WeChat has becomes the profile's (cut to PROFILE_REMARK_MAX
+ * characters, the column's CHECK, should WeChat ever hold a longer one). */
 static int keep(struct user_profile *p, const char *openid, const char *info,
                 const char *errcode, const char *errmsg)
 {
@@ -443,7 +445,7 @@ static int keep(struct user_profile *p, const char *openid, const char *info,
     return run(p,
         "INSERT INTO user_profiles (app_id, openid, info, remark, "
         "fetched_at, fetch_errcode, fetch_error) VALUES ($1, $2, "
-        "$3::jsonb, $3::jsonb ->> 'remark', now(), $4::int, $5) "
+        "$3::jsonb, left($3::jsonb ->> 'remark', 30), now(), $4::int, $5) "
         "ON CONFLICT (app_id, openid) DO UPDATE SET "
         "info = coalesce(EXCLUDED.info, user_profiles.info), "
         "remark = CASE WHEN EXCLUDED.info IS NULL THEN user_profiles.remark "

@@ -13,6 +13,7 @@ import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
         revokeConvUrls} from './conv.js';
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
+import {wireProfile} from './profile.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -256,4 +257,5 @@ export function wireAgent() {
         }
     });
     wireConv();
+    wireProfile();
 }

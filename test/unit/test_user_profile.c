@@ -412,6 +412,9 @@ static void test_the_page_lists_past_sessions_and_who_served(void **st)
         "('1-1', '" USER "', 'i', 'text', 11, '2026-01-01T10:01:00Z'), "
         "('1-2', '" USER "', 'o', 'text', 11, '2026-01-01T10:02:00Z'), "
         "('1-3', '" USER "', 'i', 'text', 12, '2026-01-02T10:01:00Z');"
+        "INSERT INTO messages (event_id, openid, direction, msgtype, "
+        "session_id, agent, created_at) VALUES ('1-4', '" USER "', 'i', "
+        "'text', 12, 'erin', '2026-01-02T10:00:30Z');"
         "INSERT INTO transfers (event_id, session_id, openid, to_agent, "
         "kind, at) VALUES ('2-1', 12, '" USER "', 'carol', 'transfer', "
         "'2026-01-02T10:05:00Z')");
@@ -422,6 +425,8 @@ static void test_the_page_lists_past_sessions_and_who_served(void **st)
         json_array_get(s, 0), "id")), 12);
     assert_int_equal(json_integer_value(json_object_get(
         json_array_get(s, 1), "messages")), 2);
+    assert_int_equal(json_integer_value(json_object_get(
+        json_array_get(s, 0), "messages")), 2);
     assert_string_equal(json_string_value(json_object_get(
         json_array_get(s, 1), "agent_nick")), "小爱");
     assert_string_equal(json_string_value(json_object_get(
@@ -431,6 +436,10 @@ static void test_the_page_lists_past_sessions_and_who_served(void **st)
     assert_int_equal(user_profile_served(&f->p, user, "alice", &yes), 0);
     assert_int_equal(yes, 1);
     assert_int_equal(user_profile_served(&f->p, user, "carol", &yes), 0);
+    assert_int_equal(yes, 1);
+    /* erin had the session before it was transferred: a message of it
+     * was routed to her */
+    assert_int_equal(user_profile_served(&f->p, user, "erin", &yes), 0);
     assert_int_equal(yes, 1);
     assert_int_equal(user_profile_served(&f->p, user, "dave", &yes), 0);
     assert_int_equal(yes, 0);
