@@ -15,6 +15,7 @@ import {mediaEvent, mediaNode} from './media.js';
 import {windowState} from './limits.js';
 import {pieces, plain, safeHref} from './emoji.js';
 import {alertAgent} from './notify.js';
+import {displayName, learnName} from './profile.js';
 
 const HISTORY_PAGE = 30;
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;    // the server's limit too
@@ -374,6 +375,7 @@ export function openConv(openid) {
     scrollToBottom();
     if (!c.historyLoaded)
         loadHistory(c, true);
+    learnName(openid);
     if (!isNarrow())
         tid('composer-input').focus();
 }
@@ -392,7 +394,8 @@ export function renderConvHead() {
     if (!openid)
         return;
     const s = S.sessions.get(openid);
-    tid('conv-title').textContent = openid;
+    const name = displayName(openid);
+    tid('conv-title').textContent = name ? name + ' · ' + openid : openid;
     const sub = [];
     if (s) {
         if (s.group && s.group !== '_all')

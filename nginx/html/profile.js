@@ -7,7 +7,7 @@
 
 import {api, ApiError, seg} from './api.js';
 import {t} from './i18n.js';
-import {errInfo, fmtTime, h, setError, show, tid} from './dom.js';
+import {errInfo, fmtTime, h, setError, shortId, show, tid} from './dom.js';
 import {S, agentName} from './state.js';
 import {typeLabel} from './conv.js';
 
@@ -24,6 +24,31 @@ const when = (iso) => iso ? fmtTime(Date.parse(iso)) : t('none');
 // The display name the agents gave openid, if the console has seen it.
 export function displayName(openid) {
     return names.get(openid) || '';
+}
+
+// How a user is shown in lists and headers: the display name with the
+// OpenID shortened, else the shortened OpenID.
+export function userLabel(openid) {
+    const n = displayName(openid);
+    return n ? n + ' · ' + shortId(openid) : shortId(openid);
+}
+
+// Learns openid's display name once (the profile's first read), quietly:
+// a user the agent may not read, or an unreachable server, just keeps
+// its OpenID. Tells the page with a wxkf:profile event.
+export async function learnName(openid) {
+    if (!openid || names.has(openid))
+        return;
+    names.set(openid, '');
+    try {
+        const p = await api.get('/api/v1/users/' + seg(openid) + '/profile');
+        if (p.display_name) {
+            names.set(openid, p.display_name);
+            document.dispatchEvent(new CustomEvent('wxkf:profile', {detail: openid}));
+        }
+    } catch (e) {
+        names.delete(openid);
+    }
 }
 
 // An error of these routes in the console's words: WeChat's refusals of

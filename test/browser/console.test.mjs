@@ -301,6 +301,10 @@ async function profileSteps(browser) {
         await signIn(p, A.token);
         await tid(p, 'status-online').click();
         await p.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        // WeChat knows a follower before the first message: the simulator
+        // too, or jobs' look-up may ask before userWrites tells it
+        const known = await http('POST', SIM + '/_sim/inbound', {json: {openid: user}});
+        assert(known.status === 200, '/_sim/inbound ' + known.status);
         await userWrites(user, '我想改一下收货地址');
         await sessionItem(p, user).waitFor({timeout: 10000});
         await until(async () => {
@@ -324,6 +328,8 @@ async function profileSteps(browser) {
         await tid(p, 'profile-save').click();
         await tid(p, 'profile-saved').waitFor();
         assert(await tid(p, 'profile-heading').textContent() === '王女士', 'the heading');
+        await tid(p, 'conv-title').getByText('王女士').waitFor();
+        await sessionItem(p, user).getByTestId('session-user').getByText('王女士').waitFor();
         const u = await http('GET', `${SIM}/_sim/users/${user}`);
         assert(u.status === 200 && u.data.remark === '老客户',
                'WeChat has the remark: ' + JSON.stringify(u.data));
@@ -368,6 +374,7 @@ async function profileSteps(browser) {
         const ph = await newPage(browser, 'agentA-profile-phone', PHONE, true);
         await signIn(ph, A.token);
         await sessionItem(ph, user).click();
+        await tid(ph, 'conv-title').getByText('王女士').waitFor();   // learnt on opening
         await tid(ph, 'profile-open').click();
         await tid(ph, 'profile-heading').getByText('王女士').waitFor();
         await tid(ph, 'profile-note').first().waitFor();

@@ -1057,7 +1057,8 @@ def test_user_push_rejected_not_recorded(sim, backend, tok):
     backend.answer = lambda push: (403, b'{"error":{}}')
     out = sim.user_send('oPushR', type='text', content='x')
     assert out['status'] == 403 and out['reply']['kind'] == 'other'
-    assert send(sim, tok, 'oPushR') == 40003             # never "seen"
+    # a follower (user/info knows it) but no message recorded: no window
+    assert send(sim, tok, 'oPushR') == 45015
 
 
 def test_user_push_timeout_retries(sim, backend):

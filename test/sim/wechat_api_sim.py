@@ -1294,6 +1294,9 @@ class SimState:
 
         # While WeChat's own kf system serves the user, messages go there.
         with self.lock:
+            # a user who writes follows the account already: user/info
+            # knows it before the callback reaches wxkf
+            self._user(openid)
             sess = self._live_session(openid) if kind != 'event' else None
             if sess is not None and not req.get('push'):
                 self.inbound(openid, ct)
