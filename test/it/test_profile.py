@@ -260,6 +260,10 @@ def test_notes_seen_by_colleagues_changed_by_author_or_admin(sim, pstack,
         assert r.status_code == 201
     finally:
         b.status('paused')
+    # prof_a served it: known from the archived history, within seconds
+    wait_until(lambda: call(pstack, 'GET', notes.replace('notes', 'profile'),
+                            a).status_code == 200, 20, 0.2,
+               'prof_a (served it) to see the profile')
     q = '%s?id=%d' % (notes, note['id'])
     r = call(pstack, 'PATCH', q, a, json={'body': '喜欢微信联系'})
     assert r.status_code == 200 and r.json()['body'] == '喜欢微信联系'
