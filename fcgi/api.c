@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "fcgi.h"
 #include "media.h"
+#include "media_out.h"
 #include "metrics.h"
 #include "push.h"
 #include "history.h"
@@ -22,7 +23,6 @@
 #include "banned.h"
 
 #define API_BODY_MAX 16384
-#define API_UPLOAD_MAX (2 * 1024 * 1024)
 
 static struct route *rt(struct fcgi_req *r)
 {
@@ -422,6 +422,30 @@ void api_me_events(struct fcgi_req *r)
 
 /* POST /api/v1/sessions/{openid}/messages: an agent answers a user
  * through WeChat's customer-service API, as its kf_account. */
+/* The answer to an outbound verb that failed (rc < 0): a refusal, WeChat's
+ * refusal (those errcodes that mean one of ours answer as it does), WeChat
+ * out of reach, or the backend down. */
+static void send_failed(struct fcgi_req *r, int rc,
+                        const struct outbound_result *res)
+{
+    if (res->why) {
+        api_refused(r, res->why, res->message);
+    } else if (rc == KF_EWECHAT) {
+        const struct refusal *w = refusal_by_errcode(REFUSAL_SEND,
+                                                     res->errcode);
+        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code",
+                              w ? w->code : "wechat_refused", "message",
+                              res->message, "errcode",
+                              (json_int_t)res->errcode, "id", res->id);
+
+        fcgi_json(r, w ? w->status : 502, e);
+    } else if (rc == KF_EIO) {
+        fcgi_error(r, 502, "wechat_unreachable", res->message, NULL);
+    } else {
+        api_backend_down(r);
+    }
+}
+
 void api_session_send(struct fcgi_req *r)
 {
     struct outbound_result res;
@@ -446,22 +470,8 @@ void api_session_send(struct fcgi_req *r)
             metrics_inc(r->app->metrics, METRICS_MESSAGES, labels, 1);
     }
     json_decref(body);
-    if (rc < 0 && res.why) {
-        api_refused(r, res.why, res.message);
-    } else if (rc == KF_EWECHAT) {
-        /* the errcodes that mean one of our refusals answer as it does */
-        const struct refusal *w = refusal_by_errcode(REFUSAL_SEND,
-                                                     res.errcode);
-        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code",
-                              w ? w->code : "wechat_refused", "message",
-                              res.message, "errcode",
-                              (json_int_t)res.errcode, "id", res.id);
-
-        fcgi_json(r, w ? w->status : 502, e);
-    } else if (rc == KF_EIO) {
-        fcgi_error(r, 502, "wechat_unreachable", res.message, NULL);
-    } else if (rc < 0) {
-        api_backend_down(r);
+    if (rc < 0) {
+        send_failed(r, rc, &res);
     } else {
         if (res.unrecorded)
             log_warn(&r->log, "api", "send_unrecorded", "id=%s", res.id);
@@ -472,6 +482,33 @@ void api_session_send(struct fcgi_req *r)
     log_info(&r->log, "api", "send", "status=%d result=%s code=%s errcode=%ld",
              r->status, res.status[0] ? res.status : "-",
              res.why && *res.why->sub ? res.why->sub : "-", res.errcode);
+}
+
+/* POST /api/v1/sessions/{openid}/typing: the agent is typing (the console's
+ * composer, debounced); lib/outbound tells WeChat at most every 10 s. */
+void api_session_typing(struct fcgi_req *r)
+{
+    struct outbound_result res;
+    struct auth who;
+    int rc;
+
+    if (api_authenticate(r, &who, 0))
+        return;
+    rc = outbound_typing(&r->app->outbound,
+                         who.role == AUTH_AGENT ? who.account : "", r->param,
+                         kf_wall_ms(), &res);
+    if (rc < 0)
+        send_failed(r, rc, &res);
+    else if (strcmp(res.status, "sent") == 0)
+        fcgi_json(r, 200, json_pack("{s:b}", "sent", 1));
+    else
+        fcgi_json(r, 200, json_pack("{s:b,s:s}", "sent", 0, "reason",
+                                    res.message));
+    log_info(&r->log, "api", "typing",
+             "status=%d result=%s code=%s errcode=%ld", r->status,
+             res.status[0] ? res.status : "-",
+             res.why && *res.why->sub ? res.why->sub
+             : rc == 0 && res.message[0] ? res.message : "-", res.errcode);
 }
 
 /* --- history: reads of the archived messages (lib/history) --------------- */
@@ -516,9 +553,8 @@ static int query_cursor(struct fcgi_req *r, const char *name,
     return 1;
 }
 
-/* Admins read every user's history; an agent only that of a user it
- * serves now (an active session with it). Answers when refused. */
-static int may_read_user(struct fcgi_req *r, const struct auth *who)
+int api_may_read_user(struct fcgi_req *r, const struct auth *who,
+                      struct kf_str openid)
 {
     json_t *s = NULL;
     const char *state, *agent;
@@ -526,7 +562,7 @@ static int may_read_user(struct fcgi_req *r, const struct auth *who)
 
     if (who->role == AUTH_ADMIN)
         return 0;
-    rc = route_session_view(rt(r), r->param, &s);
+    rc = route_session_view(rt(r), openid, &s);
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
         return 1;
@@ -582,7 +618,8 @@ void api_user_messages(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0) ||
         query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
-        query_cursor(r, "before", &c, &before) || may_read_user(r, &who))
+        query_cursor(r, "before", &c, &before) ||
+        api_may_read_user(r, &who, r->param))
         return;
     rc = history_user_page(&r->app->history, r->param, before, limit, &page);
     history_reply(r, "history_page", rc, page, "invalid openid");
@@ -612,7 +649,7 @@ void api_session_transcript(struct fcgi_req *r)
                    NULL);
         return;
     }
-    if (may_read_user(r, &who))
+    if (api_may_read_user(r, &who, r->param))
         return;
     rc = history_transcript(&r->app->history, r->param, (int64_t)sid, after,
                             limit, &page);
@@ -685,10 +722,12 @@ static int media_stream(struct fcgi_req *r, struct media_file *f,
     return rc;
 }
 
-/* GET /api/v1/media/{media_id}: a stored image, voice or video, to an
- * admin or to the agent whose session the user is in. */
+/* GET /api/v1/media/{media_id}[?format=wav]: a stored image, voice or
+ * video (or a voice's playable copy), to an admin or to the agent whose
+ * session the user is in. */
 void api_media_get(struct fcgi_req *r)
 {
+    struct kf_str format = { "", 0 };
     struct media_file f;
     struct media m;
     struct auth who;
@@ -696,10 +735,11 @@ void api_media_get(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0))
         return;
+    http_query_get(&r->query, "format", &format);
     media_init(&m, &r->app->store, NULL, &r->app->cfg);
     media_file_init(&f);
-    rc = media_open(&m, r->param, who.role == AUTH_AGENT ? who.account : "",
-                    &f);
+    rc = media_open(&m, r->param, format,
+                    who.role == AUTH_AGENT ? who.account : "", &f);
     if (rc == 0) {
         rc = media_stream(r, &f, r->param);
         if (rc < 0)
@@ -787,34 +827,18 @@ void api_stream(struct fcgi_req *r)
              rc == 0 ? who.account : "-");
 }
 
-/* The image types WeChat takes, recognised by their first bytes (the
- * Content-Type the client sends must agree). */
-static const char *image_kind(struct kf_str ct, const struct kf_buf *b)
-{
-    const unsigned char *p = (const unsigned char *)b->p;
-
-    if (b->len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff &&
-        kf_str_eq_c(ct, "image/jpeg"))
-        return "upload.jpg";
-    if (b->len >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 &&
-        kf_str_eq_c(ct, "image/png"))
-        return "upload.png";
-    if (b->len >= 6 && (memcmp(p, "GIF87a", 6) == 0 ||
-                        memcmp(p, "GIF89a", 6) == 0) &&
-        kf_str_eq_c(ct, "image/gif"))
-        return "upload.gif";
-    return NULL;
-}
-
-/* POST /api/v1/media: an image (the raw bytes, Content-Type image/jpeg,
- * image/png or image/gif, at most 2 MiB) uploaded to WeChat as temporary
- * media; {"media_id"} to send with {"msgtype":"image"}. */
+/* POST /api/v1/media[?type=thumb]: an image (JPEG, PNG, GIF, 2 MiB), a
+ * voice (AMR or MP3, 2 MiB, 60 s), a video (MP4, 10 MiB) or, with
+ * ?type=thumb, a video's thumbnail (JPEG, 64 KiB): the raw bytes with
+ * their Content-Type, checked (lib/media_out.c) and uploaded to WeChat as
+ * temporary media; {"media_id", "type"} to send with that msgtype. */
 void api_media_upload(struct fcgi_req *r)
 {
+    struct kf_str kind = { "", 0 };
     struct wx_api_result res;
+    struct media_out out;
     char media_id[160] = "";
     struct auth who;
-    const char *name;
     int rc;
 
     if (api_authenticate(r, &who, 0))
@@ -824,25 +848,28 @@ void api_media_upload(struct fcgi_req *r)
                    "credentials are configured ([wechat] app_secret)", NULL);
         return;
     }
-    rc = fcgi_read_body(r, API_UPLOAD_MAX);
+    rc = fcgi_read_body(r, MEDIA_OUT_MAX);
     if (rc == KF_ETOOBIG) {
-        fcgi_error(r, 413, "body_too_large", "images are limited to 2 MiB",
-                   NULL);
+        fcgi_error(r, 413, "body_too_large", "uploads are limited to 10 MiB "
+                   "(videos; images and voice 2 MiB)", NULL);
         return;
     }
     if (rc < 0 || r->body.len == 0) {
-        fcgi_error(r, 400, "bad_body", "send the image's bytes as the body",
+        fcgi_error(r, 400, "bad_body", "send the file's bytes as the body",
                    NULL);
         return;
     }
-    name = image_kind(fcgi_param(r, "CONTENT_TYPE"), &r->body);
-    if (!name) {
-        fcgi_error(r, 400, "unsupported_media", "the body must be a JPEG, "
-                   "PNG or GIF image with the matching Content-Type", NULL);
+    http_query_get(&r->query, "type", &kind);
+    if (media_out_check(fcgi_param(r, "CONTENT_TYPE"), kind,
+                        kf_buf_str(&r->body), &out) < 0) {
+        api_refused(r, out.why, NULL);
+        log_info(&r->log, "api", "media_upload", "status=%d by=%s bytes=%zu "
+                 "refused=%s", r->status, who.role == AUTH_AGENT ?
+                 who.account : "admin", r->body.len, out.why->sub);
         return;
     }
     wx_api_result_init(&res);
-    rc = wx_api_media_upload(r->app->api, "image", name, r->body.p,
+    rc = wx_api_media_upload(r->app->api, out.type, out.filename, r->body.p,
                              r->body.len, media_id, sizeof(media_id), &res);
     if (rc == KF_EWECHAT)
         fcgi_json(r, 502, json_pack("{s:{s:s,s:s,s:I}}", "error", "code",
@@ -853,7 +880,7 @@ void api_media_upload(struct fcgi_req *r)
                    "reached; try again", NULL);
     else
         fcgi_json(r, 200, json_pack("{s:s,s:s}", "media_id", media_id,
-                                    "type", "image"));
+                                    "type", out.type));
     log_info(&r->log, "api", "media_upload", "status=%d by=%s bytes=%zu "
              "errcode=%ld", r->status,
              who.role == AUTH_AGENT ? who.account : "admin", r->body.len,

@@ -35,6 +35,8 @@ enum refusal_scope {
                                a client's doing */
     REFUSAL_AGENT = 64,     /* the agent verbs (agent_sync, agent_db):
                                looked up by the kf code they return */
+    REFUSAL_CANNED = 128,   /* lib/canned_db: canned replies */
+    REFUSAL_UPLOAD = 256,   /* media_out_check: an agent's upload */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -44,6 +46,8 @@ enum refusal_scope {
 #define REFUSAL_R REFUSAL_READ
 #define REFUSAL_I REFUSAL_INTERNAL
 #define REFUSAL_A REFUSAL_AGENT
+#define REFUSAL_C REFUSAL_CANNED
+#define REFUSAL_U REFUSAL_UPLOAD
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -80,8 +84,8 @@ enum refusal_scope {
       45047)                                                               \
     X(SEND_NO_SESSION, REFUSAL_O, "no_session", KF_EINVAL, 404,             \
       "no_session", "this user has no session with you", 0)                \
-    X(INVALID_FIELD, REFUSAL_O, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)                                            \
+    X(INVALID_FIELD, REFUSAL_O | REFUSAL_C, "invalid_field", KF_EINVAL,     \
+      400, "invalid_field", NULL, 0)                                           \
     X(BAD_MEDIA_ID, REFUSAL_M, "bad_media_id", KF_EINVAL, 404, "no_media",  \
       "no such media", 0)                                                  \
     X(MEDIA_NOT_YOURS, REFUSAL_M, "not_yours", KF_EINVAL, 403, "not_yours", \
@@ -90,6 +94,10 @@ enum refusal_scope {
       "media_failed", "the media could not be fetched from WeChat", 0)     \
     X(NO_MEDIA, REFUSAL_M, "no_media", KF_ENOTFOUND, 404, "no_media",       \
       "no such media, or not stored yet", 0)                               \
+    X(NO_PLAYABLE, REFUSAL_M, "no_playable", KF_ENOTFOUND, 404,             \
+      "no_playable", "this media has no playable copy", 0)                 \
+    X(BAD_MEDIA_FORMAT, REFUSAL_M, "bad_format", KF_EINVAL, 400,            \
+      "bad_format", "format must be wav", 0)                               \
     X(NOT_SERVED, REFUSAL_R, "not_served", KF_EINVAL, 403, "not_yours",     \
       "the user is not served by you", 0)                                  \
     X(NOT_AUTHOR, REFUSAL_R, "not_author", KF_EINVAL, 403, "not_author",   \
@@ -105,7 +113,31 @@ enum refusal_scope {
     X(AGENT_BUSY, REFUSAL_A, "agent_busy", KF_EBUSY, 409, "agent_busy",     \
       NULL, 0)                                                             \
     X(AGENT_INVALID, REFUSAL_A, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)
+      "invalid_field", NULL, 0)                                            \
+    X(CANNED_UNKNOWN, REFUSAL_C, "no_canned", KF_ENOTFOUND, 404,            \
+      "no_canned", "no such canned reply", 0)                              \
+    X(CANNED_SHARED, REFUSAL_C, "shared", KF_EINVAL, 403, "canned_shared",  \
+      "shared canned replies are managed by admins", 0)                    \
+    X(CANNED_FULL, REFUSAL_C, "canned_full", KF_ELIMIT, 409,                \
+      "canned_full", "the list holds 500 canned replies already", 0)       \
+    X(CANNED_BAD_CSV, REFUSAL_C, "invalid_csv", KF_EPARSE, 400,             \
+      "invalid_csv", "the CSV file was refused; nothing was imported", 0)   \
+    X(UNSUPPORTED_MEDIA, REFUSAL_U, "unsupported", KF_EINVAL, 400,          \
+      "unsupported_media", "the body must be a JPEG, PNG or GIF image, an " \
+      "AMR or MP3 voice or an MP4 video (a thumb: a JPEG) with the "        \
+      "matching Content-Type", 0)                                          \
+    X(IMAGE_TOO_LARGE, REFUSAL_U, "image_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "images are limited to 2 MiB", 40009)             \
+    X(VOICE_TOO_LARGE, REFUSAL_U, "voice_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "voice messages are limited to 2 MiB", 40010)     \
+    X(VIDEO_TOO_LARGE, REFUSAL_U, "video_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "videos are limited to 10 MiB", 40011)            \
+    X(THUMB_TOO_LARGE, REFUSAL_U, "thumb_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "a video's thumbnail is limited to 64 KiB", 40006) \
+    X(VOICE_TOO_LONG, REFUSAL_U, "voice_too_long", KF_EINVAL, 400,          \
+      "voice_too_long", "voice messages are limited to 60 seconds", 0)     \
+    X(BAD_VOICE, REFUSAL_U, "bad_voice", KF_EINVAL, 400, "bad_voice",       \
+      "the voice file is no AMR-NB or MP3 WeChat can take", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

@@ -7,12 +7,14 @@ import {t} from './i18n.js';
 import {confirmDialog, errInfo, fmtDur, fmtTime, h, num, setError, shortId,
         show, showError, tickWaiting, tid, toast, toastError} from './dom.js';
 import {S, agentName, every} from './state.js';
+import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
 export function enterAdmin() {
     show(tid('admin-view'), true);
     refreshAdmin();
+    enterCannedAdmin();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
 }
@@ -370,6 +372,7 @@ export function leaveAdmin() {
     tid('all-sessions').tBodies[0].replaceChildren();
     tid('stats').replaceChildren();
     tid('queue').replaceChildren();
+    leaveCanned();
 }
 
 export function relabelAdmin() {
@@ -377,6 +380,7 @@ export function relabelAdmin() {
         tr.remove();
     S.adminRows.clear();
     refreshAdmin();
+    relabelCanned();
 }
 
 export function wireAdmin() {

@@ -14,6 +14,8 @@ import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
 import {userLabel, wireProfile} from './profile.js';
+import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
+import {returningBadge} from './routing.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -193,6 +195,7 @@ export function renderSessions() {
         h('div', {class: 'row1'},
           h('span', {class: 'user', title: s.openid,
                      dataset: {testid: 'session-user'}}, userLabel(s.openid)),
+          returningBadge(s),
           h('span', {class: 'badge', dataset: {testid: 'session-unread'},
                      hidden: !i.unread,
                      'aria-label': t('sessions.unread', {n: i.unread || 0})},
@@ -226,6 +229,7 @@ export function leaveAgent() {
         S.feed.stop();
     saveInfoNow();
     revokeConvUrls();
+    leaveCanned();
     tid('session-list').replaceChildren();
     tid('message-list').replaceChildren();
     document.body.classList.remove('conv-open');
@@ -238,6 +242,7 @@ export function relabelAgent() {
     renderSessions();       // and the title
     relabelConv();
     renderConvHead();
+    relabelCanned();
 }
 
 export function wireAgent() {
@@ -256,6 +261,7 @@ export function wireAgent() {
             renderSessions();
         }
     });
+    wireCanned();       // its keys before the composer's own
     wireConv();
     wireProfile();
     // a display name learnt or changed: the list and the header show it

@@ -39,6 +39,7 @@ const A = {account: need('WXKF_AGENT_A'), token: need('WXKF_AGENT_A_TOKEN')};
 const B = {account: need('WXKF_AGENT_B'), token: need('WXKF_AGENT_B_TOKEN')};
 const WX_TOKEN = need('WXKF_WECHAT_TOKEN');
 const ORIGINAL_ID = need('WXKF_ORIGINAL_ID');
+const ACCOUNT_NAME = need('WXKF_ACCOUNT_NAME');   // [wechat] account_name
 const ARTIFACTS = path.resolve(process.env.WXKF_ARTIFACTS || path.join(HERE, 'artifacts'));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -203,7 +204,7 @@ async function newPage(browser, name, viewport, mobile) {
     page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
     page.on('console', (m) => {
         // refused requests and, in the network-drop step, the offline ones
-        if (m.type() === 'error' && !/the server responded with a status of (401|403|404|409|502)|net::ERR_INTERNET_DISCONNECTED/
+        if (m.type() === 'error' && !/the server responded with a status of (400|401|403|404|409|502)|net::ERR_INTERNET_DISCONNECTED/
             .test(m.text()))
             pageErrors.push(`${name} console: ${m.text()}`);
     });
@@ -282,6 +283,309 @@ async function seenAt(page, key, timeoutMs) {
     const h = await page.waitForFunction((k) => window.__seen && window.__seen[k],
                                          key, {timeout: timeoutMs, polling: 50});
     return h.jsonValue();
+}
+
+// --- canned replies (i17-canned) --------------------------------------------
+
+// The admin keeps the shared list (a folder, a CSV imported, a bad one
+// refused row by row, the export), A its own in a dialog; in the composer
+// '/' + a Chinese keyword finds a reply, the arrows choose, Esc closes and
+// Enter inserts it with {nickname}, {agent} and {account} filled; the
+// reply reaches WeChat as inserted.
+async function cannedReplies(browser, a, adm) {
+    const user = openidFor('Canned');
+    const short = user.slice(0, 6) + '…' + user.slice(-6);
+    const shared = '{nickname}您好，我是{agent}，{account}的退货地址是：上海市长宁区 1 号';
+    const filled = `${short}您好，我是小A，${ACCOUNT_NAME}的退货地址是：上海市长宁区 1 号`;
+    const csvFile = (name, text) => ({name, mimeType: 'text/csv',
+                                      buffer: Buffer.from(text, 'utf-8')});
+
+    await step('canned: the admin adds a shared reply in a folder, imports a CSV (a bad one names its rows, imports nothing) and exports it', async () => {
+        const box = tid(adm, 'canned-admin');
+        await box.scrollIntoViewIfNeeded();
+        await tid(adm, 'canned-new').click();
+        await tid(adm, 'canned-folder-input').fill('售后');
+        await tid(adm, 'canned-title-input').fill('退货地址');
+        await tid(adm, 'canned-text-input').fill(shared);
+        await tid(adm, 'canned-save').click();
+        await box.locator('[data-testid="canned-row"]', {hasText: '退货地址'}).waitFor();
+        assert(await tid(adm, 'canned-form').isHidden(), 'the form closes');
+        const before = await box.getByTestId('canned-row').count();
+        await tid(adm, 'canned-import').setInputFiles(
+            csvFile('bad.csv', 'title,text\n缺内容,\n好的,可以\n,缺标题\n'));
+        await tid(adm, 'canned-error').waitFor();
+        const err = await tid(adm, 'canned-error').textContent();
+        assert(err.startsWith(await zh(adm, 'err.code.invalid_csv')), 'the zh message: ' + err);
+        const rows = await box.getByTestId('canned-import-row').allTextContents();
+        assert(rows.length === 2 && rows[0].startsWith('第 2 行') &&
+               rows[1].startsWith('第 4 行'), 'the bad rows named: ' + JSON.stringify(rows));
+        assert(await box.getByTestId('canned-row').count() === before, 'nothing imported');
+        await tid(adm, 'canned-import').setInputFiles(csvFile('good.csv',
+            '\ufefffolder,title,text,sort\r\n售前,发货时间,"付款后 48 小时内发货，""顺丰""包邮",1\r\n'));
+        await box.locator('[data-testid="canned-row"]', {hasText: '发货时间'}).waitFor();
+        assert(await tid(adm, 'canned-error').isHidden(), 'the error line is gone');
+        const folders = await box.getByTestId('canned-folder').allTextContents();
+        assert(folders.includes('售后') && folders.includes('售前'), 'folders: ' + folders);
+        const [dl] = await Promise.all([adm.waitForEvent('download'),
+                                        tid(adm, 'canned-export').click()]);
+        const csv = fs.readFileSync(await dl.path());
+        assert(csv.subarray(0, 3).equals(Buffer.from([0xef, 0xbb, 0xbf])), 'a BOM for Excel');
+        const text = csv.toString('utf-8');
+        assert(text.includes('\r\n售前,发货时间,"付款后 48 小时内发货，""顺丰""包邮",1\r\n') &&
+               text.includes('退货地址'), 'the export: ' + text);
+        assert(dl.suggestedFilename() === 'canned-shared.csv', dl.suggestedFilename());
+        await box.locator('[data-testid="canned-row"]', {hasText: '退货地址'})
+            .scrollIntoViewIfNeeded();
+        await shot(adm, 'laptop-admin-canned');
+    });
+
+    await step('canned: A keeps its own replies (the 常用语 button of the composer); the shared ones are read-only', async () => {
+        await signIn(a, A.token);
+        await tid(a, 'status-online').click();
+        await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(user, '我要退货');
+        await sessionItem(a, user).click();
+        await tid(a, 'conversation').getByText('我要退货').waitFor();
+        await tid(a, 'canned-open').click();
+        const dlg = tid(a, 'canned-dialog');
+        await dlg.waitFor();
+        await tid(a, 'canned-new').click();
+        await tid(a, 'canned-title-input').fill('感谢等待');
+        await tid(a, 'canned-text-input').fill('感谢您的耐心等待，{nickname}！');
+        await tid(a, 'canned-save').click();
+        const mine = dlg.locator('[data-testid="canned-row"][data-scope="personal"]',
+                                 {hasText: '感谢等待'});
+        await mine.waitFor();
+        assert(await mine.getByTestId('canned-edit').count() === 1, 'its own: editable');
+        const sh = dlg.locator('[data-testid="canned-row"][data-scope="shared"]',
+                               {hasText: '退货地址'});
+        await sh.waitFor();
+        assert(await sh.getByTestId('canned-edit').count() === 0 &&
+               await sh.getByTestId('canned-remove').count() === 0, 'shared: read-only');
+        const theirs = await apiGet('/api/v1/canned', B.token);
+        assert(theirs.status === 200 && !theirs.data.replies.some(r => r.title === '感谢等待'),
+               'B does not see A\'s own reply');
+        await shot(a, 'laptop-agent-canned');
+        await tid(a, 'canned-close').click();
+        await dlg.waitFor({state: 'hidden'});
+    });
+
+    await step('canned: "/" + a keyword in the composer, arrows, Esc, Enter inserts with the variables filled; the reply reaches WeChat', async () => {
+        const input = tid(a, 'composer-input');
+        const picker = tid(a, 'canned-picker');
+        await input.click();
+        await a.keyboard.type('/');
+        await picker.waitFor();
+        const all = await picker.getByTestId('canned-option').count();
+        assert(all >= 3, 'every reply under a bare "/": ' + all);
+        const sel = () => picker.locator('[aria-selected="true"]').getAttribute('data-id');
+        const first = await sel();
+        await a.keyboard.press('ArrowDown');
+        assert(await sel() !== first, 'ArrowDown moves the choice');
+        await a.keyboard.press('ArrowUp');
+        assert(await sel() === first, 'ArrowUp moves it back');
+        await a.keyboard.press('Escape');
+        await picker.waitFor({state: 'hidden'});
+        assert(await input.inputValue() === '/', 'Esc leaves the text as typed');
+        await input.fill('');
+        await a.keyboard.type('好的 /退货');
+        await picker.getByTestId('canned-option').first().waitFor();
+        const opts = await picker.getByTestId('canned-option').allTextContents();
+        assert(opts.length === 1 && opts[0].includes('退货地址') && opts[0].includes(filled),
+               'one match, filled: ' + JSON.stringify(opts));
+        await a.keyboard.press('Enter');
+        await picker.waitFor({state: 'hidden'});
+        const value = await input.inputValue();
+        assert(value === '好的 ' + filled, 'inserted: ' + value);
+        await a.keyboard.type(' /无此关键词');
+        await picker.getByTestId('canned-none').waitFor();
+        assert((await picker.textContent()).includes(await zh(a, 'canned.nomatch')), 'no match said');
+        await a.keyboard.press('Escape');
+        await input.fill(value);
+        await input.press('Enter');
+        const sent = await until(async () => (await simSent(user))
+            .find(s => s.body.text && s.body.text.content === value), 5000,
+                                 'the canned reply at the simulator');
+        assert(sent.kf_account === A.account, 'sent as A');
+    });
+
+    await step('screenshots: the "/" list on a phone', async () => {
+        const p = await newPage(browser, 'agentA-phone-canned', PHONE, true);
+        await signIn(p, A.token);
+        await sessionItem(p, user).click();
+        await tid(p, 'composer-input').click();
+        await p.keyboard.type('/感谢');
+        const opt = tid(p, 'canned-picker').getByTestId('canned-option');
+        await opt.first().waitFor();
+        const text = await opt.first().textContent();
+        assert(text.includes(`感谢您的耐心等待，${short}！`), 'filled on the phone: ' + text);
+        await shot(p, 'phone-agent-canned');
+        await p.context().close();
+        delete pages['agentA-phone-canned'];
+    });
+}
+
+// --- media both ways (issue 17) --------------------------------------------------
+
+// A user's voice (a real AMR-NB file, test/data/voice) is played in the
+// console from its WAV copy; A sends a voice and a video (with a cover), a
+// document is refused with the reason, and emoji from the picker go as
+// Unicode; screenshots at laptop and phone size.
+async function mediaSteps(browser) {
+    const user = openidFor('Voice');
+    const amr = fs.readFileSync(path.join(HERE, '..', 'data', 'voice',
+                                          'tone440-1s.amr'));
+    const voiceId = 'brwVoice' + crypto.randomBytes(12).toString('hex');
+    let p, phone;
+
+    await step('media: a user\'s voice plays in A\'s console', async () => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: A.token, json: {status: 'online'}});
+        assert(r.status === 200, 'A online: ' + r.status);
+        p = await newPage(browser, 'media-laptop', LAPTOP);
+        await signIn(p, A.token);
+        await userWrites(user, '我发一段语音给你');
+        await sessionItem(p, user).click();
+        const seeded = await http('POST', SIM + '/_sim/media', {json: {
+            media_id: voiceId, content_type: 'audio/amr',
+            data_b64: amr.toString('base64')}});
+        assert(seeded.status === 200, '/_sim/media ' + seeded.status);
+        const sent = await http('POST', `${SIM}/_sim/users/${user}/send`,
+                                {json: {type: 'voice', media_id: voiceId,
+                                        mode: 'plain'}});
+        assert(sent.status === 200 && sent.data.status === 200,
+               'the simulator pushed a voice: ' + JSON.stringify(sent.data).slice(0, 300));
+        const audio = p.locator('[data-testid="message"][data-dir="in"] ' +
+                                '[data-testid="message-voice"] audio');
+        await audio.waitFor({timeout: 20000});
+        const info = await audio.evaluate((el) => new Promise((ok) => {
+            const done = () => ok({src: el.src, duration: el.duration,
+                                   error: el.error && el.error.code,
+                                   canPlay: el.canPlayType('audio/wav')});
+            if (el.readyState >= 1)
+                done();
+            el.addEventListener('loadedmetadata', done);
+            el.addEventListener('error', done);
+        }));
+        assert(info.src.startsWith('blob:'), 'the player plays a blob: ' + info.src);
+        assert(!info.error, 'the browser decodes the WAV: error ' + info.error);
+        assert(info.duration > 0.9 && info.duration < 1.1,
+               'a 1 s voice: ' + info.duration);
+        const label = await p.locator('[data-testid="message"][data-dir="in"] ' +
+                                      '[data-testid="voice-duration"]').textContent();
+        assert(label === (await zh(p, 'media.voice.play')).replace('{d}', '1秒'),
+               'the duration is shown: ' + label);
+        figures.voice_duration_s = info.duration;
+        await shot(p, 'laptop-media-voice');
+    });
+
+    // the newest outgoing message once sent or failed: [state, text]
+    const lastOut = async () => (await p.waitForFunction(() => {
+        const els = [...document.querySelectorAll(
+            '[data-testid="message"][data-dir="out"]')];
+        const el = els[els.length - 1];
+        return el && ['sent', 'failed'].includes(el.dataset.state) ?
+            [el.dataset.state, el.textContent] : null;
+    }, null, {timeout: 15000})).jsonValue();
+
+    let first;      // what the simulator had for the user before A sent
+    await step('media: A sends a voice (AMR) and a video (MP4, with a cover)', async () => {
+        const before = first = (await simSent(user)).length;
+        await tid(p, 'composer-image').setInputFiles({name: '回复.amr',
+                                                      mimeType: 'audio/amr',
+                                                      buffer: amr});
+        let [state, text] = await lastOut();
+        assert(state === 'sent', `voice message ${state}: ${text}`);
+        const voice = await until(async () => (await simSent(user))
+            .slice(before).find(x => x.msgtype === 'voice'), 5000,
+                                  'the voice at the simulator');
+        assert(voice.body.voice.media_id, 'a voice media_id sent');
+        const mp4 = Buffer.concat([Buffer.from('\0\0\0\x18ftypmp42', 'latin1'),
+                                   Buffer.alloc(4000)]);
+        await tid(p, 'composer-image').setInputFiles({name: '安装步骤.mp4',
+                                                      mimeType: 'video/mp4',
+                                                      buffer: mp4});
+        await p.waitForFunction(() => {
+            const els = [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')];
+            const el = els[els.length - 1];
+            return el && el.querySelector('video') &&
+                ['sent', 'failed'].includes(el.dataset.state);
+        }, null, {timeout: 15000});
+        [state, text] = await lastOut();
+        assert(state === 'sent', `video message ${state}: ${text}`);
+        const video = await until(async () => (await simSent(user))
+            .slice(before).find(x => x.msgtype === 'video'), 5000,
+                                  'the video at the simulator');
+        assert(video.body.video.media_id && video.body.video.thumb_media_id,
+               'a video with its cover: ' + JSON.stringify(video.body.video));
+        assert(video.body.video.title === '安装步骤', 'titled by the file name');
+    });
+
+    await step('media: a document is refused, and the console says what can go', async () => {
+        const title = await tid(p, 'composer-media').getAttribute('title');
+        assert(title === await zh(p, 'media.pick.title'), 'the picker says so: ' + title);
+        const accept = await tid(p, 'composer-image').getAttribute('accept');
+        assert(!/pdf|zip|doc/.test(accept) && accept.includes('.amr') &&
+               accept.includes('video/mp4'), 'the picker offers media only: ' + accept);
+        const before = (await simSent(user)).length;
+        await tid(p, 'composer-image').setInputFiles({name: '发票.pdf',
+                                                      mimeType: 'application/pdf',
+                                                      buffer: Buffer.from('%PDF-1.7\n')});
+        const [state, text] = await lastOut();
+        assert(state === 'failed', 'the PDF is not sent: ' + state);
+        const want = (await zh(p, 'media.bad')).replace('{name}', '发票.pdf');
+        assert(text.includes(want), 'the reason is shown: ' + text);
+        assert((await simSent(user)).length === before, 'nothing reached WeChat');
+    });
+
+    await step('media: the emoji picker inserts Unicode emoji', async () => {
+        await tid(p, 'composer-input').fill('好的');
+        await tid(p, 'emoji-open').click();
+        await tid(p, 'emoji-panel').waitFor();
+        const n = await tid(p, 'emoji-pick').count();
+        assert(n >= 80, 'WeChat\'s faces: ' + n);
+        await shot(p, 'laptop-media-emoji');
+        const smile = p.locator('[data-testid="emoji-pick"][title="微笑"]');
+        assert(await smile.textContent() === '🙂', 'the first face is 微笑 🙂');
+        await smile.click();
+        await tid(p, 'emoji-panel').waitFor({state: 'hidden'});
+        const value = await tid(p, 'composer-input').inputValue();
+        assert(value === '好的🙂', 'inserted at the caret: ' + value);
+        const before = (await simSent(user)).length;
+        await tid(p, 'composer-input').press('Enter');
+        const got = await until(async () => (await simSent(user))
+            .slice(before).find(x => x.msgtype === 'text'), 5000,
+                                'the text at the simulator');
+        assert(got.body.text.content === '好的🙂', 'sent as Unicode: ' +
+               JSON.stringify(got.body.text));
+        // each sent once, and shown once (the feed's echo merged with it)
+        const kinds = (await simSent(user)).slice(first).map(x => x.msgtype);
+        assert(kinds.join() === 'voice,video,text', 'sent: ' + kinds.join());
+        const shown = await p.locator('[data-testid="message"][data-dir="out"]').count();
+        assert(shown === 4, 'voice, video, the refused PDF, the text: ' + shown);
+        await shot(p, 'laptop-media-sent');
+    });
+
+    await step('media: the voice player on a phone', async () => {
+        phone = await newPage(browser, 'media-phone', PHONE, true);
+        await signIn(phone, A.token);
+        await sessionItem(phone, user).click();
+        await phone.locator('[data-testid="message"][data-dir="in"] ' +
+                            '[data-testid="message-voice"] audio')
+            .waitFor({timeout: 20000});
+        await shot(phone, 'phone-media-voice');
+        await tid(phone, 'emoji-open').click();
+        await tid(phone, 'emoji-panel').waitFor();
+        await shot(phone, 'phone-media-emoji');
+    });
+
+    for (const pg of [p, phone]) {
+        if (pg)
+            await pg.context().close();
+    }
+    delete pages['media-laptop'];
+    delete pages['media-phone'];
 }
 
 // --- the scenario -----------------------------------------------------------
@@ -386,6 +690,77 @@ async function profileSteps(browser) {
         assert(r.status === 200, 'A offline: ' + r.status);
         await p.context().close();
         delete pages['agentA-profile'];
+    });
+}
+
+// --- routing (i17-routing): typing, a returning customer -------------------
+
+async function typingCalls() {
+    const r = await http('GET', SIM + '/_sim/calls?path=' +
+                         encodeURIComponent('/cgi-bin/message/custom/typing'));
+    assert(r.status === 200, '/_sim/calls ' + r.status);
+    return r.data.count || 0;
+}
+
+// The stack runs with [routing] returning = 7 (test/it/test_console.py).
+async function routingSteps(browser) {
+    const u = openidFor('Back');
+    const setStatus = async (who, status) => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: who.token, json: {status}});
+        assert(r.status === 200, `${who.account} ${status}: ${r.status}`);
+    };
+    const typingRequests = () => requestUrls.filter(
+        x => x.endsWith('/api/v1/sessions/' + u + '/typing')).length;
+    let p;
+
+    await step('routing: typing in the composer tells WeChat once per 10 s', async () => {
+        await setStatus(B, 'offline');
+        p = await newPage(browser, 'routing-A', LAPTOP);
+        await signIn(p, A.token);
+        await tid(p, 'status-online').click();
+        await p.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(u, '你好，我想改一下收货地址');
+        await sessionItem(p, u).click();
+        await tid(p, 'composer-input').waitFor();
+        const before = await typingCalls();
+        await tid(p, 'composer-input').pressSequentially('您好，我来帮您', {delay: 30});
+        await until(async () => await typingCalls() === before + 1, 5000,
+                    'one custom/typing at the simulator');
+        // every keystroke was an input event: one request, the rest held back
+        assert(typingRequests() === 1, 'typing requests: ' + typingRequests());
+        await tid(p, 'composer-input').pressSequentially('改一下地址', {delay: 30});
+        assert(typingRequests() === 1, 'still one request: ' + typingRequests());
+        await tid(p, 'composer-input').press('Enter');
+        await p.waitForFunction(() => [...document.querySelectorAll(
+            '[data-testid="message"][data-dir="out"]')].some(
+            el => el.textContent.includes('改一下地址') && el.dataset.state === 'sent'));
+        assert(await typingCalls() === before + 1, 'WeChat was told once');
+    });
+
+    await step('routing: a returning customer goes back to A, marked in the list', async () => {
+        let r = await http('POST', BASE + '/api/v1/sessions/' + u + '/close',
+                           {token: A.token});
+        assert(r.status === 200, 'close: ' + r.status);
+        await sessionItem(p, u).waitFor({state: 'detached'});
+        await setStatus(B, 'online');
+        await userWrites(u, '我又来了，地址还是不对');
+        r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(r.status === 200 && r.data.agent === A.account,
+               'back with A: ' + JSON.stringify(r.data));
+        assert(r.data.why.reason === 'returning', 'why: ' + JSON.stringify(r.data.why));
+        const badge = sessionItem(p, u).getByTestId('session-returning');
+        await badge.waitFor();
+        assert((await badge.textContent()) === '回头客', 'badge: ' + await badge.textContent());
+        await sessionItem(p, u).click();
+        await shot(p, 'laptop-routing-returning');
+        const phone = await newPage(browser, 'routing-A-phone', PHONE, true);
+        await signIn(phone, A.token);
+        await sessionItem(phone, u).getByTestId('session-returning').waitFor();
+        await shot(phone, 'phone-routing-returning');
+        await phone.context().close();
+        delete pages['routing-A-phone'];
+        assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
     });
 }
 
@@ -1207,6 +1582,8 @@ async function main() {
         });
 
         await profileSteps(browser);
+        await cannedReplies(browser, a, adm);
+        await mediaSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {
@@ -1215,6 +1592,8 @@ async function main() {
             }
             assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
         });
+
+        await routingSteps(browser);
     } catch (e) {
         /* reported by step() */
     } finally {

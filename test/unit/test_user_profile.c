@@ -124,7 +124,7 @@ static int setup(void **st)
     cmd_do(f, "FLUSHALL");
     tu_sim_post(&S.sim, "/_sim/reset", "{}");
     tu_pg_exec_ok(tu_pg.db, "TRUNCATE user_profiles, user_notes, audit_log, "
-                  "sessions, messages, transfers, agents");
+                  "sessions, messages, transfers, agents CASCADE");
     config_init(&f->cfg);
     tu_set_str(&f->cfg.wechat.app_id, APPID);
     tu_set_str(&f->cfg.wechat.app_secret, SECRET);
