@@ -16,6 +16,7 @@
 #include "kf.h"
 #include "log.h"
 #include "outbound.h"
+#include "user_profile.h"
 #include "route.h"
 #include "store.h"
 #include "wx_api.h"
@@ -40,6 +41,8 @@ struct app {
     struct wx_api *api;         /* WeChat's API (one curl handle) */
     struct outbound outbound;
     struct history history;     /* APP_WORKER: PostgreSQL reads (lazy
+                                   connection) */
+    struct user_profile profile; /* APP_WORKER: who a user is (lazy
                                    connection) */
     struct metrics *metrics;    /* this process's counts (lib/metrics) */
     struct journal journal;     /* APP_WORKER: callbacks kept while Redis
@@ -131,6 +134,12 @@ void api_media_upload(struct fcgi_req *r);
 void api_stream_ticket(struct fcgi_req *r);
 void api_stream(struct fcgi_req *r);
 
+/* Who a user is (profile.c). */
+void api_profile_get(struct fcgi_req *r);
+void api_profile_patch(struct fcgi_req *r);
+void api_note_add(struct fcgi_req *r);
+void api_note_edit(struct fcgi_req *r);
+void api_note_delete(struct fcgi_req *r);
 /* Canned replies (canned.c). */
 void api_canned_list(struct fcgi_req *r);
 void api_canned_create(struct fcgi_req *r);

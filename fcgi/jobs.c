@@ -2,7 +2,8 @@
  * bounded routing sweep (heartbeat loss, idle expiry, first-reply and
  * queue timeouts, queue draining) and sends what is due in the outbox
  * (agent replies that failed transiently, leave-a-message texts) and
- * fetches users' images, voice and video into the media store; at
+ * fetches users' images, voice and video into the media store and
+ * looks up who new users are (cgi-bin/user/info, lib/user_profile); at
  * start and every ten minutes it
  * re-mirrors the agents from PostgreSQL into Redis. The rest of each
  * second it archives the event stream into PostgreSQL (lib/archive).
@@ -29,6 +30,7 @@
 #include "media.h"
 #include "media_keep.h"
 #include "metrics.h"
+#include "user_profile.h"
 #include "push.h"
 #include "route.h"
 
@@ -180,6 +182,24 @@ static void keep_media(struct media *m, struct app *app, int64_t *next)
     count_media(app, &c);
 }
 
+/* Looks users up (cgi-bin/user/info): one pass of at most 10 look-ups a
+ * second, so the API's rate limit is left to the sends. */
+static void look_up_users(struct user_profile_jobs *pj, struct app *app)
+{
+    struct user_profile_counts c;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    rc = user_profile_jobs_pass(pj, kf_wall_ms(), 10, &c);
+    if (rc < 0)
+        log_warn(&app->log, "jobs", "profile_pass_failed", "err=%s",
+                 kf_strerror(rc));
+    if (c.fetched || c.failed || c.retried)
+        log_info(&app->log, "jobs", "profile", "fetched=%ld failed=%ld "
+                 "retried=%ld fresh=%ld", c.fetched, c.failed, c.retried,
+                 c.fresh);
+}
+
 /* Archives until `until` (wall ms), at least one pass: pass after pass
  * while entries are left, else every ARCHIVE_IDLE_MS (a pass is bounded
  * by [archiver] batch_ms); only naps when the archiver is off. Logs what
@@ -261,6 +281,8 @@ int jobs_main(const char *conf_path)
     struct app app;
     struct media media;
     struct archive ar;
+    struct user_profile prof;
+    struct user_profile_jobs pj;
     int64_t next_sync = 0, next_keep = 0;
     int rc = app_open(&app, conf_path, APP_JOBS);
 
@@ -271,6 +293,9 @@ int jobs_main(const char *conf_path)
     app_signals_install(on_stop);
     media_init(&media, &app.store, app.api, &app.cfg);
     archive_init(&ar, &app.store, &app.cfg);
+    user_profile_init(&prof, app.cfg.postgres.dsn, app.cfg.wechat.app_id,
+                      PG_USE_CLI);
+    user_profile_jobs_init(&pj, &prof, &app.store, app.api);
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
     memset(&push, 0, sizeof(push));
     if (push_enabled(&app.cfg)) {
@@ -301,6 +326,7 @@ int jobs_main(const char *conf_path)
         app_flush_metrics(&app);
         fetch_media(&media, &app);
         keep_media(&media, &app, &next_keep);
+        look_up_users(&pj, &app);
         archive(&ar, &app, now + 1000);
     }
     if (pushing)
@@ -311,6 +337,7 @@ int jobs_main(const char *conf_path)
     push_close(&push);
     log_info(&app.log, "jobs", "stop", NULL);
     archive_release(&ar);
+    user_profile_release(&prof);
     media_release(&media);
     app_close(&app);
     return 0;

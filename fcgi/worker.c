@@ -348,6 +348,8 @@ static int open_worker_parts(struct app *app)
         return rc;
     }
     history_init(&app->history, app->cfg.postgres.dsn);
+    user_profile_init(&app->profile, app->cfg.postgres.dsn,
+                      app->cfg.wechat.app_id, PG_USE_REQUEST);
     /* without a journal a callback during a Redis outage gets 503 (and
      * WeChat's retries): worse, but no reason not to start */
     if (journal_init(&app->journal, app->cfg.redis.journal_dir) < 0)
@@ -411,6 +413,7 @@ void app_close(struct app *app)
     wx_api_free(app->api);
     app->api = NULL;
     history_release(&app->history);
+    user_profile_release(&app->profile);
     callback_release(&app->cb);
     store_release(&app->store);
     log_close(&app->log);

@@ -17,7 +17,6 @@
 
 #include "banned.h"
 
-#define OPENID_MAX 64
 #define PAYLOAD_MAX (2 * WX_XML_MAX + 4096)   /* JSON escaping doubles */
 #define REPLY_MAX (16 * 1024)
 
@@ -130,22 +129,6 @@ static int decrypt(struct callback *cb, const struct callback_req *req,
     return rc;
 }
 
-static int valid_openid(struct kf_str s)
-{
-    size_t i;
-
-    if (s.len == 0 || s.len > OPENID_MAX)
-        return 0;
-    for (i = 0; i < s.len; i++) {
-        char c = s.p[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* What a push must hold whatever the configuration. */
 static int check_fields(const struct wx_msg *m)
 {
@@ -153,7 +136,7 @@ static int check_fields(const struct wx_msg *m)
         return KF_EPARSE;
     /* Bounded here so the dedupe key, the reply and its encryption always
      * fit: nothing can fail after the push is recorded. */
-    if (!valid_openid(m->from_user) || m->to_user.len > OPENID_MAX ||
+    if (!kf_openid_ok(m->from_user) || m->to_user.len > KF_OPENID_MAX ||
         m->msgtype.len > 32 || m->event_name.len > 64)
         return KF_EINVAL;
     return 0;

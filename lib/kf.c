@@ -139,6 +139,22 @@ char *kf_buf_detach(struct kf_buf *b, size_t *len)
     return p;
 }
 
+int kf_openid_ok(struct kf_str s)
+{
+    size_t i;
+
+    if (s.len < 1 || s.len > KF_OPENID_MAX)
+        return 0;
+    for (i = 0; i < s.len; i++) {
+        char c = s.p[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
 {
     uint32_t c;

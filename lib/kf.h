@@ -94,6 +94,11 @@ size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
  * bounded copy — so the text is safe to put into JSON. */
 void kf_utf8_trim(char *s);
 
+/* 1 when s is an OpenID as WeChat makes them: 1..KF_OPENID_MAX of
+ * [A-Za-z0-9_-]. */
+#define KF_OPENID_MAX 64
+int kf_openid_ok(struct kf_str s);
+
 /* Writes the n bytes at p as 2n lowercase hex digits and a NUL into out
  * (2n + 1 bytes). Never fails. */
 void kf_hex(const void *p, size_t n, char *out);

@@ -100,6 +100,8 @@ enum refusal_scope {
       "bad_format", "format must be wav", 0)                               \
     X(NOT_SERVED, REFUSAL_R, "not_served", KF_EINVAL, 403, "not_yours",     \
       "the user is not served by you", 0)                                  \
+    X(NOT_AUTHOR, REFUSAL_R, "not_author", KF_EINVAL, 403, "not_author",   \
+      "only the note's author or an admin may change it", 0)               \
     X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I, "bad_op", KF_EINVAL, 500, \
       "internal_error", "internal error", 0)                               \
     X(LOST_LEASE, REFUSAL_I, "lost_lease", KF_EINVAL, 500,                  \

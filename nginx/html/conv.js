@@ -15,6 +15,7 @@ import {mediaEvent, mediaNode} from './media.js';
 import {windowState} from './limits.js';
 import {pieces, plain, safeHref} from './emoji.js';
 import {alertAgent} from './notify.js';
+import {displayName, learnName} from './profile.js';
 import {autoMark, isAutomatic, wireTyping} from './routing.js';
 import {PICK_ACCEPT, sendFile} from './send_media.js';
 import {wireEmojiPicker} from './emoji_picker.js';
@@ -383,6 +384,7 @@ export function openConv(openid) {
     scrollToBottom();
     if (!c.historyLoaded)
         loadHistory(c, true);
+    learnName(openid);
     if (!isNarrow())
         tid('composer-input').focus();
 }
@@ -401,7 +403,8 @@ export function renderConvHead() {
     if (!openid)
         return;
     const s = S.sessions.get(openid);
-    tid('conv-title').textContent = openid;
+    const name = displayName(openid);
+    tid('conv-title').textContent = name ? name + ' · ' + openid : openid;
     const sub = [];
     if (s) {
         if (s.group && s.group !== '_all')

@@ -5,7 +5,7 @@
 import {api, setNetworkHandler} from './api.js';
 import {Feed} from './feed.js';
 import {t} from './i18n.js';
-import {fmtDur, h, num, shortId, show, tickWaiting, tid, toastError}
+import {fmtDur, h, num, show, tickWaiting, tid, toastError}
     from './dom.js';
 import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
 import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
@@ -13,6 +13,7 @@ import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
         revokeConvUrls} from './conv.js';
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
+import {userLabel, wireProfile} from './profile.js';
 import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
 import {returningBadge} from './routing.js';
 
@@ -210,7 +211,7 @@ export function renderSessions() {
         },
         h('div', {class: 'row1'},
           h('span', {class: 'user', title: s.openid,
-                     dataset: {testid: 'session-user'}}, shortId(s.openid)),
+                     dataset: {testid: 'session-user'}}, userLabel(s.openid)),
           returningBadge(s),
           h('span', {class: 'badge', dataset: {testid: 'session-unread'},
                      hidden: !i.unread,
@@ -280,4 +281,10 @@ export function wireAgent() {
     });
     wireCanned();       // its keys before the composer's own
     wireConv();
+    wireProfile();
+    // a display name learnt or changed: the list and the header show it
+    document.addEventListener('wxkf:profile', () => {
+        renderSessions();
+        renderConvHead();
+    });
 }

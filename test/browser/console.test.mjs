@@ -590,6 +590,109 @@ async function mediaSteps(browser) {
 
 // --- the scenario -----------------------------------------------------------
 
+// --- who the user is (i17-profile) -------------------------------------------
+// A new user writes; `wxkf jobs` looks it up (the simulator's user/info);
+// agent A opens the profile: WeChat's fields, a display name and a remark
+// (pushed to WeChat; 31 characters refused before asking; WeChat's 45009
+// shown in Chinese), a note, the past session and its transcript; the
+// same dialog on a phone.
+async function profileSteps(browser) {
+    const user = openidFor('Prof');
+    const path = `/api/v1/users/${user}/profile`;
+    let p;
+    await step('profile: a new user is looked up and shown to its agent', async () => {
+        p = await newPage(browser, 'agentA-profile', LAPTOP);
+        await signIn(p, A.token);
+        await tid(p, 'status-online').click();
+        await p.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        // WeChat knows a follower before the first message: the simulator
+        // too, or jobs' look-up may ask before userWrites tells it
+        const known = await http('POST', SIM + '/_sim/inbound', {json: {openid: user}});
+        assert(known.status === 200, '/_sim/inbound ' + known.status);
+        await userWrites(user, '我想改一下收货地址');
+        await sessionItem(p, user).waitFor({timeout: 10000});
+        await until(async () => {
+            const r = await apiGet(path, A.token);
+            return r.status === 200 && r.data.info && r.data.sessions.length;
+        }, 20000, 'the look-up and the archived session');
+        await sessionItem(p, user).click();
+        await tid(p, 'profile-open').click();
+        await tid(p, 'profile-dialog').waitFor();
+        await tid(p, 'profile-subscribe').waitFor();
+        assert(await tid(p, 'profile-subscribe').textContent() ===
+               await zh(p, 'profile.subscribed'), 'following, in Chinese');
+        assert(await tid(p, 'profile-scene').textContent() ===
+               await zh(p, 'profile.scene.ADD_SCENE_QR_CODE'), 'the scene in Chinese');
+        assert(await tid(p, 'profile-heading').textContent() ===
+               await zh(p, 'profile.unnamed'), 'no name from WeChat');
+    });
+    await step('profile: display name and remark saved, the remark on WeChat', async () => {
+        await tid(p, 'profile-name').fill('王女士');
+        await tid(p, 'profile-remark').fill('老客户');
+        await tid(p, 'profile-save').click();
+        await tid(p, 'profile-saved').waitFor();
+        assert(await tid(p, 'profile-heading').textContent() === '王女士', 'the heading');
+        await tid(p, 'conv-title').getByText('王女士').waitFor();
+        await sessionItem(p, user).getByTestId('session-user').getByText('王女士').waitFor();
+        const u = await http('GET', `${SIM}/_sim/users/${user}`);
+        assert(u.status === 200 && u.data.remark === '老客户',
+               'WeChat has the remark: ' + JSON.stringify(u.data));
+    });
+    await step('profile: a remark too long, and WeChat\'s refusal, in Chinese', async () => {
+        await tid(p, 'profile-remark').fill('客'.repeat(31));
+        assert((await tid(p, 'profile-remark-count').textContent()).startsWith('31/30'),
+               'the count says so');
+        await tid(p, 'profile-save').click();
+        const long = (await zh(p, 'profile.remark_long')).replace('{max}', '30');
+        await tid(p, 'profile-save-error').getByText(long).waitFor();
+        const f = await http('POST', SIM + '/_sim/fault',
+                             {json: {path: '/cgi-bin/user/info/updateremark',
+                                     errcode: 45009, count: 4}});  // and wx_api's 3 retries
+        assert(f.status === 200, '/_sim/fault ' + f.status);
+        await tid(p, 'profile-remark').fill('新备注');
+        await tid(p, 'profile-save').click();
+        const err = tid(p, 'profile-save-error');
+        await err.getByText(await zh(p, 'profile.wx.45009')).waitFor();
+        const details = await err.getByTestId('error-details').textContent();
+        assert(details.includes('errcode 45009'), 'WeChat\'s code on the details line: ' +
+               details);
+        const r = await apiGet(path, A.token);
+        assert(r.data.remark === '老客户', 'the refused remark was not kept');
+        await tid(p, 'profile-remark').fill('老客户');
+    });
+    await step('profile: a note, the past session and its transcript', async () => {
+        await tid(p, 'profile-note-input').fill('喜欢电话联系，下午方便');
+        await tid(p, 'profile-note-add').click();
+        const note = tid(p, 'profile-note').first();
+        await note.getByText('喜欢电话联系，下午方便').waitFor();
+        assert(await note.getByTestId('profile-note-delete').isVisible(),
+               'the author may delete it');
+        const s = tid(p, 'profile-session').first();
+        await s.getByTestId('profile-transcript-open').click();
+        await s.getByTestId('profile-transcript').getByText('我想改一下收货地址').waitFor();
+        assert(!(await tid(p, 'profile-saved').isVisible()), 'no stale 已保存 beside an error');
+        await shot(p, 'laptop-profile');
+    });
+    await step('profile: the same on a phone', async () => {
+        await tid(p, 'profile-close').click();
+        const ph = await newPage(browser, 'agentA-profile-phone', PHONE, true);
+        await signIn(ph, A.token);
+        await sessionItem(ph, user).click();
+        await tid(ph, 'conv-title').getByText('王女士').waitFor();   // learnt on opening
+        await tid(ph, 'profile-open').click();
+        await tid(ph, 'profile-heading').getByText('王女士').waitFor();
+        await tid(ph, 'profile-note').first().waitFor();
+        await shot(ph, 'phone-profile');
+        await ph.context().close();
+        delete pages['agentA-profile-phone'];
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: A.token, json: {status: 'offline'}});
+        assert(r.status === 200, 'A offline: ' + r.status);
+        await p.context().close();
+        delete pages['agentA-profile'];
+    });
+}
+
 // --- routing (i17-routing): typing, a returning customer -------------------
 
 async function typingCalls() {
@@ -1485,6 +1588,7 @@ async function main() {
             assert(!tok, 'token removed');
         });
 
+        await profileSteps(browser);
         await cannedReplies(browser, a, adm);
         await mediaSteps(browser);
 

@@ -8,7 +8,9 @@ latency is measured and printed); A answers and the reply reaches the
 simulator's custom/send with A's kf_account; a reply WeChat refuses shows
 as failed with its errcode; A transfers the session to agent B, who is
 signed in on a phone-sized screen and sees it; an admin sees both agents
-and the stats. Screenshots (1366x768 and 390x844) are kept under
+and the stats; a new user's profile (looked up by `wxkf jobs`) is shown
+with its past session and transcript, the display name, the remark
+(WeChat's refusal in Chinese) and a note are saved. Screenshots (1366x768 and 390x844) are kept under
 test/browser/artifacts/, with the script's output in console-test.log.
 
 Fails (never skips) when node or /usr/bin/chromium is missing: `make

@@ -419,6 +419,36 @@ def test_typing(sim, tok):
     assert typing('oTyp', 'CancelTyping') == 45080
 
 
+# --- users' profiles (user/info) ---------------------------------------------
+
+def test_user_info_and_remark(sim, tok):
+    INFO, REMARK = '/cgi-bin/user/info', '/cgi-bin/user/info/updateremark'
+
+    def info(user, **q):
+        return api(sim, 'GET', INFO, token=tok, query=dict(openid=user, **q))
+    sim.inbound('oInfo')
+    st, u = info('oInfo', lang='zh_CN')
+    assert st == 200 and u['subscribe'] == 1 and u['openid'] == 'oInfo'
+    assert u['remark'] == '' and isinstance(u['tagid_list'], list)
+    assert 'nickname' not in u and 'headimgurl' not in u
+    assert errcode(info('oNobody')) == 40003
+    assert errcode(api(sim, 'GET', INFO, token=tok)) == 40003
+    assert errcode(api(sim, 'POST', REMARK, {'openid': 'oInfo',
+                                             'remark': '老客户'}, tok)) == 0
+    assert info('oInfo')[1]['remark'] == '老客户'
+    assert errcode(api(sim, 'POST', REMARK, {'openid': 'oNobody',
+                                             'remark': 'x'}, tok)) == 40003
+    assert errcode(api(sim, 'POST', REMARK, {'openid': 'oInfo',
+                                             'remark': 'x' * 31}, tok)) \
+        == 47001
+    assert errcode(api(sim, 'GET', REMARK, token=tok)) == 43002
+    sim.inbound('oInfo', event='unsubscribe')
+    assert info('oInfo')[1] == {'subscribe': 0, 'openid': 'oInfo',
+                                'unionid': u['unionid']}
+    assert errcode(api(sim, 'GET', INFO, query={'openid': 'oInfo'})) \
+        in (40001, 41001)
+
+
 # --- kf accounts and sessions ------------------------------------------------
 
 def kfcall(sim, tok, op, body):
@@ -1027,7 +1057,8 @@ def test_user_push_rejected_not_recorded(sim, backend, tok):
     backend.answer = lambda push: (403, b'{"error":{}}')
     out = sim.user_send('oPushR', type='text', content='x')
     assert out['status'] == 403 and out['reply']['kind'] == 'other'
-    assert send(sim, tok, 'oPushR') == 40003             # never "seen"
+    # a follower (user/info knows it) but no message recorded: no window
+    assert send(sim, tok, 'oPushR') == 45015
 
 
 def test_user_push_timeout_retries(sim, backend):

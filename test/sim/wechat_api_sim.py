@@ -3,6 +3,7 @@
 
 API side (what wxkf calls; api_base = http://127.0.0.1:PORT): the access
 token endpoints, message/custom/send and typing, media upload/get, the
+users' profiles (user/info and user/info/updateremark), the
 customer-service account, session and chat-record APIs, with WeChat's
 errcodes, quotas and token rules (docs/wechat-protocol.md sections 6-8).
 Errors are HTTP 200 {"errcode":N,"errmsg":"... rid: ..."} like WeChat's.
@@ -633,7 +634,10 @@ class SimState:
             u = {'openid': openid, 'first_seen': self.now(),
                  'last_inbound': None, 'sends_since_inbound': 0,
                  'subscribed': True, 'typing_until': 0.0,
-                 'inbound_count': 0}
+                 'inbound_count': 0, 'remark': '', 'tagid_list': [2],
+                 'unionid': 'u_' + openid[-20:], 'language': 'zh_CN',
+                 'subscribe_scene': 'ADD_SCENE_QR_CODE', 'qr_scene': 98765,
+                 'qr_scene_str': ''}
             self.users[openid] = u
         return u
 
@@ -667,6 +671,43 @@ class SimState:
             out = dict(u)
             out['session'] = self._live_session(openid)
             return out
+
+    # --- user/info (用户管理) ---
+
+    def _known_user(self, openid):
+        if not isinstance(openid, str) or not OPENID_RE.match(openid) or \
+                openid not in self.users:
+            raise ApiError(40003)
+        return self.users[openid]
+
+    def user_info_api(self, q):
+        """cgi-bin/user/info: the fields WeChat returns since 2021-12-27
+        (no nickname, headimgurl, sex or region); an unsubscribed user
+        gets {"subscribe": 0, "openid", "unionid"} only."""
+        u = self._known_user(q.get('openid'))
+        if q.get('lang', 'zh_CN') not in ('zh_CN', 'zh_TW', 'en'):
+            raise ApiError(40003)
+        if not u['subscribed']:
+            return {'subscribe': 0, 'openid': u['openid'],
+                    'unionid': u['unionid']}
+        return {'subscribe': 1, 'openid': u['openid'],
+                'language': u['language'],
+                'subscribe_time': int(u['first_seen']),
+                'unionid': u['unionid'], 'remark': u['remark'],
+                'groupid': 0, 'tagid_list': list(u['tagid_list']),
+                'subscribe_scene': u['subscribe_scene'],
+                'qr_scene': u['qr_scene'], 'qr_scene_str': u['qr_scene_str']}
+
+    def update_remark(self, body):
+        """cgi-bin/user/info/updateremark {"openid","remark"}: a remark
+        of at most 30 characters (47001 past it: the simulator's choice;
+        wxkf checks the length first)."""
+        u = self._known_user(body.get('openid'))
+        remark = body.get('remark')
+        if not isinstance(remark, str) or len(remark) > 30:
+            raise ApiError(47001)
+        u['remark'] = remark
+        return {}
 
     # --- custom/send ---
 
@@ -1253,6 +1294,9 @@ class SimState:
 
         # While WeChat's own kf system serves the user, messages go there.
         with self.lock:
+            # a user who writes follows the account already: user/info
+            # knows it before the callback reaches wxkf
+            self._user(openid)
             sess = self._live_session(openid) if kind != 'event' else None
             if sess is not None and not req.get('push'):
                 self.inbound(openid, ct)
@@ -1541,6 +1585,11 @@ API_ROUTES = {
     '/cgi-bin/message/custom/typing': (
         ('POST',), _post(lambda s, b: s.typing(b)), True),
     '/cgi-bin/media/upload': (('POST',), _r_upload, True),
+    '/cgi-bin/user/info': (
+        ('GET',), lambda s, m, q, h, raw, tok: api_json(s.user_info_api(q)),
+        True),
+    '/cgi-bin/user/info/updateremark': (
+        ('POST',), _post(lambda s, b: s.update_remark(b)), True),
     '/cgi-bin/media/get': (('GET',), _r_media_get, True),
     '/customservice/kfaccount/add': (
         ('POST',), _post(lambda s, b: s.kf_add(b)), True),
