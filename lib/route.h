@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "agent.h"
 #include "kf.h"
 #include "refusal.h"
 #include "store.h"
@@ -22,7 +23,7 @@
 
 struct route_rule {
     char key[ROUTE_NAME_MAX];     /* EventKey or keyword */
-    char group[33];
+    char group[AGENT_GROUP_SIZE];
 };
 
 struct route {

@@ -12,7 +12,7 @@ local function parse_cfg(s)
                 queue = 600000, gp = {} }
     for k, v in string.gmatch(s or '', '([%w_]+)=([^;]*)') do
         if k == 'gp' then
-            for g, p in string.gmatch(v, '([%w_%-]+):([%w_]+)') do c.gp[g] = p end
+            for g, p in string.gmatch(v, '([^:,]+):([%w_]+)') do c.gp[g] = p end
         elseif k == 'policy' then c.policy = v
         else c[k] = tonumber(v) or 0 end
     end
