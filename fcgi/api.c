@@ -18,6 +18,7 @@
 #include "history.h"
 #include "refusal.h"
 #include "route.h"
+#include "wrapup.h"
 
 #include "banned.h"
 
@@ -323,13 +324,31 @@ static void session_action(struct fcgi_req *r, const struct auth *who,
              me.role == AUTH_AGENT ? me.account : "admin", result);
 }
 
+/* POST /api/v1/sessions/{openid}/close {"summary": ...} (optional: the
+ * wrap-up, lib/wrapup; it travels in the close event). */
 void api_session_close(struct fcgi_req *r)
 {
     struct auth who;
+    json_t *body;
+    const char *summary = NULL, *why = NULL;
+    char wrap[WRAPUP_JSON_MAX];
+    int rc;
 
     if (api_authenticate(r, &who, 0))
         return;
-    session_action(r, &who, "close", NULL);
+    body = api_json_body(r);
+    if (!body)
+        return;
+    if (api_str_field(r, body, "summary", &summary) == 0) {
+        rc = wrapup_payload(summary, wrap, sizeof(wrap), &why);
+        if (rc == KF_EINVAL)
+            fcgi_error(r, 400, "invalid_field", why, NULL);
+        else if (rc < 0)
+            fcgi_error(r, 500, "internal_error", "internal error", NULL);
+        else
+            session_action(r, &who, "close", wrap);
+    }
+    json_decref(body);
 }
 
 void api_session_transfer(struct fcgi_req *r)

@@ -335,7 +335,9 @@ local function session(o)
 end
 
 -- Closes o's session; frees the slot and lets the queue move.
-local function close(o, reason, now, cfg, by)
+-- wrap: the agent's wrap-up, a JSON object made by the C side (nil or
+-- '' none), kept as the close event's payload.
+local function close(o, reason, now, cfg, by, wrap)
     local s = session(o)
     if not s then return false end
     detach(o, s)
@@ -343,6 +345,10 @@ local function close(o, reason, now, cfg, by)
     local ev = { 'type', 'close', 'openid', o, 'session', s.id or '',
                  'agent', s.agent or '', 'group', s.group or '',
                  'reason', reason, 'by', by or '', 'ts_ms', tostring(now) }
+    if wrap and wrap ~= '' then
+        ev[#ev + 1] = 'payload'
+        ev[#ev + 1] = wrap
+    end
     emit(ev)
     inbox(s.agent, ev)
     if s.state == 'active' and s.agent and s.agent ~= '' then
