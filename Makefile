@@ -68,13 +68,16 @@ LUA_ROUTING := $(addprefix lib/lua/,$(addsuffix .lua,\
   ingest outbound presence read session sweep))
 LUA_PLAIN := $(filter-out lib/lua/prelude.lua $(LUA_ROUTING),\
   $(sort $(wildcard lib/lua/*.lua)))
+EMBED_LUA = sh scripts/embed_lua.sh build/gen/lua.c build/gen/lua.h \
+  lib/lua/prelude.lua $(LUA_ROUTING) -- $(LUA_PLAIN)
 build/gen/lua.c: lib/lua/prelude.lua $(LUA_ROUTING) $(LUA_PLAIN) \
 		scripts/embed_lua.sh Makefile
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"
-	$(Q)sh scripts/embed_lua.sh $@ build/gen/lua.h lib/lua/prelude.lua \
-	  $(LUA_ROUTING) -- $(LUA_PLAIN)
-build/gen/lua.h: build/gen/lua.c ;
+	$(Q)$(EMBED_LUA)
+# (written with lua.c; again only if it went missing)
+build/gen/lua.h: build/gen/lua.c
+	$(Q)test -f $@ || $(EMBED_LUA)
 $(REL)/gen/lua.o: build/gen/lua.c build/gen/lua.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"

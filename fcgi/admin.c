@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "fcgi.h"
 #include "pg.h"
+#include "refusal.h"
 #include "push.h"
 #include "route.h"
 
@@ -70,17 +71,11 @@ static json_t *agent_json(const struct agent *a, const json_t *live)
 static void agent_failed(struct fcgi_req *r, int rc,
                          const struct agent_err *err)
 {
+    const struct refusal *why = refusal_by_rc(REFUSAL_AGENT, rc);
     const char *m = err->msg;
 
-    if (rc == KF_ENOTFOUND) {
-        fcgi_error(r, 404, "unknown_agent", "no such agent", NULL);
-    } else if (rc == KF_EEXISTS) {
-        fcgi_error(r, 409, "account_exists", "an agent with this account "
-                   "exists", NULL);
-    } else if (rc == KF_EBUSY) {
-        fcgi_error(r, 409, "agent_busy", m, NULL);
-    } else if (rc == KF_EINVAL) {
-        fcgi_error(r, 400, "invalid_field", m, NULL);
+    if (why) {
+        api_refused(r, why, m);
     } else {
         fcgi_error(r, 503, "backend_unavailable", "PostgreSQL or Redis is "
                    "unreachable", NULL);

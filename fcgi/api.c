@@ -727,12 +727,11 @@ void api_media_get(struct fcgi_req *r)
     } else if (rc == KF_EBACKEND) {
         api_backend_down(r);
     } else {
-        api_refused(r, refusal_find(REFUSAL_MEDIA, kf_str_c(f.code),
-                                    REFUSAL_NO_MEDIA), NULL);
+        api_refused(r, f.why ? f.why : refusal_get(REFUSAL_NO_MEDIA), NULL);
     }
     log_info(&r->log, "api", "media", "status=%d by=%s code=%s size=%llu",
              r->status, who.role == AUTH_AGENT ? who.account : "admin",
-             f.code[0] ? f.code : "-", (unsigned long long)f.size);
+             f.why ? f.why->sub : "-", (unsigned long long)f.size);
     media_file_release(&f);
     media_release(&m);
 }

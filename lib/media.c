@@ -661,10 +661,10 @@ void media_file_release(struct media_file *f)
     f->fd = -1;
 }
 
-static int refuse(struct media_file *f, int rc, const char *code)
+static int refuse(struct media_file *f, enum refusal_id id)
 {
-    snprintf(f->code, sizeof(f->code), "%s", code);
-    return rc;
+    f->why = refusal_get(id);
+    return f->why->rc;
 }
 
 /* Opens dir/rel if it resolves inside dir, is a regular file and its last
@@ -679,7 +679,7 @@ static int open_inside(const char *dir, const char *rel, struct media_file *f)
     if (!media_rel_ok(rel) ||
         (size_t)snprintf(full, sizeof(full), "%s/%s", dir, rel) >=
             sizeof(full))
-        return refuse(f, KF_ENOTFOUND, "no_media");
+        return refuse(f, REFUSAL_NO_MEDIA);
     rdir = realpath(dir, NULL);
     rfull = realpath(full, NULL);
     if (!rdir || !rfull)
@@ -699,7 +699,7 @@ static int open_inside(const char *dir, const char *rel, struct media_file *f)
 out:
     free(rdir);
     free(rfull);
-    return rc < 0 ? refuse(f, rc, "no_media") : 0;
+    return rc < 0 ? refuse(f, REFUSAL_NO_MEDIA) : 0;
 }
 
 int media_open(struct media *m, struct kf_str media_id, const char *agent,
@@ -712,9 +712,9 @@ int media_open(struct media *m, struct kf_str media_id, const char *agent,
     int rc;
 
     media_file_release(f);
-    f->code[0] = '\0';
+    f->why = NULL;
     if (!media_id_ok(media_id))
-        return refuse(f, KF_EINVAL, "bad_media_id");
+        return refuse(f, REFUSAL_BAD_MEDIA_ID);
     snprintf(mid, sizeof(mid), "%.*s", (int)media_id.len, media_id.p);
     rc = store_run(m->store, &m->script, 0, NULL, 3, args, NULL, &r);
     if (rc < 0)
@@ -722,12 +722,11 @@ int media_open(struct media *m, struct kf_str media_id, const char *agent,
     if (store_reply_at_str(r, 0, &state) < 0) {
         rc = KF_EBACKEND;
     } else if (store_reply_at_is(r, 0, "not_yours")) {
-        rc = refuse(f, KF_EINVAL, "not_yours");
+        rc = refuse(f, REFUSAL_MEDIA_NOT_YOURS);
     } else if (!store_reply_at_is(r, 0, "ok") || store_reply_len(r) != 4 ||
                store_reply_at_str(r, 1, &path) < 0) {
-        rc = refuse(f, KF_ENOTFOUND,
-                    store_reply_at_is(r, 0, "media_failed")
-                        ? "media_failed" : "no_media");
+        rc = refuse(f, store_reply_at_is(r, 0, "media_failed")
+                           ? REFUSAL_MEDIA_FAILED : REFUSAL_NO_MEDIA);
     } else {
         rc = open_inside(m->cfg->media.dir, path.p, f);
         dot = strrchr(path.p, '.');

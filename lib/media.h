@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "refusal.h"
+
 #include "config.h"
 #include "kf.h"
 #include "store.h"
@@ -94,18 +96,20 @@ struct media_file {
     uint64_t size;
     char content_type[64];
     char ext[8];
-    char code[24];              /* why not: bad_media_id, not_yours,
-                                   no_media, media_failed */
+    /* why not (lib/refusal.h, scope REFUSAL_MEDIA): BAD_MEDIA_ID,
+     * MEDIA_NOT_YOURS, NO_MEDIA, MEDIA_FAILED; NULL when opened or when
+     * the failure is no refusal (Redis down) */
+    const struct refusal *why;
 };
 
 void media_file_init(struct media_file *f);
 void media_file_release(struct media_file *f);    /* closes; safe twice */
 
 /* Opens the stored file of media_id for agent ("" = an admin, who may
- * see any). KF_EINVAL + f->code bad_media_id (malformed) or not_yours
- * (the user is not in one of the agent's sessions); KF_ENOTFOUND + code
- * no_media (unknown, not stored yet, or the file is gone) or
- * media_failed; KF_EBACKEND when Redis is down. Never opens anything
+ * see any). KF_EINVAL + f->why BAD_MEDIA_ID (malformed) or
+ * MEDIA_NOT_YOURS (the user is not in one of the agent's sessions);
+ * KF_ENOTFOUND + why NO_MEDIA (unknown, not stored yet, or the file is
+ * gone) or MEDIA_FAILED; KF_EBACKEND when Redis is down. Never opens anything
  * outside [media] dir (checked with realpath, no symlink at the end). */
 KF_WUR int media_open(struct media *m, struct kf_str media_id,
                       const char *agent, struct media_file *f);

@@ -28,6 +28,16 @@ const struct refusal *refusal_find(unsigned scope, struct kf_str sub,
     return &table[otherwise < REFUSAL_COUNT ? otherwise : REFUSAL_REFUSED];
 }
 
+const struct refusal *refusal_by_rc(unsigned scope, int rc)
+{
+    size_t i;
+
+    for (i = 0; rc < 0 && i < REFUSAL_COUNT; i++)
+        if ((table[i].scopes & scope) && table[i].rc == rc)
+            return &table[i];
+    return NULL;
+}
+
 const struct refusal *refusal_by_errcode(unsigned scope, long errcode)
 {
     size_t i;

@@ -33,6 +33,8 @@ enum refusal_scope {
                                user's history (fcgi/api.c) */
     REFUSAL_INTERNAL = 32,  /* a programming error or a lost race, never
                                a client's doing */
+    REFUSAL_AGENT = 64,     /* the agent verbs (agent_sync, agent_db):
+                               looked up by the kf code they return */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -41,6 +43,7 @@ enum refusal_scope {
 #define REFUSAL_M REFUSAL_MEDIA
 #define REFUSAL_R REFUSAL_READ
 #define REFUSAL_I REFUSAL_INTERNAL
+#define REFUSAL_A REFUSAL_AGENT
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -92,7 +95,15 @@ enum refusal_scope {
     X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I, "bad_op", KF_EINVAL, 500, \
       "internal_error", "internal error", 0)                               \
     X(LOST_LEASE, REFUSAL_I, "lost_lease", KF_EINVAL, 500,                  \
-      "internal_error", "internal error", 0)
+      "internal_error", "internal error", 0)                               \
+    X(NO_AGENT, REFUSAL_A, "unknown_agent", KF_ENOTFOUND, 404,              \
+      "unknown_agent", "no such agent", 0)                                 \
+    X(ACCOUNT_EXISTS, REFUSAL_A, "account_exists", KF_EEXISTS, 409,         \
+      "account_exists", "an agent with this account exists", 0)            \
+    X(AGENT_BUSY, REFUSAL_A, "agent_busy", KF_EBUSY, 409, "agent_busy",     \
+      NULL, 0)                                                             \
+    X(AGENT_INVALID, REFUSAL_A, "invalid_field", KF_EINVAL, 400,            \
+      "invalid_field", NULL, 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,
@@ -119,6 +130,9 @@ const struct refusal *refusal_get(enum refusal_id id);
  * the row of otherwise when none matches. Never NULL. */
 const struct refusal *refusal_find(unsigned scope, struct kf_str sub,
                                    enum refusal_id otherwise);
+/* The row of scope a verb's kf code rc means (the first such row), or
+ * NULL (rc is no refusal: a backend failure). */
+const struct refusal *refusal_by_rc(unsigned scope, int rc);
 /* The row of scope WeChat's errcode means, or NULL. */
 const struct refusal *refusal_by_errcode(unsigned scope, long errcode);
 

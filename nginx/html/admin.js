@@ -4,9 +4,9 @@
 
 import {api, ApiError, seg} from './api.js';
 import {t} from './i18n.js';
-import {confirmDialog, errText, fmtDur, fmtTime, h, num, setError, shortId,
-        show, tickWaiting, tid, toast, toastError} from './dom.js';
-import {S, every} from './state.js';
+import {confirmDialog, errInfo, fmtDur, fmtTime, h, num, setError, shortId,
+        show, showError, tickWaiting, tid, toast, toastError} from './dom.js';
+import {S, agentName, every} from './state.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
@@ -34,8 +34,9 @@ export async function refreshAdmin() {
             setError(tid('agents-error'), '');
             renderAgents(agents.value && agents.value.agents || [], st);
         } else {
-            setError(tid('agents-error'),
-                     t('agents.unavailable', {msg: errText(agents.reason)}));
+            const {msg, details} = errInfo(agents.reason);
+            setError(tid('agents-error'), t('agents.unavailable', {msg}),
+                     details);
             renderAgents(null, st);    // what the stats know
         }
         panel('queue-error', queue, renderQueue);
@@ -54,7 +55,7 @@ function panel(errId, res, render) {
     } else {
         if (res.reason instanceof ApiError && res.reason.status === 401)
             return;
-        setError(tid(errId), errText(res.reason));
+        showError(tid(errId), res.reason);
     }
 }
 
@@ -201,7 +202,7 @@ async function addAgent(ev) {
         showToken(acct, r && r.token || '');
         refreshAdmin();
     } catch (e) {
-        setError(err, errText(e));
+        showError(err, e);
     } finally {
         btn.disabled = false;
     }
@@ -254,7 +255,7 @@ async function saveEdit(ev) {
         toast(t('agents.saved', {account: a.account}));
         refreshAdmin();
     } catch (e) {
-        setError(tid('edit-error', dlg), errText(e));
+        showError(tid('edit-error', dlg), e);
     }
 }
 
@@ -327,7 +328,8 @@ function renderAllSessions(r) {
           shortId(s.openid)),
         h('td', {dataset: {label: t('col.state')}},
           s.state ? t('state.' + s.state) : ''),
-        h('td', {dataset: {label: t('col.agent')}}, s.agent || ''),
+        h('td', {dataset: {label: t('col.agent')}, title: s.agent || ''},
+          s.agent ? agentName(s.agent) : ''),
         h('td', {dataset: {label: t('col.group')}}, groupName(s.group)),
         h('td', {dataset: {label: t('col.opened')}}, fmtTime(num(s.opened_ms))),
         h('td', {dataset: {label: t('col.last')}}, fmtTime(num(s.last_ms))))));

@@ -37,6 +37,13 @@ export function setUnauthorizedHandler(fn) {
     onUnauthorized = fn;
 }
 
+// Called with false when a request could not reach the server (the
+// network), with true when one got any answer.
+let onNetwork = null;
+export function setNetworkHandler(fn) {
+    onNetwork = fn;
+}
+
 // request(method, path, {json, body, type, blob, query, token, signal})
 // → parsed JSON (or a Blob with blob:true, or null for an empty body).
 // Throws ApiError: status 0 for the network, else the server's
@@ -73,8 +80,12 @@ export async function request(method, path, opts = {}) {
     } catch (e) {
         if (e && e.name === 'AbortError')
             throw e;
+        if (onNetwork)
+            onNetwork(false);
         throw new ApiError(0, 'network', '');
     }
+    if (onNetwork)
+        onNetwork(true);
     if (!resp.ok) {
         let err = {};
         try {

@@ -14,7 +14,7 @@
 import {api, ApiError, getToken, setToken, setUnauthorizedHandler}
     from './api.js';
 import {t, applyI18n, setLang, getLang, LANGS} from './i18n.js';
-import {errText, h, setError, show, tid} from './dom.js';
+import {errInfo, h, setError, show, showError, tid} from './dom.js';
 import {S, reset} from './state.js';
 import {enterAgent, leaveAgent, relabelAgent, wireAgent} from './workspace.js';
 import {revokeMediaUrls} from './media.js';
@@ -97,8 +97,10 @@ async function submitLogin(ev) {
         setToken(token);
         enter(me);
     } catch (e) {
-        setError(err, e instanceof ApiError && e.status === 401 ?
-                 t('login.expired') : errText(e));
+        if (e instanceof ApiError && e.status === 401)
+            setError(err, t('login.expired'));
+        else
+            showError(err, e);
     } finally {
         btn.disabled = false;
         btn.textContent = t('login.submit');
@@ -146,7 +148,7 @@ async function boot() {
     } catch (e) {
         setToken('');
         showLogin(e instanceof ApiError && e.status === 401 ?
-                  t('login.expired') : errText(e));
+                  t('login.expired') : errInfo(e).msg);
     }
 }
 

@@ -6,12 +6,15 @@
 import {api, ApiError, seg} from './api.js';
 import {streamIdOf} from './feed.js';
 import {t} from './i18n.js';
-import {$, confirmDialog, errText, fmtTime, h, num, setError, show, tid,
-        toast, toastError} from './dom.js';
-import {S, info, saveInfo} from './state.js';
+import {$, confirmDialog, detailsNode, errInfo, fmtDur, fmtTime, h, num, setError,
+        show, showError, tid, toast, toastError} from './dom.js';
+import {S, agentName, info, saveInfo} from './state.js';
 import {refreshSessions, refreshSessionsSoon, renderSessions, renderStatus}
     from './workspace.js';
 import {mediaEvent, mediaNode} from './media.js';
+import {windowState} from './limits.js';
+import {pieces, plain, safeHref} from './emoji.js';
+import {alertAgent} from './notify.js';
 
 const HISTORY_PAGE = 30;
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;    // the server's limit too
@@ -47,6 +50,7 @@ function inKey(msgid, createTime, kind) {
 
 const STATE_RANK = {sending: 0, queued: 1, sent: 2, failed: 2};
 
+// err: {msg, details} of a failure (details: what the server said).
 function setMsgState(m, state, err) {
     if (!(state in STATE_RANK))
         return;
@@ -54,9 +58,9 @@ function setMsgState(m, state, err) {
         return;
     m.state = state;
     if (state === 'failed')
-        m.err = err || m.err || '';
+        m.err = err && err.msg ? err : (m.err || null);
     else
-        m.err = '';
+        m.err = null;
     if (m.el)
         fillMsgEl(m);
 }
@@ -178,16 +182,25 @@ function upsertOutbound(c, o) {
     return m;
 }
 
+// A send WeChat refused: its errcode in words (45015 and 45047 are the
+// window and the budget), WeChat's own text as the details.
+export function wechatErr(errcode, errmsg) {
+    const n = Number(errcode);
+    const details = [errcode && n !== 0 ? 'errcode ' + errcode : '',
+                     errmsg || ''].filter(Boolean).join(' · ');
+    if (n === 45015)
+        return {msg: t('err.code.outside_48h_window'), details};
+    if (n === 45047)
+        return {msg: t('err.code.quota_exhausted'), details};
+    if (errcode && n !== 0)
+        return {msg: t('err.code.wechat_refused', {errcode}), details};
+    // no errcode: wxkf jobs gave up reaching WeChat
+    return {msg: t('err.code.wechat_unreachable'), details};
+}
+
 function applyDelivery(m, d) {
-    const status = d.status;
-    let err = '';
-    if (status === 'failed') {
-        err = d.errmsg || '';
-        if (d.errcode && String(d.errcode) !== '0')
-            err = d.errmsg ? t('err.wechat', {errcode: d.errcode, errmsg: d.errmsg})
-                           : t('err.wechat.code', {errcode: d.errcode});
-    }
-    setMsgState(m, status, err);
+    setMsgState(m, d.status, d.status === 'failed' ?
+        wechatErr(d.errcode, d.errmsg) : null);
 }
 
 // --- the feed ----------------------------------------------------------------
@@ -197,6 +210,7 @@ export function onFeedEvents(events) {
         return;
     let sessionsChanged = false;
     const touched = new Set();
+    const alerts = new Map();       // openid -> {kind, text}: live ones only
     for (const e of events) {
         if (!e || typeof e !== 'object')
             continue;
@@ -215,6 +229,12 @@ export function onFeedEvents(events) {
                 i.since = m.ts;
             if (!viewing(openid))
                 i.unread = (i.unread || 0) + 1;
+            if (m.ts >= Date.now() - 60000) {           // not a replay
+                const a = alerts.get(openid);
+                alerts.set(openid, {
+                    kind: a ? a.kind : S.sessions.has(openid) ? 'message' : 'user',
+                    text: previewText(m)});
+            }
             if (!S.sessions.has(openid))
                 sessionsChanged = true;
             touched.add(openid);
@@ -279,6 +299,7 @@ export function onFeedEvents(events) {
                                         opened_ms: num(e.ts_ms) || Date.now(),
                                         assigned_ms: num(e.ts_ms) || Date.now(),
                                         provisional: true, added: Date.now()});
+                alerts.set(openid, {kind: 'user', text: ''});
                 touched.add(openid);
             } else if (openid && e.agent && e.agent !== S.me.account &&
                        S.sessions.delete(openid)) {
@@ -304,6 +325,8 @@ export function onFeedEvents(events) {
         }
     }
     saveInfo();
+    for (const [openid, a] of alerts)
+        alertAgent(a.kind, openid, a.text, openConv);
     if (sessionsChanged)
         refreshSessionsSoon();
     if (touched.size)
@@ -397,9 +420,63 @@ function setNotice(msg) {
     setError(tid('conv-notice'), msg);
 }
 
+let composerOn = true;
 function enableComposer(on) {
+    composerOn = on;
     for (const el of tid('composer').querySelectorAll('textarea, button, input'))
         el.disabled = !on;
+    renderLimits();
+}
+
+// The active conversation's window and send budget (limits.js), and why
+// sending is blocked, before a send fails. Ticks every second.
+export function limitsOf(openid) {
+    const c = openid && S.convs.get(openid);
+    return c ? windowState(c.msgs, Date.now(), c.reply) : null;
+}
+
+export function windowText(w) {
+    return w.open ? t('limits.window', {t: fmtDur(w.endsAt - Date.now())}) :
+        t('limits.closed');
+}
+
+export function budgetText(w) {
+    return t('limits.left', {n: w.left, quota: w.quota});
+}
+
+// Every second: the open conversation's and the session list's
+// countdowns.
+export function tickLimits() {
+    if (S.active)
+        renderLimits();
+    for (const el of document.querySelectorAll('[data-testid="session-limits"]')) {
+        const w = limitsOf(el.dataset.openid);
+        if (w) {
+            el.textContent = windowText(w) + ' · ' + budgetText(w);
+            el.dataset.blocked = w.blocked;
+        }
+    }
+}
+
+export function renderLimits() {
+    const w = limitsOf(S.active);
+    const box = tid('conv-limits');
+    show(box, !!w);
+    if (w) {
+        tid('conv-window', box).textContent = windowText(w);
+        tid('conv-budget', box).textContent = budgetText(w);
+        box.dataset.blocked = w.blocked;
+    }
+    const blocked = w && composerOn ? w.blocked : '';
+    const why = !blocked ? '' : blocked === 'budget' ?
+        t('limits.why.budget', {quota: w.quota}) :
+        t(w.kind === 'evt' ? 'limits.why.window_evt' : 'limits.why.window');
+    setError(tid('composer-why'), why);
+    const send = tid('composer-send');
+    send.disabled = !composerOn || !!blocked;
+    send.title = why;
+    tid('composer-image').disabled = send.disabled;
+    tid('composer').dataset.blocked = blocked || '';
 }
 
 function nearBottom(el) {
@@ -430,6 +507,7 @@ function renderMessages(keepBottom) {
     show(tid('history-start'), c.atStart && c.historyLoaded);
     if (stick)
         scrollToBottom();
+    renderLimits();
 }
 
 function makeMsgEl(m) {
@@ -441,8 +519,30 @@ function makeMsgEl(m) {
 
 export function previewText(m) {
     if (m.msgtype === 'text')
-        return m.content || '';
+        return plain(m.content);
     return typeLabel(m);
+}
+
+// A message's text as nodes: WeChat's faces as emoji (the code kept as
+// the title), http(s) links that open in a new tab without an opener or
+// a referrer; everything else text nodes.
+function richText(text) {
+    const span = h('span', {class: 'text', dataset: {testid: 'message-text'}});
+    for (const p of pieces(text)) {
+        if (p.kind === 'emoji') {
+            span.append(h('span', {class: 'emoji', role: 'img', title: p.code,
+                                   'aria-label': p.name,
+                                   dataset: {testid: 'emoji', code: p.code}},
+                          p.text));
+        } else if (p.kind === 'link') {
+            span.append(h('a', {href: p.href, target: '_blank',
+                                rel: 'noopener noreferrer',
+                                dataset: {testid: 'message-link'}}, p.text));
+        } else {
+            span.append(p.text);
+        }
+    }
+    return span;
 }
 
 export function typeLabel(m) {
@@ -471,14 +571,17 @@ export function fillMsgEl(m, li = m.el) {
         li.dataset.state = m.state;
     const bubble = h('div', {class: 'bubble', dataset: {testid: 'message-body'}});
     if (m.msgtype === 'text') {
-        bubble.append(h('span', {class: 'text', dataset: {testid: 'message-text'}},
-                        m.content || ''));
+        bubble.append(richText(m.content));
     } else if (['image', 'voice', 'video', 'shortvideo'].includes(m.msgtype)) {
         bubble.append(mediaNode(m));
         if (m.msgtype === 'voice' && m.content) {
             bubble.append(h('div', {class: 'recog'},
                             t('msg.recognition', {text: m.content})));
         }
+    } else if (m.msgtype === 'link' && safeHref(m.payload && m.payload.Url)) {
+        bubble.append(h('a', {href: safeHref(m.payload.Url), target: '_blank',
+                              rel: 'noopener noreferrer', class: 'text',
+                              dataset: {testid: 'message-link'}}, typeLabel(m)));
     } else {
         bubble.append(h('span', {class: 'text', dataset: {testid: 'message-text'}},
                         typeLabel(m)));
@@ -487,15 +590,19 @@ export function fillMsgEl(m, li = m.el) {
                    h('time', {}, fmtTime(m.ts)));
     if (m.dir === 'out') {
         if (m.by && S.me && m.by !== S.me.account)
-            meta.append(h('span', {class: 'by'}, m.by));
+            meta.append(h('span', {class: 'by', title: m.by}, agentName(m.by)));
         meta.append(h('span', {class: 'state ' + (m.state || ''),
                                dataset: {testid: 'message-state',
                                          state: m.state || ''}},
                       t('msg.state.' + (m.state || 'sending'))));
         if (m.state === 'failed' && m.err) {
             meta.append(h('span', {class: 'err', dataset: {testid: 'message-error'}},
-                          m.err));
+                          m.err.msg));
+            if (m.err.details)
+                meta.append(detailsNode(m.err.details));
         }
+        if (m.state === 'failed' && resendable(m))
+            meta.append(retryButtons(m));
     }
     li.replaceChildren(bubble, meta);
 }
@@ -513,10 +620,9 @@ function msgFromHistory(r) {
     }
     // 'sending' until its delivery is archived; the feed may know better
     const state = r.status || 'sent';
-    const errcode = r.errcode && Number(r.errcode) !== 0 ? r.errcode : null;
     return {ts, msgtype: r.msgtype || '', content: r.content || '',
             mediaId: r.media_id || '', payload: p, by: p.by || r.agent || '',
-            state, err: errcode ? t('err.wechat.code', {errcode}) : ''};
+            state, err: state === 'failed' ? wechatErr(r.errcode, '') : null};
 }
 
 async function loadHistory(c, first) {
@@ -619,12 +725,18 @@ async function sendMessage(openid, body, local) {
                                  body);
         if (r && r.id)
             bindMid(m, r.id);
+        if (r && Number.isFinite(r.left))
+            c.reply = {left: r.left, at: Date.now()};
         setMsgState(m, r && r.status === 'queued' ? 'queued' : 'sent');
     } catch (e) {
-        setMsgState(m, 'failed', errText(e));
+        setMsgState(m, 'failed', errInfo(e));
+        if (e instanceof ApiError && e.code === 'quota_exhausted')
+            c.reply = {left: 0, at: Date.now()};
         if (e instanceof ApiError && e.status === 403)
             refreshSessionsSoon();
     }
+    if (S.active === openid)
+        renderLimits();
     const i = info(openid);
     if (m.state !== 'failed') {
         i.since = 0;
@@ -637,11 +749,49 @@ async function sendMessage(openid, body, local) {
     return m;
 }
 
+// A failed text or image can be sent again as it was, and a failed
+// text put back in the composer to be edited.
+function resendable(m) {
+    return m.local && (m.msgtype === 'text' ? !!m.content :
+                       m.msgtype === 'image' && !!m.mediaId);
+}
+
+function retryButtons(m) {
+    const box = h('span', {class: 'retry'},
+        h('button', {type: 'button', class: 'link',
+                     dataset: {testid: 'message-retry'},
+                     onclick: () => retryMsg(m)}, t('msg.retry')));
+    if (m.msgtype === 'text') {
+        box.append(h('button', {type: 'button', class: 'link',
+                                dataset: {testid: 'message-edit'},
+                                onclick: () => editMsg(m)}, t('msg.edit')));
+    }
+    return box;
+}
+
+function retryMsg(m) {
+    const openid = m.openid;
+    removeMsg(m);
+    if (m.msgtype === 'text')
+        sendMessage(openid, {msgtype: 'text', text: {content: m.content}},
+                    {msgtype: 'text', content: m.content});
+    else
+        sendMessage(openid, {msgtype: 'image', image: {media_id: m.mediaId}},
+                    {msgtype: 'image', mediaId: m.mediaId, localUrl: m.localUrl});
+}
+
+function editMsg(m) {
+    removeMsg(m);
+    const input = tid('composer-input');
+    input.value = m.content + (input.value ? '\n' + input.value : '');
+    input.focus();
+}
+
 async function sendText() {
     const openid = S.active;
     const input = tid('composer-input');
     const text = input.value;
-    if (!openid || !text.trim())
+    if (!openid || !text.trim() || tid('composer-send').disabled)
         return;
     input.value = '';
     await sendMessage(openid, {msgtype: 'text', text: {content: text}},
@@ -658,7 +808,7 @@ async function sendImage(file) {
         const m = insertMsg(c, {dir: 'out', key: 'local:' + (++S.localSeq),
                                 ts: Date.now(), local: true, msgtype: 'image',
                                 localUrl, by: S.me.account});
-        setMsgState(m, 'failed', t('composer.badimage', {name: file.name}));
+        setMsgState(m, 'failed', {msg: t('composer.badimage', {name: file.name})});
         renderMessages(false);
         return;
     }
@@ -675,7 +825,7 @@ async function sendImage(file) {
         const m = insertMsg(c, {dir: 'out', key: 'local:' + (++S.localSeq),
                                 ts: Date.now(), local: true, msgtype: 'image',
                                 localUrl, by: S.me.account});
-        setMsgState(m, 'failed', errText(e));
+        setMsgState(m, 'failed', errInfo(e));
         if (S.active === openid)
             renderMessages(false);
         return;
@@ -709,17 +859,32 @@ async function submitTransfer(ev) {
         const r = await api.post('/api/v1/sessions/' + seg(openid) + '/transfer',
                                  {[kind]: target});
         dlg.close();
-        toast(t('conv.transferred', {result: r && r.result || ''}));
+        const said = transferResult(r && r.result);
+        toast(said);
         await refreshSessions();
         if (!S.sessions.has(openid) && S.active === openid) {
-            setNotice(t('conv.transferred', {result: r && r.result || ''}));
+            setNotice(said);
             enableComposer(false);
         }
     } catch (e) {
-        setError(tid('transfer-error', dlg), errText(e));
+        showError(tid('transfer-error', dlg), e);
     } finally {
         btn.disabled = false;
     }
+}
+
+// The API's transfer result ("assigned:<account>", "queued:<position>")
+// in words.
+export function transferResult(result) {
+    const s = String(result || '');
+    const i = s.indexOf(':');
+    const kind = i < 0 ? s : s.slice(0, i), arg = i < 0 ? '' : s.slice(i + 1);
+    if (kind === 'assigned' && arg)
+        return t('transfer.assigned', {who: agentName(arg)});
+    if (kind === 'queued')
+        return Number(arg) > 0 ? t('transfer.queued.pos', {n: Number(arg)})
+                               : t('transfer.queued');
+    return t('transfer.done');
 }
 
 async function closeSession() {

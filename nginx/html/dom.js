@@ -2,7 +2,7 @@
 // page as text (textContent, text nodes, attribute values), never markup.
 
 import {ApiError} from './api.js';
-import {t, getLang} from './i18n.js';
+import {t, getLang, hasKey} from './i18n.js';
 
 
 export const $ = (sel, root = document) => root.querySelector(sel);
@@ -41,11 +41,25 @@ export function show(el, on) {
         el.hidden = !on;
 }
 
-export function setError(el, msg) {
+// msg in the console's language; details (the server's own text) on a
+// line of its own under it, never as the message.
+export function setError(el, msg, details) {
     if (!el)
         return;
-    el.textContent = msg || '';
+    el.replaceChildren(msg || '');
+    if (msg && details)
+        el.append(detailsNode(details));
     el.hidden = !msg;
+}
+
+export function showError(el, e) {
+    const {msg, details} = errInfo(e);
+    setError(el, msg, details);
+}
+
+export function detailsNode(details) {
+    return h('span', {class: 'details', dataset: {testid: 'error-details'}},
+             t('err.details', {text: details}));
 }
 
 // --- formatting ------------------------------------------------------------
@@ -80,26 +94,43 @@ export function shortId(openid) {
     return s.length > 14 ? s.slice(0, 6) + '…' + s.slice(-6) : s;
 }
 
-// The text to show for an API error.
-export function errText(e) {
+// What to show for an error: {msg, details}. msg is the console's own
+// text for the API's error code (i18n err.code.*), else for the HTTP
+// status; details is what the server said (its message, WeChat's errcode
+// and errmsg), for a details line only.
+export function errInfo(e) {
     if (!(e instanceof ApiError))
-        return String(e && e.message || e);
+        return {msg: String(e && e.message || e), details: ''};
     if (e.status === 0)
-        return t('err.network');
-    if (e.status === 429)
-        return t('err.429');
-    if (e.body && e.body.errcode !== undefined && e.body.errcode !== null &&
-        Number(e.body.errcode) !== 0) {
-        return t('err.wechat', {errcode: e.body.errcode,
-                                errmsg: e.body.errmsg || e.message});
-    }
-    return e.message || t('err.generic', {status: e.status});
+        return {msg: t('err.network'), details: ''};
+    const b = e.body || {};
+    const errcode = b.errcode !== undefined && b.errcode !== null &&
+        Number(b.errcode) !== 0 ? b.errcode : null;
+    const raw = [e.code, b.message || '',
+                 errcode !== null ? 'errcode ' + errcode : '']
+        .filter(Boolean).join(' · ');
+    let msg;
+    if (e.code && hasKey('err.code.' + e.code))
+        msg = t('err.code.' + e.code, {errcode: errcode === null ? '' : errcode});
+    else if (errcode !== null)
+        msg = t('err.wechat.code', {errcode});
+    else if (e.status === 429)
+        msg = t('err.429');
+    else
+        msg = t('err.generic', {status: e.status});
+    return {msg, details: raw};
+}
+
+export function errText(e) {
+    return errInfo(e).msg;
 }
 
 let toastTimer = null;
-export function toast(msg, kind = 'info') {
+export function toast(msg, kind = 'info', details = '') {
     const el = tid('toast');
-    el.textContent = msg;
+    el.replaceChildren(msg);
+    if (details)
+        el.append(detailsNode(details));
     el.dataset.kind = kind;
     el.hidden = false;
     clearTimeout(toastTimer);
@@ -109,7 +140,8 @@ export function toast(msg, kind = 'info') {
 export function toastError(e) {
     if (e instanceof ApiError && e.status === 401)
         return;         // signed out already
-    toast(errText(e), 'error');
+    const {msg, details} = errInfo(e);
+    toast(msg, 'error', details);
 }
 
 // Every waiting time on the page (.wait[data-since], ms) ticks.

@@ -13,6 +13,13 @@
 // reconnect with a fresh ticket (backoff). While no EventSource is open
 // (endpoint 404/503, reconnecting) the feed is polled every 2 s.
 //
+// The state follows what really happens: a catch-up the network failed
+// is 'down'; the next one that succeeds is 'polling' again and reopens
+// the push at once (no backoff left over from the outage). After an
+// outage the push is reopened even if its EventSource still looks open:
+// a dropped network can leave a dead connection that never errors (and
+// Nchan's pings carry no data, so a page never sees them).
+//
 // All feed work runs one task at a time (a promise chain), so a catch-up
 // and a pushed batch never interleave.
 
@@ -67,6 +74,7 @@ export class Feed {
         this.pollTimer = null;
         this.pushTimer = null;
         this.state = '';
+        this.pushGen = 0;       // the newest connectPush; older ones give up
         this.stats = {pushed: 0, polled: 0, dropped: 0};
     }
 
@@ -84,6 +92,20 @@ export class Feed {
         clearTimeout(this.pollTimer);
         clearTimeout(this.pushTimer);
         this.pollTimer = this.pushTimer = null;
+    }
+
+    // The network is back (the browser's online event, a request
+    // answered after one the network failed, a feed page after a failed
+    // one): catch up now and open a new push stream without waiting out
+    // the backoff.
+    kick() {
+        if (this.stopped)
+            return;
+        this.backoff = BACKOFF_MIN_MS;
+        this.closeEs();
+        this.enqueue(() => this.catchUp('feed'));
+        clearTimeout(this.pushTimer);
+        this.connectPush();
     }
 
     // Run fn after every task queued before it; errors are reported, not
@@ -127,6 +149,8 @@ export class Feed {
                 page = await api.get('/api/v1/me/events', {
                     query: {after: this.cursor, limit: PAGE}});
             } catch (e) {
+                if (e instanceof ApiError && e.status === 0)
+                    this.setState('down');
                 if (!(e instanceof ApiError) || e.status !== 400 || !this.cursor)
                     throw e;
                 // a cursor the server does not take: start over
@@ -147,9 +171,20 @@ export class Feed {
                 this.advance(streamIdOf(e));
             if (page && page.next)
                 this.advance(page.next);
+            this.reached();
             if (evs.length < PAGE)
                 break;
         }
+    }
+
+    // A feed page came: the feed is up (push if the stream is open).
+    reached() {
+        const was = this.state;
+        if (!this.pushOpen && was === 'connecting')
+            return;         // the first push attempt decides
+        this.setState(this.pushOpen ? 'push' : 'polling');
+        if (was === 'down')
+            this.kick();
     }
 
     applyPushed(msg) {
@@ -216,6 +251,15 @@ export class Feed {
         this.pushOpen = false;
     }
 
+    pushFailed(es) {
+        if (this.es !== es)
+            return;
+        this.closeEs();
+        this.setState('polling');
+        this.enqueue(() => this.catchUp('feed'));
+        this.retryPush(this.nextBackoff());
+    }
+
     retryPush(ms) {
         clearTimeout(this.pushTimer);
         if (this.stopped)
@@ -232,11 +276,12 @@ export class Feed {
     async connectPush() {
         if (this.stopped || this.es)
             return;
+        const gen = ++this.pushGen;
         let ticket;
         try {
             ticket = await api.post('/api/v1/me/stream-ticket', {});
         } catch (e) {
-            if (this.stopped)
+            if (this.stopped || gen !== this.pushGen)
                 return;
             if (e instanceof ApiError && [404, 405, 501, 503].includes(e.status)) {
                 // No push here: the 2 s poll carries the feed.
@@ -250,8 +295,8 @@ export class Feed {
             }
             return;
         }
-        if (this.stopped)
-            return;
+        if (this.stopped || gen !== this.pushGen)
+            return;         // stopped, or a newer attempt (kick) took over
         const url = ticket && typeof ticket.url === 'string' &&
             ticket.url.startsWith('/') ? ticket.url :
             '/api/v1/me/stream?ticket=' +
@@ -270,14 +315,7 @@ export class Feed {
             if (this.es === es)
                 this.enqueue(() => this.applyPushed(m));
         };
-        es.onerror = () => {
-            if (this.es !== es)
-                return;
-            this.closeEs();
-            this.setState('polling');
-            this.enqueue(() => this.catchUp('feed'));
-            this.retryPush(this.nextBackoff());
-        };
+        es.onerror = () => this.pushFailed(es);
     }
 }
 

@@ -4,14 +4,42 @@
 
 import {api, ApiError, seg} from './api.js';
 import {t} from './i18n.js';
-import {errText, h} from './dom.js';
+import {detailsNode, errInfo, h, tid} from './dom.js';
 import {S} from './state.js';
 import {fillMsgEl, typeLabel} from './conv.js';
 
+// An image in a message: a click (or Enter) opens it in the viewer.
+function imageNode(src) {
+    return h('img', {src, alt: t('msg.image'), class: 'media', tabindex: '0',
+                     title: t('viewer.open'),
+                     dataset: {testid: 'message-image'},
+                     onclick: () => openViewer(src),
+                     onkeydown: (ev) => {
+                         if (ev.key === 'Enter')
+                             openViewer(src);
+                     }});
+}
+
+// The viewer: the image over the page; Esc, a click or the close button
+// shut it (a modal <dialog>: Esc is the browser's own).
+export function openViewer(src) {
+    const dlg = tid('image-viewer');
+    tid('viewer-image', dlg).src = src;
+    if (!dlg.open)
+        dlg.showModal();
+}
+
+export function wireViewer() {
+    const dlg = tid('image-viewer');
+    dlg.addEventListener('click', () => dlg.close());
+    dlg.addEventListener('close', () => {
+        tid('viewer-image', dlg).removeAttribute('src');
+    });
+}
+
 export function mediaNode(m) {
     if (m.localUrl && m.msgtype === 'image')
-        return h('img', {src: m.localUrl, alt: t('msg.image'), class: 'media',
-                         dataset: {testid: 'message-image'}});
+        return imageNode(m.localUrl);
     const id = m.mediaId;
     if (!id)
         return h('span', {class: 'text'}, typeLabel(m));
@@ -24,8 +52,7 @@ export function mediaNode(m) {
     if (rec.state === 'ready') {
         const type = rec.type || '';
         if (type.startsWith('image/'))
-            return h('img', {src: rec.url, alt: t('msg.image'), class: 'media',
-                             dataset: {testid: 'message-image'}});
+            return imageNode(rec.url);
         if (type.startsWith('video/'))
             return h('video', {src: rec.url, controls: true, class: 'media',
                                preload: 'metadata'});
@@ -40,7 +67,9 @@ export function mediaNode(m) {
     if (rec.state === 'failed' || (m.dir === 'out' && rec.state === 'pending'))
         return h('span', {class: 'muted', dataset: {testid: 'media-failed'}},
                  m.dir === 'out' ? typeLabel(m) :
-                     t('msg.media.failed', {why: rec.why || ''}));
+                     t('msg.media.failed', {why: rec.why || ''}),
+                 m.dir !== 'out' && rec.details ? detailsNode(rec.details)
+                                                : null);
     return h('span', {class: 'muted', dataset: {testid: 'media-pending'}},
              typeLabel(m) + ' ' + t('msg.media.pending'));
 }
@@ -79,7 +108,8 @@ async function loadMedia(id, retry = true) {
             }, 3000);
         } else {
             rec.state = 'failed';
-            rec.why = errText(e);
+            const {msg, details} = errInfo(e);
+            Object.assign(rec, {why: msg, details});
         }
     }
     refreshMediaEls(id);
@@ -92,7 +122,10 @@ export function mediaEvent(e) {
     const rec = S.media.get(id);
     if (e.type === 'media_failed') {
         S.media.set(id, {state: 'failed', tries: 99,
-                         why: e.errmsg || e.reason || ''});
+                         why: t('err.code.media_failed'),
+                         details: [e.reason, e.errcode && e.errcode !== '0' ?
+                                   'errcode ' + e.errcode : '', e.errmsg]
+                             .filter(Boolean).join(' · ')});
         refreshMediaEls(id);
     } else if (rec && rec.state !== 'ready') {
         rec.state = 'pending';

@@ -67,6 +67,15 @@ export function info(openid) {
     return i;
 }
 
+// An agent by nickname when the console knows it (itself; an admin has
+// the agent list), else by account.
+export function agentName(account) {
+    if (S.me && S.me.account === account && S.me.nick)
+        return S.me.nick;
+    const a = S.agents && S.agents.get(account);
+    return a && a.nick ? a.nick : account;
+}
+
 // setInterval, cleared on sign out.
 export function every(ms, fn) {
     const id = setInterval(fn, ms);

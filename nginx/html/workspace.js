@@ -2,19 +2,23 @@
 // feed, and the list of the agent's sessions with unread counts and how
 // long each user has waited for an answer.
 
-import {api, ApiError} from './api.js';
+import {api, setNetworkHandler} from './api.js';
 import {Feed} from './feed.js';
 import {t} from './i18n.js';
 import {fmtDur, h, num, shortId, show, tickWaiting, tid, toastError}
     from './dom.js';
 import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
-import {onFeedEvents, openConv, previewText, renderConvHead, relabelConv,
-        wireConv, revokeConvUrls} from './conv.js';
+import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
+        renderConvHead, relabelConv, tickLimits, wireConv, windowText,
+        revokeConvUrls} from './conv.js';
+import {wireViewer} from './media.js';
+import {askPermissionOnce, renderTitle} from './notify.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
 
 export function enterAgent() {
+    netDown = false;
     loadInfo();
     show(tid('agent-view'), true);
     show(tid('status-switch'), true);
@@ -24,16 +28,15 @@ export function enterAgent() {
         account: S.me.account,
         onEvents: onFeedEvents,
         onState: renderConn,
-        onError: (e) => {
-            if (!(e instanceof ApiError) || e.status !== 401)
-                renderConn('down');
-        },
     });
     S.feed.start();
     refreshSessions();
     every(HEARTBEAT_MS, heartbeat);
     every(SESSIONS_REFRESH_MS, refreshSessions);
-    every(1000, tickWaiting);
+    every(1000, () => {
+        tickWaiting();
+        tickLimits();
+    });
 }
 
 export function renderStatus() {
@@ -56,8 +59,23 @@ function renderLoad() {
     el.textContent = cap ? t('load', {load, capacity: cap}) : String(load);
 }
 
-export function renderConn(state) {
+// The indicator: the feed's state, unless the last request of any kind
+// (a send, the heartbeat) could not reach the server: then 'down' until
+// one gets through again.
+let netDown = false;
+
+function onNetwork(ok) {
+    if (ok === !netDown)
+        return;
+    netDown = !ok;
+    if (ok && S.feed)
+        S.feed.kick();
+    renderConn();
+}
+
+export function renderConn() {
     const el = tid('conn-state');
+    const state = netDown ? 'down' : (S.feed && S.feed.state || 'connecting');
     el.dataset.state = state;
     el.textContent = t('conn.' + state);
 }
@@ -83,8 +101,7 @@ async function heartbeat() {
             renderStatus();
         }
     } catch (e) {
-        if (e instanceof ApiError && e.status !== 401)
-            renderConn('down');
+        /* the network: the indicator shows it (onNetwork) */
     }
 }
 
@@ -158,6 +175,8 @@ export function renderSessions() {
         const i = S.info[s.openid] || {};
         const c = S.convs.get(s.openid);
         const last = c && c.msgs.length ? c.msgs[c.msgs.length - 1] : null;
+        // WeChat's window, once the console knows the user's messages
+        const w = limitsOf(s.openid);
         const li = h('li', {
             class: 'session-item' + (s.openid === S.active ? ' active' : ''),
             dataset: {testid: 'session-item', openid: s.openid},
@@ -185,12 +204,17 @@ export function renderSessions() {
                                                since: String(i.since || '')},
                      hidden: !i.since},
             i.since ? t('sessions.waiting', {t: fmtDur(Date.now() - i.since)})
-                    : '')));
+                    : '')),
+        w ? h('div', {class: 'limits', dataset: {testid: 'session-limits',
+                                                 openid: s.openid,
+                                                 blocked: w.blocked}},
+              windowText(w) + ' · ' + budgetText(w)) : null);
         return li;
     });
     ul.replaceChildren(...els);
     show(tid('sessions-empty'), items.length === 0);
     renderLoad();
+    renderTitle();
 }
 
 
@@ -204,12 +228,13 @@ export function leaveAgent() {
     tid('session-list').replaceChildren();
     tid('message-list').replaceChildren();
     document.body.classList.remove('conv-open');
+    document.title = t('app.title');
 }
 
 export function relabelAgent() {
     renderStatus();
-    renderConn(S.feed && S.feed.state || 'connecting');
-    renderSessions();
+    renderConn();
+    renderSessions();       // and the title
     relabelConv();
     renderConvHead();
 }
@@ -217,6 +242,12 @@ export function relabelAgent() {
 export function wireAgent() {
     for (const b of tid('status-switch').querySelectorAll('button'))
         b.addEventListener('click', () => setStatus(b.dataset.status));
+    setNetworkHandler(onNetwork);
+    wireViewer();
+    // the first click after signing in may ask for notifications
+    document.addEventListener('click', askPermissionOnce, true);
+    window.addEventListener('online', () => onNetwork(true));
+    window.addEventListener('offline', () => onNetwork(false));
     document.addEventListener('visibilitychange', () => {
         if (!document.hidden && S.active && S.me) {
             info(S.active).unread = 0;

@@ -202,13 +202,42 @@ async function newPage(browser, name, viewport, mobile) {
     page.setDefaultTimeout(10000);
     page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
     page.on('console', (m) => {
-        if (m.type() === 'error' && !/the server responded with a status of (401|403|404|409|502)/
+        // refused requests and, in the network-drop step, the offline ones
+        if (m.type() === 'error' && !/the server responded with a status of (401|403|404|409|502)|net::ERR_INTERNET_DISCONNECTED/
             .test(m.text()))
             pageErrors.push(`${name} console: ${m.text()}`);
     });
     page.on('request', (r) => requestUrls.push(r.url()));
     pages[name] = page;
     return page;
+}
+
+// A console whose EventSources the test can break (dropStream).
+async function breakablePage(browser, name) {
+    const p = await newPage(browser, name, LAPTOP);
+    await p.context().addInitScript(() => {
+        const Native = window.EventSource;
+        window.__es = [];
+        window.EventSource = class extends Native {
+            constructor(...args) {
+                super(...args);
+                window.__es.push(this);
+            }
+        };
+    });
+    return p;
+}
+
+// The newest EventSource of p fails as a dropped connection does.
+function dropStream(p) {
+    return p.evaluate(() => {
+        const es = window.__es[window.__es.length - 1];
+        if (es) {
+            es.close();
+            if (es.onerror)
+                es.onerror(new Event('error'));
+        }
+    });
 }
 
 async function signIn(page, token) {
@@ -242,6 +271,11 @@ async function watchFor(page, key, sel, text) {
             {subtree: true, childList: true, characterData: true});
         check();
     }, [key, sel, text]);
+}
+
+// The console's zh string for key (nginx/html/i18n.js, loaded in the page).
+function zh(page, key) {
+    return page.evaluate((k) => import('./i18n.js').then(m => m.STRINGS.zh[k]), key);
 }
 
 async function seenAt(page, key, timeoutMs) {
@@ -449,6 +483,21 @@ async function main() {
                                     null, {timeout: 15000});
         });
 
+        await step('an image opens in the viewer; Esc closes it', async () => {
+            const img = a.locator('[data-testid="message"][data-dir="in"] ' +
+                                  'img[data-testid="message-image"]').last();
+            await img.click();
+            await tid(a, 'image-viewer').waitFor();
+            const src = await tid(a, 'viewer-image').getAttribute('src');
+            assert(src === await img.getAttribute('src') && src.startsWith('blob:'),
+                   'the viewer shows the image: ' + src);
+            assert(await a.evaluate(() => document.querySelector(
+                '[data-testid="viewer-image"]').naturalWidth > 0), 'the image loaded');
+            await shot(a, 'laptop-image-viewer');
+            await a.keyboard.press('Escape');
+            await tid(a, 'image-viewer').waitFor({state: 'hidden'});
+        });
+
         await step('screenshots: A on a laptop', async () => {
             await shot(a, 'laptop-agent-conversation');
         });
@@ -466,23 +515,8 @@ async function main() {
 
         await step('a dropped push stream: caught up from the feed, nothing twice', async () => {
             // A second console of A's whose EventSources the test can break.
-            const p = await newPage(browser, 'agentA-2', LAPTOP);
-            await p.context().addInitScript(() => {
-                const Native = window.EventSource;
-                window.__es = [];
-                window.EventSource = class extends Native {
-                    constructor(...args) {
-                        super(...args);
-                        window.__es.push(this);
-                    }
-                };
-            });
-            const drop = () => p.evaluate(() => {
-                const es = window.__es[window.__es.length - 1];
-                es.close();
-                if (es.onerror)
-                    es.onerror(new Event('error'));
-            });
+            const p = await breakablePage(browser, 'agentA-2');
+            const drop = () => dropStream(p);
             const countOf = (text) => p.getByTestId('message-text').evaluateAll(
                 (els, t) => els.filter(el => el.textContent === t).length, text);
             await signIn(p, A.token);
@@ -535,6 +569,300 @@ async function main() {
             delete pages['agentA-2'];
         });
 
+        await step('WeChat\'s limits: the window\'s countdown, 5 replies, then the reason', async () => {
+            const u = openidFor('Quota');
+            await userWrites(u, '我想问一下退货');
+            await sessionItem(a, u).click();
+            await tid(a, 'conv-limits').waitFor();
+            const win = await tid(a, 'conv-window').textContent();
+            assert(/^回复窗口剩 4[78]小时\d+分$/.test(win), 'the countdown: ' + win);
+            const budget = async () => tid(a, 'conv-budget').textContent();
+            assert(await budget() === '可发 5/5 条', 'five to send: ' + await budget());
+            for (let i = 1; i <= 5; i++) {
+                const text = `第 ${i} 条回复`;
+                await tid(a, 'composer-input').fill(text);
+                await tid(a, 'composer-input').press('Enter');
+                await a.waitForFunction((t) => [...document.querySelectorAll(
+                    '[data-testid="message"][data-dir="out"]')].some(
+                    el => el.textContent.includes(t) && el.dataset.state === 'sent'), text);
+                await a.waitForFunction((want) => document.querySelector(
+                    '[data-testid="conv-budget"]').textContent === want,
+                                        `可发 ${5 - i}/5 条`);
+            }
+            // spent: the button is disabled and says why, before any send fails
+            assert(await tid(a, 'composer-send').isDisabled(), 'send disabled');
+            const why = await tid(a, 'composer-why').textContent();
+            assert(why === (await zh(a, 'limits.why.budget')).replace('{quota}', '5'),
+                   'the reason is shown: ' + why);
+            assert(await tid(a, 'composer-send').getAttribute('title') === why,
+                   'the button says why');
+            // the session list shows it too
+            const listed = await sessionItem(a, u).getByTestId('session-limits').textContent();
+            assert(/^回复窗口剩 4[78]小时\d+分 · 可发 0\/5 条$/.test(listed),
+                   'the list item: ' + listed);
+            await tid(a, 'composer-input').fill('第 6 条');
+            await tid(a, 'composer-input').press('Enter');
+            await a.waitForTimeout(300);
+            assert(await a.locator('[data-testid="message"][data-dir="out"]',
+                                   {hasText: '第 6 条'}).count() === 0, 'no 6th send');
+            // the server agrees
+            const r = await http('POST', `${BASE}/api/v1/sessions/${u}/messages`,
+                                 {token: A.token, json: {msgtype: 'text',
+                                                         text: {content: 'x'}}});
+            assert(r.status === 409 && r.data.error.code === 'quota_exhausted',
+                   'the server refuses a 6th: ' + JSON.stringify(r.data));
+            await shot(a, 'laptop-agent-limits');
+            // the user writes again: five more
+            await userWrites(u, '还有一个问题');
+            await a.waitForFunction(() => document.querySelector(
+                '[data-testid="conv-budget"]').textContent === '可发 5/5 条');
+            assert(!(await tid(a, 'composer-send').isDisabled()), 'send enabled again');
+            assert(!(await tid(a, 'composer-why').isVisible()), 'no reason shown');
+            await tid(a, 'composer-input').fill('');
+            await tid(a, 'close-session').click();
+            await tid(a, 'confirm-ok').click();
+            await sessionItem(a, u).waitFor({state: 'detached'});
+            await sessionItem(a, user1).click();
+        });
+
+        await step('a 35 s network drop: 已断开, a failed send retried, 实时 again', async () => {
+            // A third console of A's whose EventSource the test can break
+            const p = await breakablePage(browser, 'agentA-3');
+            const connState = () => tid(p, 'conn-state').getAttribute('data-state');
+            const live = figures.feed === 'push' ? 'push' : 'polling';
+            await signIn(p, A.token);
+            await sessionItem(p, user1).click();
+            await p.waitForSelector(`[data-testid="conn-state"][data-state="${live}"]`);
+            const t0 = Date.now();
+            await p.context().setOffline(true);
+            await dropStream(p);                // the stream breaks too
+            await p.waitForSelector('[data-testid="conn-state"][data-state="down"]',
+                                    {timeout: 10000});
+            assert(await tid(p, 'conn-state').textContent() === '已断开', 'says 已断开');
+            // sends fail offline: the message says so, the indicator too
+            for (const text of ['断网时的回复一', '断网时的回复二']) {
+                await tid(p, 'composer-input').fill(text);
+                await tid(p, 'composer-input').press('Enter');
+                const failed = p.locator('[data-testid="message"][data-state="failed"]',
+                                         {hasText: text});
+                await failed.waitFor();
+                const err = await failed.getByTestId('message-error').textContent();
+                assert(err === await zh(p, 'err.network'), 'a network error: ' + err);
+            }
+            assert(await connState() === 'down', 'still 已断开 while sends fail');
+            await shot(p, 'laptop-agent-offline');
+            // a user writes during the drop
+            await userWrites(user1, '断网期间用户的消息');
+            const left = 35000 - (Date.now() - t0);
+            if (left > 0)
+                await p.waitForTimeout(left);
+            assert(await connState() === 'down', 'down for the whole drop');
+            await p.context().setOffline(false);
+            const t1 = Date.now();
+            await p.getByTestId('message-list').getByText('断网期间用户的消息')
+                .waitFor({timeout: 15000});
+            await p.waitForSelector(`[data-testid="conn-state"][data-state="${live}"]`,
+                                    {timeout: 15000});
+            figures.recovered_ms = Date.now() - t1;
+            log(`     back to ${live} ${figures.recovered_ms} ms after a 35 s drop`);
+            await watchFor(p, 'after-drop', '[data-testid="message-text"]', '恢复后的消息');
+            const t2 = Date.now();
+            await userWrites(user1, '恢复后的消息');
+            const ms = await seenAt(p, 'after-drop', 10000) - t2;
+            assert(ms <= latencyLimit(figures.feed), `after the drop: ${ms} ms`);
+            assert(await connState() === live, 'still ' + live);
+            // retried as it was ...
+            const one = p.locator('[data-testid="message"][data-state="failed"]',
+                                  {hasText: '断网时的回复一'});
+            await one.getByTestId('message-retry').click();
+            await p.waitForFunction((t) => [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')].some(
+                el => el.textContent.includes(t) && el.dataset.state === 'sent'), '断网时的回复一');
+            // ... or put back in the composer
+            const two = p.locator('[data-testid="message"][data-state="failed"]',
+                                  {hasText: '断网时的回复二'});
+            await two.getByTestId('message-edit').click();
+            assert(await tid(p, 'composer-input').inputValue() === '断网时的回复二',
+                   'the text is back in the composer');
+            assert(await two.count() === 0, 'the failed bubble is gone');
+            await tid(p, 'composer-input').press('Enter');
+            await p.waitForFunction((t) => [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')].some(
+                el => el.textContent.includes(t) && el.dataset.state === 'sent'), '断网时的回复二');
+            const sent = await simSent(user1);
+            for (const t of ['断网时的回复一', '断网时的回复二']) {
+                const n = sent.filter(x => x.body.text && x.body.text.content === t).length;
+                assert(n === 1, `"${t}" reached WeChat once (${n})`);
+            }
+            await p.context().close();
+            delete pages['agentA-3'];
+        });
+
+        await step('the API unreachable for 35 s while the stream stays open: 已断开, then 实时', async () => {
+            // What agents saw: the push stream carried on, the requests
+            // failed, and the indicator stayed on 已断开 for good.
+            const p = await newPage(browser, 'agentA-6', LAPTOP);
+            const live = figures.feed === 'push' ? 'push' : 'polling';
+            await signIn(p, A.token);
+            await sessionItem(p, user1).click();
+            await p.waitForSelector(`[data-testid="conn-state"][data-state="${live}"]`);
+            const t0 = Date.now();
+            await p.context().route('**/api/v1/**', (r) => r.abort('internetdisconnected'));
+            await tid(p, 'composer-input').fill('API 不通时的回复');
+            await tid(p, 'composer-input').press('Enter');
+            await p.locator('[data-testid="message"][data-state="failed"]',
+                            {hasText: 'API 不通时的回复'}).waitFor();
+            await p.waitForSelector('[data-testid="conn-state"][data-state="down"]');
+            if (live === 'push') {
+                // the open stream still brings the user's messages
+                await userWrites(user1, 'API 不通时用户的消息');
+                await p.getByTestId('message-list').getByText('API 不通时用户的消息')
+                    .waitFor();
+            }
+            const left = 35000 - (Date.now() - t0);
+            if (left > 0)
+                await p.waitForTimeout(left);
+            assert(await tid(p, 'conn-state').getAttribute('data-state') === 'down',
+                   'down while nothing gets through');
+            await p.context().unroute('**/api/v1/**');
+            const t1 = Date.now();
+            // within the 10 s session refresh, the first request through
+            await p.waitForSelector(`[data-testid="conn-state"][data-state="${live}"]`,
+                                    {timeout: 15000});
+            figures.api_recovered_ms = Date.now() - t1;
+            log(`     back to ${live} ${figures.api_recovered_ms} ms after the API came back`);
+            await watchFor(p, 'api-back', '[data-testid="message-text"]', 'API 恢复后的消息');
+            const t2 = Date.now();
+            await userWrites(user1, 'API 恢复后的消息');
+            const ms = await seenAt(p, 'api-back', 10000) - t2;
+            assert(ms <= latencyLimit(figures.feed), `after the API came back: ${ms} ms`);
+            await p.context().close();
+            delete pages['agentA-6'];
+        });
+
+        await step('a new user and a new message while hidden: sound, notification, title', async () => {
+            // Notification, Audio and the tab's visibility are stubbed in
+            // the page: what the console asks of them is recorded.
+            const p = await newPage(browser, 'agentA-4', LAPTOP);
+            await p.context().addInitScript(() => {
+                window.__notes = [];
+                window.__sounds = [];
+                window.__asked = 0;
+                window.Notification = class {
+                    constructor(title, opts) {
+                        window.__notes.push({title, body: opts && opts.body});
+                    }
+                    static requestPermission() {
+                        window.__asked++;
+                        window.Notification.permission = 'granted';
+                        return Promise.resolve('granted');
+                    }
+                };
+                window.Notification.permission = 'default';
+                window.Audio = class {
+                    constructor(src) {
+                        this.src = src;
+                    }
+                    play() {
+                        window.__sounds.push(this.src);
+                        return Promise.resolve();
+                    }
+                };
+                let hidden = false;
+                Object.defineProperty(document, 'hidden', {get: () => hidden});
+                Object.defineProperty(document, 'visibilityState',
+                                      {get: () => hidden ? 'hidden' : 'visible'});
+                window.__setHidden = (v) => {
+                    hidden = v;
+                    document.dispatchEvent(new Event('visibilitychange'));
+                };
+            });
+            const rec = () => p.evaluate(() => ({notes: window.__notes,
+                                                 sounds: window.__sounds.length,
+                                                 asked: window.__asked}));
+            await signIn(p, A.token);
+            await sessionItem(p, user1).waitFor();
+            assert((await rec()).asked === 0, 'not asked before a click');
+            // a user gesture; opening user1 reads what this new console
+            // counted as unread
+            await sessionItem(p, user1).click();
+            await tid(p, 'status-online').click();
+            assert((await rec()).asked === 1, 'asked once, on the first click');
+            await p.waitForFunction(() => document.title === '多客服工作台');
+            await p.evaluate(() => window.__setHidden(true));
+            const u = openidFor('Ring');
+            const first = '好的/::)谢谢，订单在这里 https://shop.test/o?id=7 别点 javascript:alert(1)';
+            await userWrites(u, first);
+            await p.waitForFunction(() => window.__notes.length >= 1);
+            let r = await rec();
+            assert(r.notes[0].title === await zh(p, 'notify.user'), 'a new user: ' +
+                   JSON.stringify(r.notes));
+            assert(r.notes[0].body.includes('好的🙂谢谢'), 'the message, emoji shown: ' +
+                   r.notes[0].body);
+            assert(r.sounds >= 1, 'a sound played');
+            await p.waitForFunction(() => document.title === '(1) 多客服工作台');
+            await userWrites(u, '在吗？');
+            await p.waitForFunction(() => window.__notes.length >= 2);
+            r = await rec();
+            assert(r.notes[1].title === await zh(p, 'notify.message') &&
+                   r.notes[1].body.includes('在吗？'), 'a new message: ' +
+                   JSON.stringify(r.notes[1]));
+            assert(r.sounds >= 2, 'a sound for it too');
+            await p.waitForFunction(() => document.title === '(2) 多客服工作台');
+            assert((await sessionItem(p, u).getByTestId('session-unread')
+                .textContent()) === '2', 'two unread on the item');
+            // back on the tab: nothing rings; reading clears the count
+            await p.evaluate(() => window.__setHidden(false));
+            await userWrites(u, '第三条');
+            await sessionItem(p, u).getByTestId('session-preview').getByText('第三条').waitFor();
+            assert((await rec()).notes.length === 2, 'no notification while visible');
+            await sessionItem(p, u).click();
+            await p.waitForFunction(() => document.title === '多客服工作台');
+            // the text: WeChat's face as an emoji, the http(s) link safe
+            const msg = p.locator('[data-testid="message"]', {hasText: '订单在这里'});
+            await msg.waitFor();
+            const face = msg.getByTestId('emoji');
+            assert(await face.textContent() === '🙂' &&
+                   await face.getAttribute('data-code') === '/::)', 'the face as emoji');
+            const links = msg.getByTestId('message-link');
+            assert(await links.count() === 1, 'one link (not javascript:)');
+            assert(await links.getAttribute('href') === 'https://shop.test/o?id=7', 'href');
+            assert(await links.getAttribute('rel') === 'noopener noreferrer', 'rel');
+            assert(await links.getAttribute('target') === '_blank', 'target');
+            assert((await msg.getByTestId('message-text').textContent()).includes(
+                'javascript:alert(1)'), 'the rest stays text');
+            await shot(p, 'laptop-agent-emoji');
+            await tid(p, 'close-session').click();
+            await tid(p, 'confirm-ok').click();
+            await sessionItem(p, u).waitFor({state: 'detached'});
+            await p.context().close();
+            delete pages['agentA-4'];
+        });
+
+        await step('a console whose clock is 49 h on: the window is closed and says so', async () => {
+            // WeChat's 48 hours cannot pass in a test: this console's
+            // Date.now runs 49 h ahead, so the user's last message is
+            // older than the window (the rest of the stack is untouched).
+            const p = await newPage(browser, 'agentA-5', LAPTOP);
+            await p.context().addInitScript(() => {
+                const real = Date.now;
+                Date.now = () => real() + 49 * 3600 * 1000;
+            });
+            await signIn(p, A.token);
+            await sessionItem(p, user1).click();
+            await tid(p, 'conv-limits').waitFor();
+            await p.waitForFunction(() => document.querySelector(
+                '[data-testid="conv-window"]').textContent === '回复窗口已关闭');
+            assert(await tid(p, 'composer-send').isDisabled(), 'send disabled');
+            const why = await tid(p, 'composer-why').textContent();
+            assert(why === await zh(p, 'limits.why.window'), 'the reason: ' + why);
+            assert(await tid(p, 'composer-send').getAttribute('title') === why,
+                   'the button says why');
+            await shot(p, 'laptop-agent-window-closed');
+            await p.context().close();
+            delete pages['agentA-5'];
+        });
+
         await step('agent B signs in on a phone and goes online', async () => {
             bPhone = await newPage(browser, 'agentB-phone', PHONE, true);
             b = bPhone;
@@ -557,6 +885,10 @@ async function main() {
             await tid(a, 'transfer-dialog').waitFor({state: 'hidden'});
             await sessionItem(a, user1).waitFor({state: 'detached'});
             await tid(a, 'conv-notice').waitFor();
+            // the result in words, never "已转接：assigned:cb1@…"
+            const said = await tid(a, 'conv-notice').textContent();
+            const want = (await zh(a, 'transfer.assigned')).replace('{who}', B.account);
+            assert(said === want, `the transfer is told in words: ${said}`);
             const ms = await seenAt(b, 'xfer', 10000) - t0;
             figures.transfer_ms = ms;
             log(`     LATENCY transfer -> B's console: ${ms} ms`);
@@ -695,18 +1027,24 @@ async function main() {
                 return r && r.textContent === '小浏二号';
             }, acct, {timeout: 8000});
             // removing an agent who is online is refused (409): the
-            // server's message is shown
+            // console's own message for the code, the server's text only
+            // on the details line
             const rowB = adm.locator(`[data-testid="agent-row"][data-account="${B.account}"]`);
             await tid(adm, 'toast').evaluate((el) => { el.hidden = true; el.textContent = ''; });
             await rowB.getByTestId('agent-remove').click();
             await tid(adm, 'confirm-ok').click();
             await adm.waitForSelector('[data-testid="toast"][data-kind="error"]:not([hidden])');
-            const msg = await tid(adm, 'toast').textContent();
-            log(`     removing B (online) shows: ${msg}`);
+            const msg = await tid(adm, 'toast').evaluate((el) => el.firstChild.textContent);
+            const details = await tid(adm, 'toast').getByTestId('error-details').textContent();
+            log(`     removing B (online) shows: ${msg} / ${details}`);
             const direct = await http('DELETE', `${BASE}/api/v1/agents/${B.account}`,
                                       {token: ADMIN});
             assert(direct.status === 409, 'DELETE of an online agent: ' + direct.status);
-            assert(msg === direct.data.error.message, 'the server\'s message is shown');
+            assert(msg === await zh(adm, 'err.code.' + direct.data.error.code),
+                   `the console's message for ${direct.data.error.code}: ${msg}`);
+            assert(!msg.includes(direct.data.error.message), 'no raw server text as the message');
+            assert(details.includes(direct.data.error.message),
+                   'the server\'s text on the details line: ' + details);
             assert(await rowB.count() === 1, 'B is still there');
             // remove the new one
             await row.getByTestId('agent-remove').click();

@@ -489,7 +489,8 @@ static void test_media_unknown_media_id_is_recorded_as_failed(void **st)
     media_file_init(&mf);
     assert_int_equal(media_open(&f->m, KF_STR("noSuchMediaAtWeChat"), "",
                                 &mf), KF_ENOTFOUND);
-    assert_string_equal(mf.code, "media_failed");
+    assert_non_null(mf.why);
+    assert_string_equal(mf.why->sub, "media_failed");
     media_file_release(&mf);
 }
 
@@ -949,7 +950,8 @@ static void test_media_retention_deletes_old_files_and_records(void **st)
     media_file_init(&mf);
     assert_int_equal(media_open(&f->m, KF_STR("old1"), "", &mf),
                      KF_ENOTFOUND);
-    assert_string_equal(mf.code, "no_media");
+    assert_non_null(mf.why);
+    assert_string_equal(mf.why->sub, "no_media");
     assert_int_equal(media_open(&f->m, KF_STR("new1"), "", &mf), 0);
     media_file_release(&mf);
     /* nothing more is due */
@@ -1094,7 +1096,8 @@ static void test_media_open_serves_only_the_sessions_agent(void **st)
     /* another agent */
     assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), "bob", &mf),
                      KF_EINVAL);
-    assert_string_equal(mf.code, "not_yours");
+    assert_non_null(mf.why);
+    assert_string_equal(mf.why->sub, "not_yours");
     assert_int_equal(mf.fd, -1);
     /* the session hash names the agent too */
     cmd_do(f, "HSET " P "sess:%s agent bob", USER);
@@ -1108,10 +1111,12 @@ static void test_media_open_serves_only_the_sessions_agent(void **st)
     /* unknown, malformed */
     assert_int_equal(media_open(&f->m, KF_STR("unknown1"), "", &mf),
                      KF_ENOTFOUND);
-    assert_string_equal(mf.code, "no_media");
+    assert_non_null(mf.why);
+    assert_string_equal(mf.why->sub, "no_media");
     assert_int_equal(media_open(&f->m, KF_STR("../etc"), "", &mf),
                      KF_EINVAL);
-    assert_string_equal(mf.code, "bad_media_id");
+    assert_non_null(mf.why);
+    assert_string_equal(mf.why->sub, "bad_media_id");
     media_file_release(&mf);
     media_file_release(&mf);
     kf_buf_release(&got);
@@ -1146,7 +1151,8 @@ static void test_media_open_never_leaves_the_media_dir(void **st)
     cmd_do(f, "HSET " P "media:evil path d/gone.jpg");
     assert_int_equal(media_open(&f->m, KF_STR("evil"), "", &mf),
                      KF_ENOTFOUND);
-    assert_string_equal(mf.code, "no_media");
+    assert_non_null(mf.why);
+    assert_string_equal(mf.why->sub, "no_media");
     /* served as its extension's type, whatever was stored */
     cmd_do(f, "HSET " P "media:evil path d/x.jpg content_type text/html");
     assert_int_equal(media_open(&f->m, KF_STR("evil"), "", &mf), 0);

@@ -20,7 +20,7 @@
 
 static const unsigned scopes[] = {
     REFUSAL_SESSION, REFUSAL_PRESENCE, REFUSAL_SEND, REFUSAL_MEDIA,
-    REFUSAL_READ, REFUSAL_INTERNAL,
+    REFUSAL_READ, REFUSAL_INTERNAL, REFUSAL_AGENT,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
@@ -41,10 +41,48 @@ static void test_every_row_is_complete_and_in_order(void **state)
         assert_true(r->rc < 0);
         assert_true(r->status >= 400 && r->status <= 599);
         assert_true(r->code && *r->code);
-        /* only invalid_field takes its message from the check */
-        assert_true(r->message != NULL || r->id == REFUSAL_INVALID_FIELD);
+        /* only invalid_field and the agent verbs' checks (the field or
+         * the reason named) take their message from the detail */
+        assert_true(r->message != NULL || r->id == REFUSAL_INVALID_FIELD ||
+                    r->id == REFUSAL_AGENT_BUSY ||
+                    r->id == REFUSAL_AGENT_INVALID);
     }
     assert_null(refusal_get(REFUSAL_COUNT));
+}
+
+/* The agent verbs are answered by their kf code: each code one row, and
+ * a backend failure no row (503 backend_unavailable, not a refusal). */
+static void test_agent_codes_mean_one_row_each(void **state)
+{
+    static const struct { int rc; const char *code; int status; } cases[] = {
+        { KF_ENOTFOUND, "unknown_agent", 404 },
+        { KF_EEXISTS, "account_exists", 409 },
+        { KF_EBUSY, "agent_busy", 409 },
+        { KF_EINVAL, "invalid_field", 400 },
+    };
+    size_t i, j, n;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct refusal *r = refusal_by_rc(REFUSAL_AGENT, cases[i].rc);
+
+        assert_non_null(r);
+        assert_string_equal(r->code, cases[i].code);
+        assert_int_equal(r->status, cases[i].status);
+    }
+    for (i = 0; i < REFUSAL_COUNT; i++) {
+        const struct refusal *a = refusal_get((enum refusal_id)i);
+
+        if (!(a->scopes & REFUSAL_AGENT))
+            continue;
+        for (n = 0, j = 0; j < REFUSAL_COUNT; j++)
+            n += (refusal_get((enum refusal_id)j)->scopes & REFUSAL_AGENT) &&
+                 refusal_get((enum refusal_id)j)->rc == a->rc;
+        assert_int_equal(n, 1);
+    }
+    assert_null(refusal_by_rc(REFUSAL_AGENT, KF_EBACKEND));
+    assert_null(refusal_by_rc(REFUSAL_AGENT, KF_ENOMEM));
+    assert_null(refusal_by_rc(REFUSAL_AGENT, 0));
 }
 
 static void test_a_sub_code_means_one_row_in_a_scope(void **state)
@@ -215,6 +253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_row_is_complete_and_in_order),
         cmocka_unit_test(test_a_sub_code_means_one_row_in_a_scope),
+        cmocka_unit_test(test_agent_codes_mean_one_row_each),
         cmocka_unit_test(test_every_script_code_has_its_row),
         cmocka_unit_test(test_find_compares_bytes_and_falls_back),
         cmocka_unit_test(test_wechat_errcodes_mean_our_send_refusals),
