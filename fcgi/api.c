@@ -535,39 +535,12 @@ static int query_cursor(struct fcgi_req *r, const char *name,
     return 1;
 }
 
-/* Admins read every user's history; an agent only that of a user it
- * serves now (an active session with it). Answers when refused. */
-static int may_read_user(struct fcgi_req *r, const struct auth *who)
-{
-    json_t *s = NULL;
-    const char *state, *agent;
-    int rc, ok;
-
-    if (who->role == AUTH_ADMIN)
-        return 0;
-    rc = route_session_view(rt(r), r->param, &s);
-    if (rc == KF_EBACKEND) {
-        api_backend_down(r);
-        return 1;
-    }
-    state = json_string_value(json_object_get(s, "state"));
-    agent = json_string_value(json_object_get(s, "agent"));
-    ok = rc == 0 && state && agent && strcmp(state, "active") == 0 &&
-         strcmp(agent, who->account) == 0;
-    json_decref(s);
-    if (!ok) {
-        api_refused(r, refusal_get(REFUSAL_NOT_SERVED), NULL);
-        log_info(&r->log, "api", "denied", "status=403 agent=%s",
-                 who->account);
-    }
-    return !ok;
-}
-
 /* Answers a history read (page is taken) and logs it once. */
 static void history_reply(struct fcgi_req *r, const char *ev, int rc,
                           json_t *page, const char *einval)
 {
-    size_t rows = json_array_size(json_object_get(page, "messages"));
+    size_t rows = json_array_size(json_object_get(page, "messages")) +
+                  json_array_size(json_object_get(page, "sessions"));
 
     if (rc == 0)
         fcgi_json(r, 200, page);
@@ -589,6 +562,46 @@ static void history_reply(struct fcgi_req *r, const char *ev, int rc,
                  kf_strerror(rc));
 }
 
+/* Admins read every user's history; an agent only that of a user it
+ * serves now (an active session with it) or, for one past session
+ * (session > 0), of a session that was its own (the archived session's
+ * last agent). Answers when refused. */
+static int may_read_user(struct fcgi_req *r, const struct auth *who,
+                         int64_t session)
+{
+    json_t *s = NULL;
+    const char *state, *agent;
+    int rc, ok;
+
+    if (who->role == AUTH_ADMIN)
+        return 0;
+    rc = route_session_view(rt(r), r->param, &s);
+    if (rc == KF_EBACKEND) {
+        api_backend_down(r);
+        return 1;
+    }
+    state = json_string_value(json_object_get(s, "state"));
+    agent = json_string_value(json_object_get(s, "agent"));
+    ok = rc == 0 && state && agent && strcmp(state, "active") == 0 &&
+         strcmp(agent, who->account) == 0;
+    json_decref(s);
+    if (!ok && session > 0) {
+        rc = history_served(&r->app->history, r->param, session,
+                            who->account);
+        if (rc == KF_EBACKEND) {
+            history_reply(r, "history_served", rc, NULL, "");
+            return 1;
+        }
+        ok = rc == 0;
+    }
+    if (!ok) {
+        api_refused(r, refusal_get(REFUSAL_NOT_SERVED), NULL);
+        log_info(&r->log, "api", "denied", "status=403 agent=%s",
+                 who->account);
+    }
+    return !ok;
+}
+
 /* GET /api/v1/users/{openid}/messages?before=CURSOR&limit=N */
 void api_user_messages(struct fcgi_req *r)
 {
@@ -601,7 +614,7 @@ void api_user_messages(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0) ||
         query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
-        query_cursor(r, "before", &c, &before) || may_read_user(r, &who))
+        query_cursor(r, "before", &c, &before) || may_read_user(r, &who, 0))
         return;
     rc = history_user_page(&r->app->history, r->param, before, limit, &page);
     history_reply(r, "history_page", rc, page, "invalid openid");
@@ -631,7 +644,7 @@ void api_session_transcript(struct fcgi_req *r)
                    NULL);
         return;
     }
-    if (may_read_user(r, &who))
+    if (may_read_user(r, &who, (int64_t)sid))
         return;
     rc = history_transcript(&r->app->history, r->param, (int64_t)sid, after,
                             limit, &page);
@@ -656,6 +669,50 @@ void api_search(struct fcgi_req *r)
     http_query_get(&r->query, "q", &q);
     rc = history_search(&r->app->history, q, before, limit, &page);
     history_reply(r, "history_search", rc, page,
+                  "q must be 2..100 characters of UTF-8");
+}
+
+/* GET /api/v1/history/sessions?q=TEXT&agent=ACCOUNT&before=CURSOR&limit=N:
+ * closed sessions with their wrap-up, newest first — an agent's own (an
+ * agent asking for another's gets 403), an admin's choice of agent or
+ * everyone's. */
+void api_history_sessions(struct fcgi_req *r)
+{
+    const struct history_cursor *before;
+    struct history_cursor c;
+    struct auth who;
+    struct kf_str q = { "", 0 }, a;
+    char agent[72];
+    const char *only = NULL;
+    json_t *page = NULL;
+    long limit;
+    int rc;
+
+    if (api_authenticate(r, &who, 0) ||
+        query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
+        query_cursor(r, "before", &c, &before))
+        return;
+    if (http_query_get(&r->query, "agent", &a)) {
+        if (a.len == 0 || a.len >= sizeof(agent) ||
+            memchr(a.p, '\0', a.len)) {
+            fcgi_error(r, 400, "invalid_field", "agent is not an account",
+                       NULL);
+            return;
+        }
+        snprintf(agent, sizeof(agent), "%.*s", (int)a.len, a.p);
+        only = agent;
+    }
+    if (who.role == AUTH_AGENT) {
+        if (only && strcmp(only, who.account) != 0) {
+            fcgi_error(r, 403, "forbidden",
+                       "an agent sees only its own sessions", NULL);
+            return;
+        }
+        only = who.account;
+    }
+    http_query_get(&r->query, "q", &q);
+    rc = history_closed(&r->app->history, only, q, before, limit, &page);
+    history_reply(r, "history_sessions", rc, page,
                   "q must be 2..100 characters of UTF-8");
 }
 

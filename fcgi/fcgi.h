@@ -121,6 +121,7 @@ void api_session_send(struct fcgi_req *r);
 void api_user_messages(struct fcgi_req *r);
 void api_session_transcript(struct fcgi_req *r);
 void api_search(struct fcgi_req *r);
+void api_history_sessions(struct fcgi_req *r);
 void api_media_get(struct fcgi_req *r);
 void api_media_upload(struct fcgi_req *r);
 void api_stream_ticket(struct fcgi_req *r);

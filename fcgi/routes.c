@@ -160,6 +160,7 @@ static const struct http_route routes[] = {
     { M_GET, "/api/v1/users/*/messages", api_user_messages },
     { M_GET, "/api/v1/sessions/*/transcript", api_session_transcript },
     { M_GET, "/api/v1/search", api_search },
+    { M_GET, "/api/v1/history/sessions", api_history_sessions },
     { M_GET, "/api/v1/media/*", api_media_get },
     { M_POST, "/api/v1/media", api_media_upload },
     { M_POST, "/api/v1/me/stream-ticket", api_stream_ticket },
