@@ -13,6 +13,7 @@ import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
         revokeConvUrls} from './conv.js';
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
+import {relabelWrapup, wireWrapup} from './wrapup.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -158,6 +159,7 @@ export async function refreshSessions() {
     renderSessions();
     if (S.active)
         renderConvHead();
+    relabelWrapup();
 }
 
 function sessionOrder(a, b) {
@@ -256,4 +258,5 @@ export function wireAgent() {
         }
     });
     wireConv();
+    wireWrapup();
 }

@@ -286,6 +286,116 @@ async function seenAt(page, key, timeoutMs) {
 
 // --- the scenario -----------------------------------------------------------
 
+// --- wrap-up and past sessions (i17-wrapup) -----------------------------------
+// A closes a session with a summary (the 500-character limit shown as it
+// is typed), the user comes back: the timeline marks where the old
+// session ends, and 历史会话 lists, searches and opens the closed one.
+async function wrapupSteps(browser) {
+    const u = openidFor('Wrap');
+    const first = '我买的耳机左边没声音';
+    const summary = '耳机左耳无声，已安排换货\n单号 SF1234';
+    let a;
+
+    await step('wrap-up: A closes with a summary; 500 characters at most', async () => {
+        a = await newPage(browser, 'agentA-wrap', LAPTOP);
+        await signIn(a, A.token);
+        await tid(a, 'status-online').click();
+        await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(u, first);
+        await sessionItem(a, u).click();
+        await tid(a, 'message-list').getByText(first).waitFor();
+        await tid(a, 'close-session').click();
+        await tid(a, 'wrapup-dialog').waitFor();
+        await tid(a, 'wrapup-summary').fill('换'.repeat(501));
+        assert(await tid(a, 'wrapup-submit').isDisabled(), '501 characters: no close');
+        assert(await tid(a, 'wrapup-count').getAttribute('data-over') === 'true',
+               'the count says it is over');
+        await tid(a, 'wrapup-summary').fill(summary);
+        assert((await tid(a, 'wrapup-count').textContent()).startsWith(
+            `${Array.from(summary).length}/500`), 'characters counted');
+        await shot(a, 'laptop-wrapup-dialog');
+        await tid(a, 'wrapup-submit').click();
+        await tid(a, 'wrapup-dialog').waitFor({state: 'hidden'});
+        await sessionItem(a, u).waitFor({state: 'detached'});
+        const r = await until(async () => {
+            const x = await apiGet('/api/v1/history/sessions?q=' +
+                                   encodeURIComponent('换货'), A.token);
+            return x.status === 200 && x.data.sessions.length === 1 && x;
+        }, 10000, 'the closed session archived with its summary');
+        const s = r.data.sessions[0];
+        assert(s.openid === u && s.summary === summary && s.agent === A.account,
+               'the summary at the server: ' + JSON.stringify(s));
+    });
+
+    await step('wrap-up: the user comes back; the timeline marks the new session', async () => {
+        await userWrites(u, '换货什么时候到？');
+        await sessionItem(a, u).click();
+        await tid(a, 'message-list').getByText('换货什么时候到？').waitFor();
+        await tid(a, 'message-list').getByText(first).waitFor();
+        const order = await a.evaluate(() => [...document.querySelectorAll(
+            '[data-testid="message-list"] > li')].map(li => li.dataset.testid));
+        const k = order.indexOf('session-break');
+        assert(k > 0 && order.indexOf('session-break', k + 1) < 0 &&
+               k < order.length - 1, 'one break between the sessions: ' + order);
+        assert(await tid(a, 'session-break').textContent() === '以上为上一次会话',
+               'the break says so');
+    });
+
+    await step('wrap-up: 历史会话 lists, searches and opens a past session', async () => {
+        await tid(a, 'past-open').click();
+        await tid(a, 'past-dialog').waitFor();
+        const item = a.locator(`[data-testid="past-item"]`).filter(
+            {hasText: '耳机左耳无声'});
+        await item.waitFor();
+        await tid(a, 'past-q').fill('一');
+        await tid(a, 'past-search-submit').click();
+        assert(await tid(a, 'past-error').textContent() === '请至少输入 2 个字',
+               'one character is not searched');
+        await tid(a, 'past-q').fill('换货');
+        await tid(a, 'past-search-submit').click();
+        await a.waitForFunction(() => {
+            const items = document.querySelectorAll('[data-testid="past-item"]');
+            return items.length === 1;
+        });
+        await tid(a, 'past-q').fill('没有这个小结');
+        await tid(a, 'past-search-submit').click();
+        await tid(a, 'past-empty').waitFor();
+        await tid(a, 'past-q').fill('');
+        await tid(a, 'past-search-submit').click();
+        await item.waitFor();
+        await shot(a, 'laptop-wrapup-past');
+        await item.getByRole('button').click();
+        await tid(a, 'past-view').waitFor();
+        await tid(a, 'past-messages').getByText(first).waitFor();
+        assert(await tid(a, 'past-messages').getByText('换货什么时候到？').count() === 0,
+               'only the past session');
+        assert(await tid(a, 'past-view-summary').textContent() === summary,
+               'its summary');
+        await shot(a, 'laptop-wrapup-transcript');
+        await tid(a, 'past-close').click();
+    });
+
+    await step('wrap-up: screenshots on a phone', async () => {
+        const p = await newPage(browser, 'agentA-wrap-phone', PHONE, true);
+        await signIn(p, A.token);
+        await tid(p, 'past-open').click();
+        await p.locator('[data-testid="past-item"]').filter({hasText: '耳机左耳无声'})
+            .waitFor();
+        await shot(p, 'phone-wrapup-past');
+        await tid(p, 'past-close').click();
+        await sessionItem(p, u).click();
+        await tid(p, 'close-session').click();
+        await tid(p, 'wrapup-summary').fill('询问到货时间');
+        await shot(p, 'phone-wrapup-dialog');
+        await tid(p, 'wrapup-submit').click();
+        await sessionItem(p, u).waitFor({state: 'detached'});
+        await p.context().close();
+        delete pages['agentA-wrap-phone'];
+        await a.context().close();
+        delete pages['agentA-wrap'];
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -620,7 +730,7 @@ async function main() {
             assert(!(await tid(a, 'composer-why').isVisible()), 'no reason shown');
             await tid(a, 'composer-input').fill('');
             await tid(a, 'close-session').click();
-            await tid(a, 'confirm-ok').click();
+            await tid(a, 'wrapup-submit').click();
             await sessionItem(a, u).waitFor({state: 'detached'});
             await sessionItem(a, user1).click();
         });
@@ -833,7 +943,7 @@ async function main() {
                 'javascript:alert(1)'), 'the rest stays text');
             await shot(p, 'laptop-agent-emoji');
             await tid(p, 'close-session').click();
-            await tid(p, 'confirm-ok').click();
+            await tid(p, 'wrapup-submit').click();
             await sessionItem(p, u).waitFor({state: 'detached'});
             await p.context().close();
             delete pages['agentA-4'];
@@ -944,7 +1054,7 @@ async function main() {
 
         await step('B closes the session', async () => {
             await tid(b, 'close-session').click();
-            await tid(b, 'confirm-ok').click();
+            await tid(b, 'wrapup-submit').click();
             await tid(b, 'conv-notice').waitFor();
             await tid(b, 'back').click();
             await sessionItem(b, user1).waitFor({state: 'detached'});
@@ -1102,6 +1212,8 @@ async function main() {
             const tok = await a.evaluate(() => sessionStorage.getItem('wxkf.token'));
             assert(!tok, 'token removed');
         });
+
+        await wrapupSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {
