@@ -406,7 +406,9 @@ static int is_role_error(const redisReply *r)
            starts(r, "LOADING");
 }
 
-int store_reply_role_error(struct store *s, const redisReply *r)
+/* A reply that says this server is no longer the master drops the
+ * connection so the next store_connect finds the master: 1 when it did. */
+static int role_error(struct store *s, const redisReply *r)
 {
     if (!r || !is_role_error(r))
         return 0;
@@ -461,7 +463,7 @@ static int exchange(struct store *s, int argc, const char **argv,
         if (store_connect(s) < 0)
             return KF_EBACKEND;
         if (send_recv(s, argc, argv, lens, out, acked) == 0) {
-            if (!store_reply_role_error(s, *out))
+            if (!role_error(s, *out))
                 return 0;
             freeReplyObject(*out);
             *out = NULL;
@@ -479,13 +481,6 @@ static int command(struct store *s, int argc, const char **argv,
                    const size_t *lens, redisReply **out)
 {
     return exchange(s, argc, argv, lens, out, NULL);
-}
-
-int store_command(struct store *s, int argc, const char **argv,
-                  const size_t *lens, struct redisReply **out)
-{
-    *out = NULL;
-    return command(s, argc, argv, lens, out);
 }
 
 int store_ping(struct store *s)
@@ -662,7 +657,7 @@ int store_run(struct store *s, const struct store_script *sc, int nkeys,
     return run(s, sc, nkeys, keys, nargs, args, arg_lens, out, NULL);
 }
 
-/* Bookkeeping of one WAIT (store_eval_wait, store_run_wait). */
+/* Bookkeeping of one WAIT (store_run_wait). */
 static void wait_done(struct store *s, int rc, long long acked, int64_t t0,
                       int *replicated)
 {
@@ -845,26 +840,4 @@ int store_reply_at_is(const struct store_reply *r, size_t i,
 
     return store_reply_type(e) == STORE_STR &&
            kf_str_eq_c(store_reply_str(e), word);
-}
-
-int store_eval(struct store *s, const struct store_script *sc, int argc,
-               const char **argv, size_t *lens, struct redisReply **out)
-{
-    return eval(s, sc, argc, argv, lens, out, NULL);
-}
-
-int store_eval_wait(struct store *s, const struct store_script *sc,
-                    int argc, const char **argv, size_t *lens,
-                    struct redisReply **out, int *replicated)
-{
-    long long acked = -1;
-    int64_t t0 = kf_mono_ms();
-    int rc;
-
-    *replicated = 1;
-    if (s->wait_replicas <= 0)
-        return eval(s, sc, argc, argv, lens, out, NULL);
-    rc = eval(s, sc, argc, argv, lens, out, &acked);
-    wait_done(s, rc, acked, t0, replicated);
-    return rc;
 }

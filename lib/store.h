@@ -13,7 +13,6 @@
 #include "kf.h"
 
 struct redisContext;
-struct redisReply;
 struct config;
 
 #define STORE_SENTINELS_MAX 8
@@ -44,7 +43,7 @@ struct store {
     char master_name[65];
     unsigned long failovers;  /* the master's address changed */
     unsigned long role_errors;  /* READONLY & co: a demoted master */
-    long wait_replicas, wait_timeout_ms;   /* store_eval_wait */
+    long wait_replicas, wait_timeout_ms;   /* store_run_wait */
     int wait_short;           /* the last WAIT confirmed too few */
     unsigned long wait_shorts;
     int64_t wait_probe_ms;    /* a short WAIT: until then wait 1 ms only */
@@ -70,12 +69,6 @@ KF_WUR int store_set_sentinels(struct store *s, const char *list,
 /* store_init + store_set_sentinels + WAIT settings from [redis]. */
 KF_WUR int store_init_config(struct store *s, const struct config *cfg);
 
-/* For code that talks to s->rc itself: an error reply that says this
- * server is no longer the master (READONLY, MASTERDOWN, LOADING) drops
- * the connection so the next store_connect finds the master. Returns 1
- * when it did. */
-int store_reply_role_error(struct store *s, const struct redisReply *r);
-
 /* Connects if needed. While backing off after a failure returns
  * KF_EBACKEND at once, so a dead Redis costs a request microseconds; in
  * Sentinel mode it asks the Sentinels at most every 250 ms meanwhile and
@@ -88,14 +81,6 @@ struct version;
  * start. KF_EBACKEND without an answer (or an error reply), KF_ENOTFOUND
  * or KF_EPARSE when INFO does not say. */
 KF_WUR int store_server_version(struct store *s, struct version *out);
-
-struct redisReply;
-/* One command (argv and lens as hiredis takes them; lens NULL = strings).
- * A broken connection is retried once on a fresh one; no answer ->
- * KF_EBACKEND (and backing off). An error reply is a reply: the caller
- * checks its type. On success *out is new (freeReplyObject()). */
-KF_WUR int store_command(struct store *s, int argc, const char **argv,
-                         const size_t *lens, struct redisReply **out);
 
 /* Appends prefix + suffix (a full key name of this account) to out. */
 KF_WUR int store_key(const struct store *s, const char *suffix,
@@ -112,16 +97,6 @@ struct store_script {
     char sha[41];
 };
 void store_script_init(struct store_script *sc, const char *src);
-
-/* Runs sc: argv[0] and argv[1] (and lens[0..1]) are filled here
- * (EVALSHA sha, or EVAL src after a NOSCRIPT); the caller fills
- * argv[2..] = numkeys, keys..., args... (lens may be NULL when every
- * argument is a NUL-terminated string). One round trip normally, two the
- * first time a server sees the script. A Redis error reply is KF_EBACKEND.
- * On success *out is new; the caller frees it with freeReplyObject(). */
-KF_WUR int store_eval(struct store *s, const struct store_script *sc,
-                      int argc, const char **argv, size_t *lens,
-                      struct redisReply **out);
 
 /* --- the adapter every other module uses -------------------------------- */
 
@@ -155,8 +130,13 @@ KF_WUR int store_run(struct store *s, const struct store_script *sc,
                      const char *const *args, const size_t *arg_lens,
                      struct store_reply **out);
 
-/* store_run followed, in the same round trip, by WAIT, as
- * store_eval_wait below (*replicated the same). */
+/* store_run followed, in the same round trip, by WAIT wait_replicas
+ * wait_timeout_ms when wait_replicas > 0. *replicated = 1 when the write
+ * reached that many replicas (always 1 with wait_replicas = 0); 0 means
+ * the script ran on the master but a loss of the master could still lose
+ * what it wrote. After a WAIT that timed out, the WAITs of the next second
+ * block 1 ms only (the replica is missing or far behind: every callback
+ * must not pay the whole timeout); then a full one is tried again. */
 KF_WUR int store_run_wait(struct store *s, const struct store_script *sc,
                           int nkeys, const char *const *keys, int nargs,
                           const char *const *args, const size_t *arg_lens,
@@ -209,16 +189,5 @@ int store_reply_at_copy(const struct store_reply *r, size_t i, char *out,
 /* 1 when element i is a string equal to word, else 0. */
 int store_reply_at_is(const struct store_reply *r, size_t i,
                       const char *word);
-
-/* store_eval followed, in the same round trip, by WAIT wait_replicas
- * wait_timeout_ms when wait_replicas > 0. *replicated = 1 when the write
- * reached that many replicas (always 1 with wait_replicas = 0); 0 means
- * the script ran on the master but a loss of the master could still lose
- * what it wrote. After a WAIT that timed out, the WAITs of the next second
- * block 1 ms only (the replica is missing or far behind: every callback
- * must not pay the whole timeout); then a full one is tried again. */
-KF_WUR int store_eval_wait(struct store *s, const struct store_script *sc,
-                           int argc, const char **argv, size_t *lens,
-                           struct redisReply **out, int *replicated);
 
 #endif

@@ -168,7 +168,7 @@ static void expect_on(const struct tu_redis *r, const char *want,
     free(got);
 }
 
-static void test_store_eval_runs_a_script_by_sha(void **st)
+static void test_store_runs_a_script_by_sha(void **st)
 {
     struct fixture *f = *st;
     struct kf_buf out;
@@ -194,20 +194,6 @@ static void test_store_reloads_script_after_script_flush(void **st)
     assert_string_equal(out.p, "b");
     expect(f, "2", "GET", "wxkf:{" APPID "}:calls", NULL);
     kf_buf_release(&out);
-}
-
-static void test_store_eval_maps_a_script_error_to_backend(void **st)
-{
-    struct fixture *f = *st;
-    struct store_script sc;
-    const char *argv[4];
-    size_t lens[4];
-    struct redisReply *r = (struct redisReply *)1;
-
-    store_script_init(&sc, "return redis.error_reply('boom')");
-    argv[2] = "0", lens[2] = 1;
-    assert_int_equal(store_eval(&f->s, &sc, 3, argv, lens, &r), KF_EBACKEND);
-    assert_null(r);
 }
 
 /* store_run's convention (lib/lua/README.md): KEYS[1] is the account
@@ -680,12 +666,10 @@ int main(void)
         cmocka_unit_test(test_store_keys_share_the_account_hash_tag),
         cmocka_unit_test_setup_teardown(test_store_reads_the_server_version,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_eval_runs_a_script_by_sha,
+        cmocka_unit_test_setup_teardown(test_store_runs_a_script_by_sha,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_reloads_script_after_script_flush, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_store_eval_maps_a_script_error_to_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_run_passes_prefix_keys_and_op, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_run_reports_errors,
