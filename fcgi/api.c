@@ -18,6 +18,8 @@
 #include "history.h"
 #include "refusal.h"
 #include "route.h"
+#include "label.h"
+#include "pg.h"
 #include "wrapup.h"
 
 #include "banned.h"
@@ -324,14 +326,73 @@ static void session_action(struct fcgi_req *r, const struct auth *who,
              me.role == AUTH_AGENT ? me.account : "admin", result);
 }
 
-/* POST /api/v1/sessions/{openid}/close {"summary": ...} (optional: the
- * wrap-up, lib/wrapup; it travels in the close event). */
+/* "labels" of a close: absent, or an array of at most LABELS_PER_SESSION
+ * distinct label ids; *n of them in ids. Answers 400 otherwise. */
+static int label_ids(struct fcgi_req *r, json_t *body, int64_t *ids,
+                     size_t *n)
+{
+    json_t *a = json_object_get(body, "labels"), *v;
+    size_t i, j;
+
+    *n = 0;
+    if (!a)
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) > LABELS_PER_SESSION)
+        goto bad;
+    json_array_foreach(a, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1)
+            goto bad;
+        ids[i] = (int64_t)json_integer_value(v);
+        for (j = 0; j < i; j++)
+            if (ids[j] == ids[i])
+                goto bad;
+    }
+    *n = json_array_size(a);
+    return 0;
+bad:
+    fcgi_error(r, 400, "invalid_field", "labels must be an array of at "
+               "most 5 distinct label ids", NULL);
+    return -1;
+}
+
+/* The names of the labels picked (lib/label); answers when it fails. */
+static int label_names_of(struct fcgi_req *r, const int64_t *ids, size_t n,
+                          json_t **names)
+{
+    const struct refusal *why = NULL;
+    struct pg_conn *db = NULL;
+    int rc;
+
+    *names = NULL;
+    if (n == 0)
+        return 0;
+    rc = label_open(r->app->cfg.postgres.dsn, &db);
+    if (rc == 0)
+        rc = label_names(db, r->app->cfg.wechat.app_id, ids, n, names, &why);
+    pg_close(db);
+    if (rc == 0)
+        return 0;
+    if (why)
+        api_refused(r, why, NULL);
+    else if (rc == KF_EBACKEND)
+        fcgi_error(r, 503, "backend_unavailable",
+                   "postgresql is unreachable", NULL);
+    else
+        fcgi_error(r, 500, "internal_error", "internal error", NULL);
+    return -1;
+}
+
+/* POST /api/v1/sessions/{openid}/close {"summary": ..., "labels": [id]}
+ * (both optional: the wrap-up, lib/wrapup; it travels in the close
+ * event). */
 void api_session_close(struct fcgi_req *r)
 {
     struct auth who;
-    json_t *body;
+    json_t *body, *names = NULL;
     const char *summary = NULL, *why = NULL;
     char wrap[WRAPUP_JSON_MAX];
+    int64_t ids[LABELS_PER_SESSION];
+    size_t n;
     int rc;
 
     if (api_authenticate(r, &who, 0))
@@ -339,15 +400,22 @@ void api_session_close(struct fcgi_req *r)
     body = api_json_body(r);
     if (!body)
         return;
-    if (api_str_field(r, body, "summary", &summary) == 0) {
-        rc = wrapup_payload(summary, wrap, sizeof(wrap), &why);
-        if (rc == KF_EINVAL)
-            fcgi_error(r, 400, "invalid_field", why, NULL);
-        else if (rc < 0)
-            fcgi_error(r, 500, "internal_error", "internal error", NULL);
-        else
-            session_action(r, &who, "close", wrap);
+    if (api_str_field(r, body, "summary", &summary) ||
+        label_ids(r, body, ids, &n))
+        goto out;
+    if (summary && wrapup_check_summary(summary, &why) < 0) {
+        fcgi_error(r, 400, "invalid_field", why, NULL);
+        goto out;
     }
+    if (label_names_of(r, ids, n, &names) < 0)
+        goto out;
+    rc = wrapup_payload(summary, names, wrap, sizeof(wrap), &why);
+    if (rc < 0)
+        fcgi_error(r, 500, "internal_error", "internal error", NULL);
+    else
+        session_action(r, &who, "close", wrap);
+    json_decref(names);
+out:
     json_decref(body);
 }
 
@@ -672,8 +740,8 @@ void api_search(struct fcgi_req *r)
                   "q must be 2..100 characters of UTF-8");
 }
 
-/* GET /api/v1/history/sessions?q=TEXT&agent=ACCOUNT&before=CURSOR&limit=N:
- * closed sessions with their wrap-up, newest first — an agent's own (an
+/* GET /api/v1/history/sessions?q=TEXT&label=NAME&agent=ACCOUNT&before=..
+ * &limit=N: closed sessions with their wrap-up, newest first — an agent's own (an
  * agent asking for another's gets 403), an admin's choice of agent or
  * everyone's. */
 void api_history_sessions(struct fcgi_req *r)
@@ -681,8 +749,8 @@ void api_history_sessions(struct fcgi_req *r)
     const struct history_cursor *before;
     struct history_cursor c;
     struct auth who;
-    struct kf_str q = { "", 0 }, a;
-    char agent[72];
+    struct kf_str q = { "", 0 }, a, l;
+    char agent[72], label[LABEL_NAME_SIZE] = "";
     const char *only = NULL;
     json_t *page = NULL;
     long limit;
@@ -710,8 +778,18 @@ void api_history_sessions(struct fcgi_req *r)
         }
         only = who.account;
     }
+    if (http_query_get(&r->query, "label", &l)) {
+        if (l.len == 0 || l.len >= sizeof(label) ||
+            memchr(l.p, '\0', l.len)) {
+            fcgi_error(r, 400, "invalid_field", "label is not a label name",
+                       NULL);
+            return;
+        }
+        snprintf(label, sizeof(label), "%.*s", (int)l.len, l.p);
+    }
     http_query_get(&r->query, "q", &q);
-    rc = history_closed(&r->app->history, only, q, before, limit, &page);
+    rc = history_closed(&r->app->history, only, q, *label ? label : NULL,
+                        before, limit, &page);
     history_reply(r, "history_sessions", rc, page,
                   "q must be 2..100 characters of UTF-8");
 }

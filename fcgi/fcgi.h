@@ -122,6 +122,10 @@ void api_user_messages(struct fcgi_req *r);
 void api_session_transcript(struct fcgi_req *r);
 void api_search(struct fcgi_req *r);
 void api_history_sessions(struct fcgi_req *r);
+void api_labels_list(struct fcgi_req *r);       /* fcgi/labels.c */
+void api_labels_create(struct fcgi_req *r);
+void api_label_patch(struct fcgi_req *r);
+void api_label_delete(struct fcgi_req *r);
 void api_media_get(struct fcgi_req *r);
 void api_media_upload(struct fcgi_req *r);
 void api_stream_ticket(struct fcgi_req *r);

@@ -31,10 +31,10 @@ enum { C_ID, C_DIR, C_TYPE, C_CONTENT, C_MEDIA, C_STATUS, C_ERRCODE,
  * and id). */
 #define SCOLS                                                             \
     "id, openid, agent, grp, " TS("opened_at") TS("closed_at")            \
-    "close_reason, summary, "                                             \
+    "close_reason, summary, coalesce(array_to_json(labels), '[]')::text, " \
     "(extract(epoch FROM closed_at) * 1000000)::bigint "
 enum { S_ID, S_OPENID, S_AGENT, S_GRP, S_OPENED, S_CLOSED, S_REASON,
-       S_SUMMARY, S_US, SNCOLS };
+       S_SUMMARY, S_LABELS, S_US, SNCOLS };
 
 /* Prepared once per connection. Keyset conditions are row comparisons on
  * (created_at, id), which the indexes serve in order. */
@@ -60,13 +60,14 @@ static const struct stmt {
       "SELECT id FROM sessions WHERE openid = $1 "
       "ORDER BY closed_at IS NULL DESC, opened_at DESC, id DESC LIMIT 1" },
     /* $1 the agent (NULL: every agent's), $2 an ILIKE pattern on the
-     * summary (NULL: any) */
-    { "history_closed", 5,
+     * summary (NULL: any), $3 a label's name (NULL: any) */
+    { "history_closed", 6,
       "SELECT " SCOLS "FROM sessions WHERE closed_at IS NOT NULL "
       "AND ($1::text IS NULL OR agent = $1) "
       "AND ($2::text IS NULL OR summary ILIKE $2) "
-      "AND (closed_at, id) < ($3::timestamptz, $4::bigint) "
-      "ORDER BY closed_at DESC, id DESC LIMIT $5::int" },
+      "AND ($3::text IS NULL OR labels @> ARRAY[$3::text]) "
+      "AND (closed_at, id) < ($4::timestamptz, $5::bigint) "
+      "ORDER BY closed_at DESC, id DESC LIMIT $6::int" },
     { "history_served", 3,
       "SELECT 1 FROM sessions WHERE id = $1::bigint AND openid = $2 "
       "AND agent = $3" },
@@ -482,7 +483,7 @@ out:
 }
 
 /* A closed session: {"id","openid","agent","group","opened_at",
- * "closed_at","close_reason","summary"}. */
+ * "closed_at","close_reason","summary","labels"}. */
 static int session_json(const struct pg_res *res, int i, json_t **out)
 {
     static const struct { const char *key; int col; } text[] = {
@@ -496,6 +497,13 @@ static int session_json(const struct pg_res *res, int i, json_t **out)
 
     for (k = 0; rc == 0 && k < sizeof(text) / sizeof(text[0]); k++)
         rc = put_text(o, text[k].key, res, i, text[k].col);
+    if (rc == 0) {
+        json_t *l = json_loads(pg_res_value(res, i, S_LABELS), 0, NULL);
+
+        rc = json_is_array(l) ? put(o, "labels", l) : KF_EIO;
+        if (rc == KF_EIO)
+            json_decref(l);
+    }
     if (rc < 0)
         json_decref(o);
     *out = rc < 0 ? NULL : o;
@@ -621,16 +629,17 @@ int history_search(struct history *h, struct kf_str text,
 }
 
 int history_closed(struct history *h, const char *agent, struct kf_str text,
-                   const struct history_cursor *before, long limit,
-                   json_t **out)
+                   const char *label, const struct history_cursor *before,
+                   long limit, json_t **out)
 {
     struct kf_buf pattern;
-    const char *params[5] = { agent, NULL };
+    const char *params[6] = { agent, NULL, label };
     int rc = 0;
 
     *out = NULL;
     if (limit < 1 || limit > HISTORY_PAGE_MAX ||
-        (agent && (!*agent || strlen(agent) > 64)))
+        (agent && (!*agent || strlen(agent) > 64)) ||
+        (label && (!*label || strlen(label) > 80)))
         return KF_EINVAL;
     kf_buf_init(&pattern, PATTERN_MAX);
     if (text.len > 0) {
@@ -640,7 +649,7 @@ int history_closed(struct history *h, const char *agent, struct kf_str text,
         params[1] = pattern.p;
     }
     if (rc == 0)
-        rc = read_page(h, "history_closed", &sessions_page, params, 5,
+        rc = read_page(h, "history_closed", &sessions_page, params, 6,
                        before, 1, limit, out);
     kf_buf_release(&pattern);
     return rc;

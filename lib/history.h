@@ -93,13 +93,15 @@ KF_WUR int history_search(struct history *h, struct kf_str text,
                           json_t **out);
 
 /* Closed sessions, newest close first, before the cursor (closed_at and
- * id): agent's (NULL: everyone's), and when text.len > 0 only those whose
- * summary contains text (as for history_like_pattern); limit
+ * id): agent's (NULL: everyone's); when text.len > 0 only those whose
+ * summary contains text (as for history_like_pattern); when label is not
+ * NULL only those closed with that label (its name); limit
  * 1..HISTORY_PAGE_MAX. *out: {"sessions":[session...],"next"}, a session
  * being {"id","openid","agent","group","opened_at","closed_at",
- * "close_reason","summary"} (null for what is unknown). Errors as above. */
+ * "close_reason","summary","labels":[name...]} (null for what is
+ * unknown). Errors as above. */
 KF_WUR int history_closed(struct history *h, const char *agent,
-                          struct kf_str text,
+                          struct kf_str text, const char *label,
                           const struct history_cursor *before, long limit,
                           json_t **out);
 

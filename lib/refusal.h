@@ -35,6 +35,8 @@ enum refusal_scope {
                                a client's doing */
     REFUSAL_AGENT = 64,     /* the agent verbs (agent_sync, agent_db):
                                looked up by the kf code they return */
+    REFUSAL_LABEL = 128,    /* the label verbs (lib/label): looked up by
+                               the kf code they return */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -44,6 +46,7 @@ enum refusal_scope {
 #define REFUSAL_R REFUSAL_READ
 #define REFUSAL_I REFUSAL_INTERNAL
 #define REFUSAL_A REFUSAL_AGENT
+#define REFUSAL_L REFUSAL_LABEL
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -103,6 +106,14 @@ enum refusal_scope {
     X(AGENT_BUSY, REFUSAL_A, "agent_busy", KF_EBUSY, 409, "agent_busy",     \
       NULL, 0)                                                             \
     X(AGENT_INVALID, REFUSAL_A, "invalid_field", KF_EINVAL, 400,            \
+      "invalid_field", NULL, 0)                                            \
+    X(NO_LABEL, REFUSAL_L, "unknown_label", KF_ENOTFOUND, 404,              \
+      "unknown_label", "no such label", 0)                                 \
+    X(LABEL_EXISTS, REFUSAL_L, "label_exists", KF_EEXISTS, 409,             \
+      "label_exists", "a label with this name exists", 0)                  \
+    X(LABELS_FULL, REFUSAL_L, "labels_full", KF_ETOOBIG, 409,               \
+      "labels_full", "an account has at most 100 labels", 0)               \
+    X(LABEL_INVALID, REFUSAL_L, "invalid_field", KF_EINVAL, 400,            \
       "invalid_field", NULL, 0)
 
 enum refusal_id {

@@ -9,32 +9,13 @@
 
 int wrapup_check_summary(const char *summary, const char **why)
 {
-    const unsigned char *p = (const unsigned char *)summary;
-    size_t n = strlen(summary), i = 0, chars = 0;
+    int rc = kf_text_check(summary, WRAPUP_SUMMARY_CHARS, 1);
 
-    while (i < n) {
-        uint32_t c;
-        size_t len = kf_utf8_next(p + i, n - i, &c);
-
-        if (len == 0) {
-            if (why)
-                *why = "summary is not valid UTF-8";
-            return KF_EINVAL;
-        }
-        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ||
-            (c >= 0x80 && c < 0xa0)) {
-            if (why)
-                *why = "summary must not contain control characters";
-            return KF_EINVAL;
-        }
-        i += len;
-        if (++chars > WRAPUP_SUMMARY_CHARS) {
-            if (why)
-                *why = "summary is longer than 500 characters";
-            return KF_EINVAL;
-        }
-    }
-    return 0;
+    if (rc < 0 && why)
+        *why = rc == KF_EPARSE ? "summary is not valid UTF-8" :
+               rc == KF_ETOOBIG ? "summary is longer than 500 characters" :
+               "summary must not contain control characters";
+    return rc < 0 ? KF_EINVAL : 0;
 }
 
 /* 1 when s has something other than spaces, tabs and line feeds. */
@@ -43,24 +24,32 @@ static int has_text(const char *s)
     return s[strspn(s, " \t\n")] != '\0';
 }
 
-int wrapup_payload(const char *summary, char *out, size_t cap,
-                   const char **why)
+int wrapup_payload(const char *summary, json_t *labels, char *out,
+                   size_t cap, const char **why)
 {
     json_t *o;
     size_t n;
-    int rc;
+    int rc = 0;
 
     if (cap == 0)
         return KF_ETOOBIG;
     out[0] = '\0';
-    if (!summary)
-        return 0;
-    rc = wrapup_check_summary(summary, why);
-    if (rc < 0 || !has_text(summary))
+    if (summary)
+        rc = wrapup_check_summary(summary, why);
+    if (rc < 0)
         return rc;
-    o = json_pack("{s:s}", "summary", summary);
-    if (!o)
+    if (summary && !has_text(summary))
+        summary = NULL;
+    if (!summary && json_array_size(labels) == 0)
+        return 0;
+    o = json_object();
+    if (!o || (summary && json_object_set_new(o, "summary",
+                                              json_string(summary)) < 0) ||
+        (json_array_size(labels) > 0 &&
+         json_object_set(o, "labels", labels) < 0)) {
+        json_decref(o);
         return KF_ENOMEM;
+    }
     n = json_dumpb(o, out, cap - 1, JSON_COMPACT);
     json_decref(o);
     if (n == 0 || n >= cap - 1) {

@@ -1,8 +1,9 @@
-"""Wrap-up and past conversations over HTTP (docs/api.md "Wrap-up and
-past sessions"): closing a session with a summary, the summary reaching
-the archived session exactly once even when `wxkf jobs` is restarted and
-the stream entries are delivered again, the summary checked as untrusted
-input, and who may list, search and open closed sessions."""
+"""Wrap-up and past conversations over HTTP (docs/api.md): closing a
+session with a summary and labels, both reaching the archived session
+exactly once even when `wxkf jobs` is restarted and the stream entries
+are delivered again, both checked as untrusted input, the account's
+label list (admins write it, agents read it), and who may list, search
+and open closed sessions."""
 
 import os
 import signal
@@ -50,14 +51,26 @@ def close(agent, openid, body):
 
 
 def archived(stack, openid):
-    """(id, agent, closed_at, summary) of openid's closed session, once the
-    archiver has written it."""
+    """(id, agent, closed_at, summary, labels) of openid's closed session,
+    once the archiver has written it."""
     def row():
-        rows = query(stack, 'SELECT id, agent, closed_at, summary FROM '
-                     'sessions WHERE openid = %s AND closed_at IS NOT NULL',
-                     (openid,))
+        rows = query(stack, 'SELECT id, agent, closed_at, summary, labels '
+                     'FROM sessions WHERE openid = %s AND closed_at IS NOT '
+                     'NULL', (openid,))
         return rows[0] if rows else None
     return wait_until(row, 20, what='the closed session archived')
+
+
+def labels_api(stack, method, path='', headers=None, body=None):
+    return requests.request(method, stack.base + '/api/v1/labels' + path,
+                            json=body, headers=headers, timeout=10)
+
+
+def new_label(stack, name, color='#e53935'):
+    r = labels_api(stack, 'POST', headers=admin(stack),
+                   body={'name': name, 'color': color})
+    assert r.status_code == 201, r.text
+    return r.json()['id']
 
 
 def listing(stack, headers, **params):
@@ -68,12 +81,13 @@ def listing(stack, headers, **params):
 def test_summary_reaches_the_archive_once_across_a_jobs_restart(wstack,
                                                                  agents):
     a, b = agents
+    swap = new_label(wstack, '换货')
     u = serve(wstack, a, [b])
-    r = close(a, u.openid, {'summary': SUMMARY})
+    r = close(a, u.openid, {'summary': SUMMARY, 'labels': [swap]})
     assert r.status_code == 200, r.text
     assert r.json()['result'] == 'closed'
-    sid, agent, closed_at, summary = archived(wstack, u.openid)
-    assert (agent, summary) == ('wrap_a', SUMMARY)
+    sid, agent, closed_at, summary, labels = archived(wstack, u.openid)
+    assert (agent, summary, labels) == ('wrap_a', SUMMARY, ['换货'])
     wait_archived(wstack, 30)
     before = query(wstack, 'SELECT count(*) FROM messages')[0][0]
 
@@ -87,9 +101,9 @@ def test_summary_reaches_the_archive_once_across_a_jobs_restart(wstack,
     assert jobs_pid(wstack) != pid
     wait_archived(wstack, 60)
 
-    rows = query(wstack, 'SELECT id, agent, closed_at, summary FROM sessions'
-                 ' WHERE openid = %s', (u.openid,))
-    assert rows == [(sid, 'wrap_a', closed_at, SUMMARY)]
+    rows = query(wstack, 'SELECT id, agent, closed_at, summary, labels FROM '
+                 'sessions WHERE openid = %s', (u.openid,))
+    assert rows == [(sid, 'wrap_a', closed_at, SUMMARY, ['换货'])]
     assert query(wstack, 'SELECT count(*) FROM messages')[0][0] == before
 
 
@@ -181,3 +195,95 @@ def test_who_lists_searches_and_opens_closed_sessions(wstack, agents):
                  'not_yours')
     assert_error(a.get('/api/v1/sessions/%s/transcript?session=%d'
                        % (ub.openid, sa)), 403, 'not_yours')
+
+
+def test_labels_are_the_admins_and_every_agent_reads_them(wstack, agents):
+    a, _b = agents
+    adm = admin(wstack)
+    # who: no token 401; agents read, only admins write
+    assert_error(labels_api(wstack, 'GET'), 401, 'unauthorized')
+    assert_error(labels_api(wstack, 'POST', body={'name': 'x', 'color':
+                                                  '#000000'}), 401,
+                 'unauthorized')
+    assert_error(labels_api(wstack, 'POST', headers=a.h,
+                            body={'name': '售后', 'color': '#000000'}), 403,
+                 'forbidden')
+    lid = new_label(wstack, '售后', '#1E88E5')
+    assert_error(labels_api(wstack, 'PATCH', '/%d' % lid, a.h,
+                            {'name': 'x'}), 403, 'forbidden')
+    assert_error(labels_api(wstack, 'DELETE', '/%d' % lid, a.h), 403,
+                 'forbidden')
+    seen = labels_api(wstack, 'GET', headers=a.h)
+    assert seen.status_code == 200, seen.text
+    assert {'id': lid, 'name': '售后', 'color': '#1e88e5'} in \
+        seen.json()['labels']
+    # kept per account
+    assert query(wstack, 'SELECT app_id FROM labels WHERE id = %s',
+                 (lid,)) == [(wstack.app_id,)]
+
+    # what a label may be
+    assert_error(labels_api(wstack, 'POST', headers=adm, body={
+        'name': '售后', 'color': '#000000'}), 409, 'label_exists')
+    for body in ({'name': '', 'color': '#000000'},
+                 {'name': ' 前后空格', 'color': '#000000'},
+                 {'name': '长' * 21, 'color': '#000000'},
+                 {'name': 'a\u0001b', 'color': '#000000'},
+                 {'name': '红色', 'color': 'red'},
+                 {'name': '红色', 'color': '#12345g'},
+                 {'name': '红色'}, {'color': '#000000'},
+                 {'name': 7, 'color': '#000000'}):
+        assert_error(labels_api(wstack, 'POST', headers=adm, body=body), 400,
+                     'invalid_field')
+    assert new_label(wstack, '长' * 20) > 0
+
+    # change and remove
+    r = labels_api(wstack, 'PATCH', '/%d' % lid, adm, {'color': '#43A047'})
+    assert r.status_code == 200 and r.json() == {
+        'id': lid, 'name': '售后', 'color': '#43a047'}, r.text
+    other = new_label(wstack, '投诉')
+    assert_error(labels_api(wstack, 'PATCH', '/%d' % other, adm,
+                            {'name': '售后'}), 409, 'label_exists')
+    assert_error(labels_api(wstack, 'PATCH', '/%d' % other, adm, {}), 400,
+                 'invalid_field')
+    for bad in ('/999999999', '/abc', '/0'):
+        assert_error(labels_api(wstack, 'PATCH', bad, adm, {'name': 'y'}),
+                     404, 'unknown_label')
+    r = labels_api(wstack, 'DELETE', '/%d' % other, adm)
+    assert r.status_code == 200 and r.json() == {'id': other,
+                                                 'removed': True}
+    assert_error(labels_api(wstack, 'DELETE', '/%d' % other, adm), 404,
+                 'unknown_label')
+
+
+def test_labels_travel_with_the_close_and_are_searched(wstack, agents):
+    a, b = agents
+    refund = new_label(wstack, '退款')
+    vip = new_label(wstack, 'VIP 客户', '#8e24aa')
+    u = serve(wstack, a, [b])
+    for body in ({'labels': 'x'}, {'labels': [refund, refund]},
+                 {'labels': [0]}, {'labels': ['退款']},
+                 {'labels': list(range(1, 7))}):
+        assert_error(close(a, u.openid, body), 400, 'invalid_field')
+    assert_error(close(a, u.openid, {'labels': [999999999]}), 404,
+                 'unknown_label')
+    assert u.openid in a.sessions(), 'a refused close closed the session'
+    r = close(a, u.openid, {'labels': [vip, refund]})
+    assert r.status_code == 200, r.text
+    sid, _agent, _at, summary, labels = archived(wstack, u.openid)
+    assert (summary, labels) == (None, ['VIP 客户', '退款'])
+    wait_archived(wstack, 30)
+
+    found = listing(wstack, a.h, label='退款').json()['sessions']
+    assert [(s['id'], s['labels']) for s in found] == \
+        [(sid, ['VIP 客户', '退款'])]
+    assert listing(wstack, b.h, label='退款').json()['sessions'] == []
+    assert listing(wstack, admin(wstack), label='无此标签').json()[
+        'sessions'] == []
+    assert_error(listing(wstack, a.h, label=''), 400, 'invalid_field')
+    # renaming the label changes no past session
+    r = labels_api(wstack, 'PATCH', '/%d' % refund, admin(wstack),
+                   {'name': '退款退货'})
+    assert r.status_code == 200, r.text
+    assert archived(wstack, u.openid)[4] == ['VIP 客户', '退款']
+    assert [s['id'] for s in listing(wstack, a.h, label='退款').json()[
+        'sessions']] == [sid]

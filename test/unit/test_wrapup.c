@@ -70,7 +70,7 @@ static void test_payload_reads_back_to_the_summary(void **state)
     json_t *j;
 
     (void)state;
-    assert_int_equal(wrapup_payload(text, out, sizeof(out), NULL), 0);
+    assert_int_equal(wrapup_payload(text, NULL, out, sizeof(out), NULL), 0);
     j = json_loads(out, 0, NULL);
     assert_non_null(j);
     assert_int_equal(json_object_size(j), 1);
@@ -88,7 +88,7 @@ static void test_the_longest_summary_fits_the_payload(void **state)
     (void)state;
     assert_non_null(s);
     snprintf(s, strlen(tabs) + 2, "x%s", tabs);
-    assert_int_equal(wrapup_payload(s, out, sizeof(out), NULL), 0);
+    assert_int_equal(wrapup_payload(s, NULL, out, sizeof(out), NULL), 0);
     assert_true(strlen(out) > WRAPUP_SUMMARY_CHARS);
     free(s);
     free(tabs);
@@ -100,17 +100,17 @@ static void test_no_summary_no_payload(void **state)
     const char *why = NULL;
 
     (void)state;
-    assert_int_equal(wrapup_payload(NULL, out, sizeof(out), NULL), 0);
+    assert_int_equal(wrapup_payload(NULL, NULL, out, sizeof(out), NULL), 0);
     assert_string_equal(out, "");
     strcpy(out, "junk");
-    assert_int_equal(wrapup_payload(" \n\t ", out, sizeof(out), NULL), 0);
+    assert_int_equal(wrapup_payload(" \n\t ", NULL, out, sizeof(out), NULL), 0);
     assert_string_equal(out, "");
     strcpy(out, "junk");
-    assert_int_equal(wrapup_payload("a\rb", out, sizeof(out), &why),
+    assert_int_equal(wrapup_payload("a\rb", NULL, out, sizeof(out), &why),
                      KF_EINVAL);
     assert_string_equal(out, "");
     assert_string_equal(why, "summary must not contain control characters");
-    assert_int_equal(wrapup_payload("ok", out, 8, NULL), KF_ETOOBIG);
+    assert_int_equal(wrapup_payload("ok", NULL, out, 8, NULL), KF_ETOOBIG);
     assert_string_equal(out, "");
 }
 
