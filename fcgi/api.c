@@ -372,13 +372,7 @@ static int label_names_of(struct fcgi_req *r, const int64_t *ids, size_t n,
     pg_close(db);
     if (rc == 0)
         return 0;
-    if (why)
-        api_refused(r, why, NULL);
-    else if (rc == KF_EBACKEND)
-        fcgi_error(r, 503, "backend_unavailable",
-                   "postgresql is unreachable", NULL);
-    else
-        fcgi_error(r, 500, "internal_error", "internal error", NULL);
+    api_label_failed(r, "label_names", rc, why, NULL);
     return -1;
 }
 

@@ -14,9 +14,8 @@
 
 #include "banned.h"
 
-/* Answers a failed label verb: its refusal row, else 503 or 500. */
-static void label_failed(struct fcgi_req *r, const char *ev, int rc,
-                         const struct refusal *why, const char *detail)
+void api_label_failed(struct fcgi_req *r, const char *ev, int rc,
+                      const struct refusal *why, const char *detail)
 {
     if (why)
         api_refused(r, why, detail);
@@ -34,7 +33,7 @@ static int open_db(struct fcgi_req *r, struct pg_conn **db)
     int rc = label_open(r->app->cfg.postgres.dsn, db);
 
     if (rc < 0)
-        label_failed(r, "label_db", rc, NULL, NULL);
+        api_label_failed(r, "label_db", rc, NULL, NULL);
     return rc;
 }
 
@@ -52,27 +51,33 @@ static int id_param(struct fcgi_req *r, int64_t *id)
     return -1;
 }
 
-/* name and color of the body (each NULL when absent); answers 400 when
- * one is there and not a label's. */
-static int fields(struct fcgi_req *r, json_t *body, const char **name,
-                  const char **color)
+/* The body of an admin's write and its name and color (each NULL when
+ * absent); answers (401/403, 400 when one is there and not a label's)
+ * and returns NULL when it cannot go on. */
+static json_t *label_body(struct fcgi_req *r, const char **name,
+                          const char **color)
 {
     const char *why = NULL;
+    struct auth who;
+    json_t *body;
     char c[8];
 
+    if (api_authenticate(r, &who, 1) || !(body = api_json_body(r)))
+        return NULL;
     if (api_str_field(r, body, "name", name) ||
-        api_str_field(r, body, "color", color))
-        return -1;
-    if (*name && label_check_name(*name, &why) < 0) {
+        api_str_field(r, body, "color", color)) {
+        why = "";
+    } else if (*name && label_check_name(*name, &why) < 0) {
         fcgi_error(r, 400, "invalid_field", why, NULL);
-        return -1;
+    } else if (*color && label_check_color(*color, c) < 0) {
+        why = "color must be # and 6 hex digits";
+        fcgi_error(r, 400, "invalid_field", why, NULL);
     }
-    if (*color && label_check_color(*color, c) < 0) {
-        fcgi_error(r, 400, "invalid_field",
-                   "color must be # and 6 hex digits", NULL);
-        return -1;
+    if (why) {
+        json_decref(body);
+        return NULL;
     }
-    return 0;
+    return body;
 }
 
 /* GET /api/v1/labels */
@@ -88,7 +93,7 @@ void api_labels_list(struct fcgi_req *r)
     rc = label_list(db, r->app->cfg.wechat.app_id, &out);
     pg_close(db);
     if (rc < 0)
-        label_failed(r, "label_list", rc, NULL, NULL);
+        api_label_failed(r, "label_list", rc, NULL, NULL);
     else
         fcgi_json(r, 200, out);
 }
@@ -99,16 +104,11 @@ void api_labels_create(struct fcgi_req *r)
     const struct refusal *why = NULL;
     const char *name, *color;
     struct pg_conn *db = NULL;
-    struct auth who;
     json_t *body, *out = NULL;
     int rc;
 
-    if (api_authenticate(r, &who, 1) || !(body = api_json_body(r)))
+    if (!(body = label_body(r, &name, &color)))
         return;
-    if (fields(r, body, &name, &color) < 0) {
-        json_decref(body);
-        return;
-    }
     if (!name || !color) {
         fcgi_error(r, 400, "invalid_field", "fields name and color are "
                    "required", NULL);
@@ -117,7 +117,7 @@ void api_labels_create(struct fcgi_req *r)
                           &why);
         pg_close(db);
         if (rc < 0) {
-            label_failed(r, "label_create", rc, why, NULL);
+            api_label_failed(r, "label_create", rc, why, NULL);
         } else {
             log_info(&r->log, "api", "label_create", "id=%lld",
                      (long long)json_integer_value(json_object_get(out,
@@ -134,15 +134,13 @@ void api_label_patch(struct fcgi_req *r)
     const struct refusal *why = NULL;
     const char *name, *color;
     struct pg_conn *db = NULL;
-    struct auth who;
     json_t *body, *out = NULL;
     int64_t id;
     int rc;
 
-    if (api_authenticate(r, &who, 1) || id_param(r, &id) < 0 ||
-        !(body = api_json_body(r)))
+    if (!(body = label_body(r, &name, &color)))
         return;
-    if (fields(r, body, &name, &color) < 0) {
+    if (id_param(r, &id) < 0) {
         json_decref(body);
         return;
     }
@@ -154,7 +152,7 @@ void api_label_patch(struct fcgi_req *r)
                           &out, &why);
         pg_close(db);
         if (rc < 0) {
-            label_failed(r, "label_update", rc, why, NULL);
+            api_label_failed(r, "label_update", rc, why, NULL);
         } else {
             log_info(&r->log, "api", "label_update", "id=%lld",
                      (long long)id);
@@ -180,7 +178,7 @@ void api_label_delete(struct fcgi_req *r)
     rc = label_delete(db, r->app->cfg.wechat.app_id, id, &why);
     pg_close(db);
     if (rc < 0) {
-        label_failed(r, "label_delete", rc, why, NULL);
+        api_label_failed(r, "label_delete", rc, why, NULL);
         return;
     }
     log_info(&r->log, "api", "label_delete", "id=%lld", (long long)id);

@@ -7,12 +7,14 @@ import {t} from './i18n.js';
 import {confirmDialog, errInfo, fmtDur, fmtTime, h, num, setError, shortId,
         show, showError, tickWaiting, tid, toast, toastError} from './dom.js';
 import {S, agentName, every} from './state.js';
+import {renderLabels, wireLabels} from './labels.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
 export function enterAdmin() {
     show(tid('admin-view'), true);
     refreshAdmin();
+    renderLabels();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
 }
@@ -377,9 +379,11 @@ export function relabelAdmin() {
         tr.remove();
     S.adminRows.clear();
     refreshAdmin();
+    renderLabels();
 }
 
 export function wireAdmin() {
+    wireLabels();
     tid('agent-add-form').addEventListener('submit', addAgent);
     tid('edit-form').addEventListener('submit', saveEdit);
     tid('edit-cancel').addEventListener('click', () => tid('edit-dialog').close());

@@ -1,16 +1,21 @@
-// wxkf console — the wrap-up and past conversations (agent):
+// wxkf console — the wrap-up and past conversations:
 //   closing a session asks for an optional summary (500 characters) and
-//   sends it with the close (POST …/close {"summary"});
-//   "历史会话" lists the agent's own closed sessions with their summaries
-//   (GET /api/v1/history/sessions, searchable by summary text) and opens
-//   one's transcript read-only (…/transcript?session=ID).
+//   up to 5 of the account's labels, sent with the close
+//   (POST …/close {"summary", "labels"});
+//   "历史会话" lists closed sessions with their summaries and labels — an
+//   agent's own, every agent's for an admin (GET /api/v1/history/sessions,
+//   searched by summary text and filtered by label) — and opens one's
+//   transcript read-only (…/transcript?session=ID).
 
 import {api, seg} from './api.js';
 import {t} from './i18n.js';
 import {fmtTime, h, setError, show, showError, shortId, tid} from './dom.js';
 import {historyMsgEl} from './conv.js';
+import {allLabels, labelChip, loadLabels} from './labels.js';
+import {S, agentName} from './state.js';
 
 export const SUMMARY_MAX = 500;      // characters, as the API counts them
+const LABELS_MAX = 5;               // per session
 const PAST_PAGE = 20;
 
 // Characters as the server counts them (code points, not UTF-16 units).
@@ -29,8 +34,40 @@ function renderCount() {
     tid('wrapup-submit', dlg).disabled = n > SUMMARY_MAX;
 }
 
-// Asks for the summary and closes openid's session with it. Resolves
-// true once closed, false when the agent cancels.
+// The account's labels as checkboxes; at most LABELS_MAX ticked.
+async function renderPicker() {
+    const box = tid('wrapup-labels');
+    box.replaceChildren();
+    try {
+        await loadLabels();
+    } catch (e) {
+        box.append(h('span', {class: 'muted'}, t('wrapup.labels.unavailable')));
+        return;
+    }
+    const boxes = allLabels().map(l => h('input', {
+        type: 'checkbox', value: l.id, dataset: {testid: 'wrapup-label'},
+        onchange: limitPicks}));
+    box.append(...allLabels().map((l, i) =>
+        h('label', {class: 'label-pick'}, boxes[i], labelChip(l.name))));
+    if (!boxes.length)
+        box.append(h('span', {class: 'muted'}, t('wrapup.labels.none')));
+}
+
+function limitPicks() {
+    const boxes = [...tid('wrapup-labels').querySelectorAll('input')];
+    const full = boxes.filter(b => b.checked).length >= LABELS_MAX;
+    for (const b of boxes)
+        b.disabled = full && !b.checked;
+    show(tid('wrapup-labels-max'), full);
+}
+
+function picked() {
+    return [...tid('wrapup-labels').querySelectorAll('input:checked')]
+        .map(b => Number(b.value));
+}
+
+// Asks for the summary and labels and closes openid's session with them.
+// Resolves true once closed, false when the agent cancels.
 export function wrapUp(openid) {
     const dlg = tid('wrapup-dialog');
     const form = tid('wrapup-form', dlg);
@@ -38,16 +75,24 @@ export function wrapUp(openid) {
     const btn = tid('wrapup-submit', dlg);
     text.value = '';
     setError(tid('wrapup-error', dlg), '');
+    show(tid('wrapup-labels-max', dlg), false);
     renderCount();
+    renderPicker();
     return new Promise(resolve => {
         let closed = false;
         const onSubmit = async (ev) => {
             ev.preventDefault();
             const summary = text.value.trim();
+            const labels = picked();
+            const body = {};
+            if (summary)
+                body.summary = summary;
+            if (labels.length)
+                body.labels = labels;
             btn.disabled = true;
             try {
                 await api.post('/api/v1/sessions/' + seg(openid) + '/close',
-                               summary ? {summary} : {});
+                               body);
                 closed = true;
                 dlg.close();
             } catch (e) {
@@ -70,21 +115,39 @@ export function wrapUp(openid) {
 
 // --- past conversations ------------------------------------------------------
 
-const past = {q: '', next: null, rows: []};
+const past = {q: '', label: '', next: null, rows: []};
+
+function chips(names) {
+    return h('span', {class: 'chips', dataset: {testid: 'past-labels'}},
+             ...(Array.isArray(names) ? names : []).map(labelChip));
+}
 
 function pastItem(s) {
     const when = Date.parse(s.closed_at);
+    const admin = S.me && S.me.role === 'admin';
     return h('li', {class: 'past-item', dataset: {testid: 'past-item',
                                                     session: s.id}},
              h('button', {type: 'button', class: 'past-open',
                           onclick: () => openPast(s)},
                h('span', {class: 'row1'},
                  h('span', {class: 'user', title: s.openid}, shortId(s.openid)),
+                 admin && s.agent ?
+                     h('span', {class: 'by', dataset: {testid: 'past-agent'}},
+                       agentName(s.agent)) : null,
                  h('time', {class: 'muted'}, fmtTime(when))),
+               chips(s.labels),
                s.summary ?
                    h('span', {class: 'summary', dataset: {testid: 'past-summary'}},
                      s.summary) :
                    h('span', {class: 'summary muted'}, t('wrapup.none'))));
+}
+
+// The label filter: every label of the account.
+function renderFilter() {
+    const sel = tid('past-label');
+    sel.replaceChildren(h('option', {value: ''}, t('wrapup.label.all')),
+                        ...allLabels().map(l => h('option', {value: l.name}, l.name)));
+    sel.value = allLabels().some(l => l.name === past.label) ? past.label : '';
 }
 
 function renderPast() {
@@ -99,7 +162,8 @@ async function loadPast(more) {
     setError(tid('past-error', dlg), '');
     try {
         const r = await api.get('/api/v1/history/sessions', {query: {
-            q: past.q, limit: PAST_PAGE, before: more ? past.next : ''}});
+            q: past.q, label: past.label, limit: PAST_PAGE,
+            before: more ? past.next : ''}});
         const rows = Array.isArray(r && r.sessions) ? r.sessions : [];
         past.rows = more ? past.rows.concat(rows) : rows;
         past.next = r && r.next || null;
@@ -122,6 +186,7 @@ async function openPast(s) {
     tid('past-title', dlg).textContent = t('wrapup.past.title', {
         user: shortId(s.openid), when: fmtTime(Date.parse(s.closed_at))});
     tid('past-view-summary', dlg).textContent = s.summary || t('wrapup.none');
+    tid('past-view-labels', dlg).replaceChildren(chips(s.labels));
     setError(tid('past-view-error', dlg), '');
     showList(false);
     try {
@@ -134,18 +199,26 @@ async function openPast(s) {
     }
 }
 
-function openPastDialog() {
+async function openPastDialog() {
     const dlg = tid('past-dialog');
     showList(true);
     dlg.showModal();
+    try {
+        await loadLabels();
+    } catch (e) {
+        /* the list still loads; chips are grey */
+    }
+    renderFilter();
     loadPast(false);
 }
 
 export function relabelWrapup() {
     if (tid('wrapup-dialog').open)
         renderCount();
-    if (tid('past-dialog').open)
+    if (tid('past-dialog').open) {
+        renderFilter();
         renderPast();
+    }
 }
 
 export function wireWrapup() {
@@ -154,6 +227,11 @@ export function wireWrapup() {
     tid('wrapup-cancel', dlg).addEventListener('click', () => dlg.close());
     const pd = tid('past-dialog');
     tid('past-open').addEventListener('click', openPastDialog);
+    tid('past-open-admin').addEventListener('click', openPastDialog);
+    tid('past-label', pd).addEventListener('change', () => {
+        past.label = tid('past-label', pd).value;
+        loadPast(false);
+    });
     tid('past-search', pd).addEventListener('submit', (ev) => {
         ev.preventDefault();
         const q = tid('past-q', pd).value.trim();

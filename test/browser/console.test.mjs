@@ -287,14 +287,43 @@ async function seenAt(page, key, timeoutMs) {
 // --- the scenario -----------------------------------------------------------
 
 // --- wrap-up and past sessions (i17-wrapup) -----------------------------------
-// A closes a session with a summary (the 500-character limit shown as it
-// is typed), the user comes back: the timeline marks where the old
-// session ends, and 历史会话 lists, searches and opens the closed one.
+// An admin adds the account's labels; A closes a session with a summary
+// (the 500-character limit shown as it is typed) and two labels; the user
+// comes back: the timeline marks where the old session ends, and 历史会话
+// lists, searches, filters and opens the closed one (for A, and for the
+// admin with every agent's).
 async function wrapupSteps(browser) {
     const u = openidFor('Wrap');
     const first = '我买的耳机左边没声音';
     const summary = '耳机左耳无声，已安排换货\n单号 SF1234';
-    let a;
+    let a, adm;
+
+    await step('wrap-up: an admin adds the labels 售后 and 换货', async () => {
+        adm = await newPage(browser, 'admin-wrap', LAPTOP);
+        await signIn(adm, ADMIN);
+        await tid(adm, 'label-add-form').waitFor();
+        for (const [name, color] of [['售后', '#e53935'], ['换货', '#1e88e5']]) {
+            await tid(adm, 'label-add-name').fill(name);
+            await tid(adm, 'label-add-color').fill(color);
+            await tid(adm, 'label-add-submit').click();
+            await adm.locator('[data-testid="label-row"]').filter(
+                {has: adm.locator(`[data-testid="label-chip"]:text-is("${name}")`)}).waitFor();
+        }
+        await tid(adm, 'label-add-name').fill('售后');
+        await tid(adm, 'label-add-submit').click();
+        await tid(adm, 'label-add-error').waitFor();
+        assert((await tid(adm, 'label-add-error').evaluate(el => el.firstChild.textContent))
+               === await zh(adm, 'err.code.label_exists'), 'a taken name says so');
+        const chip = adm.locator('[data-testid="label-row"] [data-testid="label-chip"]',
+                                 {hasText: '售后'});
+        assert(await chip.evaluate(el => getComputedStyle(el).backgroundColor) ===
+               'rgb(229, 57, 53)', 'the chip has the label\'s colour');
+        const r = await apiGet('/api/v1/labels', A.token);
+        assert(r.status === 200 && r.data.labels.map(l => l.name).join() === '售后,换货',
+               'agents read the labels: ' + JSON.stringify(r.data));
+        await tid(adm, 'labels-list').scrollIntoViewIfNeeded();
+        await shot(adm, 'laptop-admin-labels');
+    });
 
     await step('wrap-up: A closes with a summary; 500 characters at most', async () => {
         a = await newPage(browser, 'agentA-wrap', LAPTOP);
@@ -313,6 +342,9 @@ async function wrapupSteps(browser) {
         await tid(a, 'wrapup-summary').fill(summary);
         assert((await tid(a, 'wrapup-count').textContent()).startsWith(
             `${Array.from(summary).length}/500`), 'characters counted');
+        for (const name of ['售后', '换货'])
+            await tid(a, 'wrapup-labels').locator('label', {hasText: name})
+                .locator('input').check();
         await shot(a, 'laptop-wrapup-dialog');
         await tid(a, 'wrapup-submit').click();
         await tid(a, 'wrapup-dialog').waitFor({state: 'hidden'});
@@ -323,8 +355,9 @@ async function wrapupSteps(browser) {
             return x.status === 200 && x.data.sessions.length === 1 && x;
         }, 10000, 'the closed session archived with its summary');
         const s = r.data.sessions[0];
-        assert(s.openid === u && s.summary === summary && s.agent === A.account,
-               'the summary at the server: ' + JSON.stringify(s));
+        assert(s.openid === u && s.summary === summary && s.agent === A.account &&
+               s.labels.join() === '售后,换货',
+               'the summary and labels at the server: ' + JSON.stringify(s));
     });
 
     await step('wrap-up: the user comes back; the timeline marks the new session', async () => {
@@ -363,6 +396,11 @@ async function wrapupSteps(browser) {
         await tid(a, 'past-q').fill('');
         await tid(a, 'past-search-submit').click();
         await item.waitFor();
+        assert((await item.getByTestId('label-chip').allTextContents()).join() ===
+               '售后,换货', 'the labels shown');
+        await tid(a, 'past-label').selectOption('售后');
+        await a.waitForFunction(() =>
+            document.querySelectorAll('[data-testid="past-item"]').length === 1);
         await shot(a, 'laptop-wrapup-past');
         await item.getByRole('button').click();
         await tid(a, 'past-view').waitFor();
@@ -373,6 +411,26 @@ async function wrapupSteps(browser) {
                'its summary');
         await shot(a, 'laptop-wrapup-transcript');
         await tid(a, 'past-close').click();
+    });
+
+    await step('wrap-up: the admin sees every agent\'s past sessions', async () => {
+        await tid(adm, 'past-open-admin').click();
+        const item = adm.locator('[data-testid="past-item"]').filter(
+            {hasText: '耳机左耳无声'});
+        await item.waitFor();
+        const who = await item.getByTestId('past-agent').textContent();
+        assert(who.length > 0, 'the agent is named: ' + who);
+        await shot(adm, 'laptop-admin-past');
+        await tid(adm, 'past-close').click();
+        const p = await newPage(browser, 'admin-wrap-phone', PHONE, true);
+        await signIn(p, ADMIN);
+        await tid(p, 'labels-list').scrollIntoViewIfNeeded();
+        await p.locator('[data-testid="label-row"]').first().waitFor();
+        await shot(p, 'phone-admin-labels');
+        await p.context().close();
+        delete pages['admin-wrap-phone'];
+        await adm.context().close();
+        delete pages['admin-wrap'];
     });
 
     await step('wrap-up: screenshots on a phone', async () => {
