@@ -1,8 +1,9 @@
 /* api: the REST routes routing and presence need (/api/v1/me/...,
- * /api/v1/sessions/{openid}..., /api/v1/stats) and the history reads
- * (/api/v1/users/{openid}/messages, .../transcript, /api/v1/search).
- * Thin: authenticate, read a bounded JSON body, call lib/route or
- * lib/history, map the outcome to a status. */
+ * /api/v1/sessions/{openid}..., /api/v1/stats; a close carries the
+ * wrap-up, lib/wrapup and lib/label) and the history reads
+ * (/api/v1/users/{openid}/messages, .../transcript, /api/v1/search,
+ * /api/v1/history/sessions). Thin: authenticate, read a bounded JSON
+ * body, call lib/route or lib/history, map the outcome to a status. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,10 @@
 #include "metrics.h"
 #include "push.h"
 #include "history.h"
-#include "refusal.h"
-#include "route.h"
 #include "label.h"
 #include "pg.h"
+#include "refusal.h"
+#include "route.h"
 #include "wrapup.h"
 
 #include "banned.h"

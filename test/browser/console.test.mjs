@@ -325,6 +325,30 @@ async function wrapupSteps(browser) {
         await shot(adm, 'laptop-admin-labels');
     });
 
+    await step('wrap-up: group names in Chinese (售前，售后) from the admin view', async () => {
+        const acct = 'grp' + crypto.randomInt(1000, 9999);
+        await adm.locator('[data-testid="agent-add"] summary').click();
+        await tid(adm, 'agent-add-account').fill(acct);
+        await tid(adm, 'agent-add-nick').fill('售后小王');
+        await tid(adm, 'agent-add-groups').fill('售前，售后');
+        await tid(adm, 'agent-add-submit').click();
+        await tid(adm, 'token-dialog').waitFor();
+        await tid(adm, 'token-done').click();
+        const row = adm.locator(`[data-testid="agent-row"][data-account="${acct}"]`);
+        await row.waitFor();
+        await adm.waitForFunction((acct) => {
+            const g = document.querySelector(
+                `[data-testid="agent-row"][data-account="${acct}"] [data-testid="agent-groups"]`);
+            return g && g.textContent === '售前, 售后';
+        }, acct, {timeout: 8000});
+        const r = await apiGet('/api/v1/agents/' + acct, ADMIN);
+        assert(r.status === 200 && r.data.agent.groups.join() === '售前,售后',
+               'the groups at the server: ' + JSON.stringify(r.data));
+        await row.getByTestId('agent-remove').click();
+        await tid(adm, 'confirm-ok').click();
+        await row.waitFor({state: 'detached', timeout: 8000});
+    });
+
     await step('wrap-up: A closes with a summary; 500 characters at most', async () => {
         a = await newPage(browser, 'agentA-wrap', LAPTOP);
         await signIn(a, A.token);
