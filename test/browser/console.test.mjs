@@ -433,6 +433,7 @@ async function wrapupSteps(browser) {
                'only the past session');
         assert(await tid(a, 'past-view-summary').textContent() === summary,
                'its summary');
+        assert(await tid(a, 'past-note').isVisible(), 'says it is read-only');
         await shot(a, 'laptop-wrapup-transcript');
         await tid(a, 'past-close').click();
     });
