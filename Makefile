@@ -165,7 +165,7 @@ fuzz:
 
 fuzz-ci:
 	sh scripts/fuzz.sh 0
-	@sh scripts/fuzz.sh 45 xml callback json & a=$$!; \
+	@sh scripts/fuzz.sh 45 xml callback json canned & a=$$!; \
 	  sh scripts/fuzz.sh 45 crypto query config journal; b=$$?; \
 	  wait $$a; a=$$?; \
 	  [ $$a -eq 0 ] && [ $$b -eq 0 ] || { echo "fuzz: failed (a=$$a b=$$b)"; exit 1; }

@@ -504,6 +504,30 @@ void api_me_events(struct fcgi_req *r)
 
 /* POST /api/v1/sessions/{openid}/messages: an agent answers a user
  * through WeChat's customer-service API, as its kf_account. */
+/* The answer to an outbound verb that failed (rc < 0): a refusal, WeChat's
+ * refusal (those errcodes that mean one of ours answer as it does), WeChat
+ * out of reach, or the backend down. */
+static void send_failed(struct fcgi_req *r, int rc,
+                        const struct outbound_result *res)
+{
+    if (res->why) {
+        api_refused(r, res->why, res->message);
+    } else if (rc == KF_EWECHAT) {
+        const struct refusal *w = refusal_by_errcode(REFUSAL_SEND,
+                                                     res->errcode);
+        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code",
+                              w ? w->code : "wechat_refused", "message",
+                              res->message, "errcode",
+                              (json_int_t)res->errcode, "id", res->id);
+
+        fcgi_json(r, w ? w->status : 502, e);
+    } else if (rc == KF_EIO) {
+        fcgi_error(r, 502, "wechat_unreachable", res->message, NULL);
+    } else {
+        api_backend_down(r);
+    }
+}
+
 void api_session_send(struct fcgi_req *r)
 {
     struct outbound_result res;
@@ -528,22 +552,8 @@ void api_session_send(struct fcgi_req *r)
             metrics_inc(r->app->metrics, METRICS_MESSAGES, labels, 1);
     }
     json_decref(body);
-    if (rc < 0 && res.why) {
-        api_refused(r, res.why, res.message);
-    } else if (rc == KF_EWECHAT) {
-        /* the errcodes that mean one of our refusals answer as it does */
-        const struct refusal *w = refusal_by_errcode(REFUSAL_SEND,
-                                                     res.errcode);
-        json_t *e = json_pack("{s:{s:s,s:s,s:I,s:s}}", "error", "code",
-                              w ? w->code : "wechat_refused", "message",
-                              res.message, "errcode",
-                              (json_int_t)res.errcode, "id", res.id);
-
-        fcgi_json(r, w ? w->status : 502, e);
-    } else if (rc == KF_EIO) {
-        fcgi_error(r, 502, "wechat_unreachable", res.message, NULL);
-    } else if (rc < 0) {
-        api_backend_down(r);
+    if (rc < 0) {
+        send_failed(r, rc, &res);
     } else {
         if (res.unrecorded)
             log_warn(&r->log, "api", "send_unrecorded", "id=%s", res.id);
@@ -554,6 +564,33 @@ void api_session_send(struct fcgi_req *r)
     log_info(&r->log, "api", "send", "status=%d result=%s code=%s errcode=%ld",
              r->status, res.status[0] ? res.status : "-",
              res.why && *res.why->sub ? res.why->sub : "-", res.errcode);
+}
+
+/* POST /api/v1/sessions/{openid}/typing: the agent is typing (the console's
+ * composer, debounced); lib/outbound tells WeChat at most every 10 s. */
+void api_session_typing(struct fcgi_req *r)
+{
+    struct outbound_result res;
+    struct auth who;
+    int rc;
+
+    if (api_authenticate(r, &who, 0))
+        return;
+    rc = outbound_typing(&r->app->outbound,
+                         who.role == AUTH_AGENT ? who.account : "", r->param,
+                         kf_wall_ms(), &res);
+    if (rc < 0)
+        send_failed(r, rc, &res);
+    else if (strcmp(res.status, "sent") == 0)
+        fcgi_json(r, 200, json_pack("{s:b}", "sent", 1));
+    else
+        fcgi_json(r, 200, json_pack("{s:b,s:s}", "sent", 0, "reason",
+                                    res.message));
+    log_info(&r->log, "api", "typing",
+             "status=%d result=%s code=%s errcode=%ld", r->status,
+             res.status[0] ? res.status : "-",
+             res.why && *res.why->sub ? res.why->sub
+             : rc == 0 && res.message[0] ? res.message : "-", res.errcode);
 }
 
 /* --- history: reads of the archived messages (lib/history) --------------- */
@@ -625,12 +662,12 @@ static void history_reply(struct fcgi_req *r, const char *ev, int rc,
                  kf_strerror(rc));
 }
 
-/* Admins read every user's history; an agent only that of a user it
- * serves now (an active session with it) or, for one past session
- * (session > 0), of a session that was its own (the archived session's
- * last agent). Answers when refused. */
-static int may_read_user(struct fcgi_req *r, const struct auth *who,
-                         int64_t session)
+/* Admins read every user's data; an agent that of a user it serves now
+ * (an active session with it) or, with session > 0, that one past
+ * session of the user if it was its own (the archived session's last
+ * agent). Answers when refused (nonzero). */
+static int may_read(struct fcgi_req *r, const struct auth *who,
+                    struct kf_str openid, int64_t session)
 {
     json_t *s = NULL;
     const char *state, *agent;
@@ -638,7 +675,7 @@ static int may_read_user(struct fcgi_req *r, const struct auth *who,
 
     if (who->role == AUTH_ADMIN)
         return 0;
-    rc = route_session_view(rt(r), r->param, &s);
+    rc = route_session_view(rt(r), openid, &s);
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
         return 1;
@@ -649,7 +686,7 @@ static int may_read_user(struct fcgi_req *r, const struct auth *who,
          strcmp(agent, who->account) == 0;
     json_decref(s);
     if (!ok && session > 0) {
-        rc = history_served(&r->app->history, r->param, session,
+        rc = history_served(&r->app->history, openid, session,
                             who->account);
         if (rc == KF_EBACKEND) {
             history_reply(r, "history_served", rc, NULL, "");
@@ -665,6 +702,12 @@ static int may_read_user(struct fcgi_req *r, const struct auth *who,
     return !ok;
 }
 
+int api_may_read_user(struct fcgi_req *r, const struct auth *who,
+                      struct kf_str openid)
+{
+    return may_read(r, who, openid, 0);
+}
+
 /* GET /api/v1/users/{openid}/messages?before=CURSOR&limit=N */
 void api_user_messages(struct fcgi_req *r)
 {
@@ -677,7 +720,8 @@ void api_user_messages(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0) ||
         query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
-        query_cursor(r, "before", &c, &before) || may_read_user(r, &who, 0))
+        query_cursor(r, "before", &c, &before) ||
+        api_may_read_user(r, &who, r->param))
         return;
     rc = history_user_page(&r->app->history, r->param, before, limit, &page);
     history_reply(r, "history_page", rc, page, "invalid openid");
@@ -707,7 +751,7 @@ void api_session_transcript(struct fcgi_req *r)
                    NULL);
         return;
     }
-    if (may_read_user(r, &who, (int64_t)sid))
+    if (may_read(r, &who, r->param, (int64_t)sid))
         return;
     rc = history_transcript(&r->app->history, r->param, (int64_t)sid, after,
                             limit, &page);

@@ -101,6 +101,10 @@ json_t *api_agent_json(const struct agent *a, const char *status,
 int api_str_field(struct fcgi_req *r, json_t *o, const char *name,
                   const char **out);
 void api_backend_down(struct fcgi_req *r);   /* 503 redis */
+/* Admins read every user's data; an agent only that of a user it serves
+ * now (an active session with it). Answers when refused (nonzero). */
+int api_may_read_user(struct fcgi_req *r, const struct auth *who,
+                      struct kf_str openid);
 /* A refusal as the table says (lib/refusal.h): its status, code and
  * message, or detail where the row has none (invalid_field). */
 struct refusal;
@@ -118,6 +122,7 @@ void api_session_transfer(struct fcgi_req *r);
 void api_stats(struct fcgi_req *r);
 void api_me_events(struct fcgi_req *r);
 void api_session_send(struct fcgi_req *r);
+void api_session_typing(struct fcgi_req *r);
 void api_user_messages(struct fcgi_req *r);
 void api_session_transcript(struct fcgi_req *r);
 void api_search(struct fcgi_req *r);
@@ -134,6 +139,14 @@ void api_media_get(struct fcgi_req *r);
 void api_media_upload(struct fcgi_req *r);
 void api_stream_ticket(struct fcgi_req *r);
 void api_stream(struct fcgi_req *r);
+
+/* Canned replies (canned.c). */
+void api_canned_list(struct fcgi_req *r);
+void api_canned_create(struct fcgi_req *r);
+void api_canned_patch(struct fcgi_req *r);
+void api_canned_delete(struct fcgi_req *r);
+void api_canned_export(struct fcgi_req *r);
+void api_canned_import(struct fcgi_req *r);
 
 /* Admin routes (admin.c). */
 void api_agents_list(struct fcgi_req *r);

@@ -156,6 +156,7 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/sessions/*/close", api_session_close },
     { M_POST, "/api/v1/sessions/*/transfer", api_session_transfer },
     { M_POST, "/api/v1/sessions/*/messages", api_session_send },
+    { M_POST, "/api/v1/sessions/*/typing", api_session_typing },
     { M_GET, "/api/v1/stats", api_stats },
     { M_GET, "/api/v1/users/*/messages", api_user_messages },
     { M_GET, "/api/v1/sessions/*/transcript", api_session_transcript },
@@ -177,6 +178,12 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/agents/+/token", api_agent_token },
     { M_GET, "/api/v1/sessions", api_sessions_list },
     { M_GET, "/api/v1/queue", api_queue },
+    { M_GET, "/api/v1/canned", api_canned_list },
+    { M_POST, "/api/v1/canned", api_canned_create },
+    { M_GET, "/api/v1/canned/export", api_canned_export },
+    { M_POST, "/api/v1/canned/import", api_canned_import },
+    { M_PATCH, "/api/v1/canned/*", api_canned_patch },
+    { M_DELETE, "/api/v1/canned/*", api_canned_delete },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

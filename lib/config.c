@@ -66,6 +66,22 @@ static const char *check_original_id(const char *v)
                ? "must look like gh_xxxxxxxxxxxx" : NULL;
 }
 
+/* A name people read: UTF-8 without control characters. */
+static const char *check_account_name(const char *v)
+{
+    const unsigned char *p = (const unsigned char *)v;
+    size_t i = 0, k, n = strlen(v);
+    uint32_t cp;
+
+    while (i < n) {
+        k = kf_utf8_next(p + i, n - i, &cp);
+        if (k == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            return "must be UTF-8 text without control characters";
+        i += k;
+    }
+    return NULL;
+}
+
 /* "key:value,key:value". For menu_groups and keyword_groups the keys are
  * EventKeys or keywords (no ',' or ':') and the values group names
  * (agent_group_ok: [a-z0-9_-] or letters beyond ASCII, 1-32 characters);
@@ -166,6 +182,7 @@ static const struct centry table[] = {
     CHECKED(wechat, encoding_aes_key_prev, 1, 43, check_aes_key),
     CHECKED(wechat, encoding, 0, 10, check_encoding),
     CHECKED(wechat, original_id, 0, 64, check_original_id),
+    CHECKED(wechat, account_name, 0, 256, check_account_name),
     E(wechat, mode, "workspace", "workspace|wechat_kf"),
     S(wechat, api_base, "https://api.weixin.qq.com", 1, 256),
     E(wechat, token_endpoint, "stable_token", "stable_token|token"),
@@ -196,6 +213,8 @@ static const struct centry table[] = {
     L(routing, queue_timeout, 600, 0, 604800),
     L(routing, first_reply_timeout, 0, 0, 86400),
     L(routing, queue_max, 10000, 1, 1000000),
+    L(routing, returning, 0, 0, 365),
+    E(routing, queue_order, "arrival", "arrival|window"),
     L(session, idle_timeout, 1800, 5, 604800),
     L(presence, heartbeat_ttl, 90, 10, 3600),
     L(ratelimit, wechat_api_per_min, 600, 1, 1000000),
@@ -213,6 +232,8 @@ static const struct centry table[] = {
     { "texts", "leave_message", C_STR,
       offsetof(struct config, texts.leave_message),
       "客服暂时无法接入，请留言，我们会尽快回复您。", 0, 2000, NULL, 0, check_text },
+    { "texts", "greeting", C_STR, offsetof(struct config, texts.greeting),
+      "", 0, 600, NULL, 0, check_text },
     { "texts", "fallback", C_STR, offsetof(struct config, texts.fallback),
       "消息已收到，客服会尽快回复您。", 0, 2000, NULL, 0, check_text },
     CHECKED(api, admin_token_sha256, 0, 64, check_sha256),

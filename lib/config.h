@@ -16,6 +16,8 @@ struct config {
         char *app_id, *app_secret, *token, *encoding_aes_key,
             *encoding_aes_key_prev, *original_id, *mode, *api_base,
             *token_endpoint, *ca_file;
+        char *account_name;     /* the Official Account's name, as users
+                                   know it ({account} in canned replies) */
         char *encoding;         /* plaintext | compatible | safe; "" before
                                    config_load: see config_encoding() */
         long timestamp_window, dedupe_ttl, api_timeout_ms,
@@ -46,6 +48,9 @@ struct config {
         char *group_policies, *menu_groups, *keyword_groups;
         long queue_timeout, first_reply_timeout;
         long queue_max;         /* waiting users per group queue */
+        long returning;         /* days a user goes back to its last
+                                   agent (0 = off) */
+        char *queue_order;      /* "arrival" or "window" */
     } routing;
     struct {
         long idle_timeout;
@@ -59,6 +64,8 @@ struct config {
     struct {
         char *welcome, *no_agent, *queued, *queue_full, *leave_message,
             *fallback;
+        char *greeting;         /* sent when a session reaches an agent
+                                   ("" = none) */
     } texts;
     struct {
         char *admin_token_sha256;

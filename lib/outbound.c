@@ -12,9 +12,6 @@
 
 #include "banned.h"
 
-#define WINDOW_MS (48LL * 3600 * 1000)
-#define QUOTA_AFTER_MSG "5"     /* docs/wechat-protocol.md §8 */
-#define QUOTA_AFTER_EVT "3"     /* 3 within a minute of a click/scan/... */
 #define TEXT_MAX 2048           /* bytes of a text message */
 
 static void new_id(char *id, size_t n);
@@ -41,6 +38,17 @@ static void refuse(struct outbound_result *res, const struct refusal *why,
     res->why = why;
     snprintf(res->message, sizeof(res->message), "%s",
              why->message ? why->message : detail);
+}
+
+/* WeChat refused (or could not be used): status "failed", its errcode and
+ * what it means. */
+static void failed(struct outbound_result *res, const struct wx_api_result *w)
+{
+    snprintf(res->status, sizeof(res->status), "failed");
+    res->errcode = w->errcode;
+    snprintf(res->message, sizeof(res->message), "%s",
+             wx_api_errcode_text(w->errcode) ? wx_api_errcode_text(w->errcode)
+                                             : w->errmsg);
 }
 
 static int str_member(json_t *o, const char *name, size_t max)
@@ -156,16 +164,14 @@ static int reserve(struct outbound *ob, const char *by, const char *openid,
                    int64_t now, char *agent, size_t agent_len,
                    struct outbound_result *res)
 {
-    char n[24], win[24], *json = json_dumps(payload, JSON_COMPACT);
+    char n[24], *json = json_dumps(payload, JSON_COMPACT);
     const char *args[] = { "reserve", n, ob->route->cfg, openid, by, id,
-                           type, win, QUOTA_AFTER_MSG, QUOTA_AFTER_EVT,
-                           json ? json : "{}" };
+                           type, json ? json : "{}" };
     struct store_reply *rep = NULL;
     int rc;
 
     snprintf(n, sizeof(n), "%lld", (long long)now);
-    snprintf(win, sizeof(win), "%lld", WINDOW_MS);
-    rc = run(ob, args, 11, &rep);
+    rc = run(ob, args, 8, &rep);
     free(json);
     if (rc < 0)
         return rc;
@@ -217,12 +223,7 @@ int outbound_send(struct outbound *ob, const char *by, struct kf_str openid,
         rc = status_event(ob, now_ms, o, agent, res->id, "failed", &w, 1) < 0
                  ? KF_EBACKEND : KF_EIO;
     } else if (rc == KF_EWECHAT) {
-        snprintf(res->status, sizeof(res->status), "failed");
-        res->errcode = w.errcode;
-        snprintf(res->message, sizeof(res->message), "%s",
-                 wx_api_errcode_text(w.errcode) ? wx_api_errcode_text(
-                                                      w.errcode)
-                                                : w.errmsg);
+        failed(res, &w);
         if (status_event(ob, now_ms, o, agent, res->id, "failed", &w, 1) < 0)
             rc = KF_EBACKEND;
     } else {
@@ -231,6 +232,62 @@ int outbound_send(struct outbound *ob, const char *by, struct kf_str openid,
         rc = enqueue(ob, now_ms, res->id, o, agent, type, payload);
         if (rc == 0)
             rc = status_event(ob, now_ms, o, agent, res->id, "queued", &w, 0);
+    }
+    wx_api_result_release(&w);
+    return rc;
+}
+
+int outbound_typing(struct outbound *ob, const char *by, struct kf_str openid,
+                    int64_t now_ms, struct outbound_result *res)
+{
+    struct wx_api_result w;
+    struct store_reply *rep = NULL;
+    char n[24], gap[24], recent[24], o[72];
+    const char *args[] = { "typing", n, ob->route->cfg, o, by, gap, recent };
+    const char *verdict;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    if (openid.len == 0 || openid.len >= sizeof(o))
+        return KF_EINVAL;
+    snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
+    snprintf(n, sizeof(n), "%lld", (long long)now_ms);
+    snprintf(gap, sizeof(gap), "%d", OUTBOUND_TYPING_GAP_MS);
+    snprintf(recent, sizeof(recent), "%d", OUTBOUND_TYPING_RECENT_MS);
+    rc = run(ob, args, 7, &rep);
+    if (rc < 0)
+        return rc;
+    verdict = store_reply_at_text(rep, 0);
+    if (strcmp(verdict, "err") == 0) {
+        refuse(res, refusal_find(REFUSAL_SEND,
+                                 kf_str_c(store_reply_at_text(rep, 1)),
+                                 REFUSAL_REFUSED), "");
+        store_reply_free(rep);
+        return res->why->rc;
+    }
+    if (strcmp(verdict, "ok") != 0) {
+        snprintf(res->status, sizeof(res->status), "skipped");
+        snprintf(res->message, sizeof(res->message), "%s",
+                 store_reply_at_text(rep, 1));
+        store_reply_free(rep);
+        return 0;
+    }
+    store_reply_free(rep);
+    wx_api_result_init(&w);
+    rc = wx_api_typing(ob->api, o, "Typing", &w);
+    if (rc == KF_EWECHAT && (w.errcode == 45081 || w.errcode == 45080)) {
+        /* already shown, or WeChat counts the user's last interaction
+           older than we do: nothing to tell the agent */
+        rc = 0;
+        snprintf(res->status, sizeof(res->status), "skipped");
+        snprintf(res->message, sizeof(res->message), "%s",
+                 w.errcode == 45081 ? "already_typing" : "quiet");
+    } else if (rc == 0) {
+        snprintf(res->status, sizeof(res->status), "sent");
+    } else {
+        failed(res, &w);
+        if (rc != KF_EWECHAT)
+            rc = KF_EIO;        /* transient or not: typing is not retried */
     }
     wx_api_result_release(&w);
     return rc;

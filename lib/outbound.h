@@ -4,7 +4,10 @@
  * message validation, the window/quota reservation before WeChat is called
  * (lib/lua/outbound.lua), the delivery events (msg_out, delivery: sent,
  * queued, failed) and the outbox that `wxkf jobs` retries with backoff, so
- * nothing an agent sends is silently dropped. */
+ * nothing an agent sends is silently dropped; and the typing indicator
+ * (POST /api/v1/sessions/{openid}/typing), rate-limited per user. wxkf's
+ * own texts (greeting, leave-a-message) are reserved and queued by the
+ * routing scripts (lib/lua/prelude.lua) and delivered here. */
 #ifndef OUTBOUND_H
 #define OUTBOUND_H
 
@@ -61,6 +64,22 @@ void outbound_init(struct outbound *ob, struct route *r, struct wx_api *api,
 KF_WUR int outbound_send(struct outbound *ob, const char *by,
                          struct kf_str openid, json_t *msg, int64_t now_ms,
                          struct outbound_result *res);
+
+#define OUTBOUND_TYPING_GAP_MS 10000    /* at most one Typing per user */
+#define OUTBOUND_TYPING_RECENT_MS 30000 /* WeChat: a user's interaction
+                                           this recent, else 45080 */
+
+/* The agent (by; "" = an admin) is typing to openid: tells WeChat
+ * (custom/typing "Typing") at most once per OUTBOUND_TYPING_GAP_MS per
+ * user, only while the user's window is open. Returns 0 with res->status
+ * "sent" (WeChat was told) or "skipped" and res->message why: "recent"
+ * (told within the gap), "quiet" (the user's last interaction is older
+ * than WeChat allows typing after), "already_typing" (WeChat: 45081);
+ * KF_EINVAL with res->why (outside_48h_window, not_yours, no_session);
+ * KF_EWECHAT (res->errcode), KF_EIO, KF_EBACKEND as outbound_send. */
+KF_WUR int outbound_typing(struct outbound *ob, const char *by,
+                           struct kf_str openid, int64_t now_ms,
+                           struct outbound_result *res);
 
 struct outbound_counts {
     long sent, failed, retried;

@@ -35,7 +35,8 @@ enum refusal_scope {
                                a client's doing */
     REFUSAL_AGENT = 64,     /* the agent verbs (agent_sync, agent_db):
                                looked up by the kf code they return */
-    REFUSAL_LABEL = 128,    /* the label verbs (lib/label): looked up by
+    REFUSAL_CANNED = 128,   /* lib/canned_db: canned replies */
+    REFUSAL_LABEL = 256,    /* the label verbs (lib/label): looked up by
                                the kf code they return */
 };
 
@@ -46,6 +47,7 @@ enum refusal_scope {
 #define REFUSAL_R REFUSAL_READ
 #define REFUSAL_I REFUSAL_INTERNAL
 #define REFUSAL_A REFUSAL_AGENT
+#define REFUSAL_C REFUSAL_CANNED
 #define REFUSAL_L REFUSAL_LABEL
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
@@ -83,8 +85,8 @@ enum refusal_scope {
       45047)                                                               \
     X(SEND_NO_SESSION, REFUSAL_O, "no_session", KF_EINVAL, 404,             \
       "no_session", "this user has no session with you", 0)                \
-    X(INVALID_FIELD, REFUSAL_O, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)                                            \
+    X(INVALID_FIELD, REFUSAL_O | REFUSAL_C, "invalid_field", KF_EINVAL,     \
+      400, "invalid_field", NULL, 0)                                           \
     X(BAD_MEDIA_ID, REFUSAL_M, "bad_media_id", KF_EINVAL, 404, "no_media",  \
       "no such media", 0)                                                  \
     X(MEDIA_NOT_YOURS, REFUSAL_M, "not_yours", KF_EINVAL, 403, "not_yours", \
@@ -107,6 +109,14 @@ enum refusal_scope {
       NULL, 0)                                                             \
     X(AGENT_INVALID, REFUSAL_A, "invalid_field", KF_EINVAL, 400,            \
       "invalid_field", NULL, 0)                                            \
+    X(CANNED_UNKNOWN, REFUSAL_C, "no_canned", KF_ENOTFOUND, 404,            \
+      "no_canned", "no such canned reply", 0)                              \
+    X(CANNED_SHARED, REFUSAL_C, "shared", KF_EINVAL, 403, "canned_shared",  \
+      "shared canned replies are managed by admins", 0)                    \
+    X(CANNED_FULL, REFUSAL_C, "canned_full", KF_ELIMIT, 409,                \
+      "canned_full", "the list holds 500 canned replies already", 0)       \
+    X(CANNED_BAD_CSV, REFUSAL_C, "invalid_csv", KF_EPARSE, 400,             \
+      "invalid_csv", "the CSV file was refused; nothing was imported", 0)  \
     X(NO_LABEL, REFUSAL_L, "unknown_label", KF_ENOTFOUND, 404,              \
       "unknown_label", "no such label", 0)                                 \
     X(LABEL_EXISTS, REFUSAL_L, "label_exists", KF_EEXISTS, 409,             \

@@ -36,6 +36,7 @@ static int parse_rules(const char *s, struct route_rule *v, int *n)
 
 int route_init(struct route *r, struct store *st, const struct config *cfg)
 {
+    const unsigned char *g;
     int n, rc;
 
     memset(r, 0, sizeof(*r));
@@ -45,15 +46,23 @@ int route_init(struct route *r, struct store *st, const struct config *cfg)
     r->leave_message = cfg->texts.leave_message;
     n = snprintf(r->cfg, sizeof(r->cfg),
                  "policy=%s;cap=%ld;idle=%ld;frt=%ld;queue=%ld;qmax=%ld;"
-                 "tz=%ld;gp=%s",
+                 "ret=%ld;qo=%d;tz=%ld;gp=%s;gt=",
                  cfg->routing.policy, cfg->routing.default_capacity,
                  cfg->session.idle_timeout * 1000,
                  cfg->routing.first_reply_timeout * 1000,
                  cfg->routing.queue_timeout * 1000, cfg->routing.queue_max,
+                 cfg->routing.returning * 86400000L,
+                 strcmp(cfg->routing.queue_order, "window") == 0,
                  cfg->api.stats_utc_offset * 60000,
                  cfg->routing.group_policies);
     if (n < 0 || (size_t)n >= sizeof(r->cfg))
         return KF_ECONFIG;
+    /* the greeting in hex: any text, no ';' to end the field early */
+    for (g = (const unsigned char *)cfg->texts.greeting; *g; g++) {
+        if ((size_t)n + 3 > sizeof(r->cfg))
+            return KF_ECONFIG;
+        n += snprintf(r->cfg + n, sizeof(r->cfg) - (size_t)n, "%02x", *g);
+    }
     rc = parse_rules(cfg->routing.menu_groups, r->menu, &r->nmenu);
     if (rc == 0)
         rc = parse_rules(cfg->routing.keyword_groups, r->keyword,

@@ -28,7 +28,9 @@ struct route_rule {
 
 struct route {
     struct store *store;          /* borrowed */
-    char cfg[2560];               /* "policy=..;cap=..;..." for the scripts */
+    char cfg[4096];               /* "policy=..;cap=..;..." for the scripts
+                                     (gp ≤ 2048 bytes, gt = the greeting
+                                     in hex, ≤ 1200) */
     struct route_rule menu[ROUTE_RULES_MAX], keyword[ROUTE_RULES_MAX];
     int nmenu, nkeyword;
     long dedupe_ttl;

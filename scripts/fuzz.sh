@@ -6,7 +6,8 @@
 #
 #   SECONDS  fuzzing time per harness (default 300); 0 = build, replay the
 #            regressions and the seed corpus once, no fuzzing
-#   HARNESS  xml crypto callback query json config journal (default: all)
+#   HARNESS  xml crypto callback query json config journal canned
+#            (default: all)
 #
 # Everything is written under build/fuzz/: the lib/ objects built with
 # clang -fsanitize=fuzzer-no-link,address,undefined (build/fuzz/obj, with
@@ -35,7 +36,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${1:-300}
 [ $# -gt 0 ] && shift
-ALL="xml crypto callback query json config journal"
+ALL="xml crypto callback query json config journal canned"
 HARNESSES=${*:-$ALL}
 CLANG=${CLANG:-clang}
 NICE=${FUZZ_NICE:-10}
@@ -65,6 +66,7 @@ max_len() {
         json) echo 8192 ;;       # API_BODY_MAX is 16 KiB
         config) echo 8192 ;;     # lines over 4096 bytes are an error
         journal) echo 16384 ;;   # a few records with their bodies
+        canned) echo 8192 ;;     # CSV: enough rows for every shape
     esac
 }
 

@@ -170,6 +170,7 @@ gen_config() {
             v["wechat.token"] = ENVIRON["G_TOKEN"]
             v["wechat.encoding_aes_key"] = ENVIRON["G_AES_KEY"]
             v["wechat.original_id"] = ENVIRON["G_ORIGINAL_ID"]
+            v["wechat.account_name"] = "wxkf 演示号"
             v["wechat.api_base"] = ENVIRON["G_API_BASE"]
             v["redis.url"] = ENVIRON["G_REDIS_URL"]
             v["postgres.dsn"] = ENVIRON["G_PG_DSN"]

@@ -47,7 +47,24 @@ if prev then return decided(1, prev) end
 
 local action, now, o = ARGV[1], tonumber(ARGV[3]), ARGV[4]
 local cfg = parse_cfg(ARGV[6])
+
+-- The customer-service window this opens (see outbound.lua), before the
+-- routing: [routing] queue_order = window places a waiting user by the
+-- window's end. An event never shortens a message's longer window.
+local wk, wkey = ARGV[10], P .. 'win:' .. o
+local w = redis.call('HMGET', wkey, 'kind', 'last_ms')
+local msg_window_open = w[1] == 'msg' and
+                        now - (tonumber(w[2]) or 0) <= WIN_MSG_MS
+if wk == 'msg' then count_day(now, cfg, 'in', 1) end
+if wk == 'msg' or (wk == 'evt' and not msg_window_open) then
+    redis.call('HSET', wkey, 'last_ms', now, 'kind', wk, 'sent', 0)
+    redis.call('PEXPIRE', wkey, 49 * 3600 * 1000)
+elseif wk == 'evt' then
+    redis.call('HSET', wkey, 'last_evt_ms', now)
+end
+
 local decision, agent = ARGV[7], ''
+defer_greetings()
 
 local function known(a)
     return a ~= '' and redis.call('SISMEMBER', P .. 'agents', a) == 1
@@ -74,6 +91,11 @@ if action == 'route' then
         end
     elseif s and s.state == 'waiting' then
         redis.call('HSET', skey(o), 'last_ms', now)
+        if cfg.qo == 1 and s.front ~= '1' then
+            -- the message moved the window's end, and the place with it
+            redis.call('ZADD', qkey(s.group or '_all'), 'XX',
+                       window_end(o, now), o)
+        end
         decision = (anyone_online() and 'queued:' or 'offline:') ..
                    position(o, s.group or '_all')
     else
@@ -110,20 +132,6 @@ elseif action == 'kf_switch' and known(ARGV[9]) then
     agent = to
 end
 
--- The customer-service window this opens (see outbound.lua). An event
--- never shortens a message's longer window.
-local wk, wkey = ARGV[10], P .. 'win:' .. o
-local w = redis.call('HMGET', wkey, 'kind', 'last_ms')
-local msg_window_open = w[1] == 'msg' and
-                        now - (tonumber(w[2]) or 0) <= 48 * 3600 * 1000
-if wk == 'msg' then count_day(now, cfg, 'in', 1) end
-if wk == 'msg' or (wk == 'evt' and not msg_window_open) then
-    redis.call('HSET', wkey, 'last_ms', now, 'kind', wk, 'sent', 0)
-    redis.call('PEXPIRE', wkey, 49 * 3600 * 1000)
-elseif wk == 'evt' then
-    redis.call('HSET', wkey, 'last_evt_ms', now)
-end
-
 local fields = {}
 for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
 fields[#fields + 1] = 'decision'
@@ -134,6 +142,7 @@ fields[#fields + 1] = 'session'
 fields[#fields + 1] = redis.call('HGET', skey(o), 'id') or ''
 emit(fields)
 inbox(agent, fields)
+send_greetings(cfg)
 local stored = decision .. '|' .. math.floor(now / 1000)
 redis.call('SET', dkey, stored, 'EX', tonumber(ARGV[2]))
 return decided(0, stored)

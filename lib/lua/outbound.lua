@@ -8,9 +8,9 @@
 -- KEYS[1] the account prefix P; no other KEYS.
 -- ARGV: 1 op, 2 now ms, 3 cfg, then per op:
 --   reserve  4 openid, 5 by (agent; '' = admin or wxkf), 6 id, 7 msgtype,
---            8 window ms, 9 quota after a message, 10 quota after an event,
---            11 the message (JSON of the msgtype object, for history)
+--            8 the message (JSON of the msgtype object, for history)
 --            -> {'ok', agent of the session ('' if none), sends left}
+--            (the window and its quota: reserve_send in prelude.lua)
 --   status   4 openid, 5 agent, 6 id, 7 sent|queued|failed, 8 errcode,
 --            9 errmsg, 10 refund (1 = give the reserved send back)
 --   enqueue  4 id, 5 openid, 6 agent, 7 msgtype, 8 payload JSON, 9 due ms
@@ -18,6 +18,12 @@
 --            payload, attempts}, ...}: each leased to owner, not due again
 --            before the lease ends (longer than the slowest send)
 --   retry    4 id, 5 owner, 6 next due ms
+--   typing   4 openid, 5 by (as reserve), 6 gap ms, 7 recent ms
+--            -> {'ok', agent}: tell WeChat (at most once per gap per
+--            user: P typing:<openid>, expiring after gap), or {'skip',
+--            'recent'} (told within gap) or {'skip', 'quiet'} (the user
+--            has not written within recent ms: WeChat refuses typing
+--            then); refused like reserve when the window is closed
 --   finish   4 id, 5 owner, 6 sent|failed, 7 errcode, 8 errmsg: the
 --            delivery event (a failure gives the send back) and the entry
 --            removed, in one step; refused when the lease was lost (the
@@ -51,17 +57,8 @@ if op == 'reserve' then
     if by ~= '' and (not s or s.agent ~= by) then
         return { 'err', s and 'not_yours' or 'no_session' }
     end
-    local w = redis.call('HMGET', P .. 'win:' .. o, 'last_ms', 'kind', 'sent')
-    local last, kind, sent = tonumber(w[1]), w[2], tonumber(w[3]) or 0
-    local span, quota = tonumber(ARGV[8]), tonumber(ARGV[9])
-    if kind and kind ~= 'msg' then
-        span, quota = 60000, tonumber(ARGV[10])
-    end
-    if not last or now - last > span then
-        return { 'err', 'outside_48h_window' }
-    end
-    if sent >= quota then return { 'err', 'quota_exhausted' } end
-    redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
+    local left, refusal = reserve_send(o, now)
+    if not left then return refusal end
     local agent = (s and s.agent) or ''
     if s and s.state == 'active' then
         -- the agent answered: stop the first-reply clock, push the
@@ -72,11 +69,27 @@ if op == 'reserve' then
     end
     local ev = { 'type', 'msg_out', 'id', id, 'openid', o, 'agent', agent,
                  'by', by, 'msgtype', mt, 'session',
-                 (s and s.id) or '', 'payload', ARGV[11] or '{}',
+                 (s and s.id) or '', 'payload', ARGV[8] or '{}',
                  'ts_ms', tostring(now) }
     emit(ev)
     inbox(agent, ev)
-    return { 'ok', agent, quota - sent - 1 }
+    return { 'ok', agent, left }
+elseif op == 'typing' then
+    local o, by = ARGV[4], ARGV[5]
+    local s = session(o)
+    if by ~= '' and (not s or s.agent ~= by) then
+        return { 'err', s and 'not_yours' or 'no_session' }
+    end
+    local left, refusal = window_left(o, now)
+    if not left and refusal[2] == 'outside_48h_window' then return refusal end
+    local w = redis.call('HMGET', P .. 'win:' .. o, 'last_ms', 'last_evt_ms')
+    local last = math.max(tonumber(w[1]) or 0, tonumber(w[2]) or 0)
+    if now - last > tonumber(ARGV[7]) then return { 'skip', 'quiet' } end
+    if not redis.call('SET', P .. 'typing:' .. o, now, 'PX', tonumber(ARGV[6]),
+                      'NX') then
+        return { 'skip', 'recent' }
+    end
+    return { 'ok', (s and s.agent) or '' }
 elseif op == 'status' then
     local o, a, id, st = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
     if ARGV[10] == '1' then give_back(o) end

@@ -14,6 +14,7 @@ local function parse_cfg(s)
         if k == 'gp' then
             for g, p in string.gmatch(v, '([^:,]+):([%w_]+)') do c.gp[g] = p end
         elseif k == 'policy' then c.policy = v
+        elseif k == 'gt' then c.gt = v         -- [texts] greeting, in hex
         else c[k] = tonumber(v) or 0 end
     end
     return c
@@ -156,8 +157,88 @@ local function session_id(o)
     return id
 end
 
--- Makes o's session active with agent c. The caller has removed o from
--- any previous agent's load and from the queue.
+-- WeChat's customer-service window (docs/wechat-protocol.md §8), kept by
+-- ingest in P win:<openid> {kind, last_ms, sent}: a user's message opens
+-- 48 h with 5 sends, an event (a click, a scan, a subscribe) 1 min with 3.
+local WIN_MSG_MS, WIN_EVT_MS, QUOTA_MSG, QUOTA_EVT =
+    48 * 3600 * 1000, 60000, 5, 3
+
+-- The sends left in o's window now, or nil and the refusal as a script's
+-- answer ({'err', <code>}): the window closed, its sends spent.
+local function window_left(o, now)
+    local w = redis.call('HMGET', P .. 'win:' .. o, 'last_ms', 'kind', 'sent')
+    local last, sent = tonumber(w[1]), tonumber(w[3]) or 0
+    local span, quota = WIN_MSG_MS, QUOTA_MSG
+    if w[2] and w[2] ~= 'msg' then span, quota = WIN_EVT_MS, QUOTA_EVT end
+    if not last or now - last > span then
+        return nil, { 'err', 'outside_48h_window' }
+    end
+    if sent >= quota then return nil, { 'err', 'quota_exhausted' } end
+    return quota - sent
+end
+
+-- Reserves one send in o's window, for an agent's message (outbound.lua)
+-- or one of wxkf's own texts alike. Returns the sends left after it, or
+-- nil and the refusal (window_left's).
+local function reserve_send(o, now)
+    local left, refusal = window_left(o, now)
+    if not left then return nil, refusal end
+    redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
+    return left - 1
+end
+
+-- One of wxkf's own texts to o (the greeting, the leave-a-message text):
+-- reserved in o's window like an agent's send, handed to `wxkf jobs`
+-- (P outbox, delivered by lib/outbound.c), and shown as a msg_out event
+-- (by 'wxkf', marker = which text) to the agent a (may be ''). Nothing
+-- is sent when the window is closed or its sends are spent: false.
+local function wxkf_text(o, a, sid, text, marker, now)
+    if not reserve_send(o, now) then return false end
+    local id = 'sys_' .. redis.call('INCR', P .. 'outbox_seq')
+    local payload = cjson.encode({ content = text })
+    redis.call('HSET', P .. 'outbox:' .. id, 'openid', o, 'agent', a,
+               'msgtype', 'text', 'payload', payload, 'attempts', 0,
+               'created_ms', now)
+    redis.call('ZADD', P .. 'outbox', now, id)
+    local ev = { 'type', 'msg_out', 'id', id, 'openid', o, 'agent', a,
+                 'by', 'wxkf', 'msgtype', 'text', 'session', sid,
+                 'payload', payload, 'marker', marker,
+                 'ts_ms', tostring(now) }
+    emit(ev)
+    inbox(a, ev)
+    return true
+end
+
+-- [texts] greeting (cfg.gt, hex; absent = off): sent once per session,
+-- when it is first given to an agent (the session's `greeted` field).
+-- Between defer_greetings() and send_greetings() (ingest: after the
+-- user's message is recorded, so the greeting follows it) it waits.
+local deferred
+local function send_greeting(g, cfg)
+    local text = string.gsub(cfg.gt, '%x%x', function(h)
+        return string.char(tonumber(h, 16))
+    end)
+    wxkf_text(g.o, g.a, g.sid, text, 'greeting', g.now)
+end
+
+local function greet(o, a, sid, now, cfg)
+    if not cfg.gt or cfg.gt == '' then return end
+    if redis.call('HSETNX', skey(o), 'greeted', '1') == 0 then return end
+    local g = { o = o, a = a, sid = sid, now = now }
+    if deferred then deferred[#deferred + 1] = g else send_greeting(g, cfg) end
+end
+
+local function defer_greetings() deferred = {} end
+
+local function send_greetings(cfg)
+    local d = deferred or {}
+    deferred = nil
+    for _, g in ipairs(d) do send_greeting(g, cfg) end
+end
+
+-- Makes o's session active with agent c (greeted, the first time, with
+-- [texts] greeting). The caller has removed o from any previous agent's
+-- load and from the queue.
 local function assign(o, g, c, now, cfg, why, reason, evtype)
     local a = c.acct
     local sid = session_id(o)
@@ -178,6 +259,7 @@ local function assign(o, g, c, now, cfg, why, reason, evtype)
                  'ts_ms', tostring(now) }
     emit(ev)
     inbox(a, ev)
+    greet(o, a, sid, now, cfg)
     return a
 end
 
@@ -213,18 +295,34 @@ local function qend_score(q, e)
     return r[2] and tonumber(r[2])
 end
 
+-- When o's customer-service window closes (ms; see outbound.lua): 48 h
+-- after a message, 1 min after an event; an unknown window counts as
+-- opened now by a message.
+local function window_end(o, now)
+    local w = redis.call('HMGET', P .. 'win:' .. o, 'kind', 'last_ms')
+    local last = tonumber(w[2]) or now
+    if w[1] and w[1] ~= 'msg' then return last + WIN_EVT_MS end
+    return last + WIN_MSG_MS
+end
+
 -- Puts o at the back (or, for a session that was already being served,
--- the front) of group g's queue. Returns the position (1 = next).
+-- the front) of group g's queue. Returns the position (1 = next). With
+-- [routing] queue_order = window (cfg.qo = 1) the back is not the end:
+-- o is scored by the time its window closes, so the user who must be
+-- answered first is seen first.
 local function enqueue(o, g, now, cfg, reason, front)
     local q = qkey(g)
     local sid = session_id(o)
     redis.call('HSET', skey(o), 'state', 'waiting', 'agent', '', 'group', g,
-               'queued_ms', now, 'last_ms', now)
+               'queued_ms', now, 'last_ms', now, 'front', front and 1 or 0)
     redis.call('HSETNX', skey(o), 'opened_ms', now)
     local pos
     if front then
         redis.call('ZADD', q, (qend_score(q, 0) or 1) - 1, o)
         pos = 1
+    elseif cfg.qo == 1 then
+        redis.call('ZADD', q, window_end(o, now), o)
+        pos = redis.call('ZRANK', q, o) + 1
     else
         redis.call('ZADD', q, (qend_score(q, -1) or 0) + 1, o)
         pos = redis.call('ZCARD', q)
@@ -248,10 +346,39 @@ local function queue_full(g, cfg)
     return nil
 end
 
+-- [routing] returning (cfg.ret ms, 0 = off): P last_agent:<o> {agent,
+-- ms} names the agent whose session with o closed last, kept cfg.ret ms.
+-- That agent, if it is online in group g with a free slot, as a
+-- candidate; else nil.
+local function returning_agent(o, g, cfg)
+    if (cfg.ret or 0) <= 0 then return nil end
+    local a = redis.call('HGET', P .. 'last_agent:' .. o, 'agent')
+    if not a or redis.call('SISMEMBER', P .. 'online', a) == 0 then
+        return nil
+    end
+    if g ~= '_all' and
+       redis.call('SISMEMBER', P .. 'group:' .. g, a) == 0 then
+        return nil
+    end
+    local cap, l = capacity(a, cfg), load_of(a)
+    if l >= cap then return nil end
+    return { acct = a, load = l, cap = cap }
+end
+
 -- Routes o (new, or moved off an agent) inside group g. Returns
 -- 'assigned', agent  or  'queued'|'offline', position  or  'full', length
--- (a new session refused by the cap: no session is made).
+-- (a new session refused by the cap: no session is made). A new session
+-- of a returning user goes back to its last agent when it can take it
+-- (why: policy and reason `returning`).
 local function route(o, g, now, cfg, exclude, reason, front)
+    if reason == 'new_session' then
+        local c = returning_agent(o, g, cfg)
+        if c then
+            return 'assigned', assign(o, g, c, now, cfg,
+                                      explain(g, 'returning', { c }, c.acct,
+                                              'returning'), 'returning')
+        end
+    end
     local cands = candidates(g, cfg, exclude)
     if #cands > 0 then
         local c, p = pick(g, cands, cfg)
@@ -342,6 +469,13 @@ local function close(o, reason, now, cfg, by, wrap)
     if not s then return false end
     detach(o, s)
     redis.call('DEL', skey(o))
+    if (cfg.ret or 0) > 0 and s.state == 'active' and s.agent and
+       s.agent ~= '' then
+        -- the agent the user talked to, for [routing] returning
+        local k = P .. 'last_agent:' .. o
+        redis.call('HSET', k, 'agent', s.agent, 'ms', now)
+        redis.call('PEXPIRE', k, cfg.ret)
+    end
     local ev = { 'type', 'close', 'openid', o, 'session', s.id or '',
                  'agent', s.agent or '', 'group', s.group or '',
                  'reason', reason, 'by', by or '', 'ts_ms', tostring(now) }

@@ -60,21 +60,8 @@ for _, o in ipairs(redis.call('ZRANGEBYSCORE', P .. 'qdeadline', '-inf', now,
                'agent', '', 'group', s.group or '', 'reason', 'queue_timeout',
                'notify', 'leave_message', 'ts_ms', tostring(now) })
         -- the leave-a-message text, only inside the user's window
-        local win = redis.call('HMGET', P .. 'win:' .. o, 'kind', 'last_ms')
-        local span = win[1] == 'msg' and 48 * 3600 * 1000 or 60000
-        if text and text ~= '' and win[2] and
-           now - tonumber(win[2]) <= span then
-            local id = 'sys_' .. redis.call('INCR', P .. 'outbox_seq')
-            redis.call('HSET', P .. 'outbox:' .. id, 'openid', o, 'agent', '',
-                       'msgtype', 'text', 'payload',
-                       cjson.encode({ content = text }), 'attempts', 0,
-                       'created_ms', now)
-            redis.call('ZADD', P .. 'outbox', now, id)
-            redis.call('HINCRBY', P .. 'win:' .. o, 'sent', 1)
-            emit({ 'type', 'msg_out', 'id', id, 'openid', o, 'agent', '',
-                   'by', 'wxkf', 'msgtype', 'text', 'session', s.id or '',
-                   'payload', cjson.encode({ content = text }),
-                   'ts_ms', tostring(now) })
+        if text and text ~= '' then
+            wxkf_text(o, '', s.id or '', text, 'leave_message', now)
         end
         timeouts = timeouts + 1
     end

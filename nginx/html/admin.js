@@ -8,6 +8,7 @@ import {confirmDialog, errInfo, fmtDur, fmtTime, h, num, setError, shortId,
         show, showError, tickWaiting, tid, toast, toastError} from './dom.js';
 import {S, agentName, every} from './state.js';
 import {renderLabels, wireLabels} from './labels.js';
+import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
@@ -15,6 +16,7 @@ export function enterAdmin() {
     show(tid('admin-view'), true);
     refreshAdmin();
     renderLabels();
+    enterCannedAdmin();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
 }
@@ -372,6 +374,7 @@ export function leaveAdmin() {
     tid('all-sessions').tBodies[0].replaceChildren();
     tid('stats').replaceChildren();
     tid('queue').replaceChildren();
+    leaveCanned();
 }
 
 export function relabelAdmin() {
@@ -380,6 +383,7 @@ export function relabelAdmin() {
     S.adminRows.clear();
     refreshAdmin();
     renderLabels();
+    relabelCanned();
 }
 
 export function wireAdmin() {

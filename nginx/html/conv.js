@@ -16,6 +16,7 @@ import {windowState} from './limits.js';
 import {pieces, plain, safeHref} from './emoji.js';
 import {alertAgent} from './notify.js';
 import {wrapUp} from './wrapup.js';
+import {autoMark, isAutomatic, wireTyping} from './routing.js';
 
 const HISTORY_PAGE = 30;
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;    // the server's limit too
@@ -167,6 +168,8 @@ function upsertOutbound(c, o) {
         }
         if (o.by && !m.by)
             m.by = o.by;
+        if (o.marker && !m.marker)
+            m.marker = o.marker;
         if (o.mid && m.mid !== o.mid)
             bindMid(m, o.mid);
         if (o.state)
@@ -255,9 +258,13 @@ export function onFeedEvents(events) {
                 mid, ts: num(e.ts_ms) || 0, msgtype: e.msgtype || '',
                 content: firstOf(p.content, p.title),
                 mediaId: p.media_id || '', by: e.by || e.agent || '',
-                payload: p, state: 'sending'});
+                marker: e.marker || '', payload: p, state: 'sending'});
             if (known)
                 break;
+            if (isAutomatic(e)) {       // the user still waits for an answer
+                touched.add(openid);
+                break;
+            }
             const i = info(openid);
             i.at = Date.now();
             i.since = 0;
@@ -300,6 +307,7 @@ export function onFeedEvents(events) {
                                         group: e.group || '', id: e.session || '',
                                         opened_ms: num(e.ts_ms) || Date.now(),
                                         assigned_ms: num(e.ts_ms) || Date.now(),
+                                        reason: e.reason || '',
                                         provisional: true, added: Date.now()});
                 alerts.set(openid, {kind: 'user', text: ''});
                 touched.add(openid);
@@ -605,7 +613,10 @@ export function fillMsgEl(m, li = m.el) {
     const meta = h('div', {class: 'meta'},
                    h('time', {}, fmtTime(m.ts)));
     if (m.dir === 'out') {
-        if (m.by && S.me && m.by !== S.me.account)
+        const auto = autoMark(m);
+        if (auto)
+            meta.append(auto);
+        else if (m.by && S.me && m.by !== S.me.account)
             meta.append(h('span', {class: 'by', title: m.by}, agentName(m.by)));
         meta.append(h('span', {class: 'state ' + (m.state || ''),
                                dataset: {testid: 'message-state',
@@ -951,6 +962,7 @@ export function revokeConvUrls() {
 }
 
 export function wireConv() {
+    wireTyping();
     tid('composer').addEventListener('submit', (ev) => {
         ev.preventDefault();
         sendText();

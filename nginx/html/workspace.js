@@ -14,6 +14,8 @@ import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
 import {relabelWrapup, wireWrapup} from './wrapup.js';
+import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
+import {returningBadge} from './routing.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -159,7 +161,6 @@ export async function refreshSessions() {
     renderSessions();
     if (S.active)
         renderConvHead();
-    relabelWrapup();
 }
 
 function sessionOrder(a, b) {
@@ -194,6 +195,7 @@ export function renderSessions() {
         h('div', {class: 'row1'},
           h('span', {class: 'user', title: s.openid,
                      dataset: {testid: 'session-user'}}, shortId(s.openid)),
+          returningBadge(s),
           h('span', {class: 'badge', dataset: {testid: 'session-unread'},
                      hidden: !i.unread,
                      'aria-label': t('sessions.unread', {n: i.unread || 0})},
@@ -227,6 +229,7 @@ export function leaveAgent() {
         S.feed.stop();
     saveInfoNow();
     revokeConvUrls();
+    leaveCanned();
     tid('session-list').replaceChildren();
     tid('message-list').replaceChildren();
     document.body.classList.remove('conv-open');
@@ -239,6 +242,8 @@ export function relabelAgent() {
     renderSessions();       // and the title
     relabelConv();
     renderConvHead();
+    relabelCanned();
+    relabelWrapup();
 }
 
 export function wireAgent() {
@@ -257,6 +262,7 @@ export function wireAgent() {
             renderSessions();
         }
     });
+    wireCanned();       // its keys before the composer's own
     wireConv();
     wireWrapup();
 }

@@ -48,9 +48,9 @@ AGENTS = 5
 # step is named by the text; a missing one is skipped).
 STEPS = [
     ('local action, now, o', 'dedupe GET (+ prelude)'),
-    ('local decision, agent', 'parse_cfg'),
-    ('local wk, wkey', 'session + routing (sticky)'),
-    ('local fields = {}', 'window + day counters'),
+    ('local wk, wkey', 'parse_cfg'),
+    ('local decision, agent', 'window + day counters'),
+    ('local fields = {}', 'session + routing (sticky)'),
     ('emit(fields)', 'fields + HGET session id'),
     ('inbox(agent, fields)', 'XADD events'),
     ('local stored =', 'XADD agent inbox'),
@@ -129,6 +129,14 @@ def setup(r):
                                           'capacity': 5000, 'weight': 1})
         r.sadd(P + 'online', a)
         r.zadd(P + 'hb', {a: now})
+    if 'ret=' in CFG:
+        pipe = r.pipeline(transaction=False)
+        for u in range(USERS):
+            k = P + 'last_agent:oBench%022d' % u
+            pipe.hset(k, mapping={'agent': 'bench%d@shop' % (u % AGENTS),
+                                  'ms': now})
+            pipe.pexpire(k, 86400000)
+        pipe.execute()
 
 
 def commandstats(r):
@@ -145,12 +153,15 @@ def redis_cpu(r):
 
 def measure(r, src, n, first):
     """Redis µs per call and commands per call of src over n calls (after
-    USERS calls that give every user a session)."""
-    global last_cpu_us
+    USERS calls that give every user a session: their µs per call is
+    left in last_new_us)."""
+    global last_cpu_us, last_new_us
     sha = r.script_load(src)
     now = int(time.time() * 1000)
+    r.config_resetstat()
     for i in range(USERS):
         r.evalsha(sha, *args_for(first + i, now))
+    last_new_us = r.info('commandstats')['cmdstat_evalsha']['usec_per_call']
     r.config_resetstat()
     out = []
     cpu0 = redis_cpu(r)
@@ -187,13 +198,20 @@ def probed(src):
 
 
 last_cpu_us = 0.0
+last_new_us = 0.0
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('-n', type=int, default=10000)
     ap.add_argument('--no-aof', action='store_true')
+    ap.add_argument('--returning', type=int, default=0, metavar='DAYS',
+                    help='[routing] returning; every user gets a last '
+                    'agent (online, free), so each new session goes back')
     a = ap.parse_args(argv)
+    global CFG
+    if a.returning:
+        CFG = CFG.replace(';tz=', ';ret=%d;tz=' % (a.returning * 86400000))
     with open(os.path.join(REPO, 'lib', 'lua', 'prelude.lua')) as f:
         prelude = f.read()
     with open(os.path.join(REPO, 'lib', 'lua', 'ingest.lua')) as f:
@@ -211,6 +229,8 @@ def main(argv=None):
         per, cmds, _ = measure(s.r, prelude + '\nreturn 1', a.n, 0)
         print('  prelude only:        %5.1f µs per EVALSHA' % per)
         per, cmds, _ = measure(s.r, prelude + ingest, a.n, 10 ** 7)
+        print('  prelude + ingest, a new session each: %5.1f µs per '
+              'EVALSHA' % last_new_us)
         print('  prelude + ingest:    %5.1f µs per EVALSHA (Redis CPU, '
               'event loop and AOF included: %.0f µs), %.1f Redis commands '
               'per call:' % (per, last_cpu_us, sum(cmds.values())))

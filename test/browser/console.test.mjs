@@ -39,6 +39,7 @@ const A = {account: need('WXKF_AGENT_A'), token: need('WXKF_AGENT_A_TOKEN')};
 const B = {account: need('WXKF_AGENT_B'), token: need('WXKF_AGENT_B_TOKEN')};
 const WX_TOKEN = need('WXKF_WECHAT_TOKEN');
 const ORIGINAL_ID = need('WXKF_ORIGINAL_ID');
+const ACCOUNT_NAME = need('WXKF_ACCOUNT_NAME');   // [wechat] account_name
 const ARTIFACTS = path.resolve(process.env.WXKF_ARTIFACTS || path.join(HERE, 'artifacts'));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -203,7 +204,7 @@ async function newPage(browser, name, viewport, mobile) {
     page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
     page.on('console', (m) => {
         // refused requests and, in the network-drop step, the offline ones
-        if (m.type() === 'error' && !/the server responded with a status of (401|403|404|409|502)|net::ERR_INTERNET_DISCONNECTED/
+        if (m.type() === 'error' && !/the server responded with a status of (400|401|403|404|409|502)|net::ERR_INTERNET_DISCONNECTED/
             .test(m.text()))
             pageErrors.push(`${name} console: ${m.text()}`);
     });
@@ -282,6 +283,146 @@ async function seenAt(page, key, timeoutMs) {
     const h = await page.waitForFunction((k) => window.__seen && window.__seen[k],
                                          key, {timeout: timeoutMs, polling: 50});
     return h.jsonValue();
+}
+
+// --- canned replies (i17-canned) --------------------------------------------
+
+// The admin keeps the shared list (a folder, a CSV imported, a bad one
+// refused row by row, the export), A its own in a dialog; in the composer
+// '/' + a Chinese keyword finds a reply, the arrows choose, Esc closes and
+// Enter inserts it with {nickname}, {agent} and {account} filled; the
+// reply reaches WeChat as inserted.
+async function cannedReplies(browser, a, adm) {
+    const user = openidFor('Canned');
+    const short = user.slice(0, 6) + '…' + user.slice(-6);
+    const shared = '{nickname}您好，我是{agent}，{account}的退货地址是：上海市长宁区 1 号';
+    const filled = `${short}您好，我是小A，${ACCOUNT_NAME}的退货地址是：上海市长宁区 1 号`;
+    const csvFile = (name, text) => ({name, mimeType: 'text/csv',
+                                      buffer: Buffer.from(text, 'utf-8')});
+
+    await step('canned: the admin adds a shared reply in a folder, imports a CSV (a bad one names its rows, imports nothing) and exports it', async () => {
+        const box = tid(adm, 'canned-admin');
+        await box.scrollIntoViewIfNeeded();
+        await tid(adm, 'canned-new').click();
+        await tid(adm, 'canned-folder-input').fill('售后');
+        await tid(adm, 'canned-title-input').fill('退货地址');
+        await tid(adm, 'canned-text-input').fill(shared);
+        await tid(adm, 'canned-save').click();
+        await box.locator('[data-testid="canned-row"]', {hasText: '退货地址'}).waitFor();
+        assert(await tid(adm, 'canned-form').isHidden(), 'the form closes');
+        const before = await box.getByTestId('canned-row').count();
+        await tid(adm, 'canned-import').setInputFiles(
+            csvFile('bad.csv', 'title,text\n缺内容,\n好的,可以\n,缺标题\n'));
+        await tid(adm, 'canned-error').waitFor();
+        const err = await tid(adm, 'canned-error').textContent();
+        assert(err.startsWith(await zh(adm, 'err.code.invalid_csv')), 'the zh message: ' + err);
+        const rows = await box.getByTestId('canned-import-row').allTextContents();
+        assert(rows.length === 2 && rows[0].startsWith('第 2 行') &&
+               rows[1].startsWith('第 4 行'), 'the bad rows named: ' + JSON.stringify(rows));
+        assert(await box.getByTestId('canned-row').count() === before, 'nothing imported');
+        await tid(adm, 'canned-import').setInputFiles(csvFile('good.csv',
+            '\ufefffolder,title,text,sort\r\n售前,发货时间,"付款后 48 小时内发货，""顺丰""包邮",1\r\n'));
+        await box.locator('[data-testid="canned-row"]', {hasText: '发货时间'}).waitFor();
+        assert(await tid(adm, 'canned-error').isHidden(), 'the error line is gone');
+        const folders = await box.getByTestId('canned-folder').allTextContents();
+        assert(folders.includes('售后') && folders.includes('售前'), 'folders: ' + folders);
+        const [dl] = await Promise.all([adm.waitForEvent('download'),
+                                        tid(adm, 'canned-export').click()]);
+        const csv = fs.readFileSync(await dl.path());
+        assert(csv.subarray(0, 3).equals(Buffer.from([0xef, 0xbb, 0xbf])), 'a BOM for Excel');
+        const text = csv.toString('utf-8');
+        assert(text.includes('\r\n售前,发货时间,"付款后 48 小时内发货，""顺丰""包邮",1\r\n') &&
+               text.includes('退货地址'), 'the export: ' + text);
+        assert(dl.suggestedFilename() === 'canned-shared.csv', dl.suggestedFilename());
+        await box.locator('[data-testid="canned-row"]', {hasText: '退货地址'})
+            .scrollIntoViewIfNeeded();
+        await shot(adm, 'laptop-admin-canned');
+    });
+
+    await step('canned: A keeps its own replies (the 常用语 button of the composer); the shared ones are read-only', async () => {
+        await signIn(a, A.token);
+        await tid(a, 'status-online').click();
+        await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(user, '我要退货');
+        await sessionItem(a, user).click();
+        await tid(a, 'conversation').getByText('我要退货').waitFor();
+        await tid(a, 'canned-open').click();
+        const dlg = tid(a, 'canned-dialog');
+        await dlg.waitFor();
+        await tid(a, 'canned-new').click();
+        await tid(a, 'canned-title-input').fill('感谢等待');
+        await tid(a, 'canned-text-input').fill('感谢您的耐心等待，{nickname}！');
+        await tid(a, 'canned-save').click();
+        const mine = dlg.locator('[data-testid="canned-row"][data-scope="personal"]',
+                                 {hasText: '感谢等待'});
+        await mine.waitFor();
+        assert(await mine.getByTestId('canned-edit').count() === 1, 'its own: editable');
+        const sh = dlg.locator('[data-testid="canned-row"][data-scope="shared"]',
+                               {hasText: '退货地址'});
+        await sh.waitFor();
+        assert(await sh.getByTestId('canned-edit').count() === 0 &&
+               await sh.getByTestId('canned-remove').count() === 0, 'shared: read-only');
+        const theirs = await apiGet('/api/v1/canned', B.token);
+        assert(theirs.status === 200 && !theirs.data.replies.some(r => r.title === '感谢等待'),
+               'B does not see A\'s own reply');
+        await shot(a, 'laptop-agent-canned');
+        await tid(a, 'canned-close').click();
+        await dlg.waitFor({state: 'hidden'});
+    });
+
+    await step('canned: "/" + a keyword in the composer, arrows, Esc, Enter inserts with the variables filled; the reply reaches WeChat', async () => {
+        const input = tid(a, 'composer-input');
+        const picker = tid(a, 'canned-picker');
+        await input.click();
+        await a.keyboard.type('/');
+        await picker.waitFor();
+        const all = await picker.getByTestId('canned-option').count();
+        assert(all >= 3, 'every reply under a bare "/": ' + all);
+        const sel = () => picker.locator('[aria-selected="true"]').getAttribute('data-id');
+        const first = await sel();
+        await a.keyboard.press('ArrowDown');
+        assert(await sel() !== first, 'ArrowDown moves the choice');
+        await a.keyboard.press('ArrowUp');
+        assert(await sel() === first, 'ArrowUp moves it back');
+        await a.keyboard.press('Escape');
+        await picker.waitFor({state: 'hidden'});
+        assert(await input.inputValue() === '/', 'Esc leaves the text as typed');
+        await input.fill('');
+        await a.keyboard.type('好的 /退货');
+        await picker.getByTestId('canned-option').first().waitFor();
+        const opts = await picker.getByTestId('canned-option').allTextContents();
+        assert(opts.length === 1 && opts[0].includes('退货地址') && opts[0].includes(filled),
+               'one match, filled: ' + JSON.stringify(opts));
+        await a.keyboard.press('Enter');
+        await picker.waitFor({state: 'hidden'});
+        const value = await input.inputValue();
+        assert(value === '好的 ' + filled, 'inserted: ' + value);
+        await a.keyboard.type(' /无此关键词');
+        await picker.getByTestId('canned-none').waitFor();
+        assert((await picker.textContent()).includes(await zh(a, 'canned.nomatch')), 'no match said');
+        await a.keyboard.press('Escape');
+        await input.fill(value);
+        await input.press('Enter');
+        const sent = await until(async () => (await simSent(user))
+            .find(s => s.body.text && s.body.text.content === value), 5000,
+                                 'the canned reply at the simulator');
+        assert(sent.kf_account === A.account, 'sent as A');
+    });
+
+    await step('screenshots: the "/" list on a phone', async () => {
+        const p = await newPage(browser, 'agentA-phone-canned', PHONE, true);
+        await signIn(p, A.token);
+        await sessionItem(p, user).click();
+        await tid(p, 'composer-input').click();
+        await p.keyboard.type('/感谢');
+        const opt = tid(p, 'canned-picker').getByTestId('canned-option');
+        await opt.first().waitFor();
+        const text = await opt.first().textContent();
+        assert(text.includes(`感谢您的耐心等待，${short}！`), 'filled on the phone: ' + text);
+        await shot(p, 'phone-agent-canned');
+        await p.context().close();
+        delete pages['agentA-phone-canned'];
+    });
 }
 
 // --- the scenario -----------------------------------------------------------
@@ -476,6 +617,77 @@ async function wrapupSteps(browser) {
         delete pages['agentA-wrap-phone'];
         await a.context().close();
         delete pages['agentA-wrap'];
+    });
+}
+
+// --- routing (i17-routing): typing, a returning customer -------------------
+
+async function typingCalls() {
+    const r = await http('GET', SIM + '/_sim/calls?path=' +
+                         encodeURIComponent('/cgi-bin/message/custom/typing'));
+    assert(r.status === 200, '/_sim/calls ' + r.status);
+    return r.data.count || 0;
+}
+
+// The stack runs with [routing] returning = 7 (test/it/test_console.py).
+async function routingSteps(browser) {
+    const u = openidFor('Back');
+    const setStatus = async (who, status) => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: who.token, json: {status}});
+        assert(r.status === 200, `${who.account} ${status}: ${r.status}`);
+    };
+    const typingRequests = () => requestUrls.filter(
+        x => x.endsWith('/api/v1/sessions/' + u + '/typing')).length;
+    let p;
+
+    await step('routing: typing in the composer tells WeChat once per 10 s', async () => {
+        await setStatus(B, 'offline');
+        p = await newPage(browser, 'routing-A', LAPTOP);
+        await signIn(p, A.token);
+        await tid(p, 'status-online').click();
+        await p.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(u, '你好，我想改一下收货地址');
+        await sessionItem(p, u).click();
+        await tid(p, 'composer-input').waitFor();
+        const before = await typingCalls();
+        await tid(p, 'composer-input').pressSequentially('您好，我来帮您', {delay: 30});
+        await until(async () => await typingCalls() === before + 1, 5000,
+                    'one custom/typing at the simulator');
+        // every keystroke was an input event: one request, the rest held back
+        assert(typingRequests() === 1, 'typing requests: ' + typingRequests());
+        await tid(p, 'composer-input').pressSequentially('改一下地址', {delay: 30});
+        assert(typingRequests() === 1, 'still one request: ' + typingRequests());
+        await tid(p, 'composer-input').press('Enter');
+        await p.waitForFunction(() => [...document.querySelectorAll(
+            '[data-testid="message"][data-dir="out"]')].some(
+            el => el.textContent.includes('改一下地址') && el.dataset.state === 'sent'));
+        assert(await typingCalls() === before + 1, 'WeChat was told once');
+    });
+
+    await step('routing: a returning customer goes back to A, marked in the list', async () => {
+        let r = await http('POST', BASE + '/api/v1/sessions/' + u + '/close',
+                           {token: A.token});
+        assert(r.status === 200, 'close: ' + r.status);
+        await sessionItem(p, u).waitFor({state: 'detached'});
+        await setStatus(B, 'online');
+        await userWrites(u, '我又来了，地址还是不对');
+        r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(r.status === 200 && r.data.agent === A.account,
+               'back with A: ' + JSON.stringify(r.data));
+        assert(r.data.why.reason === 'returning', 'why: ' + JSON.stringify(r.data.why));
+        const badge = sessionItem(p, u).getByTestId('session-returning');
+        await badge.waitFor();
+        assert((await badge.textContent()) === '回头客', 'badge: ' + await badge.textContent());
+        await sessionItem(p, u).click();
+        await shot(p, 'laptop-routing-returning');
+        const phone = await newPage(browser, 'routing-A-phone', PHONE, true);
+        await signIn(phone, A.token);
+        await sessionItem(phone, u).getByTestId('session-returning').waitFor();
+        await shot(phone, 'phone-routing-returning');
+        await phone.context().close();
+        delete pages['routing-A-phone'];
+        assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
     });
 }
 
@@ -1296,6 +1508,7 @@ async function main() {
             assert(!tok, 'token removed');
         });
 
+        await cannedReplies(browser, a, adm);
         await wrapupSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
@@ -1305,6 +1518,8 @@ async function main() {
             }
             assert(pageErrors.length === 0, 'page errors:\n' + pageErrors.join('\n'));
         });
+
+        await routingSteps(browser);
     } catch (e) {
         /* reported by step() */
     } finally {

@@ -224,8 +224,32 @@ def config():
           b'[redis]\nurl = unix:///var/run/redis.sock?db=3\n')
 
 
+def canned():
+    """Canned-reply CSV imports: what the console exports (BOM, CRLF,
+    quoting, the ' before a formula), the shapes docs/api.md shows, and
+    the hostile ones test_canned.c refuses."""
+    bom = b'\xef\xbb\xbf'
+    write('canned', 'export', bom + (
+        'folder,title,text,sort\r\n'
+        '售后,退货,"您好，{nickname}：\r\n请把货寄回""仓库""",1\r\n'
+        ",公式,'=1+1,0\r\n"
+        "售前,\"逗号, 标题\",'@提及,3\r\n"
+        "'',''撇号,'-1,1000000\r\n").encode())
+    write('canned', 'lf_any_order', 'text,title\n\n我是{agent},问候\n'
+          '欢迎来到{account},欢迎\n'.encode())
+    write('canned', 'bad_rows', 'title,text\nok,fine\n,no title\n'
+          'ok2,"never closed\n'.encode())
+    write('canned', 'bad_header', b'name,text\nx,y\n')
+    write('canned', 'stray_quote', b'title,text\na"b,c\r\nd,e\rf\n')
+    write('canned', 'controls', b'folder,title,text,sort\n\x01,a\x7f,'
+          b'\xc3\x28,-1\nx,y,z,99999999\n,t,"a\tb\r\nc",007\n')
+    write('canned', 'many', b'title,text\n' +
+          b''.join(b't%d,x\n' % i for i in range(40)))
+
+
 if __name__ == '__main__':
-    for h in ('xml', 'crypto', 'callback', 'query', 'json', 'config'):
+    for h in ('xml', 'crypto', 'callback', 'query', 'json', 'config',
+              'canned'):
         shutil.rmtree(os.path.join(OUT, h), ignore_errors=True)
     xml()
     crypto()
@@ -233,5 +257,6 @@ if __name__ == '__main__':
     query()
     jsons()
     config()
+    canned()
     for h in sorted(os.listdir(OUT)):
         print(h, len(os.listdir(os.path.join(OUT, h))))

@@ -140,7 +140,8 @@ def test_an_agent_cannot_touch_another_agents_session(astack, sim, two):
                                 {'to_agent': other.account}),
                                ('POST', base + '/messages',
                                 {'msgtype': 'text',
-                                 'text': {'content': 'x'}})]:
+                                 'text': {'content': 'x'}}),
+                               ('POST', base + '/typing', None)]:
         r = call(astack, method, path, other.token, json=body)
         assert_error(r, 403, 'not_yours')
     # the user's history and media are the session agent's too

@@ -32,6 +32,7 @@ NODE = shutil.which('node')
 AGENT_A = 'ca1@simshop'
 AGENT_B = 'cb1@simshop'
 RUN_TIMEOUT = 420
+ACCOUNT_NAME = '好物商城'      # [wechat] account_name: {account} in canned replies
 
 
 def _missing():
@@ -58,7 +59,9 @@ def sim():
 @pytest.fixture(scope='module')
 def cstack(sim):
     yield from run_sim_stack('console', sim, workers=4,
-                             extra={'routing': {'default_capacity': '10'}})
+                             extra={'routing': {'default_capacity': '10',
+                                                'returning': '7'},
+                                    'wechat': {'account_name': ACCOUNT_NAME}})
 
 
 @pytest.fixture(scope='module')
@@ -121,6 +124,7 @@ def test_console_in_a_real_browser(sim, cstack, agents):
         'WXKF_WECHAT_TOKEN': TOKEN,
         'WXKF_APP_ID': APP_ID,
         'WXKF_ORIGINAL_ID': ORIGINAL_ID,
+        'WXKF_ACCOUNT_NAME': ACCOUNT_NAME,
         'WXKF_ARTIFACTS': ARTIFACTS,
         'CHROMIUM': CHROMIUM,
     })

@@ -37,16 +37,21 @@ def ostack(sim):
 KF = 'ob1@simshop'
 
 
-@pytest.fixture(scope='module')
-def agent(sim, ostack):
-    # The agent is a customer-service account at WeChat too.
+def kf_agent(sim, stack, account, nickname):
+    """An online agent that is a customer-service account at WeChat
+    too."""
     st, out = sim.call('POST', '/customservice/kfaccount/add',
-                       {'kf_account': KF, 'nickname': '小欧'},
+                       {'kf_account': account, 'nickname': nickname},
                        query={'access_token': sim.token()})
     assert st == 200 and out['errcode'] == 0, out
-    a = Agent(ostack, KF, add_agent(ostack, KF))
+    a = Agent(stack, account, add_agent(stack, account))
     a.status('online')
     return a
+
+
+@pytest.fixture(scope='module')
+def agent(sim, ostack):
+    return kf_agent(sim, ostack, KF, '小欧')
 
 
 def user_writes(sim, openid, content='你好', mode='safe'):

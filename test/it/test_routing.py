@@ -483,3 +483,114 @@ def test_lost_heartbeat_takes_the_agent_offline(tstack, tagents):
     assert pres[-1]['reason'] == 'heartbeat_lost'
     assert u.openid not in a.sessions()
     assert_load_invariant(tstack)
+
+
+# --- returning customers and the window queue order ----------------------------
+
+@pytest.fixture(scope='module')
+def wstack():
+    yield from run_stack('returning', workers=4, extra={
+        'routing': {'returning': '7', 'queue_order': 'window',
+                    'keyword_groups': '[wq]:wq', 'menu_groups': 'MENU_WQ:wq',
+                    'queue_timeout': '0'},
+        'texts': {'queued': '您前面还有 {n} 位用户在等待'},
+        'presence': {'heartbeat_ttl': '3600'},
+    })
+
+
+@pytest.fixture(scope='module')
+def wagents(wstack):
+    return make_agents(wstack, [
+        dict(account='ra', capacity=3), dict(account='rb', capacity=4),
+        dict(account='rc', capacity=6), dict(account='wq1', capacity=1,
+                                             groups=['wq'])])
+
+
+def session_view(stack, openid):
+    r = requests.get(stack.base + '/api/v1/sessions/%s' % openid,
+                     headers=admin(stack), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def admin_close(stack, openid):
+    r = requests.post(stack.base + '/api/v1/sessions/%s/close' % openid,
+                      headers=admin(stack), timeout=10)
+    assert r.status_code == 200, r.text
+
+
+def send_all(users, text):
+    """One message from every user at once; every reply is 200."""
+    with concurrent.futures.ThreadPoolExecutor(len(users)) as ex:
+        codes = list(ex.map(lambda u: u.send_text(text).status_code, users))
+    assert codes == [200] * len(users)
+
+
+def test_returning_users_go_back_to_their_agent_within_capacity(wstack,
+                                                                 wagents):
+    """Six users served by ra and rb come back at once: rb's three all
+    return to rb; ra has room for two of its three (a new user holds its
+    third slot), and the third gets the normal policy. No agent ever
+    holds more than its capacity."""
+    ra, rb, rc = wagents['ra'], wagents['rb'], wagents['rc']
+    ra.status('online')
+    rb.status('online')
+    users = [wstack.user() for _ in range(6)]
+    send_all(users, '你好')
+    first = {u.openid: session_view(wstack, u.openid)['agent']
+             for u in users}
+    assert sorted(collections.Counter(first.values()).values()) == [3, 3]
+    for u in users:
+        admin_close(wstack, u.openid)
+    rc.status('online')
+    holder = wstack.user()
+    # round robin over ra, rb, rc: keep sending new users until one is
+    # ra's (bounded: three turns at most)
+    for _ in range(3):
+        holder.send_text('新用户')
+        if session_view(wstack, holder.openid)['agent'] == 'ra':
+            break
+        admin_close(wstack, holder.openid)
+        holder = wstack.user()
+    assert session_view(wstack, holder.openid)['agent'] == 'ra'
+    send_all(users, '我又来了')
+    back = {u.openid: session_view(wstack, u.openid) for u in users}
+    for o, a in first.items():
+        v = back[o]
+        if a == 'rb':
+            assert v['agent'] == 'rb'
+            assert v['why']['reason'] == 'returning'
+            assert v['why']['policy'] == 'returning'
+    ra_back = [o for o, a in first.items() if a == 'ra'
+               and back[o]['agent'] == 'ra']
+    assert len(ra_back) == 2
+    for o in ra_back:
+        assert back[o]['why']['reason'] == 'returning'
+    (other,) = [o for o, a in first.items() if a == 'ra'
+                and back[o]['agent'] != 'ra']
+    assert back[other]['agent'] in ('rb', 'rc')
+    assert back[other]['why']['reason'] == 'new_session'
+    assert len(ra.sessions()) == 3
+    assert_load_invariant(wstack)
+    for u in users + [holder]:
+        admin_close(wstack, u.openid)
+    for a in (ra, rb, rc):
+        assert a.status('offline')['moved'] == 0
+
+
+def test_window_order_serves_the_closing_window_first(wstack, wagents):
+    """queue_order = window: a menu click's user (a 1-minute window) is
+    told it is next and is served before users who wrote earlier."""
+    wq1 = wagents['wq1']
+    wq1.status('online')
+    served, early, late = wstack.user(), wstack.user(), wstack.user()
+    assert reply_text(served, served.send_text('[wq] 你好')) == 'success'
+    assert '前面还有 0 位' in reply_text(early, early.send_text('[wq] 在吗'))
+    assert '前面还有 0 位' in reply_text(
+        late, late.send_event('CLICK', EventKey='MENU_WQ'))
+    assert '前面还有 1 位' in reply_text(early, early.send_text('[wq] 还在吗'))
+    r = wq1.post('/api/v1/sessions/%s/close' % served.openid)
+    assert r.status_code == 200, r.text
+    assert late.openid in wq1.sessions()
+    assert session_view(wstack, early.openid)['state'] == 'waiting'
+    assert_load_invariant(wstack)

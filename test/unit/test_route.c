@@ -44,6 +44,8 @@ struct fixture {
     char ring[RING][2048];         /* copies of replies, freed at once */
     int ri;
     char res[128], err[64];        /* route_session's result / refusal */
+    const char *window;            /* a routed message's window; NULL =
+                                      "msg" (a user's message) */
 };
 
 /* --- plumbing ------------------------------------------------------------ */
@@ -197,7 +199,7 @@ static const char *ingest_full(struct fixture *f, enum route_action action,
     in.action = action;
     in.group = group;
     in.base_decision = "none";
-    in.window = action == ROUTE_ROUTE ? "msg" : "";
+    in.window = action != ROUTE_ROUTE ? "" : f->window ? f->window : "msg";
     in.kf1 = kf_str_c(kf1);
     in.kf2 = kf_str_c(kf2);
     in.fields = fields;
@@ -1886,6 +1888,273 @@ static void test_route_admin_views_list_sessions_queue_and_today(void **st)
     json_decref(s);
 }
 
+/* --- returning customers ([routing] returning) --------------------------- */
+
+static void returning_days(struct fixture *f, long days)
+{
+    f->cfg.routing.returning = days;
+    reinit(f);
+}
+
+/* oU1 served by bob (round robin's second pick) and closed. */
+static void served_by_bob(struct fixture *f)
+{
+    add_agent(f, "anna", 1, 2, "");
+    add_agent(f, "bob", 1, 2, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU0", "", T0 + 1), "assigned:anna");
+    assert_string_equal(msg(f, "oU1", "", T0 + 2), "assigned:bob");
+    assert_int_equal(sess_op(f, "close", "oU1", "bob", "", T0 + 3), 0);
+}
+
+static void test_route_returning_user_goes_back_to_the_last_agent(void **st)
+{
+    struct fixture *f = *st;
+    long ttl;
+
+    returning_days(f, 7);
+    served_by_bob(f);
+    /* remembered for 7 days from the close */
+    assert_string_equal(CMD(f, "HGET", key(f, "last_agent:", "oU1"),
+                            "agent"), "bob");
+    ttl = CMDL(f, "PTTL", key(f, "last_agent:", "oU1"));
+    assert_true(ttl > 7 * 86400 * SEC - 60 * SEC && ttl <= 7 * 86400 * SEC);
+    /* round robin's turn is anna's; the returning user goes to bob */
+    assert_string_equal(msg(f, "oU1", "", T0 + 4), "assigned:bob");
+    assert_string_equal(why(f, "oU1"), "policy=returning;group=_all;"
+                        "chosen=bob;reason=returning;candidates=bob:0/2");
+    assert_string_equal(ev(f, "assign", "oU1", 2, "reason"), "returning");
+    /* a new user still follows the policy */
+    assert_string_equal(msg(f, "oU2", "", T0 + 5), "assigned:anna");
+    assert_invariants(f);
+}
+
+static void test_route_returning_user_takes_the_policy_when_the_agent_cannot(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    returning_days(f, 7);
+    served_by_bob(f);
+    /* bob full: the normal policy */
+    msg(f, "oU2", "", T0 + 4);                 /* rr: anna */
+    assert_string_equal(msg(f, "oU3", "", T0 + 5), "assigned:bob");
+    assert_string_equal(msg(f, "oU4", "", T0 + 6), "assigned:bob");
+    assert_int_equal(load(f, "bob"), 2);
+    assert_string_equal(msg(f, "oU1", "", T0 + 7), "queued:1");
+    assert_int_equal(load(f, "bob"), 2);       /* capacity held */
+    assert_int_equal(sess_op(f, "close", "oU1", "", "", T0 + 8), 0);
+    /* bob paused: the normal policy */
+    assert_int_equal(sess_op(f, "close", "oU4", "bob", "", T0 + 9), 0);
+    presence(f, "bob", "paused", T0 + 10);
+    assert_string_equal(msg(f, "oU4", "", T0 + 11), "queued:1");
+    assert_non_null(strstr(why(f, "oU4"), "reason=all_busy"));
+    assert_invariants(f);
+}
+
+static void test_route_returning_user_stays_inside_the_requested_group(
+    void **st)
+{
+    struct fixture *f = *st;
+
+    returning_days(f, 7);
+    served_by_bob(f);
+    add_agent(f, "cleo", 1, 2, "sales");
+    presence(f, "cleo", "online", T0 + 4);
+    /* bob is not in sales: the group's policy */
+    assert_string_equal(msg(f, "oU1", "sales", T0 + 5), "assigned:cleo");
+    assert_non_null(strstr(why(f, "oU1"), "reason=new_session"));
+    assert_invariants(f);
+}
+
+static void test_route_returning_off_remembers_nobody(void **st)
+{
+    struct fixture *f = *st;
+
+    served_by_bob(f);                          /* returning = 0 */
+    assert_int_equal(CMDL(f, "EXISTS", key(f, "last_agent:", "oU1")), 0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 4), "assigned:anna");
+    assert_invariants(f);
+}
+
+/* --- queue order ([routing] queue_order) --------------------------------- */
+
+static void queue_order(struct fixture *f, const char *order)
+{
+    set(&f->cfg.routing.queue_order, order);
+    reinit(f);
+}
+
+static void test_route_window_order_puts_the_closing_window_first(void **st)
+{
+    struct fixture *f = *st;
+
+    queue_order(f, "window");
+    anna_busy_two_waiting(f);                  /* oU2, oU3 wait */
+    /* a menu click opens 1 minute: its user is seen before the others */
+    f->window = "evt";
+    assert_string_equal(msg(f, "oU4", "", T0 + 4), "queued:1");
+    f->window = NULL;
+    assert_string_equal(queue(f, "_all"), "oU4,oU2,oU3");
+    /* oU2 writes again: its window now closes after oU3's */
+    assert_string_equal(msg(f, "oU2", "", T0 + 5), "queued:3");
+    assert_string_equal(queue(f, "_all"), "oU4,oU3,oU2");
+    /* the first to be served is the one whose window closes first */
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 6), 0);
+    assert_string_equal(sfield(f, "oU4", "agent"), "anna");
+    assert_string_equal(queue(f, "_all"), "oU3,oU2");
+    assert_invariants(f);
+}
+
+static void test_route_arrival_order_ignores_the_window(void **st)
+{
+    struct fixture *f = *st;
+
+    anna_busy_two_waiting(f);
+    f->window = "evt";
+    assert_string_equal(msg(f, "oU4", "", T0 + 4), "queued:3");
+    f->window = NULL;
+    assert_string_equal(msg(f, "oU2", "", T0 + 5), "queued:1");
+    assert_string_equal(queue(f, "_all"), "oU2,oU3,oU4");
+    assert_invariants(f);
+}
+
+static void test_route_window_order_keeps_moved_users_in_front(void **st)
+{
+    struct fixture *f = *st;
+
+    queue_order(f, "window");
+    add_agent(f, "anna", 1, 1, "");
+    add_agent(f, "bob", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "assigned:bob");
+    assert_string_equal(msg(f, "oW1", "", T0 + 3), "queued:1");
+    presence(f, "bob", "offline", T0 + 4);
+    assert_string_equal(queue(f, "_all"), "oU2,oW1");
+    /* writing again keeps the place of a user who was being served */
+    assert_string_equal(msg(f, "oU2", "", T0 + 5), "queued:1");
+    assert_string_equal(queue(f, "_all"), "oU2,oW1");
+    assert_invariants(f);
+}
+
+/* --- the greeting ([texts] greeting) ------------------------------------- */
+
+static void greeting(struct fixture *f, const char *text)
+{
+    set(&f->cfg.texts.greeting, text);
+    reinit(f);
+}
+
+/* The outbox entry of a msg_out event's id: "<openid>|<agent>|<payload>". */
+static const char *outbox_of(struct fixture *f, const char *id)
+{
+    return CMD(f, "EVAL",
+               "local h = redis.call('HMGET', KEYS[1], 'openid', 'agent',"
+               " 'payload')\n"
+               "return (h[1] or '?') .. '|' .. (h[2] or '?') .. '|' .."
+               " (h[3] or '?')", "1", key(f, "outbox:", id));
+}
+
+static void test_route_greeting_is_sent_once_per_session_on_assignment(
+    void **st)
+{
+    struct fixture *f = *st;
+    char id[64];
+
+    greeting(f, "客服已接收您的消息; 请稍候");
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    presence(f, "bob", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    /* shown to the agent: a msg_out by wxkf, marked, in anna's feed too */
+    assert_string_equal(ev(f, "msg_out", "oU1", 0, ""), "1");
+    assert_string_equal(ev(f, "msg_out", "oU1", 1, "marker"), "greeting");
+    assert_string_equal(ev(f, "msg_out", "oU1", 1, "by"), "wxkf");
+    assert_string_equal(ev(f, "msg_out", "oU1", 1, "agent"), "anna");
+    assert_string_equal(ev(f, "msg_out", "oU1", 1, "session"),
+                        sfield(f, "oU1", "id"));
+    assert_string_equal(CMD(f, "EVAL",
+                            "local e = redis.call('XREVRANGE', KEYS[1], '+',"
+                            " '-', 'COUNT', 1)[1][2]\n"
+                            "return e[2] .. ':' .. e[#e - 2]", "1",
+                            key(f, "inbox:", "anna")), "msg_out:greeting");
+    /* delivered by `wxkf jobs`: an outbox entry, due now */
+    snprintf(id, sizeof(id), "%s", ev(f, "msg_out", "oU1", 1, "id"));
+    assert_string_equal(outbox_of(f, id),
+                        "oU1|anna|{\"content\":\"客服已接收您的消息; 请稍候\"}");
+    assert_int_equal(CMDL(f, "ZSCORE", key(f, "outbox", ""), id), T0 + 1);
+    /* one of the window's five sends */
+    assert_string_equal(CMD(f, "HGET", key(f, "win:", "oU1"), "sent"), "1");
+    /* not on the next message, not after a transfer: once per session */
+    assert_string_equal(msg(f, "oU1", "", T0 + 2), "sticky:anna");
+    assert_int_equal(sess_op(f, "transfer_agent", "oU1", "anna", "bob",
+                             T0 + 3), 0);
+    assert_string_equal(ev(f, "msg_out", "oU1", 0, ""), "1");
+    /* a new session is greeted again */
+    assert_int_equal(sess_op(f, "close", "oU1", "bob", "", T0 + 4), 0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 5), "assigned:bob");
+    assert_string_equal(ev(f, "msg_out", "oU1", 0, ""), "2");
+    assert_string_equal(ev(f, "msg_out", "oU1", 2, "agent"), "bob");
+    assert_invariants(f);
+}
+
+static void test_route_greeting_waits_for_the_agent_and_the_window(void **st)
+{
+    struct fixture *f = *st;
+
+    greeting(f, "客服已接收您的消息");
+    anna_busy_two_waiting(f);                  /* oU2, oU3 wait */
+    /* waiting users are not greeted; anna's user was */
+    assert_string_equal(ev(f, "msg_out", "", 0, ""), "1");
+    /* oU2 is greeted when it reaches anna */
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 10), 0);
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_string_equal(ev(f, "msg_out", "oU2", 1, "marker"), "greeting");
+    assert_string_equal(ev(f, "msg_out", "oU2", 1, "agent"), "anna");
+    /* oU3's window (48 h from its message) has closed when it reaches
+       anna: nothing is sent, nothing reserved */
+    assert_int_equal(sess_op(f, "close", "oU2", "anna", "",
+                             T0 + 3 + 48 * 3600 * SEC + 1), 0);
+    assert_string_equal(sfield(f, "oU3", "agent"), "anna");
+    assert_string_equal(ev(f, "msg_out", "oU3", 0, ""), "0");
+    assert_string_equal(CMD(f, "HGET", key(f, "win:", "oU3"), "sent"), "0");
+    assert_invariants(f);
+}
+
+static void test_route_greeting_is_not_sent_past_the_quota(void **st)
+{
+    struct fixture *f = *st;
+
+    greeting(f, "客服已接收您的消息");
+    add_agent(f, "anna", 1, 1, "");
+    presence(f, "anna", "online", T0);
+    msg(f, "oU1", "", T0);
+    assert_string_equal(msg(f, "oU2", "", T0 + 1), "queued:1");
+    /* the window's five sends are spent before oU2 reaches anna */
+    CMD(f, "HSET", key(f, "win:", "oU2"), "sent", "5");
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 2), 0);
+    assert_string_equal(sfield(f, "oU2", "agent"), "anna");
+    assert_string_equal(ev(f, "msg_out", "oU2", 0, ""), "0");
+    assert_string_equal(CMD(f, "HGET", key(f, "win:", "oU2"), "sent"), "5");
+    assert_invariants(f);
+}
+
+static void test_route_greeting_off_sends_nothing(void **st)
+{
+    struct fixture *f = *st;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(ev(f, "msg_out", "", 0, ""), "0");
+    assert_int_equal(CMDL(f, "ZCARD", key(f, "outbox", "")), 0);
+    assert_string_equal(CMD(f, "HGET", key(f, "win:", "oU1"), "sent"), "0");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1947,6 +2216,17 @@ int main(void)
         T(test_route_kf_events_naming_unknown_agents_change_nothing),
         T(test_route_transfer_result_names_a_full_length_agent_account),
         T(test_route_random_operations_keep_load_equal_to_active_sessions),
+        T(test_route_returning_user_goes_back_to_the_last_agent),
+        T(test_route_returning_user_takes_the_policy_when_the_agent_cannot),
+        T(test_route_returning_user_stays_inside_the_requested_group),
+        T(test_route_returning_off_remembers_nobody),
+        T(test_route_window_order_puts_the_closing_window_first),
+        T(test_route_arrival_order_ignores_the_window),
+        T(test_route_window_order_keeps_moved_users_in_front),
+        T(test_route_greeting_is_sent_once_per_session_on_assignment),
+        T(test_route_greeting_waits_for_the_agent_and_the_window),
+        T(test_route_greeting_is_not_sent_past_the_quota),
+        T(test_route_greeting_off_sends_nothing),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
