@@ -3,7 +3,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 PORT    ?= 8080
 CC      ?= cc
-PKGS     = fcgi hiredis libpq expat jansson libcurl libcrypto
+PKGS     = fcgi hiredis libpq expat jansson libcurl libcrypto opencore-amrnb
 
 # Asked of pkg-config on first use, not when the Makefile is read: so
 # `make deps check` works in one go on a machine where `deps` is what
@@ -166,7 +166,7 @@ fuzz:
 fuzz-ci:
 	sh scripts/fuzz.sh 0
 	@sh scripts/fuzz.sh 45 xml callback json canned & a=$$!; \
-	  sh scripts/fuzz.sh 45 crypto query config journal; b=$$?; \
+	  sh scripts/fuzz.sh 45 crypto query config journal voice; b=$$?; \
 	  wait $$a; a=$$?; \
 	  [ $$a -eq 0 ] && [ $$b -eq 0 ] || { echo "fuzz: failed (a=$$a b=$$b)"; exit 1; }
 

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "fcgi.h"
 #include "media.h"
+#include "media_out.h"
 #include "metrics.h"
 #include "push.h"
 #include "history.h"
@@ -26,7 +27,6 @@
 #include "banned.h"
 
 #define API_BODY_MAX 16384
-#define API_UPLOAD_MAX (2 * 1024 * 1024)
 
 static struct route *rt(struct fcgi_req *r)
 {
@@ -878,10 +878,12 @@ static int media_stream(struct fcgi_req *r, struct media_file *f,
     return rc;
 }
 
-/* GET /api/v1/media/{media_id}: a stored image, voice or video, to an
- * admin or to the agent whose session the user is in. */
+/* GET /api/v1/media/{media_id}[?format=wav]: a stored image, voice or
+ * video (or a voice's playable copy), to an admin or to the agent whose
+ * session the user is in. */
 void api_media_get(struct fcgi_req *r)
 {
+    struct kf_str format = { "", 0 };
     struct media_file f;
     struct media m;
     struct auth who;
@@ -889,10 +891,11 @@ void api_media_get(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0))
         return;
+    http_query_get(&r->query, "format", &format);
     media_init(&m, &r->app->store, NULL, &r->app->cfg);
     media_file_init(&f);
-    rc = media_open(&m, r->param, who.role == AUTH_AGENT ? who.account : "",
-                    &f);
+    rc = media_open(&m, r->param, format,
+                    who.role == AUTH_AGENT ? who.account : "", &f);
     if (rc == 0) {
         rc = media_stream(r, &f, r->param);
         if (rc < 0)
@@ -980,34 +983,18 @@ void api_stream(struct fcgi_req *r)
              rc == 0 ? who.account : "-");
 }
 
-/* The image types WeChat takes, recognised by their first bytes (the
- * Content-Type the client sends must agree). */
-static const char *image_kind(struct kf_str ct, const struct kf_buf *b)
-{
-    const unsigned char *p = (const unsigned char *)b->p;
-
-    if (b->len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff &&
-        kf_str_eq_c(ct, "image/jpeg"))
-        return "upload.jpg";
-    if (b->len >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 &&
-        kf_str_eq_c(ct, "image/png"))
-        return "upload.png";
-    if (b->len >= 6 && (memcmp(p, "GIF87a", 6) == 0 ||
-                        memcmp(p, "GIF89a", 6) == 0) &&
-        kf_str_eq_c(ct, "image/gif"))
-        return "upload.gif";
-    return NULL;
-}
-
-/* POST /api/v1/media: an image (the raw bytes, Content-Type image/jpeg,
- * image/png or image/gif, at most 2 MiB) uploaded to WeChat as temporary
- * media; {"media_id"} to send with {"msgtype":"image"}. */
+/* POST /api/v1/media[?type=thumb]: an image (JPEG, PNG, GIF, 2 MiB), a
+ * voice (AMR or MP3, 2 MiB, 60 s), a video (MP4, 10 MiB) or, with
+ * ?type=thumb, a video's thumbnail (JPEG, 64 KiB): the raw bytes with
+ * their Content-Type, checked (lib/media_out.c) and uploaded to WeChat as
+ * temporary media; {"media_id", "type"} to send with that msgtype. */
 void api_media_upload(struct fcgi_req *r)
 {
+    struct kf_str kind = { "", 0 };
     struct wx_api_result res;
+    struct media_out out;
     char media_id[160] = "";
     struct auth who;
-    const char *name;
     int rc;
 
     if (api_authenticate(r, &who, 0))
@@ -1017,25 +1004,28 @@ void api_media_upload(struct fcgi_req *r)
                    "credentials are configured ([wechat] app_secret)", NULL);
         return;
     }
-    rc = fcgi_read_body(r, API_UPLOAD_MAX);
+    rc = fcgi_read_body(r, MEDIA_OUT_MAX);
     if (rc == KF_ETOOBIG) {
-        fcgi_error(r, 413, "body_too_large", "images are limited to 2 MiB",
-                   NULL);
+        fcgi_error(r, 413, "body_too_large", "uploads are limited to 10 MiB "
+                   "(videos; images and voice 2 MiB)", NULL);
         return;
     }
     if (rc < 0 || r->body.len == 0) {
-        fcgi_error(r, 400, "bad_body", "send the image's bytes as the body",
+        fcgi_error(r, 400, "bad_body", "send the file's bytes as the body",
                    NULL);
         return;
     }
-    name = image_kind(fcgi_param(r, "CONTENT_TYPE"), &r->body);
-    if (!name) {
-        fcgi_error(r, 400, "unsupported_media", "the body must be a JPEG, "
-                   "PNG or GIF image with the matching Content-Type", NULL);
+    http_query_get(&r->query, "type", &kind);
+    if (media_out_check(fcgi_param(r, "CONTENT_TYPE"), kind,
+                        kf_buf_str(&r->body), &out) < 0) {
+        api_refused(r, out.why, NULL);
+        log_info(&r->log, "api", "media_upload", "status=%d by=%s bytes=%zu "
+                 "refused=%s", r->status, who.role == AUTH_AGENT ?
+                 who.account : "admin", r->body.len, out.why->sub);
         return;
     }
     wx_api_result_init(&res);
-    rc = wx_api_media_upload(r->app->api, "image", name, r->body.p,
+    rc = wx_api_media_upload(r->app->api, out.type, out.filename, r->body.p,
                              r->body.len, media_id, sizeof(media_id), &res);
     if (rc == KF_EWECHAT)
         fcgi_json(r, 502, json_pack("{s:{s:s,s:s,s:I}}", "error", "code",
@@ -1046,7 +1036,7 @@ void api_media_upload(struct fcgi_req *r)
                    "reached; try again", NULL);
     else
         fcgi_json(r, 200, json_pack("{s:s,s:s}", "media_id", media_id,
-                                    "type", "image"));
+                                    "type", out.type));
     log_info(&r->log, "api", "media_upload", "status=%d by=%s bytes=%zu "
              "errcode=%ld", r->status,
              who.role == AUTH_AGENT ? who.account : "admin", r->body.len,

@@ -156,8 +156,9 @@ static void fetch_media(struct media *m, struct app *app)
     count_media(app, &c);
     if (c.stored || c.failed || c.retried)
         log_info(&app->log, "jobs", "media", "stored=%ld failed=%ld "
-                 "retried=%ld waiting=%ld refused_quota=%ld", c.stored,
-                 c.failed, c.retried, c.waiting, c.refused_quota);
+                 "retried=%ld waiting=%ld refused_quota=%ld playable=%ld "
+                 "unplayable=%ld", c.stored, c.failed, c.retried, c.waiting,
+                 c.refused_quota, c.playable, c.unplayable);
 }
 
 /* Retention and quota of the media store: a bounded step (1,000 files at

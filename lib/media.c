@@ -17,6 +17,7 @@
 #include "http_client.h"
 #include "lua.h"
 #include "media_keep.h"
+#include "voice.h"
 
 #include "banned.h"
 
@@ -82,6 +83,7 @@ static const struct {
     { "image/gif", "gif" }, { "audio/amr", "amr" },
     { "audio/speex", "speex" }, { "audio/x-speex", "speex" },
     { "audio/mpeg", "mp3" }, { "audio/mp3", "mp3" },
+    { "audio/wav", "wav" }, { "audio/x-wav", "wav" },
     { "video/mp4", "mp4" },
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
@@ -353,42 +355,97 @@ static int fetch(struct media *m, const char *mid, struct kf_buf *out,
     return download(m, url, out, ct, ct_len);
 }
 
-/* Writes and records a fetched file, after making room for it under the
- * quota. KF_ELIMIT: no room yet (try again); KF_EIO: not written. */
+/* A voice's playable copy: the WAV of an AMR file (lib/voice.c). wav is
+ * left empty when there is none (not AMR, or AMR voice refuses: the
+ * original is then stored alone, counted in c->unplayable). */
+static void make_playable(const char *ext, const struct kf_buf *b,
+                          struct kf_buf *wav, long *ms,
+                          struct media_counts *c)
+{
+    if (strcmp(ext, "amr") != 0)
+        return;
+    if (voice_amr_to_wav(kf_buf_str(b), wav, ms) < 0) {
+        kf_buf_reset(wav);
+        c->unplayable++;
+    }
+}
+
+/* The relative path of a stored file: <YYYY>/<MM>/<mid>.<ext>. */
+static int rel_path(int64_t now_ms, const char *mid, const char *ext,
+                    char *rel, size_t len)
+{
+    time_t secs = (time_t)(now_ms / 1000);
+    struct tm tm;
+    int n;
+
+    if (!gmtime_r(&secs, &tm))
+        return KF_EINVAL;
+    n = snprintf(rel, len, "%04d/%02d/%s.%s", tm.tm_year + 1900,
+                 tm.tm_mon + 1, mid, ext);
+    return n < 0 || (size_t)n >= len ? KF_ETOOBIG : 0;
+}
+
+/* Writes the file and its playable copy (when there is one). */
+static int write_both(struct media *m, const char *rel, const struct kf_buf *b,
+                      const char *play_rel, const struct kf_buf *wav)
+{
+    int rc = media_write_file(m->cfg->media.dir, rel, b->p ? b->p : "",
+                              b->len);
+
+    if (rc == 0 && wav->len > 0)
+        rc = media_write_file(m->cfg->media.dir, play_rel, wav->p,
+                              wav->len);
+    return rc < 0 ? KF_EIO : 0;
+}
+
+/* Writes and records a fetched file (and a voice's playable copy), after
+ * making room for both under the quota. KF_ELIMIT: no room yet (try
+ * again); KF_EIO: not written. */
 static int store_bytes(struct media *m, const struct pass *p,
                        const struct entry *e, const char *mid,
                        const struct kf_buf *b, const char *ct,
                        struct media_counts *c)
 {
     const char *ext = media_ext(kf_str_c(ct));
-    char rel[256], size[24], now[24];
-    time_t secs = (time_t)(p->now / 1000);
+    char rel[256], play_rel[256] = "", size[24], now[24], psize[24] = "0",
+         pms[24] = "0";
     const char *args[] = { "stored", mid, rel, media_content_type(ext),
-                           size, e->openid, now, e->agent, e->id };
-    struct tm tm;
+                           size, e->openid, now, e->agent, e->id,
+                           play_rel, psize, pms };
+    struct kf_buf wav;
+    long ms = 0;
     int rc;
 
-    if (!gmtime_r(&secs, &tm))
-        return KF_EINVAL;
-    snprintf(rel, sizeof(rel), "%04d/%02d/%s.%s", tm.tm_year + 1900,
-             tm.tm_mon + 1, mid, ext);
+    kf_buf_init(&wav, VOICE_WAV_MAX);
+    make_playable(ext, b, &wav, &ms, c);
+    rc = rel_path(p->now, mid, ext, rel, sizeof(rel));
+    if (rc == 0 && wav.len > 0) {
+        rc = rel_path(p->now, mid, "wav", play_rel, sizeof(play_rel));
+        snprintf(psize, sizeof(psize), "%zu", wav.len);
+        snprintf(pms, sizeof(pms), "%ld", ms);
+    }
+    if (rc < 0)
+        goto out;
     snprintf(size, sizeof(size), "%zu", b->len);
     snprintf(now, sizeof(now), "%lld", (long long)p->now);
-    rc = media_keep_room(m, (int64_t)b->len, ROOM_FILES, c);
+    rc = media_keep_room(m, (int64_t)(b->len + wav.len), ROOM_FILES, c);
     if (rc == KF_ETOOBIG) {
         c->refused_quota++;
         c->failed++;
-        return record_failed(m, p, e, mid, mid, "quota", 0,
-                             "over [media] max_disk_mb");
+        rc = record_failed(m, p, e, mid, mid, "quota", 0,
+                           "over [media] max_disk_mb");
+        goto out;
     }
     if (rc == KF_EIO)           /* an old file would not go: wait */
         rc = KF_ELIMIT;
-    if (rc < 0)
-        return rc;
-    rc = media_write_file(m->cfg->media.dir, rel, b->p ? b->p : "", b->len);
-    if (rc < 0)
-        return KF_EIO;
-    return store_run(m->store, &m->script, 0, NULL, 9, args, NULL, NULL);
+    if (rc == 0)
+        rc = write_both(m, rel, b, play_rel, &wav);
+    if (rc == 0)
+        rc = store_run(m->store, &m->script, 0, NULL, 12, args, NULL, NULL);
+    c->playable += rc == 0 && wav.len > 0;
+out:
+    kf_buf_release(&wav);
+    return rc;
 }
 
 /* A transient failure: back off (the op script), or give up after
@@ -702,11 +759,12 @@ out:
     return rc < 0 ? refuse(f, REFUSAL_NO_MEDIA) : 0;
 }
 
-int media_open(struct media *m, struct kf_str media_id, const char *agent,
-               struct media_file *f)
+int media_open(struct media *m, struct kf_str media_id, struct kf_str format,
+               const char *agent, struct media_file *f)
 {
     char mid[MEDIA_ID_MAX + 1];
-    const char *args[] = { "lookup", mid, agent ? agent : "" }, *dot;
+    const char *args[] = { "lookup", mid, agent ? agent : "",
+                           format.len ? "wav" : "" }, *dot;
     struct store_reply *r = NULL;
     struct kf_str state, path;
     int rc;
@@ -715,14 +773,18 @@ int media_open(struct media *m, struct kf_str media_id, const char *agent,
     f->why = NULL;
     if (!media_id_ok(media_id))
         return refuse(f, REFUSAL_BAD_MEDIA_ID);
+    if (format.len && !kf_str_eq_c(format, "wav"))
+        return refuse(f, REFUSAL_BAD_MEDIA_FORMAT);
     snprintf(mid, sizeof(mid), "%.*s", (int)media_id.len, media_id.p);
-    rc = store_run(m->store, &m->script, 0, NULL, 3, args, NULL, &r);
+    rc = store_run(m->store, &m->script, 0, NULL, 4, args, NULL, &r);
     if (rc < 0)
         return rc;
     if (store_reply_at_str(r, 0, &state) < 0) {
         rc = KF_EBACKEND;
     } else if (store_reply_at_is(r, 0, "not_yours")) {
         rc = refuse(f, REFUSAL_MEDIA_NOT_YOURS);
+    } else if (store_reply_at_is(r, 0, "no_playable")) {
+        rc = refuse(f, REFUSAL_NO_PLAYABLE);
     } else if (!store_reply_at_is(r, 0, "ok") || store_reply_len(r) != 4 ||
                store_reply_at_str(r, 1, &path) < 0) {
         rc = refuse(f, store_reply_at_is(r, 0, "media_failed")

@@ -2,8 +2,10 @@
  * WeChat keeps only 3 days. `wxkf jobs` reads the msg_in entries of P
  * events through the Redis consumer group "media", fetches each MediaId
  * (and a video's ThumbMediaId) with media/get, writes the bytes
- * atomically under [media] dir as <YYYY>/<MM>/<media_id>.<ext>, and
- * records them (P media:<media_id>, a media_stored or media_failed event).
+ * atomically under [media] dir as <YYYY>/<MM>/<media_id>.<ext> — an
+ * AMR voice also as <media_id>.wav next to it, which browsers play
+ * (lib/voice.c) — and records them (P media:<media_id>, a media_stored
+ * or media_failed event).
  * The REST API serves a stored file to an admin, or to the agent whose
  * session the user is in. See docs/media.md. */
 #ifndef MEDIA_H
@@ -52,7 +54,7 @@ int media_id_ok(struct kf_str id);
 int media_rel_ok(const char *rel);
 
 /* The file extension for a Content-Type ("image/jpeg; x=y" -> "jpg"):
- * jpg, png, gif, amr, speex, mp3, mp4, else "bin". Static text. */
+ * jpg, png, gif, amr, speex, mp3, wav, mp4, else "bin". Static text. */
 const char *media_ext(struct kf_str content_type);
 /* The Content-Type we store and serve for an extension of media_ext
  * ("bin" -> "application/octet-stream"). Static text. */
@@ -73,6 +75,8 @@ struct media_counts {
     long retried;       /* transient failures, left pending */
     long waiting;       /* pending, not tried this pass (backoff, budget) */
     long refused_quota; /* failed: larger than [media] max_disk_mb */
+    long playable;      /* stored voices with a playable (WAV) copy */
+    long unplayable;    /* AMR voices the decoder refused: stored alone */
     long removed_retention, removed_quota;  /* files deleted (media_keep) */
 };
 
@@ -97,8 +101,9 @@ struct media_file {
     char content_type[64];
     char ext[8];
     /* why not (lib/refusal.h, scope REFUSAL_MEDIA): BAD_MEDIA_ID,
-     * MEDIA_NOT_YOURS, NO_MEDIA, MEDIA_FAILED; NULL when opened or when
-     * the failure is no refusal (Redis down) */
+     * BAD_MEDIA_FORMAT, MEDIA_NOT_YOURS, NO_MEDIA, NO_PLAYABLE,
+     * MEDIA_FAILED; NULL when opened or when the failure is no refusal
+     * (Redis down) */
     const struct refusal *why;
 };
 
@@ -106,13 +111,17 @@ void media_file_init(struct media_file *f);
 void media_file_release(struct media_file *f);    /* closes; safe twice */
 
 /* Opens the stored file of media_id for agent ("" = an admin, who may
- * see any). KF_EINVAL + f->why BAD_MEDIA_ID (malformed) or
- * MEDIA_NOT_YOURS (the user is not in one of the agent's sessions);
- * KF_ENOTFOUND + why NO_MEDIA (unknown, not stored yet, or the file is
- * gone) or MEDIA_FAILED; KF_EBACKEND when Redis is down. Never opens anything
- * outside [media] dir (checked with realpath, no symlink at the end). */
+ * see any): the original when format is empty, its playable copy when
+ * format is "wav" (a voice's WAV). KF_EINVAL + f->why BAD_MEDIA_ID
+ * (malformed), BAD_MEDIA_FORMAT (another format) or MEDIA_NOT_YOURS (the
+ * user is not in one of the agent's sessions); KF_ENOTFOUND + why
+ * NO_MEDIA (unknown, not stored yet, or the file is gone), NO_PLAYABLE
+ * (stored without a playable copy) or MEDIA_FAILED; KF_EBACKEND when
+ * Redis is down. Never opens anything outside [media] dir (checked with
+ * realpath, no symlink at the end). */
 KF_WUR int media_open(struct media *m, struct kf_str media_id,
-                      const char *agent, struct media_file *f);
+                      struct kf_str format, const char *agent,
+                      struct media_file *f);
 /* Reads up to cap bytes; *n = 0 at the end. KF_EIO on error. */
 KF_WUR int media_file_read(struct media_file *f, void *buf, size_t cap,
                            size_t *n);

@@ -21,28 +21,40 @@ void media_keep_script_init(struct store_script *sc)
 /* Every call runs m->keep (lib/lua/media_keep.lua) with args[0] = the
  * op. */
 
-/* Deletes one chosen file, then its record. A file already gone is no
- * error; one that cannot be deleted keeps its record. */
+/* Deletes dir/path; a file already gone, or an empty path, is no error. */
+static int unlink_rel(const struct media *m, const char *path)
+{
+    char full[4096];
+    int n;
+
+    if (!*path || !media_rel_ok(path))
+        return 0;
+    n = snprintf(full, sizeof(full), "%s/%s", m->cfg->media.dir, path);
+    if (n < 0 || (size_t)n >= sizeof(full))
+        return KF_ETOOBIG;
+    return unlink(full) < 0 && errno != ENOENT ? KF_EIO : 0;
+}
+
+/* Deletes one chosen file and its playable copy, then its record. One
+ * that cannot be deleted keeps its record. */
 static int delete_one(struct media *m, const struct store_reply *v,
                       struct media_counts *c)
 {
-    char full[4096];
-    struct kf_str mid, pathv, why;
-    const char *path, *args[] = { "forget", NULL };
-    int n;
+    struct kf_str mid, pathv, why, play;
+    const char *args[] = { "forget", NULL };
+    int rc;
 
-    if (store_reply_len(v) != 4 || store_reply_at_str(v, 0, &mid) < 0 ||
+    if (store_reply_len(v) != 5 || store_reply_at_str(v, 0, &mid) < 0 ||
         store_reply_at_str(v, 1, &pathv) < 0 ||
-        store_reply_at_str(v, 3, &why) < 0)
+        store_reply_at_str(v, 3, &why) < 0 ||
+        store_reply_at_str(v, 4, &play) < 0)
         return KF_EBACKEND;
-    path = pathv.p;         /* NUL-terminated too */
-    if (*path && media_rel_ok(path)) {
-        n = snprintf(full, sizeof(full), "%s/%s", m->cfg->media.dir, path);
-        if (n < 0 || (size_t)n >= sizeof(full))
-            return KF_ETOOBIG;
-        if (unlink(full) < 0 && errno != ENOENT)
-            return KF_EIO;
-    }
+    /* each NUL-terminated too */
+    rc = unlink_rel(m, play.p);
+    if (rc == 0)
+        rc = unlink_rel(m, pathv.p);
+    if (rc < 0)
+        return rc;
     if (store_reply_at_is(v, 3, "retention"))
         c->removed_retention++;
     else

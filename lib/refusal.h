@@ -36,7 +36,8 @@ enum refusal_scope {
     REFUSAL_AGENT = 64,     /* the agent verbs (agent_sync, agent_db):
                                looked up by the kf code they return */
     REFUSAL_CANNED = 128,   /* lib/canned_db: canned replies */
-    REFUSAL_LABEL = 256,    /* the label verbs (lib/label): looked up by
+    REFUSAL_UPLOAD = 256,   /* media_out_check: an agent's upload */
+    REFUSAL_LABEL = 512,    /* the label verbs (lib/label): looked up by
                                the kf code they return */
 };
 
@@ -48,6 +49,7 @@ enum refusal_scope {
 #define REFUSAL_I REFUSAL_INTERNAL
 #define REFUSAL_A REFUSAL_AGENT
 #define REFUSAL_C REFUSAL_CANNED
+#define REFUSAL_U REFUSAL_UPLOAD
 #define REFUSAL_L REFUSAL_LABEL
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
@@ -95,6 +97,10 @@ enum refusal_scope {
       "media_failed", "the media could not be fetched from WeChat", 0)     \
     X(NO_MEDIA, REFUSAL_M, "no_media", KF_ENOTFOUND, 404, "no_media",       \
       "no such media, or not stored yet", 0)                               \
+    X(NO_PLAYABLE, REFUSAL_M, "no_playable", KF_ENOTFOUND, 404,             \
+      "no_playable", "this media has no playable copy", 0)                 \
+    X(BAD_MEDIA_FORMAT, REFUSAL_M, "bad_format", KF_EINVAL, 400,            \
+      "bad_format", "format must be wav", 0)                               \
     X(NOT_SERVED, REFUSAL_R, "not_served", KF_EINVAL, 403, "not_yours",     \
       "the user is not served by you", 0)                                  \
     X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I, "bad_op", KF_EINVAL, 500, \
@@ -116,7 +122,23 @@ enum refusal_scope {
     X(CANNED_FULL, REFUSAL_C, "canned_full", KF_ELIMIT, 409,                \
       "canned_full", "the list holds 500 canned replies already", 0)       \
     X(CANNED_BAD_CSV, REFUSAL_C, "invalid_csv", KF_EPARSE, 400,             \
-      "invalid_csv", "the CSV file was refused; nothing was imported", 0)  \
+      "invalid_csv", "the CSV file was refused; nothing was imported", 0)   \
+    X(UNSUPPORTED_MEDIA, REFUSAL_U, "unsupported", KF_EINVAL, 400,          \
+      "unsupported_media", "the body must be a JPEG, PNG or GIF image, an " \
+      "AMR or MP3 voice or an MP4 video (a thumb: a JPEG) with the "        \
+      "matching Content-Type", 0)                                          \
+    X(IMAGE_TOO_LARGE, REFUSAL_U, "image_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "images are limited to 2 MiB", 40009)             \
+    X(VOICE_TOO_LARGE, REFUSAL_U, "voice_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "voice messages are limited to 2 MiB", 40010)     \
+    X(VIDEO_TOO_LARGE, REFUSAL_U, "video_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "videos are limited to 10 MiB", 40011)            \
+    X(THUMB_TOO_LARGE, REFUSAL_U, "thumb_too_large", KF_ETOOBIG, 413,       \
+      "media_too_large", "a video's thumbnail is limited to 64 KiB", 40006) \
+    X(VOICE_TOO_LONG, REFUSAL_U, "voice_too_long", KF_EINVAL, 400,          \
+      "voice_too_long", "voice messages are limited to 60 seconds", 0)     \
+    X(BAD_VOICE, REFUSAL_U, "bad_voice", KF_EINVAL, 400, "bad_voice",       \
+      "the voice file is no AMR-NB or MP3 WeChat can take", 0)             \
     X(NO_LABEL, REFUSAL_L, "unknown_label", KF_ENOTFOUND, 404,              \
       "unknown_label", "no such label", 0)                                 \
     X(LABEL_EXISTS, REFUSAL_L, "label_exists", KF_EEXISTS, 409,             \

@@ -668,7 +668,8 @@ static void wait_done(struct store *s, int rc, long long acked, int64_t t0,
         if (*replicated)
             s->wait_probe_ms = 0;
         else if (t0 >= s->wait_probe_ms)      /* a full WAIT timed out */
-            s->wait_probe_ms = t0 + 1000;
+            s->wait_probe_ms = kf_mono_ms() + 1000;  /* a second from now,
+                                  not from when the timed-out WAIT began */
     }
 }
 

@@ -6,7 +6,7 @@
 #
 #   SECONDS  fuzzing time per harness (default 300); 0 = build, replay the
 #            regressions and the seed corpus once, no fuzzing
-#   HARNESS  xml crypto callback query json config journal canned
+#   HARNESS  xml crypto callback query json config journal canned voice
 #            (default: all)
 #
 # Everything is written under build/fuzz/: the lib/ objects built with
@@ -36,13 +36,13 @@ cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${1:-300}
 [ $# -gt 0 ] && shift
-ALL="xml crypto callback query json config journal canned"
+ALL="xml crypto callback query json config journal canned voice"
 HARNESSES=${*:-$ALL}
 CLANG=${CLANG:-clang}
 NICE=${FUZZ_NICE:-10}
 JOBS=${FUZZ_JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}
 OUT=build/fuzz
-PKGS="fcgi hiredis libpq expat jansson libcurl libcrypto"
+PKGS="fcgi hiredis libpq expat jansson libcurl libcrypto opencore-amrnb"
 
 case $SECONDS_EACH in
     ''|*[!0-9]*) echo "fuzz: SECONDS must be a number: $SECONDS_EACH" >&2
@@ -67,6 +67,7 @@ max_len() {
         config) echo 8192 ;;     # lines over 4096 bytes are an error
         journal) echo 16384 ;;   # a few records with their bodies
         canned) echo 8192 ;;     # CSV: enough rows for every shape
+        voice) echo 16384 ;;     # 3000 one-byte frames (60 s) and more
     esac
 }
 

@@ -25,8 +25,12 @@
 --          one died holding it.
 --   begin  mid now                 -> {stored | failed | wait | go,
 --                                      retry_ms or "0"}
---   stored mid path ct size openid now agent msg     -> 1 (0: already)
---          (also indexed: P media_files by stored_ms, P media_bytes)
+--   stored mid path ct size openid now agent msg play_path play_size
+--          play_ms                                    -> 1 (0: already)
+--          (also indexed: P media_files by stored_ms, P media_bytes
+--          counting the playable copy too); play_path "" = none, else a
+--          voice's WAV (play_path, play_size, play_ms in the hash and the
+--          event, with play_type audio/wav)
 --   failed key_mid event_mid openid now agent msg reason errcode errmsg
 --                                  -> 1 (0: already); key_mid "" = no hash
 --   retry  mid now min_delay_ms    -> {attempts so far, retry_ms}
@@ -34,8 +38,10 @@
 --   later  job_id due_ms           -> the job is due again then
 --   off    group                   -> drops the group (1 if it existed)
 --                                     and notes that fetching was off
---   lookup mid agent               -> {ok, path, ct, size} | {no_media} |
---                                     {not_yours} | {media_failed}
+--   lookup mid agent format        -> {ok, path, ct, size} | {no_media} |
+--                                     {not_yours} | {media_failed} |
+--                                     {no_playable}; format "wav": the
+--                                     playable copy's path and size
 -- A failure's hash, and a retry count, expire after FAILED_TTL. Events go
 -- to P events and to the feed of the agent the message was routed to (as
 -- the ingest script's inbox()).
@@ -137,13 +143,23 @@ elseif op == 'stored' then
     redis.call('HSET', k, 'path', ARGV[3], 'content_type', ARGV[4],
                'size', ARGV[5], 'openid', ARGV[6], 'stored_ms', ARGV[7],
                'msg', ARGV[9])
+    local what = { 'path', ARGV[3], 'content_type', ARGV[4], 'size',
+                   ARGV[5] }
+    local bytes = tonumber(ARGV[5])
+    if (ARGV[10] or '') ~= '' then
+        redis.call('HSET', k, 'play_path', ARGV[10], 'play_size', ARGV[11],
+                   'play_ms', ARGV[12])
+        bytes = bytes + tonumber(ARGV[11])
+        for _, v in ipairs({ 'play_type', 'audio/wav', 'play_size',
+                             ARGV[11], 'play_ms', ARGV[12] }) do
+            what[#what + 1] = v
+        end
+    end
     redis.call('HDEL', k, 'retry_ms')
     redis.call('PERSIST', k)
     redis.call('ZADD', P .. 'media_files', ARGV[7], ARGV[2])
-    redis.call('INCRBY', P .. 'media_bytes', ARGV[5])
-    emit('media_stored', ARGV[6], ARGV[2], { 'path', ARGV[3],
-         'content_type', ARGV[4], 'size', ARGV[5] }, ARGV[7], ARGV[9],
-         ARGV[8])
+    redis.call('INCRBY', P .. 'media_bytes', bytes)
+    emit('media_stored', ARGV[6], ARGV[2], what, ARGV[7], ARGV[9], ARGV[8])
     return 1
 elseif op == 'failed' then
     if ARGV[2] ~= '' then
@@ -184,7 +200,8 @@ elseif op == 'off' then
     return 0
 elseif op == 'lookup' then
     local h = redis.call('HMGET', mkey(ARGV[2]), 'path', 'content_type',
-                         'size', 'openid', 'error')
+                         'size', 'openid', 'error', 'play_path',
+                         'play_size')
     if not h[1] and not h[5] then return { 'no_media' } end
     local a = ARGV[3]
     if a ~= '' and (not h[4] or
@@ -193,6 +210,10 @@ elseif op == 'lookup' then
         return { 'not_yours' }
     end
     if not h[1] then return { 'media_failed' } end
+    if ARGV[4] == 'wav' then
+        if not h[6] then return { 'no_playable' } end
+        return { 'ok', h[6], 'audio/wav', h[7] or '0' }
+    end
     return { 'ok', h[1], h[2] or '', h[3] or '0' }
 end
 return redis.error_reply('unknown media op')

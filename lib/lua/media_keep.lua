@@ -5,8 +5,10 @@
 -- media_ids by stored_ms), media_bytes (the bytes they take),
 -- media:<media_id>, media_jobs, media_indexed, media_index_cursor.
 -- ARGV[1] = op, ARGV[2..] its arguments:
---   pick  cut_ms quota need n -> { used, { {mid, path, size, why}... } }:
---         the oldest files, at most n, stored before cut_ms (why =
+--   pick  cut_ms quota need n -> { used, { {mid, path, size, why,
+--         play_path}... } }: size counts a voice's playable copy too
+--         (play_path, "" when none); the oldest files, at most n, stored
+--         before cut_ms (why =
 --         retention) or to delete so that used + need <= quota (why =
 --         quota; quota 0 = none)
 --   forget mid                -> 1 when mid was indexed: its hash, its
@@ -34,16 +36,19 @@ if op == 'pick' then
             why = 'quota'
         else break end
         local h = redis.call('HMGET', P .. 'media:' .. old[i], 'path',
-                             'size')
-        local size = tonumber(h[2] or '0') or 0
+                             'size', 'play_path', 'play_size')
+        local size = (tonumber(h[2] or '0') or 0) +
+                     (tonumber(h[4] or '0') or 0)
         freed = freed + size
-        out[#out + 1] = { old[i], h[1] or '', tostring(size), why }
+        out[#out + 1] = { old[i], h[1] or '', tostring(size), why,
+                          h[3] or '' }
     end
     return { u, out }
 elseif op == 'forget' then
     if not redis.call('ZSCORE', FILES, ARGV[2]) then return 0 end
     local k = P .. 'media:' .. ARGV[2]
-    local size = tonumber(redis.call('HGET', k, 'size') or '0') or 0
+    local h = redis.call('HMGET', k, 'size', 'play_size')
+    local size = (tonumber(h[1] or '0') or 0) + (tonumber(h[2] or '0') or 0)
     redis.call('ZREM', FILES, ARGV[2])
     redis.call('DECRBY', BYTES, size)
     redis.call('DEL', k)

@@ -17,9 +17,10 @@ import {pieces, plain, safeHref} from './emoji.js';
 import {alertAgent} from './notify.js';
 import {wrapUp} from './wrapup.js';
 import {autoMark, isAutomatic, wireTyping} from './routing.js';
+import {PICK_ACCEPT, sendFile} from './send_media.js';
+import {wireEmojiPicker} from './emoji_picker.js';
 
 const HISTORY_PAGE = 30;
-const MAX_IMAGE_BYTES = 2 * 1024 * 1024;    // the server's limit too
 
 // A message: {key, dir: 'in'|'out', ts, msgtype, content, mediaId, payload,
 // state, err, mid, by, localUrl, seq, el}
@@ -746,11 +747,12 @@ function deriveWaiting(c) {
 
 // --- sending -----------------------------------------------------------------
 
-async function sendMessage(openid, body, local) {
+export async function sendMessage(openid, body, local) {
     const c = conv(openid);
     const m = insertMsg(c, Object.assign({dir: 'out', key: 'local:' + (++S.localSeq),
                                           ts: Date.now(), local: true,
-                                          by: S.me.account}, local));
+                                          by: S.me.account}, local,
+                                         {sendBody: body}));
     setMsgState(m, 'sending');
     renderMessages(false);
     scrollToBottom();
@@ -783,11 +785,10 @@ async function sendMessage(openid, body, local) {
     return m;
 }
 
-// A failed text or image can be sent again as it was, and a failed
-// text put back in the composer to be edited.
+// A failed text or media can be sent again as it was (media: once at
+// WeChat), and a failed text put back in the composer to be edited.
 function resendable(m) {
-    return m.local && (m.msgtype === 'text' ? !!m.content :
-                       m.msgtype === 'image' && !!m.mediaId);
+    return m.local && (m.msgtype === 'text' ? !!m.content : !!m.sendBody);
 }
 
 function retryButtons(m) {
@@ -810,8 +811,9 @@ function retryMsg(m) {
         sendMessage(openid, {msgtype: 'text', text: {content: m.content}},
                     {msgtype: 'text', content: m.content});
     else
-        sendMessage(openid, {msgtype: 'image', image: {media_id: m.mediaId}},
-                    {msgtype: 'image', mediaId: m.mediaId, localUrl: m.localUrl});
+        sendMessage(openid, m.sendBody, {msgtype: m.msgtype, mediaId: m.mediaId,
+                                         localUrl: m.localUrl,
+                                         localType: m.localType});
 }
 
 function editMsg(m) {
@@ -832,41 +834,15 @@ async function sendText() {
                       {msgtype: 'text', content: text});
 }
 
-async function sendImage(file) {
-    const openid = S.active;
-    if (!openid || !file)
-        return;
-    const localUrl = URL.createObjectURL(file);
-    const c = conv(openid);
-    if (!/^image\/(jpeg|png|gif)$/.test(file.type) || file.size > MAX_IMAGE_BYTES) {
-        const m = insertMsg(c, {dir: 'out', key: 'local:' + (++S.localSeq),
-                                ts: Date.now(), local: true, msgtype: 'image',
-                                localUrl, by: S.me.account});
-        setMsgState(m, 'failed', {msg: t('composer.badimage', {name: file.name})});
+// A media message refused before it was sent (its kind, its size, the
+// upload): shown failed, with why.
+export function failLocal(openid, local, err) {
+    const m = insertMsg(conv(openid), Object.assign(
+        {dir: 'out', key: 'local:' + (++S.localSeq), ts: Date.now(),
+         local: true, by: S.me.account}, local));
+    setMsgState(m, 'failed', err);
+    if (S.active === openid)
         renderMessages(false);
-        return;
-    }
-    toast(t('composer.uploading'));
-    let mediaId;
-    try {
-        const r = await api.post('/api/v1/media', undefined,
-                                 {body: file, type: file.type});
-        mediaId = r && r.media_id;
-        if (!mediaId)
-            throw new ApiError(502, 'bad_answer', 'no media_id');
-    } catch (e) {
-        tid('toast').hidden = true;
-        const m = insertMsg(c, {dir: 'out', key: 'local:' + (++S.localSeq),
-                                ts: Date.now(), local: true, msgtype: 'image',
-                                localUrl, by: S.me.account});
-        setMsgState(m, 'failed', errInfo(e));
-        if (S.active === openid)
-            renderMessages(false);
-        return;
-    }
-    tid('toast').hidden = true;
-    await sendMessage(openid, {msgtype: 'image', image: {media_id: mediaId}},
-                      {msgtype: 'image', mediaId, localUrl});
 }
 
 // --- transfer and close ---------------------------------------------------------
@@ -975,11 +951,13 @@ export function wireConv() {
             sendText();
         }
     });
+    tid('composer-image').accept = PICK_ACCEPT;
+    wireEmojiPicker();
     tid('composer-image').addEventListener('change', (ev) => {
         const f = ev.target.files && ev.target.files[0];
         ev.target.value = '';
         if (f)
-            sendImage(f);
+            sendFile(f);
     });
     tid('messages').addEventListener('scroll', () => {
         const c = S.active && S.convs.get(S.active);

@@ -1,10 +1,13 @@
 // wxkf console — users' images, voice and video: fetched with the
 // Authorization header (GET /api/v1/media/{id}) and shown from blob: URLs;
-// retried while wxkf jobs has not stored them yet.
+// retried while wxkf jobs has not stored them yet. A voice is played from
+// its WAV copy (?format=wav, docs/media.md) with its duration; without one
+// (speex, or an AMR file the decoder refused) the original is offered as a
+// download.
 
 import {api, ApiError, seg} from './api.js';
 import {t} from './i18n.js';
-import {detailsNode, errInfo, h, tid} from './dom.js';
+import {detailsNode, errInfo, fmtDur, h, tid} from './dom.js';
 import {S} from './state.js';
 import {fillMsgEl, typeLabel} from './conv.js';
 
@@ -40,12 +43,22 @@ export function wireViewer() {
 export function mediaNode(m) {
     if (m.localUrl && m.msgtype === 'image')
         return imageNode(m.localUrl);
+    if (m.localUrl && m.msgtype === 'video')
+        return h('video', {src: m.localUrl, controls: true, class: 'media',
+                           preload: 'metadata',
+                           dataset: {testid: 'message-video'}});
+    if (m.localUrl && m.msgtype === 'voice')    // AMR: no player of ours
+        return m.localType === 'audio/mpeg' ?
+            h('audio', {src: m.localUrl, controls: true,
+                        dataset: {testid: 'message-audio'}}) :
+            h('span', {class: 'text', dataset: {testid: 'message-text'}},
+              typeLabel(m));
     const id = m.mediaId;
     if (!id)
         return h('span', {class: 'text'}, typeLabel(m));
     const rec = S.media.get(id);
     if (!rec) {
-        loadMedia(id, m.dir === 'in');
+        loadMedia(id, m.dir === 'in', m.msgtype === 'voice');
         return h('span', {class: 'muted', dataset: {testid: 'media-pending'}},
                  typeLabel(m) + ' ' + t('msg.media.pending'));
     }
@@ -55,8 +68,11 @@ export function mediaNode(m) {
             return imageNode(rec.url);
         if (type.startsWith('video/'))
             return h('video', {src: rec.url, controls: true, class: 'media',
-                               preload: 'metadata'});
-        if (type === 'audio/mpeg' || type === 'audio/ogg' || type === 'audio/wav')
+                               preload: 'metadata',
+                               dataset: {testid: 'message-video'}});
+        if (type === 'audio/wav')
+            return voiceNode(rec);
+        if (type === 'audio/mpeg' || type === 'audio/ogg')
             return h('audio', {src: rec.url, controls: true,
                                dataset: {testid: 'message-audio'}});
         // AMR and speex: browsers cannot play them; offer the file.
@@ -74,37 +90,59 @@ export function mediaNode(m) {
              typeLabel(m) + ' ' + t('msg.media.pending'));
 }
 
+// A voice's WAV copy: the player and the duration (16-bit 8 kHz mono
+// after a 44-byte header: 16000 bytes a second).
+function voiceNode(rec) {
+    const ms = Math.max(0, rec.size - 44) / 16;
+    return h('span', {class: 'voice', dataset: {testid: 'message-voice'}},
+             h('audio', {src: rec.url, controls: true, preload: 'metadata',
+                         dataset: {testid: 'message-audio'}}),
+             h('span', {class: 'muted', dataset: {testid: 'voice-duration'}},
+               t('media.voice.play', {d: fmtDur(Math.max(1000, ms))})));
+}
+
 function extOf(type) {
     return {'audio/amr': '.amr', 'audio/speex': '.speex', 'audio/mpeg': '.mp3',
             'video/mp4': '.mp4', 'image/jpeg': '.jpg', 'image/png': '.png',
             'image/gif': '.gif'}[type] || '';
 }
 
-async function loadMedia(id, retry = true) {
+// voice: ask for the playable copy first; no_playable falls back to the
+// original (then offered as a download).
+async function loadMedia(id, retry = true, voice = false) {
     let rec = S.media.get(id);
     if (rec && (rec.state === 'ready' || rec.state === 'loading' ||
                 rec.state === 'failed'))
         return;
     if (!rec) {
-        rec = {state: 'loading', tries: 0};
+        rec = {state: 'loading', tries: 0, wav: voice};
         S.media.set(id, rec);
     }
     rec.state = 'loading';
     rec.tries++;
     try {
-        const blob = await api.get('/api/v1/media/' + seg(id), {blob: true});
+        const blob = await api.get('/api/v1/media/' + seg(id), {
+            blob: true, query: {format: rec.wav ? 'wav' : ''}});
         if (!S.me)
             return;
         rec.url = URL.createObjectURL(blob);
         rec.type = blob.type;
+        rec.size = blob.size;
         rec.state = 'ready';
     } catch (e) {
+        if (rec.wav && e instanceof ApiError && e.code === 'no_playable') {
+            rec.wav = false;
+            rec.state = 'pending';
+            rec.tries--;
+            loadMedia(id, retry);
+            return;
+        }
         if (retry && e instanceof ApiError && e.status === 404 &&
             e.code === 'no_media' && rec.tries < 10) {
             rec.state = 'pending';     // wxkf jobs has not stored it yet
             setTimeout(() => {
                 if (S.media.get(id) === rec && rec.state === 'pending')
-                    loadMedia(id);
+                    loadMedia(id, retry, rec.wav);
             }, 3000);
         } else {
             rec.state = 'failed';
@@ -130,7 +168,7 @@ export function mediaEvent(e) {
     } else if (rec && rec.state !== 'ready') {
         rec.state = 'pending';
         rec.tries = 0;
-        loadMedia(id);
+        loadMedia(id, true, rec.wav);
     }
 }
 

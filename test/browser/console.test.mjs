@@ -423,6 +423,167 @@ async function cannedReplies(browser, a, adm) {
         await p.context().close();
         delete pages['agentA-phone-canned'];
     });
+// --- media both ways (issue 17) --------------------------------------------------
+
+// A user's voice (a real AMR-NB file, test/data/voice) is played in the
+// console from its WAV copy; A sends a voice and a video (with a cover), a
+// document is refused with the reason, and emoji from the picker go as
+// Unicode; screenshots at laptop and phone size.
+async function mediaSteps(browser) {
+    const user = openidFor('Voice');
+    const amr = fs.readFileSync(path.join(HERE, '..', 'data', 'voice',
+                                          'tone440-1s.amr'));
+    const voiceId = 'brwVoice' + crypto.randomBytes(12).toString('hex');
+    let p, phone;
+
+    await step('media: a user\'s voice plays in A\'s console', async () => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: A.token, json: {status: 'online'}});
+        assert(r.status === 200, 'A online: ' + r.status);
+        p = await newPage(browser, 'media-laptop', LAPTOP);
+        await signIn(p, A.token);
+        await userWrites(user, '我发一段语音给你');
+        await sessionItem(p, user).click();
+        const seeded = await http('POST', SIM + '/_sim/media', {json: {
+            media_id: voiceId, content_type: 'audio/amr',
+            data_b64: amr.toString('base64')}});
+        assert(seeded.status === 200, '/_sim/media ' + seeded.status);
+        const sent = await http('POST', `${SIM}/_sim/users/${user}/send`,
+                                {json: {type: 'voice', media_id: voiceId,
+                                        mode: 'plain'}});
+        assert(sent.status === 200 && sent.data.status === 200,
+               'the simulator pushed a voice: ' + JSON.stringify(sent.data).slice(0, 300));
+        const audio = p.locator('[data-testid="message"][data-dir="in"] ' +
+                                '[data-testid="message-voice"] audio');
+        await audio.waitFor({timeout: 20000});
+        const info = await audio.evaluate((el) => new Promise((ok) => {
+            const done = () => ok({src: el.src, duration: el.duration,
+                                   error: el.error && el.error.code,
+                                   canPlay: el.canPlayType('audio/wav')});
+            if (el.readyState >= 1)
+                done();
+            el.addEventListener('loadedmetadata', done);
+            el.addEventListener('error', done);
+        }));
+        assert(info.src.startsWith('blob:'), 'the player plays a blob: ' + info.src);
+        assert(!info.error, 'the browser decodes the WAV: error ' + info.error);
+        assert(info.duration > 0.9 && info.duration < 1.1,
+               'a 1 s voice: ' + info.duration);
+        const label = await p.locator('[data-testid="message"][data-dir="in"] ' +
+                                      '[data-testid="voice-duration"]').textContent();
+        assert(label === (await zh(p, 'media.voice.play')).replace('{d}', '1秒'),
+               'the duration is shown: ' + label);
+        figures.voice_duration_s = info.duration;
+        await shot(p, 'laptop-media-voice');
+    });
+
+    // the newest outgoing message once sent or failed: [state, text]
+    const lastOut = async () => (await p.waitForFunction(() => {
+        const els = [...document.querySelectorAll(
+            '[data-testid="message"][data-dir="out"]')];
+        const el = els[els.length - 1];
+        return el && ['sent', 'failed'].includes(el.dataset.state) ?
+            [el.dataset.state, el.textContent] : null;
+    }, null, {timeout: 15000})).jsonValue();
+
+    let first;      // what the simulator had for the user before A sent
+    await step('media: A sends a voice (AMR) and a video (MP4, with a cover)', async () => {
+        const before = first = (await simSent(user)).length;
+        await tid(p, 'composer-image').setInputFiles({name: '回复.amr',
+                                                      mimeType: 'audio/amr',
+                                                      buffer: amr});
+        let [state, text] = await lastOut();
+        assert(state === 'sent', `voice message ${state}: ${text}`);
+        const voice = await until(async () => (await simSent(user))
+            .slice(before).find(x => x.msgtype === 'voice'), 5000,
+                                  'the voice at the simulator');
+        assert(voice.body.voice.media_id, 'a voice media_id sent');
+        const mp4 = Buffer.concat([Buffer.from('\0\0\0\x18ftypmp42', 'latin1'),
+                                   Buffer.alloc(4000)]);
+        await tid(p, 'composer-image').setInputFiles({name: '安装步骤.mp4',
+                                                      mimeType: 'video/mp4',
+                                                      buffer: mp4});
+        await p.waitForFunction(() => {
+            const els = [...document.querySelectorAll(
+                '[data-testid="message"][data-dir="out"]')];
+            const el = els[els.length - 1];
+            return el && el.querySelector('video') &&
+                ['sent', 'failed'].includes(el.dataset.state);
+        }, null, {timeout: 15000});
+        [state, text] = await lastOut();
+        assert(state === 'sent', `video message ${state}: ${text}`);
+        const video = await until(async () => (await simSent(user))
+            .slice(before).find(x => x.msgtype === 'video'), 5000,
+                                  'the video at the simulator');
+        assert(video.body.video.media_id && video.body.video.thumb_media_id,
+               'a video with its cover: ' + JSON.stringify(video.body.video));
+        assert(video.body.video.title === '安装步骤', 'titled by the file name');
+    });
+
+    await step('media: a document is refused, and the console says what can go', async () => {
+        const title = await tid(p, 'composer-media').getAttribute('title');
+        assert(title === await zh(p, 'media.pick.title'), 'the picker says so: ' + title);
+        const accept = await tid(p, 'composer-image').getAttribute('accept');
+        assert(!/pdf|zip|doc/.test(accept) && accept.includes('.amr') &&
+               accept.includes('video/mp4'), 'the picker offers media only: ' + accept);
+        const before = (await simSent(user)).length;
+        await tid(p, 'composer-image').setInputFiles({name: '发票.pdf',
+                                                      mimeType: 'application/pdf',
+                                                      buffer: Buffer.from('%PDF-1.7\n')});
+        const [state, text] = await lastOut();
+        assert(state === 'failed', 'the PDF is not sent: ' + state);
+        const want = (await zh(p, 'media.bad')).replace('{name}', '发票.pdf');
+        assert(text.includes(want), 'the reason is shown: ' + text);
+        assert((await simSent(user)).length === before, 'nothing reached WeChat');
+    });
+
+    await step('media: the emoji picker inserts Unicode emoji', async () => {
+        await tid(p, 'composer-input').fill('好的');
+        await tid(p, 'emoji-open').click();
+        await tid(p, 'emoji-panel').waitFor();
+        const n = await tid(p, 'emoji-pick').count();
+        assert(n >= 80, 'WeChat\'s faces: ' + n);
+        await shot(p, 'laptop-media-emoji');
+        const smile = p.locator('[data-testid="emoji-pick"][title="微笑"]');
+        assert(await smile.textContent() === '🙂', 'the first face is 微笑 🙂');
+        await smile.click();
+        await tid(p, 'emoji-panel').waitFor({state: 'hidden'});
+        const value = await tid(p, 'composer-input').inputValue();
+        assert(value === '好的🙂', 'inserted at the caret: ' + value);
+        const before = (await simSent(user)).length;
+        await tid(p, 'composer-input').press('Enter');
+        const got = await until(async () => (await simSent(user))
+            .slice(before).find(x => x.msgtype === 'text'), 5000,
+                                'the text at the simulator');
+        assert(got.body.text.content === '好的🙂', 'sent as Unicode: ' +
+               JSON.stringify(got.body.text));
+        // each sent once, and shown once (the feed's echo merged with it)
+        const kinds = (await simSent(user)).slice(first).map(x => x.msgtype);
+        assert(kinds.join() === 'voice,video,text', 'sent: ' + kinds.join());
+        const shown = await p.locator('[data-testid="message"][data-dir="out"]').count();
+        assert(shown === 4, 'voice, video, the refused PDF, the text: ' + shown);
+        await shot(p, 'laptop-media-sent');
+    });
+
+    await step('media: the voice player on a phone', async () => {
+        phone = await newPage(browser, 'media-phone', PHONE, true);
+        await signIn(phone, A.token);
+        await sessionItem(phone, user).click();
+        await phone.locator('[data-testid="message"][data-dir="in"] ' +
+                            '[data-testid="message-voice"] audio')
+            .waitFor({timeout: 20000});
+        await shot(phone, 'phone-media-voice');
+        await tid(phone, 'emoji-open').click();
+        await tid(phone, 'emoji-panel').waitFor();
+        await shot(phone, 'phone-media-emoji');
+    });
+
+    for (const pg of [p, phone]) {
+        if (pg)
+            await pg.context().close();
+    }
+    delete pages['media-laptop'];
+    delete pages['media-phone'];
 }
 
 // --- the scenario -----------------------------------------------------------
@@ -1509,6 +1670,7 @@ async function main() {
         });
 
         await cannedReplies(browser, a, adm);
+        await mediaSteps(browser);
         await wrapupSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {

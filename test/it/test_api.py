@@ -6,7 +6,9 @@ nginx's Nchan (a message reaches the agent's stream within a second, with
 the same ids as the cursor feed)."""
 
 import json
+import os
 import re
+import sys
 import threading
 import time
 
@@ -17,11 +19,15 @@ from conftest import APP_ID, assert_error, run_sim_stack, sim_server, \
     wait_until
 from test_routing import Agent, add_agent
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'sim'))
+from audio import tone, tone_mp3  # noqa: E402
+
 LIMIT = 8          # [api] auth_failures_per_min in this stack
 PNG = (b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01'
        b'\x08\x02\x00\x00\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf'
        b'\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00\x00IEND'
        b'\xaeB`\x82')
+JPEG = b'\xff\xd8\xff\xe0\x00\x10JFIF\x00' + b'\x01' * 500 + b'\xff\xd9'
 
 
 @pytest.fixture(scope='module')
@@ -409,6 +415,83 @@ def test_image_upload_then_send(astack, sim, two):
     assert r.status_code == 413
     call(astack, 'POST', '/api/v1/sessions/%s/close' % openid,
          astack.admin_token, json={})
+
+
+def uploaded(astack, token, data, ctype, query=''):
+    r = call(astack, 'POST', '/api/v1/media' + query, token, data=data,
+             headers={'Content-Type': ctype})
+    return r
+
+
+def test_voice_and_video_uploads_are_checked_then_sent(astack, sim, two):
+    """An agent sends a voice (AMR, MP3) and a video with its thumbnail:
+    each recognised from its bytes, WeChat's limits checked before the
+    upload, and the simulator gets voice and video messages."""
+    openid = 'oApiVoice01'
+    user_writes(sim, openid)
+    ag = next(a for a in two if a.account == owner(astack, openid))
+    state = sim.httpd.state
+    mids = {}
+    for name, data, ctype, query, want in (
+            ('amr', tone(3.0), 'audio/amr', '', 'voice'),
+            ('mp3', tone_mp3(2.0), 'audio/mpeg', '', 'voice'),
+            ('mp4', b'\0\0\0\x18ftypmp42' + b'\0' * 3000, 'video/mp4', '',
+             'video'),
+            ('thumb', JPEG, 'image/jpeg', '?type=thumb', 'thumb')):
+        r = uploaded(astack, ag.token, data, ctype, query)
+        assert r.status_code == 200, (name, r.text)
+        assert r.json()['type'] == want, r.json()
+        mids[name] = r.json()['media_id']
+        # WeChat (the simulator) got it as that type, bytes unchanged
+        assert state.media[mids[name]]['type'] == want, name
+        assert state.media[mids[name]]['data'] == data, name
+    for body in ({'msgtype': 'voice', 'voice': {'media_id': mids['amr']}},
+                 {'msgtype': 'voice', 'voice': {'media_id': mids['mp3']}},
+                 {'msgtype': 'video', 'video': {
+                     'media_id': mids['mp4'], 'thumb_media_id': mids['thumb'],
+                     'title': '安装视频', 'description': '第 2 步'}}):
+        r = call(astack, 'POST', '/api/v1/sessions/%s/messages' % openid,
+                 ag.token, json=body)
+        assert r.status_code == 200, r.text
+        got = [x for x in sim.sent() if x['body']['touser'] == openid][-1]
+        assert got['body']['msgtype'] == body['msgtype'], got
+        assert got['body'][body['msgtype']] == body[body['msgtype']], got
+    call(astack, 'POST', '/api/v1/sessions/%s/close' % openid,
+         astack.admin_token, json={})
+
+
+def test_uploads_wechat_would_refuse_never_reach_it(astack, sim, two):
+    tok = two[0].token
+    before = len(sim.httpd.state.media)
+    cases = (
+        (tone(61.0), 'audio/amr', '', 400, 'voice_too_long'),
+        (tone_mp3(61.0), 'audio/mpeg', '', 400, 'voice_too_long'),
+        (b'#!AMR\n\x3c\x01\x02', 'audio/amr', '', 400, 'bad_voice'),
+        (b'ID3\x04' + b'\0' * (2 * 1024 * 1024), 'audio/mpeg', '', 413,
+         'media_too_large'),
+        (JPEG + b'\0' * (64 * 1024), 'image/jpeg', '?type=thumb', 413,
+         'media_too_large'),
+        (PNG, 'image/png', '?type=thumb', 400, 'unsupported_media'),
+        (b'\0\0\0\x18ftypmp42' + b'\0' * 100, 'audio/amr', '', 400,
+         'unsupported_media'),
+        (b'%PDF-1.7\n' + b'\0' * 100, 'application/pdf', '', 400,
+         'unsupported_media'),
+        (b'PK\x03\x04' + b'\0' * 100, 'application/zip', '', 400,
+         'unsupported_media'),
+    )
+    for data, ctype, query, status, code in cases:
+        r = uploaded(astack, tok, data, ctype, query)
+        assert_error(r, status, code)
+    # a video over 10 MiB stops at nginx
+    r = uploaded(astack, tok, b'\0\0\0\x18ftypmp42' +
+                 b'\0' * (10 * 1024 * 1024), 'video/mp4')
+    assert r.status_code == 413
+    assert len(sim.httpd.state.media) == before, 'nothing was uploaded'
+    # the usual authorization: a token, agent or admin
+    r = uploaded(astack, None, tone(1.0), 'audio/amr')
+    assert_error(r, 401, 'unauthorized')
+    r = uploaded(astack, astack.admin_token, tone(1.0), 'audio/amr')
+    assert r.status_code == 200 and r.json()['type'] == 'voice', r.text
 
 
 # --- real-time push -----------------------------------------------------------------

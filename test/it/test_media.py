@@ -20,6 +20,7 @@ from test_routing import Agent, add_agent
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'sim'))
 from wechat_api_sim import SimServer  # noqa: E402
+from audio import tone  # noqa: E402
 
 SECRET = 'simSecret0123456789abcdef'
 MEDIA_GET = '/cgi-bin/media/get'
@@ -226,6 +227,53 @@ def test_voice_and_video_with_its_thumb(sim, mstack, agents):
         r = owner.get('/api/v1/media/' + mid)
         assert r.status_code == 200 and r.content == data, mid
         assert r.headers['Content-Type'] == ctype
+    # random frames are no AMR the decoder takes: no playable copy, and
+    # nothing else has one
+    for mid in (voice_id, video_id):
+        assert_error(owner.get('/api/v1/media/' + mid + '?format=wav'), 404,
+                     'no_playable')
+
+
+def test_voice_is_served_playable_as_wav(sim, mstack, agents):
+    """A real AMR-NB voice (2 s, made with opencore-amrnb's encoder): wxkf
+    jobs keeps the original and writes a WAV the browser plays."""
+    voice_id = new_id('play')
+    amr = tone(2.0, 523)
+    seed(sim, voice_id, 'audio/amr', amr)
+    openid = 'oMedia' + secrets.token_hex(10)
+    user_sends(sim, openid, type='voice', media_id=voice_id)
+    owner, other = owner_and_other(agents, openid)
+    h = wait_stored(mstack, voice_id)
+    assert h['play_path'] == h['path'][:-len('amr')] + 'wav', h
+    assert h['play_ms'] == '2000' and h['play_size'] == str(44 + 32000), h
+    ev = media_events(mstack, 'media_stored', voice_id)
+    assert ev and ev[0]['play_type'] == 'audio/wav', ev
+    assert ev[0]['play_ms'] == '2000', ev
+
+    r = owner.get('/api/v1/media/' + voice_id + '?format=wav')
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers['Content-Type'] == 'audio/wav'
+    assert r.headers['Content-Length'] == str(44 + 32000)
+    assert r.content[:4] == b'RIFF' and r.content[8:16] == b'WAVEfmt '
+    assert int.from_bytes(r.content[24:28], 'little') == 8000
+    assert int.from_bytes(r.content[40:44], 'little') == 32000
+    assert r.headers['Content-Disposition'].endswith('.wav"')
+    r = owner.get('/api/v1/media/' + voice_id)
+    assert r.status_code == 200 and r.content == amr, 'the original is kept'
+    assert r.headers['Content-Type'] == 'audio/amr'
+
+    assert_error(other.get('/api/v1/media/' + voice_id + '?format=wav'),
+                 403, 'not_yours')
+    r = requests.get(mstack.base + '/api/v1/media/' + voice_id +
+                     '?format=wav', timeout=10)
+    assert_error(r, 401, 'unauthorized')
+    r = requests.get(mstack.base + '/api/v1/media/' + voice_id +
+                     '?format=wav', headers=admin(mstack), timeout=10)
+    assert r.status_code == 200 and r.headers['Content-Type'] == 'audio/wav'
+    assert_error(owner.get('/api/v1/media/' + voice_id + '?format=mp3'),
+                 400, 'bad_format')
+    # the quota counts both files
+    assert int(mstack.redis.get(P + 'media_bytes')) >= len(amr) + 32044
 
 
 def test_refused_media_is_recorded_as_failed(sim, mstack, agents):

@@ -25,6 +25,9 @@
 #include "media_keep.h"
 #include "store.h"
 #include "testutil.h"
+
+/* media_open's format for the original file */
+#define ORIG KF_STR("")
 #include "wx_api.h"
 
 #define APPID "wx5e1a6c0d2b3f4a59"
@@ -487,7 +490,7 @@ static void test_media_unknown_media_id_is_recorded_as_failed(void **st)
     s = hget(f, P "media:noSuchMediaAtWeChat", "path");
     assert_null(s);
     media_file_init(&mf);
-    assert_int_equal(media_open(&f->m, KF_STR("noSuchMediaAtWeChat"), "",
+    assert_int_equal(media_open(&f->m, KF_STR("noSuchMediaAtWeChat"), ORIG, "",
                                 &mf), KF_ENOTFOUND);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "media_failed");
@@ -948,11 +951,11 @@ static void test_media_retention_deletes_old_files_and_records(void **st)
     assert_int_equal(get_ll(f, "GET %s", P "media_bytes"), 21);
     assert_int_equal(get_ll(f, "ZCARD %s", P "media_files"), 1);
     media_file_init(&mf);
-    assert_int_equal(media_open(&f->m, KF_STR("old1"), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("old1"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "no_media");
-    assert_int_equal(media_open(&f->m, KF_STR("new1"), "", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR("new1"), ORIG, "", &mf), 0);
     media_file_release(&mf);
     /* nothing more is due */
     memset(&c, 0, sizeof(c));
@@ -997,6 +1000,109 @@ static void test_media_quota_deletes_the_oldest_to_make_room(void **st)
     assert_string_equal(json_string_value(json_object_get(
                             json_array_get(ev, 0), "reason")), "quota");
     json_decref(ev);
+}
+
+static void voice_in(struct fixture *f, const char *id, const void *amr,
+                     size_t len)
+{
+    char payload[512];
+
+    sim_media(&S.sim, id, "audio/amr", amr, len);
+    snprintf(payload, sizeof(payload), "{\"MsgType\":\"voice\","
+             "\"MediaId\":\"%s\",\"Format\":\"amr\"}", id);
+    msg_in(f, "voice", payload, "alice");
+}
+
+/* An AMR voice is stored with a WAV copy next to it: recorded, announced,
+ * served with ?format=wav, counted in the quota and deleted with it. */
+static void test_media_voice_gets_a_playable_wav_copy(void **st)
+{
+    struct fixture *f = *st;
+    struct media_file mf;
+    struct media_counts c;
+    static const char *const play[][2] = {
+        { "play_type", "audio/wav" }, { "play_size", "16044" },
+        { "play_ms", "1000" },
+    };
+    json_t *ev, *e;
+    size_t len = 0, wlen = 0, i;
+    char *amr = tu_read_file("../data/voice/tone440-1s.amr", &len), *s;
+
+    assert_non_null(amr);
+    voice_in(f, "voice1", amr, len);
+    assert_int_equal(pass(f, NOW), 0);
+    assert_int_equal(f->c.stored, 1);
+    assert_int_equal(f->c.playable, 1);
+    assert_true(exists(f->dir, "2026/01/voice1.amr"));
+    s = slurp(f->dir, "2026/01/voice1.wav", &wlen);
+    assert_non_null(s);
+    assert_int_equal(wlen, 44 + 16000);
+    assert_memory_equal(s, "RIFF", 4);
+    free(s);
+    s = hget(f, P "media:voice1", "play_path");
+    assert_string_equal(s, "2026/01/voice1.wav");
+    free(s);
+    s = hget(f, P "media:voice1", "play_ms");
+    assert_string_equal(s, "1000");
+    free(s);
+    assert_int_equal(get_ll(f, "GET %s", P "media_bytes"),
+                     (long long)(len + wlen));
+    ev = events(f, P "events", "media_stored");
+    e = json_array_get(ev, 0);
+    for (i = 0; i < 3; i++)
+        assert_string_equal(json_string_value(json_object_get(
+                                e, play[i][0])), play[i][1]);
+    json_decref(ev);
+    media_file_init(&mf);
+    assert_int_equal(media_open(&f->m, KF_STR("voice1"), KF_STR("wav"),
+                                "", &mf), 0);
+    assert_string_equal(mf.content_type, "audio/wav");
+    assert_int_equal(mf.size, 16044);
+    assert_int_equal(media_open(&f->m, KF_STR("voice1"), KF_STR(""),
+                                "", &mf), 0);
+    assert_string_equal(mf.content_type, "audio/amr");
+    assert_int_equal(mf.size, len);
+    assert_int_equal(media_open(&f->m, KF_STR("voice1"), KF_STR("mp3"),
+                                "", &mf), KF_EINVAL);
+    assert_string_equal(mf.why->sub, "bad_format");
+    assert_int_equal(media_open(&f->m, KF_STR("voice1"), KF_STR("wav"),
+                                "bob", &mf), KF_EINVAL);
+    assert_string_equal(mf.why->sub, "not_yours");
+    media_file_release(&mf);
+    /* retention takes both files and all their bytes */
+    f->cfg.media.retention_days = 1;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(media_keep_tidy(&f->m, NOW + 2 * 86400000LL, 100, &c),
+                     0);
+    assert_int_equal(c.removed_retention, 1);
+    assert_false(exists(f->dir, "2026/01/voice1.amr"));
+    assert_false(exists(f->dir, "2026/01/voice1.wav"));
+    assert_int_equal(get_ll(f, "GET %s", P "media_bytes"), 0);
+    free(amr);
+}
+
+/* A voice the decoder refuses (and any other media) is stored alone; its
+ * playable copy is answered no_playable. */
+static void test_media_undecodable_voice_is_stored_without_copy(void **st)
+{
+    struct fixture *f = *st;
+    struct media_file mf;
+
+    voice_in(f, "voice2", "#!AMR\n\x3c\x01", 8);    /* cut short */
+    assert_int_equal(pass(f, NOW), 0);
+    assert_int_equal(f->c.stored, 1);
+    assert_int_equal(f->c.playable, 0);
+    assert_int_equal(f->c.unplayable, 1);
+    assert_true(exists(f->dir, "2026/01/voice2.amr"));
+    assert_false(exists(f->dir, "2026/01/voice2.wav"));
+    assert_int_equal(get_ll(f, "GET %s", P "media_bytes"), 8);
+    media_file_init(&mf);
+    assert_int_equal(media_open(&f->m, KF_STR("voice2"), KF_STR("wav"), "",
+                                &mf), KF_ENOTFOUND);
+    assert_string_equal(mf.why->sub, "no_playable");
+    assert_int_equal(media_open(&f->m, KF_STR("voice2"), ORIG, "",
+                                &mf), 0);
+    media_file_release(&mf);
 }
 
 /* A media_id is any [A-Za-z0-9_-]{1,128}: one that spells a key of the
@@ -1054,7 +1160,8 @@ static void test_media_redis_down_is_backend_error(void **st)
     media_init(&m, &dead, f->api, &f->cfg);
     assert_int_equal(media_fetch_pass(&m, NOW, 50, &f->c), KF_EBACKEND);
     media_file_init(&mf);
-    assert_int_equal(media_open(&m, KF_STR(JPEG_ID), "", &mf), KF_EBACKEND);
+    assert_int_equal(media_open(&m, KF_STR(JPEG_ID), ORIG, "", &mf),
+                     KF_EBACKEND);
     media_file_release(&mf);
     media_release(&m);
     store_release(&dead);
@@ -1086,7 +1193,7 @@ static void test_media_open_serves_only_the_sessions_agent(void **st)
     cmd_do(f, "SADD " P "load:alice %s", USER);
     media_file_init(&mf);
     kf_buf_init(&got, 1 << 20);
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), "alice", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "alice", &mf), 0);
     assert_int_equal(mf.size, sizeof(jpeg));
     assert_string_equal(mf.content_type, "image/jpeg");
     assert_string_equal(mf.ext, "jpg");
@@ -1094,26 +1201,26 @@ static void test_media_open_serves_only_the_sessions_agent(void **st)
     assert_int_equal(got.len, sizeof(jpeg));
     assert_memory_equal(got.p, jpeg, sizeof(jpeg));
     /* another agent */
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), "bob", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "bob", &mf),
                      KF_EINVAL);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "not_yours");
     assert_int_equal(mf.fd, -1);
     /* the session hash names the agent too */
     cmd_do(f, "HSET " P "sess:%s agent bob", USER);
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), "bob", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "bob", &mf), 0);
     /* an admin sees everything */
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), "", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "", &mf), 0);
     /* closed session: the agent no longer */
     cmd_do(f, "DEL " P "sess:%s " P "load:alice", USER);
-    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), "alice", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR(JPEG_ID), ORIG, "alice", &mf),
                      KF_EINVAL);
     /* unknown, malformed */
-    assert_int_equal(media_open(&f->m, KF_STR("unknown1"), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("unknown1"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "no_media");
-    assert_int_equal(media_open(&f->m, KF_STR("../etc"), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("../etc"), ORIG, "", &mf),
                      KF_EINVAL);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "bad_media_id");
@@ -1131,31 +1238,31 @@ static void test_media_open_never_leaves_the_media_dir(void **st)
     media_file_init(&mf);
     cmd_do(f, "HSET " P "media:evil path ../../../etc/passwd openid %s",
            USER);
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     cmd_do(f, "HSET " P "media:evil path /etc/passwd");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     /* a symlink inside the dir that points out of it */
     snprintf(link, sizeof(link), "%s/out.jpg", f->dir);
     assert_int_equal(symlink("/etc/passwd", link), 0);
     cmd_do(f, "HSET " P "media:evil path out.jpg");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     /* a directory is no file */
     assert_int_equal(media_write_file(f->dir, "d/x.jpg", "x", 1), 0);
     cmd_do(f, "HSET " P "media:evil path d");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     /* the stored file exists but is gone from disk */
     cmd_do(f, "HSET " P "media:evil path d/gone.jpg");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), "", &mf),
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf),
                      KF_ENOTFOUND);
     assert_non_null(mf.why);
     assert_string_equal(mf.why->sub, "no_media");
     /* served as its extension's type, whatever was stored */
     cmd_do(f, "HSET " P "media:evil path d/x.jpg content_type text/html");
-    assert_int_equal(media_open(&f->m, KF_STR("evil"), "", &mf), 0);
+    assert_int_equal(media_open(&f->m, KF_STR("evil"), ORIG, "", &mf), 0);
     assert_string_equal(mf.content_type, "image/jpeg");
     media_file_release(&mf);
 }
@@ -1190,6 +1297,8 @@ int main(void)
         T(test_media_keep_indexes_earlier_files),
         T(test_media_redis_down_is_backend_error),
         T(test_media_open_serves_only_the_sessions_agent),
+        T(test_media_voice_gets_a_playable_wav_copy),
+        T(test_media_undecodable_voice_is_stored_without_copy),
         T(test_media_open_never_leaves_the_media_dir),
     };
 
