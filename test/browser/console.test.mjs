@@ -423,6 +423,8 @@ async function cannedReplies(browser, a, adm) {
         await p.context().close();
         delete pages['agentA-phone-canned'];
     });
+}
+
 // --- media both ways (issue 17) --------------------------------------------------
 
 // A user's voice (a real AMR-NB file, test/data/voice) is played in the
