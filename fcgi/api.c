@@ -259,21 +259,38 @@ void api_me_heartbeat(struct fcgi_req *r)
     presence(r, &who, "heartbeat", "heartbeat");
 }
 
+/* The queue for an agent: {"total":N,"groups":[{"group","length"}]},
+ * from route_queue's answer (which it takes), the users left out: an
+ * agent sees how many wait, not who. */
+static json_t *queue_lengths(json_t *q)
+{
+    json_t *groups = json_object_get(q, "groups"), *g;
+    size_t i;
+
+    json_array_foreach(groups, i, g)
+        json_object_del(g, "waiting");
+    return q;
+}
+
 void api_me_sessions(struct fcgi_req *r)
 {
     struct auth who;
-    json_t *list = NULL;
+    json_t *list = NULL, *queue = NULL;
     int rc;
 
     if (api_authenticate(r, &who, 0) || api_need_agent(r, &who))
         return;
     rc = route_agent_sessions(rt(r), who.account, &list);
+    if (rc == 0)
+        rc = route_queue(rt(r), 0, &queue);     /* lengths, no users */
     if (rc < 0) {
+        json_decref(list);
         api_backend_down(r);
         return;
     }
-    fcgi_json(r, 200, json_pack("{s:s,s:s,s:o}", "account", who.account,
-                                "status", who.status, "sessions", list));
+    fcgi_json(r, 200, json_pack("{s:s,s:s,s:o,s:o}", "account", who.account,
+                                "status", who.status, "sessions", list,
+                                "queue", queue_lengths(queue)));
 }
 
 /* An agent may only see and act on its own sessions (the scripts check

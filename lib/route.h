@@ -202,7 +202,7 @@ KF_WUR int route_all_sessions(struct route *r, const char *state, long limit,
                               json_t **out, long *total);
 /* The waiting queue: {"total":N,"groups":[{"group","length","waiting":
  * [{"openid","position","since_ms","session"}...]}]}, at most limit
- * users listed per group. */
+ * users listed per group (0: none, the lengths only). */
 KF_WUR int route_queue(struct route *r, long limit, json_t **out);
 
 #endif

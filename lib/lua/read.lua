@@ -14,7 +14,7 @@
 --          active ones by agent then user, then the waiting ones in queue
 --          order (with position), at most limit; the last element is
 --          {'total', n} (how many there are in all).
--- queue (3 limit per group) -> {group, length, {openid, queued_ms,
+-- queue (3 limit per group, 0: none) -> {group, length, {openid, queued_ms,
 --          session}...} per queue, groups sorted.
 local op, x = ARGV[1], ARGV[2]
 if op == 'agent_sessions' then
@@ -106,7 +106,10 @@ elseif op == 'queue' then
         local n = redis.call('ZCARD', q)
         if n > 0 then
             local users = {}
-            for _, o in ipairs(redis.call('ZRANGE', q, 0, limit - 1)) do
+            -- limit 0: the lengths only (ZRANGE 0 -1 would list them all)
+            local listed = limit > 0 and
+                redis.call('ZRANGE', q, 0, limit - 1) or {}
+            for _, o in ipairs(listed) do
                 local h = redis.call('HMGET', skey(o), 'queued_ms', 'id')
                 users[#users + 1] = { o, h[1] or '', h[2] or '' }
             end

@@ -25,6 +25,8 @@ export const STRINGS = {
         'conn.connecting': '连接中',
         'conn.down': '已断开',
         'load': '接待 {load}/{capacity}',
+        // the queue, for agents
+        'sessions.queue': '排队 {n} 人',
         'sessions.heading': '会话',
         'sessions.empty': '暂无会话',
         'sessions.waiting': '等待 {t}',
@@ -307,6 +309,8 @@ export const STRINGS = {
         'conn.connecting': 'Connecting',
         'conn.down': 'Disconnected',
         'load': 'Serving {load}/{capacity}',
+        // the queue, for agents
+        'sessions.queue': '{n} waiting',
         'sessions.heading': 'Sessions',
         'sessions.empty': 'No sessions',
         'sessions.waiting': 'waiting {t}',

@@ -13,6 +13,7 @@ export function reset() {
         timers: [],           // intervals to clear on sign out
         refreshTimer: null,
         sessions: new Map(),  // openid -> session (GET /api/v1/me/sessions)
+        queue: null,          // {total, groups: [{group, length}]} (the same)
         convs: new Map(),     // openid -> conversation (conv.js)
         active: null,         // openid shown in the conversation pane
         info: {},             // openid -> {unread, since, at, out}: persisted

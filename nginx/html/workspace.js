@@ -53,6 +53,21 @@ export function renderStatus() {
     renderLoad();
 }
 
+// How many users wait in the queue (GET /api/v1/me/sessions' queue): a
+// paused or full agent sees that someone is waiting; per group on hover.
+function renderQueueLen() {
+    const el = tid('agent-queue');
+    const q = S.queue;
+    const n = q && Number.isFinite(q.total) ? q.total : 0;
+    show(el, n > 0);
+    el.textContent = t('sessions.queue', {n});
+    el.title = q && Array.isArray(q.groups) ? q.groups
+        .filter(g => g && g.length > 0)
+        .map(g => t('queue.group', {group: g.group === '_all' ? t('group.all') : g.group,
+                                    n: g.length}))
+        .join('\n') : '';
+}
+
 function renderLoad() {
     const el = tid('agent-load');
     if (!S.me || S.me.role !== 'agent')
@@ -146,6 +161,8 @@ export async function refreshSessions() {
             next.set(openid, s);
     }
     S.sessions = next;
+    S.queue = r.queue && typeof r.queue === 'object' ? r.queue : null;
+    renderQueueLen();
     for (const [openid, s] of next) {
         const i = info(openid);
         // A user nobody answered yet waits since the session opened
@@ -238,6 +255,7 @@ export function leaveAgent() {
 
 export function relabelAgent() {
     renderStatus();
+    renderQueueLen();
     renderConn();
     renderSessions();       // and the title
     relabelConv();

@@ -1650,6 +1650,13 @@ async function main() {
             await adm.getByTestId('stat-waiting').getByTestId('stat-value')
                 .getByText('1').waitFor({timeout: 8000});
             await shot(adm, 'laptop-admin-queue');
+            // A, offline, sees that someone waits (its 10 s session refresh)
+            const want = (await zh(a, 'sessions.queue')).replace('{n}', '1');
+            await a.waitForFunction((w) => {
+                const el = document.querySelector('[data-testid="agent-queue"]');
+                return el && !el.hidden && el.textContent === w;
+            }, want, {timeout: 15000});
+            await shot(a, 'laptop-agent-queue');
         });
 
         await step('screenshots: admin on a phone', async () => {

@@ -359,6 +359,10 @@ def test_all_sessions_queue_and_stats(astack, sim, two):
     assert g['group'] == '_all' and g['length'] == 2
     assert [w['openid'] for w in g['waiting']] == users[2:]
     assert g['waiting'][0]['since_ms'] <= g['waiting'][1]['since_ms']
+    # an agent sees how many wait (a full or paused agent too), not who
+    mine = call(astack, 'GET', '/api/v1/me/sessions', two[0].token).json()
+    assert mine['queue'] == {'total': 2,
+                             'groups': [{'group': '_all', 'length': 2}]}
     # an agent answers: first-response time and messages today
     first = active[0]
     ag = two[0] if first['agent'] == two[0].account else two[1]
