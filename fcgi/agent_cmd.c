@@ -49,7 +49,8 @@ static const char agent_usage[] =
     "characters; weight " KF_XSTR(AGENT_WEIGHT_MIN) ".."
     KF_XSTR(AGENT_WEIGHT_MAX) " (default 1); capacity 1.."
     KF_XSTR(AGENT_CAPACITY_MAX) ", 0 = [routing]\n"
-    "default_capacity; group: [a-z0-9_-]{1,32}, at most 16.\n";
+    "default_capacity; group: 1-32 of [a-z0-9_-] or letters beyond\n"
+    "ASCII (售后), at most 16.\n";
 
 enum {
     O_CONF = 1, O_ACCOUNT = 2, O_NICK = 4, O_WEIGHT = 8, O_CAPACITY = 16,

@@ -1,8 +1,9 @@
 /* api: the REST routes routing and presence need (/api/v1/me/...,
- * /api/v1/sessions/{openid}..., /api/v1/stats) and the history reads
- * (/api/v1/users/{openid}/messages, .../transcript, /api/v1/search).
- * Thin: authenticate, read a bounded JSON body, call lib/route or
- * lib/history, map the outcome to a status. */
+ * /api/v1/sessions/{openid}..., /api/v1/stats; a close carries the
+ * wrap-up, lib/wrapup and lib/label) and the history reads
+ * (/api/v1/users/{openid}/messages, .../transcript, /api/v1/search,
+ * /api/v1/history/sessions). Thin: authenticate, read a bounded JSON
+ * body, call lib/route or lib/history, map the outcome to a status. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,11 @@
 #include "metrics.h"
 #include "push.h"
 #include "history.h"
+#include "label.h"
+#include "pg.h"
 #include "refusal.h"
 #include "route.h"
+#include "wrapup.h"
 
 #include "banned.h"
 
@@ -340,13 +344,91 @@ static void session_action(struct fcgi_req *r, const struct auth *who,
              me.role == AUTH_AGENT ? me.account : "admin", result);
 }
 
+/* "labels" of a close: absent, or an array of at most LABELS_PER_SESSION
+ * distinct label ids; *n of them in ids. Answers 400 otherwise. */
+static int label_ids(struct fcgi_req *r, json_t *body, int64_t *ids,
+                     size_t *n)
+{
+    json_t *a = json_object_get(body, "labels"), *v;
+    size_t i, j;
+
+    *n = 0;
+    if (!a)
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) > LABELS_PER_SESSION)
+        goto bad;
+    json_array_foreach(a, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1)
+            goto bad;
+        ids[i] = (int64_t)json_integer_value(v);
+        for (j = 0; j < i; j++)
+            if (ids[j] == ids[i])
+                goto bad;
+    }
+    *n = json_array_size(a);
+    return 0;
+bad:
+    fcgi_error(r, 400, "invalid_field", "labels must be an array of at "
+               "most 5 distinct label ids", NULL);
+    return -1;
+}
+
+/* The names of the labels picked (lib/label); answers when it fails. */
+static int label_names_of(struct fcgi_req *r, const int64_t *ids, size_t n,
+                          json_t **names)
+{
+    const struct refusal *why = NULL;
+    struct pg_conn *db = NULL;
+    int rc;
+
+    *names = NULL;
+    if (n == 0)
+        return 0;
+    rc = label_open(r->app->cfg.postgres.dsn, &db);
+    if (rc == 0)
+        rc = label_names(db, r->app->cfg.wechat.app_id, ids, n, names, &why);
+    pg_close(db);
+    if (rc == 0)
+        return 0;
+    api_label_failed(r, "label_names", rc, why, NULL);
+    return -1;
+}
+
+/* POST /api/v1/sessions/{openid}/close {"summary": ..., "labels": [id]}
+ * (both optional: the wrap-up, lib/wrapup; it travels in the close
+ * event). */
 void api_session_close(struct fcgi_req *r)
 {
     struct auth who;
+    json_t *body, *names = NULL;
+    const char *summary = NULL, *why = NULL;
+    char wrap[WRAPUP_JSON_MAX];
+    int64_t ids[LABELS_PER_SESSION];
+    size_t n;
+    int rc;
 
     if (api_authenticate(r, &who, 0))
         return;
-    session_action(r, &who, "close", NULL);
+    body = api_json_body(r);
+    if (!body)
+        return;
+    if (api_str_field(r, body, "summary", &summary) ||
+        label_ids(r, body, ids, &n))
+        goto out;
+    if (summary && wrapup_check_summary(summary, &why) < 0) {
+        fcgi_error(r, 400, "invalid_field", why, NULL);
+        goto out;
+    }
+    if (label_names_of(r, ids, n, &names) < 0)
+        goto out;
+    rc = wrapup_payload(summary, names, wrap, sizeof(wrap), &why);
+    if (rc < 0)
+        fcgi_error(r, 500, "internal_error", "internal error", NULL);
+    else
+        session_action(r, &who, "close", wrap);
+    json_decref(names);
+out:
+    json_decref(body);
 }
 
 void api_session_transfer(struct fcgi_req *r)
@@ -570,38 +652,12 @@ static int query_cursor(struct fcgi_req *r, const char *name,
     return 1;
 }
 
-int api_may_read_user(struct fcgi_req *r, const struct auth *who,
-                      struct kf_str openid)
-{
-    json_t *s = NULL;
-    const char *state, *agent;
-    int rc, ok;
-
-    if (who->role == AUTH_ADMIN)
-        return 0;
-    rc = route_session_view(rt(r), openid, &s);
-    if (rc == KF_EBACKEND) {
-        api_backend_down(r);
-        return 1;
-    }
-    state = json_string_value(json_object_get(s, "state"));
-    agent = json_string_value(json_object_get(s, "agent"));
-    ok = rc == 0 && state && agent && strcmp(state, "active") == 0 &&
-         strcmp(agent, who->account) == 0;
-    json_decref(s);
-    if (!ok) {
-        api_refused(r, refusal_get(REFUSAL_NOT_SERVED), NULL);
-        log_info(&r->log, "api", "denied", "status=403 agent=%s",
-                 who->account);
-    }
-    return !ok;
-}
-
 /* Answers a history read (page is taken) and logs it once. */
 static void history_reply(struct fcgi_req *r, const char *ev, int rc,
                           json_t *page, const char *einval)
 {
-    size_t rows = json_array_size(json_object_get(page, "messages"));
+    size_t rows = json_array_size(json_object_get(page, "messages")) +
+                  json_array_size(json_object_get(page, "sessions"));
 
     if (rc == 0)
         fcgi_json(r, 200, page);
@@ -621,6 +677,52 @@ static void history_reply(struct fcgi_req *r, const char *ev, int rc,
     else
         log_warn(&r->log, "api", ev, "status=%d err=%s", r->status,
                  kf_strerror(rc));
+}
+
+/* Admins read every user's data; an agent that of a user it serves now
+ * (an active session with it) or, with session > 0, that one past
+ * session of the user if it was its own (the archived session's last
+ * agent). Answers when refused (nonzero). */
+static int may_read(struct fcgi_req *r, const struct auth *who,
+                    struct kf_str openid, int64_t session)
+{
+    json_t *s = NULL;
+    const char *state, *agent;
+    int rc, ok;
+
+    if (who->role == AUTH_ADMIN)
+        return 0;
+    rc = route_session_view(rt(r), openid, &s);
+    if (rc == KF_EBACKEND) {
+        api_backend_down(r);
+        return 1;
+    }
+    state = json_string_value(json_object_get(s, "state"));
+    agent = json_string_value(json_object_get(s, "agent"));
+    ok = rc == 0 && state && agent && strcmp(state, "active") == 0 &&
+         strcmp(agent, who->account) == 0;
+    json_decref(s);
+    if (!ok && session > 0) {
+        rc = history_served(&r->app->history, openid, session,
+                            who->account);
+        if (rc == KF_EBACKEND) {
+            history_reply(r, "history_served", rc, NULL, "");
+            return 1;
+        }
+        ok = rc == 0;
+    }
+    if (!ok) {
+        api_refused(r, refusal_get(REFUSAL_NOT_SERVED), NULL);
+        log_info(&r->log, "api", "denied", "status=403 agent=%s",
+                 who->account);
+    }
+    return !ok;
+}
+
+int api_may_read_user(struct fcgi_req *r, const struct auth *who,
+                      struct kf_str openid)
+{
+    return may_read(r, who, openid, 0);
 }
 
 /* GET /api/v1/users/{openid}/messages?before=CURSOR&limit=N */
@@ -666,7 +768,7 @@ void api_session_transcript(struct fcgi_req *r)
                    NULL);
         return;
     }
-    if (api_may_read_user(r, &who, r->param))
+    if (may_read(r, &who, r->param, (int64_t)sid))
         return;
     rc = history_transcript(&r->app->history, r->param, (int64_t)sid, after,
                             limit, &page);
@@ -691,6 +793,60 @@ void api_search(struct fcgi_req *r)
     http_query_get(&r->query, "q", &q);
     rc = history_search(&r->app->history, q, before, limit, &page);
     history_reply(r, "history_search", rc, page,
+                  "q must be 2..100 characters of UTF-8");
+}
+
+/* GET /api/v1/history/sessions?q=TEXT&label=NAME&agent=ACCOUNT&before=..
+ * &limit=N: closed sessions with their wrap-up, newest first — an agent's own (an
+ * agent asking for another's gets 403), an admin's choice of agent or
+ * everyone's. */
+void api_history_sessions(struct fcgi_req *r)
+{
+    const struct history_cursor *before;
+    struct history_cursor c;
+    struct auth who;
+    struct kf_str q = { "", 0 }, a, l;
+    char agent[72], label[LABEL_NAME_SIZE] = "";
+    const char *only = NULL;
+    json_t *page = NULL;
+    long limit;
+    int rc;
+
+    if (api_authenticate(r, &who, 0) ||
+        query_limit(r, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, &limit) ||
+        query_cursor(r, "before", &c, &before))
+        return;
+    if (http_query_get(&r->query, "agent", &a)) {
+        if (a.len == 0 || a.len >= sizeof(agent) ||
+            memchr(a.p, '\0', a.len)) {
+            fcgi_error(r, 400, "invalid_field", "agent is not an account",
+                       NULL);
+            return;
+        }
+        snprintf(agent, sizeof(agent), "%.*s", (int)a.len, a.p);
+        only = agent;
+    }
+    if (who.role == AUTH_AGENT) {
+        if (only && strcmp(only, who.account) != 0) {
+            fcgi_error(r, 403, "forbidden",
+                       "an agent sees only its own sessions", NULL);
+            return;
+        }
+        only = who.account;
+    }
+    if (http_query_get(&r->query, "label", &l)) {
+        if (l.len == 0 || l.len >= sizeof(label) ||
+            memchr(l.p, '\0', l.len)) {
+            fcgi_error(r, 400, "invalid_field", "label is not a label name",
+                       NULL);
+            return;
+        }
+        snprintf(label, sizeof(label), "%.*s", (int)l.len, l.p);
+    }
+    http_query_get(&r->query, "q", &q);
+    rc = history_closed(&r->app->history, only, q, *label ? label : NULL,
+                        before, limit, &page);
+    history_reply(r, "history_sessions", rc, page,
                   "q must be 2..100 characters of UTF-8");
 }
 

@@ -129,6 +129,15 @@ void api_session_typing(struct fcgi_req *r);
 void api_user_messages(struct fcgi_req *r);
 void api_session_transcript(struct fcgi_req *r);
 void api_search(struct fcgi_req *r);
+void api_history_sessions(struct fcgi_req *r);
+void api_labels_list(struct fcgi_req *r);       /* fcgi/labels.c */
+void api_labels_create(struct fcgi_req *r);
+void api_label_patch(struct fcgi_req *r);
+void api_label_delete(struct fcgi_req *r);
+/* Answers a failed lib/label verb: its refusal row (detail for a row
+ * without a message of its own), else 503 or 500; logs ev. */
+void api_label_failed(struct fcgi_req *r, const char *ev, int rc,
+                      const struct refusal *why, const char *detail);
 void api_media_get(struct fcgi_req *r);
 void api_media_upload(struct fcgi_req *r);
 void api_stream_ticket(struct fcgi_req *r);

@@ -104,18 +104,52 @@ int agent_check_nick(const char *nick, struct agent_err *err)
     return 0;
 }
 
+/* Non-ASCII code points that look like nothing or like a space, or are
+ * not characters: refused in group names (they would make two names that
+ * read the same). */
+static int invisible(unsigned long c)
+{
+    return c < 0xa1 || c == 0xad || c == 0x1680 || c == 0x180e ||
+           (c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) ||
+           (c >= 0x205f && c <= 0x206f) || c == 0x3000 ||
+           (c >= 0xd800 && c <= 0xdfff) || c == 0xfeff ||
+           (c >= 0xfff0 && c <= 0xffff) || (c >= 0xe0000 && c <= 0xe007f);
+}
+
+int agent_group_ok(const char *g, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)g;
+    size_t i = 0, chars = 0, len;
+    unsigned long c;
+
+    if (n == 0 || n >= AGENT_GROUP_SIZE)
+        return 0;
+    while (i < n) {
+        if (p[i] < 0x80) {
+            if (!is_group_char(p[i]))
+                return 0;
+            len = 1;
+        } else {
+            len = utf8_next(p + i, n - i, &c);
+            if (len == 0 || invisible(c))
+                return 0;
+        }
+        i += len;
+        if (++chars > AGENT_GROUP_CHARS)
+            return 0;
+    }
+    return 1;
+}
+
 int agent_check_group(const char *g, struct agent_err *err)
 {
-    size_t i;
-
     if (!g)
         g = "";
-    for (i = 0; g[i] && i <= 32; i++)
-        if (!is_group_char((unsigned char)g[i]))
-            break;
-    if (i == 0 || i > 32 || g[i])
+    if (!agent_group_ok(g, strlen(g)))
         return agent_fail(err, KF_EINVAL,
-                          "group: must be 1-32 of [a-z0-9_-]");
+                          "group: must be 1-%d characters, each [a-z0-9_-] "
+                          "or a letter beyond ASCII (e.g. 售后), at most %d "
+                          "bytes", AGENT_GROUP_CHARS, AGENT_GROUP_SIZE - 1);
     if (strcmp(g, "_all") == 0)
         return agent_fail(err, KF_EINVAL, "group: \"_all\" is reserved "
                           "(every agent is in it)");
@@ -264,8 +298,9 @@ int agent_check_patch(const struct agent *v, unsigned set,
     return rc;
 }
 
-int agent_split_groups(const char *p, size_t len, char (*out)[33], int max,
-                       int *n, int lenient)
+int agent_split_groups(const char *p, size_t len,
+                       char (*out)[AGENT_GROUP_SIZE], int max, int *n,
+                       int lenient)
 {
     size_t i = 0, j;
 
@@ -273,7 +308,7 @@ int agent_split_groups(const char *p, size_t len, char (*out)[33], int max,
     while (i < len) {
         for (j = i; j < len && p[j] != ','; j++)
             ;
-        if (j - i >= 1 && j - i <= 32 && *n < max) {
+        if (j - i >= 1 && j - i < AGENT_GROUP_SIZE && *n < max) {
             memcpy(out[*n], p + i, j - i);
             out[(*n)++][j - i] = '\0';
         } else if (!lenient) {

@@ -11,6 +11,11 @@
 #include "kf.h"
 
 #define AGENT_MAX_GROUPS 16
+/* A group name: 1..32 characters, each [a-z0-9_-] or a non-ASCII letter
+ * (售后), at most 96 bytes of UTF-8; "_all" is reserved. The name is the
+ * key (Redis group:<name>, [routing] rules): no separators, no spaces. */
+#define AGENT_GROUP_CHARS 32
+#define AGENT_GROUP_SIZE 97      /* its bytes with the NUL */
 #define AGENT_NICK_CHARS 64      /* UTF-8 characters */
 #define AGENT_TOKEN_PREFIX "wxa_"
 #define AGENT_TOKEN_SIZE 69      /* "wxa_" + 64 hex + NUL */
@@ -28,7 +33,7 @@ struct agent {
     char nick[256];              /* 1..64 characters, <= 255 bytes */
     int weight;                  /* AGENT_WEIGHT_MIN..MAX */
     int capacity;                /* 0 = [routing] default_capacity */
-    char groups[AGENT_MAX_GROUPS][33]; /* ^[a-z0-9_-]{1,32}$, no "_all" */
+    char groups[AGENT_MAX_GROUPS][AGENT_GROUP_SIZE]; /* agent_group_ok */
     int ngroups;
 };
 
@@ -51,6 +56,9 @@ void agent_init(struct agent *a);
 KF_WUR int agent_check_account(const char *account, struct agent_err *err);
 KF_WUR int agent_check_nick(const char *nick, struct agent_err *err);
 KF_WUR int agent_check_group(const char *group, struct agent_err *err);
+/* 1 when p[0..n) is a group name (AGENT_GROUP_CHARS above; "_all" is
+ * one here), else 0. Also used by lib/config for [routing] rules. */
+int agent_group_ok(const char *p, size_t n);
 KF_WUR int agent_set_account(struct agent *a, const char *account,
                              struct agent_err *err);
 KF_WUR int agent_set_nick(struct agent *a, const char *nick,
@@ -80,9 +88,10 @@ KF_WUR int agent_check_patch(const struct agent *v, unsigned set,
                              struct agent_err *err);
 
 /* Splits the comma list p (len bytes, untrusted) into at most max names
- * of 1..32 bytes; other names are skipped when lenient, KF_EPARSE
- * otherwise. *n gets the count. */
-KF_WUR int agent_split_groups(const char *p, size_t len, char (*out)[33],
+ * of 1..AGENT_GROUP_SIZE-1 bytes; other names are skipped when lenient,
+ * KF_EPARSE otherwise. *n gets the count. */
+KF_WUR int agent_split_groups(const char *p, size_t len,
+                              char (*out)[AGENT_GROUP_SIZE],
                               int max, int *n, int lenient);
 
 /* Every row, ordered by account (bytewise). token_sha256[i] is the hash of

@@ -141,7 +141,8 @@ static int row_get(const struct pg_res *r, int i, struct agent *a,
     return 0;
 }
 
-/* The groups as a text[] literal: {"a","b"} (names are [a-z0-9_-], so
+/* The groups as a text[] literal: {"a","b"} (agent_group_ok: no quote,
+ * backslash, comma or space in a name, so
  * quoting only keeps a group called "null" from reading as NULL). */
 static int groups_literal(const struct agent *a, struct kf_buf *out)
 {

@@ -154,7 +154,7 @@ int agent_mirror_connect(struct store *s, struct agent_err *err)
 /* What P agent:<acct> holds now (raw, untrusted). */
 struct mirror_state {
     struct kf_buf groups, token, status;
-    char old[MAX_OLD_GROUPS][33];   /* the group names in groups */
+    char old[MAX_OLD_GROUPS][AGENT_GROUP_SIZE];   /* the group names in groups */
     int nold;
 };
 

@@ -66,17 +66,27 @@ static const char deliveries_sql[] =
     "ON CONFLICT (event_id) DO NOTHING";
 
 /* One row per session of the batch, merged so that any order of arrival
- * gives the same row: the earliest opening, first assignment and close;
+ * gives the same row: the earliest opening, first assignment and close
+ * (with the close: its reason and the wrap-up of its payload, summary
+ * and label names);
  * agent, grp and why of the latest assignment (routed_by). */
 #define NEWER "(EXCLUDED.routed_by IS NOT NULL AND (s.routed_by IS NULL OR" \
     " wxkf_event_ord(EXCLUDED.routed_by) > wxkf_event_ord(s.routed_by)))"
+#define FIRST_CLOSE "EXCLUDED.closed_at IS NOT NULL AND" \
+    " (s.closed_at IS NULL OR EXCLUDED.closed_at < s.closed_at)"
 static const char sessions_sql[] =
     "WITH ev AS ("
     " SELECT " SESS " AS id, kind, openid, nullif(agent, '') AS agent,"
     "  nullif(grp, '') AS grp, nullif(reason, '') AS reason,"
-    "  nullif(why, '') AS why, " AT " AS at, event_id, ems, eseq"
-    " FROM wxkf_arch WHERE kind IN ('assign', 'reassign', 'transfer',"
-    "  'queue', 'close')),"
+    "  nullif(why, '') AS why, " AT " AS at, event_id, ems, eseq,"
+    "  left(nullif(btrim(w->>'summary'), ''), 500) AS summary,"
+    "  CASE WHEN jsonb_typeof(w->'labels') = 'array' THEN ARRAY("
+    "   SELECT left(x, 20) FROM jsonb_array_elements_text(w->'labels') x"
+    "   LIMIT 5) END AS labels"
+    " FROM (SELECT *, CASE WHEN kind = 'close' AND payload LIKE '{%'"
+    "   THEN payload::jsonb END AS w FROM wxkf_arch"
+    "  WHERE kind IN ('assign', 'reassign', 'transfer', 'queue', 'close')"
+    "  OFFSET 0) a),"             /* parse each payload once */
     " r AS (SELECT DISTINCT ON (id) * FROM ev"
     "  WHERE kind IN ('assign', 'reassign', 'transfer')"
     "  ORDER BY id, ems DESC, eseq DESC),"
@@ -89,18 +99,22 @@ static const char sessions_sql[] =
     "   AS grp0"
     "  FROM ev WHERE id IS NOT NULL GROUP BY id) "
     "INSERT INTO sessions AS s (id, openid, agent, grp, opened_at,"
-    " assigned_at, closed_at, close_reason, why, routed_by) "
+    " assigned_at, closed_at, close_reason, why, routed_by, summary,"
+    " labels) "
     "SELECT f.id, coalesce(f.openid, ''), coalesce(r.agent, c.agent),"
     " coalesce(r.grp, f.grp0), f.opened, f.assigned, c.at, c.reason,"
-    " r.why::jsonb, r.event_id "
+    " r.why::jsonb, r.event_id, c.summary, c.labels "
     "FROM f LEFT JOIN r ON r.id = f.id LEFT JOIN c ON c.id = f.id "
     "ORDER BY f.id "
     "ON CONFLICT (id) DO UPDATE SET"
     " opened_at = LEAST(s.opened_at, EXCLUDED.opened_at),"
     " assigned_at = LEAST(s.assigned_at, EXCLUDED.assigned_at),"
-    " close_reason = CASE WHEN EXCLUDED.closed_at IS NOT NULL AND"
-    "  (s.closed_at IS NULL OR EXCLUDED.closed_at < s.closed_at)"
+    " close_reason = CASE WHEN " FIRST_CLOSE
     "  THEN EXCLUDED.close_reason ELSE s.close_reason END,"
+    " summary = CASE WHEN " FIRST_CLOSE
+    "  THEN EXCLUDED.summary ELSE s.summary END,"
+    " labels = CASE WHEN " FIRST_CLOSE
+    "  THEN EXCLUDED.labels ELSE s.labels END,"
     " closed_at = LEAST(s.closed_at, EXCLUDED.closed_at),"
     " agent = CASE WHEN " NEWER " THEN EXCLUDED.agent"
     "  ELSE coalesce(s.agent, EXCLUDED.agent) END,"

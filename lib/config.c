@@ -84,8 +84,11 @@ static const char *check_account_name(const char *v)
 
 /* "key:value,key:value". For menu_groups and keyword_groups the keys are
  * EventKeys or keywords (no ',' or ':') and the values group names
- * [a-z0-9_-]{1,32}; for group_policies (policies = 1) the keys are group
- * names and the values policy names. */
+ * (agent_group_ok: [a-z0-9_-] or letters beyond ASCII, 1-32 characters);
+ * for group_policies (policies = 1) the keys are group names and the
+ * values policy names. */
+#define GROUP_BAD "names a group that is not 1-32 of [a-z0-9_-] or letters " \
+                  "beyond ASCII"
 static const char *check_pairs(const char *v, int policies)
 {
     const char *p = v;
@@ -104,20 +107,16 @@ static const char *check_pairs(const char *v, int policies)
         vlen = (size_t)(end - colon - 1);
         if (klen == 0 || klen > 64)
             return "has an empty or over-long key";
-        if (policies && (klen > 32 ||
-                         strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_-")
-                             < klen))
-            return "names a group that is not [a-z0-9_-]{1,32}";
+        if (policies && !agent_group_ok(p, klen))
+            return GROUP_BAD;
         if (policies) {
             if (!((vlen == 11 && !strncmp(colon + 1, "round_robin", 11)) ||
                   (vlen == 8 && !strncmp(colon + 1, "weighted", 8)) ||
                   (vlen == 10 && !strncmp(colon + 1, "least_busy", 10))))
                 return "names a policy other than round_robin, weighted, "
                        "least_busy";
-        } else if (vlen == 0 || vlen > 32 ||
-                   strspn(colon + 1, "abcdefghijklmnopqrstuvwxyz0123456789_-")
-                       < vlen) {
-            return "names a group that is not [a-z0-9_-]{1,32}";
+        } else if (!agent_group_ok(colon + 1, vlen)) {
+            return GROUP_BAD;
         }
         p = comma ? comma + 1 : end;
     }

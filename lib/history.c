@@ -15,15 +15,26 @@
 #define US_END INT64_C(253402300800000000)
 #define PATTERN_MAX 1024       /* escaped search text: 100 chars * 4 * 2 */
 
-/* The columns every read returns, in this order. */
+/* A timestamptz column as RFC 3339 in UTC with milliseconds. */
+#define TS(c) "to_char(" c " AT TIME ZONE 'UTC', "                        \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+
+/* The columns every read of messages returns, in this order. */
 #define COLS                                                              \
     "id, direction, msgtype, content, media_id, status, errcode, agent, " \
-    "session_id, openid, "                                                \
-    "to_char(created_at AT TIME ZONE 'UTC', "                             \
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), payload::text, "               \
+    "session_id, openid, " TS("created_at") "payload::text, "             \
     "(extract(epoch FROM created_at) * 1000000)::bigint "
 enum { C_ID, C_DIR, C_TYPE, C_CONTENT, C_MEDIA, C_STATUS, C_ERRCODE,
        C_AGENT, C_SESSION, C_OPENID, C_AT, C_PAYLOAD, C_US, NCOLS };
+
+/* The columns of a closed session, in this order (the cursor: closed_at
+ * and id). */
+#define SCOLS                                                             \
+    "id, openid, agent, grp, " TS("opened_at") TS("closed_at")            \
+    "close_reason, summary, coalesce(array_to_json(labels), '[]')::text, " \
+    "(extract(epoch FROM closed_at) * 1000000)::bigint "
+enum { S_ID, S_OPENID, S_AGENT, S_GRP, S_OPENED, S_CLOSED, S_REASON,
+       S_SUMMARY, S_LABELS, S_US, SNCOLS };
 
 /* Prepared once per connection. Keyset conditions are row comparisons on
  * (created_at, id), which the indexes serve in order. */
@@ -48,6 +59,18 @@ static const struct stmt {
     { "history_latest_session", 1,
       "SELECT id FROM sessions WHERE openid = $1 "
       "ORDER BY closed_at IS NULL DESC, opened_at DESC, id DESC LIMIT 1" },
+    /* $1 the agent (NULL: every agent's), $2 an ILIKE pattern on the
+     * summary (NULL: any), $3 a label's name (NULL: any) */
+    { "history_closed", 6,
+      "SELECT " SCOLS "FROM sessions WHERE closed_at IS NOT NULL "
+      "AND ($1::text IS NULL OR agent = $1) "
+      "AND ($2::text IS NULL OR summary ILIKE $2) "
+      "AND ($3::text IS NULL OR labels @> ARRAY[$3::text]) "
+      "AND (closed_at, id) < ($4::timestamptz, $5::bigint) "
+      "ORDER BY closed_at DESC, id DESC LIMIT $6::int" },
+    { "history_served", 3,
+      "SELECT 1 FROM sessions WHERE id = $1::bigint AND openid = $2 "
+      "AND agent = $3" },
 };
 #define NSTMTS (sizeof(stmts) / sizeof(stmts[0]))
 
@@ -393,22 +416,42 @@ static int row_json(const struct pg_res *res, int i, json_t **out)
     return rc;
 }
 
-static int row_cursor(const struct pg_res *res, int i, json_t **out)
+/* What a page is made of: its list's key, the columns of its rows, how a
+ * row becomes JSON and which columns hold the cursor. */
+struct page_kind {
+    const char *key;
+    int ncols;
+    int (*row)(const struct pg_res *res, int i, json_t **out);
+    int us_col, id_col;
+};
+
+static int session_json(const struct pg_res *res, int i, json_t **out);
+
+static const struct page_kind messages_page = {
+    "messages", NCOLS, row_json, C_US, C_ID
+};
+static const struct page_kind sessions_page = {
+    "sessions", SNCOLS, session_json, S_US, S_ID
+};
+
+static int row_cursor(const struct pg_res *res, int i,
+                      const struct page_kind *k, json_t **out)
 {
     struct history_cursor c;
     char text[HISTORY_CURSOR_LEN];
 
-    if (parse_i64(pg_res_value(res, i, C_US), &c.us) < 0 ||
-        parse_i64(pg_res_value(res, i, C_ID), &c.id) < 0 ||
+    if (parse_i64(pg_res_value(res, i, k->us_col), &c.us) < 0 ||
+        parse_i64(pg_res_value(res, i, k->id_col), &c.id) < 0 ||
         history_cursor_encode(&c, text, sizeof(text)) < 0)
         return KF_EIO;
     *out = json_string(text);
     return *out ? 0 : KF_ENOMEM;
 }
 
-/* {"messages":[...],"next":...} from up to limit + 1 rows: the extra row
+/* {"<key>":[...],"next":...} from up to limit + 1 rows: the extra row
  * only says that there is more. */
-static int page_json(const struct pg_res *res, long limit, json_t **out)
+static int page_json(const struct pg_res *res, const struct page_kind *k,
+                     long limit, json_t **out)
 {
     int n = pg_res_rows(res), i, rc = 0;
     json_t *page = json_object(), *list = json_array(), *m;
@@ -418,16 +461,16 @@ static int page_json(const struct pg_res *res, long limit, json_t **out)
         rc = KF_ENOMEM;
         goto out;
     }
-    rc = put(page, "messages", list);
-    if (rc == 0 && pg_res_fields(res) != NCOLS)
+    rc = put(page, k->key, list);
+    if (rc == 0 && pg_res_fields(res) != k->ncols)
         rc = KF_EIO;
     for (i = 0; rc == 0 && i < n && i < limit; i++) {
-        rc = row_json(res, i, &m);
+        rc = k->row(res, i, &m);
         if (rc == 0 && json_array_append_new(list, m) < 0)
             rc = KF_ENOMEM;
     }
     if (rc == 0 && n > limit)
-        rc = row_cursor(res, (int)limit - 1, &m);
+        rc = row_cursor(res, (int)limit - 1, k, &m);
     else if (rc == 0)
         m = json_null();
     if (rc == 0)
@@ -436,6 +479,34 @@ out:
     if (rc < 0)
         json_decref(page);
     *out = rc < 0 ? NULL : page;
+    return rc;
+}
+
+/* A closed session: {"id","openid","agent","group","opened_at",
+ * "closed_at","close_reason","summary","labels"}. */
+static int session_json(const struct pg_res *res, int i, json_t **out)
+{
+    static const struct { const char *key; int col; } text[] = {
+        { "openid", S_OPENID }, { "agent", S_AGENT }, { "group", S_GRP },
+        { "opened_at", S_OPENED }, { "closed_at", S_CLOSED },
+        { "close_reason", S_REASON }, { "summary", S_SUMMARY },
+    };
+    json_t *o = json_object();
+    int rc = o ? put_int(o, "id", res, i, S_ID) : KF_ENOMEM;
+    size_t k;
+
+    for (k = 0; rc == 0 && k < sizeof(text) / sizeof(text[0]); k++)
+        rc = put_text(o, text[k].key, res, i, text[k].col);
+    if (rc == 0) {
+        json_t *l = json_loads(pg_res_value(res, i, S_LABELS), 0, NULL);
+
+        rc = json_is_array(l) ? put(o, "labels", l) : KF_EIO;
+        if (rc == KF_EIO)
+            json_decref(l);
+    }
+    if (rc < 0)
+        json_decref(o);
+    *out = rc < 0 ? NULL : o;
     return rc;
 }
 
@@ -453,9 +524,10 @@ static int copy_openid(struct kf_str openid, char *out, size_t out_len)
 
 /* Runs stmt (whose last three parameters are the cursor and the limit)
  * and makes the page. */
-static int read_page(struct history *h, const char *stmt, const char **params,
-                     int n, const struct history_cursor *c, int desc,
-                     long limit, json_t **out)
+static int read_page(struct history *h, const char *stmt,
+                     const struct page_kind *k, const char **params, int n,
+                     const struct history_cursor *c, int desc, long limit,
+                     json_t **out)
 {
     char at[48], id[24], lim[24];
     struct pg_res *res = NULL;
@@ -469,7 +541,7 @@ static int read_page(struct history *h, const char *stmt, const char **params,
     params[n - 1] = lim;
     rc = run(h, stmt, n, params, &res);
     if (rc == 0)
-        rc = page_json(res, limit, out);
+        rc = page_json(res, k, limit, out);
     pg_res_free(res);
     return rc;
 }
@@ -485,7 +557,8 @@ int history_user_page(struct history *h, struct kf_str openid,
     if (limit < 1 || limit > HISTORY_PAGE_MAX ||
         copy_openid(openid, o, sizeof(o)) < 0)
         return KF_EINVAL;
-    return read_page(h, "history_user", params, 4, before, 1, limit, out);
+    return read_page(h, "history_user", &messages_page, params, 4, before, 1,
+                     limit, out);
 }
 
 /* The user's current session, else its latest. */
@@ -520,7 +593,8 @@ int history_transcript(struct history *h, struct kf_str openid,
     if (rc < 0)
         return rc;
     snprintf(sid, sizeof(sid), "%lld", (long long)session_id);
-    rc = read_page(h, "history_session", params, 5, after, 0, limit, out);
+    rc = read_page(h, "history_session", &messages_page, params, 5, after, 0,
+                   limit, out);
     if (rc == 0)
         rc = put(*out, "session_id", json_integer((json_int_t)session_id));
     if (rc < 0) {
@@ -547,9 +621,55 @@ int history_search(struct history *h, struct kf_str text,
         rc = KF_EINVAL;
     if (rc == 0) {
         params[0] = pattern.p;
-        rc = read_page(h, "history_search", params, 4, before, 1, limit,
-                       out);
+        rc = read_page(h, "history_search", &messages_page, params, 4,
+                       before, 1, limit, out);
     }
     kf_buf_release(&pattern);
+    return rc;
+}
+
+int history_closed(struct history *h, const char *agent, struct kf_str text,
+                   const char *label, const struct history_cursor *before,
+                   long limit, json_t **out)
+{
+    struct kf_buf pattern;
+    const char *params[6] = { agent, NULL, label };
+    int rc = 0;
+
+    *out = NULL;
+    if (limit < 1 || limit > HISTORY_PAGE_MAX ||
+        (agent && (!*agent || strlen(agent) > 64)) ||
+        (label && (!*label || strlen(label) > 80)))
+        return KF_EINVAL;
+    kf_buf_init(&pattern, PATTERN_MAX);
+    if (text.len > 0) {
+        rc = history_like_pattern(text, &pattern);
+        if (rc == KF_ETOOBIG)
+            rc = KF_EINVAL;
+        params[1] = pattern.p;
+    }
+    if (rc == 0)
+        rc = read_page(h, "history_closed", &sessions_page, params, 6,
+                       before, 1, limit, out);
+    kf_buf_release(&pattern);
+    return rc;
+}
+
+int history_served(struct history *h, struct kf_str openid,
+                   int64_t session_id, const char *agent)
+{
+    char o[72], sid[24];
+    const char *params[3] = { sid, o, agent };
+    struct pg_res *res = NULL;
+    int rc;
+
+    if (session_id < 1 || !agent || !*agent ||
+        copy_openid(openid, o, sizeof(o)) < 0)
+        return KF_EINVAL;
+    snprintf(sid, sizeof(sid), "%lld", (long long)session_id);
+    rc = run(h, "history_served", 3, params, &res);
+    if (rc == 0 && pg_res_rows(res) != 1)
+        rc = KF_ENOTFOUND;
+    pg_res_free(res);
     return rc;
 }

@@ -1,7 +1,8 @@
-/* history: reads of the archived messages from PostgreSQL — one lazy
- * connection per process, prepared statements, keyset pages. A user's
- * messages newest first, one session's transcript oldest first, and a
- * text search for admins. Pages are cut at an opaque cursor (base64url of
+/* history: reads of the archived messages and sessions from PostgreSQL —
+ * one lazy connection per process, prepared statements, keyset pages. A
+ * user's messages newest first, one session's transcript oldest first, a
+ * text search for admins, and the closed sessions (an agent's own, or
+ * everyone's) with their wrap-up summaries, searchable by summary. Pages are cut at an opaque cursor (base64url of
  * "created_at_us:id"): rows with the same created_at are ordered by id, so
  * following `next` returns every row exactly once. The rows are written by
  * the archiver (`wxkf jobs`); this module never writes (its session is
@@ -90,5 +91,24 @@ KF_WUR int history_transcript(struct history *h, struct kf_str openid,
 KF_WUR int history_search(struct history *h, struct kf_str text,
                           const struct history_cursor *before, long limit,
                           json_t **out);
+
+/* Closed sessions, newest close first, before the cursor (closed_at and
+ * id): agent's (NULL: everyone's); when text.len > 0 only those whose
+ * summary contains text (as for history_like_pattern); when label is not
+ * NULL only those closed with that label (its name); limit
+ * 1..HISTORY_PAGE_MAX. *out: {"sessions":[session...],"next"}, a session
+ * being {"id","openid","agent","group","opened_at","closed_at",
+ * "close_reason","summary","labels":[name...]} (null for what is
+ * unknown). Errors as above. */
+KF_WUR int history_closed(struct history *h, const char *agent,
+                          struct kf_str text, const char *label,
+                          const struct history_cursor *before, long limit,
+                          json_t **out);
+
+/* 0 when the archived session session_id is openid's and agent was its
+ * (last) agent; KF_ENOTFOUND when not, KF_EINVAL for bad arguments,
+ * KF_EBACKEND. */
+KF_WUR int history_served(struct history *h, struct kf_str openid,
+                          int64_t session_id, const char *agent);
 
 #endif

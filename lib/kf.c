@@ -186,6 +186,27 @@ size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
     return len;
 }
 
+int kf_text_check(const char *s, size_t max_chars, int lines)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0, chars = 0;
+
+    while (i < n) {
+        uint32_t c;
+        size_t len = kf_utf8_next(p + i, n - i, &c);
+
+        if (len == 0)
+            return KF_EPARSE;
+        if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) ||
+            (c >= 0x7f && c < 0xa0))
+            return KF_EINVAL;
+        i += len;
+        if (++chars > max_chars)
+            return KF_ETOOBIG;
+    }
+    return 0;
+}
+
 static int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;

@@ -89,6 +89,12 @@ static inline struct kf_str kf_buf_str(const struct kf_buf *b)
  * and its code point in *cp; 0 if the bytes are not one. NUL counts as
  * valid (callers that refuse it check *cp). n must be >= 1. */
 size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
+/* Checks s (NUL-terminated, untrusted text a person wrote: a summary, a
+ * label): 0 when it is UTF-8 of at most max_chars characters (code
+ * points) without control characters (C0, DEL, C1) — line feeds and tabs
+ * allowed when lines is 1. KF_EPARSE not UTF-8, KF_EINVAL a control
+ * character, KF_ETOOBIG too long. */
+int kf_text_check(const char *s, size_t max_chars, int lines);
 /* Ends s (NUL-terminated) before its first byte that does not begin a
  * complete valid UTF-8 sequence — e.g. a character cut in half by a
  * bounded copy — so the text is safe to put into JSON. */

@@ -37,6 +37,8 @@ enum refusal_scope {
                                looked up by the kf code they return */
     REFUSAL_CANNED = 128,   /* lib/canned_db: canned replies */
     REFUSAL_UPLOAD = 256,   /* media_out_check: an agent's upload */
+    REFUSAL_LABEL = 512,    /* the label verbs (lib/label): looked up by
+                               the kf code they return */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -48,6 +50,7 @@ enum refusal_scope {
 #define REFUSAL_A REFUSAL_AGENT
 #define REFUSAL_C REFUSAL_CANNED
 #define REFUSAL_U REFUSAL_UPLOAD
+#define REFUSAL_L REFUSAL_LABEL
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -137,7 +140,15 @@ enum refusal_scope {
     X(VOICE_TOO_LONG, REFUSAL_U, "voice_too_long", KF_EINVAL, 400,          \
       "voice_too_long", "voice messages are limited to 60 seconds", 0)     \
     X(BAD_VOICE, REFUSAL_U, "bad_voice", KF_EINVAL, 400, "bad_voice",       \
-      "the voice file is no AMR-NB or MP3 WeChat can take", 0)
+      "the voice file is no AMR-NB or MP3 WeChat can take", 0)             \
+    X(NO_LABEL, REFUSAL_L, "unknown_label", KF_ENOTFOUND, 404,              \
+      "unknown_label", "no such label", 0)                                 \
+    X(LABEL_EXISTS, REFUSAL_L, "label_exists", KF_EEXISTS, 409,             \
+      "label_exists", "a label with this name exists", 0)                  \
+    X(LABELS_FULL, REFUSAL_L, "labels_full", KF_ETOOBIG, 409,               \
+      "labels_full", "an account has at most 100 labels", 0)               \
+    X(LABEL_INVALID, REFUSAL_L, "invalid_field", KF_EINVAL, 400,            \
+      "invalid_field", NULL, 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "agent.h"
 #include "kf.h"
 #include "refusal.h"
 #include "store.h"
@@ -22,7 +23,7 @@
 
 struct route_rule {
     char key[ROUTE_NAME_MAX];     /* EventKey or keyword */
-    char group[33];
+    char group[AGENT_GROUP_SIZE];
 };
 
 struct route {
@@ -141,7 +142,9 @@ KF_WUR int route_presence(struct route *r, const char *agent,
 
 /* An action on a session. op: "close", "transfer_agent",
  * "transfer_group", "answered". by = the acting agent, or "" for an
- * admin. A refusal sets *why (NULL ok) to its row of lib/refusal.h
+ * admin. target: the agent or group of a transfer; for "close" the
+ * wrap-up (route_wrapup_json; NULL or "" none), kept as the close
+ * event's payload. A refusal sets *why (NULL ok) to its row of lib/refusal.h
  * (scope REFUSAL_SESSION: no_session, not_yours, unknown_agent,
  * agent_offline, agent_full, same_agent, unknown_group, not_active,
  * bad_op; REFUSAL_REFUSED for anything else) and returns the row's code

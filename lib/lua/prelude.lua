@@ -12,7 +12,7 @@ local function parse_cfg(s)
                 queue = 600000, gp = {} }
     for k, v in string.gmatch(s or '', '([%w_]+)=([^;]*)') do
         if k == 'gp' then
-            for g, p in string.gmatch(v, '([%w_%-]+):([%w_]+)') do c.gp[g] = p end
+            for g, p in string.gmatch(v, '([^:,]+):([%w_]+)') do c.gp[g] = p end
         elseif k == 'policy' then c.policy = v
         elseif k == 'gt' then c.gt = v         -- [texts] greeting, in hex
         else c[k] = tonumber(v) or 0 end
@@ -462,7 +462,9 @@ local function session(o)
 end
 
 -- Closes o's session; frees the slot and lets the queue move.
-local function close(o, reason, now, cfg, by)
+-- wrap: the agent's wrap-up, a JSON object made by the C side (nil or
+-- '' none), kept as the close event's payload.
+local function close(o, reason, now, cfg, by, wrap)
     local s = session(o)
     if not s then return false end
     detach(o, s)
@@ -477,6 +479,10 @@ local function close(o, reason, now, cfg, by)
     local ev = { 'type', 'close', 'openid', o, 'session', s.id or '',
                  'agent', s.agent or '', 'group', s.group or '',
                  'reason', reason, 'by', by or '', 'ts_ms', tostring(now) }
+    if wrap and wrap ~= '' then
+        ev[#ev + 1] = 'payload'
+        ev[#ev + 1] = wrap
+    end
     emit(ev)
     inbox(s.agent, ev)
     if s.state == 'active' and s.agent and s.agent ~= '' then

@@ -2,7 +2,8 @@
 -- KEYS[1] the account prefix P; no other KEYS.
 -- ARGV: 1 op: close | transfer_agent | transfer_group | answered,
 --       2 now ms, 3 cfg, 4 openid, 5 by (agent account, or '' for an
---       admin), 6 target (agent or group).
+--       admin), 6 target (agent or group; for close the wrap-up, a JSON
+--       object kept as the close event's payload, '' none).
 -- Returns {'ok', ...} or {'err', code}.
 local op, now, o, by, target = ARGV[1], tonumber(ARGV[2]), ARGV[4],
                                ARGV[5], ARGV[6]
@@ -12,7 +13,7 @@ if not s then return { 'err', 'no_session' } end
 if by ~= '' and s.agent ~= by then return { 'err', 'not_yours' } end
 
 if op == 'close' then
-    close(o, by == '' and 'admin' or 'agent', now, cfg, by)
+    close(o, by == '' and 'admin' or 'agent', now, cfg, by, target)
     return { 'ok', 'closed' }
 elseif op == 'answered' then
     if s.state ~= 'active' then return { 'err', 'not_active' } end

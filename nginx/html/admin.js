@@ -7,6 +7,7 @@ import {t} from './i18n.js';
 import {confirmDialog, errInfo, fmtDur, fmtTime, h, num, setError, shortId,
         show, showError, tickWaiting, tid, toast, toastError} from './dom.js';
 import {S, agentName, every} from './state.js';
+import {renderLabels, wireLabels} from './labels.js';
 import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 
 const ADMIN_REFRESH_MS = 5000;
@@ -14,6 +15,7 @@ const ADMIN_REFRESH_MS = 5000;
 export function enterAdmin() {
     show(tid('admin-view'), true);
     refreshAdmin();
+    renderLabels();
     enterCannedAdmin();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
@@ -380,10 +382,12 @@ export function relabelAdmin() {
         tr.remove();
     S.adminRows.clear();
     refreshAdmin();
+    renderLabels();
     relabelCanned();
 }
 
 export function wireAdmin() {
+    wireLabels();
     tid('agent-add-form').addEventListener('submit', addAgent);
     tid('edit-form').addEventListener('submit', saveEdit);
     tid('edit-cancel').addEventListener('click', () => tid('edit-dialog').close());

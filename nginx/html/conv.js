@@ -6,7 +6,7 @@
 import {api, ApiError, seg} from './api.js';
 import {streamIdOf} from './feed.js';
 import {t} from './i18n.js';
-import {$, confirmDialog, detailsNode, errInfo, fmtDur, fmtTime, h, num, setError,
+import {$, detailsNode, errInfo, fmtDur, fmtTime, h, num, setError,
         show, showError, tid, toast, toastError} from './dom.js';
 import {S, agentName, info, saveInfo} from './state.js';
 import {refreshSessions, refreshSessionsSoon, renderSessions, renderStatus}
@@ -16,6 +16,7 @@ import {windowState} from './limits.js';
 import {pieces, plain, safeHref} from './emoji.js';
 import {alertAgent} from './notify.js';
 import {displayName, learnName} from './profile.js';
+import {wrapUp} from './wrapup.js';
 import {autoMark, isAutomatic, wireTyping} from './routing.js';
 import {PICK_ACCEPT, sendFile} from './send_media.js';
 import {wireEmojiPicker} from './emoji_picker.js';
@@ -136,6 +137,7 @@ function msgFromFeed(e) {
         mediaId: p.MediaId || e.media_id || '',
         payload: p,
         event: e.event || p.Event || '',
+        session: e.session || '',
     };
 }
 
@@ -509,17 +511,31 @@ function renderMessages(keepBottom) {
     }
     const box = tid('messages');
     const stick = keepBottom && nearBottom(box);
-    const els = c.msgs.map(m => {
+    // where one session ends and the next begins: between two messages
+    // whose sessions are known and differ
+    const els = [];
+    let last = '';
+    for (const m of c.msgs) {
         if (!m.el)
             m.el = makeMsgEl(m);
-        return m.el;
-    });
+        if (m.session && last && m.session !== last)
+            els.push(sessionBreak());
+        if (m.session)
+            last = m.session;
+        els.push(m.el);
+    }
     ol.replaceChildren(...els);
     show(tid('load-older'), !c.atStart && c.historyLoaded);
     show(tid('history-start'), c.atStart && c.historyLoaded);
     if (stick)
         scrollToBottom();
     renderLimits();
+}
+
+function sessionBreak() {
+    return h('li', {class: 'session-break', role: 'separator',
+                    dataset: {testid: 'session-break'}},
+             h('span', {}, t('wrapup.break')));
 }
 
 function makeMsgEl(m) {
@@ -627,17 +643,24 @@ export function fillMsgEl(m, li = m.el) {
 function msgFromHistory(r) {
     const p = (r.payload && typeof r.payload === 'object') ? r.payload : {};
     const ts = Date.parse(r.created_at);
+    const session = r.session_id ? String(r.session_id) : '';
     if (r.direction === 'in') {
         return {key: inKey(p.MsgId, p.CreateTime, p.Event || r.msgtype), ts,
                 msgtype: r.msgtype || p.MsgType || '', content: r.content || '',
                 mediaId: r.media_id || p.MediaId || '', payload: p,
-                event: p.Event || ''};
+                event: p.Event || '', session};
     }
     // 'sending' until its delivery is archived; the feed may know better
     const state = r.status || 'sent';
     return {ts, msgtype: r.msgtype || '', content: r.content || '',
             mediaId: r.media_id || '', payload: p, by: p.by || r.agent || '',
-            state, err: state === 'failed' ? wechatErr(r.errcode, '') : null};
+            state, err: state === 'failed' ? wechatErr(r.errcode, '') : null,
+            session};
+}
+
+// A message of a past session's transcript (read-only, wrapup.js).
+export function historyMsgEl(r) {
+    return makeMsgEl(msgFromHistory(r));
 }
 
 async function loadHistory(c, first) {
@@ -879,10 +902,9 @@ export function transferResult(result) {
 
 async function closeSession() {
     const openid = S.active;
-    if (!openid || !await confirmDialog(t('conv.close.confirm')))
+    if (!openid || !await wrapUp(openid))       // asks for the summary
         return;
     try {
-        await api.post('/api/v1/sessions/' + seg(openid) + '/close', {});
         const i = info(openid);
         i.since = 0;
         i.unread = 0;

@@ -14,6 +14,7 @@ import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
 import {userLabel, wireProfile} from './profile.js';
+import {relabelWrapup, wireWrapup} from './wrapup.js';
 import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
 import {returningBadge} from './routing.js';
 
@@ -261,6 +262,7 @@ export function relabelAgent() {
     relabelConv();
     renderConvHead();
     relabelCanned();
+    relabelWrapup();
 }
 
 export function wireAgent() {
@@ -287,4 +289,5 @@ export function wireAgent() {
         renderSessions();
         renderConvHead();
     });
+    wireWrapup();
 }

@@ -693,6 +693,199 @@ async function profileSteps(browser) {
     });
 }
 
+// --- wrap-up and past sessions (i17-wrapup) -----------------------------------
+// An admin adds the account's labels; A closes a session with a summary
+// (the 500-character limit shown as it is typed) and two labels; the user
+// comes back: the timeline marks where the old session ends, and 历史会话
+// lists, searches, filters and opens the closed one (for A, and for the
+// admin with every agent's).
+async function wrapupSteps(browser) {
+    const u = openidFor('Wrap');
+    const first = '我买的耳机左边没声音';
+    const summary = '耳机左耳无声，已安排换货\n单号 SF1234';
+    let a, adm;
+
+    await step('wrap-up: an admin adds the labels 售后 and 换货', async () => {
+        adm = await newPage(browser, 'admin-wrap', LAPTOP);
+        await signIn(adm, ADMIN);
+        await tid(adm, 'label-add-form').waitFor();
+        for (const [name, color] of [['售后', '#e53935'], ['换货', '#1e88e5']]) {
+            await tid(adm, 'label-add-name').fill(name);
+            await tid(adm, 'label-add-color').fill(color);
+            await tid(adm, 'label-add-submit').click();
+            await adm.locator('[data-testid="label-row"]').filter(
+                {has: adm.locator(`[data-testid="label-chip"]:text-is("${name}")`)}).waitFor();
+        }
+        await tid(adm, 'label-add-name').fill('售后');
+        await tid(adm, 'label-add-submit').click();
+        await tid(adm, 'label-add-error').waitFor();
+        assert((await tid(adm, 'label-add-error').evaluate(el => el.firstChild.textContent))
+               === await zh(adm, 'err.code.label_exists'), 'a taken name says so');
+        const chip = adm.locator('[data-testid="label-row"] [data-testid="label-chip"]',
+                                 {hasText: '售后'});
+        assert(await chip.evaluate(el => getComputedStyle(el).backgroundColor) ===
+               'rgb(229, 57, 53)', 'the chip has the label\'s colour');
+        const r = await apiGet('/api/v1/labels', A.token);
+        assert(r.status === 200 && r.data.labels.map(l => l.name).join() === '售后,换货',
+               'agents read the labels: ' + JSON.stringify(r.data));
+        await tid(adm, 'labels-list').scrollIntoViewIfNeeded();
+        await shot(adm, 'laptop-admin-labels');
+    });
+
+    await step('wrap-up: group names in Chinese (售前，售后) from the admin view', async () => {
+        const acct = 'grp' + crypto.randomInt(1000, 9999);
+        await adm.locator('[data-testid="agent-add"] summary').click();
+        await tid(adm, 'agent-add-account').fill(acct);
+        await tid(adm, 'agent-add-nick').fill('售后小王');
+        await tid(adm, 'agent-add-groups').fill('售前，售后');
+        await tid(adm, 'agent-add-submit').click();
+        await tid(adm, 'token-dialog').waitFor();
+        await tid(adm, 'token-done').click();
+        const row = adm.locator(`[data-testid="agent-row"][data-account="${acct}"]`);
+        await row.waitFor();
+        await adm.waitForFunction((acct) => {
+            const g = document.querySelector(
+                `[data-testid="agent-row"][data-account="${acct}"] [data-testid="agent-groups"]`);
+            return g && g.textContent === '售前, 售后';
+        }, acct, {timeout: 8000});
+        const r = await apiGet('/api/v1/agents/' + acct, ADMIN);
+        assert(r.status === 200 && r.data.agent.groups.join() === '售前,售后',
+               'the groups at the server: ' + JSON.stringify(r.data));
+        await row.getByTestId('agent-remove').click();
+        await tid(adm, 'confirm-ok').click();
+        await row.waitFor({state: 'detached', timeout: 8000});
+    });
+
+    await step('wrap-up: A closes with a summary; 500 characters at most', async () => {
+        a = await newPage(browser, 'agentA-wrap', LAPTOP);
+        await signIn(a, A.token);
+        await tid(a, 'status-online').click();
+        await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(u, first);
+        await sessionItem(a, u).click();
+        await tid(a, 'message-list').getByText(first).waitFor();
+        await tid(a, 'close-session').click();
+        await tid(a, 'wrapup-dialog').waitFor();
+        await tid(a, 'wrapup-summary').fill('换'.repeat(501));
+        assert(await tid(a, 'wrapup-submit').isDisabled(), '501 characters: no close');
+        assert(await tid(a, 'wrapup-count').getAttribute('data-over') === 'true',
+               'the count says it is over');
+        await tid(a, 'wrapup-summary').fill(summary);
+        assert((await tid(a, 'wrapup-count').textContent()).startsWith(
+            `${Array.from(summary).length}/500`), 'characters counted');
+        for (const name of ['售后', '换货'])
+            await tid(a, 'wrapup-labels').locator('label', {hasText: name})
+                .locator('input').check();
+        await shot(a, 'laptop-wrapup-dialog');
+        await tid(a, 'wrapup-submit').click();
+        await tid(a, 'wrapup-dialog').waitFor({state: 'hidden'});
+        await sessionItem(a, u).waitFor({state: 'detached'});
+        const r = await until(async () => {
+            const x = await apiGet('/api/v1/history/sessions?q=' +
+                                   encodeURIComponent('换货'), A.token);
+            return x.status === 200 && x.data.sessions.length === 1 && x;
+        }, 10000, 'the closed session archived with its summary');
+        const s = r.data.sessions[0];
+        assert(s.openid === u && s.summary === summary && s.agent === A.account &&
+               s.labels.join() === '售后,换货',
+               'the summary and labels at the server: ' + JSON.stringify(s));
+    });
+
+    await step('wrap-up: the user comes back; the timeline marks the new session', async () => {
+        await userWrites(u, '换货什么时候到？');
+        await sessionItem(a, u).click();
+        await tid(a, 'message-list').getByText('换货什么时候到？').waitFor();
+        await tid(a, 'message-list').getByText(first).waitFor();
+        const order = await a.evaluate(() => [...document.querySelectorAll(
+            '[data-testid="message-list"] > li')].map(li => li.dataset.testid));
+        const k = order.indexOf('session-break');
+        assert(k > 0 && order.indexOf('session-break', k + 1) < 0 &&
+               k < order.length - 1, 'one break between the sessions: ' + order);
+        assert(await tid(a, 'session-break').textContent() === '以上为上一次会话',
+               'the break says so');
+    });
+
+    await step('wrap-up: 历史会话 lists, searches and opens a past session', async () => {
+        await tid(a, 'past-open').click();
+        await tid(a, 'past-dialog').waitFor();
+        const item = a.locator(`[data-testid="past-item"]`).filter(
+            {hasText: '耳机左耳无声'});
+        await item.waitFor();
+        await tid(a, 'past-q').fill('一');
+        await tid(a, 'past-search-submit').click();
+        assert(await tid(a, 'past-error').textContent() === '请至少输入 2 个字',
+               'one character is not searched');
+        await tid(a, 'past-q').fill('换货');
+        await tid(a, 'past-search-submit').click();
+        await a.waitForFunction(() => {
+            const items = document.querySelectorAll('[data-testid="past-item"]');
+            return items.length === 1;
+        });
+        await tid(a, 'past-q').fill('没有这个小结');
+        await tid(a, 'past-search-submit').click();
+        await tid(a, 'past-empty').waitFor();
+        await tid(a, 'past-q').fill('');
+        await tid(a, 'past-search-submit').click();
+        await item.waitFor();
+        assert((await item.getByTestId('label-chip').allTextContents()).join() ===
+               '售后,换货', 'the labels shown');
+        await tid(a, 'past-label').selectOption('售后');
+        await a.waitForFunction(() =>
+            document.querySelectorAll('[data-testid="past-item"]').length === 1);
+        await shot(a, 'laptop-wrapup-past');
+        await item.getByRole('button').click();
+        await tid(a, 'past-view').waitFor();
+        await tid(a, 'past-messages').getByText(first).waitFor();
+        assert(await tid(a, 'past-messages').getByText('换货什么时候到？').count() === 0,
+               'only the past session');
+        assert(await tid(a, 'past-view-summary').textContent() === summary,
+               'its summary');
+        assert(await tid(a, 'past-note').isVisible(), 'says it is read-only');
+        await shot(a, 'laptop-wrapup-transcript');
+        await tid(a, 'past-close').click();
+    });
+
+    await step('wrap-up: the admin sees every agent\'s past sessions', async () => {
+        await tid(adm, 'past-open-admin').click();
+        const item = adm.locator('[data-testid="past-item"]').filter(
+            {hasText: '耳机左耳无声'});
+        await item.waitFor();
+        const who = await item.getByTestId('past-agent').textContent();
+        assert(who.length > 0, 'the agent is named: ' + who);
+        await shot(adm, 'laptop-admin-past');
+        await tid(adm, 'past-close').click();
+        const p = await newPage(browser, 'admin-wrap-phone', PHONE, true);
+        await signIn(p, ADMIN);
+        await tid(p, 'labels-list').scrollIntoViewIfNeeded();
+        await p.locator('[data-testid="label-row"]').first().waitFor();
+        await shot(p, 'phone-admin-labels');
+        await p.context().close();
+        delete pages['admin-wrap-phone'];
+        await adm.context().close();
+        delete pages['admin-wrap'];
+    });
+
+    await step('wrap-up: screenshots on a phone', async () => {
+        const p = await newPage(browser, 'agentA-wrap-phone', PHONE, true);
+        await signIn(p, A.token);
+        await tid(p, 'past-open').click();
+        await p.locator('[data-testid="past-item"]').filter({hasText: '耳机左耳无声'})
+            .waitFor();
+        await shot(p, 'phone-wrapup-past');
+        await tid(p, 'past-close').click();
+        await sessionItem(p, u).click();
+        await tid(p, 'close-session').click();
+        await tid(p, 'wrapup-summary').fill('询问到货时间');
+        await shot(p, 'phone-wrapup-dialog');
+        await tid(p, 'wrapup-submit').click();
+        await sessionItem(p, u).waitFor({state: 'detached'});
+        await p.context().close();
+        delete pages['agentA-wrap-phone'];
+        await a.context().close();
+        delete pages['agentA-wrap'];
+    });
+}
+
 // --- routing (i17-routing): typing, a returning customer -------------------
 
 async function typingCalls() {
@@ -1098,7 +1291,7 @@ async function main() {
             assert(!(await tid(a, 'composer-why').isVisible()), 'no reason shown');
             await tid(a, 'composer-input').fill('');
             await tid(a, 'close-session').click();
-            await tid(a, 'confirm-ok').click();
+            await tid(a, 'wrapup-submit').click();
             await sessionItem(a, u).waitFor({state: 'detached'});
             await sessionItem(a, user1).click();
         });
@@ -1311,7 +1504,7 @@ async function main() {
                 'javascript:alert(1)'), 'the rest stays text');
             await shot(p, 'laptop-agent-emoji');
             await tid(p, 'close-session').click();
-            await tid(p, 'confirm-ok').click();
+            await tid(p, 'wrapup-submit').click();
             await sessionItem(p, u).waitFor({state: 'detached'});
             await p.context().close();
             delete pages['agentA-4'];
@@ -1422,7 +1615,7 @@ async function main() {
 
         await step('B closes the session', async () => {
             await tid(b, 'close-session').click();
-            await tid(b, 'confirm-ok').click();
+            await tid(b, 'wrapup-submit').click();
             await tid(b, 'conv-notice').waitFor();
             await tid(b, 'back').click();
             await sessionItem(b, user1).waitFor({state: 'detached'});
@@ -1591,6 +1784,7 @@ async function main() {
         await profileSteps(browser);
         await cannedReplies(browser, a, adm);
         await mediaSteps(browser);
+        await wrapupSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

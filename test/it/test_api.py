@@ -102,7 +102,8 @@ ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
                 ('DELETE', '/api/v1/agents/nobody'),
                 ('POST', '/api/v1/agents/nobody/token'),
                 ('GET', '/api/v1/sessions'), ('GET', '/api/v1/queue'),
-                ('GET', '/api/v1/stats')]
+                ('GET', '/api/v1/stats'), ('POST', '/api/v1/labels'),
+                ('PATCH', '/api/v1/labels/1'), ('DELETE', '/api/v1/labels/1')]
 
 
 @pytest.mark.parametrize('method,path', AGENT_ROUTES + ADMIN_ROUTES)

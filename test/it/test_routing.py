@@ -96,9 +96,10 @@ def reply_text(user, resp):
 def rstack():
     yield from run_stack('routing', workers=8, extra={
         'routing': {'policy': 'round_robin', 'default_capacity': '5',
-                    'group_policies': 'w:weighted,lb:least_busy',
+                    'group_policies': 'w:weighted,lb:least_busy,'
+                                      '售后:least_busy',
                     'keyword_groups': '[w]:w,[lb]:lb,[q]:q,[p]:p,[x]:x,'
-                                      '[o]:o,[e]:e',
+                                      '[o]:o,[e]:e,[售后]:售后',
                     'menu_groups': 'MENU_Q:q',
                     'queue_timeout': '0', 'first_reply_timeout': '0'},
         'texts': {'queued': '您前面还有 {n} 位用户在等待',
@@ -311,6 +312,46 @@ def test_transfer_and_close_through_the_api(rstack, agents):
     closes = [f for f in events(rstack, 'close') if f['openid'] == u.openid]
     assert closes[-1]['reason'] == 'agent'
     assert a.post('/api/v1/sessions/%s/close' % u.openid).status_code == 404
+    assert_load_invariant(rstack)
+
+
+def test_a_group_named_in_chinese_routes_and_takes_transfers(rstack, agents):
+    """售后 (after-sales) is a group like any other: agents join it through
+    the admin API and the CLI, a keyword rule routes to it with the
+    group's own policy, and a session is transferred to it by name."""
+    r = requests.post(rstack.base + '/api/v1/agents', headers=admin(rstack),
+                      json={'account': 'sh1', 'nick': '售后一号',
+                            'groups': ['售后', 'vip'], 'capacity': 3},
+                      timeout=10)
+    assert r.status_code == 201, r.text
+    s1 = Agent(rstack, 'sh1', r.json()['token'])
+    assert r.json()['agent']['groups'] == ['售后', 'vip']
+    got = requests.get(rstack.base + '/api/v1/agents/sh1',
+                       headers=admin(rstack), timeout=10).json()['agent']
+    assert got['groups'] == ['售后', 'vip']
+    s2 = Agent(rstack, 'sh2', add_agent(rstack, 'sh2', groups=['售后']))
+    s1.status('online')
+    s2.status('online')
+    u = rstack.user()
+    u.send_text('[售后] 我要退货')
+    first = s1 if u.openid in s1.sessions() else s2
+    other = s2 if first is s1 else s1
+    assert u.openid in first.sessions()
+    why = first.get('/api/v1/sessions/%s' % u.openid).json()['why']
+    assert why['group'] == '售后' and why['policy'] == 'least_busy'
+    # Away from the group and back to it by its name.
+    r = first.post('/api/v1/sessions/%s/transfer' % u.openid,
+                   {'to_group': '售后'})
+    assert r.status_code == 200 and \
+        r.json()['result'] == 'assigned:' + other.account, r.text
+    r = other.post('/api/v1/sessions/%s/transfer' % u.openid,
+                   {'to_group': '售 后'})
+    assert r.status_code == 400 and \
+        r.json()['error']['code'] == 'invalid_field', r.text
+    assert other.post('/api/v1/sessions/%s/close' % u.openid
+                      ).status_code == 200
+    for a in (s1, s2):
+        a.status('offline')
     assert_load_invariant(rstack)
 
 

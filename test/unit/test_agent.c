@@ -125,9 +125,14 @@ static void test_agent_refuses_bad_nicks(void **st)
 
 static void test_agent_refuses_bad_groups(void **st)
 {
-    char *g33 = repeat("g", 33);
-    const char *bad[] = { "", "Sales", "a b", "a.b", "a,b", "_all", g33,
-                          "\xc3\xa9" };
+    char *g33 = repeat("g", 33), *cn33 = repeat("\xe5\x94\xae", 33);
+    const char *bad[] = { "", "Sales", "a b", "a.b", "a,b", "a:b", "a;b",
+                          "a\"b", "_all", g33, cn33,
+                          "\xe5\x94\xae \xe5\x90\x8e",         /* space */
+                          "\xe5\x94\xae\xe3\x80\x80\xe5\x90\x8e", /* U+3000 */
+                          "a\xc2\xa0", "a\xe2\x80\x8b",           /* NBSP, ZWSP */
+                          "a\xef\xbb\xbf", "\xc2\x85",           /* BOM, NEL */
+                          "\xff", "\xe5\x94", "\xc0\xaf" };  /* not UTF-8 */
     struct agent_err err;
     size_t i;
 
@@ -135,8 +140,31 @@ static void test_agent_refuses_bad_groups(void **st)
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_field_error(agent_check_group(bad[i], &err), &err, "group",
                            bad[i]);
-    assert_int_equal(agent_check_group("pre-sales_2", &err), 0);
     free(g33);
+    free(cn33);
+}
+
+/* Support teams name their groups in their language: 售后 (after-sales)
+ * is a group, up to 32 characters of it (96 bytes), beside the ASCII
+ * names of before. */
+static void test_agent_accepts_unicode_group_names(void **st)
+{
+    char *cn32 = repeat("\xe5\x94\xae", 32);
+    const char *good[] = { "pre-sales_2", "\xe5\x94\xae\xe5\x90\x8e",
+                           "vip-\xe5\xae\xa2\xe6\x88\xb7", "\xc3\xa9quipe",
+                           cn32 };
+    struct agent_err err;
+    struct agent a;
+    size_t i;
+
+    (void)st;
+    agent_init(&a);
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(agent_check_group(good[i], &err), 0);
+        assert_int_equal(agent_add_group(&a, good[i], &err), 0);
+        assert_string_equal(a.groups[i], good[i]);
+    }
+    free(cn32);
 }
 
 static void test_agent_group_list_refuses_duplicates_and_a_17th(void **st)
@@ -697,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_agent_accepts_nicks_up_to_64_characters),
         cmocka_unit_test(test_agent_refuses_bad_nicks),
         cmocka_unit_test(test_agent_refuses_bad_groups),
+        cmocka_unit_test(test_agent_accepts_unicode_group_names),
         cmocka_unit_test(test_agent_group_list_refuses_duplicates_and_a_17th),
         cmocka_unit_test(test_agent_validates_weight_and_capacity_ranges),
         cmocka_unit_test(test_agent_setters_copy_only_valid_values),

@@ -455,6 +455,30 @@ static void test_config_rejects_over_long_line_with_file_and_line(
     unlink(path);
 }
 
+/* Group names beyond ASCII (售后) are accepted in the [routing] rules as
+ * they are on agents; a space or a separator inside one is not. */
+static void test_config_takes_unicode_group_names_in_rules(void **state)
+{
+    char path[64];
+    struct config c;
+
+    (void)state;
+    write_temp(path, sizeof(path), "[wechat]\napp_id = wx0123456789abcdef\n"
+               "token = abc\n[routing]\n"
+               "menu_groups = AFTER:\xe5\x94\xae\xe5\x90\x8e,PRE:sales\n"
+               "group_policies = \xe5\x94\xae\xe5\x90\x8e:least_busy\n");
+    load_ok(&c, path);
+    assert_string_equal(c.routing.menu_groups,
+                        "AFTER:\xe5\x94\xae\xe5\x90\x8e,PRE:sales");
+    config_release(&c);
+    unlink(path);
+    write_temp(path, sizeof(path), "[wechat]\napp_id = wx0123456789abcdef\n"
+               "token = abc\n[routing]\n"
+               "keyword_groups = refund:\xe5\x94\xae \xe5\x90\x8e\n");
+    expect_file_error(path, 5, "names a group");
+    unlink(path);
+}
+
 /* lib/route keeps 64 rules per list: a 65th is refused at load time
  * (found by fuzzing: it used to pass config_load and fail route_init). */
 static void test_config_refuses_a_65th_group_rule(void **state)
@@ -818,6 +842,7 @@ int main(void)
         ENV_TEST(test_config_defaults_survive_load_without_file),
         ENV_TEST(test_config_without_app_id_is_rejected),
         ENV_TEST(test_config_refuses_a_65th_group_rule),
+        ENV_TEST(test_config_takes_unicode_group_names_in_rules),
         ENV_TEST(test_config_checks_the_sentinel_settings),
         ENV_TEST(test_config_encoding_follows_the_key_and_needs_one),
         ENV_TEST(test_config_advises_a_longer_token_and_safe_mode),

@@ -21,7 +21,7 @@
 static const unsigned scopes[] = {
     REFUSAL_SESSION, REFUSAL_PRESENCE, REFUSAL_SEND, REFUSAL_MEDIA,
     REFUSAL_READ, REFUSAL_INTERNAL, REFUSAL_AGENT, REFUSAL_CANNED,
-    REFUSAL_UPLOAD,
+    REFUSAL_UPLOAD, REFUSAL_LABEL,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
@@ -42,11 +42,12 @@ static void test_every_row_is_complete_and_in_order(void **state)
         assert_true(r->rc < 0);
         assert_true(r->status >= 400 && r->status <= 599);
         assert_true(r->code && *r->code);
-        /* only invalid_field and the agent verbs' checks (the field or
-         * the reason named) take their message from the detail */
+        /* only invalid_field and the agent and label verbs' checks (the
+         * field or the reason named) take their message from the detail */
         assert_true(r->message != NULL || r->id == REFUSAL_INVALID_FIELD ||
                     r->id == REFUSAL_AGENT_BUSY ||
-                    r->id == REFUSAL_AGENT_INVALID);
+                    r->id == REFUSAL_AGENT_INVALID ||
+                    r->id == REFUSAL_LABEL_INVALID);
     }
     assert_null(refusal_get(REFUSAL_COUNT));
 }
