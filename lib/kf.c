@@ -198,7 +198,8 @@ int kf_text_check(const char *s, size_t max_chars, int lines)
         if (len == 0)
             return KF_EPARSE;
         if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) ||
-            (c >= 0x7f && c < 0xa0))
+            (c >= 0x7f && c < 0xa0) ||
+            (!lines && (c == 0x2028 || c == 0x2029)))  /* line breaks */
             return KF_EINVAL;
         i += len;
         if (++chars > max_chars)

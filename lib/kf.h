@@ -92,7 +92,7 @@ size_t kf_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
 /* Checks s (NUL-terminated, untrusted text a person wrote: a summary, a
  * label): 0 when it is UTF-8 of at most max_chars characters (code
  * points) without control characters (C0, DEL, C1) — line feeds and tabs
- * allowed when lines is 1. KF_EPARSE not UTF-8, KF_EINVAL a control
+ * allowed when lines is 1, U+2028/U+2029 (line breaks) refused when 0. KF_EPARSE not UTF-8, KF_EINVAL a control
  * character, KF_ETOOBIG too long. */
 int kf_text_check(const char *s, size_t max_chars, int lines);
 /* Ends s (NUL-terminated) before its first byte that does not begin a

@@ -38,21 +38,9 @@ void user_profile_release(struct user_profile *p)
 
 int user_profile_text_ok(const char *s, size_t min, size_t max)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), i = 0, chars = 0;
-
-    while (i < n) {
-        uint32_t cp;
-        size_t k = kf_utf8_next(p + i, n - i, &cp);
-
-        if (k == 0 || cp < 0x20 || (cp >= 0x7f && cp < 0xa0) ||
-            cp == 0x2028 || cp == 0x2029)
-            return KF_EINVAL;
-        i += k;
-        if (++chars > max)
-            return KF_EINVAL;
-    }
-    return chars < min ? KF_EINVAL : 0;
+    if (kf_text_check(s, max, 0) < 0)
+        return KF_EINVAL;
+    return min > 0 && !*s ? KF_EINVAL : 0;
 }
 
 /* Copies j's member name into o when it is a string of at most max bytes

@@ -51,8 +51,9 @@ void user_profile_init(struct user_profile *p, const char *dsn,
                        const char *app_id, enum pg_use use);
 void user_profile_release(struct user_profile *p); /* safe twice */
 
-/* 0 when s is valid UTF-8 of min..max characters without control
- * characters (so it can be shown and sent as is), else KF_EINVAL. */
+/* 0 when s is one line of text (kf_text_check, lines 0) of at most max
+ * characters, and not empty when min is 1 (min is 0 or 1), else
+ * KF_EINVAL. */
 KF_WUR int user_profile_text_ok(const char *s, size_t min, size_t max);
 
 /* What WeChat's user/info answer j (borrowed) says, as a new object of

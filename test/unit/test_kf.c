@@ -471,6 +471,26 @@ static void test_str_c_of_null_is_empty(void **state)
     assert_false(kf_str_eq_c(s, "fou"));
 }
 
+/* The one check of text people write (summaries, labels, names, notes). */
+static void test_text_check_takes_text_and_refuses_the_rest(void **state)
+{
+    (void)state;
+    assert_int_equal(kf_text_check("售后 after-sales 🙂", 16, 0), 0);
+    assert_int_equal(kf_text_check("售后 after-sales 🙂", 15, 0), KF_ETOOBIG);
+    assert_int_equal(kf_text_check("", 0, 0), 0);
+    assert_int_equal(kf_text_check("a\nb\tc", 10, 1), 0);
+    assert_int_equal(kf_text_check("a\nb", 10, 0), KF_EINVAL);
+    assert_int_equal(kf_text_check("a\rb", 10, 1), KF_EINVAL);
+    assert_int_equal(kf_text_check("a\x7f", 10, 1), KF_EINVAL);
+    assert_int_equal(kf_text_check("a\xc2\x85", 10, 1), KF_EINVAL); /* NEL */
+    /* U+2028/U+2029 break a line: refused in one-line text only */
+    assert_int_equal(kf_text_check("a\xe2\x80\xa8" "b", 10, 0), KF_EINVAL);
+    assert_int_equal(kf_text_check("a\xe2\x80\xa9" "b", 10, 0), KF_EINVAL);
+    assert_int_equal(kf_text_check("a\xe2\x80\xa8" "b", 10, 1), 0);
+    assert_int_equal(kf_text_check("\xc3\x28", 10, 1), KF_EPARSE);
+    assert_int_equal(kf_text_check("\xed\xa0\x80", 10, 1), KF_EPARSE);
+}
+
 static void test_hex_writes_lowercase_pairs_and_a_nul(void **state)
 {
     const unsigned char in[] = { 0x00, 0x0f, 0xa5, 0xff };
@@ -521,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_str_eq_treats_empty_views_as_equal),
         cmocka_unit_test(test_str_eq_sees_embedded_nul),
         cmocka_unit_test(test_str_c_of_null_is_empty),
+        cmocka_unit_test(test_text_check_takes_text_and_refuses_the_rest),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
