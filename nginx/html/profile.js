@@ -10,6 +10,7 @@ import {t} from './i18n.js';
 import {errInfo, fmtTime, h, setError, shortId, show, tid} from './dom.js';
 import {S, agentName} from './state.js';
 import {typeLabel} from './conv.js';
+import {labelChip} from './labels.js';
 
 const REMARK_MAX = 30;      // WeChat's limit (characters)
 const NAME_MAX = 64;
@@ -186,6 +187,12 @@ function sessionItem(s) {
           h('span', {class: 'muted'}, ' · ' + who + ' · ' +
             t('profile.messages', {n: s.messages})),
           s.closed_at ? null : h('span', {class: 'open-now'}, t('profile.open'))),
+        // the wrap-up the session was closed with (i17-wrapup)
+        s.summary ? h('p', {class: 'past-summary', dataset: {testid: 'profile-session-summary'}},
+                      s.summary) : null,
+        Array.isArray(s.labels) && s.labels.length ?
+            h('span', {class: 'chips', dataset: {testid: 'profile-session-labels'}},
+              ...s.labels.map(labelChip)) : null,
         h('button', {type: 'button', class: 'link',
                      dataset: {testid: 'profile-transcript-open'},
                      onclick: () => openTranscript(s, li)},

@@ -125,6 +125,21 @@ def test_a_new_user_is_looked_up_by_jobs(sim, pstack, agents):
     s = p['sessions'][0]
     assert s['agent'] == 'prof_a' and s['agent_nick'] == '小爱'
     assert s['closed_at'] is None and s['messages'] >= 0
+    assert s['summary'] is None and s['labels'] == []
+    # closed with a wrap-up: the past session shows its summary and labels
+    r = call(pstack, 'POST', '/api/v1/labels', admin(pstack),
+             json={'name': '地址', 'color': '#1e88e5'})
+    assert r.status_code in (201, 409), r.text
+    label = [x for x in call(pstack, 'GET', '/api/v1/labels', a).json()
+             ['labels'] if x['name'] == '地址'][0]
+    r = call(pstack, 'POST', '/api/v1/sessions/%s/close' % openid, a,
+             json={'summary': '改了收货地址', 'labels': [label['id']]})
+    assert r.status_code == 200, r.text
+    p = wait_until(lambda: profile(pstack, openid, a)['sessions'][0]
+                   ['closed_at'] and profile(pstack, openid, a), 20, 0.2,
+                   'the close archived')
+    s = p['sessions'][0]
+    assert s['summary'] == '改了收货地址' and s['labels'] == ['地址']
 
 
 def test_who_may_read_a_profile(sim, pstack, agents):
