@@ -506,8 +506,8 @@ int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
                            long limit, struct user_profile_counts *c)
 {
     char n[24], now[24], lease[24];
-    const char *args[6] = { "take", PROFILE_GROUP, j->consumer, n, now,
-                            lease };
+    const char *args[7] = { "take", PROFILE_GROUP, j->consumer, n, now,
+                            lease, KF_XSTR(PROFILE_READ_MAX) };
     struct store_reply *r = NULL;
     const struct store_reply *list;
     int64_t queued;
@@ -517,7 +517,7 @@ int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
     snprintf(n, sizeof(n), "%ld", limit);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(lease, sizeof(lease), "%d", PROFILE_LEASE_MS);
-    rc = store_run(j->store, &j->script, 0, NULL, 6, args, NULL, &r);
+    rc = store_run(j->store, &j->script, 0, NULL, 7, args, NULL, &r);
     if (rc < 0)
         return rc;
     list = store_reply_at(r, 1);

@@ -36,6 +36,10 @@ struct wx_api_result;
 #define PROFILE_RETRY_MAX_MS (6LL * 3600 * 1000)
 #define PROFILE_LEASE_MS 60000
 #define PROFILE_GROUP "profile"     /* the consumer group on P events */
+/* Stream entries a pass reads (and acknowledges) at most: far more than
+ * the look-ups a pass makes, so the group keeps up with a burst of
+ * messages and never holds back the archiver's trimming. */
+#define PROFILE_READ_MAX 5000
 
 /* One account's profiles in one PostgreSQL database: a lazy connection
  * (the first verb connects). */

@@ -5,9 +5,9 @@
 -- set of OpenIDs scored by when their look-up is due), profile_tries
 -- (hash OpenID -> failed look-ups in a row).
 -- ARGV[1] = op, ARGV[2..] its arguments:
---   take group consumer count now_ms lease_ms
+--   take group consumer count now_ms lease_ms read_max
 --          -> { queued, { openid... } }
---          Reads up to count new entries of P events with the group
+--          Reads up to read_max new entries of P events with the group
 --          (created at '$' the first time: users who write from then on
 --          are looked up) and acknowledges them all at once, so the group
 --          never holds back the archiver's trimming. The OpenID of each
@@ -29,12 +29,16 @@ if op == 'take' then
     local S, g, me = P .. 'events', ARGV[2], ARGV[3]
     local n, now, lease = tonumber(ARGV[4]), tonumber(ARGV[5]),
                           tonumber(ARGV[6])
+    -- the stream is read far faster than users are looked up (count a
+    -- pass): reading only count entries a pass let the group fall behind
+    -- any burst and hold back the archiver's trimming
+    local read_max = tonumber(ARGV[7])
     local made = redis.pcall('XGROUP', 'CREATE', S, g, '$', 'MKSTREAM')
     if made.err and not string.find(made.err, 'BUSYGROUP', 1, true) then
         return redis.error_reply(made.err)
     end
     local queued, acks = 0, {}
-    local new = redis.call('XREADGROUP', 'GROUP', g, me, 'COUNT', n,
+    local new = redis.call('XREADGROUP', 'GROUP', g, me, 'COUNT', read_max,
                            'STREAMS', S, '>')
     if type(new) == 'table' and type(new[1]) == 'table' then
         for _, e in ipairs(new[1][2] or {}) do

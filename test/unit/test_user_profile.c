@@ -264,6 +264,42 @@ static void test_a_first_message_is_looked_up_once_a_day(void **st)
     assert_int_equal(f->c.fetched, 1);
 }
 
+/* A burst of messages from many users: one pass reads and acknowledges
+ * them all (the group is not left behind, holding back the archiver's
+ * trimming of the stream) and queues every user, though it looks up only
+ * its limit of 10. */
+static void test_a_burst_is_read_at_once_and_looked_up_in_turn(void **st)
+{
+    struct fixture *f = *st;
+    char openid[40], body[80];
+    redisReply *r;
+    int i;
+
+    pass(f, NOW);                           /* creates the group at '$' */
+    for (i = 0; i < 60; i++) {
+        snprintf(openid, sizeof(openid), "oBurst%026d", i);
+        snprintf(body, sizeof(body), "{\"openid\":\"%s\"}", openid);
+        tu_sim_post(&S.sim, "/_sim/inbound", body);
+        msg_in(f, openid);
+    }
+    pass(f, NOW);
+    assert_int_equal(f->c.queued, 60);
+    assert_int_equal(f->c.fetched + f->c.failed + f->c.retried, 10);
+    assert_int_equal(cmd_num(f, "XLEN " P "events"), 60);
+    assert_int_equal(cmd_num(f, "ZCARD " P "profile_due"), 50);
+    /* nothing of the stream is left for the group: all read, none pending */
+    r = redisCommand(f->rc, "XPENDING " P "events " PROFILE_GROUP);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(f->rc, "XREADGROUP GROUP " PROFILE_GROUP " probe "
+                     "COUNT 1 STREAMS " P "events >");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_NIL);     /* nothing undelivered */
+    freeReplyObject(r);
+}
+
 static void test_an_invalid_openid_is_kept_and_not_retried(void **st)
 {
     struct fixture *f = *st;
@@ -452,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_parse_info_keeps_known_fields_of_the_right_type),
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         T(test_a_first_message_is_looked_up_once_a_day),
+        T(test_a_burst_is_read_at_once_and_looked_up_in_turn),
         T(test_an_invalid_openid_is_kept_and_not_retried),
         T(test_a_transient_error_is_retried_with_backoff),
         T(test_remark_is_checked_then_pushed_to_wechat),
