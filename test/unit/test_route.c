@@ -1809,6 +1809,17 @@ static void test_route_random_operations_keep_load_equal_to_active_sessions(
 
 /* The admin's views: every session (active by agent, then the waiting in
  * queue order), the queue, and today's figures in the stats. */
+/* o[k] is the string want / the integer want. */
+static void str_is(const json_t *o, const char *k, const char *want)
+{
+    assert_string_equal(json_string_value(json_object_get(o, k)), want);
+}
+
+static void int_is(const json_t *o, const char *k, json_int_t want)
+{
+    assert_int_equal(json_integer_value(json_object_get(o, k)), want);
+}
+
 /* What the transfer dialog lists: every agent with its status, load and
  * the capacity routing applies, each group with how many are online and
  * waiting; never the token hash the agent's hash also holds. */
@@ -1836,33 +1847,26 @@ static void test_route_colleagues_list_agents_and_groups_without_tokens(
     free(text);
     assert_int_equal(json_array_size(json_object_get(c, "agents")), 3);
     a = json_array_get(json_object_get(c, "agents"), 0);
-    assert_string_equal(json_string_value(json_object_get(a, "account")), "a");
-    assert_string_equal(json_string_value(json_object_get(a, "status")),
-                        "online");
-    assert_string_equal(json_string_value(json_object_get(a, "load")), "1");
-    assert_string_equal(json_string_value(json_object_get(a, "capacity")),
-                        "2");                   /* the default applies */
+    str_is(a, "account", "a");
+    str_is(a, "status", "online");
+    str_is(a, "load", "1");
+    str_is(a, "capacity", "2");                 /* the default applies */
     a = json_array_get(json_object_get(c, "agents"), 1);
-    assert_string_equal(json_string_value(json_object_get(a, "status")),
-                        "paused");
-    assert_string_equal(json_string_value(json_object_get(a, "capacity")),
-                        "5");
-    assert_string_equal(json_string_value(json_object_get(a, "groups")),
-                        "sales,vip");
+    str_is(a, "status", "paused");
+    str_is(a, "capacity", "5");
+    str_is(a, "groups", "sales,vip");
     a = json_array_get(json_object_get(c, "agents"), 2);
-    assert_string_equal(json_string_value(json_object_get(a, "status")),
-                        "offline");
-    assert_string_equal(json_string_value(json_object_get(a, "load")), "0");
+    str_is(a, "status", "offline");
+    str_is(a, "load", "0");
     assert_int_equal(json_array_size(json_object_get(c, "groups")), 2);
     g = json_array_get(json_object_get(c, "groups"), 0);
-    assert_string_equal(json_string_value(json_object_get(g, "group")),
-                        "sales");
-    assert_int_equal(json_integer_value(json_object_get(g, "online")), 1);
-    assert_int_equal(json_integer_value(json_object_get(g, "waiting")), 0);
+    str_is(g, "group", "sales");
+    int_is(g, "online", 1);
+    int_is(g, "waiting", 0);
     g = json_array_get(json_object_get(c, "groups"), 1);
-    assert_string_equal(json_string_value(json_object_get(g, "group")), "vip");
-    assert_int_equal(json_integer_value(json_object_get(g, "online")), 0);
-    assert_int_equal(json_integer_value(json_object_get(g, "waiting")), 1);
+    str_is(g, "group", "vip");
+    int_is(g, "online", 0);
+    int_is(g, "waiting", 1);
     json_decref(c);
 }
 
