@@ -1026,11 +1026,20 @@ async function colleagueSteps(browser) {
         await shot(a, 'laptop-colleagues-transfer');
     });
 
-    await step('colleagues: the same list on a phone', async () => {
+    await step('colleagues: the same list on a phone; the typed account when it cannot load', async () => {
         const phone = await newPage(browser, 'colleagues-A-phone', PHONE, true);
         await signIn(phone, A.token);
         await openDialog(phone);
         await shot(phone, 'phone-colleagues-transfer');
+        // no list to be had: the account is typed, and the dialog says why
+        await tid(phone, 'transfer-cancel').click();
+        await phone.route('**/api/v1/me/colleagues', (r) => r.fulfill({
+            status: 502, contentType: 'application/json',
+            body: '{"error":{"code":"bad_gateway","message":"down"}}'}));
+        await tid(phone, 'transfer-open').click();
+        await tid(phone, 'transfer-target').waitFor();
+        assert(await tid(phone, 'transfer-list-error').isVisible(), 'the reason is shown');
+        assert(await tid(phone, 'transfer-list').isHidden(), 'no stale list');
         await phone.context().close();
         delete pages['colleagues-A-phone'];
     });
