@@ -297,5 +297,6 @@ export function wireAgent() {
     document.addEventListener('wxkf:colleagues', () => {
         renderSessions();
         renderConvHead();
+        relabelConv();      // who wrote each message
     });
 }

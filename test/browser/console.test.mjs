@@ -1045,6 +1045,10 @@ async function colleagueSteps(browser) {
     });
 
     await step('colleagues: A transfers to B by clicking; told B\'s nickname', async () => {
+        const reply = '稍等，我帮您转给负责退款的同事';
+        let r = await http('POST', BASE + '/api/v1/sessions/' + u + '/messages',
+                           {token: A.token, json: {msgtype: 'text', text: {content: reply}}});
+        assert(r.status === 200, 'A replies: ' + r.status);
         await pickOf(a, B.account).click();
         assert(await pickOf(a, B.account).getAttribute('aria-pressed') === 'true', 'B picked');
         await tid(a, 'transfer-submit').click();
@@ -1052,8 +1056,21 @@ async function colleagueSteps(browser) {
         await tid(a, 'conv-notice').waitFor();
         const said = await tid(a, 'conv-notice').textContent();
         assert(said === '已转接给 ' + nickB, 'told by nickname: ' + said);
-        const r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        r = await apiGet('/api/v1/sessions/' + u, ADMIN);
         assert(r.status === 200 && r.data.agent === B.account, 'with B now: ' + JSON.stringify(r.data));
+        // B sees who answered before by nickname, the account in the tooltip
+        const nickA = (await apiGet('/api/v1/me/colleagues', B.token)).data
+            .agents.find(x => x.account === A.account).nick;
+        const b = await newPage(browser, 'colleagues-B', LAPTOP);
+        await signIn(b, B.token);
+        await sessionItem(b, u).click();
+        const by = b.locator('[data-testid="message"][data-dir="out"]')
+            .filter({hasText: reply}).locator('.by');
+        await by.waitFor();
+        assert(await by.textContent() === nickA, 'by nickname: ' + await by.textContent());
+        assert(await by.getAttribute('title') === A.account, 'account in the tooltip');
+        await b.context().close();
+        delete pages['colleagues-B'];
         await http('POST', BASE + '/api/v1/sessions/' + u + '/close', {token: ADMIN});
         const d = await http('DELETE', BASE + '/api/v1/agents/' + off.account, {token: ADMIN});
         assert(d.status === 200 || d.status === 204, 'offline colleague removed: ' + d.status);
