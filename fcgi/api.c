@@ -157,13 +157,31 @@ static json_int_t field_int(const json_t *o, const char *name, long def)
     return v && *v ? (json_int_t)strtoll(v, NULL, 10) : (json_int_t)def;
 }
 
+/* An agent's mirror record (route_agent_info, route_colleagues: string
+ * fields) as the API shows an agent (api_agent_json). */
+static json_t *mirror_agent_json(const char *account, const json_t *h)
+{
+    const char *groups = field_str(h, "groups", "");
+    struct agent a;
+
+    agent_init(&a);
+    snprintf(a.account, sizeof(a.account), "%s", account);
+    snprintf(a.nick, sizeof(a.nick), "%s", field_str(h, "nick", ""));
+    a.weight = (int)field_int(h, "weight", 1);
+    a.capacity = (int)field_int(h, "capacity", 0);
+    if (agent_split_groups(groups, strlen(groups), a.groups,
+                           AGENT_MAX_GROUPS, &a.ngroups, 1) < 0)
+        a.ngroups = 0;
+    return api_agent_json(&a, field_str(h, "status", "offline"),
+                          field_int(h, "load", 0));
+}
+
 /* GET /api/v1/me: who the token is — {"role":"admin"}, or the agent's
  * record (nick, weight, capacity, groups as a list, status, load). */
 void api_me(struct fcgi_req *r)
 {
     struct auth who;
-    json_t *me = NULL, *g;
-    const char *groups, *p, *comma;
+    json_t *me = NULL, *o;
     int rc;
 
     if (api_authenticate(r, &who, 0))
@@ -182,23 +200,34 @@ void api_me(struct fcgi_req *r)
         api_backend_down(r);
         return;
     }
-    g = json_array();
-    groups = field_str(me, "groups", "");
-    for (p = groups ? groups : ""; g && *p; p = comma ? comma + 1 : "") {
-        comma = strchr(p, ',');
-        if (comma != p && *p)
-            json_array_append_new(g, json_stringn(p, comma ? (size_t)(comma - p)
-                                                           : strlen(p)));
-    }
-    fcgi_json(r, 200, json_pack("{s:s,s:s,s:O?,s:s,s:I,s:I,s:I,s:o}",
-                                "role", "agent", "account", who.account,
-                                "nick", json_object_get(me, "nick"),
-                                "status", field_str(me, "status", "offline"),
-                                "load", field_int(me, "load", 0),
-                                "weight", field_int(me, "weight", 1),
-                                "capacity", field_int(me, "capacity", 0),
-                                "groups", g));
+    o = mirror_agent_json(who.account, me);
     json_decref(me);
+    if (o)
+        json_object_set_new(o, "role", json_string("agent"));
+    fcgi_json(r, 200, o);
+}
+
+/* GET /api/v1/me/colleagues: the account's agents (as GET /api/v1/agents
+ * shows one; capacity the one routing applies) and groups (how many
+ * online, how many waiting), for picking whom to transfer to. Agents
+ * and admins. */
+void api_me_colleagues(struct fcgi_req *r)
+{
+    struct auth who;
+    json_t *c = NULL, *agents, *a;
+    size_t i;
+
+    if (api_authenticate(r, &who, 0))
+        return;
+    if (route_colleagues(rt(r), &c) < 0) {
+        api_backend_down(r);
+        return;
+    }
+    agents = json_object_get(c, "agents");
+    json_array_foreach(agents, i, a)
+        json_array_set_new(agents, i, mirror_agent_json(
+                                          field_str(a, "account", ""), a));
+    fcgi_json(r, 200, c);
 }
 
 /* The caller is authenticated (who) before the body is read. */

@@ -119,6 +119,7 @@ void api_me(struct fcgi_req *r);
 void api_me_status(struct fcgi_req *r);
 void api_me_heartbeat(struct fcgi_req *r);
 void api_me_sessions(struct fcgi_req *r);
+void api_me_colleagues(struct fcgi_req *r);
 void api_session_view(struct fcgi_req *r);
 void api_session_close(struct fcgi_req *r);
 void api_session_transfer(struct fcgi_req *r);

@@ -152,6 +152,7 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/me/heartbeat", api_me_heartbeat },
     { M_GET, "/api/v1/me/sessions", api_me_sessions },
     { M_GET, "/api/v1/me/events", api_me_events },
+    { M_GET, "/api/v1/me/colleagues", api_me_colleagues },
     { M_GET, "/api/v1/sessions/*", api_session_view },
     { M_POST, "/api/v1/sessions/*/close", api_session_close },
     { M_POST, "/api/v1/sessions/*/transfer", api_session_transfer },

@@ -765,3 +765,44 @@ int route_queue(struct route *r, long limit, json_t **out)
     *out = json_pack("{s:I,s:o}", "total", total, "groups", groups);
     return *out ? 0 : KF_ENOMEM;
 }
+
+int route_colleagues(struct route *r, json_t **out)
+{
+    const char *args[] = { "colleagues", "", r->cfg };
+    struct store_reply *rep = NULL;
+    const struct store_reply *as, *gs;
+    json_t *agents = json_array(), *groups = json_array();
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    rc = agents && groups
+             ? store_run(r->store, &r->read, 0, NULL, 3, args, NULL, &rep)
+             : KF_ENOMEM;
+    as = store_reply_at(rep, 0);
+    gs = store_reply_at(rep, 1);
+    for (i = 0; rc == 0 && i < store_reply_len(as); i++)
+        if (json_array_append_new(agents,
+                                  hash_json(store_reply_at(as, i))) < 0)
+            rc = KF_ENOMEM;
+    for (i = 0; rc == 0 && i < store_reply_len(gs); i++) {
+        const struct store_reply *g = store_reply_at(gs, i);
+
+        if (store_reply_len(g) != 3 ||
+            store_reply_type(store_reply_at(g, 0)) != STORE_STR)
+            continue;
+        if (json_array_append_new(
+                groups, json_pack("{s:s,s:I,s:I}", "group",
+                                  store_reply_at_text(g, 0), "online",
+                                  int_at(g, 1), "waiting", int_at(g, 2))) < 0)
+            rc = KF_ENOMEM;
+    }
+    store_reply_free(rep);
+    if (rc == 0) {
+        *out = json_pack("{s:O,s:O}", "agents", agents, "groups", groups);
+        rc = *out ? 0 : KF_ENOMEM;
+    }
+    json_decref(agents);
+    json_decref(groups);
+    return rc;
+}

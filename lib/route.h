@@ -204,5 +204,10 @@ KF_WUR int route_all_sessions(struct route *r, const char *state, long limit,
  * [{"openid","position","since_ms","session"}...]}]}, at most limit
  * users listed per group (0: none, the lengths only). */
 KF_WUR int route_queue(struct route *r, long limit, json_t **out);
+/* The account's agents and groups as colleagues see them:
+ * {"agents":[{account, nick, status, weight, groups (comma-separated),
+ * load, capacity (the one routing applies)} as strings, by account],
+ * "groups":[{"group","online","waiting"}, sorted]} — no token hash. */
+KF_WUR int route_colleagues(struct route *r, json_t **out);
 
 #endif

@@ -2,7 +2,7 @@
 -- earlier release left as a LIST: see qkey).
 -- KEYS[1] the account prefix P; no other KEYS.
 -- ARGV: 1 op: agent_sessions | session | inbox | me | sessions | queue |
--- stats, 2 agent, openid or state.
+-- stats | colleagues, 2 agent, openid or state.
 -- agent_sessions -> list of session hashes (each as {field, value...})
 -- session -> the session hash as {field, value...} plus position.
 -- stats (3 now ms, 4 cfg) -> {field, value...}: agents, online, paused,
@@ -10,6 +10,11 @@
 --          first-response figures, then load:, share:, status:<agent>
 --          per agent and queue:<group> per queue.
 -- me -> the agent's hash plus load, or {} for an unknown agent.
+-- colleagues (3 cfg) -> {agents, groups}: agents one {field, value...} per
+--          agent by account (account, nick, status, weight, groups, load,
+--          capacity: the one routing applies, the default when unset; no
+--          token), groups one {group, online, waiting} per group an agent
+--          lists, sorted (online: its members whose status is online).
 -- sessions (2 state: ''|active|waiting, 3 limit) -> session hashes, the
 --          active ones by agent then user, then the waiting ones in queue
 --          order (with position), at most limit; the last element is
@@ -52,6 +57,34 @@ elseif op == 'me' then
     h[#h + 1] = 'load'
     h[#h + 1] = tostring(load_of(x))
     return h
+elseif op == 'colleagues' then
+    local cfg = parse_cfg(ARGV[3])
+    local agents = redis.call('SMEMBERS', P .. 'agents')
+    table.sort(agents)
+    local out, names, online = {}, {}, {}
+    for _, a in ipairs(agents) do
+        local f = redis.call('HMGET', akey(a), 'nick', 'status', 'weight',
+                             'groups')
+        local st = f[2] or 'offline'
+        out[#out + 1] = { 'account', a, 'nick', f[1] or '', 'status', st,
+                          'weight', f[3] or '1', 'groups', f[4] or '',
+                          'load', tostring(load_of(a)),
+                          'capacity', tostring(capacity(a, cfg)) }
+        for g in string.gmatch(f[4] or '', '[^,]+') do
+            if not online[g] then
+                online[g] = 0
+                names[#names + 1] = g
+            end
+            if st == 'online' then online[g] = online[g] + 1 end
+        end
+    end
+    table.sort(names)
+    local groups = {}
+    for _, g in ipairs(names) do
+        groups[#groups + 1] = { g, tostring(online[g]),
+                                tostring(redis.call('ZCARD', qkey(g))) }
+    end
+    return { out, groups }
 elseif op == 'sessions' then
     local want, limit = x, tonumber(ARGV[3])
     local out, total = {}, 0

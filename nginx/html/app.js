@@ -9,6 +9,7 @@
 //   workspace.js  agent: presence, the feed, the session list
 //   conv.js       agent: one conversation (history, live, send, transfer)
 //   media.js      agent: users' images and voice from blob: URLs
+//   colleagues.js agent: whom to transfer to (list, status, load), nicknames
 //   admin.js      admin: stats, agents, queue, sessions
 
 import {api, ApiError, getToken, setToken, setUnauthorizedHandler}

@@ -17,6 +17,7 @@ import {pieces, plain, safeHref} from './emoji.js';
 import {alertAgent} from './notify.js';
 import {displayName, learnName} from './profile.js';
 import {wrapUp} from './wrapup.js';
+import {openColleagues} from './colleagues.js';
 import {autoMark, isAutomatic, wireTyping} from './routing.js';
 import {PICK_ACCEPT, sendFile} from './send_media.js';
 import {wireEmojiPicker} from './emoji_picker.js';
@@ -855,7 +856,7 @@ function openTransfer() {
     setError(tid('transfer-error', dlg), '');
     tid('transfer-target', dlg).value = '';
     dlg.showModal();
-    tid('transfer-target', dlg).focus();
+    openColleagues(dlg);            // the list to pick from (colleagues.js)
 }
 
 async function submitTransfer(ev) {

@@ -43,7 +43,7 @@ export const STRINGS = {
         'conv.close': '结束会话',
         'conv.close.confirm': '结束与该用户的会话？',
         'conv.closed': '会话已结束',
-        'transfer.assigned': '已转给 {who}',
+        'transfer.assigned': '已转接给 {who}',
         'transfer.queued': '已转入分组，正在排队等待客服',
         'transfer.queued.pos': '已转入分组，排队第 {n} 位',
         'transfer.done': '已转接',
@@ -343,6 +343,16 @@ export const STRINGS = {
         'media.uploading': '正在上传…',
         'media.emoji': '表情',
         'media.bad': '{name}：只能发送图片（JPEG、PNG、GIF，2 MB 以内）、语音（AMR、MP3，2 MB 以内）或视频（MP4，10 MB 以内），微信客服消息不能发送其他文件',
+        // colleagues
+        'colleagues.loading': '正在加载同事列表…',
+        'colleagues.list_failed': '无法加载同事列表，请直接输入客服账号或分组名',
+        'colleagues.why.offline': '离线，无法接收',
+        'colleagues.why.full': '已满，无法接收',
+        'colleagues.load.title': '正在接待 / 最多同时接待',
+        'colleagues.group.online': '{n} 人在线',
+        'colleagues.group.waiting': '{n} 人排队',
+        'colleagues.none': '没有其他客服',
+        'colleagues.no_groups': '还没有分组',
     },
     en: {
         'app.title': 'Customer service console',
@@ -683,6 +693,16 @@ export const STRINGS = {
         'media.uploading': 'Uploading…',
         'media.emoji': 'Emoji',
         'media.bad': '{name}: only images (JPEG, PNG, GIF, up to 2 MB), voice (AMR, MP3, up to 2 MB) or video (MP4, up to 10 MB) can be sent; WeChat\'s customer-service messages cannot carry other files',
+        // colleagues
+        'colleagues.loading': 'Loading your colleagues…',
+        'colleagues.list_failed': 'Could not load your colleagues; type an agent account or a group name',
+        'colleagues.why.offline': 'offline, cannot take it',
+        'colleagues.why.full': 'full, cannot take it',
+        'colleagues.load.title': 'serving now / at most at once',
+        'colleagues.group.online': '{n} online',
+        'colleagues.group.waiting': '{n} waiting',
+        'colleagues.none': 'No other agents',
+        'colleagues.no_groups': 'No groups yet',
     },
 };
 

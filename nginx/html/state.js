@@ -21,7 +21,7 @@ export function reset() {
         pendingDelivery: new Map(),  // message id -> delivery seen first
         media: new Map(),     // media_id -> {state, url, type, why, tries}
         adminRows: new Map(), // account -> <tr>
-        agents: new Map(),    // account -> agent (admin)
+        agents: new Map(),    // account -> agent (admin.js; colleagues.js)
         localSeq: 0,
     });
 }
@@ -69,7 +69,7 @@ export function info(openid) {
 }
 
 // An agent by nickname when the console knows it (itself; an admin has
-// the agent list), else by account.
+// the agent list, an agent its colleagues'), else by account.
 export function agentName(account) {
     if (S.me && S.me.account === account && S.me.nick)
         return S.me.nick;

@@ -17,6 +17,7 @@ import {userLabel, wireProfile} from './profile.js';
 import {relabelWrapup, wireWrapup} from './wrapup.js';
 import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
 import {returningBadge} from './routing.js';
+import {loadColleagues, wireColleagues} from './colleagues.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -35,6 +36,7 @@ export function enterAgent() {
     });
     S.feed.start();
     refreshSessions();
+    loadColleagues().catch(() => {});   // nicknames; accounts meanwhile
     every(HEARTBEAT_MS, heartbeat);
     every(SESSIONS_REFRESH_MS, refreshSessions);
     every(1000, () => {
@@ -290,4 +292,11 @@ export function wireAgent() {
         renderConvHead();
     });
     wireWrapup();
+    wireColleagues();
+    // colleagues' nicknames known: shown instead of their accounts
+    document.addEventListener('wxkf:colleagues', () => {
+        renderSessions();
+        renderConvHead();
+        relabelConv();      // who wrote each message
+    });
 }

@@ -957,6 +957,128 @@ async function routingSteps(browser) {
     });
 }
 
+// colleagues (issue 17): the transfer dialog lists the colleagues by
+// nickname with their status and load (an offline one shown, not offered)
+// and the groups; A transfers to B by clicking and is told B's nickname.
+async function colleagueSteps(browser) {
+    const u = openidFor('Coll');
+    const off = {account: 'czoff@simshop', nick: '小周'};
+    const setStatus = async (who, status) => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: who.token, json: {status}});
+        assert(r.status === 200, `${who.account} ${status}: ${r.status}`);
+    };
+    const pickOf = (page, acct) => tid(page, 'transfer-dialog').locator(
+        `[data-testid="transfer-pick"][data-target="${acct}"]`);
+    const openDialog = async (page) => {
+        await sessionItem(page, u).click();
+        await tid(page, 'transfer-open').click();
+        await pickOf(page, B.account).waitFor();
+    };
+    let a, nickB;
+
+    await step('colleagues: the transfer dialog lists B by nickname, status and load; an offline colleague is not offered', async () => {
+        let r = await http('POST', BASE + '/api/v1/agents',
+                           {token: ADMIN, json: {account: off.account, nick: off.nick}});
+        assert(r.status === 201, 'offline colleague added: ' + r.status);
+        await setStatus(B, 'paused');       // so that the user comes to A
+        a = await newPage(browser, 'colleagues-A', LAPTOP);
+        await signIn(a, A.token);
+        await tid(a, 'status-online').click();
+        await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(u, '我想找负责退款的同事');
+        r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(r.status === 200 && r.data.agent === A.account,
+               'with A: ' + JSON.stringify(r.data));
+        await setStatus(B, 'online');
+        const c = (await apiGet('/api/v1/me/colleagues', A.token)).data;
+        const b = c.agents.find(x => x.account === B.account);
+        nickB = b.nick;
+        assert(nickB && nickB !== B.account, 'B has a nickname: ' + nickB);
+        await openDialog(a);
+        const rowB = pickOf(a, B.account);
+        assert(await rowB.getByTestId('pick-name').textContent() === nickB,
+               'B by nickname: ' + await rowB.textContent());
+        assert(await rowB.getAttribute('title') === B.account, 'the account in the tooltip');
+        assert(await rowB.getByTestId('pick-status').textContent() === '在线',
+               'status in words: ' + await rowB.textContent());
+        assert(await rowB.getByTestId('pick-load').textContent() === `${b.load}/${b.capacity}`,
+               'load: ' + await rowB.textContent());
+        assert(await rowB.isEnabled(), 'B may be picked');
+        const rowOff = pickOf(a, off.account);
+        assert(await rowOff.getByTestId('pick-name').textContent() === off.nick, 'offline by nick');
+        assert(await rowOff.getByTestId('pick-status').textContent() === '离线', 'offline in words');
+        assert(await rowOff.isDisabled(), 'an offline colleague cannot be picked');
+        assert(await rowOff.getByTestId('pick-why').textContent() ===
+               await zh(a, 'colleagues.why.offline'), 'the reason is given');
+        assert(await pickOf(a, A.account).count() === 0, 'A is not offered itself');
+        assert(await tid(a, 'transfer-target').isHidden(), 'no account to type');
+        // the groups, with how many are online
+        await tid(a, 'transfer-kind-group').check();
+        for (const g of c.groups) {
+            const row = pickOf(a, g.group);
+            assert((await row.getByTestId('pick-online').textContent()) ===
+                   `${g.online} 人在线`, `group ${g.group}: ` + await row.textContent());
+        }
+        assert(c.groups.length > 0, 'groups listed');
+        await tid(a, 'transfer-kind-agent').check();
+        await pickOf(a, B.account).waitFor();
+        await shot(a, 'laptop-colleagues-transfer');
+    });
+
+    await step('colleagues: the same list on a phone; the typed account when it cannot load', async () => {
+        const phone = await newPage(browser, 'colleagues-A-phone', PHONE, true);
+        await signIn(phone, A.token);
+        await openDialog(phone);
+        await shot(phone, 'phone-colleagues-transfer');
+        // no list to be had: the account is typed, and the dialog says why
+        await tid(phone, 'transfer-cancel').click();
+        await phone.route('**/api/v1/me/colleagues', (r) => r.fulfill({
+            status: 502, contentType: 'application/json',
+            body: '{"error":{"code":"bad_gateway","message":"down"}}'}));
+        await tid(phone, 'transfer-open').click();
+        await tid(phone, 'transfer-target').waitFor();
+        assert(await tid(phone, 'transfer-list-error').isVisible(), 'the reason is shown');
+        assert(await tid(phone, 'transfer-list').isHidden(), 'no stale list');
+        await phone.context().close();
+        delete pages['colleagues-A-phone'];
+    });
+
+    await step('colleagues: A transfers to B by clicking; told B\'s nickname', async () => {
+        const reply = '稍等，我帮您转给负责退款的同事';
+        let r = await http('POST', BASE + '/api/v1/sessions/' + u + '/messages',
+                           {token: A.token, json: {msgtype: 'text', text: {content: reply}}});
+        assert(r.status === 200, 'A replies: ' + r.status);
+        await pickOf(a, B.account).click();
+        assert(await pickOf(a, B.account).getAttribute('aria-pressed') === 'true', 'B picked');
+        await tid(a, 'transfer-submit').click();
+        await tid(a, 'transfer-dialog').waitFor({state: 'hidden'});
+        await tid(a, 'conv-notice').waitFor();
+        const said = await tid(a, 'conv-notice').textContent();
+        assert(said === '已转接给 ' + nickB, 'told by nickname: ' + said);
+        r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(r.status === 200 && r.data.agent === B.account, 'with B now: ' + JSON.stringify(r.data));
+        // B sees who answered before by nickname, the account in the tooltip
+        const nickA = (await apiGet('/api/v1/me/colleagues', B.token)).data
+            .agents.find(x => x.account === A.account).nick;
+        const b = await newPage(browser, 'colleagues-B', LAPTOP);
+        await signIn(b, B.token);
+        await sessionItem(b, u).click();
+        const by = b.locator('[data-testid="message"][data-dir="out"]')
+            .filter({hasText: reply}).locator('.by');
+        await by.waitFor();
+        assert(await by.textContent() === nickA, 'by nickname: ' + await by.textContent());
+        assert(await by.getAttribute('title') === A.account, 'account in the tooltip');
+        await b.context().close();
+        delete pages['colleagues-B'];
+        await http('POST', BASE + '/api/v1/sessions/' + u + '/close', {token: ADMIN});
+        const d = await http('DELETE', BASE + '/api/v1/agents/' + off.account, {token: ADMIN});
+        assert(d.status === 200 || d.status === 204, 'offline colleague removed: ' + d.status);
+        await a.context().close();
+        delete pages['colleagues-A'];
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -1550,7 +1672,9 @@ async function main() {
             await watchFor(b, 'xfer', '[data-testid="session-item"]', user1.slice(0, 6));
             await tid(a, 'transfer-open').click();
             await tid(a, 'transfer-dialog').waitFor();
-            await tid(a, 'transfer-target').fill(B.account);
+            // B picked from the colleagues list (colleagueSteps checks it)
+            await tid(a, 'transfer-dialog').locator(
+                `[data-testid="transfer-pick"][data-target="${B.account}"]`).click();
             const t0 = Date.now();
             await tid(a, 'transfer-submit').click();
             await tid(a, 'transfer-dialog').waitFor({state: 'hidden'});
@@ -1558,7 +1682,9 @@ async function main() {
             await tid(a, 'conv-notice').waitFor();
             // the result in words, never "已转接：assigned:cb1@…"
             const said = await tid(a, 'conv-notice').textContent();
-            const want = (await zh(a, 'transfer.assigned')).replace('{who}', B.account);
+            const nickB = (await apiGet('/api/v1/me/colleagues', A.token)).data
+                .agents.find(x => x.account === B.account).nick;
+            const want = (await zh(a, 'transfer.assigned')).replace('{who}', nickB);
             assert(said === want, `the transfer is told in words: ${said}`);
             const ms = await seenAt(b, 'xfer', 10000) - t0;
             figures.transfer_ms = ms;
@@ -1785,6 +1911,7 @@ async function main() {
         await cannedReplies(browser, a, adm);
         await mediaSteps(browser);
         await wrapupSteps(browser);
+        await colleagueSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

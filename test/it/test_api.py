@@ -85,6 +85,15 @@ def user_writes(sim, openid, content='你好'):
     return out
 
 
+def close_all(stack, agents):
+    """Closes every session of these agents (as the admin)."""
+    for a in agents:
+        for s in call(stack, 'GET', '/api/v1/me/sessions',
+                      a.token).json()['sessions']:
+            call(stack, 'POST', '/api/v1/sessions/%s/close' % s['openid'],
+                 stack.admin_token, json={})
+
+
 def owner(stack, openid):
     r = call(stack, 'GET', '/api/v1/sessions/' + openid,
              stack.admin_token)
@@ -104,9 +113,12 @@ ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
                 ('GET', '/api/v1/sessions'), ('GET', '/api/v1/queue'),
                 ('GET', '/api/v1/stats'), ('POST', '/api/v1/labels'),
                 ('PATCH', '/api/v1/labels/1'), ('DELETE', '/api/v1/labels/1')]
+# both roles: an agent gets its own account's data
+BOTH_ROUTES = [('GET', '/api/v1/me/colleagues')]
 
 
-@pytest.mark.parametrize('method,path', AGENT_ROUTES + ADMIN_ROUTES)
+@pytest.mark.parametrize('method,path',
+                         AGENT_ROUTES + ADMIN_ROUTES + BOTH_ROUTES)
 def test_no_token_and_bad_token_are_401(astack, two, method, path):
     r = call(astack, method, path)
     assert_error(r, 401, 'unauthorized')
@@ -130,6 +142,13 @@ def test_admin_on_agent_only_routes(astack, two, method, path):
         assert r.status_code == 200 and r.json() == {'role': 'admin'}
     else:
         assert_error(r, 403, 'forbidden')
+
+
+@pytest.mark.parametrize('method,path', BOTH_ROUTES)
+def test_agents_and_admins_on_shared_routes(astack, two, method, path):
+    for token in (two[0].token, astack.admin_token):
+        r = call(astack, method, path, token)
+        assert r.status_code == 200, r.text
 
 
 def test_an_agent_cannot_touch_another_agents_session(astack, sim, two):
@@ -331,11 +350,7 @@ def test_error_shape_for_bodies_methods_and_routes(astack):
 
 def test_all_sessions_queue_and_stats(astack, sim, two):
     h = astack.admin_token
-    for a in two:
-        for s in call(astack, 'GET', '/api/v1/me/sessions',
-                      a.token).json()['sessions']:
-            call(astack, 'POST', '/api/v1/sessions/%s/close' % s['openid'],
-                 h, json={})
+    close_all(astack, two)
     before = call(astack, 'GET', '/api/v1/stats', h).json()
     users = ['oApiQ%02d' % i for i in range(4)]
     for u in users:
@@ -388,6 +403,47 @@ def test_all_sessions_queue_and_stats(astack, sim, two):
     assert st2['first_responses_today'] == st['first_responses_today']
     for u in users:
         call(astack, 'POST', '/api/v1/sessions/%s/close' % u, h, json={})
+
+
+def test_colleagues_show_nick_status_load_and_groups(astack, sim, two):
+    """What the transfer dialog lists: every agent of the account by
+    nickname with its status, load and the capacity routing applies, and
+    the groups with how many are online and waiting; no token."""
+    h = astack.admin_token
+    close_all(astack, two)
+    c = Agent(astack, 'apc@apishop',
+              add_agent(astack, 'apc@apishop', nick='售后小王', capacity=3,
+                        groups=('售后',)))
+    c.status('paused')            # paused: routing gives it no one
+    user_writes(sim, 'oApiColl1')
+    ag = owner(astack, 'oApiColl1')
+    assert ag in (two[0].account, two[1].account)
+
+    def colleagues(token):
+        r = call(astack, 'GET', '/api/v1/me/colleagues', token)
+        assert r.status_code == 200, r.text
+        assert 'token' not in r.text and 'sha256' not in r.text
+        return r.json()
+
+    got = colleagues(two[1].token)
+    by = {a['account']: a for a in got['agents']}
+    assert by['apc@apishop'] == {
+        'account': 'apc@apishop', 'nick': '售后小王', 'status': 'paused',
+        'load': 0, 'capacity': 3, 'weight': 1, 'groups': ['售后']}
+    assert by[ag]['status'] == 'online' and by[ag]['load'] == 1
+    assert by[ag]['capacity'] == 1            # [routing] default_capacity
+    other = [a for a in two if a.account != ag][0]
+    assert by[other.account]['load'] == 0
+    assert [a['account'] for a in got['agents']] == sorted(by)
+    assert {'group': '售后', 'online': 0, 'waiting': 0} in got['groups']
+    assert colleagues(h) == got               # an admin sees the same
+    c.status('online')
+    got = colleagues(two[0].token)
+    assert {'group': '售后', 'online': 1, 'waiting': 0} in got['groups']
+    c.status('offline')
+    by = {a['account']: a for a in colleagues(two[0].token)['agents']}
+    assert by['apc@apishop']['status'] == 'offline'
+    call(astack, 'POST', '/api/v1/sessions/oApiColl1/close', h, json={})
 
 
 # --- media upload -----------------------------------------------------------------

@@ -1809,6 +1809,67 @@ static void test_route_random_operations_keep_load_equal_to_active_sessions(
 
 /* The admin's views: every session (active by agent, then the waiting in
  * queue order), the queue, and today's figures in the stats. */
+/* o[k] is the string want / the integer want. */
+static void str_is(const json_t *o, const char *k, const char *want)
+{
+    assert_string_equal(json_string_value(json_object_get(o, k)), want);
+}
+
+static void int_is(const json_t *o, const char *k, json_int_t want)
+{
+    assert_int_equal(json_integer_value(json_object_get(o, k)), want);
+}
+
+/* What the transfer dialog lists: every agent with its status, load and
+ * the capacity routing applies, each group with how many are online and
+ * waiting; never the token hash the agent's hash also holds. */
+static void test_route_colleagues_list_agents_and_groups_without_tokens(
+    void **st)
+{
+    struct fixture *f = *st;
+    json_t *c = NULL, *a, *g;
+    char *text;
+
+    configure(f, "round_robin", 2, "");
+    add_agent(f, "a", 1, 0, "sales");
+    add_agent(f, "b", 2, 5, "sales,vip");
+    add_agent(f, "c", 1, 0, "vip");
+    CMD(f, "HSET", key(f, "agent:", "b"), "token_sha256", "feedface");
+    presence(f, "a", "online", T0);
+    presence(f, "b", "paused", T0);
+    msg(f, "u1", "", T0);                       /* to a, the only online */
+    msg(f, "u2", "vip", T0 + SEC);              /* nobody in vip online */
+    assert_int_equal(route_colleagues(&f->route, &c), 0);
+    text = json_dumps(c, JSON_COMPACT);
+    assert_non_null(text);
+    assert_null(strstr(text, "feedface"));
+    assert_null(strstr(text, "token"));
+    free(text);
+    assert_int_equal(json_array_size(json_object_get(c, "agents")), 3);
+    a = json_array_get(json_object_get(c, "agents"), 0);
+    str_is(a, "account", "a");
+    str_is(a, "status", "online");
+    str_is(a, "load", "1");
+    str_is(a, "capacity", "2");                 /* the default applies */
+    a = json_array_get(json_object_get(c, "agents"), 1);
+    str_is(a, "status", "paused");
+    str_is(a, "capacity", "5");
+    str_is(a, "groups", "sales,vip");
+    a = json_array_get(json_object_get(c, "agents"), 2);
+    str_is(a, "status", "offline");
+    str_is(a, "load", "0");
+    assert_int_equal(json_array_size(json_object_get(c, "groups")), 2);
+    g = json_array_get(json_object_get(c, "groups"), 0);
+    str_is(g, "group", "sales");
+    int_is(g, "online", 1);
+    int_is(g, "waiting", 0);
+    g = json_array_get(json_object_get(c, "groups"), 1);
+    str_is(g, "group", "vip");
+    int_is(g, "online", 0);
+    int_is(g, "waiting", 1);
+    json_decref(c);
+}
+
 static void test_route_admin_views_list_sessions_queue_and_today(void **st)
 {
     struct fixture *f = *st;
@@ -2189,6 +2250,7 @@ int main(void)
         T(test_route_session_goes_waiting_active_closed_with_a_reason),
         T(test_route_admin_close_is_recorded_with_reason_admin),
         T(test_route_admin_views_list_sessions_queue_and_today),
+        T(test_route_colleagues_list_agents_and_groups_without_tokens),
         T(test_route_each_message_pushes_the_idle_deadline),
         T(test_route_idle_expiry_frees_the_slot_for_the_next_user),
         T(test_route_views_list_an_agents_sessions_and_one_session),
