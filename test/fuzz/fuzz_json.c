@@ -165,7 +165,8 @@ static void transfer(json_t *body)
 
         FZ_CHECK(rc == agent_check_group(group, &err));
         check_err(rc, &err, "group");
-        FZ_CHECK(rc < 0 || (strlen(group) <= 32 && strcmp(group, "_all")));
+        FZ_CHECK(rc < 0 || (strlen(group) < AGENT_GROUP_SIZE &&
+                            strcmp(group, "_all")));
     }
 }
 
