@@ -389,8 +389,9 @@ static int count_rest(FILE *in, long *left)
 
 /* Replays the replay file; removes it when every record is done. A
  * record apply refuses, and anything that is not a record, goes to the
- * quarantine file (blank lines are skipped). A replay stopped at its
- * first record leaves the file untouched. */
+ * quarantine file (blank lines are skipped). A replay stopped at the
+ * file's first line leaves the file untouched; stopped later (after a
+ * blank line too) the file is rewritten from the record that stopped. */
 static int replay_file(struct journal *j, journal_apply_fn apply, void *ctx,
                        struct journal_counts *c)
 {
@@ -418,8 +419,10 @@ static int replay_file(struct journal *j, journal_apply_fn apply, void *ctx,
         size_t off = 0, n = (size_t)len;
         int a = 0;
 
-        if (n == 1 && line[0] == '\n')
+        if (n == 1 && line[0] == '\n') {
+            first = 0;          /* taken out of the file if it stops */
             continue;
+        }
         if (find_record(line, n, &off, &o, &body, &r) < 0) {
             rc = quarantine(j, line, n - (line[n - 1] == '\n'), c);
         } else {

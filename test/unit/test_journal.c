@@ -221,6 +221,43 @@ static void a_replay_stopped_at_its_first_record_leaves_the_file(void **st)
     remove_dir(dir);
 }
 
+/* A blank line before the record that stops is taken out with it: the
+ * replay file left is exactly the rest from that record, and `left`
+ * counts its lines (make fuzz found the file kept with the blank line
+ * while `left` said one line less). */
+static void a_stop_after_a_blank_line_keeps_the_rest_from_the_record(
+    void **st)
+{
+    struct journal j;
+    struct journal_counts c = { 0, 0, 0 };
+    struct seen s;
+    char dir[64], *all, *rest;
+    int fd;
+
+    (void)st;
+    start(&j, &s, dir, sizeof(dir));
+    fd = open(j.path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    assert_int_equal(add(&j, "m0", 2, 1700000000), 0);
+    assert_int_equal(add(&j, "m1", 2, 1700000001), 0);
+    all = slurp(j.path);
+    s.fail_at = 1;
+    assert_int_equal(journal_replay(&j, apply, &s, &c), KF_EBACKEND);
+    assert_int_equal(c.left, 2);
+    rest = slurp(j.replay);
+    assert_string_equal(rest, all + 1);
+    free(rest);
+    free(all);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(journal_replay(&j, apply, &s, &c), 0);
+    assert_int_equal(c.replayed, 2);
+    assert_string_equal(s.body[1], "m1");
+    assert_false(journal_pending(&j));
+    remove_dir(dir);
+}
+
 static void a_line_cut_short_is_quarantined(void **st)
 {
     struct journal j;
@@ -570,6 +607,7 @@ int main(void)
         cmocka_unit_test(records_come_back_in_order_byte_for_byte),
         cmocka_unit_test(a_stopped_replay_keeps_exactly_the_rest),
         cmocka_unit_test(a_replay_stopped_at_its_first_record_leaves_the_file),
+        cmocka_unit_test(a_stop_after_a_blank_line_keeps_the_rest_from_the_record),
         cmocka_unit_test(a_line_cut_short_is_quarantined),
         cmocka_unit_test(a_record_glued_onto_a_cut_short_line_is_replayed),
         cmocka_unit_test(
