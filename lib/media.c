@@ -82,6 +82,7 @@ static const struct {
     { "image/pjpeg", "jpg" }, { "image/png", "png" },
     { "image/gif", "gif" }, { "audio/amr", "amr" },
     { "audio/speex", "speex" }, { "audio/x-speex", "speex" },
+    { "audio/x-speex-with-header-byte", "speex" },
     { "audio/mpeg", "mp3" }, { "audio/mp3", "mp3" },
     { "audio/wav", "wav" }, { "audio/x-wav", "wav" },
     { "video/mp4", "mp4" },
@@ -355,16 +356,23 @@ static int fetch(struct media *m, const char *mid, struct kf_buf *out,
     return download(m, url, out, ct, ct_len);
 }
 
-/* A voice's playable copy: the WAV of an AMR file (lib/voice.c). wav is
- * left empty when there is none (not AMR, or AMR voice refuses: the
- * original is then stored alone, counted in c->unplayable). */
+/* A voice's playable copy: the WAV of an AMR or Speex file
+ * (lib/voice.c). wav is left empty when there is none (not a voice, or
+ * the decoder refuses it: the original is then stored alone, counted in
+ * c->unplayable). */
 static void make_playable(const char *ext, const struct kf_buf *b,
                           struct kf_buf *wav, long *ms,
                           struct media_counts *c)
 {
-    if (strcmp(ext, "amr") != 0)
+    int rc;
+
+    if (strcmp(ext, "amr") == 0)
+        rc = voice_amr_to_wav(kf_buf_str(b), wav, ms);
+    else if (strcmp(ext, "speex") == 0)
+        rc = voice_speex_to_wav(kf_buf_str(b), wav, ms);
+    else
         return;
-    if (voice_amr_to_wav(kf_buf_str(b), wav, ms) < 0) {
+    if (rc < 0) {
         kf_buf_reset(wav);
         c->unplayable++;
     }
@@ -416,7 +424,7 @@ static int store_bytes(struct media *m, const struct pass *p,
     long ms = 0;
     int rc;
 
-    kf_buf_init(&wav, VOICE_WAV_MAX);
+    kf_buf_init(&wav, VOICE_SPEEX_WAV_MAX);   /* the larger of the two */
     make_playable(ext, b, &wav, &ms, c);
     rc = rel_path(p->now, mid, ext, rel, sizeof(rel));
     if (rc == 0 && wav.len > 0) {

@@ -1,10 +1,12 @@
-/* voice: AMR-NB files to WAV (opencore-amrnb's decoder). */
+/* voice: AMR-NB and Speex files to WAV (opencore-amrnb's and libspeex's
+ * decoders). */
 #include "voice.h"
 
 #include <stdint.h>
 #include <string.h>
 
 #include <opencore-amrnb/interf_dec.h>
+#include <speex/speex.h>
 
 #include "banned.h"
 
@@ -68,8 +70,8 @@ static void put32(unsigned char *p, uint32_t v)
     put16(p + 2, v >> 16);
 }
 
-/* The canonical 44-byte header of PCM 16-bit 8 kHz mono. */
-static void wav_header(unsigned char *h, uint32_t data_len)
+/* The canonical 44-byte header of PCM 16-bit mono at `rate`. */
+static void wav_header(unsigned char *h, uint32_t rate, uint32_t data_len)
 {
     memcpy(h, "RIFF", 4);
     put32(h + 4, 36 + data_len);
@@ -77,12 +79,23 @@ static void wav_header(unsigned char *h, uint32_t data_len)
     put32(h + 16, 16);                  /* the fmt chunk's size */
     put16(h + 20, 1);                   /* PCM */
     put16(h + 22, 1);                   /* mono */
-    put32(h + 24, VOICE_RATE);
-    put32(h + 28, VOICE_RATE * 2);      /* bytes a second */
+    put32(h + 24, rate);
+    put32(h + 28, rate * 2);            /* bytes a second */
     put16(h + 32, 2);                   /* bytes a sample frame */
     put16(h + 34, 16);                  /* bits a sample */
     memcpy(h + 36, "data", 4);
     put32(h + 40, data_len);
+}
+
+/* Appends n 16-bit samples, little-endian. */
+static int append_pcm(struct kf_buf *wav, const short *pcm, int n)
+{
+    unsigned char le[2 * 320];
+    int i;
+
+    for (i = 0; i < n; i++)
+        put16(le + 2 * i, (unsigned)(uint16_t)pcm[i]);
+    return kf_buf_append(wav, le, (size_t)n * 2);
 }
 
 /* Appends the decoded frames (already checked by count_frames). */
@@ -91,17 +104,14 @@ static int decode(struct kf_str amr, struct kf_buf *wav)
     const unsigned char *p = (const unsigned char *)amr.p;
     size_t at = AMR_MAGIC_LEN;
     short pcm[FRAME_SAMPLES];
-    unsigned char le[FRAME_SAMPLES * 2];
     void *dec = Decoder_Interface_init();
-    int rc = 0, i;
+    int rc = 0;
 
     if (!dec)
         return KF_ENOMEM;
     while (rc == 0 && at < amr.len) {
         Decoder_Interface_Decode(dec, p + at, pcm, 0);
-        for (i = 0; i < FRAME_SAMPLES; i++)
-            put16(le + 2 * i, (unsigned)(uint16_t)pcm[i]);
-        rc = kf_buf_append(wav, le, sizeof(le));
+        rc = append_pcm(wav, pcm, FRAME_SAMPLES);
         at += frame_len[(p[at] >> 3) & 15];
     }
     Decoder_Interface_exit(dec);
@@ -118,13 +128,117 @@ int voice_amr_to_wav(struct kf_str amr, struct kf_buf *wav, long *ms)
     *ms = frames * VOICE_FRAME_MS;
     if (rc < 0)
         return rc;
-    wav_header(h, (uint32_t)(frames * FRAME_SAMPLES * 2));
+    wav_header(h, VOICE_RATE, (uint32_t)(frames * FRAME_SAMPLES * 2));
     rc = kf_buf_append(wav, h, sizeof(h));
     if (rc == 0)
         rc = decode(amr, wav);
     if (rc < 0)
         kf_buf_reset(wav);
     return rc;
+}
+
+/* --- Speex ---------------------------------------------------------------- */
+
+#define SPX_SAMPLES 320             /* 20 ms at 16 kHz */
+
+/* 1 when the file is header-byte blocks: each a length byte (1..255)
+ * and that many bytes, tiling the file exactly. */
+static int header_byte_blocks(const unsigned char *p, size_t n)
+{
+    size_t at = 0;
+
+    while (at < n) {
+        if (p[at] == 0 || n - at - 1 < p[at])
+            return 0;
+        at += 1 + (size_t)p[at];
+    }
+    return n > 0;
+}
+
+/* Decodes every frame of one block onto wav: *frames counts them. A
+ * block must hold at least one frame; -2 from the decoder (a corrupt
+ * frame) or a frame past VOICE_MAX_MS stops it. */
+static int speex_block(void *st, SpeexBits *bits, const unsigned char *p,
+                       int len, struct kf_buf *wav, long *frames)
+{
+    short pcm[SPX_SAMPLES];
+    int got = 0, r, rc = 0;
+
+    speex_bits_read_from(bits, (const char *)p, len);
+    while (rc == 0 && speex_bits_remaining(bits) > 0) {
+        r = speex_decode_int(st, bits, pcm);
+        if (r == -1)
+            break;                      /* the terminator, or padding */
+        if (r != 0)
+            return KF_EPARSE;
+        if (++*frames > VOICE_MAX_MS / VOICE_FRAME_MS)
+            return KF_ETOOBIG;
+        got++;
+        rc = append_pcm(wav, pcm, SPX_SAMPLES);
+    }
+    return rc < 0 ? rc : got > 0 ? 0 : KF_EPARSE;
+}
+
+/* Decodes the file in one framing (hb: header-byte blocks, else bare
+ * frames) after wav's header room. */
+static int speex_decode_all(struct kf_str spx, int hb, struct kf_buf *wav,
+                            long *frames)
+{
+    const unsigned char *p = (const unsigned char *)spx.p;
+    size_t at = 0;
+    int rate = VOICE_SPEEX_RATE, enh = 1, rc = 0;
+    SpeexBits bits;
+    void *st = speex_decoder_init(speex_lib_get_mode(SPEEX_MODEID_WB));
+
+    if (!st)
+        return KF_ENOMEM;
+    speex_decoder_ctl(st, SPEEX_SET_SAMPLING_RATE, &rate);
+    speex_decoder_ctl(st, SPEEX_SET_ENH, &enh);
+    speex_bits_init(&bits);
+    *frames = 0;
+    while (rc == 0 && at < spx.len) {
+        size_t len = hb ? p[at] : VOICE_SPEEX_FRAME;
+
+        at += hb;
+        rc = speex_block(st, &bits, p + at, (int)len, wav, frames);
+        at += len;
+    }
+    speex_bits_destroy(&bits);
+    speex_decoder_destroy(st);
+    return rc;
+}
+
+int voice_speex_to_wav(struct kf_str spx, struct kf_buf *wav, long *ms)
+{
+    const unsigned char *p = (const unsigned char *)spx.p;
+    unsigned char h[VOICE_WAV_HEADER] = { 0 };
+    int framings[2], nf = 0, i, rc = KF_EPARSE;
+    long frames = 0;
+
+    kf_buf_reset(wav);
+    *ms = 0;
+    if (spx.len > VOICE_SPEEX_MAX)
+        return KF_ETOOBIG;
+    if (header_byte_blocks(p, spx.len))
+        framings[nf++] = 1;
+    if (spx.len > 0 && spx.len % VOICE_SPEEX_FRAME == 0)
+        framings[nf++] = 0;
+    /* a bare file may tile as blocks by chance: it then fails to decode
+     * as such (or decodes as noise, which no check can tell) */
+    for (i = 0; i < nf && rc == KF_EPARSE; i++) {
+        kf_buf_reset(wav);
+        rc = kf_buf_append(wav, h, sizeof(h));
+        if (rc == 0)
+            rc = speex_decode_all(spx, framings[i], wav, &frames);
+    }
+    if (rc < 0) {
+        kf_buf_reset(wav);
+        return rc;
+    }
+    wav_header((unsigned char *)wav->p, VOICE_SPEEX_RATE,
+               (uint32_t)(wav->len - VOICE_WAV_HEADER));
+    *ms = frames * VOICE_FRAME_MS;
+    return 0;
 }
 
 /* --- MP3 ------------------------------------------------------------------ */

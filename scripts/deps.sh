@@ -17,16 +17,17 @@ set -eu
 
 PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libpq-dev
 libexpat1-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
-libopencore-amrnb-dev libopencore-amrnb0
+libopencore-amrnb-dev libopencore-amrnb0 libspeex-dev libspeex1
 nginx libnginx-mod-nchan spawn-fcgi multiwatch redis-server postgresql wrk curl
 python3-pytest python3-requests python3-redis python3-psycopg2
 python3-cryptography iproute2 procps chromium fonts-wqy-microhei
 fonts-noto-color-emoji nodejs npm
 systemd"
 
-# libopencore-amrnb-dev / libopencore-amrnb0: the AMR-NB decoder `wxkf
-# jobs` turns users' voice messages into WAV with (lib/voice.c; the
-# runtime library is all an installed wxkf needs).
+# libopencore-amrnb-dev / libopencore-amrnb0, libspeex-dev / libspeex1:
+# the AMR-NB and Speex decoders `wxkf jobs` turns users' voice messages
+# into WAV with (lib/voice.c; the runtime libraries are all an installed
+# wxkf needs).
 # fonts-wqy-microhei: Chinese glyphs in the console's screenshots (the
 # console is for Chinese teams; without a CJK font they show as boxes);
 # fonts-noto-color-emoji: the emoji picker's glyphs in them.

@@ -2,7 +2,7 @@
 // Authorization header (GET /api/v1/media/{id}) and shown from blob: URLs;
 // retried while wxkf jobs has not stored them yet. A voice is played from
 // its WAV copy (?format=wav, docs/media.md) with its duration; without one
-// (speex, or an AMR file the decoder refused) the original is offered as a
+// (an AMR or Speex file the decoder refused) the original is offered as a
 // download.
 
 import {api, ApiError, seg} from './api.js';
@@ -75,7 +75,8 @@ export function mediaNode(m) {
         if (type === 'audio/mpeg' || type === 'audio/ogg')
             return h('audio', {src: rec.url, controls: true,
                                dataset: {testid: 'message-audio'}});
-        // AMR and speex: browsers cannot play them; offer the file.
+        // AMR and Speex without a copy: browsers cannot play them; offer
+        // the file.
         return h('a', {href: rec.url, download: id + extOf(type),
                        dataset: {testid: 'media-download'}},
                  typeLabel(m) + ' ' + t('msg.media.download'));
@@ -90,10 +91,11 @@ export function mediaNode(m) {
              typeLabel(m) + ' ' + t('msg.media.pending'));
 }
 
-// A voice's WAV copy: the player and the duration (16-bit 8 kHz mono
-// after a 44-byte header: 16000 bytes a second).
+// A voice's WAV copy: the player and the duration (16-bit mono after a
+// 44-byte header: 16000 bytes a second at 8 kHz (AMR), 32000 at 16 kHz
+// (Speex), as its header's byte rate says).
 function voiceNode(rec) {
-    const ms = Math.max(0, rec.size - 44) / 16;
+    const ms = Math.max(0, rec.size - 44) / ((rec.byteRate || 16000) / 1000);
     return h('span', {class: 'voice', dataset: {testid: 'message-voice'}},
              h('audio', {src: rec.url, controls: true, preload: 'metadata',
                          dataset: {testid: 'message-audio'}}),
@@ -128,6 +130,9 @@ async function loadMedia(id, retry = true, voice = false) {
         rec.url = URL.createObjectURL(blob);
         rec.type = blob.type;
         rec.size = blob.size;
+        if (blob.type === 'audio/wav' && blob.size >= 44)
+            rec.byteRate = new DataView(await blob.slice(24, 32)
+                                            .arrayBuffer()).getUint32(4, true);
         rec.state = 'ready';
     } catch (e) {
         if (rec.wav && e instanceof ApiError && e.code === 'no_playable') {

@@ -1,7 +1,8 @@
 /* fuzz_voice: lib/voice — AMR-NB files, as `wxkf jobs` gets users' voice
  * messages from WeChat, measured (voice_amr_ms) and decoded into WAV
- * (voice_amr_to_wav, opencore-amrnb's decoder); and the same bytes as an
- * agent's MP3 upload (voice_mp3_ms).
+ * (voice_amr_to_wav, opencore-amrnb's decoder); the same bytes as a
+ * Speex voice (voice_speex_to_wav, libspeex's decoder, both framings);
+ * and as an agent's MP3 upload (voice_mp3_ms).
  *
  * Input: data[0] flags, then the bytes.
  *   flags & 1: the harness puts the "#!AMR\n" header in front of the
@@ -13,6 +14,9 @@
  *    44-byte header (RIFF/WAVE, data size = 2 bytes a sample) and 160
  *    samples a frame;
  *  - refused: only KF_EPARSE or KF_ETOOBIG, the WAV buffer empty;
+ *  - as Speex: accepted, 20 ms a frame within VOICE_MAX_MS, a 16 kHz WAV
+ *    of 320 samples a frame with consistent sizes; else those two codes,
+ *    the WAV empty and ms 0;
  *  - as MP3: 0 < ms <= VOICE_MAX_MS when accepted, else KF_EPARSE or
  *    KF_ETOOBIG with ms 0. */
 #include <string.h>
@@ -63,6 +67,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FZ_CHECK(rc == KF_EPARSE || rc == KF_ETOOBIG);
         FZ_CHECK(wav.len == 0);
+    }
+    kf_buf_release(&wav);
+    /* the same bytes as Speex (no AMR header: flag 1 clear) */
+    kf_buf_init(&wav, VOICE_SPEEX_WAV_MAX);
+    rc = voice_speex_to_wav(in, &wav, &ms);
+    if (rc == 0) {
+        FZ_CHECK(ms > 0 && ms <= VOICE_MAX_MS && ms % VOICE_FRAME_MS == 0);
+        FZ_CHECK(wav.len == VOICE_WAV_HEADER + (size_t)ms / 20 * 640);
+        FZ_CHECK(le32(wav.p + 24) == VOICE_SPEEX_RATE);
+        FZ_CHECK(le32(wav.p + 40) == wav.len - VOICE_WAV_HEADER);
+        FZ_CHECK(le32(wav.p + 4) == wav.len - 8);
+    } else {
+        FZ_CHECK(rc == KF_EPARSE || rc == KF_ETOOBIG);
+        FZ_CHECK(wav.len == 0 && ms == 0);
     }
     kf_buf_release(&wav);
     rc = voice_mp3_ms(in, &ms);

@@ -20,7 +20,7 @@ from test_routing import Agent, add_agent
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'sim'))
 from wechat_api_sim import SimServer  # noqa: E402
-from audio import tone  # noqa: E402
+from audio import tone, tone_speex  # noqa: E402
 
 SECRET = 'simSecret0123456789abcdef'
 MEDIA_GET = '/cgi-bin/media/get'
@@ -274,6 +274,32 @@ def test_voice_is_served_playable_as_wav(sim, mstack, agents):
                  400, 'bad_format')
     # the quota counts both files
     assert int(mstack.redis.get(P + 'media_bytes')) >= len(amr) + 32044
+
+
+@pytest.mark.parametrize('framing', ['header_byte', 'bare'])
+def test_speex_voice_is_served_playable_as_wav(sim, mstack, agents,
+                                               framing):
+    """A real Speex wideband voice (2 s, libspeex's encoder) as WeChat
+    serves speex (audio/x-speex-with-header-byte; rate=16000), or as bare
+    60-byte frames: wxkf jobs keeps the original and writes a 16 kHz WAV."""
+    voice_id = new_id('spx')
+    spx = tone_speex(2.0, 523, header_byte=framing == 'header_byte')
+    seed(sim, voice_id, 'audio/x-speex-with-header-byte; rate=16000', spx)
+    openid = 'oMedia' + secrets.token_hex(10)
+    user_sends(sim, openid, type='voice', media_id=voice_id)
+    owner, _ = owner_and_other(agents, openid)
+    h = wait_stored(mstack, voice_id)
+    assert h['path'].endswith('.speex'), h
+    assert h['play_path'] == h['path'][:-len('speex')] + 'wav', h
+    assert h['play_ms'] == '2000' and h['play_size'] == str(44 + 64000), h
+    r = owner.get('/api/v1/media/' + voice_id + '?format=wav')
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers['Content-Type'] == 'audio/wav'
+    assert int.from_bytes(r.content[24:28], 'little') == 16000
+    assert int.from_bytes(r.content[40:44], 'little') == 64000
+    r = owner.get('/api/v1/media/' + voice_id)
+    assert r.status_code == 200 and r.content == spx, 'the original is kept'
+    assert r.headers['Content-Type'] == 'audio/speex'
 
 
 def test_refused_media_is_recorded_as_failed(sim, mstack, agents):

@@ -1,9 +1,12 @@
 """Real voice files for the tests, made with Debian's encoders: AMR-NB
 with opencore-amrnb (libopencore-amrnb0, the library wxkf decodes with),
-in the "#!AMR\\n" storage format WeChat sends voice in, and MP3 with LAME
-(libmp3lame0), a format an agent may send. Both are sine tones.
+in the "#!AMR\\n" storage format WeChat sends voice in; Speex wideband
+with libspeex (libspeex1, the same), framed with a header byte per block
+(audio/x-speex-with-header-byte, WeChat's speex) or bare 60-byte frames;
+and MP3 with LAME (libmp3lame0), a format an agent may send. All are sine
+tones.
 
-    python3 test/sim/audio.py OUT.amr|OUT.mp3 [SECONDS [HZ]]
+    python3 test/sim/audio.py OUT.amr|OUT.spx|OUT.mp3 [SECONDS [HZ]]
 """
 import ctypes
 import ctypes.util
@@ -47,6 +50,59 @@ def tone(seconds=1.0, hz=440, mode=MR122, amplitude=8000):
             out += bytes(buf[:n])
     finally:
         lib.Encoder_Interface_exit(enc)
+    return bytes(out)
+
+
+SPEEX_MODEID_WB = 1
+SPEEX_SET_QUALITY = 4
+SPEEX_RATE = 16000
+SPEEX_FRAME = 320    # wideband: samples in 20 ms
+
+
+def tone_speex(seconds=1.0, hz=440, header_byte=True, quality=7,
+               amplitude=8000):
+    """The Speex wideband bytes of a sine tone of `seconds` (a multiple of
+    20 ms), one frame a block: with a length byte in front of each
+    (header_byte) or bare. Quality 7 makes 60-byte frames."""
+    lib = _load('speex', 'libspeex.so.1')
+    lib.speex_lib_get_mode.restype = ctypes.c_void_p
+    lib.speex_lib_get_mode.argtypes = [ctypes.c_int]
+    lib.speex_encoder_init.restype = ctypes.c_void_p
+    lib.speex_encoder_init.argtypes = [ctypes.c_void_p]
+    lib.speex_encoder_ctl.argtypes = [ctypes.c_void_p, ctypes.c_int,
+                                      ctypes.c_void_p]
+    lib.speex_encoder_destroy.argtypes = [ctypes.c_void_p]
+    bits = ctypes.create_string_buffer(128)     # SpeexBits is 48 bytes
+    for f in ('speex_bits_init', 'speex_bits_reset', 'speex_bits_destroy'):
+        getattr(lib, f).argtypes = [ctypes.c_void_p]
+    lib.speex_encode_int.argtypes = [ctypes.c_void_p,
+                                     ctypes.POINTER(ctypes.c_short),
+                                     ctypes.c_void_p]
+    lib.speex_bits_write.restype = ctypes.c_int
+    lib.speex_bits_write.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                     ctypes.c_int]
+    enc = lib.speex_encoder_init(lib.speex_lib_get_mode(SPEEX_MODEID_WB))
+    q = ctypes.c_int(quality)
+    lib.speex_encoder_ctl(enc, SPEEX_SET_QUALITY, ctypes.byref(q))
+    lib.speex_bits_init(bits)
+    out = bytearray()
+    try:
+        buf = ctypes.create_string_buffer(256)
+        for f in range(int(round(seconds * 1000 / 20))):
+            pcm = (ctypes.c_short * SPEEX_FRAME)(
+                *_pcm(SPEEX_FRAME, f * SPEEX_FRAME, hz, amplitude,
+                      SPEEX_RATE))
+            lib.speex_bits_reset(bits)
+            lib.speex_encode_int(enc, pcm, bits)
+            n = lib.speex_bits_write(bits, buf, 255)
+            if n <= 0:
+                raise RuntimeError('Speex encoder failed')
+            if header_byte:
+                out.append(n)
+            out += buf.raw[:n]
+    finally:
+        lib.speex_bits_destroy(bits)
+        lib.speex_encoder_destroy(enc)
     return bytes(out)
 
 
@@ -95,6 +151,7 @@ def tone_mp3(seconds=1.0, hz=440, rate=16000, kbps=32, amplitude=8000):
 if __name__ == '__main__':
     secs = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
     hz = float(sys.argv[3]) if len(sys.argv) > 3 else 440
-    make = tone_mp3 if sys.argv[1].endswith('.mp3') else tone
+    make = (tone_mp3 if sys.argv[1].endswith('.mp3') else
+            tone_speex if sys.argv[1].endswith('.spx') else tone)
     with open(sys.argv[1], 'wb') as f:
         f.write(make(secs, hz))

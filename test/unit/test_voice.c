@@ -3,7 +3,10 @@
  * decoded into WAV — header fields, sample count, the tone itself — and
  * what is refused: truncated, garbage, reserved frame types, the F bit,
  * longer than 60 s, larger than the input cap, a too small output cap;
- * and the duration of an MP3 (test/data/voice/tone440-2s.mp3, LAME's 2 s
+ * the same 1 s tone as Speex wideband (test/data/voice/tone440-1s.spx,
+ * header-byte blocks as WeChat serves speex, and tone440-1s-bare.spx,
+ * bare 60-byte frames; libspeex's encoder) decoded into 16 kHz WAV, and
+ * what is refused there; and the duration of an MP3 (test/data/voice/tone440-2s.mp3, LAME's 2 s
  * tone), with its tags, and what is no MP3. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -322,6 +325,134 @@ static void test_mp3_over_sixty_seconds_is_refused(void **state)
     free(p);
 }
 
+/* --- Speex ---------------------------------------------------------------- */
+
+#define SPX "../data/voice/tone440-1s.spx"
+#define SPX_BARE "../data/voice/tone440-1s-bare.spx"
+
+static int spx_decode(const char *p, size_t len, struct kf_buf *w, long *ms)
+{
+    return voice_speex_to_wav((struct kf_str){ p, len }, w, ms);
+}
+
+static void test_speex_decodes_to_a_16khz_wav_of_the_tone(void **state)
+{
+    struct kf_buf w;
+    size_t len, i, crossings = 0;
+    char *f = tu_read_file(SPX, &len);
+    double energy = 0;
+    long ms = -1;
+
+    (void)state;
+    assert_non_null(f);
+    assert_int_equal(len, 50 * 61);     /* 50 blocks: length byte + 60 */
+    kf_buf_init(&w, VOICE_SPEEX_WAV_MAX);
+    assert_int_equal(spx_decode(f, len, &w, &ms), 0);
+    assert_int_equal(ms, 1000);
+    assert_int_equal(w.len, 44 + 16000 * 2);
+    assert_memory_equal(w.p, "RIFF", 4);
+    assert_int_equal(le32(w.p + 4), 36 + 32000);
+    assert_memory_equal(w.p + 8, "WAVEfmt ", 8);
+    assert_int_equal(le16(w.p + 20), 1);
+    assert_int_equal(le16(w.p + 22), 1);
+    assert_int_equal(le32(w.p + 24), 16000);
+    assert_int_equal(le32(w.p + 28), 32000);
+    assert_memory_equal(w.p + 36, "data", 4);
+    assert_int_equal(le32(w.p + 40), 32000);
+    /* 440 Hz: 440 zero crossings in the last half second, and loud */
+    for (i = 8001; i < 16000; i++) {
+        int16_t a = sample(&w, i - 1), b = sample(&w, i);
+
+        crossings += (a < 0) != (b < 0);
+        energy += (double)b * b;
+    }
+    assert_in_range(crossings, 440 - 20, 440 + 20);
+    assert_true(energy / 7999 > 2000.0 * 2000.0);
+    kf_buf_release(&w);
+    free(f);
+}
+
+/* Bare 60-byte frames decode to exactly the samples of the framed file. */
+static void test_speex_bare_frames_decode_the_same(void **state)
+{
+    struct kf_buf a, b;
+    size_t la, lb;
+    char *fa = tu_read_file(SPX, &la), *fb = tu_read_file(SPX_BARE, &lb);
+    long ms = -1;
+
+    (void)state;
+    assert_non_null(fa);
+    assert_non_null(fb);
+    assert_int_equal(lb, 50 * 60);
+    kf_buf_init(&a, VOICE_SPEEX_WAV_MAX);
+    kf_buf_init(&b, VOICE_SPEEX_WAV_MAX);
+    assert_int_equal(spx_decode(fa, la, &a, &ms), 0);
+    assert_int_equal(spx_decode(fb, lb, &b, &ms), 0);
+    assert_int_equal(ms, 1000);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    kf_buf_release(&a);
+    kf_buf_release(&b);
+    free(fa);
+    free(fb);
+}
+
+static void test_speex_that_is_none_is_refused(void **state)
+{
+    /* a frame of narrowband mode 9 (invalid); a block that is only a
+     * terminator (mode 15); blocks that do not tile the file */
+    static const char bad_mode[] = { 1, 0x48 }, only_end[] = { 1, 0x78 },
+                      no_tile[] = { 5, 1, 2, 3 };
+    struct kf_buf w;
+    size_t len;
+    char *f = tu_read_file(SPX, &len);
+    long ms = -1;
+
+    (void)state;
+    assert_non_null(f);
+    kf_buf_init(&w, VOICE_SPEEX_WAV_MAX);
+    assert_int_equal(spx_decode(bad_mode, 2, &w, &ms), KF_EPARSE);
+    assert_int_equal(spx_decode(only_end, 2, &w, &ms), KF_EPARSE);
+    assert_int_equal(spx_decode(no_tile, 4, &w, &ms), KF_EPARSE);
+    assert_int_equal(spx_decode("", 0, &w, &ms), KF_EPARSE);
+    /* the last block cut short: neither framing fits */
+    assert_int_equal(spx_decode(f, len - 7, &w, &ms), KF_EPARSE);
+    assert_int_equal(w.len, 0);
+    assert_int_equal(ms, 0);
+    kf_buf_release(&w);
+    free(f);
+}
+
+static void test_speex_over_sixty_seconds_or_the_cap_is_refused(void **st)
+{
+    struct kf_buf w;
+    size_t len, i;
+    char *f = tu_read_file(SPX, &len), *big = calloc(1, VOICE_SPEEX_MAX + 1);
+    long ms = -1;
+
+    (void)st;
+    assert_non_null(f);
+    assert_non_null(big);
+    for (i = 0; i < 61; i++)
+        memcpy(big + i * len, f, len);
+    kf_buf_init(&w, VOICE_SPEEX_WAV_MAX);
+    assert_int_equal(spx_decode(big, 60 * len, &w, &ms), 0);
+    assert_int_equal(ms, 60000);
+    assert_int_equal(w.len, VOICE_SPEEX_WAV_MAX);
+    assert_int_equal(spx_decode(big, 61 * len, &w, &ms), KF_ETOOBIG);
+    assert_int_equal(w.len, 0);
+    assert_int_equal(spx_decode(big, VOICE_SPEEX_MAX + 1, &w, &ms),
+                     KF_ETOOBIG);
+    kf_buf_release(&w);
+    /* an output cap too small for the WAV */
+    kf_buf_init(&w, 44 + 16000);
+    assert_int_equal(spx_decode(f, len, &w, &ms), KF_ETOOBIG);
+    assert_int_equal(w.len, 0);
+    kf_buf_release(&w);
+    free(big);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +464,10 @@ int main(void)
         cmocka_unit_test(test_sixty_seconds_pass_and_one_frame_more_is_refused),
         cmocka_unit_test(test_input_over_the_cap_is_refused_before_parsing),
         cmocka_unit_test(test_output_cap_too_small_is_refused),
+        cmocka_unit_test(test_speex_decodes_to_a_16khz_wav_of_the_tone),
+        cmocka_unit_test(test_speex_bare_frames_decode_the_same),
+        cmocka_unit_test(test_speex_that_is_none_is_refused),
+        cmocka_unit_test(test_speex_over_sixty_seconds_or_the_cap_is_refused),
         cmocka_unit_test(test_mp3_duration_counts_its_frames),
         cmocka_unit_test(test_mp3_tags_are_skipped),
         cmocka_unit_test(test_mp3_that_is_none_is_refused),
