@@ -18,6 +18,7 @@ import {relabelWrapup, wireWrapup} from './wrapup.js';
 import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
 import {returningBadge} from './routing.js';
 import {loadColleagues, wireColleagues} from './colleagues.js';
+import {handoverBadge, renderHandover, wireHandover} from './handover.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -216,6 +217,7 @@ export function renderSessions() {
           h('span', {class: 'user', title: s.openid,
                      dataset: {testid: 'session-user'}}, userLabel(s.openid)),
           returningBadge(s),
+          handoverBadge(s),
           h('span', {class: 'badge', dataset: {testid: 'session-unread'},
                      hidden: !i.unread,
                      'aria-label': t('sessions.unread', {n: i.unread || 0})},
@@ -237,6 +239,7 @@ export function renderSessions() {
     });
     ul.replaceChildren(...els);
     show(tid('sessions-empty'), items.length === 0);
+    renderHandover();
     renderLoad();
     renderTitle();
 }
@@ -293,6 +296,7 @@ export function wireAgent() {
     });
     wireWrapup();
     wireColleagues();
+    wireHandover();
     // colleagues' nicknames known: shown instead of their accounts
     document.addEventListener('wxkf:colleagues', () => {
         renderSessions();
