@@ -705,6 +705,17 @@ async function loadHistory(c, first) {
     }
 }
 
+// A conversation not opened yet whose messages the feed never brought
+// (handed over, taken from the queue: they came before it was ours):
+// its first page, so that the list's preview shows the last message.
+export async function preloadConv(openid) {
+    const c = conv(openid);
+    if (c.historyLoaded || c.loading)
+        return;
+    await loadHistory(c, true);
+    renderSessions();
+}
+
 async function mergeNewest(c) {
     if (!S.me || S.convs.get(c.openid) !== c)
         return;

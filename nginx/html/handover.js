@@ -1,7 +1,7 @@
 // wxkf console — where a conversation came from (docs/api.md, `handed` and
 // `from_queue` of GET /api/v1/me/sessions): a badge on the conversation
 // in the list (转接 / 来自排队) and a banner in the conversation pane
-// ("由 小安 转接：<note>", "用户排队 3分0秒 后接入") until the agent has
+// ("由 小安 转接：<note>", "用户排队 3分0秒 后接入…") until the agent has
 // answered (the session's `answered`, or a reply of ours since the
 // session came) or dismissed it; and the note the giver writes in the
 // transfer dialog.
@@ -87,7 +87,9 @@ export function renderHandover() {
             : t('handover.banner.handed.plain', {who});
         box.dataset.kind = 'handed';
     } else {
-        text.textContent = t('handover.banner.queue', {d: waited(s.from_queue)});
+        text.textContent = num(s.from_queue.waited_s) >= 1
+            ? t('handover.banner.queue', {d: waited(s.from_queue)})
+            : t('handover.banner.queue.short');
         box.dataset.kind = 'queue';
     }
 }

@@ -8,8 +8,8 @@ import {t} from './i18n.js';
 import {fmtDur, h, num, show, tickWaiting, tid, toastError}
     from './dom.js';
 import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
-import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
-        renderConvHead, relabelConv, tickLimits, wireConv, windowText,
+import {budgetText, limitsOf, onFeedEvents, openConv, preloadConv,
+        previewText, renderConvHead, relabelConv, tickLimits, wireConv, windowText,
         revokeConvUrls} from './conv.js';
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
@@ -22,6 +22,7 @@ import {handoverBadge, renderHandover, wireHandover} from './handover.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
+const PRELOAD_MAX = 10;         // conversations preloaded per refresh
 
 export function enterAgent() {
     netDown = false;
@@ -182,6 +183,10 @@ export async function refreshSessions() {
     renderSessions();
     if (S.active)
         renderConvHead();
+    // the previews of conversations that came with messages from before
+    for (const s of [...next.values()].filter(x => x.handed || x.from_queue)
+                                          .slice(0, PRELOAD_MAX))
+        preloadConv(s.openid);
 }
 
 function sessionOrder(a, b) {

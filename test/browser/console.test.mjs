@@ -1116,6 +1116,7 @@ async function transferNoteSteps(browser) {
         await pickB.click();
         assert(await tid(a, 'transfer-note').inputValue() === '', 'the note starts empty');
         await tid(a, 'transfer-note').fill(note);
+        await shot(a, 'laptop-handover-dialog');
         await tid(a, 'transfer-submit').click();
         await tid(a, 'transfer-dialog').waitFor({state: 'hidden'});
         r = await apiGet('/api/v1/sessions/' + u, ADMIN);
@@ -1136,14 +1137,15 @@ async function transferNoteSteps(browser) {
         assert(await badge.textContent() === '转接', 'badge: ' + await badge.textContent());
         assert(await badge.getAttribute('data-kind') === 'handed', 'a handover badge');
         assert((await badge.getAttribute('title')).includes(nickA), 'who in the tooltip');
+        // the list's preview is the user's last message, written before
+        // the conversation was B's (the console fetches it)
+        await until(async () => (await item.getByTestId('session-preview')
+                                 .textContent()) === said, 10000, 'the preview');
         await item.click();
         const banner = tid(b, 'handover-banner');
         await banner.waitFor();
         const text = await tid(b, 'handover-text').textContent();
         assert(text === `由 ${nickA} 转接：${note}`, 'banner: ' + text);
-        // the list's preview is the user's last message
-        await until(async () => (await item.getByTestId('session-preview')
-                                 .textContent()) === said, 10000, 'the preview');
         await shot(b, 'laptop-handover');
     });
 
@@ -1151,9 +1153,19 @@ async function transferNoteSteps(browser) {
         const phone = await newPage(browser, 'handover-B-phone', PHONE, true);
         await signIn(phone, B.token);
         await sessionItem(phone, u).getByTestId('session-handover').waitFor();
+        // the preview before the conversation is opened: its messages
+        // came before it was B's, so the console fetched them
+        await until(async () => (await sessionItem(phone, u).getByTestId(
+            'session-preview').textContent()) === said, 10000,
+                    'the preview on the phone');
+        await shot(phone, 'phone-handover-list');
         await sessionItem(phone, u).click();
         await tid(phone, 'handover-banner').waitFor();
         await shot(phone, 'phone-handover');
+        // dismissed on the phone: gone there, still on the laptop
+        await tid(phone, 'handover-dismiss').click();
+        await tid(phone, 'handover-banner').waitFor({state: 'hidden'});
+        assert(await tid(b, 'handover-banner').isVisible(), 'the laptop keeps it');
         await phone.context().close();
         delete pages['handover-B-phone'];
         // B answers in the console: the banner goes, the badge stays
@@ -1163,6 +1175,33 @@ async function transferNoteSteps(browser) {
         assert(await sessionItem(b, u).getByTestId('session-handover').count() === 1,
                'the badge stays on the conversation');
         await http('POST', BASE + '/api/v1/sessions/' + u + '/close', {token: ADMIN});
+    });
+
+    await step('handover: a user taken from the queue arrives marked 来自排队', async () => {
+        const q = openidFor('Queued');
+        await setStatus(A, 'paused');
+        await tid(b, 'status-paused').click();
+        await b.waitForSelector('[data-testid="status-paused"][aria-pressed="true"]');
+        await userWrites(q, '请问有人在吗？');
+        let r = await apiGet('/api/v1/sessions/' + q, ADMIN);
+        assert(r.status === 200 && r.data.state === 'waiting',
+               'the user waits: ' + JSON.stringify(r.data));
+        await tid(b, 'status-online').click();          // takes the user
+        const badge = sessionItem(b, q).getByTestId('session-handover');
+        await badge.waitFor();
+        assert(await badge.getAttribute('data-kind') === 'queue', 'a queue badge');
+        assert(await badge.textContent() === '来自排队', 'badge: ' + await badge.textContent());
+        await sessionItem(b, q).click();
+        await tid(b, 'handover-banner').waitFor();
+        const text = await tid(b, 'handover-text').textContent();
+        assert(/^用户排队 \d+秒 后接入，请尽快回复$/.test(text) ||
+               text === '用户刚从排队中接入，请尽快回复', 'banner: ' + text);
+        await shot(b, 'laptop-handover-queue');
+        r = await apiGet('/api/v1/sessions/' + q, ADMIN);
+        assert(r.data.from_queue && r.data.agent === B.account,
+               'from the queue to B: ' + JSON.stringify(r.data));
+        await http('POST', BASE + '/api/v1/sessions/' + q + '/close', {token: ADMIN});
+        await setStatus(A, 'online');
         await b.context().close();
         delete pages['handover-B'];
     });
