@@ -13,6 +13,7 @@
 #include "agent_wx.h"
 #include "auth.h"
 #include "fcgi.h"
+#include "handover.h"
 #include "media.h"
 #include "media_out.h"
 #include "metrics.h"
@@ -348,17 +349,11 @@ void api_session_view(struct fcgi_req *r)
     }
 }
 
-static void session_action(struct fcgi_req *r, const struct auth *who,
-                           const char *op, const char *target)
+/* Answers a session action: the result, a refusal or Redis down. */
+static void session_answer(struct fcgi_req *r, const char *op,
+                           const char *by, int rc, const char *result,
+                           const struct refusal *why)
 {
-    const struct refusal *why = NULL;
-    struct auth me = *who;
-    char result[96];
-    int rc;
-
-    rc = route_session(rt(r), op, r->param,
-                       me.role == AUTH_AGENT ? me.account : "", target,
-                       kf_wall_ms(), result, sizeof(result), &why);
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
         return;
@@ -369,8 +364,21 @@ static void session_action(struct fcgi_req *r, const struct auth *who,
     }
     fcgi_json(r, 200, json_pack("{s:s%,s:s}", "openid", r->param.p,
                                 r->param.len, "result", result));
-    log_info(&r->log, "api", op, "by=%s result=%s",
-             me.role == AUTH_AGENT ? me.account : "admin", result);
+    log_info(&r->log, "api", op, "by=%s result=%s", *by ? by : "admin",
+             result);
+}
+
+static void session_action(struct fcgi_req *r, const struct auth *who,
+                           const char *op, const char *target)
+{
+    const struct refusal *why = NULL;
+    const char *by = who->role == AUTH_AGENT ? who->account : "";
+    char result[96];
+    int rc;
+
+    rc = route_session(rt(r), op, r->param, by, target, kf_wall_ms(),
+                       result, sizeof(result), &why);
+    session_answer(r, op, by, rc, result, why);
 }
 
 /* "labels" of a close: absent, or an array of at most LABELS_PER_SESSION
@@ -460,34 +468,47 @@ out:
     json_decref(body);
 }
 
+/* POST /api/v1/sessions/{openid}/transfer {"to_agent" | "to_group",
+ * "note"}: the note (optional, lib/handover) travels with the session to
+ * its receiver. */
 void api_session_transfer(struct fcgi_req *r)
 {
+    const struct refusal *why = NULL;
     struct auth who;
     json_t *body;
-    const char *agent = NULL, *group = NULL;
+    const char *agent = NULL, *group = NULL, *note = NULL, *by;
+    char result[96];
+    int rc;
 
     if (api_authenticate(r, &who, 0))
         return;
     body = api_json_body(r);
     if (!body)
         return;
-    if (api_str_field(r, body, "to_agent", &agent) == 0 &&
-        api_str_field(r, body, "to_group", &group) == 0) {
-        if (!agent == !group)
-            fcgi_error(r, 400, "invalid_field",
-                       "give exactly one of to_agent or to_group", NULL);
-        else if (agent ? agent_check_account(agent, NULL) < 0
-                       : strcmp(group, "_all") != 0 &&
-                             agent_check_group(group, NULL) < 0)
-            /* checked before it names a Redis key */
-            fcgi_error(r, 400, "invalid_field", agent
-                       ? "to_agent is not an agent account"
-                       : "to_group is not a group name", NULL);
-        else
-            session_action(r, &who,
-                           agent ? "transfer_agent" : "transfer_group",
-                           agent ? agent : group);
+    by = who.role == AUTH_AGENT ? who.account : "";
+    if (api_str_field(r, body, "to_agent", &agent) ||
+        api_str_field(r, body, "to_group", &group) ||
+        api_str_field(r, body, "note", &note))
+        goto out;
+    if (!agent == !group)
+        fcgi_error(r, 400, "invalid_field",
+                   "give exactly one of to_agent or to_group", NULL);
+    else if (agent ? agent_check_account(agent, NULL) < 0
+                   : strcmp(group, "_all") != 0 &&
+                         agent_check_group(group, NULL) < 0)
+        /* checked before it names a Redis key */
+        fcgi_error(r, 400, "invalid_field", agent
+                   ? "to_agent is not an agent account"
+                   : "to_group is not a group name", NULL);
+    else if (note && handover_check_note(note, &why) < 0)
+        api_refused(r, why, NULL);
+    else {
+        rc = route_transfer(rt(r), r->param, by, agent, group, note,
+                            kf_wall_ms(), result, sizeof(result), &why);
+        session_answer(r, agent ? "transfer_agent" : "transfer_group", by,
+                       rc, result, why);
     }
+out:
     json_decref(body);
 }
 

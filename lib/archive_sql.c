@@ -28,7 +28,7 @@ static const char setup_sql[] =
     " msgtype text, msgid text, session text, agent text, grp text,"
     " reason text, why text, payload text, status text, prev text,"
     " errcode text, errmsg text, sender text, media_id text, path text,"
-    " content_type text, size text, msg text, fields text"
+    " content_type text, size text, msg text, note text, fields text"
     ") ON COMMIT DELETE ROWS";
 
 #define AT "(timestamptz 'epoch' + ts * interval '1 millisecond')"
@@ -124,12 +124,21 @@ static const char sessions_sql[] =
     " routed_by = CASE WHEN " NEWER " THEN EXCLUDED.routed_by"
     "  ELSE s.routed_by END";
 
+/* Reassignments and transfers. A transfer's events carry the giver
+ * (by) and its note (note, '' none): a transfer to an agent is a
+ * `transfer`, one to a group a `reassign`, or an `assign` of a waiting
+ * user, or a `queue` when nobody in the group could take the user. The
+ * assignment that takes such a user from the queue later carries them
+ * again (reason dequeued) and is not a second transfer. */
 static const char transfers_sql[] =
     "INSERT INTO transfers (event_id, session_id, openid, to_agent, grp,"
-    " kind, reason, at) "
+    " kind, reason, by_agent, note, at) "
     "SELECT event_id, " SESS ", coalesce(openid, ''), nullif(agent, ''),"
-    " nullif(grp, ''), kind, nullif(reason, ''), " AT
-    " FROM wxkf_arch WHERE kind IN ('reassign', 'transfer') "
+    " nullif(grp, ''), kind, nullif(reason, ''), nullif(sender, ''),"
+    " left(nullif(note, ''), 200), " AT
+    " FROM wxkf_arch WHERE kind IN ('reassign', 'transfer') OR"
+    " (kind IN ('assign', 'queue') AND note IS NOT NULL AND"
+    "  reason IS DISTINCT FROM 'dequeued') "
     "ON CONFLICT (event_id) DO NOTHING";
 
 static const char presence_sql[] =
@@ -178,7 +187,8 @@ static const struct stmt {
     { BIT(MSG_IN) | BIT(MSG_OUT), messages_sql },
     { BIT(DELIVERY), deliveries_sql },
     { SESSION_KINDS, sessions_sql },
-    { BIT(REASSIGN) | BIT(TRANSFER), transfers_sql },
+    { BIT(ASSIGN) | BIT(REASSIGN) | BIT(TRANSFER) | BIT(QUEUE),
+      transfers_sql },
     { BIT(PRESENCE), presence_sql },
     { BIT(MEDIA_STORED) | BIT(MEDIA_FAILED), media_sql },
     { BIT(OTHER), other_sql },

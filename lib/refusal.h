@@ -39,6 +39,8 @@ enum refusal_scope {
     REFUSAL_UPLOAD = 256,   /* media_out_check: an agent's upload */
     REFUSAL_LABEL = 512,    /* the label verbs (lib/label): looked up by
                                the kf code they return */
+    REFUSAL_TRANSFER = 1024,    /* a transfer's note (lib/handover):
+                                   looked up by the kf code */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -51,6 +53,7 @@ enum refusal_scope {
 #define REFUSAL_C REFUSAL_CANNED
 #define REFUSAL_U REFUSAL_UPLOAD
 #define REFUSAL_L REFUSAL_LABEL
+#define REFUSAL_T REFUSAL_TRANSFER
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -148,7 +151,14 @@ enum refusal_scope {
     X(LABELS_FULL, REFUSAL_L, "labels_full", KF_ETOOBIG, 409,               \
       "labels_full", "an account has at most 100 labels", 0)               \
     X(LABEL_INVALID, REFUSAL_L, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)
+      "invalid_field", NULL, 0)                                            \
+    X(NOTE_TOO_LONG, REFUSAL_T, "note_too_long", KF_ETOOBIG, 400,           \
+      "note_too_long", "the note is longer than 200 characters", 0)        \
+    X(NOTE_INVALID, REFUSAL_T, "note_invalid", KF_EINVAL, 400,              \
+      "invalid_note", "the note must be text without control characters " \
+      "or line breaks", 0)                                                 \
+    X(NOTE_NOT_UTF8, REFUSAL_T, "note_not_utf8", KF_EPARSE, 400,            \
+      "invalid_note", "the note is not valid UTF-8", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

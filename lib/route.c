@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handover.h"
 #include "lua.h"
 
 #include "banned.h"
@@ -346,13 +347,14 @@ int route_presence(struct route *r, const char *agent, const char *op,
     return rc;
 }
 
-int route_session(struct route *r, const char *op, struct kf_str openid,
-                  const char *by, const char *target, int64_t now_ms,
-                  char *result, size_t result_len,
-                  const struct refusal **why)
+static int session_run(struct route *r, const char *op, struct kf_str openid,
+                       const char *by, const char *target, const char *note,
+                       int64_t now_ms, char *result, size_t result_len,
+                       const struct refusal **why)
 {
     char now[24], o[72], a[64], b[64], code[32];
-    const char *args[] = { op, now, r->cfg, o, by, target ? target : "" };
+    const char *args[] = { op, now, r->cfg, o, by, target ? target : "",
+                           note ? note : "" };
     struct store_reply *rep = NULL;
     int rc;
 
@@ -360,7 +362,7 @@ int route_session(struct route *r, const char *op, struct kf_str openid,
         return refused(REFUSAL_SESSION, "", REFUSAL_REFUSED, why);
     snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    rc = store_run(r->store, &r->session, 0, NULL, 6, args, NULL, &rep);
+    rc = store_run(r->store, &r->session, 0, NULL, 7, args, NULL, &rep);
     if (rc < 0)
         return rc;
     if (is_err_reply(rep, code, sizeof(code))) {
@@ -372,6 +374,25 @@ int route_session(struct route *r, const char *op, struct kf_str openid,
     }
     store_reply_free(rep);
     return rc;
+}
+
+int route_session(struct route *r, const char *op, struct kf_str openid,
+                  const char *by, const char *target, int64_t now_ms,
+                  char *result, size_t result_len,
+                  const struct refusal **why)
+{
+    return session_run(r, op, openid, by, target, NULL, now_ms, result,
+                       result_len, why);
+}
+
+int route_transfer(struct route *r, struct kf_str openid, const char *by,
+                   const char *to_agent, const char *to_group,
+                   const char *note, int64_t now_ms, char *result,
+                   size_t result_len, const struct refusal **why)
+{
+    return session_run(r, to_agent ? "transfer_agent" : "transfer_group",
+                       openid, by, to_agent ? to_agent : to_group, note,
+                       now_ms, result, result_len, why);
 }
 
 int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,
@@ -447,6 +468,10 @@ static json_t *hash_json(const struct store_reply *h)
             val = json_stringn(v.p, v.len);
         if (val)
             json_object_set_new(o, name, val);
+    }
+    if (handover_view(o) < 0) {
+        json_decref(o);
+        return NULL;
     }
     return o;
 }

@@ -155,6 +155,18 @@ KF_WUR int route_session(struct route *r, const char *op, struct kf_str openid,
                          char *result, size_t result_len,
                          const struct refusal **why);
 
+/* A transfer (route_session's "transfer_agent" when to_agent is set,
+ * else "transfer_group" to to_group) with the giver's note (checked with
+ * handover_check_note first; NULL or "" none): the session keeps the
+ * giver, its nickname, the note and the time, and the assignment or
+ * queue event it makes carries them (lib/handover.h). Refusals and
+ * result as route_session's. */
+KF_WUR int route_transfer(struct route *r, struct kf_str openid,
+                          const char *by, const char *to_agent,
+                          const char *to_group, const char *note,
+                          int64_t now_ms, char *result, size_t result_len,
+                          const struct refusal **why);
+
 struct route_sweep_counts {
     long agents_lost, sessions_expired, first_reply_reroutes,
         queue_timeouts, dequeued;

@@ -236,12 +236,58 @@ local function send_greetings(cfg)
     for _, g in ipairs(d) do send_greeting(g, cfg) end
 end
 
+-- The handover a session arrives with (docs/api.md, `handed` and
+-- `from_queue`). A transfer puts on the session who passed it on
+-- (handed_by: the agent, '' for an admin; handed_nick: its nickname
+-- then), the note and the time (handed_ms), with `handing` while the
+-- session is on its way (in a group's queue too); the assignment that
+-- ends the way takes `handing` off and names the giver and the note in
+-- its event (by, by_nick, note), as does the queue event of a transfer
+-- to a group nobody in can take it. Any other assignment takes the
+-- handover off. waited_ms: how long a user taken from the queue waited;
+-- set by the dequeued assignment, taken off by any other.
+local function hand_over(o, by, note, now)
+    local nick = by ~= '' and redis.call('HGET', akey(by), 'nick') or ''
+    redis.call('HSET', skey(o), 'handing', '1', 'handed_by', by,
+               'handed_nick', nick or '', 'handed_note', note,
+               'handed_ms', now)
+end
+
+-- The handover fields of o's session on its way, for an event, or nil.
+local function handover_fields(o)
+    local h = redis.call('HMGET', skey(o), 'handing', 'handed_by',
+                         'handed_nick', 'handed_note')
+    if not h[1] then return nil end
+    return { 'by', h[2] or '', 'by_nick', h[3] or '', 'note', h[4] or '' }
+end
+
+local function append(list, more)
+    for _, v in ipairs(more or {}) do list[#list + 1] = v end
+    return list
+end
+
 -- Makes o's session active with agent c (greeted, the first time, with
 -- [texts] greeting). The caller has removed o from any previous agent's
 -- load and from the queue.
 local function assign(o, g, c, now, cfg, why, reason, evtype)
     local a = c.acct
     local sid = session_id(o)
+    local handed, waited = handover_fields(o), nil
+    if handed then
+        redis.call('HDEL', skey(o), 'handing')
+    else
+        redis.call('HDEL', skey(o), 'handed_by', 'handed_nick',
+                   'handed_note', 'handed_ms')
+    end
+    if reason == 'dequeued' then
+        local q = tonumber(redis.call('HGET', skey(o), 'queued_ms') or '')
+        if q then waited = math.max(0, now - q) end
+    end
+    if waited then
+        redis.call('HSET', skey(o), 'waited_ms', waited)
+    else
+        redis.call('HDEL', skey(o), 'waited_ms')
+    end
     redis.call('SADD', P .. 'load:' .. a, o)
     redis.call('HSET', skey(o), 'state', 'active', 'agent', a, 'group', g,
                'assigned_ms', now, 'last_ms', now, 'answered', '0', 'why', why)
@@ -257,6 +303,8 @@ local function assign(o, g, c, now, cfg, why, reason, evtype)
     local ev = { 'type', evtype or 'assign', 'openid', o, 'session', sid,
                  'agent', a, 'group', g, 'reason', reason, 'why', why,
                  'ts_ms', tostring(now) }
+    append(ev, handed)
+    if waited then append(ev, { 'waited_ms', tostring(waited) }) end
     emit(ev)
     inbox(a, ev)
     greet(o, a, sid, now, cfg)
@@ -331,9 +379,9 @@ local function enqueue(o, g, now, cfg, reason, front)
     if cfg.queue > 0 then
         redis.call('ZADD', P .. 'qdeadline', now + cfg.queue, o)
     end
-    emit({ 'type', 'queue', 'openid', o, 'session', sid, 'group', g,
-           'reason', reason, 'position', tostring(pos),
-           'ts_ms', tostring(now) })
+    emit(append({ 'type', 'queue', 'openid', o, 'session', sid,
+                  'group', g, 'reason', reason, 'position', tostring(pos),
+                  'ts_ms', tostring(now) }, handover_fields(o)))
     return pos
 end
 

@@ -3,10 +3,12 @@
 -- ARGV: 1 op: close | transfer_agent | transfer_group | answered,
 --       2 now ms, 3 cfg, 4 openid, 5 by (agent account, or '' for an
 --       admin), 6 target (agent or group; for close the wrap-up, a JSON
---       object kept as the close event's payload, '' none).
+--       object kept as the close event's payload, '' none), 7 for a
+--       transfer the note (checked by the caller, lib/handover; '' none),
+--       kept on the session with the giver (prelude's hand_over).
 -- Returns {'ok', ...} or {'err', code}.
-local op, now, o, by, target = ARGV[1], tonumber(ARGV[2]), ARGV[4],
-                               ARGV[5], ARGV[6]
+local op, now, o, by, target, note = ARGV[1], tonumber(ARGV[2]), ARGV[4],
+                                     ARGV[5], ARGV[6], ARGV[7] or ''
 local cfg = parse_cfg(ARGV[3])
 local s = session(o)
 if not s then return { 'err', 'no_session' } end
@@ -36,6 +38,7 @@ elseif op == 'transfer_agent' then
                 cap = capacity(target, cfg) }
     if c.load >= c.cap then return { 'err', 'agent_full' } end
     detach(o, s, 'transfer', now)
+    hand_over(o, by, note, now)
     local g = s.group or '_all'
     assign(o, g, c, now, cfg, explain(g, 'transfer', { c }, target,
                                       'transfer'), 'transfer', 'transfer')
@@ -49,6 +52,7 @@ elseif op == 'transfer_group' then
         return { 'err', 'unknown_group' }
     end
     detach(o, s, 'transfer', now)
+    hand_over(o, by, note, now)
     local exclude = s.state == 'active' and s.agent or nil
     -- The freed slot goes to the queue first, so the user is not handed
     -- straight back to the agent who transferred them.

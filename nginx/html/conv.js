@@ -18,6 +18,7 @@ import {alertAgent} from './notify.js';
 import {displayName, learnName} from './profile.js';
 import {wrapUp} from './wrapup.js';
 import {openColleagues} from './colleagues.js';
+import {handoverOf, renderHandover, resetNote, withNote} from './handover.js';
 import {autoMark, isAutomatic, wireTyping} from './routing.js';
 import {PICK_ACCEPT, sendFile} from './send_media.js';
 import {wireEmojiPicker} from './emoji_picker.js';
@@ -311,6 +312,7 @@ export function onFeedEvents(events) {
                                         opened_ms: num(e.ts_ms) || Date.now(),
                                         assigned_ms: num(e.ts_ms) || Date.now(),
                                         reason: e.reason || '',
+                                        ...handoverOf(e),
                                         provisional: true, added: Date.now()});
                 alerts.set(openid, {kind: 'user', text: ''});
                 touched.add(openid);
@@ -419,6 +421,7 @@ export function renderConvHead() {
     const mine = !!s;
     tid('transfer-open').disabled = !mine;
     tid('close-session').disabled = !mine;
+    renderHandover();
     if (!mine && !convNoticeSet) {
         setNotice(t('conv.gone'));
         enableComposer(false);
@@ -702,6 +705,17 @@ async function loadHistory(c, first) {
     }
 }
 
+// A conversation not opened yet whose messages the feed never brought
+// (handed over, taken from the queue: they came before it was ours):
+// its first page, so that the list's preview shows the last message.
+export async function preloadConv(openid) {
+    const c = conv(openid);
+    if (c.historyLoaded || c.loading)
+        return;
+    await loadHistory(c, true);
+    renderSessions();
+}
+
 async function mergeNewest(c) {
     if (!S.me || S.convs.get(c.openid) !== c)
         return;
@@ -855,6 +869,7 @@ function openTransfer() {
     const dlg = tid('transfer-dialog');
     setError(tid('transfer-error', dlg), '');
     tid('transfer-target', dlg).value = '';
+    resetNote(dlg);
     dlg.showModal();
     openColleagues(dlg);            // the list to pick from (colleagues.js)
 }
@@ -871,7 +886,7 @@ async function submitTransfer(ev) {
     btn.disabled = true;
     try {
         const r = await api.post('/api/v1/sessions/' + seg(openid) + '/transfer',
-                                 {[kind]: target});
+                                 withNote(dlg, {[kind]: target}));
         dlg.close();
         const said = transferResult(r && r.result);
         toast(said);

@@ -8,8 +8,8 @@ import {t} from './i18n.js';
 import {fmtDur, h, num, show, tickWaiting, tid, toastError}
     from './dom.js';
 import {S, every, info, loadInfo, saveInfo, saveInfoNow} from './state.js';
-import {budgetText, limitsOf, onFeedEvents, openConv, previewText,
-        renderConvHead, relabelConv, tickLimits, wireConv, windowText,
+import {budgetText, limitsOf, onFeedEvents, openConv, preloadConv,
+        previewText, renderConvHead, relabelConv, tickLimits, wireConv, windowText,
         revokeConvUrls} from './conv.js';
 import {wireViewer} from './media.js';
 import {askPermissionOnce, renderTitle} from './notify.js';
@@ -18,9 +18,11 @@ import {relabelWrapup, wireWrapup} from './wrapup.js';
 import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
 import {returningBadge} from './routing.js';
 import {loadColleagues, wireColleagues} from './colleagues.js';
+import {handoverBadge, renderHandover, wireHandover} from './handover.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
+const PRELOAD_MAX = 10;         // conversations preloaded per refresh
 
 export function enterAgent() {
     netDown = false;
@@ -181,6 +183,10 @@ export async function refreshSessions() {
     renderSessions();
     if (S.active)
         renderConvHead();
+    // the previews of conversations that came with messages from before
+    for (const s of [...next.values()].filter(x => x.handed || x.from_queue)
+                                          .slice(0, PRELOAD_MAX))
+        preloadConv(s.openid);
 }
 
 function sessionOrder(a, b) {
@@ -216,6 +222,7 @@ export function renderSessions() {
           h('span', {class: 'user', title: s.openid,
                      dataset: {testid: 'session-user'}}, userLabel(s.openid)),
           returningBadge(s),
+          handoverBadge(s),
           h('span', {class: 'badge', dataset: {testid: 'session-unread'},
                      hidden: !i.unread,
                      'aria-label': t('sessions.unread', {n: i.unread || 0})},
@@ -237,6 +244,7 @@ export function renderSessions() {
     });
     ul.replaceChildren(...els);
     show(tid('sessions-empty'), items.length === 0);
+    renderHandover();
     renderLoad();
     renderTitle();
 }
@@ -293,6 +301,7 @@ export function wireAgent() {
     });
     wireWrapup();
     wireColleagues();
+    wireHandover();
     // colleagues' nicknames known: shown instead of their accounts
     document.addEventListener('wxkf:colleagues', () => {
         renderSessions();

@@ -1079,6 +1079,134 @@ async function colleagueSteps(browser) {
     });
 }
 
+// Issue 17: a transfer's note reaches the receiver. A passes a user to B
+// with a note in the transfer dialog; B's list marks the conversation
+// (转接) and its pane shows "由 <A's nickname> 转接：<note>" until B
+// answers; laptop and phone.
+async function transferNoteSteps(browser) {
+    const u = openidFor('Note');
+    const note = '要退款，订单 20250102 已核实，请优先处理';
+    const said = '您好，我的退款什么时候到账？';
+    const setStatus = async (who, status) => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: who.token, json: {status}});
+        assert(r.status === 200, `${who.account} ${status}: ${r.status}`);
+    };
+    let a, b, nickA;
+
+    await step('handover: A transfers to B with a note from the dialog', async () => {
+        await setStatus(B, 'paused');       // so that the user comes to A
+        a = await newPage(browser, 'handover-A', LAPTOP);
+        await signIn(a, A.token);
+        await tid(a, 'status-online').click();
+        await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+        await userWrites(u, said);
+        let r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(r.status === 200 && r.data.agent === A.account,
+               'with A: ' + JSON.stringify(r.data));
+        await setStatus(B, 'online');
+        nickA = (await apiGet('/api/v1/me/colleagues', B.token)).data
+            .agents.find(x => x.account === A.account).nick;
+        assert(nickA && nickA !== A.account, 'A has a nickname: ' + nickA);
+        await sessionItem(a, u).click();
+        await tid(a, 'transfer-open').click();
+        const pickB = tid(a, 'transfer-dialog').locator(
+            `[data-testid="transfer-pick"][data-target="${B.account}"]`);
+        await pickB.waitFor();
+        await pickB.click();
+        assert(await tid(a, 'transfer-note').inputValue() === '', 'the note starts empty');
+        await tid(a, 'transfer-note').fill(note);
+        await shot(a, 'laptop-handover-dialog');
+        await tid(a, 'transfer-submit').click();
+        await tid(a, 'transfer-dialog').waitFor({state: 'hidden'});
+        r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(r.status === 200 && r.data.agent === B.account &&
+               r.data.handed && r.data.handed.note === note &&
+               r.data.handed.from === A.account, 'with B, the note kept: ' +
+               JSON.stringify(r.data));
+        await a.context().close();
+        delete pages['handover-A'];
+    });
+
+    await step('handover: B sees the badge and the banner with A\'s nickname and the note', async () => {
+        b = await newPage(browser, 'handover-B', LAPTOP);
+        await signIn(b, B.token);
+        const item = sessionItem(b, u);
+        const badge = item.getByTestId('session-handover');
+        await badge.waitFor();
+        assert(await badge.textContent() === '转接', 'badge: ' + await badge.textContent());
+        assert(await badge.getAttribute('data-kind') === 'handed', 'a handover badge');
+        assert((await badge.getAttribute('title')).includes(nickA), 'who in the tooltip');
+        // the list's preview is the user's last message, written before
+        // the conversation was B's (the console fetches it)
+        await until(async () => (await item.getByTestId('session-preview')
+                                 .textContent()) === said, 10000, 'the preview');
+        await item.click();
+        const banner = tid(b, 'handover-banner');
+        await banner.waitFor();
+        const text = await tid(b, 'handover-text').textContent();
+        assert(text === `由 ${nickA} 转接：${note}`, 'banner: ' + text);
+        await shot(b, 'laptop-handover');
+    });
+
+    await step('handover: the same on a phone; gone once B answers', async () => {
+        const phone = await newPage(browser, 'handover-B-phone', PHONE, true);
+        await signIn(phone, B.token);
+        await sessionItem(phone, u).getByTestId('session-handover').waitFor();
+        // the preview before the conversation is opened: its messages
+        // came before it was B's, so the console fetched them
+        await until(async () => (await sessionItem(phone, u).getByTestId(
+            'session-preview').textContent()) === said, 10000,
+                    'the preview on the phone');
+        await shot(phone, 'phone-handover-list');
+        await sessionItem(phone, u).click();
+        await tid(phone, 'handover-banner').waitFor();
+        await shot(phone, 'phone-handover');
+        // dismissed on the phone: gone there, still on the laptop
+        await tid(phone, 'handover-dismiss').click();
+        await tid(phone, 'handover-banner').waitFor({state: 'hidden'});
+        assert(await tid(b, 'handover-banner').isVisible(), 'the laptop keeps it');
+        await phone.context().close();
+        delete pages['handover-B-phone'];
+        // B answers in the console: the banner goes, the badge stays
+        await tid(b, 'composer-input').fill('您好，我来跟进您的退款');
+        await tid(b, 'composer-send').click();
+        await tid(b, 'handover-banner').waitFor({state: 'hidden'});
+        assert(await sessionItem(b, u).getByTestId('session-handover').count() === 1,
+               'the badge stays on the conversation');
+        await http('POST', BASE + '/api/v1/sessions/' + u + '/close', {token: ADMIN});
+    });
+
+    await step('handover: a user taken from the queue arrives marked 来自排队', async () => {
+        const q = openidFor('Queued');
+        await setStatus(A, 'paused');
+        await tid(b, 'status-paused').click();
+        await b.waitForSelector('[data-testid="status-paused"][aria-pressed="true"]');
+        await userWrites(q, '请问有人在吗？');
+        let r = await apiGet('/api/v1/sessions/' + q, ADMIN);
+        assert(r.status === 200 && r.data.state === 'waiting',
+               'the user waits: ' + JSON.stringify(r.data));
+        await tid(b, 'status-online').click();          // takes the user
+        const badge = sessionItem(b, q).getByTestId('session-handover');
+        await badge.waitFor();
+        assert(await badge.getAttribute('data-kind') === 'queue', 'a queue badge');
+        assert(await badge.textContent() === '来自排队', 'badge: ' + await badge.textContent());
+        await sessionItem(b, q).click();
+        await tid(b, 'handover-banner').waitFor();
+        const text = await tid(b, 'handover-text').textContent();
+        assert(/^用户排队 \d+秒 后接入，请尽快回复$/.test(text) ||
+               text === '用户刚从排队中接入，请尽快回复', 'banner: ' + text);
+        await shot(b, 'laptop-handover-queue');
+        r = await apiGet('/api/v1/sessions/' + q, ADMIN);
+        assert(r.data.from_queue && r.data.agent === B.account,
+               'from the queue to B: ' + JSON.stringify(r.data));
+        await http('POST', BASE + '/api/v1/sessions/' + q + '/close', {token: ADMIN});
+        await setStatus(A, 'online');
+        await b.context().close();
+        delete pages['handover-B'];
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -1912,6 +2040,7 @@ async function main() {
         await mediaSteps(browser);
         await wrapupSteps(browser);
         await colleagueSteps(browser);
+        await transferNoteSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

@@ -3,7 +3,8 @@
  *  - the agent fields the way fcgi/admin.c takes them (POST and PATCH
  *    /api/v1/agents: account, nick, weight, capacity, groups) through
  *    lib/agent's setters and agent_validate(), and to_agent / to_group
- *    of a transfer through agent_check_account/agent_check_group;
+ *    of a transfer through agent_check_account/agent_check_group, and
+ *    its note through handover_check_note;
  *  - the body of POST /api/v1/sessions/{openid}/messages through
  *    outbound_send(), whose validation runs before anything else: the
  *    Redis store is held in its backoff state (no connection is ever
@@ -20,6 +21,7 @@
 #include "agent.h"
 #include "config.h"
 #include "fuzz.h"
+#include "handover.h"
 #include "outbound.h"
 #include "refusal.h"
 #include "route.h"
@@ -151,6 +153,7 @@ static void transfer(json_t *body)
     int bad = 0;
     const char *agent = str(body, "to_agent", &bad);
     const char *group = str(body, "to_group", &bad);
+    const char *note = str(body, "note", &bad);
     struct agent_err err = { "", 0 };
 
     if (agent) {
@@ -167,6 +170,19 @@ static void transfer(json_t *body)
         check_err(rc, &err, "group");
         FZ_CHECK(rc < 0 || (strlen(group) < AGENT_GROUP_SIZE &&
                             strcmp(group, "_all")));
+    }
+    if (note) {
+        const struct refusal *why = NULL;
+        int rc = handover_check_note(note, &why);
+
+        /* a note kept is at most 200 characters (600 bytes of UTF-8 from
+         * the BMP, 800 beyond) on one line; a refused one names its row */
+        FZ_CHECK(rc < 0 || (strlen(note) <= 4 * HANDOVER_NOTE_CHARS &&
+                            !strpbrk(note, "\n\r\t")));
+        FZ_CHECK((rc < 0) == (why != NULL));
+        FZ_CHECK(!why || (why->rc == rc && why->status == 400 &&
+                          (strcmp(why->code, "note_too_long") == 0 ||
+                           strcmp(why->code, "invalid_note") == 0)));
     }
 }
 

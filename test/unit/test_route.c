@@ -1199,6 +1199,75 @@ static void test_route_transfer_to_an_agent_moves_the_load_and_emits(
     assert_invariants(f);
 }
 
+/* A transfer's handover (lib/handover): the giver, its nickname, the
+ * note and the time stay on the session and name themselves in the
+ * event; through a busy group's queue they wait with the user (the queue
+ * event and the assignment out of it carry them, with the wait); a
+ * re-route that is no transfer takes them off. */
+static int transfer_with_note(struct fixture *f, const char *by,
+                              const char *to_agent, const char *to_group,
+                              const char *note, int64_t now)
+{
+    const struct refusal *why = NULL;
+
+    return route_transfer(&f->route, kf_str_c("oU1"), by, to_agent,
+                          to_group, note, now, f->res, sizeof(f->res), &why);
+}
+
+static void test_route_transfer_note_travels_and_a_reroute_drops_it(
+    void **st)
+{
+    struct fixture *f = *st;
+    json_t *v = NULL;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    add_agent(f, "carl", 1, 0, "sales");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_string_equal(sfield(f, "oU1", "handed_by"), "(nil)");
+    presence(f, "bob", "online", T0 + 2);
+    assert_int_equal(transfer_with_note(f, "anna", "bob", NULL, "要退款",
+                                        T0 + 3), 0);
+    assert_string_equal(f->res, "assigned:bob");
+    assert_string_equal(sfield(f, "oU1", "handed_by"), "anna");
+    assert_string_equal(sfield(f, "oU1", "handed_nick"), "anna");
+    assert_string_equal(sfield(f, "oU1", "handed_note"), "要退款");
+    assert_string_equal(sfield(f, "oU1", "handing"), "(nil)");
+    assert_string_equal(ev(f, "transfer", "oU1", 1, "by"), "anna");
+    assert_string_equal(ev(f, "transfer", "oU1", 1, "note"), "要退款");
+    assert_int_equal(route_session_view(&f->route, kf_str_c("oU1"), &v), 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(v, "handed"), "note")), "要退款");
+    assert_null(json_object_get(v, "handed_by"));
+    json_decref(v);
+
+    /* bob leaves: the user re-routed to anna comes with no handover */
+    assert_int_equal(presence(f, "bob", "offline", T0 + 4), 1);
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_string_equal(sfield(f, "oU1", "handed_by"), "(nil)");
+    assert_string_equal(sfield(f, "oU1", "handed_note"), "(nil)");
+    assert_string_equal(ev(f, "reassign", "oU1", 1, "note"), "(none)");
+
+    /* to a group whose only member is paused: the note waits in the
+     * queue and comes with the user, who waited 5 s */
+    presence(f, "carl", "paused", T0 + 5);
+    assert_int_equal(transfer_with_note(f, "anna", NULL, "sales", "VIP",
+                                        T0 + 6), 0);
+    assert_string_equal(f->res, "queued:1");
+    assert_string_equal(ev(f, "queue", "oU1", 1, "note"), "VIP");
+    assert_string_equal(ev(f, "queue", "oU1", 1, "by"), "anna");
+    presence(f, "carl", "online", T0 + 5006);
+    assert_string_equal(sfield(f, "oU1", "agent"), "carl");
+    assert_string_equal(sfield(f, "oU1", "handed_note"), "VIP");
+    assert_string_equal(sfield(f, "oU1", "waited_ms"), "5000");
+    assert_string_equal(sfield(f, "oU1", "handing"), "(nil)");
+    assert_string_equal(ev(f, "assign", "oU1", 2, "reason"), "dequeued");
+    assert_string_equal(ev(f, "assign", "oU1", 2, "note"), "VIP");
+    assert_string_equal(ev(f, "assign", "oU1", 2, "waited_ms"), "5000");
+    assert_invariants(f);
+}
+
 static void test_route_transfer_frees_a_slot_the_queue_takes_at_once(
     void **st)
 {
@@ -2257,6 +2326,7 @@ int main(void)
         T(test_route_transfer_to_an_agent_moves_the_load_and_emits),
         T(test_route_transfer_frees_a_slot_the_queue_takes_at_once),
         T(test_route_transfer_to_a_group_routes_inside_that_group),
+        T(test_route_transfer_note_travels_and_a_reroute_drops_it),
         T(test_route_transfer_to_a_group_reply_matches_the_session),
         T(test_route_refusals_name_their_reason_and_change_nothing),
         T(test_route_queue_timeout_removes_the_user_asking_for_a_message),

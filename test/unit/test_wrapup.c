@@ -16,23 +16,10 @@
 #include "wrapup.h"
 #include "testutil.h"
 
-/* n copies of s into a new string. */
-static char *repeat(const char *s, size_t n)
-{
-    size_t len = strlen(s), i;
-    char *out = malloc(len * n + 1);
-
-    assert_non_null(out);
-    for (i = 0; i < n; i++)
-        memcpy(out + i * len, s, len);
-    out[len * n] = '\0';
-    return out;
-}
-
 static void test_500_characters_of_chinese_pass_501_do_not(void **state)
 {
-    char *ok = repeat("售", WRAPUP_SUMMARY_CHARS);   /* 1500 bytes */
-    char *over = repeat("售", WRAPUP_SUMMARY_CHARS + 1);
+    char *ok = tu_repeat("售", WRAPUP_SUMMARY_CHARS);   /* 1500 bytes */
+    char *over = tu_repeat("售", WRAPUP_SUMMARY_CHARS + 1);
     const char *why = NULL;
 
     (void)state;
@@ -81,7 +68,7 @@ static void test_payload_reads_back_to_the_summary(void **state)
 static void test_the_longest_summary_fits_the_payload(void **state)
 {
     /* the worst case for escaping: every character a \u escape */
-    char *tabs = repeat("\t", WRAPUP_SUMMARY_CHARS - 1);
+    char *tabs = tu_repeat("\t", WRAPUP_SUMMARY_CHARS - 1);
     char *s = malloc(strlen(tabs) + 2);
     char out[WRAPUP_JSON_MAX];
 

@@ -240,3 +240,15 @@ void tu_set_str(char **field, const char *v)
     *field = strdup(v);
     assert_non_null(*field);
 }
+
+char *tu_repeat(const char *s, size_t n)
+{
+    size_t len = strlen(s), i;
+    char *out = malloc(len * n + 1);
+
+    assert_non_null(out);
+    for (i = 0; i < n; i++)
+        memcpy(out + i * len, s, len);
+    out[len * n] = '\0';
+    return out;
+}

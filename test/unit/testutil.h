@@ -51,6 +51,8 @@ void tu_port_hint(int port);
 int tu_log_says_in_use(const char *path);
 /* Replaces a malloc'd string field (a config value) with a copy of v. */
 void tu_set_str(char **field, const char *v);
+/* n copies of s, a new string (free it). */
+char *tu_repeat(const char *s, size_t n);
 
 
 /* tu_redis.c: a private redis-server for tests that need a real one (store, callback):
