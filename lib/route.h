@@ -155,6 +155,41 @@ KF_WUR int route_session(struct route *r, const char *op, struct kf_str openid,
                          char *result, size_t result_len,
                          const struct refusal **why);
 
+/* What a reopen did, or what a peek saw. */
+struct route_reopen {
+    int already;                  /* the agent has the user already */
+    char agent[ROUTE_NAME_MAX];   /* the session's agent (of a peek: ""
+                                     when none; of a "held" refusal: the
+                                     agent who has the user) */
+    char state[16];               /* peek: "active", "waiting" or "" */
+    int64_t session_id;           /* reopen: the live session's id */
+    int64_t window_end_ms;        /* peek: when the window closes; 0 =
+                                     no window known */
+    long left;                    /* sends left in the window now */
+};
+
+/* An agent starts a new session with a user it served before (the
+ * caller has checked that past_session was the agent's): atomically in
+ * lib/lua/session.lua, under the rules of assignment — the user must
+ * have no live session with another agent (else REFUSAL_HELD, its agent
+ * in out->agent; with this agent: out->already, nothing changes), the
+ * agent be online or paused with a free slot (agent_offline,
+ * agent_full), the user's window be open with sends left
+ * (outside_48h_window, quota_exhausted). A user waiting in the queue is
+ * taken out of it. The assign event's reason is "reopen"; its why names
+ * past_session. by: the acting agent, or "" for an admin. A refusal
+ * sets *why to its row (scope REFUSAL_REOPEN) and returns the row's
+ * code, as route_session does. */
+KF_WUR int route_reopen(struct route *r, struct kf_str openid,
+                        const char *agent, const char *by,
+                        int64_t past_session, int64_t now_ms,
+                        struct route_reopen *out,
+                        const struct refusal **why);
+/* Whether a reopen could work now: the user's live session (state,
+ * agent) and window (end, sends left), read in the same script. */
+KF_WUR int route_reopen_peek(struct route *r, struct kf_str openid,
+                             int64_t now_ms, struct route_reopen *out);
+
 struct route_sweep_counts {
     long agents_lost, sessions_expired, first_reply_reroutes,
         queue_timeouts, dequeued;

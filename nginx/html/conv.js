@@ -525,6 +525,11 @@ function renderMessages(keepBottom) {
             last = m.session;
         els.push(m.el);
     }
+    // a session with nothing said yet (reopened by the agent): the break
+    // below the last one's messages
+    const cur = S.sessions.get(c.openid);
+    if (cur && cur.id && last && String(cur.id) !== last)
+        els.push(sessionBreak());
     ol.replaceChildren(...els);
     show(tid('load-older'), !c.atStart && c.historyLoaded);
     show(tid('history-start'), c.atStart && c.historyLoaded);
