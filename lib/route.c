@@ -358,6 +358,10 @@ int route_session(struct route *r, const char *op, struct kf_str openid,
 
     if (openid.len >= sizeof(o))
         return refused(REFUSAL_SESSION, "", REFUSAL_REFUSED, why);
+    /* the script's other ops (reopen) are route_reopen's */
+    if (strcmp(op, "close") && strcmp(op, "transfer_agent") &&
+        strcmp(op, "transfer_group") && strcmp(op, "answered"))
+        return refused(REFUSAL_SESSION, "bad_op", REFUSAL_REFUSED, why);
     snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     rc = store_run(r->store, &r->session, 0, NULL, 6, args, NULL, &rep);

@@ -141,7 +141,7 @@ KF_WUR int route_presence(struct route *r, const char *agent,
                           const struct refusal **why);
 
 /* An action on a session. op: "close", "transfer_agent",
- * "transfer_group", "answered". by = the acting agent, or "" for an
+ * "transfer_group", "answered" (another: bad_op, Redis not asked). by = the acting agent, or "" for an
  * admin. target: the agent or group of a transfer; for "close" the
  * wrap-up (route_wrapup_json; NULL or "" none), kept as the close
  * event's payload. A refusal sets *why (NULL ok) to its row of lib/refusal.h

@@ -1119,6 +1119,8 @@ async function reopenSteps(browser) {
         }, 10000, 'the closed session archived');
     };
     const openPastOf = async (page, text) => {
+        if (await tid(page, 'back').isVisible())      // a phone: the list first
+            await tid(page, 'back').click();
         await tid(page, 'past-open').click();
         await tid(page, 'past-dialog').waitFor();
         const item = page.locator('[data-testid="past-item"]').filter({hasText: text}).first();
@@ -1202,10 +1204,11 @@ async function reopenSteps(browser) {
         await tid(p, 'reopen-button').click();
         await tid(p, 'past-dialog').waitFor({state: 'hidden'});
         await tid(p, 'message-list').getByText(reply).waitFor();
-        await p.waitForFunction(() => {
-            const li = [...document.querySelectorAll('[data-testid="message-list"] > li')];
-            return li.length >= 2 && li[li.length - 1].dataset.testid === 'session-break';
-        }, null, {timeout: 8000});
+        // three sessions: the first message, the reply, nothing yet
+        await p.waitForFunction(() => [...document.querySelectorAll(
+            '[data-testid="message-list"] > li')].map(li => li.dataset.testid)
+            .join() === 'message,session-break,message,session-break',
+                                null, {timeout: 8000});
         await shot(p, 'phone-reopen-conv');
         const c = await http('POST', BASE + '/api/v1/sessions/' + u + '/close',
                              {token: A.token, json: {}});
