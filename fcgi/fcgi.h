@@ -131,6 +131,8 @@ void api_user_messages(struct fcgi_req *r);
 void api_session_transcript(struct fcgi_req *r);
 void api_search(struct fcgi_req *r);
 void api_history_sessions(struct fcgi_req *r);
+void api_session_reopen_peek(struct fcgi_req *r);   /* fcgi/reopen.c */
+void api_session_reopen(struct fcgi_req *r);
 void api_labels_list(struct fcgi_req *r);       /* fcgi/labels.c */
 void api_labels_create(struct fcgi_req *r);
 void api_label_patch(struct fcgi_req *r);

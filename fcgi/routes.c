@@ -158,6 +158,8 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/sessions/*/transfer", api_session_transfer },
     { M_POST, "/api/v1/sessions/*/messages", api_session_send },
     { M_POST, "/api/v1/sessions/*/typing", api_session_typing },
+    { M_GET, "/api/v1/sessions/*/reopen", api_session_reopen_peek },
+    { M_POST, "/api/v1/sessions/*/reopen", api_session_reopen },
     { M_GET, "/api/v1/stats", api_stats },
     { M_GET, "/api/v1/users/*/messages", api_user_messages },
     { M_GET, "/api/v1/sessions/*/transcript", api_session_transcript },

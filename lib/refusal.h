@@ -41,6 +41,7 @@ enum refusal_scope {
                                the kf code they return */
     REFUSAL_TRANSFER = 1024,    /* a transfer's note (lib/handover):
                                    looked up by the kf code */
+    REFUSAL_REOPEN = 2048,  /* route_reopen: session.lua's reopen */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -54,6 +55,7 @@ enum refusal_scope {
 #define REFUSAL_U REFUSAL_UPLOAD
 #define REFUSAL_L REFUSAL_LABEL
 #define REFUSAL_T REFUSAL_TRANSFER
+#define REFUSAL_RE REFUSAL_REOPEN
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -64,30 +66,32 @@ enum refusal_scope {
       "no_session", "this user has no session", 0)                         \
     X(NOT_YOURS, REFUSAL_S | REFUSAL_O | REFUSAL_R, "not_yours", KF_EINVAL, \
       403, "not_yours", "the session is another agent's", 0)               \
-    X(UNKNOWN_AGENT, REFUSAL_S, "unknown_agent", KF_EINVAL, 404,            \
-      "unknown_agent", "no such agent", 0)                                 \
+    X(UNKNOWN_AGENT, REFUSAL_S | REFUSAL_RE, "unknown_agent", KF_EINVAL,    \
+      404, "unknown_agent", "no such agent", 0)                             \
     X(UNKNOWN_GROUP, REFUSAL_S, "unknown_group", KF_EINVAL, 404,            \
       "unknown_group", "no such group", 0)                                 \
-    X(AGENT_OFFLINE, REFUSAL_S, "agent_offline", KF_EINVAL, 409,            \
-      "agent_offline", "the agent is offline", 0)                          \
-    X(AGENT_FULL, REFUSAL_S, "agent_full", KF_EINVAL, 409, "agent_full",    \
-      "the agent is at capacity", 0)                                       \
+    X(AGENT_OFFLINE, REFUSAL_S | REFUSAL_RE, "agent_offline", KF_EINVAL,    \
+      409, "agent_offline", "the agent is offline", 0)                      \
+    X(AGENT_FULL, REFUSAL_S | REFUSAL_RE, "agent_full", KF_EINVAL, 409,     \
+      "agent_full", "the agent is at capacity", 0)                          \
     X(SAME_AGENT, REFUSAL_S, "same_agent", KF_EINVAL, 409, "same_agent",    \
       "the session is already with that agent", 0)                         \
     X(NOT_ACTIVE, REFUSAL_S, "not_active", KF_EINVAL, 400, "refused",       \
       "the session action was refused", 0)                                 \
-    X(REFUSED, REFUSAL_S | REFUSAL_O, "", KF_EINVAL, 400, "refused",        \
-      "the session action was refused", 0)                                 \
+    X(REFUSED, REFUSAL_S | REFUSAL_O | REFUSAL_RE, "", KF_EINVAL, 400,      \
+      "refused", "the session action was refused", 0)                       \
+    X(HELD, REFUSAL_RE, "held", KF_EBUSY, 409, "user_taken",                \
+      "the user is in a session with another agent", 0)                     \
     X(AGENT_GONE, REFUSAL_P, "unknown_agent", KF_ENOTFOUND, 404,            \
       "unknown_agent", "agent not found", 0)                               \
     X(BAD_STATUS, REFUSAL_P, "bad_status", KF_EINVAL, 500,                  \
       "internal_error", "internal error", 0)                               \
-    X(OUTSIDE_WINDOW, REFUSAL_O, "outside_48h_window", KF_EINVAL, 409,      \
-      "outside_48h_window", "the user has not written within the "         \
-      "customer-service window (48 h after a message)", 45015)             \
-    X(QUOTA_EXHAUSTED, REFUSAL_O, "quota_exhausted", KF_EINVAL, 409,        \
-      "quota_exhausted", "no sends left until the user writes again",      \
-      45047)                                                               \
+    X(OUTSIDE_WINDOW, REFUSAL_O | REFUSAL_RE, "outside_48h_window",         \
+      KF_EINVAL, 409, "outside_48h_window", "the user has not written "     \
+      "within the customer-service window (48 h after a message)", 45015)   \
+    X(QUOTA_EXHAUSTED, REFUSAL_O | REFUSAL_RE, "quota_exhausted",           \
+      KF_EINVAL, 409, "quota_exhausted",                                    \
+      "no sends left until the user writes again", 45047)                   \
     X(SEND_NO_SESSION, REFUSAL_O, "no_session", KF_EINVAL, 404,             \
       "no_session", "this user has no session with you", 0)                \
     X(INVALID_FIELD, REFUSAL_O | REFUSAL_C, "invalid_field", KF_EINVAL,     \
@@ -108,8 +112,8 @@ enum refusal_scope {
       "the user is not served by you", 0)                                  \
     X(NOT_AUTHOR, REFUSAL_R, "not_author", KF_EINVAL, 403, "not_author",   \
       "only the note's author or an admin may change it", 0)               \
-    X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I, "bad_op", KF_EINVAL, 500, \
-      "internal_error", "internal error", 0)                               \
+    X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I | REFUSAL_RE, "bad_op",     \
+      KF_EINVAL, 500, "internal_error", "internal error", 0)                \
     X(LOST_LEASE, REFUSAL_I, "lost_lease", KF_EINVAL, 500,                  \
       "internal_error", "internal error", 0)                               \
     X(NO_AGENT, REFUSAL_A, "unknown_agent", KF_ENOTFOUND, 404,              \

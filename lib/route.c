@@ -360,6 +360,10 @@ static int session_run(struct route *r, const char *op, struct kf_str openid,
 
     if (openid.len >= sizeof(o))
         return refused(REFUSAL_SESSION, "", REFUSAL_REFUSED, why);
+    /* the script's other ops (reopen) are route_reopen's */
+    if (strcmp(op, "close") && strcmp(op, "transfer_agent") &&
+        strcmp(op, "transfer_group") && strcmp(op, "answered"))
+        return refused(REFUSAL_SESSION, "bad_op", REFUSAL_REFUSED, why);
     snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     rc = store_run(r->store, &r->session, 0, NULL, 7, args, NULL, &rep);
@@ -393,6 +397,69 @@ int route_transfer(struct route *r, struct kf_str openid, const char *by,
     return session_run(r, to_agent ? "transfer_agent" : "transfer_group",
                        openid, by, to_agent ? to_agent : to_group, note,
                        now_ms, result, result_len, why);
+}
+
+static int64_t reply_i64(const struct store_reply *rep, size_t i)
+{
+    char v[24];
+
+    store_reply_at_copy(rep, i, v, sizeof(v));
+    return (int64_t)strtoll(v, NULL, 10);
+}
+
+/* session.lua's reopen and reopen_peek: {'ok', s1, s2, n3, n4}. */
+static int reopen_call(struct route *r, const char *op, struct kf_str openid,
+                       const char *agent, const char *by, int64_t past,
+                       int64_t now_ms, struct route_reopen *out,
+                       const struct refusal **why)
+{
+    char now[24], o[72], sid[24], code[32];
+    const char *args[] = { op, now, r->cfg, o, by, agent, sid };
+    struct store_reply *rep = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (openid.len >= sizeof(o) || !kf_openid_ok(openid))
+        return refused(REFUSAL_REOPEN, "", REFUSAL_REFUSED, why);
+    snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(sid, sizeof(sid), "%lld", (long long)past);
+    rc = store_run(r->store, &r->session, 0, NULL, 7, args, NULL, &rep);
+    if (rc < 0)
+        return rc;
+    if (is_err_reply(rep, code, sizeof(code))) {
+        rc = refused(REFUSAL_REOPEN, code, REFUSAL_REFUSED, why);
+        store_reply_at_copy(rep, 2, out->agent, sizeof(out->agent));
+    } else if (strcmp(op, "reopen") == 0) {
+        out->already = store_reply_at_is(rep, 1, "already");
+        store_reply_at_copy(rep, 2, out->agent, sizeof(out->agent));
+        out->session_id = reply_i64(rep, 3);
+        out->left = (long)reply_i64(rep, 4);
+    } else {
+        store_reply_at_copy(rep, 1, out->state, sizeof(out->state));
+        store_reply_at_copy(rep, 2, out->agent, sizeof(out->agent));
+        out->window_end_ms = reply_i64(rep, 3);
+        out->left = (long)reply_i64(rep, 4);
+    }
+    store_reply_free(rep);
+    return rc;
+}
+
+int route_reopen(struct route *r, struct kf_str openid, const char *agent,
+                 const char *by, int64_t past_session, int64_t now_ms,
+                 struct route_reopen *out, const struct refusal **why)
+{
+    return reopen_call(r, "reopen", openid, agent, by, past_session, now_ms,
+                       out, why);
+}
+
+int route_reopen_peek(struct route *r, struct kf_str openid, int64_t now_ms,
+                      struct route_reopen *out)
+{
+    const struct refusal *why = NULL;
+
+    return reopen_call(r, "reopen_peek", openid, "", "", 0, now_ms, out,
+                       &why);
 }
 
 int route_sweep(struct route *r, int64_t now_ms, long heartbeat_ttl_s,

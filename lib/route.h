@@ -141,7 +141,7 @@ KF_WUR int route_presence(struct route *r, const char *agent,
                           const struct refusal **why);
 
 /* An action on a session. op: "close", "transfer_agent",
- * "transfer_group", "answered". by = the acting agent, or "" for an
+ * "transfer_group", "answered" (another: bad_op, Redis not asked). by = the acting agent, or "" for an
  * admin. target: the agent or group of a transfer; for "close" the
  * wrap-up (route_wrapup_json; NULL or "" none), kept as the close
  * event's payload. A refusal sets *why (NULL ok) to its row of lib/refusal.h
@@ -166,6 +166,40 @@ KF_WUR int route_transfer(struct route *r, struct kf_str openid,
                           const char *to_group, const char *note,
                           int64_t now_ms, char *result, size_t result_len,
                           const struct refusal **why);
+/* What a reopen did, or what a peek saw. */
+struct route_reopen {
+    int already;                  /* the agent has the user already */
+    char agent[ROUTE_NAME_MAX];   /* the session's agent (of a peek: ""
+                                     when none; of a "held" refusal: the
+                                     agent who has the user) */
+    char state[16];               /* peek: "active", "waiting" or "" */
+    int64_t session_id;           /* reopen: the live session's id */
+    int64_t window_end_ms;        /* peek: when the window closes; 0 =
+                                     no window known */
+    long left;                    /* sends left in the window now */
+};
+
+/* An agent starts a new session with a user it served before (the
+ * caller has checked that past_session was the agent's): atomically in
+ * lib/lua/session.lua, under the rules of assignment — the user must
+ * have no live session with another agent (else REFUSAL_HELD, its agent
+ * in out->agent; with this agent: out->already, nothing changes), the
+ * agent be online or paused with a free slot (agent_offline,
+ * agent_full), the user's window be open with sends left
+ * (outside_48h_window, quota_exhausted). A user waiting in the queue is
+ * taken out of it. The assign event's reason is "reopen"; its why names
+ * past_session. by: the acting agent, or "" for an admin. A refusal
+ * sets *why to its row (scope REFUSAL_REOPEN) and returns the row's
+ * code, as route_session does. */
+KF_WUR int route_reopen(struct route *r, struct kf_str openid,
+                        const char *agent, const char *by,
+                        int64_t past_session, int64_t now_ms,
+                        struct route_reopen *out,
+                        const struct refusal **why);
+/* Whether a reopen could work now: the user's live session (state,
+ * agent) and window (end, sends left), read in the same script. */
+KF_WUR int route_reopen_peek(struct route *r, struct kf_str openid,
+                             int64_t now_ms, struct route_reopen *out);
 
 struct route_sweep_counts {
     long agents_lost, sessions_expired, first_reply_reroutes,

@@ -10,6 +10,7 @@
 //   conv.js       agent: one conversation (history, live, send, transfer)
 //   media.js      agent: users' images and voice from blob: URLs
 //   colleagues.js agent: whom to transfer to (list, status, load), nicknames
+//   reopen.js     agent: reopening a past conversation (wrapup.js's view)
 //   admin.js      admin: stats, agents, queue, sessions
 
 import {api, ApiError, getToken, setToken, setUnauthorizedHandler}

@@ -174,6 +174,8 @@ function upsertOutbound(c, o) {
             m.by = o.by;
         if (o.marker && !m.marker)
             m.marker = o.marker;
+        if (o.session && !m.session)
+            m.session = o.session;      // a local send: its session now known
         if (o.mid && m.mid !== o.mid)
             bindMid(m, o.mid);
         if (o.state)
@@ -262,7 +264,8 @@ export function onFeedEvents(events) {
                 mid, ts: num(e.ts_ms) || 0, msgtype: e.msgtype || '',
                 content: firstOf(p.content, p.title),
                 mediaId: p.media_id || '', by: e.by || e.agent || '',
-                marker: e.marker || '', payload: p, state: 'sending'});
+                marker: e.marker || '', payload: p, state: 'sending',
+                session: e.session || ''});
             if (known)
                 break;
             if (isAutomatic(e)) {       // the user still waits for an answer
@@ -518,16 +521,24 @@ function renderMessages(keepBottom) {
     // where one session ends and the next begins: between two messages
     // whose sessions are known and differ
     const els = [];
-    let last = '';
+    let last = '', lastAt = 0;
     for (const m of c.msgs) {
         if (!m.el)
             m.el = makeMsgEl(m);
         if (m.session && last && m.session !== last)
             els.push(sessionBreak());
-        if (m.session)
+        if (m.session) {
             last = m.session;
+            lastAt = els.length + 1;
+        }
         els.push(m.el);
     }
+    // the current session has no message of its own known yet (reopened by
+    // the agent; its sends not confirmed): the break after the last
+    // session's messages
+    const cur = S.sessions.get(c.openid);
+    if (cur && cur.id && last && String(cur.id) !== last)
+        els.splice(lastAt, 0, sessionBreak());
     ol.replaceChildren(...els);
     show(tid('load-older'), !c.atStart && c.historyLoaded);
     show(tid('history-start'), c.atStart && c.historyLoaded);

@@ -205,7 +205,7 @@ export const STRINGS = {
         'wrapup.search.short': '请至少输入 2 个字',
         'wrapup.more': '更多',
         'wrapup.close': '关闭',
-        'wrapup.reopen.note': '已结束的会话只能查看。用户再次发来消息时，会开始新的会话并分配客服。',
+        'wrapup.reopen.note': '用户最后一条消息后 48 小时内，您可以重新打开自己接待过的会话继续服务；超过 48 小时，需等用户再次发来消息。',
         'wrapup.labels': '标签',
         'wrapup.labels.none': '管理员还没有设置标签',
         'wrapup.labels.max': '最多选 5 个标签',
@@ -368,6 +368,19 @@ export const STRINGS = {
         'handover.banner.queue.short': '用户刚从排队中接入，请尽快回复',
         'handover.admin': '管理员',
         'handover.dismiss': '知道了',
+        // reopen
+        'reopen.button': '重新打开会话',
+        'reopen.goto': '打开会话',
+        'reopen.checking': '正在确认能否重新打开…',
+        'reopen.open': '回复窗口剩 {t}，还可发 {n} 条消息',
+        'reopen.closed': '用户超过 48 小时未发消息，无法重新打开，需等用户再次发来消息',
+        'reopen.spent': '本次可发的消息已用完，无法重新打开，需等用户再次发来消息',
+        'reopen.taken': '该用户正在由 {agent} 接待，无法重新打开',
+        'reopen.mine': '该用户正在与您对话',
+        'reopen.unknown': '暂时无法确认回复窗口，请稍后再试',
+        'reopen.done': '会话已重新打开，请先向用户发消息',
+        'err.code.user_taken': '该用户正在由其他客服接待',
+        // end reopen
     },
     en: {
         'app.title': 'Customer service console',
@@ -570,7 +583,7 @@ export const STRINGS = {
         'wrapup.search.short': 'Type at least 2 characters',
         'wrapup.more': 'More',
         'wrapup.close': 'Close',
-        'wrapup.reopen.note': 'A closed session can only be read. When the user writes again, a new session starts and an agent is assigned.',
+        'wrapup.reopen.note': 'Within 48 hours of the user\'s last message you can reopen a conversation you served and carry on; after that, wait until the user writes again.',
         'wrapup.labels': 'Labels',
         'wrapup.labels.none': 'No labels yet: an admin adds them',
         'wrapup.labels.max': 'At most 5 labels',
@@ -733,6 +746,19 @@ export const STRINGS = {
         'handover.banner.queue.short': 'The user was just taken from the queue; answer soon',
         'handover.admin': 'an admin',
         'handover.dismiss': 'Got it',
+        // reopen
+        'reopen.button': 'Reopen conversation',
+        'reopen.goto': 'Open conversation',
+        'reopen.checking': 'Checking whether it can be reopened…',
+        'reopen.open': 'Window: {t} left, {n} messages left',
+        'reopen.closed': 'The user has not written for 48 hours: it cannot be reopened until the user writes again',
+        'reopen.spent': 'All replies of this window are used: it cannot be reopened until the user writes again',
+        'reopen.taken': '{agent} is serving this user: it cannot be reopened',
+        'reopen.mine': 'This user is in a conversation with you',
+        'reopen.unknown': 'The reply window could not be checked; try again later',
+        'reopen.done': 'Conversation reopened: write to the user first',
+        'err.code.user_taken': 'Another agent is serving this user',
+        // end reopen
     },
 };
 

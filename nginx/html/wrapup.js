@@ -5,13 +5,15 @@
 //   "历史会话" lists closed sessions with their summaries and labels — an
 //   agent's own, every agent's for an admin (GET /api/v1/history/sessions,
 //   searched by summary text and filtered by label) — and opens one's
-//   transcript read-only (…/transcript?session=ID).
+//   transcript read-only (…/transcript?session=ID), with the button that
+//   reopens it (reopen.js).
 
 import {api, seg} from './api.js';
 import {t} from './i18n.js';
 import {fmtTime, h, setError, show, showError, shortId, tid} from './dom.js';
 import {historyMsgEl} from './conv.js';
 import {allLabels, labelChip, loadLabels} from './labels.js';
+import {hideReopen, relabelReopen, showReopen, wireReopen} from './reopen.js';
 import {S, agentName} from './state.js';
 
 export const SUMMARY_MAX = 500;      // characters, as the API counts them
@@ -177,6 +179,8 @@ function showList(on) {
     const dlg = tid('past-dialog');
     show(tid('past-browse', dlg), on);
     show(tid('past-view', dlg), !on);
+    if (on)
+        hideReopen();
 }
 
 async function openPast(s) {
@@ -189,6 +193,7 @@ async function openPast(s) {
     tid('past-view-labels', dlg).replaceChildren(chips(s.labels));
     setError(tid('past-view-error', dlg), '');
     showList(false);
+    showReopen(s);
     try {
         const r = await api.get('/api/v1/sessions/' + seg(s.openid) +
                                 '/transcript', {query: {session: s.id}});
@@ -218,6 +223,7 @@ export function relabelWrapup() {
     if (tid('past-dialog').open) {
         renderFilter();
         renderPast();
+        relabelReopen();
     }
 }
 
@@ -245,4 +251,5 @@ export function wireWrapup() {
     tid('past-more', pd).addEventListener('click', () => loadPast(true));
     tid('past-back', pd).addEventListener('click', () => showList(true));
     tid('past-close', pd).addEventListener('click', () => pd.close());
+    wireReopen();
 }

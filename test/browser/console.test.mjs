@@ -249,6 +249,18 @@ async function signIn(page, token) {
     await tid(page, 'login-view').waitFor({state: 'hidden'});
 }
 
+// A on a laptop, online; user u writes text and A opens the conversation.
+async function agentServes(browser, name, u, text) {
+    const a = await newPage(browser, name, LAPTOP);
+    await signIn(a, A.token);
+    await tid(a, 'status-online').click();
+    await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
+    await userWrites(u, text);
+    await sessionItem(a, u).click();
+    await tid(a, 'message-list').getByText(text).waitFor();
+    return a;
+}
+
 function sessionItem(page, openid) {
     return page.locator(`[data-testid="session-item"][data-openid="${openid}"]`);
 }
@@ -757,13 +769,7 @@ async function wrapupSteps(browser) {
     });
 
     await step('wrap-up: A closes with a summary; 500 characters at most', async () => {
-        a = await newPage(browser, 'agentA-wrap', LAPTOP);
-        await signIn(a, A.token);
-        await tid(a, 'status-online').click();
-        await a.waitForSelector('[data-testid="status-online"][aria-pressed="true"]');
-        await userWrites(u, first);
-        await sessionItem(a, u).click();
-        await tid(a, 'message-list').getByText(first).waitFor();
+        a = await agentServes(browser, 'agentA-wrap', u, first);
         await tid(a, 'close-session').click();
         await tid(a, 'wrapup-dialog').waitFor();
         await tid(a, 'wrapup-summary').fill('换'.repeat(501));
@@ -1204,6 +1210,142 @@ async function transferNoteSteps(browser) {
         await setStatus(A, 'online');
         await b.context().close();
         delete pages['handover-B'];
+    });
+}
+
+// --- reopening a past conversation (i17-reopen) ----------------------------
+
+// A closes a conversation, finds it in 历史会话, sees how long the user's
+// window stays open, reopens it and writes first: the new session is in
+// the workspace with the old transcript above the session break, and the
+// reply reaches WeChat. The same past session then says the user is with
+// A. On a phone: closed again, found, reopened.
+async function reopenSteps(browser) {
+    const u = openidFor('Reop');
+    const first = '我想改一下收货地址';
+    const reply = '您好，地址已经帮您改好了';
+    const summary = '用户要改收货地址';
+    let a, bStatus;
+    const setStatus = async (who, status) => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: who.token, json: {status}});
+        assert(r.status === 200, `${who.account} ${status}: ${r.status}`);
+    };
+    const closeWith = async (page, text) => {
+        await sessionItem(page, u).click();
+        await tid(page, 'close-session').click();
+        await tid(page, 'wrapup-dialog').waitFor();
+        await tid(page, 'wrapup-summary').fill(text);
+        await tid(page, 'wrapup-submit').click();
+        await tid(page, 'wrapup-dialog').waitFor({state: 'hidden'});
+        await sessionItem(page, u).waitFor({state: 'detached'});
+        return until(async () => {
+            const x = await apiGet('/api/v1/history/sessions?q=' +
+                                   encodeURIComponent(text), A.token);
+            return x.status === 200 && x.data.sessions.length >= 1 &&
+                x.data.sessions[0];
+        }, 10000, 'the closed session archived');
+    };
+    const openPastOf = async (page, text) => {
+        if (await tid(page, 'back').isVisible())      // a phone: the list first
+            await tid(page, 'back').click();
+        await tid(page, 'past-open').click();
+        await tid(page, 'past-dialog').waitFor();
+        const item = page.locator('[data-testid="past-item"]').filter({hasText: text}).first();
+        await item.waitFor();
+        await item.getByRole('button').click();
+        await tid(page, 'past-view').waitFor();
+        await tid(page, 'reopen-box').waitFor();
+    };
+    const openState = (page) => page.waitForFunction(() => {
+        const st = document.querySelector('[data-testid="reopen-status"]');
+        return st && st.dataset.state === 'open';
+    }, null, {timeout: 8000});
+
+    await step('reopen: A closes a conversation and finds it in 历史会话', async () => {
+        bStatus = (await apiGet('/api/v1/me', B.token)).data.status;
+        await setStatus(B, 'paused');
+        a = await agentServes(browser, 'agentA-reopen', u, first);
+        const past = await closeWith(a, summary);
+        assert(past.openid === u && past.agent === A.account, 'A\'s past session: ' +
+               JSON.stringify(past));
+        await openPastOf(a, summary);
+        assert(await tid(a, 'past-note').textContent() === await zh(a, 'wrapup.reopen.note'),
+               'the note says it can be reopened');
+        await openState(a);
+        const st = await tid(a, 'reopen-status').textContent();
+        assert(/^回复窗口剩 4[78]小时\d+分，还可发 5 条消息$/.test(st),
+               'the window\'s time left and the sends: ' + st);
+        assert(!(await tid(a, 'reopen-button').isDisabled()), 'the button is enabled');
+        assert(await tid(a, 'reopen-button').textContent() === '重新打开会话', 'its label');
+        await shot(a, 'laptop-reopen-transcript');
+    });
+
+    await step('reopen: A reopens it, the old transcript above the break, and writes first', async () => {
+        await tid(a, 'reopen-button').click();
+        await tid(a, 'past-dialog').waitFor({state: 'hidden'});
+        await sessionItem(a, u).waitFor();
+        await tid(a, 'message-list').getByText(first).waitFor();
+        await a.waitForFunction(() => {
+            const li = [...document.querySelectorAll('[data-testid="message-list"] > li')];
+            return li.length >= 2 && li[li.length - 1].dataset.testid === 'session-break';
+        }, null, {timeout: 8000});
+        const s = (await apiGet('/api/v1/sessions/' + u, A.token)).data;
+        assert(s.agent === A.account && s.why && s.why.reason === 'reopen',
+               'a new session of A\'s, reason reopen: ' + JSON.stringify(s));
+        await tid(a, 'composer-input').fill(reply);
+        await tid(a, 'composer-send').click();
+        await until(async () => (await simSent(u)).some(
+            m => m.body && m.body.text && m.body.text.content === reply), 10000,
+            'the reply at WeChat');
+        await a.locator('[data-testid="message"][data-dir="out"]', {hasText: reply})
+            .waitFor();
+        const order = await a.evaluate(() => [...document.querySelectorAll(
+            '[data-testid="message-list"] > li')].map(li =>
+            li.dataset.testid === 'session-break' ? 'break' : li.textContent));
+        const k = order.indexOf('break');
+        assert(k > 0 && order.slice(0, k).some(x => x.includes(first)) &&
+               order.slice(k + 1).some(x => x.includes(reply)) &&
+               order.indexOf('break', k + 1) < 0,
+               'the old transcript, the break, the reply: ' + JSON.stringify(order));
+        await shot(a, 'laptop-reopen-conv');
+    });
+
+    await step('reopen: the same past session now says the user is with A', async () => {
+        await openPastOf(a, summary);
+        await openState(a);
+        assert(await tid(a, 'reopen-status').textContent() === '该用户正在与您对话',
+               'with A already');
+        assert(await tid(a, 'reopen-button').textContent() === '打开会话', 'opens it');
+        await tid(a, 'reopen-button').click();
+        await tid(a, 'past-dialog').waitFor({state: 'hidden'});
+        await tid(a, 'message-list').getByText(reply).waitFor();
+    });
+
+    await step('reopen: on a phone, closed again, found and reopened', async () => {
+        const p = await newPage(browser, 'agentA-reopen-phone', PHONE, true);
+        await signIn(p, A.token);
+        await closeWith(p, '第二次：改地址已完成');
+        await openPastOf(p, '第二次：改地址已完成');
+        await openState(p);
+        await shot(p, 'phone-reopen-transcript');
+        await tid(p, 'reopen-button').click();
+        await tid(p, 'past-dialog').waitFor({state: 'hidden'});
+        await tid(p, 'message-list').getByText(reply).waitFor();
+        // three sessions: the first message, the reply, nothing yet
+        await p.waitForFunction(() => [...document.querySelectorAll(
+            '[data-testid="message-list"] > li')].map(li => li.dataset.testid)
+            .join() === 'message,session-break,message,session-break',
+                                null, {timeout: 8000});
+        await shot(p, 'phone-reopen-conv');
+        const c = await http('POST', BASE + '/api/v1/sessions/' + u + '/close',
+                             {token: A.token, json: {}});
+        assert(c.status === 200, 'closed: ' + c.status);
+        await p.context().close();
+        delete pages['agentA-reopen-phone'];
+        await a.context().close();
+        delete pages['agentA-reopen'];
+        await setStatus(B, bStatus);
     });
 }
 
@@ -2041,6 +2183,7 @@ async function main() {
         await wrapupSteps(browser);
         await colleagueSteps(browser);
         await transferNoteSteps(browser);
+        await reopenSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

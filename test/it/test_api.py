@@ -115,10 +115,15 @@ ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
                 ('PATCH', '/api/v1/labels/1'), ('DELETE', '/api/v1/labels/1')]
 # both roles: an agent gets its own account's data
 BOTH_ROUTES = [('GET', '/api/v1/me/colleagues')]
+# a user's past session: its agent, or an admin for that agent (below and
+# test_reopen.py)
+PAST_ROUTES = [('GET', '/api/v1/sessions/oApiNone01/reopen?session=1'),
+               ('POST', '/api/v1/sessions/oApiNone01/reopen')]
 
 
 @pytest.mark.parametrize('method,path',
-                         AGENT_ROUTES + ADMIN_ROUTES + BOTH_ROUTES)
+                         AGENT_ROUTES + ADMIN_ROUTES + BOTH_ROUTES +
+                         PAST_ROUTES)
 def test_no_token_and_bad_token_are_401(astack, two, method, path):
     r = call(astack, method, path)
     assert_error(r, 401, 'unauthorized')
@@ -166,7 +171,9 @@ def test_an_agent_cannot_touch_another_agents_session(astack, sim, two):
                                ('POST', base + '/messages',
                                 {'msgtype': 'text',
                                  'text': {'content': 'x'}}),
-                               ('POST', base + '/typing', None)]:
+                               ('POST', base + '/typing', None),
+                               ('POST', base + '/reopen', {'session': 1}),
+                               ('GET', base + '/reopen?session=1', None)]:
         r = call(astack, method, path, other.token, json=body)
         assert_error(r, 403, 'not_yours')
     # the user's history and media are the session agent's too

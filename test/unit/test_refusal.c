@@ -21,7 +21,7 @@
 static const unsigned scopes[] = {
     REFUSAL_SESSION, REFUSAL_PRESENCE, REFUSAL_SEND, REFUSAL_MEDIA,
     REFUSAL_READ, REFUSAL_INTERNAL, REFUSAL_AGENT, REFUSAL_CANNED,
-    REFUSAL_UPLOAD, REFUSAL_LABEL, REFUSAL_TRANSFER,
+    REFUSAL_UPLOAD, REFUSAL_LABEL, REFUSAL_TRANSFER, REFUSAL_REOPEN,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
@@ -183,6 +183,14 @@ static void test_find_compares_bytes_and_falls_back(void **state)
           REFUSAL_AGENT_FULL },
         { REFUSAL_SESSION, KF_STR(""), REFUSAL_NO_SESSION,
           REFUSAL_NO_SESSION },
+        /* a reopen: who has the user, WeChat's window, the agent */
+        { REFUSAL_REOPEN, KF_STR("held"), REFUSAL_REFUSED, REFUSAL_HELD },
+        { REFUSAL_REOPEN, KF_STR("outside_48h_window"), REFUSAL_REFUSED,
+          REFUSAL_OUTSIDE_WINDOW },
+        { REFUSAL_REOPEN, KF_STR("agent_full"), REFUSAL_REFUSED,
+          REFUSAL_AGENT_FULL },
+        { REFUSAL_SESSION, KF_STR("held"), REFUSAL_REFUSED,
+          REFUSAL_REFUSED },
         /* a sub-code of another scope is not this one's */
         { REFUSAL_SESSION, KF_STR("media_failed"), REFUSAL_REFUSED,
           REFUSAL_REFUSED },

@@ -1384,6 +1384,131 @@ static void test_route_refusals_name_their_reason_and_change_nothing(
     assert_invariants(f);
 }
 
+/* route_reopen: its refusal's row (scope REFUSAL_REOPEN) or the result. */
+static int reopen(struct fixture *f, const char *openid, const char *agent,
+                  int64_t now, struct route_reopen *out)
+{
+    const struct refusal *why = NULL;
+    int rc;
+
+    f->err[0] = '\0';
+    rc = route_reopen(&f->route, kf_str_c(openid), agent, agent, 41, now,
+                      out, &why);
+    assert_true((rc < 0) == (why != NULL));
+    if (why) {
+        assert_int_equal(why->rc, rc);
+        snprintf(f->err, sizeof(f->err), "%s", why->sub);
+    }
+    return rc;
+}
+
+static void test_route_reopen_gives_a_past_user_back_to_its_agent(void **st)
+{
+    struct fixture *f = *st;
+    struct route_reopen r;
+
+    add_agent(f, "anna", 1, 0, "");
+    add_agent(f, "bob", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 2), 0);
+    presence(f, "bob", "online", T0 + 3);
+
+    /* the window: open for 48 h after the message, 5 sends */
+    assert_int_equal(route_reopen_peek(&f->route, kf_str_c("oU1"), T0 + 4,
+                                       &r), 0);
+    assert_string_equal(r.state, "");
+    assert_int_equal(r.window_end_ms, T0 + 1 + 48 * 3600 * INT64_C(1000));
+    assert_int_equal(r.left, 5);
+
+    assert_int_equal(reopen(f, "oU1", "anna", T0 + 5, &r), 0);
+    assert_false(r.already);
+    assert_string_equal(r.agent, "anna");
+    assert_int_equal(r.left, 5);
+    assert_string_equal(sfield(f, "oU1", "state"), "active");
+    assert_int_equal(strtoll(sfield(f, "oU1", "id"), NULL, 10),
+                     r.session_id);
+    assert_int_equal(load(f, "anna"), 1);
+    assert_string_equal(why(f, "oU1"), "policy=reopen;group=_all;"
+                        "chosen=anna;reason=reopen;candidates=anna:0/5");
+    assert_string_equal(CMD(f, "EVAL", "return tostring(cjson.decode("
+                            "ARGV[1]).reopens)", "0",
+                            sfield(f, "oU1", "why")), "41");
+    assert_string_equal(ev(f, "assign", "oU1", 2, "reason"), "reopen");
+    /* the user's next message stays with anna, bob online or not */
+    assert_string_equal(msg(f, "oU1", "", T0 + 6), "sticky:anna");
+
+    /* again by anna: that session, nothing changes; by bob: anna has it */
+    assert_int_equal(reopen(f, "oU1", "anna", T0 + 7, &r), 0);
+    assert_true(r.already);
+    assert_int_equal(ev_count(f, "assign", "oU1"), 2);
+    assert_int_equal(reopen(f, "oU1", "bob", T0 + 7, &r), KF_EBUSY);
+    assert_string_equal(f->err, "held");
+    assert_string_equal(r.agent, "anna");
+    assert_int_equal(route_reopen_peek(&f->route, kf_str_c("oU1"), T0 + 8,
+                                       &r), 0);
+    assert_string_equal(r.state, "active");
+    assert_string_equal(r.agent, "anna");
+    assert_int_equal(load(f, "bob"), 0);
+    assert_invariants(f);
+}
+
+static void test_route_reopen_takes_a_waiting_user_out_of_the_queue(
+    void **st)
+{
+    struct fixture *f = *st;
+    struct route_reopen r;
+
+    add_agent(f, "anna", 1, 0, "");
+    presence(f, "anna", "paused", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "queued:1");
+    assert_string_equal(msg(f, "oU2", "", T0 + 2), "queued:2");
+    /* paused, with a free slot: may reopen */
+    assert_int_equal(reopen(f, "oU1", "anna", T0 + 3, &r), 0);
+    assert_string_equal(queue(f, "_all"), "oU2");
+    assert_string_equal(sfield(f, "oU1", "agent"), "anna");
+    assert_int_equal(CMDL(f, "ZSCORE", PFX "qdeadline", "oU1"), 0);
+    assert_int_equal(load(f, "anna"), 1);
+    assert_invariants(f);
+}
+
+static void test_route_reopen_refusals_change_nothing(void **st)
+{
+    struct fixture *f = *st;
+    struct route_reopen r;
+    const int64_t h = 3600 * INT64_C(1000);
+
+    add_agent(f, "anna", 1, 1, "");
+    add_agent(f, "carl", 1, 0, "");
+    presence(f, "anna", "online", T0);
+    assert_string_equal(msg(f, "oU1", "", T0 + 1), "assigned:anna");
+    assert_int_equal(sess_op(f, "close", "oU1", "anna", "", T0 + 2), 0);
+
+    assert_int_equal(reopen(f, "oU1", "dave", T0 + 3, &r), KF_EINVAL);
+    assert_string_equal(f->err, "unknown_agent");
+    assert_int_equal(reopen(f, "oU1", "carl", T0 + 3, &r), KF_EINVAL);
+    assert_string_equal(f->err, "agent_offline");
+    /* the window closed 48 h after the message; a user never seen */
+    assert_int_equal(reopen(f, "oU1", "anna", T0 + 1 + 48 * h + 1, &r),
+                     KF_EINVAL);
+    assert_string_equal(f->err, "outside_48h_window");
+    assert_int_equal(reopen(f, "oNew", "anna", T0 + 3, &r), KF_EINVAL);
+    assert_string_equal(f->err, "outside_48h_window");
+    CMD(f, "HSET", key(f, "win:", "oU1"), "sent", "5");
+    assert_int_equal(reopen(f, "oU1", "anna", T0 + 3, &r), KF_EINVAL);
+    assert_string_equal(f->err, "quota_exhausted");
+    CMD(f, "HSET", key(f, "win:", "oU1"), "sent", "0");
+    /* capacity 1, one user of its own */
+    assert_string_equal(msg(f, "oU2", "", T0 + 4), "assigned:anna");
+    assert_int_equal(reopen(f, "oU1", "anna", T0 + 5, &r), KF_EINVAL);
+    assert_string_equal(f->err, "agent_full");
+
+    assert_string_equal(sfield(f, "oU1", "state"), "(nil)");
+    assert_int_equal(ev_count(f, "assign", "oU1"), 1);
+    assert_int_equal(load(f, "anna"), 1);
+    assert_invariants(f);
+}
+
 /* --- timeouts ------------------------------------------------------------ */
 
 static void test_route_queue_timeout_removes_the_user_asking_for_a_message(
@@ -2329,6 +2454,9 @@ int main(void)
         T(test_route_transfer_note_travels_and_a_reroute_drops_it),
         T(test_route_transfer_to_a_group_reply_matches_the_session),
         T(test_route_refusals_name_their_reason_and_change_nothing),
+        T(test_route_reopen_gives_a_past_user_back_to_its_agent),
+        T(test_route_reopen_takes_a_waiting_user_out_of_the_queue),
+        T(test_route_reopen_refusals_change_nothing),
         T(test_route_queue_timeout_removes_the_user_asking_for_a_message),
         T(test_route_first_reply_timeout_moves_the_user_to_another_agent),
         T(test_route_answered_stops_the_first_reply_timeout),
