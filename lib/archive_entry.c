@@ -34,7 +34,7 @@ static const struct {
     { "errmsg", C(ERRMSG) }, { "by", C(SENDER) },
     { "media_id", C(MEDIA_ID) }, { "path", C(PATH) },
     { "content_type", C(CTYPE) }, { "size", C(SIZE) },
-    { "msg", C(MSG) },
+    { "msg", C(MSG) }, { "marker", C(MARKER) },
 };
 
 /* --- checks -------------------------------------------------------------- */
