@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "lua.h"
+#include "stream_group.h"
 #include "wx_api.h"
 
 #include "banned.h"
@@ -407,6 +408,7 @@ void user_profile_jobs_init(struct user_profile_jobs *j,
     j->api = api;
     store_script_init(&j->script, lua_user_profile);
     snprintf(j->consumer, sizeof(j->consumer), "jobs-%ld", (long)getpid());
+    j->forget_ms = PROFILE_FORGET_MS;
 }
 
 /* 1 in *fresh when openid was looked up successfully within a day. */
@@ -505,11 +507,12 @@ static int look_up(struct user_profile_jobs *j, const char *openid,
 int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
                            long limit, struct user_profile_counts *c)
 {
-    char n[24], now[24], lease[24];
-    const char *args[7] = { "take", PROFILE_GROUP, j->consumer, n, now,
-                            lease, KF_XSTR(PROFILE_READ_MAX) };
+    char n[24], now[24], lease[24], idle[24];
+    const char *args[8] = { "take", PROFILE_GROUP, j->consumer, n, now,
+                            lease, KF_XSTR(PROFILE_READ_MAX), idle };
     struct store_reply *r = NULL;
     const struct store_reply *list;
+    struct kf_str cursor;
     int64_t queued;
     size_t i;
     int rc;
@@ -517,15 +520,23 @@ int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
     snprintf(n, sizeof(n), "%ld", limit);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(lease, sizeof(lease), "%d", PROFILE_LEASE_MS);
-    rc = store_run(j->store, &j->script, 0, NULL, 7, args, NULL, &r);
+    /* a consumer idle that long is gone: its entries are claimed, then
+     * it is forgotten (below) */
+    snprintf(idle, sizeof(idle), "%ld", j->forget_ms);
+    rc = store_run(j->store, &j->script, 0, NULL, 8, args, NULL, &r);
     if (rc < 0)
         return rc;
     list = store_reply_at(r, 1);
-    if (store_reply_len(r) != 2 || store_reply_at_int(r, 0, &queued) < 0 ||
-        store_reply_type(list) != STORE_ARRAY) {
+    if (store_reply_len(r) != 3 || store_reply_at_int(r, 0, &queued) < 0 ||
+        store_reply_type(list) != STORE_ARRAY ||
+        store_reply_at_str(r, 2, &cursor) < 0) {
         store_reply_free(r);
         return KF_EBACKEND;
     }
+    /* nothing left to claim: the idle consumers hold nothing */
+    if (kf_str_eq_c(cursor, "0-0"))
+        rc = stream_group_forget(j->store, PROFILE_GROUP, j->consumer,
+                                 j->forget_ms, NULL);
     c->queued += (long)queued;
     for (i = 0; i < store_reply_len(list) && rc == 0; i++) {
         const char *o = store_reply_at_text(list, i);

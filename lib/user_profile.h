@@ -35,6 +35,10 @@ struct wx_api_result;
 #define PROFILE_RETRY_MS 60000      /* first retry after a failure */
 #define PROFILE_RETRY_MAX_MS (6LL * 3600 * 1000)
 #define PROFILE_LEASE_MS 60000
+/* A consumer of the profile group idle an hour is a `wxkf jobs` gone for
+ * good (a live one reads every pass): forgotten (lib/stream_group.h).
+ * Nothing is lost if it was not: it holds no entries past its script. */
+#define PROFILE_FORGET_MS 3600000L
 #define PROFILE_GROUP "profile"     /* the consumer group on P events */
 /* Stream entries a pass reads (and acknowledges) at most: far more than
  * the look-ups a pass makes, so the group keeps up with a burst of
@@ -85,6 +89,7 @@ struct user_profile_jobs {
     struct wx_api *api;             /* borrowed */
     struct store_script script;     /* lib/lua/user_profile.lua */
     char consumer[64];
+    long forget_ms;                 /* PROFILE_FORGET_MS (tests: less) */
 };
 
 /* All borrowed; they must outlive j. Never fails. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include <hiredis/hiredis.h>
@@ -21,6 +22,7 @@
 #include "config.h"
 #include "user_profile.h"
 #include "store.h"
+#include "stream_group.h"
 #include "testutil.h"
 #include "tu_pg.h"
 #include "wx_api.h"
@@ -481,6 +483,93 @@ static void test_the_page_lists_past_sessions_and_who_served(void **st)
     assert_int_equal(yes, 0);
 }
 
+/* --- the group's consumers ------------------------------------------------ */
+
+/* How many consumers the profile group has; *pending gets the pending
+ * count of the one named name (-1: none of that name). */
+static long consumers(struct fixture *f, const char *name, long *pending)
+{
+    redisReply *r = redisCommand(f->rc, "XINFO CONSUMERS " P "events "
+                                 PROFILE_GROUP);
+    long n;
+    size_t i, k;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    n = (long)r->elements;
+    *pending = -1;
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        int mine = 0;
+
+        for (k = 0; k + 1 < c->elements; k += 2) {
+            const char *key = c->element[k]->str;
+
+            if (strcmp(key, "name") == 0)
+                mine = strcmp(c->element[k + 1]->str, name) == 0;
+            else if (strcmp(key, "pending") == 0 && mine)
+                *pending = (long)c->element[k + 1]->integer;
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Each `wxkf jobs` start reads under a name of its own ("jobs-<pid>"):
+ * the names of the processes gone (idle over forget_ms, nothing
+ * pending) are forgotten, so restarts leave at most the live consumer;
+ * one holding entries is kept until they are claimed, then forgotten,
+ * and its user is looked up. */
+static void test_restarts_leave_no_idle_consumers_behind(void **st)
+{
+    struct fixture *f = *st;
+    long pending, forgot = -1;
+    int i;
+
+    f->j.forget_ms = 50;
+    pass(f, NOW);                           /* creates the group */
+    for (i = 0; i < 6; i++) {               /* six restarts */
+        snprintf(f->j.consumer, sizeof(f->j.consumer), "jobs-%d", 900 + i);
+        sleep_ms(80);
+        msg_in(f, "oRestart000000000000000000000");
+        pass(f, NOW + i);
+    }
+    assert_int_equal(consumers(f, "jobs-905", &pending), 1);
+    assert_int_equal(pending, 0);
+
+    /* a process that died holding an entry, its user not queued yet */
+    msg_in(f, USER);
+    cmd_do(f, "XREADGROUP GROUP " PROFILE_GROUP " jobs-dead COUNT 1 "
+           "STREAMS " P "events >");
+    assert_int_equal(consumers(f, "jobs-dead", &pending), 2);
+    assert_int_equal(pending, 1);
+    sleep_ms(80);
+    /* idle, but with an entry pending: never forgotten */
+    assert_int_equal(stream_group_forget(&f->st, PROFILE_GROUP, "jobs-905",
+                                         0, &forgot), 0);
+    assert_int_equal(forgot, 0);
+    assert_int_equal(consumers(f, "jobs-dead", &pending), 2);
+    assert_int_equal(pending, 1);
+    /* the next pass claims its entry (the user is looked up), then
+     * forgets it */
+    tu_sim_post(&S.sim, "/_sim/inbound", "{\"openid\":\"" USER "\"}");
+    pass(f, NOW + 10);
+    assert_int_equal(f->c.queued, 1);
+    assert_int_equal(f->c.fetched, 1);
+    assert_int_equal(consumers(f, "jobs-dead", &pending), 1);
+    assert_int_equal(pending, -1);
+    assert_int_equal(consumers(f, "jobs-905", &pending), 1);
+    assert_int_equal(pending, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +583,7 @@ int main(void)
         T(test_remark_is_checked_then_pushed_to_wechat),
         T(test_notes_belong_to_their_author),
         T(test_the_page_lists_past_sessions_and_who_served),
+        T(test_restarts_leave_no_idle_consumers_behind),
 #undef T
     };
 
