@@ -409,6 +409,7 @@ void user_profile_jobs_init(struct user_profile_jobs *j,
     store_script_init(&j->script, lua_user_profile);
     snprintf(j->consumer, sizeof(j->consumer), "jobs-%ld", (long)getpid());
     j->forget_ms = PROFILE_FORGET_MS;
+    user_tags_script_init(&j->tags);
 }
 
 /* 1 in *fresh when openid was looked up successfully within a day. */
@@ -459,6 +460,55 @@ static int settle(struct user_profile_jobs *j, const char *op,
                      strcmp(op, "done") == 0 ? 2 : 5, args, NULL, NULL);
 }
 
+/* Notes when info's tagid_list names an id the kept tag list lacks. */
+static int note_unknown_tags(struct user_profile_jobs *j, json_t *info)
+{
+    json_t *ids = json_object_get(info, "tagid_list"), *named = NULL;
+    int unknown = 0, rc;
+
+    if (json_array_size(ids) == 0)
+        return 0;
+    rc = user_tags_name(j->store, &j->tags, ids, &named, &unknown);
+    json_decref(named);
+    if (rc == 0 && unknown > 0)
+        j->tags_unknown = 1;
+    return rc;
+}
+
+/* Fetches the account's tag list (tags/get) when it is due. A failure
+ * of WeChat's is counted, not returned: the list is due again a minute
+ * later (user_tags_due noted the attempt). */
+static int refresh_tags(struct user_profile_jobs *j, int64_t now_ms,
+                        struct user_profile_counts *c)
+{
+    struct wx_api_result res;
+    struct user_tags *t;
+    int due, rc = user_tags_due(j->store, &j->tags, now_ms, j->tags_unknown,
+                                &due);
+
+    if (rc < 0 || !due)
+        return rc;
+    j->tags_unknown = 0;
+    t = malloc(sizeof(*t));
+    if (!t)
+        return KF_ENOMEM;
+    wx_api_result_init(&res);
+    rc = wx_api_call(j->api, "GET", "/cgi-bin/tags/get", NULL, NULL, &res);
+    if (rc == 0)
+        rc = user_tags_parse(res.body, t);
+    if (rc == 0) {
+        rc = user_tags_put(j->store, &j->tags, t, now_ms);
+        if (rc == 0)
+            c->tags++;
+    } else {
+        c->tags_failed++;
+        rc = 0;
+    }
+    wx_api_result_release(&res);
+    free(t);
+    return rc;
+}
+
 /* Looks one user up; the outcome settles it (done or later). */
 static int look_up(struct user_profile_jobs *j, const char *openid,
                    int64_t now_ms, struct user_profile_counts *c)
@@ -484,6 +534,8 @@ static int look_up(struct user_profile_jobs *j, const char *openid,
             text = json_dumps(info, JSON_COMPACT);
             rc = text ? keep(j->p, openid, text, NULL, NULL) : KF_ENOMEM;
         }
+        if (rc == 0)
+            rc = note_unknown_tags(j, info);
     } else if (rc == KF_EWECHAT && !res.transient) {
         snprintf(code, sizeof(code), "%ld", res.errcode);
         kf_utf8_trim(res.errmsg);
@@ -549,5 +601,7 @@ int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
         rc = look_up(j, o, now_ms, c);
     }
     store_reply_free(r);
+    if (rc == 0)
+        rc = refresh_tags(j, now_ms, c);
     return rc;
 }

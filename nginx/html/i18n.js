@@ -299,7 +299,7 @@ export const STRINGS = {
         'profile.lang.zh_CN': '简体中文',
         'profile.lang.zh_TW': '繁体中文',
         'profile.lang.en': '英文',
-        'profile.tags': '标签编号',
+        'profile.tags': '标签',
         'profile.qr_scene': '二维码场景',
         'profile.display_name': '显示名称（仅本系统可见）',
         'profile.remark': '备注名（同步到微信）',
@@ -353,6 +353,9 @@ export const STRINGS = {
         'colleagues.group.waiting': '{n} 人排队',
         'colleagues.none': '没有其他客服',
         'colleagues.no_groups': '还没有分组',
+        // user tags
+        'tags.unknown': '标签 #{id}',
+        'tags.id': '标签编号：{id}',
     },
     en: {
         'app.title': 'Customer service console',
@@ -649,7 +652,7 @@ export const STRINGS = {
         'profile.lang.zh_CN': 'Simplified Chinese',
         'profile.lang.zh_TW': 'Traditional Chinese',
         'profile.lang.en': 'English',
-        'profile.tags': 'Tag ids',
+        'profile.tags': 'Tags',
         'profile.qr_scene': 'QR scene',
         'profile.display_name': 'Display name (wxkf only)',
         'profile.remark': 'Remark (saved on WeChat)',
@@ -703,6 +706,9 @@ export const STRINGS = {
         'colleagues.group.waiting': '{n} waiting',
         'colleagues.none': 'No other agents',
         'colleagues.no_groups': 'No groups yet',
+        // user tags
+        'tags.unknown': 'Tag #{id}',
+        'tags.id': 'Tag id: {id}',
     },
 };
 

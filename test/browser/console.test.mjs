@@ -1079,6 +1079,46 @@ async function colleagueSteps(browser) {
     });
 }
 
+// --- the user's tags by name (i17-loose) ---------------------------------------
+// The user has WeChat tags 101 and 2, which the account's list names, and
+// 777, which it does not: the profile shows 华东大区 and 星标组 with the
+// ids in the tooltip, and 标签 #777.
+async function userTagsSteps(browser) {
+    const u = openidFor('Tags');
+    const path = `/api/v1/users/${u}/profile`;
+    await step('tags: the profile names the user\'s WeChat tags, ids in the tooltip', async () => {
+        const r = await http('POST', `${SIM}/_sim/users/${u}/tags`,
+                             {json: {tagid_list: [101, 2, 777]}});
+        assert(r.status === 200, '/_sim/users/…/tags ' + r.status);
+        await userWrites(u, '我是老客户了，想问问会员折扣');
+        const s = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(s.status === 200 && s.data.agent, 'served: ' + JSON.stringify(s.data));
+        const who = s.data.agent === A.account ? A : B;
+        await until(async () => {
+            const q = await apiGet(path, who.token);
+            return q.status === 200 && q.data.info && q.data.tags;
+        }, 20000, 'the look-up');
+        for (const [viewport, name, mobile] of [[LAPTOP, 'laptop', false],
+                                                [PHONE, 'phone', true]]) {
+            const p = await newPage(browser, 'tags-' + name, viewport, mobile);
+            await signIn(p, who.token);
+            await sessionItem(p, u).click();
+            await tid(p, 'profile-open').click();
+            await tid(p, 'profile-tags').waitFor();
+            const chips = tid(p, 'profile-tag');
+            const texts = await chips.allTextContents();
+            assert(JSON.stringify(texts) === JSON.stringify(['华东大区', '星标组', '标签 #777']),
+                   'tags by name: ' + JSON.stringify(texts));
+            assert(await chips.first().getAttribute('title') === '标签编号：101',
+                   'the id in the tooltip: ' + await chips.first().getAttribute('title'));
+            await shot(p, name + '-profile-tags');
+            await p.context().close();
+            delete pages['tags-' + name];
+        }
+        await http('POST', BASE + '/api/v1/sessions/' + u + '/close', {token: ADMIN});
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -1912,6 +1952,7 @@ async function main() {
         await mediaSteps(browser);
         await wrapupSteps(browser);
         await colleagueSteps(browser);
+        await userTagsSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {
