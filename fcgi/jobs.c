@@ -198,6 +198,9 @@ static void look_up_users(struct user_profile_jobs *pj, struct app *app)
         log_info(&app->log, "jobs", "profile", "fetched=%ld failed=%ld "
                  "retried=%ld fresh=%ld", c.fetched, c.failed, c.retried,
                  c.fresh);
+    if (c.tags || c.tags_failed)
+        log_info(&app->log, "jobs", "profile_tags", "fetched=%ld failed=%ld",
+                 c.tags, c.tags_failed);
 }
 
 /* Archives until `until` (wall ms), at least one pass: pass after pass

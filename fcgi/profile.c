@@ -9,6 +9,7 @@
 #include "fcgi.h"
 #include "metrics.h"
 #include "user_profile.h"
+#include "user_tags.h"
 #include "refusal.h"
 
 #include "banned.h"
@@ -81,6 +82,27 @@ static int may_see(struct fcgi_req *r, struct auth *who)
     return !yes;
 }
 
+/* The profile page of r->param with "tags": the user's tags by name
+ * (lib/user_tags); without it (the console shows the ids) when Redis
+ * fails. */
+static int page_of(struct fcgi_req *r, json_t **page)
+{
+    struct store_script sc;
+    json_t *tags = NULL;
+    int rc = user_profile_page(&r->app->profile, r->param, page);
+
+    if (rc < 0)
+        return rc;
+    user_tags_script_init(&sc);
+    rc = user_tags_name(&r->app->store, &sc, json_object_get(json_object_get(
+                            *page, "info"), "tagid_list"), &tags, NULL);
+    if (rc == 0 && json_object_set_new(*page, "tags", tags) < 0)
+        rc = KF_ENOMEM;
+    if (rc < 0)
+        log_warn(&r->log, "api", "profile_tags", "err=%s", kf_strerror(rc));
+    return 0;
+}
+
 /* GET /api/v1/users/{openid}/profile */
 void api_profile_get(struct fcgi_req *r)
 {
@@ -90,7 +112,7 @@ void api_profile_get(struct fcgi_req *r)
 
     if (may_see(r, &who))
         return;
-    rc = user_profile_page(&r->app->profile, r->param, &page);
+    rc = page_of(r, &page);
     if (rc < 0) {
         failed(r, "profile", rc, "invalid openid");
         return;
@@ -137,7 +159,7 @@ void api_profile_patch(struct fcgi_req *r)
         rc = user_profile_set_name(&r->app->profile, r->param, name,
                                    actor(&who));
     if (rc == 0)
-        rc = user_profile_page(&r->app->profile, r->param, &page);
+        rc = page_of(r, &page);
     /* WeChat's own errcode (45009 included, though transient) is shown
      * to the agent as WeChat's answer; no answer at all is "unreachable" */
     if (rc < 0 && res.errcode != 0) {

@@ -34,7 +34,7 @@ static const struct {
     { "errmsg", C(ERRMSG) }, { "by", C(SENDER) },
     { "media_id", C(MEDIA_ID) }, { "path", C(PATH) },
     { "content_type", C(CTYPE) }, { "size", C(SIZE) },
-    { "msg", C(MSG) }, { "note", C(NOTE) },
+    { "msg", C(MSG) }, { "note", C(NOTE) }, { "marker", C(MARKER) },
 };
 
 /* --- checks -------------------------------------------------------------- */

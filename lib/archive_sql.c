@@ -28,7 +28,8 @@ static const char setup_sql[] =
     " msgtype text, msgid text, session text, agent text, grp text,"
     " reason text, why text, payload text, status text, prev text,"
     " errcode text, errmsg text, sender text, media_id text, path text,"
-    " content_type text, size text, msg text, note text, fields text"
+    " content_type text, size text, msg text, note text, marker text,"
+    " fields text"
     ") ON COMMIT DELETE ROWS";
 
 #define AT "(timestamptz 'epoch' + ts * interval '1 millisecond')"
@@ -52,7 +53,9 @@ static const char messages_sql[] =
     " CASE kind WHEN 'msg_out' THEN 'sending' END, p, " AT
     " FROM (SELECT *, coalesce(nullif(payload, ''), '{}')::jsonb ||"
     "         CASE WHEN kind = 'msg_out' AND sender <> ''"
-    "         THEN jsonb_build_object('by', sender) ELSE '{}' END AS p"
+    "         THEN jsonb_build_object('by', sender) ELSE '{}' END ||"
+    "         CASE WHEN kind = 'msg_out' AND marker <> ''"
+    "         THEN jsonb_build_object('marker', marker) ELSE '{}' END AS p"
     "       FROM wxkf_arch WHERE kind IN ('msg_in', 'msg_out')"
     "       OFFSET 0) x "            /* parse each payload once */
     "ON CONFLICT (event_id, created_at) DO NOTHING";

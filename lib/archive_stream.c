@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "lua.h"
+#include "stream_group.h"
 
 #include "banned.h"
 
 #define STREAM "events"             /* P events (the key suffix) */
-#define FORGET_MS "86400000"        /* a consumer idle a day, none pending */
 
 void archive_stream_init(struct archive *a)
 {
@@ -272,7 +272,7 @@ int archive_stream_tidy(struct archive *a, int trim, struct archive_lag *lag,
     char keep[24], hold[24];
     const char *keys[] = { STREAM };
     const char *args[] = { trim ? "trim" : "lag", ARCHIVE_GROUP, keep,
-                           a->consumer, FORGET_MS, hold };
+                           hold };
     struct store_reply *r = NULL;
     int64_t v[4];
     struct kf_str oldest;
@@ -280,7 +280,7 @@ int archive_stream_tidy(struct archive *a, int trim, struct archive_lag *lag,
 
     snprintf(keep, sizeof(keep), "%ld", a->keep_ms);
     snprintf(hold, sizeof(hold), "%ld", a->hold_ms);
-    rc = store_run(a->store, &a->tidy, 1, keys, 6, args, NULL, &r);
+    rc = store_run(a->store, &a->tidy, 1, keys, 4, args, NULL, &r);
     if (rc == 0 && (store_reply_len(r) != 5 ||
                     store_reply_at_int(r, 0, &v[0]) < 0 ||
                     store_reply_at_int(r, 1, &v[1]) < 0 ||
@@ -302,5 +302,8 @@ int archive_stream_tidy(struct archive *a, int trim, struct archive_lag *lag,
         lag->groups_behind = (long)v[3];
     }
     store_reply_free(r);
+    if (rc == 0 && trim)
+        rc = stream_group_forget(a->store, ARCHIVE_GROUP, a->consumer,
+                                 STREAM_GROUP_FORGET_MS, NULL);
     return rc;
 }

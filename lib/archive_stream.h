@@ -59,8 +59,8 @@ KF_WUR int archive_stream_ack(struct archive *a, const char *key,
 
 /* The tidy script: with trim, trims the stream below what every group
  * needs (and below now - keep_ms) and forgets our consumers idle a day
- * with nothing pending; always measures the lag into *lag and the
- * entries trimmed into *trimmed. KF_EBACKEND. */
+ * with nothing pending (stream_group_forget); always measures the lag
+ * into *lag and the entries trimmed into *trimmed. KF_EBACKEND. */
 KF_WUR int archive_stream_tidy(struct archive *a, int trim,
                                struct archive_lag *lag, long *trimmed);
 

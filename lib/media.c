@@ -16,6 +16,7 @@
 
 #include "http_client.h"
 #include "lua.h"
+#include "stream_group.h"
 #include "media_keep.h"
 #include "voice.h"
 
@@ -704,6 +705,10 @@ int media_fetch_pass(struct media *m, int64_t now_ms, long limit,
     for (i = 0; i < store_reply_len(list) && rc == 0; i++)
         rc = process(m, &p, store_reply_at(list, i), c);
     store_reply_free(r);
+    /* every claimable entry claimed: the idle consumers left hold none */
+    if (rc == 0 && strcmp(m->claim_cursor, "0-0") == 0)
+        rc = stream_group_forget(m->store, MEDIA_GROUP, m->consumer,
+                                 STREAM_GROUP_FORGET_MS, NULL);
     if (rc == 0 && p.io_error) {
         m->pause_until_ms = now_ms + IO_PAUSE_MS;
         rc = KF_EIO;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "lua.h"
+#include "stream_group.h"
 #include "wx_api.h"
 
 #include "banned.h"
@@ -407,6 +408,8 @@ void user_profile_jobs_init(struct user_profile_jobs *j,
     j->api = api;
     store_script_init(&j->script, lua_user_profile);
     snprintf(j->consumer, sizeof(j->consumer), "jobs-%ld", (long)getpid());
+    j->forget_ms = PROFILE_FORGET_MS;
+    user_tags_script_init(&j->tags);
 }
 
 /* 1 in *fresh when openid was looked up successfully within a day. */
@@ -457,6 +460,55 @@ static int settle(struct user_profile_jobs *j, const char *op,
                      strcmp(op, "done") == 0 ? 2 : 5, args, NULL, NULL);
 }
 
+/* Notes when info's tagid_list names an id the kept tag list lacks. */
+static int note_unknown_tags(struct user_profile_jobs *j, json_t *info)
+{
+    json_t *ids = json_object_get(info, "tagid_list"), *named = NULL;
+    int unknown = 0, rc;
+
+    if (json_array_size(ids) == 0)
+        return 0;
+    rc = user_tags_name(j->store, &j->tags, ids, &named, &unknown);
+    json_decref(named);
+    if (rc == 0 && unknown > 0)
+        j->tags_unknown = 1;
+    return rc;
+}
+
+/* Fetches the account's tag list (tags/get) when it is due. A failure
+ * of WeChat's is counted, not returned: the list is due again a minute
+ * later (user_tags_due noted the attempt). */
+static int refresh_tags(struct user_profile_jobs *j, int64_t now_ms,
+                        struct user_profile_counts *c)
+{
+    struct wx_api_result res;
+    struct user_tags *t;
+    int due, rc = user_tags_due(j->store, &j->tags, now_ms, j->tags_unknown,
+                                &due);
+
+    if (rc < 0 || !due)
+        return rc;
+    j->tags_unknown = 0;
+    t = malloc(sizeof(*t));
+    if (!t)
+        return KF_ENOMEM;
+    wx_api_result_init(&res);
+    rc = wx_api_call(j->api, "GET", "/cgi-bin/tags/get", NULL, NULL, &res);
+    if (rc == 0)
+        rc = user_tags_parse(res.body, t);
+    if (rc == 0) {
+        rc = user_tags_put(j->store, &j->tags, t, now_ms);
+        if (rc == 0)
+            c->tags++;
+    } else {
+        c->tags_failed++;
+        rc = 0;
+    }
+    wx_api_result_release(&res);
+    free(t);
+    return rc;
+}
+
 /* Looks one user up; the outcome settles it (done or later). */
 static int look_up(struct user_profile_jobs *j, const char *openid,
                    int64_t now_ms, struct user_profile_counts *c)
@@ -482,6 +534,8 @@ static int look_up(struct user_profile_jobs *j, const char *openid,
             text = json_dumps(info, JSON_COMPACT);
             rc = text ? keep(j->p, openid, text, NULL, NULL) : KF_ENOMEM;
         }
+        if (rc == 0)
+            rc = note_unknown_tags(j, info);
     } else if (rc == KF_EWECHAT && !res.transient) {
         snprintf(code, sizeof(code), "%ld", res.errcode);
         kf_utf8_trim(res.errmsg);
@@ -505,11 +559,12 @@ static int look_up(struct user_profile_jobs *j, const char *openid,
 int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
                            long limit, struct user_profile_counts *c)
 {
-    char n[24], now[24], lease[24];
-    const char *args[7] = { "take", PROFILE_GROUP, j->consumer, n, now,
-                            lease, KF_XSTR(PROFILE_READ_MAX) };
+    char n[24], now[24], lease[24], idle[24];
+    const char *args[8] = { "take", PROFILE_GROUP, j->consumer, n, now,
+                            lease, KF_XSTR(PROFILE_READ_MAX), idle };
     struct store_reply *r = NULL;
     const struct store_reply *list;
+    struct kf_str cursor;
     int64_t queued;
     size_t i;
     int rc;
@@ -517,15 +572,23 @@ int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
     snprintf(n, sizeof(n), "%ld", limit);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(lease, sizeof(lease), "%d", PROFILE_LEASE_MS);
-    rc = store_run(j->store, &j->script, 0, NULL, 7, args, NULL, &r);
+    /* a consumer idle that long is gone: its entries are claimed, then
+     * it is forgotten (below) */
+    snprintf(idle, sizeof(idle), "%ld", j->forget_ms);
+    rc = store_run(j->store, &j->script, 0, NULL, 8, args, NULL, &r);
     if (rc < 0)
         return rc;
     list = store_reply_at(r, 1);
-    if (store_reply_len(r) != 2 || store_reply_at_int(r, 0, &queued) < 0 ||
-        store_reply_type(list) != STORE_ARRAY) {
+    if (store_reply_len(r) != 3 || store_reply_at_int(r, 0, &queued) < 0 ||
+        store_reply_type(list) != STORE_ARRAY ||
+        store_reply_at_str(r, 2, &cursor) < 0) {
         store_reply_free(r);
         return KF_EBACKEND;
     }
+    /* nothing left to claim: the idle consumers hold nothing */
+    if (kf_str_eq_c(cursor, "0-0"))
+        rc = stream_group_forget(j->store, PROFILE_GROUP, j->consumer,
+                                 j->forget_ms, NULL);
     c->queued += (long)queued;
     for (i = 0; i < store_reply_len(list) && rc == 0; i++) {
         const char *o = store_reply_at_text(list, i);
@@ -538,5 +601,7 @@ int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
         rc = look_up(j, o, now_ms, c);
     }
     store_reply_free(r);
+    if (rc == 0)
+        rc = refresh_tags(j, now_ms, c);
     return rc;
 }

@@ -22,6 +22,7 @@
 #include "pg.h"
 #include "refusal.h"
 #include "store.h"
+#include "user_tags.h"
 
 struct wx_api;
 struct wx_api_result;
@@ -35,6 +36,10 @@ struct wx_api_result;
 #define PROFILE_RETRY_MS 60000      /* first retry after a failure */
 #define PROFILE_RETRY_MAX_MS (6LL * 3600 * 1000)
 #define PROFILE_LEASE_MS 60000
+/* A consumer of the profile group idle an hour is a `wxkf jobs` gone for
+ * good (a live one reads every pass): forgotten (lib/stream_group.h).
+ * Nothing is lost if it was not: it holds no entries past its script. */
+#define PROFILE_FORGET_MS 3600000L
 #define PROFILE_GROUP "profile"     /* the consumer group on P events */
 /* Stream entries a pass reads (and acknowledges) at most: far more than
  * the look-ups a pass makes, so the group keeps up with a burst of
@@ -77,6 +82,8 @@ struct user_profile_counts {
     long fresh;         /* due but looked up less than a day ago */
     long failed;        /* permanent WeChat errors (kept on the profile) */
     long retried;       /* transient failures, due again later */
+    long tags;          /* the account's tag list fetched (tags/get) */
+    long tags_failed;   /* ... and failed (tried again a minute later) */
 };
 
 struct user_profile_jobs {
@@ -85,6 +92,10 @@ struct user_profile_jobs {
     struct wx_api *api;             /* borrowed */
     struct store_script script;     /* lib/lua/user_profile.lua */
     char consumer[64];
+    long forget_ms;                 /* PROFILE_FORGET_MS (tests: less) */
+    struct store_script tags;       /* lib/lua/user_tags.lua */
+    int tags_unknown;               /* a profile named a tag id the kept
+                                       list lacks: fetch it again */
 };
 
 /* All borrowed; they must outlive j. Never fails. */
@@ -98,7 +109,10 @@ void user_profile_jobs_init(struct user_profile_jobs *j,
  * the profile (fetch_errcode, fetch_error) and retried only a day later;
  * a transient one (network, 45009, rate limit, PostgreSQL down) is due
  * again after PROFILE_RETRY_MS doubled per failure in a row, at most
- * PROFILE_RETRY_MAX_MS. KF_EBACKEND when Redis fails. */
+ * PROFILE_RETRY_MAX_MS. Then the account's tag list (tags/get) is
+ * fetched when lib/user_tags says it is due (hourly, or a profile just
+ * fetched names an id it lacks); a failure is counted and tried again a
+ * minute later. KF_EBACKEND when Redis fails. */
 KF_WUR int user_profile_jobs_pass(struct user_profile_jobs *j, int64_t now_ms,
                              long limit, struct user_profile_counts *c);
 

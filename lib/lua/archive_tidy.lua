@@ -1,28 +1,27 @@
 -- archive_tidy: the archiver's trimming and lag (lib/archive_stream.c),
 -- standalone (no routing prelude).
 -- KEYS[1] the account prefix P (store_run); KEYS[2] the stream P .. 'events'.
--- ARGV[1] op: 'trim' or 'lag'; then group, keep_ms, consumer, forget_ms,
--- hold_ms (ARGV[2..6]).
+-- ARGV[1] op: 'trim' or 'lag'; then group, keep_ms, hold_ms (ARGV[2..4]).
 -- For every group on the stream: the first entry it still needs (its
 -- oldest pending entry, else the one after its last delivered); another
 -- group than ours needs nothing older than now - hold_ms (hold_ms 0: no
 -- bound), so no other group can stop the trimming for longer. 'trim'
 -- trims the stream (MINID) below the smallest of those, and below
--- now - keep_ms, and forgets the consumers of our group idle over
--- forget_ms with nothing pending (but ours); 'lag' only measures.
+-- now - keep_ms; 'lag' only measures. (The group's idle consumers are
+-- forgotten by lib/stream_group.c, as every group's are.)
 -- "now" is the server's TIME, not an ARGV: the stream ids it is compared
 -- with come from the server's clock (XADD *), whatever the caller's says.
 -- Returns {pending, undelivered (counted up to 10,000 when Redis does not
 -- know it), oldest unarchived id or '', trimmed, other groups held back
 -- by the bound}.
-local S, op, g, me = KEYS[2], ARGV[1], ARGV[2], ARGV[4]
+local S, op, g = KEYS[2], ARGV[1], ARGV[2]
 if op ~= 'trim' and op ~= 'lag' then
     return redis.error_reply('ERR archive_tidy: unknown op')
 end
 if redis.call('EXISTS', S) == 0 then return { 0, 0, '', 0, 0 } end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(t[2] / 1000)
-local hold, behind, bound = tonumber(ARGV[6]), 0, nil
+local hold, behind, bound = tonumber(ARGV[4]), 0, nil
 if hold > 0 and now - hold > 0 then
     bound = string.format('%.0f-0', now - hold)
 end
@@ -91,15 +90,5 @@ if op == 'trim' and need then
         if less(floor, need) then need = floor end
     end
     trimmed = redis.call('XTRIM', S, 'MINID', need)
-    if mine then
-        for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', S, g)) do
-            local h = {}
-            for i = 1, #c - 1, 2 do h[c[i]] = c[i + 1] end
-            if h.name ~= me and h.pending == 0 and
-               h.idle > tonumber(ARGV[5]) then
-                redis.call('XGROUP', 'DELCONSUMER', S, g, h.name)
-            end
-        end
-    end
 end
 return { pending, undelivered, oldest, trimmed, behind }

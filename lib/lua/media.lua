@@ -18,8 +18,9 @@
 --          stream are seen), at '$' after op off dropped it (P media_off:
 --          entries appended while fetching was off are not fetched).
 --          Entries an earlier version left pending are claimed
---          (XAUTOCLAIM) and handled the same way; consumers gone for a day
---          with nothing pending are removed when the claim cursor wraps.
+--          (XAUTOCLAIM) and handled the same way (when the claim cursor
+--          wraps, lib/media.c forgets the consumers gone for a day with
+--          nothing pending: lib/stream_group.c).
 --          Then up to count due jobs are leased: their score moves
 --          lease_ms ahead, so another consumer takes a job only if this
 --          one died holding it.
@@ -100,15 +101,6 @@ if op == 'take' then
     local cl = redis.call('XAUTOCLAIM', S, g, me, ARGV[5], ARGV[6],
                           'COUNT', n)
     for _, e in ipairs(cl[2]) do take(e) end
-    if cl[1] == '0-0' then
-        for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', S, g)) do
-            local h = {}
-            for i = 1, #c - 1, 2 do h[c[i]] = c[i + 1] end
-            if h.name ~= me and h.pending == 0 and h.idle > 86400000 then
-                redis.call('XGROUP', 'DELCONSUMER', S, g, h.name)
-            end
-        end
-    end
     local new = redis.call('XREADGROUP', 'GROUP', g, me, 'COUNT', n,
                            'STREAMS', S, '>')
     if type(new) == 'table' and type(new[1]) == 'table' then

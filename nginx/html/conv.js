@@ -669,7 +669,8 @@ function msgFromHistory(r) {
     const state = r.status || 'sent';
     return {ts, msgtype: r.msgtype || '', content: r.content || '',
             mediaId: r.media_id || '', payload: p, by: p.by || r.agent || '',
-            state, err: state === 'failed' ? wechatErr(r.errcode, '') : null,
+            marker: p.marker || '', state,
+            err: state === 'failed' ? wechatErr(r.errcode, '') : null,
             session};
 }
 

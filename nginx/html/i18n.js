@@ -299,7 +299,7 @@ export const STRINGS = {
         'profile.lang.zh_CN': '简体中文',
         'profile.lang.zh_TW': '繁体中文',
         'profile.lang.en': '英文',
-        'profile.tags': '标签编号',
+        'profile.tags': '标签',
         'profile.qr_scene': '二维码场景',
         'profile.display_name': '显示名称（仅本系统可见）',
         'profile.remark': '备注名（同步到微信）',
@@ -381,6 +381,9 @@ export const STRINGS = {
         'reopen.done': '会话已重新打开，请先向用户发消息',
         'err.code.user_taken': '该用户正在由其他客服接待',
         // end reopen
+        // user tags
+        'tags.unknown': '标签 #{id}',
+        'tags.id': '标签编号：{id}',
     },
     en: {
         'app.title': 'Customer service console',
@@ -677,7 +680,7 @@ export const STRINGS = {
         'profile.lang.zh_CN': 'Simplified Chinese',
         'profile.lang.zh_TW': 'Traditional Chinese',
         'profile.lang.en': 'English',
-        'profile.tags': 'Tag ids',
+        'profile.tags': 'Tags',
         'profile.qr_scene': 'QR scene',
         'profile.display_name': 'Display name (wxkf only)',
         'profile.remark': 'Remark (saved on WeChat)',
@@ -759,6 +762,9 @@ export const STRINGS = {
         'reopen.done': 'Conversation reopened: write to the user first',
         'err.code.user_taken': 'Another agent is serving this user',
         // end reopen
+        // user tags
+        'tags.unknown': 'Tag #{id}',
+        'tags.id': 'Tag id: {id}',
     },
 };
 

@@ -11,6 +11,7 @@ import {errInfo, fmtTime, h, setError, shortId, show, tid} from './dom.js';
 import {S, agentName} from './state.js';
 import {typeLabel} from './conv.js';
 import {labelChip} from './labels.js';
+import {tagChips} from './user_tags.js';
 
 const REMARK_MAX = 30;      // WeChat's limit (characters)
 const NAME_MAX = 64;
@@ -108,8 +109,10 @@ function infoRows(p) {
         kids.push(row(t('profile.language'), l === key ? i.language : l,
                       'profile-language'));
     }
-    if (Array.isArray(i.tagid_list) && i.tagid_list.length)
-        kids.push(row(t('profile.tags'), i.tagid_list.join(', '), 'profile-tags'));
+    const tags = tagChips(p);
+    if (tags)
+        kids.push(h('div', {class: 'profile-row'},
+                    h('span', {class: 'muted'}, t('profile.tags')), tags));
     if (i.unionid)
         kids.push(row('UnionID', i.unionid, 'profile-unionid'));
     if (i.qr_scene || i.qr_scene_str)

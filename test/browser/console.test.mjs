@@ -1349,6 +1349,82 @@ async function reopenSteps(browser) {
     });
 }
 
+// --- i17-loose: the user's tags by name, the greeting from history -------------
+// The user has WeChat tags 101 and 2, which the account's list names, and
+// 777, which it does not: the profile shows 华东大区 and 星标组 with the
+// ids in the tooltip, and 标签 #777. A greeting read back from the history
+// (payload by wxkf, marker greeting, as the archiver now keeps it) is
+// marked 自动问候, as it is live.
+async function looseSteps(browser) {
+    const u = openidFor('Tags');
+    const path = `/api/v1/users/${u}/profile`;
+    await step('tags: the profile names the user\'s WeChat tags, ids in the tooltip', async () => {
+        const r = await http('POST', `${SIM}/_sim/users/${u}/tags`,
+                             {json: {tagid_list: [101, 2, 777]}});
+        assert(r.status === 200, '/_sim/users/…/tags ' + r.status);
+        await userWrites(u, '我是老客户了，想问问会员折扣');
+        const s = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(s.status === 200 && s.data.agent, 'served: ' + JSON.stringify(s.data));
+        const who = s.data.agent === A.account ? A : B;
+        await until(async () => {
+            const q = await apiGet(path, who.token);
+            return q.status === 200 && q.data.info && q.data.tags;
+        }, 20000, 'the look-up');
+        for (const [viewport, name, mobile] of [[LAPTOP, 'laptop', false],
+                                                [PHONE, 'phone', true]]) {
+            const p = await newPage(browser, 'tags-' + name, viewport, mobile);
+            await signIn(p, who.token);
+            await sessionItem(p, u).click();
+            await tid(p, 'profile-open').click();
+            await tid(p, 'profile-tags').waitFor();
+            const chips = tid(p, 'profile-tag');
+            const texts = await chips.allTextContents();
+            assert(JSON.stringify(texts) === JSON.stringify(['华东大区', '星标组', '标签 #777']),
+                   'tags by name: ' + JSON.stringify(texts));
+            assert(await chips.first().getAttribute('title') === '标签编号：101',
+                   'the id in the tooltip: ' + await chips.first().getAttribute('title'));
+            await shot(p, name + '-profile-tags');
+            await p.context().close();
+            delete pages['tags-' + name];
+        }
+    });
+    await step('greeting: a greeting in the history is marked as the live one', async () => {
+        const greeting = '您好，客服已收到您的消息';
+        const s = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        const who = s.data.agent === A.account ? A : B;
+        const p = await newPage(browser, 'greeting-history', LAPTOP);
+        // the stack has no [texts] greeting: its archived row, as
+        // test_greeting_typing.py reads it from the API, joins the page
+        await p.route(`**/api/v1/users/${u}/messages*`, async (route) => {
+            const resp = await route.fetch();
+            const j = await resp.json();
+            const first = j.messages.length ? j.messages[j.messages.length - 1] : null;
+            const at = first ? Date.parse(first.created_at) + 1 : Date.now();
+            j.messages.unshift({id: 2 ** 40, openid: u, direction: 'out', msgtype: 'text',
+                                content: greeting, media_id: null, agent: who.account,
+                                session_id: first ? first.session_id : null,
+                                created_at: new Date(at).toISOString(),
+                                payload: {content: greeting, by: 'wxkf', marker: 'greeting'},
+                                status: 'sent', errcode: 0});
+            await route.fulfill({response: resp, json: j});
+        });
+        await signIn(p, who.token);
+        await sessionItem(p, u).click();
+        const msg = p.locator('[data-testid="message"][data-dir="out"]')
+            .filter({hasText: greeting});
+        const mark = msg.getByTestId('message-auto');
+        await mark.waitFor();
+        assert(await mark.getAttribute('data-marker') === 'greeting',
+               'marker: ' + await mark.getAttribute('data-marker'));
+        assert(await mark.textContent() === await zh(p, 'routing.greeting'),
+               'marked as the greeting: ' + await mark.textContent());
+        await shot(p, 'laptop-greeting-history');
+        await p.context().close();
+        delete pages['greeting-history'];
+        await http('POST', BASE + '/api/v1/sessions/' + u + '/close', {token: ADMIN});
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -2184,6 +2260,7 @@ async function main() {
         await colleagueSteps(browser);
         await transferNoteSteps(browser);
         await reopenSteps(browser);
+        await looseSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

@@ -105,6 +105,37 @@ def test_a_waiting_user_is_greeted_when_an_agent_takes_it(sim, gstack,
     close(agent, second)
 
 
+def archived_greetings(agent, openid):
+    r = agent.get('/api/v1/users/%s/messages' % openid)
+    assert r.status_code == 200, r.text
+    return [m for m in r.json()['messages']
+            if m['direction'] == 'out' and m['content'] == GREETING]
+
+
+def test_the_greeting_keeps_its_marker_in_the_archived_history(sim, gstack,
+                                                               agent):
+    """What a reload shows (the history API, written by `wxkf jobs`'s
+    archiver) marks the greeting as the live feed did: by wxkf, marker
+    greeting — not as an unmarked message."""
+    o = 'oGreeting00000000000000000004'
+    user_writes(sim, o)
+    assert o in agent.sessions()
+    wait_until(lambda: len(greetings_of(agent, o)) == 1, 15,
+               what='the greeting in the feed')
+    (live,) = greetings_of(agent, o)
+    wait_until(lambda: len(archived_greetings(agent, o)) == 1, 20,
+               what='the greeting archived by wxkf jobs')
+    (m,) = archived_greetings(agent, o)
+    assert m['payload'].get('by') == live['by'] == 'wxkf'
+    assert m['payload'].get('marker') == live['marker'] == 'greeting'
+    assert m['agent'] == KF
+    # the user's own message carries no marker
+    ins = [x for x in agent.get('/api/v1/users/%s/messages' % o)
+           .json()['messages'] if x['direction'] == 'in']
+    assert ins and all('marker' not in x['payload'] for x in ins)
+    close(agent, o)
+
+
 TYPING = '/cgi-bin/message/custom/typing'
 
 

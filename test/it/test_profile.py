@@ -222,6 +222,33 @@ def test_display_name_and_remark(sim, pstack, agents, db):
                                   ('prof_a', 'user.display_name')]
 
 
+def test_the_profile_names_the_users_tags(sim, pstack, agents):
+    """user/info's tagid_list by name: `wxkf jobs` keeps the account's
+    tag list (cgi-bin/tags/get, fetched when it starts, then hourly or
+    for an id it lacks — not per look-up, nor per read); an id the list
+    does not have comes with name null (the console says 标签 #id)."""
+    a = agents[0]
+    openid = new_openid()
+    st, out = sim.call('POST', '/_sim/users/%s/tags' % openid,
+                       {'tagid_list': [101, 2, 777]})
+    assert st == 200, out
+    out = sim.user_send(openid, mode='safe', content='你好')
+    assert out['status'] == 200, out
+    wait_until(lambda: openid in a.sessions(), 10, what='user assigned')
+    p = wait_until(lambda: profile(pstack, openid, a)['info'] and
+                   profile(pstack, openid, a), 20, 0.2,
+                   'wxkf jobs to look the user up')
+    assert p['info']['tagid_list'] == [101, 2, 777]
+    assert p['tags'] == [{'id': 101, 'name': '华东大区'},
+                         {'id': 2, 'name': '星标组'},
+                         {'id': 777, 'name': None}]
+    # the admin reads the same names; reads never ask WeChat
+    fetched = asked(sim, '/cgi-bin/tags/get')
+    assert 1 <= fetched <= 2        # at the start, perhaps once for 777
+    assert profile(pstack, openid, admin(pstack))['tags'] == p['tags']
+    assert asked(sim, '/cgi-bin/tags/get') == fetched
+
+
 def test_a_lookup_refused_by_wechat_is_shown(sim, pstack, agents):
     """user/info answering 40003: the profile says so, and a second
     message the same day does not make jobs ask again."""

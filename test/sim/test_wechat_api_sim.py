@@ -449,6 +449,33 @@ def test_user_info_and_remark(sim, tok):
         in (40001, 41001)
 
 
+def test_tags_get_lists_the_accounts_tags_with_their_counts(sim, tok):
+    TAGS = '/cgi-bin/tags/get'
+    st, out = api(sim, 'GET', TAGS, token=tok)
+    assert st == 200
+    assert [t['id'] for t in out['tags']] == [2, 100, 101]
+    assert all(t['count'] == 0 for t in out['tags'])
+    sim.inbound('oTagged')                          # has tag 2
+    st, out = sim.call('POST', '/_sim/users/oTagged2/tags',
+                       {'tagid_list': [101, 2]})
+    assert st == 200 and out['tagid_list'] == [101, 2]
+    st, out = api(sim, 'GET', TAGS, token=tok)
+    assert {t['id']: t['count'] for t in out['tags']} == \
+        {2: 2, 100: 0, 101: 1}
+    st, u = api(sim, 'GET', '/cgi-bin/user/info', token=tok,
+                query={'openid': 'oTagged2'})
+    assert u['tagid_list'] == [101, 2]
+    st, out = sim.call('POST', '/_sim/tags',
+                       {'tags': [{'id': 7, 'name': '新品试用'}]})
+    assert st == 200
+    st, out = api(sim, 'GET', TAGS, token=tok)
+    assert out['tags'] == [{'id': 7, 'name': '新品试用', 'count': 0}]
+    assert sim.call('POST', '/_sim/tags', {'tags': [{'id': 'x'}]})[0] == 400
+    assert sim.call('POST', '/_sim/users/oTagged2/tags',
+                    {'tagid_list': ['1']})[0] == 400
+    assert errcode(api(sim, 'GET', TAGS)) in (40001, 41001)
+
+
 # --- kf accounts and sessions ------------------------------------------------
 
 def kfcall(sim, tok, op, body):

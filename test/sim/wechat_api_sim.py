@@ -3,7 +3,8 @@
 
 API side (what wxkf calls; api_base = http://127.0.0.1:PORT): the access
 token endpoints, message/custom/send and typing, media upload/get, the
-users' profiles (user/info and user/info/updateremark), the
+users' profiles (user/info and user/info/updateremark) and the account's
+user tags (tags/get), the
 customer-service account, session and chat-record APIs, with WeChat's
 errcodes, quotas and token rules (docs/wechat-protocol.md sections 6-8).
 Errors are HTTP 200 {"errcode":N,"errmsg":"... rid: ..."} like WeChat's.
@@ -45,6 +46,11 @@ Control side (tests and the sandbox), JSON under /_sim/:
     GET  /_sim/users[/OPENID]           user state (window, quota, ...)
     POST /_sim/users/OPENID/send        the user pushes a message to the
                                         callback URL (see user_send)
+    POST /_sim/users/OPENID/tags        {"tagid_list":[id...]}: the user's
+                                        tags (user/info's tagid_list)
+    GET|POST /_sim/tags                 the account's tags, {"tags":[{"id",
+                                        "name"}...]} (POST replaces them;
+                                        tags/get adds each one's count)
     GET  /_sim/pushes                   the pushes made, with the results
 
 Fault kinds: "errcode" (HTTP 200 {"errcode":errcode(-1)}), "http" (that
@@ -120,6 +126,9 @@ BIG_BODY_PATHS = ('/cgi-bin/media/upload',
                   '/customservice/kfaccount/uploadheadimg')
 MAX_TS_PER_PATH = 10000
 MAX_PUSHES = 1000
+# the account's user tags (tags/get): WeChat's own 星标组 (id 2, which
+# every simulated user has) and two an account would make
+DEFAULT_TAGS = {2: '星标组', 100: '老客户', 101: '华东大区'}
 DAY_TZ_OFFSET = 8 * 3600     # WeChat's days start at midnight Beijing time
 
 DEFAULTS = {
@@ -368,6 +377,7 @@ class SimState:
             self.waitcase = []        # [{openid, latest_time}]
             self.media = {}           # media_id -> {...}
             self.pushes = []
+            self.tags = dict(DEFAULT_TAGS)   # id -> name (tags/get)
 
     def now(self):
         return self.clock() + self.offset
@@ -697,6 +707,41 @@ class SimState:
                 'groupid': 0, 'tagid_list': list(u['tagid_list']),
                 'subscribe_scene': u['subscribe_scene'],
                 'qr_scene': u['qr_scene'], 'qr_scene_str': u['qr_scene_str']}
+
+    def tags_api(self):
+        """cgi-bin/tags/get: every tag of the account, {"tags": [{"id",
+        "name", "count"}]}, count = the followers that have it."""
+        with self.lock:
+            return {'tags': [
+                {'id': i, 'name': n,
+                 'count': sum(1 for u in self.users.values()
+                              if u['subscribed'] and i in u['tagid_list'])}
+                for i, n in sorted(self.tags.items())]}
+
+    def tags_control(self, body):
+        if not isinstance(body, dict) or \
+                not isinstance(body.get('tags'), list):
+            raise ControlError(400, '{"tags": [{"id", "name"}...]} expected')
+        tags = {}
+        for t in body['tags']:
+            if not isinstance(t, dict) or isinstance(t.get('id'), bool) or \
+                    not isinstance(t.get('id'), int) or \
+                    not isinstance(t.get('name'), str):
+                raise ControlError(400, 'a tag is {"id": int, "name": str}')
+            tags[t['id']] = t['name']
+        with self.lock:
+            self.tags = tags
+        return self.tags_api()
+
+    def user_tags_control(self, openid, body):
+        ids = body.get('tagid_list') if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ControlError(400, '{"tagid_list": [int...]} expected')
+        with self.lock:
+            u = self._user(openid)
+            u['tagid_list'] = list(ids)
+            return dict(u)
 
     def update_remark(self, body):
         """cgi-bin/user/info/updateremark {"openid","remark"}: a remark
@@ -1511,6 +1556,15 @@ class SimState:
                     return self.user_info(openid)
                 if post and parts[2:] == ['send']:
                     return self.user_send(openid, body)
+                if post and parts[2:] == ['tags']:
+                    if not OPENID_RE.match(openid):
+                        raise ControlError(400, 'openid: 1-64 of '
+                                           '[A-Za-z0-9_-]')
+                    return self.user_tags_control(openid, body)
+        if name == 'tags' and get:
+            return self.tags_api()
+        if name == 'tags' and post:
+            return self.tags_control(body)
         if name == 'pushes' and get:
             with self.lock:
                 return copy.deepcopy(self.pushes)
@@ -1591,6 +1645,8 @@ API_ROUTES = {
     '/cgi-bin/user/info/updateremark': (
         ('POST',), _post(lambda s, b: s.update_remark(b)), True),
     '/cgi-bin/media/get': (('GET',), _r_media_get, True),
+    '/cgi-bin/tags/get': (
+        ('GET',), lambda s, m, q, h, raw, tok: api_json(s.tags_api()), True),
     '/customservice/kfaccount/add': (
         ('POST',), _post(lambda s, b: s.kf_add(b)), True),
     '/customservice/kfaccount/update': (

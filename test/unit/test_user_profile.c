@@ -20,7 +20,9 @@
 
 #include "config.h"
 #include "user_profile.h"
+#include "user_tags.h"
 #include "store.h"
+#include "stream_group.h"
 #include "testutil.h"
 #include "tu_pg.h"
 #include "wx_api.h"
@@ -481,6 +483,125 @@ static void test_the_page_lists_past_sessions_and_who_served(void **st)
     assert_int_equal(yes, 0);
 }
 
+/* The names behind tagid_list: the account's tag list is fetched on the
+ * first pass; a profile naming an id the list lacks has it fetched again
+ * once a minute has passed since the last try, not before, and not again
+ * while it is fresh. */
+static void test_tag_list_is_fetched_again_for_an_unknown_id(void **st)
+{
+    struct fixture *f = *st;
+    struct store_script sc;
+    json_t *ids = json_pack("[i]", 555), *named = NULL;
+    int unknown = -1;
+
+    assert_non_null(ids);
+    user_tags_script_init(&sc);
+    pass(f, NOW);                           /* the group, and the list */
+    assert_int_equal(f->c.tags, 1);
+    assert_int_equal(user_tags_name(&f->st, &sc, ids, &named, &unknown), 0);
+    assert_int_equal(unknown, 1);
+    json_decref(named);
+    /* the account makes tag 555 and gives it to the user */
+    tu_sim_post(&S.sim, "/_sim/tags", "{\"tags\":[{\"id\":2,\"name\":"
+                "\"星标组\"},{\"id\":555,\"name\":\"新品试用\"}]}");
+    tu_sim_post(&S.sim, "/_sim/inbound", "{\"openid\":\"" USER "\"}");
+    tu_sim_post(&S.sim, "/_sim/users/" USER "/tags",
+                "{\"tagid_list\":[555]}");
+    msg_in(f, USER);
+    pass(f, NOW + 1000);
+    assert_int_equal(f->c.fetched, 1);
+    assert_int_equal(f->c.tags, 0);         /* tried a second ago */
+    pass(f, NOW + 1000 + USER_TAGS_RETRY_MS);
+    assert_int_equal(f->c.tags, 1);
+    assert_int_equal(user_tags_name(&f->st, &sc, ids, &named, &unknown), 0);
+    assert_int_equal(unknown, 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(named, 0), "name")), "新品试用");
+    json_decref(named);
+    pass(f, NOW + 2000 + 2 * USER_TAGS_RETRY_MS);
+    assert_int_equal(f->c.tags, 0);         /* fresh, nothing unknown */
+    json_decref(ids);
+}
+
+/* --- the group's consumers ------------------------------------------------ */
+
+/* How many consumers the profile group has; *pending gets the pending
+ * count of the one named name (-1: none of that name). */
+static long consumers(struct fixture *f, const char *name, long *pending)
+{
+    redisReply *r = redisCommand(f->rc, "XINFO CONSUMERS " P "events "
+                                 PROFILE_GROUP);
+    long n;
+    size_t i, k;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    n = (long)r->elements;
+    *pending = -1;
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        int mine = 0;
+
+        for (k = 0; k + 1 < c->elements; k += 2) {
+            const char *key = c->element[k]->str;
+
+            if (strcmp(key, "name") == 0)
+                mine = strcmp(c->element[k + 1]->str, name) == 0;
+            else if (strcmp(key, "pending") == 0 && mine)
+                *pending = (long)c->element[k + 1]->integer;
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* Each `wxkf jobs` start reads under a name of its own ("jobs-<pid>"):
+ * the names of the processes gone (idle over forget_ms, nothing
+ * pending) are forgotten, so restarts leave at most the live consumer;
+ * one holding entries is kept until they are claimed, then forgotten,
+ * and its user is looked up. */
+static void test_restarts_leave_no_idle_consumers_behind(void **st)
+{
+    struct fixture *f = *st;
+    long pending, forgot = -1;
+    int i;
+
+    f->j.forget_ms = 50;
+    pass(f, NOW);                           /* creates the group */
+    for (i = 0; i < 6; i++) {               /* six restarts */
+        snprintf(f->j.consumer, sizeof(f->j.consumer), "jobs-%d", 900 + i);
+        tu_sleep_ms(80);
+        msg_in(f, "oRestart000000000000000000000");
+        pass(f, NOW + i);
+    }
+    assert_int_equal(consumers(f, "jobs-905", &pending), 1);
+    assert_int_equal(pending, 0);
+
+    /* a process that died holding an entry, its user not queued yet */
+    msg_in(f, USER);
+    cmd_do(f, "XREADGROUP GROUP " PROFILE_GROUP " jobs-dead COUNT 1 "
+           "STREAMS " P "events >");
+    assert_int_equal(consumers(f, "jobs-dead", &pending), 2);
+    assert_int_equal(pending, 1);
+    tu_sleep_ms(80);
+    /* idle, but with an entry pending: never forgotten */
+    assert_int_equal(stream_group_forget(&f->st, PROFILE_GROUP, "jobs-905",
+                                         0, &forgot), 0);
+    assert_int_equal(forgot, 0);
+    assert_int_equal(consumers(f, "jobs-dead", &pending), 2);
+    assert_int_equal(pending, 1);
+    /* the next pass claims its entry (the user is looked up), then
+     * forgets it */
+    tu_sim_post(&S.sim, "/_sim/inbound", "{\"openid\":\"" USER "\"}");
+    pass(f, NOW + 10);
+    assert_int_equal(f->c.queued, 1);
+    assert_int_equal(f->c.fetched, 1);
+    assert_int_equal(consumers(f, "jobs-dead", &pending), 1);
+    assert_int_equal(pending, -1);
+    assert_int_equal(consumers(f, "jobs-905", &pending), 1);
+    assert_int_equal(pending, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +615,8 @@ int main(void)
         T(test_remark_is_checked_then_pushed_to_wechat),
         T(test_notes_belong_to_their_author),
         T(test_the_page_lists_past_sessions_and_who_served),
+        T(test_restarts_leave_no_idle_consumers_behind),
+        T(test_tag_list_is_fetched_again_for_an_unknown_id),
 #undef T
     };
 
