@@ -6,7 +6,10 @@
  * (test/sim/wechat_api_sim.py): a re-route closes the old agent's WeChat
  * session and creates the new one's, a session WeChat made or closed
  * itself is not echoed back, a transient failure is retried after the
- * back-off, a refusal is given up at once. */
+ * back-off, a refusal is given up at once; and the poll against a real
+ * route: agents follow WeChat's list (a pause held, a local account left
+ * to its console), failed polls keep presence and heartbeats for
+ * WECHAT_KF_POLL_FAILS polls, then the heartbeat expiry takes over. */
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +22,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "route.h"
 #include "store.h"
 #include "testutil.h"
 #include "wechat_kf.h"
@@ -127,6 +131,7 @@ struct fixture {
     struct config cfg;
     struct store st;
     struct wx_api *api;
+    struct route route;
     struct wechat_kf k;
     struct wechat_kf_counts c;
     redisContext *rc;
@@ -237,7 +242,8 @@ static int setup(void **st)
     tu_wx_config(&f->cfg, &S, APPID, SECRET);
     assert_int_equal(store_init(&f->st, S.redis_url, APPID, 500, 2000), 0);
     assert_int_equal(wx_api_new(&f->cfg, &f->st, &f->api), 0);
-    wechat_kf_init(&f->k, NULL, &f->st, f->api, 30);
+    assert_int_equal(route_init(&f->route, &f->st, &f->cfg), 0);
+    wechat_kf_init(&f->k, &f->route, &f->st, f->api, 30);
     *st = f;
     return 0;
 }
@@ -400,6 +406,149 @@ static void test_a_step_failing_too_often_is_dropped(void **st)
                      WECHAT_KF_TRIES);
 }
 
+/* --- presence from WeChat ------------------------------------------------ */
+
+/* An agent in the Redis mirror (what agent_mirror writes), offline. */
+static void agent(struct fixture *f, const char *a)
+{
+    cmd_do(f, "HSET " P "agent:%s nick %s weight 1 groups \"\" status "
+           "offline", a, a);
+    cmd_do(f, "SADD " P "agents %s", a);
+}
+
+static char *status_of(struct fixture *f, const char *a)
+{
+    redisReply *r = redisCommand(f->rc, "HGET " P "agent:%s status", a);
+    char *s;
+
+    assert_non_null(r);
+    s = strdup(r->type == REDIS_REPLY_STRING ? r->str : "(none)");
+    freeReplyObject(r);
+    return s;
+}
+
+static void assert_status(struct fixture *f, const char *a, const char *st)
+{
+    char *s = status_of(f, a);
+
+    if (strcmp(s, st) != 0) {
+        free(s);
+        fail_msg("%s is not %s", a, st);
+    }
+    free(s);
+}
+
+static void poll_at(struct fixture *f, int64_t now)
+{
+    memset(&f->c, 0, sizeof(f->c));
+    assert_int_equal(wechat_kf_poll(&f->k, now, &f->c), 0);
+}
+
+static void test_poll_follows_wechats_online_list(void **st)
+{
+    struct fixture *f = *st;
+    char status[16];
+    long moved;
+
+    two_agents_online();
+    tu_sim_post(&S.sim, "/_sim/kf_online", "{\"kf_account\":\"" B "\","
+                "\"status\":0}");
+    agent(f, A);
+    agent(f, B);
+    agent(f, "local1");
+    /* a local agent's presence is its console's */
+    assert_int_equal(route_presence(&f->route, "local1", "online", "request",
+                                    NOW, status, sizeof(status), &moved,
+                                    NULL), 0);
+    poll_at(f, NOW);
+    assert_int_equal(f->c.polls, 1);
+    assert_int_equal(f->c.polls_failed, 0);
+    assert_int_equal(f->c.set_online, 1);
+    assert_status(f, A, "online");
+    assert_status(f, B, "offline");
+    assert_int_equal(cmd_num(f, "ZSCORE " P "hb " A), NOW);
+    /* not due before wechat_poll: no call */
+    poll_at(f, NOW + 29999);
+    assert_int_equal(f->c.polls, 0);
+    assert_int_equal(sim_calls("/cgi-bin/customservice/getonlinekflist"), 1);
+    /* a pause set in wxkf holds while WeChat lists the agent; the
+     * heartbeat is refreshed */
+    assert_int_equal(route_presence(&f->route, A, "paused", "request",
+                                    NOW + 1000, status, sizeof(status),
+                                    &moved, NULL), 0);
+    poll_at(f, NOW + 30000);
+    assert_int_equal(f->c.kept, 1);
+    assert_status(f, A, "paused");
+    assert_int_equal(cmd_num(f, "ZSCORE " P "hb " A), NOW + 30000);
+    /* WeChat: A offline, B online */
+    tu_sim_post(&S.sim, "/_sim/kf_online", "{\"kf_account\":\"" A "\","
+                "\"status\":0}");
+    tu_sim_post(&S.sim, "/_sim/kf_online", "{\"kf_account\":\"" B "\","
+                "\"status\":1}");
+    poll_at(f, NOW + 60000);
+    assert_int_equal(f->c.set_online, 1);
+    assert_int_equal(f->c.set_offline, 1);
+    assert_status(f, A, "offline");
+    assert_status(f, B, "online");
+    assert_status(f, "local1", "online");
+    assert_int_equal(cmd_num(f, "ZSCORE " P "hb local1"), NOW);
+}
+
+static void test_failed_polls_keep_presence_then_fall_back(void **st)
+{
+    struct fixture *f = *st;
+    struct route_sweep_counts sw;
+    int64_t now = NOW;
+    int i;
+
+    two_agents_online();
+    agent(f, A);
+    poll_at(f, now);
+    assert_status(f, A, "online");
+    tu_sim_post(&S.sim, "/_sim/fault", "{\"path\":\"/cgi-bin/customservice/"
+                "getonlinekflist\",\"kind\":\"errcode\",\"errcode\":48001,"
+                "\"count\":100}");
+    for (i = 1; i <= WECHAT_KF_POLL_FAILS; i++) {
+        now += 30000;
+        poll_at(f, now);
+        assert_int_equal(f->c.polls_failed, 1);
+        assert_int_equal(f->c.polls_failed_in_row, i);
+        assert_int_equal(f->c.fell_back, 0);
+        assert_int_equal(f->c.last_errcode, 48001);
+        assert_string_equal(f->c.last_call, "getonlinekflist");
+        assert_status(f, A, "online");
+        assert_int_equal(cmd_num(f, "ZSCORE " P "hb " A), now);
+    }
+    /* one more: wxkf stops vouching, the heartbeat ages */
+    poll_at(f, now + 30000);
+    assert_int_equal(f->c.fell_back, 1);
+    assert_int_equal(cmd_num(f, "ZSCORE " P "hb " A), now);
+    memset(&sw, 0, sizeof(sw));
+    assert_int_equal(route_sweep(&f->route, now + 90001, 90, 100, &sw), 0);
+    assert_int_equal(sw.agents_lost, 1);
+    assert_status(f, A, "offline");
+    /* the first good poll brings it back */
+    tu_sim_post(&S.sim, "/_sim/faults/clear", "{}");
+    poll_at(f, now + 120000);
+    assert_int_equal(f->c.polls_failed_in_row, 0);
+    assert_status(f, A, "online");
+}
+
+static void test_an_answer_without_the_list_is_a_failed_poll(void **st)
+{
+    struct fixture *f = *st;
+
+    two_agents_online();
+    agent(f, A);
+    poll_at(f, NOW);
+    assert_status(f, A, "online");
+    tu_sim_post(&S.sim, "/_sim/fault", "{\"path\":\"/cgi-bin/customservice/"
+                "getonlinekflist\",\"kind\":\"errcode\",\"errcode\":0}");
+    poll_at(f, NOW + 30000);
+    assert_int_equal(f->c.polls_failed, 1);
+    assert_status(f, A, "online");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +566,13 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_a_step_failing_too_often_is_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_poll_follows_wechats_online_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_failed_polls_keep_presence_then_fall_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_an_answer_without_the_list_is_a_failed_poll, setup,
+            teardown),
     };
 
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
