@@ -353,6 +353,8 @@ export const STRINGS = {
         'colleagues.group.waiting': '{n} 人排队',
         'colleagues.none': '没有其他客服',
         'colleagues.no_groups': '还没有分组',
+        // kfmode
+        'err.code.presence_from_wechat': '您在微信客服工具中上线和下线，这里只能暂停或恢复接待',
     },
     en: {
         'app.title': 'Customer service console',
@@ -703,6 +705,8 @@ export const STRINGS = {
         'colleagues.group.waiting': '{n} waiting',
         'colleagues.none': 'No other agents',
         'colleagues.no_groups': 'No groups yet',
+        // kfmode
+        'err.code.presence_from_wechat': 'You go online and offline in WeChat\'s customer-service tool; here you can only pause and resume',
     },
 };
 

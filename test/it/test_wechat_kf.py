@@ -2,7 +2,7 @@
 work in WeChat's own customer-service tool. Their presence comes from
 WeChat (`wxkf jobs` polls getonlinekflist every [presence] wechat_poll
 seconds, here 20) and is kept past [presence] heartbeat_ttl without any
-console heartbeat; a user's message is answered with
+console heartbeat; through wxkf's API they can only pause and resume; a user's message is answered with
 transfer_customer_service naming an agent WeChat lists online; an agent
 going offline in WeChat is no longer routed to and its users move on;
 and what wxkf does to a session reaches WeChat's side: a close is a
@@ -117,6 +117,24 @@ def test_presence_comes_from_wechat(sim, kstack, agents):
     assert presence_events(kstack, KB) == []
 
 
+def test_the_agent_only_pauses_and_resumes_through_wxkf(sim, kstack,
+                                                        agents):
+    def status(who, st):
+        return agents[who].post('/api/v1/me/status', {'status': st})
+
+    for who, st in ((KA, 'offline'), (KB, 'online'), (KB, 'paused')):
+        r = status(who, st)
+        assert r.status_code == 409, r.text
+        assert r.json()['error']['code'] == 'presence_from_wechat'
+    assert status_of(kstack, KA) == 'online'
+    assert status_of(kstack, KB) == 'offline'
+    r = status(KA, 'paused')
+    assert r.status_code == 200 and r.json()['status'] == 'paused', r.text
+    r = status(KA, 'online')
+    assert r.status_code == 200 and r.json()['status'] == 'online', r.text
+    STATE['ka_online_at'] = time.monotonic()   # its last heartbeat
+
+
 def test_a_user_is_transferred_to_the_agent_wechat_lists(sim, kstack,
                                                          agents):
     o = 'oKfMode00000000000000000001'
@@ -165,7 +183,10 @@ def test_wechat_presence_outlives_the_heartbeat_ttl(sim, kstack, agents):
     if left > 0:
         time.sleep(left)
     assert status_of(kstack, KA) == 'online'
-    assert [e['reason'] for e in presence_events(kstack, KA)] == ['wechat']
+    assert [(e['status'], e['reason']) for e in
+            presence_events(kstack, KA)] == [('online', 'wechat'),
+                                             ('paused', 'request'),
+                                             ('online', 'request')]
     assert not [f for _id, f in kstack.entries()
                 if f.get('reason') == 'heartbeat_lost']
 
