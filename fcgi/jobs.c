@@ -11,7 +11,9 @@
  * archivers share the stream through a consumer group. With [push] url
  * set, a thread of its own follows the agents' feeds and publishes them
  * to their Nchan channels (lib/push), so a console hears of a message
- * within a second whatever the loop is doing. SIGTERM, SIGINT, SIGQUIT
+ * within a second whatever the loop is doing. In [wechat] mode =
+ * wechat_kf it also polls WeChat for who is online and closes and creates
+ * the WeChat-side sessions wxkf's routing moves (lib/wechat_kf). SIGTERM, SIGINT, SIGQUIT
  * and SIGUSR1 stop it between passes, as they stop a worker. It builds
  * no callback (no AES keys) and keeps no journal: the workers replay
  * the callbacks they journaled (app_open, APP_JOBS). */
@@ -31,6 +33,7 @@
 #include "media_keep.h"
 #include "metrics.h"
 #include "user_profile.h"
+#include "wechat_kf.h"
 #include "push.h"
 #include "route.h"
 
@@ -249,6 +252,57 @@ static void archive(struct archive *ar, struct app *app, int64_t until)
                  c.lag.groups_behind);
 }
 
+/* mode = wechat_kf: presence from WeChat (a poll every [presence]
+ * wechat_poll s) and the WeChat-side session steps, at most 10 a second.
+ * Logs what changed and every failure; counts polls and steps. */
+static void follow_wechat_kf(struct wechat_kf *k, struct app *app)
+{
+    struct wechat_kf_counts c;
+    char err[256];
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    rc = wechat_kf_poll(k, kf_wall_ms(), &c);
+    if (rc < 0)
+        log_warn(&app->log, "jobs", "kf_presence_failed", "err=%s",
+                 kf_strerror(rc));
+    rc = wechat_kf_sessions_pass(k, kf_wall_ms(), 10, &c);
+    if (rc < 0)
+        log_warn(&app->log, "jobs", "kf_sessions_failed", "err=%s",
+                 kf_strerror(rc));
+    metrics_inc(app->metrics, METRICS_WECHAT_KF_POLLS, "result=\"ok\"",
+                c.polls - c.polls_failed);
+    metrics_inc(app->metrics, METRICS_WECHAT_KF_POLLS, "result=\"failed\"",
+                c.polls_failed);
+    metrics_inc(app->metrics, METRICS_WECHAT_KF_STEPS, "outcome=\"done\"",
+                c.done);
+    metrics_inc(app->metrics, METRICS_WECHAT_KF_STEPS,
+                "outcome=\"refused\"", c.refused);
+    metrics_inc(app->metrics, METRICS_WECHAT_KF_STEPS,
+                "outcome=\"retried\"", c.retried);
+    metrics_inc(app->metrics, METRICS_WECHAT_KF_STEPS,
+                "outcome=\"dropped\"", c.dropped);
+    /* WeChat's errmsg is outside input: only log-safe bytes */
+    log_safe(err, sizeof(err), kf_str_c(c.last_error));
+    if (c.polls_failed)
+        log_warn(&app->log, "jobs", "kf_poll_failed", "errcode=%ld err=%s "
+                 "failed_in_row=%d%s", c.last_errcode, err,
+                 c.polls_failed_in_row, c.fell_back
+                     ? " presence=not_kept" : " presence=kept");
+    if (c.set_online || c.set_offline)
+        log_info(&app->log, "jobs", "kf_presence", "online=%ld offline=%ld "
+                 "kept=%ld", c.set_online, c.set_offline, c.kept);
+    if (c.refused || c.retried || c.dropped)
+        log_warn(&app->log, "jobs", "kf_session_failed", "call=%s "
+                 "openid=%s errcode=%ld err=%s refused=%ld retried=%ld "
+                 "dropped=%ld", c.last_call, c.last_openid, c.last_errcode,
+                 err, c.refused,
+                 c.retried, c.dropped);
+    if (c.done)
+        log_info(&app->log, "jobs", "kf_sessions", "done=%ld queued=%ld",
+                 c.done, c.queued);
+}
+
 #define PUSH_BLOCK_MS 500
 
 /* The push thread: pass after pass until jobs stops; naps a second after
@@ -286,6 +340,7 @@ int jobs_main(const char *conf_path)
     struct archive ar;
     struct user_profile prof;
     struct user_profile_jobs pj;
+    struct wechat_kf kfm;
     int64_t next_sync = 0, next_keep = 0;
     int rc = app_open(&app, conf_path, APP_JOBS);
 
@@ -299,6 +354,8 @@ int jobs_main(const char *conf_path)
     user_profile_init(&prof, app.cfg.postgres.dsn, app.cfg.wechat.app_id,
                       PG_USE_CLI);
     user_profile_jobs_init(&pj, &prof, &app.store, app.api);
+    wechat_kf_init(&kfm, &app.route, &app.store, app.api,
+                   app.cfg.presence.wechat_poll);
     log_info(&app.log, "jobs", "start", "version=%s", WXKF_VERSION);
     memset(&push, 0, sizeof(push));
     if (push_enabled(&app.cfg)) {
@@ -330,6 +387,8 @@ int jobs_main(const char *conf_path)
         fetch_media(&media, &app);
         keep_media(&media, &app, &next_keep);
         look_up_users(&pj, &app);
+        if (app.route.wechat_kf)
+            follow_wechat_kf(&kfm, &app);
         archive(&ar, &app, now + 1000);
     }
     if (pushing)

@@ -217,6 +217,7 @@ static const struct centry table[] = {
     E(routing, queue_order, "arrival", "arrival|window"),
     L(session, idle_timeout, 1800, 5, 604800),
     L(presence, heartbeat_ttl, 90, 10, 3600),
+    L(presence, wechat_poll, 30, 20, 60),
     L(ratelimit, wechat_api_per_min, 600, 1, 1000000),
     L(ratelimit, send_per_day, 500000, 1, 100000000),
     L(ratelimit, token_per_day, 2000, 1, 100000),
@@ -550,6 +551,11 @@ static int validate(const struct config *c, const struct origin *o,
         e = find("redis", "wait_replicas"),
         why = "needs redis.wait_timeout_ms below redis.io_timeout_ms "
               "(WAIT blocks that long)";
+    else if (strcmp(c->wechat.mode, "wechat_kf") == 0 &&
+             c->presence.wechat_poll >= c->presence.heartbeat_ttl)
+        e = find("presence", "wechat_poll"),
+        why = "must be below presence.heartbeat_ttl in mode = wechat_kf "
+              "(each poll refreshes the agents' heartbeats)";
     if (!why)
         return 0;
     if (o->line[e - table] > 0) {

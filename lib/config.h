@@ -57,6 +57,8 @@ struct config {
     } session;
     struct {
         long heartbeat_ttl;
+        long wechat_poll;       /* s between getonlinekflist polls
+                                   (mode = wechat_kf) */
     } presence;
     struct {
         long wechat_api_per_min, send_per_day, token_per_day;

@@ -83,6 +83,12 @@ static const struct family fams[] = {
       "Units left of today's WeChat API budget, by budget." },
     { METRICS_WECHAT_API_CALLS, COUNTER, "api,errcode",
       "Calls to the WeChat API, by API and errcode." },
+    { METRICS_WECHAT_KF_POLLS, COUNTER, "result",
+      "getonlinekflist polls in mode = wechat_kf, by result (ok, "
+      "failed)." },
+    { METRICS_WECHAT_KF_STEPS, COUNTER, "outcome",
+      "kfsession/close and /create steps in mode = wechat_kf, by outcome "
+      "(done, refused, retried, dropped)." },
     { METRICS_TOKEN_REFRESHES, COUNTER, "",
       "Access tokens fetched from WeChat." },
 };

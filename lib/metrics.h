@@ -38,6 +38,9 @@
 #define METRICS_SERIES_DROPPED    "wxkf_metrics_series_dropped_total"
 #define METRICS_MEDIA_REMOVED     "wxkf_media_removed_total"     /* reason */
 #define METRICS_MEDIA_QUOTA_REFUSED "wxkf_media_quota_refused_total"
+#define METRICS_WECHAT_KF_POLLS   "wxkf_wechat_kf_polls_total"   /* result */
+#define METRICS_WECHAT_KF_STEPS   "wxkf_wechat_kf_session_steps_total"
+                                                           /* outcome */
 /* gauges */
 #define METRICS_QUEUE_LENGTH       "wxkf_queue_length"             /* group */
 #define METRICS_AGENTS             "wxkf_agents"                   /* status */

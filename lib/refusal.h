@@ -86,6 +86,10 @@ enum refusal_scope {
       "unknown_agent", "agent not found", 0)                               \
     X(BAD_STATUS, REFUSAL_P, "bad_status", KF_EINVAL, 500,                  \
       "internal_error", "internal error", 0)                               \
+    X(FROM_WECHAT, REFUSAL_P, "presence_from_wechat", KF_EINVAL, 409,       \
+      "presence_from_wechat", "this agent goes online and offline in "     \
+      "WeChat's customer-service tool (mode wechat_kf); here it can only " \
+      "pause and resume", 0)                                               \
     X(OUTSIDE_WINDOW, REFUSAL_O | REFUSAL_RE, "outside_48h_window",         \
       KF_EINVAL, 409, "outside_48h_window", "the user has not written "     \
       "within the customer-service window (48 h after a message)", 45015)   \

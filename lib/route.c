@@ -47,14 +47,14 @@ int route_init(struct route *r, struct store *st, const struct config *cfg)
     r->leave_message = cfg->texts.leave_message;
     n = snprintf(r->cfg, sizeof(r->cfg),
                  "policy=%s;cap=%ld;idle=%ld;frt=%ld;queue=%ld;qmax=%ld;"
-                 "ret=%ld;qo=%d;tz=%ld;gp=%s;gt=",
+                 "ret=%ld;qo=%d;tz=%ld;wk=%d;gp=%s;gt=",
                  cfg->routing.policy, cfg->routing.default_capacity,
                  cfg->session.idle_timeout * 1000,
                  cfg->routing.first_reply_timeout * 1000,
                  cfg->routing.queue_timeout * 1000, cfg->routing.queue_max,
                  cfg->routing.returning * 86400000L,
                  strcmp(cfg->routing.queue_order, "window") == 0,
-                 cfg->api.stats_utc_offset * 60000,
+                 cfg->api.stats_utc_offset * 60000, r->wechat_kf,
                  cfg->routing.group_policies);
     if (n < 0 || (size_t)n >= sizeof(r->cfg))
         return KF_ECONFIG;

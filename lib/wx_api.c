@@ -953,6 +953,26 @@ int wx_api_kf_list(struct wx_api *a, struct wx_api_result *res)
     return get(a, "/cgi-bin/customservice/getkflist", res);
 }
 
+int wx_api_kf_online(struct wx_api *a, struct wx_api_result *res)
+{
+    return get(a, "/cgi-bin/customservice/getonlinekflist", res);
+}
+
+int wx_api_kf_session(struct wx_api *a, const char *op,
+                      const char *kf_account, const char *openid,
+                      struct wx_api_result *res)
+{
+    const char *path = NULL;
+
+    if (op && strcmp(op, "create") == 0)
+        path = "/customservice/kfsession/create";
+    else if (op && strcmp(op, "close") == 0)
+        path = "/customservice/kfsession/close";
+    if (!path || !openid || !*openid)
+        return bad_args(res);
+    return kf_account_post(a, path, kf_account, "openid", openid, res);
+}
+
 void wx_api_set_metrics(struct wx_api *a, struct metrics *m)
 {
     if (a)

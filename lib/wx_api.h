@@ -104,6 +104,14 @@ KF_WUR int wx_api_kf_invite(struct wx_api *a, const char *kf_account,
                             const char *invite_wx, struct wx_api_result *res);
 /* getkflist: WeChat's JSON in res->body. */
 KF_WUR int wx_api_kf_list(struct wx_api *a, struct wx_api_result *res);
+/* getonlinekflist: WeChat's JSON ({"kf_online_list":[...]}) in
+ * res->body. */
+KF_WUR int wx_api_kf_online(struct wx_api *a, struct wx_api_result *res);
+/* kfsession/create or /close (op "create" or "close"):
+ * {"kf_account","openid"}. */
+KF_WUR int wx_api_kf_session(struct wx_api *a, const char *op,
+                             const char *kf_account, const char *openid,
+                             struct wx_api_result *res);
 
 /* Units of a daily budget ("send" or "token") spent today (UTC+8). */
 KF_WUR int wx_api_spent(struct wx_api *a, const char *budget, long *spent);

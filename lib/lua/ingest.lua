@@ -118,7 +118,7 @@ elseif action == 'kf_create' and known(ARGV[8]) then
     end
     agent = a
 elseif action == 'kf_close' then
-    close(o, 'agent', now, cfg, ARGV[8])
+    close(o, 'agent', now, cfg, ARGV[8], nil, 'wechat')
 elseif action == 'kf_switch' and known(ARGV[9]) then
     local s, to = session(o), ARGV[9]
     if s then detach(o, s, s.agent ~= to and 'transfer' or nil, now) end

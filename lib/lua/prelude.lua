@@ -511,8 +511,9 @@ end
 
 -- Closes o's session; frees the slot and lets the queue move.
 -- wrap: the agent's wrap-up, a JSON object made by the C side (nil or
--- '' none), kept as the close event's payload.
-local function close(o, reason, now, cfg, by, wrap)
+-- '' none), kept as the close event's payload. via: 'wechat' when WeChat
+-- closed it (kf_close_session), kept as the event's `via` (nil none).
+local function close(o, reason, now, cfg, by, wrap, via)
     local s = session(o)
     if not s then return false end
     detach(o, s)
@@ -530,6 +531,10 @@ local function close(o, reason, now, cfg, by, wrap)
     if wrap and wrap ~= '' then
         ev[#ev + 1] = 'payload'
         ev[#ev + 1] = wrap
+    end
+    if via then
+        ev[#ev + 1] = 'via'
+        ev[#ev + 1] = via
     end
     emit(ev)
     inbox(s.agent, ev)

@@ -1,7 +1,8 @@
 -- presence: an agent's status or heartbeat.
 -- KEYS[1] the account prefix P; no other KEYS.
 -- ARGV: 1 op: online | paused | offline | heartbeat, 2 now ms, 3 cfg,
---       4 agent, 5 reason (request, heartbeat_lost, ...).
+--       4 agent, 5 reason (request = the agent through the API, wechat =
+--       WeChat's online list, heartbeat_lost, ...).
 -- Returns {status, sessions moved or assigned, previous status} or
 -- {'err', code}.
 local op, now, a = ARGV[1], tonumber(ARGV[2]), ARGV[4]
@@ -18,6 +19,16 @@ if op == 'heartbeat' then
 end
 if op ~= 'online' and op ~= 'paused' and op ~= 'offline' then
     return { 'err', 'bad_status' }
+end
+-- mode = wechat_kf (cfg wk): an agent in kf_account form goes online and
+-- offline in WeChat's tool (`wxkf jobs` follows getonlinekflist, reason
+-- 'wechat'); asked through the API it can only pause and resume.
+if cfg.wk == 1 and ARGV[5] == 'request' and string.find(a, '@', 1, true)
+then
+    local st = redis.call('HGET', akey(a), 'status') or 'offline'
+    if op == 'offline' or st == 'offline' then
+        return { 'err', 'presence_from_wechat' }
+    end
 end
 local prev, moved = set_status(a, op, now, cfg, ARGV[5])
 return { op, moved, prev }

@@ -384,6 +384,8 @@ export const STRINGS = {
         // user tags
         'tags.unknown': '标签 #{id}',
         'tags.id': '标签编号：{id}',
+        // kfmode
+        'err.code.presence_from_wechat': '您在微信客服工具中上线和下线，这里只能暂停或恢复接待',
     },
     en: {
         'app.title': 'Customer service console',
@@ -765,6 +767,8 @@ export const STRINGS = {
         // user tags
         'tags.unknown': 'Tag #{id}',
         'tags.id': 'Tag id: {id}',
+        // kfmode
+        'err.code.presence_from_wechat': 'You go online and offline in WeChat\'s customer-service tool; here you can only pause and resume',
     },
 };
 

@@ -626,6 +626,14 @@ def test_kfsession(sim, tok):
     assert sess('close', 's1@simwx') == 65413
     assert get('getsession', openid='oSess') == {'createtime': 0,
                                                  'kf_account': ''}
+    # every create / close is logged with its result, for the tests
+    st, kf = sim.call('GET', '/_sim/kf')
+    log = [(e['op'], e['kf_account'], e['openid'], e['errcode'])
+           for e in kf['log']]
+    assert log[-3:] == [('close', 's2@simwx', 'oSess', 65413),
+                        ('close', 's1@simwx', 'oSess', 0),
+                        ('close', 's1@simwx', 'oSess', 65413)]
+    assert ('create', 's1@simwx', 'oStranger', 40003) in log
     # WeChat releases an idle session after 30 minutes.
     assert sess('create', 's2@simwx') == 0
     advance(sim, 1801)

@@ -52,6 +52,10 @@ Control side (tests and the sandbox), JSON under /_sim/:
                                         "name"}...]} (POST replaces them;
                                         tags/get adds each one's count)
     GET  /_sim/pushes                   the pushes made, with the results
+    GET  /_sim/kf                       kf accounts, live sessions and the
+                                        log of kfsession create / close
+                                        calls: [{"op","kf_account",
+                                        "openid","errcode","ts"}]
 
 Fault kinds: "errcode" (HTTP 200 {"errcode":errcode(-1)}), "http" (that
 HTTP status, default 502, HTML body), "delay" (wait delay_ms, then handle
@@ -374,6 +378,7 @@ class SimState:
             self.kf = {}              # kf_account -> record (ordered)
             self.kf_seq = 1000
             self.sessions = {}        # openid -> {kf_account, createtime,..}
+            self.kf_log = []          # kfsession create/close calls
             self.waitcase = []        # [{openid, latest_time}]
             self.media = {}           # media_id -> {...}
             self.pushes = []
@@ -1119,7 +1124,32 @@ class SimState:
                                  'last_activity': now}
         self.waitcase = [w for w in self.waitcase if w['openid'] != openid]
 
+    def _kf_logged(self, op, body, fn):
+        """Runs a kfsession create/close and records it for GET /_sim/kf
+        ("log": op, kf_account, openid, errcode, ts; the last
+        MAX_PUSHES)."""
+        item = {'op': op, 'ts': round(self.now(), 3), 'errcode': 0,
+                'kf_account': body.get('kf_account')
+                if isinstance(body, dict) else None,
+                'openid': body.get('openid')
+                if isinstance(body, dict) else None}
+        try:
+            return fn(body)
+        except ApiError as e:
+            item['errcode'] = e.code
+            raise
+        finally:
+            self.kf_log.append(item)
+            if len(self.kf_log) > MAX_PUSHES:
+                del self.kf_log[0]
+
     def session_create(self, body):
+        return self._kf_logged('create', body, self._session_create)
+
+    def session_close(self, body):
+        return self._kf_logged('close', body, self._session_close)
+
+    def _session_create(self, body):
         kf = self._kf_get(body)
         openid = body.get('openid')
         if not isinstance(openid, str) or openid not in self.users:
@@ -1136,7 +1166,7 @@ class SimState:
         self._open_session(openid, kf['kf_account'])
         return {}
 
-    def session_close(self, body):
+    def _session_close(self, body):
         kf = self._kf_get(body)
         openid = body.get('openid')
         cur = self._live_session(openid) if isinstance(openid, str) else None
@@ -1571,7 +1601,8 @@ class SimState:
         if name == 'kf' and get:
             with self.lock:
                 return {'kf': copy.deepcopy(list(self.kf.values())),
-                        'sessions': copy.deepcopy(self.sessions)}
+                        'sessions': copy.deepcopy(self.sessions),
+                        'log': copy.deepcopy(self.kf_log)}
         raise ControlError(404 if method in ('GET', 'POST') else 405,
                            'no control endpoint %s %s' % (method, path))
 

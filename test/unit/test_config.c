@@ -661,6 +661,53 @@ static void test_config_checks_the_sentinel_settings(void **state)
     }
 }
 
+/* [presence] wechat_poll: 20..60 s (2,880 getonlinekflist calls a day at
+ * the default 30), and in mode = wechat_kf below heartbeat_ttl, since
+ * each poll refreshes the heartbeats of the agents WeChat lists. */
+static void test_config_bounds_the_wechat_presence_poll(void **state)
+{
+    static const char head[] = "[wechat]\napp_id = wx0123456789abcdef\n"
+                               "token = abc\nmode = wechat_kf\n"
+                               "[presence]\n";
+    static const struct {
+        const char *lines, *needle;
+        int line;
+    } bad[] = {
+        { "wechat_poll = 19\n", "presence.wechat_poll", 6 },
+        { "wechat_poll = 61\n", "presence.wechat_poll", 6 },
+        { "heartbeat_ttl = 30\nwechat_poll = 30\n",
+          "presence.wechat_poll must be below presence.heartbeat_ttl", 7 },
+    };
+    char path[64], text[512];
+    struct config c;
+    size_t i;
+
+    (void)state;
+    config_init(&c);
+    assert_int_equal(c.presence.wechat_poll, 30);
+    config_release(&c);
+    snprintf(text, sizeof(text), "%sheartbeat_ttl = 61\nwechat_poll = 60\n",
+             head);
+    write_temp(path, sizeof(path), text);
+    load_ok(&c, path);
+    assert_int_equal(c.presence.wechat_poll, 60);
+    config_release(&c);
+    unlink(path);
+    /* in workspace mode the poll is not made: no tie to heartbeat_ttl */
+    snprintf(text, sizeof(text), "[wechat]\napp_id = wx0123456789abcdef\n"
+             "token = abc\n[presence]\nheartbeat_ttl = 10\n");
+    write_temp(path, sizeof(path), text);
+    load_ok(&c, path);
+    config_release(&c);
+    unlink(path);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s", head, bad[i].lines);
+        write_temp(path, sizeof(path), text);
+        expect_file_error(path, bad[i].line, bad[i].needle);
+        unlink(path);
+    }
+}
+
 static void test_config_rejects_bad_app_id_with_file_and_line(void **state)
 {
     (void)state;
@@ -844,6 +891,7 @@ int main(void)
         ENV_TEST(test_config_refuses_a_65th_group_rule),
         ENV_TEST(test_config_takes_unicode_group_names_in_rules),
         ENV_TEST(test_config_checks_the_sentinel_settings),
+        ENV_TEST(test_config_bounds_the_wechat_presence_poll),
         ENV_TEST(test_config_encoding_follows_the_key_and_needs_one),
         ENV_TEST(test_config_advises_a_longer_token_and_safe_mode),
         ENV_TEST(test_config_sample_file_loads),

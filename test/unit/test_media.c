@@ -64,13 +64,7 @@ static void sim_media(const struct tu_sim *s, const char *id, const char *ct,
 
 /* --- fixtures ------------------------------------------------------------ */
 
-struct suite {
-    struct tu_redis redis;
-    struct tu_sim sim;
-    char redis_url[64];
-};
-
-static struct suite S;
+static struct tu_wx S;
 
 struct fixture {
     struct config cfg;
@@ -85,18 +79,14 @@ struct fixture {
 static int suite_setup(void **st)
 {
     (void)st;
-    tu_redis_start(&S.redis);
-    snprintf(S.redis_url, sizeof(S.redis_url), "redis://127.0.0.1:%d",
-             S.redis.port);
-    tu_sim_start(&S.sim, APPID, SECRET);
+    tu_wx_start(&S, APPID, SECRET);
     return 0;
 }
 
 static int suite_teardown(void **st)
 {
     (void)st;
-    tu_sim_stop(&S.sim);
-    tu_redis_stop(&S.redis);
+    tu_wx_stop(&S);
     return 0;
 }
 
@@ -112,36 +102,18 @@ static redisReply *cmd(struct fixture *f, const char *fmt, ...)
     return r;
 }
 
-static void cmd_do(struct fixture *f, const char *fmt, ...)
-{
-    redisReply *r;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(f->rc, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("redis: %s", r->str);
-    freeReplyObject(r);
-}
+#define cmd_do(f, ...) tu_redis_do((f)->rc, __VA_ARGS__)
 
 static int setup(void **st)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
     assert_non_null(f);
-    f->rc = redisConnect("127.0.0.1", S.redis.port);
-    assert_non_null(f->rc);
-    assert_int_equal(f->rc->err, 0);
-    cmd_do(f, "FLUSHALL");
-    tu_sim_post(&S.sim, "/_sim/reset", "{}");
+    f->rc = tu_wx_fresh(&S);
     snprintf(f->dir, sizeof(f->dir), "/tmp/wxkf-unit-media-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     config_init(&f->cfg);
-    tu_set_str(&f->cfg.wechat.app_id, APPID);
-    tu_set_str(&f->cfg.wechat.app_secret, SECRET);
-    tu_set_str(&f->cfg.wechat.api_base, S.sim.base);
+    tu_wx_config(&f->cfg, &S, APPID, SECRET);
     tu_set_str(&f->cfg.media.dir, f->dir);
     f->cfg.wechat.api_timeout_ms = 3000;
     f->cfg.wechat.api_connect_timeout_ms = 1000;

@@ -21,7 +21,7 @@
 
 #define APPID "wx62dd79ea990faa89"
 #define HASH "wxkf:{" APPID "}:metrics"
-#define NFAMILIES 27
+#define NFAMILIES 29
 
 /* ---- helpers -------------------------------------------------------- */
 

@@ -35,13 +35,7 @@
 
 static const struct kf_str user = { USER, sizeof(USER) - 1 };
 
-struct suite {
-    struct tu_redis redis;
-    struct tu_sim sim;
-    char redis_url[64];
-};
-
-static struct suite S;
+static struct tu_wx S;
 
 struct fixture {
     struct config cfg;
@@ -55,52 +49,19 @@ struct fixture {
 
 static int suite_setup(void **st)
 {
-    tu_redis_start(&S.redis);
-    snprintf(S.redis_url, sizeof(S.redis_url), "redis://127.0.0.1:%d",
-             S.redis.port);
-    tu_sim_start(&S.sim, APPID, SECRET);
+    tu_wx_start(&S, APPID, SECRET);
     return tu_pg_group_setup(st);
 }
 
 static int suite_teardown(void **st)
 {
-    tu_sim_stop(&S.sim);
-    tu_redis_stop(&S.redis);
+    tu_wx_stop(&S);
     return tu_pg_group_teardown(st);
 }
 
-static void cmd_do(struct fixture *f, const char *fmt, ...)
-{
-    redisReply *r;
-    va_list ap;
+#define cmd_do(f, ...) tu_redis_do((f)->rc, __VA_ARGS__)
 
-    va_start(ap, fmt);
-    r = redisvCommand(f->rc, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("redis: %s", r->str);
-    freeReplyObject(r);
-}
-
-/* A number reply (or a string of one), -1 for nil. */
-static long long cmd_num(struct fixture *f, const char *fmt, ...)
-{
-    redisReply *r;
-    long long v = -1;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(f->rc, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    else if (r->type == REDIS_REPLY_STRING)
-        v = strtoll(r->str, NULL, 10);
-    freeReplyObject(r);
-    return v;
-}
+#define cmd_num(f, ...) tu_redis_num((f)->rc, __VA_ARGS__)
 
 /* The first value of sql's first row as a number. */
 static long long sql_num(const char *sql)
@@ -120,21 +81,11 @@ static int setup(void **st)
     struct fixture *f = calloc(1, sizeof(*f));
 
     assert_non_null(f);
-    f->rc = redisConnect("127.0.0.1", S.redis.port);
-    assert_non_null(f->rc);
-    assert_int_equal(f->rc->err, 0);
-    cmd_do(f, "FLUSHALL");
-    tu_sim_post(&S.sim, "/_sim/reset", "{}");
+    f->rc = tu_wx_fresh(&S);
     tu_pg_exec_ok(tu_pg.db, "TRUNCATE user_profiles, user_notes, audit_log, "
                   "sessions, messages, transfers, agents CASCADE");
     config_init(&f->cfg);
-    tu_set_str(&f->cfg.wechat.app_id, APPID);
-    tu_set_str(&f->cfg.wechat.app_secret, SECRET);
-    tu_set_str(&f->cfg.wechat.api_base, S.sim.base);
-    f->cfg.wechat.api_timeout_ms = 3000;
-    f->cfg.wechat.api_connect_timeout_ms = 1000;
-    f->cfg.wechat.api_retries = 0;
-    f->cfg.ratelimit.wechat_api_per_min = 100000;
+    tu_wx_config(&f->cfg, &S, APPID, SECRET);
     assert_int_equal(store_init(&f->st, S.redis_url, APPID, 500, 2000), 0);
     assert_int_equal(wx_api_new(&f->cfg, &f->st, &f->api), 0);
     user_profile_init(&f->p, tu_pg.dsn, APPID, PG_USE_REQUEST);

@@ -119,13 +119,7 @@ static char *sim_stable_token(const struct tu_sim *s)
 
 /* --- fixtures ------------------------------------------------------------ */
 
-struct suite {
-    struct tu_redis redis;
-    struct tu_sim sim;
-    char redis_url[64];
-};
-
-static struct suite S;
+static struct tu_wx S;
 
 /* One process's client: its own Redis connection and wx_api. */
 struct client {
@@ -159,18 +153,14 @@ static void client_close(struct client *c)
 static int suite_setup(void **st)
 {
     (void)st;
-    tu_redis_start(&S.redis);
-    snprintf(S.redis_url, sizeof(S.redis_url), "redis://127.0.0.1:%d",
-             S.redis.port);
-    tu_sim_start(&S.sim, APPID, SECRET);
+    tu_wx_start(&S, APPID, SECRET);
     return 0;
 }
 
 static int suite_teardown(void **st)
 {
     (void)st;
-    tu_sim_stop(&S.sim);
-    tu_redis_stop(&S.redis);
+    tu_wx_stop(&S);
     return 0;
 }
 
@@ -198,13 +188,8 @@ static int setup(void **st)
     redis_do("FLUSHALL", NULL, NULL, NULL, NULL, NULL, NULL);
     sim_do(&S.sim, "/_sim/reset", "{}");
     config_init(&f->cfg);
-    tu_set_str(&f->cfg.wechat.app_id, APPID);
-    tu_set_str(&f->cfg.wechat.app_secret, SECRET);
-    tu_set_str(&f->cfg.wechat.api_base, S.sim.base);
-    f->cfg.wechat.api_timeout_ms = 3000;
-    f->cfg.wechat.api_connect_timeout_ms = 1000;
+    tu_wx_config(&f->cfg, &S, APPID, SECRET);
     f->cfg.wechat.api_retries = 3;
-    f->cfg.ratelimit.wechat_api_per_min = 100000;
     f->cfg.ratelimit.send_per_day = 1000;
     f->cfg.ratelimit.token_per_day = 100;
     assert_int_equal(client_open(&f->a, &f->cfg, S.redis_url), 0);

@@ -82,6 +82,12 @@ void tu_sleep_ms(long ms);
  * a string: integers as decimal, bulk/status as is, nil as "(nil)".
  * Caller frees. */
 char *tu_redis_cmd(const struct tu_redis *r, const char *const *argv);
+/* A command on a test's own connection (hiredis's redisCommand format):
+ * tu_redis_do fails the test on an error reply; tu_redis_num returns an
+ * integer reply or a string of one, -1 for anything else (nil). */
+struct redisContext;
+void tu_redis_do(struct redisContext *rc, const char *fmt, ...);
+long long tu_redis_num(struct redisContext *rc, const char *fmt, ...);
 
 /* tu_sim.c: the WeChat API simulator (test/sim/wechat_api_sim.py, run with
  * /usr/bin/python3 from test/unit) on a free loopback port; base is its
@@ -100,5 +106,26 @@ void tu_sim_post(const struct tu_sim *s, const char *path, const char *json);
  * sets *status (0 when there was no answer). */
 char *tu_http(const char *method, const char *url, const char *body,
               long *status);
+
+/* A suite's private redis-server and simulator (the tests of what the
+ * WeChat client does, and of what `wxkf jobs` does with it): started by
+ * tu_wx_start (redis_url is "redis://127.0.0.1:PORT"), stopped by
+ * tu_wx_stop. tu_wx_config points a config_init'ed cfg at the simulator
+ * as appid / secret, with short timeouts, no retries and a rate limit
+ * that never refuses. */
+struct config;
+struct tu_wx {
+    struct tu_redis redis;
+    struct tu_sim sim;
+    char redis_url[64];
+};
+void tu_wx_start(struct tu_wx *w, const char *appid, const char *secret);
+void tu_wx_stop(struct tu_wx *w);
+void tu_wx_config(struct config *cfg, const struct tu_wx *w,
+                  const char *appid, const char *secret);
+/* A new connection to w's Redis, emptied (FLUSHALL), and the simulator
+ * reset: a test's clean start. Fails the test if Redis does not answer;
+ * redisFree it. */
+struct redisContext *tu_wx_fresh(const struct tu_wx *w);
 
 #endif

@@ -1,4 +1,5 @@
-/* tu_redis: a private redis-server for the unit tests that need one. */
+/* tu_redis: a private redis-server for the unit tests that need one, and
+ * commands on a test's own connection. */
 #include "testutil.h"
 
 #include "kf.h"
@@ -216,4 +217,36 @@ char *tu_redis_cmd(const struct tu_redis *r, const char *const *argv)
     freeReplyObject(rep);
     redisFree(c);
     return out;
+}
+
+void tu_redis_do(struct redisContext *rc, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis: %s", r->str);
+    freeReplyObject(r);
+}
+
+long long tu_redis_num(struct redisContext *rc, const char *fmt, ...)
+{
+    redisReply *r;
+    long long v = -1;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r->type == REDIS_REPLY_STRING)
+        v = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
 }

@@ -13,10 +13,12 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "kf.h"
 
 #define SIM "../sim/wechat_api_sim.py"
@@ -104,4 +106,41 @@ void tu_sim_stop(struct tu_sim *s)
         waitpid(s->pid, &st, 0);
         s->pid = 0;
     }
+}
+
+void tu_wx_start(struct tu_wx *w, const char *appid, const char *secret)
+{
+    tu_redis_start(&w->redis);
+    snprintf(w->redis_url, sizeof(w->redis_url), "redis://127.0.0.1:%d",
+             w->redis.port);
+    tu_sim_start(&w->sim, appid, secret);
+}
+
+void tu_wx_stop(struct tu_wx *w)
+{
+    tu_sim_stop(&w->sim);
+    tu_redis_stop(&w->redis);
+}
+
+void tu_wx_config(struct config *cfg, const struct tu_wx *w,
+                  const char *appid, const char *secret)
+{
+    tu_set_str(&cfg->wechat.app_id, appid);
+    tu_set_str(&cfg->wechat.app_secret, secret);
+    tu_set_str(&cfg->wechat.api_base, w->sim.base);
+    cfg->wechat.api_timeout_ms = 3000;
+    cfg->wechat.api_connect_timeout_ms = 1000;
+    cfg->wechat.api_retries = 0;
+    cfg->ratelimit.wechat_api_per_min = 100000;
+}
+
+struct redisContext *tu_wx_fresh(const struct tu_wx *w)
+{
+    redisContext *rc = redisConnect("127.0.0.1", w->redis.port);
+
+    assert_non_null(rc);
+    assert_int_equal(rc->err, 0);
+    tu_redis_do(rc, "FLUSHALL");
+    tu_sim_post(&w->sim, "/_sim/reset", "{}");
+    return rc;
 }
