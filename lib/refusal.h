@@ -39,6 +39,8 @@ enum refusal_scope {
     REFUSAL_UPLOAD = 256,   /* media_out_check: an agent's upload */
     REFUSAL_LABEL = 512,    /* the label verbs (lib/label): looked up by
                                the kf code they return */
+    REFUSAL_STAFF = 8192,   /* staff sign-in and sessions (fcgi/staff.c,
+                               lib/staff, lib/staff_session) */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -51,6 +53,7 @@ enum refusal_scope {
 #define REFUSAL_C REFUSAL_CANNED
 #define REFUSAL_U REFUSAL_UPLOAD
 #define REFUSAL_L REFUSAL_LABEL
+#define REFUSAL_T REFUSAL_STAFF
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -148,7 +151,26 @@ enum refusal_scope {
     X(LABELS_FULL, REFUSAL_L, "labels_full", KF_ETOOBIG, 409,               \
       "labels_full", "an account has at most 100 labels", 0)               \
     X(LABEL_INVALID, REFUSAL_L, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)
+      "invalid_field", NULL, 0)                                            \
+    X(WRONG_CREDENTIALS, REFUSAL_T, "wrong_credentials", KF_EBADSIG, 401,   \
+      "wrong_credentials", "the login or the password is wrong", 0)        \
+    X(ACCOUNT_LOCKED, REFUSAL_T, "account_locked", KF_ELIMIT, 429,          \
+      "account_locked", "too many wrong passwords: this login is locked "  \
+      "for a while (Retry-After)", 0)                                      \
+    X(ACCOUNT_DISABLED, REFUSAL_T, "account_disabled", KF_EINVAL, 403,      \
+      "account_disabled", "this user is disabled", 0)                      \
+    X(CSRF_FAILED, REFUSAL_T, "csrf_failed", KF_EBADSIG, 403,               \
+      "csrf_failed", "the X-CSRF-Token header is missing or wrong", 0)     \
+    X(READ_ONLY, REFUSAL_T, "read_only", KF_EINVAL, 403, "read_only",       \
+      "supervisors may only read here", 0)                                 \
+    X(WEAK_PASSWORD, REFUSAL_T, "weak_password", KF_EINVAL, 400,            \
+      "weak_password", "a password is 10 to 128 bytes of text: at least "  \
+      "10 characters, no control characters", 0)                           \
+    X(NO_STAFF, REFUSAL_T, "unknown_user", KF_ENOTFOUND, 404,               \
+      "unknown_user", "no such user", 0)                                   \
+    X(NOT_SIGNED_IN, REFUSAL_T, "not_signed_in", KF_EBADSIG, 401,           \
+      "not_signed_in", "sign in with a password first (a session cookie "  \
+      "is required)", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,
