@@ -37,6 +37,9 @@ VAR=$REPO/var
 CONF=$VAR/wxkf.conf
 TOKEN_FILE=$VAR/admin.token
 AGENT_FILE=$VAR/agent.token
+STAFF_FILE=$VAR/agent.password     # the password of $DEMO_LOGIN
+DEMO_LOGIN=wang
+NEW_ADMIN=''                       # set when this start made the admin token
 DEMO_AGENT=kf001@sandbox
 PORTS_FILE=$VAR/ports.env
 SAMPLE=$REPO/docs/wxkf.conf.sample
@@ -201,6 +204,7 @@ gen_config() {
     printf '%s\n' "$admin_token" >"$TOKEN_FILE.tmp"
     chmod 0600 "$TOKEN_FILE.tmp"
     mv -f "$TOKEN_FILE.tmp" "$TOKEN_FILE"
+    NEW_ADMIN=1
     say "generated $CONF (sandbox) and a new admin token in $TOKEN_FILE"
 }
 
@@ -321,6 +325,22 @@ demo_agent() {
     say "added the first agent $DEMO_AGENT (token in $AGENT_FILE)"
 }
 
+# A first staff user who signs in with a password as the first agent, once
+# (var/agent.password holds its password).
+demo_staff() {
+    [ -e "$STAFF_FILE" ] && return 0
+    [ -e "$AGENT_FILE" ] || return 0
+    pw=$(rand_alnum 16)
+    printf '%s\n' "$pw" | "$WXKF_BIN" user add -c "$CONF" --login "$DEMO_LOGIN" \
+        --name '客服小王' --role agent --agent "$DEMO_AGENT" \
+        >>"$VAR/logs/agent.log" 2>&1 || {
+        say "note: could not add the staff user $DEMO_LOGIN (see var/logs/agent.log)"
+        return 0
+    }
+    (umask 077; printf '%s\n' "$pw" >"$STAFF_FILE")
+    say "added the staff user $DEMO_LOGIN (password in $STAFF_FILE)"
+}
+
 # --- commands --------------------------------------------------------------
 do_start() {
     [ -x "$WXKF_BIN" ] || die "$WXKF_BIN not built (run: make)"
@@ -352,11 +372,18 @@ do_start() {
     done
     start_simulator
     demo_agent
+    demo_staff
 
     # The port nginx really listens on (it may have been started earlier).
     port=$(sed -n 's/^PORT=//p' "$VAR/run/stack.env" 2>/dev/null || true)
     [ -n "$port" ] || port=$PORT
     token=${WXKF_WECHAT_TOKEN:-$(conf_get wechat token)}
+    # the bootstrap admin token is printed once, when it is made
+    if [ -n "$NEW_ADMIN" ]; then
+        admin_line="$(cat "$TOKEN_FILE" 2>/dev/null) (shown once; kept in $TOKEN_FILE)"
+    else
+        admin_line="in $TOKEN_FILE"
+    fi
     cat <<EOF
 
 wxkf is up on 127.0.0.1 (sandbox: api_base -> http://127.0.0.1:$SIM_PORT)
@@ -365,9 +392,12 @@ wxkf is up on 127.0.0.1 (sandbox: api_base -> http://127.0.0.1:$SIM_PORT)
   config:       $CONF
   logs:         $VAR/logs/
 
-Sign in to the console with one of these tokens (kept in $VAR):
+Sign in to the console with a login and password (kept in $VAR):
+  $DEMO_LOGIN / $(cat "$STAFF_FILE" 2>/dev/null || echo "(none: $STAFF_FILE missing)")   (agent $DEMO_AGENT)
+More users: build/rel/wxkf user add -c $CONF --login L --name N --role agent|supervisor|admin [--agent A]
+Or with a token (使用令牌登录):
   agent $DEMO_AGENT:  $(cat "$AGENT_FILE" 2>/dev/null || echo "(none: $AGENT_FILE missing)")
-  admin:                $(cat "$TOKEN_FILE" 2>/dev/null || echo "(none: $TOKEN_FILE missing)")
+  admin:                $admin_line
 Go online in the console, then be a WeChat user (the simulator signs and
 encrypts the callback); the message appears in the console, answer it there:
   curl -s -XPOST http://127.0.0.1:${sim_port:-$SIM_PORT}/_sim/users/oSandboxUser1/send -d '{"type":"text","content":"你好，我想问一下订单"}'
