@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -143,15 +144,31 @@ static json_t *me_json(const char *login, const char *name, const char *role,
                      "csrf_token", csrf);
 }
 
+/* A sign-in's body must say it is JSON: an HTML form of another site
+ * can POST text/plain that looks like JSON, never application/json (that
+ * needs CORS), so no page can sign a browser in as someone else. */
+static int json_typed(struct fcgi_req *r)
+{
+    struct kf_str ct = fcgi_param(r, "CONTENT_TYPE");
+    const size_t n = sizeof("application/json") - 1;
+
+    if (ct.len >= n && strncasecmp(ct.p, "application/json", n) == 0 &&
+        (ct.len == n || ct.p[n] == ';' || ct.p[n] == ' '))
+        return 1;
+    fcgi_error(r, 400, "bad_body",
+               "Content-Type must be application/json", NULL);
+    return 0;
+}
+
 void api_auth_login(struct fcgi_req *r)
 {
     char sid[STAFF_SID_SIZE], csrf[STAFF_SID_SIZE], hdr[256];
     const char *login = NULL, *pw = NULL;
     struct staff_user u;
-    json_t *body = api_json_body(r);
+    json_t *body;
     int rc;
 
-    if (!body)
+    if (!json_typed(r) || !(body = api_json_body(r)))
         return;
     if (need_str(r, body, "login", &login) ||
         need_str(r, body, "password", &pw) ||

@@ -145,6 +145,11 @@ def test_wrong_password_and_unknown_login_look_the_same(sstack, people):
     r = requests.post(sstack.base + '/api/v1/auth/login', json={'login': 'wang'},
                       timeout=10)
     assert_error(r, 400, 'invalid_field')
+    # what an HTML form of another site could send: refused before anything
+    r = requests.post(sstack.base + '/api/v1/auth/login', timeout=10,
+                      data=('{"login":"wang","password":"%s"}' % PW).encode(),
+                      headers={'Content-Type': 'text/plain'})
+    assert_error(r, 400, 'bad_body')
 
 
 def test_lock_out_is_per_login_with_a_growing_delay(sstack, people):
