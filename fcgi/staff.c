@@ -102,10 +102,13 @@ static int check_password(struct fcgi_req *r, const char *login,
         log_info(&r->log, "staff", "locked", "login=%s", login);
         return 1;
     }
-    if (rc == 0)
-        rc = staff_open(r->app->cfg.postgres.dsn, 1, &db);
     if (rc < 0) {
-        failed(r, "login", rc, db == NULL);
+        failed(r, "login", rc, 0);          /* Redis */
+        return 1;
+    }
+    rc = staff_open(r->app->cfg.postgres.dsn, 1, &db);
+    if (rc < 0) {
+        failed(r, "login", rc, 1);
         return 1;
     }
     rc = staff_get(db, app_id(r), login, u);

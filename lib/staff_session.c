@@ -65,6 +65,8 @@ int staff_cookie_sid(struct kf_str c, struct kf_str *out)
     return KF_ENOTFOUND;
 }
 
+/* staff.lua, its SHA-1 computed on first use (a process uses it from
+ * one thread: the worker's request loop, or a command). */
 static const struct store_script *script(void)
 {
     static struct store_script sc;
