@@ -23,6 +23,7 @@
 #include "pg.h"
 #include "refusal.h"
 #include "route.h"
+#include "staff_session.h"
 #include "wrapup.h"
 
 #include "banned.h"
@@ -47,17 +48,59 @@ static void braked(struct fcgi_req *r, long retry_after_s, const char *kind)
                "later", hdr);
 }
 
-/* Authenticates; on failure answers and returns nonzero. need_admin:
- * agents get 403. */
+/* A staff user's session cookie, when the request has no Authorization
+ * header (a bearer token wins): identified, and for a method that
+ * changes something, its CSRF token checked. A supervisor is served as
+ * an admin on GET and HEAD (every session and the admin views, read
+ * only) and refused anything else. Answers a refusal itself (*answered
+ * = 1). 1 when there was a cookie to go by. */
+static int by_cookie(struct fcgi_req *r, struct auth *who, int *rc,
+                     int *answered, int map_roles)
+{
+    struct kf_str sid;
+    int reads = kf_str_eq_c(r->method, "GET") ||
+                kf_str_eq_c(r->method, "HEAD");
+
+    *answered = 0;
+    if (fcgi_param(r, "HTTP_AUTHORIZATION").len ||
+        staff_cookie_sid(fcgi_param(r, "HTTP_COOKIE"), &sid) < 0)
+        return 0;
+    *rc = auth_cookie_identify(rt(r), &r->app->cfg, sid, who);
+    if (*rc < 0 && *rc != KF_EBACKEND) {
+        api_refused(r, refusal_get(REFUSAL_NOT_SIGNED_IN), NULL);
+        *answered = 1;
+    } else if (*rc == 0 &&
+               !staff_csrf_ok(r->method, fcgi_param(r, "HTTP_X_CSRF_TOKEN"),
+                              who->csrf)) {
+        api_refused(r, refusal_get(REFUSAL_CSRF_FAILED), NULL);
+        *answered = 1;
+    } else if (*rc == 0 && map_roles && who->role == AUTH_SUPERVISOR) {
+        if (reads) {
+            who->role = AUTH_ADMIN;
+        } else {
+            api_refused(r, refusal_get(REFUSAL_READ_ONLY), NULL);
+            *answered = 1;
+        }
+    }
+    if (*answered)
+        *rc = KF_EINVAL;
+    return 1;
+}
+
+/* Authenticates (a bearer token, else a staff session cookie); on
+ * failure answers and returns nonzero. need_admin: agents get 403. */
 int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
 {
     char addr[46];
-    int rc;
+    int rc, answered = 0;
 
     auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
-    rc = auth_identify(rt(r), &r->app->cfg,
-                       fcgi_param(r, "HTTP_AUTHORIZATION"), addr, who);
-    if (rc == KF_EBACKEND) {
+    if (!by_cookie(r, who, &rc, &answered, 1))
+        rc = auth_identify(rt(r), &r->app->cfg,
+                           fcgi_param(r, "HTTP_AUTHORIZATION"), addr, who);
+    if (answered) {
+        /* refused above */
+    } else if (rc == KF_EBACKEND) {
         fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
                    NULL);
     } else if (rc == KF_ELIMIT) {
@@ -73,6 +116,18 @@ int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
         log_info(&r->log, "api", "denied", "status=%d addr=%s", r->status,
                  addr);
     return rc < 0;
+}
+
+int api_staff_session(struct fcgi_req *r, struct auth *who)
+{
+    int rc = 0, answered = 0;
+
+    memset(who, 0, sizeof(*who));
+    if (!by_cookie(r, who, &rc, &answered, 0))
+        api_refused(r, refusal_get(REFUSAL_NOT_SIGNED_IN), NULL);
+    else if (rc == KF_EBACKEND)
+        api_backend_down(r);
+    return !who->login[0] || rc < 0;
 }
 
 int api_need_agent(struct fcgi_req *r, const struct auth *who)
@@ -188,7 +243,10 @@ void api_me(struct fcgi_req *r)
     if (api_authenticate(r, &who, 0))
         return;
     if (who.role == AUTH_ADMIN) {
-        fcgi_json(r, 200, json_pack("{s:s}", "role", "admin"));
+        fcgi_json(r, 200, who.login[0]
+                  ? json_pack("{s:s,s:s,s:s}", "role", who.staff_role,
+                              "login", who.login, "name", who.name)
+                  : json_pack("{s:s}", "role", "admin"));
         return;
     }
     rc = route_agent_info(rt(r), who.account, &me);
@@ -205,6 +263,10 @@ void api_me(struct fcgi_req *r)
     json_decref(me);
     if (o)
         json_object_set_new(o, "role", json_string("agent"));
+    if (o && who.login[0]) {
+        json_object_set_new(o, "login", json_string(who.login));
+        json_object_set_new(o, "name", json_string(who.name));
+    }
     fcgi_json(r, 200, o);
 }
 

@@ -84,6 +84,9 @@ void fcgi_error(struct fcgi_req *r, int status, const char *code,
 
 /* JSON response (takes ownership of body, even on error). */
 void fcgi_json(struct fcgi_req *r, int status, json_t *body);
+/* The same with extra_headers ("Name: value\r\n"..., NULL none). */
+void fcgi_json_with(struct fcgi_req *r, int status, json_t *body,
+                    const char *extra_headers);
 
 /* Shared by the REST handlers (api.c). Each answers the request itself
  * when it fails: api_authenticate (401/403/429/503; need_admin: agents
@@ -93,6 +96,11 @@ void fcgi_json(struct fcgi_req *r, int status, json_t *body);
 struct auth;
 int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin);
 int api_need_agent(struct fcgi_req *r, const struct auth *who);
+/* The staff user of the request's session cookie whatever its role (a
+ * supervisor's writes included), the CSRF token checked for a method
+ * that changes something; a bearer token does not count. Answers
+ * 401/403/503 itself and returns nonzero. */
+int api_staff_session(struct fcgi_req *r, struct auth *who);
 json_t *api_json_body(struct fcgi_req *r);
 /* An agent as the API and `wxkf agent` show it (admin.c), never with a
  * token: {account, nick, weight, capacity (0 = the default), groups,
@@ -160,6 +168,15 @@ void api_canned_delete(struct fcgi_req *r);
 void api_canned_export(struct fcgi_req *r);
 void api_canned_import(struct fcgi_req *r);
 
+/* Staff sign-in (staff.c). */
+void api_auth_login(struct fcgi_req *r);
+void api_auth_me(struct fcgi_req *r);
+void api_auth_logout(struct fcgi_req *r);
+void api_auth_logout_all(struct fcgi_req *r);
+void api_auth_password(struct fcgi_req *r);
+void api_staff_list(struct fcgi_req *r);
+void api_staff_reset(struct fcgi_req *r);
+
 /* Admin routes (admin.c). */
 void api_agents_list(struct fcgi_req *r);
 void api_agents_create(struct fcgi_req *r);
@@ -212,5 +229,7 @@ int jobs_main(const char *conf_path);
 /* `wxkf agent add|list|update|remove|token|sync -c FILE ...` (agent_cmd.c):
  * argv is main's. Returns the exit status: 0, 1 failed, 2 usage. */
 int cmd_agent(int argc, char **argv);
+/* `wxkf user ...` (user_cmd.c): staff users; the exit status. */
+int cmd_user(int argc, char **argv);
 
 #endif

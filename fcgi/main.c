@@ -22,6 +22,9 @@ static const char usage[] =
     "  config  -c FILE   print the effective configuration (secrets hidden)\n"
     "  agent   add|list|update|remove|token|sync -c FILE ...\n"
     "                    manage agents (wxkf agent --help)\n"
+    "  user    add|passwd|disable|enable|list -c FILE ...\n"
+    "                    staff users who sign in with a password\n"
+    "                    (wxkf user --help)\n"
     "  version           print the version\n"
     "\n"
     "Every config key can be overridden by WXKF_<SECTION>_<KEY>.\n";
@@ -206,6 +209,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "agent") == 0)
         return cmd_agent(argc, argv);  /* its own options and --help */
+    if (strcmp(cmd, "user") == 0)
+        return cmd_user(argc, argv);   /* its own options and --help */
     if (!*cmd || wants_help(argc, argv) || strcmp(cmd, "help") == 0) {
         fputs(usage, *cmd ? stdout : stderr);
         return *cmd ? 0 : 2;

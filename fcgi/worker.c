@@ -103,7 +103,8 @@ void fcgi_error(struct fcgi_req *r, int status, const char *code,
     free(s);
 }
 
-void fcgi_json(struct fcgi_req *r, int status, json_t *body)
+void fcgi_json_with(struct fcgi_req *r, int status, json_t *body,
+                    const char *extra_headers)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII)
                    : NULL;
@@ -113,8 +114,13 @@ void fcgi_json(struct fcgi_req *r, int status, json_t *body)
         fcgi_error(r, 500, "internal_error", "internal error", NULL);
         return;
     }
-    fcgi_respond(r, status, "application/json", NULL, kf_str_c(s));
+    fcgi_respond(r, status, "application/json", extra_headers, kf_str_c(s));
     free(s);
+}
+
+void fcgi_json(struct fcgi_req *r, int status, json_t *body)
+{
+    fcgi_json_with(r, status, body, NULL);
 }
 
 /* The request path without the query string. */

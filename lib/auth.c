@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "agent_token.h"
+#include "staff_session.h"
 
 #include "banned.h"
 
@@ -171,20 +172,6 @@ int auth_identify(struct route *r, const struct config *cfg,
     return identify(r, cfg, "check", hash, address, is_admin, out);
 }
 
-/* A ticket is 64 lowercase hex. */
-static int ticket_ok(struct kf_str t)
-{
-    size_t i;
-
-    if (t.len != AUTH_TICKET_SIZE - 1)
-        return 0;
-    for (i = 0; i < t.len; i++)
-        if (!((t.p[i] >= '0' && t.p[i] <= '9') ||
-              (t.p[i] >= 'a' && t.p[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
 int auth_ticket_identify(struct route *r, const struct config *cfg,
                          struct kf_str ticket, const char *address,
                          struct auth *out)
@@ -193,7 +180,7 @@ int auth_ticket_identify(struct route *r, const struct config *cfg,
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if (ticket_ok(ticket)) {
+    if (kf_is_hex(ticket, AUTH_TICKET_SIZE - 1)) {  /* 64 hex */
         rc = hash_of(ticket, hash);
         if (rc < 0)
             return rc;
@@ -208,12 +195,19 @@ int auth_ticket_issue(struct route *r, const struct auth *who,
 {
     unsigned char raw[32];
     char hash[AGENT_HASH_SIZE], ttl[24];
+    char bound[68];
     const char *args[7] = { "ticket_new", "-", "0", hash, who->account, ttl,
-                            who->token_sha256 };
+                            bound };
     size_t i;
     int rc;
 
-    if (who->role != AUTH_AGENT || strlen(who->token_sha256) != 64)
+    if (who->role != AUTH_AGENT)
+        return KF_EINVAL;
+    if (strlen(who->token_sha256) == 64)
+        snprintf(bound, sizeof(bound), "%s", who->token_sha256);
+    else if (strlen(who->session_sha256) == 64)
+        snprintf(bound, sizeof(bound), "s:%s", who->session_sha256);
+    else
         return KF_EINVAL;
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return KF_ECRYPTO;
@@ -228,4 +222,35 @@ int auth_ticket_issue(struct route *r, const struct auth *who,
     if (rc < 0)
         OPENSSL_cleanse(ticket, AUTH_TICKET_SIZE);
     return rc;
+}
+
+int auth_cookie_identify(struct route *r, const struct config *cfg,
+                         struct kf_str sid, struct auth *out)
+{
+    struct staff_session s;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = staff_session_get(r->store, sid, kf_wall_ms(),
+                           cfg->api.session_idle * 1000,
+                           cfg->api.session_max * 1000, &s);
+    if (rc == KF_EBACKEND)
+        return rc;
+    if (rc < 0)
+        return KF_EBADSIG;
+    if (strcmp(s.role, "agent") == 0) {
+        out->role = AUTH_AGENT;
+        snprintf(out->account, sizeof(out->account), "%s", s.agent);
+        snprintf(out->status, sizeof(out->status), "%s", s.agent_status);
+    } else {
+        out->role = strcmp(s.role, "admin") == 0 ? AUTH_ADMIN
+                                                 : AUTH_SUPERVISOR;
+    }
+    snprintf(out->login, sizeof(out->login), "%s", s.login);
+    snprintf(out->name, sizeof(out->name), "%s", s.name);
+    snprintf(out->staff_role, sizeof(out->staff_role), "%s", s.role);
+    memcpy(out->session_sha256, s.hash, sizeof(out->session_sha256));
+    memcpy(out->csrf, s.csrf, sizeof(out->csrf));
+    OPENSSL_cleanse(&s, sizeof(s));
+    return 0;
 }

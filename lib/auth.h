@@ -18,7 +18,10 @@
 #define AUTH_TICKET_SIZE 65       /* 64 hex + NUL */
 #define AUTH_TICKET_TTL_S 60
 
-enum auth_role { AUTH_NONE, AUTH_AGENT, AUTH_ADMIN };
+/* AUTH_SUPERVISOR: a staff user of role supervisor (cookie only); the
+ * API serves its reads as an admin's and refuses its writes
+ * (fcgi/api.c, api_authenticate). */
+enum auth_role { AUTH_NONE, AUTH_AGENT, AUTH_ADMIN, AUTH_SUPERVISOR };
 
 struct auth {
     enum auth_role role;
@@ -26,6 +29,11 @@ struct auth {
     char status[16];            /* AUTH_AGENT: online, paused, offline */
     char token_sha256[65];      /* AUTH_AGENT by token: its hash */
     long retry_after_s;         /* KF_ELIMIT: when to try again */
+    /* A staff user signed in with a password (auth_cookie_identify);
+     * login "" for a bearer token. */
+    char login[33], name[257], staff_role[12];
+    char session_sha256[65];    /* the session's key (lib/staff_session) */
+    char csrf[65];              /* the session's CSRF token */
 };
 
 /* "Bearer <token>" -> token (borrowed from header). Missing, another
@@ -48,10 +56,21 @@ KF_WUR int auth_identify(struct route *r, const struct config *cfg,
                          struct kf_str authorization, const char *address,
                          struct auth *out);
 
+/* Identifies a staff user by the session id of its cookie (the
+ * wxkf_sid value, staff_cookie_sid): role agent -> AUTH_AGENT as its
+ * agent account (status from the mirror), admin -> AUTH_ADMIN,
+ * supervisor -> AUTH_SUPERVISOR; login, name, staff_role, csrf and
+ * session_sha256 filled. Unknown or expired -> KF_EBADSIG (not counted
+ * by the brake: the id is 256 random bits and never guessed by
+ * retrying), Redis down -> KF_EBACKEND. */
+KF_WUR int auth_cookie_identify(struct route *r, const struct config *cfg,
+                                struct kf_str sid, struct auth *out);
+
 /* A push-subscription ticket for the agent who (an agent identified by
  * its token): 32 random bytes as hex, kept (as SHA-256) for
  * AUTH_TICKET_TTL_S; good for ONE subscription, and only while that token
- * is the agent's. KF_EBACKEND if Redis is down, KF_ECRYPTO. */
+ * is the agent's (an agent signed in with a password: while that session
+ * lasts). KF_EBACKEND if Redis is down, KF_ECRYPTO. */
 KF_WUR int auth_ticket_issue(struct route *r, const struct auth *who,
                              char ticket[AUTH_TICKET_SIZE]);
 /* Like auth_identify for a ticket (from a URL): the agent it was issued

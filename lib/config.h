@@ -72,6 +72,8 @@ struct config {
     struct {
         char *admin_token_sha256;
         long auth_failures_per_min, stats_utc_offset;
+        long session_idle, session_max;     /* s: staff sign-in sessions */
+        long cookie_secure;                 /* 1: the cookie is Secure */
     } api;
     struct {
         char *url, *socket;     /* Nchan publisher; url "" = no push */

@@ -281,3 +281,16 @@ void kf_hex(const void *p, size_t n, char *out)
     }
     out[2 * n] = '\0';
 }
+
+int kf_is_hex(struct kf_str s, size_t len)
+{
+    size_t i;
+
+    if (s.len != len)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (!((s.p[i] >= '0' && s.p[i] <= '9') ||
+              (s.p[i] >= 'a' && s.p[i] <= 'f')))
+            return 0;
+    return 1;
+}

@@ -108,6 +108,9 @@ int kf_openid_ok(struct kf_str s);
 /* Writes the n bytes at p as 2n lowercase hex digits and a NUL into out
  * (2n + 1 bytes). Never fails. */
 void kf_hex(const void *p, size_t n, char *out);
+/* 1 when s is exactly len lowercase hex digits (a token's id or hash as
+ * kf_hex writes it), else 0. */
+int kf_is_hex(struct kf_str s, size_t len);
 
 /* Clocks in milliseconds: wall (CLOCK_REALTIME, for timestamps shared
  * between processes and hosts) and monotonic (for timeouts and backoff

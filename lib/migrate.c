@@ -56,6 +56,31 @@ static int record(struct pg_conn *db, const struct migration *m,
     return KF_EIO;
 }
 
+/* 1 if m is recorded in wxkf_schema, 0 if not, KF_EIO. Each migration
+ * is looked up by its own number, not compared with the highest applied:
+ * numbers are handed out to branches ahead of their merge, so a database
+ * may have 0008 before a later binary brings 0007 (a gap is filled). */
+static int applied(struct pg_conn *db, const struct migration *m,
+                   struct migrate_result *res)
+{
+    char ver[16];
+    const char *params[1] = { ver };
+    struct pg_res *r = NULL;
+    struct pg_err e;
+    int rc;
+
+    snprintf(ver, sizeof(ver), "%d", m->version);
+    if (pg_exec(db, "SELECT 1 FROM wxkf_schema WHERE version = $1", 1,
+                params, 0, &r, &e) < 0) {
+        snprintf(res->error, sizeof(res->error), "reading wxkf_schema: %s",
+                 e.msg);
+        return KF_EIO;
+    }
+    rc = pg_res_rows(r) == 1;
+    pg_res_free(r);
+    return rc;
+}
+
 static int apply_all(struct pg_conn *db, struct migrate_result *res)
 {
     int latest = migrate_count ? migrate_all[migrate_count - 1].version : 0;
@@ -84,14 +109,18 @@ static int apply_all(struct pg_conn *db, struct migrate_result *res)
     for (i = 0; i < migrate_count; i++) {
         const struct migration *m = &migrate_all[i];
 
-        if (m->version <= res->from)
+        rc = applied(db, m, res);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
             continue;
         rc = exec_ok(db, m->sql, res, m->name);
         if (rc == 0)
             rc = record(db, m, res);
         if (rc < 0)
             return rc;
-        res->to = m->version;
+        if (m->version > res->to)
+            res->to = m->version;
         res->applied++;
     }
     return 0;

@@ -1,7 +1,9 @@
 /* migrate: the PostgreSQL schema — numbered migrations from sql/ (embedded
  * in the binary at build time) applied in order, each exactly once, all in
- * one transaction under an advisory lock, recorded in wxkf_schema. A
- * database whose schema is newer than this binary is refused. */
+ * one transaction under an advisory lock, recorded in wxkf_schema. The
+ * numbers may have gaps, and a migration missing below the highest
+ * applied one is applied too. A database whose schema is newer than this
+ * binary (a number above its last) is refused. */
 #ifndef MIGRATE_H
 #define MIGRATE_H
 

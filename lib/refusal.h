@@ -42,6 +42,8 @@ enum refusal_scope {
     REFUSAL_TRANSFER = 1024,    /* a transfer's note (lib/handover):
                                    looked up by the kf code */
     REFUSAL_REOPEN = 2048,  /* route_reopen: session.lua's reopen */
+    REFUSAL_STAFF = 8192,   /* staff sign-in and sessions (fcgi/staff.c,
+                               lib/staff, lib/staff_session) */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -56,6 +58,7 @@ enum refusal_scope {
 #define REFUSAL_L REFUSAL_LABEL
 #define REFUSAL_T REFUSAL_TRANSFER
 #define REFUSAL_RE REFUSAL_REOPEN
+#define REFUSAL_SF REFUSAL_STAFF
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -63,33 +66,33 @@ enum refusal_scope {
  * (docs/api.md quotes them). */
 #define REFUSALS(X)                                                         \
     X(NO_SESSION, REFUSAL_S | REFUSAL_R, "no_session", KF_ENOTFOUND, 404,   \
-      "no_session", "this user has no session", 0)                         \
+      "no_session", "this user has no session", 0)                          \
     X(NOT_YOURS, REFUSAL_S | REFUSAL_O | REFUSAL_R, "not_yours", KF_EINVAL, \
-      403, "not_yours", "the session is another agent's", 0)               \
+      403, "not_yours", "the session is another agent's", 0)                \
     X(UNKNOWN_AGENT, REFUSAL_S | REFUSAL_RE, "unknown_agent", KF_EINVAL,    \
       404, "unknown_agent", "no such agent", 0)                             \
     X(UNKNOWN_GROUP, REFUSAL_S, "unknown_group", KF_EINVAL, 404,            \
-      "unknown_group", "no such group", 0)                                 \
+      "unknown_group", "no such group", 0)                                  \
     X(AGENT_OFFLINE, REFUSAL_S | REFUSAL_RE, "agent_offline", KF_EINVAL,    \
       409, "agent_offline", "the agent is offline", 0)                      \
     X(AGENT_FULL, REFUSAL_S | REFUSAL_RE, "agent_full", KF_EINVAL, 409,     \
       "agent_full", "the agent is at capacity", 0)                          \
     X(SAME_AGENT, REFUSAL_S, "same_agent", KF_EINVAL, 409, "same_agent",    \
-      "the session is already with that agent", 0)                         \
+      "the session is already with that agent", 0)                          \
     X(NOT_ACTIVE, REFUSAL_S, "not_active", KF_EINVAL, 400, "refused",       \
-      "the session action was refused", 0)                                 \
+      "the session action was refused", 0)                                  \
     X(REFUSED, REFUSAL_S | REFUSAL_O | REFUSAL_RE, "", KF_EINVAL, 400,      \
       "refused", "the session action was refused", 0)                       \
     X(HELD, REFUSAL_RE, "held", KF_EBUSY, 409, "user_taken",                \
       "the user is in a session with another agent", 0)                     \
     X(AGENT_GONE, REFUSAL_P, "unknown_agent", KF_ENOTFOUND, 404,            \
-      "unknown_agent", "agent not found", 0)                               \
+      "unknown_agent", "agent not found", 0)                                \
     X(BAD_STATUS, REFUSAL_P, "bad_status", KF_EINVAL, 500,                  \
-      "internal_error", "internal error", 0)                               \
+      "internal_error", "internal error", 0)                                \
     X(FROM_WECHAT, REFUSAL_P, "presence_from_wechat", KF_EINVAL, 409,       \
-      "presence_from_wechat", "this agent goes online and offline in "     \
-      "WeChat's customer-service tool (mode wechat_kf); here it can only " \
-      "pause and resume", 0)                                               \
+      "presence_from_wechat", "this agent goes online and offline in "      \
+      "WeChat's customer-service tool (mode wechat_kf); here it can only "  \
+      "pause and resume", 0)                                                \
     X(OUTSIDE_WINDOW, REFUSAL_O | REFUSAL_RE, "outside_48h_window",         \
       KF_EINVAL, 409, "outside_48h_window", "the user has not written "     \
       "within the customer-service window (48 h after a message)", 45015)   \
@@ -97,76 +100,95 @@ enum refusal_scope {
       KF_EINVAL, 409, "quota_exhausted",                                    \
       "no sends left until the user writes again", 45047)                   \
     X(SEND_NO_SESSION, REFUSAL_O, "no_session", KF_EINVAL, 404,             \
-      "no_session", "this user has no session with you", 0)                \
+      "no_session", "this user has no session with you", 0)                 \
     X(INVALID_FIELD, REFUSAL_O | REFUSAL_C, "invalid_field", KF_EINVAL,     \
-      400, "invalid_field", NULL, 0)                                           \
+      400, "invalid_field", NULL, 0)                                        \
     X(BAD_MEDIA_ID, REFUSAL_M, "bad_media_id", KF_EINVAL, 404, "no_media",  \
-      "no such media", 0)                                                  \
+      "no such media", 0)                                                   \
     X(MEDIA_NOT_YOURS, REFUSAL_M, "not_yours", KF_EINVAL, 403, "not_yours", \
-      "the user is not in one of your sessions", 0)                        \
+      "the user is not in one of your sessions", 0)                         \
     X(MEDIA_FAILED, REFUSAL_M, "media_failed", KF_ENOTFOUND, 404,           \
-      "media_failed", "the media could not be fetched from WeChat", 0)     \
+      "media_failed", "the media could not be fetched from WeChat", 0)      \
     X(NO_MEDIA, REFUSAL_M, "no_media", KF_ENOTFOUND, 404, "no_media",       \
-      "no such media, or not stored yet", 0)                               \
+      "no such media, or not stored yet", 0)                                \
     X(NO_PLAYABLE, REFUSAL_M, "no_playable", KF_ENOTFOUND, 404,             \
-      "no_playable", "this media has no playable copy", 0)                 \
+      "no_playable", "this media has no playable copy", 0)                  \
     X(BAD_MEDIA_FORMAT, REFUSAL_M, "bad_format", KF_EINVAL, 400,            \
-      "bad_format", "format must be wav", 0)                               \
+      "bad_format", "format must be wav", 0)                                \
     X(NOT_SERVED, REFUSAL_R, "not_served", KF_EINVAL, 403, "not_yours",     \
-      "the user is not served by you", 0)                                  \
-    X(NOT_AUTHOR, REFUSAL_R, "not_author", KF_EINVAL, 403, "not_author",   \
-      "only the note's author or an admin may change it", 0)               \
+      "the user is not served by you", 0)                                   \
+    X(NOT_AUTHOR, REFUSAL_R, "not_author", KF_EINVAL, 403, "not_author",    \
+      "only the note's author or an admin may change it", 0)                \
     X(BAD_OP, REFUSAL_S | REFUSAL_O | REFUSAL_I | REFUSAL_RE, "bad_op",     \
       KF_EINVAL, 500, "internal_error", "internal error", 0)                \
     X(LOST_LEASE, REFUSAL_I, "lost_lease", KF_EINVAL, 500,                  \
-      "internal_error", "internal error", 0)                               \
+      "internal_error", "internal error", 0)                                \
     X(NO_AGENT, REFUSAL_A, "unknown_agent", KF_ENOTFOUND, 404,              \
-      "unknown_agent", "no such agent", 0)                                 \
+      "unknown_agent", "no such agent", 0)                                  \
     X(ACCOUNT_EXISTS, REFUSAL_A, "account_exists", KF_EEXISTS, 409,         \
-      "account_exists", "an agent with this account exists", 0)            \
+      "account_exists", "an agent with this account exists", 0)             \
     X(AGENT_BUSY, REFUSAL_A, "agent_busy", KF_EBUSY, 409, "agent_busy",     \
       NULL, 0)                                                             \
     X(AGENT_INVALID, REFUSAL_A, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)                                            \
+      "invalid_field", NULL, 0)                                             \
     X(CANNED_UNKNOWN, REFUSAL_C, "no_canned", KF_ENOTFOUND, 404,            \
-      "no_canned", "no such canned reply", 0)                              \
+      "no_canned", "no such canned reply", 0)                               \
     X(CANNED_SHARED, REFUSAL_C, "shared", KF_EINVAL, 403, "canned_shared",  \
-      "shared canned replies are managed by admins", 0)                    \
+      "shared canned replies are managed by admins", 0)                     \
     X(CANNED_FULL, REFUSAL_C, "canned_full", KF_ELIMIT, 409,                \
-      "canned_full", "the list holds 500 canned replies already", 0)       \
+      "canned_full", "the list holds 500 canned replies already", 0)        \
     X(CANNED_BAD_CSV, REFUSAL_C, "invalid_csv", KF_EPARSE, 400,             \
       "invalid_csv", "the CSV file was refused; nothing was imported", 0)   \
     X(UNSUPPORTED_MEDIA, REFUSAL_U, "unsupported", KF_EINVAL, 400,          \
       "unsupported_media", "the body must be a JPEG, PNG or GIF image, an " \
       "AMR or MP3 voice or an MP4 video (a thumb: a JPEG) with the "        \
-      "matching Content-Type", 0)                                          \
+      "matching Content-Type", 0)                                           \
     X(IMAGE_TOO_LARGE, REFUSAL_U, "image_too_large", KF_ETOOBIG, 413,       \
-      "media_too_large", "images are limited to 2 MiB", 40009)             \
+      "media_too_large", "images are limited to 2 MiB", 40009)              \
     X(VOICE_TOO_LARGE, REFUSAL_U, "voice_too_large", KF_ETOOBIG, 413,       \
-      "media_too_large", "voice messages are limited to 2 MiB", 40010)     \
+      "media_too_large", "voice messages are limited to 2 MiB", 40010)      \
     X(VIDEO_TOO_LARGE, REFUSAL_U, "video_too_large", KF_ETOOBIG, 413,       \
-      "media_too_large", "videos are limited to 10 MiB", 40011)            \
+      "media_too_large", "videos are limited to 10 MiB", 40011)             \
     X(THUMB_TOO_LARGE, REFUSAL_U, "thumb_too_large", KF_ETOOBIG, 413,       \
       "media_too_large", "a video's thumbnail is limited to 64 KiB", 40006) \
     X(VOICE_TOO_LONG, REFUSAL_U, "voice_too_long", KF_EINVAL, 400,          \
-      "voice_too_long", "voice messages are limited to 60 seconds", 0)     \
+      "voice_too_long", "voice messages are limited to 60 seconds", 0)      \
     X(BAD_VOICE, REFUSAL_U, "bad_voice", KF_EINVAL, 400, "bad_voice",       \
-      "the voice file is no AMR-NB or MP3 WeChat can take", 0)             \
+      "the voice file is no AMR-NB or MP3 WeChat can take", 0)              \
     X(NO_LABEL, REFUSAL_L, "unknown_label", KF_ENOTFOUND, 404,              \
-      "unknown_label", "no such label", 0)                                 \
+      "unknown_label", "no such label", 0)                                  \
     X(LABEL_EXISTS, REFUSAL_L, "label_exists", KF_EEXISTS, 409,             \
-      "label_exists", "a label with this name exists", 0)                  \
+      "label_exists", "a label with this name exists", 0)                   \
     X(LABELS_FULL, REFUSAL_L, "labels_full", KF_ETOOBIG, 409,               \
-      "labels_full", "an account has at most 100 labels", 0)               \
+      "labels_full", "an account has at most 100 labels", 0)                \
     X(LABEL_INVALID, REFUSAL_L, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)                                            \
+      "invalid_field", NULL, 0)                                             \
     X(NOTE_TOO_LONG, REFUSAL_T, "note_too_long", KF_ETOOBIG, 400,           \
-      "note_too_long", "the note is longer than 200 characters", 0)        \
+      "note_too_long", "the note is longer than 200 characters", 0)         \
     X(NOTE_INVALID, REFUSAL_T, "note_invalid", KF_EINVAL, 400,              \
-      "invalid_note", "the note must be text without control characters " \
-      "or line breaks", 0)                                                 \
+      "invalid_note", "the note must be text without control characters "   \
+      "or line breaks", 0)                                                  \
     X(NOTE_NOT_UTF8, REFUSAL_T, "note_not_utf8", KF_EPARSE, 400,            \
-      "invalid_note", "the note is not valid UTF-8", 0)
+      "invalid_note", "the note is not valid UTF-8", 0)                     \
+    X(WRONG_CREDENTIALS, REFUSAL_SF, "wrong_credentials", KF_EBADSIG, 401,  \
+      "wrong_credentials", "the login or the password is wrong", 0)         \
+    X(ACCOUNT_LOCKED, REFUSAL_SF, "account_locked", KF_ELIMIT, 429,         \
+      "account_locked", "too many wrong passwords: this login is locked "   \
+      "for a while (Retry-After)", 0)                                       \
+    X(ACCOUNT_DISABLED, REFUSAL_SF, "account_disabled", KF_EINVAL, 403,     \
+      "account_disabled", "this user is disabled", 0)                       \
+    X(CSRF_FAILED, REFUSAL_SF, "csrf_failed", KF_EBADSIG, 403,              \
+      "csrf_failed", "the X-CSRF-Token header is missing or wrong", 0)      \
+    X(READ_ONLY, REFUSAL_SF, "read_only", KF_EINVAL, 403, "read_only",      \
+      "supervisors may only read here", 0)                                  \
+    X(WEAK_PASSWORD, REFUSAL_SF, "weak_password", KF_EINVAL, 400,           \
+      "weak_password", "a password is 10 to 128 bytes of text: at least "   \
+      "10 characters, no control characters", 0)                            \
+    X(NO_STAFF, REFUSAL_SF, "unknown_user", KF_ENOTFOUND, 404,              \
+      "unknown_user", "no such user", 0)                                    \
+    X(NOT_SIGNED_IN, REFUSAL_SF, "not_signed_in", KF_EBADSIG, 401,          \
+      "not_signed_in", "sign in with a password first (a session cookie "   \
+      "is required)", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

@@ -13,12 +13,14 @@
 --   fail  4 window ms, 5 token | ticket -> {failures in this window}
 --   ticket 4 ticket hash -> like check, for a console's push subscription
 --   ticket_new 4 ticket hash, 5 account, 6 ttl ms, 7 the hash of the
---         token it is issued to -> {'ok'}
+--         token it is issued to, or 's:' .. the key hash of the password
+--         session (lib/lua/staff.lua) -> {'ok'}
 -- A ticket (P ticket:<sha256> -> '<account> <token hash>') lets an
 -- EventSource, which cannot send an Authorization header, subscribe
 -- without the agent's token in its URL. It works once, within its ttl,
 -- and only while that token is still the agent's (a new token or a
--- removed agent makes it worthless).
+-- removed agent makes it worthless; for an agent signed in with a
+-- password: only while that session P staff:s:<hash> is there).
 -- The agent tables are the mirror's (see agent.c): P token:<hash> ->
 -- account, P agents, P agent:<account>.
 local P = KEYS[1]
@@ -40,14 +42,18 @@ local function refused(kind)
     return { 'limited', tostring(math.max(redis.call('PTTL', fk), 0)) }
 end
 
--- The agent a mapping key names, if it is still an agent, else nil.
-local function agent_of(key)
-    local a = redis.call('GET', key)
+-- Agent a's answer, if a is still an agent, else nil.
+local function agent_rec(a)
     if not a or redis.call('SISMEMBER', P .. 'agents', a) == 0 then
         return nil
     end
     return { 'agent', a,
              redis.call('HGET', P .. 'agent:' .. a, 'status') or 'offline' }
+end
+
+-- The agent a mapping key names, if it is still an agent, else nil.
+local function agent_of(key)
+    return agent_rec(redis.call('GET', key))
 end
 
 if op == 'check' then
@@ -56,9 +62,15 @@ if op == 'check' then
 elseif op == 'ticket' then
     -- used once; and only while the token it was issued for still works
     local v = redis.call('GETDEL', P .. 'ticket:' .. ARGV[4])
-    local a, h
-    if v then a, h = string.match(v, '^(%S+) (%x+)$') end
-    if a and redis.call('GET', P .. 'token:' .. h) == a then
+    local a, h, s
+    if v then
+        a, h = string.match(v, '^(%S+) (%x+)$')
+        if not a then a, s = string.match(v, '^(%S+) s:(%x+)$') end
+    end
+    if s and redis.call('HGET', P .. 'staff:s:' .. s, 'agent') == a then
+        local who = agent_rec(a)
+        if who then return who end
+    elseif h and redis.call('GET', P .. 'token:' .. h) == a then
         local who = agent_of(P .. 'token:' .. h)
         if who then return who end
     end

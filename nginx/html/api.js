@@ -1,5 +1,8 @@
 // wxkf console — the REST client. The token lives in sessionStorage and
-// travels only in the Authorization header, never in a URL.
+// travels only in the Authorization header, never in a URL. Without a
+// token, a password sign-in's session cookie (HttpOnly: never seen here)
+// goes instead, with the session's CSRF token in X-CSRF-Token on every
+// request that changes something (docs/api.md, "Authentication").
 
 const TOKEN_KEY = 'wxkf.token';
 
@@ -31,6 +34,16 @@ export function setToken(tok) {
     }
 }
 
+// The CSRF token of a password sign-in ('' none); kept in memory only
+// (GET /api/v1/auth/me gives it again after a reload).
+let csrf = '';
+export function setCsrf(v) {
+    csrf = v || '';
+}
+export function getCsrf() {
+    return csrf;
+}
+
 // Called with the ApiError of every 401 (the app signs out).
 let onUnauthorized = null;
 export function setUnauthorizedHandler(fn) {
@@ -53,6 +66,8 @@ export async function request(method, path, opts = {}) {
     const headers = {};
     if (token)
         headers.Authorization = 'Bearer ' + token;
+    else if (csrf && method !== 'GET' && method !== 'HEAD')
+        headers['X-CSRF-Token'] = csrf;
     let body;
     if (opts.json !== undefined) {
         headers['Content-Type'] = 'application/json';
@@ -76,7 +91,8 @@ export async function request(method, path, opts = {}) {
     let resp;
     try {
         resp = await fetch(url, {method, headers, body, signal: opts.signal,
-                                 cache: 'no-store', credentials: 'omit'});
+                                 cache: 'no-store',
+                                 credentials: token ? 'omit' : 'same-origin'});
     } catch (e) {
         if (e && e.name === 'AbortError')
             throw e;
@@ -96,7 +112,8 @@ export async function request(method, path, opts = {}) {
             err = {};
         }
         const ae = new ApiError(resp.status, err.code, err.message, err);
-        if (resp.status === 401 && onUnauthorized && token)
+        ae.retryAfter = Number(resp.headers.get('Retry-After')) || 0;
+        if (resp.status === 401 && onUnauthorized && (token || csrf))
             onUnauthorized(ae);
         throw ae;
     }

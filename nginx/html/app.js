@@ -12,6 +12,7 @@
 //   colleagues.js agent: whom to transfer to (list, status, load), nicknames
 //   reopen.js     agent: reopening a past conversation (wrapup.js's view)
 //   admin.js      admin: stats, agents, queue, sessions
+//   signin.js     sign-in with a login and password (the session cookie)
 
 import {api, ApiError, getToken, setToken, setUnauthorizedHandler}
     from './api.js';
@@ -21,6 +22,8 @@ import {S, reset} from './state.js';
 import {enterAgent, leaveAgent, relabelAgent, wireAgent} from './workspace.js';
 import {revokeMediaUrls} from './media.js';
 import {enterAdmin, leaveAdmin, relabelAdmin, wireAdmin} from './admin.js';
+import {endSignin, resumeSignin, showSigninForm, wireSignin}
+    from './signin.js';
 
 // Who a token is: {"role":"admin"} or {"role":"agent","account",...}.
 function whoami(token) {
@@ -28,6 +31,9 @@ function whoami(token) {
 }
 
 function enter(me) {
+    // a supervisor sees the admin's views (its writes are refused)
+    if (me.role === 'supervisor')
+        me = Object.assign({}, me, {role: 'admin', staffRole: 'supervisor'});
     S.me = me;
     show(tid('login-view'), false);
     show(tid('logout'), true);
@@ -41,7 +47,7 @@ function enter(me) {
 }
 
 function signOut(reason) {
-    const wasIn = !!S.me;
+    const wasIn = !!S.me, byToken = !!getToken();
     if (S.me && S.me.role === 'agent')
         leaveAgent();
     else if (S.me)
@@ -49,20 +55,23 @@ function signOut(reason) {
     revokeMediaUrls();
     reset();
     setToken('');
+    endSignin();
     for (const d of document.querySelectorAll('dialog[open]'))
         d.close();
-    showLogin(wasIn ? reason : '');
+    showLogin(wasIn ? reason : '', byToken);
 }
 
-function showLogin(msg) {
+// The sign-in page: the form of the way one signed in (password by
+// default), msg (why one is back here) under it.
+function showLogin(msg, byToken) {
     for (const id of ['agent-view', 'admin-view', 'whoami', 'status-switch',
                       'conn-state', 'logout'])
         show(tid(id), false);
     show(tid('login-view'), true);
     document.body.dataset.role = '';
-    setError(tid('login-error'), msg || '');
     tid('login-token').value = '';
-    tid('login-token').focus();
+    showSigninForm(!byToken);
+    setError(tid(byToken ? 'login-error' : 'password-error'), msg || '');
 }
 
 function renderWho() {
@@ -70,8 +79,10 @@ function renderWho() {
     if (!S.me)
         return;
     if (S.me.role === 'admin') {
-        el.textContent = t('role.admin');
-        el.title = '';
+        const role = t(S.me.staffRole === 'supervisor' ? 'role.supervisor'
+                                                       : 'role.admin');
+        el.textContent = S.me.name ? S.me.name + ' · ' + role : role;
+        el.title = S.me.login || '';
         return;
     }
     el.replaceChildren(
@@ -128,10 +139,11 @@ function wire() {
         relabel();
     });
     tid('login-form').addEventListener('submit', submitLogin);
+    wireSignin(enter);
     tid('logout').addEventListener('click', () => signOut(''));
     setUnauthorizedHandler(() => {
         if (S.me)
-            signOut(t('login.expired'));
+            signOut(t(getToken() ? 'login.expired' : 'err.code.not_signed_in'));
     });
     wireAgent();
     wireAdmin();
@@ -142,7 +154,11 @@ async function boot() {
     wire();
     const token = getToken();
     if (!token) {
-        showLogin('');
+        const me = await resumeSignin();
+        if (me)
+            enter(me);
+        else
+            showLogin('');
         return;
     }
     try {
@@ -150,7 +166,7 @@ async function boot() {
     } catch (e) {
         setToken('');
         showLogin(e instanceof ApiError && e.status === 401 ?
-                  t('login.expired') : errInfo(e).msg);
+                  t('login.expired') : errInfo(e).msg, true);
     }
 }
 

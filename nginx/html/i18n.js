@@ -386,6 +386,25 @@ export const STRINGS = {
         'tags.id': '标签编号：{id}',
         // kfmode
         'err.code.presence_from_wechat': '您在微信客服工具中上线和下线，这里只能暂停或恢复接待',
+        // signin
+        'signin.login': '账号',
+        'signin.password': '密码',
+        'signin.empty': '请输入账号和密码',
+        'signin.use_token': '使用令牌登录',
+        'signin.use_password': '使用账号密码登录',
+        'signin.wrong': '账号或密码错误',
+        'signin.locked': '密码错误次数过多，该账号已被暂时锁定，请 {n} 秒后再试',
+        'signin.disabled': '该账号已被停用，请联系管理员',
+        'role.supervisor': '主管',
+        'err.code.wrong_credentials': '账号或密码错误',
+        'err.code.account_locked': '密码错误次数过多，该账号已被暂时锁定，请稍后再试',
+        'err.code.account_disabled': '该账号已被停用，请联系管理员',
+        'err.code.csrf_failed': '登录状态校验失败，请刷新页面后重试',
+        'err.code.read_only': '主管目前只能查看，不能修改',
+        'err.code.weak_password': '密码至少 10 个字符，最长 128 字节，且不能含控制字符',
+        'err.code.unknown_user': '没有这个用户',
+        'err.code.not_signed_in': '登录已过期，请重新登录',
+        // signin end
     },
     en: {
         'app.title': 'Customer service console',
@@ -769,6 +788,25 @@ export const STRINGS = {
         'tags.id': 'Tag id: {id}',
         // kfmode
         'err.code.presence_from_wechat': 'You go online and offline in WeChat\'s customer-service tool; here you can only pause and resume',
+        // signin
+        'signin.login': 'Login',
+        'signin.password': 'Password',
+        'signin.empty': 'Enter your login and password',
+        'signin.use_token': 'Sign in with a token',
+        'signin.use_password': 'Sign in with a login and password',
+        'signin.wrong': 'Wrong login or password',
+        'signin.locked': 'Too many wrong passwords: this login is locked; try again in {n} s',
+        'signin.disabled': 'This user is disabled; ask an admin',
+        'role.supervisor': 'Supervisor',
+        'err.code.wrong_credentials': 'Wrong login or password',
+        'err.code.account_locked': 'Too many wrong passwords: this login is locked for a while',
+        'err.code.account_disabled': 'This user is disabled; ask an admin',
+        'err.code.csrf_failed': 'Your sign-in could not be confirmed; reload the page and try again',
+        'err.code.read_only': 'Supervisors can only look, not change, for now',
+        'err.code.weak_password': 'A password needs at least 10 characters, at most 128 bytes, and no control characters',
+        'err.code.unknown_user': 'No such user',
+        'err.code.not_signed_in': 'Your sign-in has expired; sign in again',
+        // signin end
     },
 };
 

@@ -244,6 +244,7 @@ function dropStream(p) {
 async function signIn(page, token) {
     await page.goto(BASE + '/');
     await tid(page, 'login-view').waitFor();
+    await tid(page, 'login-use-token').click();     // the password form is the default
     await tid(page, 'login-token').fill(token);
     await tid(page, 'login-submit').click();
     await tid(page, 'login-view').waitFor({state: 'hidden'});
@@ -1425,6 +1426,73 @@ async function looseSteps(browser) {
     });
 }
 
+// A staff user made with `wxkf user add` (test_console.py: linked to
+// agent B) signs in with a password on a laptop and on a phone, sees B's
+// workspace, signs out; a wrong password is told in Chinese.
+async function passwordLoginSteps(browser) {
+    const login = need('WXKF_STAFF_LOGIN'), pw = need('WXKF_STAFF_PASSWORD');
+    let p;
+
+    await step('password: the sign-in page asks for a login and a password; a wrong one is told in Chinese', async () => {
+        p = await newPage(browser, 'password', LAPTOP);
+        await p.goto(BASE + '/');
+        await tid(p, 'password-form').waitFor();
+        assert(!(await tid(p, 'login-form').isVisible()), 'token form is secondary');
+        assert((await tid(p, 'login-use-token').textContent()).includes('使用令牌登录'),
+               'the token link is there');
+        await tid(p, 'login-name').fill(login);
+        await tid(p, 'login-password').fill('not the password');
+        await tid(p, 'password-submit').click();
+        await tid(p, 'password-error').waitFor();
+        const msg = (await tid(p, 'password-error').textContent()).trim();
+        assert(msg === '账号或密码错误', 'the error in words: ' + msg);
+        assert(await tid(p, 'login-password').inputValue() === '',
+               'the password field is emptied');
+        await shot(p, 'password-wrong-laptop');
+    });
+
+    await step('password: the user signs in and sees its workspace; the cookie is not readable by scripts', async () => {
+        await tid(p, 'login-password').fill(pw);
+        await tid(p, 'password-submit').click();
+        await tid(p, 'agent-view').waitFor();
+        await tid(p, 'whoami-nick').waitFor();
+        assert((await tid(p, 'whoami-account').textContent()).includes(B.account),
+               'signed in as its agent');
+        assert(!(await p.evaluate(() => document.cookie)).includes('wxkf_sid'),
+               'HttpOnly');
+        await shot(p, 'password-workspace-laptop');
+        await p.reload();
+        await tid(p, 'agent-view').waitFor();       // the cookie is found again
+    });
+
+    await step('password: sign out ends the session (a reload shows the sign-in page)', async () => {
+        await tid(p, 'logout').click();
+        await tid(p, 'password-form').waitFor();
+        await until(async () => {
+            const r = await p.evaluate(async () =>
+                (await fetch('/api/v1/auth/me', {credentials: 'same-origin'})).status);
+            return r === 401;
+        }, 5000, 'the session ended at the server');
+        await p.reload();
+        await tid(p, 'password-form').waitFor();
+        assert(!(await tid(p, 'agent-view').isVisible()), 'not signed in');
+    });
+
+    await step('password: the same on a phone', async () => {
+        const m = await newPage(browser, 'password-phone', PHONE, true);
+        await m.goto(BASE + '/');
+        await tid(m, 'password-form').waitFor();
+        await shot(m, 'password-signin-phone');
+        await tid(m, 'login-name').fill(login);
+        await tid(m, 'login-password').fill(pw);
+        await tid(m, 'password-submit').click();
+        await tid(m, 'agent-view').waitFor();
+        await shot(m, 'password-workspace-phone');
+        await tid(m, 'logout').click();
+        await tid(m, 'password-form').waitFor();
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -1445,6 +1513,7 @@ async function main() {
         await step('a bad token is refused on the sign-in page', async () => {
             a = await newPage(browser, 'agentA', LAPTOP);
             await a.goto(BASE + '/');
+            await tid(a, 'login-use-token').click();
             await tid(a, 'login-token').fill('wxa_' + '0'.repeat(64));
             await tid(a, 'login-submit').click();
             await tid(a, 'login-error').waitFor();
@@ -2261,6 +2330,8 @@ async function main() {
         await transferNoteSteps(browser);
         await reopenSteps(browser);
         await looseSteps(browser);
+
+        await passwordLoginSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

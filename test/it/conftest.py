@@ -149,7 +149,8 @@ class Stack:
             for _ in range(40))
         self.extra = {'texts': {'no_agent': '', 'queued': ''},
                       'api': {'admin_token_sha256': hashlib.sha256(
-                          self.admin_token.encode()).hexdigest()}}
+                          self.admin_token.encode()).hexdigest(),
+                              'cookie_secure': '0'}}
         for sec, kv in (extra or {}).items():
             self.extra.setdefault(sec, {}).update(kv)
         self.max_body = MAX_BODY

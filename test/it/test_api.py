@@ -8,6 +8,7 @@ the same ids as the cursor feed)."""
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 import requests
 
 from conftest import APP_ID, assert_error, run_sim_stack, sim_server, \
-    wait_until
+    wait_until, wxkf_bin
 from test_routing import Agent, add_agent
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'sim'))
@@ -112,7 +113,9 @@ ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
                 ('POST', '/api/v1/agents/nobody/token'),
                 ('GET', '/api/v1/sessions'), ('GET', '/api/v1/queue'),
                 ('GET', '/api/v1/stats'), ('POST', '/api/v1/labels'),
-                ('PATCH', '/api/v1/labels/1'), ('DELETE', '/api/v1/labels/1')]
+                ('PATCH', '/api/v1/labels/1'), ('DELETE', '/api/v1/labels/1'),
+                ('GET', '/api/v1/staff'),
+                ('POST', '/api/v1/staff/nobody/password')]
 # both roles: an agent gets its own account's data
 BOTH_ROUTES = [('GET', '/api/v1/me/colleagues')]
 # a user's past session: its agent, or an admin for that agent (below and
@@ -154,6 +157,59 @@ def test_agents_and_admins_on_shared_routes(astack, two, method, path):
     for token in (two[0].token, astack.admin_token):
         r = call(astack, method, path, token)
         assert r.status_code == 200, r.text
+
+
+@pytest.fixture(scope='module')
+def cookies(astack, two):
+    """A signed-in browser per role (`wxkf user add`, then a password
+    sign-in): the cookie and CSRF headers of an agent user linked to
+    ap1@apishop, a supervisor and an admin."""
+    out = {}
+    for login, role, agent in (('apiagent', 'agent', two[0].account),
+                               ('apilead', 'supervisor', None),
+                               ('apiboss', 'admin', None)):
+        cmd = [wxkf_bin(), 'user', 'add', '-c', astack.conf, '--login', login,
+               '--name', login, '--role', role]
+        if agent:
+            cmd += ['--agent', agent]
+        r = subprocess.run(cmd, input='matrix password 1\n', text=True,
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        r = requests.post(astack.base + '/api/v1/auth/login', timeout=30,
+                          json={'login': login,
+                                'password': 'matrix password 1'})
+        assert r.status_code == 200, r.text
+        out[role] = {'Cookie': 'wxkf_sid=' + r.cookies['wxkf_sid'],
+                     'X-CSRF-Token': r.json()['csrf_token']}
+    return out
+
+
+@pytest.mark.parametrize('method,path',
+                         AGENT_ROUTES + ADMIN_ROUTES + BOTH_ROUTES)
+def test_cookie_roles_on_every_route(astack, two, cookies, method, path):
+    """An agent's cookie is answered as its token, an admin's as the admin
+    token; a supervisor's as the admin token on GET, 403 read_only on
+    anything else; a cookie without its CSRF token changes nothing."""
+    def status(headers):
+        return requests.request(method, astack.base + path, json={},
+                                headers=headers, timeout=10).status_code
+
+    for role, token in (('agent', two[0].token),
+                        ('admin', astack.admin_token)):
+        assert status(cookies[role]) == status(
+            {'Authorization': 'Bearer ' + token}), (role, method, path)
+    r = requests.request(method, astack.base + path, json={}, timeout=10,
+                         headers=cookies['supervisor'])
+    if method == 'GET':
+        assert r.status_code == status(
+            {'Authorization': 'Bearer ' + astack.admin_token}), r.text
+    else:
+        assert_error(r, 403, 'read_only')
+        for role in ('agent', 'admin'):
+            r = requests.request(method, astack.base + path, json={},
+                                 timeout=10,
+                                 headers={'Cookie': cookies[role]['Cookie']})
+            assert_error(r, 403, 'csrf_failed')
 
 
 def test_an_agent_cannot_touch_another_agents_session(astack, sim, two):

@@ -24,7 +24,7 @@ import sys
 import pytest
 
 from conftest import (APP_ID, ORIGINAL_ID, REPO, TOKEN, run_sim_stack,
-                      sim_server)
+                      sim_server, wxkf_bin)
 from test_routing import add_agent
 
 BROWSER_DIR = os.path.join(REPO, 'test', 'browser')
@@ -35,6 +35,8 @@ AGENT_A = 'ca1@simshop'
 AGENT_B = 'cb1@simshop'
 RUN_TIMEOUT = 420
 ACCOUNT_NAME = '好物商城'      # [wechat] account_name: {account} in canned replies
+STAFF_LOGIN = 'xiaob'          # `wxkf user add` (passwordLoginSteps)
+STAFF_PASSWORD = '客服小B的密码 2026'
 
 
 def _missing():
@@ -76,6 +78,13 @@ def agents(sim, cstack):
                             query={'access_token': sim.token()})
         assert st == 200 and body['errcode'] == 0, body
         out[acct] = add_agent(cstack, acct, nick=nick, groups=['sales'])
+    # a staff user who signs in with a password as agent B
+    r = subprocess.run([wxkf_bin(), 'user', 'add', '-c', cstack.conf,
+                        '--login', STAFF_LOGIN, '--name', '小B',
+                        '--role', 'agent', '--agent', AGENT_B],
+                       input=STAFF_PASSWORD + '\n', text=True,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     return out
 
 
@@ -128,6 +137,8 @@ def test_console_in_a_real_browser(sim, cstack, agents):
         'WXKF_ORIGINAL_ID': ORIGINAL_ID,
         'WXKF_ACCOUNT_NAME': ACCOUNT_NAME,
         'WXKF_ARTIFACTS': ARTIFACTS,
+        'WXKF_STAFF_LOGIN': STAFF_LOGIN,
+        'WXKF_STAFF_PASSWORD': STAFF_PASSWORD,
         'CHROMIUM': CHROMIUM,
     })
     try:

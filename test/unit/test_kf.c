@@ -491,6 +491,17 @@ static void test_text_check_takes_text_and_refuses_the_rest(void **state)
     assert_int_equal(kf_text_check("\xed\xa0\x80", 10, 1), KF_EPARSE);
 }
 
+static void test_is_hex_wants_exactly_len_lowercase_digits(void **state)
+{
+    (void)state;
+    assert_true(kf_is_hex(KF_STR("0123456789abcdef"), 16));
+    assert_false(kf_is_hex(KF_STR("0123456789abcdef"), 15));
+    assert_false(kf_is_hex(KF_STR("0123456789abcdeF"), 16));
+    assert_false(kf_is_hex(KF_STR("0123456789abcdeg"), 16));
+    assert_false(kf_is_hex(KF_STR("01234567\0009abcdef"), 16));
+    assert_true(kf_is_hex(KF_STR(""), 0));
+}
+
 static void test_hex_writes_lowercase_pairs_and_a_nul(void **state)
 {
     const unsigned char in[] = { 0x00, 0x0f, 0xa5, 0xff };
@@ -510,6 +521,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append_grows_past_initial_capacity),
         cmocka_unit_test(test_hex_writes_lowercase_pairs_and_a_nul),
+        cmocka_unit_test(test_is_hex_wants_exactly_len_lowercase_digits),
         cmocka_unit_test(test_buf_append_in_one_large_piece),
         cmocka_unit_test(test_buf_printf_grows_and_appends),
         cmocka_unit_test(test_buf_accepts_exactly_max_bytes),

@@ -22,6 +22,7 @@ static const unsigned scopes[] = {
     REFUSAL_SESSION, REFUSAL_PRESENCE, REFUSAL_SEND, REFUSAL_MEDIA,
     REFUSAL_READ, REFUSAL_INTERNAL, REFUSAL_AGENT, REFUSAL_CANNED,
     REFUSAL_UPLOAD, REFUSAL_LABEL, REFUSAL_TRANSFER, REFUSAL_REOPEN,
+    REFUSAL_STAFF,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
