@@ -3,7 +3,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 PORT    ?= 8080
 CC      ?= cc
-PKGS     = fcgi hiredis libpq expat jansson libcurl libcrypto opencore-amrnb speex
+PKGS     = fcgi hiredis libpq expat jansson libcurl libcrypto opencore-amrnb speex xlsxwriter
 
 # Asked of pkg-config on first use, not when the Makefile is read: so
 # `make deps check` works in one go on a machine where `deps` is what

@@ -144,6 +144,11 @@ void api_media_upload(struct fcgi_req *r);
 void api_stream_ticket(struct fcgi_req *r);
 void api_stream(struct fcgi_req *r);
 
+/* Reports and exports (reports.c). */
+void api_reports(struct fcgi_req *r);
+void api_reports_export(struct fcgi_req *r);
+void api_history_export(struct fcgi_req *r);
+
 /* Who a user is (profile.c). */
 void api_profile_get(struct fcgi_req *r);
 void api_profile_patch(struct fcgi_req *r);
@@ -210,5 +215,7 @@ int jobs_main(const char *conf_path);
 /* `wxkf agent add|list|update|remove|token|sync -c FILE ...` (agent_cmd.c):
  * argv is main's. Returns the exit status: 0, 1 failed, 2 usage. */
 int cmd_agent(int argc, char **argv);
+/* `wxkf report rebuild -c FILE --day D [--to D]` (report_cmd.c). */
+int cmd_report(int argc, char **argv);
 
 #endif

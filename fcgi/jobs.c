@@ -4,7 +4,8 @@
  * (agent replies that failed transiently, leave-a-message texts) and
  * fetches users' images, voice and video into the media store and
  * looks up who new users are (cgi-bin/user/info, lib/user_profile); at
- * start and every ten minutes it
+ * start and every [reports] refresh_minutes it rebuilds the reports of
+ * today and yesterday (lib/report); at start and every ten minutes it
  * re-mirrors the agents from PostgreSQL into Redis. The rest of each
  * second it archives the event stream into PostgreSQL (lib/archive).
  * Several may run at once: each sweep is one atomic script, and the
@@ -30,6 +31,7 @@
 #include "media.h"
 #include "media_keep.h"
 #include "metrics.h"
+#include "report.h"
 #include "user_profile.h"
 #include "push.h"
 #include "route.h"
@@ -182,6 +184,36 @@ static void keep_media(struct media *m, struct app *app, int64_t *next)
     count_media(app, &c);
 }
 
+/* The reports of today and yesterday (lib/report), rebuilt every
+ * [reports] refresh_minutes (yesterday too: sessions close late). */
+static void build_reports(struct app *app, struct pg_conn **db,
+                          int64_t *next)
+{
+    const struct config *c = &app->cfg;
+    struct report_hours h = { c->api.stats_utc_offset, c->reports.work_start,
+                              c->reports.work_end, c->reports.work_days };
+    int64_t now = kf_wall_ms();
+    long today, d;
+    int rc = 0, rows = 0, n;
+    struct pg_err e = { 0, "", "", 0 };
+
+    if (!c->reports.enabled || now < *next)
+        return;
+    *next = now + c->reports.refresh_minutes * 60000;
+    if (!*db && pg_new(c->postgres.dsn, "wxkf-reports", PG_USE_CLI, db) < 0)
+        return;
+    today = report_today(now, c->api.stats_utc_offset);
+    for (d = today - 1; rc == 0 && d <= today; d++) {
+        rc = report_build(*db, c->wechat.app_id, d, &h, &n, &e);
+        rows += rc == 0 ? n : 0;
+    }
+    if (rc < 0)
+        log_warn(&app->log, "jobs", "report_failed", "err=%s sqlstate=%s",
+                 kf_strerror(rc), e.sqlstate);
+    else
+        log_info(&app->log, "jobs", "report", "days=2 rows=%d", rows);
+}
+
 /* Looks users up (cgi-bin/user/info): one pass of at most 10 look-ups a
  * second, so the API's rate limit is left to the sends. */
 static void look_up_users(struct user_profile_jobs *pj, struct app *app)
@@ -283,7 +315,8 @@ int jobs_main(const char *conf_path)
     struct archive ar;
     struct user_profile prof;
     struct user_profile_jobs pj;
-    int64_t next_sync = 0, next_keep = 0;
+    int64_t next_sync = 0, next_keep = 0, next_report = 0;
+    struct pg_conn *report_db = NULL;
     int rc = app_open(&app, conf_path, APP_JOBS);
 
     if (rc < 0 || app_servers_too_old(&app, 1)) {
@@ -327,6 +360,7 @@ int jobs_main(const char *conf_path)
         fetch_media(&media, &app);
         keep_media(&media, &app, &next_keep);
         look_up_users(&pj, &app);
+        build_reports(&app, &report_db, &next_report);
         archive(&ar, &app, now + 1000);
     }
     if (pushing)
@@ -337,6 +371,7 @@ int jobs_main(const char *conf_path)
     push_close(&push);
     log_info(&app.log, "jobs", "stop", NULL);
     archive_release(&ar);
+    pg_close(report_db);
     user_profile_release(&prof);
     media_release(&media);
     app_close(&app);

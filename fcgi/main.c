@@ -206,6 +206,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "agent") == 0)
         return cmd_agent(argc, argv);  /* its own options and --help */
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc, argv); /* the same */
     if (!*cmd || wants_help(argc, argv) || strcmp(cmd, "help") == 0) {
         fputs(usage, *cmd ? stdout : stderr);
         return *cmd ? 0 : 2;

@@ -39,6 +39,8 @@ enum refusal_scope {
     REFUSAL_UPLOAD = 256,   /* media_out_check: an agent's upload */
     REFUSAL_LABEL = 512,    /* the label verbs (lib/label): looked up by
                                the kf code they return */
+    REFUSAL_REPORT = 16384, /* lib/report: a report's or an export's
+                               query */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -148,7 +150,17 @@ enum refusal_scope {
     X(LABELS_FULL, REFUSAL_L, "labels_full", KF_ETOOBIG, 409,               \
       "labels_full", "an account has at most 100 labels", 0)               \
     X(LABEL_INVALID, REFUSAL_L, "invalid_field", KF_EINVAL, 400,            \
-      "invalid_field", NULL, 0)
+      "invalid_field", NULL, 0)                                            \
+    X(REPORT_DATES, REFUSAL_REPORT, "invalid_range", KF_EINVAL, 400,        \
+      "invalid_range", "from and to must be dates (YYYY-MM-DD), from not "  \
+      "after to", 0)                                                       \
+    X(REPORT_TOO_LONG, REFUSAL_REPORT, "range_too_long", KF_EINVAL, 400,    \
+      "range_too_long", "a report covers at most 366 days", 0)             \
+    X(REPORT_INVALID, REFUSAL_REPORT, "invalid_field", KF_EINVAL, 400,      \
+      "invalid_field", NULL, 0)                                            \
+    X(EXPORT_TOO_BIG, REFUSAL_REPORT, "export_too_large", KF_ETOOBIG, 413,  \
+      "export_too_large", "an export holds at most 100000 messages: "      \
+      "narrow it", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

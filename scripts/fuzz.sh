@@ -42,7 +42,7 @@ CLANG=${CLANG:-clang}
 NICE=${FUZZ_NICE:-10}
 JOBS=${FUZZ_JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}
 OUT=build/fuzz
-PKGS="fcgi hiredis libpq expat jansson libcurl libcrypto opencore-amrnb speex"
+PKGS="fcgi hiredis libpq expat jansson libcurl libcrypto opencore-amrnb speex xlsxwriter"
 
 case $SECONDS_EACH in
     ''|*[!0-9]*) echo "fuzz: SECONDS must be a number: $SECONDS_EACH" >&2

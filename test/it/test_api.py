@@ -112,7 +112,9 @@ ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
                 ('POST', '/api/v1/agents/nobody/token'),
                 ('GET', '/api/v1/sessions'), ('GET', '/api/v1/queue'),
                 ('GET', '/api/v1/stats'), ('POST', '/api/v1/labels'),
-                ('PATCH', '/api/v1/labels/1'), ('DELETE', '/api/v1/labels/1')]
+                ('PATCH', '/api/v1/labels/1'), ('DELETE', '/api/v1/labels/1'),
+                ('GET', '/api/v1/reports'), ('GET', '/api/v1/reports/export'),
+                ('GET', '/api/v1/history/export')]
 # both roles: an agent gets its own account's data
 BOTH_ROUTES = [('GET', '/api/v1/me/colleagues')]
 

@@ -21,7 +21,7 @@
 static const unsigned scopes[] = {
     REFUSAL_SESSION, REFUSAL_PRESENCE, REFUSAL_SEND, REFUSAL_MEDIA,
     REFUSAL_READ, REFUSAL_INTERNAL, REFUSAL_AGENT, REFUSAL_CANNED,
-    REFUSAL_UPLOAD, REFUSAL_LABEL,
+    REFUSAL_UPLOAD, REFUSAL_LABEL, REFUSAL_REPORT,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
@@ -47,7 +47,8 @@ static void test_every_row_is_complete_and_in_order(void **state)
         assert_true(r->message != NULL || r->id == REFUSAL_INVALID_FIELD ||
                     r->id == REFUSAL_AGENT_BUSY ||
                     r->id == REFUSAL_AGENT_INVALID ||
-                    r->id == REFUSAL_LABEL_INVALID);
+                    r->id == REFUSAL_LABEL_INVALID ||
+                    r->id == REFUSAL_REPORT_INVALID);
     }
     assert_null(refusal_get(REFUSAL_COUNT));
 }
