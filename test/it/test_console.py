@@ -24,7 +24,7 @@ import sys
 import pytest
 
 from conftest import (APP_ID, ORIGINAL_ID, REPO, TOKEN, run_sim_stack,
-                      sim_server)
+                      sim_server, wxkf_bin)
 from test_routing import add_agent
 
 BROWSER_DIR = os.path.join(REPO, 'test', 'browser')
@@ -129,6 +129,9 @@ def test_console_in_a_real_browser(sim, cstack, agents):
         'WXKF_ACCOUNT_NAME': ACCOUNT_NAME,
         'WXKF_ARTIFACTS': ARTIFACTS,
         'CHROMIUM': CHROMIUM,
+        # reportsSteps builds the reports of the last days by hand
+        'WXKF_BIN': wxkf_bin(),
+        'WXKF_CONF': cstack.conf,
     })
     try:
         r = subprocess.run([NODE, 'console.test.mjs'], cwd=BROWSER_DIR,
