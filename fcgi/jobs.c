@@ -185,7 +185,9 @@ static void keep_media(struct media *m, struct app *app, int64_t *next)
 }
 
 /* The reports of today and yesterday (lib/report), rebuilt every
- * [reports] refresh_minutes (yesterday too: sessions close late). */
+ * [reports] refresh_minutes (yesterday too: sessions close late). A
+ * large day takes seconds (docs/reports.md), so it runs in a thread of
+ * its own (report_loop), never holding the sweep up. */
 static void build_reports(struct app *app, struct pg_conn **db,
                           int64_t *next)
 {
@@ -197,7 +199,7 @@ static void build_reports(struct app *app, struct pg_conn **db,
     int rc = 0, rows = 0, n;
     struct pg_err e = { 0, "", "", 0 };
 
-    if (!c->reports.enabled || now < *next)
+    if (now < *next)
         return;
     *next = now + c->reports.refresh_minutes * 60000;
     if (!*db && pg_new(c->postgres.dsn, "wxkf-reports", PG_USE_CLI, db) < 0)
@@ -212,6 +214,22 @@ static void build_reports(struct app *app, struct pg_conn **db,
                  kf_strerror(rc), e.sqlstate);
     else
         log_info(&app->log, "jobs", "report", "days=2 rows=%d", rows);
+}
+
+/* The report builder's thread: its own connection; checks the clock
+ * once a second until the daemon stops. */
+static void *report_loop(void *arg)
+{
+    struct app *app = arg;
+    struct pg_conn *db = NULL;
+    int64_t next = 0;
+
+    while (!jobs_stopping) {
+        build_reports(app, &db, &next);
+        nap(1000);
+    }
+    pg_close(db);
+    return NULL;
 }
 
 /* Looks users up (cgi-bin/user/info): one pass of at most 10 look-ups a
@@ -315,8 +333,9 @@ int jobs_main(const char *conf_path)
     struct archive ar;
     struct user_profile prof;
     struct user_profile_jobs pj;
-    int64_t next_sync = 0, next_keep = 0, next_report = 0;
-    struct pg_conn *report_db = NULL;
+    int64_t next_sync = 0, next_keep = 0;
+    pthread_t report_thread;
+    int reporting = 0;
     int rc = app_open(&app, conf_path, APP_JOBS);
 
     if (rc < 0 || app_servers_too_old(&app, 1)) {
@@ -347,6 +366,14 @@ int jobs_main(const char *conf_path)
             pthread_sigmask(SIG_SETMASK, &old, NULL);
         }
     }
+    if (app.cfg.reports.enabled) {
+        sigset_t old;
+
+        app_signals_block(&old);
+        reporting = pthread_create(&report_thread, NULL, report_loop,
+                                   &app) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
     while (!jobs_stopping) {
         int64_t now = kf_wall_ms();
 
@@ -360,18 +387,18 @@ int jobs_main(const char *conf_path)
         fetch_media(&media, &app);
         keep_media(&media, &app, &next_keep);
         look_up_users(&pj, &app);
-        build_reports(&app, &report_db, &next_report);
         archive(&ar, &app, now + 1000);
     }
     if (pushing)
         pthread_join(push_thread, NULL);
+    if (reporting)
+        pthread_join(report_thread, NULL);
     if (app.metrics && metrics_flush(app.metrics, &app.store,
                                      kf_mono_ms()) < 0)
         log_warn(&app.log, "metrics", "flush_failed", "at=stop");
     push_close(&push);
     log_info(&app.log, "jobs", "stop", NULL);
     archive_release(&ar);
-    pg_close(report_db);
     user_profile_release(&prof);
     media_release(&media);
     app_close(&app);
