@@ -18,7 +18,7 @@ set -eu
 PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libpq-dev
 libexpat1-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
 libopencore-amrnb-dev libopencore-amrnb0 libspeex-dev libspeex1
-libxlsxwriter-dev python3-openpyxl
+libxlsxwriter-dev libxlsxwriter4 python3-openpyxl
 nginx libnginx-mod-nchan spawn-fcgi multiwatch redis-server postgresql wrk curl
 python3-pytest python3-requests python3-redis python3-psycopg2
 python3-cryptography iproute2 procps chromium fonts-wqy-microhei
@@ -29,7 +29,8 @@ systemd"
 # the AMR-NB and Speex decoders `wxkf jobs` turns users' voice messages
 # into WAV with (lib/voice.c; the runtime libraries are all an installed
 # wxkf needs).
-# libxlsxwriter-dev: the reports' XLSX export (lib/report.c);
+# libxlsxwriter-dev / libxlsxwriter4: the reports' XLSX export
+# (lib/report.c);
 # python3-openpyxl: test/it/test_reports.py reads the XLSX back.
 # fonts-wqy-microhei: Chinese glyphs in the console's screenshots (the
 # console is for Chinese teams; without a CJK font they show as boxes);
