@@ -4,7 +4,7 @@ DESTDIR ?=
 PORT    ?= 8080
 CC      ?= cc
 PKGS     = fcgi hiredis libpq expat jansson libcurl libcrypto opencore-amrnb \
-           speex libargon2
+           speex libargon2 xlsxwriter
 
 # Asked of pkg-config on first use, not when the Makefile is read: so
 # `make deps check` works in one go on a machine where `deps` is what

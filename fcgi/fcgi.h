@@ -154,6 +154,11 @@ void api_media_upload(struct fcgi_req *r);
 void api_stream_ticket(struct fcgi_req *r);
 void api_stream(struct fcgi_req *r);
 
+/* Reports and exports (reports.c). */
+void api_reports(struct fcgi_req *r);
+void api_reports_export(struct fcgi_req *r);
+void api_history_export(struct fcgi_req *r);
+
 /* Who a user is (profile.c). */
 void api_profile_get(struct fcgi_req *r);
 void api_profile_patch(struct fcgi_req *r);
@@ -231,5 +236,7 @@ int jobs_main(const char *conf_path);
 int cmd_agent(int argc, char **argv);
 /* `wxkf user ...` (user_cmd.c): staff users; the exit status. */
 int cmd_user(int argc, char **argv);
+/* `wxkf report rebuild -c FILE --day D [--to D]` (report_cmd.c). */
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -4,7 +4,8 @@
  * (agent replies that failed transiently, leave-a-message texts) and
  * fetches users' images, voice and video into the media store and
  * looks up who new users are (cgi-bin/user/info, lib/user_profile); at
- * start and every ten minutes it
+ * start and every [reports] refresh_minutes it rebuilds the reports of
+ * today and yesterday (lib/report); at start and every ten minutes it
  * re-mirrors the agents from PostgreSQL into Redis. The rest of each
  * second it archives the event stream into PostgreSQL (lib/archive).
  * Several may run at once: each sweep is one atomic script, and the
@@ -32,6 +33,7 @@
 #include "media.h"
 #include "media_keep.h"
 #include "metrics.h"
+#include "report.h"
 #include "user_profile.h"
 #include "wechat_kf.h"
 #include "push.h"
@@ -183,6 +185,54 @@ static void keep_media(struct media *m, struct app *app, int64_t *next)
         log_warn(&app->log, "jobs", "media_keep_failed", "err=%s",
                  kf_strerror(rc));
     count_media(app, &c);
+}
+
+/* The reports of today and yesterday (lib/report), rebuilt every
+ * [reports] refresh_minutes (yesterday too: sessions close late). A
+ * large day takes seconds (docs/reports.md), so it runs in a thread of
+ * its own (report_loop), never holding the sweep up. */
+static void build_reports(struct app *app, struct pg_conn **db,
+                          int64_t *next)
+{
+    const struct config *c = &app->cfg;
+    struct report_hours h = { c->api.stats_utc_offset, c->reports.work_start,
+                              c->reports.work_end, c->reports.work_days };
+    int64_t now = kf_wall_ms();
+    long today, d;
+    int rc = 0, rows = 0, n;
+    struct pg_err e = { 0, "", "", 0 };
+
+    if (now < *next)
+        return;
+    *next = now + c->reports.refresh_minutes * 60000;
+    if (!*db && pg_new(c->postgres.dsn, "wxkf-reports", PG_USE_CLI, db) < 0)
+        return;
+    today = report_today(now, c->api.stats_utc_offset);
+    for (d = today - 1; rc == 0 && d <= today; d++) {
+        rc = report_build(*db, c->wechat.app_id, d, &h, &n, &e);
+        rows += rc == 0 ? n : 0;
+    }
+    if (rc < 0)
+        log_warn(&app->log, "jobs", "report_failed", "err=%s sqlstate=%s",
+                 kf_strerror(rc), e.sqlstate);
+    else
+        log_info(&app->log, "jobs", "report", "days=2 rows=%d", rows);
+}
+
+/* The report builder's thread: its own connection; checks the clock
+ * once a second until the daemon stops. */
+static void *report_loop(void *arg)
+{
+    struct app *app = arg;
+    struct pg_conn *db = NULL;
+    int64_t next = 0;
+
+    while (!jobs_stopping) {
+        build_reports(app, &db, &next);
+        nap(1000);
+    }
+    pg_close(db);
+    return NULL;
 }
 
 /* Looks users up (cgi-bin/user/info): one pass of at most 10 look-ups a
@@ -342,6 +392,8 @@ int jobs_main(const char *conf_path)
     struct user_profile_jobs pj;
     struct wechat_kf kfm;
     int64_t next_sync = 0, next_keep = 0;
+    pthread_t report_thread;
+    int reporting = 0;
     int rc = app_open(&app, conf_path, APP_JOBS);
 
     if (rc < 0 || app_servers_too_old(&app, 1)) {
@@ -374,6 +426,14 @@ int jobs_main(const char *conf_path)
             pthread_sigmask(SIG_SETMASK, &old, NULL);
         }
     }
+    if (app.cfg.reports.enabled) {
+        sigset_t old;
+
+        app_signals_block(&old);
+        reporting = pthread_create(&report_thread, NULL, report_loop,
+                                   &app) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
     while (!jobs_stopping) {
         int64_t now = kf_wall_ms();
 
@@ -393,6 +453,8 @@ int jobs_main(const char *conf_path)
     }
     if (pushing)
         pthread_join(push_thread, NULL);
+    if (reporting)
+        pthread_join(report_thread, NULL);
     if (app.metrics && metrics_flush(app.metrics, &app.store,
                                      kf_mono_ms()) < 0)
         log_warn(&app.log, "metrics", "flush_failed", "at=stop");

@@ -211,6 +211,8 @@ int main(int argc, char **argv)
         return cmd_agent(argc, argv);  /* its own options and --help */
     if (strcmp(cmd, "user") == 0)
         return cmd_user(argc, argv);   /* its own options and --help */
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc, argv); /* the same */
     if (!*cmd || wants_help(argc, argv) || strcmp(cmd, "help") == 0) {
         fputs(usage, *cmd ? stdout : stderr);
         return *cmd ? 0 : 2;

@@ -106,7 +106,9 @@ void fcgi_error(struct fcgi_req *r, int status, const char *code,
 void fcgi_json_with(struct fcgi_req *r, int status, json_t *body,
                     const char *extra_headers)
 {
-    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII)
+    /* 15 digits: a figure rounded to 244.4 is written 244.4 */
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII |
+                                          JSON_REAL_PRECISION(15))
                    : NULL;
 
     json_decref(body);

@@ -121,7 +121,7 @@ static int marked(const char *p, size_t len)
                        p[0] == '@' || p[0] == '\t' || p[0] == '\'');
 }
 
-static int csv_field(struct kf_buf *out, const char *s)
+int canned_csv_field(struct kf_buf *out, const char *s)
 {
     size_t i, len = strlen(s);
     int quote = 0, rc = 0;
@@ -147,15 +147,15 @@ int canned_csv_encode(const struct canned_item *v, size_t n,
     int rc = kf_buf_append_c(out, BOM "folder,title,text,sort\r\n");
 
     for (i = 0; rc == 0 && i < n; i++) {
-        rc = csv_field(out, v[i].folder ? v[i].folder : "");
+        rc = canned_csv_field(out, v[i].folder ? v[i].folder : "");
         if (rc == 0)
             rc = kf_buf_append(out, ",", 1);
         if (rc == 0)
-            rc = csv_field(out, v[i].title ? v[i].title : "");
+            rc = canned_csv_field(out, v[i].title ? v[i].title : "");
         if (rc == 0)
             rc = kf_buf_append(out, ",", 1);
         if (rc == 0)
-            rc = csv_field(out, v[i].text ? v[i].text : "");
+            rc = canned_csv_field(out, v[i].text ? v[i].text : "");
         if (rc == 0)
             rc = kf_buf_printf(out, ",%ld\r\n", v[i].sort);
     }

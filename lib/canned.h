@@ -66,6 +66,9 @@ KF_WUR int canned_check_sort(long long sort, struct canned_err *err);
  * applies: KF_ETOOBIG). */
 KF_WUR int canned_csv_encode(const struct canned_item *v, size_t n,
                              struct kf_buf *out);
+/* One field s (NUL-terminated) of such a CSV, quoted and marked as
+ * above, appended to out (lib/report's exports write theirs with it). */
+KF_WUR int canned_csv_field(struct kf_buf *out, const char *s);
 
 /* The bad rows of an import: row numbers as a spreadsheet shows them
  * (the header is row 1); at most CANNED_CSV_ERRORS_MAX, more counts the

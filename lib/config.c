@@ -155,6 +155,18 @@ static const char *check_master_name(const char *v)
                ? "may only contain letters, digits and ._-" : NULL;
 }
 
+/* ISO weekdays, 1 (Monday) .. 7, each at most once: "12345". */
+static const char *check_weekdays(const char *v)
+{
+    size_t i;
+
+    for (i = 0; v[i]; i++)
+        if (v[i] < '1' || v[i] > '7' || strchr(v + i + 1, v[i]))
+            return "must be ISO weekday digits 1 (Monday) to 7, each once "
+                   "(12345 = Monday to Friday)";
+    return NULL;
+}
+
 static const char *check_sha256(const char *v)
 {
     return strlen(v) != 64 || !all_of(v, "0123456789abcdef")
@@ -256,6 +268,12 @@ static const struct centry table[] = {
     L(archiver, keep_ms, 3600000, 0, 604800000),
     L(archiver, enabled, 1, 0, 1),
     L(archiver, group_hold_ms, 3600000, 0, 604800000),
+    L(reports, work_start, 9, 0, 23),
+    L(reports, work_end, 18, 1, 24),
+    { "reports", "work_days", C_STR, offsetof(struct config,
+      reports.work_days), "12345", 0, 7, NULL, 0, check_weekdays },
+    L(reports, refresh_minutes, 10, 1, 1440),
+    L(reports, enabled, 1, 0, 1),
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 
@@ -559,6 +577,9 @@ static int validate(const struct config *c, const struct origin *o,
         e = find("presence", "wechat_poll"),
         why = "must be below presence.heartbeat_ttl in mode = wechat_kf "
               "(each poll refreshes the agents' heartbeats)";
+    else if (c->reports.work_start >= c->reports.work_end)
+        e = find("reports", "work_start"),
+        why = "must be below reports.work_end";
     if (!why)
         return 0;
     if (o->line[e - table] > 0) {

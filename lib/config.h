@@ -88,6 +88,12 @@ struct config {
         long batch, batch_ms, claim_idle_ms, keep_ms, enabled;
         long group_hold_ms;     /* another group may hold trimming back */
     } archiver;
+    struct {
+        long work_start, work_end;  /* working hours, local: [start, end) */
+        char *work_days;        /* ISO weekdays of work: "12345" */
+        long refresh_minutes;   /* `wxkf jobs` rebuilds today/yesterday */
+        long enabled;           /* 0: this `wxkf jobs` builds none */
+    } reports;
 };
 
 struct config_err {

@@ -44,6 +44,8 @@ enum refusal_scope {
     REFUSAL_REOPEN = 2048,  /* route_reopen: session.lua's reopen */
     REFUSAL_STAFF = 8192,   /* staff sign-in and sessions (fcgi/staff.c,
                                lib/staff, lib/staff_session) */
+    REFUSAL_REPORT = 16384, /* lib/report: a report's or an export's
+                               query */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -188,7 +190,17 @@ enum refusal_scope {
       "unknown_user", "no such user", 0)                                    \
     X(NOT_SIGNED_IN, REFUSAL_SF, "not_signed_in", KF_EBADSIG, 401,          \
       "not_signed_in", "sign in with a password first (a session cookie "   \
-      "is required)", 0)
+      "is required)", 0)                                                    \
+    X(REPORT_DATES, REFUSAL_REPORT, "invalid_range", KF_EINVAL, 400,        \
+      "invalid_range", "from and to must be dates (YYYY-MM-DD), from not "  \
+      "after to", 0)                                                       \
+    X(REPORT_TOO_LONG, REFUSAL_REPORT, "range_too_long", KF_EINVAL, 400,    \
+      "range_too_long", "a report covers at most 366 days", 0)             \
+    X(REPORT_INVALID, REFUSAL_REPORT, "invalid_field", KF_EINVAL, 400,      \
+      "invalid_field", NULL, 0)                                            \
+    X(EXPORT_TOO_BIG, REFUSAL_REPORT, "export_too_large", KF_ETOOBIG, 413,  \
+      "export_too_large", "an export holds at most 100000 messages: "      \
+      "narrow it", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

@@ -43,7 +43,7 @@ NICE=${FUZZ_NICE:-10}
 JOBS=${FUZZ_JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}
 OUT=build/fuzz
 PKGS="fcgi hiredis libpq expat jansson libcurl libcrypto opencore-amrnb speex
-libargon2"
+libargon2 xlsxwriter"
 
 case $SECONDS_EACH in
     ''|*[!0-9]*) echo "fuzz: SECONDS must be a number: $SECONDS_EACH" >&2

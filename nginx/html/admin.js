@@ -9,6 +9,7 @@ import {confirmDialog, errInfo, fmtDur, fmtTime, h, num, setError, shortId,
 import {S, agentName, every} from './state.js';
 import {renderLabels, wireLabels} from './labels.js';
 import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
+import {enterReports, leaveReports, relabelReports} from './reports.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
@@ -17,6 +18,7 @@ export function enterAdmin() {
     refreshAdmin();
     renderLabels();
     enterCannedAdmin();
+    enterReports();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
 }
@@ -375,6 +377,7 @@ export function leaveAdmin() {
     tid('stats').replaceChildren();
     tid('queue').replaceChildren();
     leaveCanned();
+    leaveReports();
 }
 
 export function relabelAdmin() {
@@ -384,6 +387,7 @@ export function relabelAdmin() {
     refreshAdmin();
     renderLabels();
     relabelCanned();
+    relabelReports();
 }
 
 export function wireAdmin() {

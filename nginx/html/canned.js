@@ -8,7 +8,7 @@
 
 import {api, request} from './api.js';
 import {t} from './i18n.js';
-import {confirmDialog, errInfo, h, setError, showError, tid, toast,
+import {confirmDialog, errInfo, h, saveBlob, setError, showError, tid, toast,
         toastError} from './dom.js';
 import {S} from './state.js';
 
@@ -381,13 +381,7 @@ async function exportFile() {
     try {
         const blob = await request('GET', '/api/v1/canned/export',
                                    {query: {scope}, blob: true});
-        const url = URL.createObjectURL(blob);
-        const a = h('a', {href: url, download: 'canned-' + scope + '.csv',
-                          hidden: true});
-        document.body.append(a);
-        a.click();
-        a.remove();
-        setTimeout(() => URL.revokeObjectURL(url), 10000);
+        saveBlob(blob, 'canned-' + scope + '.csv');
     } catch (e) {
         toastError(e);
     }

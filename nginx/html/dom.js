@@ -64,6 +64,17 @@ export function detailsNode(details) {
 
 // --- formatting ------------------------------------------------------------
 
+// Saves blob as a file called name (a download the browser asks about or
+// keeps, as it does for a link's).
+export function saveBlob(blob, name) {
+    const url = URL.createObjectURL(blob);
+    const a = h('a', {href: url, download: name, hidden: true});
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 export function fmtDur(ms) {
     const s = Math.max(0, Math.floor(ms / 1000));
     if (s < 60)

@@ -16,6 +16,7 @@
 // "N passed, N failed".
 
 import {chromium} from 'playwright-core';
+import {execFileSync} from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -1493,6 +1494,71 @@ async function passwordLoginSteps(browser) {
     });
 }
 
+// Reports (admins): the last days built by `wxkf report rebuild` (as
+// `wxkf jobs` does every refresh_minutes), the panel's default week shows
+// the sessions this scenario closed, by agent and by group, with SVG
+// charts and a total; the XLSX downloads.
+async function reportsSteps(browser) {
+    const bin = need('WXKF_BIN'), conf = need('WXKF_CONF');
+    const day = (d) => new Date(Date.now() + d * 86400000).toISOString().slice(0, 10);
+    let p;
+
+    await step('reports: last week by agent and by group, with charts and totals', async () => {
+        const out = execFileSync(bin, ['report', 'rebuild', '-c', conf, '--day', day(-8),
+                                       '--to', day(1)], {encoding: 'utf8', timeout: 60000});
+        assert(/rebuilt/.test(out), 'rebuild: ' + out);
+        p = await newPage(browser, 'reports', LAPTOP);
+        await signIn(p, ADMIN);
+        await tid(p, 'reports-admin').scrollIntoViewIfNeeded();
+        await tid(p, 'reports-total').waitFor();
+        const rowA = p.locator(`[data-testid="reports-row"][data-key="${A.account}"]`);
+        await rowA.waitFor();
+        const cells = await rowA.locator('td').allTextContents();
+        assert(Number(cells[1]) >= 1, 'A closed sessions this week: ' + cells.join('|'));
+        const total = await tid(p, 'reports-total').locator('td').allTextContents();
+        assert(total[0] === await zh(p, 'reports.total'), 'total row: ' + total[0]);
+        assert(Number(total[1]) >= Number(cells[1]), 'total >= A');
+        assert(await p.locator('[data-testid="reports-chart"] rect').count() >= 2,
+               'bars drawn');
+        await tid(p, 'reports-charts').scrollIntoViewIfNeeded();
+        await shot(p, 'laptop-reports');
+        await tid(p, 'reports-by').selectOption('group');
+        await tid(p, 'reports-show').click();
+        await p.waitForFunction((acct) => {
+            const rows = document.querySelectorAll('[data-testid="reports-row"]');
+            return rows.length > 0 &&
+                ![...rows].some((r) => r.dataset.key === acct);
+        }, A.account);
+        await shot(p, 'laptop-reports-group');
+    });
+
+    await step('reports: the XLSX downloads', async () => {
+        const [dl] = await Promise.all([p.waitForEvent('download'),
+                                        tid(p, 'reports-xlsx').click()]);
+        assert(/^report-group-.*\.xlsx$/.test(dl.suggestedFilename()),
+               'file name ' + dl.suggestedFilename());
+        const file = path.join(ARTIFACTS, dl.suggestedFilename());
+        await dl.saveAs(file);
+        const head = fs.readFileSync(file).subarray(0, 2).toString('latin1');
+        assert(head === 'PK', 'an XLSX (zip) file: ' + JSON.stringify(head));
+        fs.unlinkSync(file);
+        await p.context().close();
+        delete pages.reports;
+    });
+
+    await step('screenshots: reports on a phone', async () => {
+        const ph = await newPage(browser, 'reports-phone', PHONE, true);
+        await signIn(ph, ADMIN);
+        await tid(ph, 'reports-total').waitFor();
+        await tid(ph, 'reports-admin').scrollIntoViewIfNeeded();
+        await shot(ph, 'phone-reports');
+        await tid(ph, 'reports-charts').scrollIntoViewIfNeeded();
+        await shot(ph, 'phone-reports-charts');
+        await ph.context().close();
+        delete pages['reports-phone'];
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -2332,6 +2398,7 @@ async function main() {
         await looseSteps(browser);
 
         await passwordLoginSteps(browser);
+        await reportsSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

@@ -115,7 +115,9 @@ ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
                 ('GET', '/api/v1/stats'), ('POST', '/api/v1/labels'),
                 ('PATCH', '/api/v1/labels/1'), ('DELETE', '/api/v1/labels/1'),
                 ('GET', '/api/v1/staff'),
-                ('POST', '/api/v1/staff/nobody/password')]
+                ('POST', '/api/v1/staff/nobody/password'),
+                ('GET', '/api/v1/reports'), ('GET', '/api/v1/reports/export'),
+                ('GET', '/api/v1/history/export')]
 # both roles: an agent gets its own account's data
 BOTH_ROUTES = [('GET', '/api/v1/me/colleagues')]
 # a user's past session: its agent, or an admin for that agent (below and

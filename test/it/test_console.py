@@ -140,6 +140,9 @@ def test_console_in_a_real_browser(sim, cstack, agents):
         'WXKF_STAFF_LOGIN': STAFF_LOGIN,
         'WXKF_STAFF_PASSWORD': STAFF_PASSWORD,
         'CHROMIUM': CHROMIUM,
+        # reportsSteps builds the reports of the last days by hand
+        'WXKF_BIN': wxkf_bin(),
+        'WXKF_CONF': cstack.conf,
     })
     try:
         r = subprocess.run([NODE, 'console.test.mjs'], cwd=BROWSER_DIR,

@@ -375,6 +375,21 @@ static void test_config_rejects_original_id_with_nothing_after_gh(
     expect_env_error(SAMPLE, "WXKF_WECHAT_ORIGINAL_ID", "wechat.original_id");
 }
 
+/* [reports]: working days are weekday digits, each once; working hours
+ * start before they end. */
+static void test_config_reports_working_hours(void **state)
+{
+    (void)state;
+    env_set("WXKF_REPORTS_WORK_DAYS", "1238");
+    expect_env_error(SAMPLE, "WXKF_REPORTS_WORK_DAYS", "reports.work_days");
+    env_set("WXKF_REPORTS_WORK_DAYS", "1123");
+    expect_env_error(SAMPLE, "WXKF_REPORTS_WORK_DAYS", "reports.work_days");
+    env_set("WXKF_REPORTS_WORK_DAYS", "67");
+    env_set("WXKF_REPORTS_WORK_START", "18");
+    env_set("WXKF_REPORTS_WORK_END", "18");
+    expect_env_error(SAMPLE, "WXKF_REPORTS_WORK_START", "reports.work_end");
+}
+
 /* --- file:line errors -------------------------------------------------- */
 
 static void test_config_rejects_unknown_key_with_file_and_line(void **state)
@@ -904,6 +919,7 @@ int main(void)
         ENV_TEST(test_config_invalid_env_app_id_names_the_variable),
         ENV_TEST(test_config_empty_env_token_names_the_variable),
         ENV_TEST(test_config_rejects_original_id_with_nothing_after_gh),
+        ENV_TEST(test_config_reports_working_hours),
         ENV_TEST(test_config_rejects_unknown_key_with_file_and_line),
         ENV_TEST(test_config_rejects_unknown_section_with_file_and_line),
         ENV_TEST(test_config_rejects_bad_section_header_with_file_and_line),

@@ -24,6 +24,7 @@ static void test_migrations_are_numbered_in_order(void **st)
 
     (void)st;
     assert_true(migrate_count >= 1);
+    assert_int_equal(migrate_all[0].version, 1);
     for (i = 0; i < migrate_count; i++) {
         char prefix[8];
 

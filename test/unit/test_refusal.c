@@ -23,6 +23,7 @@ static const unsigned scopes[] = {
     REFUSAL_READ, REFUSAL_INTERNAL, REFUSAL_AGENT, REFUSAL_CANNED,
     REFUSAL_UPLOAD, REFUSAL_LABEL, REFUSAL_TRANSFER, REFUSAL_REOPEN,
     REFUSAL_STAFF,
+    REFUSAL_REPORT,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
@@ -48,7 +49,8 @@ static void test_every_row_is_complete_and_in_order(void **state)
         assert_true(r->message != NULL || r->id == REFUSAL_INVALID_FIELD ||
                     r->id == REFUSAL_AGENT_BUSY ||
                     r->id == REFUSAL_AGENT_INVALID ||
-                    r->id == REFUSAL_LABEL_INVALID);
+                    r->id == REFUSAL_LABEL_INVALID ||
+                    r->id == REFUSAL_REPORT_INVALID);
     }
     assert_null(refusal_get(REFUSAL_COUNT));
 }
