@@ -1,5 +1,5 @@
 /* stream_group: what every consumer group on P events (the archiver's,
- * media's, profile's) does alike to stay bounded in Redis — forgetting
+ * media's, profile's, kfsession's) does alike to stay bounded in Redis — forgetting
  * the consumers of processes gone for good (lib/lua/consumers.lua). Each
  * `wxkf jobs` start reads under a new consumer name ("host:pid",
  * "jobs-pid"); without this, XINFO CONSUMERS grows by one per restart. */

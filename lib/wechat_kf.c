@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "lua.h"
 #include "route.h"
+#include "stream_group.h"
 #include "wx_api.h"
 
 #include "banned.h"
@@ -76,6 +77,7 @@ void wechat_kf_init(struct wechat_kf *k, struct route *r, struct store *st,
     k->poll_ms = (int64_t)poll_s * 1000;
     store_script_init(&k->script, lua_kf_session);
     snprintf(k->consumer, sizeof(k->consumer), "jobs-%ld", (long)getpid());
+    k->forget_ms = WECHAT_KF_FORGET_MS;
 }
 
 /* Keeps what went wrong for the log line. */
@@ -259,5 +261,12 @@ int wechat_kf_sessions_pass(struct wechat_kf *k, int64_t now_ms, long limit,
         rc = make_step(k, store_reply_at_text(list, i),
                        store_reply_at_text(list, i + 1), now_ms, c);
     store_reply_free(r);
+    /* each start reads under a new name; the script acknowledges what it
+     * reads, so an idle consumer holds nothing and can go */
+    if (rc == 0 && now_ms >= k->next_forget) {
+        rc = stream_group_forget(k->store, WECHAT_KF_GROUP, k->consumer,
+                                 k->forget_ms, NULL);
+        k->next_forget = now_ms + WECHAT_KF_FORGET_EVERY_MS;
+    }
     return rc;
 }

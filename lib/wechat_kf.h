@@ -43,6 +43,8 @@ struct wx_api;
 #define WECHAT_KF_RETRY_MAX_MS 600000   /* the longest wait between tries */
 #define WECHAT_KF_TRIES 8               /* failed tries before giving up */
 #define WECHAT_KF_LIST_MAX 1000         /* kf_online_list entries read */
+#define WECHAT_KF_FORGET_MS 3600000L    /* idle consumers forgotten after */
+#define WECHAT_KF_FORGET_EVERY_MS 60000 /* how often a pass looks */
 
 /* --- decisions (pure) --------------------------------------------------- */
 
@@ -106,6 +108,8 @@ struct wechat_kf {
     int64_t poll_ms;           /* [presence] wechat_poll in ms */
     int64_t next_poll;         /* wall ms of the next poll (0: now) */
     int fails;                 /* polls failed in a row */
+    long forget_ms;            /* WECHAT_KF_FORGET_MS (tests: less) */
+    int64_t next_forget;       /* ms of the next look for idle consumers */
 };
 
 /* All borrowed; they must outlive k. poll_s: [presence] wechat_poll.

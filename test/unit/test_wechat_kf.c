@@ -337,6 +337,43 @@ static void test_steps_follow_reroutes_and_closes(void **st)
     assert_int_equal(cmd_num(f, "HLEN " P "kfs_at"), 0);
 }
 
+/* How many consumers the kfsession group has. */
+static long long consumers(struct fixture *f)
+{
+    return cmd_num(f, "EVAL %s 1 %s %s",
+                   "return #redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])",
+                   P "events", WECHAT_KF_GROUP);
+}
+
+/* Each `wxkf jobs` start reads under a new consumer name: the names of
+ * processes gone (idle past forget_ms, nothing pending since the script
+ * acknowledges what it reads) are forgotten, at most once a minute. */
+static void test_restarts_leave_no_idle_consumers_behind(void **st)
+{
+    struct fixture *f = *st;
+    int i;
+
+    f->k.forget_ms = 50;
+    pass(f, NOW);                       /* creates the group */
+    for (i = 0; i < 6; i++) {           /* six restarts */
+        snprintf(f->k.consumer, sizeof(f->k.consumer), "jobs-%d", 900 + i);
+        f->k.next_forget = 0;
+        tu_sleep_ms(80);
+        event(f, "close", A, "idle_timeout", "");
+        pass(f, NOW + 1000 * i);
+    }
+    assert_int_equal(cmd_num(f, "XLEN " P "events"), 6);
+    assert_int_equal(consumers(f), 1);
+    /* not before a minute has passed since the last look */
+    snprintf(f->k.consumer, sizeof(f->k.consumer), "jobs-%d", 999);
+    tu_sleep_ms(80);
+    event(f, "close", A, "idle_timeout", "");
+    pass(f, NOW + 5000 + 1000);
+    assert_int_equal(consumers(f), 2);
+    pass(f, NOW + 5000 + WECHAT_KF_FORGET_EVERY_MS);
+    assert_int_equal(consumers(f), 1);
+}
+
 static void test_what_wechat_did_itself_is_not_echoed(void **st)
 {
     struct fixture *f = *st;
@@ -559,6 +596,8 @@ int main(void)
         cmocka_unit_test(test_verdict_retries_only_what_can_pass_later),
         cmocka_unit_test_setup_teardown(test_steps_follow_reroutes_and_closes,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_restarts_leave_no_idle_consumers_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_what_wechat_did_itself_is_not_echoed, setup, teardown),
         cmocka_unit_test_setup_teardown(
