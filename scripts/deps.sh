@@ -19,7 +19,7 @@ PKGS="build-essential pkg-config libfcgi-dev libhiredis-dev libpq-dev
 libexpat1-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
 libopencore-amrnb-dev libopencore-amrnb0 libspeex-dev libspeex1
 libargon2-dev libargon2-1
-libxlsxwriter-dev libxlsxwriter4 python3-openpyxl
+libxlsxwriter-dev libxlsxwriter4 zlib1g-dev python3-openpyxl
 nginx libnginx-mod-nchan spawn-fcgi multiwatch redis-server postgresql wrk curl
 python3-pytest python3-requests python3-redis python3-psycopg2
 python3-cryptography iproute2 procps chromium fonts-wqy-microhei
@@ -33,7 +33,8 @@ systemd"
 # libargon2-dev / libargon2-1: argon2id, the staff users' password hashes
 # (lib/password.c; docs/security.md).
 # libxlsxwriter-dev / libxlsxwriter4: the reports' XLSX export
-# (lib/report.c);
+# (lib/report.c); zlib1g-dev: its pkg-config names -lz, which
+# libxlsxwriter-dev does not depend on;
 # python3-openpyxl: test/it/test_reports.py reads the XLSX back.
 # fonts-wqy-microhei: Chinese glyphs in the console's screenshots (the
 # console is for Chinese teams; without a CJK font they show as boxes);
