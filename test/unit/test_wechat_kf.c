@@ -335,6 +335,12 @@ static void test_steps_follow_reroutes_and_closes(void **st)
     assert_int_equal(cmd_num(f, "EXISTS " P "kfs:" USER), 0);
     assert_int_equal(cmd_num(f, "ZCARD " P "kfs_due"), 0);
     assert_int_equal(cmd_num(f, "HLEN " P "kfs_at"), 0);
+    /* the agent reopens it (POST …/reopen): made at WeChat too */
+    event(f, "assign", A, "reopen", "");
+    pass(f, NOW);
+    assert_int_equal(f->c.queued, 1);
+    assert_int_equal(f->c.done, 1);
+    assert_wechat_has(A);
 }
 
 /* How many consumers the kfsession group has. */
