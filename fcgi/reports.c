@@ -55,16 +55,20 @@ static void refused(struct fcgi_req *r, enum refusal_id id,
 }
 
 /* from, to and by of the query; answers and returns nonzero when one is
- * missing or wrong. */
+ * wrong. Neither from nor to: the account's last 7 days, by its own day
+ * ([api] stats_utc_offset), which a browser elsewhere does not know. */
 static int report_params(struct fcgi_req *r, long *lo, long *hi,
                          enum report_by *by)
 {
     const struct refusal *why = NULL;
     struct kf_str from, to, b;
+    int has_from = http_query_get(&r->query, "from", &from),
+        has_to = http_query_get(&r->query, "to", &to);
 
-    (void)http_query_get(&r->query, "from", &from);
-    (void)http_query_get(&r->query, "to", &to);
-    if (report_range(from, to, lo, hi, &why) < 0) {
+    if (!has_from && !has_to) {
+        *hi = report_today(kf_wall_ms(), r->app->cfg.api.stats_utc_offset);
+        *lo = *hi - (REPORT_DEFAULT_DAYS - 1);
+    } else if (report_range(from, to, lo, hi, &why) < 0) {
         api_refused(r, why, NULL);
         return -1;
     }

@@ -38,6 +38,8 @@ struct report_hours {
 KF_WUR int report_day_parse(struct kf_str s, long *day);
 /* The date of day as "YYYY-MM-DD" in out (11 bytes). */
 void report_day_format(long day, char out[11]);
+#define REPORT_DEFAULT_DAYS 7   /* a query without from and to */
+
 /* The local day (at utc_offset minutes) of the wall clock ms. */
 long report_today(long long now_ms, long utc_offset);
 /* A range of days from the query's from and to: both dates, from <= to,

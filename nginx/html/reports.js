@@ -27,9 +27,12 @@ export function enterReports(keep) {
     const root = tid('reports-admin');
     if (!root || form)
         return;
+    // first time: the dates are left to the server (the account's last
+    // RANGE_DAYS days, by its day, not the browser's), then shown
     const today = new Date();
     const first = new Date(today.getTime() - (RANGE_DAYS - 1) * 86400000);
     const q = keep || {from: isoDay(first), to: isoDay(today), by: 'agent'};
+    const serverDays = !keep;
     form = {
         from: h('input', {type: 'date', value: q.from,
                           'data-testid': 'reports-from',
@@ -48,7 +51,7 @@ export function enterReports(keep) {
           h('label', {}, t('reports.to'), ' ', form.to),
           h('label', {}, t('reports.by'), ' ', form.by),
           h('button', {type: 'button', 'data-testid': 'reports-show',
-                       class: 'primary', onclick: show}, t('reports.show')),
+                       class: 'primary', onclick: () => show()}, t('reports.show')),
           h('button', {type: 'button', class: 'link',
                        'data-testid': 'reports-csv',
                        onclick: () => download('csv')}, t('reports.csv')),
@@ -60,7 +63,7 @@ export function enterReports(keep) {
         h('div', {class: 'table-wrap'},
           h('table', {class: 'grid reports-table',
                       'data-testid': 'reports-table'})));
-    show();
+    show(serverDays);
 }
 
 export function leaveReports() {
@@ -172,14 +175,19 @@ function renderCharts(by, body) {
         barChart(by, body.rows, 'msgs_in', t('reports.col.msgs_in')));
 }
 
-async function show() {
+async function show(serverDays = false) {
     const err = tid('reports-error');
     const q = query();
     setError(err, '');
     tid('reports-charts').replaceChildren(h('p', {class: 'muted'},
                                             t('reports.loading')));
     try {
-        const body = await request('GET', '/api/v1/reports', {query: q});
+        const body = await request('GET', '/api/v1/reports', {
+            query: serverDays ? {by: q.by} : q});
+        if (serverDays && form && body.from && body.to) {
+            form.from.value = body.from;
+            form.to.value = body.to;
+        }
         renderCharts(q.by, body);
         renderTable(q.by, body);
     } catch (e) {

@@ -393,6 +393,22 @@ def test_bad_queries_are_refused(rstack, params, status, code):
     assert_error(get(rstack, '/api/v1/reports', params), status, code)
 
 
+def test_without_dates_the_accounts_last_week_by_its_own_day(rstack):
+    """No from and to: the account's last 7 days by [api]
+    stats_utc_offset (+8 h), which the console opens with — not the
+    browser's or UTC's day (between 16:00 and 24:00 UTC they differ)."""
+    for _ in range(2):      # a day could turn between the two clocks read
+        before = (dt.datetime.now(dt.timezone.utc) + OFF).date()
+        r = get(rstack, '/api/v1/reports', {'by': 'day'})
+        after = (dt.datetime.now(dt.timezone.utc) + OFF).date()
+        if before == after:
+            break
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body['to'] == after.isoformat(), body
+    assert body['from'] == (after - dt.timedelta(days=6)).isoformat(), body
+
+
 def test_366_days_are_allowed(rstack, day):
     r = get(rstack, '/api/v1/reports', {'from': '2025-03-02',
                                         'to': '2026-03-02', 'by': 'day'})
