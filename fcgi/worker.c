@@ -21,11 +21,16 @@
 
 static volatile sig_atomic_t stopping;
 
+/* Only the flag: libfcgi's own shutdown flag (FCGX_ShutdownPending) is
+ * never set. In libfcgi 2.4.2, a signal that interrupts OS_Accept's
+ * wait for a new connection's first bytes drops that connection (nginx
+ * answers 502), and with the flag set OS_Accept then loops forever on
+ * the closed descriptor: the worker never exits. The stop signals are
+ * instead blocked from the accept to the end of the request (below). */
 static void on_term(int sig)
 {
     (void)sig;
     stopping = 1;
-    FCGX_ShutdownPending();
 }
 
 struct kf_str fcgi_param(const struct fcgi_req *r, const char *name)
@@ -487,6 +492,7 @@ int worker_main(const char *conf_path)
 {
     struct app app;
     FCGX_Request fx;
+    sigset_t unblocked;
     unsigned long served = 0;
     int rc;
 
@@ -534,17 +540,22 @@ int worker_main(const char *conf_path)
             continue;           /* an idle second, or a signal */
         if (stopping)
             break;
-        /* The socket is non-blocking: when another worker took the
-         * connection poll announced, come back here (and flush) instead
-         * of waiting in accept with counts held back. */
+        /* From the accept to the end of the request the stop signals
+         * wait (a pending one is taken at the unblock): a connection
+         * nginx has handed over is always answered. The socket is
+         * non-blocking: when another worker took the connection poll
+         * announced, come back here (and flush) instead of waiting in
+         * accept with counts held back. */
+        app_signals_block(&unblocked);
         rc = FCGX_Accept_r(&fx);
-        if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
-            continue;
-        if (rc < 0)
+        if (rc >= 0) {
+            serve(&app, &fx);
+            FCGX_Finish_r(&fx);
+            served++;
+        }
+        pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
+        if (rc < 0 && rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR)
             break;
-        serve(&app, &fx);
-        FCGX_Finish_r(&fx);
-        served++;
     }
     if (app.metrics && metrics_flush(app.metrics, &app.store,
                                      kf_mono_ms()) < 0)

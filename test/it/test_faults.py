@@ -285,6 +285,75 @@ def test_rolling_restart_under_load_drops_nothing(fstack):
     check(st, load)
 
 
+def fcgi_record(rtype, content, rid=1):
+    """One FastCGI record (version 1), padded to 8 bytes."""
+    pad = -len(content) % 8
+    return bytes([1, rtype, rid >> 8, rid & 255, len(content) >> 8,
+                  len(content) & 255, pad, 0]) + content + b'\0' * pad
+
+
+def fcgi_get(path):
+    """A whole FastCGI GET request for path, as nginx would send it."""
+    params = b''
+    for k, v in (('REQUEST_METHOD', 'GET'), ('DOCUMENT_URI', path),
+                 ('REQUEST_URI', path), ('QUERY_STRING', ''),
+                 ('CONTENT_LENGTH', '')):
+        k, v = k.encode(), v.encode()
+        params += bytes([len(k), len(v)]) + k + v
+    return (fcgi_record(1, bytes([0, 1, 0, 0, 0, 0, 0, 0]))   # BEGIN, RESPONDER
+            + fcgi_record(4, params) + fcgi_record(4, b'')
+            + fcgi_record(5, b''))
+
+
+def fcgi_stdout(sock, limit_s):
+    """The STDOUT bytes of the answer on sock, read until END_REQUEST."""
+    sock.settimeout(limit_s)
+    data, out = b'', b''
+    for _ in range(1000):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        while len(data) >= 8:
+            clen = data[4] << 8 | data[5]
+            size = 8 + clen + data[6]
+            if len(data) < size:
+                break
+            if data[1] == 6:
+                out += data[8:8 + clen]
+            if data[1] == 3:                          # END_REQUEST
+                return out
+            data = data[size:]
+    return out
+
+
+def test_stop_while_a_connection_waits_for_its_request(fstack):
+    """SIGTERM while a worker holds a new connection whose request has not
+    arrived yet: the request that then arrives is answered and the worker
+    exits. (libfcgi's own shutdown flag made that worker drop the
+    connection and spin forever on the closed descriptor.)"""
+    import socket
+    st = fstack
+    before = st.worker_pids()
+    assert len(before) == 4
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.path.join(st.dir, 'run', 'wxkf.sock'))
+        time.sleep(0.3)                 # a worker accepted it and waits
+        for pid in before:
+            os.kill(pid, signal.SIGTERM)
+        time.sleep(0.3)
+        sock.sendall(fcgi_get('/healthz'))
+        out = fcgi_stdout(sock, 10)
+    finally:
+        sock.close()
+    head = out.split(b'\r\n\r\n')[0].split(b'\r\n')
+    assert b'Status: 200 OK' in head, out[:300]
+    wait_until(lambda: not set(st.worker_pids()) & set(before) and
+               len(st.worker_pids()) == 4, 15, 0.05,
+               'all four workers replaced')
+
+
 SECRET = 'simSecretFaults0123456789ab'
 SEND = '/cgi-bin/message/custom/send'
 
