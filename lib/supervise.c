@@ -102,9 +102,9 @@ int supervise_whisper(struct route *r, struct kf_str openid, const char *by,
     rc = new_msgid(msgid);
     if (rc < 0)
         return rc;
-    p = json_pack("{s:s,s:s,s:s,s:s}", "content", text, "author",
-                  who->author, "author_name", who->name, "author_role",
-                  who->role);
+    p = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", msgid, "content", text,
+                  "author", who->author, "author_name", who->name,
+                  "author_role", who->role);
     payload = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
     if (!payload)

@@ -37,7 +37,8 @@ KF_WUR int supervise_check_whisper(const char *text,
 
 /* Writes a whisper into openid's live session (active or waiting): by is
  * the agent writing it ('' a supervisor or an admin), which must then be
- * the session's. text is checked here. *session (the session id) and
+ * the session's. text is checked here. The event's payload is
+ * {"id", "content", "author", "author_name", "author_role"}. *session (the session id) and
  * agent (the serving agent, "" when the user waits; 48 bytes) and msgid
  * (SUPERVISE_MSGID_SIZE) are filled. Refusals: their kf code and *why;
  * KF_EBACKEND Redis down, KF_ENOMEM, KF_ECRYPTO. */

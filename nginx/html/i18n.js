@@ -439,6 +439,28 @@ export const STRINGS = {
         'err.code.range_too_long': '一次最多统计 366 天',
         'err.code.export_too_large': '导出内容过多（最多 10 万条消息），请缩小范围',
         // end reports
+        // supervise
+        'super.open': '查看会话',
+        'super.title': '与 {user} 的会话',
+        'super.state.none': '当前没有进行中的会话（可在“历史会话”中查看记录）',
+        'super.state.active': '客服 {agent} 正在接待',
+        'super.state.mine': '已由您接待，可以直接回复用户',
+        'super.state.waiting': '用户正在排队等待',
+        'super.takeover': '接管会话',
+        'super.takeover.hint': '接管需要为您的主管账号关联一个客服账号（wxkf user add --role supervisor --agent 账号）。',
+        'super.takeover.done': '已接管与 {user} 的会话',
+        'super.reply.hint': '以您的客服身份回复用户',
+        'super.whisper.label': '内部备注（仅员工可见，不会发给用户）',
+        'super.whisper.hint': '写给接待客服的提示，最多 500 字',
+        'super.whisper.send': '发送内部备注',
+        'super.whisper.sent': '内部备注已发送',
+        'super.whisper.tag': '内部备注 · 仅员工可见',
+        'super.taken': '{who} 接管了与 {user} 的会话',
+        'err.code.whisper_too_long': '内部备注最多 500 字',
+        'err.code.invalid_whisper': '内部备注不能为空，也不能含有控制字符',
+        'err.code.no_agent_identity': '您的主管账号没有关联客服账号，无法接管会话',
+        'err.code.not_active': '只有正在接待中的会话才能接管',
+        // end supervise
     },
     en: {
         'app.title': 'Customer service console',
@@ -875,6 +897,28 @@ export const STRINGS = {
         'err.code.range_too_long': 'A report covers at most 366 days',
         'err.code.export_too_large': 'Too much to export (100,000 messages at most): narrow it',
         // end reports
+        // supervise
+        'super.open': 'Open the conversation',
+        'super.title': 'Conversation with {user}',
+        'super.state.none': 'No live session now (see its record under Past sessions)',
+        'super.state.active': '{agent} is serving this user',
+        'super.state.mine': 'You serve this user now and can reply',
+        'super.state.waiting': 'The user is waiting in the queue',
+        'super.takeover': 'Take over',
+        'super.takeover.hint': 'Taking over needs an agent account linked to your supervisor login (wxkf user add --role supervisor --agent ACCOUNT).',
+        'super.takeover.done': 'You took over the conversation with {user}',
+        'super.reply.hint': 'Reply to the user as your agent account',
+        'super.whisper.label': 'Internal note (staff only, never sent to the user)',
+        'super.whisper.hint': 'A hint for the serving agent, 500 characters at most',
+        'super.whisper.send': 'Send internal note',
+        'super.whisper.sent': 'Internal note sent',
+        'super.whisper.tag': 'Internal note · staff only',
+        'super.taken': '{who} took over the conversation with {user}',
+        'err.code.whisper_too_long': 'An internal note is 500 characters at most',
+        'err.code.invalid_whisper': 'An internal note may not be empty or hold control characters',
+        'err.code.no_agent_identity': 'Your supervisor login has no agent account linked, so it cannot take over',
+        'err.code.not_active': 'Only a session an agent is serving can be taken over',
+        // end supervise
     },
 };
 

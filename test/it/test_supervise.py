@@ -128,7 +128,8 @@ def test_who_may_whisper_and_what_a_whisper_must_be(vstack, sim, team):
            if e['type'] == 'whisper' and e['openid'] == o]
     assert len(got) == 3
     p = json.loads(got[0]['payload'])
-    assert p == {'content': WHISPER, 'author': 'watcher',
+    assert p == {'id': got[0]['msg_id'], 'content': WHISPER,
+                 'author': 'watcher',
                  'author_name': '值班主管', 'author_role': 'supervisor'}
     assert json.loads(got[1]['payload'])['author_role'] == 'agent'
     assert json.loads(got[2]['payload'])['author'] == 'admin'
