@@ -26,21 +26,62 @@ export function whisperMsg(payload, ts, session) {
     const p = payload && typeof payload === 'object' ? payload : {};
     return {key: 'w:' + (p.id || ts + ':' + (p.author || '')), dir: 'whisper',
             ts, msgtype: 'text', content: p.content || '', payload: p,
-            author: p.author_name || p.author || '', session};
+            author: p.author_name || (p.author_role === 'agent'
+                                      ? agentName(p.author) : p.author) || '',
+            session};
 }
 
 // The bubble of a whisper: marked as staff's own, never like a message
-// sent to the user.
+// sent to the user. In the agent's view of a session it serves, someone
+// else's whisper can be answered with one (whisper-reply-dialog).
 export function fillWhisperEl(m, li) {
     li.classList.add('whisper');
     li.dataset.testid = 'whisper';
+    const meta = h('div', {class: 'meta'}, h('time', {}, fmtTime(m.ts)),
+                   m.author ? h('span', {class: 'by'}, m.author) : '');
+    if (S.me && S.me.role === 'agent' && S.sessions.has(m.openid) &&
+        m.payload.author !== S.me.account)
+        meta.append(h('button', {type: 'button', class: 'link',
+                                 dataset: {testid: 'whisper-answer'},
+                                 onclick: () => openWhisperReply(m.openid)},
+                      t('super.whisper.reply')));
     li.replaceChildren(
         h('div', {class: 'bubble'},
           h('div', {class: 'whisper-tag'}, t('super.whisper.tag')),
           h('div', {class: 'text', dataset: {testid: 'whisper-text'}},
             m.content)),
-        h('div', {class: 'meta'}, h('time', {}, fmtTime(m.ts)),
-          m.author ? h('span', {class: 'by'}, m.author) : ''));
+        meta);
+}
+
+let replyTo = '';
+
+function openWhisperReply(openid) {
+    const d = tid('whisper-reply-dialog');
+    replyTo = openid;
+    tid('whisper-reply-text', d).value = '';
+    setError(tid('whisper-reply-error', d), '');
+    d.showModal();
+}
+
+// The agent's whisper arrives in its own feed (it serves the session).
+async function sendWhisperReply(ev) {
+    ev.preventDefault();
+    const d = tid('whisper-reply-dialog');
+    const text = tid('whisper-reply-text', d).value;
+    if (!replyTo || !text.trim())
+        return;
+    const btn = tid('whisper-reply-send', d);
+    btn.disabled = true;
+    try {
+        await api.post('/api/v1/sessions/' + seg(replyTo) + '/whisper', {text});
+        d.close();
+        toast(t('super.whisper.sent'));
+    } catch (e) {
+        const {msg, details} = errInfo(e);
+        setError(tid('whisper-reply-error', d), msg, details);
+    } finally {
+        btn.disabled = false;
+    }
 }
 
 // The agent's notice that a supervisor took one of its sessions.
@@ -249,6 +290,9 @@ export function relabelSupervise() {
 }
 
 export function wireSupervise() {
+    const r = tid('whisper-reply-dialog');
+    tid('whisper-reply-form', r).addEventListener('submit', sendWhisperReply);
+    tid('whisper-reply-cancel', r).addEventListener('click', () => r.close());
     const d = dlg();
     tid('whisper-form', d).addEventListener('submit', submitWhisper);
     tid('whisper-text', d).addEventListener('input', renderCount);

@@ -1506,6 +1506,7 @@ async function superviseSteps(browser) {
     const u = openidFor('Super');
     const first = '我的快递三天没动了', second = '能帮我查一下吗？';
     const whisper = '这位用户上周投诉过，先道歉再处理';
+    const reply = '收到，我先查物流';
     const answer = '您好，我是主管，马上为您处理';
     const signInPassword = async (p) => {
         await p.goto(BASE + '/');
@@ -1554,6 +1555,17 @@ async function superviseSteps(browser) {
         assert(!(await simSent(u)).some(x => JSON.stringify(x).includes(whisper)),
                'WeChat never got the whisper');
         await shot(a, 'laptop-supervise-agent-whisper');
+        // A answers with a whisper of its own; the supervisor sees it
+        await w.getByTestId('whisper-answer').first().click();
+        await tid(a, 'whisper-reply-text').fill(reply);
+        await tid(a, 'whisper-reply-send').click();
+        await tid(a, 'whisper-reply-dialog').waitFor({state: 'hidden'});
+        await w.getByText(reply).waitFor({timeout: 10000});
+        await tid(s, 'supervise-messages').locator('[data-testid="whisper"]')
+            .getByText(reply).waitFor({timeout: 10000});
+        assert(!(await simSent(u)).some(x => JSON.stringify(x).includes(reply)),
+               'WeChat never got A\'s whisper');
+        await shot(s, 'laptop-supervise-whispers');
     });
 
     await step('supervise: the supervisor takes over; A is told and the session leaves A', async () => {
