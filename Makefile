@@ -66,7 +66,7 @@ $(SANB)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
 # alone. build/gen/lua.h declares them (rewritten only when the list of
 # scripts changes: a script's edit recompiles lua.c alone).
 LUA_ROUTING := $(addprefix lib/lua/,$(addsuffix .lua,\
-  ingest outbound presence read session sweep))
+  ingest outbound presence read session supervise sweep))
 LUA_PLAIN := $(filter-out lib/lua/prelude.lua $(LUA_ROUTING),\
   $(sort $(wildcard lib/lua/*.lua)))
 EMBED_LUA = sh scripts/embed_lua.sh build/gen/lua.c build/gen/lua.h \

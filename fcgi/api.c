@@ -48,12 +48,22 @@ static void braked(struct fcgi_req *r, long retry_after_s, const char *kind)
                "later", hdr);
 }
 
+/* A route of the agent's own (/api/v1/me and /api/v1/me/...). */
+static int me_route(const struct fcgi_req *r)
+{
+    return r->route && (strcmp(r->route, "/api/v1/me") == 0 ||
+                        strncmp(r->route, "/api/v1/me/", 11) == 0);
+}
+
 /* A staff user's session cookie, when the request has no Authorization
  * header (a bearer token wins): identified, and for a method that
- * changes something, its CSRF token checked. A supervisor is served as
- * an admin on GET and HEAD (every session and the admin views, read
- * only) and refused anything else. Answers a refusal itself (*answered
- * = 1). 1 when there was a cookie to go by. */
+ * changes something, its CSRF token checked. With map_roles, a
+ * supervisor linked to an agent account is served as that agent on
+ * /api/v1/me... and on anything but GET and HEAD (what an agent may do,
+ * e.g. answer a session it took over); otherwise as an admin on GET and
+ * HEAD (every session and the admin views, read only), and refused
+ * anything else. Answers a refusal itself (*answered = 1). 1 when there
+ * was a cookie to go by. */
 static int by_cookie(struct fcgi_req *r, struct auth *who, int *rc,
                      int *answered, int map_roles)
 {
@@ -75,7 +85,9 @@ static int by_cookie(struct fcgi_req *r, struct auth *who, int *rc,
         api_refused(r, refusal_get(REFUSAL_CSRF_FAILED), NULL);
         *answered = 1;
     } else if (*rc == 0 && map_roles && who->role == AUTH_SUPERVISOR) {
-        if (reads) {
+        if (who->account[0] && (!reads || me_route(r))) {
+            who->role = AUTH_AGENT;
+        } else if (reads) {
             who->role = AUTH_ADMIN;
         } else {
             api_refused(r, refusal_get(REFUSAL_READ_ONLY), NULL);
@@ -88,14 +100,17 @@ static int by_cookie(struct fcgi_req *r, struct auth *who, int *rc,
 }
 
 /* Authenticates (a bearer token, else a staff session cookie); on
- * failure answers and returns nonzero. need_admin: agents get 403. */
-int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
+ * failure answers and returns nonzero. need_admin: agents get 403.
+ * map_roles: a supervisor is served as by_cookie says, else it stays
+ * AUTH_SUPERVISOR. */
+static int authenticate(struct fcgi_req *r, struct auth *who, int need_admin,
+                        int map_roles)
 {
     char addr[46];
     int rc, answered = 0;
 
     auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
-    if (!by_cookie(r, who, &rc, &answered, 1))
+    if (!by_cookie(r, who, &rc, &answered, map_roles))
         rc = auth_identify(rt(r), &r->app->cfg,
                            fcgi_param(r, "HTTP_AUTHORIZATION"), addr, who);
     if (answered) {
@@ -116,6 +131,16 @@ int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
         log_info(&r->log, "api", "denied", "status=%d addr=%s", r->status,
                  addr);
     return rc < 0;
+}
+
+int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
+{
+    return authenticate(r, who, need_admin, 1);
+}
+
+int api_authenticate_staff(struct fcgi_req *r, struct auth *who)
+{
+    return authenticate(r, who, 0, 0);
 }
 
 int api_staff_session(struct fcgi_req *r, struct auth *who)
@@ -261,8 +286,9 @@ void api_me(struct fcgi_req *r)
     }
     o = mirror_agent_json(who.account, me);
     json_decref(me);
-    if (o)
-        json_object_set_new(o, "role", json_string("agent"));
+    if (o)      /* a supervisor served as its agent says what it is */
+        json_object_set_new(o, "role", json_string(
+                                who.login[0] ? who.staff_role : "agent"));
     if (o && who.login[0]) {
         json_object_set_new(o, "login", json_string(who.login));
         json_object_set_new(o, "name", json_string(who.name));

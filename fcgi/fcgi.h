@@ -96,6 +96,9 @@ void fcgi_json_with(struct fcgi_req *r, int status, json_t *body,
 struct auth;
 int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin);
 int api_need_agent(struct fcgi_req *r, const struct auth *who);
+/* api_authenticate for the supervisor's own routes (fcgi/supervise.c): a
+ * supervisor stays AUTH_SUPERVISOR (its agent, if any, in account). */
+int api_authenticate_staff(struct fcgi_req *r, struct auth *who);
 /* The staff user of the request's session cookie whatever its role (a
  * supervisor's writes included), the CSRF token checked for a method
  * that changes something; a bearer token does not count. Answers
@@ -141,6 +144,8 @@ void api_search(struct fcgi_req *r);
 void api_history_sessions(struct fcgi_req *r);
 void api_session_reopen_peek(struct fcgi_req *r);   /* fcgi/reopen.c */
 void api_session_reopen(struct fcgi_req *r);
+void api_session_whisper(struct fcgi_req *r);       /* fcgi/supervise.c */
+void api_session_takeover(struct fcgi_req *r);
 void api_labels_list(struct fcgi_req *r);       /* fcgi/labels.c */
 void api_labels_create(struct fcgi_req *r);
 void api_label_patch(struct fcgi_req *r);

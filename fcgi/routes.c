@@ -202,6 +202,8 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/canned/import", api_canned_import },
     { M_PATCH, "/api/v1/canned/*", api_canned_patch },
     { M_DELETE, "/api/v1/canned/*", api_canned_delete },
+    { M_POST, "/api/v1/sessions/*/whisper", api_session_whisper },
+    { M_POST, "/api/v1/sessions/*/takeover", api_session_takeover },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

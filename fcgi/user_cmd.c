@@ -27,7 +27,8 @@ static const char user_usage[] =
     "\n"
     "  add     --login L --name N --role agent|supervisor|admin [--agent A]\n"
     "          the password is read from standard input; role agent needs\n"
-    "          --agent, the agent account it signs in as\n"
+    "          --agent, the agent account it signs in as; a supervisor may\n"
+    "          have one, the agent it serves users as after a take-over\n"
     "  passwd  --login L   a new password (from standard input); the user's\n"
     "          sessions end and its lock-out is lifted\n"
     "  disable --login L   the user can no longer sign in; its sessions end\n"
@@ -190,7 +191,7 @@ static int run(const char *cmd, const struct uopts *o,
         if (add && (staff_check_login(o->login) < 0 ||
                     staff_check_name(o->name) < 0 ||
                     staff_check_role(o->role) < 0 ||
-                    (strcmp(o->role, "agent") == 0) != (o->agent != NULL)))
+                    staff_check_agent_link(o->role, o->agent != NULL) < 0))
             return fail("invalid --login, --name, --role or --agent", NULL);
         if (read_password(pw, sizeof(pw)))
             return 1;

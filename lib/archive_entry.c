@@ -17,7 +17,8 @@
 
 static const char *const kind_names[] = {
     "msg_in", "msg_out", "delivery", "assign", "reassign", "transfer",
-    "queue", "close", "presence", "media_stored", "media_failed", "other",
+    "queue", "close", "presence", "media_stored", "media_failed",
+    "whisper", "other",
 };
 
 /* Stream field -> column (msgid, id, recv_ms, ts_ms are read apart). */
@@ -146,6 +147,8 @@ static enum archive_entry_kind checked_kind(const struct archive_entry *e,
                    ? k : K(OTHER);
     case K(MEDIA_STORED): case K(MEDIA_FAILED):
         return nonempty(e->col[C(MEDIA_ID)]) ? k : K(OTHER);
+    case K(WHISPER):
+        return nonempty(e->col[C(OPENID)]) ? k : K(OTHER);
     default:
         return k;
     }

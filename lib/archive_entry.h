@@ -21,6 +21,7 @@ enum archive_entry_kind {
     ARCHIVE_ENTRY_ASSIGN, ARCHIVE_ENTRY_REASSIGN, ARCHIVE_ENTRY_TRANSFER,
     ARCHIVE_ENTRY_QUEUE, ARCHIVE_ENTRY_CLOSE, ARCHIVE_ENTRY_PRESENCE,
     ARCHIVE_ENTRY_MEDIA_STORED, ARCHIVE_ENTRY_MEDIA_FAILED,
+    ARCHIVE_ENTRY_WHISPER,  /* staff's internal note: messages, 'w' */
     ARCHIVE_ENTRY_OTHER,
     ARCHIVE_ENTRY_BAD,  /* not representable: straight to archive_rejects */
     ARCHIVE_ENTRY_GONE  /* pending, but deleted from the stream */

@@ -45,7 +45,8 @@ static const char messages_sql[] =
     "INSERT INTO messages (event_id, msgid, session_id, openid, agent,"
     " direction, msgtype, content, media_id, status, payload, created_at) "
     "SELECT event_id, nullif(msgid, ''), " SESS ", coalesce(openid, ''),"
-    " nullif(agent, ''), CASE kind WHEN 'msg_in' THEN 'i' ELSE 'o' END,"
+    " nullif(agent, ''), CASE kind WHEN 'msg_in' THEN 'i'"
+    "  WHEN 'whisper' THEN 'w' ELSE 'o' END,"
     " coalesce(nullif(msgtype, ''), 'unknown'),"
     " coalesce(p->>'Content', p->>'Recognition', p->>'Title',"
     "          p->>'Label', p->>'content', p->>'title'),"
@@ -56,7 +57,7 @@ static const char messages_sql[] =
     "         THEN jsonb_build_object('by', sender) ELSE '{}' END ||"
     "         CASE WHEN kind = 'msg_out' AND marker <> ''"
     "         THEN jsonb_build_object('marker', marker) ELSE '{}' END AS p"
-    "       FROM wxkf_arch WHERE kind IN ('msg_in', 'msg_out')"
+    "       FROM wxkf_arch WHERE kind IN ('msg_in', 'msg_out', 'whisper')"
     "       OFFSET 0) x "            /* parse each payload once */
     "ON CONFLICT (event_id, created_at) DO NOTHING";
 
@@ -187,7 +188,7 @@ static const struct stmt {
     unsigned kinds;
     const char *sql;
 } stmts[] = {
-    { BIT(MSG_IN) | BIT(MSG_OUT), messages_sql },
+    { BIT(MSG_IN) | BIT(MSG_OUT) | BIT(WHISPER), messages_sql },
     { BIT(DELIVERY), deliveries_sql },
     { SESSION_KINDS, sessions_sql },
     { BIT(ASSIGN) | BIT(REASSIGN) | BIT(TRANSFER) | BIT(QUEUE),

@@ -245,6 +245,9 @@ int auth_cookie_identify(struct route *r, const struct config *cfg,
     } else {
         out->role = strcmp(s.role, "admin") == 0 ? AUTH_ADMIN
                                                  : AUTH_SUPERVISOR;
+        /* a supervisor's agent, when it has one (sql/0011) */
+        snprintf(out->account, sizeof(out->account), "%s", s.agent);
+        snprintf(out->status, sizeof(out->status), "%s", s.agent_status);
     }
     snprintf(out->login, sizeof(out->login), "%s", s.login);
     snprintf(out->name, sizeof(out->name), "%s", s.name);

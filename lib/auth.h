@@ -19,14 +19,16 @@
 #define AUTH_TICKET_TTL_S 60
 
 /* AUTH_SUPERVISOR: a staff user of role supervisor (cookie only); the
- * API serves its reads as an admin's and refuses its writes
- * (fcgi/api.c, api_authenticate). */
+ * API serves its reads as an admin's, and its other requests, and those
+ * of /api/v1/me..., as its agent's when it is linked to one (account; a
+ * supervisor without one is refused them), but for the supervisor's own
+ * routes (whisper, take-over: fcgi/api.c, api_authenticate). */
 enum auth_role { AUTH_NONE, AUTH_AGENT, AUTH_ADMIN, AUTH_SUPERVISOR };
 
 struct auth {
     enum auth_role role;
-    char account[48];           /* AUTH_AGENT */
-    char status[16];            /* AUTH_AGENT: online, paused, offline */
+    char account[48];           /* AUTH_AGENT; AUTH_SUPERVISOR's agent or "" */
+    char status[16];            /* of account: online, paused, offline */
     char token_sha256[65];      /* AUTH_AGENT by token: its hash */
     long retry_after_s;         /* KF_ELIMIT: when to try again */
     /* A staff user signed in with a password (auth_cookie_identify);
@@ -59,7 +61,8 @@ KF_WUR int auth_identify(struct route *r, const struct config *cfg,
 /* Identifies a staff user by the session id of its cookie (the
  * wxkf_sid value, staff_cookie_sid): role agent -> AUTH_AGENT as its
  * agent account (status from the mirror), admin -> AUTH_ADMIN,
- * supervisor -> AUTH_SUPERVISOR; login, name, staff_role, csrf and
+ * supervisor -> AUTH_SUPERVISOR (with its agent account and status when
+ * linked to one); login, name, staff_role, csrf and
  * session_sha256 filled. Unknown or expired -> KF_EBADSIG (not counted
  * by the brake: the id is 256 random bits and never guessed by
  * retrying), Redis down -> KF_EBACKEND. */

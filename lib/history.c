@@ -384,14 +384,19 @@ static int row_json(const struct pg_res *res, int i, json_t **out)
     json_t *m = json_object();
     int rc = m ? 0 : KF_ENOMEM;
 
-    if (rc == 0 && strcmp(dir, "i") != 0 && strcmp(dir, "o") != 0)
+    if (rc == 0 && strcmp(dir, "i") != 0 && strcmp(dir, "o") != 0 &&
+        strcmp(dir, "w") != 0)
         rc = KF_EIO;
     if (rc == 0)
         rc = put_int(m, "id", res, i, C_ID);
     if (rc == 0)
         rc = put_text(m, "openid", res, i, C_OPENID);
-    if (rc == 0)
-        rc = put(m, "direction", json_string(dir[0] == 'i' ? "in" : "out"));
+    if (rc == 0)        /* a whisper: staff's internal note, never sent */
+        rc = put(m, "direction", json_string(dir[0] == 'i' ? "in"
+                                             : dir[0] == 'o' ? "out"
+                                                             : "whisper"));
+    if (rc == 0 && dir[0] == 'w')
+        rc = put(m, "whisper", json_true());
     if (rc == 0)
         rc = put_text(m, "msgtype", res, i, C_TYPE);
     if (rc == 0)

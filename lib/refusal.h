@@ -46,6 +46,8 @@ enum refusal_scope {
                                lib/staff, lib/staff_session) */
     REFUSAL_REPORT = 16384, /* lib/report: a report's or an export's
                                query */
+    REFUSAL_SUPERVISE = 131072, /* lib/supervise: a whisper's text (by
+                                   kf code), lib/lua/supervise.lua */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -61,6 +63,7 @@ enum refusal_scope {
 #define REFUSAL_T REFUSAL_TRANSFER
 #define REFUSAL_RE REFUSAL_REOPEN
 #define REFUSAL_SF REFUSAL_STAFF
+#define REFUSAL_SV REFUSAL_SUPERVISE
 
 /* X(ID, scopes, sub-code, kf code, HTTP status, API code, message,
  *   WeChat errcode meaning the same (0: none)). message NULL: the verb's
@@ -200,7 +203,31 @@ enum refusal_scope {
       "invalid_field", NULL, 0)                                            \
     X(EXPORT_TOO_BIG, REFUSAL_REPORT, "export_too_large", KF_ETOOBIG, 413,  \
       "export_too_large", "an export holds at most 100000 messages: "      \
-      "narrow it", 0)
+      "narrow it", 0)                                                      \
+    X(WHISPER_TOO_LONG, REFUSAL_SV, "whisper_too_long", KF_ETOOBIG, 400,    \
+      "whisper_too_long", "a whisper is at most 500 characters", 0)         \
+    X(WHISPER_INVALID, REFUSAL_SV, "whisper_invalid", KF_EINVAL, 400,       \
+      "invalid_whisper", "a whisper must be text without control "          \
+      "characters", 0)                                                      \
+    X(WHISPER_NOT_UTF8, REFUSAL_SV, "whisper_not_utf8", KF_EPARSE, 400,     \
+      "invalid_whisper", "the whisper is not valid UTF-8", 0)               \
+    X(WHISPER_EMPTY, REFUSAL_SV, "whisper_empty", KF_EINVAL, 400,           \
+      "invalid_whisper", "the whisper is empty", 0)                         \
+    X(SV_NO_SESSION, REFUSAL_SV, "no_session", KF_ENOTFOUND, 404,           \
+      "no_session", "this user has no session", 0)                          \
+    X(SV_NOT_YOURS, REFUSAL_SV, "not_yours", KF_EINVAL, 403, "not_yours",   \
+      "the session is another agent's", 0)                                  \
+    X(SV_NOT_ACTIVE, REFUSAL_SV, "not_active", KF_EINVAL, 409,              \
+      "not_active", "only a session an agent is serving can be taken "      \
+      "over", 0)                                                            \
+    X(SV_UNKNOWN_AGENT, REFUSAL_SV, "unknown_agent", KF_ENOTFOUND, 404,     \
+      "unknown_agent", "no such agent", 0)                                  \
+    X(SV_SAME_AGENT, REFUSAL_SV, "same_agent", KF_EINVAL, 409,              \
+      "same_agent", "the session is already with that agent", 0)            \
+    X(NO_AGENT_IDENTITY, REFUSAL_SV, "no_agent_identity", KF_EINVAL, 409,   \
+      "no_agent_identity", "taking over needs an agent account linked to "  \
+      "this supervisor (wxkf user add --role supervisor --agent ACCOUNT)",  \
+      0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

@@ -410,7 +410,8 @@ static const char export_sql[] =
     " m.session_id, m.openid, m.agent, CASE m.direction WHEN 'i' THEN 'in'"
     " ELSE 'out' END, m.msgtype, m.content, m.media_id, m.status "
     "FROM messages m"
-    " WHERE ($1::text IS NULL OR m.openid = $1)"
+    " WHERE m.direction <> 'w'"           /* whispers are staff's only */
+    " AND ($1::text IS NULL OR m.openid = $1)"
     " AND ($2::bigint IS NULL OR m.session_id = $2::bigint)"
     " AND ($3::date IS NULL OR m.created_at >= ($3::date::timestamp -"
     "  make_interval(mins => $5::integer)) AT TIME ZONE 'UTC')"

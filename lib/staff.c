@@ -30,6 +30,15 @@ int staff_check_role(const char *s)
            strcmp(s, "admin") == 0 ? 0 : KF_EINVAL;
 }
 
+int staff_check_agent_link(const char *role, int linked)
+{
+    if (strcmp(role, "agent") == 0)
+        return linked ? 0 : KF_EINVAL;
+    if (strcmp(role, "admin") == 0)
+        return linked ? KF_EINVAL : 0;
+    return 0;
+}
+
 int staff_check_name(const char *s)
 {
     return s[0] && kf_text_check(s, STAFF_NAME_CHARS, 0) == 0 ? 0
@@ -54,17 +63,17 @@ static int failed(int rc)
 int staff_add(struct pg_conn *db, const char *app_id,
               const struct staff_user *u)
 {
-    int is_agent = strcmp(u->role, "agent") == 0;
     const char *p[6] = { app_id, u->login, u->name, u->role,
-                         is_agent ? u->agent : NULL, u->hash };
+                         u->agent[0] ? u->agent : NULL, u->hash };
     struct pg_res *res = NULL;
     int rc;
 
     if (staff_check_login(u->login) < 0 || staff_check_name(u->name) < 0 ||
-        staff_check_role(u->role) < 0 || is_agent != (u->agent[0] != '\0') ||
+        staff_check_role(u->role) < 0 ||
+        staff_check_agent_link(u->role, u->agent[0] != '\0') < 0 ||
         strncmp(u->hash, "$argon2id$", 10) != 0)
         return KF_EINVAL;
-    /* an agent user only for an agent that exists */
+    /* a user linked to an agent only for an agent that exists */
     rc = pg_exec(db, "INSERT INTO staff_users (app_id, login, display_name, "
                  "role, agent, password_hash) SELECT $1, $2, $3, $4, $5, $6 "
                  "WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM agents "

@@ -2,7 +2,8 @@
  * table (sql/0008_staff_users.sql, keyed by app_id and login), the checks
  * of its fields as untrusted input, and its verbs: add, get, list, set a
  * password, disable. A user has a role: agent (linked to its agent
- * account, which routing knows it by), supervisor or admin. Passwords
+ * account, which routing knows it by), supervisor (linked to an agent
+ * account or not) or admin. Passwords
  * come in already hashed (lib/password); the hash never leaves this
  * module but for verification. Sessions and lock-out are
  * lib/staff_session's. Each verb takes a connection the caller opened
@@ -27,7 +28,7 @@ struct staff_user {
     char login[STAFF_LOGIN_SIZE];
     char name[STAFF_NAME_SIZE];
     char role[STAFF_ROLE_SIZE];     /* agent, supervisor, admin */
-    char agent[STAFF_AGENT_SIZE];   /* role agent: its account, else "" */
+    char agent[STAFF_AGENT_SIZE];   /* its agent account, else "" */
     char hash[PASSWORD_HASH_MAX];   /* argon2id encoded */
     int disabled;
 };
@@ -37,6 +38,11 @@ struct staff_user {
 KF_WUR int staff_check_login(const char *s);
 /* 0 when s is agent, supervisor or admin. Else KF_EINVAL. */
 KF_WUR int staff_check_role(const char *s);
+/* 0 when a user of role may be linked (linked 1) or not (0) to an agent
+ * account: an agent must be (the account it signs in as), an admin must
+ * not, a supervisor may (the identity it serves users under after a
+ * take-over, sql/0011_supervise.sql). Else KF_EINVAL. */
+KF_WUR int staff_check_agent_link(const char *role, int linked);
 /* 0 when s is a display name: 1..64 characters, no control characters,
  * one line. Else KF_EINVAL. */
 KF_WUR int staff_check_name(const char *s);
@@ -48,8 +54,7 @@ KF_WUR int staff_open(const char *dsn, int request, struct pg_conn **out);
 /* Errors of the verbs: KF_EBACKEND (unreachable, lost), KF_ENOMEM,
  * KF_EIO, and: */
 /* INSERT of u (fields checked here; u->hash from password_hash) for
- * app_id. KF_EINVAL a field, KF_ENOTFOUND role agent without such an
- * agent, KF_EEXISTS the login is taken or the agent has a user already. */
+ * app_id. KF_EINVAL a field, KF_ENOTFOUND linked to no such agent, KF_EEXISTS the login is taken or the agent has a user already. */
 KF_WUR int staff_add(struct pg_conn *db, const char *app_id,
                      const struct staff_user *u);
 /* The user login of app_id into *out. KF_ENOTFOUND. */

@@ -41,6 +41,9 @@ STAFF_FILE=$VAR/agent.password     # the password of $DEMO_LOGIN
 DEMO_LOGIN=wang
 NEW_ADMIN=''                       # set when this start made the admin token
 DEMO_AGENT=kf001@sandbox
+SUPER_FILE=$VAR/supervisor.password   # the password of $SUPER_LOGIN
+SUPER_LOGIN=laoli
+SUPER_AGENT=lead@sandbox           # the agent the supervisor takes over as
 PORTS_FILE=$VAR/ports.env
 SAMPLE=$REPO/docs/wxkf.conf.sample
 STACK=$REPO/scripts/stack.sh
@@ -341,6 +344,26 @@ demo_staff() {
     say "added the staff user $DEMO_LOGIN (password in $STAFF_FILE)"
 }
 
+# A supervisor who signs in with a password, linked to an agent account it
+# serves users as after a take-over (left offline: routing gives it no
+# users of its own), once (var/supervisor.password holds its password).
+demo_supervisor() {
+    [ -e "$SUPER_FILE" ] && return 0
+    # its token is not needed (the supervisor signs in with a password)
+    "$WXKF_BIN" agent add -c "$CONF" --account "$SUPER_AGENT" \
+        --nick '主管老李' >/dev/null 2>>"$VAR/logs/agent.log" ||
+        say "note: could not add the agent $SUPER_AGENT (it may exist; see var/logs/agent.log)"
+    pw=$(rand_alnum 16)
+    printf '%s\n' "$pw" | "$WXKF_BIN" user add -c "$CONF" --login "$SUPER_LOGIN" \
+        --name '主管老李' --role supervisor --agent "$SUPER_AGENT" \
+        >>"$VAR/logs/agent.log" 2>&1 || {
+        say "note: could not add the supervisor $SUPER_LOGIN (see var/logs/agent.log)"
+        return 0
+    }
+    (umask 077; printf '%s\n' "$pw" >"$SUPER_FILE")
+    say "added the supervisor $SUPER_LOGIN (password in $SUPER_FILE)"
+}
+
 # --- commands --------------------------------------------------------------
 do_start() {
     [ -x "$WXKF_BIN" ] || die "$WXKF_BIN not built (run: make)"
@@ -373,6 +396,7 @@ do_start() {
     start_simulator
     demo_agent
     demo_staff
+    demo_supervisor
 
     # The port nginx really listens on (it may have been started earlier).
     port=$(sed -n 's/^PORT=//p' "$VAR/run/stack.env" 2>/dev/null || true)
@@ -394,6 +418,7 @@ wxkf is up on 127.0.0.1 (sandbox: api_base -> http://127.0.0.1:$SIM_PORT)
 
 Sign in to the console with a login and password (kept in $VAR):
   $DEMO_LOGIN / $(cat "$STAFF_FILE" 2>/dev/null || echo "(none: $STAFF_FILE missing)")   (agent $DEMO_AGENT)
+  $SUPER_LOGIN / $(cat "$SUPER_FILE" 2>/dev/null || echo "(none: $SUPER_FILE missing)")   (supervisor; takes conversations over as $SUPER_AGENT)
 More users: build/rel/wxkf user add -c $CONF --login L --name N --role agent|supervisor|admin [--agent A]
 Or with a token (使用令牌登录):
   agent $DEMO_AGENT:  $(cat "$AGENT_FILE" 2>/dev/null || echo "(none: $AGENT_FILE missing)")

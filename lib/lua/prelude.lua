@@ -484,14 +484,16 @@ end
 -- Takes o off its agent (active) or out of its queue (waiting).
 -- Takes o's session off its agent or queue. With a reason (the session
 -- moves on rather than closing), the agent it leaves is told in its feed:
--- {type = release}, so a console drops the conversation at once.
-local function detach(o, s, reason, now)
+-- {type = release}, so a console drops the conversation at once; extra
+-- (nil none) adds fields to it (a take-over: who took it).
+local function detach(o, s, reason, now, extra)
     if s.state == 'active' and s.agent and s.agent ~= '' then
         redis.call('SREM', P .. 'load:' .. s.agent, o)
         if reason then
-            inbox(s.agent, { 'type', 'release', 'openid', o,
-                             'session', s.id or '', 'agent', s.agent,
-                             'reason', reason, 'ts_ms', tostring(now) })
+            inbox(s.agent, append({ 'type', 'release', 'openid', o,
+                                    'session', s.id or '',
+                                    'agent', s.agent, 'reason', reason,
+                                    'ts_ms', tostring(now) }, extra))
         end
     elseif s.state == 'waiting' then
         redis.call('ZREM', qkey(s.group or '_all'), o)

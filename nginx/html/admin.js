@@ -10,6 +10,7 @@ import {S, agentName, every} from './state.js';
 import {renderLabels, wireLabels} from './labels.js';
 import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 import {enterReports, leaveReports, relabelReports} from './reports.js';
+import {openSupervise} from './supervise.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
@@ -331,7 +332,10 @@ function renderAllSessions(r) {
     tbody.replaceChildren(...list.map(s => h('tr', {
         dataset: {testid: 'session-row', openid: s.openid || ''}},
         h('td', {title: s.openid || '', dataset: {label: t('col.openid')}},
-          shortId(s.openid)),
+          h('button', {type: 'button', class: 'link', title: t('super.open'),
+                       dataset: {testid: 'session-open'},
+                       onclick: () => openSupervise(s.openid)},
+            shortId(s.openid))),
         h('td', {dataset: {label: t('col.state')}},
           s.state ? t('state.' + s.state) : ''),
         h('td', {dataset: {label: t('col.agent')}, title: s.agent || ''},

@@ -12,6 +12,7 @@
 //   colleagues.js agent: whom to transfer to (list, status, load), nicknames
 //   reopen.js     agent: reopening a past conversation (wrapup.js's view)
 //   admin.js      admin: stats, agents, queue, sessions
+//   supervise.js  supervisor/admin: a live conversation, whisper, take-over
 //   signin.js     sign-in with a login and password (the session cookie)
 
 import {api, ApiError, getToken, setToken, setUnauthorizedHandler}
@@ -24,6 +25,8 @@ import {revokeMediaUrls} from './media.js';
 import {enterAdmin, leaveAdmin, relabelAdmin, wireAdmin} from './admin.js';
 import {endSignin, resumeSignin, showSigninForm, wireSignin}
     from './signin.js';
+import {closeSupervise, enterSupervisor, relabelSupervise, wireSupervise}
+    from './supervise.js';
 
 // Who a token is: {"role":"admin"} or {"role":"agent","account",...}.
 function whoami(token) {
@@ -31,7 +34,8 @@ function whoami(token) {
 }
 
 function enter(me) {
-    // a supervisor sees the admin's views (its writes are refused)
+    // a supervisor sees the admin's views (its writes are refused, but
+    // whispers, take-overs and, as its agent, its own sessions' writes)
     if (me.role === 'supervisor')
         me = Object.assign({}, me, {role: 'admin', staffRole: 'supervisor'});
     S.me = me;
@@ -40,9 +44,10 @@ function enter(me) {
     show(tid('whoami'), true);
     document.body.dataset.role = me.role;
     renderWho();
-    if (me.role === 'admin')
+    if (me.role === 'admin') {
         enterAdmin();
-    else
+        enterSupervisor();
+    } else
         enterAgent();
 }
 
@@ -52,6 +57,7 @@ function signOut(reason) {
         leaveAgent();
     else if (S.me)
         leaveAdmin();
+    closeSupervise();
     revokeMediaUrls();
     reset();
     setToken('');
@@ -127,6 +133,7 @@ function relabel() {
         relabelAgent();
     else if (S.me)
         relabelAdmin();
+    relabelSupervise();
 }
 
 function wire() {
@@ -147,6 +154,7 @@ function wire() {
     });
     wireAgent();
     wireAdmin();
+    wireSupervise();
 }
 
 async function boot() {

@@ -22,6 +22,7 @@ import {handoverOf, renderHandover, resetNote, withNote} from './handover.js';
 import {autoMark, isAutomatic, wireTyping} from './routing.js';
 import {PICK_ACCEPT, sendFile} from './send_media.js';
 import {wireEmojiPicker} from './emoji_picker.js';
+import {fillWhisperEl, takenOverNotice, whisperMsg} from './supervise.js';
 
 const HISTORY_PAGE = 30;
 
@@ -114,6 +115,11 @@ function insertMsg(c, m) {
         i--;
     c.msgs.splice(i, 0, m);
     return m;
+}
+
+// A whisper, once (the feed and the history both bring it).
+function insertWhisper(c, m) {
+    return c.byKey.has(m.key) ? null : insertMsg(c, m);
 }
 
 function findOutByTs(c, ts) {
@@ -324,6 +330,18 @@ export function onFeedEvents(events) {
                 touched.add(openid);
             }
             sessionsChanged = true;
+            break;
+        case 'whisper':         // staff's internal note (supervise.js)
+            if (openid && insertWhisper(conv(openid), whisperMsg(
+                    parseJson(e.payload), num(e.ts_ms) || Date.now(),
+                    e.session || '')))
+                touched.add(openid);
+            break;
+        case 'release':
+            if (e.reason === 'takeover' && !(num(e.ts_ms) < Date.now() - 60000))
+                takenOverNotice(e);
+            if (openid || e.agent)
+                sessionsChanged = true;
             break;
         case 'close':
             if (openid) {
@@ -561,6 +579,8 @@ function makeMsgEl(m) {
 }
 
 export function previewText(m) {
+    if (m.dir === 'whisper')
+        return t('super.whisper.tag') + ': ' + plain(m.content);
     if (m.msgtype === 'text')
         return plain(m.content);
     return typeLabel(m);
@@ -607,6 +627,8 @@ export function typeLabel(m) {
 export function fillMsgEl(m, li = m.el) {
     if (!li)
         return;
+    if (m.dir === 'whisper')
+        return fillWhisperEl(m, li);
     li.dataset.key = m.key;
     if (m.mid)
         li.dataset.msgid = m.mid;
@@ -659,6 +681,8 @@ function msgFromHistory(r) {
     const p = (r.payload && typeof r.payload === 'object') ? r.payload : {};
     const ts = Date.parse(r.created_at);
     const session = r.session_id ? String(r.session_id) : '';
+    if (r.direction === 'whisper')
+        return whisperMsg(p, ts, session);
     if (r.direction === 'in') {
         return {key: inKey(p.MsgId, p.CreateTime, p.Event || r.msgtype), ts,
                 msgtype: r.msgtype || p.MsgType || '', content: r.content || '',
@@ -674,9 +698,14 @@ function msgFromHistory(r) {
             session};
 }
 
-// A message of a past session's transcript (read-only, wrapup.js).
+// A message of a history page, read-only (wrapup.js's past sessions,
+// supervise.js's live view): on its side, as the live timeline has it
+// (addInbound and upsertOutbound give it there).
 export function historyMsgEl(r) {
-    return makeMsgEl(msgFromHistory(r));
+    const m = msgFromHistory(r);
+    if (!m.dir)
+        m.dir = r.direction === 'in' ? 'in' : 'out';
+    return makeMsgEl(m);
 }
 
 async function loadHistory(c, first) {
@@ -747,7 +776,9 @@ async function mergeNewest(c) {
 function mergeRows(c, rows) {
     for (const row of rows) {
         const m = msgFromHistory(row);
-        if (row.direction === 'in')
+        if (row.direction === 'whisper')
+            insertWhisper(c, m);
+        else if (row.direction === 'in')
             addInbound(c, m);
         else
             upsertOutbound(c, m);

@@ -1507,6 +1507,125 @@ async function passwordLoginSteps(browser) {
     });
 }
 
+// Supervisors in a conversation (supervise.js): a supervisor linked to an
+// agent account signs in with a password, opens A's live conversation
+// from the admin's session table and watches it (a new message arrives
+// without a reload), whispers (A's page shows the yellow internal note;
+// WeChat never gets it), takes the conversation over (A is told, the
+// session leaves A's list) and answers the user as its agent.
+async function superviseSteps(browser) {
+    const login = need('WXKF_SUPER_LOGIN'), pw = need('WXKF_SUPER_PASSWORD');
+    const lead = need('WXKF_SUPER_AGENT');
+    const u = openidFor('Super');
+    const first = '我的快递三天没动了', second = '能帮我查一下吗？';
+    const whisper = '这位用户上周投诉过，先道歉再处理';
+    const reply = '收到，我先查物流';
+    const answer = '您好，我是主管，马上为您处理';
+    const signInPassword = async (p) => {
+        await p.goto(BASE + '/');
+        await tid(p, 'password-form').waitFor();
+        await tid(p, 'login-name').fill(login);
+        await tid(p, 'login-password').fill(pw);
+        await tid(p, 'password-submit').click();
+        await tid(p, 'admin-view').waitFor();
+    };
+    const openRow = async (p) => {
+        const open = p.locator(`[data-testid="session-row"][data-openid="${u}"] ` +
+                               '[data-testid="session-open"]');
+        await open.waitFor({timeout: 15000});       // the table: every 5 s
+        await open.click();
+        await tid(p, 'supervise-dialog').waitFor();
+    };
+    let a, s;
+
+    await step('supervise: a supervisor signs in with a password and watches A\'s live conversation', async () => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: B.token, json: {status: 'paused'}});
+        assert(r.status === 200, 'B paused: ' + r.status);
+        a = await agentServes(browser, 'super-A', u, first);
+        s = await newPage(browser, 'super-lead', LAPTOP);
+        await signInPassword(s);
+        await openRow(s);
+        const list = tid(s, 'supervise-messages');
+        await list.getByText(first).waitFor({timeout: 10000});
+        const state = await tid(s, 'supervise-state').textContent();
+        assert(state.includes('正在接待'), 'who serves: ' + state);
+        assert(await tid(s, 'takeover-button').isVisible(), 'take-over offered');
+        await userWrites(u, second);                // arrives while watching
+        await list.getByText(second).waitFor({timeout: 10000});
+        await shot(s, 'laptop-supervise-watch');
+    });
+
+    await step('supervise: a whisper shows on A\'s page as an internal note and never reaches WeChat', async () => {
+        await tid(s, 'whisper-text').fill(whisper);
+        await tid(s, 'whisper-send').click();
+        await tid(s, 'supervise-messages').locator('[data-testid="whisper"]')
+            .getByText(whisper).waitFor({timeout: 10000});
+        const w = tid(a, 'message-list').locator('[data-testid="whisper"]');
+        await w.getByText(whisper).waitFor({timeout: 10000});
+        const tag = await w.locator('.whisper-tag').first().textContent();
+        assert(tag === await zh(a, 'super.whisper.tag'), 'marked: ' + tag);
+        assert(!(await simSent(u)).some(x => JSON.stringify(x).includes(whisper)),
+               'WeChat never got the whisper');
+        await shot(a, 'laptop-supervise-agent-whisper');
+        // A answers with a whisper of its own; the supervisor sees it
+        await w.getByTestId('whisper-answer').first().click();
+        await tid(a, 'whisper-reply-text').fill(reply);
+        await tid(a, 'whisper-reply-send').click();
+        await tid(a, 'whisper-reply-dialog').waitFor({state: 'hidden'});
+        await w.getByText(reply).waitFor({timeout: 10000});
+        await tid(s, 'supervise-messages').locator('[data-testid="whisper"]')
+            .getByText(reply).waitFor({timeout: 10000});
+        assert(!(await simSent(u)).some(x => JSON.stringify(x).includes(reply)),
+               'WeChat never got A\'s whisper');
+        await shot(s, 'laptop-supervise-whispers');
+    });
+
+    await step('supervise: the supervisor takes over; A is told and the session leaves A', async () => {
+        await tid(s, 'takeover-button').click();
+        await tid(s, 'supervise-reply').waitFor({timeout: 10000});
+        await until(async () => (await tid(a, 'toast').textContent()).includes('接管了'),
+                    10000, 'A told of the take-over');
+        await until(async () => (await sessionItem(a, u).count()) === 0, 10000,
+                    'the session gone from A\'s list');
+        const r = await apiGet('/api/v1/sessions/' + u, ADMIN);
+        assert(r.status === 200 && r.data.agent === lead,
+               'the supervisor\'s agent serves: ' + JSON.stringify(r.data));
+        await shot(a, 'laptop-supervise-agent-taken');
+    });
+
+    await step('supervise: the supervisor answers; WeChat gets it from the supervisor\'s agent', async () => {
+        await tid(s, 'supervise-reply-text').fill(answer);
+        await tid(s, 'supervise-reply-send').click();
+        const sent = await until(async () => (await simSent(u)).find(
+            x => JSON.stringify(x).includes(answer)), 10000, 'the answer at WeChat');
+        assert(JSON.stringify(sent).includes(lead), 'as ' + lead + ': ' +
+               JSON.stringify(sent));
+        const out = tid(s, 'supervise-messages').locator('[data-testid="message"]')
+            .filter({hasText: answer});
+        await out.waitFor({timeout: 10000});
+        assert(await out.getAttribute('data-dir') === 'out', 'the answer on the sent side');
+        assert(await tid(s, 'supervise-messages').locator('[data-testid="message"]')
+            .filter({hasText: first}).getAttribute('data-dir') === 'in', 'the user\'s on the other');
+        await shot(s, 'laptop-supervise-answered');
+    });
+
+    await step('supervise: the conversation with its whisper on a phone', async () => {
+        const m = await newPage(browser, 'super-phone', PHONE, true);
+        await signInPassword(m);
+        await openRow(m);
+        await tid(m, 'supervise-messages').locator('[data-testid="whisper"]')
+            .getByText(whisper).waitFor({timeout: 10000});
+        await tid(m, 'supervise-messages').getByText(answer).waitFor({timeout: 10000});
+        await shot(m, 'phone-supervise');
+        await tid(m, 'supervise-close').click();
+        await tid(m, 'supervise-dialog').waitFor({state: 'hidden'});
+        const r = await http('POST', BASE + '/api/v1/sessions/' + u + '/close',
+                             {token: ADMIN});
+        assert(r.status === 200, 'closed: ' + r.status);
+    });
+}
+
 // Reports (admins): the last days built by `wxkf report rebuild` (as
 // `wxkf jobs` does every refresh_minutes), the panel's default week shows
 // the sessions this scenario closed, by agent and by group, with SVG
@@ -2412,6 +2531,7 @@ async function main() {
 
         await passwordLoginSteps(browser);
         await reportsSteps(browser);
+        await superviseSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

@@ -124,11 +124,16 @@ BOTH_ROUTES = [('GET', '/api/v1/me/colleagues')]
 # test_reopen.py)
 PAST_ROUTES = [('GET', '/api/v1/sessions/oApiNone01/reopen?session=1'),
                ('POST', '/api/v1/sessions/oApiNone01/reopen')]
+# a supervisor's inside a conversation (below; test_supervise.py has the
+# live sessions): whisper (supervisors, admins, the serving agent) and
+# take-over (a supervisor with an agent account)
+SUPERVISE_ROUTES = [('POST', '/api/v1/sessions/oApiNone01/whisper'),
+                    ('POST', '/api/v1/sessions/oApiNone01/takeover')]
 
 
 @pytest.mark.parametrize('method,path',
                          AGENT_ROUTES + ADMIN_ROUTES + BOTH_ROUTES +
-                         PAST_ROUTES)
+                         PAST_ROUTES + SUPERVISE_ROUTES)
 def test_no_token_and_bad_token_are_401(astack, two, method, path):
     r = call(astack, method, path)
     assert_error(r, 401, 'unauthorized')
@@ -870,3 +875,32 @@ def test_transfer_targets_are_checked_before_redis(astack, sim, two, body):
              ag.token, json=body)
     assert_error(r, 400, 'invalid_field')
     assert not astack.redis.keys('wxkf:*a:b*')
+
+
+@pytest.mark.parametrize('method,path', SUPERVISE_ROUTES)
+def test_roles_on_the_supervisors_routes(astack, two, cookies, method,
+                                         path):
+    """On a user without a session: an agent may whisper only into its
+    own session (here: none) and never takes over; an admin and a
+    supervisor pass to the session check, but take-over needs an agent
+    account (neither has one here); a cookie needs its CSRF token."""
+    body, takeover = {'text': 'x'}, path.endswith('/takeover')
+
+    def call_as(headers):
+        return requests.request(method, astack.base + path, json=body,
+                                headers=headers, timeout=10)
+
+    for h in ({'Authorization': 'Bearer ' + two[0].token},
+              cookies['agent']):
+        if takeover:
+            assert_error(call_as(h), 403, 'forbidden')
+        else:
+            assert_error(call_as(h), 404, 'no_session')
+    for h in ({'Authorization': 'Bearer ' + astack.admin_token},
+              cookies['admin'], cookies['supervisor']):
+        if takeover:
+            assert_error(call_as(h), 409, 'no_agent_identity')
+        else:
+            assert_error(call_as(h), 404, 'no_session')
+    assert_error(call_as({'Cookie': cookies['supervisor']['Cookie']}), 403,
+                 'csrf_failed')

@@ -33,10 +33,13 @@ CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 NODE = shutil.which('node')
 AGENT_A = 'ca1@simshop'
 AGENT_B = 'cb1@simshop'
-RUN_TIMEOUT = 420
+RUN_TIMEOUT = 900     # 325 s measured on a quiet 2-core machine; past 540 s under the load of parallel builds
 ACCOUNT_NAME = '好物商城'      # [wechat] account_name: {account} in canned replies
 STAFF_LOGIN = 'xiaob'          # `wxkf user add` (passwordLoginSteps)
 STAFF_PASSWORD = '客服小B的密码 2026'
+SUPER_LOGIN = 'laoli'          # a supervisor with an agent (superviseSteps)
+SUPER_PASSWORD = '主管老李的密码 2026'
+SUPER_AGENT = 'lead@simshop'
 
 
 def _missing():
@@ -71,20 +74,26 @@ def cstack(sim):
 @pytest.fixture(scope='module')
 def agents(sim, cstack):
     out = {}
-    for acct, nick in ((AGENT_A, '小A'), (AGENT_B, '小B')):
+    for acct, nick in ((AGENT_A, '小A'), (AGENT_B, '小B'),
+                       (SUPER_AGENT, '主管老李')):
         # a customer-service account at WeChat too
         st, body = sim.call('POST', '/customservice/kfaccount/add',
                             {'kf_account': acct, 'nickname': nick},
                             query={'access_token': sim.token()})
         assert st == 200 and body['errcode'] == 0, body
         out[acct] = add_agent(cstack, acct, nick=nick, groups=['sales'])
-    # a staff user who signs in with a password as agent B
-    r = subprocess.run([wxkf_bin(), 'user', 'add', '-c', cstack.conf,
-                        '--login', STAFF_LOGIN, '--name', '小B',
-                        '--role', 'agent', '--agent', AGENT_B],
-                       input=STAFF_PASSWORD + '\n', text=True,
-                       capture_output=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    # a staff user who signs in with a password as agent B, and a
+    # supervisor who takes conversations over as SUPER_AGENT (offline:
+    # routing gives it no users)
+    for login, name, role, agent, password in (
+            (STAFF_LOGIN, '小B', 'agent', AGENT_B, STAFF_PASSWORD),
+            (SUPER_LOGIN, '老李', 'supervisor', SUPER_AGENT, SUPER_PASSWORD)):
+        r = subprocess.run([wxkf_bin(), 'user', 'add', '-c', cstack.conf,
+                            '--login', login, '--name', name,
+                            '--role', role, '--agent', agent],
+                           input=password + '\n', text=True,
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
     return out
 
 
@@ -139,6 +148,9 @@ def test_console_in_a_real_browser(sim, cstack, agents):
         'WXKF_ARTIFACTS': ARTIFACTS,
         'WXKF_STAFF_LOGIN': STAFF_LOGIN,
         'WXKF_STAFF_PASSWORD': STAFF_PASSWORD,
+        'WXKF_SUPER_LOGIN': SUPER_LOGIN,
+        'WXKF_SUPER_PASSWORD': SUPER_PASSWORD,
+        'WXKF_SUPER_AGENT': SUPER_AGENT,
         'CHROMIUM': CHROMIUM,
         # reportsSteps builds the reports of the last days by hand
         'WXKF_BIN': wxkf_bin(),

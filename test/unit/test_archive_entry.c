@@ -97,6 +97,25 @@ static void test_an_outgoing_message_takes_its_own_id_and_ts_ms(void **state)
     archive_entry_release(&x.e);
 }
 
+/* A whisper (staff's internal note) goes to messages as direction 'w'
+ * (archive_sql.c): its id is its msgid, ts_ms its time, the payload kept. */
+static void test_a_whisper_is_a_message_of_its_own_kind(void **state)
+{
+    struct fx x;
+
+    (void)state;
+    parse(&x, "1700000000000-3", "type", "whisper", "openid", "o1",
+          "session", "7", "agent", "a1", "msgtype", "text", "id",
+          "w_0123456789abcdef", "payload", "{\"content\":\"先道歉\"}",
+          "ts_ms", "1700000000555", NULL);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_WHISPER);
+    assert_col(&x.e, ARCHIVE_ENTRY_C_KIND, "whisper");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_MSGID, "w_0123456789abcdef");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_TS, "1700000000555");
+    assert_col(&x.e, ARCHIVE_ENTRY_C_PAYLOAD, "{\"content\":\"先道歉\"}");
+    archive_entry_release(&x.e);
+}
+
 /* The first of a repeated field wins; a time that is not one (here past
  * int64) gives way to the entry id's. */
 static void test_first_field_wins_and_bad_times_fall_back(void **state)
@@ -132,6 +151,9 @@ static void test_an_incomplete_event_goes_to_other_events(void **state)
     assert_int_equal(x.e.kind, ARCHIVE_ENTRY_OTHER);
     archive_entry_release(&x.e);
     parse(&x, "1-0", "type", "media_stored", NULL);
+    assert_int_equal(x.e.kind, ARCHIVE_ENTRY_OTHER);
+    archive_entry_release(&x.e);
+    parse(&x, "1-0", "type", "whisper", "session", "7", NULL);
     assert_int_equal(x.e.kind, ARCHIVE_ENTRY_OTHER);
     archive_entry_release(&x.e);
     parse(&x, "1-0", "type", "something_new", "k", "v", "k", "w", NULL);
@@ -244,6 +266,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_message_fills_its_columns),
         cmocka_unit_test(test_an_outgoing_message_takes_its_own_id_and_ts_ms),
+        cmocka_unit_test(test_a_whisper_is_a_message_of_its_own_kind),
         cmocka_unit_test(test_first_field_wins_and_bad_times_fall_back),
         cmocka_unit_test(test_an_incomplete_event_goes_to_other_events),
         cmocka_unit_test(test_copy_text_escapes_and_writes_null),
