@@ -190,6 +190,9 @@ void api_reports(struct fcgi_req *r);
 void api_reports_export(struct fcgi_req *r);
 void api_history_export(struct fcgi_req *r);
 
+/* The admin's audit view (audit_view.c). */
+void api_audit(struct fcgi_req *r);
+
 /* Who a user is (profile.c). */
 void api_profile_get(struct fcgi_req *r);
 void api_profile_patch(struct fcgi_req *r);

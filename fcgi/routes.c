@@ -214,6 +214,7 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/canned/import", api_canned_import, API_ROLE_STAFF },
     { M_PATCH, "/api/v1/canned/*", api_canned_patch, API_ROLE_STAFF },
     { M_DELETE, "/api/v1/canned/*", api_canned_delete, API_ROLE_STAFF },
+    { M_GET, "/api/v1/audit", api_audit, API_ROLE_ADMIN },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -46,6 +46,8 @@ enum refusal_scope {
                                lib/staff, lib/staff_session) */
     REFUSAL_REPORT = 16384, /* lib/report: a report's or an export's
                                query */
+    REFUSAL_AUDIT = 65536,  /* the audit log's view (GET /api/v1/audit,
+                               lib/audit_view) */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -200,7 +202,18 @@ enum refusal_scope {
       "invalid_field", NULL, 0)                                            \
     X(EXPORT_TOO_BIG, REFUSAL_REPORT, "export_too_large", KF_ETOOBIG, 413,  \
       "export_too_large", "an export holds at most 100000 messages: "      \
-      "narrow it", 0)
+      "narrow it", 0)                                                      \
+    X(AUDIT_TIME, REFUSAL_AUDIT, "invalid_time", KF_EINVAL, 400,            \
+      "invalid_time", "from and to must be dates (YYYY-MM-DD) or times "   \
+      "(YYYY-MM-DDTHH:MM[:SS], Z for UTC), from before to", 0)             \
+    X(AUDIT_LIMIT, REFUSAL_AUDIT, "invalid_limit", KF_EINVAL, 400,          \
+      "invalid_limit", "limit must be 1..200 and offset 0..100000", 0)      \
+    X(AUDIT_FILTER_LONG, REFUSAL_AUDIT, "filter_too_long", KF_ETOOBIG, 400, \
+      "filter_too_long", "actor, action and target are at most 128 bytes",  \
+      0)                                                                    \
+    X(AUDIT_FILTER, REFUSAL_AUDIT, "invalid_filter", KF_EINVAL, 400,        \
+      "invalid_filter", "actor, action and target must be non-empty text "  \
+      "without control characters", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

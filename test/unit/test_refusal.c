@@ -24,6 +24,7 @@ static const unsigned scopes[] = {
     REFUSAL_UPLOAD, REFUSAL_LABEL, REFUSAL_TRANSFER, REFUSAL_REOPEN,
     REFUSAL_STAFF,
     REFUSAL_REPORT,
+    REFUSAL_AUDIT,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
