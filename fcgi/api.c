@@ -48,6 +48,16 @@ static void braked(struct fcgi_req *r, long retry_after_s, const char *kind)
                "later", hdr);
 }
 
+/* Logs a refused caller once (the answer is sent); returns 1. */
+static int denied(struct fcgi_req *r)
+{
+    char addr[46];
+
+    auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
+    log_info(&r->log, "api", "denied", "status=%d addr=%s", r->status, addr);
+    return 1;
+}
+
 /* Who the caller is, as its credential says (a supervisor as
  * AUTH_SUPERVISOR): a bearer token, else a staff session cookie (a bearer
  * token wins), whose CSRF token is checked for a method that changes
@@ -87,11 +97,8 @@ static int identify(struct fcgi_req *r, struct auth *who)
         api_refused(r, refusal_get(REFUSAL_CSRF_FAILED), NULL);
         rc = KF_EINVAL;
     }
-    if (rc < 0) {
-        log_info(&r->log, "api", "denied", "status=%d addr=%s", r->status,
-                 addr);
-        return 1;
-    }
+    if (rc < 0)
+        return denied(r);
     if (r->caller) {
         *r->caller = *who;
         r->caller_known = 1;
@@ -115,13 +122,13 @@ int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
     if (who->role == AUTH_SUPERVISOR) {
         if (!reads(r)) {
             api_refused(r, refusal_get(REFUSAL_READ_ONLY), NULL);
-            return 1;
+            return denied(r);
         }
         who->role = AUTH_ADMIN;
     }
     if (need_admin && who->role != AUTH_ADMIN) {
         fcgi_error(r, 403, "forbidden", "this route is for admins", NULL);
-        return 1;
+        return denied(r);
     }
     return 0;
 }
@@ -191,7 +198,7 @@ int api_authorize(struct fcgi_req *r, enum api_role role)
         if (strcmp(who.staff_role, "supervisor") != 0)
             return 0;
         fcgi_error(r, 403, "forbidden", "this route is for admins", NULL);
-        return 1;
+        return denied(r);
     default:
         break;
     }

@@ -10,6 +10,7 @@ import {S, agentName, every} from './state.js';
 import {renderLabels, wireLabels} from './labels.js';
 import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 import {enterReports, leaveReports, relabelReports} from './reports.js';
+import {enterAudit, leaveAudit, relabelAudit} from './audit.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
@@ -19,6 +20,7 @@ export function enterAdmin() {
     renderLabels();
     enterCannedAdmin();
     enterReports();
+    enterAudit();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
 }
@@ -378,6 +380,7 @@ export function leaveAdmin() {
     tid('queue').replaceChildren();
     leaveCanned();
     leaveReports();
+    leaveAudit();
 }
 
 export function relabelAdmin() {
@@ -388,6 +391,7 @@ export function relabelAdmin() {
     renderLabels();
     relabelCanned();
     relabelReports();
+    relabelAudit();
 }
 
 export function wireAdmin() {
