@@ -73,7 +73,7 @@ static int range(struct fcgi_req *r, struct audit_view_query *q)
 }
 
 /* GET /api/v1/audit?actor=&action=&target=&from=&to=&limit=&offset= */
-void api_audit(struct fcgi_req *r)
+void api_audit_view(struct fcgi_req *r)
 {
     char actor[AUDIT_VIEW_FILTER_MAX + 1], action[AUDIT_VIEW_FILTER_MAX + 1],
         target[AUDIT_VIEW_FILTER_MAX + 1];

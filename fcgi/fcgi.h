@@ -191,7 +191,7 @@ void api_reports_export(struct fcgi_req *r);
 void api_history_export(struct fcgi_req *r);
 
 /* The admin's audit view (audit_view.c). */
-void api_audit(struct fcgi_req *r);
+void api_audit_view(struct fcgi_req *r);
 
 /* Who a user is (profile.c). */
 void api_profile_get(struct fcgi_req *r);
@@ -228,8 +228,9 @@ void api_queue(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);
-/* `wxkf routes`: every row of the route table, one a line: its methods
- * (comma-separated), path pattern and least role, tab-separated. */
+/* `wxkf routes`: the route table, a line per method of each row: the
+ * method, the path pattern and the route's least role, tab-separated
+ * (more columns may follow: readers take the first three). */
 void routes_print(FILE *out);
 
 /* Counts what the store failed since the last call (Redis errors). */

@@ -214,7 +214,7 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/canned/import", api_canned_import, API_ROLE_STAFF },
     { M_PATCH, "/api/v1/canned/*", api_canned_patch, API_ROLE_STAFF },
     { M_DELETE, "/api/v1/canned/*", api_canned_delete, API_ROLE_STAFF },
-    { M_GET, "/api/v1/audit", api_audit, API_ROLE_ADMIN },
+    { M_GET, "/api/v1/audit", api_audit_view, API_ROLE_ADMIN },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -323,12 +323,11 @@ void routes_dispatch(struct fcgi_req *r)
 
 void routes_print(FILE *out)
 {
-    char list[64];
-    size_t i;
+    size_t i, b;
 
-    for (i = 0; i < NROUTES; i++) {
-        method_list(routes[i].methods, ",", list, sizeof(list));
-        fprintf(out, "%s\t%s\t%s\n", list, routes[i].path,
-                api_role_name(routes[i].role));
-    }
+    for (i = 0; i < NROUTES; i++)
+        for (b = 0; b < NMETHODS; b++)
+            if (routes[i].methods & (1 << b))
+                fprintf(out, "%s\t%s\t%s\n", method_names[b],
+                        routes[i].path, api_role_name(routes[i].role));
 }
