@@ -48,6 +48,69 @@ static void braked(struct fcgi_req *r, long retry_after_s, const char *kind)
                "later", hdr);
 }
 
+/* Logs a refused caller once (the answer is sent); returns 1. */
+static int denied(struct fcgi_req *r)
+{
+    char addr[46];
+
+    auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
+    log_info(&r->log, "api", "denied", "status=%d addr=%s", r->status, addr);
+    return 1;
+}
+
+/* Who the caller is, as its credential says (a supervisor as
+ * AUTH_SUPERVISOR): a bearer token, else a staff session cookie (a bearer
+ * token wins), whose CSRF token is checked for a method that changes
+ * something. Known once per request (r->caller). Answers a failure itself
+ * (401, 403 csrf_failed, 429, 503) and returns nonzero. */
+static int identify(struct fcgi_req *r, struct auth *who)
+{
+    struct kf_str sid;
+    char addr[46];
+    int rc, cookie;
+
+    if (r->caller && r->caller_known) {
+        *who = *r->caller;
+        return 0;
+    }
+    memset(who, 0, sizeof(*who));
+    auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
+    cookie = !fcgi_param(r, "HTTP_AUTHORIZATION").len &&
+             staff_cookie_sid(fcgi_param(r, "HTTP_COOKIE"), &sid) == 0;
+    if (cookie)
+        rc = auth_cookie_identify(rt(r), &r->app->cfg, sid, who);
+    else
+        rc = auth_identify(rt(r), &r->app->cfg,
+                           fcgi_param(r, "HTTP_AUTHORIZATION"), addr, who);
+    if (rc == KF_EBACKEND) {
+        api_backend_down(r);
+    } else if (rc < 0 && cookie) {
+        api_refused(r, refusal_get(REFUSAL_NOT_SIGNED_IN), NULL);
+    } else if (rc == KF_ELIMIT) {
+        braked(r, who->retry_after_s, "kind=\"auth\"");
+    } else if (rc < 0) {
+        fcgi_error(r, 401, "unauthorized", "a valid bearer token is required",
+                   "WWW-Authenticate: Bearer\r\n");
+    } else if (cookie &&
+               !staff_csrf_ok(r->method, fcgi_param(r, "HTTP_X_CSRF_TOKEN"),
+                              who->csrf)) {
+        api_refused(r, refusal_get(REFUSAL_CSRF_FAILED), NULL);
+        rc = KF_EINVAL;
+    }
+    if (rc < 0)
+        return denied(r);
+    if (r->caller) {
+        *r->caller = *who;
+        r->caller_known = 1;
+    }
+    return 0;
+}
+
+static int reads(const struct fcgi_req *r)
+{
+    return kf_str_eq_c(r->method, "GET") || kf_str_eq_c(r->method, "HEAD");
+}
+
 /* A route of the agent's own (/api/v1/me and /api/v1/me/...). */
 static int me_route(const struct fcgi_req *r)
 {
@@ -55,104 +118,49 @@ static int me_route(const struct fcgi_req *r)
                         strncmp(r->route, "/api/v1/me/", 11) == 0);
 }
 
-/* A staff user's session cookie, when the request has no Authorization
- * header (a bearer token wins): identified, and for a method that
- * changes something, its CSRF token checked. With map_roles, a
- * supervisor linked to an agent account is served as that agent on
- * /api/v1/me... and on anything but GET and HEAD (what an agent may do,
- * e.g. answer a session it took over); otherwise as an admin on GET and
- * HEAD (every session and the admin views, read only), and refused
- * anything else. Answers a refusal itself (*answered = 1). 1 when there
- * was a cookie to go by. */
-static int by_cookie(struct fcgi_req *r, struct auth *who, int *rc,
-                     int *answered, int map_roles)
+/* Authenticates (identify). A supervisor linked to an agent account is
+ * served as that agent on /api/v1/me... and on anything but GET and HEAD
+ * (what an agent may do, e.g. answer a session it took over); otherwise
+ * as an admin on GET and HEAD (every session and the admin views, read
+ * only), and refused anything else. On failure answers and returns
+ * nonzero. need_admin: agents get 403. */
+int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
 {
-    struct kf_str sid;
-    int reads = kf_str_eq_c(r->method, "GET") ||
-                kf_str_eq_c(r->method, "HEAD");
-
-    *answered = 0;
-    if (fcgi_param(r, "HTTP_AUTHORIZATION").len ||
-        staff_cookie_sid(fcgi_param(r, "HTTP_COOKIE"), &sid) < 0)
-        return 0;
-    *rc = auth_cookie_identify(rt(r), &r->app->cfg, sid, who);
-    if (*rc < 0 && *rc != KF_EBACKEND) {
-        api_refused(r, refusal_get(REFUSAL_NOT_SIGNED_IN), NULL);
-        *answered = 1;
-    } else if (*rc == 0 &&
-               !staff_csrf_ok(r->method, fcgi_param(r, "HTTP_X_CSRF_TOKEN"),
-                              who->csrf)) {
-        api_refused(r, refusal_get(REFUSAL_CSRF_FAILED), NULL);
-        *answered = 1;
-    } else if (*rc == 0 && map_roles && who->role == AUTH_SUPERVISOR) {
-        if (who->account[0] && (!reads || me_route(r))) {
+    if (identify(r, who))
+        return 1;
+    if (who->role == AUTH_SUPERVISOR) {
+        if (who->account[0] && (!reads(r) || me_route(r))) {
             who->role = AUTH_AGENT;
-        } else if (reads) {
+        } else if (reads(r)) {
             who->role = AUTH_ADMIN;
         } else {
             api_refused(r, refusal_get(REFUSAL_READ_ONLY), NULL);
-            *answered = 1;
+            return denied(r);
         }
     }
-    if (*answered)
-        *rc = KF_EINVAL;
-    return 1;
-}
-
-/* Authenticates (a bearer token, else a staff session cookie); on
- * failure answers and returns nonzero. need_admin: agents get 403.
- * map_roles: a supervisor is served as by_cookie says, else it stays
- * AUTH_SUPERVISOR. */
-static int authenticate(struct fcgi_req *r, struct auth *who, int need_admin,
-                        int map_roles)
-{
-    char addr[46];
-    int rc, answered = 0;
-
-    auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
-    if (!by_cookie(r, who, &rc, &answered, map_roles))
-        rc = auth_identify(rt(r), &r->app->cfg,
-                           fcgi_param(r, "HTTP_AUTHORIZATION"), addr, who);
-    if (answered) {
-        /* refused above */
-    } else if (rc == KF_EBACKEND) {
-        fcgi_error(r, 503, "backend_unavailable", "redis is unreachable",
-                   NULL);
-    } else if (rc == KF_ELIMIT) {
-        braked(r, who->retry_after_s, "kind=\"auth\"");
-    } else if (rc < 0) {
-        fcgi_error(r, 401, "unauthorized", "a valid bearer token is required",
-                   "WWW-Authenticate: Bearer\r\n");
-    } else if (need_admin && who->role != AUTH_ADMIN) {
+    if (need_admin && who->role != AUTH_ADMIN) {
         fcgi_error(r, 403, "forbidden", "this route is for admins", NULL);
-        rc = KF_EINVAL;
+        return denied(r);
     }
-    if (rc < 0)
-        log_info(&r->log, "api", "denied", "status=%d addr=%s", r->status,
-                 addr);
-    return rc < 0;
-}
-
-int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
-{
-    return authenticate(r, who, need_admin, 1);
+    return 0;
 }
 
 int api_authenticate_staff(struct fcgi_req *r, struct auth *who)
 {
-    return authenticate(r, who, 0, 0);
+    return identify(r, who);
 }
 
 int api_staff_session(struct fcgi_req *r, struct auth *who)
 {
-    int rc = 0, answered = 0;
+    struct kf_str sid;
 
     memset(who, 0, sizeof(*who));
-    if (!by_cookie(r, who, &rc, &answered, 0))
+    if (fcgi_param(r, "HTTP_AUTHORIZATION").len ||
+        staff_cookie_sid(fcgi_param(r, "HTTP_COOKIE"), &sid) < 0) {
         api_refused(r, refusal_get(REFUSAL_NOT_SIGNED_IN), NULL);
-    else if (rc == KF_EBACKEND)
-        api_backend_down(r);
-    return !who->login[0] || rc < 0;
+        return 1;
+    }
+    return identify(r, who);
 }
 
 int api_need_agent(struct fcgi_req *r, const struct auth *who)
@@ -160,6 +168,68 @@ int api_need_agent(struct fcgi_req *r, const struct auth *who)
     if (who->role == AUTH_AGENT)
         return 0;
     fcgi_error(r, 403, "forbidden", "this route is for agents", NULL);
+    return 1;
+}
+
+const char *api_role_name(enum api_role role)
+{
+    switch (role) {
+    case API_ROLE_PUBLIC:
+        return "public";
+    case API_ROLE_TICKET:
+        return "ticket";
+    case API_ROLE_SIGNED_IN:
+        return "signed_in";
+    case API_ROLE_STAFF:
+        return "staff";
+    case API_ROLE_AGENT:
+        return "agent";
+    case API_ROLE_SUPERVISOR:
+        return "supervisor";
+    case API_ROLE_ADMIN:
+        return "admin";
+    default:
+        return "undeclared";
+    }
+}
+
+int api_authorize(struct fcgi_req *r, enum api_role role)
+{
+    struct auth who;
+
+    switch (role) {
+    case API_ROLE_PUBLIC:
+    case API_ROLE_TICKET:       /* the handler checks the ticket */
+        return 0;
+    case API_ROLE_SIGNED_IN:
+        return api_staff_session(r, &who);
+    case API_ROLE_STAFF:
+        return api_authenticate(r, &who, 0);
+    case API_ROLE_AGENT:
+        return api_authenticate(r, &who, 0) || api_need_agent(r, &who);
+    case API_ROLE_SUPERVISOR:
+        /* as the credential says: a linked supervisor is not its agent
+         * here (api_authenticate would serve its writes as the agent's) */
+        if (identify(r, &who))
+            return 1;
+        if (who.role == AUTH_ADMIN || who.role == AUTH_SUPERVISOR)
+            return 0;
+        fcgi_error(r, 403, "forbidden", "this route is for admins", NULL);
+        return denied(r);
+    case API_ROLE_ADMIN:
+        if (api_authenticate(r, &who, 1))
+            return 1;
+        if (strcmp(who.staff_role, "supervisor") != 0)
+            return 0;
+        fcgi_error(r, 403, "forbidden", "this route is for admins", NULL);
+        return denied(r);
+    default:
+        break;
+    }
+    fcgi_error(r, 500, "internal_error", "this route declares no role",
+               NULL);
+    log_error(&r->log, "http", "route_without_role", "route=%s",
+              r->route ? r->route : "-");
     return 1;
 }
 

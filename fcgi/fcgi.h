@@ -7,6 +7,7 @@
 #include <fcgiapp.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdio.h>
 
 #include "callback.h"
 #include "config.h"
@@ -67,7 +68,37 @@ struct fcgi_req {
     struct kf_buf body;
     int status;                 /* set by the responder, for the log */
     const char *route;          /* the matched route's pattern, or NULL */
+    /* The caller once identified (api.c: the first api_authenticate or
+     * api_staff_session of the request keeps it; later ones reuse it):
+     * borrowed from routes_dispatch, NULL outside it. */
+    struct auth *caller;
+    int caller_known;
 };
+
+/* The least caller a route needs. routes_dispatch refuses anyone below
+ * it before the handler runs (api_authorize); the handler keeps its
+ * finer checks (an agent's own sessions and users). A row of the route
+ * table without one does not compile (-Wmissing-field-initializers) and
+ * API_ROLE_UNDECLARED is refused to everyone. */
+enum api_role {
+    API_ROLE_UNDECLARED = 0,
+    API_ROLE_PUBLIC,        /* anyone (the handler checks its own proof:
+                               WeChat's signature, a password) */
+    API_ROLE_TICKET,        /* a push ticket in the URL and nothing else */
+    API_ROLE_SIGNED_IN,     /* a staff session cookie, any role */
+    API_ROLE_STAFF,         /* any credential: an agent (token or cookie),
+                               a supervisor (reads only), an admin */
+    API_ROLE_AGENT,         /* agents only */
+    API_ROLE_SUPERVISOR,    /* supervisors (reads only) and admins */
+    API_ROLE_ADMIN,         /* admins only */
+};
+/* "public", "ticket", "signed_in", "staff", "agent", "supervisor",
+ * "admin"; "undeclared" for anything else. Static. */
+const char *api_role_name(enum api_role role);
+/* Refuses the caller of r unless it is at least role (401 without a
+ * credential, 403 with a wrong role, the codes of api_authenticate and
+ * api_staff_session): answers and returns nonzero when refused. */
+int api_authorize(struct fcgi_req *r, enum api_role role);
 
 /* Borrowed: valid until the request ends; empty if absent. */
 struct kf_str fcgi_param(const struct fcgi_req *r, const char *name);
@@ -164,6 +195,9 @@ void api_reports(struct fcgi_req *r);
 void api_reports_export(struct fcgi_req *r);
 void api_history_export(struct fcgi_req *r);
 
+/* The admin's audit view (audit_view.c). */
+void api_audit_view(struct fcgi_req *r);
+
 /* Who a user is (profile.c). */
 void api_profile_get(struct fcgi_req *r);
 void api_profile_patch(struct fcgi_req *r);
@@ -199,6 +233,10 @@ void api_queue(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);
+/* `wxkf routes`: the route table, a line per method of each row: the
+ * method, the path pattern and the route's least role, tab-separated
+ * (more columns may follow: readers take the first three). */
+void routes_print(FILE *out);
 
 /* Counts what the store failed since the last call (Redis errors). */
 void app_count_store_failures(struct app *app);

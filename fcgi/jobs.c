@@ -5,8 +5,9 @@
  * fetches users' images, voice and video into the media store and
  * looks up who new users are (cgi-bin/user/info, lib/user_profile); at
  * start and every [reports] refresh_minutes it rebuilds the reports of
- * today and yesterday (lib/report); at start and every ten minutes it
- * re-mirrors the agents from PostgreSQL into Redis. The rest of each
+ * today and yesterday (lib/report) and deletes the audit log's rows older
+ * than [audit] keep_days (lib/audit_view, bounded batches, the same
+ * thread); at start and every ten minutes it re-mirrors the agents from PostgreSQL into Redis. The rest of each
  * second it archives the event stream into PostgreSQL (lib/archive).
  * Several may run at once: each sweep is one atomic script, and the
  * archivers share the stream through a consumer group. With [push] url
@@ -29,6 +30,7 @@
 #include "agent_db.h"
 #include "agent_sync.h"
 #include "archive.h"
+#include "audit_view.h"
 #include "fcgi.h"
 #include "media.h"
 #include "media_keep.h"
@@ -219,16 +221,53 @@ static void build_reports(struct app *app, struct pg_conn **db,
         log_info(&app->log, "jobs", "report", "days=2 rows=%d", rows);
 }
 
-/* The report builder's thread: its own connection; checks the clock
- * once a second until the daemon stops. */
+/* The audit log's retention (lib/audit_view): rows of this account older
+ * than [audit] keep_days go, at most AUDIT_PURGE_BATCHES statements of
+ * AUDIT_VIEW_PURGE_BATCH rows a round; a round at start and every
+ * AUDIT_PURGE_MS, or the next second while rows are left. */
+#define AUDIT_PURGE_MS 600000
+#define AUDIT_PURGE_BATCHES 10
+
+static void purge_audit(struct app *app, struct pg_conn **db, int64_t *next)
+{
+    const struct config *c = &app->cfg;
+    struct pg_err e = { 0, "", "", 0 };
+    int64_t now = kf_wall_ms();
+    long deleted = 0;
+    int rc;
+
+    if (now < *next || c->audit.keep_days <= 0)
+        return;
+    *next = now + AUDIT_PURGE_MS;
+    if (!*db && pg_new(c->postgres.dsn, "wxkf-reports", PG_USE_CLI, db) < 0)
+        return;
+    rc = audit_view_purge(*db, c->wechat.app_id, c->audit.keep_days,
+                          AUDIT_PURGE_BATCHES, &deleted, &e);
+    if (rc == 0 && deleted == (long)AUDIT_PURGE_BATCHES *
+                                   AUDIT_VIEW_PURGE_BATCH)
+        *next = now + 1000;             /* more are left: soon again */
+    if (rc < 0)
+        log_warn(&app->log, "jobs", "audit_purge_failed", "err=%s "
+                 "sqlstate=%s deleted=%ld", kf_strerror(rc), e.sqlstate,
+                 deleted);
+    else if (deleted)
+        log_info(&app->log, "jobs", "audit_purged", "deleted=%ld "
+                 "keep_days=%ld", deleted, c->audit.keep_days);
+}
+
+/* The PostgreSQL housekeeping thread: the reports (when [reports]
+ * enabled) and the audit log's retention on one connection of its own;
+ * checks the clock once a second until the daemon stops. */
 static void *report_loop(void *arg)
 {
     struct app *app = arg;
     struct pg_conn *db = NULL;
-    int64_t next = 0;
+    int64_t next = 0, next_purge = 0;
 
     while (!jobs_stopping) {
-        build_reports(app, &db, &next);
+        if (app->cfg.reports.enabled)
+            build_reports(app, &db, &next);
+        purge_audit(app, &db, &next_purge);
         nap(1000);
     }
     pg_close(db);
@@ -426,7 +465,7 @@ int jobs_main(const char *conf_path)
             pthread_sigmask(SIG_SETMASK, &old, NULL);
         }
     }
-    if (app.cfg.reports.enabled) {
+    if (app.cfg.reports.enabled || app.cfg.audit.keep_days > 0) {
         sigset_t old;
 
         app_signals_block(&old);

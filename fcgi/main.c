@@ -25,6 +25,7 @@ static const char usage[] =
     "  user    add|passwd|disable|enable|list -c FILE ...\n"
     "                    staff users who sign in with a password\n"
     "                    (wxkf user --help)\n"
+    "  routes            print every HTTP route: methods, path, least role\n"
     "  version           print the version\n"
     "\n"
     "Every config key can be overridden by WXKF_<SECTION>_<KEY>.\n";
@@ -206,6 +207,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("wxkf %s\n", WXKF_VERSION);
         return 0;
+    }
+    if (strcmp(cmd, "routes") == 0) {
+        routes_print(stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
     }
     if (strcmp(cmd, "agent") == 0)
         return cmd_agent(argc, argv);  /* its own options and --help */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "fcgi.h"
 #include "metrics.h"
 #include "pg.h"
@@ -17,6 +18,7 @@ struct http_route {
     int methods;
     const char *path;
     void (*handler)(struct fcgi_req *r);
+    enum api_role role;         /* the least caller (fcgi.h) */
 };
 
 static void reply_rc(struct fcgi_req *r, int rc)
@@ -142,68 +144,81 @@ static void h_readyz(struct fcgi_req *r)
 /* '*' matches one path segment (an OpenID: 1..64 of [A-Za-z0-9_-]); '+'
  * an agent account (the same, and '@'). */
 static const struct http_route routes[] = {
-    { M_GET | M_HEAD, "/wechat", h_wechat_get },
-    { M_POST, "/wechat", h_wechat_post },
-    { M_GET | M_HEAD, "/healthz", h_healthz },
-    { M_GET | M_HEAD, "/readyz", h_readyz },
-    { M_GET, "/metrics", metrics_page },
-    { M_GET, "/api/v1/me", api_me },
-    { M_POST, "/api/v1/me/status", api_me_status },
-    { M_POST, "/api/v1/me/heartbeat", api_me_heartbeat },
-    { M_GET, "/api/v1/me/sessions", api_me_sessions },
-    { M_GET, "/api/v1/me/events", api_me_events },
-    { M_GET, "/api/v1/me/colleagues", api_me_colleagues },
-    { M_GET, "/api/v1/sessions/*", api_session_view },
-    { M_POST, "/api/v1/sessions/*/close", api_session_close },
-    { M_POST, "/api/v1/sessions/*/transfer", api_session_transfer },
-    { M_POST, "/api/v1/sessions/*/messages", api_session_send },
-    { M_POST, "/api/v1/sessions/*/typing", api_session_typing },
-    { M_GET, "/api/v1/sessions/*/reopen", api_session_reopen_peek },
-    { M_POST, "/api/v1/sessions/*/reopen", api_session_reopen },
-    { M_GET, "/api/v1/stats", api_stats },
-    { M_GET, "/api/v1/users/*/messages", api_user_messages },
-    { M_GET, "/api/v1/sessions/*/transcript", api_session_transcript },
-    { M_GET, "/api/v1/users/*/profile", api_profile_get },
-    { M_PATCH, "/api/v1/users/*/profile", api_profile_patch },
-    { M_POST, "/api/v1/users/*/notes", api_note_add },
-    { M_PATCH, "/api/v1/users/*/notes", api_note_edit },
-    { M_DELETE, "/api/v1/users/*/notes", api_note_delete },
-    { M_GET, "/api/v1/search", api_search },
-    { M_GET, "/api/v1/history/sessions", api_history_sessions },
-    { M_GET, "/api/v1/history/export", api_history_export },
-    { M_GET, "/api/v1/reports", api_reports },
-    { M_GET, "/api/v1/reports/export", api_reports_export },
-    { M_GET, "/api/v1/labels", api_labels_list },
-    { M_POST, "/api/v1/labels", api_labels_create },
-    { M_PATCH, "/api/v1/labels/*", api_label_patch },
-    { M_DELETE, "/api/v1/labels/*", api_label_delete },
-    { M_GET, "/api/v1/media/*", api_media_get },
-    { M_POST, "/api/v1/media", api_media_upload },
-    { M_POST, "/api/v1/me/stream-ticket", api_stream_ticket },
-    { M_GET, "/api/v1/me/stream", api_stream },
-    { M_POST, "/api/v1/auth/login", api_auth_login },
-    { M_GET, "/api/v1/auth/me", api_auth_me },
-    { M_POST, "/api/v1/auth/logout", api_auth_logout },
-    { M_POST, "/api/v1/auth/logout-all", api_auth_logout_all },
-    { M_POST, "/api/v1/auth/password", api_auth_password },
-    { M_GET, "/api/v1/staff", api_staff_list },
-    { M_POST, "/api/v1/staff/*/password", api_staff_reset },
-    { M_GET, "/api/v1/agents", api_agents_list },
-    { M_POST, "/api/v1/agents", api_agents_create },
-    { M_GET, "/api/v1/agents/+", api_agent_get },
-    { M_PATCH, "/api/v1/agents/+", api_agent_patch },
-    { M_DELETE, "/api/v1/agents/+", api_agent_delete },
-    { M_POST, "/api/v1/agents/+/token", api_agent_token },
-    { M_GET, "/api/v1/sessions", api_sessions_list },
-    { M_GET, "/api/v1/queue", api_queue },
-    { M_GET, "/api/v1/canned", api_canned_list },
-    { M_POST, "/api/v1/canned", api_canned_create },
-    { M_GET, "/api/v1/canned/export", api_canned_export },
-    { M_POST, "/api/v1/canned/import", api_canned_import },
-    { M_PATCH, "/api/v1/canned/*", api_canned_patch },
-    { M_DELETE, "/api/v1/canned/*", api_canned_delete },
-    { M_POST, "/api/v1/sessions/*/whisper", api_session_whisper },
-    { M_POST, "/api/v1/sessions/*/takeover", api_session_takeover },
+    { M_GET | M_HEAD, "/wechat", h_wechat_get, API_ROLE_PUBLIC },
+    { M_POST, "/wechat", h_wechat_post, API_ROLE_PUBLIC },
+    { M_GET | M_HEAD, "/healthz", h_healthz, API_ROLE_PUBLIC },
+    { M_GET | M_HEAD, "/readyz", h_readyz, API_ROLE_PUBLIC },
+    { M_GET, "/metrics", metrics_page, API_ROLE_PUBLIC },
+    { M_GET, "/api/v1/me", api_me, API_ROLE_STAFF },
+    { M_POST, "/api/v1/me/status", api_me_status, API_ROLE_AGENT },
+    { M_POST, "/api/v1/me/heartbeat", api_me_heartbeat, API_ROLE_AGENT },
+    { M_GET, "/api/v1/me/sessions", api_me_sessions, API_ROLE_AGENT },
+    { M_GET, "/api/v1/me/events", api_me_events, API_ROLE_AGENT },
+    { M_GET, "/api/v1/me/colleagues", api_me_colleagues, API_ROLE_STAFF },
+    { M_GET, "/api/v1/sessions/*", api_session_view, API_ROLE_STAFF },
+    { M_POST, "/api/v1/sessions/*/close", api_session_close, API_ROLE_STAFF },
+    { M_POST, "/api/v1/sessions/*/transfer", api_session_transfer,
+      API_ROLE_STAFF },
+    { M_POST, "/api/v1/sessions/*/messages", api_session_send,
+      API_ROLE_STAFF },
+    { M_POST, "/api/v1/sessions/*/typing", api_session_typing,
+      API_ROLE_STAFF },
+    { M_GET, "/api/v1/sessions/*/reopen", api_session_reopen_peek,
+      API_ROLE_STAFF },
+    { M_POST, "/api/v1/sessions/*/reopen", api_session_reopen,
+      API_ROLE_STAFF },
+    { M_GET, "/api/v1/stats", api_stats, API_ROLE_SUPERVISOR },
+    { M_GET, "/api/v1/users/*/messages", api_user_messages, API_ROLE_STAFF },
+    { M_GET, "/api/v1/sessions/*/transcript", api_session_transcript,
+      API_ROLE_STAFF },
+    { M_GET, "/api/v1/users/*/profile", api_profile_get, API_ROLE_STAFF },
+    { M_PATCH, "/api/v1/users/*/profile", api_profile_patch, API_ROLE_STAFF },
+    { M_POST, "/api/v1/users/*/notes", api_note_add, API_ROLE_STAFF },
+    { M_PATCH, "/api/v1/users/*/notes", api_note_edit, API_ROLE_STAFF },
+    { M_DELETE, "/api/v1/users/*/notes", api_note_delete, API_ROLE_STAFF },
+    { M_GET, "/api/v1/search", api_search, API_ROLE_SUPERVISOR },
+    { M_GET, "/api/v1/history/sessions", api_history_sessions,
+      API_ROLE_STAFF },
+    { M_GET, "/api/v1/history/export", api_history_export,
+      API_ROLE_SUPERVISOR },
+    { M_GET, "/api/v1/reports", api_reports, API_ROLE_SUPERVISOR },
+    { M_GET, "/api/v1/reports/export", api_reports_export,
+      API_ROLE_SUPERVISOR },
+    { M_GET, "/api/v1/labels", api_labels_list, API_ROLE_STAFF },
+    { M_POST, "/api/v1/labels", api_labels_create, API_ROLE_ADMIN },
+    { M_PATCH, "/api/v1/labels/*", api_label_patch, API_ROLE_ADMIN },
+    { M_DELETE, "/api/v1/labels/*", api_label_delete, API_ROLE_ADMIN },
+    { M_GET, "/api/v1/media/*", api_media_get, API_ROLE_STAFF },
+    { M_POST, "/api/v1/media", api_media_upload, API_ROLE_STAFF },
+    { M_POST, "/api/v1/me/stream-ticket", api_stream_ticket, API_ROLE_AGENT },
+    { M_GET, "/api/v1/me/stream", api_stream, API_ROLE_TICKET },
+    { M_POST, "/api/v1/auth/login", api_auth_login, API_ROLE_PUBLIC },
+    { M_GET, "/api/v1/auth/me", api_auth_me, API_ROLE_SIGNED_IN },
+    { M_POST, "/api/v1/auth/logout", api_auth_logout, API_ROLE_SIGNED_IN },
+    { M_POST, "/api/v1/auth/logout-all", api_auth_logout_all,
+      API_ROLE_SIGNED_IN },
+    { M_POST, "/api/v1/auth/password", api_auth_password, API_ROLE_SIGNED_IN },
+    { M_GET, "/api/v1/staff", api_staff_list, API_ROLE_SUPERVISOR },
+    { M_POST, "/api/v1/staff/*/password", api_staff_reset, API_ROLE_ADMIN },
+    { M_GET, "/api/v1/agents", api_agents_list, API_ROLE_SUPERVISOR },
+    { M_POST, "/api/v1/agents", api_agents_create, API_ROLE_ADMIN },
+    { M_GET, "/api/v1/agents/+", api_agent_get, API_ROLE_SUPERVISOR },
+    { M_PATCH, "/api/v1/agents/+", api_agent_patch, API_ROLE_ADMIN },
+    { M_DELETE, "/api/v1/agents/+", api_agent_delete, API_ROLE_ADMIN },
+    { M_POST, "/api/v1/agents/+/token", api_agent_token, API_ROLE_ADMIN },
+    { M_GET, "/api/v1/sessions", api_sessions_list, API_ROLE_SUPERVISOR },
+    { M_GET, "/api/v1/queue", api_queue, API_ROLE_SUPERVISOR },
+    { M_GET, "/api/v1/canned", api_canned_list, API_ROLE_STAFF },
+    { M_POST, "/api/v1/canned", api_canned_create, API_ROLE_STAFF },
+    { M_GET, "/api/v1/canned/export", api_canned_export, API_ROLE_STAFF },
+    { M_POST, "/api/v1/canned/import", api_canned_import, API_ROLE_STAFF },
+    { M_PATCH, "/api/v1/canned/*", api_canned_patch, API_ROLE_STAFF },
+    { M_DELETE, "/api/v1/canned/*", api_canned_delete, API_ROLE_STAFF },
+    { M_GET, "/api/v1/audit", api_audit_view, API_ROLE_ADMIN },
+    { M_POST, "/api/v1/sessions/*/whisper", api_session_whisper,
+      API_ROLE_STAFF },
+    { M_POST, "/api/v1/sessions/*/takeover", api_session_takeover,
+      API_ROLE_SUPERVISOR },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -222,18 +237,30 @@ static int method_bit(struct kf_str m)
     return 0;
 }
 
+static const char *const method_names[] = { "GET", "POST", "HEAD", "PATCH",
+                                            "DELETE" };
+#define NMETHODS (sizeof(method_names) / sizeof(method_names[0]))
+
+/* The methods of the bits in allowed, each after sep but the first. */
+static size_t method_list(int allowed, const char *sep, char *out,
+                          size_t size)
+{
+    size_t i, n = 0;
+
+    out[0] = '\0';
+    for (i = 0; i < NMETHODS && n < size; i++)
+        if (allowed & (1 << i))
+            n += (size_t)snprintf(out + n, size - n, "%s%s",
+                                  n ? sep : "", method_names[i]);
+    return n;
+}
+
 static void not_allowed(struct fcgi_req *r, int allowed)
 {
-    static const char *const names[] = { "GET", "POST", "HEAD", "PATCH",
-                                         "DELETE" };
-    char hdr[96];
-    size_t i, n = (size_t)snprintf(hdr, sizeof(hdr), "Allow:");
+    char list[64], hdr[96];
 
-    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (allowed & (1 << i))
-            n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, "%s %s",
-                                  n > 6 ? "," : "", names[i]);
-    snprintf(hdr + n, sizeof(hdr) - n, "\r\n");
+    method_list(allowed, ", ", list, sizeof(list));
+    snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", list);
     fcgi_error(r, 405, "method_not_allowed", "method not allowed", hdr);
     log_info(&r->log, "http", "method_not_allowed", "status=405");
 }
@@ -272,6 +299,7 @@ static int match(const char *pattern, struct kf_str path,
 
 void routes_dispatch(struct fcgi_req *r)
 {
+    struct auth caller;
     int bit = method_bit(r->method), allowed = 0;
     size_t i;
 
@@ -280,7 +308,10 @@ void routes_dispatch(struct fcgi_req *r)
             continue;
         if (routes[i].methods & bit) {
             r->route = routes[i].path;
-            routes[i].handler(r);
+            r->caller = &caller;
+            if (api_authorize(r, routes[i].role) == 0)
+                routes[i].handler(r);
+            r->caller = NULL;
             return;
         }
         allowed |= routes[i].methods;
@@ -292,4 +323,15 @@ void routes_dispatch(struct fcgi_req *r)
     }
     fcgi_error(r, 404, "not_found", "no such route", NULL);
     log_info(&r->log, "http", "not_found", "status=404");
+}
+
+void routes_print(FILE *out)
+{
+    size_t i, b;
+
+    for (i = 0; i < NROUTES; i++)
+        for (b = 0; b < NMETHODS; b++)
+            if (routes[i].methods & (1 << b))
+                fprintf(out, "%s\t%s\t%s\n", method_names[b],
+                        routes[i].path, api_role_name(routes[i].role));
 }

@@ -274,6 +274,7 @@ static const struct centry table[] = {
       reports.work_days), "12345", 0, 7, NULL, 0, check_weekdays },
     L(reports, refresh_minutes, 10, 1, 1440),
     L(reports, enabled, 1, 0, 1),
+    L(audit, keep_days, 365, 0, 36500),
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 

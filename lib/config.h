@@ -94,6 +94,10 @@ struct config {
         long refresh_minutes;   /* `wxkf jobs` rebuilds today/yesterday */
         long enabled;           /* 0: this `wxkf jobs` builds none */
     } reports;
+    struct {
+        long keep_days;         /* audit_log rows older are deleted by
+                                   `wxkf jobs`; 0 = kept for ever */
+    } audit;
 };
 
 struct config_err {

@@ -48,6 +48,8 @@ enum refusal_scope {
                                query */
     REFUSAL_SUPERVISE = 131072, /* lib/supervise: a whisper's text (by
                                    kf code), lib/lua/supervise.lua */
+    REFUSAL_AUDIT = 65536,  /* the audit log's view (GET /api/v1/audit,
+                               lib/audit_view) */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -227,7 +229,18 @@ enum refusal_scope {
     X(NO_AGENT_IDENTITY, REFUSAL_SV, "no_agent_identity", KF_EINVAL, 409,   \
       "no_agent_identity", "taking over needs an agent account linked to "  \
       "this supervisor (wxkf user add --role supervisor --agent ACCOUNT)",  \
-      0)
+      0)                                                                    \
+    X(AUDIT_TIME, REFUSAL_AUDIT, "invalid_time", KF_EINVAL, 400,            \
+      "invalid_time", "from and to must be dates (YYYY-MM-DD) or times "   \
+      "(YYYY-MM-DDTHH:MM[:SS], Z for UTC), from before to", 0)             \
+    X(AUDIT_LIMIT, REFUSAL_AUDIT, "invalid_limit", KF_EINVAL, 400,          \
+      "invalid_limit", "limit must be 1..200 and offset 0..100000", 0)      \
+    X(AUDIT_FILTER_LONG, REFUSAL_AUDIT, "filter_too_long", KF_ETOOBIG, 400, \
+      "filter_too_long", "actor, action and target are at most 128 bytes",  \
+      0)                                                                    \
+    X(AUDIT_FILTER, REFUSAL_AUDIT, "invalid_filter", KF_EINVAL, 400,        \
+      "invalid_filter", "actor, action and target must be non-empty text "  \
+      "without control characters", 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

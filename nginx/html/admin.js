@@ -11,6 +11,7 @@ import {renderLabels, wireLabels} from './labels.js';
 import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 import {enterReports, leaveReports, relabelReports} from './reports.js';
 import {openSupervise} from './supervise.js';
+import {enterAudit, leaveAudit, relabelAudit} from './audit.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
@@ -20,6 +21,7 @@ export function enterAdmin() {
     renderLabels();
     enterCannedAdmin();
     enterReports();
+    enterAudit();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
 }
@@ -382,6 +384,7 @@ export function leaveAdmin() {
     tid('queue').replaceChildren();
     leaveCanned();
     leaveReports();
+    leaveAudit();
 }
 
 export function relabelAdmin() {
@@ -392,6 +395,7 @@ export function relabelAdmin() {
     renderLabels();
     relabelCanned();
     relabelReports();
+    relabelAudit();
 }
 
 export function wireAdmin() {

@@ -1691,6 +1691,102 @@ async function reportsSteps(browser) {
     });
 }
 
+// The audit log (admins): rows put into audit_log with psql (the write
+// paths are issue 18's other part), seen newest first with readable
+// action names (an unknown one as its code), paged with the total,
+// filtered by who and by kind of action, a bad range told in Chinese; on
+// a laptop and on a phone.
+async function auditSteps(browser) {
+    const top = (pg) => pg.evaluate(() => {    // below the sticky top bar
+        document.querySelector('[data-testid="audit-section"]').scrollIntoView({block: 'start'});
+        window.scrollBy(0, -70);
+    });
+    const conf = fs.readFileSync(need('WXKF_CONF'), 'utf8');
+    const dsn = /^dsn = (.*)$/m.exec(conf)[1];
+    const app = need('WXKF_APP_ID');
+    let p;
+
+    await step('audit: the admin reads the log, paged, with names for the actions', async () => {
+        const sql = `INSERT INTO audit_log (app_id, at, actor, role, action, target, ip, request_id, detail)
+            SELECT '${app}', now() - interval '2 hours' - i * interval '1 minute', 'boss', 'admin',
+                   'label.create', 'label-' || i, '192.0.2.7', 'rid-l' || i, '{}'::jsonb
+            FROM generate_series(1, 55) i;
+            INSERT INTO audit_log (app_id, at, actor, role, action, target, ip, request_id, detail) VALUES
+            ('${app}', now() - interval '1 minute', 'wang', 'agent', 'session.transfer', 'oAuditUser01',
+             '192.0.2.8', 'rid-t1', '{"to": "b@shop", "note": "VIP"}'),
+            ('${app}', now() - interval '2 minutes', 'lead', 'supervisor', 'widget.frobnicate', 'w1',
+             '192.0.2.9', 'rid-w1', '{}'),
+            ('wxsomeotheraccount1', now(), 'intruder', 'admin', 'agent.delete', 'x', '192.0.2.10', 'rid-x', '{}');`;
+        execFileSync('psql', [dsn, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql],
+                     {encoding: 'utf8', timeout: 30000});
+        p = await newPage(browser, 'audit', LAPTOP);
+        await signIn(p, ADMIN);
+        await tid(p, 'audit-admin').scrollIntoViewIfNeeded();
+        await p.locator('[data-testid="audit-row"]').first().waitFor();
+        const first = p.locator('[data-testid="audit-row"]').first();
+        assert(await first.getAttribute('data-action') === 'session.transfer', 'newest first');
+        const cells = await first.locator('td').allTextContents();
+        assert(cells.includes(await zh(p, 'audit.action.session.transfer')),
+               'the action by name: ' + cells.join('|'));
+        assert(cells.includes('wang') && cells.includes('oAuditUser01') &&
+               cells.includes(await zh(p, 'audit.role.agent')), 'who, on what: ' + cells.join('|'));
+        const unknown = p.locator('[data-testid="audit-row"][data-action="widget.frobnicate"] td');
+        assert((await unknown.allTextContents()).includes('widget.frobnicate'),
+               'an unknown action shows its code');
+        assert(await p.locator('[data-testid="audit-row"][data-action="agent.delete"]').count() === 0,
+               'another account\'s row is not shown');
+        const total = await tid(p, 'audit-total').textContent();
+        assert(/共 \d+ 条，第 1–50 条/.test(total), 'total and range: ' + total);
+        const n = Number(/共 (\d+) 条/.exec(total)[1]);
+        assert(n >= 57, 'every row counted: ' + n);
+        await top(p);
+        await shot(p, 'laptop-audit');
+        await tid(p, 'audit-next').click();
+        await p.waitForFunction(() => /第 51–/.test(
+            document.querySelector('[data-testid="audit-total"]').textContent));
+        assert(await p.locator('[data-testid="audit-row"]').count() === Math.min(50, n - 50),
+               'the second page');
+        assert(!(await tid(p, 'audit-prev').isDisabled()), 'a way back');
+    });
+
+    await step('audit: filters by who and by kind of action; a bad range is told in Chinese', async () => {
+        await tid(p, 'audit-actor').fill('wang');
+        await tid(p, 'audit-search').click();
+        await p.waitForFunction(() => /共 1 条/.test(
+            document.querySelector('[data-testid="audit-total"]').textContent));
+        await tid(p, 'audit-actor').fill('');
+        await tid(p, 'audit-action').selectOption('label.');
+        await tid(p, 'audit-search').click();
+        await p.waitForFunction(() => /共 55 条/.test(
+            document.querySelector('[data-testid="audit-total"]').textContent));
+        await tid(p, 'audit-from').fill('2026-03-03');
+        await tid(p, 'audit-to').fill('2026-03-02');
+        await tid(p, 'audit-search').click();
+        await tid(p, 'audit-error').waitFor();
+        const msg = await tid(p, 'audit-error').textContent();
+        assert(msg.includes(await zh(p, 'err.code.invalid_time')), 'in words: ' + msg);
+        assert(await p.locator('[data-testid="audit-row"]').count() === 0 &&
+               (await tid(p, 'audit-total').textContent()) === '',
+               'no stale rows under the error');
+        await top(p);
+        await shot(p, 'laptop-audit-error');
+        await tid(p, 'audit-clear').click();
+        await p.waitForFunction(() => /第 1–50 条/.test(
+            document.querySelector('[data-testid="audit-total"]').textContent));
+    });
+
+    // the same page at a phone's width (the layout is the width's)
+    await step('screenshots: the audit log on a phone', async () => {
+        await p.setViewportSize(PHONE);
+        await top(p);
+        await shot(p, 'phone-audit');
+        await p.locator('[data-testid="audit-row"]').first().scrollIntoViewIfNeeded();
+        await shot(p, 'phone-audit-rows');
+        await p.context().close();
+        delete pages.audit;
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -2532,6 +2628,7 @@ async function main() {
         await passwordLoginSteps(browser);
         await reportsSteps(browser);
         await superviseSteps(browser);
+        await auditSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

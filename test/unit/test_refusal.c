@@ -25,6 +25,7 @@ static const unsigned scopes[] = {
     REFUSAL_STAFF,
     REFUSAL_REPORT,
     REFUSAL_SUPERVISE,
+    REFUSAL_AUDIT,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
