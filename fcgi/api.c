@@ -188,6 +188,8 @@ const char *api_role_name(enum api_role role)
         return "supervisor";
     case API_ROLE_ADMIN:
         return "admin";
+    case API_ROLE_TEAM:
+        return "team";
     default:
         return "undeclared";
     }
@@ -205,6 +207,8 @@ int api_authorize(struct fcgi_req *r, enum api_role role)
         return api_staff_session(r, &who);
     case API_ROLE_STAFF:
         return api_authenticate(r, &who, 0);
+    case API_ROLE_TEAM:
+        return identify(r, &who);
     case API_ROLE_AGENT:
         return api_authenticate(r, &who, 0) || api_need_agent(r, &who);
     case API_ROLE_SUPERVISOR:

@@ -87,13 +87,16 @@ enum api_role {
     API_ROLE_TICKET,        /* a push ticket in the URL and nothing else */
     API_ROLE_SIGNED_IN,     /* a staff session cookie, any role */
     API_ROLE_STAFF,         /* any credential: an agent (token or cookie),
-                               a supervisor (reads only), an admin */
+                               a supervisor (reads; writes only as the
+                               agent account it is linked to), an admin */
     API_ROLE_AGENT,         /* agents only */
-    API_ROLE_SUPERVISOR,    /* supervisors (reads only) and admins */
+    API_ROLE_SUPERVISOR,    /* supervisors and admins */
     API_ROLE_ADMIN,         /* admins only */
+    API_ROLE_TEAM,          /* any credential, a supervisor's writes
+                               included (e.g. a whisper) */
 };
 /* "public", "ticket", "signed_in", "staff", "agent", "supervisor",
- * "admin"; "undeclared" for anything else. Static. */
+ * "admin", "team"; "undeclared" for anything else. Static. */
 const char *api_role_name(enum api_role role);
 /* Refuses the caller of r unless it is at least role (401 without a
  * credential, 403 with a wrong role, the codes of api_authenticate and

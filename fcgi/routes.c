@@ -216,7 +216,7 @@ static const struct http_route routes[] = {
     { M_DELETE, "/api/v1/canned/*", api_canned_delete, API_ROLE_STAFF },
     { M_GET, "/api/v1/audit", api_audit_view, API_ROLE_ADMIN },
     { M_POST, "/api/v1/sessions/*/whisper", api_session_whisper,
-      API_ROLE_STAFF },
+      API_ROLE_TEAM },
     { M_POST, "/api/v1/sessions/*/takeover", api_session_takeover,
       API_ROLE_SUPERVISOR },
 };

@@ -35,7 +35,7 @@ AGENT = 'az1@authz'
 # exists, so no call changes anything a later call depends on.
 PARAM = {'*': 'oAuthzNobody01', '+': 'nobody@authz'}
 ROLES = ('public', 'ticket', 'signed_in', 'staff', 'agent', 'supervisor',
-         'admin')
+         'team', 'admin')
 DOOR_CODES = {'unauthorized', 'forbidden', 'read_only', 'not_signed_in',
               'csrf_failed', 'too_many_auth_failures'}
 CALLERS = ('nobody', 'agent_token', 'agent_cookie', 'agent_cookie_no_csrf',
@@ -74,13 +74,15 @@ def expected(caller, role, method):
         return (401, 'unauthorized')
     if caller == 'agent_cookie_no_csrf' and not reads:
         return (403, 'csrf_failed')
-    if caller == 'supervisor_cookie' and not reads:
+    if caller == 'supervisor_cookie' and not reads and \
+            role not in ('supervisor', 'team'):
         return (403, 'read_only')
     kind = {'agent_token': 'agent', 'agent_cookie': 'agent',
             'agent_cookie_no_csrf': 'agent', 'supervisor_cookie':
             'supervisor', 'admin_cookie': 'admin',
             'admin_token': 'admin'}[caller]
     allowed = {'staff': {'agent', 'supervisor', 'admin'},
+               'team': {'agent', 'supervisor', 'admin'},
                'agent': {'agent'},
                'supervisor': {'supervisor', 'admin'},
                'admin': {'admin'}}[role]
