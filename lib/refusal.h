@@ -46,6 +46,9 @@ enum refusal_scope {
                                lib/staff, lib/staff_session) */
     REFUSAL_REPORT = 16384, /* lib/report: a report's or an export's
                                query */
+    REFUSAL_TOKEN = 524288, /* API tokens of machine clients
+                               (lib/api_token, fcgi/tokens.c): looked up
+                               by the kf code */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -200,7 +203,19 @@ enum refusal_scope {
       "invalid_field", NULL, 0)                                            \
     X(EXPORT_TOO_BIG, REFUSAL_REPORT, "export_too_large", KF_ETOOBIG, 413,  \
       "export_too_large", "an export holds at most 100000 messages: "      \
-      "narrow it", 0)
+      "narrow it", 0)                                                      \
+    X(TOKEN_SCOPE, REFUSAL_TOKEN, "scope", KF_EBADSIG, 403, "scope",       \
+      "this API token's scopes do not cover this route", 0)               \
+    X(NO_TOKEN, REFUSAL_TOKEN, "unknown_token", KF_ENOTFOUND, 404,         \
+      "unknown_token", "no such API token", 0)                             \
+    X(TOKEN_NAME_TAKEN, REFUSAL_TOKEN, "token_name_taken", KF_EEXISTS,     \
+      409, "token_name_taken", "a live API token has this name already",  \
+      0)                                                                   \
+    X(TOO_MANY_TOKENS, REFUSAL_TOKEN, "too_many_tokens", KF_ELIMIT, 409,   \
+      "too_many_tokens", "an account has at most 100 live API tokens: "    \
+      "revoke one first", 0)                                               \
+    X(TOKEN_INVALID, REFUSAL_TOKEN, "invalid_field", KF_EINVAL, 400,       \
+      "invalid_field", NULL, 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

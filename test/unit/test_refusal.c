@@ -24,6 +24,7 @@ static const unsigned scopes[] = {
     REFUSAL_UPLOAD, REFUSAL_LABEL, REFUSAL_TRANSFER, REFUSAL_REOPEN,
     REFUSAL_STAFF,
     REFUSAL_REPORT,
+    REFUSAL_TOKEN,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
@@ -50,7 +51,8 @@ static void test_every_row_is_complete_and_in_order(void **state)
                     r->id == REFUSAL_AGENT_BUSY ||
                     r->id == REFUSAL_AGENT_INVALID ||
                     r->id == REFUSAL_LABEL_INVALID ||
-                    r->id == REFUSAL_REPORT_INVALID);
+                    r->id == REFUSAL_REPORT_INVALID ||
+                    r->id == REFUSAL_TOKEN_INVALID);
     }
     assert_null(refusal_get(REFUSAL_COUNT));
 }
