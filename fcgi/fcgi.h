@@ -188,6 +188,8 @@ void api_auth_logout_all(struct fcgi_req *r);
 void api_auth_password(struct fcgi_req *r);
 void api_staff_list(struct fcgi_req *r);
 void api_staff_reset(struct fcgi_req *r);
+void api_staff_create(struct fcgi_req *r);
+void api_staff_patch(struct fcgi_req *r);
 
 /* Admin routes (admin.c). */
 void api_agents_list(struct fcgi_req *r);

@@ -205,6 +205,8 @@ static const struct http_route routes[] = {
     { M_GET, "/api/v1/tokens", api_tokens_list },
     { M_POST, "/api/v1/tokens", api_tokens_create },
     { M_DELETE, "/api/v1/tokens/*", api_token_delete },
+    { M_POST, "/api/v1/staff", api_staff_create },
+    { M_PATCH, "/api/v1/staff/*", api_staff_patch },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -194,6 +194,14 @@ enum refusal_scope {
     X(NOT_SIGNED_IN, REFUSAL_SF, "not_signed_in", KF_EBADSIG, 401,          \
       "not_signed_in", "sign in with a password first (a session cookie "   \
       "is required)", 0)                                                    \
+    X(LOGIN_TAKEN, REFUSAL_SF, "login_taken", KF_EEXISTS, 409,              \
+      "login_taken", "this login is taken, or the agent has a user "        \
+      "already", 0)                                                         \
+    X(STAFF_SELF, REFUSAL_SF, "cannot_change_self", KF_EBUSY, 409,          \
+      "cannot_change_self", "you cannot disable yourself or change your "   \
+      "own role", 0)                                                        \
+    X(STAFF_INVALID, REFUSAL_SF, "invalid_field", KF_EINVAL, 400,           \
+      "invalid_field", NULL, 0)                                             \
     X(REPORT_DATES, REFUSAL_REPORT, "invalid_range", KF_EINVAL, 400,        \
       "invalid_range", "from and to must be dates (YYYY-MM-DD), from not "  \
       "after to", 0)                                                       \

@@ -276,3 +276,153 @@ def test_token_command(tstack):
     assert token_cmd('add', '--name', 'x', '--scopes', 'root').returncode == 1
     assert token_cmd('revoke', '--id', 'x').returncode == 1
     assert token_cmd('frob').returncode == 2
+
+
+# --- user management (POST /api/v1/staff, PATCH /api/v1/staff/{login}) -----
+
+PW = 'a long enough password'
+
+
+def sign_in(stack, login, password=PW):
+    return requests.post(stack.base + '/api/v1/auth/login', timeout=30,
+                         json={'login': login, 'password': password})
+
+
+def cookie_of(stack, login, password=PW):
+    r = sign_in(stack, login, password)
+    assert r.status_code == 200, r.text
+    return {'Cookie': 'wxkf_sid=' + r.cookies['wxkf_sid'],
+            'X-CSRF-Token': r.json()['csrf_token']}
+
+
+def as_cookie(stack, method, path, cookie, **kw):
+    return requests.request(method, stack.base + path, headers=cookie,
+                            timeout=30, **kw)
+
+
+def add_staff(stack, **body):
+    body.setdefault('password', PW)
+    return call(stack, 'POST', '/api/v1/staff', stack.admin_token, json=body)
+
+
+def test_an_admin_adds_users(tstack):
+    r = add_staff(tstack, login='lead1', name='主管老李', role='supervisor')
+    assert r.status_code == 201, r.text
+    assert r.json() == {'login': 'lead1', 'name': '主管老李',
+                        'role': 'supervisor', 'agent': None,
+                        'disabled': False}
+    me = sign_in(tstack, 'lead1').json()
+    assert me['role'] == 'supervisor' and me['name'] == '主管老李'
+    # a supervisor reads reports and exports (docs/api.md, issue 18)
+    sup = cookie_of(tstack, 'lead1')
+    assert as_cookie(tstack, 'GET', '/api/v1/reports', sup).status_code == 200
+    r = as_cookie(tstack, 'GET', '/api/v1/reports/export?format=xlsx', sup)
+    assert r.status_code == 200 and r.content[:2] == b'PK'
+
+    add_agent(tstack, 'tk4@shop')
+    r = add_staff(tstack, login='li4', name='小李', role='agent',
+                  agent='tk4@shop')
+    assert r.status_code == 201 and r.json()['agent'] == 'tk4@shop', r.text
+    assert sign_in(tstack, 'li4').json()['agent'] == 'tk4@shop'
+
+    # the answers an admin gets wrong
+    assert_error(add_staff(tstack, login='lead1', name='x', role='admin'),
+                 409, 'login_taken')
+    assert_error(add_staff(tstack, login='li5', name='x', role='agent',
+                           agent='tk4@shop'), 409, 'login_taken')
+    assert_error(add_staff(tstack, login='li6', name='x', role='agent',
+                           agent='nobody@shop'), 404, 'unknown_agent')
+    assert_error(add_staff(tstack, login='x1', name='x', role='admin',
+                           password='short'), 400, 'weak_password')
+    for bad in ({'login': 'Bad Login', 'name': 'x', 'role': 'admin'},
+                {'login': 'x2', 'name': '', 'role': 'admin'},
+                {'login': 'x3', 'name': 'x', 'role': 'root'},
+                {'login': 'x4', 'name': 'x', 'role': 'agent'},
+                {'login': 'x5', 'name': 'x', 'role': 'admin',
+                 'agent': 'tk4@shop'},
+                {'login': 'x6', 'role': 'admin'},
+                {'login': 7, 'name': 'x', 'role': 'admin'}):
+        assert_error(add_staff(tstack, **bad), 400, 'invalid_field')
+    names = [u['login'] for u in call(tstack, 'GET', '/api/v1/staff',
+                                      tstack.admin_token).json()['users']]
+    assert 'lead1' in names and 'li4' in names
+    assert not [n for n in names if n.startswith('x')]
+
+
+def test_an_admin_changes_role_disables_and_enables(tstack):
+    assert add_staff(tstack, login='lead2', name='老王',
+                     role='supervisor').status_code == 201
+    boss = add_staff(tstack, login='boss2', name='老板', role='admin')
+    assert boss.status_code == 201
+    admin = cookie_of(tstack, 'boss2')
+    lead = cookie_of(tstack, 'lead2')
+    # supervisor -> admin: the old session (the old role) ends
+    r = as_cookie(tstack, 'PATCH', '/api/v1/staff/lead2', admin,
+                  json={'role': 'admin', 'name': '王经理'})
+    assert r.status_code == 200, r.text
+    assert r.json()['role'] == 'admin' and r.json()['name'] == '王经理'
+    assert r.json()['sessions_ended'] == 1
+    assert_error(as_cookie(tstack, 'GET', '/api/v1/auth/me', lead), 401,
+                 'not_signed_in')
+    assert sign_in(tstack, 'lead2').json()['role'] == 'admin'
+    # a name alone ends nothing
+    lead = cookie_of(tstack, 'lead2')
+    r = as_cookie(tstack, 'PATCH', '/api/v1/staff/lead2', admin,
+                  json={'name': '王总'})
+    assert r.json()['sessions_ended'] == 0
+    assert as_cookie(tstack, 'GET', '/api/v1/auth/me',
+                     lead).status_code == 200
+    # disabled: signed out at once, and no sign-in
+    r = as_cookie(tstack, 'PATCH', '/api/v1/staff/lead2', admin,
+                  json={'disabled': True})
+    assert r.status_code == 200 and r.json()['disabled'] is True
+    assert_error(as_cookie(tstack, 'GET', '/api/v1/auth/me', lead), 401)
+    assert_error(sign_in(tstack, 'lead2'), 403, 'account_disabled')
+    r = as_cookie(tstack, 'PATCH', '/api/v1/staff/lead2', admin,
+                  json={'disabled': False})
+    assert r.json()['disabled'] is False
+    assert sign_in(tstack, 'lead2').status_code == 200
+    # an admin's reset from the same view
+    r = as_cookie(tstack, 'POST', '/api/v1/staff/lead2/password', admin,
+                  json={'new_password': 'another long password'})
+    assert r.status_code == 200, r.text
+    assert sign_in(tstack, 'lead2', 'another long password').status_code \
+        == 200
+    # not oneself: no disabling, no new role (the name may change)
+    for body in ({'disabled': True}, {'role': 'supervisor'}):
+        assert_error(as_cookie(tstack, 'PATCH', '/api/v1/staff/boss2', admin,
+                               json=body), 409, 'cannot_change_self')
+    assert as_cookie(tstack, 'PATCH', '/api/v1/staff/boss2', admin,
+                     json={'name': '大老板'}).status_code == 200
+    # bad changes
+    for body in ({'disabled': 'yes'}, {'role': 'root'},
+                 {'role': 'agent'}, {'agent': 'tk4@shop'}, {'name': ''}):
+        assert_error(as_cookie(tstack, 'PATCH', '/api/v1/staff/lead2', admin,
+                               json=body), 400, 'invalid_field')
+    assert_error(as_cookie(tstack, 'PATCH', '/api/v1/staff/lead2', admin,
+                           json={'role': 'agent', 'agent': 'nobody@x'}),
+                 404, 'unknown_agent')
+    for who in ('nobody', 'BadName', 'x' * 33):
+        assert_error(as_cookie(tstack, 'PATCH', '/api/v1/staff/' + who, admin,
+                               json={'name': 'x'}), 404, 'unknown_user')
+
+
+def test_who_may_manage_users(tstack):
+    agent = add_agent(tstack, 'tk5@shop')
+    assert add_staff(tstack, login='lead3', name='x',
+                     role='supervisor').status_code == 201
+    lead = cookie_of(tstack, 'lead3')
+    read = make(tstack, 'user reader', ['read', 'agents'])['token']
+    body = {'login': 'y1', 'name': 'y', 'role': 'admin', 'password': PW}
+    for method, path in (('POST', '/api/v1/staff'),
+                         ('PATCH', '/api/v1/staff/lead3')):
+        assert_error(call(tstack, method, path, json=body), 401)
+        assert_error(call(tstack, method, path, agent, json=body), 403,
+                     'forbidden')
+        assert_error(call(tstack, method, path, read, json=body), 403,
+                     'scope')
+        assert_error(as_cookie(tstack, method, path, lead, json=body), 403,
+                     'read_only')
+    names = [u['login'] for u in call(tstack, 'GET', '/api/v1/staff',
+                                      tstack.admin_token).json()['users']]
+    assert 'y1' not in names

@@ -52,7 +52,8 @@ static void test_every_row_is_complete_and_in_order(void **state)
                     r->id == REFUSAL_AGENT_INVALID ||
                     r->id == REFUSAL_LABEL_INVALID ||
                     r->id == REFUSAL_REPORT_INVALID ||
-                    r->id == REFUSAL_TOKEN_INVALID);
+                    r->id == REFUSAL_TOKEN_INVALID ||
+                    r->id == REFUSAL_STAFF_INVALID);
     }
     assert_null(refusal_get(REFUSAL_COUNT));
 }
