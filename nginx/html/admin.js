@@ -1,6 +1,6 @@
 // wxkf console — the admin view: live statistics, the agents (add, edit,
 // new token, remove; a token is shown once), the waiting queue and every
-// session. Refreshed every 5 s.
+// session. Refreshed every 5 s. Users and API tokens: users.js.
 
 import {api, ApiError, seg} from './api.js';
 import {t} from './i18n.js';
@@ -10,6 +10,7 @@ import {S, agentName, every} from './state.js';
 import {renderLabels, wireLabels} from './labels.js';
 import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 import {enterReports, leaveReports, relabelReports} from './reports.js';
+import {enterUsers, leaveUsers, relabelUsers} from './users.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
@@ -19,6 +20,7 @@ export function enterAdmin() {
     renderLabels();
     enterCannedAdmin();
     enterReports();
+    enterUsers();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
 }
@@ -205,7 +207,7 @@ async function addAgent(ev) {
         setError(err, '');
         form.reset();
         const acct = r && r.agent && r.agent.account || body.account;
-        showToken(acct, r && r.token || '');
+        showToken(t('token.heading', {account: acct}), r && r.token || '');
         refreshAdmin();
     } catch (e) {
         showError(err, e);
@@ -270,7 +272,7 @@ async function newToken(account) {
         return;
     try {
         const r = await api.post('/api/v1/agents/' + seg(account) + '/token', {});
-        showToken(account, r && r.token || '');
+        showToken(t('token.heading', {account}), r && r.token || '');
     } catch (e) {
         toastError(e);
     }
@@ -342,9 +344,11 @@ function renderAllSessions(r) {
 }
 
 
-function showToken(account, token) {
+// A secret shown once (an agent's token, an API token) under heading,
+// with a copy button.
+export function showToken(heading, token) {
     const dlg = tid('token-dialog');
-    tid('token-heading', dlg).textContent = t('token.heading', {account});
+    tid('token-heading', dlg).textContent = heading;
     const input = tid('token-value', dlg);
     input.value = token;
     const copy = tid('token-copy', dlg);
@@ -378,6 +382,7 @@ export function leaveAdmin() {
     tid('queue').replaceChildren();
     leaveCanned();
     leaveReports();
+    leaveUsers();
 }
 
 export function relabelAdmin() {
@@ -388,6 +393,7 @@ export function relabelAdmin() {
     renderLabels();
     relabelCanned();
     relabelReports();
+    relabelUsers();
 }
 
 export function wireAdmin() {

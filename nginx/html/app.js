@@ -12,6 +12,7 @@
 //   colleagues.js agent: whom to transfer to (list, status, load), nicknames
 //   reopen.js     agent: reopening a past conversation (wrapup.js's view)
 //   admin.js      admin: stats, agents, queue, sessions
+//   users.js      admin: staff users and API tokens
 //   signin.js     sign-in with a login and password (the session cookie)
 
 import {api, ApiError, getToken, setToken, setUnauthorizedHandler}
