@@ -426,3 +426,28 @@ def test_who_may_manage_users(tstack):
     names = [u['login'] for u in call(tstack, 'GET', '/api/v1/staff',
                                       tstack.admin_token).json()['users']]
     assert 'y1' not in names
+
+
+def test_postgres_down_refuses_api_tokens_only(tstack):
+    """An API token is looked up in PostgreSQL on every request: while it
+    is away such a request gets 503 (never a stale yes), and the tokens
+    checked in Redis (an agent's, the bootstrap admin's) keep working; a
+    live token works again once it is back."""
+    from test_archive import pg_ctl, stack_start
+    agent = add_agent(tstack, 'tk6@shop')
+    tok = make(tstack, 'outage', ['read'])['token']
+    assert call(tstack, 'GET', '/api/v1/queue', tok).status_code == 200
+    pg_ctl(tstack, '-m', 'fast', '-w', '-t', '30', 'stop')
+    try:
+        for _ in range(4):      # both workers
+            err = assert_error(call(tstack, 'GET', '/api/v1/queue', tok), 503,
+                               'backend_unavailable')
+            assert err['message'] == 'postgresql is unreachable'
+        assert call(tstack, 'GET', '/api/v1/queue',
+                    tstack.admin_token).status_code == 200
+        assert call(tstack, 'GET', '/api/v1/me/sessions',
+                    agent).status_code == 200
+    finally:
+        stack_start(tstack)
+    for _ in range(4):
+        assert call(tstack, 'GET', '/api/v1/queue', tok).status_code == 200
