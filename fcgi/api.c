@@ -9,8 +9,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "agent.h"
+#include "agent_token.h"
 #include "agent_wx.h"
+#include "api_token.h"
 #include "auth.h"
 #include "fcgi.h"
 #include "handover.h"
@@ -58,6 +62,55 @@ static int denied(struct fcgi_req *r)
     return 1;
 }
 
+/* A named API token ("wxt_" + 64 hex, lib/api_token) as the bearer:
+ * looked up in PostgreSQL on every request, no cache, so a revoked token
+ * is refused from the next request on. A live one is served as an admin
+ * within its scopes: a route none of them covers gets 403 scope. One
+ * PostgreSQL does not know is counted by the brake like any bad token.
+ * Answers a refusal itself (*answered = 1). 1 when the header held such
+ * a token. */
+static int by_api_token(struct fcgi_req *r, struct auth *who,
+                        const char *addr, int *rc, int *answered)
+{
+    char tok[API_TOKEN_SIZE], hash[AGENT_HASH_SIZE];
+    struct api_token_who t;
+    struct kf_str b;
+
+    *answered = 0;
+    if (auth_bearer(fcgi_param(r, "HTTP_AUTHORIZATION"), &b) < 0 ||
+        !api_token_is_token(b))
+        return 0;
+    memset(who, 0, sizeof(*who));
+    memcpy(tok, b.p, b.len);
+    tok[b.len] = '\0';
+    *rc = agent_token_hash(tok, hash);
+    OPENSSL_cleanse(tok, sizeof(tok));
+    if (*rc == 0)
+        *rc = api_token_identify(r->app->tokens_db,
+                                 r->app->cfg.wechat.app_id, hash, &t);
+    OPENSSL_cleanse(hash, sizeof(hash));
+    if (*rc == KF_ENOTFOUND) {
+        *rc = auth_count_failure(rt(r), &r->app->cfg, addr, who);
+    } else if (*rc < 0) {
+        fcgi_error(r, 503, "backend_unavailable",
+                   "postgresql is unreachable", NULL);
+        *answered = 1;
+    } else if (!(api_token_route_scopes(r->method, r->route) & t.scopes)) {
+        api_refused(r, refusal_get(REFUSAL_TOKEN_SCOPE), NULL);
+        log_info(&r->log, "api", "scope", "token=%lld", t.id);
+        *answered = 1;
+    } else {
+        who->role = AUTH_ADMIN;
+        who->api_token_id = t.id;
+        who->api_scopes = t.scopes;
+        snprintf(who->api_token_name, sizeof(who->api_token_name), "%s",
+                 t.name);
+    }
+    if (*answered)
+        *rc = KF_EINVAL;
+    return 1;
+}
+
 /* Who the caller is, as its credential says (a supervisor as
  * AUTH_SUPERVISOR): a bearer token, else a staff session cookie (a bearer
  * token wins), whose CSRF token is checked for a method that changes
@@ -67,7 +120,7 @@ static int identify(struct fcgi_req *r, struct auth *who)
 {
     struct kf_str sid;
     char addr[46];
-    int rc, cookie;
+    int rc, cookie, answered = 0;
 
     if (r->caller && r->caller_known) {
         *who = *r->caller;
@@ -79,10 +132,12 @@ static int identify(struct fcgi_req *r, struct auth *who)
              staff_cookie_sid(fcgi_param(r, "HTTP_COOKIE"), &sid) == 0;
     if (cookie)
         rc = auth_cookie_identify(rt(r), &r->app->cfg, sid, who);
-    else
+    else if (!by_api_token(r, who, addr, &rc, &answered))
         rc = auth_identify(rt(r), &r->app->cfg,
                            fcgi_param(r, "HTTP_AUTHORIZATION"), addr, who);
-    if (rc == KF_EBACKEND) {
+    if (answered) {
+        /* refused above */
+    } else if (rc == KF_EBACKEND) {
         api_backend_down(r);
     } else if (rc < 0 && cookie) {
         api_refused(r, refusal_get(REFUSAL_NOT_SIGNED_IN), NULL);
@@ -341,6 +396,13 @@ void api_me(struct fcgi_req *r)
 
     if (api_authenticate(r, &who, 0))
         return;
+    if (who.api_token_id) {
+        fcgi_json(r, 200, json_pack("{s:s,s:I,s:s,s:o*}", "role", "token",
+                                    "id", (json_int_t)who.api_token_id,
+                                    "name", who.api_token_name, "scopes",
+                                    api_token_scopes_json(who.api_scopes)));
+        return;
+    }
     if (who.role == AUTH_ADMIN) {
         fcgi_json(r, 200, who.login[0]
                   ? json_pack("{s:s,s:s,s:s}", "role", who.staff_role,

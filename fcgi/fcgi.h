@@ -45,6 +45,8 @@ struct app {
                                    connection) */
     struct user_profile profile; /* APP_WORKER: who a user is (lazy
                                    connection) */
+    struct pg_conn *tokens_db;  /* APP_WORKER: API tokens' lookups (lazy
+                                   connection; lib/api_token) */
     struct metrics *metrics;    /* this process's counts (lib/metrics) */
     struct journal journal;     /* APP_WORKER: callbacks kept while Redis
                                    is away */
@@ -200,6 +202,10 @@ void api_history_export(struct fcgi_req *r);
 
 /* The admin's audit view (audit_view.c). */
 void api_audit_view(struct fcgi_req *r);
+/* API tokens of machine clients (tokens.c). */
+void api_tokens_list(struct fcgi_req *r);
+void api_tokens_create(struct fcgi_req *r);
+void api_token_delete(struct fcgi_req *r);
 
 /* Who a user is (profile.c). */
 void api_profile_get(struct fcgi_req *r);
@@ -223,6 +229,8 @@ void api_auth_logout_all(struct fcgi_req *r);
 void api_auth_password(struct fcgi_req *r);
 void api_staff_list(struct fcgi_req *r);
 void api_staff_reset(struct fcgi_req *r);
+void api_staff_create(struct fcgi_req *r);
+void api_staff_patch(struct fcgi_req *r);
 
 /* Admin routes (admin.c). */
 void api_agents_list(struct fcgi_req *r);
@@ -284,5 +292,13 @@ int cmd_agent(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 /* `wxkf report rebuild -c FILE --day D [--to D]` (report_cmd.c). */
 int cmd_report(int argc, char **argv);
+/* `wxkf token add|list|revoke` (token_cmd.c). */
+int cmd_token(int argc, char **argv);
+/* For the commands (main.c): the value after option name in argv[3..]
+ * (NULL when absent), and the config at path loaded into cfg (1 and a
+ * message on standard error when it fails; config_release it either
+ * way). */
+const char *cli_opt(int argc, char **argv, const char *name);
+int cli_load(struct config *cfg, const char *path);
 
 #endif

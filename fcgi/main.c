@@ -26,6 +26,9 @@ static const char usage[] =
     "                    staff users who sign in with a password\n"
     "                    (wxkf user --help)\n"
     "  routes            print every HTTP route: methods, path, least role\n"
+    "  token   add|list|revoke -c FILE ...\n"
+    "                    named, scoped API tokens of machine clients\n"
+    "                    (wxkf token --help)\n"
     "  version           print the version\n"
     "\n"
     "Every config key can be overridden by WXKF_<SECTION>_<KEY>.\n";
@@ -40,6 +43,16 @@ static const char *conf_arg(int argc, char **argv)
     return NULL;
 }
 
+const char *cli_opt(int argc, char **argv, const char *name)
+{
+    int i;
+
+    for (i = 3; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
 static int wants_help(int argc, char **argv)
 {
     int i;
@@ -50,7 +63,7 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
-static int load(struct config *cfg, const char *path)
+int cli_load(struct config *cfg, const char *path)
 {
     struct config_err err;
 
@@ -66,7 +79,7 @@ static int cmd_config(const char *path)
 {
     struct config cfg;
     struct kf_buf out;
-    int rc = load(&cfg, path);
+    int rc = cli_load(&cfg, path);
 
     kf_buf_init(&out, 1 << 20);
     if (rc == 0 && config_dump(&cfg, &out) == 0)
@@ -163,7 +176,7 @@ static int check_postgres(const struct config *cfg)
 static int cmd_check(const char *path)
 {
     struct config cfg;
-    int rc = load(&cfg, path);
+    int rc = cli_load(&cfg, path);
 
     if (rc == 0) {
         int i;
@@ -183,7 +196,7 @@ static int cmd_migrate(const char *path)
 {
     struct config cfg;
     struct migrate_result res;
-    int rc = load(&cfg, path);
+    int rc = cli_load(&cfg, path);
 
     if (rc == 0) {
         rc = migrate_run(cfg.postgres.dsn, &res) < 0;
@@ -218,6 +231,8 @@ int main(int argc, char **argv)
         return cmd_user(argc, argv);   /* its own options and --help */
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc, argv); /* the same */
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(argc, argv);  /* the same */
     if (!*cmd || wants_help(argc, argv) || strcmp(cmd, "help") == 0) {
         fputs(usage, *cmd ? stdout : stderr);
         return *cmd ? 0 : 2;

@@ -18,23 +18,13 @@ static const char usage[] =
     "to --to, at most 366) from the archived history, in one transaction\n"
     "per day; running it again gives the same rows.\n";
 
-static const char *opt(int argc, char **argv, const char *name)
-{
-    int i;
-
-    for (i = 3; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return NULL;
-}
-
 int cmd_report(int argc, char **argv)
 {
-    const char *path = opt(argc, argv, "-c"), *day = opt(argc, argv, "--day");
-    const char *to = opt(argc, argv, "--to");
+    const char *path = cli_opt(argc, argv, "-c");
+    const char *day = cli_opt(argc, argv, "--day");
+    const char *to = cli_opt(argc, argv, "--to");
     const struct refusal *why = NULL;
     struct config cfg;
-    struct config_err err;
     struct pg_conn *db = NULL;
     struct pg_err e = { 0, "", "", 0 };
     long lo, hi, d;
@@ -50,9 +40,7 @@ int cmd_report(int argc, char **argv)
         fprintf(stderr, "wxkf report: %s\n", why->message);
         return 2;
     }
-    config_init(&cfg);
-    if (config_load(&cfg, path, &err) < 0) {
-        fprintf(stderr, "wxkf: config: %s\n", err.msg);
+    if (cli_load(&cfg, path)) {
         config_release(&cfg);
         return 1;
     }

@@ -18,12 +18,15 @@
 
 #include "banned.h"
 
-/* Who may read the team's figures and export conversations: admins.
- * When named roles come (issue 18, i18-users), a supervisor is added
- * here and nowhere else. */
+/* Who may read the team's figures and export conversations: admins and
+ * supervisors (issue 18: a team lead reviews last week), here and
+ * nowhere else. A supervisor's cookie arrives as AUTH_ADMIN on GET
+ * today (api_authenticate) and as AUTH_SUPERVISOR where a route takes
+ * roles as they are; both are let in. An API token needs the reports
+ * or history scope (checked before this). */
 static int may_see_reports(const struct auth *who)
 {
-    return who->role == AUTH_ADMIN;
+    return who->role == AUTH_ADMIN || who->role == AUTH_SUPERVISOR;
 }
 
 static int authorized(struct fcgi_req *r)

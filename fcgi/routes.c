@@ -219,6 +219,11 @@ static const struct http_route routes[] = {
       API_ROLE_TEAM },
     { M_POST, "/api/v1/sessions/*/takeover", api_session_takeover,
       API_ROLE_SUPERVISOR },
+    { M_GET, "/api/v1/tokens", api_tokens_list, API_ROLE_SUPERVISOR },
+    { M_POST, "/api/v1/tokens", api_tokens_create, API_ROLE_ADMIN },
+    { M_DELETE, "/api/v1/tokens/*", api_token_delete, API_ROLE_ADMIN },
+    { M_POST, "/api/v1/staff", api_staff_create, API_ROLE_ADMIN },
+    { M_PATCH, "/api/v1/staff/*", api_staff_patch, API_ROLE_ADMIN },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

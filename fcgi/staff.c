@@ -2,9 +2,11 @@
  * /api/v1/auth/login (a session cookie and its CSRF token), GET
  * /api/v1/auth/me, POST /api/v1/auth/logout and /api/v1/auth/logout-all,
  * POST /api/v1/auth/password (the user's own, the old one required), and
- * the admin's GET /api/v1/staff and POST /api/v1/staff/{login}/password
- * (a reset). Thin: read a bounded body, call lib/password, lib/staff and
- * lib/staff_session, answer from the refusal table. A password is
+ * the admin's user management: GET and POST /api/v1/staff (list, add),
+ * PATCH /api/v1/staff/{login} (name, role, agent, disabled) and POST
+ * /api/v1/staff/{login}/password (a reset). Thin: read a bounded body,
+ * call lib/password, lib/staff and lib/staff_session, answer from the
+ * refusal table. A password is
  * hashed at most once per request (65-100 ms of this worker,
  * docs/performance.md) and never logged. */
 #include <stdio.h>
@@ -321,6 +323,171 @@ void api_staff_list(struct fcgi_req *r)
         fcgi_json(r, 200, list);
 }
 
+/* Answers status with the user login as the API shows one (never its
+ * hash) and, when key is not NULL, key: n. 0, or answered otherwise. */
+static int answer_user(struct fcgi_req *r, int status, const char *login,
+                       const char *key, long n)
+{
+    struct pg_conn *db = NULL;
+    struct staff_user u;
+    json_t *o;
+    int rc = staff_open(r->app->cfg.postgres.dsn, 1, &db);
+
+    if (rc == 0)
+        rc = staff_get(db, app_id(r), login, &u);
+    pg_close(db);
+    if (rc < 0) {
+        failed(r, "staff_get", rc, 1);
+        return 1;
+    }
+    OPENSSL_cleanse(u.hash, sizeof(u.hash));
+    o = json_pack("{s:s,s:s,s:s,s:o,s:b}", "login", u.login, "name", u.name,
+                  "role", u.role, "agent", u.agent[0] ? json_string(u.agent)
+                                                      : json_null(),
+                  "disabled", u.disabled);
+    if (o && key)
+        json_object_set_new(o, key, json_integer(n));
+    fcgi_json(r, status, o);
+    return 0;
+}
+
+static void invalid(struct fcgi_req *r)
+{
+    api_refused(r, refusal_get(REFUSAL_STAFF_INVALID),
+                "login (1-32 of a-z 0-9 _ -), name (1-64 characters), role "
+                "(agent, supervisor, admin), agent (for role agent only) and "
+                "disabled (true or false) must be valid");
+}
+
+/* POST /api/v1/staff {login, name, role, agent, password}: an admin
+ * adds a user (an agent user: linked to its agent account). */
+void api_staff_create(struct fcgi_req *r)
+{
+    const char *login = NULL, *name = NULL, *role = NULL, *agent = NULL,
+               *pw = NULL;
+    struct pg_conn *db = NULL;
+    struct staff_user u;
+    struct auth who;
+    json_t *body;
+    int rc;
+
+    if (api_authenticate(r, &who, 1) || !(body = api_json_body(r)))
+        return;
+    if (api_str_field(r, body, "login", &login) ||
+        api_str_field(r, body, "name", &name) ||
+        api_str_field(r, body, "role", &role) ||
+        api_str_field(r, body, "agent", &agent) ||
+        need_str(r, body, "password", &pw))
+        goto out;
+    if (!login || !name || !role || staff_check_login(login) < 0 ||
+        staff_check_name(name) < 0 || staff_check_role(role) < 0 ||
+        (strcmp(role, "agent") == 0) != (agent != NULL) ||
+        (agent && (!agent[0] || strlen(agent) >= STAFF_AGENT_SIZE))) {
+        invalid(r);
+        goto out;
+    }
+    if (password_check(pw, strlen(pw)) < 0) {
+        refuse(r, REFUSAL_WEAK_PASSWORD);
+        goto out;
+    }
+    memset(&u, 0, sizeof(u));
+    snprintf(u.login, sizeof(u.login), "%s", login);
+    snprintf(u.name, sizeof(u.name), "%s", name);
+    snprintf(u.role, sizeof(u.role), "%s", role);
+    snprintf(u.agent, sizeof(u.agent), "%s", agent ? agent : "");
+    rc = password_hash(pw, strlen(pw), u.hash);
+    if (rc == 0)
+        rc = staff_open(r->app->cfg.postgres.dsn, 1, &db);
+    if (rc == 0)
+        rc = staff_add(db, app_id(r), &u);
+    pg_close(db);
+    OPENSSL_cleanse(u.hash, sizeof(u.hash));
+    if (rc == KF_EEXISTS)
+        refuse(r, REFUSAL_LOGIN_TAKEN);
+    else if (rc == KF_ENOTFOUND)
+        refuse(r, REFUSAL_UNKNOWN_AGENT);
+    else if (rc < 0)
+        failed(r, "staff_add", rc, 1);
+    else if (answer_user(r, 201, u.login, NULL, 0) == 0)
+        log_info(&r->log, "staff", "add", "login=%s role=%s by=%s", u.login,
+                 u.role, who.login[0] ? who.login : "admin");
+out:
+    json_decref(body);
+}
+
+/* The {login} path segment into login; answers 404 when it is none. */
+static int path_login(struct fcgi_req *r, char login[STAFF_LOGIN_SIZE])
+{
+    snprintf(login, STAFF_LOGIN_SIZE, "%.*s", (int)r->param.len, r->param.p);
+    if (r->param.len < STAFF_LOGIN_SIZE && staff_check_login(login) == 0)
+        return 0;
+    refuse(r, REFUSAL_NO_STAFF);
+    return 1;
+}
+
+/* PATCH /api/v1/staff/{login} {name, role, agent, disabled} (each
+ * optional): an admin changes a user. A new role or agent, or disabled,
+ * ends every session of the user (they carry the old role). An admin
+ * cannot disable or re-role their own user (409 cannot_change_self). */
+void api_staff_patch(struct fcgi_req *r)
+{
+    struct staff_change c = { NULL, NULL, NULL, -1 };
+    char login[STAFF_LOGIN_SIZE];
+    json_t *body, *d;
+    struct auth who;
+    long ended = 0;
+    int rc, changed = 0;
+
+    if (api_authenticate(r, &who, 1) || path_login(r, login) ||
+        !(body = api_json_body(r)))
+        return;
+    d = json_object_get(body, "disabled");
+    if (api_str_field(r, body, "name", &c.name) ||
+        api_str_field(r, body, "role", &c.role) ||
+        api_str_field(r, body, "agent", &c.agent))
+        goto out;
+    if ((d && !json_is_boolean(d)) ||
+        (c.agent && strlen(c.agent) >= STAFF_AGENT_SIZE)) {
+        invalid(r);
+        goto out;
+    }
+    if (d)
+        c.disabled = json_is_true(d);
+    if (strcmp(who.login, login) == 0 &&
+        (c.disabled == 1 || (c.role && strcmp(c.role, who.staff_role)))) {
+        refuse(r, REFUSAL_STAFF_SELF);
+        goto out;
+    }
+    {
+        struct pg_conn *db = NULL;
+
+        rc = staff_open(r->app->cfg.postgres.dsn, 1, &db);
+        if (rc == 0)
+            rc = staff_update(db, app_id(r), login, &c, &changed);
+        pg_close(db);
+    }
+    if (rc == 0 && (changed || c.disabled == 1) &&
+        staff_session_end_all(store_of(r), login, NULL, &ended) < 0) {
+        failed(r, "staff_patch", KF_EBACKEND, 0);
+        goto out;
+    }
+    if (rc == KF_EINVAL)
+        invalid(r);
+    else if (rc == KF_ENOTFOUND)
+        refuse(r, REFUSAL_NO_STAFF);
+    else if (rc == KF_EBUSY)
+        refuse(r, REFUSAL_UNKNOWN_AGENT);
+    else if (rc == KF_EEXISTS)
+        refuse(r, REFUSAL_LOGIN_TAKEN);
+    else if (rc < 0)
+        failed(r, "staff_patch", rc, 1);
+    else if (answer_user(r, 200, login, "sessions_ended", ended) == 0)
+        log_info(&r->log, "staff", "change", "login=%s by=%s ended=%ld",
+                 login, who.login[0] ? who.login : "admin", ended);
+out:
+    json_decref(body);
+}
+
 /* POST /api/v1/staff/{login}/password {new_password}: an admin's reset;
  * every session of the user ends and its lock-out is lifted. */
 void api_staff_reset(struct fcgi_req *r)
@@ -331,13 +498,11 @@ void api_staff_reset(struct fcgi_req *r)
     json_t *body;
     long ended = 0;
 
-    if (api_authenticate(r, &who, 1) || !(body = api_json_body(r)))
+    if (api_authenticate(r, &who, 1) || path_login(r, login) ||
+        !(body = api_json_body(r)))
         return;
-    snprintf(login, sizeof(login), "%.*s", (int)r->param.len, r->param.p);
-    if (r->param.len >= sizeof(login) || staff_check_login(login) < 0)
-        refuse(r, REFUSAL_NO_STAFF);
-    else if (need_str(r, body, "new_password", &pw) == 0 &&
-             set_password(r, login, pw, NULL, &ended) == 0) {
+    if (need_str(r, body, "new_password", &pw) == 0 &&
+        set_password(r, login, pw, NULL, &ended) == 0) {
         fcgi_json(r, 200, json_pack("{s:s,s:I}", "login", login,
                                     "sessions_ended", (json_int_t)ended));
         log_info(&r->log, "staff", "reset", "login=%s by=%s ended=%ld",

@@ -363,6 +363,10 @@ static int open_worker_parts(struct app *app)
     history_init(&app->history, app->cfg.postgres.dsn);
     user_profile_init(&app->profile, app->cfg.postgres.dsn,
                       app->cfg.wechat.app_id, PG_USE_REQUEST);
+    rc = pg_new(app->cfg.postgres.dsn, "wxkf-tokens", PG_USE_REQUEST,
+                &app->tokens_db);
+    if (rc < 0)
+        return rc;
     /* without a journal a callback during a Redis outage gets 503 (and
      * WeChat's retries): worse, but no reason not to start */
     if (journal_init(&app->journal, app->cfg.redis.journal_dir) < 0)
@@ -427,6 +431,8 @@ void app_close(struct app *app)
     app->api = NULL;
     history_release(&app->history);
     user_profile_release(&app->profile);
+    pg_close(app->tokens_db);
+    app->tokens_db = NULL;
     callback_release(&app->cb);
     store_release(&app->store);
     log_close(&app->log);

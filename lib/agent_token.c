@@ -35,12 +35,19 @@ int agent_token_hash(const char *token, char hex[AGENT_HASH_SIZE])
 
 int agent_token_new(char token[AGENT_TOKEN_SIZE], char hash[AGENT_HASH_SIZE])
 {
+    return agent_token_new_prefixed(AGENT_TOKEN_PREFIX, token, hash);
+}
+
+int agent_token_new_prefixed(const char prefix[5],
+                             char token[AGENT_TOKEN_SIZE],
+                             char hash[AGENT_HASH_SIZE])
+{
     unsigned char raw[32];
     int rc;
 
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return KF_ECRYPTO;
-    memcpy(token, AGENT_TOKEN_PREFIX, 4);
+    memcpy(token, prefix, 4);
     kf_hex(raw, sizeof(raw), token + 4);
     OPENSSL_cleanse(raw, sizeof(raw));
     rc = agent_token_hash(token, hash);

@@ -11,6 +11,10 @@
  * hash gets agent_token_hash(token). KF_ECRYPTO if OpenSSL fails. */
 KF_WUR int agent_token_new(char token[AGENT_TOKEN_SIZE],
                            char hash[AGENT_HASH_SIZE]);
+/* The same with another 4-character prefix (lib/api_token: "wxt_"). */
+KF_WUR int agent_token_new_prefixed(const char prefix[5],
+                                    char token[AGENT_TOKEN_SIZE],
+                                    char hash[AGENT_HASH_SIZE]);
 /* SHA-256 of the token's bytes as 64 lowercase hex: the only form in
  * which tokens are stored, and the key to authenticate with. */
 KF_WUR int agent_token_hash(const char *token, char hex[AGENT_HASH_SIZE]);

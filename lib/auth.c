@@ -172,6 +172,16 @@ int auth_identify(struct route *r, const struct config *cfg,
     return identify(r, cfg, "check", hash, address, is_admin, out);
 }
 
+int auth_count_failure(struct route *r, const struct config *cfg,
+                       const char *address, struct auth *out)
+{
+    char hash[AGENT_HASH_SIZE];
+
+    memset(out, 0, sizeof(*out));
+    snprintf(hash, sizeof(hash), "-");      /* no token maps to "-" */
+    return identify(r, cfg, "check", hash, address, 0, out);
+}
+
 int auth_ticket_identify(struct route *r, const struct config *cfg,
                          struct kf_str ticket, const char *address,
                          struct auth *out)

@@ -36,6 +36,11 @@ struct auth {
     char login[33], name[257], staff_role[12];
     char session_sha256[65];    /* the session's key (lib/staff_session) */
     char csrf[65];              /* the session's CSRF token */
+    /* A named API token (lib/api_token; role AUTH_ADMIN within its
+     * scopes): its id (0: not one), scopes and name. */
+    long long api_token_id;
+    unsigned api_scopes;
+    char api_token_name[257];
 };
 
 /* "Bearer <token>" -> token (borrowed from header). Missing, another
@@ -57,6 +62,13 @@ void auth_address(struct kf_str remote_addr, char out[46]);
 KF_WUR int auth_identify(struct route *r, const struct config *cfg,
                          struct kf_str authorization, const char *address,
                          struct auth *out);
+
+/* A failed attempt that is no token auth_identify knows (a named API
+ * token PostgreSQL does not have, fcgi/api.c), counted against the
+ * address like a bad token: KF_EBADSIG, or KF_ELIMIT with
+ * out->retry_after_s when the address is over its limit, KF_EBACKEND. */
+KF_WUR int auth_count_failure(struct route *r, const struct config *cfg,
+                              const char *address, struct auth *out);
 
 /* Identifies a staff user by the session id of its cookie (the
  * wxkf_sid value, staff_cookie_sid): role agent -> AUTH_AGENT as its

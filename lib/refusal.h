@@ -50,6 +50,9 @@ enum refusal_scope {
                                    kf code), lib/lua/supervise.lua */
     REFUSAL_AUDIT = 65536,  /* the audit log's view (GET /api/v1/audit,
                                lib/audit_view) */
+    REFUSAL_TOKEN = 524288, /* API tokens of machine clients
+                               (lib/api_token, fcgi/tokens.c): looked up
+                               by the kf code */
 };
 
 #define REFUSAL_S REFUSAL_SESSION
@@ -196,6 +199,14 @@ enum refusal_scope {
     X(NOT_SIGNED_IN, REFUSAL_SF, "not_signed_in", KF_EBADSIG, 401,          \
       "not_signed_in", "sign in with a password first (a session cookie "   \
       "is required)", 0)                                                    \
+    X(LOGIN_TAKEN, REFUSAL_SF, "login_taken", KF_EEXISTS, 409,              \
+      "login_taken", "this login is taken, or the agent has a user "        \
+      "already", 0)                                                         \
+    X(STAFF_SELF, REFUSAL_SF, "cannot_change_self", KF_EBUSY, 409,          \
+      "cannot_change_self", "you cannot disable yourself or change your "   \
+      "own role", 0)                                                        \
+    X(STAFF_INVALID, REFUSAL_SF, "invalid_field", KF_EINVAL, 400,           \
+      "invalid_field", NULL, 0)                                             \
     X(REPORT_DATES, REFUSAL_REPORT, "invalid_range", KF_EINVAL, 400,        \
       "invalid_range", "from and to must be dates (YYYY-MM-DD), from not "  \
       "after to", 0)                                                       \
@@ -240,7 +251,19 @@ enum refusal_scope {
       0)                                                                    \
     X(AUDIT_FILTER, REFUSAL_AUDIT, "invalid_filter", KF_EINVAL, 400,        \
       "invalid_filter", "actor, action and target must be non-empty text "  \
-      "without control characters", 0)
+      "without control characters", 0)                                      \
+    X(TOKEN_SCOPE, REFUSAL_TOKEN, "scope", KF_EBADSIG, 403, "scope",       \
+      "this API token's scopes do not cover this route", 0)               \
+    X(NO_TOKEN, REFUSAL_TOKEN, "unknown_token", KF_ENOTFOUND, 404,         \
+      "unknown_token", "no such API token", 0)                             \
+    X(TOKEN_NAME_TAKEN, REFUSAL_TOKEN, "token_name_taken", KF_EEXISTS,     \
+      409, "token_name_taken", "a live API token has this name already",  \
+      0)                                                                   \
+    X(TOO_MANY_TOKENS, REFUSAL_TOKEN, "too_many_tokens", KF_ELIMIT, 409,   \
+      "too_many_tokens", "an account has at most 100 live API tokens: "    \
+      "revoke one first", 0)                                               \
+    X(TOKEN_INVALID, REFUSAL_TOKEN, "invalid_field", KF_EINVAL, 400,       \
+      "invalid_field", NULL, 0)
 
 enum refusal_id {
 #define X(id, scopes, sub, rc, status, code, message, errcode) REFUSAL_##id,

@@ -151,6 +151,55 @@ int staff_set_disabled(struct pg_conn *db, const char *app_id,
                       app_id, login, disabled ? "true" : "false");
 }
 
+int staff_update(struct pg_conn *db, const char *app_id, const char *login,
+                 const struct staff_change *c, int *role_changed)
+{
+    const char *p[6] = { app_id, login, c->name, c->role, c->agent,
+                         c->disabled < 0 ? NULL
+                         : c->disabled ? "true" : "false" };
+    struct pg_res *res = NULL;
+    int rc;
+
+    if (role_changed)
+        *role_changed = 0;
+    if (staff_check_login(login) < 0)
+        return KF_ENOTFOUND;
+    if ((c->name && staff_check_name(c->name) < 0) ||
+        (c->role && staff_check_role(c->role) < 0) ||
+        (c->role && (strcmp(c->role, "agent") == 0) != (c->agent != NULL)) ||
+        (!c->role && c->agent))
+        return KF_EINVAL;
+    if (c->agent) {
+        const char *a[1] = { c->agent };
+
+        rc = pg_exec(db, "SELECT 1 FROM agents WHERE account = $1", 1, a,
+                     PG_RETRY, &res, NULL);
+        if (rc < 0)
+            return failed(rc);
+        rc = pg_res_rows(res) == 1 ? 0 : KF_EBUSY;
+        pg_res_free(res);
+        if (rc < 0)
+            return rc;
+    }
+    /* the old role and agent, to tell whether they changed */
+    rc = pg_exec(db, "UPDATE staff_users u SET display_name = "
+                 "coalesce($3, u.display_name), role = coalesce($4, u.role), "
+                 "agent = CASE WHEN $4::text IS NULL THEN u.agent "
+                 "ELSE $5 END, "
+                 "disabled = coalesce($6::boolean, u.disabled), "
+                 "updated_at = now() FROM staff_users o WHERE u.app_id = $1 "
+                 "AND u.login = $2 AND o.app_id = u.app_id AND o.login = "
+                 "u.login RETURNING o.role IS DISTINCT FROM u.role OR "
+                 "o.agent IS DISTINCT FROM u.agent", 6, p, 0, &res, NULL);
+    if (rc < 0)
+        return failed(rc);
+    rc = pg_res_rows(res) == 1 ? 0 : KF_ENOTFOUND;
+    if (rc == 0 && role_changed)
+        *role_changed = strcmp(pg_res_value(res, 0, 0), "t") == 0;
+    pg_res_free(res);
+    return rc;
+}
+
 /* Timestamps as the API writes them: UTC, ISO 8601 with a Z. */
 #define TS(c) "to_char(" c " AT TIME ZONE 'UTC', " \
               "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"

@@ -66,6 +66,21 @@ KF_WUR int staff_set_password(struct pg_conn *db, const char *app_id,
 /* Disables (1) or enables (0) the user. KF_ENOTFOUND. */
 KF_WUR int staff_set_disabled(struct pg_conn *db, const char *app_id,
                               const char *login, int disabled);
+/* Changes of one user (staff_update): NULL / -1 = keep. */
+struct staff_change {
+    const char *name;
+    const char *role;       /* a new role; agent must be its account then */
+    const char *agent;      /* role agent: the agent account, else NULL */
+    int disabled;           /* 1, 0 or -1 */
+};
+/* Applies c to login of app_id (checked here; an agent user's account
+ * must be an agent). KF_EINVAL a field, KF_ENOTFOUND no such user,
+ * KF_EBUSY no such agent, KF_EEXISTS the agent has a user already.
+ * *role_changed (may be NULL) = 1 when the role or the agent changed
+ * (its sessions must end: they carry the old ones). */
+KF_WUR int staff_update(struct pg_conn *db, const char *app_id,
+                        const char *login, const struct staff_change *c,
+                        int *role_changed);
 /* {"users":[{login, name, role, agent (null when none), disabled,
  * created_at, updated_at, password_changed_at}...]} of app_id by login,
  * without hashes. On success *out is new: json_decref() it. */

@@ -405,8 +405,16 @@ do_start() {
     # the bootstrap admin token is printed once, when it is made
     if [ -n "$NEW_ADMIN" ]; then
         admin_line="$(cat "$TOKEN_FILE" 2>/dev/null) (shown once; kept in $TOKEN_FILE)"
+        first_admin="
+The admin token above is a bootstrap credential: use it once to make the
+first admin user, then sign in with a password and make named, scoped API
+tokens for scripts (console: 用户 / API 令牌; or wxkf token add). Rotate or
+disable it as docs/security.md says (\"The bootstrap admin token\").
+  printf '%s\\n' 'a long password' | build/rel/wxkf user add -c $CONF --login admin --name 管理员 --role admin
+"
     else
         admin_line="in $TOKEN_FILE"
+        first_admin=''
     fi
     cat <<EOF
 
@@ -423,7 +431,7 @@ More users: build/rel/wxkf user add -c $CONF --login L --name N --role agent|sup
 Or with a token (使用令牌登录):
   agent $DEMO_AGENT:  $(cat "$AGENT_FILE" 2>/dev/null || echo "(none: $AGENT_FILE missing)")
   admin:                $admin_line
-Go online in the console, then be a WeChat user (the simulator signs and
+$first_adminGo online in the console, then be a WeChat user (the simulator signs and
 encrypts the callback); the message appears in the console, answer it there:
   curl -s -XPOST http://127.0.0.1:${sim_port:-$SIM_PORT}/_sim/users/oSandboxUser1/send -d '{"type":"text","content":"你好，我想问一下订单"}'
 What your answers sent to "WeChat":  curl -s http://127.0.0.1:${sim_port:-$SIM_PORT}/_sim/sent

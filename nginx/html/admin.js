@@ -1,6 +1,6 @@
 // wxkf console — the admin view: live statistics, the agents (add, edit,
 // new token, remove; a token is shown once), the waiting queue and every
-// session. Refreshed every 5 s.
+// session. Refreshed every 5 s. Users and API tokens: users.js.
 
 import {api, ApiError, seg} from './api.js';
 import {t} from './i18n.js';
@@ -12,6 +12,7 @@ import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 import {enterReports, leaveReports, relabelReports} from './reports.js';
 import {openSupervise} from './supervise.js';
 import {enterAudit, leaveAudit, relabelAudit} from './audit.js';
+import {enterUsers, leaveUsers, relabelUsers} from './users.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
@@ -22,6 +23,7 @@ export function enterAdmin() {
     enterCannedAdmin();
     enterReports();
     enterAudit();
+    enterUsers();
     every(ADMIN_REFRESH_MS, refreshAdmin);
     every(1000, tickWaiting);
 }
@@ -208,7 +210,7 @@ async function addAgent(ev) {
         setError(err, '');
         form.reset();
         const acct = r && r.agent && r.agent.account || body.account;
-        showToken(acct, r && r.token || '');
+        showToken(t('token.heading', {account: acct}), r && r.token || '');
         refreshAdmin();
     } catch (e) {
         showError(err, e);
@@ -273,7 +275,7 @@ async function newToken(account) {
         return;
     try {
         const r = await api.post('/api/v1/agents/' + seg(account) + '/token', {});
-        showToken(account, r && r.token || '');
+        showToken(t('token.heading', {account}), r && r.token || '');
     } catch (e) {
         toastError(e);
     }
@@ -348,9 +350,11 @@ function renderAllSessions(r) {
 }
 
 
-function showToken(account, token) {
+// A secret shown once (an agent's token, an API token) under heading,
+// with a copy button.
+export function showToken(heading, token) {
     const dlg = tid('token-dialog');
-    tid('token-heading', dlg).textContent = t('token.heading', {account});
+    tid('token-heading', dlg).textContent = heading;
     const input = tid('token-value', dlg);
     input.value = token;
     const copy = tid('token-copy', dlg);
@@ -385,6 +389,7 @@ export function leaveAdmin() {
     leaveCanned();
     leaveReports();
     leaveAudit();
+    leaveUsers();
 }
 
 export function relabelAdmin() {
@@ -396,6 +401,7 @@ export function relabelAdmin() {
     relabelCanned();
     relabelReports();
     relabelAudit();
+    relabelUsers();
 }
 
 export function wireAdmin() {

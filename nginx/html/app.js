@@ -13,6 +13,7 @@
 //   reopen.js     agent: reopening a past conversation (wrapup.js's view)
 //   admin.js      admin: stats, agents, queue, sessions
 //   supervise.js  supervisor/admin: a live conversation, whisper, take-over
+//   users.js      admin: staff users and API tokens
 //   signin.js     sign-in with a login and password (the session cookie)
 
 import {api, ApiError, getToken, setToken, setUnauthorizedHandler}

@@ -1787,6 +1787,131 @@ async function auditSteps(browser) {
     });
 }
 
+// Users and API tokens (admins, issue 18): an admin signed in with the
+// bootstrap token adds a supervisor in 用户; the supervisor signs in with
+// the password, sees the reports (and not the users or tokens panels); the
+// admin creates an API token in API 令牌 (its secret shown once, with a
+// copy button; it works on a route its scopes cover), then revokes it
+// after a confirmation and it is refused at once.
+async function usersTokensSteps(browser) {
+    const lead = {login: 'lead01', name: '主管老李', pw: 'lead password 2026'};
+    let p, secret;
+
+    await step('users: an admin adds a supervisor in 用户', async () => {
+        p = await newPage(browser, 'users', LAPTOP);
+        await signIn(p, ADMIN);
+        await tid(p, 'users-panel').waitFor();
+        await p.locator('[data-testid="user-row"]').first().waitFor();
+        await tid(p, 'user-add').scrollIntoViewIfNeeded();
+        await tid(p, 'user-add').locator('summary').click();
+        await tid(p, 'user-add-login').fill(lead.login);
+        await tid(p, 'user-add-name').fill(lead.name);
+        await tid(p, 'user-add-role').selectOption('supervisor');
+        assert(!(await tid(p, 'user-add-agent').isVisible()),
+               'no agent account for a supervisor');
+        await tid(p, 'user-add-password').fill(lead.pw);
+        await tid(p, 'user-add-submit').click();
+        const row = p.locator(`[data-testid="user-row"][data-login="${lead.login}"]`);
+        await row.waitFor();
+        assert((await row.textContent()).includes(lead.name), 'the name is listed');
+        assert(await row.getByTestId('user-role').inputValue() === 'supervisor',
+               'the role is listed');
+        assert(await row.getByTestId('user-state').textContent() ===
+               await zh(p, 'users.active'), 'active');
+        await tid(p, 'users-panel').scrollIntoViewIfNeeded();
+        await shot(p, 'laptop-users');
+    });
+
+    await step('users: the supervisor signs in with the password and opens the reports', async () => {
+        const s = await newPage(browser, 'supervisor', LAPTOP);
+        await s.goto(BASE + '/');
+        await tid(s, 'password-form').waitFor();
+        await tid(s, 'login-name').fill(lead.login);
+        await tid(s, 'login-password').fill(lead.pw);
+        await tid(s, 'password-submit').click();
+        await tid(s, 'admin-view').waitFor();
+        assert((await tid(s, 'whoami').textContent()).includes('主管'),
+               'signed in as a supervisor: ' + await tid(s, 'whoami').textContent());
+        // the week's figures (a total row; none on a stack without sessions)
+        await s.locator('[data-testid="reports-total"], [data-testid="reports-empty"]')
+            .first().waitFor();
+        assert(!(await tid(s, 'reports-error').isVisible()), 'no refusal');
+        assert(!(await tid(s, 'users-panel').isVisible()) &&
+               !(await tid(s, 'tokens-panel').isVisible()),
+               'a supervisor does not manage users or tokens');
+        await tid(s, 'reports-admin').scrollIntoViewIfNeeded();
+        await shot(s, 'laptop-supervisor-reports');
+        await s.context().close();
+        delete pages.supervisor;
+    });
+
+    await step('tokens: an admin creates an API token; the secret is shown once with a copy button', async () => {
+        await tid(p, 'token-add').scrollIntoViewIfNeeded();
+        await tid(p, 'token-add').locator('summary').click();
+        await tid(p, 'token-add-name').fill('BI 报表同步');
+        await tid(p, 'token-add-submit').click();
+        assert(await tid(p, 'token-add-error').textContent() ===
+               await zh(p, 'tokens.pick_scope'), 'a scope is needed');
+        await tid(p, 'token-scope-read').check();
+        await tid(p, 'token-scope-reports').check();
+        await tid(p, 'token-add-submit').click();
+        const dlg = tid(p, 'token-dialog');
+        await dlg.waitFor();
+        secret = await tid(p, 'token-value').inputValue();
+        allTokens.push(secret);
+        assert(/^wxt_[0-9a-f]{64}$/.test(secret), 'the secret: ' + secret.slice(0, 8));
+        assert((await tid(p, 'token-heading').textContent()).includes('BI 报表同步'),
+               'the heading names it');
+        await tid(p, 'token-copy').click();
+        await until(async () => await tid(p, 'token-copy').textContent() ===
+                    await zh(p, 'token.copied'), 3000, 'copied');
+        assert(await p.evaluate(() => navigator.clipboard.readText()) === secret,
+               'the clipboard holds the secret');
+        await shot(p, 'laptop-token-secret');
+        await tid(p, 'token-done').click();
+        const r = await apiGet('/api/v1/reports', secret);
+        assert(r.status === 200, 'the token reads reports: ' + r.status);
+        const r2 = await http('POST', BASE + '/api/v1/agents',
+                              {token: secret, json: {account: 'x@y', nick: 'x'}});
+        assert(r2.status === 403 && r2.data.error.code === 'scope',
+               'and nothing outside its scopes: ' + r2.status);
+        const row = p.locator('[data-testid="token-row"][data-name="BI 报表同步"]');
+        await row.waitFor();
+        assert((await row.textContent()).includes('报表与导出'), 'its scopes in words');
+        assert(!(await p.content()).includes(secret), 'the secret is no longer on the page');
+        await tid(p, 'tokens-panel').scrollIntoViewIfNeeded();
+        await shot(p, 'laptop-tokens');
+    });
+
+    await step('tokens: the admin revokes it after a confirmation; it is refused at once', async () => {
+        const row = p.locator('[data-testid="token-row"][data-name="BI 报表同步"]');
+        await row.getByTestId('token-revoke').click();
+        await tid(p, 'confirm-dialog').waitFor();
+        assert((await tid(p, 'confirm-text').textContent()).includes('BI 报表同步'),
+               'the confirmation names the token');
+        await tid(p, 'confirm-ok').click();
+        await until(async () => (await row.getByTestId('token-state').textContent())
+                    .startsWith(await zh(p, 'tokens.revoked')), 5000, 'shown revoked');
+        const r = await apiGet('/api/v1/reports', secret);
+        assert(r.status === 401, 'refused at once: ' + r.status);
+        await shot(p, 'laptop-token-revoked');
+        await p.context().close();
+        delete pages.users;
+    });
+
+    await step('screenshots: users and API tokens on a phone', async () => {
+        const ph = await newPage(browser, 'users-phone', PHONE, true);
+        await signIn(ph, ADMIN);
+        await ph.locator(`[data-testid="user-row"][data-login="${lead.login}"]`).waitFor();
+        await tid(ph, 'users-panel').scrollIntoViewIfNeeded();
+        await shot(ph, 'phone-users');
+        await tid(ph, 'tokens-panel').scrollIntoViewIfNeeded();
+        await shot(ph, 'phone-tokens');
+        await ph.context().close();
+        delete pages['users-phone'];
+    });
+}
+
 async function main() {
     log(`console.test: ${BASE} (simulator ${SIM}), chromium ${CHROMIUM}`);
     const browser = await chromium.launch({executablePath: CHROMIUM,
@@ -2629,6 +2754,7 @@ async function main() {
         await reportsSteps(browser);
         await superviseSteps(browser);
         await auditSteps(browser);
+        await usersTokensSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

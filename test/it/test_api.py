@@ -117,7 +117,10 @@ ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
                 ('GET', '/api/v1/staff'),
                 ('POST', '/api/v1/staff/nobody/password'),
                 ('GET', '/api/v1/reports'), ('GET', '/api/v1/reports/export'),
-                ('GET', '/api/v1/history/export')]
+                ('GET', '/api/v1/history/export'),
+                ('GET', '/api/v1/tokens'), ('POST', '/api/v1/tokens'),
+                ('DELETE', '/api/v1/tokens/999999'),
+                ('POST', '/api/v1/staff'), ('PATCH', '/api/v1/staff/nobody')]
 # both roles: an agent gets its own account's data
 BOTH_ROUTES = [('GET', '/api/v1/me/colleagues')]
 # a user's past session: its agent, or an admin for that agent (below and

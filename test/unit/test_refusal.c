@@ -26,6 +26,7 @@ static const unsigned scopes[] = {
     REFUSAL_REPORT,
     REFUSAL_SUPERVISE,
     REFUSAL_AUDIT,
+    REFUSAL_TOKEN,
 };
 
 static void test_every_row_is_complete_and_in_order(void **state)
@@ -52,7 +53,9 @@ static void test_every_row_is_complete_and_in_order(void **state)
                     r->id == REFUSAL_AGENT_BUSY ||
                     r->id == REFUSAL_AGENT_INVALID ||
                     r->id == REFUSAL_LABEL_INVALID ||
-                    r->id == REFUSAL_REPORT_INVALID);
+                    r->id == REFUSAL_REPORT_INVALID ||
+                    r->id == REFUSAL_TOKEN_INVALID ||
+                    r->id == REFUSAL_STAFF_INVALID);
     }
     assert_null(refusal_get(REFUSAL_COUNT));
 }
