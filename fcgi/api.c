@@ -87,15 +87,20 @@ static int by_cookie(struct fcgi_req *r, struct auth *who, int *rc,
     return 1;
 }
 
+enum need { NEED_ANY, NEED_ADMIN, NEED_LEAD };
+
 /* Authenticates (a bearer token, else a staff session cookie); on
- * failure answers and returns nonzero. need_admin: agents get 403. */
-int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
+ * failure answers and returns nonzero. NEED_ADMIN: agents get 403;
+ * NEED_LEAD: agents get 403, a supervisor is let through as itself
+ * (AUTH_SUPERVISOR, its writes too). */
+static int authenticate(struct fcgi_req *r, struct auth *who,
+                        enum need need)
 {
     char addr[46];
     int rc, answered = 0;
 
     auth_address(fcgi_param(r, "REMOTE_ADDR"), addr);
-    if (!by_cookie(r, who, &rc, &answered, 1))
+    if (!by_cookie(r, who, &rc, &answered, need != NEED_LEAD))
         rc = auth_identify(rt(r), &r->app->cfg,
                            fcgi_param(r, "HTTP_AUTHORIZATION"), addr, who);
     if (answered) {
@@ -108,14 +113,29 @@ int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
     } else if (rc < 0) {
         fcgi_error(r, 401, "unauthorized", "a valid bearer token is required",
                    "WWW-Authenticate: Bearer\r\n");
-    } else if (need_admin && who->role != AUTH_ADMIN) {
+    } else if (need == NEED_ADMIN && who->role != AUTH_ADMIN) {
         fcgi_error(r, 403, "forbidden", "this route is for admins", NULL);
+        rc = KF_EINVAL;
+    } else if (need == NEED_LEAD && who->role != AUTH_ADMIN &&
+               who->role != AUTH_SUPERVISOR) {
+        fcgi_error(r, 403, "forbidden", "this route is for supervisors "
+                   "and admins", NULL);
         rc = KF_EINVAL;
     }
     if (rc < 0)
         log_info(&r->log, "api", "denied", "status=%d addr=%s", r->status,
                  addr);
     return rc < 0;
+}
+
+int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin)
+{
+    return authenticate(r, who, need_admin ? NEED_ADMIN : NEED_ANY);
+}
+
+int api_authenticate_lead(struct fcgi_req *r, struct auth *who)
+{
+    return authenticate(r, who, NEED_LEAD);
 }
 
 int api_staff_session(struct fcgi_req *r, struct auth *who)
@@ -260,9 +280,14 @@ void api_me(struct fcgi_req *r)
         return;
     }
     o = mirror_agent_json(who.account, me);
-    json_decref(me);
-    if (o)
+    if (o) {
+        const char *by = json_string_value(json_object_get(me, "status_by"));
+
+        /* who forced the status (fcgi/board.c), "" when the agent set it */
+        json_object_set_new(o, "status_by", json_string(by ? by : ""));
         json_object_set_new(o, "role", json_string("agent"));
+    }
+    json_decref(me);
     if (o && who.login[0]) {
         json_object_set_new(o, "login", json_string(who.login));
         json_object_set_new(o, "name", json_string(who.name));

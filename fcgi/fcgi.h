@@ -96,6 +96,10 @@ void fcgi_json_with(struct fcgi_req *r, int status, json_t *body,
 struct auth;
 int api_authenticate(struct fcgi_req *r, struct auth *who, int need_admin);
 int api_need_agent(struct fcgi_req *r, const struct auth *who);
+/* Like api_authenticate for the team lead's routes (fcgi/board.c):
+ * admins, and supervisors (signed in with a password) as themselves —
+ * role AUTH_SUPERVISOR, their writes allowed; agents get 403. */
+int api_authenticate_lead(struct fcgi_req *r, struct auth *who);
 /* The staff user of the request's session cookie whatever its role (a
  * supervisor's writes included), the CSRF token checked for a method
  * that changes something; a bearer token does not count. Answers
@@ -189,8 +193,11 @@ void api_agent_get(struct fcgi_req *r);
 void api_agent_patch(struct fcgi_req *r);
 void api_agent_delete(struct fcgi_req *r);
 void api_agent_token(struct fcgi_req *r);
-void api_sessions_list(struct fcgi_req *r);
+void api_sessions_list(struct fcgi_req *r);     /* fcgi/board.c */
 void api_queue(struct fcgi_req *r);
+void api_queue_assign(struct fcgi_req *r);
+void api_agent_force_status(struct fcgi_req *r);
+void api_board(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);

@@ -202,6 +202,9 @@ static const struct http_route routes[] = {
     { M_POST, "/api/v1/canned/import", api_canned_import },
     { M_PATCH, "/api/v1/canned/*", api_canned_patch },
     { M_DELETE, "/api/v1/canned/*", api_canned_delete },
+    { M_GET, "/api/v1/board", api_board },
+    { M_POST, "/api/v1/queue/*/assign", api_queue_assign },
+    { M_POST, "/api/v1/agents/+/status", api_agent_force_status },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
