@@ -339,11 +339,17 @@ end
 
 -- Every waiting user of every group, for the paged lists (read.lua's
 -- page; docs/api.md GET /api/v1/queue): P waitq scored by queued_ms
--- (longest waiting first) and P waitlex (score 0, an OpenID-prefix
--- search by ZRANGEBYLEX). Kept with the queues: enqueue adds, drain
--- and detach remove.
-local function waitlist_add(o, now)
-    redis.call('ZADD', P .. 'waitq', now, o)
+-- (longest waiting first; a user put at the front of a queue, who was
+-- being served, before everyone) and P waitlex (score 0, an
+-- OpenID-prefix search by ZRANGEBYLEX). Kept with the queues: enqueue
+-- adds, drain and detach remove.
+local function waitlist_add(o, now, front)
+    local score = now
+    if front then
+        local first = redis.call('ZRANGE', P .. 'waitq', 0, 0, 'WITHSCORES')
+        if first[2] then score = math.min(now, tonumber(first[2]) - 1) end
+    end
+    redis.call('ZADD', P .. 'waitq', score, o)
     redis.call('ZADD', P .. 'waitlex', 0, o)
 end
 
@@ -391,7 +397,7 @@ local function enqueue(o, g, now, cfg, reason, front)
         pos = redis.call('ZCARD', q)
     end
     redis.call('SADD', P .. 'queues', g)
-    waitlist_add(o, now)
+    waitlist_add(o, now, front)
     if cfg.queue > 0 then
         redis.call('ZADD', P .. 'qdeadline', now + cfg.queue, o)
     end

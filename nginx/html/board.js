@@ -201,25 +201,20 @@ function renderSessions(r) {
     tid('board-sessions-pager').replaceChildren(pager('sessions', r, loadSessions));
 }
 
-async function loadQueue() {
+// One page of a table (name: 'queue' or 'sessions', the route's name).
+async function load(name, render) {
+    const err = tid('board-' + name + '-error');
     try {
-        const r = await api.get('/api/v1/queue', {query: query('queue')});
-        setError(tid('board-queue-error'), '');
-        renderQueue(r);
+        const r = await api.get('/api/v1/' + name, {query: query(name)});
+        setError(err, '');
+        render(r);
     } catch (e) {
-        showError(tid('board-queue-error'), e);
+        showError(err, e);
     }
 }
 
-async function loadSessions() {
-    try {
-        const r = await api.get('/api/v1/sessions', {query: query('sessions')});
-        setError(tid('board-sessions-error'), '');
-        renderSessions(r);
-    } catch (e) {
-        showError(tid('board-sessions-error'), e);
-    }
-}
+const loadQueue = () => load('queue', renderQueue);
+const loadSessions = () => load('sessions', renderSessions);
 
 // The filters' choices: the groups and agents the board knows.
 function fillChoices(b) {

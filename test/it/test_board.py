@@ -357,6 +357,17 @@ def test_forcing_an_agent_paused_then_offline(bstack, team):
     assert r.json()['moved'] == 1 and r.json()['by'] == 'admin'
     assert team['b1'].sessions() == []
     assert sorted(team['c1'].sessions()) == sorted(users[1:3])
+    # a user moved off a forced agent that nobody can take waits at the
+    # front, first in the list too (it was being served)
+    extra = ['oBrdFoQ%021d' % i for i in range(2)]
+    for o in extra:
+        send(bstack, o, '[g1] 在吗')            # c1 is full (2): they wait
+    r = api(bstack, 'POST', st % 'c1', lead, json={'status': 'offline'})
+    assert r.json()['moved'] == 2
+    q = get(bstack, '/api/v1/queue')
+    # c1 had users[2] first (from the queue), then users[1] (from b1)
+    assert [i['openid'] for i in q['items']] == [users[2], users[1]] + extra
+    assert [i['position'] for i in q['items']] == [1, 2, 3, 4]
     me = team['b1'].get('/api/v1/me').json()
     assert me['status'] == 'offline' and me['status_by'] == 'admin'
     # forced offline, an agent can be deleted by an admin
