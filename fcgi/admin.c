@@ -1,9 +1,8 @@
 /* admin: the admin-only REST routes — agents (GET/POST /api/v1/agents,
- * GET/PATCH/DELETE /api/v1/agents/{account}, POST .../token), every
- * session (GET /api/v1/sessions) and the waiting queue (GET
- * /api/v1/queue). Thin: authenticate as admin, check the body field by
- * field, call lib/agent (PostgreSQL first, then the Redis mirror) or
- * lib/route, then mirror the change to WeChat's kf accounts when
+ * GET/PATCH/DELETE /api/v1/agents/{account}, POST .../token; the lists
+ * of sessions and of the queue are fcgi/board.c's). Thin: authenticate
+ * as admin, check the body field by field, call lib/agent (PostgreSQL
+ * first, then the Redis mirror) or lib/route, then mirror the change to WeChat's kf accounts when
  * credentials are configured (lib/agent_wx), and map the outcome to a
  * status. */
 #include <stdio.h>
@@ -23,8 +22,6 @@
 #include "route.h"
 
 #include "banned.h"
-
-#define LIST_MAX 1000
 
 static struct route *rt(struct fcgi_req *r)
 {
@@ -444,65 +441,4 @@ void api_agent_token(struct fcgi_req *r)
     }
     OPENSSL_cleanse(token, sizeof(token));
     log_info(&r->log, "admin", "agent_token", "agent=%s rc=%d", acct, rc);
-}
-
-static int limit_param(struct fcgi_req *r, long def, long max, long *out)
-{
-    struct kf_str lim;
-    uint64_t v;
-    char msg[64];
-
-    *out = def;
-    if (!http_query_get(&r->query, "limit", &lim))
-        return 0;
-    if (kf_parse_u64(lim, &v) < 0 || v < 1 || v > (uint64_t)max) {
-        snprintf(msg, sizeof(msg), "limit must be a number in 1..%ld", max);
-        fcgi_error(r, 400, "invalid_field", msg, NULL);
-        return -1;
-    }
-    *out = (long)v;
-    return 0;
-}
-
-/* GET /api/v1/sessions?state=active|waiting&limit=N */
-void api_sessions_list(struct fcgi_req *r)
-{
-    struct kf_str st = { "", 0 };
-    const char *state = "";
-    json_t *list = NULL;
-    long limit, total;
-
-    if (admin(r) || limit_param(r, 200, LIST_MAX, &limit) < 0)
-        return;
-    if (http_query_get(&r->query, "state", &st) && st.len) {
-        if (kf_str_eq_c(st, "active"))
-            state = "active";
-        else if (kf_str_eq_c(st, "waiting"))
-            state = "waiting";
-        else {
-            fcgi_error(r, 400, "invalid_field", "state must be active or "
-                       "waiting", NULL);
-            return;
-        }
-    }
-    if (route_all_sessions(rt(r), state, limit, &list, &total) < 0) {
-        api_backend_down(r);
-        return;
-    }
-    fcgi_json(r, 200, json_pack("{s:o,s:I}", "sessions", list, "total",
-                                (json_int_t)total));
-}
-
-/* GET /api/v1/queue?limit=N (users listed per group) */
-void api_queue(struct fcgi_req *r)
-{
-    json_t *q = NULL;
-    long limit;
-
-    if (admin(r) || limit_param(r, 100, LIST_MAX, &limit) < 0)
-        return;
-    if (route_queue(rt(r), limit, &q) < 0)
-        api_backend_down(r);
-    else
-        fcgi_json(r, 200, q);
 }

@@ -205,6 +205,19 @@ int api_authenticate_staff(struct fcgi_req *r, struct auth *who)
     return identify(r, who);
 }
 
+/* A supervisor as itself (AUTH_SUPERVISOR, its writes too) or an admin;
+ * agents get 403. */
+int api_authenticate_lead(struct fcgi_req *r, struct auth *who)
+{
+    if (identify(r, who))
+        return 1;
+    if (who->role == AUTH_ADMIN || who->role == AUTH_SUPERVISOR)
+        return 0;
+    fcgi_error(r, 403, "forbidden", "this route is for supervisors and "
+               "admins", NULL);
+    return denied(r);
+}
+
 int api_staff_session(struct fcgi_req *r, struct auth *who)
 {
     struct kf_str sid;

@@ -135,6 +135,10 @@ int api_need_agent(struct fcgi_req *r, const struct auth *who);
 /* api_authenticate for the supervisor's own routes (fcgi/supervise.c): a
  * supervisor stays AUTH_SUPERVISOR (its agent, if any, in account). */
 int api_authenticate_staff(struct fcgi_req *r, struct auth *who);
+/* Like api_authenticate for the team lead's routes (fcgi/board.c):
+ * admins, and supervisors (signed in with a password) as themselves —
+ * role AUTH_SUPERVISOR, their writes allowed; agents get 403. */
+int api_authenticate_lead(struct fcgi_req *r, struct auth *who);
 /* The staff user of the request's session cookie whatever its role (a
  * supervisor's writes included), the CSRF token checked for a method
  * that changes something; a bearer token does not count. Answers
@@ -239,8 +243,11 @@ void api_agent_get(struct fcgi_req *r);
 void api_agent_patch(struct fcgi_req *r);
 void api_agent_delete(struct fcgi_req *r);
 void api_agent_token(struct fcgi_req *r);
-void api_sessions_list(struct fcgi_req *r);
+void api_sessions_list(struct fcgi_req *r);     /* fcgi/board.c */
 void api_queue(struct fcgi_req *r);
+void api_queue_assign(struct fcgi_req *r);
+void api_agent_force_status(struct fcgi_req *r);
+void api_board(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);

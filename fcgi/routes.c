@@ -224,6 +224,11 @@ static const struct http_route routes[] = {
     { M_DELETE, "/api/v1/tokens/*", api_token_delete, API_ROLE_ADMIN },
     { M_POST, "/api/v1/staff", api_staff_create, API_ROLE_ADMIN },
     { M_PATCH, "/api/v1/staff/*", api_staff_patch, API_ROLE_ADMIN },
+    { M_GET, "/api/v1/board", api_board, API_ROLE_SUPERVISOR },
+    { M_POST, "/api/v1/queue/*/assign", api_queue_assign,
+      API_ROLE_SUPERVISOR },
+    { M_POST, "/api/v1/agents/+/status", api_agent_force_status,
+      API_ROLE_SUPERVISOR },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -91,6 +91,13 @@ enum refusal_scope {
       "the session is already with that agent", 0)                          \
     X(NOT_ACTIVE, REFUSAL_S, "not_active", KF_EINVAL, 400, "refused",       \
       "the session action was refused", 0)                                  \
+    X(NOT_WAITING, REFUSAL_S, "not_waiting", KF_EINVAL, 409,               \
+      "not_waiting", "the user is not waiting in a queue", 0)               \
+    X(SAME_GROUP, REFUSAL_S, "same_group", KF_EINVAL, 409, "same_group",    \
+      "the user is already waiting in that group", 0)                       \
+    X(NOT_AT_WORK, REFUSAL_P, "not_at_work", KF_EINVAL, 409,               \
+      "not_at_work", "the agent is offline: only an agent at work can be "  \
+      "paused", 0)                                                          \
     X(REFUSED, REFUSAL_S | REFUSAL_O | REFUSAL_RE, "", KF_EINVAL, 400,      \
       "refused", "the session action was refused", 0)                       \
     X(HELD, REFUSAL_RE, "held", KF_EBUSY, 409, "user_taken",                \

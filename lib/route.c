@@ -322,19 +322,19 @@ static int refused(unsigned scope, const char *code,
     return row->rc;
 }
 
-int route_presence(struct route *r, const char *agent, const char *op,
-                   const char *reason, int64_t now_ms, char *status,
-                   size_t status_len, long *moved,
-                   const struct refusal **why)
+static int presence_run(struct route *r, const char *agent, const char *op,
+                        const char *reason, const char *by, int64_t now_ms,
+                        char *status, size_t status_len, long *moved,
+                        const struct refusal **why)
 {
     char now[24], code[32];
-    const char *args[] = { op, now, r->cfg, agent, reason };
+    const char *args[] = { op, now, r->cfg, agent, reason, by };
     struct store_reply *rep = NULL;
     int64_t n;
     int rc;
 
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    rc = store_run(r->store, &r->presence, 0, NULL, 5, args, NULL, &rep);
+    rc = store_run(r->store, &r->presence, 0, NULL, 6, args, NULL, &rep);
     if (rc < 0)
         return rc;
     if (is_err_reply(rep, code, sizeof(code))) {
@@ -345,6 +345,27 @@ int route_presence(struct route *r, const char *agent, const char *op,
     }
     store_reply_free(rep);
     return rc;
+}
+
+int route_presence(struct route *r, const char *agent, const char *op,
+                   const char *reason, int64_t now_ms, char *status,
+                   size_t status_len, long *moved,
+                   const struct refusal **why)
+{
+    return presence_run(r, agent, op, reason, "", now_ms, status,
+                        status_len, moved, why);
+}
+
+int route_force_status(struct route *r, const char *agent,
+                       const char *status, const char *by, int64_t now_ms,
+                       char *out, size_t out_len, long *moved,
+                       const struct refusal **why)
+{
+    if (strcmp(status, "paused") && strcmp(status, "offline"))
+        return refused(REFUSAL_PRESENCE, "bad_status", REFUSAL_BAD_STATUS,
+                       why);
+    return presence_run(r, agent, status, "forced", by, now_ms, out,
+                        out_len, moved, why);
 }
 
 static int session_run(struct route *r, const char *op, struct kf_str openid,
@@ -362,7 +383,8 @@ static int session_run(struct route *r, const char *op, struct kf_str openid,
         return refused(REFUSAL_SESSION, "", REFUSAL_REFUSED, why);
     /* the script's other ops (reopen) are route_reopen's */
     if (strcmp(op, "close") && strcmp(op, "transfer_agent") &&
-        strcmp(op, "transfer_group") && strcmp(op, "answered"))
+        strcmp(op, "transfer_group") && strcmp(op, "answered") &&
+        strcmp(op, "move_agent") && strcmp(op, "move_group"))
         return refused(REFUSAL_SESSION, "bad_op", REFUSAL_REFUSED, why);
     snprintf(o, sizeof(o), "%.*s", (int)openid.len, openid.p);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
@@ -397,6 +419,15 @@ int route_transfer(struct route *r, struct kf_str openid, const char *by,
     return session_run(r, to_agent ? "transfer_agent" : "transfer_group",
                        openid, by, to_agent ? to_agent : to_group, note,
                        now_ms, result, result_len, why);
+}
+
+int route_move(struct route *r, struct kf_str openid, const char *to_agent,
+               const char *to_group, int64_t now_ms, char *result,
+               size_t result_len, const struct refusal **why)
+{
+    return session_run(r, to_agent ? "move_agent" : "move_group", openid,
+                       "", to_agent ? to_agent : to_group, NULL, now_ms,
+                       result, result_len, why);
 }
 
 static int64_t reply_i64(const struct store_reply *rep, size_t i)
@@ -527,6 +558,9 @@ static json_t *hash_json(const struct store_reply *h)
                  strcmp(name, "assigned_ms") == 0 ||
                  strcmp(name, "last_ms") == 0 ||
                  strcmp(name, "queued_ms") == 0 ||
+                 strcmp(name, "user_ms") == 0 ||
+                 strcmp(name, "reply_ms") == 0 ||
+                 strcmp(name, "window_end_ms") == 0 ||
                  strcmp(name, "position") == 0)
             val = json_integer(strtoll(v.p, NULL, 10));
         else if (strcmp(name, "answered") == 0)
@@ -761,39 +795,99 @@ int route_agent_info(struct route *r, const char *agent, json_t **out)
     return rc;
 }
 
-int route_all_sessions(struct route *r, const char *state, long limit,
-                       json_t **out, long *total)
+/* o's fields a, b, c (decimal strings) as numbers. */
+static void numbers(json_t *o, const char *a, const char *b, const char *c)
 {
-    char lim[24];
-    const char *args[] = { "sessions", state, lim };
+    const char *names[] = { a, b, c };
+    size_t i;
+
+    for (i = 0; o && i < 3; i++) {
+        const char *v = json_string_value(json_object_get(o, names[i]));
+
+        if (v)
+            json_object_set_new(o, names[i],
+                                json_integer(strtoll(v, NULL, 10)));
+    }
+}
+
+int route_board(struct route *r, json_t **out)
+{
+    const char *args[] = { "board", "", r->cfg };
     struct store_reply *rep = NULL;
+    json_t *agents = json_array();
+    size_t i, j;
+    int rc;
+
+    *out = NULL;
+    rc = agents ? store_run(r->store, &r->read, 0, NULL, 3, args, NULL, &rep)
+                : KF_ENOMEM;
+    for (i = 0; rc == 0 && i < store_reply_len(rep); i++) {
+        const struct store_reply *e = store_reply_at(rep, i),
+                                 *ss = store_reply_at(e, 1);
+        json_t *a, *sess;
+
+        if (store_reply_len(e) != 2 || store_reply_type(ss) != STORE_ARRAY)
+            continue;
+        a = hash_json(store_reply_at(e, 0));
+        numbers(a, "load", "capacity", "status_ms");
+        sess = json_array();
+        for (j = 0; a && sess && j < store_reply_len(ss); j++)
+            json_array_append_new(sess, hash_json(store_reply_at(ss, j)));
+        if (!a || !sess || json_object_set_new(a, "sessions", sess) < 0 ||
+            json_array_append_new(agents, a) < 0)
+            rc = KF_ENOMEM;
+    }
+    store_reply_free(rep);
+    if (rc == 0)
+        *out = agents;
+    else
+        json_decref(agents);
+    return rc;
+}
+
+int route_page(struct route *r, const struct route_page_query *q,
+               int64_t now_ms, json_t **out, long *total, int *capped)
+{
+    char now[24], off[24], lim[24];
+    const char *args[] = { "page", q->state, now, q->agent, q->group,
+                           q->prefix, off, lim };
+    struct store_reply *rep = NULL;
+    const struct store_reply *items;
     json_t *a;
-    size_t i, n;
-    int64_t t;
+    int64_t t = 0, c = 0;
+    size_t i;
     int rc;
 
     *out = NULL;
     *total = 0;
-    snprintf(lim, sizeof(lim), "%ld", limit);
-    rc = store_run(r->store, &r->read, 0, NULL, 3, args, NULL, &rep);
+    *capped = 0;
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(off, sizeof(off), "%ld", q->offset);
+    snprintf(lim, sizeof(lim), "%ld", q->limit);
+    rc = store_run(r->store, &r->read, 0, NULL, 8, args, NULL, &rep);
     if (rc < 0)
         return rc;
+    items = store_reply_at(rep, 2);
+    if (store_reply_len(rep) != 3 || store_reply_at_int(rep, 0, &t) < 0 ||
+        store_reply_at_int(rep, 1, &c) < 0 ||
+        store_reply_type(items) != STORE_ARRAY) {
+        store_reply_free(rep);
+        return KF_EPARSE;
+    }
     a = json_array();
-    n = store_reply_len(rep);
-    for (i = 0; a && i < n; i++) {
-        const struct store_reply *e = store_reply_at(rep, i);
+    for (i = 0; a && i < store_reply_len(items); i++) {
+        const struct store_reply *e = store_reply_at(items, i);
 
-        if (store_reply_type(e) != STORE_ARRAY)
-            continue;
-        if (i + 1 == n && store_reply_len(e) == 2 &&
-            store_reply_at_is(e, 0, "total") &&
-            store_reply_type(store_reply_at(e, 1)) == STORE_STR)
-            *total = store_reply_at_int(e, 1, &t) == 0 ? (long)t : 0;
-        else
-            json_array_append_new(a, hash_json(e));
+        if (store_reply_type(e) == STORE_ARRAY &&
+            json_array_append_new(a, hash_json(e)) < 0) {
+            json_decref(a);
+            a = NULL;
+        }
     }
     store_reply_free(rep);
     *out = a;
+    *total = (long)t;
+    *capped = c != 0;
     return a ? 0 : KF_ENOMEM;
 }
 

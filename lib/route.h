@@ -140,6 +140,29 @@ KF_WUR int route_presence(struct route *r, const char *agent,
                           char *status, size_t status_len, long *moved,
                           const struct refusal **why);
 
+/* A supervisor or an admin (by: its login, or "admin" for a token)
+ * forces agent's status: "paused" (only an agent at work: else
+ * REFUSAL_NOT_AT_WORK) or "offline" (its sessions move on as when it
+ * goes offline itself). The agent's feed is told (type presence, reason
+ * forced, by); its record keeps status_by until it sets a status
+ * itself. out (>= 16 bytes) gets the status after, *moved the sessions
+ * moved off. Refusals as route_presence's. */
+KF_WUR int route_force_status(struct route *r, const char *agent,
+                              const char *status, const char *by,
+                              int64_t now_ms, char *out, size_t out_len,
+                              long *moved, const struct refusal **why);
+
+/* A supervisor or an admin moves a user waiting in a queue to to_agent
+ * (online or paused with a free slot) or, to_agent NULL, to to_group's
+ * queue (routed there: an agent of that group with room takes it at
+ * once). Refusals (scope REFUSAL_SESSION): no_session, not_waiting,
+ * same_group, and a transfer's (unknown_agent, agent_offline,
+ * agent_full, unknown_group). result as route_session's. */
+KF_WUR int route_move(struct route *r, struct kf_str openid,
+                      const char *to_agent, const char *to_group,
+                      int64_t now_ms, char *result, size_t result_len,
+                      const struct refusal **why);
+
 /* An action on a session. op: "close", "transfer_agent",
  * "transfer_group", "answered" (another: bad_op, Redis not asked). by = the acting agent, or "" for an
  * admin. target: the agent or group of a transfer; for "close" the
@@ -241,11 +264,34 @@ KF_WUR int route_stats(struct route *r, int64_t now_ms, json_t **out);
  * plus its load. Unknown -> KF_ENOTFOUND. */
 KF_WUR int route_agent_info(struct route *r, const char *agent,
                             json_t **out);
-/* Every session (state "" = all, "active" or "waiting"): the active ones
- * by agent and user, then the waiting ones in queue order, at most limit;
- * *total is how many there are in all. */
-KF_WUR int route_all_sessions(struct route *r, const char *state, long limit,
-                              json_t **out, long *total);
+/* The supervisors' live board: every agent by account as {account,
+ * nick, status, status_by (who forced it; "" none), status_ms, groups
+ * (comma-separated), load, capacity (the one routing applies),
+ * sessions: [{openid, id, group, assigned_ms, user_ms (the user's last
+ * message; 0 none), reply_ms (the agent's last send; 0 none),
+ * answered}]}. Bounded by the agents' capacities. On success *out is a
+ * new array; the caller json_decref()s. */
+KF_WUR int route_board(struct route *r, json_t **out);
+
+/* One page of the sessions for the admin's and supervisors' tables
+ * (read.lua's page): state "" (active then waiting), "active" or
+ * "waiting"; agent, group, prefix (an OpenID prefix) "" = any. The
+ * active sessions by agent then user, then the waiting users longest
+ * waiting first (one group: in queue order; with a prefix: by OpenID),
+ * each a session object plus position (waiting) and window_end_ms (when
+ * the user's customer-service window closes; absent when none is
+ * known). *total counts every match; *capped = 1 when a prefix with a
+ * group looked at only the first 2,000 matches. The filters must be
+ * checked by the caller (agent_check_account, agent_check_group, an
+ * OpenID's characters). On success *out is a new array; the caller
+ * json_decref()s. */
+struct route_page_query {
+    const char *state, *agent, *group, *prefix;
+    long offset, limit;
+};
+KF_WUR int route_page(struct route *r, const struct route_page_query *q,
+                      int64_t now_ms, json_t **out, long *total,
+                      int *capped);
 /* The waiting queue: {"total":N,"groups":[{"group","length","waiting":
  * [{"openid","position","since_ms","session"}...]}]}, at most limit
  * users listed per group (0: none, the lengths only). */

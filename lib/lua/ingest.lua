@@ -105,6 +105,11 @@ if action == 'route' then
         end
         place(route(o, g, now, cfg, nil, 'new_session', false))
     end
+    -- when the user last asked (the board's "waiting for an answer";
+    -- outbound.lua's reserve keeps reply_ms)
+    if redis.call('EXISTS', skey(o)) == 1 then
+        redis.call('HSET', skey(o), 'user_ms', now)
+    end
 elseif action == 'kf_create' and known(ARGV[8]) then
     -- WeChat's own tool: an agent accepted the user (wechat_kf mode).
     local s, a = session(o), ARGV[8]

@@ -63,7 +63,8 @@ if op == 'reserve' then
     if s and s.state == 'active' then
         -- the agent answered: stop the first-reply clock, push the
         -- idle deadline back
-        redis.call('HSET', skey(o), 'answered', '1', 'last_ms', now)
+        redis.call('HSET', skey(o), 'answered', '1', 'last_ms', now,
+                   'reply_ms', now)
         redis.call('ZREM', P .. 'frt', o)
         redis.call('ZADD', P .. 'deadline', now + cfg.idle, o)
     end

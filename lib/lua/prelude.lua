@@ -337,6 +337,27 @@ local function qkey(g)
     return q
 end
 
+-- Every waiting user of every group, for the paged lists (read.lua's
+-- page; docs/api.md GET /api/v1/queue): P waitq scored by queued_ms
+-- (longest waiting first; a user put at the front of a queue, who was
+-- being served, before everyone) and P waitlex (score 0, an
+-- OpenID-prefix search by ZRANGEBYLEX). Kept with the queues: enqueue
+-- adds, drain and detach remove.
+local function waitlist_add(o, now, front)
+    local score = now
+    if front then
+        local first = redis.call('ZRANGE', P .. 'waitq', 0, 0, 'WITHSCORES')
+        if first[2] then score = math.min(now, tonumber(first[2]) - 1) end
+    end
+    redis.call('ZADD', P .. 'waitq', score, o)
+    redis.call('ZADD', P .. 'waitlex', 0, o)
+end
+
+local function waitlist_rem(o)
+    redis.call('ZREM', P .. 'waitq', o)
+    redis.call('ZREM', P .. 'waitlex', o)
+end
+
 -- The score of the first (end 0) or last (end -1) in q, or nil.
 local function qend_score(q, e)
     local r = redis.call('ZRANGE', q, e, e, 'WITHSCORES')
@@ -376,6 +397,7 @@ local function enqueue(o, g, now, cfg, reason, front)
         pos = redis.call('ZCARD', q)
     end
     redis.call('SADD', P .. 'queues', g)
+    waitlist_add(o, now, front)
     if cfg.queue > 0 then
         redis.call('ZADD', P .. 'qdeadline', now + cfg.queue, o)
     end
@@ -467,6 +489,7 @@ local function drain(g, now, cfg, limit)
         if #cands == 0 then break end
         redis.call('ZREM', q, o)
         redis.call('ZREM', P .. 'qdeadline', o)
+        waitlist_rem(o)
         local c, p = pick(g, cands, cfg)
         assign(o, g, c, now, cfg, explain(g, p, cands, c.acct, 'dequeued'),
                'dequeued')
@@ -498,6 +521,7 @@ local function detach(o, s, reason, now, extra)
     elseif s.state == 'waiting' then
         redis.call('ZREM', qkey(s.group or '_all'), o)
         redis.call('ZREM', P .. 'qdeadline', o)
+        waitlist_rem(o)
     end
     redis.call('ZREM', P .. 'deadline', o)
     redis.call('ZREM', P .. 'frt', o)
@@ -585,6 +609,9 @@ end
 local function set_status(a, status, now, cfg, reason)
     local prev = redis.call('HGET', akey(a), 'status') or 'offline'
     redis.call('HSET', akey(a), 'status', status, 'status_ms', now)
+    -- who forced the last status (presence.lua's forced); any other
+    -- change takes it off
+    redis.call('HDEL', akey(a), 'status_by')
     local moved = 0
     if status == 'online' then
         redis.call('SADD', P .. 'online', a)

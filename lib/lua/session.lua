@@ -1,7 +1,7 @@
 -- session: an agent or an admin acts on a user's session.
 -- KEYS[1] the account prefix P; no other KEYS.
 -- ARGV: 1 op: close | transfer_agent | transfer_group | answered |
---       reopen | reopen_peek,
+--       move_agent | move_group | reopen | reopen_peek,
 --       2 now ms, 3 cfg, 4 openid, 5 by (agent account, or '' for an
 --       admin), 6 target (agent or group; for close the wrap-up, a JSON
 --       object kept as the close event's payload, '' none; for reopen the
@@ -9,6 +9,10 @@
 --       by the caller, lib/handover; '' none), kept on the session with
 --       the giver (prelude's hand_over); for reopen the id of the past
 --       session reopened (kept in the why).
+-- move_agent and move_group: a supervisor or an admin moves a user
+-- WAITING in a queue (else {'err', 'not_waiting'}) to an agent (online
+-- or paused with a free slot, as a transfer) or to another group's queue
+-- (the same group: {'err', 'same_group'}); then as the transfers.
 -- Returns {'ok', ...} or {'err', code}:
 --   reopen: {'ok', 'reopened' | 'already', agent, session id, sends left}
 --     or {'err', 'held', the agent who has the user} or another refusal;
@@ -74,6 +78,14 @@ end
 local s = session(o)
 if not s then return { 'err', 'no_session' } end
 if by ~= '' and s.agent ~= by then return { 'err', 'not_yours' } end
+
+if op == 'move_agent' or op == 'move_group' then
+    if s.state ~= 'waiting' then return { 'err', 'not_waiting' } end
+    if op == 'move_group' and (s.group or '_all') == target then
+        return { 'err', 'same_group' }
+    end
+    op = op == 'move_agent' and 'transfer_agent' or 'transfer_group'
+end
 
 if op == 'close' then
     close(o, by == '' and 'admin' or 'agent', now, cfg, by, target)

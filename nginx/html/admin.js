@@ -1,31 +1,32 @@
 // wxkf console — the admin view: live statistics, the agents (add, edit,
-// new token, remove; a token is shown once), the waiting queue and every
-// session. Refreshed every 5 s. Users and API tokens: users.js.
+// new token, remove; a token is shown once), refreshed every 5 s; the
+// live board with the waiting queue and every session is board.js's.
+// Users and API tokens: users.js.
 
 import {api, ApiError, seg} from './api.js';
 import {t} from './i18n.js';
-import {confirmDialog, errInfo, fmtDur, fmtTime, h, num, setError, shortId,
-        show, showError, tickWaiting, tid, toast, toastError} from './dom.js';
-import {S, agentName, every} from './state.js';
+import {confirmDialog, errInfo, fmtDur, h, setError, show, showError, tid,
+        toast, toastError} from './dom.js';
+import {S, every} from './state.js';
 import {renderLabels, wireLabels} from './labels.js';
 import {enterCannedAdmin, leaveCanned, relabelCanned} from './canned.js';
 import {enterReports, leaveReports, relabelReports} from './reports.js';
-import {openSupervise} from './supervise.js';
 import {enterAudit, leaveAudit, relabelAudit} from './audit.js';
 import {enterUsers, leaveUsers, relabelUsers} from './users.js';
+import {enterBoard, leaveBoard, relabelBoard, wireBoard} from './board.js';
 
 const ADMIN_REFRESH_MS = 5000;
 
 export function enterAdmin() {
     show(tid('admin-view'), true);
     refreshAdmin();
+    enterBoard();
     renderLabels();
     enterCannedAdmin();
     enterReports();
     enterAudit();
     enterUsers();
     every(ADMIN_REFRESH_MS, refreshAdmin);
-    every(1000, tickWaiting);
 }
 
 let adminBusy = false;
@@ -34,9 +35,8 @@ export async function refreshAdmin() {
         return;
     adminBusy = true;
     try {
-        const [stats, agents, queue, sessions] = await Promise.allSettled([
-            api.get('/api/v1/stats'), api.get('/api/v1/agents'),
-            api.get('/api/v1/queue'), api.get('/api/v1/sessions')]);
+        const [stats, agents] = await Promise.allSettled([
+            api.get('/api/v1/stats'), api.get('/api/v1/agents')]);
         if (!S.me)
             return;
         panel('stats-error', stats, renderStats);
@@ -50,8 +50,6 @@ export async function refreshAdmin() {
                      details);
             renderAgents(null, st);    // what the stats know
         }
-        panel('queue-error', queue, renderQueue);
-        panel('sessions-error', sessions, renderAllSessions);
         tid('admin-refreshed').textContent =
             t('admin.refreshed', {t: new Date().toLocaleTimeString()});
     } finally {
@@ -293,63 +291,6 @@ async function removeAgent(account) {
     }
 }
 
-function groupName(g) {
-    return g === '_all' ? t('group.all') : (g || '');
-}
-
-function renderQueue(q) {
-    const box = tid('queue');
-    const groups = Array.isArray(q.groups) ? q.groups : [];
-    const parts = [];
-    for (const g of groups) {
-        const waiting = Array.isArray(g.waiting) ? g.waiting : [];
-        const n = Number.isFinite(Number(g.length)) ? Number(g.length) :
-            waiting.length;
-        if (!n)
-            continue;
-        parts.push(h('div', {class: 'queue-group', dataset: {testid: 'queue-group',
-                                                               group: g.group}},
-            h('h3', {}, t('queue.group', {group: groupName(g.group), n})),
-            h('ol', {}, ...waiting.map(w => h('li', {
-                dataset: {testid: 'queue-item', openid: w.openid}},
-                h('span', {class: 'pos'}, t('queue.position', {n: w.position})),
-                h('span', {class: 'user', title: w.openid}, shortId(w.openid)),
-                h('span', {class: 'wait', dataset: {testid: 'queue-wait',
-                                                     since: String(w.since_ms || '')}},
-                  w.since_ms ? t('sessions.waiting',
-                                 {t: fmtDur(Date.now() - Number(w.since_ms))}) : ''))))));
-    }
-    if (!parts.length)
-        parts.push(h('p', {class: 'muted', dataset: {testid: 'queue-empty'}},
-                     t('queue.empty')));
-    box.replaceChildren(...parts);
-}
-
-function renderAllSessions(r) {
-    const list = Array.isArray(r.sessions) ? r.sessions : [];
-    const tbody = tid('all-sessions').tBodies[0];
-    if (!list.length) {
-        tbody.replaceChildren(h('tr', {}, h('td', {colspan: '6', class: 'muted'},
-                                             t('sessions.all.empty'))));
-        return;
-    }
-    tbody.replaceChildren(...list.map(s => h('tr', {
-        dataset: {testid: 'session-row', openid: s.openid || ''}},
-        h('td', {title: s.openid || '', dataset: {label: t('col.openid')}},
-          h('button', {type: 'button', class: 'link', title: t('super.open'),
-                       dataset: {testid: 'session-open'},
-                       onclick: () => openSupervise(s.openid)},
-            shortId(s.openid))),
-        h('td', {dataset: {label: t('col.state')}},
-          s.state ? t('state.' + s.state) : ''),
-        h('td', {dataset: {label: t('col.agent')}, title: s.agent || ''},
-          s.agent ? agentName(s.agent) : ''),
-        h('td', {dataset: {label: t('col.group')}}, groupName(s.group)),
-        h('td', {dataset: {label: t('col.opened')}}, fmtTime(num(s.opened_ms))),
-        h('td', {dataset: {label: t('col.last')}}, fmtTime(num(s.last_ms))))));
-}
-
-
 // A secret shown once (an agent's token, an API token) under heading,
 // with a copy button.
 export function showToken(heading, token) {
@@ -383,9 +324,8 @@ export function showToken(heading, token) {
 
 export function leaveAdmin() {
     tid('agents-table').tBodies[0].replaceChildren();
-    tid('all-sessions').tBodies[0].replaceChildren();
     tid('stats').replaceChildren();
-    tid('queue').replaceChildren();
+    leaveBoard();
     leaveCanned();
     leaveReports();
     leaveAudit();
@@ -397,6 +337,7 @@ export function relabelAdmin() {
         tr.remove();
     S.adminRows.clear();
     refreshAdmin();
+    relabelBoard();
     renderLabels();
     relabelCanned();
     relabelReports();
@@ -406,6 +347,7 @@ export function relabelAdmin() {
 
 export function wireAdmin() {
     wireLabels();
+    wireBoard();
     tid('agent-add-form').addEventListener('submit', addAgent);
     tid('edit-form').addEventListener('submit', saveEdit);
     tid('edit-cancel').addEventListener('click', () => tid('edit-dialog').close());

@@ -21,6 +21,7 @@ import {openColleagues} from './colleagues.js';
 import {handoverOf, renderHandover, resetNote, withNote} from './handover.js';
 import {autoMark, isAutomatic, wireTyping} from './routing.js';
 import {PICK_ACCEPT, sendFile} from './send_media.js';
+import {onForcedPresence} from './board.js';
 import {wireEmojiPicker} from './emoji_picker.js';
 import {fillWhisperEl, takenOverNotice, whisperMsg} from './supervise.js';
 
@@ -306,6 +307,8 @@ export function onFeedEvents(events) {
         case 'presence':
             if (e.status && (!e.agent || e.agent === S.me.account)) {
                 S.me.status = e.status;
+                // a supervisor forced it: say who (board.js)
+                onForcedPresence(e);
                 renderStatus();
             }
             sessionsChanged = true;

@@ -19,6 +19,7 @@ import {leaveCanned, relabelCanned, wireCanned} from './canned.js';
 import {returningBadge} from './routing.js';
 import {loadColleagues, wireColleagues} from './colleagues.js';
 import {handoverBadge, renderHandover, wireHandover} from './handover.js';
+import {showForced} from './board.js';
 
 const HEARTBEAT_MS = 30000;
 const SESSIONS_REFRESH_MS = 10000;
@@ -31,6 +32,7 @@ export function enterAgent() {
     show(tid('status-switch'), true);
     show(tid('conn-state'), true);
     renderStatus();
+    showForced(S.me.status, S.me.status_by || '');
     S.feed = new Feed({
         account: S.me.account,
         onEvents: onFeedEvents,
@@ -107,6 +109,7 @@ async function setStatus(st) {
     try {
         const r = await api.post('/api/v1/me/status', {status: st});
         S.me.status = r && r.status || st;
+        showForced(S.me.status, '');        // the agent's own choice now
         renderStatus();
         refreshSessions();
     } catch (e) {

@@ -1530,9 +1530,10 @@ async function superviseSteps(browser) {
         await tid(p, 'admin-view').waitFor();
     };
     const openRow = async (p) => {
-        const open = p.locator(`[data-testid="session-row"][data-openid="${u}"] ` +
+        // the live board: A's card lists the conversation (every 5 s)
+        const open = p.locator(`[data-testid="board-conv"][data-openid="${u}"] ` +
                                '[data-testid="session-open"]');
-        await open.waitFor({timeout: 15000});       // the table: every 5 s
+        await open.waitFor({timeout: 15000});
         await open.click();
         await tid(p, 'supervise-dialog').waitFor();
     };
@@ -1909,6 +1910,141 @@ async function usersTokensSteps(browser) {
         await shot(ph, 'phone-tokens');
         await ph.context().close();
         delete pages['users-phone'];
+    });
+}
+
+// The team lead's live board (board.js): a supervisor made with `wxkf
+// user add` signs in with a password and sees 40 users waiting, paged
+// with a total; moves the first to A (paused, with room); forces A
+// offline, and A's console says who did it; the user is back at the
+// front of the queue. A row opens the user. Laptop and phone.
+async function boardSteps(browser) {
+    const bin = need('WXKF_BIN'), conf = need('WXKF_CONF');
+    const users = [];
+    let sup, a;
+    const setStatus = async (who, status) => {
+        const r = await http('POST', BASE + '/api/v1/me/status',
+                             {token: who.token, json: {status}});
+        assert(r.status === 200, `${who.account} ${status}: ${r.status}`);
+    };
+    const queueTotal = async (page) => (await tid(page, 'board-queue-total')
+        .textContent()).trim();
+
+    await step('board: a supervisor signs in and sees the queue paged, with its total', async () => {
+        execFileSync(bin, ['user', 'add', '-c', conf, '--login', 'banzhang',
+                           '--name', '王班长', '--role', 'supervisor'],
+                     {input: 'board password 1\n', encoding: 'utf8', timeout: 60000});
+        await setStatus(A, 'offline');
+        await setStatus(B, 'offline');
+        // the users earlier steps left waiting are done with
+        const left = await apiGet('/api/v1/queue?limit=200', ADMIN);
+        assert(left.status === 200, 'GET /api/v1/queue ' + left.status);
+        for (const w of left.data.items)
+            await http('POST', BASE + '/api/v1/sessions/' + w.openid + '/close',
+                       {token: ADMIN, json: {}});
+        for (let i = 0; i < 40; i++) {           // nobody at work: all wait
+            const u = openidFor('Brd' + String(i).padStart(2, '0'));
+            users.push(u);
+            await userWrites(u, '请问有人吗？');
+        }
+        sup = await newPage(browser, 'board', LAPTOP);
+        await sup.goto(BASE + '/');
+        await tid(sup, 'password-form').waitFor();
+        await tid(sup, 'login-name').fill('banzhang');
+        await tid(sup, 'login-password').fill('board password 1');
+        await tid(sup, 'password-submit').click();
+        await tid(sup, 'board').waitFor();
+        await until(async () => /共 4\d 条/.test(await queueTotal(sup)), 10000,
+                    'the queue\'s total');
+        assert(await sup.locator('[data-testid="board-queue-row"]').count() === 40,
+               'one page of 40 rows');
+        const first = sup.locator('[data-testid="board-queue-row"]').first();
+        assert(await first.getAttribute('data-openid') === users[0],
+               'longest waiting first');
+        assert(/还剩 4\d小时/.test(await first.locator('[data-testid="board-window"]')
+            .textContent()), 'the 48-hour window counts down');
+        await shot(sup, 'laptop-board');
+        await tid(sup, 'board-queue-table').scrollIntoViewIfNeeded();
+        await shot(sup, 'laptop-board-queue');
+    });
+
+    await step('board: a row opens the user; the OpenID filter finds one', async () => {
+        await sup.locator('[data-testid="board-queue-row"]').nth(2).click();
+        await tid(sup, 'profile-dialog').waitFor();
+        assert((await tid(sup, 'profile-openid').textContent()) === users[2],
+               'the profile of the row\'s user');
+        await tid(sup, 'profile-close').click();
+        await tid(sup, 'board-queue-q').fill(users[5].slice(0, 12));
+        await tid(sup, 'board-queue-search').locator('button').click();
+        await until(async () => /共 1 条/.test(await queueTotal(sup)), 5000,
+                    'one match');
+        await tid(sup, 'board-queue-q').fill('');
+        await tid(sup, 'board-queue-search').locator('button').click();
+        await until(async () => /共 40 条/.test(await queueTotal(sup)), 5000,
+                    'all again');
+    });
+
+    await step('board: the supervisor moves the first waiting user to A (paused, with room)', async () => {
+        a = await newPage(browser, 'board-A', LAPTOP);
+        await signIn(a, A.token);
+        await tid(a, 'status-paused').click();
+        await a.waitForSelector('[data-testid="status-paused"][aria-pressed="true"]');
+        await until(async () => await sup.locator(
+            `[data-testid="board-agent"][data-account="${A.account}"][data-status="paused"]`)
+            .count() === 1, 8000, 'A paused on the board');
+        await sup.locator('[data-testid="board-queue-row"]').first()
+            .getByTestId('board-move').click();
+        await tid(sup, 'board-move-dialog').waitFor();
+        await tid(sup, 'board-move-target').selectOption('agent:' + A.account);
+        await tid(sup, 'board-move-submit').click();
+        await tid(sup, 'board-move-dialog').waitFor({state: 'hidden'});
+        await until(async () => /共 39 条/.test(await queueTotal(sup)), 8000,
+                    '39 waiting');
+        await sessionItem(a, users[0]).waitFor({timeout: 8000});
+        await until(async () => await sup.locator(
+            `[data-testid="board-agent"][data-account="${A.account}"] [data-testid="board-conv"]`)
+            .count() === 1, 8000, 'A\'s conversation on the board');
+    });
+
+    await step('board: the supervisor forces A offline; A\'s console says who did it', async () => {
+        await sup.locator(`[data-testid="board-agent"][data-account="${A.account}"]`)
+            .getByTestId('board-offline').click();
+        await tid(sup, 'confirm-ok').click();
+        await until(async () => await sup.locator(
+            `[data-testid="board-agent"][data-account="${A.account}"][data-status="offline"]`)
+            .count() === 1, 8000, 'A offline on the board');
+        assert(/由 banzhang 设置/.test(await sup.locator(
+            `[data-testid="board-agent"][data-account="${A.account}"]`).textContent()),
+               'the board says who set it');
+        // nobody else at work: the user is back at the front of the queue
+        await until(async () => /共 40 条/.test(await queueTotal(sup)), 8000,
+                    '40 waiting again');
+        await tid(a, 'agent-forced').waitFor({timeout: 8000});
+        const text = await tid(a, 'agent-forced').textContent();
+        assert(text.includes('banzhang') && text.includes('离线'),
+               'A is told: ' + text);
+        await a.waitForSelector('[data-testid="status-offline"][aria-pressed="true"]');
+        await shot(a, 'laptop-board-agent-forced');
+        await shot(sup, 'laptop-board-forced');
+        await a.context().close();
+        delete pages['board-A'];
+        await sup.context().close();
+        delete pages.board;
+    });
+
+    await step('screenshots: the board and its long queue on a phone', async () => {
+        const ph = await newPage(browser, 'board-phone', PHONE, true);
+        await signIn(ph, ADMIN);
+        await tid(ph, 'board').waitFor();
+        await until(async () => /40/.test(await queueTotal(ph)), 8000, 'the total');
+        await shot(ph, 'phone-board');
+        await tid(ph, 'board-queue-table').scrollIntoViewIfNeeded();
+        await shot(ph, 'phone-board-queue');
+        await ph.context().close();
+        delete pages['board-phone'];
+        for (const u of users)
+            await http('POST', BASE + '/api/v1/sessions/' + u + '/close',
+                       {token: ADMIN, json: {}});
     });
 }
 
@@ -2614,7 +2750,8 @@ async function main() {
                     .getByTestId('agent-nick').textContent();
                 assert(nick === ag.nick, `nick of ${ag.account}: ${nick}`);
             }
-            for (const id of ['stats-error', 'agents-error', 'queue-error', 'sessions-error'])
+            for (const id of ['stats-error', 'agents-error', 'board-error', 'board-queue-error',
+                             'board-sessions-error'])
                 assert(!(await tid(adm, id).isVisible()), id + ': ' +
                        await tid(adm, id).textContent());
             await shot(adm, 'laptop-admin');
@@ -2708,7 +2845,7 @@ async function main() {
             }
             const waiter = openidFor('Wait');
             await userWrites(waiter, '有人在吗？');
-            const item = adm.locator(`[data-testid="queue-item"][data-openid="${waiter}"]`);
+            const item = adm.locator(`[data-testid="board-queue-row"][data-openid="${waiter}"]`);
             await item.waitFor({timeout: 8000});     // the 5 s refresh
             await adm.getByTestId('stat-waiting').getByTestId('stat-value')
                 .getByText('1').waitFor({timeout: 8000});
@@ -2755,6 +2892,7 @@ async function main() {
         await superviseSteps(browser);
         await auditSteps(browser);
         await usersTokensSteps(browser);
+        await boardSteps(browser);
 
         await step('no token in any URL, no script errors', async () => {
             for (const u of requestUrls) {

@@ -121,6 +121,11 @@ ADMIN_ROUTES = [('GET', '/api/v1/agents'), ('POST', '/api/v1/agents'),
                 ('GET', '/api/v1/tokens'), ('POST', '/api/v1/tokens'),
                 ('DELETE', '/api/v1/tokens/999999'),
                 ('POST', '/api/v1/staff'), ('PATCH', '/api/v1/staff/nobody')]
+# supervisors (as themselves, their writes too) and admins (fcgi/board.c;
+# test_board.py has the rest)
+LEAD_ROUTES = [('GET', '/api/v1/board'),
+               ('POST', '/api/v1/queue/oApiNone01/assign'),
+               ('POST', '/api/v1/agents/nobody/status')]
 # both roles: an agent gets its own account's data
 BOTH_ROUTES = [('GET', '/api/v1/me/colleagues')]
 # a user's past session: its agent, or an admin for that agent (below and
@@ -136,7 +141,7 @@ SUPERVISE_ROUTES = [('POST', '/api/v1/sessions/oApiNone01/whisper'),
 
 @pytest.mark.parametrize('method,path',
                          AGENT_ROUTES + ADMIN_ROUTES + BOTH_ROUTES +
-                         PAST_ROUTES + SUPERVISE_ROUTES)
+                         PAST_ROUTES + SUPERVISE_ROUTES + LEAD_ROUTES)
 def test_no_token_and_bad_token_are_401(astack, two, method, path):
     r = call(astack, method, path)
     assert_error(r, 401, 'unauthorized')
@@ -147,7 +152,7 @@ def test_no_token_and_bad_token_are_401(astack, two, method, path):
     assert_error(r, 401, 'unauthorized')
 
 
-@pytest.mark.parametrize('method,path', ADMIN_ROUTES)
+@pytest.mark.parametrize('method,path', ADMIN_ROUTES + LEAD_ROUTES)
 def test_agent_on_an_admin_route_is_403(astack, two, method, path):
     r = call(astack, method, path, two[0].token, json={})
     assert_error(r, 403, 'forbidden')
@@ -192,6 +197,27 @@ def cookies(astack, two):
         out[role] = {'Cookie': 'wxkf_sid=' + r.cookies['wxkf_sid'],
                      'X-CSRF-Token': r.json()['csrf_token']}
     return out
+
+
+@pytest.mark.parametrize('method,path', LEAD_ROUTES)
+def test_supervisors_and_admins_on_the_leads_routes(astack, two, cookies,
+                                                    method, path):
+    """Allowed to both (a supervisor's writes too, with its CSRF token):
+    answered about the target, never read_only or forbidden; an agent's
+    cookie is refused as its token is."""
+    body = {'agent': 'ap1@apishop'} if 'assign' in path else \
+        {'status': 'paused'}
+    for h in (cookies['supervisor'], cookies['admin'],
+              {'Authorization': 'Bearer ' + astack.admin_token}):
+        r = requests.request(method, astack.base + path, json=body,
+                             headers=h, timeout=10)
+        if method == 'GET':
+            assert r.status_code == 200, r.text
+        else:
+            assert r.status_code == 404, r.text
+    r = requests.request(method, astack.base + path, json=body, timeout=10,
+                         headers=cookies['agent'])
+    assert_error(r, 403, 'forbidden')
 
 
 @pytest.mark.parametrize('method,path',

@@ -2070,7 +2070,10 @@ static void test_route_admin_views_list_sessions_queue_and_today(void **st)
     const char *users[] = { "u1", "u2", "u3", "u4" };
     char day[64], median[32];
     json_t *list = NULL, *q = NULL, *s = NULL, *e;
+    struct route_page_query all = { "", "", "", "", 0, 100 },
+                            waiting = { "waiting", "", "", "", 0, 1 };
     long total = 0;
+    int capped = 1;
     size_t i;
 
     add_agent(f, "a", 1, 1, "");
@@ -2079,8 +2082,9 @@ static void test_route_admin_views_list_sessions_queue_and_today(void **st)
     presence(f, "b", "online", T0);
     for (i = 0; i < 4; i++)
         msg(f, users[i], "", T0 + (int64_t)i * SEC);
-    assert_int_equal(route_all_sessions(&f->route, "", 100, &list, &total),
-                     0);
+    assert_int_equal(route_page(&f->route, &all, T0 + 5 * SEC, &list,
+                                &total, &capped), 0);
+    assert_int_equal(capped, 0);
     assert_int_equal(total, 4);
     assert_int_equal(json_array_size(list), 4);
     e = json_array_get(list, 0);
@@ -2091,8 +2095,8 @@ static void test_route_admin_views_list_sessions_queue_and_today(void **st)
     assert_string_equal(json_string_value(json_object_get(e, "openid")), "u3");
     assert_int_equal(json_integer_value(json_object_get(e, "position")), 1);
     json_decref(list);
-    assert_int_equal(route_all_sessions(&f->route, "waiting", 1, &list,
-                                        &total), 0);
+    assert_int_equal(route_page(&f->route, &waiting, T0 + 5 * SEC, &list,
+                                &total, &capped), 0);
     assert_int_equal(total, 2);
     assert_int_equal(json_array_size(list), 1);
     assert_string_equal(json_string_value(json_object_get(
