@@ -434,10 +434,16 @@ void api_me(struct fcgi_req *r)
         return;
     }
     o = mirror_agent_json(who.account, me);
-    json_decref(me);
-    if (o)      /* a supervisor served as its agent says what it is */
+    if (o) {
+        const char *by = json_string_value(json_object_get(me, "status_by"));
+
+        /* who forced the status (fcgi/board.c), "" when the agent set it */
+        json_object_set_new(o, "status_by", json_string(by ? by : ""));
+        /* a supervisor served as its agent says what it is */
         json_object_set_new(o, "role", json_string(
                                 who.login[0] ? who.staff_role : "agent"));
+    }
+    json_decref(me);
     if (o && who.login[0]) {
         json_object_set_new(o, "login", json_string(who.login));
         json_object_set_new(o, "name", json_string(who.name));
