@@ -102,6 +102,12 @@ int api_need_agent(struct fcgi_req *r, const struct auth *who);
  * 401/403/503 itself and returns nonzero. */
 int api_staff_session(struct fcgi_req *r, struct auth *who);
 json_t *api_json_body(struct fcgi_req *r);
+/* The audit record (lib/audit) of this request's action by who (NULL:
+ * nobody signed in) on target (NULL none): fcgi/audit.c. Answers 500 and
+ * returns nonzero when it cannot be built. */
+struct audit;
+int api_audit(struct fcgi_req *r, const struct auth *who, const char *action,
+              const char *target, struct audit *out);
 /* An agent as the API and `wxkf agent` show it (admin.c), never with a
  * token: {account, nick, weight, capacity (0 = the default), groups,
  * status, load}; status NULL and load < 0 (unknown: Redis down) are

@@ -21,6 +21,7 @@ enum archive_entry_kind {
     ARCHIVE_ENTRY_ASSIGN, ARCHIVE_ENTRY_REASSIGN, ARCHIVE_ENTRY_TRANSFER,
     ARCHIVE_ENTRY_QUEUE, ARCHIVE_ENTRY_CLOSE, ARCHIVE_ENTRY_PRESENCE,
     ARCHIVE_ENTRY_MEDIA_STORED, ARCHIVE_ENTRY_MEDIA_FAILED,
+    ARCHIVE_ENTRY_AUDIT,    /* lib/audit: its fields as JSON, to audit_log */
     ARCHIVE_ENTRY_OTHER,
     ARCHIVE_ENTRY_BAD,  /* not representable: straight to archive_rejects */
     ARCHIVE_ENTRY_GONE  /* pending, but deleted from the stream */
@@ -51,7 +52,8 @@ struct archive_entry {
     struct kf_str msgid, xid, recv_ms, ts_ms;
     int64_t ms, seq, ts;
     char num[3][24];            /* ems, eseq, ts as text */
-    char *json;                 /* ARCHIVE_ENTRY_OTHER: the fields (malloc'd) */
+    char *json;                 /* ARCHIVE_ENTRY_OTHER and _AUDIT: the
+                                   fields (malloc'd) */
     const char *why_bad;        /* ARCHIVE_ENTRY_BAD: static text */
     int done;                   /* written (or rejected): acknowledge */
 };
