@@ -509,7 +509,7 @@ static int run_add(const struct opts *o, const struct config *cfg)
         return done(rc, &err);
     rc = connect_all(cfg, &c, &err);
     if (rc == 0) {
-        rc = agent_add(c.db, &c.st, &a, token, &err);
+        rc = agent_add(c.db, &c.st, &a, token, NULL, &err);
         /* The row exists once PostgreSQL took it: show the token even if
          * the mirror is stale, or it would be lost. */
         if ((rc == 0 || err.mirror_stale) &&
@@ -542,7 +542,7 @@ static int run_update(const struct opts *o, const struct config *cfg)
         return done(rc, &err);
     rc = connect_all(cfg, &c, &err);
     if (rc == 0)
-        rc = agent_update(c.db, &c.st, &v, set, &out, &err);
+        rc = agent_update(c.db, &c.st, &v, set, &out, NULL, &err);
     if (rc == 0 || err.mirror_stale) {
         struct live now;
 
@@ -568,7 +568,7 @@ static int run_remove(const struct opts *o, const struct config *cfg)
         return done(rc, &err);
     rc = connect_all(cfg, &c, &err);
     if (rc == 0)
-        rc = agent_remove(c.db, &c.st, o->account, &err);
+        rc = agent_remove(c.db, &c.st, o->account, NULL, &err);
     rc = rc == 0 ? wechat_mirror(cfg, &c, AGENT_WX_DEL, NULL, o->account)
                  : done(rc, &err);
     disconnect_all(&c);
@@ -586,7 +586,8 @@ static int run_token(const struct opts *o, const struct config *cfg)
         return done(rc, &err);
     rc = connect_all(cfg, &c, &err);
     if (rc == 0) {
-        rc = agent_rotate_token(c.db, &c.st, o->account, token, &err);
+        rc = agent_rotate_token(c.db, &c.st, o->account, token, NULL,
+                                &err);
         if ((rc == 0 || err.mirror_stale) &&
             print_token(o->account, token) < 0 && rc == 0)
             rc = KF_ENOMEM;

@@ -108,6 +108,9 @@ json_t *api_json_body(struct fcgi_req *r);
 struct audit;
 int api_audit(struct fcgi_req *r, const struct auth *who, const char *action,
               const char *target, struct audit *out);
+/* Why a state-changing route (method, pattern of fcgi/routes.c) writes
+ * no audit row (static text), or NULL: it must write one. */
+const char *api_audit_exempt(const char *method, const char *path);
 /* An agent as the API and `wxkf agent` show it (admin.c), never with a
  * token: {account, nick, weight, capacity (0 = the default), groups,
  * status, load}; status NULL and load < 0 (unknown: Redis down) are
@@ -200,6 +203,10 @@ void api_queue(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);
+/* `wxkf routes`: every route of the table, one method a line: method,
+ * pattern and, tab-separated, "read" (GET, HEAD), "audited", or
+ * "exempt" and why (api_audit_exempt). Returns the exit status. */
+int routes_print(void);
 
 /* Counts what the store failed since the last call (Redis errors). */
 void app_count_store_failures(struct app *app);

@@ -25,6 +25,8 @@ static const char usage[] =
     "  user    add|passwd|disable|enable|list -c FILE ...\n"
     "                    staff users who sign in with a password\n"
     "                    (wxkf user --help)\n"
+    "  routes            list the HTTP routes: read, audited, or exempt\n"
+    "                    from the audit log and why\n"
     "  version           print the version\n"
     "\n"
     "Every config key can be overridden by WXKF_<SECTION>_<KEY>.\n";
@@ -207,6 +209,8 @@ int main(int argc, char **argv)
         printf("wxkf %s\n", WXKF_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "routes") == 0)
+        return routes_print();
     if (strcmp(cmd, "agent") == 0)
         return cmd_agent(argc, argv);  /* its own options and --help */
     if (strcmp(cmd, "user") == 0)

@@ -291,3 +291,25 @@ void routes_dispatch(struct fcgi_req *r)
     fcgi_error(r, 404, "not_found", "no such route", NULL);
     log_info(&r->log, "http", "not_found", "status=404");
 }
+
+int routes_print(void)
+{
+    static const char *const names[] = { "GET", "POST", "HEAD", "PATCH",
+                                         "DELETE" };
+    size_t i, b;
+
+    for (i = 0; i < NROUTES; i++)
+        for (b = 0; b < sizeof(names) / sizeof(names[0]); b++) {
+            const char *why;
+
+            if (!(routes[i].methods & (1 << b)))
+                continue;
+            why = api_audit_exempt(names[b], routes[i].path);
+            if (printf("%s\t%s\t%s%s%s\n", names[b], routes[i].path,
+                       (1 << b) & (M_GET | M_HEAD) ? "read"
+                       : why ? "exempt" : "audited",
+                       why ? "\t" : "", why ? why : "") < 0)
+                return 1;
+        }
+    return fflush(stdout) == 0 ? 0 : 1;
+}

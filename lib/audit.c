@@ -135,6 +135,14 @@ int audit_set_target(struct audit *a, const char *target)
     return 0;
 }
 
+int audit_target_id(struct audit *a, int64_t id)
+{
+    char t[24];
+
+    snprintf(t, sizeof(t), "%lld", (long long)id);
+    return audit_set_target(a, t);
+}
+
 int audit_set(struct audit *a, const char *action, const char *target,
               const char *detail)
 {

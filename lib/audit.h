@@ -62,6 +62,8 @@ KF_WUR int audit_set(struct audit *a, const char *action, const char *target,
                      const char *detail);
 /* Changes the target only (e.g. to an id known after the change). */
 KF_WUR int audit_set_target(struct audit *a, const char *target);
+/* The same with a number (a row's id) as the target. */
+KF_WUR int audit_target_id(struct audit *a, int64_t id);
 /* 0 when every field is valid and the action is set, else KF_EINVAL. */
 KF_WUR int audit_check(const struct audit *a);
 
@@ -73,6 +75,13 @@ KF_WUR int audit_check(const struct audit *a);
  * the commit's failure rolls everything back and is returned); rc < 0 ->
  * rolls back and returns rc. A module that holds its own transaction
  * calls audit_pg_insert inside it instead. */
+/* A module that writes its change and the row in ONE statement (a
+ * data-modifying CTE, lib/user_profile) starts the row's INSERT with
+ * this and selects, in order, app_id, actor, role, ip, request_id,
+ * action, target, detail. */
+#define AUDIT_LOG_INSERT                                                  \
+    "INSERT INTO audit_log (app_id, actor, role, ip, request_id, action," \
+    " target, detail) "
 KF_WUR int audit_pg_begin(struct pg_conn *c, struct pg_err *e);
 KF_WUR int audit_pg_end(struct pg_conn *c, const struct audit *a, int rc,
                         struct pg_err *e);

@@ -3,6 +3,7 @@
 -- ARGV: 1 op: online | paused | offline | heartbeat, 2 now ms, 3 cfg,
 --       4 agent, 5 reason (request = the agent through the API, wechat =
 --       WeChat's online list, heartbeat_lost, ...).
+-- A status change is audited (audit.lua) when the caller armed it.
 -- Returns {status, sessions moved or assigned, previous status} or
 -- {'err', code}.
 local op, now, a = ARGV[1], tonumber(ARGV[2]), ARGV[4]
@@ -31,4 +32,5 @@ then
     end
 end
 local prev, moved = set_status(a, op, now, cfg, ARGV[5])
+audit(a)
 return { op, moved, prev }
