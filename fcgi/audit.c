@@ -52,6 +52,14 @@ int api_audit(struct fcgi_req *r, const struct auth *who, const char *action,
     return rc;
 }
 
+int cli_audit(const struct config *cfg, const char *action,
+              const char *target, struct audit *out)
+{
+    int rc = audit_init(out, cfg->wechat.app_id, "cli", "cli", NULL, NULL);
+
+    return rc < 0 ? rc : audit_set(out, action, target, NULL);
+}
+
 /* The state-changing routes that write no audit row, and why: the one
  * list (docs/security.md repeats it; test_audit.py reads it through
  * `wxkf routes`). Every other POST, PATCH and DELETE writes one. */

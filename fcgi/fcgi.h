@@ -108,6 +108,10 @@ json_t *api_json_body(struct fcgi_req *r);
 struct audit;
 int api_audit(struct fcgi_req *r, const struct auth *who, const char *action,
               const char *target, struct audit *out);
+/* The audit record of a command's change (actor and role 'cli', the
+ * account of cfg): 0 or KF_EINVAL. */
+int cli_audit(const struct config *cfg, const char *action,
+              const char *target, struct audit *out);
 /* Why a state-changing route (method, pattern of fcgi/routes.c) writes
  * no audit row (static text), or NULL: it must write one. */
 const char *api_audit_exempt(const char *method, const char *path);

@@ -374,3 +374,28 @@ def test_failed_sign_ins_and_the_lock_out_are_audited(astack, world):
                              'kim')], rows
     # locked: the next attempt is refused before any password is checked
     assert login(astack, 'kim').status_code == 429
+
+
+def test_commands_are_audited_as_cli(astack, world):
+    add_agent(astack, 'au_cli')
+    out = subprocess.run([wxkf_bin(), 'agent', 'remove', '-c', astack.conf,
+                          '--account', 'au_cli'], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    add_user(astack, 'temp', 'supervisor')
+    out = subprocess.run([wxkf_bin(), 'user', 'disable', '-c', astack.conf,
+                          '--login', 'temp'], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = query(astack, "SELECT action, target, role, ip, request_id, "
+                 "app_id FROM audit_log WHERE actor = 'cli' ORDER BY id")
+    for want in (('agent.create', 'au_cli'), ('agent.delete', 'au_cli'),
+                 ('staff.create', 'temp'), ('staff.disable', 'temp')):
+        assert want + ('cli', None, None, APP_ID) in rows, (want, rows)
+    # a refused command writes nothing
+    out = subprocess.run([wxkf_bin(), 'user', 'disable', '-c', astack.conf,
+                          '--login', 'nobody'], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1
+    assert query(astack, "SELECT count(*) FROM audit_log WHERE target = "
+                 "'nobody'") == [(0,)]
