@@ -61,17 +61,18 @@ $(SANB)/gen/migrations.o: build/gen/migrations.c lib/migrate.h
 	@echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
 
-# So are the Lua scripts in lib/lua/ (lib/lua/README.md): the routing
-# scripts, LUA_ROUTING, each with lib/lua/prelude.lua in front, the others
-# alone. build/gen/lua.h declares them (rewritten only when the list of
+# So are the Lua scripts in lib/lua/ (lib/lua/README.md): each with
+# lib/lua/audit.lua in front, the routing scripts, LUA_ROUTING, also with
+# lib/lua/prelude.lua. build/gen/lua.h declares them (rewritten only when the list of
 # scripts changes: a script's edit recompiles lua.c alone).
 LUA_ROUTING := $(addprefix lib/lua/,$(addsuffix .lua,\
   ingest outbound presence read session supervise sweep))
-LUA_PLAIN := $(filter-out lib/lua/prelude.lua $(LUA_ROUTING),\
+LUA_PLAIN := $(filter-out lib/lua/audit.lua lib/lua/prelude.lua $(LUA_ROUTING),\
   $(sort $(wildcard lib/lua/*.lua)))
 EMBED_LUA = sh scripts/embed_lua.sh build/gen/lua.c build/gen/lua.h \
-  lib/lua/prelude.lua $(LUA_ROUTING) -- $(LUA_PLAIN)
-build/gen/lua.c: lib/lua/prelude.lua $(LUA_ROUTING) $(LUA_PLAIN) \
+  lib/lua/audit.lua lib/lua/prelude.lua $(LUA_ROUTING) -- $(LUA_PLAIN)
+build/gen/lua.c: lib/lua/audit.lua lib/lua/prelude.lua $(LUA_ROUTING) \
+		$(LUA_PLAIN) \
 		scripts/embed_lua.sh Makefile
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"

@@ -14,6 +14,7 @@
 #include "agent_db.h"
 #include "agent_sync.h"
 #include "agent_wx.h"
+#include "audit.h"
 #include "auth.h"
 #include "fcgi.h"
 #include "pg.h"
@@ -248,9 +249,11 @@ void api_agents_create(struct fcgi_req *r)
     struct agent a;
     unsigned set;
     json_t *body, *wx, *live;
+    struct auth who;
+    struct audit au;
     int rc;
 
-    if (admin(r) || !(body = api_json_body(r)))
+    if (api_authenticate(r, &who, 1) || !(body = api_json_body(r)))
         return;
     agent_init(&a);
     if (api_str_field(r, body, "account", &account) ||
@@ -266,9 +269,10 @@ void api_agents_create(struct fcgi_req *r)
         fcgi_error(r, 400, "invalid_field", err.msg, NULL);
         goto out;
     }
-    if (db_open(r, &db) < 0)
+    if (api_audit(r, &who, "agent.create", a.account, &au) ||
+        db_open(r, &db) < 0)
         goto out;
-    rc = agent_add(db, &r->app->store, &a, token, &err);
+    rc = agent_add(db, &r->app->store, &a, token, &au, &err);
     agent_db_close(db);
     if (rc < 0 && !err.mirror_stale) {
         agent_failed(r, rc, &err);
@@ -349,9 +353,13 @@ void api_agent_patch(struct fcgi_req *r)
     char acct[48];
     unsigned set;
     json_t *body, *live, *wx;
+    struct auth who;
+    struct audit au;
     int rc;
 
-    if (admin(r) || account_param(r, acct) < 0 || !(body = api_json_body(r)))
+    if (api_authenticate(r, &who, 1) || account_param(r, acct) < 0 ||
+        api_audit(r, &who, "agent.update", acct, &au) ||
+        !(body = api_json_body(r)))
         return;
     agent_init(&v);
     agent_init(&out);
@@ -365,7 +373,7 @@ void api_agent_patch(struct fcgi_req *r)
     }
     if (db_open(r, &db) < 0)
         goto done;
-    rc = agent_update(db, &r->app->store, &v, set, &out, &err);
+    rc = agent_update(db, &r->app->store, &v, set, &out, &au, &err);
     agent_db_close(db);
     if (rc < 0 && !err.mirror_stale) {
         agent_failed(r, rc, &err);
@@ -399,12 +407,15 @@ void api_agent_delete(struct fcgi_req *r)
 {
     struct agent_err err = { "", 0 };
     struct pg_conn *db = NULL;
+    struct auth who;
+    struct audit au;
     char acct[48];
     int rc;
 
-    if (admin(r) || account_param(r, acct) < 0 || db_open(r, &db) < 0)
+    if (api_authenticate(r, &who, 1) || account_param(r, acct) < 0 ||
+        api_audit(r, &who, "agent.delete", acct, &au) || db_open(r, &db) < 0)
         return;
-    rc = agent_remove(db, &r->app->store, acct, &err);
+    rc = agent_remove(db, &r->app->store, acct, &au, &err);
     agent_db_close(db);
     if (rc < 0) {
         agent_failed(r, rc, &err);
@@ -424,11 +435,14 @@ void api_agent_token(struct fcgi_req *r)
     char token[AGENT_TOKEN_SIZE] = "", acct[48];
     struct agent_err err = { "", 0 };
     struct pg_conn *db = NULL;
+    struct auth who;
+    struct audit au;
     int rc;
 
-    if (admin(r) || account_param(r, acct) < 0 || db_open(r, &db) < 0)
+    if (api_authenticate(r, &who, 1) || account_param(r, acct) < 0 ||
+        api_audit(r, &who, "agent.token", acct, &au) || db_open(r, &db) < 0)
         return;
-    rc = agent_rotate_token(db, &r->app->store, acct, token, &err);
+    rc = agent_rotate_token(db, &r->app->store, acct, token, &au, &err);
     agent_db_close(db);
     if (rc < 0 && !err.mirror_stale) {
         agent_failed(r, rc, &err);

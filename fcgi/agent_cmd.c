@@ -15,6 +15,7 @@
 #include "agent_mirror.h"
 #include "agent_sync.h"
 #include "agent_wx.h"
+#include "audit.h"
 #include "fcgi.h"
 #include "wx_api.h"
 
@@ -499,17 +500,20 @@ static int run_add(const struct opts *o, const struct config *cfg)
 {
     char token[AGENT_TOKEN_SIZE];
     struct agent_err err = { "", 0 };
+    struct audit au;
     struct agent a;
     struct conns c;
     int rc = fill(o, &a, &err);
 
     if (rc == 0)
         rc = agent_validate(&a, &err);
+    if (rc == 0)
+        rc = cli_audit(cfg, "agent.create", a.account, &au);
     if (rc < 0)
         return done(rc, &err);
     rc = connect_all(cfg, &c, &err);
     if (rc == 0) {
-        rc = agent_add(c.db, &c.st, &a, token, &err);
+        rc = agent_add(c.db, &c.st, &a, token, &au, &err);
         /* The row exists once PostgreSQL took it: show the token even if
          * the mirror is stale, or it would be lost. */
         if ((rc == 0 || err.mirror_stale) &&
@@ -526,10 +530,13 @@ static int run_update(const struct opts *o, const struct config *cfg)
 {
     struct agent_err err = { "", 0 };
     struct agent v, out;
+    struct audit au;
     unsigned set = 0;
     struct conns c;
     int rc = fill(o, &v, &err);
 
+    if (rc == 0)
+        rc = cli_audit(cfg, "agent.update", v.account, &au);
     if (o->seen & O_NICK)
         set |= AGENT_SET_NICK;
     if (o->seen & O_WEIGHT)
@@ -542,7 +549,7 @@ static int run_update(const struct opts *o, const struct config *cfg)
         return done(rc, &err);
     rc = connect_all(cfg, &c, &err);
     if (rc == 0)
-        rc = agent_update(c.db, &c.st, &v, set, &out, &err);
+        rc = agent_update(c.db, &c.st, &v, set, &out, &au, &err);
     if (rc == 0 || err.mirror_stale) {
         struct live now;
 
@@ -561,14 +568,17 @@ static int run_update(const struct opts *o, const struct config *cfg)
 static int run_remove(const struct opts *o, const struct config *cfg)
 {
     struct agent_err err = { "", 0 };
+    struct audit au;
     struct conns c;
     int rc = agent_check_account(o->account, &err);
 
+    if (rc == 0)
+        rc = cli_audit(cfg, "agent.delete", o->account, &au);
     if (rc < 0)
         return done(rc, &err);
     rc = connect_all(cfg, &c, &err);
     if (rc == 0)
-        rc = agent_remove(c.db, &c.st, o->account, &err);
+        rc = agent_remove(c.db, &c.st, o->account, &au, &err);
     rc = rc == 0 ? wechat_mirror(cfg, &c, AGENT_WX_DEL, NULL, o->account)
                  : done(rc, &err);
     disconnect_all(&c);
@@ -579,14 +589,18 @@ static int run_token(const struct opts *o, const struct config *cfg)
 {
     char token[AGENT_TOKEN_SIZE];
     struct agent_err err = { "", 0 };
+    struct audit au;
     struct conns c;
     int rc = agent_check_account(o->account, &err);
 
+    if (rc == 0)
+        rc = cli_audit(cfg, "agent.token", o->account, &au);
     if (rc < 0)
         return done(rc, &err);
     rc = connect_all(cfg, &c, &err);
     if (rc == 0) {
-        rc = agent_rotate_token(c.db, &c.st, o->account, token, &err);
+        rc = agent_rotate_token(c.db, &c.st, o->account, token, &au,
+                                &err);
         if ((rc == 0 || err.mirror_stale) &&
             print_token(o->account, token) < 0 && rc == 0)
             rc = KF_ENOMEM;

@@ -15,6 +15,7 @@
 #include "agent_token.h"
 #include "agent_wx.h"
 #include "api_token.h"
+#include "audit.h"
 #include "auth.h"
 #include "fcgi.h"
 #include "handover.h"
@@ -474,17 +475,43 @@ void api_me_colleagues(struct fcgi_req *r)
     fcgi_json(r, 200, c);
 }
 
+/* Runs a lib/route verb's script with the request's audit record armed
+ * (lib/audit; action NULL: not audited, as a heartbeat): *au is built
+ * first, and the caller runs the verb between this and
+ * audit_redis_disarm. Answers and returns nonzero when it cannot. */
+static int arm(struct fcgi_req *r, const struct auth *who, const char *action,
+               struct kf_str target, struct audit *au)
+{
+    char t[AUDIT_TARGET_MAX + 1];
+
+    if (!action)
+        return 0;
+    snprintf(t, sizeof(t), "%.*s", (int)(target.len < sizeof(t)
+                                         ? target.len : 0), target.p);
+    if (api_audit(r, who, action, t, au))
+        return 1;
+    if (audit_redis_arm(rt(r)->store, au) == 0)
+        return 0;
+    fcgi_error(r, 500, "internal_error", "internal error", NULL);
+    return 1;
+}
+
 /* The caller is authenticated (who) before the body is read. */
 static void presence(struct fcgi_req *r, const struct auth *who,
                      const char *op, const char *reason)
 {
     const struct refusal *why = NULL;
+    struct audit au;
     char status[16];
     long moved = 0;
     int rc;
 
+    if (arm(r, who, strcmp(op, "heartbeat") ? "agent.status" : NULL,
+            kf_str_c(who->account), &au))
+        return;
     rc = route_presence(rt(r), who->account, op, reason, kf_wall_ms(), status,
                         sizeof(status), &moved, &why);
+    audit_redis_disarm(rt(r)->store);
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
     } else if (why) {
@@ -616,11 +643,15 @@ static void session_action(struct fcgi_req *r, const struct auth *who,
 {
     const struct refusal *why = NULL;
     const char *by = who->role == AUTH_AGENT ? who->account : "";
+    struct audit au;
     char result[96];
     int rc;
 
+    if (arm(r, who, "session.close", r->param, &au))
+        return;
     rc = route_session(rt(r), op, r->param, by, target, kf_wall_ms(),
                        result, sizeof(result), &why);
+    audit_redis_disarm(rt(r)->store);
     session_answer(r, op, by, rc, result, why);
 }
 
@@ -718,6 +749,7 @@ void api_session_transfer(struct fcgi_req *r)
 {
     const struct refusal *why = NULL;
     struct auth who;
+    struct audit au;
     json_t *body;
     const char *agent = NULL, *group = NULL, *note = NULL, *by;
     char result[96];
@@ -745,9 +777,10 @@ void api_session_transfer(struct fcgi_req *r)
                    : "to_group is not a group name", NULL);
     else if (note && handover_check_note(note, &why) < 0)
         api_refused(r, why, NULL);
-    else {
+    else if (arm(r, &who, "session.transfer", r->param, &au) == 0) {
         rc = route_transfer(rt(r), r->param, by, agent, group, note,
                             kf_wall_ms(), result, sizeof(result), &why);
+        audit_redis_disarm(rt(r)->store);
         session_answer(r, agent ? "transfer_agent" : "transfer_group", by,
                        rc, result, why);
     }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "canned.h"
 #include "canned_db.h"
@@ -242,17 +243,22 @@ void api_canned_create(struct fcgi_req *r)
     struct canned_item it = { "", NULL, NULL, 0 };
     struct pg_conn *db = NULL;
     struct auth who;
+    struct audit au;
     json_t *body = NULL, *row = NULL;
     unsigned set;
     int rc;
 
     if (api_authenticate(r, &who, 0) || !(body = api_json_body(r)))
         return;
-    if (read_item(r, body, &who, &it, &set, 1) || open_db(r, &db) < 0) {
+    if (read_item(r, body, &who, &it, &set, 1) ||
+        api_audit(r, &who, "canned.create", it.title, &au) ||
+        open_db(r, &db) < 0) {
         json_decref(body);
         return;
     }
-    rc = canned_db_add(db, app_id(r), owner_of(&who), &it, &row, &err);
+    if ((rc = audit_pg_begin(db, NULL)) == 0)
+        rc = audit_pg_end(db, &au, canned_db_add(db, app_id(r),
+                          owner_of(&who), &it, &row, &err), NULL);
     pg_close(db);
     json_decref(body);
     if (rc < 0) {
@@ -270,6 +276,7 @@ void api_canned_patch(struct fcgi_req *r)
     struct canned_item it = { NULL, NULL, NULL, 0 };
     struct pg_conn *db = NULL;
     struct auth who;
+    struct audit au;
     json_t *body = NULL, *row = NULL;
     unsigned set;
     int64_t id;
@@ -278,12 +285,15 @@ void api_canned_patch(struct fcgi_req *r)
     if (api_authenticate(r, &who, 0) || path_id(r, &id) ||
         !(body = api_json_body(r)))
         return;
-    if (read_item(r, body, &who, &it, &set, 0) || open_db(r, &db) < 0) {
+    if (read_item(r, body, &who, &it, &set, 0) ||
+        api_audit(r, &who, "canned.update", NULL, &au) ||
+        audit_target_id(&au, id) < 0 || open_db(r, &db) < 0) {
         json_decref(body);
         return;
     }
-    rc = canned_db_update(db, app_id(r), id, owner_of(&who), set, &it, &row,
-                          &err);
+    if ((rc = audit_pg_begin(db, NULL)) == 0)
+        rc = audit_pg_end(db, &au, canned_db_update(db, app_id(r), id,
+                          owner_of(&who), set, &it, &row, &err), NULL);
     pg_close(db);
     json_decref(body);
     if (rc < 0) {
@@ -298,13 +308,17 @@ void api_canned_delete(struct fcgi_req *r)
     struct canned_db_err err = { NULL, "" };
     struct pg_conn *db = NULL;
     struct auth who;
+    struct audit au;
     int64_t id;
     int rc;
 
     if (api_authenticate(r, &who, 0) || path_id(r, &id) ||
-        open_db(r, &db) < 0)
+        api_audit(r, &who, "canned.delete", NULL, &au) ||
+        audit_target_id(&au, id) < 0 || open_db(r, &db) < 0)
         return;
-    rc = canned_db_remove(db, app_id(r), id, owner_of(&who), &err);
+    if ((rc = audit_pg_begin(db, NULL)) == 0)
+        rc = audit_pg_end(db, &au, canned_db_remove(db, app_id(r), id,
+                          owner_of(&who), &err), NULL);
     pg_close(db);
     if (rc < 0) {
         db_failed(r, "remove_failed", rc, &err);
@@ -396,6 +410,7 @@ void api_canned_import(struct fcgi_req *r)
     struct pg_conn *db = NULL;
     struct kf_str replace;
     struct auth who;
+    struct audit au;
     int rc;
 
     if (api_authenticate(r, &who, 0))
@@ -422,11 +437,14 @@ void api_canned_import(struct fcgi_req *r)
         fcgi_error(r, 500, "internal_error", "internal error", NULL);
         return;
     }
-    if (open_db(r, &db) == 0) {
+    if (api_audit(r, &who, "canned.import", NULL, &au) == 0 &&
+        open_db(r, &db) == 0) {
         int repl = http_query_get(&r->query, "replace", &replace) &&
                    kf_str_eq_c(replace, "1");
 
-        rc = canned_db_import(db, app_id(r), owner_of(&who), &l, repl, &err);
+        if ((rc = audit_pg_begin(db, NULL)) == 0)
+            rc = audit_pg_end(db, &au, canned_db_import(db, app_id(r),
+                              owner_of(&who), &l, repl, &err), NULL);
         pg_close(db);
         if (rc < 0)
             db_failed(r, "import_failed", rc, &err);

@@ -145,6 +145,19 @@ int api_authenticate_lead(struct fcgi_req *r, struct auth *who);
  * 401/403/503 itself and returns nonzero. */
 int api_staff_session(struct fcgi_req *r, struct auth *who);
 json_t *api_json_body(struct fcgi_req *r);
+/* The audit record (lib/audit) of this request's action by who (NULL:
+ * nobody signed in) on target (NULL none): fcgi/audit.c. Answers 500 and
+ * returns nonzero when it cannot be built. */
+struct audit;
+int api_audit(struct fcgi_req *r, const struct auth *who, const char *action,
+              const char *target, struct audit *out);
+/* The audit record of a command's change (actor and role 'cli', the
+ * account of cfg): 0 or KF_EINVAL. */
+int cli_audit(const struct config *cfg, const char *action,
+              const char *target, struct audit *out);
+/* Why a state-changing route (method, pattern of fcgi/routes.c) writes
+ * no audit row (static text), or NULL: it must write one. */
+const char *api_audit_exempt(const char *method, const char *path);
 /* An agent as the API and `wxkf agent` show it (admin.c), never with a
  * token: {account, nick, weight, capacity (0 = the default), groups,
  * status, load}; status NULL and load < 0 (unknown: Redis down) are
@@ -251,10 +264,11 @@ void api_board(struct fcgi_req *r);
 
 /* Dispatches one request through the route table (routes.c). */
 void routes_dispatch(struct fcgi_req *r);
-/* `wxkf routes`: the route table, a line per method of each row: the
- * method, the path pattern and the route's least role, tab-separated
- * (more columns may follow: readers take the first three). */
-void routes_print(FILE *out);
+/* `wxkf routes`: the route table, a line per method of each row,
+ * tab-separated: the method, the path pattern, the route's least role,
+ * then "read" (GET, HEAD), "audited", or "exempt" and why
+ * (api_audit_exempt). Returns the exit status. */
+int routes_print(FILE *out);
 
 /* Counts what the store failed since the last call (Redis errors). */
 void app_count_store_failures(struct app *app);

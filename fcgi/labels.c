@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "fcgi.h"
 #include "label.h"
@@ -54,15 +55,14 @@ static int id_param(struct fcgi_req *r, int64_t *id)
 /* The body of an admin's write and its name and color (each NULL when
  * absent); answers (401/403, 400 when one is there and not a label's)
  * and returns NULL when it cannot go on. */
-static json_t *label_body(struct fcgi_req *r, const char **name,
-                          const char **color)
+static json_t *label_body(struct fcgi_req *r, struct auth *who,
+                          const char **name, const char **color)
 {
     const char *why = NULL;
-    struct auth who;
     json_t *body;
     char c[8];
 
-    if (api_authenticate(r, &who, 1) || !(body = api_json_body(r)))
+    if (api_authenticate(r, who, 1) || !(body = api_json_body(r)))
         return NULL;
     if (api_str_field(r, body, "name", name) ||
         api_str_field(r, body, "color", color)) {
@@ -105,16 +105,21 @@ void api_labels_create(struct fcgi_req *r)
     const char *name, *color;
     struct pg_conn *db = NULL;
     json_t *body, *out = NULL;
+    struct auth who;
+    struct audit au;
     int rc;
 
-    if (!(body = label_body(r, &name, &color)))
+    if (!(body = label_body(r, &who, &name, &color)))
         return;
     if (!name || !color) {
         fcgi_error(r, 400, "invalid_field", "fields name and color are "
                    "required", NULL);
-    } else if (open_db(r, &db) == 0) {
-        rc = label_create(db, r->app->cfg.wechat.app_id, name, color, &out,
-                          &why);
+    } else if (api_audit(r, &who, "label.create", name, &au) == 0 &&
+               open_db(r, &db) == 0) {
+        if ((rc = audit_pg_begin(db, NULL)) == 0)
+            rc = audit_pg_end(db, &au, label_create(db,
+                              r->app->cfg.wechat.app_id, name, color, &out,
+                              &why), NULL);
         pg_close(db);
         if (rc < 0) {
             api_label_failed(r, "label_create", rc, why, NULL);
@@ -135,21 +140,26 @@ void api_label_patch(struct fcgi_req *r)
     const char *name, *color;
     struct pg_conn *db = NULL;
     json_t *body, *out = NULL;
+    struct auth who;
+    struct audit au;
     int64_t id;
     int rc;
 
-    if (!(body = label_body(r, &name, &color)))
+    if (!(body = label_body(r, &who, &name, &color)))
         return;
-    if (id_param(r, &id) < 0) {
+    if (id_param(r, &id) < 0 ||
+        api_audit(r, &who, "label.update", NULL, &au)) {
         json_decref(body);
         return;
     }
     if (!name && !color) {
         fcgi_error(r, 400, "invalid_field", "nothing to change: name or "
                    "color", NULL);
-    } else if (open_db(r, &db) == 0) {
-        rc = label_update(db, r->app->cfg.wechat.app_id, id, name, color,
-                          &out, &why);
+    } else if (audit_target_id(&au, id) == 0 && open_db(r, &db) == 0) {
+        if ((rc = audit_pg_begin(db, NULL)) == 0)
+            rc = audit_pg_end(db, &au, label_update(db,
+                              r->app->cfg.wechat.app_id, id, name, color,
+                              &out, &why), NULL);
         pg_close(db);
         if (rc < 0) {
             api_label_failed(r, "label_update", rc, why, NULL);
@@ -169,13 +179,17 @@ void api_label_delete(struct fcgi_req *r)
     const struct refusal *why = NULL;
     struct pg_conn *db = NULL;
     struct auth who;
+    struct audit au;
     int64_t id;
     int rc;
 
     if (api_authenticate(r, &who, 1) || id_param(r, &id) < 0 ||
-        open_db(r, &db) < 0)
+        api_audit(r, &who, "label.delete", NULL, &au) ||
+        audit_target_id(&au, id) < 0 || open_db(r, &db) < 0)
         return;
-    rc = label_delete(db, r->app->cfg.wechat.app_id, id, &why);
+    if ((rc = audit_pg_begin(db, NULL)) == 0)
+        rc = audit_pg_end(db, &au, label_delete(db, r->app->cfg.wechat.app_id,
+                                                id, &why), NULL);
     pg_close(db);
     if (rc < 0) {
         api_label_failed(r, "label_delete", rc, why, NULL);

@@ -25,7 +25,8 @@ static const char usage[] =
     "  user    add|passwd|disable|enable|list -c FILE ...\n"
     "                    staff users who sign in with a password\n"
     "                    (wxkf user --help)\n"
-    "  routes            print every HTTP route: methods, path, least role\n"
+    "  routes            print every HTTP route: methods, path, least role,\n"
+    "                    and whether it is audited (or exempt, and why)\n"
     "  token   add|list|revoke -c FILE ...\n"
     "                    named, scoped API tokens of machine clients\n"
     "                    (wxkf token --help)\n"
@@ -221,10 +222,8 @@ int main(int argc, char **argv)
         printf("wxkf %s\n", WXKF_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "routes") == 0) {
-        routes_print(stdout);
-        return fflush(stdout) == 0 ? 0 : 1;
-    }
+    if (strcmp(cmd, "routes") == 0)
+        return routes_print(stdout);
     if (strcmp(cmd, "agent") == 0)
         return cmd_agent(argc, argv);  /* its own options and --help */
     if (strcmp(cmd, "user") == 0)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "fcgi.h"
 #include "metrics.h"
@@ -17,6 +18,18 @@
 static const char *actor(const struct auth *who)
 {
     return who->role == AUTH_ADMIN ? "admin" : who->account;
+}
+
+/* The request's audit record: lib/user_profile's statements name the
+ * action and the target (the user) themselves. */
+static int audit_of(struct fcgi_req *r, const struct auth *who,
+                    const char *action, struct audit *au)
+{
+    char o[65];
+
+    snprintf(o, sizeof(o), "%.*s", (int)(r->param.len < 64 ? r->param.len
+                                                           : 64), r->param.p);
+    return api_audit(r, who, action, o, au);
 }
 
 /* Answers a lib/user_profile failure (not a refusal) and logs it. */
@@ -128,6 +141,7 @@ void api_profile_patch(struct fcgi_req *r)
 {
     struct wx_api_result res;
     struct auth who;
+    struct audit au;
     const char *name, *remark;
     json_t *body, *page = NULL;
     int rc = 0;
@@ -151,13 +165,19 @@ void api_profile_patch(struct fcgi_req *r)
         json_decref(body);
         return;
     }
+    if (audit_of(r, &who, "user.profile", &au)) {
+        json_decref(body);
+        return;
+    }
     wx_api_result_init(&res);
+    user_profile_audit(&r->app->profile, &au);
     if (remark)
         rc = user_profile_set_remark(&r->app->profile, r->app->api, r->param,
                                 remark, actor(&who), &res);
     if (rc == 0 && name)
         rc = user_profile_set_name(&r->app->profile, r->param, name,
                                    actor(&who));
+    user_profile_audit(&r->app->profile, NULL);
     if (rc == 0)
         rc = page_of(r, &page);
     /* WeChat's own errcode (45009 included, though transient) is shown
@@ -224,14 +244,21 @@ static int note_id(struct fcgi_req *r, int64_t *id)
 void api_note_add(struct fcgi_req *r)
 {
     struct auth who;
+    struct audit au;
     const char *text;
     json_t *body, *note = NULL;
     int rc;
 
     if (may_see(r, &who) || !(body = note_body(r, &text)))
         return;
+    if (audit_of(r, &who, "user_note.add", &au)) {
+        json_decref(body);
+        return;
+    }
+    user_profile_audit(&r->app->profile, &au);
     rc = user_profile_note_add(&r->app->profile, r->param, actor(&who), text,
                           &note);
+    user_profile_audit(&r->app->profile, NULL);
     if (rc < 0)
         failed(r, "note_add", rc, "invalid note");
     else {
@@ -248,6 +275,7 @@ static void note_change(struct fcgi_req *r, int del)
 {
     const struct refusal *why = NULL;
     struct auth who;
+    struct audit au;
     const char *text = NULL;
     json_t *body = NULL, *note = NULL;
     int64_t id;
@@ -256,6 +284,12 @@ static void note_change(struct fcgi_req *r, int del)
     if (may_see(r, &who) || note_id(r, &id) ||
         (!del && !(body = note_body(r, &text))))
         return;
+    if (audit_of(r, &who, del ? "user_note.delete" : "user_note.edit",
+                 &au)) {
+        json_decref(body);
+        return;
+    }
+    user_profile_audit(&r->app->profile, &au);
     if (del)
         rc = user_profile_note_delete(&r->app->profile, r->param, id,
                                       actor(&who), who.role == AUTH_ADMIN,
@@ -264,6 +298,7 @@ static void note_change(struct fcgi_req *r, int del)
         rc =
             user_profile_note_edit(&r->app->profile, r->param, id, actor(&who),
                                    who.role == AUTH_ADMIN, text, &note, &why);
+    user_profile_audit(&r->app->profile, NULL);
     if (rc < 0 && why) {
         api_refused(r, why, NULL);
         log_info(&r->log, "api", del ? "note_delete" : "note_edit",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "auth.h"
 #include "fcgi.h"
 #include "history.h"
@@ -135,6 +136,8 @@ void api_session_reopen(struct fcgi_req *r)
     const struct refusal *why = NULL;
     struct route_reopen res;
     struct auth who;
+    struct audit au;
+    char o[65];
     const char *agent = NULL;
     int64_t past = 0;
     json_t *body;
@@ -149,12 +152,19 @@ void api_session_reopen(struct fcgi_req *r)
     body = api_json_body(r);
     if (!body)
         return;
+    snprintf(o, sizeof(o), "%.*s", (int)r->param.len, r->param.p);
     if (reopen_args(r, &who, body, &past, &agent) ||
-        check_served(r, past, agent))
+        check_served(r, past, agent) ||
+        api_audit(r, &who, "session.reopen", o, &au))
         goto out;
+    if (audit_redis_arm(r->app->route.store, &au) < 0) {
+        fcgi_error(r, 500, "internal_error", "internal error", NULL);
+        goto out;
+    }
     rc = route_reopen(&r->app->route, r->param, agent,
                       who.role == AUTH_AGENT ? who.account : "", past,
                       kf_wall_ms(), &res, &why);
+    audit_redis_disarm(r->app->route.store);
     if (rc == KF_EBACKEND) {
         api_backend_down(r);
     } else if (rc < 0) {

@@ -335,13 +335,23 @@ void routes_dispatch(struct fcgi_req *r)
     log_info(&r->log, "http", "not_found", "status=404");
 }
 
-void routes_print(FILE *out)
+int routes_print(FILE *out)
 {
     size_t i, b;
 
     for (i = 0; i < NROUTES; i++)
-        for (b = 0; b < NMETHODS; b++)
-            if (routes[i].methods & (1 << b))
-                fprintf(out, "%s\t%s\t%s\n", method_names[b],
-                        routes[i].path, api_role_name(routes[i].role));
+        for (b = 0; b < NMETHODS; b++) {
+            const char *why;
+
+            if (!(routes[i].methods & (1 << b)))
+                continue;
+            why = api_audit_exempt(method_names[b], routes[i].path);
+            if (fprintf(out, "%s\t%s\t%s\t%s%s%s\n", method_names[b],
+                        routes[i].path, api_role_name(routes[i].role),
+                        (1 << b) & (M_GET | M_HEAD) ? "read"
+                        : why ? "exempt" : "audited",
+                        why ? "\t" : "", why ? why : "") < 0)
+                return 1;
+        }
+    return fflush(out) == 0 ? 0 : 1;
 }

@@ -16,6 +16,7 @@
 
 #include <openssl/crypto.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "fcgi.h"
 #include "password.h"
@@ -82,10 +83,12 @@ static int need_str(struct fcgi_req *r, json_t *body, const char *name,
  * refused (429) before any hashing; a wrong password (or no such user,
  * verified against a dummy hash at the same cost) is counted. On success
  * u is the user; else the request is answered and nonzero returned. */
-static int check_password(struct fcgi_req *r, const char *login,
-                          const char *pw, struct staff_user *u)
+static int check_password(struct fcgi_req *r, const struct auth *who,
+                          const char *login, const char *pw,
+                          struct staff_user *u)
 {
     struct pg_conn *db = NULL;
+    struct audit au;
     int64_t ms = 0;
     char hdr[64];
     int rc, found;
@@ -124,9 +127,15 @@ static int check_password(struct fcgi_req *r, const char *login,
     OPENSSL_cleanse(u->hash, sizeof(u->hash));
     if (rc == 0)
         rc = staff_lock_clear(store_of(r), login);
-    else if (rc == KF_EBADSIG || rc == KF_EINVAL)
+    else if (rc == KF_EBADSIG || rc == KF_EINVAL) {
+        /* audited: the failure and, when it locks the login, the lock */
+        if (api_audit(r, who, "staff.login_failed", login, &au) ||
+            audit_redis_arm(store_of(r), &au) < 0)
+            return 1;
         rc = staff_lock_fail(store_of(r), login, kf_wall_ms(), &ms) < 0
              ? KF_EBACKEND : KF_EBADSIG;
+        audit_redis_disarm(store_of(r));
+    }
     if (rc == KF_EBADSIG) {
         refuse(r, REFUSAL_WRONG_CREDENTIALS);
         log_info(&r->log, "staff", "wrong_password", "login=%s locked_ms=%lld",
@@ -170,6 +179,8 @@ void api_auth_login(struct fcgi_req *r)
     char sid[STAFF_SID_SIZE], csrf[STAFF_SID_SIZE], hdr[256];
     const char *login = NULL, *pw = NULL;
     struct staff_user u;
+    struct auth who;
+    struct audit au;
     json_t *body;
     int rc;
 
@@ -177,11 +188,18 @@ void api_auth_login(struct fcgi_req *r)
         return;
     if (need_str(r, body, "login", &login) ||
         need_str(r, body, "password", &pw) ||
-        check_password(r, login, pw, &u))
+        check_password(r, NULL, login, pw, &u))
+        goto out;
+    memset(&who, 0, sizeof(who));
+    snprintf(who.login, sizeof(who.login), "%s", u.login);
+    snprintf(who.staff_role, sizeof(who.staff_role), "%s", u.role);
+    if (api_audit(r, &who, "staff.login", u.login, &au) ||
+        audit_redis_arm(store_of(r), &au) < 0)
         goto out;
     rc = staff_session_new(store_of(r), &u, kf_wall_ms(),
                            r->app->cfg.api.session_idle * 1000,
                            r->app->cfg.api.session_max * 1000, sid, csrf);
+    audit_redis_disarm(store_of(r));
     if (rc < 0) {
         failed(r, "login", rc, 0);
         goto out;
@@ -211,13 +229,17 @@ static void logout(struct fcgi_req *r, int all)
 {
     char hdr[256];
     struct auth who;
+    struct audit au;
     long n = 1;
     int rc;
 
-    if (api_staff_session(r, &who))
+    if (api_staff_session(r, &who) ||
+        api_audit(r, &who, all ? "staff.logout_all" : "staff.logout",
+                  who.login, &au) || audit_redis_arm(store_of(r), &au) < 0)
         return;
     rc = all ? staff_session_end_all(store_of(r), who.login, NULL, &n)
              : staff_session_end(store_of(r), who.session_sha256);
+    audit_redis_disarm(store_of(r));
     if (rc < 0) {
         failed(r, "logout", rc, 0);
         return;
@@ -241,22 +263,27 @@ void api_auth_logout_all(struct fcgi_req *r)
 /* Hashes pw (checked first: 400 weak_password) and stores it as login's
  * password; then every session of login but keep_hash (NULL: all) ends
  * and its lock-out is forgotten. Answers errors; 0 on success. */
-static int set_password(struct fcgi_req *r, const char *login,
+static int set_password(struct fcgi_req *r, const struct auth *who,
+                        const char *action, const char *login,
                         const char *pw, const char *keep_hash, long *ended)
 {
     char hash[PASSWORD_HASH_MAX];
     struct pg_conn *db = NULL;
+    struct audit au;
     int rc;
 
     if (password_check(pw, strlen(pw)) < 0) {
         refuse(r, REFUSAL_WEAK_PASSWORD);
         return 1;
     }
+    if (api_audit(r, who, action, login, &au))
+        return 1;
     rc = password_hash(pw, strlen(pw), hash);
     if (rc == 0)
         rc = staff_open(r->app->cfg.postgres.dsn, 1, &db);
-    if (rc == 0)
-        rc = staff_set_password(db, app_id(r), login, hash);
+    if (rc == 0 && (rc = audit_pg_begin(db, NULL)) == 0)
+        rc = audit_pg_end(db, &au, staff_set_password(db, app_id(r), login,
+                                                      hash), NULL);
     pg_close(db);
     if (rc == KF_ENOTFOUND) {
         refuse(r, REFUSAL_NO_STAFF);
@@ -291,8 +318,9 @@ void api_auth_password(struct fcgi_req *r)
         return;
     if (need_str(r, body, "old_password", &old) ||
         need_str(r, body, "new_password", &pw) ||
-        check_password(r, who.login, old, &u) ||
-        set_password(r, who.login, pw, who.session_sha256, &ended))
+        check_password(r, &who, who.login, old, &u) ||
+        set_password(r, &who, "staff.password", who.login, pw,
+                     who.session_sha256, &ended))
         goto out;
     fcgi_json(r, 200, json_pack("{s:s,s:I}", "login", who.login,
                                 "other_sessions_ended", (json_int_t)ended));
@@ -502,7 +530,8 @@ void api_staff_reset(struct fcgi_req *r)
         !(body = api_json_body(r)))
         return;
     if (need_str(r, body, "new_password", &pw) == 0 &&
-        set_password(r, login, pw, NULL, &ended) == 0) {
+        set_password(r, &who, "staff.password_reset", login, pw, NULL,
+                     &ended) == 0) {
         fcgi_json(r, 200, json_pack("{s:s,s:I}", "login", login,
                                     "sessions_ended", (json_int_t)ended));
         log_info(&r->log, "staff", "reset", "login=%s by=%s ended=%ld",

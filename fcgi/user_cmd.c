@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "audit.h"
 #include "fcgi.h"
 #include "password.h"
 #include "pg.h"
@@ -177,11 +178,30 @@ static const char *err_text(int rc)
            : rc == KF_EINVAL ? "a field is invalid" : kf_strerror(rc);
 }
 
+/* The change of cmd (add, passwd, disable, enable) on db. */
+static int change(const struct config *cfg, struct pg_conn *db,
+                  const char *cmd, const struct uopts *o,
+                  struct staff_user *u)
+{
+    if (strcmp(cmd, "add") == 0) {
+        snprintf(u->login, sizeof(u->login), "%s", o->login);
+        snprintf(u->name, sizeof(u->name), "%s", o->name);
+        snprintf(u->role, sizeof(u->role), "%s", o->role);
+        snprintf(u->agent, sizeof(u->agent), "%s", o->agent ? o->agent : "");
+        return staff_add(db, cfg->wechat.app_id, u);
+    }
+    if (strcmp(cmd, "passwd") == 0)
+        return staff_set_password(db, cfg->wechat.app_id, o->login, u->hash);
+    return staff_set_disabled(db, cfg->wechat.app_id, o->login,
+                              strcmp(cmd, "disable") == 0);
+}
+
 static int run(const char *cmd, const struct uopts *o,
                const struct config *cfg)
 {
     char pw[PASSWORD_MAX_BYTES + 3];
     struct staff_user u;
+    struct audit au;
     struct pg_conn *db = NULL;
     json_t *list = NULL;
     int rc = 0, add = strcmp(cmd, "add") == 0;
@@ -201,19 +221,20 @@ static int run(const char *cmd, const struct uopts *o,
             return fail("hashing failed", kf_strerror(rc));
     }
     rc = staff_open(cfg->postgres.dsn, 0, &db);
-    if (rc == 0 && add) {
-        snprintf(u.login, sizeof(u.login), "%s", o->login);
-        snprintf(u.name, sizeof(u.name), "%s", o->name);
-        snprintf(u.role, sizeof(u.role), "%s", o->role);
-        snprintf(u.agent, sizeof(u.agent), "%s", o->agent ? o->agent : "");
-        rc = staff_add(db, cfg->wechat.app_id, &u);
-    } else if (rc == 0 && strcmp(cmd, "passwd") == 0) {
-        rc = staff_set_password(db, cfg->wechat.app_id, o->login, u.hash);
-    } else if (rc == 0 && strcmp(cmd, "list") == 0) {
+    if (rc == 0 && strcmp(cmd, "list") == 0) {
         rc = staff_list(db, cfg->wechat.app_id, &list);
     } else if (rc == 0) {
-        rc = staff_set_disabled(db, cfg->wechat.app_id, o->login,
-                                strcmp(cmd, "disable") == 0);
+        /* audited: the row in the change's transaction (lib/audit) */
+        rc = cli_audit(cfg, add ? "staff.create"
+                            : strcmp(cmd, "passwd") == 0
+                                ? "staff.password_reset"
+                                : strcmp(cmd, "disable") == 0
+                                      ? "staff.disable" : "staff.enable",
+                       o->login, &au);
+        if (rc == 0)
+            rc = audit_pg_begin(db, NULL);
+        if (rc == 0)
+            rc = audit_pg_end(db, &au, change(cfg, db, cmd, o, &u), NULL);
     }
     pg_close(db);
     OPENSSL_cleanse(u.hash, sizeof(u.hash));

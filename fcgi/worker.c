@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "fcgi.h"
 #include "metrics.h"
 #include "pg.h"
@@ -215,6 +216,9 @@ static void serve(struct app *app, FCGX_Request *fx)
     } else {
         routes_dispatch(&r);
     }
+    /* an audit record a handler armed never outlives its request */
+    audit_redis_disarm(&r.app->store);
+    user_profile_audit(&r.app->profile, NULL);
     drain_input(&r);
     http_query_release(&r.query);
     kf_buf_release(&r.body);

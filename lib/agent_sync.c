@@ -8,6 +8,7 @@
 #include "agent_db.h"
 #include "agent_mirror.h"
 #include "agent_token.h"
+#include "audit.h"
 #include "kf.h"
 #include "pg.h"
 
@@ -27,17 +28,31 @@ static int stale(struct agent_err *err, int rc)
                       why);
 }
 
+/* COMMIT, with the audit row of the write first (au NULL: none), in the
+ * same transaction; a failed insert rolls back like a failed COMMIT. */
+static int audited_commit(struct pg_conn *db, const struct audit *au,
+                          struct agent_err *err)
+{
+    int rc = au ? audit_pg_insert(db, au, NULL) : 0;
+
+    if (rc < 0) {
+        agent_db_rollback(db);
+        return agent_fail(err, rc, "audit row not written");
+    }
+    return agent_db_commit(db, err);
+}
+
 /* COMMIT after the mirror step returned mrc (its reason in err): a failed
  * COMMIT means nothing was saved; a failed mirror after a good COMMIT
  * means the mirror is stale. */
 static int commit_after_mirror(struct pg_conn *db, int mrc,
-                               struct agent_err *err)
+                               const struct audit *au, struct agent_err *err)
 {
     char why[sizeof(err->msg)];
     int rc;
 
     memcpy(why, err->msg, sizeof(why));
-    rc = agent_db_commit(db, err);
+    rc = audited_commit(db, au, err);
     if (rc < 0) {
         memcpy(why, err->msg, sizeof(why));
         return agent_fail(err, rc, "%.160s; nothing was saved%s", why,
@@ -153,7 +168,8 @@ static void wipe(char token[AGENT_TOKEN_SIZE])
  * token is worthless). */
 static int with_new_token(struct pg_conn *db, struct store *s,
                           const struct agent *a, const char *account,
-                          char token[AGENT_TOKEN_SIZE], struct agent_err *err)
+                          char token[AGENT_TOKEN_SIZE],
+                          const struct audit *au, struct agent_err *err)
 {
     char hash[AGENT_HASH_SIZE];
     struct agent_err own;
@@ -180,20 +196,22 @@ static int with_new_token(struct pg_conn *db, struct store *s,
     if (rc == 0)
         rc = commit_after_mirror(db, agent_mirror_put(s, a ? a : &row, hash,
                                                       err),
-                                 err);
+                                 au, err);
     if (rc < 0 && !err->mirror_stale)
         wipe(token);
     return rc;
 }
 
 int agent_add(struct pg_conn *db, struct store *s, const struct agent *a,
-              char token[AGENT_TOKEN_SIZE], struct agent_err *err)
+              char token[AGENT_TOKEN_SIZE], const struct audit *au,
+              struct agent_err *err)
 {
-    return with_new_token(db, s, a, a->account, token, err);
+    return with_new_token(db, s, a, a->account, token, au, err);
 }
 
 int agent_update(struct pg_conn *db, struct store *s, const struct agent *v,
-                 unsigned set, struct agent *out, struct agent_err *err)
+                 unsigned set, struct agent *out, const struct audit *au,
+                 struct agent_err *err)
 {
     char hash[AGENT_HASH_SIZE];
     struct agent_err own;
@@ -215,18 +233,18 @@ int agent_update(struct pg_conn *db, struct store *s, const struct agent *v,
     return commit_after_mirror(db, agent_mirror_put(s, out, hash[0] ? hash
                                                                    : NULL,
                                                     err),
-                               err);
+                               au, err);
 }
 
 int agent_rotate_token(struct pg_conn *db, struct store *s,
                        const char *account, char token[AGENT_TOKEN_SIZE],
-                       struct agent_err *err)
+                       const struct audit *au, struct agent_err *err)
 {
-    return with_new_token(db, s, NULL, account, token, err);
+    return with_new_token(db, s, NULL, account, token, au, err);
 }
 
 int agent_remove(struct pg_conn *db, struct store *s, const char *account,
-                 struct agent_err *err)
+                 const struct audit *au, struct agent_err *err)
 {
     struct agent_err own;
     char why[sizeof(own.msg)];
@@ -252,7 +270,7 @@ int agent_remove(struct pg_conn *db, struct store *s, const char *account,
         agent_db_rollback(db);
         return rc;
     }
-    rc = agent_db_commit(db, err);
+    rc = audited_commit(db, au, err);
     if (rc < 0) {
         memcpy(why, err->msg, sizeof(why));
         err->mirror_stale = 1;

@@ -18,7 +18,7 @@
 static const char *const kind_names[] = {
     "msg_in", "msg_out", "delivery", "assign", "reassign", "transfer",
     "queue", "close", "presence", "media_stored", "media_failed",
-    "whisper", "other",
+    "whisper", "audit", "other",
 };
 
 /* Stream field -> column (msgid, id, recv_ms, ts_ms are read apart). */
@@ -131,6 +131,21 @@ static enum archive_entry_kind kind_of(struct kf_str type)
     return K(OTHER);
 }
 
+/* An audit entry (lib/lua/audit.lua) has an action, an actor and an
+ * account: audit_log requires them. */
+static int audit_ok(const struct archive_entry *e)
+{
+    int need = 0;
+    size_t i;
+
+    for (i = 0; i < e->nf; i += 2)
+        if ((kf_str_eq_c(e->f[i], "action") ||
+             kf_str_eq_c(e->f[i], "actor") || kf_str_eq_c(e->f[i], "app")) &&
+            nonempty(e->f[i + 1]))
+            need++;
+    return need == 3;
+}
+
 /* An entry missing what its table needs goes to other_events instead. */
 static enum archive_entry_kind checked_kind(const struct archive_entry *e,
                                             enum archive_entry_kind k)
@@ -149,6 +164,8 @@ static enum archive_entry_kind checked_kind(const struct archive_entry *e,
         return nonempty(e->col[C(MEDIA_ID)]) ? k : K(OTHER);
     case K(WHISPER):
         return nonempty(e->col[C(OPENID)]) ? k : K(OTHER);
+    case K(AUDIT):
+        return audit_ok(e) ? k : K(OTHER);
     default:
         return k;
     }
@@ -204,7 +221,7 @@ static void fill(struct archive_entry *e)
     if (!parse_num(e->kind == K(MSG_IN) ? e->recv_ms : e->ts_ms,
                    TS_MAX, &e->ts))
         e->ts = e->ms;
-    if (e->kind == K(OTHER)) {
+    if (e->kind == K(OTHER) || e->kind == K(AUDIT)) {
         e->json = fields_json(e->f, e->nf);
         if (!e->json) {
             bad(e, "fields cannot be written as JSON");

@@ -22,6 +22,7 @@ enum archive_entry_kind {
     ARCHIVE_ENTRY_QUEUE, ARCHIVE_ENTRY_CLOSE, ARCHIVE_ENTRY_PRESENCE,
     ARCHIVE_ENTRY_MEDIA_STORED, ARCHIVE_ENTRY_MEDIA_FAILED,
     ARCHIVE_ENTRY_WHISPER,  /* staff's internal note: messages, 'w' */
+    ARCHIVE_ENTRY_AUDIT,    /* lib/audit: its fields as JSON, to audit_log */
     ARCHIVE_ENTRY_OTHER,
     ARCHIVE_ENTRY_BAD,  /* not representable: straight to archive_rejects */
     ARCHIVE_ENTRY_GONE  /* pending, but deleted from the stream */
@@ -52,7 +53,8 @@ struct archive_entry {
     struct kf_str msgid, xid, recv_ms, ts_ms;
     int64_t ms, seq, ts;
     char num[3][24];            /* ems, eseq, ts as text */
-    char *json;                 /* ARCHIVE_ENTRY_OTHER: the fields (malloc'd) */
+    char *json;                 /* ARCHIVE_ENTRY_OTHER and _AUDIT: the
+                                   fields (malloc'd) */
     const char *why_bad;        /* ARCHIVE_ENTRY_BAD: static text */
     int done;                   /* written (or rejected): acknowledge */
 };

@@ -163,6 +163,19 @@ static const char media_sql[] =
     " FROM wxkf_arch WHERE kind IN ('media_stored', 'media_failed') "
     "ON CONFLICT (event_id) DO NOTHING";
 
+/* Audit entries (lib/lua/audit.lua): the record travels as the entry's
+ * fields (JSON); one row per entry, exactly once (the unique index on
+ * app_id and event_id, sql/0010_audit.sql). */
+static const char audit_sql[] =
+    "INSERT INTO audit_log (app_id, actor, role, action, target, ip,"
+    " request_id, detail, event_id, at) "
+    "SELECT f->>'app', f->>'actor', nullif(f->>'role', ''), f->>'action',"
+    " nullif(f->>'target', ''), nullif(f->>'ip', ''), nullif(f->>'rid', ''),"
+    " coalesce(nullif(f->>'detail', ''), '{}')::jsonb, event_id, " AT
+    " FROM (SELECT event_id, ts, fields::jsonb AS f FROM wxkf_arch"
+    "       WHERE kind = 'audit' OFFSET 0) x "
+    "ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING";
+
 static const char other_sql[] =
     "INSERT INTO other_events (event_id, type, openid, fields, at) "
     "SELECT event_id, coalesce(type, ''), nullif(openid, ''),"
@@ -195,6 +208,7 @@ static const struct stmt {
       transfers_sql },
     { BIT(PRESENCE), presence_sql },
     { BIT(MEDIA_STORED) | BIT(MEDIA_FAILED), media_sql },
+    { BIT(AUDIT), audit_sql },
     { BIT(OTHER), other_sql },
     { OUT_KINDS, out_lock_sql },             /* last: held briefly */
     { OUT_KINDS, status_sql },

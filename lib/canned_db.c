@@ -160,23 +160,32 @@ int canned_db_items(struct pg_conn *db, const char *app_id, const char *owner,
     return 0;
 }
 
-/* BEGIN and the list's lock. */
+/* BEGIN and the list's lock. Inside a transaction of the caller's (an
+ * audited write, lib/audit) only the lock: *own = 0, and the caller
+ * commits or rolls back. */
 static int begin_list(struct pg_conn *db, const char *app_id,
-                      const char *owner, struct canned_db_err *err)
+                      const char *owner, int *own, struct canned_db_err *err)
 {
     const char *p[] = { app_id, owner };
-    int rc = run(db, "BEGIN", 0, NULL, NULL, err);
+    int rc;
+
+    *own = !pg_in_transaction(db);
+    rc = *own ? run(db, "BEGIN", 0, NULL, NULL, err) : 0;
 
     if (rc == 0)
         rc = run(db, LOCK_LIST, 2, p, NULL, err);
     return rc;
 }
 
-/* COMMIT after rc == 0, else ROLLBACK; returns rc or COMMIT's failure. */
-static int end_list(struct pg_conn *db, int rc, struct canned_db_err *err)
+/* COMMIT after rc == 0, else ROLLBACK (own: a transaction begin_list
+ * began); returns rc or COMMIT's failure. */
+static int end_list(struct pg_conn *db, int own, int rc,
+                    struct canned_db_err *err)
 {
     struct canned_db_err ignored;
 
+    if (!own)
+        return rc;
     if (rc == 0)
         return run(db, "COMMIT", 0, NULL, NULL, err);
     if (pg_in_transaction(db) &&
@@ -203,11 +212,11 @@ int canned_db_add(struct pg_conn *db, const char *app_id, const char *owner,
     const char *q[] = { app_id, owner, it->folder, it->title, it->text,
                         sort };
     struct pg_res *res = NULL;
-    int rc;
+    int rc, own;
 
     *out = NULL;
     sort_text(it->sort, sort);
-    rc = begin_list(db, app_id, owner, err);
+    rc = begin_list(db, app_id, owner, &own, err);
     if (rc == 0)
         rc = run(db, "SELECT count(*) >= " KF_XSTR(CANNED_ROWS_MAX)
                  " FROM canned_replies WHERE " ONE_LIST, 2, p, &res, err);
@@ -220,7 +229,7 @@ int canned_db_add(struct pg_conn *db, const char *app_id, const char *owner,
     if (rc == 0)
         rc = first_row(res, out, err);
     pg_res_free(res);
-    rc = end_list(db, rc, err);
+    rc = end_list(db, own, rc, err);
     if (rc < 0) {
         json_decref(*out);
         *out = NULL;
@@ -302,7 +311,7 @@ int canned_db_import(struct pg_conn *db, const char *app_id,
     const char *p[] = { app_id, owner };
     struct pg_res *res = NULL;
     size_t i;
-    int rc = begin_list(db, app_id, owner, err);
+    int own, rc = begin_list(db, app_id, owner, &own, err);
 
     if (rc == 0 && replace)
         rc = run(db, "DELETE FROM canned_replies WHERE " ONE_LIST, 2, p,
@@ -322,5 +331,5 @@ int canned_db_import(struct pg_conn *db, const char *app_id,
         sort_text(l->v[i].sort, sort);
         rc = run(db, INSERT_ROW, 6, q, NULL, err);
     }
-    return end_list(db, rc, err);
+    return end_list(db, own, rc, err);
 }

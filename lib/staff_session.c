@@ -237,13 +237,17 @@ int staff_lock_fail(struct store *st, const char *login, int64_t now_ms,
     char until[24];
     const char *fail[2] = { "fail", login },
                *lock[3] = { "lock_until", login, until };
+    const char *const *tail = st->tail;     /* an armed audit record */
+    int ntail = st->ntail, rc;
     int64_t n;
-    int rc = run_int(st, 2, fail, &n);
 
+    rc = run_int(st, 2, fail, &n);
     *locked_ms = rc == 0 ? staff_lock_delay_ms(n) : 0;
     if (rc < 0 || *locked_ms == 0)
         return rc;
     snprintf(until, sizeof(until), "%lld", (long long)(now_ms + *locked_ms));
+    st->tail = tail;            /* the lock-out is audited too */
+    st->ntail = ntail;
     return run(st, 3, lock, NULL);
 }
 

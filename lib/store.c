@@ -600,16 +600,20 @@ static int run(struct store *s, const struct store_script *sc, int nkeys,
     size_t lens_s[MAX_ARGS], *lens = lens_s;
     size_t plen = strlen(s->prefix), total = 0, off = 0;
     char n[16], *kb = NULL;
+    const char *const *tail = s->tail;
     redisReply *r = NULL;
-    int i, argc = 4 + nkeys + nargs, rc = KF_ENOMEM;
+    int i, ntail = tail ? s->ntail : 0, argc, rc = KF_ENOMEM;
 
+    s->tail = NULL;                 /* for this run only */
+    s->ntail = 0;
     if (out)
         *out = NULL;
     s->err[0] = '\0';
     if (nkeys < 0 || nargs < 1)
         return KF_EINVAL;
-    if (nkeys > STORE_ARGS_MAX || nargs > STORE_ARGS_MAX - nkeys)
+    if (nkeys > STORE_ARGS_MAX || nargs > STORE_ARGS_MAX - nkeys - ntail)
         return KF_ETOOBIG;
+    argc = 4 + nkeys + nargs + ntail;
     if (argc > MAX_ARGS) {
         argv = malloc((size_t)argc * sizeof(*argv));
         lens = malloc((size_t)argc * sizeof(*lens));
@@ -635,6 +639,10 @@ static int run(struct store *s, const struct store_script *sc, int nkeys,
     for (i = 0; i < nargs; i++) {
         argv[argc] = args[i];
         lens[argc++] = arg_lens ? arg_lens[i] : strlen(args[i]);
+    }
+    for (i = 0; i < ntail; i++) {
+        argv[argc] = tail[i];
+        lens[argc++] = strlen(tail[i]);
     }
     rc = eval(s, sc, argc, argv, lens, &r, acked);
 out:

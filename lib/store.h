@@ -48,6 +48,10 @@ struct store {
     unsigned long wait_shorts;
     int64_t wait_probe_ms;    /* a short WAIT: until then wait 1 ms only */
     char err[161];            /* store_error() */
+    /* Appended to the ARGV of the next script run only, then cleared
+     * (lib/audit: audit_redis_arm); the strings are borrowed. */
+    const char *const *tail;
+    int ntail;
 };
 
 /* url: redis://[:password@]host[:port][/db] or unix:/path[?db=N].

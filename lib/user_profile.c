@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "lua.h"
 #include "stream_group.h"
 #include "wx_api.h"
@@ -235,6 +236,24 @@ int user_profile_served(struct user_profile *p, struct kf_str openid,
     return rc;
 }
 
+void user_profile_audit(struct user_profile *p, const struct audit *au)
+{
+    p->audit = au;
+}
+
+/* The audit row's who, role, address and request id: the request's
+ * record, else actor alone (SQL NULLs). */
+static void who_params(const struct user_profile *p, const char *actor,
+                       const char *out[4])
+{
+    const struct audit *a = p->audit;
+
+    out[0] = a ? a->actor : actor;
+    out[1] = a ? a->role : NULL;
+    out[2] = a && a->ip[0] ? a->ip : NULL;
+    out[3] = a && a->request_id[0] ? a->request_id : NULL;
+}
+
 /* Sets one column of the profile (col is a constant of ours) and writes
  * the audit row, in one statement. */
 static int set_field(struct user_profile *p, const char *sql,
@@ -242,20 +261,20 @@ static int set_field(struct user_profile *p, const char *sql,
                      const char *actor)
 {
     char o[65];
-    const char *params[4] = { p->app_id, o, value && *value ? value : NULL,
-                              actor };
+    const char *params[7] = { p->app_id, o, value && *value ? value : NULL };
     int rc = openid_c(openid, o);
 
     if (rc < 0)
         return rc;
-    return run(p, sql, 4, params, 0, NULL);
+    who_params(p, actor, params + 3);
+    return run(p, sql, 7, params, 0, NULL);
 }
 
 #define SET_SQL(col, action)                                              \
     "WITH u AS (INSERT INTO user_profiles (app_id, openid, " col ") "     \
     "VALUES ($1, $2, $3) ON CONFLICT (app_id, openid) DO UPDATE SET "     \
     col " = EXCLUDED." col ", updated_at = now() RETURNING openid) "      \
-    "INSERT INTO audit_log (actor, action, target, detail) SELECT $4, '"  \
+    AUDIT_LOG_INSERT "SELECT $1, $4, $5, $6, $7, '"                     \
     action "', u.openid, json_build_object('app_id', $1::text, '" col     \
     "', $3::text) FROM u"
 
@@ -295,10 +314,11 @@ int user_profile_note_add(struct user_profile *p, struct kf_str openid,
                      const char *author, const char *body, json_t **out)
 {
     char o[65];
-    const char *params[4] = { p->app_id, o, author, body };
+    const char *params[8] = { p->app_id, o, author, body };
     json_t *n = NULL;
     int rc = openid_c(openid, o);
 
+    who_params(p, author, params + 4);
     if (out)
         *out = NULL;
     if (rc < 0 || user_profile_text_ok(body, 1, PROFILE_NOTE_MAX) < 0)
@@ -306,10 +326,10 @@ int user_profile_note_add(struct user_profile *p, struct kf_str openid,
     rc = one_json(p,
         "WITH n AS (INSERT INTO user_notes (app_id, openid, author, body) "
         "VALUES ($1, $2, $3, $4) RETURNING *), "
-        "a AS (INSERT INTO audit_log (actor, action, target, detail) "
-        "SELECT $3, 'user_note.add', n.openid, json_build_object('app_id', "
+        "a AS (" AUDIT_LOG_INSERT "SELECT $1, $5, $6, $7, $8, "
+        "'user_note.add', n.openid, json_build_object('app_id', "
         "$1::text, 'note', n.id, 'body', n.body) FROM n) "
-        "SELECT " NOTE_JSON("n") "::text FROM n", 4, params, 0, &n);
+        "SELECT " NOTE_JSON("n") "::text FROM n", 8, params, 0, &n);
     if (rc == 0 && !n)
         rc = KF_EIO;
     if (rc == 0 && out)
@@ -330,11 +350,11 @@ static int note_change(struct user_profile *p, struct kf_str openid,
     static const char edit[] =
         "WITH n AS (SELECT id, author FROM user_notes WHERE app_id = $1 "
         "AND openid = $2 AND id = $3::bigint), "
-        "u AS (UPDATE user_notes t SET body = $6, updated_at = now() "
+        "u AS (UPDATE user_notes t SET body = $10, updated_at = now() "
         "FROM n WHERE t.id = n.id AND ($5::boolean OR t.author = $4) "
         "RETURNING t.*), "
-        "a AS (INSERT INTO audit_log (actor, action, target, detail) "
-        "SELECT $4, 'user_note.edit', u.openid, json_build_object('app_id', "
+        "a AS (" AUDIT_LOG_INSERT "SELECT $1, $6, $7, $8, $9, "
+        "'user_note.edit', u.openid, json_build_object('app_id', "
         "$1::text, 'note', u.id, 'author', u.author, 'body', u.body) "
         "FROM u) "
         "SELECT json_build_object('author', (SELECT author FROM n), "
@@ -344,15 +364,15 @@ static int note_change(struct user_profile *p, struct kf_str openid,
         "AND openid = $2 AND id = $3::bigint), "
         "u AS (DELETE FROM user_notes t USING n WHERE t.id = n.id AND "
         "($5::boolean OR t.author = $4) RETURNING t.*), "
-        "a AS (INSERT INTO audit_log (actor, action, target, detail) "
-        "SELECT $4, 'user_note.delete', u.openid, json_build_object("
+        "a AS (" AUDIT_LOG_INSERT "SELECT $1, $6, $7, $8, $9, "
+        "'user_note.delete', u.openid, json_build_object("
         "'app_id', $1::text, 'note', u.id, 'author', u.author, 'body', "
         "u.body) FROM u) "
         "SELECT json_build_object('author', (SELECT author FROM n), "
         "'note', (SELECT " NOTE_JSON("u") " FROM u))::text";
     char o[65], ids[24];
-    const char *params[6] = { p->app_id, o, ids, actor,
-                              admin ? "true" : "false", body };
+    const char *params[10] = { p->app_id, o, ids, actor,
+                               admin ? "true" : "false" };
     json_t *r = NULL, *note;
     int rc = openid_c(openid, o);
 
@@ -362,7 +382,9 @@ static int note_change(struct user_profile *p, struct kf_str openid,
         (body && user_profile_text_ok(body, 1, PROFILE_NOTE_MAX) < 0))
         return KF_EINVAL;
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
-    rc = one_json(p, body ? edit : del, body ? 6 : 5, params, 0, &r);
+    who_params(p, actor, params + 5);
+    params[9] = body;
+    rc = one_json(p, body ? edit : del, body ? 10 : 9, params, 0, &r);
     if (rc == 0 && !r)
         rc = KF_EIO;
     if (rc < 0)

@@ -53,7 +53,17 @@ struct user_profile {
     const char *app_id;             /* borrowed */
     enum pg_use use;
     struct pg_conn *db;             /* NULL until the first verb */
+    /* The audit record (lib/audit) of the request's change, borrowed:
+     * set with user_profile_audit around a verb; NULL: the row has the
+     * verb's actor only. */
+    const struct audit *audit;
 };
+
+/* The changes until the next call are audited with au's actor, role,
+ * address and request id (NULL: only the verb's actor). au is borrowed:
+ * set it back to NULL before it goes away. */
+struct audit;
+void user_profile_audit(struct user_profile *p, const struct audit *au);
 
 /* dsn and app_id are borrowed and must outlive p. Never fails. */
 void user_profile_init(struct user_profile *p, const char *dsn,

@@ -8,6 +8,8 @@
 -- work (online or paused): else {'err', 'not_at_work'}. The agent's
 -- feed gets {type = presence, status, prev, reason = forced, by}, and
 -- its record status_by = who until it sets a status itself.
+--       WeChat's online list, heartbeat_lost, ...).
+-- A status change is audited (audit.lua) when the caller armed it.
 -- Returns {status, sessions moved or assigned, previous status} or
 -- {'err', code}.
 local op, now, a = ARGV[1], tonumber(ARGV[2]), ARGV[4]
@@ -50,4 +52,5 @@ if forced then
                'reason', 'forced', 'by', ARGV[6] or '', 'moved',
                tostring(moved), 'ts_ms', tostring(now) })
 end
+audit(a)
 return { op, moved, prev }

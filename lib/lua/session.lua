@@ -13,6 +13,8 @@
 -- WAITING in a queue (else {'err', 'not_waiting'}) to an agent (online
 -- or paused with a free slot, as a transfer) or to another group's queue
 -- (the same group: {'err', 'same_group'}); then as the transfers.
+-- Audited (audit.lua, when the caller armed it): a reopen that reopened,
+-- a close, a transfer — each when it changed the session.
 -- Returns {'ok', ...} or {'err', code}:
 --   reopen: {'ok', 'reopened' | 'already', agent, session id, sends left}
 --     or {'err', 'held', the agent who has the user} or another refusal;
@@ -61,6 +63,7 @@ local function reopen(a, past)
                                chosen = a, reason = 'reopen',
                                reopens = tonumber(past), by = by })
     assign(o, g, c, now, cfg, why, 'reopen')
+    audit(o)
     return { 'ok', 'reopened', a, redis.call('HGET', skey(o), 'id'),
              tostring(left) }
 end
@@ -89,6 +92,7 @@ end
 
 if op == 'close' then
     close(o, by == '' and 'admin' or 'agent', now, cfg, by, target)
+    audit(o)
     return { 'ok', 'closed' }
 elseif op == 'answered' then
     if s.state ~= 'active' then return { 'err', 'not_active' } end
@@ -118,6 +122,7 @@ elseif op == 'transfer_agent' then
     if s.state == 'active' and s.agent ~= '' then
         drain_for(s.agent, now, cfg)
     end
+    audit(o)
     return { 'ok', 'assigned', target }
 elseif op == 'transfer_group' then
     if target ~= '_all' and redis.call('SCARD', P .. 'group:' .. target) == 0
@@ -131,6 +136,7 @@ elseif op == 'transfer_group' then
     -- straight back to the agent who transferred them.
     if exclude then drain_for(exclude, now, cfg) end
     local r, v = route(o, target, now, cfg, exclude, 'transfer', false)
+    audit(o)
     return { 'ok', r, tostring(v) }
 end
 return { 'err', 'bad_op' }

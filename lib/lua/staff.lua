@@ -10,6 +10,9 @@
 -- P staff:lock:<login> -> hash n (failed passwords in a row), until (ms:
 --   no verification before it); gone a day after the last failure.
 -- KEYS[1] the account prefix P; no other KEYS.
+-- Audited (audit.lua, when the caller armed it): new (the sign-in), end
+-- (when a session ended), end_all, fail (a failed password), lock_until
+-- (as 'staff.lock', when it locks the login).
 -- ARGV: 1 op, then per op:
 --   new     2 hash, 3 login, 4 role, 5 agent, 6 csrf, 7 name, 8 now,
 --           9 idle ms, 10 max ms -> {'ok'}
@@ -39,6 +42,7 @@ if op == 'new' then
     redis.call('PEXPIRE', k, tonumber(ARGV[9]))
     redis.call('SADD', ukey(ARGV[3]), ARGV[2])
     redis.call('PEXPIRE', ukey(ARGV[3]), tonumber(ARGV[10]))
+    audit(ARGV[3])
     return { 'ok' }
 elseif op == 'get' then
     local k = skey(ARGV[2])
@@ -65,7 +69,9 @@ elseif op == 'get' then
 elseif op == 'end' then
     local l = redis.call('HGET', skey(ARGV[2]), 'login')
     if l then redis.call('SREM', ukey(l), ARGV[2]) end
-    return { redis.call('DEL', skey(ARGV[2])) }
+    local n = redis.call('DEL', skey(ARGV[2]))
+    if n > 0 then audit(l) end
+    return { n }
 elseif op == 'end_all' then
     local n = 0
     for _, h in ipairs(redis.call('SMEMBERS', ukey(ARGV[2]))) do
@@ -74,6 +80,7 @@ elseif op == 'end_all' then
             redis.call('SREM', ukey(ARGV[2]), h)
         end
     end
+    audit(ARGV[2])
     return { n }
 elseif op == 'lock' then
     local u = tonumber(redis.call('HGET', lkey(ARGV[2]), 'until') or '0')
@@ -83,11 +90,13 @@ elseif op == 'lock' then
 elseif op == 'fail' then
     local n = redis.call('HINCRBY', lkey(ARGV[2]), 'n', 1)
     redis.call('PEXPIRE', lkey(ARGV[2]), DAY)
+    audit(ARGV[2])
     return { n }
 elseif op == 'lock_until' then
     local u = tonumber(redis.call('HGET', lkey(ARGV[2]), 'until') or '0')
     if tonumber(ARGV[3]) > u then
         redis.call('HSET', lkey(ARGV[2]), 'until', ARGV[3])
+        audit(ARGV[2], 'staff.lock')
     end
     return { 'ok' }
 elseif op == 'unlock' then

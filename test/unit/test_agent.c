@@ -626,15 +626,15 @@ static void test_agent_add_of_a_taken_account_is_eexists(void **st)
     struct agent a;
 
     make_agent(&a, "kf20", "Twenty", NULL);
-    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err), 0);
-    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err),
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, NULL, &err), 0);
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, NULL, &err),
                      KF_EEXISTS);
     assert_string_equal(err.msg, "account exists");
     assert_int_equal(err.mirror_stale, 0);
     assert_string_equal(token, "");
     /* a bad field is still KF_EINVAL, not a 409 */
     a.weight = 0;
-    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err),
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, NULL, &err),
                      KF_EINVAL);
 }
 
@@ -649,20 +649,20 @@ static void test_agent_remove_of_a_busy_agent_is_ebusy_and_keeps_it(
     struct agent a, row;
 
     make_agent(&a, "kf21", "TwentyOne", NULL);
-    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err), 0);
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, NULL, &err), 0);
     rcmd(b->f, "SADD", P "load:kf21", "oUser1", NULL);
-    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", &err), KF_EBUSY);
+    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", NULL, &err), KF_EBUSY);
     assert_string_equal(err.msg,
                         "agent has active sessions; set it offline first");
     assert_int_equal(agent_db_get(b->db, "kf21", &row, hash, &err), 0);
     expect(b->f, "1", "SISMEMBER", P "agents", "kf21", NULL);
     rcmd(b->f, "DEL", P "load:kf21", NULL, NULL);
     rcmd(b->f, "HSET", P "agent:kf21", "status", "online");
-    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", &err), KF_EBUSY);
+    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", NULL, &err), KF_EBUSY);
     assert_string_equal(err.msg, "agent is online; set it offline first");
     assert_int_equal(agent_db_get(b->db, "kf21", &row, hash, &err), 0);
     rcmd(b->f, "HSET", P "agent:kf21", "status", "offline");
-    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", &err), 0);
+    assert_int_equal(agent_remove(b->db, &b->f->s, "kf21", NULL, &err), 0);
     assert_int_equal(agent_db_get(b->db, "kf21", &row, hash, &err),
                      KF_ENOTFOUND);
     expect(b->f, "0", "SISMEMBER", P "agents", "kf21", NULL);
@@ -685,7 +685,7 @@ static void test_agent_sync_keeps_busy_redis_only_agents(void **st)
     assert_int_equal(agent_token_new(token, h), 0);
     assert_int_equal(agent_mirror_put(&b->f->s, &a, h, &err), 0);
     make_agent(&a, "kf24", "Row", NULL);
-    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, &err), 0);
+    assert_int_equal(agent_add(b->db, &b->f->s, &a, token, NULL, &err), 0);
     rcmd(b->f, "DEL", P "agent:kf24", NULL, NULL);
     assert_int_equal(agent_mirror_sync_all(&b->f->s, b->db, &ss, &err), 0);
     assert_true(ss.kept >= 1);     /* once per place found: set, hash */
