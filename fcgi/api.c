@@ -475,12 +475,9 @@ void api_me_colleagues(struct fcgi_req *r)
     fcgi_json(r, 200, c);
 }
 
-/* Runs a lib/route verb's script with the request's audit record armed
- * (lib/audit; action NULL: not audited, as a heartbeat): *au is built
- * first, and the caller runs the verb between this and
- * audit_redis_disarm. Answers and returns nonzero when it cannot. */
-static int arm(struct fcgi_req *r, const struct auth *who, const char *action,
-               struct kf_str target, struct audit *au)
+/* Arms the request's audit record for the next script (fcgi.h). */
+int api_audit_arm(struct fcgi_req *r, const struct auth *who,
+                  const char *action, struct kf_str target, struct audit *au)
 {
     char t[AUDIT_TARGET_MAX + 1];
 
@@ -506,7 +503,7 @@ static void presence(struct fcgi_req *r, const struct auth *who,
     long moved = 0;
     int rc;
 
-    if (arm(r, who, strcmp(op, "heartbeat") ? "agent.status" : NULL,
+    if (api_audit_arm(r, who, strcmp(op, "heartbeat") ? "agent.status" : NULL,
             kf_str_c(who->account), &au))
         return;
     rc = route_presence(rt(r), who->account, op, reason, kf_wall_ms(), status,
@@ -647,7 +644,7 @@ static void session_action(struct fcgi_req *r, const struct auth *who,
     char result[96];
     int rc;
 
-    if (arm(r, who, "session.close", r->param, &au))
+    if (api_audit_arm(r, who, "session.close", r->param, &au))
         return;
     rc = route_session(rt(r), op, r->param, by, target, kf_wall_ms(),
                        result, sizeof(result), &why);
@@ -777,7 +774,7 @@ void api_session_transfer(struct fcgi_req *r)
                    : "to_group is not a group name", NULL);
     else if (note && handover_check_note(note, &why) < 0)
         api_refused(r, why, NULL);
-    else if (arm(r, &who, "session.transfer", r->param, &au) == 0) {
+    else if (api_audit_arm(r, &who, "session.transfer", r->param, &au) == 0) {
         rc = route_transfer(rt(r), r->param, by, agent, group, note,
                             kf_wall_ms(), result, sizeof(result), &why);
         audit_redis_disarm(rt(r)->store);

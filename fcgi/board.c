@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "auth.h"
+#include "audit.h"
 #include "fcgi.h"
 #include "refusal.h"
 #include "route.h"
@@ -294,6 +295,7 @@ void api_queue_assign(struct fcgi_req *r)
     const struct refusal *why = NULL;
     const char *agent = NULL, *group = NULL;
     char result[96];
+    struct audit au;
     struct auth who;
     json_t *body;
     int rc;
@@ -313,8 +315,11 @@ void api_queue_assign(struct fcgi_req *r)
         bad_query(r, err.msg);
         goto out;
     }
+    if (api_audit_arm(r, &who, "session.move", r->param, &au))
+        goto out;
     rc = route_move(rt(r), r->param, agent, group, kf_wall_ms(), result,
                     sizeof(result), &why);
+    audit_redis_disarm(rt(r)->store);
     if (rc == KF_EBACKEND || (rc < 0 && !why)) {
         api_backend_down(r);
     } else if (rc < 0) {
@@ -338,6 +343,7 @@ void api_agent_force_status(struct fcgi_req *r)
     const struct refusal *why = NULL;
     const char *status = NULL;
     char acct[72], now_st[16] = "";
+    struct audit au;
     struct auth who;
     json_t *body;
     long moved = 0;
@@ -358,8 +364,11 @@ void api_agent_force_status(struct fcgi_req *r)
         bad_query(r, "status must be paused or offline");
         goto out;
     }
+    if (api_audit_arm(r, &who, "agent.force_status", kf_str_c(acct), &au))
+        goto out;
     rc = route_force_status(rt(r), acct, status, actor(&who), kf_wall_ms(),
                             now_st, sizeof(now_st), &moved, &why);
+    audit_redis_disarm(rt(r)->store);
     if (rc == KF_EBACKEND || (rc < 0 && !why))
         api_backend_down(r);
     else if (rc < 0)

@@ -151,6 +151,13 @@ json_t *api_json_body(struct fcgi_req *r);
 struct audit;
 int api_audit(struct fcgi_req *r, const struct auth *who, const char *action,
               const char *target, struct audit *out);
+/* The next lib/route (store_run) script runs with the request's audit
+ * record armed (lib/audit; action NULL: not audited): *au is built first,
+ * the caller runs the verb, then audit_redis_disarm. The script audits
+ * where it makes the change (lib/lua/audit.lua). Answers and returns
+ * nonzero when it cannot. */
+int api_audit_arm(struct fcgi_req *r, const struct auth *who,
+                  const char *action, struct kf_str target, struct audit *au);
 /* The audit record of a command's change (actor and role 'cli', the
  * account of cfg): 0 or KF_EINVAL. */
 int cli_audit(const struct config *cfg, const char *action,

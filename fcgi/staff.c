@@ -395,6 +395,7 @@ void api_staff_create(struct fcgi_req *r)
                *pw = NULL;
     struct pg_conn *db = NULL;
     struct staff_user u;
+    struct audit au;
     struct auth who;
     json_t *body;
     int rc;
@@ -423,11 +424,13 @@ void api_staff_create(struct fcgi_req *r)
     snprintf(u.name, sizeof(u.name), "%s", name);
     snprintf(u.role, sizeof(u.role), "%s", role);
     snprintf(u.agent, sizeof(u.agent), "%s", agent ? agent : "");
+    if (api_audit(r, &who, "staff.create", u.login, &au))
+        goto out;
     rc = password_hash(pw, strlen(pw), u.hash);
     if (rc == 0)
         rc = staff_open(r->app->cfg.postgres.dsn, 1, &db);
-    if (rc == 0)
-        rc = staff_add(db, app_id(r), &u);
+    if (rc == 0 && (rc = audit_pg_begin(db, NULL)) == 0)
+        rc = audit_pg_end(db, &au, staff_add(db, app_id(r), &u), NULL);
     pg_close(db);
     OPENSSL_cleanse(u.hash, sizeof(u.hash));
     if (rc == KF_EEXISTS)
@@ -489,9 +492,14 @@ void api_staff_patch(struct fcgi_req *r)
     {
         struct pg_conn *db = NULL;
 
+        struct audit au;
+
+        if (api_audit(r, &who, "staff.update", login, &au))
+            goto out;
         rc = staff_open(r->app->cfg.postgres.dsn, 1, &db);
-        if (rc == 0)
-            rc = staff_update(db, app_id(r), login, &c, &changed);
+        if (rc == 0 && (rc = audit_pg_begin(db, NULL)) == 0)
+            rc = audit_pg_end(db, &au, staff_update(db, app_id(r), login, &c,
+                                                    &changed), NULL);
         pg_close(db);
     }
     if (rc == 0 && (changed || c.disabled == 1) &&

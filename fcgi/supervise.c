@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "audit.h"
 #include "fcgi.h"
 #include "refusal.h"
 #include "supervise.h"
@@ -32,6 +33,7 @@ void api_session_whisper(struct fcgi_req *r)
 {
     const struct refusal *why = NULL;
     struct supervise_author a;
+    struct audit au;
     struct auth who;
     char session[24], agent[48], id[SUPERVISE_MSGID_SIZE];
     const char *text = NULL, *by = "";
@@ -58,8 +60,11 @@ void api_session_whisper(struct fcgi_req *r)
         a.author = who.login[0] ? who.login : "admin";
         a.role = who.role == AUTH_SUPERVISOR ? "supervisor" : "admin";
     }
+    if (api_audit_arm(r, &who, "session.whisper", r->param, &au))
+        goto out;
     rc = supervise_whisper(&r->app->route, r->param, by, &a, text,
                            kf_wall_ms(), session, agent, id, &why);
+    audit_redis_disarm(r->app->route.store);
     if (rc < 0)
         supervise_failed(r, rc, why);
     else
@@ -79,6 +84,7 @@ out:
 void api_session_takeover(struct fcgi_req *r)
 {
     const struct refusal *why = NULL;
+    struct audit au;
     struct auth who;
     char prev[48];
     int rc;
@@ -94,8 +100,11 @@ void api_session_takeover(struct fcgi_req *r)
         api_refused(r, refusal_get(REFUSAL_NO_AGENT_IDENTITY), NULL);
         return;
     }
+    if (api_audit_arm(r, &who, "session.takeover", r->param, &au))
+        return;
     rc = supervise_takeover(&r->app->route, r->param, who.account,
                             who.login, who.name, kf_wall_ms(), prev, &why);
+    audit_redis_disarm(r->app->route.store);
     if (rc < 0)
         supervise_failed(r, rc, why);
     else

@@ -10,6 +10,7 @@
 
 #include "api_token.h"
 #include "auth.h"
+#include "audit.h"
 #include "fcgi.h"
 #include "pg.h"
 #include "refusal.h"
@@ -50,6 +51,7 @@ void api_tokens_list(struct fcgi_req *r)
 void api_tokens_create(struct fcgi_req *r)
 {
     const char *name = NULL;
+    struct audit au;
     struct auth who;
     json_t *body, *t = NULL;
     unsigned scopes = 0;
@@ -61,9 +63,15 @@ void api_tokens_create(struct fcgi_req *r)
         goto out;
     rc = !name || api_token_scopes_json_parse(json_object_get(body, "scopes"),
                                               &scopes) < 0
-         ? KF_EINVAL
-         : api_token_add(r->app->tokens_db, app_id(r), name, scopes,
-                         who.login[0] ? who.login : "admin", &t);
+         ? KF_EINVAL : 0;
+    if (rc == 0 && api_audit(r, &who, "token.create", name, &au))
+        goto out;
+    if (rc == 0 && (rc = audit_pg_begin(r->app->tokens_db, NULL)) == 0)
+        rc = audit_pg_end(r->app->tokens_db, &au,
+                          api_token_add(r->app->tokens_db, app_id(r), name,
+                                        scopes, who.login[0] ? who.login
+                                                             : "admin", &t),
+                          NULL);
     if (rc < 0) {
         failed(r, "create", rc);
         goto out;
@@ -79,8 +87,10 @@ out:
 /* DELETE /api/v1/tokens/{id}: revoked (again: no change); the row. */
 void api_token_delete(struct fcgi_req *r)
 {
+    struct audit au;
     struct auth who;
     json_t *t = NULL;
+    char target[24];
     long long id = 0;
     size_t i;
     int rc;
@@ -92,9 +102,14 @@ void api_token_delete(struct fcgi_req *r)
             break;
         id = id * 10 + (r->param.p[i] - '0');
     }
-    rc = i == r->param.len && i > 0 && i <= 18
-         ? api_token_revoke(r->app->tokens_db, app_id(r), id, &t)
-         : KF_ENOTFOUND;
+    rc = i == r->param.len && i > 0 && i <= 18 ? 0 : KF_ENOTFOUND;
+    snprintf(target, sizeof(target), "%lld", id);
+    if (rc == 0 && api_audit(r, &who, "token.revoke", target, &au))
+        return;
+    if (rc == 0 && (rc = audit_pg_begin(r->app->tokens_db, NULL)) == 0)
+        rc = audit_pg_end(r->app->tokens_db, &au,
+                          api_token_revoke(r->app->tokens_db, app_id(r), id,
+                                           &t), NULL);
     if (rc < 0) {
         failed(r, "revoke", rc);
         return;

@@ -39,6 +39,7 @@ if op == 'whisper' then
                  'payload', payload, 'ts_ms', tostring(now) }
     emit(ev)
     inbox(a, ev)
+    audit(o)
     return { 'ok', sid, a }
 elseif op == 'takeover' then
     local target, login, name = ARGV[5], ARGV[6], ARGV[7]
@@ -59,6 +60,7 @@ elseif op == 'takeover' then
     assign(o, g, c, now, cfg, explain(g, 'takeover', { c }, target,
                                       'takeover'), 'takeover', 'transfer')
     drain_for(s.agent, now, cfg)
+    audit(o)
     return { 'ok', 'taken_over', target, s.agent }
 end
 return { 'err', 'bad_op' }

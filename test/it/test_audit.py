@@ -267,6 +267,67 @@ def c_canned_import(w):
     return r, 'canned.import', 'admin', 'admin', None
 
 
+def c_whisper(w):
+    u = serve(w.stack, w.a, [w.b])
+    w.ids['whispered'] = u
+    r = w.api('POST', '/api/v1/sessions/%s/whisper' % u.openid,
+              json={'text': '这位用户上周投诉过'})
+    return r, 'session.whisper', 'admin', 'admin', u.openid
+
+
+def c_takeover(w):
+    if 'chief' not in w.ids:
+        add_agent(w.stack, 'au_s')
+        add_user(w.stack, 'chief', 'supervisor', agent='au_s')
+        w.ids['chief'] = Cookie(w.stack, 'chief')
+    u = w.ids.get('whispered') or serve(w.stack, w.a, [w.b])
+    r = w.ids['chief'].call('POST', '/api/v1/sessions/%s/takeover' % u.openid)
+    return r, 'session.takeover', 'chief', 'supervisor', u.openid
+
+
+def c_move(w):
+    w.a.status('paused')        # nobody takes a new user: it waits
+    w.b.status('paused')
+    u = w.stack.user()
+    assert u.send_text('有人吗').status_code == 200
+    r = boss(w).call('POST', '/api/v1/queue/%s/assign' % u.openid,
+                     json={'agent': 'au_a'})
+    w.a.status('online')
+    return r, 'session.move', 'boss', 'admin', u.openid
+
+
+def c_force(w):
+    w.b.status('online')
+    r = boss(w).call('POST', '/api/v1/agents/au_b/status',
+                     json={'status': 'paused'})
+    return r, 'agent.force_status', 'boss', 'admin', 'au_b'
+
+
+def c_token_create(w):
+    r = boss(w).call('POST', '/api/v1/tokens',
+                     json={'name': 'erp', 'scopes': ['read']})
+    keep_id(w, 'token', r)
+    return r, 'token.create', 'boss', 'admin', 'erp'
+
+
+def c_token_revoke(w):
+    n = made(w, 'token', c_token_create)
+    r = boss(w).call('DELETE', '/api/v1/tokens/%d' % n)
+    return r, 'token.revoke', 'boss', 'admin', str(n)
+
+
+def c_staff_create(w):
+    r = boss(w).call('POST', '/api/v1/staff',
+                     json={'login': 'newbie', 'name': '新人',
+                           'role': 'supervisor', 'password': PW})
+    return r, 'staff.create', 'boss', 'admin', 'newbie'
+
+
+def c_staff_patch(w):
+    r = boss(w).call('PATCH', '/api/v1/staff/newbie', json={'name': '小新'})
+    return r, 'staff.update', 'boss', 'admin', 'newbie'
+
+
 CALLS = {
     ('POST', '/api/v1/me/status'): c_status,
     ('POST', '/api/v1/sessions/*/close'): c_close,
@@ -292,6 +353,14 @@ CALLS = {
     ('PATCH', '/api/v1/canned/*'): c_canned_patch,
     ('DELETE', '/api/v1/canned/*'): c_canned_delete,
     ('POST', '/api/v1/canned/import'): c_canned_import,
+    ('POST', '/api/v1/sessions/*/whisper'): c_whisper,
+    ('POST', '/api/v1/sessions/*/takeover'): c_takeover,
+    ('POST', '/api/v1/queue/*/assign'): c_move,
+    ('POST', '/api/v1/agents/+/status'): c_force,
+    ('POST', '/api/v1/tokens'): c_token_create,
+    ('DELETE', '/api/v1/tokens/*'): c_token_revoke,
+    ('POST', '/api/v1/staff'): c_staff_create,
+    ('PATCH', '/api/v1/staff/*'): c_staff_patch,
 }
 
 
