@@ -12,7 +12,7 @@ import {S} from './state.js';
 const PAGE = 50;
 // The action filter's choices: every action, or those of one object.
 const OBJECTS = ['session', 'agent', 'staff', 'label', 'canned', 'user',
-                 'user_note', 'queue'];
+                 'user_note', 'token'];
 
 let form = null;
 let offset = 0;

@@ -1692,8 +1692,8 @@ async function reportsSteps(browser) {
     });
 }
 
-// The audit log (admins): rows put into audit_log with psql (the write
-// paths are issue 18's other part), seen newest first with readable
+// The audit log (admins): known rows put into audit_log with psql beside
+// those the earlier steps' actions wrote, seen newest first with readable
 // action names (an unknown one as its code), paged with the total,
 // filtered by who and by kind of action, a bad range told in Chinese; on
 // a laptop and on a phone.
@@ -1713,9 +1713,9 @@ async function auditSteps(browser) {
                    'label.create', 'label-' || i, '192.0.2.7', 'rid-l' || i, '{}'::jsonb
             FROM generate_series(1, 55) i;
             INSERT INTO audit_log (app_id, at, actor, role, action, target, ip, request_id, detail) VALUES
-            ('${app}', now() - interval '1 minute', 'wang', 'agent', 'session.transfer', 'oAuditUser01',
+            ('${app}', now(), 'wang', 'agent', 'session.transfer', 'oAuditUser01',
              '192.0.2.8', 'rid-t1', '{"to": "b@shop", "note": "VIP"}'),
-            ('${app}', now() - interval '2 minutes', 'lead', 'supervisor', 'widget.frobnicate', 'w1',
+            ('${app}', now() - interval '1 second', 'lead', 'supervisor', 'widget.frobnicate', 'w1',
              '192.0.2.9', 'rid-w1', '{}'),
             ('wxsomeotheraccount1', now(), 'intruder', 'admin', 'agent.delete', 'x', '192.0.2.10', 'rid-x', '{}');`;
         execFileSync('psql', [dsn, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql],
@@ -1755,7 +1755,8 @@ async function auditSteps(browser) {
         await tid(p, 'audit-search').click();
         await p.waitForFunction(() => /共 1 条/.test(
             document.querySelector('[data-testid="audit-total"]').textContent));
-        await tid(p, 'audit-actor').fill('');
+        // the earlier steps' own label changes are the admin token's
+        await tid(p, 'audit-actor').fill('boss');
         await tid(p, 'audit-action').selectOption('label.');
         await tid(p, 'audit-search').click();
         await p.waitForFunction(() => /共 55 条/.test(
@@ -1771,6 +1772,28 @@ async function auditSteps(browser) {
                'no stale rows under the error');
         await top(p);
         await shot(p, 'laptop-audit-error');
+        await tid(p, 'audit-clear').click();
+        await p.waitForFunction(() => /第 1–50 条/.test(
+            document.querySelector('[data-testid="audit-total"]').textContent));
+    });
+
+    await step('audit: what the supervisor did earlier in this scenario is in the log', async () => {
+        const lead = need('WXKF_SUPER_LOGIN');
+        await tid(p, 'audit-actor').fill(lead);
+        await tid(p, 'audit-action').selectOption('session.');
+        await tid(p, 'audit-search').click();
+        await until(async () => {
+            const acts = await p.locator('[data-testid="audit-row"]').evaluateAll(
+                rows => rows.map(r => r.dataset.action));
+            return acts.includes('session.whisper') && acts.includes('session.takeover');
+        }, 15000, 'the supervisor\'s whisper and take-over in the log');
+        const row = p.locator('[data-testid="audit-row"][data-action="session.takeover"]').first();
+        const cells = await row.locator('td').allTextContents();
+        assert(cells.includes(await zh(p, 'audit.action.session.takeover')) &&
+               cells.includes(await zh(p, 'audit.role.supervisor')) &&
+               cells.includes('127.0.0.1'), 'who, how, from where: ' + cells.join('|'));
+        await top(p);
+        await shot(p, 'laptop-audit-supervisor');
         await tid(p, 'audit-clear').click();
         await p.waitForFunction(() => /第 1–50 条/.test(
             document.querySelector('[data-testid="audit-total"]').textContent));
