@@ -61,8 +61,10 @@ void api_tokens_create(struct fcgi_req *r)
         return;
     if (api_str_field(r, body, "name", &name))
         goto out;
-    rc = !name || api_token_scopes_json_parse(json_object_get(body, "scopes"),
-                                              &scopes) < 0
+    /* checked before the audit record is made of the name */
+    rc = !name || api_token_check_name(name) < 0 ||
+         api_token_scopes_json_parse(json_object_get(body, "scopes"),
+                                     &scopes) < 0
          ? KF_EINVAL : 0;
     if (rc == 0 && api_audit(r, &who, "token.create", name, &au))
         goto out;

@@ -431,7 +431,7 @@ More users: build/rel/wxkf user add -c $CONF --login L --name N --role agent|sup
 Or with a token (使用令牌登录):
   agent $DEMO_AGENT:  $(cat "$AGENT_FILE" 2>/dev/null || echo "(none: $AGENT_FILE missing)")
   admin:                $admin_line
-$first_adminGo online in the console, then be a WeChat user (the simulator signs and
+${first_admin}Go online in the console, then be a WeChat user (the simulator signs and
 encrypts the callback); the message appears in the console, answer it there:
   curl -s -XPOST http://127.0.0.1:${sim_port:-$SIM_PORT}/_sim/users/oSandboxUser1/send -d '{"type":"text","content":"你好，我想问一下订单"}'
 What your answers sent to "WeChat":  curl -s http://127.0.0.1:${sim_port:-$SIM_PORT}/_sim/sent
